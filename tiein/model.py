@@ -1,0 +1,170 @@
+"""The data contracts between the stages of a build.
+
+Every stage hands the next one Apache Arrow tables with exactly these schemas
+(column order included). Loaders produce ``Catalog``/``orders``/``views``/``listed_pairs``;
+mining produces ``PAIR_STATS``; classification produces ``RELATIONS``; the store receives a
+:class:`GraphData`.
+
+Conventions
+- product ids are strings (``"85123A"``, ``"24852"``, ``"B001BKEWF2"``);
+- ``category`` is the leaf category name, ``category_path`` the full path joined with
+  ``" > "`` (``"produce > fresh fruits"``); a product without a category has nulls;
+- prices are float64 in the shop's currency, stock is int64 (null = unknown, treated as in stock);
+- ``attributes`` is a JSON object string of free attributes (``{"color": "red"}``) or null;
+- timestamps are naive UTC ``timestamp[us]``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+CATEGORY_SEP = " > "
+
+PRODUCTS = pa.schema(
+    [
+        ("product_id", pa.string()),
+        ("title", pa.string()),
+        ("category", pa.string()),
+        ("category_path", pa.string()),
+        ("brand", pa.string()),
+        ("price", pa.float64()),
+        ("stock", pa.int64()),
+        ("attributes", pa.string()),
+    ]
+)
+
+# One row per order line. quantity > 0 (cancellations already netted out by the loader).
+ORDERS = pa.schema(
+    [
+        ("order_id", pa.string()),
+        ("product_id", pa.string()),
+        ("quantity", pa.float64()),
+        ("customer_id", pa.string()),
+        ("ts", pa.timestamp("us")),
+    ]
+)
+
+# Browsing sessions: one row per event (view, cart, ...). Co-view pairs are mined per session.
+VIEWS = pa.schema(
+    [
+        ("session_id", pa.string()),
+        ("product_id", pa.string()),
+        ("ts", pa.timestamp("us")),
+        ("event", pa.string()),
+    ]
+)
+
+# Pairs a source already lists per product (Amazon also_buy / also_view).
+# kind is "co_purchase" or "co_view"; src lists dst.
+LISTED_PAIRS = pa.schema(
+    [
+        ("src", pa.string()),
+        ("dst", pa.string()),
+        ("kind", pa.string()),
+    ]
+)
+
+# Co-occurrence statistics of an unordered pair, stored once with a < b (string order).
+# n_ab: baskets (orders or sessions) with both; n_a / n_b: baskets with a / b; n: all baskets.
+# support = n_ab / n; conf_ab = P(b | a) = n_ab / n_a; conf_ba = n_ab / n_b;
+# lift = n_ab * n / (n_a * n_b);
+# after_ab = customers who bought a and later (a later order, within the window) bought b,
+# after_ba the other way round; 0 where customer or time is unknown.
+PAIR_STATS = pa.schema(
+    [
+        ("a", pa.string()),
+        ("b", pa.string()),
+        ("n_ab", pa.int64()),
+        ("n_a", pa.int64()),
+        ("n_b", pa.int64()),
+        ("n", pa.int64()),
+        ("support", pa.float64()),
+        ("conf_ab", pa.float64()),
+        ("conf_ba", pa.float64()),
+        ("lift", pa.float64()),
+        ("after_ab", pa.int64()),
+        ("after_ba", pa.int64()),
+    ]
+)
+
+RELATION_KINDS = ("complement", "substitute", "upsell", "series")
+# Relationship type in the graph for each relation kind.
+REL_TYPE = {
+    "complement": "COMPLEMENT",
+    "substitute": "SUBSTITUTE",
+    "upsell": "UPSELL",
+    "series": "SAME_SERIES",
+}
+
+# Typed, directed relations: src -> dst ("for a shopper looking at src, dst is a <kind>").
+# evidence is a JSON object string with every number that led to the decision.
+RELATIONS = pa.schema(
+    [
+        ("src", pa.string()),
+        ("dst", pa.string()),
+        ("kind", pa.string()),
+        ("score", pa.float64()),
+        ("n_ab", pa.int64()),
+        ("lift", pa.float64()),
+        ("confidence", pa.float64()),
+        ("co_view", pa.int64()),
+        ("similarity", pa.float64()),
+        ("category_relation", pa.string()),  # "same" | "sibling" | "different" | "unknown"
+        ("price_ratio", pa.float64()),  # price(dst) / price(src), null if unknown
+        ("evidence", pa.string()),
+    ]
+)
+
+# Categories: id is the full path (unique), name the leaf, parent the parent's path or null.
+CATEGORIES = pa.schema(
+    [
+        ("category_id", pa.string()),
+        ("name", pa.string()),
+        ("parent_id", pa.string()),
+        ("level", pa.int64()),
+    ]
+)
+
+SCENES = pa.schema(
+    [
+        ("scene_id", pa.string()),
+        ("name", pa.string()),
+        ("source", pa.string()),  # "user" | "discovered"
+    ]
+)
+
+# product_id -> scene_id with the product's role in the scene (may be null) and a weight.
+SCENE_MEMBERS = pa.schema(
+    [
+        ("product_id", pa.string()),
+        ("scene_id", pa.string()),
+        ("role", pa.string()),
+        ("weight", pa.float64()),
+    ]
+)
+
+
+def empty(schema: pa.Schema) -> pa.Table:
+    """An empty table of ``schema``."""
+    return schema.empty_table()
+
+
+@dataclass
+class GraphData:
+    """Everything a store needs for one full, atomic load.
+
+    ``products`` follows PRODUCTS; ``co_purchased`` and ``co_viewed`` follow PAIR_STATS;
+    ``relations`` follows RELATIONS; categories / brands / attributes / scenes are derived by
+    :func:`graph.build.graph_data` from the products (see graph/schema.md).
+    """
+
+    products: pa.Table
+    co_purchased: pa.Table = field(default_factory=lambda: empty(PAIR_STATS))
+    co_viewed: pa.Table = field(default_factory=lambda: empty(PAIR_STATS))
+    relations: pa.Table = field(default_factory=lambda: empty(RELATIONS))
+    scenes: pa.Table = field(default_factory=lambda: empty(SCENES))
+    scene_members: pa.Table = field(default_factory=lambda: empty(SCENE_MEMBERS))
+    meta: dict[str, Any] = field(default_factory=dict)
