@@ -1,0 +1,40 @@
+# tiein — the two front-door commands:
+#   make demo   set up .venv and build the graph from Online Retail I, then show products with
+#               their complements and substitutes (embedded store, no server needed)
+#   make test   set up .venv and run the linter and the whole test suite (what CI runs)
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.tiein-installed
+CYPHER_CHECK := tools/cypher-check
+
+.PHONY: setup demo test bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# torch first and pinned: an unpinned torch pulls a multi-GB CUDA build
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[embeddings,dev,bench]'
+	touch $(STAMP)
+
+$(CYPHER_CHECK)/node_modules/.installed: $(CYPHER_CHECK)/package.json $(CYPHER_CHECK)/package-lock.json
+	npm ci --prefix $(CYPHER_CHECK) --no-audit --no-fund --loglevel=error
+	touch $@
+
+setup: $(STAMP) $(CYPHER_CHECK)/node_modules/.installed
+
+demo: $(STAMP)
+	$(BIN)/tiein build --dataset online_retail --show 5
+
+test: setup
+	$(BIN)/ruff check tiein graph embeddings loaders tests bench
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python bench/mining.py
+	$(BIN)/python bench/relation_quality.py
+
+clean:
+	rm -rf tiein-data

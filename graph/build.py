@@ -1,0 +1,407 @@
+"""Derive the node and relationship tables of the graph from a :class:`tiein.model.GraphData`.
+
+Pure and store-agnostic: every store (embedded LadybugDB, Neo4j) loads exactly the tables
+:func:`graph_tables` returns, so both hold the same graph. The graph model is described in
+graph/schema.md (the one schema file); :data:`NODE_SCHEMAS` and :data:`REL_SCHEMAS` are its
+machine-readable form.
+
+Validation happens here, once, for every store: product / scene ids unique and non-null, every
+relationship endpoint an existing node, co-occurrence pairs stored once with ``a < b``, relation
+kinds known, no self-loops, no duplicate edges. A violation raises :class:`InputError` naming the
+table, the 1-based row and the column.
+
+>>> import pyarrow as pa
+>>> from tiein.model import PRODUCTS, GraphData
+>>> p = pa.table({"product_id": ["1"], "title": ["Tent"], "category": ["tents"],
+...     "category_path": ["outdoor > tents"], "brand": ["Acme"], "price": [99.0],
+...     "stock": [3], "attributes": ['{"color": "green"}']}, schema=PRODUCTS)
+>>> t = graph_tables(GraphData(products=p))
+>>> t.nodes["Category"].column("category_id").to_pylist()
+['outdoor', 'outdoor > tents']
+>>> t.rels["HAS_ATTRIBUTE"].to_pylist()
+[{'src': '1', 'dst': 'color=green'}]
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from tiein.errors import InputError
+from tiein.model import (
+    CATEGORY_SEP,
+    PAIR_STATS,
+    PRODUCTS,
+    REL_TYPE,
+    RELATION_KINDS,
+    RELATIONS,
+    SCENE_MEMBERS,
+    SCENES,
+    GraphData,
+)
+
+# ----------------------------------------------------------------------------- graph schema
+# Node label -> schema; the first column is the primary key.
+NODE_SCHEMAS: dict[str, pa.Schema] = {
+    "Product": PRODUCTS,
+    "Category": pa.schema([("category_id", pa.string()), ("name", pa.string()), ("level", pa.int64())]),
+    "Brand": pa.schema([("name", pa.string())]),
+    "Attribute": pa.schema([("attribute_id", pa.string()), ("key", pa.string()), ("value", pa.string())]),
+    "Scene": SCENES,
+}
+
+_PAIR_PROPS = [f for f in PAIR_STATS if f.name not in ("a", "b")]
+_RELATION_PROPS = [f for f in RELATIONS if f.name not in ("src", "dst", "kind")]
+_KEYS = [pa.field("src", pa.string()), pa.field("dst", pa.string())]
+
+# Relationship type -> (from label, to label, schema with src, dst, then the properties).
+REL_ENDPOINTS: dict[str, tuple[str, str]] = {
+    "IN_CATEGORY": ("Product", "Category"),
+    "CHILD_OF": ("Category", "Category"),
+    "HAS_BRAND": ("Product", "Brand"),
+    "HAS_ATTRIBUTE": ("Product", "Attribute"),
+    "IN_SCENE": ("Product", "Scene"),
+    "CO_PURCHASED": ("Product", "Product"),
+    "CO_VIEWED": ("Product", "Product"),
+    **{REL_TYPE[kind]: ("Product", "Product") for kind in RELATION_KINDS},
+}
+REL_SCHEMAS: dict[str, pa.Schema] = {
+    "IN_CATEGORY": pa.schema(_KEYS),
+    "CHILD_OF": pa.schema(_KEYS),
+    "HAS_BRAND": pa.schema(_KEYS),
+    "HAS_ATTRIBUTE": pa.schema(_KEYS),
+    "IN_SCENE": pa.schema([*_KEYS, SCENE_MEMBERS.field("role"), SCENE_MEMBERS.field("weight")]),
+    "CO_PURCHASED": pa.schema([*_KEYS, *_PAIR_PROPS]),
+    "CO_VIEWED": pa.schema([*_KEYS, *_PAIR_PROPS]),
+    **{REL_TYPE[kind]: pa.schema([*_KEYS, *_RELATION_PROPS]) for kind in RELATION_KINDS},
+}
+# Relation kind for each relation relationship type (inverse of tiein.model.REL_TYPE).
+KIND_OF_TYPE = {t: k for k, t in REL_TYPE.items()}
+
+
+@dataclass
+class GraphTables:
+    """Rows to load: ``nodes[label]`` follows ``NODE_SCHEMAS[label]`` (key first, unique, non-null);
+    ``rels[type]`` follows ``REL_SCHEMAS[type]`` (``src``, ``dst`` keys, then properties).
+    Every label and type is present (possibly empty); tables are in a deterministic order."""
+
+    nodes: dict[str, pa.Table]
+    rels: dict[str, pa.Table]
+    meta: dict[str, Any]
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """{"nodes": {label: rows}, "relationships": {type: rows}} — what a store must report."""
+        return {
+            "nodes": {k: v.num_rows for k, v in self.nodes.items()},
+            "relationships": {k: v.num_rows for k, v in self.rels.items()},
+        }
+
+
+# ----------------------------------------------------------------------------- helpers
+def _conform(table: pa.Table, schema: pa.Schema, name: str) -> pa.Table:
+    """``table`` with exactly ``schema``'s columns, in order, cast where lossless; else InputError."""
+    cols = []
+    for f in schema:
+        if f.name not in table.column_names:
+            raise InputError(f"missing column (expected {schema.names})", file=name, column=f.name)
+        col = table.column(f.name)
+        if col.type != f.type:
+            try:
+                col = col.cast(f.type)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                raise InputError(
+                    f"has type {col.type}, expected {f.type}: {exc}", file=name, column=f.name
+                ) from exc
+        cols.append(col)
+    return pa.Table.from_arrays([_flat(c) for c in cols], schema=schema)
+
+
+def _first(mask: pa.Array | pa.ChunkedArray) -> int | None:
+    """0-based index of the first true value in a boolean mask (nulls count as false), or None."""
+    idx = pc.indices_nonzero(pc.fill_null(mask, False))
+    return None if len(idx) == 0 else int(idx[0].as_py())
+
+
+def _require_non_null(table: pa.Table, column: str, name: str) -> None:
+    """Raise InputError on the first null or empty string in ``column``."""
+    col = table.column(column)
+    bad = _first(pc.or_(pc.is_null(col), pc.equal(pc.utf8_length(pc.fill_null(col, "")), 0)))
+    if bad is not None:
+        raise InputError("is empty", file=name, row=bad + 1, column=column)
+
+
+def _require_unique(table: pa.Table, column: str, name: str, what: str) -> None:
+    """Raise InputError naming the second row holding an already-seen ``column`` value."""
+    col = table.column(column)
+    if pc.count_distinct(col).as_py() == len(col):
+        return
+    # the first duplicate: the first row whose value's first occurrence is earlier
+    uniq = pc.unique(col)
+    first_pos = pc.index_in(uniq, col)  # position of each unique value's first occurrence
+    dup_mask = pc.invert(
+        pc.is_in(pa.array(range(len(col)), pa.int64()), value_set=first_pos.cast(pa.int64()))
+    )
+    row = _first(dup_mask)
+    assert row is not None
+    raise InputError(f"duplicate {what} {col[row].as_py()!r}", file=name, row=row + 1, column=column)
+
+
+def _require_unique_pair(table: pa.Table, cols: tuple[str, str], name: str, what: str) -> None:
+    """Raise InputError on the first row repeating an earlier (cols[0], cols[1]) pair."""
+    if table.num_rows == 0:
+        return
+    key = pc.binary_join_element_wise(table.column(cols[0]), table.column(cols[1]), "\x00")
+    _require_unique(pa.table({cols[0]: key}), cols[0], name, what)
+
+
+def _require_in(
+    values: pa.Array | pa.ChunkedArray, keys: pa.Array, name: str, column: str, label: str
+) -> None:
+    """Raise InputError on the first value not among the node keys ``keys`` of ``label``."""
+    bad = _first(pc.invert(pc.is_in(values, value_set=keys)))
+    if bad is not None:
+        raise InputError(
+            f"{values[bad].as_py()!r} is not a {label} node (unknown {label.lower()})",
+            file=name,
+            row=bad + 1,
+            column=column,
+        )
+
+
+def _sorted(table: pa.Table, keys: list[str]) -> pa.Table:
+    return table.sort_by([(k, "ascending") for k in keys]) if table.num_rows else table
+
+
+# ----------------------------------------------------------------------------- derivations
+def _category_paths(products: pa.Table) -> pa.ChunkedArray:
+    """Each product's full category path: category_path, else its category as a top-level one."""
+    path = pc.coalesce(products.column("category_path"), products.column("category"))
+    # blank strings mean "no category"
+    blank = pc.equal(pc.utf8_trim_whitespace(pc.fill_null(path, "")), "")
+    return pc.if_else(blank, pa.scalar(None, pa.string()), path)
+
+
+def _categories(paths: pa.ChunkedArray) -> tuple[pa.Table, pa.Table, pa.Array]:
+    """Category nodes (every prefix of every path), CHILD_OF edges (child -> parent), and each
+    row's normalised path (levels stripped, so "a>b" and "a > b" are one Category node)."""
+    uniq = pc.unique(pc.drop_null(paths))
+    ids: dict[str, tuple[str, int, str | None]] = {}
+    normalised: list[str] = []
+    for path in uniq.to_pylist():  # distinct paths only: thousands, not millions
+        parts = [p.strip() for p in path.split(CATEGORY_SEP.strip())]
+        if any(not p for p in parts):
+            row = _first(pc.equal(paths, path))
+            raise InputError(
+                f"category path {path!r} has an empty level",
+                file="products",
+                row=None if row is None else row + 1,
+                column="category_path",
+            )
+        parent = None
+        for depth in range(1, len(parts) + 1):
+            cid = CATEGORY_SEP.join(parts[:depth])
+            ids.setdefault(cid, (parts[depth - 1], depth, parent))
+            parent = cid
+        normalised.append(CATEGORY_SEP.join(parts))
+    keys = sorted(ids)
+    nodes = pa.table(
+        {"category_id": keys, "name": [ids[k][0] for k in keys], "level": [ids[k][1] for k in keys]},
+        schema=NODE_SCHEMAS["Category"],
+    )
+    child = [k for k in keys if ids[k][2] is not None]
+    edges = pa.table({"src": child, "dst": [ids[k][2] for k in child]}, schema=REL_SCHEMAS["CHILD_OF"])
+    row_paths = pa.array(normalised, pa.string()).take(_flat(pc.index_in(paths, value_set=uniq)))
+    return nodes, edges, row_paths
+
+
+def _flat(arr: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """A ChunkedArray as one Array (no copy when it has one chunk)."""
+    return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+
+
+def _attribute_value(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def _attributes(products: pa.Table) -> tuple[pa.Table, pa.Table]:
+    """Attribute nodes ("key=value") and HAS_ATTRIBUTE edges from the products' JSON objects.
+
+    A list value gives one attribute per element; null values are skipped; non-string scalars
+    and nested objects are written as JSON (``true``, ``1.5``)."""
+    col = products.column("attributes")
+    uniq = pc.unique(pc.drop_null(col))
+    per_uniq: list[list[str]] = []
+    attrs: dict[str, tuple[str, str]] = {}
+    for text in uniq.to_pylist():  # distinct JSON strings only, each parsed once
+        try:
+            obj = json.loads(text) if text.strip() else {}
+        except json.JSONDecodeError as exc:
+            row = _first(pc.equal(col, text))
+            raise InputError(
+                f"not valid JSON ({exc.msg})",
+                file="products",
+                row=None if row is None else row + 1,
+                column="attributes",
+            ) from exc
+        if not isinstance(obj, dict):
+            row = _first(pc.equal(col, text))
+            raise InputError(
+                'must be a JSON object like {"color": "red"}',
+                file="products",
+                row=None if row is None else row + 1,
+                column="attributes",
+            )
+        ids: list[str] = []
+        for key, raw in obj.items():
+            for v in raw if isinstance(raw, list) else [raw]:
+                if v is None or not str(key).strip():
+                    continue
+                value = _attribute_value(v)
+                aid = f"{key}={value}"
+                attrs.setdefault(aid, (key, value))
+                if aid not in ids:
+                    ids.append(aid)
+        per_uniq.append(ids)
+    keys = sorted(attrs)
+    nodes = pa.table(
+        {"attribute_id": keys, "key": [attrs[k][0] for k in keys], "value": [attrs[k][1] for k in keys]},
+        schema=NODE_SCHEMAS["Attribute"],
+    )
+    # expand per product without a Python loop over products
+    idx = _flat(pc.index_in(col, value_set=uniq))
+    has = pc.is_valid(idx)
+    lists = pa.array(per_uniq, pa.list_(pa.string())).take(idx.filter(has))
+    pids = _flat(products.column("product_id")).filter(has)
+    edges = pa.table(
+        {"src": pids.take(pc.list_parent_indices(lists)), "dst": pc.list_flatten(lists)},
+        schema=REL_SCHEMAS["HAS_ATTRIBUTE"],
+    )
+    return nodes, _sorted(edges, ["src", "dst"])
+
+
+def _pairs(table: pa.Table, name: str, product_ids: pa.Array) -> pa.Table:
+    """CO_PURCHASED / CO_VIEWED rows from a PAIR_STATS table (validated: a < b, known, unique)."""
+    t = _conform(table, PAIR_STATS, name)
+    for c in ("a", "b"):
+        _require_non_null(t, c, name)
+        _require_in(t.column(c), product_ids, name, c, "Product")
+    bad = _first(pc.greater_equal(t.column("a"), t.column("b")))
+    if bad is not None:
+        raise InputError(
+            f"pair ({t.column('a')[bad].as_py()!r}, {t.column('b')[bad].as_py()!r}) must be stored once "
+            "with a < b (string order)",
+            file=name,
+            row=bad + 1,
+            column="a",
+        )
+    _require_unique_pair(t, ("a", "b"), name, "pair")
+    t = t.rename_columns(["src", "dst", *t.column_names[2:]])
+    return _sorted(t, ["src", "dst"]).cast(REL_SCHEMAS["CO_PURCHASED"])
+
+
+def _relations(table: pa.Table, product_ids: pa.Array) -> dict[str, pa.Table]:
+    """One table per relation type from RELATIONS (validated: kind known, no self-loop, unique)."""
+    name = "relations"
+    t = _conform(table, RELATIONS, name)
+    for c in ("src", "dst", "kind"):
+        _require_non_null(t, c, name)
+    for c in ("src", "dst"):
+        _require_in(t.column(c), product_ids, name, c, "Product")
+    kinds = pa.array(RELATION_KINDS)
+    bad = _first(pc.invert(pc.is_in(t.column("kind"), value_set=kinds)))
+    if bad is not None:
+        raise InputError(
+            f"unknown relation kind {t.column('kind')[bad].as_py()!r} (valid: {', '.join(RELATION_KINDS)})",
+            file=name,
+            row=bad + 1,
+            column="kind",
+        )
+    bad = _first(pc.equal(t.column("src"), t.column("dst")))
+    if bad is not None:
+        raise InputError(
+            f"product {t.column('src')[bad].as_py()!r} related to itself",
+            file=name,
+            row=bad + 1,
+            column="dst",
+        )
+    bad = _first(pc.is_null(t.column("score")))
+    if bad is not None:
+        raise InputError("score is missing", file=name, row=bad + 1, column="score")
+    key = pc.binary_join_element_wise(t.column("src"), t.column("dst"), t.column("kind"), "\x00")
+    _require_unique(pa.table({"src,dst,kind": key}), "src,dst,kind", name, "relation")
+    out = {}
+    props = ["src", "dst", *[f.name for f in _RELATION_PROPS]]
+    for kind in RELATION_KINDS:
+        rt = REL_TYPE[kind]
+        sub = t.filter(pc.equal(t.column("kind"), kind)).select(props)
+        out[rt] = _sorted(sub, ["src", "dst"]).cast(REL_SCHEMAS[rt])
+    return out
+
+
+# ----------------------------------------------------------------------------- entry point
+def graph_tables(data: GraphData) -> GraphTables:
+    """Every node and relationship table of the graph built from ``data`` (see graph/schema.md).
+
+    Raises InputError (file = the GraphData table, 1-based row, column) on invalid input.
+    Output is deterministic: the same ``data`` gives identical tables."""
+    products = _conform(data.products, PRODUCTS, "products")
+    _require_non_null(products, "product_id", "products")
+    _require_unique(products, "product_id", "products", "product id")
+    products = _sorted(products, ["product_id"])
+    pids = _flat(products.column("product_id"))
+
+    # categories: IN_CATEGORY points at the normalised full path, which is a Category key
+    cat_nodes, child_of, paths = _categories(_category_paths(products))
+    has_cat = pc.is_valid(paths)
+    in_category = pa.table(
+        {"src": pids.filter(has_cat), "dst": paths.filter(has_cat)}, schema=REL_SCHEMAS["IN_CATEGORY"]
+    )
+
+    # brands: non-blank, stripped
+    brand = _flat(pc.utf8_trim_whitespace(products.column("brand")))
+    has_brand = pc.and_(pc.is_valid(brand), pc.not_equal(pc.fill_null(brand, ""), ""))
+    brand_nodes = pa.table({"name": pc.unique(brand.filter(has_brand)).sort()}, schema=NODE_SCHEMAS["Brand"])
+    has_brand_rel = pa.table(
+        {"src": pids.filter(has_brand), "dst": brand.filter(has_brand)}, schema=REL_SCHEMAS["HAS_BRAND"]
+    )
+
+    attr_nodes, has_attribute = _attributes(products)
+
+    scenes = _conform(data.scenes, SCENES, "scenes")
+    _require_non_null(scenes, "scene_id", "scenes")
+    _require_unique(scenes, "scene_id", "scenes", "scene id")
+    scenes = _sorted(scenes, ["scene_id"])
+    members = _conform(data.scene_members, SCENE_MEMBERS, "scene_members")
+    for c in ("product_id", "scene_id"):
+        _require_non_null(members, c, "scene_members")
+    _require_in(members.column("product_id"), pids, "scene_members", "product_id", "Product")
+    _require_in(
+        members.column("scene_id"), _flat(scenes.column("scene_id")), "scene_members", "scene_id", "Scene"
+    )
+    _require_unique_pair(members, ("product_id", "scene_id"), "scene_members", "scene member")
+    in_scene = _sorted(members.rename_columns(["src", "dst", "role", "weight"]), ["src", "dst"]).cast(
+        REL_SCHEMAS["IN_SCENE"]
+    )
+
+    rels: dict[str, pa.Table] = {
+        "IN_CATEGORY": in_category,
+        "CHILD_OF": child_of,
+        "HAS_BRAND": has_brand_rel,
+        "HAS_ATTRIBUTE": has_attribute,
+        "IN_SCENE": in_scene,
+        "CO_PURCHASED": _pairs(data.co_purchased, "co_purchased", pids),
+        "CO_VIEWED": _pairs(data.co_viewed, "co_viewed", pids),
+        **_relations(data.relations, pids),
+    }
+    nodes = {
+        "Product": products,
+        "Category": cat_nodes,
+        "Brand": brand_nodes,
+        "Attribute": attr_nodes,
+        "Scene": scenes,
+    }
+    return GraphTables(nodes=nodes, rels=rels, meta=dict(data.meta))

@@ -1,0 +1,69 @@
+"""Every Cypher statement the embedded (LadybugDB) store runs, as named constants.
+
+Values are always ``$params``; the only text put into a statement is a label or relationship
+type from graph.build's fixed schema (never user input). The DDL is derived from
+:data:`graph.build.NODE_SCHEMAS` / :data:`graph.build.REL_SCHEMAS` so the loaded tables and the
+declared tables cannot drift apart.
+
+LadybugDB dialect notes (Kùzu fork, see /work/shared/guides/measured.md): one label per node,
+``CREATE NODE TABLE`` / ``CREATE REL TABLE`` before loading, ``COPY <table> FROM $arrow_table``
+for bulk loads (the first column of a node table is its primary key; a relationship table's first
+two columns are the FROM and TO keys).
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from graph.build import NODE_SCHEMAS, REL_ENDPOINTS, REL_SCHEMAS
+from tiein.model import REL_TYPE
+
+_LADYBUG_TYPE = {pa.string(): "STRING", pa.float64(): "DOUBLE", pa.int64(): "INT64"}
+
+
+def _columns(schema: pa.Schema) -> list[str]:
+    return [f"{f.name} {_LADYBUG_TYPE[f.type]}" for f in schema]
+
+
+# ----------------------------------------------------------------------------- schema (DDL)
+CREATE_NODE_TABLE: dict[str, str] = {
+    label: f"CREATE NODE TABLE {label}({', '.join(_columns(schema))}, PRIMARY KEY ({schema.names[0]}))"
+    for label, schema in NODE_SCHEMAS.items()
+}
+CREATE_REL_TABLE: dict[str, str] = {
+    rel: "CREATE REL TABLE {}(FROM {} TO {}{})".format(
+        rel,
+        *REL_ENDPOINTS[rel],
+        "".join(", " + c for c in _columns(REL_SCHEMAS[rel].remove(0).remove(0))),
+    )
+    for rel in REL_SCHEMAS
+}
+
+# ----------------------------------------------------------------------------- bulk load
+# $rows is a pyarrow Table with the label's / type's columns in schema order.
+COPY_TABLE: dict[str, str] = {name: f"COPY {name} FROM $rows" for name in (*NODE_SCHEMAS, *REL_SCHEMAS)}
+CHECKPOINT = "CHECKPOINT"
+
+# ----------------------------------------------------------------------------- reads
+_PRODUCT_RETURN = (
+    "q.product_id AS product_id, q.title AS title, q.category AS category, "
+    "q.category_path AS category_path, q.brand AS brand, q.price AS price, q.stock AS stock"
+)
+
+PRODUCT = f"MATCH (q:Product {{product_id: $product_id}}) RETURN {_PRODUCT_RETURN}"
+
+# One statement per relation kind (a relationship type cannot be a parameter).
+RELATED: dict[str, str] = {
+    kind: (
+        f"MATCH (p:Product {{product_id: $product_id}})-[r:{rel}]->(q:Product) "
+        f"RETURN {_PRODUCT_RETURN}, r.score AS score, r.n_ab AS n_ab, r.lift AS lift, "
+        "r.confidence AS confidence, r.co_view AS co_view, r.similarity AS similarity, "
+        "r.category_relation AS category_relation, r.price_ratio AS price_ratio, "
+        "r.evidence AS evidence "
+        "ORDER BY r.score DESC, q.product_id ASC LIMIT $k"
+    )
+    for kind, rel in REL_TYPE.items()
+}
+
+COUNT_NODES: dict[str, str] = {label: f"MATCH (n:{label}) RETURN count(n) AS n" for label in NODE_SCHEMAS}
+COUNT_RELS: dict[str, str] = {rel: f"MATCH ()-[r:{rel}]->() RETURN count(r) AS n" for rel in REL_SCHEMAS}

@@ -1,0 +1,127 @@
+"""Every Cypher statement the Neo4j store runs, as named constants (Cypher 5, Neo4j 5).
+
+Rules (style.md): values are always ``$parameters``; labels and relationship types cannot be
+parameters in Cypher 5, so the statements that vary by label or type are generated HERE, once, at
+import time, from the fixed whitelists :data:`NODE_KEYS` and :data:`REL_ENDPOINTS` (constant
+strings mirroring graph/build.py's NODE_SCHEMAS / REL_ENDPOINTS; a test checks they agree).
+Nothing a user types ever reaches a query text. The store picks a statement with a dict lookup
+(``CREATE_RELS[rel_type]``); an unknown key is a KeyError, never a new query.
+
+tests/test_neo4j_cypher.py feeds every string constant of this module (dict values included)
+except the names in :data:`NOT_CYPHER` to Neo4j's own Cypher parser and semantic analyser
+(tools/cypher-check), so a typo here fails CI without a Neo4j server.
+"""
+
+from __future__ import annotations
+
+# ----------------------------------------------------------------------------- whitelists
+# Node label -> key property (the first column of graph.build.NODE_SCHEMAS[label]).
+NODE_KEYS: dict[str, str] = {
+    "Product": "product_id",
+    "Category": "category_id",
+    "Brand": "name",
+    "Attribute": "attribute_id",
+    "Scene": "scene_id",
+}
+
+# Relationship type -> (start label, end label), as graph.build.REL_ENDPOINTS.
+REL_ENDPOINTS: dict[str, tuple[str, str]] = {
+    "IN_CATEGORY": ("Product", "Category"),
+    "CHILD_OF": ("Category", "Category"),
+    "HAS_BRAND": ("Product", "Brand"),
+    "HAS_ATTRIBUTE": ("Product", "Attribute"),
+    "IN_SCENE": ("Product", "Scene"),
+    "CO_PURCHASED": ("Product", "Product"),
+    "CO_VIEWED": ("Product", "Product"),
+    "COMPLEMENT": ("Product", "Product"),
+    "SUBSTITUTE": ("Product", "Product"),
+    "UPSELL": ("Product", "Product"),
+    "SAME_SERIES": ("Product", "Product"),
+}
+
+# The label of the single node holding the meta of the last load (JSON in property ``json``).
+META_LABEL = "TieinMeta"
+
+# Module constants that are data, not Cypher (the grammar test skips them).
+NOT_CYPHER = frozenset({"NODE_KEYS", "REL_ENDPOINTS", "META_LABEL", "NOT_CYPHER", "PRODUCT_RETURN"})
+
+# ----------------------------------------------------------------------------- schema
+# Uniqueness constraints (each backed by a range index: every key lookup below uses it).
+# Run in auto-commit transactions before a load: Neo4j refuses schema and data changes in one
+# transaction. IF NOT EXISTS makes them idempotent.
+CONSTRAINTS: dict[str, str] = {
+    label: (
+        f"CREATE CONSTRAINT tiein_{label.lower()}_key IF NOT EXISTS "
+        f"FOR (n:{label}) REQUIRE n.{key} IS UNIQUE"
+    )
+    for label, key in NODE_KEYS.items()
+}
+# Analysts search titles with CONTAINS / STARTS WITH (Chinese titles included): a text index.
+PRODUCT_TITLE_INDEX = "CREATE TEXT INDEX tiein_product_title IF NOT EXISTS FOR (n:Product) ON (n.title)"
+# Category names are matched by analysts (`MATCH (c:Category {name: 'tents'})`).
+CATEGORY_NAME_INDEX = "CREATE INDEX tiein_category_name IF NOT EXISTS FOR (n:Category) ON (n.name)"
+
+# ----------------------------------------------------------------------------- load (one transaction)
+# Deleting by label only touches tiein's own graph; other data in the database is left alone.
+DELETE_NODES: dict[str, str] = {label: f"MATCH (n:{label}) DETACH DELETE n" for label in NODE_KEYS}
+DELETE_META = f"MATCH (m:{META_LABEL}) DELETE m"
+
+# $rows: list of maps, one per node, keys = the table's columns. SET n = row drops null values
+# (Neo4j has no null properties), exactly like an absent value in the embedded store.
+CREATE_NODES: dict[str, str] = {
+    label: f"UNWIND $rows AS row CREATE (n:{label}) SET n = row RETURN count(n) AS created"
+    for label in NODE_KEYS
+}
+
+# $rows: list of {src, dst, props}; both endpoints must exist (graph.build validates that, and
+# the store compares `created` with the batch size, so a lost edge fails the load).
+CREATE_RELS: dict[str, str] = {
+    rel_type: (
+        "UNWIND $rows AS row "
+        f"MATCH (a:{start} {{{NODE_KEYS[start]}: row.src}}) "
+        f"MATCH (b:{end} {{{NODE_KEYS[end]}: row.dst}}) "
+        f"CREATE (a)-[r:{rel_type}]->(b) SET r = row.props "
+        "RETURN count(r) AS created"
+    )
+    for rel_type, (start, end) in REL_ENDPOINTS.items()
+}
+
+CREATE_META = f"CREATE (m:{META_LABEL} {{json: $json}})"
+
+# ----------------------------------------------------------------------------- reads
+# graph.base.PRODUCT_FIELDS of a Product bound to `p`, as `RETURN` items.
+PRODUCT_RETURN = (
+    "p.product_id AS product_id, p.title AS title, p.category AS category, "
+    "p.category_path AS category_path, p.brand AS brand, p.price AS price, p.stock AS stock"
+)
+
+PRODUCT = f"MATCH (p:Product {{product_id: $product_id}}) RETURN {PRODUCT_RETURN}"
+PRODUCT_EXISTS = "MATCH (p:Product {product_id: $product_id}) RETURN count(p) > 0 AS found"
+
+# Top-k outgoing relations of one kind. The ordering rule shared by every store
+# (graph/base.py): score descending, then product_id ascending.
+RELATED: dict[str, str] = {
+    rel_type: (
+        f"MATCH (:Product {{product_id: $product_id}})-[r:{rel_type}]->(p:Product) "
+        f"RETURN {PRODUCT_RETURN}, "
+        "r.score AS score, r.n_ab AS n_ab, r.lift AS lift, r.confidence AS confidence, "
+        "r.co_view AS co_view, r.similarity AS similarity, "
+        "r.category_relation AS category_relation, r.price_ratio AS price_ratio, "
+        "r.evidence AS evidence "
+        "ORDER BY score DESC, product_id ASC LIMIT $k"
+    )
+    for rel_type in ("COMPLEMENT", "SUBSTITUTE", "UPSELL", "SAME_SERIES")
+}
+
+# Counts of every label and type in one round trip (each count is served by Neo4j's count store).
+STATS = " UNION ALL ".join(
+    [f"MATCH (n:{label}) RETURN 'node' AS what, '{label}' AS name, count(n) AS count" for label in NODE_KEYS]
+    + [
+        f"MATCH ()-[r:{rel_type}]->() RETURN 'rel' AS what, '{rel_type}' AS name, count(r) AS count"
+        for rel_type in REL_ENDPOINTS
+    ]
+)
+META = f"MATCH (m:{META_LABEL}) RETURN m.json AS json"
+
+# Cheapest round trip that proves the server answers (used by health checks).
+PING = "RETURN 1 AS ok"

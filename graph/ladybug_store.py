@@ -1,0 +1,384 @@
+"""The embedded graph store on LadybugDB (``ladybug==0.22.0``, a Kùzu fork), the default store.
+
+Layout of a store directory ``path``::
+
+    path/CURRENT                  name of the generation that answers (switched atomically)
+    path/.lock                    held (flock) by the one process loading a new generation
+    path/gen-<ns>-<hex>/graph.lbug   the LadybugDB database of one generation
+    path/gen-<ns>-<hex>/meta.json    GraphData.meta of that load
+
+Atomic replace. ``replace`` validates and derives the tables (graph.build), builds a complete new
+generation with ``COPY`` from Arrow, checkpoints and closes it, then writes ``CURRENT.tmp`` and
+``os.replace``-s it over ``CURRENT`` (atomic on POSIX and Windows), and only then deletes the older
+generations. A failure or an interruption at any point before the switch leaves ``CURRENT`` on the
+previous generation, untouched; a half-built generation is removed at once or, after a crash, by
+the next ``replace``.
+
+How a server and a rebuild coexist. LadybugDB lets one process open a database read-write, but
+many open it read-only. This store only ever opens a *finished* generation, and always read-only
+(which is also what makes ``query`` unable to write); a rebuild writes into its own new
+generation directory, so it never contends for the server's lock. Every call checks ``CURRENT``
+(one ``stat``) and, when it names another generation, closes the old database and opens the new
+one, so a long-running API server picks up a rebuild made by the CLI in another process on its
+next request. Deleting the old generation while a server still has it open is safe on POSIX (open
+files stay readable until closed); where deletion fails, the next ``replace`` retries it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from graph import cypher_ladybug as cy
+from graph.base import PRODUCT_FIELDS, RELATED_FIELDS, Progress
+from graph.build import NODE_SCHEMAS, REL_SCHEMAS, GraphTables, graph_tables
+from tiein.errors import (
+    ConfigError,
+    CypherError,
+    ProductNotFound,
+    StoreError,
+    StoreUnavailable,
+    TieinError,
+    WriteRefused,
+)
+from tiein.model import REL_TYPE, RELATION_KINDS, GraphData
+
+CURRENT = "CURRENT"
+DB_FILE = "graph.lbug"
+META_FILE = "meta.json"
+GEN_PREFIX = "gen-"
+
+# Clauses / statements that write, change settings, or read files: refused by query() with a
+# clear message before LadybugDB sees them (the read-only database refuses writes anyway).
+_WRITE_WORDS = (
+    "CREATE", "MERGE", "SET", "DELETE", "DETACH", "REMOVE", "DROP", "COPY", "ALTER", "LOAD",
+    "INSTALL", "ATTACH", "USE", "EXPORT", "IMPORT", "BEGIN", "COMMIT", "ROLLBACK", "CHECKPOINT",
+    "TRUNCATE", "RENAME", "FOREACH",
+)  # fmt: skip
+_WRITE_RE = re.compile(r"(?<![\w.$`])(" + "|".join(_WRITE_WORDS) + r")(?![\w`])", re.IGNORECASE)
+_CALL_SETTING_RE = re.compile(r"(?<![\w.$`])CALL\s+\w+\s*=", re.IGNORECASE)
+# string literals, backtick identifiers and comments, blanked before the keyword scan
+_LITERALS_RE = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|`[^`]*`|//[^\n]*|/\*.*?\*/", re.DOTALL)
+
+
+def refuse_writes(cypher: str) -> None:
+    """Raise WriteRefused if ``cypher`` has a writing clause or statement, or several statements.
+
+    A keyword check outside string literals, identifiers in backticks and comments; the real
+    guard is the read-only database (this gives the clearer message)."""
+    code = _LITERALS_RE.sub(" ", cypher)
+    m = _WRITE_RE.search(code) or _CALL_SETTING_RE.search(code)
+    if m:
+        word = m.group(0).split()[0].upper()
+        raise WriteRefused(f"query() is read-only: {word} is not allowed")
+    if ";" in code.strip().rstrip(";"):
+        raise CypherError("query() runs one statement at a time")
+
+
+def _translate(exc: Exception, what: str) -> TieinError:
+    """A LadybugDB error (they are all RuntimeError) as the project's error."""
+    msg = str(exc).strip()
+    if "read-only" in msg:
+        return WriteRefused(f"query() is read-only: {msg}")
+    if msg.startswith(("Parser exception", "Binder exception")):
+        return CypherError(f"invalid Cypher: {msg}")
+    if msg.startswith("Interrupted"):
+        return CypherError(f"query interrupted (time limit exceeded): {msg}")
+    if msg.startswith("Runtime exception"):
+        return CypherError(f"query failed: {msg}")
+    return StoreError(f"{what} failed: {msg}")
+
+
+def _clean(value: Any) -> Any:
+    """A query value as plain JSON-able data: node / relationship dicts lose internal ids."""
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items() if k not in ("_ID", "_SRC", "_DST")}
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    return value
+
+
+class EmbeddedStore:
+    """GraphStore on LadybugDB in the directory ``path`` (created on the first ``replace``).
+
+    ``query_timeout_s`` caps analyst queries; ``num_threads`` (0 = LadybugDB's default) bounds
+    the threads of one query. Thread-safe: calls are serialised by a lock."""
+
+    name = "embedded"
+
+    def __init__(self, path: Path | str, *, query_timeout_s: float = 30.0, num_threads: int = 0) -> None:
+        self.path = Path(path)
+        self.query_timeout_s = query_timeout_s
+        self.num_threads = num_threads
+        self._lock = threading.RLock()
+        self._db: Any = None
+        self._conn: Any = None
+        self._gen: str | None = None  # generation currently open
+        self._pointer_sig: tuple[int, int, int] | None = None
+
+    def __repr__(self) -> str:
+        return f"EmbeddedStore({str(self.path)!r})"
+
+    # ------------------------------------------------------------------------- generations
+    def _read_pointer(self) -> str | None:
+        try:
+            name = (self.path / CURRENT).read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot read {self.path / CURRENT}: {exc}") from exc
+        if not name.startswith(GEN_PREFIX) or "/" in name or "\\" in name:
+            raise StoreUnavailable(f"{self.path / CURRENT} is corrupt: {name!r}")
+        return name
+
+    def _connection(self) -> Any | None:
+        """The read-only connection to the current generation (reopened after a switch), or None
+        when nothing was loaded yet. Caller holds the lock."""
+        try:
+            st = os.stat(self.path / CURRENT)
+            sig: tuple[int, int, int] | None = (st.st_ino, st.st_mtime_ns, st.st_size)
+        except FileNotFoundError:
+            sig = None
+        if self._conn is not None and sig == self._pointer_sig:
+            return self._conn
+        gen = self._read_pointer()
+        self._pointer_sig = sig
+        if gen == self._gen and self._conn is not None:
+            return self._conn
+        self._close_db()
+        if gen is None:
+            return None
+        import ladybug
+
+        db_path = self.path / gen / DB_FILE
+        if not db_path.exists():
+            raise StoreUnavailable(f"{self.path / CURRENT} names {gen}, which has no database ({db_path})")
+        try:
+            self._db = ladybug.Database(str(db_path), read_only=True)
+            self._conn = ladybug.Connection(self._db, num_threads=self.num_threads)
+            self._conn.set_query_timeout(int(self.query_timeout_s * 1000))
+        except RuntimeError as exc:
+            self._close_db()
+            raise StoreUnavailable(f"cannot open the graph at {db_path}: {exc}") from exc
+        self._gen = gen
+        return self._conn
+
+    def _close_db(self) -> None:
+        for obj in (self._conn, self._db):
+            if obj is not None:
+                obj.close()
+        self._conn = self._db = None
+        self._gen = None
+
+    def _run(
+        self, cypher: str, params: dict[str, Any] | None, what: str
+    ) -> tuple[list[str], list[list[Any]]]:
+        """Run one statement on the current generation: (column names, rows). Caller holds the lock."""
+        conn = self._connection()
+        if conn is None:
+            raise StoreUnavailable(f"no graph has been loaded into {self.path} yet")
+        try:
+            result = conn.execute(cypher, params or {})
+        except RuntimeError as exc:
+            raise _translate(exc, what) from exc
+        if isinstance(result, list):  # several statements: never from this module's constants
+            for r in result:
+                r.close()
+            raise CypherError("query() runs one statement at a time")
+        try:
+            return result.get_column_names(), result.get_all()
+        finally:
+            result.close()
+
+    # ------------------------------------------------------------------------- GraphStore
+    def replace(self, data: GraphData, progress: Progress | None = None) -> None:
+        """Load ``data`` as a new generation and switch to it atomically (see the module doc)."""
+        tables = graph_tables(data)  # validation first: bad input never touches the disk
+        with self._lock:
+            self.path.mkdir(parents=True, exist_ok=True)
+            with _WriterLock(self.path / ".lock"):
+                gen = f"{GEN_PREFIX}{time.time_ns()}-{uuid.uuid4().hex[:8]}"
+                gen_dir = self.path / gen
+                try:
+                    self._build(gen_dir, tables, progress)
+                    tmp = self.path / f"{CURRENT}.{uuid.uuid4().hex[:8]}.tmp"
+                    with open(tmp, "w", encoding="utf-8") as f:
+                        f.write(gen + "\n")
+                        f.flush()
+                        os.fsync(f.fileno())
+                    os.replace(tmp, self.path / CURRENT)
+                    _fsync_dir(self.path)
+                except BaseException:
+                    shutil.rmtree(gen_dir, ignore_errors=True)
+                    raise
+                self._close_db()
+                self._remove_old_generations(keep=gen)
+        if progress:
+            progress("switch", 1, 1)
+
+    def _build(self, gen_dir: Path, tables: GraphTables, progress: Progress | None) -> None:
+        import ladybug
+
+        gen_dir.mkdir()
+        (gen_dir / META_FILE).write_text(
+            json.dumps(tables.meta, ensure_ascii=False, sort_keys=True), encoding="utf-8"
+        )
+        steps = [*tables.nodes.items(), *tables.rels.items()]
+        db = conn = None
+        try:
+            db = ladybug.Database(str(gen_dir / DB_FILE))
+            conn = ladybug.Connection(db, num_threads=self.num_threads)
+            for label in NODE_SCHEMAS:
+                conn.execute(cy.CREATE_NODE_TABLE[label])
+            for rel in REL_SCHEMAS:
+                conn.execute(cy.CREATE_REL_TABLE[rel])
+            for done, (name, rows) in enumerate(steps):
+                if progress:
+                    progress(name, done, len(steps))
+                if rows.num_rows:
+                    conn.execute(cy.COPY_TABLE[name], {"rows": rows})
+            conn.execute(cy.CHECKPOINT)
+            if progress:
+                progress("checkpoint", len(steps), len(steps))
+        except RuntimeError as exc:
+            raise StoreError(f"loading the graph into {gen_dir} failed: {exc}") from exc
+        finally:
+            for obj in (conn, db):
+                if obj is not None:
+                    obj.close()
+
+    def _remove_old_generations(self, keep: str) -> None:
+        """Delete every generation but ``keep`` (and stray pointer temp files). Caller holds the
+        writer lock, so no other process is building one of them."""
+        for child in self.path.iterdir():
+            if child.name == keep:
+                continue
+            if child.name.startswith(GEN_PREFIX) and child.is_dir():
+                shutil.rmtree(child, ignore_errors=True)
+            elif child.name.startswith(f"{CURRENT}.") and child.name.endswith(".tmp"):
+                child.unlink(missing_ok=True)
+
+    def product(self, product_id: str) -> dict[str, Any]:
+        with self._lock:
+            if self._connection() is None:
+                raise ProductNotFound(product_id)
+            cols, rows = self._run(cy.PRODUCT, {"product_id": product_id}, "product lookup")
+        if not rows:
+            raise ProductNotFound(product_id)
+        return dict(zip(cols, rows[0], strict=True))
+
+    def related(self, product_id: str, kind: str, k: int = 10) -> list[dict[str, Any]]:
+        if kind not in REL_TYPE:
+            raise ConfigError(f"unknown relation kind {kind!r}; valid kinds: {', '.join(RELATION_KINDS)}")
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ConfigError(f"k must be a positive integer, got {k!r}")
+        self.product(product_id)  # ProductNotFound before an empty answer
+        with self._lock:
+            cols, rows = self._run(cy.RELATED[kind], {"product_id": product_id, "k": k}, "related")
+        out = []
+        for row in rows:
+            rec = dict(zip(cols, row, strict=True))
+            rec["evidence"] = _evidence(rec["evidence"], product_id, rec["product_id"], kind)
+            out.append({f: (kind if f == "kind" else rec[f]) for f in (*PRODUCT_FIELDS, *RELATED_FIELDS)})
+        return out
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            if self._connection() is None:
+                return {
+                    "nodes": dict.fromkeys(NODE_SCHEMAS, 0),
+                    "relationships": dict.fromkeys(REL_SCHEMAS, 0),
+                    "meta": {},
+                }
+            gen = self._gen
+            nodes = {label: self._run(q, None, "stats")[1][0][0] for label, q in cy.COUNT_NODES.items()}
+            rels = {rel: self._run(q, None, "stats")[1][0][0] for rel, q in cy.COUNT_RELS.items()}
+        assert gen is not None
+        try:
+            meta = json.loads((self.path / gen / META_FILE).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise StoreError(f"cannot read {self.path / gen / META_FILE}: {exc}") from exc
+        return {"nodes": nodes, "relationships": rels, "meta": meta}
+
+    def query(self, cypher: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Run one read-only Cypher statement (LadybugDB dialect, see graph/schema.md).
+
+        Refused with WriteRefused: writing clauses, DDL, COPY/LOAD (file access), settings —
+        checked by keyword and, for real, by the read-only database. Invalid Cypher raises
+        CypherError; queries running past ``query_timeout_s`` are interrupted (CypherError)."""
+        refuse_writes(cypher)
+        with self._lock:
+            cols, rows = self._run(cypher, params, "query")
+        return [{c: _clean(v) for c, v in zip(cols, row, strict=True)} for row in rows]
+
+    def close(self) -> None:
+        with self._lock:
+            self._close_db()
+            self._pointer_sig = None
+
+    def __enter__(self) -> EmbeddedStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _evidence(text: str | None, src: str, dst: str, kind: str) -> dict[str, Any]:
+    if text is None:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise StoreError(f"evidence of {kind} {src!r} -> {dst!r} is not valid JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise StoreError(f"evidence of {kind} {src!r} -> {dst!r} is not a JSON object")
+    return value
+
+
+def _fsync_dir(path: Path) -> None:
+    """Make a rename in ``path`` durable (POSIX; a no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+class _WriterLock:
+    """An exclusive, non-blocking lock on ``path`` (flock) so that only one process loads a
+    generation at a time; a second loader gets StoreError instead of waiting."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def __enter__(self) -> _WriterLock:
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            import fcntl
+        except ImportError:  # Windows: no flock; a single loader is assumed
+            return self
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(self._fd)
+            self._fd = None
+            raise StoreError(f"another load into {self.path.parent} is in progress") from exc
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing releases the flock
+            self._fd = None

@@ -1,0 +1,143 @@
+"""Candidate pairs and their features, assembled with DuckDB over Arrow tables.
+
+A candidate is a directed pair src → dst that any source of evidence links: bought together
+(PAIR_STATS from orders), viewed together (PAIR_STATS from sessions), listed by the shop
+(Amazon also_buy / also_view) or near in title-embedding space (FAISS neighbours). Every
+candidate gets the columns of :data:`tiein.relations.FEATURE_COLUMNS`; similarity is computed for
+every candidate from the embedding matrix, not only for FAISS neighbours.
+"""
+
+from __future__ import annotations
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from tiein.model import CATEGORY_SEP, LISTED_PAIRS, PAIR_STATS
+from tiein.relations import line_key
+
+NEIGHBOURS = pa.schema([("src", pa.string()), ("dst", pa.string()), ("similarity", pa.float64())])
+
+_SQL = """
+WITH
+cp AS (
+    SELECT a AS src, b AS dst, n_ab, n_a AS n_src, conf_ab AS conf, lift, after_ab AS after_sd, after_ba AS after_ds FROM cp_t
+    UNION ALL
+    SELECT b, a, n_ab, n_b, conf_ba, lift, after_ba, after_ab FROM cp_t
+),
+cv AS (
+    SELECT a AS src, b AS dst, n_ab AS co_view FROM cv_t
+    UNION ALL
+    SELECT b, a, n_ab FROM cv_t
+),
+lp AS (
+    SELECT src, dst,
+           sum(CASE WHEN kind = 'co_purchase' THEN 1 ELSE 0 END) AS listed_buy,
+           sum(CASE WHEN kind = 'co_view' THEN 1 ELSE 0 END) AS listed_view
+    FROM (
+        SELECT DISTINCT src, dst, kind FROM lp_t WHERE src <> dst
+        UNION ALL
+        SELECT DISTINCT dst, src, kind FROM lp_t WHERE src <> dst
+    ) GROUP BY src, dst
+),
+nb AS (SELECT src, dst FROM nb_t UNION SELECT dst, src FROM nb_t),
+cand AS (
+    SELECT src, dst FROM cp UNION SELECT src, dst FROM cv UNION SELECT src, dst FROM lp UNION SELECT src, dst FROM nb
+)
+SELECT c.src, c.dst,
+       coalesce(cp.n_ab, 0) AS n_ab,
+       coalesce(cp.n_src, 0) AS n_src,
+       coalesce(cp.conf, 0.0) AS conf,
+       coalesce(cp.lift, 0.0) AS lift,
+       coalesce(cp.after_sd, 0) AS after_sd,
+       coalesce(cp.after_ds, 0) AS after_ds,
+       coalesce(cv.co_view, 0) AS co_view,
+       coalesce(lp.listed_buy, 0) AS listed_buy,
+       coalesce(lp.listed_view, 0) AS listed_view,
+       CASE WHEN ps.category_path IS NULL OR pd.category_path IS NULL THEN 3
+            WHEN ps.category_path = pd.category_path THEN 0
+            WHEN ps.parent IS NOT NULL AND ps.parent = pd.parent THEN 1
+            ELSE 2 END AS cat_rel,
+       CASE WHEN ps.price > 0 AND pd.price > 0 THEN pd.price / ps.price ELSE NULL END AS price_ratio,
+       (ps.line IS NOT NULL AND ps.line = pd.line AND (ps.brand IS NOT NULL OR ps.category_path IS NOT DISTINCT FROM pd.category_path)) AS same_line
+FROM cand c
+JOIN prod ps ON ps.product_id = c.src
+JOIN prod pd ON pd.product_id = c.dst
+LEFT JOIN cp ON cp.src = c.src AND cp.dst = c.dst
+LEFT JOIN cv ON cv.src = c.src AND cv.dst = c.dst
+LEFT JOIN lp ON lp.src = c.src AND lp.dst = c.dst
+WHERE c.src <> c.dst
+ORDER BY c.src, c.dst
+"""
+
+
+def product_frame(products: pa.Table) -> pa.Table:
+    """products with the derived columns the candidate query needs: parent category path and
+    product line key."""
+    paths = products.column("category_path").to_pylist()
+    parents = [p.rsplit(CATEGORY_SEP, 1)[0] if p and CATEGORY_SEP in p else None for p in paths]
+    lines = [line_key(t, b) for t, b in zip(products.column("title").to_pylist(), products.column("brand").to_pylist(), strict=True)]
+    return pa.table(
+        {
+            "product_id": products.column("product_id"),
+            "category_path": products.column("category_path"),
+            "brand": products.column("brand"),
+            "price": products.column("price"),
+            "parent": pa.array(parents, pa.string()),
+            "line": pa.array(lines, pa.string()),
+        }
+    )
+
+
+def candidate_features(
+    products: pa.Table,
+    *,
+    co_purchase: pa.Table | None = None,
+    co_view: pa.Table | None = None,
+    listed: pa.Table | None = None,
+    neighbours: pa.Table | None = None,
+    ids: list[str] | None = None,
+    vectors: np.ndarray | None = None,
+    threads: int | None = None,
+) -> pa.Table:
+    """All directed candidate pairs with their features (tiein.relations.FEATURE_COLUMNS).
+
+    ``ids``/``vectors`` are the embedding matrix (rows L2-normalised, ``ids[i]`` is row i);
+    without them similarity is null (NaN) for every pair.
+    """
+    con = duckdb.connect()
+    if threads:
+        con.execute(f"SET threads = {int(threads)}")
+    con.register("prod", product_frame(products))
+    con.register("cp_t", co_purchase if co_purchase is not None else PAIR_STATS.empty_table())
+    con.register("cv_t", co_view if co_view is not None else PAIR_STATS.empty_table())
+    con.register("lp_t", listed if listed is not None else LISTED_PAIRS.empty_table())
+    con.register("nb_t", neighbours.select(["src", "dst"]) if neighbours is not None else NEIGHBOURS.empty_table())
+    table = con.sql(_SQL).to_arrow_table()
+    con.close()
+    sim = pair_similarity(table.column("src"), table.column("dst"), ids, vectors)
+    return table.append_column("similarity", pa.array(sim, pa.float64()))
+
+
+def pair_similarity(src: pa.ChunkedArray, dst: pa.ChunkedArray, ids: list[str] | None, vectors: np.ndarray | None) -> np.ndarray:
+    """Cosine similarity of each (src[i], dst[i]) from normalised embedding rows; NaN where a
+    product has no vector."""
+    n = len(src)
+    if ids is None or vectors is None or n == 0:
+        return np.full(n, np.nan)
+    value_set = pa.array(ids, pa.string())
+    si = pc.index_in(src, value_set=value_set).to_numpy(zero_copy_only=False)
+    di = pc.index_in(dst, value_set=value_set).to_numpy(zero_copy_only=False)
+    si = np.asarray(si, dtype=np.float64)
+    di = np.asarray(di, dtype=np.float64)
+    ok = ~(np.isnan(si) | np.isnan(di))
+    out = np.full(n, np.nan)
+    a, b = si[ok].astype(np.int64), di[ok].astype(np.int64)
+    # chunked to bound memory on millions of pairs
+    step = 200_000
+    vals = np.empty(a.size)
+    for s in range(0, a.size, step):
+        vals[s : s + step] = np.einsum("ij,ij->i", vectors[a[s : s + step]], vectors[b[s : s + step]])
+    out[ok] = vals
+    return out

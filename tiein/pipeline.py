@@ -1,0 +1,245 @@
+"""The build: files → statistics → embeddings → relations → store.
+
+This is the one wiring place (style.md habit 3): it builds the encoder and the store and hands
+them to the stages. Each stage is a library function of its own module; this module only runs them
+in order, times them and reports progress.
+
+Home directory layout (``--home``, env ``TIEIN_HOME``, default ``./tiein-data``)::
+
+    graph/     the embedded graph store (generations + pointer, see graph/ladybug_store.py)
+    index/     the FAISS index of product titles with its manifest.json
+    cache/     embedding cache (model + title hash → vector), so rebuilds do not re-encode
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from tiein.model import GraphData
+from tiein.relations import RelationConfig
+
+Progress = Callable[[str, int, int], None]
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("TIEIN_HOME", "tiein-data"))
+
+
+def default_store_url(home: Path) -> str:
+    return os.environ.get("TIEIN_STORE") or str(home / "graph")
+
+
+@dataclass
+class BuildOptions:
+    """What to build from and how. Either ``dataset`` (a ready mapping from loaders.DATASETS) or
+    files (``catalog``/``orders``/``views`` with an optional column ``mapping``)."""
+
+    dataset: str | None = None
+    data_dir: Path | None = None
+    catalog: Path | None = None
+    orders: Path | None = None
+    views: Path | None = None
+    mapping: Any = None  # loaders.Mapping
+    home: Path = field(default_factory=default_home)
+    store_url: str | None = None
+    model: str | None = None  # None = embeddings.DEFAULT_MODEL
+    embeddings: bool = True
+    neighbours_k: int = 20
+    min_count: int = 2
+    max_basket: int = 500
+    after_window_days: int | None = 90
+    threads: int | None = None
+    relations: RelationConfig = field(default_factory=RelationConfig)
+
+
+@dataclass
+class BuildSummary:
+    source: str
+    store: str
+    counts: dict[str, int] = field(default_factory=dict)
+    relations: dict[str, int] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+    load_report: list[str] = field(default_factory=list)
+    model: str | None = None
+    top_products: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "store": self.store,
+            "counts": self.counts,
+            "relations": self.relations,
+            "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
+            "load_report": self.load_report,
+            "model": self.model,
+            "top_products": self.top_products,
+        }
+
+
+class _Timer:
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
+
+
+def build(opts: BuildOptions, progress: Progress | None = None) -> BuildSummary:
+    """Run the whole build and replace the store's graph atomically. Raises TieinError subclasses
+    for user mistakes (bad file, unknown dataset, bad mapping)."""
+    import loaders
+    from graph import open_store
+    from tiein.features import candidate_features
+    from tiein.mining import mine_pairs
+    from tiein.relations import classify
+
+    timer = _Timer()
+    t_all = time.perf_counter()
+    home = Path(opts.home)
+    store_url = opts.store_url or default_store_url(home)
+
+    with timer.step("load"):
+        if opts.dataset:
+            loaded = loaders.load_dataset(opts.dataset, data_dir=opts.data_dir, progress=progress)
+        else:
+            loaded = loaders.load_files(
+                catalog=opts.catalog, orders=opts.orders, views=opts.views, mapping=opts.mapping, progress=progress
+            )
+    products = loaded.products
+
+    with timer.step("mine"):
+        co_purchase = None
+        mining_report: dict[str, Any] = {}
+        if loaded.orders.num_rows:
+            mined = mine_pairs(
+                loaded.orders,
+                min_count=opts.min_count,
+                max_basket=opts.max_basket,
+                after_window_days=opts.after_window_days,
+                progress=progress,
+            )
+            co_purchase, mining_report = mined.pairs, mined.report
+        co_view = None
+        if loaded.views.num_rows:
+            mined_v = mine_pairs(
+                loaded.views,
+                basket_col="session_id",
+                customer_col=None,
+                ts_col=None,
+                min_count=opts.min_count,
+                max_basket=opts.max_basket,
+                after_window_days=None,
+                progress=progress,
+            )
+            co_view = mined_v.pairs
+
+    ids: list[str] | None = None
+    vectors = None
+    neighbours = None
+    model_name: str | None = None
+    index = None
+    if opts.embeddings and products.num_rows:
+        import embeddings
+
+        with timer.step("embed"):
+            encoder = embeddings.load_encoder(opts.model, threads=opts.threads)
+            model_name = encoder.name
+            vectors = embeddings.embed_products(products, encoder, cache_dir=home / "cache", progress=progress)
+            ids = products.column("product_id").to_pylist()
+        with timer.step("index"):
+            index = embeddings.ProductIndex.build(ids, vectors, model_name)
+            neighbours = index.neighbours(min(opts.neighbours_k, max(1, len(ids) - 1)))
+
+    with timer.step("classify"):
+        features = candidate_features(
+            products,
+            co_purchase=co_purchase,
+            co_view=co_view,
+            listed=loaded.listed_pairs if loaded.listed_pairs.num_rows else None,
+            neighbours=neighbours,
+            ids=ids,
+            vectors=vectors,
+            threads=opts.threads,
+        )
+        relations = classify(features, opts.relations)
+
+    pair_stats_empty = None
+    from tiein.model import PAIR_STATS
+
+    pair_stats_empty = PAIR_STATS.empty_table()
+    meta = {
+        "source": loaded.name,
+        "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "model": model_name,
+        "relation_config": opts.relations.to_dict(),
+        "min_count": opts.min_count,
+    }
+    data = GraphData(
+        products=products,
+        co_purchased=co_purchase if co_purchase is not None else pair_stats_empty,
+        co_viewed=co_view if co_view is not None else pair_stats_empty,
+        relations=relations,
+        meta=meta,
+    )
+    with timer.step("store"):
+        store = open_store(store_url)
+        try:
+            store.replace(data, progress=progress)
+        finally:
+            store.close()
+        if index is not None:
+            index.save(home / "index")
+
+    summary = BuildSummary(source=loaded.name, store=store_url, model=model_name)
+    summary.counts = {
+        "products": products.num_rows,
+        "order_lines": loaded.orders.num_rows,
+        "baskets": int(mining_report.get("baskets", 0)),
+        "co_purchase_pairs": co_purchase.num_rows if co_purchase is not None else 0,
+        "co_view_pairs": co_view.num_rows if co_view is not None else 0,
+        "listed_pairs": loaded.listed_pairs.num_rows,
+        "candidates": features.num_rows,
+    }
+    kinds = pc.value_counts(relations.column("kind")).to_pylist() if relations.num_rows else []
+    summary.relations = {d["values"]: int(d["counts"]) for d in kinds}
+    summary.seconds = dict(timer.seconds)
+    summary.seconds["total"] = time.perf_counter() - t_all
+    summary.load_report = loaded.report.lines()
+    summary.top_products = top_products(loaded.orders, relations, 5)
+    return summary
+
+
+def top_products(orders: pa.Table, relations: pa.Table, n: int) -> list[str]:
+    """The ``n`` most-ordered products that have complements (for a demo); falls back to products
+    with the most relations when there are no orders."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.register("rel", relations.select(["src", "kind"]))
+    if orders.num_rows:
+        con.register("o", orders.select(["order_id", "product_id"]))
+        q = """
+            SELECT o.product_id FROM o
+            WHERE o.product_id IN (SELECT src FROM rel WHERE kind = 'complement')
+              AND o.product_id IN (SELECT src FROM rel WHERE kind = 'substitute')
+            GROUP BY o.product_id ORDER BY count(DISTINCT o.order_id) DESC, o.product_id LIMIT ?
+        """
+    else:
+        q = "SELECT src FROM rel GROUP BY src ORDER BY count(*) DESC, src LIMIT ?"
+    rows = con.execute(q, [n]).fetchall()
+    con.close()
+    return [r[0] for r in rows]

@@ -1,0 +1,380 @@
+"""Relation classification: from pair evidence to typed, directed product relations.
+
+The principle (see README "How relations are typed"):
+
+- **complement** — bought together (lift > 1) across *different kinds* of product. Direction
+  matters: ``phone → case`` (a shopper looking at the phone is offered the case) scores high
+  because P(case | phone) is high, the case is cheaper than the phone, and customers buy the case
+  after the phone; ``case → phone`` scores low.
+- **substitute** — *similar and the same kind* (high title-embedding similarity, same category,
+  viewed together) but rarely bought together.
+- **upsell** — a substitute that is clearly pricier (``price_ratio ≥ upsell_min_ratio``).
+- **series** — same brand/line: same brand (or, without brands, the same leading title words in the
+  same category) and similar titles.
+
+Every scoring function below is pure and works on numpy scalars or arrays alike, so the same code
+scores six products in a test and a million candidate pairs in a build. Each returns a score in
+[0, 1]; 0 means "not this kind".
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from tiein.model import CATEGORY_SEP, RELATIONS
+
+ArrayLike = Any  # numpy array or scalar
+
+# category_relation codes (vectorised as small ints, rendered as strings)
+CAT_SAME, CAT_SIBLING, CAT_DIFFERENT, CAT_UNKNOWN = 0, 1, 2, 3
+CAT_NAMES = np.array(["same", "sibling", "different", "unknown"], dtype=object)
+
+
+@dataclass(frozen=True)
+class RelationConfig:
+    """Thresholds and weights of the classifier, with named defaults.
+
+    min_pair_count: co-purchase count a complement needs (listed pairs count as evidence too).
+    min_score: relations scoring below this are dropped.
+    prior_baskets: Bayesian shrinkage of confidence: conf = n_ab / (n_src + prior_baskets), so
+        2-of-2 does not beat 200-of-400.
+    sub_min_similarity: title similarity below which a pair is never a substitute.
+    sub_together_lift: pairs bought together with lift above this are penalised as substitutes.
+    dup_similarity: near-duplicate titles (similarity above) are never complements.
+    upsell_min_ratio / upsell_max_ratio: price(dst)/price(src) band for an upsell.
+    series_min_similarity: title similarity a same-brand pair needs to be a series.
+    keep_per_kind: relations kept per product and kind (the best ones).
+    """
+
+    min_pair_count: int = 2
+    min_score: float = 0.01
+    prior_baskets: float = 5.0
+    sub_min_similarity: float = 0.55
+    sub_together_lift: float = 3.0
+    dup_similarity: float = 0.9
+    upsell_min_ratio: float = 1.25
+    upsell_max_ratio: float = 4.0
+    series_min_similarity: float = 0.45
+    keep_per_kind: int = 20
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# --- pure scoring functions -------------------------------------------------------------------
+
+
+def category_relation(path_a: str | None, path_b: str | None) -> int:
+    """How two category paths relate: CAT_SAME (same leaf), CAT_SIBLING (same parent, other
+    leaf), CAT_DIFFERENT, or CAT_UNKNOWN (either missing).
+
+    >>> category_relation("produce > fresh fruits", "produce > fresh fruits") == CAT_SAME
+    True
+    >>> category_relation("produce > fresh fruits", "produce > fresh vegetables") == CAT_SIBLING
+    True
+    >>> category_relation("produce > fresh fruits", "dairy eggs > yogurt") == CAT_DIFFERENT
+    True
+    >>> category_relation(None, "dairy eggs > yogurt") == CAT_UNKNOWN
+    True
+    """
+    if not path_a or not path_b:
+        return CAT_UNKNOWN
+    if path_a == path_b:
+        return CAT_SAME
+    pa_, pb_ = path_a.split(CATEGORY_SEP), path_b.split(CATEGORY_SEP)
+    if len(pa_) > 1 and len(pb_) > 1 and pa_[:-1] == pb_[:-1]:
+        return CAT_SIBLING
+    return CAT_DIFFERENT
+
+
+def association(n_ab: ArrayLike, n_src: ArrayLike, lift: ArrayLike, prior: float = 5.0) -> ArrayLike:
+    """Directed association strength src → dst in [0, 1): shrunk confidence P(dst | src) times
+    the share of it not explained by chance, ``(1 - 1/lift)``; 0 when lift ≤ 1.
+
+    >>> round(float(association(30, 100, 4.0)), 4)   # 30/105 * 0.75
+    0.2143
+    >>> float(association(30, 100, 0.8))
+    0.0
+    """
+    n_ab = np.asarray(n_ab, dtype=np.float64)
+    n_src = np.asarray(n_src, dtype=np.float64)
+    lift = np.asarray(lift, dtype=np.float64)
+    conf = n_ab / (n_src + prior)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        excess = np.where(lift > 1.0, 1.0 - 1.0 / np.where(lift > 0, lift, 1.0), 0.0)
+    return np.nan_to_num(conf * excess)
+
+
+def direction_factor(price_ratio: ArrayLike, after_sd: ArrayLike, after_ds: ArrayLike) -> ArrayLike:
+    """Favour the natural direction main item → add-on, in [0.1, 1.25].
+
+    Price: an add-on pricier than 1.25× the anchor is damped by sqrt(1.25 / ratio) (a phone is not
+    an add-on of a case). Sequence: customers who bought src and later dst vs the other way
+    round move the factor between 0.75 and 1.25 (neutral 1.0 without timelines).
+
+    >>> float(direction_factor(0.1, 0, 0))
+    1.0
+    >>> round(float(direction_factor(20.0, 0, 0)), 3)
+    0.25
+    >>> float(direction_factor(float("nan"), 8, 0))   # unknown price, bought after: favoured
+    1.2
+    """
+    r = np.asarray(price_ratio, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        price = np.where(np.isfinite(r) & (r > 1.25), np.sqrt(1.25 / r), 1.0)
+    a = np.asarray(after_sd, dtype=np.float64)
+    b = np.asarray(after_ds, dtype=np.float64)
+    seq = 0.75 + 0.5 * (a + 1.0) / (a + b + 2.0)
+    return np.clip(price * seq, 0.1, 1.25)
+
+
+# How much each category relation allows a pair to be a complement / a substitute.
+COMPLEMENT_CATEGORY = np.array([0.2, 0.6, 1.0, 0.8])  # same, sibling, different, unknown
+SUBSTITUTE_CATEGORY = np.array([1.0, 0.7, 0.15, 0.6])
+
+
+def complement_score(
+    assoc: ArrayLike,
+    listed_buy: ArrayLike,
+    similarity: ArrayLike,
+    cat_rel: ArrayLike,
+    direction: ArrayLike,
+    dup_similarity: float = 0.9,
+) -> ArrayLike:
+    """Complement score in [0, 1].
+
+    ``assoc`` is :func:`association` (orders), ``listed_buy`` 0/1/2 for a shop's own "also bought"
+    lists (src lists dst: 1, both ways: 2) which count as association 0.3 / 0.45. Damped for the
+    same category and for similar titles (similarity above 0.5 fades the score linearly to 0 at
+    ``dup_similarity``: two near-identical items bought together are variety, not an add-on).
+
+    >>> round(float(complement_score(0.5, 0, 0.2, CAT_DIFFERENT, 1.0)), 3)
+    0.5
+    >>> round(float(complement_score(0.5, 0, 0.2, CAT_SAME, 1.0)), 3)
+    0.1
+    >>> float(complement_score(0.5, 0, 0.95, CAT_DIFFERENT, 1.0))
+    0.0
+    """
+    assoc = np.asarray(assoc, dtype=np.float64)
+    listed = np.asarray(listed_buy, dtype=np.float64)
+    base = np.maximum(assoc, np.where(listed >= 2, 0.45, np.where(listed >= 1, 0.3, 0.0)))
+    sim = np.nan_to_num(np.asarray(similarity, dtype=np.float64), nan=0.0)
+    sim_damp = np.clip((dup_similarity - sim) / (dup_similarity - 0.5), 0.0, 1.0)
+    cat = COMPLEMENT_CATEGORY[np.asarray(cat_rel, dtype=np.int64)]
+    return np.clip(base * cat * sim_damp * np.asarray(direction, dtype=np.float64), 0.0, 1.0)
+
+
+def substitute_score(
+    similarity: ArrayLike,
+    cat_rel: ArrayLike,
+    co_view: ArrayLike,
+    listed_view: ArrayLike,
+    lift: ArrayLike,
+    conf: ArrayLike,
+    min_similarity: float = 0.55,
+    together_lift: float = 3.0,
+) -> ArrayLike:
+    """Substitute score in [0, 1]: similar titles of the same kind, viewed together, rarely
+    bought together.
+
+    similarity is rescaled from [min_similarity, 1] to [0, 1] (0 below); times the category
+    factor; being viewed together (co_view sessions, or a listed "also viewed") lifts the score by
+    up to 1.5× and rescues pairs just under the similarity floor; pairs often bought *together*
+    (lift above ``together_lift`` with a high confidence) are damped: shoppers take both, so
+    one does not replace the other.
+
+    >>> round(float(substitute_score(0.9, CAT_SAME, 0, 0, 0.0, 0.0)), 3)
+    0.778
+    >>> round(float(substitute_score(0.9, CAT_DIFFERENT, 0, 0, 0.0, 0.0)), 3)
+    0.117
+    >>> float(substitute_score(0.3, CAT_SAME, 0, 0, 0.0, 0.0))
+    0.0
+    """
+    sim = np.nan_to_num(np.asarray(similarity, dtype=np.float64), nan=0.0)
+    viewed = (np.asarray(co_view, dtype=np.float64) > 0) | (np.asarray(listed_view, dtype=np.float64) > 0)
+    floor = np.where(viewed, min_similarity - 0.15, min_similarity)
+    base = np.clip((sim - floor) / (1.0 - floor), 0.0, 1.0)
+    cat = SUBSTITUTE_CATEGORY[np.asarray(cat_rel, dtype=np.int64)]
+    view_boost = np.where(viewed, 1.5, 1.0)
+    lift = np.nan_to_num(np.asarray(lift, dtype=np.float64), nan=0.0)
+    conf = np.nan_to_num(np.asarray(conf, dtype=np.float64), nan=0.0)
+    together = np.where(lift > together_lift, 1.0 - np.clip(conf * 2.0, 0.0, 0.8), 1.0)
+    return np.clip(base * cat * view_boost * together, 0.0, 1.0)
+
+
+def upsell_score(sub_score: ArrayLike, price_ratio: ArrayLike, min_ratio: float = 1.25, max_ratio: float = 4.0) -> ArrayLike:
+    """An upsell is a substitute priced clearly higher (``min_ratio ≤ price_ratio ≤ max_ratio``);
+    its score is the substitute score, slightly favouring moderate steps up (1.25-2×).
+
+    >>> float(upsell_score(0.8, 1.5))
+    0.8
+    >>> float(upsell_score(0.8, 1.1))
+    0.0
+    >>> round(float(upsell_score(0.8, 3.0)), 3)
+    0.6
+    """
+    r = np.nan_to_num(np.asarray(price_ratio, dtype=np.float64), nan=0.0)
+    ok = (r >= min_ratio) & (r <= max_ratio)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        step = np.where(r <= 2.0, 1.0, 1.0 - 0.5 * (r - 2.0) / (max_ratio - 2.0))
+    return np.where(ok, np.asarray(sub_score, dtype=np.float64) * step, 0.0)
+
+
+def series_score(same_line: ArrayLike, similarity: ArrayLike, min_similarity: float = 0.45) -> ArrayLike:
+    """Same series: the same brand or product line (``same_line``) and similar titles; the score
+    is the similarity rescaled from [min_similarity, 1] to [0.2, 1].
+
+    >>> float(series_score(True, 1.0))
+    1.0
+    >>> float(series_score(False, 0.9))
+    0.0
+    """
+    sim = np.nan_to_num(np.asarray(similarity, dtype=np.float64), nan=0.0)
+    base = 0.2 + 0.8 * np.clip((sim - min_similarity) / (1.0 - min_similarity), 0.0, 1.0)
+    return np.where(np.asarray(same_line, dtype=bool) & (sim >= min_similarity), base, 0.0)
+
+
+_WORD = re.compile(r"[A-Za-z0-9]+|[\u4e00-\u9fff]")
+
+
+def line_key(title: str | None, brand: str | None, words: int = 2) -> str | None:
+    """The product line a title belongs to: the brand when known, else its first ``words``
+    words (letters/digits; each Chinese character counts as a word), upper-cased.
+
+    >>> line_key("JUMBO BAG RED RETROSPOT", None)
+    'JUMBO BAG'
+    >>> line_key("雪域精粹滋润霜", "自然堂")
+    '自然堂'
+    """
+    if brand:
+        return brand.strip().upper()
+    if not title:
+        return None
+    toks = _WORD.findall(title.upper())
+    if len(toks) < words:
+        return None
+    return " ".join(toks[:words])
+
+
+# --- evidence -----------------------------------------------------------------------------------
+
+
+def evidence_dict(row: dict[str, Any]) -> dict[str, Any]:
+    """The evidence kept on a relation: the numbers behind the decision, rounded for reading."""
+
+    def r(x: Any, nd: int = 4) -> Any:
+        if x is None:
+            return None
+        try:
+            f = float(x)
+        except (TypeError, ValueError):
+            return x
+        if not np.isfinite(f):
+            return None
+        return round(f, nd)
+
+    ev = {
+        "bought_together": int(row["n_ab"]),
+        "orders_with_anchor": int(row["n_src"]),
+        "confidence": r(row["conf"]),
+        "lift": r(row["lift"], 3),
+        "bought_after": int(row["after_sd"]),
+        "bought_before": int(row["after_ds"]),
+        "viewed_together": int(row["co_view"]),
+        "listed_also_bought": int(row["listed_buy"]),
+        "listed_also_viewed": int(row["listed_view"]),
+        "similarity": r(row["similarity"], 3),
+        "category_relation": row["category_relation"],
+        "price_ratio": r(row["price_ratio"], 3),
+        "same_line": bool(row["same_line"]),
+    }
+    return ev
+
+
+# --- classification over a feature table --------------------------------------------------------
+
+FEATURE_COLUMNS = (
+    "src", "dst", "n_ab", "n_src", "conf", "lift", "after_sd", "after_ds", "co_view",
+    "listed_buy", "listed_view", "similarity", "cat_rel", "price_ratio", "same_line",
+)
+
+
+def score_features(f: dict[str, np.ndarray], cfg: RelationConfig) -> dict[str, np.ndarray]:
+    """Score every candidate pair (columns as in FEATURE_COLUMNS) for every kind."""
+    assoc = association(f["n_ab"], f["n_src"], f["lift"], cfg.prior_baskets)
+    assoc = np.where(f["n_ab"] >= cfg.min_pair_count, assoc, 0.0)
+    direction = direction_factor(f["price_ratio"], f["after_sd"], f["after_ds"])
+    comp = complement_score(assoc, f["listed_buy"], f["similarity"], f["cat_rel"], direction, cfg.dup_similarity)
+    sub = substitute_score(
+        f["similarity"], f["cat_rel"], f["co_view"], f["listed_view"], f["lift"], f["conf"],
+        cfg.sub_min_similarity, cfg.sub_together_lift,
+    )
+    # Something that is clearly a complement is not also offered as a substitute.
+    sub = np.where(comp > sub, 0.0, sub)
+    up = upsell_score(sub, f["price_ratio"], cfg.upsell_min_ratio, cfg.upsell_max_ratio)
+    ser = series_score(f["same_line"], f["similarity"], cfg.series_min_similarity)
+    return {"complement": comp, "substitute": sub, "upsell": up, "series": ser}
+
+
+def classify(features: pa.Table, cfg: RelationConfig | None = None) -> pa.Table:
+    """Type every candidate pair of ``features`` (FEATURE_COLUMNS) and return the RELATIONS table:
+    for each product and kind, the best ``cfg.keep_per_kind`` relations scoring ≥ ``cfg.min_score``,
+    ordered by src, kind, score desc, dst."""
+    cfg = cfg or RelationConfig()
+    if features.num_rows == 0:
+        return RELATIONS.empty_table()
+    f = {c: features.column(c).to_numpy(zero_copy_only=False) for c in FEATURE_COLUMNS}
+    for c in ("n_ab", "n_src", "after_sd", "after_ds", "co_view", "listed_buy", "listed_view", "cat_rel"):
+        f[c] = np.nan_to_num(f[c].astype(np.float64)).astype(np.int64)
+    for c in ("conf", "lift", "similarity", "price_ratio"):
+        f[c] = f[c].astype(np.float64)
+    f["same_line"] = f["same_line"].astype(bool)
+    scores = score_features(f, cfg)
+
+    parts = []
+    for kind, s in scores.items():
+        idx = np.nonzero(s >= cfg.min_score)[0]
+        if idx.size == 0:
+            continue
+        # best keep_per_kind per src: sort by (src, -score, dst)
+        order = np.lexsort((f["dst"][idx], -s[idx], f["src"][idx]))
+        idx = idx[order]
+        src_sorted = f["src"][idx]
+        starts = np.r_[0, np.nonzero(src_sorted[1:] != src_sorted[:-1])[0] + 1]
+        rank = np.arange(idx.size) - np.repeat(starts, np.diff(np.r_[starts, idx.size]))
+        idx = idx[rank < cfg.keep_per_kind]
+        parts.append((kind, idx, s[idx]))
+
+    cat_names = CAT_NAMES[f["cat_rel"]]
+    cols: dict[str, list[Any]] = {name: [] for name in RELATIONS.names}
+    for kind, idx, sc in parts:
+        for j, i in enumerate(idx):
+            row = {c: f[c][i] for c in FEATURE_COLUMNS}
+            row["category_relation"] = cat_names[i]
+            ev = evidence_dict(row)
+            ev["kind"] = kind
+            cols["src"].append(str(row["src"]))
+            cols["dst"].append(str(row["dst"]))
+            cols["kind"].append(kind)
+            cols["score"].append(round(float(sc[j]), 6))
+            cols["n_ab"].append(int(row["n_ab"]))
+            cols["lift"].append(_finite(row["lift"]))
+            cols["confidence"].append(_finite(row["conf"]))
+            cols["co_view"].append(int(row["co_view"]))
+            cols["similarity"].append(_finite(row["similarity"]))
+            cols["category_relation"].append(str(cat_names[i]))
+            cols["price_ratio"].append(_finite(row["price_ratio"]))
+            cols["evidence"].append(json.dumps(ev, ensure_ascii=False, sort_keys=True))
+    table = pa.table(cols, schema=RELATIONS)
+    return table.sort_by([("src", "ascending"), ("kind", "ascending"), ("score", "descending"), ("dst", "ascending")])
+
+
+def _finite(x: Any) -> float | None:
+    f = float(x)
+    return round(f, 6) if np.isfinite(f) else None
