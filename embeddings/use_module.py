@@ -14,7 +14,7 @@ Importing this module imports torch and sentence-transformers: only
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -48,7 +48,7 @@ class UniversalSentenceEncoder(InputModule):
         return {"texts": texts}
 
     def forward(self, features: dict[str, torch.Tensor | Any], **kwargs: Any) -> dict[str, torch.Tensor | Any]:
-        texts: list[str] = features["texts"]
+        texts = cast(list[str], features["texts"])
         if texts:
             vectors = self._use.encode(texts)
         else:

@@ -134,28 +134,26 @@ def _require_non_null(table: pa.Table, column: str, name: str) -> None:
         raise InputError("is empty", file=name, row=bad + 1, column=column)
 
 
-def _require_unique(table: pa.Table, column: str, name: str, what: str) -> None:
-    """Raise InputError naming the second row holding an already-seen ``column`` value."""
-    col = table.column(column)
-    if pc.count_distinct(col).as_py() == len(col):
-        return
-    # the first duplicate: the first row whose value's first occurrence is earlier
-    uniq = pc.unique(col)
-    first_pos = pc.index_in(uniq, col)  # position of each unique value's first occurrence
-    dup_mask = pc.invert(
-        pc.is_in(pa.array(range(len(col)), pa.int64()), value_set=first_pos.cast(pa.int64()))
-    )
-    row = _first(dup_mask)
-    assert row is not None
-    raise InputError(f"duplicate {what} {col[row].as_py()!r}", file=name, row=row + 1, column=column)
-
-
-def _require_unique_pair(table: pa.Table, cols: tuple[str, str], name: str, what: str) -> None:
-    """Raise InputError on the first row repeating an earlier (cols[0], cols[1]) pair."""
+def _sorted_unique(table: pa.Table, keys: tuple[str, ...], name: str, what: str) -> pa.Table:
+    """``table`` sorted by ``keys``; InputError naming the first row (in input order) that repeats
+    an earlier row's keys. One stable sort serves both: duplicates end up adjacent."""
     if table.num_rows == 0:
-        return
-    key = pc.binary_join_element_wise(table.column(cols[0]), table.column(cols[1]), "\x00")
-    _require_unique(pa.table({cols[0]: key}), cols[0], name, what)
+        return table
+    order = pc.sort_indices(table, sort_keys=[(k, "ascending") for k in keys])
+    out = table.take(order)
+    n = out.num_rows
+    same = None
+    for k in keys:
+        col = _flat(out.column(k))
+        eq = pc.equal(col.slice(1), col.slice(0, n - 1))
+        same = eq if same is None else pc.and_(same, eq)
+    assert same is not None
+    if pc.any(same).as_py():
+        later = _flat(order).slice(1).filter(same)  # stable: the later row of each equal pair
+        row = int(pc.min(later).as_py())
+        values = ", ".join(repr(table.column(k)[row].as_py()) for k in keys)
+        raise InputError(f"duplicate {what} ({values})", file=name, row=row + 1, column=",".join(keys))
+    return out
 
 
 def _require_in(
@@ -170,10 +168,6 @@ def _require_in(
             row=bad + 1,
             column=column,
         )
-
-
-def _sorted(table: pa.Table, keys: list[str]) -> pa.Table:
-    return table.sort_by([(k, "ascending") for k in keys]) if table.num_rows else table
 
 
 # ----------------------------------------------------------------------------- derivations
@@ -280,7 +274,7 @@ def _attributes(products: pa.Table) -> tuple[pa.Table, pa.Table]:
         {"src": pids.take(pc.list_parent_indices(lists)), "dst": pc.list_flatten(lists)},
         schema=REL_SCHEMAS["HAS_ATTRIBUTE"],
     )
-    return nodes, _sorted(edges, ["src", "dst"])
+    return nodes, _sorted_unique(edges, ("src", "dst"), "products", "attribute")
 
 
 def _pairs(table: pa.Table, name: str, product_ids: pa.Array) -> pa.Table:
@@ -298,9 +292,9 @@ def _pairs(table: pa.Table, name: str, product_ids: pa.Array) -> pa.Table:
             row=bad + 1,
             column="a",
         )
-    _require_unique_pair(t, ("a", "b"), name, "pair")
+    t = _sorted_unique(t, ("a", "b"), name, "pair")
     t = t.rename_columns(["src", "dst", *t.column_names[2:]])
-    return _sorted(t, ["src", "dst"]).cast(REL_SCHEMAS["CO_PURCHASED"])
+    return t.cast(REL_SCHEMAS["CO_PURCHASED"])
 
 
 def _relations(table: pa.Table, product_ids: pa.Array) -> dict[str, pa.Table]:
@@ -328,17 +322,20 @@ def _relations(table: pa.Table, product_ids: pa.Array) -> dict[str, pa.Table]:
             row=bad + 1,
             column="dst",
         )
+    ev = pc.utf8_trim_whitespace(t.column("evidence"))
+    bad = _first(pc.invert(pc.and_(pc.starts_with(ev, "{"), pc.ends_with(ev, "}"))))
+    if bad is not None:
+        raise InputError("evidence must be a JSON object", file=name, row=bad + 1, column="evidence")
     bad = _first(pc.is_null(t.column("score")))
     if bad is not None:
         raise InputError("score is missing", file=name, row=bad + 1, column="score")
-    key = pc.binary_join_element_wise(t.column("src"), t.column("dst"), t.column("kind"), "\x00")
-    _require_unique(pa.table({"src,dst,kind": key}), "src,dst,kind", name, "relation")
+    t = _sorted_unique(t, ("src", "dst", "kind"), name, "relation")
     out = {}
     props = ["src", "dst", *[f.name for f in _RELATION_PROPS]]
     for kind in RELATION_KINDS:
         rt = REL_TYPE[kind]
         sub = t.filter(pc.equal(t.column("kind"), kind)).select(props)
-        out[rt] = _sorted(sub, ["src", "dst"]).cast(REL_SCHEMAS[rt])
+        out[rt] = sub.cast(REL_SCHEMAS[rt])  # still sorted by src, dst
     return out
 
 
@@ -350,8 +347,7 @@ def graph_tables(data: GraphData) -> GraphTables:
     Output is deterministic: the same ``data`` gives identical tables."""
     products = _conform(data.products, PRODUCTS, "products")
     _require_non_null(products, "product_id", "products")
-    _require_unique(products, "product_id", "products", "product id")
-    products = _sorted(products, ["product_id"])
+    products = _sorted_unique(products, ("product_id",), "products", "product id")
     pids = _flat(products.column("product_id"))
 
     # categories: IN_CATEGORY points at the normalised full path, which is a Category key
@@ -373,8 +369,7 @@ def graph_tables(data: GraphData) -> GraphTables:
 
     scenes = _conform(data.scenes, SCENES, "scenes")
     _require_non_null(scenes, "scene_id", "scenes")
-    _require_unique(scenes, "scene_id", "scenes", "scene id")
-    scenes = _sorted(scenes, ["scene_id"])
+    scenes = _sorted_unique(scenes, ("scene_id",), "scenes", "scene id")
     members = _conform(data.scene_members, SCENE_MEMBERS, "scene_members")
     for c in ("product_id", "scene_id"):
         _require_non_null(members, c, "scene_members")
@@ -382,10 +377,8 @@ def graph_tables(data: GraphData) -> GraphTables:
     _require_in(
         members.column("scene_id"), _flat(scenes.column("scene_id")), "scene_members", "scene_id", "Scene"
     )
-    _require_unique_pair(members, ("product_id", "scene_id"), "scene_members", "scene member")
-    in_scene = _sorted(members.rename_columns(["src", "dst", "role", "weight"]), ["src", "dst"]).cast(
-        REL_SCHEMAS["IN_SCENE"]
-    )
+    members = _sorted_unique(members, ("product_id", "scene_id"), "scene_members", "scene member")
+    in_scene = members.rename_columns(["src", "dst", "role", "weight"]).cast(REL_SCHEMAS["IN_SCENE"])
 
     rels: dict[str, pa.Table] = {
         "IN_CATEGORY": in_category,
@@ -404,4 +397,12 @@ def graph_tables(data: GraphData) -> GraphTables:
         "Attribute": attr_nodes,
         "Scene": scenes,
     }
-    return GraphTables(nodes=nodes, rels=rels, meta=dict(data.meta))
+    return GraphTables(nodes=nodes, rels=rels, meta=_meta(data.meta))
+
+
+def _meta(meta: dict[str, Any]) -> dict[str, Any]:
+    """``meta`` as plain JSON data (what stores persist and ``stats()`` returns)."""
+    try:
+        return dict(json.loads(json.dumps(meta, ensure_ascii=False, allow_nan=False)))
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"must be JSON-serialisable: {exc}", file="meta") from exc

@@ -60,10 +60,12 @@ RELATED: dict[str, str] = {
         "r.confidence AS confidence, r.co_view AS co_view, r.similarity AS similarity, "
         "r.category_relation AS category_relation, r.price_ratio AS price_ratio, "
         "r.evidence AS evidence "
-        "ORDER BY r.score DESC, q.product_id ASC LIMIT $k"
+        "ORDER BY r.score DESC, q.product_id ASC"
     )
     for kind, rel in REL_TYPE.items()
 }
+# No ``LIMIT $k``: in LadybugDB 0.22 a parameter in LIMIT costs ~1.2 ms per call (0.3 ms without);
+# the store reads only the first k rows of the sorted result instead.
 
 COUNT_NODES: dict[str, str] = {label: f"MATCH (n:{label}) RETURN count(n) AS n" for label in NODE_SCHEMAS}
 COUNT_RELS: dict[str, str] = {rel: f"MATCH ()-[r:{rel}]->() RETURN count(r) AS n" for rel in REL_SCHEMAS}

@@ -51,8 +51,7 @@ NOT_CYPHER = frozenset({"NODE_KEYS", "REL_ENDPOINTS", "META_LABEL", "NOT_CYPHER"
 # transaction. IF NOT EXISTS makes them idempotent.
 CONSTRAINTS: dict[str, str] = {
     label: (
-        f"CREATE CONSTRAINT tiein_{label.lower()}_key IF NOT EXISTS "
-        f"FOR (n:{label}) REQUIRE n.{key} IS UNIQUE"
+        f"CREATE CONSTRAINT tiein_{label.lower()}_key IF NOT EXISTS FOR (n:{label}) REQUIRE n.{key} IS UNIQUE"
     )
     for label, key in NODE_KEYS.items()
 }
@@ -122,6 +121,9 @@ STATS = " UNION ALL ".join(
     ]
 )
 META = f"MATCH (m:{META_LABEL}) RETURN m.json AS json"
+
+# Test suites only (tests/stores.py): empty the whole TEST database before each test.
+WIPE_TEST_DATABASE = "MATCH (n) DETACH DELETE n"
 
 # Cheapest round trip that proves the server answers (used by health checks).
 PING = "RETURN 1 AS ok"

@@ -64,6 +64,7 @@ _WRITE_WORDS = (
 )  # fmt: skip
 _WRITE_RE = re.compile(r"(?<![\w.$`])(" + "|".join(_WRITE_WORDS) + r")(?![\w`])", re.IGNORECASE)
 _CALL_SETTING_RE = re.compile(r"(?<![\w.$`])CALL\s+\w+\s*=", re.IGNORECASE)
+_PARAM_RE = re.compile(r"\$(\w+)")
 # string literals, backtick identifiers and comments, blanked before the keyword scan
 _LITERALS_RE = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|`[^`]*`|//[^\n]*|/\*.*?\*/", re.DOTALL)
 
@@ -82,6 +83,15 @@ def refuse_writes(cypher: str) -> None:
         raise CypherError("query() runs one statement at a time")
 
 
+def check_params(cypher: str, params: dict[str, Any] | None) -> None:
+    """Raise CypherError for a ``$name`` the query uses but ``params`` lacks (LadybugDB would
+    silently read it as null; Neo4j refuses it)."""
+    used = set(_PARAM_RE.findall(_LITERALS_RE.sub(" ", cypher)))
+    missing = sorted(used - set(params or {}))
+    if missing:
+        raise CypherError(f"missing query parameter(s): {', '.join('$' + m for m in missing)}")
+
+
 def _translate(exc: Exception, what: str) -> TieinError:
     """A LadybugDB error (they are all RuntimeError) as the project's error."""
     msg = str(exc).strip()
@@ -96,9 +106,21 @@ def _translate(exc: Exception, what: str) -> TieinError:
     return StoreError(f"{what} failed: {msg}")
 
 
+# properties of each label / type, to drop the other tables' columns a node of an unlabelled
+# pattern variable carries (LadybugDB gives it the union of all node tables' properties)
+_PROPS: dict[str, tuple[str, ...]] = {
+    **{label: tuple(s.names) for label, s in NODE_SCHEMAS.items()},
+    **{rel: tuple(s.names[2:]) for rel, s in REL_SCHEMAS.items()},
+}
+
+
 def _clean(value: Any) -> Any:
-    """A query value as plain JSON-able data: node / relationship dicts lose internal ids."""
+    """A query value as plain JSON-able data: nodes and relationships become ``{"_LABEL": ...,
+    property: value}`` with their own properties only (internal ids dropped)."""
     if isinstance(value, dict):
+        props = _PROPS.get(value.get("_LABEL", ""))
+        if props is not None:
+            return {"_LABEL": value["_LABEL"], **{k: _clean(value.get(k)) for k in props}}
         return {k: _clean(v) for k, v in value.items() if k not in ("_ID", "_SRC", "_DST")}
     if isinstance(value, list):
         return [_clean(v) for v in value]
@@ -121,7 +143,6 @@ class EmbeddedStore:
         self._db: Any = None
         self._conn: Any = None
         self._gen: str | None = None  # generation currently open
-        self._pointer_sig: tuple[int, int, int] | None = None
 
     def __repr__(self) -> str:
         return f"EmbeddedStore({str(self.path)!r})"
@@ -139,18 +160,13 @@ class EmbeddedStore:
         return name
 
     def _connection(self) -> Any | None:
-        """The read-only connection to the current generation (reopened after a switch), or None
-        when nothing was loaded yet. Caller holds the lock."""
-        try:
-            st = os.stat(self.path / CURRENT)
-            sig: tuple[int, int, int] | None = (st.st_ino, st.st_mtime_ns, st.st_size)
-        except FileNotFoundError:
-            sig = None
-        if self._conn is not None and sig == self._pointer_sig:
-            return self._conn
+        """The read-only connection to the current generation (reopened when ``CURRENT`` names
+        another one), or None when nothing was loaded yet. Caller holds the lock.
+
+        ``CURRENT`` is read on every call (a few microseconds): comparing its contents, not its
+        mtime or inode, cannot miss a switch."""
         gen = self._read_pointer()
-        self._pointer_sig = sig
-        if gen == self._gen and self._conn is not None:
+        if gen is not None and gen == self._gen and self._conn is not None:
             return self._conn
         self._close_db()
         if gen is None:
@@ -178,29 +194,20 @@ class EmbeddedStore:
         self._gen = None
 
     def _run(
-        self, cypher: str, params: dict[str, Any] | None, what: str
+        self, cypher: str, params: dict[str, Any] | None, what: str, limit: int | None = None
     ) -> tuple[list[str], list[list[Any]]]:
         """Run one statement on the current generation: (column names, rows). Caller holds the lock."""
         conn = self._connection()
         if conn is None:
             raise StoreUnavailable(f"no graph has been loaded into {self.path} yet")
-        try:
-            result = conn.execute(cypher, params or {})
-        except RuntimeError as exc:
-            raise _translate(exc, what) from exc
-        if isinstance(result, list):  # several statements: never from this module's constants
-            for r in result:
-                r.close()
-            raise CypherError("query() runs one statement at a time")
-        try:
-            return result.get_column_names(), result.get_all()
-        finally:
-            result.close()
+        return _execute(conn, cypher, params, what, limit)
 
     # ------------------------------------------------------------------------- GraphStore
     def replace(self, data: GraphData, progress: Progress | None = None) -> None:
         """Load ``data`` as a new generation and switch to it atomically (see the module doc)."""
         tables = graph_tables(data)  # validation first: bad input never touches the disk
+        if self.path.exists() and not self.path.is_dir():
+            raise ConfigError(f"the embedded store path {self.path} is a file, not a directory")
         with self._lock:
             self.path.mkdir(parents=True, exist_ok=True)
             with _WriterLock(self.path / ".lock"):
@@ -233,22 +240,23 @@ class EmbeddedStore:
         steps = [*tables.nodes.items(), *tables.rels.items()]
         db = conn = None
         try:
-            db = ladybug.Database(str(gen_dir / DB_FILE))
-            conn = ladybug.Connection(db, num_threads=self.num_threads)
-            for label in NODE_SCHEMAS:
-                conn.execute(cy.CREATE_NODE_TABLE[label])
-            for rel in REL_SCHEMAS:
-                conn.execute(cy.CREATE_REL_TABLE[rel])
+            try:
+                db = ladybug.Database(str(gen_dir / DB_FILE))
+                conn = ladybug.Connection(db, num_threads=self.num_threads)
+                for label in NODE_SCHEMAS:
+                    _load(conn, cy.CREATE_NODE_TABLE[label], None, gen_dir)
+                for rel in REL_SCHEMAS:
+                    _load(conn, cy.CREATE_REL_TABLE[rel], None, gen_dir)
+            except RuntimeError as exc:
+                raise StoreError(f"creating a graph in {gen_dir} failed: {exc}") from exc
             for done, (name, rows) in enumerate(steps):
                 if progress:
                     progress(name, done, len(steps))
                 if rows.num_rows:
-                    conn.execute(cy.COPY_TABLE[name], {"rows": rows})
-            conn.execute(cy.CHECKPOINT)
+                    _load(conn, cy.COPY_TABLE[name], {"rows": rows}, gen_dir)
+            _load(conn, cy.CHECKPOINT, None, gen_dir)
             if progress:
                 progress("checkpoint", len(steps), len(steps))
-        except RuntimeError as exc:
-            raise StoreError(f"loading the graph into {gen_dir} failed: {exc}") from exc
         finally:
             for obj in (conn, db):
                 if obj is not None:
@@ -281,7 +289,7 @@ class EmbeddedStore:
             raise ConfigError(f"k must be a positive integer, got {k!r}")
         self.product(product_id)  # ProductNotFound before an empty answer
         with self._lock:
-            cols, rows = self._run(cy.RELATED[kind], {"product_id": product_id, "k": k}, "related")
+            cols, rows = self._run(cy.RELATED[kind], {"product_id": product_id}, "related", limit=k)
         out = []
         for row in rows:
             rec = dict(zip(cols, row, strict=True))
@@ -291,20 +299,21 @@ class EmbeddedStore:
 
     def stats(self) -> dict[str, Any]:
         with self._lock:
-            if self._connection() is None:
+            conn = self._connection()
+            if conn is None:
                 return {
                     "nodes": dict.fromkeys(NODE_SCHEMAS, 0),
                     "relationships": dict.fromkeys(REL_SCHEMAS, 0),
                     "meta": {},
                 }
-            gen = self._gen
-            nodes = {label: self._run(q, None, "stats")[1][0][0] for label, q in cy.COUNT_NODES.items()}
-            rels = {rel: self._run(q, None, "stats")[1][0][0] for rel, q in cy.COUNT_RELS.items()}
-        assert gen is not None
-        try:
-            meta = json.loads((self.path / gen / META_FILE).read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise StoreError(f"cannot read {self.path / gen / META_FILE}: {exc}") from exc
+            meta_path = self.path / str(self._gen) / META_FILE
+            try:
+                meta = json.loads(meta_path.read_text(encoding="utf-8"))
+            except (OSError, json.JSONDecodeError) as exc:
+                raise StoreError(f"cannot read {meta_path}: {exc}") from exc
+            # every count on this one connection, i.e. the same generation as the meta
+            nodes = {label: _execute(conn, q, None, "stats")[1][0][0] for label, q in cy.COUNT_NODES.items()}
+            rels = {rel: _execute(conn, q, None, "stats")[1][0][0] for rel, q in cy.COUNT_RELS.items()}
         return {"nodes": nodes, "relationships": rels, "meta": meta}
 
     def query(self, cypher: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
@@ -314,6 +323,7 @@ class EmbeddedStore:
         checked by keyword and, for real, by the read-only database. Invalid Cypher raises
         CypherError; queries running past ``query_timeout_s`` are interrupted (CypherError)."""
         refuse_writes(cypher)
+        check_params(cypher, params)
         with self._lock:
             cols, rows = self._run(cypher, params, "query")
         return [{c: _clean(v) for c, v in zip(cols, row, strict=True)} for row in rows]
@@ -321,13 +331,40 @@ class EmbeddedStore:
     def close(self) -> None:
         with self._lock:
             self._close_db()
-            self._pointer_sig = None
 
     def __enter__(self) -> EmbeddedStore:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _execute(
+    conn: Any, cypher: str, params: dict[str, Any] | None, what: str, limit: int | None = None
+) -> tuple[list[str], list[list[Any]]]:
+    """Run one statement on ``conn``: (column names, rows — the first ``limit`` only, if given),
+    LadybugDB errors translated."""
+    try:
+        result = conn.execute(cypher, params or {})
+    except RuntimeError as exc:
+        raise _translate(exc, what) from exc
+    if isinstance(result, list):  # several statements: never from this module's constants
+        for r in result:
+            r.close()
+        raise CypherError("query() runs one statement at a time")
+    try:
+        rows = result.get_all() if limit is None else result.get_n(limit)
+        return result.get_column_names(), rows
+    finally:
+        result.close()
+
+
+def _load(conn: Any, cypher: str, params: dict[str, Any] | None, gen_dir: Path) -> None:
+    """Run one load statement; LadybugDB errors become StoreError (other errors pass through)."""
+    try:
+        conn.execute(cypher, params or {}).close()
+    except RuntimeError as exc:
+        raise StoreError(f"loading the graph into {gen_dir} failed ({cypher.split('(')[0]}): {exc}") from exc
 
 
 def _evidence(text: str | None, src: str, dst: str, kind: str) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """Which source column is which field: the mapping from any catalog/order/browsing file to tiein.
 
 A :class:`Mapping` has four sections. Columns not mapped fall back to a column literally named
-like the field (``product_id``, ``title``, ``order_id``, ...) when the file has one.
+like the field (``product_id``, ``title``, ``order_id``, ...) when the file has one; in a catalog
+also ``id``/``sku`` for the product id and ``name``/``product_name`` for the title.
 
 YAML (or JSON) form, sections optional::
 
@@ -88,6 +89,7 @@ class Options:
     giant_basket: int = 500  # orders with more distinct products are dropped (0 = no limit)
     latest_by: str | None = None  # catalog: keep the row with the largest value per product id
     basket_per_line: bool = False  # orders file: one basket per line, items split by delimiter
+    id_case: Literal["keep", "upper", "lower"] = "keep"  # fold product ids ("85123a" = "85123A")
 
 
 _SECTIONS: dict[str, type] = {
@@ -97,7 +99,12 @@ _SECTIONS: dict[str, type] = {
     "options": Options,
 }
 _LIST_FIELDS = {"category", "attributes", "timestamp"}
-_ALIASES = {"exclude": "exclude_product_regex", "customer_id": "customer", "session_id": "session", "ts": "timestamp"}
+_ALIASES = {
+    "exclude": "exclude_product_regex",
+    "customer_id": "customer",
+    "session_id": "session",
+    "ts": "timestamp",
+}
 
 
 @dataclass
@@ -169,7 +176,9 @@ class Mapping:
         section, _, name = key.rpartition(".")
         name = _ALIASES.get(name, name)
         if section and section not in _SECTIONS:
-            raise ConfigError(f"{source}: unknown section {section!r} in {key!r}; sections: {', '.join(_SECTIONS)}")
+            raise ConfigError(
+                f"{source}: unknown section {section!r} in {key!r}; sections: {', '.join(_SECTIONS)}"
+            )
         targets = [section] if section else [s for s, t in _SECTIONS.items() if name in _field_names(t)]
         if not targets or name not in _field_names(_SECTIONS[targets[0]]):
             valid = sorted({f for t in _SECTIONS.values() for f in _field_names(t)})
@@ -208,9 +217,10 @@ def _coerce(section: str, name: str, value: Any, source: str) -> Any:
             if n < 0:
                 raise ConfigError(f"{where}: must be 0 (no limit) or more")
             return n
-        if name == "zero_price":
-            if value not in ("keep", "drop"):
-                raise ConfigError(f"{where}: expected keep or drop, got {value!r}")
+        if name in ("zero_price", "id_case"):
+            allowed = ("keep", "drop") if name == "zero_price" else ("keep", "upper", "lower")
+            if value not in allowed:
+                raise ConfigError(f"{where}: expected one of {', '.join(allowed)}, got {value!r}")
             return value
         if name == "exclude_product_regex" and value:
             import re

@@ -196,18 +196,26 @@ def read_csv(
     if delimiter in ("tab", "\\t"):
         delimiter = "\t"
     if not delimiter:
-        delimiter = "\t" if file.lower().removesuffix(".gz").endswith((".tsv", ".tab")) else sniff_delimiter(head)
+        delimiter = (
+            "\t" if file.lower().removesuffix(".gz").endswith((".tsv", ".tab")) else sniff_delimiter(head)
+        )
     if header:
         names = _header_names(head, delimiter, file)
         skip = 1
     else:
-        width = max(len(r) for r in csv.reader(io.StringIO("\n".join(head.splitlines()[:50])), delimiter=delimiter))
+        width = max(
+            len(r) for r in csv.reader(io.StringIO("\n".join(head.splitlines()[:50])), delimiter=delimiter)
+        )
         names = [f"column{i}" for i in range(1, width + 1)]
         skip = 0
     bad: list[tuple[int | None, str]] = []
 
     def on_invalid(row: pacsv.InvalidRow) -> str:
-        bad.append((row.number, f"expected {row.expected_columns} fields, found {row.actual_columns}"))
+        number = row.number
+        if number is None and row.text:  # pyarrow does not always know it: find the line
+            at = body.find(row.text.encode("utf-8"))
+            number = body.count(b"\n", 0, at) + 1 if at >= 0 else None
+        bad.append((number, f"expected {row.expected_columns} fields, found {row.actual_columns}"))
         return "error"
 
     try:
@@ -306,7 +314,7 @@ def _from_records(records: list[dict], file: str) -> pa.Table:
 
 def read_parquet(data: bytes, file: str) -> RawTable:
     try:
-        table = pq.read_table(pa.BufferReader(data))
+        table = pq.ParquetFile(pa.BufferReader(data)).read()  # no pyarrow.dataset (it imports pandas)
     except (pa.ArrowInvalid, OSError) as exc:
         raise InputError(f"not a readable Parquet file: {exc}", file=file) from exc
     if table.num_rows == 0:

@@ -1,0 +1,571 @@
+"""The Neo4j store (production): graph.base.GraphStore on Neo4j 5 through the official driver.
+
+The driver is passed in (style.md: built in one wiring place); :meth:`Neo4jStore.from_url` is
+that place for a URL such as ``bolt://user:secret@db:7687/neo4j``. Every Cypher statement lives
+in :mod:`graph.cypher_neo4j`; values always travel as parameters.
+
+Atomic replace — the choice. ``replace`` runs the whole load in ONE explicit write transaction:
+delete tiein's old nodes (by label) and meta, create the new nodes and relationships in
+``UNWIND $rows`` batches of ``batch_size`` rows, write the meta, commit. Readers keep seeing the
+previous graph until the commit (Neo4j isolates uncommitted writes), so:
+
+- any failure (a driver/server error, a lost edge, a bad value) or interruption (exception,
+  Ctrl-C, the process or the connection dying) rolls the transaction back — explicitly, or by
+  the server when the connection drops — and the previous graph stays exactly as it was;
+- a repeated load is idempotent: it deletes and recreates everything, so loading the same data
+  twice gives the same graph (uniqueness constraints reject duplicate keys).
+
+Why not a staged load (new graph under a staging label or a generation property, then a switch)?
+Relationship types cannot be relabelled in Neo4j, so a generation scheme must either filter every
+query — analysts' included — on a generation property, or make the "switch" transaction delete
+the old graph and relabel every new node, which is again one transaction of graph size. The
+single transaction is the simplest design that is atomic for every reader, including analysts'
+own Cypher, and leaves no staging debris after a crash.
+
+Memory cost. Neo4j keeps a transaction's uncommitted state in the server's memory (heap by
+default) until commit: roughly every created node and relationship with its properties plus the
+ids of everything deleted — an estimate (not measured: no Neo4j server runs on the development
+machines) of a few hundred bytes per entity, i.e. some hundreds of MB for 50k products and 1M
+relationships. Size ``server.memory.heap.max_size`` (docker/compose.yml
+sets 2G) and leave ``db.memory.transaction.max`` unlimited or above that; when the limit is hit the
+load fails with StoreError and the old graph stays. The client holds only one batch of rows at a
+time (``batch_size`` rows converted from Arrow), never the whole graph as Python objects.
+
+Reads run in READ access-mode transactions, so Neo4j itself refuses writes in :meth:`query`
+(mapped to WriteRefused). Driver errors are translated at this boundary (``raise ... from exc``):
+unreachable server / bad credentials / missing database → StoreUnavailable; invalid analyst Cypher
+→ CypherError; anything else → StoreError.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
+
+import pyarrow as pa
+from neo4j.graph import Node, Path, Relationship
+from neo4j.spatial import Point
+from neo4j.time import Date, DateTime, Duration, Time
+
+from graph import cypher_neo4j as cy
+from graph.base import PRODUCT_FIELDS, RELATED_FIELDS, Progress
+from tiein.errors import (
+    ConfigError,
+    CypherError,
+    InputError,
+    ProductNotFound,
+    StoreError,
+    StoreUnavailable,
+    WriteRefused,
+)
+from tiein.model import REL_TYPE, RELATION_KINDS, GraphData
+
+if TYPE_CHECKING:
+    from neo4j import Driver, ManagedTransaction, ResultSummary, Session
+
+    from graph.build import GraphTables
+
+SCHEMES = ("bolt", "bolt+s", "bolt+ssc", "neo4j", "neo4j+s", "neo4j+ssc")
+ENV_USER = "TIEIN_NEO4J_USER"
+ENV_PASSWORD = "TIEIN_NEO4J_PASSWORD"
+ENV_DATABASE = "TIEIN_NEO4J_DATABASE"
+DEFAULT_USER = "neo4j"
+DEFAULT_BATCH_SIZE = 5_000
+DEFAULT_QUERY_TIMEOUT_S = 30.0
+# Driver settings from_url uses unless told otherwise: the driver's own defaults make an
+# unreachable server take 30 s of retries before the CLI can say so.
+DEFAULT_DRIVER_CONFIG: dict[str, Any] = {"connection_timeout": 5.0, "max_transaction_retry_time": 5.0}
+
+# Server error codes meaning "a read-only transaction tried to write".
+_WRITE_REFUSED_CODES = frozenset(
+    {
+        "Neo.ClientError.Statement.AccessMode",
+        "Neo.ClientError.General.ReadOnly",
+        "Neo.ClientError.General.ForbiddenOnReadOnlyDatabase",
+        "Neo.ClientError.Transaction.ForbiddenDueToTransactionType",
+    }
+)
+_DATABASE_MISSING_CODES = frozenset(
+    {"Neo.ClientError.Database.DatabaseNotFound", "Neo.TransientError.Database.DatabaseUnavailable"}
+)
+_TIMEOUT_CODES = frozenset(
+    {
+        "Neo.ClientError.Transaction.TransactionTimedOut",
+        "Neo.ClientError.Transaction.TransactionTimedOutClientConfiguration",
+    }
+)
+
+
+# ----------------------------------------------------------------------------- connection settings
+@dataclass(frozen=True)
+class ConnectionSettings:
+    """What ``from_url`` hands the driver: the URI without credentials or database path, the
+    basic-auth pair (None = no auth) and the database (None = the server's default)."""
+
+    uri: str
+    auth: tuple[str, str] | None
+    database: str | None
+
+    def __repr__(self) -> str:  # never print the password
+        user = None if self.auth is None else self.auth[0]
+        return f"ConnectionSettings(uri={self.uri!r}, user={user!r}, database={self.database!r})"
+
+
+def connection_settings(
+    url: str,
+    user: str | None = None,
+    password: str | None = None,
+    database: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> ConnectionSettings:
+    """Parse ``scheme://[user[:password]@]host[:port][/database][?routing]``.
+
+    Each value comes from the argument, else the URL, else the environment (TIEIN_NEO4J_USER,
+    TIEIN_NEO4J_PASSWORD, TIEIN_NEO4J_DATABASE). A password without a user means user ``neo4j``.
+    Raises ConfigError for another scheme, a missing host or a nested path.
+
+    >>> connection_settings("bolt://bob:s%40cret@db:7687/shop", env={})
+    ConnectionSettings(uri='bolt://db:7687', user='bob', database='shop')
+    """
+    env = os.environ if env is None else env
+    try:
+        parts = urlsplit(url.strip())
+        _ = parts.port  # raises ValueError for a non-numeric port
+    except ValueError as exc:
+        raise ConfigError(f"invalid Neo4j URL {_redact(url)!r}: {exc}") from exc
+    scheme = parts.scheme.lower()
+    if scheme not in SCHEMES:
+        raise ConfigError(
+            f"invalid Neo4j URL {_redact(url)!r}: the scheme must be one of "
+            f"{', '.join(s + '://' for s in SCHEMES)}"
+        )
+    if not parts.hostname:
+        raise ConfigError(f"invalid Neo4j URL {_redact(url)!r}: no host")
+    path = parts.path.strip("/")
+    if "/" in path:
+        raise ConfigError(f"invalid Neo4j URL {_redact(url)!r}: the path may only name a database")
+    host = parts.netloc.rsplit("@", 1)[-1]
+    uri = f"{scheme}://{host}" + (f"?{parts.query}" if parts.query else "")
+
+    url_user = unquote(parts.username) if parts.username else None
+    url_password = unquote(parts.password) if parts.password is not None else None
+    user = user or url_user or env.get(ENV_USER) or None
+    password = password if password is not None else url_password
+    if password is None:
+        password = env.get(ENV_PASSWORD)
+    auth = None if user is None and password is None else (user or DEFAULT_USER, password or "")
+    database = database or (unquote(path) if path else None) or env.get(ENV_DATABASE) or None
+    return ConnectionSettings(uri=uri, auth=auth, database=database)
+
+
+def _redact(url: str) -> str:
+    """``url`` with any password replaced by ``***``."""
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+        return parts._replace(netloc=netloc).geturl()
+    except ValueError:
+        return "<unparsable url>"
+
+
+# ----------------------------------------------------------------------------- Arrow -> parameters
+# Arrow types whose Python values (``to_pylist``) the Bolt protocol carries as they are.
+def _bolt_type_ok(t: pa.DataType) -> bool:
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        return _bolt_type_ok(t.value_type) and not pa.types.is_list(t.value_type)
+    return (
+        pa.types.is_string(t)
+        or pa.types.is_large_string(t)
+        or pa.types.is_integer(t)
+        or pa.types.is_floating(t)
+        or pa.types.is_boolean(t)
+        or pa.types.is_timestamp(t)
+        or pa.types.is_date(t)
+        or pa.types.is_null(t)
+    )
+
+
+def _check_types(table: pa.Table, name: str) -> None:
+    """Neo4j properties are scalars or flat lists: refuse anything else before the load starts."""
+    for f in table.schema:
+        if not _bolt_type_ok(f.type):
+            raise StoreError(
+                f"{name}.{f.name} has Arrow type {f.type}, which Neo4j cannot store as a property"
+            )
+
+
+def node_rows(table: pa.Table) -> list[dict[str, Any]]:
+    """One batch of nodes as UNWIND parameters: a dict per row, column -> Python value.
+
+    Floats stay the same IEEE doubles (Bolt sends 64-bit floats), nulls become None (``SET n =
+    row`` then leaves the property absent), ``timestamp[us]`` becomes a naive ``datetime`` (a
+    Neo4j LocalDateTime)."""
+    return table.to_pylist()
+
+
+def rel_rows(table: pa.Table) -> list[dict[str, Any]]:
+    """One batch of relationships (columns ``src``, ``dst``, then properties) as
+    ``[{"src": ..., "dst": ..., "props": {property: value}}]`` — built columnar in Arrow."""
+    props = table.column_names[2:]
+    if not props:
+        return [
+            {"src": s, "dst": d, "props": {}}
+            for s, d in zip(table.column(0).to_pylist(), table.column(1).to_pylist(), strict=True)
+        ]
+    struct = pa.StructArray.from_arrays([table.column(c).combine_chunks() for c in props], names=props)
+    keys = pa.table({"src": table.column(0), "dst": table.column(1), "props": struct})
+    return keys.to_pylist()
+
+
+def batches(table: pa.Table, size: int) -> Iterator[pa.Table]:
+    """``table`` in zero-copy slices of at most ``size`` rows (none for an empty table)."""
+    for start in range(0, table.num_rows, size):
+        yield table.slice(start, size)
+
+
+# ----------------------------------------------------------------------------- result values
+def _plain(value: Any) -> Any:
+    """A driver value as plain JSON-able data, shaped like the embedded store's answers: a node
+    or relationship becomes ``{"_LABEL": label or type, property: value}``; temporal values
+    become Python ``datetime``/``date``/``time``; durations ISO-8601 strings."""
+    if isinstance(value, Node):
+        label = sorted(value.labels)[0] if value.labels else None
+        return {"_LABEL": label, **{k: _plain(v) for k, v in value.items()}}
+    if isinstance(value, Relationship):
+        return {"_LABEL": value.type, **{k: _plain(v) for k, v in value.items()}}
+    if isinstance(value, Path):
+        return {"_NODES": [_plain(n) for n in value.nodes], "_RELS": [_plain(r) for r in value.relationships]}
+    if isinstance(value, (DateTime, Date, Time)):
+        return value.to_native()
+    if isinstance(value, Duration):
+        return value.iso_format()
+    if isinstance(value, Point):
+        return {"srid": value.srid, "coordinates": list(value)}
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+# How Neo4j names a label / relationship type it does not know in its warnings: the pre-GQL
+# notification text and the GQL status description (01N50 / 01N51).
+_UNKNOWN_NAME_RES = (
+    re.compile(r"the missing (?:label name|relationship type) is: (?P<name>[^)]+)\)"),
+    re.compile(r"The (?:label|relationship type) `(?P<name>(?:[^`]|``)+)` does not exist"),
+)
+_KNOWN_NAMES = frozenset({*cy.NODE_KEYS, *cy.REL_ENDPOINTS, cy.META_LABEL})
+
+
+def unknown_names(summary: ResultSummary) -> list[str]:
+    """Labels / relationship types a query used that Neo4j does not know and tiein's schema
+    does not define. Neo4j only warns about them (an empty answer); the embedded store, and so
+    the shared contract, treat a misspelt label as an error. A schema label that merely has no
+    data yet (an empty CO_VIEWED) is not reported."""
+    found = []
+    for status in summary.gql_status_objects:
+        for regex in _UNKNOWN_NAME_RES:
+            m = regex.search(status.status_description or "")
+            if m:
+                name = m.group("name").strip().replace("``", "`")
+                if name not in _KNOWN_NAMES and name not in found:
+                    found.append(name)
+    return found
+
+
+def _evidence(text: str | None, src: str, dst: str, kind: str) -> dict[str, Any]:
+    if text is None:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise StoreError(f"evidence of {kind} {src!r} -> {dst!r} is not valid JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise StoreError(f"evidence of {kind} {src!r} -> {dst!r} is not a JSON object")
+    return value
+
+
+# ----------------------------------------------------------------------------- error translation
+def _message(exc: BaseException) -> str:
+    return str(getattr(exc, "message", None) or exc).strip() or type(exc).__name__
+
+
+@contextmanager
+def _translate(what: str, *, analyst: bool = False, where: str = "Neo4j") -> Iterator[None]:
+    """Translate driver errors raised inside the block into tiein errors (``raise ... from``).
+
+    ``analyst`` marks a user's own query: their Cypher mistakes are CypherError (400) rather than
+    a StoreError (a mistake in tiein's own statements is a bug, 500)."""
+    from neo4j import exceptions as ne
+
+    try:
+        yield
+    except ne.AuthError as exc:
+        raise StoreUnavailable(f"{where} refused the credentials ({what}): {_message(exc)}") from exc
+    except (ne.ServiceUnavailable, ne.SessionExpired, ne.ConnectionPoolError) as exc:
+        raise StoreUnavailable(f"{where} cannot be reached ({what}): {_message(exc)}") from exc
+    except ne.Neo4jError as exc:
+        code = exc.code or ""
+        msg = _message(exc)
+        if code in _DATABASE_MISSING_CODES or isinstance(exc, ne.DatabaseUnavailable):
+            raise StoreUnavailable(f"{where}: the database is not available ({what}): {msg}") from exc
+        if analyst and code in _WRITE_REFUSED_CODES:
+            raise WriteRefused(f"query() is read-only: {msg}") from exc
+        if analyst and code in _TIMEOUT_CODES:
+            raise CypherError(f"query interrupted (time limit exceeded): {msg}") from exc
+        if analyst and isinstance(exc, ne.CypherSyntaxError):
+            raise CypherError(f"invalid Cypher: {msg}") from exc
+        if analyst and isinstance(exc, ne.ClientError):
+            raise CypherError(f"query failed: {msg}") from exc
+        raise StoreError(f"{what} failed on {where}: {code}: {msg}") from exc
+    except ne.ConfigurationError as exc:
+        raise ConfigError(f"Neo4j driver configuration ({what}): {_message(exc)}") from exc
+    except ne.DriverError as exc:
+        raise StoreError(f"{what} failed on {where}: {_message(exc)}") from exc
+
+
+# ----------------------------------------------------------------------------- the store
+class Neo4jStore:
+    """GraphStore on Neo4j 5.
+
+    ``driver``: a ``neo4j.Driver`` (owned by the caller unless built by :meth:`from_url`);
+    ``database``: the database name (None = the server's default); ``batch_size``: rows per
+    ``UNWIND`` statement while loading; ``query_timeout_s``: server-side time limit of analyst
+    queries. Thread-safe (the driver's pool is; sessions are per call)."""
+
+    name = "neo4j"
+
+    def __init__(
+        self,
+        driver: Driver,
+        database: str | None = None,
+        *,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        query_timeout_s: float | None = DEFAULT_QUERY_TIMEOUT_S,
+    ) -> None:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
+        self.driver = driver
+        self.database = database
+        self.batch_size = batch_size
+        self.query_timeout_s = query_timeout_s
+        self._owns_driver = False
+        self._load_lock = threading.Lock()
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        user: str | None = None,
+        password: str | None = None,
+        database: str | None = None,
+        *,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        query_timeout_s: float | None = DEFAULT_QUERY_TIMEOUT_S,
+        **driver_config: Any,
+    ) -> Neo4jStore:
+        """A store on a driver built from ``url`` (see :func:`connection_settings` for where
+        user, password and database come from). ``driver_config`` goes to
+        ``neo4j.GraphDatabase.driver`` over :data:`DEFAULT_DRIVER_CONFIG`. No connection is made
+        here; the first call reports an unreachable server as StoreUnavailable. The store owns
+        this driver and closes it in :meth:`close`."""
+        from neo4j import GraphDatabase
+
+        settings = connection_settings(url, user, password, database)
+        with _translate("creating the driver", where=settings.uri):
+            try:
+                config = {**DEFAULT_DRIVER_CONFIG, **driver_config}
+                driver = GraphDatabase.driver(settings.uri, auth=settings.auth, **config)
+            except (ValueError, TypeError) as exc:
+                raise ConfigError(f"invalid Neo4j driver settings for {settings.uri}: {exc}") from exc
+        store = cls(driver, settings.database, batch_size=batch_size, query_timeout_s=query_timeout_s)
+        store._owns_driver = True
+        return store
+
+    def __repr__(self) -> str:
+        return f"Neo4jStore(database={self.database!r}, batch_size={self.batch_size})"
+
+    def _session(self, write: bool = False) -> Session:
+        from neo4j import READ_ACCESS, WRITE_ACCESS
+
+        return self.driver.session(
+            database=self.database, default_access_mode=WRITE_ACCESS if write else READ_ACCESS
+        )
+
+    def _read(self, work: Any, *args: Any, what: str, analyst: bool = False) -> Any:
+        """Run ``work(tx, *args)`` in a managed READ transaction, errors translated."""
+        with _translate(what, analyst=analyst):
+            with self._session() as session:
+                return session.execute_read(work, *args)
+
+    # ------------------------------------------------------------------------- load
+    def replace(self, data: GraphData, progress: Progress | None = None) -> None:
+        """Replace tiein's graph with ``data`` in one transaction (see the module docstring)."""
+        from graph.build import graph_tables
+
+        tables = graph_tables(data)  # InputError before anything touches the server
+        self._check_tables(tables)
+        try:
+            meta_json = json.dumps(tables.meta, ensure_ascii=False, sort_keys=True)
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"is not JSON-serialisable: {exc}", file="meta") from exc
+        steps: list[tuple[str, str, pa.Table]] = [
+            *(("node", label, t) for label, t in tables.nodes.items()),
+            *(("rel", rel, t) for rel, t in tables.rels.items()),
+        ]
+        with self._load_lock, _translate("loading the graph"):
+            with self._session(write=True) as session:
+                for statement in self._schema_statements():
+                    session.run(statement).consume()  # auto-commit: schema cannot share a tx
+                with session.begin_transaction() as tx:  # leaving without commit = rollback
+                    for label in cy.NODE_KEYS:
+                        tx.run(cy.DELETE_NODES[label]).consume()
+                    tx.run(cy.DELETE_META).consume()
+                    for done, (what, name, table) in enumerate(steps):
+                        if progress:
+                            progress(name, done, len(steps))
+                        self._load_table(tx, what, name, table)
+                    tx.run(cy.CREATE_META, {"json": meta_json}).consume()
+                    if progress:
+                        progress("commit", len(steps), len(steps))
+                    tx.commit()
+        if progress:
+            progress("switch", 1, 1)
+
+    @staticmethod
+    def _schema_statements() -> list[str]:
+        return [*cy.CONSTRAINTS.values(), cy.PRODUCT_TITLE_INDEX, cy.CATEGORY_NAME_INDEX]
+
+    @staticmethod
+    def _check_tables(tables: GraphTables) -> None:
+        """Every label / type must be in the Cypher whitelist, every column storable."""
+        for label, table in tables.nodes.items():
+            if label not in cy.NODE_KEYS:
+                raise StoreError(f"node label {label!r} has no Neo4j statements (graph/cypher_neo4j.py)")
+            if table.column_names[0] != cy.NODE_KEYS[label]:
+                raise StoreError(
+                    f"{label} key is {table.column_names[0]!r} in graph.build, "
+                    f"{cy.NODE_KEYS[label]!r} in graph/cypher_neo4j.py"
+                )
+            _check_types(table, label)
+        for rel, table in tables.rels.items():
+            if rel not in cy.REL_ENDPOINTS:
+                raise StoreError(f"relationship type {rel!r} has no Neo4j statements (graph/cypher_neo4j.py)")
+            _check_types(table, rel)
+
+    def _load_table(self, tx: Any, what: str, name: str, table: pa.Table) -> None:
+        """Create one table's nodes or relationships in ``batch_size`` UNWIND statements; a batch
+        that creates fewer than its rows (an edge to a missing node) fails the load."""
+        query = cy.CREATE_NODES[name] if what == "node" else cy.CREATE_RELS[name]
+        to_rows = node_rows if what == "node" else rel_rows
+        loaded = 0
+        for batch in batches(table, self.batch_size):
+            record = tx.run(query, {"rows": to_rows(batch)}).single()
+            created = 0 if record is None else record["created"]
+            if created != batch.num_rows:
+                raise StoreError(
+                    f"loading {name}: rows {loaded + 1}..{loaded + batch.num_rows} created {created} "
+                    f"of {batch.num_rows} {'nodes' if what == 'node' else 'relationships'}"
+                )
+            loaded += batch.num_rows
+
+    # ------------------------------------------------------------------------- reads
+    def product(self, product_id: str) -> dict[str, Any]:
+        def work(tx: ManagedTransaction) -> dict[str, Any] | None:
+            record = tx.run(cy.PRODUCT, {"product_id": product_id}).single()
+            return None if record is None else record.data()
+
+        row = self._read(work, what="product lookup")
+        if row is None:
+            raise ProductNotFound(product_id)
+        return {f: row[f] for f in PRODUCT_FIELDS}
+
+    def related(self, product_id: str, kind: str, k: int = 10) -> list[dict[str, Any]]:
+        if kind not in REL_TYPE:
+            raise ConfigError(f"unknown relation kind {kind!r}; valid kinds: {', '.join(RELATION_KINDS)}")
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ConfigError(f"k must be a positive integer, got {k!r}")
+        query = cy.RELATED[REL_TYPE[kind]]
+
+        def work(tx: ManagedTransaction) -> list[dict[str, Any]] | None:
+            rows = [r.data() for r in tx.run(query, {"product_id": product_id, "k": k})]
+            if rows:
+                return rows
+            found = tx.run(cy.PRODUCT_EXISTS, {"product_id": product_id}).single()
+            return [] if found is not None and found["found"] else None
+
+        rows = self._read(work, what="related")
+        if rows is None:
+            raise ProductNotFound(product_id)
+        out = []
+        for rec in rows:
+            rec["kind"] = kind
+            rec["evidence"] = _evidence(rec["evidence"], product_id, rec["product_id"], kind)
+            out.append({f: rec[f] for f in (*PRODUCT_FIELDS, *RELATED_FIELDS)})
+        return out
+
+    def stats(self) -> dict[str, Any]:
+        def work(tx: ManagedTransaction) -> tuple[list[dict[str, Any]], str | None]:
+            counts = [r.data() for r in tx.run(cy.STATS)]
+            meta = tx.run(cy.META).single()
+            return counts, None if meta is None else meta["json"]
+
+        counts, meta_json = self._read(work, what="stats")
+        nodes = dict.fromkeys(cy.NODE_KEYS, 0)
+        rels = dict.fromkeys(cy.REL_ENDPOINTS, 0)
+        for row in counts:
+            (nodes if row["what"] == "node" else rels)[row["name"]] = row["count"]
+        try:
+            meta = json.loads(meta_json) if meta_json else {}
+        except json.JSONDecodeError as exc:
+            raise StoreError(f"the :{cy.META_LABEL} node holds invalid JSON: {exc}") from exc
+        return {"nodes": nodes, "relationships": rels, "meta": meta}
+
+    def query(self, cypher: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Run an analyst's Cypher (Neo4j dialect) in a READ transaction limited to
+        ``query_timeout_s``: Neo4j refuses any write (WriteRefused); invalid Cypher or a query
+        past the time limit raises CypherError."""
+        from neo4j import unit_of_work
+
+        if not isinstance(cypher, str) or not cypher.strip():
+            raise CypherError("the query is empty")
+
+        @unit_of_work(timeout=self.query_timeout_s)
+        def work(tx: ManagedTransaction) -> list[dict[str, Any]]:
+            result = tx.run(cypher, params or {})
+            rows = [{k: _plain(v) for k, v in r.items()} for r in result]
+            unknown = unknown_names(result.consume())
+            if unknown:
+                raise CypherError(
+                    f"unknown label or relationship type {unknown[0]!r} (the graph has labels "
+                    f"{', '.join(cy.NODE_KEYS)} and types {', '.join(cy.REL_ENDPOINTS)})"
+                )
+            return rows
+
+        result: list[dict[str, Any]] = self._read(work, what="query", analyst=True)
+        return result
+
+    def ping(self) -> None:
+        """Raise StoreUnavailable unless the server answers ``RETURN 1``."""
+        self._read(lambda tx: tx.run(cy.PING).single(), what="ping")
+
+    def close(self) -> None:
+        """Close the driver if this store built it (``from_url``); a passed-in driver is the
+        caller's to close."""
+        if self._owns_driver:
+            self.driver.close()
+
+    def __enter__(self) -> Neo4jStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

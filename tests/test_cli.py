@@ -1,0 +1,145 @@
+"""The command line end to end, through the real `tiein` entry point (subprocess), on a
+hand-made phone + camping shop (tests/fixtures/shop) and, marked slow, on Online Retail I.
+
+Shop orders (45): 8× phone_x+case, 6× phone_x+film, 5× phone_s+case+film, 4× case, 3× film,
+3× phone_x, 3× phone_s, 5× tent+chair, 4× tent+lamp, 2× chair, 2× lamp.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+SHOP = Path(__file__).parent / "fixtures" / "shop"
+TIEIN = [sys.executable, "-m", "tiein.cli"]
+
+
+def run(*args: str, home: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, TIEIN_HOME=str(home), HF_HUB_OFFLINE="1")
+    env.pop("TIEIN_STORE", None)
+    proc = subprocess.run([*TIEIN, *args], capture_output=True, text=True, env=env, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"tiein {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def shop_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    home = tmp_path_factory.mktemp("shop")
+    run("build", "--catalog", str(SHOP / "catalog.csv"), "--orders", str(SHOP / "orders.csv"), "--quiet", home=home)
+    return home
+
+
+def related(home: Path, pid: str, kind: str, k: int = 10) -> list[dict]:
+    out = run("related", pid, "--kind", kind, "-k", str(k), "--json", home=home)
+    doc = json.loads(out.stdout)
+    assert doc["product"]["product_id"] == pid and doc["kind"] == kind
+    return doc["related"]
+
+
+def test_help_is_instant() -> None:
+    t0 = time.perf_counter()
+    proc = subprocess.run([*TIEIN, "--help"], capture_output=True, text=True, check=True)
+    elapsed = time.perf_counter() - t0
+    assert "build" in proc.stdout and "related" in proc.stdout and "stats" in proc.stdout
+    # no heavy import at start-up: importing torch alone takes seconds
+    probe = subprocess.run(
+        [sys.executable, "-c", "import sys, tiein.cli; print(sorted(m for m in ('torch','faiss','duckdb','ladybug','neo4j') if m in sys.modules))"],
+        capture_output=True, text=True, check=True,
+    )
+    assert probe.stdout.strip() == "[]"
+    assert elapsed < 10
+
+
+def test_phone_complements_are_its_accessories(shop_home: Path) -> None:
+    comps = [r["product_id"] for r in related(shop_home, "phone_x", "complement")]
+    assert comps[:2] == ["case", "film"]
+    assert "phone_s" not in comps and "tent" not in comps
+
+
+def test_tent_complements_are_camping_items(shop_home: Path) -> None:
+    comps = [r["product_id"] for r in related(shop_home, "tent", "complement")]
+    assert set(comps[:2]) == {"chair", "lamp"}
+    assert comps[0] == "chair"  # 5 orders with the chair vs 4 with the lamp
+
+
+def test_phones_are_substitutes_and_upsell_goes_up(shop_home: Path) -> None:
+    assert "phone_s" in [r["product_id"] for r in related(shop_home, "phone_x", "substitute")]
+    assert [r["product_id"] for r in related(shop_home, "phone_s", "upsell")] == ["phone_x"]
+    assert related(shop_home, "phone_x", "upsell") == []
+
+
+def test_json_rows_have_stable_fields_and_evidence(shop_home: Path) -> None:
+    row = related(shop_home, "phone_x", "complement", 1)[0]
+    for key in ("product_id", "title", "category", "category_path", "brand", "price", "stock", "kind", "score",
+                "n_ab", "lift", "confidence", "co_view", "similarity", "category_relation", "price_ratio", "evidence"):
+        assert key in row, key
+    assert row["n_ab"] == 8 + 5 and row["evidence"]["bought_together"] == 13
+    assert row["price"] == 29.0 and row["category_relation"] == "different"
+
+
+def test_table_output_and_stats(shop_home: Path) -> None:
+    out = run("related", "phone_x", "--kind", "complement", home=shop_home).stdout
+    assert "case" in out and "bought together" in out
+    stats = json.loads(run("stats", "--json", home=shop_home).stdout)
+    assert stats["nodes"]["Product"] == 8
+    assert stats["relationships"]["COMPLEMENT"] > 0
+
+
+def test_unknown_product_is_a_plain_error(shop_home: Path) -> None:
+    proc = run("related", "nope", home=shop_home, check=False)
+    assert proc.returncode == 2
+    assert "nope" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_bad_file_names_row_and_column_and_keeps_previous_graph(shop_home: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "catalog.csv"
+    lines = (SHOP / "catalog.csv").read_text().splitlines()
+    lines[3] = lines[3].replace(",29,", ",twenty-nine,")  # the case's price, data row 3
+    bad.write_text("\n".join(lines) + "\n")
+    home = tmp_path / "home"
+    shutil.copytree(shop_home, home)
+    before = related(home, "phone_x", "complement")
+    proc = run("build", "--catalog", str(bad), "--orders", str(SHOP / "orders.csv"), "--quiet", home=home, check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert "catalog.csv" in proc.stderr and "price" in proc.stderr and "Traceback" not in proc.stderr
+    assert related(home, "phone_x", "complement") == before
+
+
+def test_rebuild_is_idempotent(shop_home: Path, tmp_path: Path) -> None:
+    home = tmp_path / "again"
+    shutil.copytree(shop_home, home)
+    before = {k: related(home, "phone_x", k) for k in ("complement", "substitute", "series")}
+    stats_before = json.loads(run("stats", "--json", home=home).stdout)
+    run("build", "--catalog", str(SHOP / "catalog.csv"), "--orders", str(SHOP / "orders.csv"), "--quiet", home=home)
+    assert {k: related(home, "phone_x", k) for k in before} == before
+    stats_after = json.loads(run("stats", "--json", home=home).stdout)
+    assert stats_after["nodes"] == stats_before["nodes"]
+    assert stats_after["relationships"] == stats_before["relationships"]
+
+
+def test_build_needs_a_source(tmp_path: Path) -> None:
+    proc = run("build", home=tmp_path, check=False)
+    assert proc.returncode == 2 and "--dataset" in proc.stderr
+
+
+@pytest.mark.slow
+def test_online_retail_build_end_to_end(tmp_path: Path) -> None:
+    """The README's main job. Its time (≤ 60 s target) is reported by the build summary and
+    measured in the closing note, not asserted here."""
+    proc = run("build", "--dataset", "online_retail", "--json", home=tmp_path)
+    summary = json.loads(proc.stdout)
+    assert summary["counts"]["products"] > 3500
+    assert summary["counts"]["co_purchase_pairs"] > 10_000
+    assert summary["relations"]["complement"] > 1000 and summary["relations"]["substitute"] > 1000
+    top = summary["top_products"][0]
+    comps = related(tmp_path, top, "complement", 5)
+    assert len(comps) == 5 and all(r["product_id"] != top for r in comps)
+    assert all(r["n_ab"] >= 2 for r in comps)

@@ -1,0 +1,326 @@
+"""graph.build.graph_tables on a hand-made GraphData: every derived table checked by hand, and
+every validation error naming the table, row and column."""
+
+from __future__ import annotations
+
+import doctest
+import json
+
+import pyarrow as pa
+import pytest
+
+import graph.build as build
+from graph.build import NODE_SCHEMAS, REL_SCHEMAS, graph_tables
+from tiein.errors import InputError
+from tiein.model import PAIR_STATS, PRODUCTS, RELATIONS, SCENE_MEMBERS, SCENES, GraphData
+
+
+def products(rows: list[tuple]) -> pa.Table:
+    return pa.Table.from_pylist([dict(zip(PRODUCTS.names, r, strict=True)) for r in rows], schema=PRODUCTS)
+
+
+def pairs(rows: list[tuple]) -> pa.Table:
+    return pa.Table.from_pylist(
+        [dict(zip(PAIR_STATS.names, r, strict=True)) for r in rows], schema=PAIR_STATS
+    )
+
+
+def relations(rows: list[tuple]) -> pa.Table:
+    """rows of (src, dst, kind, score[, evidence])"""
+    full = []
+    for r in rows:
+        src, dst, kind, score, *rest = r
+        ev = rest[0] if rest else json.dumps({"score": score})
+        full.append(
+            {"src": src, "dst": dst, "kind": kind, "score": score, "n_ab": 3, "lift": 1.5, "confidence": 0.25,
+             "co_view": None, "similarity": 0.5, "category_relation": "same", "price_ratio": 0.1,
+             "evidence": ev}
+        )  # fmt: skip
+    return pa.Table.from_pylist(full, schema=RELATIONS)
+
+
+PRODUCTS_ROWS = [
+    # id, title, category, category_path, brand, price, stock, attributes
+    ("p2", "Phone B", "phones", "electronics > phones", " Bolt ", 649.5, 0, '{"color": "black"}'),
+    ("p1", "Phone A", "phones", "electronics>phones", "Acme", 699.0, 10,
+     '{"color": "black", "storage": 128, "5g": true, "colors": ["red", "red", null]}'),
+    ("c1", "Case", "cases", "electronics > accessories > cases", "Acme", 19.99, None, None),
+    ("t1", "帐篷", "tents", None, "", 129.0, 3, "{}"),
+    ("x1", "Loose item", None, None, None, None, None, '{"note": null}'),
+]  # fmt: skip
+
+
+def small() -> GraphData:
+    return GraphData(
+        products=products(PRODUCTS_ROWS),
+        co_purchased=pairs([("c1", "p1", 3, 4, 5, 10, 0.3, 0.75, 0.6, 1.5, 1, 0)]),
+        co_viewed=pairs([("p1", "p2", 7, 8, 9, 20, 0.35, 0.875, 0.7777, 1.9444, 0, 0)]),
+        relations=relations(
+            [
+                ("p1", "c1", "complement", 0.9),
+                ("p1", "p2", "substitute", 0.8),
+                ("p2", "p1", "substitute", 0.8),
+                ("p1", "t1", "upsell", 0.1),
+                ("p2", "c1", "complement", 0.4),
+            ]
+        ),  # fmt: skip
+        scenes=pa.Table.from_pylist(
+            [
+                {"scene_id": "s2", "name": "露营", "source": "discovered"},
+                {"scene_id": "s1", "name": "new phone", "source": "user"},
+            ],
+            schema=SCENES,
+        ),  # fmt: skip
+        scene_members=pa.Table.from_pylist(
+            [
+                {"product_id": "p1", "scene_id": "s1", "role": "core", "weight": 1.0},
+                {"product_id": "c1", "scene_id": "s1", "role": None, "weight": 0.5},
+            ],
+            schema=SCENE_MEMBERS,
+        ),  # fmt: skip
+        meta={"built": "2024-01-01T00:00:00", "sources": ["shop"]},
+    )
+
+
+def test_doctests() -> None:
+    assert doctest.testmod(build).failed == 0
+
+
+def test_every_label_and_type_has_its_schema() -> None:
+    t = graph_tables(small())
+    assert list(t.nodes) == list(NODE_SCHEMAS)
+    assert list(t.rels) == list(REL_SCHEMAS)
+    for label, table in t.nodes.items():
+        assert table.schema == NODE_SCHEMAS[label], label
+    for rel, table in t.rels.items():
+        assert table.schema == REL_SCHEMAS[rel], rel
+        assert table.column_names[:2] == ["src", "dst"]
+
+
+def test_products_sorted_and_unchanged() -> None:
+    t = graph_tables(small())
+    p = t.nodes["Product"]
+    assert p.column("product_id").to_pylist() == ["c1", "p1", "p2", "t1", "x1"]
+    # property values are kept as given (brand with spaces, path without spaces)
+    row = {r["product_id"]: r for r in p.to_pylist()}
+    assert row["p2"]["brand"] == " Bolt "
+    assert row["p1"]["category_path"] == "electronics>phones"
+    assert row["c1"]["price"] == 19.99 and row["c1"]["stock"] is None
+
+
+def test_categories_every_prefix_with_parent_and_level() -> None:
+    t = graph_tables(small())
+    cats = {r["category_id"]: (r["name"], r["level"]) for r in t.nodes["Category"].to_pylist()}
+    assert cats == {
+        "electronics": ("electronics", 1),
+        "electronics > phones": ("phones", 2),
+        "electronics > accessories": ("accessories", 2),
+        "electronics > accessories > cases": ("cases", 3),
+        "tents": ("tents", 1),  # category without a path: a top-level category
+    }
+    assert sorted((r["src"], r["dst"]) for r in t.rels["CHILD_OF"].to_pylist()) == [
+        ("electronics > accessories", "electronics"),
+        ("electronics > accessories > cases", "electronics > accessories"),
+        ("electronics > phones", "electronics"),
+    ]
+    in_cat = {r["src"]: r["dst"] for r in t.rels["IN_CATEGORY"].to_pylist()}
+    # "electronics>phones" and "electronics > phones" are one node; x1 has no category
+    assert in_cat == {
+        "c1": "electronics > accessories > cases",
+        "p1": "electronics > phones",
+        "p2": "electronics > phones",
+        "t1": "tents",
+    }
+
+
+def test_brands_trimmed_blank_dropped() -> None:
+    t = graph_tables(small())
+    assert t.nodes["Brand"].column("name").to_pylist() == ["Acme", "Bolt"]
+    assert sorted((r["src"], r["dst"]) for r in t.rels["HAS_BRAND"].to_pylist()) == [
+        ("c1", "Acme"),
+        ("p1", "Acme"),
+        ("p2", "Bolt"),
+    ]
+
+
+def test_attributes_lists_numbers_booleans_nulls() -> None:
+    t = graph_tables(small())
+    attrs = {r["attribute_id"]: (r["key"], r["value"]) for r in t.nodes["Attribute"].to_pylist()}
+    assert attrs == {
+        "5g=true": ("5g", "true"),
+        "color=black": ("color", "black"),
+        "colors=red": ("colors", "red"),
+        "storage=128": ("storage", "128"),
+    }
+    assert [(r["src"], r["dst"]) for r in t.rels["HAS_ATTRIBUTE"].to_pylist()] == [
+        ("p1", "5g=true"),
+        ("p1", "color=black"),
+        ("p1", "colors=red"),  # listed twice, one edge
+        ("p1", "storage=128"),
+        ("p2", "color=black"),
+    ]
+
+
+def test_pairs_relations_and_scenes() -> None:
+    t = graph_tables(small())
+    cp = t.rels["CO_PURCHASED"].to_pylist()
+    assert cp == [
+        {"src": "c1", "dst": "p1", "n_ab": 3, "n_a": 4, "n_b": 5, "n": 10, "support": 0.3, "conf_ab": 0.75,
+         "conf_ba": 0.6, "lift": 1.5, "after_ab": 1, "after_ba": 0}
+    ]  # fmt: skip
+    assert t.rels["CO_VIEWED"].column("conf_ba").to_pylist() == [0.7777]
+    assert [(r["src"], r["dst"], r["score"]) for r in t.rels["COMPLEMENT"].to_pylist()] == [
+        ("p1", "c1", 0.9),
+        ("p2", "c1", 0.4),
+    ]
+    assert [(r["src"], r["dst"]) for r in t.rels["SUBSTITUTE"].to_pylist()] == [("p1", "p2"), ("p2", "p1")]
+    assert t.rels["UPSELL"].num_rows == 1 and t.rels["SAME_SERIES"].num_rows == 0
+    assert "kind" not in t.rels["COMPLEMENT"].column_names
+    assert json.loads(t.rels["UPSELL"].column("evidence")[0].as_py()) == {"score": 0.1}
+    assert t.nodes["Scene"].column("scene_id").to_pylist() == ["s1", "s2"]
+    assert t.rels["IN_SCENE"].to_pylist() == [
+        {"src": "c1", "dst": "s1", "role": None, "weight": 0.5},
+        {"src": "p1", "dst": "s1", "role": "core", "weight": 1.0},
+    ]
+    assert t.meta == {"built": "2024-01-01T00:00:00", "sources": ["shop"]}
+    assert t.counts()["relationships"]["COMPLEMENT"] == 2
+
+
+def test_deterministic_whatever_the_input_order() -> None:
+    a = graph_tables(small())
+    d = small()
+    d.products = d.products.take(list(reversed(range(d.products.num_rows))))
+    d.relations = d.relations.take(list(reversed(range(d.relations.num_rows))))
+    b = graph_tables(d)
+    for label in a.nodes:
+        assert a.nodes[label].equals(b.nodes[label]), label
+    for rel in a.rels:
+        assert a.rels[rel].equals(b.rels[rel]), rel
+
+
+def test_columns_are_cast_when_lossless() -> None:
+    d = small()
+    d.products = d.products.set_column(6, "stock", d.products.column("stock").cast(pa.int32()))
+    assert graph_tables(d).nodes["Product"].schema.field("stock").type == pa.int64()
+
+
+def _error(d: GraphData) -> InputError:
+    with pytest.raises(InputError) as info:
+        graph_tables(d)
+    return info.value
+
+
+def test_duplicate_product_id_names_the_second_row() -> None:
+    d = small()
+    d.products = products([*PRODUCTS_ROWS, ("p1", "again", None, None, None, None, None, None)])
+    e = _error(d)
+    assert (e.file, e.row, e.column) == ("products", 6, "product_id")
+    assert "'p1'" in str(e)
+
+
+def test_empty_product_id() -> None:
+    d = small()
+    d.products = products([*PRODUCTS_ROWS[:2], ("", "blank", None, None, None, None, None, None)])
+    assert (_error(d).row, _error(d).column) == (3, "product_id")
+
+
+@pytest.mark.parametrize(
+    ("rows", "row", "column", "why"),
+    [
+        (
+            [("p1", "c1", "complement", 0.9), ("p1", "zz", "complement", 0.5)],
+            2,
+            "dst",
+            "'zz' is not a Product",
+        ),
+        ([("zz", "c1", "complement", 0.9)], 1, "src", "'zz'"),
+        ([("p1", "c1", "bundle", 0.9)], 1, "kind", "unknown relation kind 'bundle'"),
+        ([("p1", "p1", "complement", 0.9)], 1, "dst", "related to itself"),
+        ([("p1", "c1", "complement", 0.9), ("p1", "c1", "complement", 0.3)], 2, "src,dst,kind", "duplicate"),
+        ([("p1", "c1", "complement", None)], 1, "score", "score"),
+        ([("p1", "c1", "complement", 0.9, "[1, 2]")], 1, "evidence", "JSON object"),
+    ],
+)
+def test_bad_relations(rows: list[tuple], row: int, column: str, why: str) -> None:
+    d = small()
+    d.relations = relations(rows)
+    e = _error(d)
+    assert (e.file, e.row, e.column) == ("relations", row, column)
+    assert why in str(e)
+
+
+def test_same_pair_with_two_kinds_is_fine() -> None:
+    d = small()
+    d.relations = relations([("p1", "p2", "substitute", 0.9), ("p1", "p2", "series", 0.5)])
+    t = graph_tables(d)
+    assert t.rels["SUBSTITUTE"].num_rows == t.rels["SAME_SERIES"].num_rows == 1
+
+
+@pytest.mark.parametrize(
+    ("rows", "row", "column", "why"),
+    [
+        ([("p1", "c1", 1, 1, 1, 1, 1.0, 1.0, 1.0, 1.0, 0, 0)], 1, "a", "a < b"),
+        ([("p1", "p1", 1, 1, 1, 1, 1.0, 1.0, 1.0, 1.0, 0, 0)], 1, "a", "a < b"),
+        ([("c1", "nope", 1, 1, 1, 1, 1.0, 1.0, 1.0, 1.0, 0, 0)], 1, "b", "'nope' is not a Product"),
+        ([("c1", "p1", 1, 1, 1, 1, 1.0, 1.0, 1.0, 1.0, 0, 0)] * 2, 2, "a,b", "duplicate pair"),
+    ],
+)
+def test_bad_pairs(rows: list[tuple], row: int, column: str, why: str) -> None:
+    d = small()
+    d.co_viewed = pairs(rows)
+    e = _error(d)
+    assert (e.file, e.row, e.column) == ("co_viewed", row, column)
+    assert why in str(e)
+
+
+def test_scene_member_of_unknown_scene() -> None:
+    d = small()
+    d.scene_members = pa.Table.from_pylist(
+        [{"product_id": "p1", "scene_id": "s1", "role": None, "weight": 1.0},
+         {"product_id": "p1", "scene_id": "s9", "role": None, "weight": 1.0}], schema=SCENE_MEMBERS
+    )  # fmt: skip
+    e = _error(d)
+    assert (e.file, e.row, e.column) == ("scene_members", 2, "scene_id")
+
+
+def test_scene_member_of_unknown_product() -> None:
+    d = small()
+    d.scene_members = pa.Table.from_pylist(
+        [{"product_id": "nope", "scene_id": "s1", "role": None, "weight": 1.0}], schema=SCENE_MEMBERS
+    )
+    e = _error(d)
+    assert (e.file, e.row, e.column) == ("scene_members", 1, "product_id")
+
+
+@pytest.mark.parametrize(
+    ("attributes", "why"), [('{"color": "red"', "not valid JSON"), ('["red"]', "must be a JSON object")]
+)
+def test_bad_attributes_name_the_row(attributes: str, why: str) -> None:
+    d = small()
+    d.products = products([*PRODUCTS_ROWS, ("z9", "bad", None, None, None, None, None, attributes)])
+    e = _error(d)
+    assert (e.file, e.row, e.column) == ("products", 6, "attributes")
+    assert why in str(e)
+
+
+def test_empty_category_level() -> None:
+    d = small()
+    d.products = products([*PRODUCTS_ROWS, ("z9", "bad", "x", "a >  > x", None, None, None, None)])
+    e = _error(d)
+    assert (e.file, e.row, e.column) == ("products", 6, "category_path")
+
+
+def test_missing_column_and_wrong_type() -> None:
+    d = small()
+    d.products = small().products.drop_columns(["brand"])
+    e = _error(d)
+    assert (e.file, e.column) == ("products", "brand")
+    d.products = small().products.set_column(5, "price", pa.array(["cheap"] * 5))
+    e = _error(d)
+    assert (e.file, e.column) == ("products", "price")
+
+
+def test_meta_must_be_json() -> None:
+    d = small()
+    d.meta = {"when": object()}
+    assert _error(d).file == "meta"

@@ -1,0 +1,364 @@
+"""Tests of tiein.mining: hand-counted fixtures, a brute-force reference, edge cases."""
+
+from __future__ import annotations
+
+import itertools
+import subprocess
+import sys
+from collections import defaultdict
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+import tiein.mining as mining
+from tiein.errors import ConfigError, InputError
+from tiein.mining import mine_pairs
+from tiein.model import ORDERS, PAIR_STATS, VIEWS
+
+ROOT = Path(__file__).resolve().parents[1]
+T0 = datetime(2024, 1, 1, 10, 0, 0)
+
+
+def orders(rows: list[tuple]) -> pa.Table:
+    """ORDERS from (order, product) or (order, product, customer, time) tuples."""
+    cols = list(zip(*rows, strict=True))
+    n = len(rows)
+    return pa.table(
+        {
+            "order_id": list(cols[0]),
+            "product_id": list(cols[1]),
+            "quantity": [1.0] * n,
+            "customer_id": list(cols[2]) if len(cols) > 2 else [None] * n,
+            "ts": list(cols[3]) if len(cols) > 3 else [None] * n,
+        },
+        schema=ORDERS,
+    )
+
+
+def by_pair(table: pa.Table) -> dict[tuple[str, str], dict]:
+    return {(r["a"], r["b"]): r for r in table.to_pylist()}
+
+
+# Six baskets counted by hand:
+#   O1 A B C | O2 A B | O3 A C | O4 B C D | O5 A B D | O6 D        (n = 6)
+#   n_A = 4, n_B = 4, n_C = 3, n_D = 3
+#   AB = 3 (O1 O2 O5), AC = 2 (O1 O3), AD = 1 (O5), BC = 2 (O1 O4), BD = 2 (O4 O5), CD = 1 (O4)
+HAND = [
+    ("O1", "A"), ("O1", "B"), ("O1", "C"),
+    ("O2", "A"), ("O2", "B"),
+    ("O3", "A"), ("O3", "C"),
+    ("O4", "B"), ("O4", "C"), ("O4", "D"),
+    ("O5", "A"), ("O5", "B"), ("O5", "D"),
+    ("O6", "D"),
+]  # fmt: skip
+
+
+def test_hand_counts_support_confidence_lift() -> None:
+    res = mine_pairs(orders(HAND), customer_col=None, ts_col=None, min_count=2)
+    assert res.pairs.schema == PAIR_STATS
+    got = by_pair(res.pairs)
+    assert list(got) == [("A", "B"), ("A", "C"), ("B", "C"), ("B", "D")]
+    ab = got[("A", "B")]
+    assert (ab["n_ab"], ab["n_a"], ab["n_b"], ab["n"]) == (3, 4, 4, 6)
+    assert ab["support"] == pytest.approx(3 / 6)
+    assert ab["conf_ab"] == pytest.approx(3 / 4)
+    assert ab["conf_ba"] == pytest.approx(3 / 4)
+    assert ab["lift"] == pytest.approx(3 * 6 / (4 * 4))
+    bd = got[("B", "D")]
+    assert (bd["n_ab"], bd["n_a"], bd["n_b"]) == (2, 4, 3)
+    assert bd["support"] == pytest.approx(2 / 6)
+    assert bd["conf_ab"] == pytest.approx(2 / 4)
+    assert bd["conf_ba"] == pytest.approx(2 / 3)
+    assert bd["lift"] == pytest.approx(2 * 6 / (4 * 3))
+    assert all(r["after_ab"] == 0 and r["after_ba"] == 0 for r in got.values())
+    rep = res.report
+    assert (rep["lines"], rep["baskets"], rep["n"], rep["items"]) == (14, 6, 6, 4)
+    assert (rep["duplicate_lines"], rep["giant_baskets"], rep["pairs_co"], rep["pairs"]) == (0, 0, 6, 4)
+    assert set(rep["seconds"]) >= {"encode", "pairs", "after", "assemble"}
+
+
+def test_progress_and_untyped_null_columns() -> None:
+    calls: list[tuple[str, int, int]] = []
+    t = pa.table(
+        {
+            "order_id": [o for o, _ in HAND],
+            "product_id": [p for _, p in HAND],
+            "customer_id": [None] * len(HAND),  # pa.null() type: no customers known
+            "ts": [None] * len(HAND),
+        }
+    )
+    res = mine_pairs(t, min_count=2, progress=lambda step, done, total: calls.append((step, done, total)))
+    assert res.pairs.num_rows == 4 and res.report["after_events"] == 0
+    steps = [c[0] for c in calls]
+    assert steps[0] == "encode" and steps[-1] == "assemble"
+    assert [s for i, s in enumerate(steps) if s not in steps[:i]] == [
+        "encode",
+        "baskets",
+        "pairs",
+        "after",
+        "assemble",
+    ]
+    assert all(0 < done <= total for _, done, total in calls)
+    assert ("pairs", calls[steps.index("pairs")][2], calls[steps.index("pairs")][2]) in calls
+
+
+def test_min_count() -> None:
+    t = orders(HAND)
+    all_pairs = by_pair(mine_pairs(t, customer_col=None, ts_col=None, min_count=1).pairs)
+    assert {k: r["n_ab"] for k, r in all_pairs.items()} == {
+        ("A", "B"): 3, ("A", "C"): 2, ("A", "D"): 1, ("B", "C"): 2, ("B", "D"): 2, ("C", "D"): 1,
+    }  # fmt: skip
+    top = mine_pairs(t, customer_col=None, ts_col=None, min_count=3).pairs
+    assert top.column("a").to_pylist() == ["A"] and top.column("b").to_pylist() == ["B"]
+    assert mine_pairs(t, customer_col=None, ts_col=None, min_count=4).pairs.num_rows == 0
+
+
+def test_duplicate_lines_count_once() -> None:
+    dup = HAND + [("O1", "A"), ("O1", "A"), ("O4", "D")]
+    res = mine_pairs(orders(dup), customer_col=None, ts_col=None, min_count=2)
+    base = mine_pairs(orders(HAND), customer_col=None, ts_col=None, min_count=2)
+    assert res.pairs.equals(base.pairs)
+    assert res.report["duplicate_lines"] == 3
+    assert res.report["lines"] == 17
+
+
+def test_giant_basket_skipped_and_reported() -> None:
+    giant = [("G", p) for p in "ABCDE"] + [("G", "A")]
+    res = mine_pairs(orders(HAND + giant), customer_col=None, ts_col=None, min_count=2, max_basket=4)
+    base = mine_pairs(orders(HAND), customer_col=None, ts_col=None, min_count=2)
+    # the giant basket counts nowhere: not in n, not in n_a, not in n_ab; E only occurs there
+    assert res.pairs.equals(base.pairs)
+    rep = res.report
+    assert (rep["baskets"], rep["giant_baskets"], rep["giant_lines"], rep["n"]) == (7, 1, 5, 6)
+    assert rep["items"] == 4
+    # with a larger limit it is an ordinary basket
+    big = mine_pairs(orders(HAND + giant), customer_col=None, ts_col=None, min_count=2, max_basket=5)
+    assert big.report["giant_baskets"] == 0
+    assert by_pair(big.pairs)[("A", "B")]["n_ab"] == 4
+
+
+def test_chunked_input_gives_the_same_table() -> None:
+    t = random_orders(3)
+    chunked = pa.concat_tables([t.slice(0, 40), t.slice(40, 7), t.slice(47)])
+    assert chunked.column("product_id").num_chunks == 3
+    assert mine_pairs(chunked, min_count=1).pairs.equals(mine_pairs(t.combine_chunks(), min_count=1).pairs)
+
+
+def test_string_order_of_pairs() -> None:
+    # "10" < "9" as strings: the pair is stored as a="10", b="9"
+    t = orders([("1", "9"), ("1", "10"), ("2", "9"), ("2", "10"), ("3", "9")])
+    rows = mine_pairs(t, customer_col=None, ts_col=None).pairs.to_pylist()
+    assert [(r["a"], r["b"], r["n_a"], r["n_b"]) for r in rows] == [("10", "9", 2, 3)]
+
+
+def test_after_counts_on_a_hand_timeline() -> None:
+    d = timedelta(days=1)
+    rows = [
+        # c1: A, then B exactly 90 days later (window edge, included)
+        ("o1", "A", "c1", T0), ("o2", "B", "c1", T0 + 90 * d),
+        # c2: A, then B 90 days and 1 second later (outside)
+        ("o3", "A", "c2", T0), ("o4", "B", "c2", T0 + 90 * d + timedelta(seconds=1)),
+        # c3: A and B in the same order; C in another order at the same time (not later)
+        ("o5", "A", "c3", T0), ("o5", "B", "c3", T0), ("o6", "C", "c3", T0),
+        # c4: B, then A
+        ("o7", "B", "c4", T0 + 5 * d), ("o8", "A", "c4", T0 + 10 * d),
+        # c5: A, B, B, A: both directions, each customer counted once
+        ("o9", "A", "c5", T0), ("o10", "B", "c5", T0 + d), ("o11", "B", "c5", T0 + 2 * d),
+        ("o12", "A", "c5", T0 + 3 * d),
+        # c6, c7: E then F, never in one basket
+        ("o13", "E", "c6", T0), ("o14", "F", "c6", T0 + 7 * d),
+        ("o15", "E", "c7", T0), ("o16", "F", "c7", T0 + 8 * d),
+        # a guest buys A then B: no customer, no after count
+        ("o17", "A", None, T0), ("o18", "B", None, T0 + d),
+    ]  # fmt: skip
+    res = mine_pairs(orders(rows), min_count=2)
+    got = by_pair(res.pairs)
+    assert set(got) == {("A", "B"), ("E", "F")}
+    ab = got[("A", "B")]
+    assert (ab["n_ab"], ab["after_ab"], ab["after_ba"]) == (1, 2, 2)  # c1 c5 / c4 c5
+    ef = got[("E", "F")]
+    assert (ef["n_ab"], ef["after_ab"], ef["after_ba"]) == (0, 2, 0)
+    assert (ef["support"], ef["conf_ab"], ef["conf_ba"], ef["lift"]) == (0.0, 0.0, 0.0, 0.0)
+    assert ab["n"] == 18  # the guest's orders count as baskets
+    everything = by_pair(mine_pairs(orders(rows), min_count=1).pairs)
+    # c3's C at the same time as A and B is not "later", and C shares no basket with them
+    assert ("A", "C") not in everything and ("B", "C") not in everything
+    # no window: c2's late purchase counts too
+    unbounded = by_pair(mine_pairs(orders(rows), min_count=2, after_window_days=None).pairs)
+    assert unbounded[("A", "B")]["after_ab"] == 3
+    # a 0-day window: nothing is later and within it
+    zero = by_pair(mine_pairs(orders(rows), min_count=1, after_window_days=0).pairs)
+    assert all(r["after_ab"] == 0 and r["after_ba"] == 0 for r in zero.values())
+
+
+def test_customer_cap_skips_wholesalers() -> None:
+    d = timedelta(days=1)
+    rows = [
+        ("o1", "A", "shop", T0), ("o2", "B", "shop", T0 + d), ("o3", "C", "shop", T0 + 2 * d),
+        ("o4", "A", "c1", T0), ("o5", "B", "c1", T0 + d),
+    ]  # fmt: skip
+    res = mine_pairs(orders(rows), min_count=1, max_customer_items=2)
+    assert res.report["customers_skipped"] == 1
+    assert res.report["after_customers"] == 1
+    got = by_pair(res.pairs)
+    assert got[("A", "B")]["after_ab"] == 1  # c1 only
+    assert ("B", "C") not in got and ("A", "C") not in got
+    full = by_pair(mine_pairs(orders(rows), min_count=1, max_customer_items=3).pairs)
+    assert full[("A", "B")]["after_ab"] == 2
+    assert full[("B", "C")]["after_ab"] == 1
+
+
+def test_empty_input() -> None:
+    res = mine_pairs(ORDERS.empty_table())
+    assert res.pairs.schema == PAIR_STATS
+    assert res.pairs.num_rows == 0
+    assert res.report["n"] == 0 and res.report["pairs"] == 0
+
+
+def test_sessions_without_customers() -> None:
+    views = pa.table(
+        {
+            "session_id": ["s1", "s1", "s1", "s2", "s2", "s3"],
+            "product_id": ["X", "Y", "X", "X", "Y", "Y"],
+            "ts": [T0] * 6,
+            "event": ["view"] * 6,
+        },
+        schema=VIEWS,
+    )
+    res = mine_pairs(views, basket_col="session_id", customer_col=None)
+    rows = res.pairs.to_pylist()
+    assert [(r["a"], r["b"], r["n_ab"], r["n_a"], r["n_b"], r["n"]) for r in rows] == [("X", "Y", 2, 2, 3, 3)]
+    assert rows[0]["after_ab"] == 0 and rows[0]["after_ba"] == 0
+    assert res.report["duplicate_lines"] == 1
+
+
+def test_bad_input_is_reported() -> None:
+    t = orders(HAND)
+    with pytest.raises(InputError, match="'basket'"):
+        mine_pairs(t, basket_col="basket")
+    bad = t.set_column(1, "product_id", pa.array(["A", None] + ["B"] * 12, pa.string()))
+    with pytest.raises(InputError) as err:
+        mine_pairs(bad)
+    assert err.value.row == 2 and err.value.column == "product_id"
+    blank = t.set_column(0, "order_id", pa.array(["O1"] * 5 + [""] + ["O2"] * 8, pa.string()))
+    with pytest.raises(InputError) as err:
+        mine_pairs(blank)
+    assert err.value.row == 6 and err.value.column == "order_id"
+    with pytest.raises(InputError, match="timestamps"):
+        mine_pairs(t.set_column(4, "ts", pa.array(["x"] * 14)))
+    with pytest.raises(ConfigError):
+        mine_pairs(t, min_count=0)
+    # integer ids are accepted as strings
+    ints = pa.table({"order_id": [1, 1, 2, 2], "product_id": [7, 8, 7, 8]})
+    res = mine_pairs(ints, customer_col=None, ts_col=None)
+    assert res.pairs.select(["a", "b", "n_ab"]).to_pylist() == [{"a": "7", "b": "8", "n_ab": 2}]
+
+
+# --- brute-force reference -----------------------------------------------------------------
+
+
+def brute_force(t: pa.Table, min_count: int, max_basket: int, window_days: int | None, cap: int) -> list:
+    """PAIR_STATS rows by plain Python loops, straight from the definitions."""
+    lines = t.to_pylist()
+    items_of: dict[str, set] = defaultdict(set)
+    for r in lines:
+        items_of[r["order_id"]].add(r["product_id"])
+    good = {o for o, s in items_of.items() if len(s) <= max_basket}
+    n = len(good)
+    n_item: dict[str, int] = defaultdict(int)
+    n_pair: dict[tuple, int] = defaultdict(int)
+    for o in good:
+        for p in items_of[o]:
+            n_item[p] += 1
+        for a, b in itertools.combinations(sorted(items_of[o]), 2):
+            n_pair[(a, b)] += 1
+    events: dict[str, set] = defaultdict(set)
+    for r in lines:
+        if r["order_id"] in good and r["customer_id"] is not None and r["ts"] is not None:
+            events[r["customer_id"]].add((r["ts"], r["product_id"]))
+    after: dict[tuple, int] = defaultdict(int)
+    for evs in events.values():
+        if len({p for _, p in evs}) > cap:
+            continue
+        seen = set()
+        for (t1, x), (t2, y) in itertools.product(evs, evs):
+            if x != y and t2 > t1 and (window_days is None or t2 - t1 <= timedelta(days=window_days)):
+                seen.add((x, y))
+        for xy in seen:
+            after[xy] += 1
+    keys = set(n_pair) | {tuple(sorted(xy)) for xy in after}
+    rows = []
+    for a, b in sorted(keys):
+        nab, ab, ba = n_pair.get((a, b), 0), after.get((a, b), 0), after.get((b, a), 0)
+        if max(nab, ab, ba) < min_count:
+            continue
+        na, nb = n_item[a], n_item[b]
+        rows.append(
+            dict(a=a, b=b, n_ab=nab, n_a=na, n_b=nb, n=n, support=nab / n, conf_ab=nab / na,
+                 conf_ba=nab / nb, lift=nab * n / (na * nb), after_ab=ab, after_ba=ba)
+        )  # fmt: skip
+    return rows
+
+
+def random_orders(seed: int) -> pa.Table:
+    rng = np.random.default_rng(seed)
+    n_lines = int(rng.integers(50, 400))
+    order = rng.integers(0, 60, n_lines)
+    product = rng.zipf(1.4, n_lines) % 25
+    customer_of_order = rng.integers(0, 12, 60)
+    day_of_order = rng.integers(0, 200, 60)
+    cust = [None if c == 0 else f"c{c}" for c in customer_of_order[order]]
+    ts = [T0 + timedelta(days=int(d)) if d % 17 else None for d in day_of_order[order]]
+    return pa.table(
+        {
+            "order_id": [f"o{o}" for o in order],
+            "product_id": [f"p{p}" for p in product],
+            "quantity": [1.0] * n_lines,
+            "customer_id": cust,
+            "ts": ts,
+        },
+        schema=ORDERS,
+    )
+
+
+def assert_same(got: pa.Table, want: list) -> None:
+    rows = got.to_pylist()
+    assert [(r["a"], r["b"]) for r in rows] == [(r["a"], r["b"]) for r in want]
+    for g, w in zip(rows, want, strict=True):
+        assert g == pytest.approx(w), (g, w)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_matches_brute_force(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    t = random_orders(seed)
+    params = dict(min_count=1 + seed % 3, max_basket=6 + seed % 5, window_days=[30, 90, None][seed % 3],
+                  cap=[4, 8, 1000][seed % 3])  # fmt: skip
+    want = brute_force(t, **params)
+    kw = dict(min_count=params["min_count"], max_basket=params["max_basket"],
+              after_window_days=params["window_days"], max_customer_items=params["cap"])  # fmt: skip
+    assert_same(mine_pairs(t, **kw).pairs, want)
+    # counting by sort only, then by bincount only, one thread
+    monkeypatch.setattr(mining, "DENSE_FACTOR", 0)
+    assert_same(mine_pairs(t, **kw).pairs, want)
+    monkeypatch.setattr(mining, "DENSE_FACTOR", 10**9)
+    assert_same(mine_pairs(t, threads=1, **kw).pairs, want)
+    # tiny chunks: many pair and after chunks must give the same table
+    monkeypatch.setattr(mining, "CHUNK_PAIRS", 5)
+    assert_same(mine_pairs(t, **kw).pairs, want)
+    # no room for packed keys: the lexsort fallbacks must give the same table
+    monkeypatch.setattr(mining, "_KEY_BITS", 8)
+    assert_same(mine_pairs(t, **kw).pairs, want)
+
+
+@pytest.mark.slow
+def test_bench_quick_runs() -> None:
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "mining.py"), "--quick"],
+        capture_output=True, text=True, timeout=300, cwd=ROOT,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "identical: no" not in out.stdout
+    assert out.stdout.count("identical: yes") >= 4
