@@ -79,10 +79,15 @@ def co_purchase() -> pa.Table:
     return pa.Table.from_pylist(rows, schema=PAIR_STATS)
 
 
+def neighbours() -> pa.Table:
+    """What the FAISS index gives as near titles (similarity ≥ 0.5 in _vectors)."""
+    return pa.table({"src": ["phone_x", "case"], "dst": ["phone_s", "film"], "similarity": [0.92, 0.6]})
+
+
 @pytest.fixture(scope="module")
 def relations() -> pa.Table:
     ids, vec = _vectors()
-    feats = candidate_features(products(), co_purchase=co_purchase(), ids=ids, vectors=vec)
+    feats = candidate_features(products(), co_purchase=co_purchase(), neighbours=neighbours(), ids=ids, vectors=vec)
     out = rel.classify(feats, rel.RelationConfig(min_score=0.01))
     assert out.schema == RELATIONS
     return out
@@ -150,7 +155,7 @@ def test_category_relation_sibling_and_unknown() -> None:
 
 def test_keep_per_kind_limits_and_orders() -> None:
     ids, vec = _vectors()
-    feats = candidate_features(products(), co_purchase=co_purchase(), ids=ids, vectors=vec)
+    feats = candidate_features(products(), co_purchase=co_purchase(), neighbours=neighbours(), ids=ids, vectors=vec)
     out = rel.classify(feats, rel.RelationConfig(keep_per_kind=1))
     comps = _get(out, "phone_x", "complement")
     assert comps == [("case", pytest.approx(comps[0][1]))]
@@ -187,6 +192,35 @@ def test_listed_also_bought_makes_complements_without_orders() -> None:
     assert [d for d, _ in _get(out, "phone_x", "complement")] == ["case"]
     ev = json.loads(next(r["evidence"] for r in out.to_pylist() if r["src"] == "phone_x" and r["kind"] == "complement"))
     assert ev["listed_also_bought"] == 2
+
+
+def test_pairs_bought_together_less_than_chance_are_no_candidates_unless_similar() -> None:
+    ids, vec = _vectors()
+    feats = candidate_features(products(), co_purchase=co_purchase(), ids=ids, vectors=vec)
+    pairs = set(zip(feats.column("src").to_pylist(), feats.column("dst").to_pylist(), strict=True))
+    assert ("phone_x", "case") in pairs and ("case", "phone_x") in pairs
+    assert ("phone_x", "phone_s") not in pairs  # lift 0.25, and no neighbour given
+    feats = candidate_features(products(), co_purchase=co_purchase(), neighbours=neighbours(), ids=ids, vectors=vec)
+    row = next(r for r in feats.to_pylist() if (r["src"], r["dst"]) == ("phone_x", "phone_s"))
+    assert row["n_ab"] == 1 and row["lift"] == pytest.approx(0.25) and row["similarity"] == pytest.approx(0.92)
+
+
+def test_candidates_per_product_keeps_the_strongest() -> None:
+    ids, vec = _vectors()
+    feats = candidate_features(products(), co_purchase=co_purchase(), ids=ids, vectors=vec, per_product=1)
+    from_phone = [r["dst"] for r in feats.to_pylist() if r["src"] == "phone_x"]
+    assert from_phone == ["case"]  # 15/25·(1-1/1.875) beats film's 10/25·(1-1/1.667)
+
+
+def test_top_pairs_keeps_each_products_strongest_partners() -> None:
+    from tiein.features import top_pairs
+
+    kept = top_pairs(co_purchase(), 1)
+    pairs = set(zip(kept.column("a").to_pylist(), kept.column("b").to_pylist(), strict=True))
+    # each product's most frequent partner: case→phone_x(15), phone_x→case, film→case(14),
+    # phone_s→case(12), charger→phone_x(3)
+    assert pairs == {("case", "phone_x"), ("case", "film"), ("case", "phone_s"), ("charger", "phone_x")}
+    assert top_pairs(co_purchase(), 0).num_rows == co_purchase().num_rows
 
 
 def test_empty_features_give_empty_relations() -> None:

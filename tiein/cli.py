@@ -46,16 +46,18 @@ class TqdmProgress:
             return
         from tqdm import tqdm
 
-        bar = self.bars.get(step)
+        # "store · CO_PURCHASED": one bar per phase, the sub-step shown after it
+        phase, _, detail = step.partition(" · ")
+        bar = self.bars.get(phase)
         if bar is None:
-            bar = tqdm(total=total or None, desc=f"{step:<22}", unit="", leave=True, file=sys.stderr, dynamic_ncols=True)
-            self.bars[step] = bar
+            bar = tqdm(total=total or None, desc=f"{phase:<8}", unit="", leave=False, file=sys.stderr, dynamic_ncols=True)
+            self.bars[phase] = bar
         if total and bar.total != total:
             bar.total = total
         bar.n = done
+        if detail:
+            bar.set_postfix_str(detail, refresh=False)
         bar.refresh()
-        if total and done >= total:
-            bar.close()
 
     def close(self) -> None:
         for bar in self.bars.values():

@@ -42,8 +42,19 @@ lp AS (
     ) GROUP BY src, dst
 ),
 nb AS (SELECT src, dst FROM nb_t UNION SELECT dst, src FROM nb_t),
+-- bought-together candidates: the best per_product partners of each anchor by shrunk association
+cp_top AS (
+    SELECT src, dst FROM cp
+    WHERE lift > 1.0
+    QUALIFY row_number() OVER (
+        PARTITION BY src ORDER BY n_ab / (n_src + 5.0) * (1.0 - 1.0 / lift) DESC, dst) <= $per_product
+),
+cv_top AS (
+    SELECT src, dst FROM cv
+    QUALIFY row_number() OVER (PARTITION BY src ORDER BY co_view DESC, dst) <= $per_product
+),
 cand AS (
-    SELECT src, dst FROM cp UNION SELECT src, dst FROM cv UNION SELECT src, dst FROM lp UNION SELECT src, dst FROM nb
+    SELECT src, dst FROM cp_top UNION SELECT src, dst FROM cv_top UNION SELECT src, dst FROM lp UNION SELECT src, dst FROM nb
 )
 SELECT c.src, c.dst,
        coalesce(cp.n_ab, 0) AS n_ab,
@@ -100,8 +111,14 @@ def candidate_features(
     ids: list[str] | None = None,
     vectors: np.ndarray | None = None,
     threads: int | None = None,
+    per_product: int = 60,
 ) -> pa.Table:
-    """All directed candidate pairs with their features (tiein.relations.FEATURE_COLUMNS).
+    """Directed candidate pairs with their features (tiein.relations.FEATURE_COLUMNS).
+
+    Candidates are every listed pair and embedding neighbour, plus the ``per_product`` best
+    bought-together partners of each product (by shrunk confidence × (1 - 1/lift), lift > 1) and
+    its ``per_product`` most viewed-together partners; features of every candidate come from the
+    full statistics.
 
     ``ids``/``vectors`` are the embedding matrix (rows L2-normalised, ``ids[i]`` is row i);
     without them similarity is null (NaN) for every pair.
@@ -114,7 +131,7 @@ def candidate_features(
     con.register("cv_t", co_view if co_view is not None else PAIR_STATS.empty_table())
     con.register("lp_t", listed if listed is not None else LISTED_PAIRS.empty_table())
     con.register("nb_t", neighbours.select(["src", "dst"]) if neighbours is not None else NEIGHBOURS.empty_table())
-    table = con.sql(_SQL).to_arrow_table()
+    table = con.sql(_SQL, params={"per_product": int(per_product)}).to_arrow_table()
     con.close()
     sim = pair_similarity(table.column("src"), table.column("dst"), ids, vectors)
     return table.append_column("similarity", pa.array(sim, pa.float64()))
@@ -141,3 +158,28 @@ def pair_similarity(src: pa.ChunkedArray, dst: pa.ChunkedArray, ids: list[str] |
         vals[s : s + step] = np.einsum("ij,ij->i", vectors[a[s : s + step]], vectors[b[s : s + step]])
     out[ok] = vals
     return out
+
+
+def top_pairs(pairs: pa.Table, per_product: int) -> pa.Table:
+    """The PAIR_STATS rows that are among the ``per_product`` most frequent pairs (n_ab, then lift)
+    of either of their two products; ``per_product <= 0`` keeps all. This is what goes into the
+    graph as CO_PURCHASED / CO_VIEWED edges: analysts see every product's strongest partners
+    without millions of two-order coincidences."""
+    if per_product <= 0 or pairs.num_rows == 0:
+        return pairs
+    con = duckdb.connect()
+    con.register("p", pairs)
+    out = con.sql(
+        """
+        WITH ends AS (
+            SELECT a AS x, a, b, n_ab, lift FROM p UNION ALL SELECT b AS x, a, b, n_ab, lift FROM p
+        ), kept AS (
+            SELECT DISTINCT a, b FROM ends
+            QUALIFY row_number() OVER (PARTITION BY x ORDER BY n_ab DESC, lift DESC, a, b) <= $k
+        )
+        SELECT p.* FROM p JOIN kept USING (a, b) ORDER BY a, b
+        """,
+        params={"k": int(per_product)},
+    ).to_arrow_table()
+    con.close()
+    return out.cast(PAIR_STATS)

@@ -24,7 +24,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tiein.model import GraphData
+from tiein.model import PAIR_STATS, GraphData
 from tiein.relations import RelationConfig
 
 Progress = Callable[[str, int, int], None]
@@ -54,6 +54,8 @@ class BuildOptions:
     model: str | None = None  # None = embeddings.DEFAULT_MODEL
     embeddings: bool = True
     neighbours_k: int = 20
+    candidates_per_product: int = 60
+    graph_pairs_per_product: int = 50
     min_count: int = 2
     max_basket: int = 500
     after_window_days: int | None = 90
@@ -85,6 +87,14 @@ class BuildSummary:
         }
 
 
+def _phase(progress: Progress | None, phase: str) -> Progress | None:
+    """Prefix a stage's own step names with the pipeline phase ("store · CO_PURCHASED")."""
+    if progress is None:
+        return None
+    report = progress
+    return lambda step, done, total: report(f"{phase} · {step}", done, total)
+
+
 class _Timer:
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
@@ -103,7 +113,7 @@ def build(opts: BuildOptions, progress: Progress | None = None) -> BuildSummary:
     for user mistakes (bad file, unknown dataset, bad mapping)."""
     import loaders
     from graph import open_store
-    from tiein.features import candidate_features
+    from tiein.features import candidate_features, top_pairs
     from tiein.mining import mine_pairs
     from tiein.relations import classify
 
@@ -114,10 +124,10 @@ def build(opts: BuildOptions, progress: Progress | None = None) -> BuildSummary:
 
     with timer.step("load"):
         if opts.dataset:
-            loaded = loaders.load_dataset(opts.dataset, data_dir=opts.data_dir, progress=progress)
+            loaded = loaders.load_dataset(opts.dataset, data_dir=opts.data_dir, progress=_phase(progress, "load"))
         else:
             loaded = loaders.load_files(
-                catalog=opts.catalog, orders=opts.orders, views=opts.views, mapping=opts.mapping, progress=progress
+                catalog=opts.catalog, orders=opts.orders, views=opts.views, mapping=opts.mapping, progress=_phase(progress, "load")
             )
     products = loaded.products
 
@@ -130,7 +140,7 @@ def build(opts: BuildOptions, progress: Progress | None = None) -> BuildSummary:
                 min_count=opts.min_count,
                 max_basket=opts.max_basket,
                 after_window_days=opts.after_window_days,
-                progress=progress,
+                progress=_phase(progress, "mine"),
             )
             co_purchase, mining_report = mined.pairs, mined.report
         co_view = None
@@ -143,7 +153,7 @@ def build(opts: BuildOptions, progress: Progress | None = None) -> BuildSummary:
                 min_count=opts.min_count,
                 max_basket=opts.max_basket,
                 after_window_days=None,
-                progress=progress,
+                progress=_phase(progress, "co-view"),
             )
             co_view = mined_v.pairs
 
@@ -158,7 +168,7 @@ def build(opts: BuildOptions, progress: Progress | None = None) -> BuildSummary:
         with timer.step("embed"):
             encoder = embeddings.load_encoder(opts.model, threads=opts.threads)
             model_name = encoder.name
-            vectors = embeddings.embed_products(products, encoder, cache_dir=home / "cache", progress=progress)
+            vectors = embeddings.embed_products(products, encoder, cache_dir=home / "cache", progress=_phase(progress, "embed"))
             ids = products.column("product_id").to_pylist()
         with timer.step("index"):
             index = embeddings.ProductIndex.build(ids, vectors, model_name)
@@ -174,11 +184,9 @@ def build(opts: BuildOptions, progress: Progress | None = None) -> BuildSummary:
             ids=ids,
             vectors=vectors,
             threads=opts.threads,
+            per_product=opts.candidates_per_product,
         )
         relations = classify(features, opts.relations)
-
-    pair_stats_empty = None
-    from tiein.model import PAIR_STATS
 
     pair_stats_empty = PAIR_STATS.empty_table()
     meta = {
@@ -190,15 +198,15 @@ def build(opts: BuildOptions, progress: Progress | None = None) -> BuildSummary:
     }
     data = GraphData(
         products=products,
-        co_purchased=co_purchase if co_purchase is not None else pair_stats_empty,
-        co_viewed=co_view if co_view is not None else pair_stats_empty,
+        co_purchased=top_pairs(co_purchase, opts.graph_pairs_per_product) if co_purchase is not None else pair_stats_empty,
+        co_viewed=top_pairs(co_view, opts.graph_pairs_per_product) if co_view is not None else pair_stats_empty,
         relations=relations,
         meta=meta,
     )
     with timer.step("store"):
         store = open_store(store_url)
         try:
-            store.replace(data, progress=progress)
+            store.replace(data, progress=_phase(progress, "store"))
         finally:
             store.close()
         if index is not None:

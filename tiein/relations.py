@@ -19,7 +19,6 @@ scores six products in a test and a million candidate pairs in a build. Each ret
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -57,7 +56,7 @@ class RelationConfig:
     prior_baskets: float = 5.0
     sub_min_similarity: float = 0.55
     sub_together_lift: float = 3.0
-    dup_similarity: float = 0.9
+    dup_similarity: float = 0.92
     upsell_min_ratio: float = 1.25
     upsell_max_ratio: float = 4.0
     series_min_similarity: float = 0.45
@@ -135,7 +134,7 @@ def direction_factor(price_ratio: ArrayLike, after_sd: ArrayLike, after_ds: Arra
 
 
 # How much each category relation allows a pair to be a complement / a substitute.
-COMPLEMENT_CATEGORY = np.array([0.2, 0.6, 1.0, 0.8])  # same, sibling, different, unknown
+COMPLEMENT_CATEGORY = np.array([0.2, 0.8, 1.0, 0.8])  # same, sibling, different, unknown
 SUBSTITUTE_CATEGORY = np.array([1.0, 0.7, 0.15, 0.6])
 
 
@@ -145,14 +144,14 @@ def complement_score(
     similarity: ArrayLike,
     cat_rel: ArrayLike,
     direction: ArrayLike,
-    dup_similarity: float = 0.9,
+    dup_similarity: float = 0.92,
 ) -> ArrayLike:
     """Complement score in [0, 1].
 
     ``assoc`` is :func:`association` (orders), ``listed_buy`` 0/1/2 for a shop's own "also bought"
     lists (src lists dst: 1, both ways: 2) which count as association 0.3 / 0.45. Damped for the
-    same category and for similar titles (similarity above 0.5 fades the score linearly to 0 at
-    ``dup_similarity``: two near-identical items bought together are variety, not an add-on).
+    same category and for similar titles (similarity above ``dup_similarity - 0.2`` fades the score
+    linearly to 0 at ``dup_similarity``: two near-identical items bought together are variety, not an add-on).
 
     >>> round(float(complement_score(0.5, 0, 0.2, CAT_DIFFERENT, 1.0)), 3)
     0.5
@@ -165,7 +164,7 @@ def complement_score(
     listed = np.asarray(listed_buy, dtype=np.float64)
     base = np.maximum(assoc, np.where(listed >= 2, 0.45, np.where(listed >= 1, 0.3, 0.0)))
     sim = np.nan_to_num(np.asarray(similarity, dtype=np.float64), nan=0.0)
-    sim_damp = np.clip((dup_similarity - sim) / (dup_similarity - 0.5), 0.0, 1.0)
+    sim_damp = np.clip((dup_similarity - sim) / 0.2, 0.0, 1.0)
     cat = COMPLEMENT_CATEGORY[np.asarray(cat_rel, dtype=np.int64)]
     return np.clip(base * cat * sim_damp * np.asarray(direction, dtype=np.float64), 0.0, 1.0)
 
@@ -262,41 +261,6 @@ def line_key(title: str | None, brand: str | None, words: int = 2) -> str | None
     return " ".join(toks[:words])
 
 
-# --- evidence -----------------------------------------------------------------------------------
-
-
-def evidence_dict(row: dict[str, Any]) -> dict[str, Any]:
-    """The evidence kept on a relation: the numbers behind the decision, rounded for reading."""
-
-    def r(x: Any, nd: int = 4) -> Any:
-        if x is None:
-            return None
-        try:
-            f = float(x)
-        except (TypeError, ValueError):
-            return x
-        if not np.isfinite(f):
-            return None
-        return round(f, nd)
-
-    ev = {
-        "bought_together": int(row["n_ab"]),
-        "orders_with_anchor": int(row["n_src"]),
-        "confidence": r(row["conf"]),
-        "lift": r(row["lift"], 3),
-        "bought_after": int(row["after_sd"]),
-        "bought_before": int(row["after_ds"]),
-        "viewed_together": int(row["co_view"]),
-        "listed_also_bought": int(row["listed_buy"]),
-        "listed_also_viewed": int(row["listed_view"]),
-        "similarity": r(row["similarity"], 3),
-        "category_relation": row["category_relation"],
-        "price_ratio": r(row["price_ratio"], 3),
-        "same_line": bool(row["same_line"]),
-    }
-    return ev
-
-
 # --- classification over a feature table --------------------------------------------------------
 
 FEATURE_COLUMNS = (
@@ -351,30 +315,65 @@ def classify(features: pa.Table, cfg: RelationConfig | None = None) -> pa.Table:
         idx = idx[rank < cfg.keep_per_kind]
         parts.append((kind, idx, s[idx]))
 
-    cat_names = CAT_NAMES[f["cat_rel"]]
-    cols: dict[str, list[Any]] = {name: [] for name in RELATIONS.names}
-    for kind, idx, sc in parts:
-        for j, i in enumerate(idx):
-            row = {c: f[c][i] for c in FEATURE_COLUMNS}
-            row["category_relation"] = cat_names[i]
-            ev = evidence_dict(row)
-            ev["kind"] = kind
-            cols["src"].append(str(row["src"]))
-            cols["dst"].append(str(row["dst"]))
-            cols["kind"].append(kind)
-            cols["score"].append(round(float(sc[j]), 6))
-            cols["n_ab"].append(int(row["n_ab"]))
-            cols["lift"].append(_finite(row["lift"]))
-            cols["confidence"].append(_finite(row["conf"]))
-            cols["co_view"].append(int(row["co_view"]))
-            cols["similarity"].append(_finite(row["similarity"]))
-            cols["category_relation"].append(str(cat_names[i]))
-            cols["price_ratio"].append(_finite(row["price_ratio"]))
-            cols["evidence"].append(json.dumps(ev, ensure_ascii=False, sort_keys=True))
-    table = pa.table(cols, schema=RELATIONS)
-    return table.sort_by([("src", "ascending"), ("kind", "ascending"), ("score", "descending"), ("dst", "ascending")])
+    if not parts:
+        return RELATIONS.empty_table()
+    idx = np.concatenate([p[1] for p in parts])
+    kinds = np.concatenate([np.full(p[1].size, p[0], dtype=object) for p in parts])
+    sel = {c: f[c][idx] for c in FEATURE_COLUMNS}
+    sel["kind"] = kinds
+    sel["score"] = np.round(np.concatenate([p[2] for p in parts]), 6)
+    sel["category_relation"] = CAT_NAMES[sel["cat_rel"]]
+    return _relations_table(sel)
 
 
-def _finite(x: Any) -> float | None:
-    f = float(x)
-    return round(f, 6) if np.isfinite(f) else None
+# The evidence JSON is built column-wise by DuckDB: 200k relations take ~0.2 s instead of seconds
+# of per-row json.dumps. Keys are documented in graph/schema.md.
+_EVIDENCE_SQL = """
+SELECT src, dst, kind, score, n_ab,
+       CASE WHEN isfinite(lift) THEN round(lift, 6) END AS lift,
+       CASE WHEN isfinite(conf) THEN round(conf, 6) END AS confidence,
+       co_view,
+       CASE WHEN isfinite(similarity) THEN round(similarity, 6) END AS similarity,
+       category_relation,
+       CASE WHEN isfinite(price_ratio) THEN round(price_ratio, 6) END AS price_ratio,
+       to_json({
+           'kind': kind,
+           'bought_together': n_ab,
+           'orders_with_anchor': n_src,
+           'confidence': CASE WHEN isfinite(conf) THEN round(conf, 4) END,
+           'lift': CASE WHEN isfinite(lift) THEN round(lift, 3) END,
+           'bought_after': after_sd,
+           'bought_before': after_ds,
+           'viewed_together': co_view,
+           'listed_also_bought': listed_buy,
+           'listed_also_viewed': listed_view,
+           'similarity': CASE WHEN isfinite(similarity) THEN round(similarity, 3) END,
+           'category_relation': category_relation,
+           'price_ratio': CASE WHEN isfinite(price_ratio) THEN round(price_ratio, 3) END,
+           'same_line': same_line
+       })::VARCHAR AS evidence
+FROM sel
+ORDER BY src, kind, score DESC, dst
+"""
+
+
+def _relations_table(sel: dict[str, np.ndarray]) -> pa.Table:
+    import duckdb
+
+    cols = {
+        "src": pa.array(sel["src"], pa.string()),
+        "dst": pa.array(sel["dst"], pa.string()),
+        "kind": pa.array(sel["kind"], pa.string()),
+        "score": pa.array(sel["score"], pa.float64()),
+        "category_relation": pa.array(sel["category_relation"], pa.string()),
+        "same_line": pa.array(sel["same_line"], pa.bool_()),
+    }
+    for c in ("n_ab", "n_src", "after_sd", "after_ds", "co_view", "listed_buy", "listed_view"):
+        cols[c] = pa.array(sel[c], pa.int64())
+    for c in ("conf", "lift", "similarity", "price_ratio"):
+        cols[c] = pa.array(sel[c], pa.float64())  # NaN stays NaN; SQL maps it to null
+    con = duckdb.connect()
+    con.register("sel", pa.table(cols))
+    out = con.sql(_EVIDENCE_SQL).to_arrow_table()
+    con.close()
+    return out.cast(RELATIONS)
