@@ -483,8 +483,12 @@ def stage_orders(
         tss = ["ts"]
     title = price = None
     if derive_catalog or cols.price or opts.zero_price == "drop":
-        title = resolve(raw, "title", cols.title, required=False, mapped_as="orders.title")
-        price = resolve(raw, "price", cols.price, required=False, mapped_as="orders.price")
+        # With a catalog file, title/price columns of the order file are optional extras: a flat
+        # `--map title=名称` meant for the catalog must not fail on an order file without it.
+        t_col = cols.title if derive_catalog or cols.title in raw.columns else None
+        p_col = cols.price if derive_catalog or cols.price in raw.columns else None
+        title = resolve(raw, "title", t_col, required=False, mapped_as="orders.title")
+        price = resolve(raw, "price", p_col, required=False, mapped_as="orders.price")
     if opts.zero_price == "drop" and price is None:
         raise InputError(
             "options.zero_price is 'drop' but no column is mapped to orders.price", file=raw.file

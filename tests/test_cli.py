@@ -143,3 +143,33 @@ def test_online_retail_build_end_to_end(tmp_path: Path) -> None:
     comps = related(tmp_path, top, "complement", 5)
     assert len(comps) == 5 and all(r["product_id"] != top for r in comps)
     assert all(r["n_ab"] >= 2 for r in comps)
+
+
+def test_gbk_export_with_own_columns_mapped_from_the_cli(tmp_path: Path) -> None:
+    """A Taobao-style GBK export with Chinese headers, mapped with --map."""
+    catalog = tmp_path / "商品.csv"
+    catalog.write_bytes(
+        "商品编号,名称,类目,价格\n"
+        "T1,双人帐篷 户外露营,户外 > 帐篷,399\n"
+        "C1,折叠露营椅,户外 > 桌椅,89\n"
+        "L1,LED露营灯,户外 > 照明,49\n"
+        "S1,羽绒睡袋,户外 > 睡袋,299\n".encode("gbk")
+    )
+    orders = tmp_path / "订单.csv"
+    lines = ["订单号,商品编号"]
+    for i in range(6):
+        lines += [f"A{i},T1", f"A{i},C1"]
+    for i in range(3):
+        lines += [f"B{i},T1", f"B{i},L1"]
+    lines += ["D0,C1", "D1,L1"] + [f"E{i},S1" for i in range(10)]  # lift(T1,C1) = 6·21/(9·7) = 2
+    orders.write_bytes(("\n".join(lines) + "\n").encode("gbk"))
+    home = tmp_path / "home"
+    run(
+        "build", "--catalog", str(catalog), "--orders", str(orders),
+        "--map", "product_id=商品编号", "--map", "title=名称", "--map", "category=类目",
+        "--map", "price=价格", "--map", "order_id=订单号", "--quiet", home=home,
+    )
+    comps = related(home, "T1", "complement")
+    assert [r["product_id"] for r in comps] == ["C1", "L1"]
+    assert comps[0]["title"] == "折叠露营椅" and comps[0]["category_path"] == "户外 > 桌椅"
+    assert "露营" in run("related", "T1", home=home).stdout

@@ -148,8 +148,7 @@ def build(
 
         mapping = loaders.Mapping.from_file(mapping_file) if mapping_file else None
         if map_pairs:
-            extra = loaders.Mapping.from_cli(list(map_pairs))
-            mapping = mapping.merge(extra) if mapping is not None else extra
+            mapping = loaders.Mapping.from_cli(list(map_pairs), base=mapping)
     opts = BuildOptions(
         dataset=dataset,
         data_dir=data_dir,
