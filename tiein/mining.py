@@ -408,13 +408,13 @@ def _expand(left: np.ndarray, start: np.ndarray, count: np.ndarray, right: np.nd
     # active[d] = rows with count > d
     active = count.size - np.cumsum(np.bincount(count))
     idx = np.empty(int(active[0]), np.int64)
-    tmp = np.empty(int(active[0]), right.dtype)
     off = 0
     for d in range(int(count.max())):
         m = int(active[d])
+        dst = out[off : off + m]
         np.add(start[:m], d, out=idx[:m])
-        np.take(right, idx[:m], out=tmp[:m])
-        np.add(left[:m], tmp[:m], out=out[off : off + m])
+        np.take(right, idx[:m], out=dst)
+        dst += left[:m]
         off += m
     return out
 
