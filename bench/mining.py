@@ -353,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--min-count", type=int, default=5)
     ap.add_argument("--max-basket", type=int, default=500)
     ap.add_argument("--lines", type=int, default=4_000_000, help="synthetic lines")
-    ap.add_argument("--repeat", type=int, default=2, help="runs per engine (best time is kept)")
+    ap.add_argument("--repeat", type=int, default=3, help="runs per engine (best time is kept)")
     ap.add_argument("--mlxtend-limit", type=float, default=120.0, help="seconds before mlxtend is stopped")
     ap.add_argument("--engines", default="duckdb-sql,scipy,mlxtend,after", help="peers to run")
     args = ap.parse_args(argv)
