@@ -1,7 +1,7 @@
 # tiein — the two front-door commands:
 #   make demo   set up .venv and build the graph from Online Retail I, then show products with
 #               their complements and substitutes (embedded store, no server needed)
-#   make test   set up .venv and run the linter and the whole test suite (what CI runs)
+#   make test   set up .venv and run the linter, the type checker and the whole test suite (what CI runs)
 
 PYTHON ?= python3
 VENV   := .venv
@@ -30,6 +30,7 @@ demo: $(STAMP)
 
 test: setup
 	$(BIN)/ruff check tiein graph embeddings loaders tests bench
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)

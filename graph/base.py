@@ -7,9 +7,11 @@ same objects.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
+from tiein.errors import StoreError
 from tiein.model import GraphData
 
 # progress(step_name, done, total) — stores call it while loading; None means silent.
@@ -69,3 +71,17 @@ class GraphStore(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+def parse_evidence(text: str | None, src: str, dst: str, kind: str) -> dict[str, Any]:
+    """The evidence JSON string of a stored relation as a dict ({} when none); a corrupt value is
+    a StoreError naming the relation. Shared by every store so their answers stay identical."""
+    if text is None:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise StoreError(f"evidence of {kind} {src!r} -> {dst!r} is not valid JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise StoreError(f"evidence of {kind} {src!r} -> {dst!r} is not a JSON object")
+    return value

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from graph import cypher_ladybug as cy
-from graph.base import PRODUCT_FIELDS, RELATED_FIELDS, Progress
+from graph.base import PRODUCT_FIELDS, RELATED_FIELDS, Progress, parse_evidence
 from graph.build import NODE_SCHEMAS, REL_SCHEMAS, GraphTables, graph_tables
 from tiein.errors import (
     ConfigError,
@@ -293,7 +293,7 @@ class EmbeddedStore:
         out = []
         for row in rows:
             rec = dict(zip(cols, row, strict=True))
-            rec["evidence"] = _evidence(rec["evidence"], product_id, rec["product_id"], kind)
+            rec["evidence"] = parse_evidence(rec["evidence"], product_id, rec["product_id"], kind)
             out.append({f: (kind if f == "kind" else rec[f]) for f in (*PRODUCT_FIELDS, *RELATED_FIELDS)})
         return out
 
@@ -365,18 +365,6 @@ def _load(conn: Any, cypher: str, params: dict[str, Any] | None, gen_dir: Path) 
         conn.execute(cypher, params or {}).close()
     except RuntimeError as exc:
         raise StoreError(f"loading the graph into {gen_dir} failed ({cypher.split('(')[0]}): {exc}") from exc
-
-
-def _evidence(text: str | None, src: str, dst: str, kind: str) -> dict[str, Any]:
-    if text is None:
-        return {}
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise StoreError(f"evidence of {kind} {src!r} -> {dst!r} is not valid JSON: {exc}") from exc
-    if not isinstance(value, dict):
-        raise StoreError(f"evidence of {kind} {src!r} -> {dst!r} is not a JSON object")
-    return value
 
 
 def _fsync_dir(path: Path) -> None:

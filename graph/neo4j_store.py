@@ -55,7 +55,7 @@ from neo4j.spatial import Point
 from neo4j.time import Date, DateTime, Duration, Time
 
 from graph import cypher_neo4j as cy
-from graph.base import PRODUCT_FIELDS, RELATED_FIELDS, Progress
+from graph.base import PRODUCT_FIELDS, RELATED_FIELDS, Progress, parse_evidence
 from tiein.errors import (
     ConfigError,
     CypherError,
@@ -282,18 +282,6 @@ def unknown_names(summary: ResultSummary) -> list[str]:
     return found
 
 
-def _evidence(text: str | None, src: str, dst: str, kind: str) -> dict[str, Any]:
-    if text is None:
-        return {}
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise StoreError(f"evidence of {kind} {src!r} -> {dst!r} is not valid JSON: {exc}") from exc
-    if not isinstance(value, dict):
-        raise StoreError(f"evidence of {kind} {src!r} -> {dst!r} is not a JSON object")
-    return value
-
-
 # ----------------------------------------------------------------------------- error translation
 def _message(exc: BaseException) -> str:
     return str(getattr(exc, "message", None) or exc).strip() or type(exc).__name__
@@ -509,7 +497,7 @@ class Neo4jStore:
         out = []
         for rec in rows:
             rec["kind"] = kind
-            rec["evidence"] = _evidence(rec["evidence"], product_id, rec["product_id"], kind)
+            rec["evidence"] = parse_evidence(rec["evidence"], product_id, rec["product_id"], kind)
             out.append({f: rec[f] for f in (*PRODUCT_FIELDS, *RELATED_FIELDS)})
         return out
 

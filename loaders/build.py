@@ -583,7 +583,7 @@ def derive_products(con: duckdb.DuckDBPyConnection, source: str) -> pa.Table:
             {title_cte}
             SELECT p.product_id, coalesce(t.title, p.product_id) title, NULL::VARCHAR category,
               NULL::VARCHAR category_path, NULL::VARCHAR brand, p.price, NULL::BIGINT stock, NULL::VARCHAR attributes
-            FROM p LEFT JOIN t ON t.product_id = p.product_id AND t.rn = 1 ORDER BY p.first_row""",
+            FROM p LEFT JOIN t ON t.product_id = p.product_id AND t.rn = 1 ORDER BY p.first_row, p.product_id""",
         model.PRODUCTS,
     )
 
@@ -668,7 +668,7 @@ def finish_orders(
     return fetch(
         con,
         f"""SELECT order_id, product_id, quantity, customer_id, ts FROM __merged
-            WHERE order_id NOT IN (SELECT order_id FROM __giant) ORDER BY {ROW}""",
+            WHERE order_id NOT IN (SELECT order_id FROM __giant) ORDER BY {ROW}, order_id, product_id""",
         model.ORDERS,
     )
 
