@@ -275,6 +275,9 @@ def stats(home: str | None, store: str | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(s, ensure_ascii=False, indent=2, default=str))
         return
+    if not s["nodes"].get("Product"):
+        click.echo("the graph is empty: build it first, e.g. `tiein build --dataset online_retail`")
+        return
     click.echo("nodes:")
     for label, n in sorted(s["nodes"].items()):
         click.echo(f"  {label:<14} {n:>10,}")
