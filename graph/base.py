@@ -11,7 +11,7 @@ import json
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
-from tiein.errors import StoreError
+from tiein.errors import NotFound, StoreError
 from tiein.model import GraphData
 
 # progress(step_name, done, total) — stores call it while loading; None means silent.
@@ -70,7 +70,74 @@ class GraphStore(Protocol):
         """Run a read-only Cypher query in this store's dialect; rows as dicts."""
         ...
 
+    def scenes(self) -> list[dict[str, Any]]:
+        """Every scene, by scene_id: {"scene_id", "name", "source", "members": int,
+        "roles": [role names in order]} (see :func:`scene_list`)."""
+        ...
+
+    def scene(self, name_or_id: str) -> dict[str, Any]:
+        """One scene found by id, else by name (case-insensitive): SCENE_FIELDS plus "members"
+        and "roles": [{"role", "weight", "products": [PRODUCT_FIELDS + "weight"]}] in order (see
+        :func:`scene_detail`). Raises NotFound naming ``name_or_id``."""
+        ...
+
     def close(self) -> None: ...
+
+
+# Fields of a scene as returned by ``scenes`` and ``scene``.
+SCENE_FIELDS = ("scene_id", "name", "source")
+
+
+def _role_key(role: str | None, weight: float | None) -> tuple[bool, float, bool, str]:
+    """Role order shared by every store: weight (the role's position) ascending, then name; a
+    missing weight or role name sorts last."""
+    return (weight is None, weight if weight is not None else 0.0, role is None, role or "")
+
+
+def scene_list(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``scenes()``'s answer from rows {scene_id, name, source, role, weight (the role's smallest
+    member weight), members (count)} — one row per scene and role, a scene without members once
+    with 0 members. Shared by every store so their answers stay identical."""
+    by_id: dict[str, dict[str, Any]] = {}
+    roles: dict[str, list[tuple[str | None, float | None]]] = {}
+    for r in rows:
+        sid = r["scene_id"]
+        by_id.setdefault(sid, {**{f: r[f] for f in SCENE_FIELDS}, "members": 0, "roles": []})
+        if r["members"]:
+            by_id[sid]["members"] += int(r["members"])
+            roles.setdefault(sid, []).append((r["role"], r["weight"]))
+    for sid, scene in by_id.items():
+        scene["roles"] = [role for role, _ in sorted(roles.get(sid, []), key=lambda rw: _role_key(*rw))]
+    return [by_id[sid] for sid in sorted(by_id)]
+
+
+def pick_scene(name_or_id: str, candidates: list[dict[str, Any]]) -> dict[str, Any]:
+    """The scene ``name_or_id`` names among ``candidates`` (rows with SCENE_FIELDS whose id or
+    name equals it case-insensitively): an exact id first, then an exact name, then the smallest
+    id. NotFound when there is none."""
+    if not candidates:
+        raise NotFound(f"scene {name_or_id!r} is not in the graph (see `tiein scenes list`)")
+    for field in ("scene_id", "name"):
+        exact = sorted((c for c in candidates if c[field] == name_or_id), key=lambda c: c["scene_id"])
+        if exact:
+            return exact[0]
+    return min(candidates, key=lambda c: c["scene_id"])
+
+
+def scene_detail(scene: dict[str, Any], members: list[dict[str, Any]]) -> dict[str, Any]:
+    """``scene()``'s answer from the scene's row and its member rows (PRODUCT_FIELDS + role,
+    weight): roles in order (:func:`_role_key`), each role's products by weight, then product
+    id. Shared by every store."""
+    groups: dict[str | None, list[dict[str, Any]]] = {}
+    for m in members:
+        groups.setdefault(m["role"], []).append({**{f: m[f] for f in PRODUCT_FIELDS}, "weight": m["weight"]})
+    roles: list[dict[str, Any]] = []
+    for role, prods in groups.items():
+        prods.sort(key=lambda p: (p["weight"] is None, p["weight"] or 0.0, p["product_id"]))
+        weights = [p["weight"] for p in prods if p["weight"] is not None]
+        roles.append({"role": role, "weight": min(weights) if weights else None, "products": prods})
+    roles.sort(key=lambda r: _role_key(r["role"], r["weight"]))
+    return {**{f: scene[f] for f in SCENE_FIELDS}, "members": len(members), "roles": roles}
 
 
 def parse_evidence(text: str | None, src: str, dst: str, kind: str) -> dict[str, Any]:

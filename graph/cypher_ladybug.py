@@ -69,3 +69,20 @@ RELATED: dict[str, str] = {
 
 COUNT_NODES: dict[str, str] = {label: f"MATCH (n:{label}) RETURN count(n) AS n" for label in NODE_SCHEMAS}
 COUNT_RELS: dict[str, str] = {rel: f"MATCH ()-[r:{rel}]->() RETURN count(r) AS n" for rel in REL_SCHEMAS}
+
+# ----------------------------------------------------------------------------- scenes
+# One row per scene and role (a scene without members once, with 0); graph.base.scene_list folds them.
+SCENES = (
+    "MATCH (s:Scene) OPTIONAL MATCH (p:Product)-[m:IN_SCENE]->(s) "
+    "RETURN s.scene_id AS scene_id, s.name AS name, s.source AS source, m.role AS role, "
+    "min(m.weight) AS weight, count(p) AS members"
+)
+# Scenes whose id or name is $key, compared lower-cased ($key_lower); graph.base.pick_scene chooses.
+SCENE_LOOKUP = (
+    "MATCH (s:Scene) WHERE s.scene_id = $key OR lower(s.scene_id) = $key_lower OR lower(s.name) = $key_lower "
+    "RETURN s.scene_id AS scene_id, s.name AS name, s.source AS source ORDER BY scene_id"
+)
+SCENE_MEMBERS = (
+    "MATCH (q:Product)-[m:IN_SCENE]->(s:Scene {scene_id: $scene_id}) "
+    f"RETURN {_PRODUCT_RETURN}, m.role AS role, m.weight AS weight ORDER BY weight, product_id"
+)

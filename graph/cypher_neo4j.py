@@ -127,3 +127,21 @@ WIPE_TEST_DATABASE = "MATCH (n) DETACH DELETE n"
 
 # Cheapest round trip that proves the server answers (used by health checks).
 PING = "RETURN 1 AS ok"
+
+# ----------------------------------------------------------------------------- scenes
+# One row per scene and role (a scene without members once, with 0); graph.base.scene_list folds them.
+SCENES = (
+    "MATCH (s:Scene) OPTIONAL MATCH (p:Product)-[m:IN_SCENE]->(s) "
+    "RETURN s.scene_id AS scene_id, s.name AS name, s.source AS source, m.role AS role, "
+    "min(m.weight) AS weight, count(p) AS members"
+)
+# Scenes whose id or name is $key, compared lower-cased ($key_lower); graph.base.pick_scene chooses.
+SCENE_LOOKUP = (
+    "MATCH (s:Scene) WHERE s.scene_id = $key OR toLower(s.scene_id) = $key_lower "
+    "OR toLower(s.name) = $key_lower "
+    "RETURN s.scene_id AS scene_id, s.name AS name, s.source AS source ORDER BY scene_id"
+)
+SCENE_MEMBERS = (
+    "MATCH (p:Product)-[m:IN_SCENE]->(:Scene {scene_id: $scene_id}) "
+    f"RETURN {PRODUCT_RETURN}, m.role AS role, m.weight AS weight ORDER BY weight, product_id"
+)

@@ -37,7 +37,15 @@ from pathlib import Path
 from typing import Any
 
 from graph import cypher_ladybug as cy
-from graph.base import PRODUCT_FIELDS, RELATED_FIELDS, Progress, parse_evidence
+from graph.base import (
+    PRODUCT_FIELDS,
+    RELATED_FIELDS,
+    Progress,
+    parse_evidence,
+    pick_scene,
+    scene_detail,
+    scene_list,
+)
 from graph.build import NODE_SCHEMAS, REL_SCHEMAS, GraphTables, graph_tables
 from tiein.errors import (
     ConfigError,
@@ -315,6 +323,24 @@ class EmbeddedStore:
             nodes = {label: _execute(conn, q, None, "stats")[1][0][0] for label, q in cy.COUNT_NODES.items()}
             rels = {rel: _execute(conn, q, None, "stats")[1][0][0] for rel, q in cy.COUNT_RELS.items()}
         return {"nodes": nodes, "relationships": rels, "meta": meta}
+
+    def _rows(self, cypher: str, params: dict[str, Any] | None, what: str) -> list[dict[str, Any]] | None:
+        """Rows of one of this module's statements as dicts; None when nothing was loaded yet."""
+        with self._lock:
+            if self._connection() is None:
+                return None
+            cols, rows = self._run(cypher, params, what)
+        return [dict(zip(cols, row, strict=True)) for row in rows]
+
+    def scenes(self) -> list[dict[str, Any]]:
+        return scene_list(self._rows(cy.SCENES, None, "scenes") or [])
+
+    def scene(self, name_or_id: str) -> dict[str, Any]:
+        key = str(name_or_id)
+        found = self._rows(cy.SCENE_LOOKUP, {"key": key, "key_lower": key.lower()}, "scene lookup") or []
+        scene = pick_scene(key, found)
+        members = self._rows(cy.SCENE_MEMBERS, {"scene_id": scene["scene_id"]}, "scene members") or []
+        return scene_detail(scene, members)
 
     def query(self, cypher: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         """Run one read-only Cypher statement (LadybugDB dialect, see graph/schema.md).

@@ -55,7 +55,15 @@ from neo4j.spatial import Point
 from neo4j.time import Date, DateTime, Duration, Time
 
 from graph import cypher_neo4j as cy
-from graph.base import PRODUCT_FIELDS, RELATED_FIELDS, Progress, parse_evidence
+from graph.base import (
+    PRODUCT_FIELDS,
+    RELATED_FIELDS,
+    Progress,
+    parse_evidence,
+    pick_scene,
+    scene_detail,
+    scene_list,
+)
 from tiein.errors import (
     ConfigError,
     CypherError,
@@ -517,6 +525,24 @@ class Neo4jStore:
         except json.JSONDecodeError as exc:
             raise StoreError(f"the :{cy.META_LABEL} node holds invalid JSON: {exc}") from exc
         return {"nodes": nodes, "relationships": rels, "meta": meta}
+
+    def scenes(self) -> list[dict[str, Any]]:
+        def work(tx: ManagedTransaction) -> list[dict[str, Any]]:
+            return [r.data() for r in tx.run(cy.SCENES)]
+
+        return scene_list(self._read(work, what="scenes"))
+
+    def scene(self, name_or_id: str) -> dict[str, Any]:
+        key = str(name_or_id)
+
+        def work(tx: ManagedTransaction) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+            found = [r.data() for r in tx.run(cy.SCENE_LOOKUP, {"key": key, "key_lower": key.lower()})]
+            scene = pick_scene(key, found)  # NotFound passes through _translate untouched
+            members = [r.data() for r in tx.run(cy.SCENE_MEMBERS, {"scene_id": scene["scene_id"]})]
+            return scene, members
+
+        scene, members = self._read(work, what="scene")
+        return scene_detail(scene, members)
 
     def query(self, cypher: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         """Run an analyst's Cypher (Neo4j dialect) in a READ transaction limited to

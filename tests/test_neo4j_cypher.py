@@ -148,6 +148,10 @@ def test_collection_is_complete(checked: dict[str, Any]) -> None:
             assert used == {"product_id"}, name
         elif name == "CREATE_META":
             assert used == {"json"}, name
+        elif name == "SCENE_LOOKUP":
+            assert used == {"key", "key_lower"}, name
+        elif name == "SCENE_MEMBERS":
+            assert used == {"scene_id"}, name
         elif not name.startswith("schema.md"):
             assert used == set(), name
 

@@ -25,8 +25,8 @@ import pyarrow as pa
 import pytest
 from stores import STORE_FACTORIES, StoreKind
 
-from graph.base import PRODUCT_FIELDS, RELATED_FIELDS, GraphStore
-from tiein.errors import ConfigError, CypherError, ProductNotFound, StoreError, WriteRefused
+from graph.base import PRODUCT_FIELDS, RELATED_FIELDS, SCENE_FIELDS, GraphStore
+from tiein.errors import ConfigError, CypherError, NotFound, ProductNotFound, StoreError, WriteRefused
 from tiein.model import (
     CATEGORY_SEP,
     PAIR_STATS,
@@ -337,6 +337,33 @@ def test_query_invalid_cypher(loaded: GraphStore) -> None:
     ) == [{"t": "2-person tent 帐篷"}]  # unused parameters are fine
 
 
+def test_scenes_list(loaded: GraphStore) -> None:
+    # roles by weight ascending (the role's position), so "accessory" (0.8) comes before "core" (1.0)
+    assert loaded.scenes() == [
+        {"scene_id": "camping", "name": "camping weekend", "source": "discovered", "members": 1, "roles": [None]},
+        {"scene_id": "mobile-setup", "name": "新手机套装", "source": "user", "members": 3,
+         "roles": ["accessory", "core"]},
+    ]  # fmt: skip
+
+
+def test_scene_by_id_or_name(loaded: GraphStore) -> None:
+    sc = loaded.scene("mobile-setup")
+    assert {f: sc[f] for f in SCENE_FIELDS} == {"scene_id": "mobile-setup", "name": "新手机套装", "source": "user"}
+    assert sc["members"] == 3
+    assert [(r["role"], r["weight"], [p["product_id"] for p in r["products"]]) for r in sc["roles"]] == [
+        ("accessory", 0.8, ["case-a", "film-a"]),  # equal weights: by product id
+        ("core", 1.0, ["phone-a"]),
+    ]
+    case = sc["roles"][0]["products"][0]
+    assert case == {**loaded.product("case-a"), "weight": 0.8}
+    assert loaded.scene("新手机套装") == sc  # by name
+    assert loaded.scene("MOBILE-SETUP") == sc  # case-insensitive
+    camping = loaded.scene("Camping Weekend")
+    assert camping["scene_id"] == "camping" and camping["roles"][0]["role"] is None
+    with pytest.raises(NotFound, match="'skiing'"):
+        loaded.scene("skiing")
+
+
 # ----------------------------------------------------------------------------- mutation tests
 def test_replace_twice_is_idempotent(store: GraphStore) -> None:
     store.replace(catalog())
@@ -506,6 +533,9 @@ def test_embedded_empty_store(store: GraphStore) -> None:
     assert st["meta"] == {} and set(st["nodes"].values()) == {0}
     with pytest.raises(ProductNotFound):
         store.product("phone-a")
+    assert store.scenes() == []
+    with pytest.raises(NotFound):
+        store.scene("camping")
 
 
 def test_embedded_query_is_read_only_even_past_the_keyword_check(loaded: GraphStore) -> None:
@@ -589,7 +619,8 @@ def random_graph(seed: int, n_products: int = 300) -> GraphData:
         relations=pa.Table.from_pylist(rels, schema=RELATIONS),
         scenes=pa.Table.from_pylist(scenes, schema=SCENES),
         scene_members=pa.Table.from_pylist(
-            [{"product_id": p, "scene_id": s, "role": None, "weight": 1.0} for p, s in sorted(members)],
+            [{"product_id": p, "scene_id": s, "role": rng.choice(["a", "b", "c", None]),
+              "weight": rng.choice([1.0, 2.0, 3.0])} for p, s in sorted(members)],
             schema=SCENE_MEMBERS),
         meta={"seed": seed},
     )  # fmt: skip
@@ -627,7 +658,22 @@ def reference_answers(d: GraphData) -> dict[str, Any]:
         for k, v in json.loads(r["attributes"]).items()
     }  # fmt: skip
     kinds = Counter(r["kind"] for r in d.relations.to_pylist())
+    # scenes: roles by (smallest weight, name), None last; products by (weight, id)
+    scene_rows = {r["scene_id"]: r for r in d.scenes.to_pylist()}
+    by_scene: dict[str, dict[Any, list[tuple[float, str]]]] = {sid: {} for sid in scene_rows}
+    for m in d.scene_members.to_pylist():
+        by_scene[m["scene_id"]].setdefault(m["role"], []).append((m["weight"], m["product_id"]))
+    scenes = {}
+    for sid, roles in by_scene.items():
+        order = sorted(roles, key=lambda role: (min(roles[role])[0], role is None, role or ""))
+        scenes[sid] = {
+            **scene_rows[sid], "members": sum(len(v) for v in roles.values()),
+            "roles": [{"role": role, "weight": min(roles[role])[0],
+                       "products": [{**{f: products[pid][f] for f in PRODUCT_FIELDS}, "weight": w}
+                                    for w, pid in sorted(roles[role])]} for role in order],
+        }  # fmt: skip
     return {
+        "scenes": scenes,
         "products": {pid: {f: r[f] for f in PRODUCT_FIELDS} for pid, r in products.items()},
         "related": related,
         "nodes": {
@@ -659,6 +705,13 @@ def test_reference_answers_on_a_random_graph(store: GraphStore) -> None:
     mismatches = [key for key, expected in ref["related"].items() if store.related(*key) != expected]
     assert mismatches == []
     assert sum(len(v) for v in ref["related"].values()) > 1000  # the check is not vacuous
+    assert store.scenes() == [
+        {**{k: v for k, v in sc.items() if k != "roles"}, "roles": [r["role"] for r in sc["roles"]]}
+        for _, sc in sorted(ref["scenes"].items())
+    ]
+    for sid, expected_scene in ref["scenes"].items():
+        assert store.scene(sid) == expected_scene
+    assert sum(len(sc["roles"]) for sc in ref["scenes"].values()) >= 12  # roles, not one None group
     # k smaller than the list keeps the reference order
     busy = max(ref["related"], key=lambda key: len(ref["related"][key]))
     assert store.related(*busy, k=3) == ref["related"][busy][:3]

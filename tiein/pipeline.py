@@ -9,6 +9,7 @@ Home directory layout (``--home``, env ``TIEIN_HOME``, default ``./tiein-data``)
     graph/     the embedded graph store (generations + pointer, see graph/ladybug_store.py)
     index/     the FAISS index of product titles with its manifest.json
     cache/     embedding cache (model + title hash → vector), so rebuilds do not re-encode
+    scenes.discovered.yaml   the scenes discovered by the last build without --scenes (editable)
 """
 
 from __future__ import annotations
@@ -61,6 +62,12 @@ class BuildOptions:
     after_window_days: int | None = 90
     threads: int | None = None
     relations: RelationConfig = field(default_factory=RelationConfig)
+    scenes: Path | None = None  # user scenes file (tiein.scenes.load_scenes); wins over discovery
+    discover_scenes: bool = True  # without a scenes file: discover scenes from complements
+    max_scenes: int = 12
+
+
+DISCOVERED_SCENES_FILE = "scenes.discovered.yaml"
 
 
 @dataclass
@@ -73,6 +80,8 @@ class BuildSummary:
     load_report: list[str] = field(default_factory=list)
     model: str | None = None
     top_products: list[str] = field(default_factory=list)
+    # {"source": "user" | "discovered" | None, "count", "members", "file", "empty_roles": [...]}
+    scenes: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -84,6 +93,7 @@ class BuildSummary:
             "load_report": self.load_report,
             "model": self.model,
             "top_products": self.top_products,
+            "scenes": self.scenes,
         }
 
 
@@ -116,11 +126,14 @@ def build(opts: BuildOptions, progress: Progress | None = None) -> BuildSummary:
     from tiein.features import candidate_features, top_pairs
     from tiein.mining import mine_pairs
     from tiein.relations import classify
+    from tiein.scenes import load_scenes
 
     timer = _Timer()
     t_all = time.perf_counter()
     home = Path(opts.home)
     store_url = opts.store_url or default_store_url(home)
+    # a bad scenes file fails at once, before the slow stages
+    user_scenes = load_scenes(opts.scenes) if opts.scenes is not None else None
 
     with timer.step("load"):
         if opts.dataset:
@@ -188,6 +201,9 @@ def build(opts: BuildOptions, progress: Progress | None = None) -> BuildSummary:
         )
         relations = classify(features, opts.relations)
 
+    with timer.step("scenes"):
+        scene_tables, scene_report = _scenes(opts, home, products, relations, user_scenes)
+
     pair_stats_empty = PAIR_STATS.empty_table()
     meta = {
         "source": loaded.name,
@@ -201,6 +217,8 @@ def build(opts: BuildOptions, progress: Progress | None = None) -> BuildSummary:
         co_purchased=top_pairs(co_purchase, opts.graph_pairs_per_product) if co_purchase is not None else pair_stats_empty,
         co_viewed=top_pairs(co_view, opts.graph_pairs_per_product) if co_view is not None else pair_stats_empty,
         relations=relations,
+        scenes=scene_tables[0],
+        scene_members=scene_tables[1],
         meta=meta,
     )
     with timer.step("store"):
@@ -228,7 +246,40 @@ def build(opts: BuildOptions, progress: Progress | None = None) -> BuildSummary:
     summary.seconds["total"] = time.perf_counter() - t_all
     summary.load_report = loaded.report.lines()
     summary.top_products = top_products(loaded.orders, relations, 5)
+    summary.scenes = scene_report
+    summary.counts["scenes"] = scene_report["count"]
     return summary
+
+
+def _scenes(
+    opts: BuildOptions, home: Path, products: pa.Table, relations: pa.Table, user_scenes: list[Any] | None
+) -> tuple[tuple[pa.Table, pa.Table], dict[str, Any]]:
+    """The scene tables of the build (user scenes win; otherwise discovered ones, also written to
+    ``HOME/scenes.discovered.yaml`` for review) and the summary's report of them."""
+    from tiein.scenes import assign_members, discover_scenes, dump_scenes, empty_roles
+
+    report: dict[str, Any] = {"source": None, "count": 0, "members": 0, "file": None, "empty_roles": []}
+    if user_scenes is not None:
+        defs, report["source"], report["file"] = user_scenes, "user", str(opts.scenes)
+    elif opts.discover_scenes:
+        defs = discover_scenes(products, relations, max_scenes=opts.max_scenes)
+        report["source"] = "discovered"
+        if not defs:
+            report["note"] = (
+                "no scenes discovered (no complements between different categories"
+                + ("" if pc.any(pc.is_valid(products.column("category"))).as_py() else ", and no categories")
+                + ")"
+            )
+            (home / DISCOVERED_SCENES_FILE).unlink(missing_ok=True)  # no stale file from an older build
+        else:
+            report["file"] = str(dump_scenes(defs, home / DISCOVERED_SCENES_FILE))
+    else:
+        defs = []
+    tables = assign_members(products, defs)
+    report["count"] = tables[0].num_rows
+    report["members"] = tables[1].num_rows
+    report["empty_roles"] = empty_roles(defs, tables[1])
+    return tables, report
 
 
 def top_products(orders: pa.Table, relations: pa.Table, n: int) -> list[str]:
