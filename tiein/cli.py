@@ -257,21 +257,26 @@ def _why(r: dict[str, Any]) -> str:
 @click.option("--home", help=HOME_HELP)
 @click.option("--store", help=STORE_HELP)
 def related(product: str, kind: str, k: int, as_json: bool, home: str | None, store: str | None) -> None:
-    """Products related to PRODUCT (its id) by KIND, best first, with the evidence behind each."""
+    """Products related to PRODUCT (its id) by KIND, best first, with the evidence behind each
+    and a plain explanation (中文 + English) a seller can say out loud."""
+    from tiein.service import related_payload
+
     st = _open_store(home, store)
     try:
-        anchor = st.product(product)
-        rows = st.related(product, kind, k)
+        payload = related_payload(st, product, kind, k)
     finally:
         st.close()
     if as_json:
-        click.echo(json.dumps({"product": anchor, "kind": kind, "related": rows}, ensure_ascii=False, indent=2))
+        click.echo(json.dumps(payload, ensure_ascii=False, indent=2))
         return
+    anchor, rows = payload["product"], payload["related"]
     click.echo(f"{anchor['product_id']}  {anchor['title']}  (price {_fmt_price(anchor['price'])}) — {kind}s")
     if not rows:
         click.echo(f"  no {kind}s found for this product")
     for r in rows:
-        click.echo(f"  {r['score']:.3f}  {r['product_id']:<12} {r['title']:<45}  {_fmt_price(r['price']):>9}  {_why(r)}")
+        click.echo(f"  {r['score']:.3f}  {r['product_id']:<12} {r['title']:<45}  {_fmt_price(r['price']):>9}")
+        click.echo(f"         {r['explanation_en']}")
+        click.echo(f"         {r['explanation_zh']}")
 
 
 @cli.command()
