@@ -1,6 +1,6 @@
 """Benchmark: tiein's pair mining against the usual ways of counting co-purchased pairs.
 
-    python bench/mining.py [--quick] [--min-count 5] [--max-basket 500]
+    python bench/mining.py [--quick] [--min-count 5] [--max-basket 500] [--spark]
 
 Datasets: (1) UCI Online Retail I (cancellations and quantity <= 0 dropped) read from the
 shared data folder (``$TIEIN_DATA`` or ``../shared/data``), (2) a deterministic synthetic 4M-line
@@ -14,6 +14,8 @@ Engines, all with the same ``min_count`` and the same giant-basket rule (baskets
   confidence, lift);
 - duckdb-sql: the obvious self-join on string ids;
 - scipy: X^T X of the sparse basket x product matrix;
+- spark-local (``--spark``): :func:`tiein.spark_mining.mine_pairs_spark` in Spark local mode on
+  all CPUs (one run; the session start is timed and printed apart);
 - mlxtend: fpgrowth with ``min_support = min_count / n`` and ``max_len=2`` on the dense one-hot
   DataFrame it needs; a size check runs first and prints "cannot run (needs ~X GiB)" instead of
   asking the machine for more than it has.
@@ -35,6 +37,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -147,6 +150,16 @@ def run_duckdb_after(t: pa.Table, min_count: int, max_basket: int) -> pa.Table:
     out = con.sql(DUCKDB_AFTER_SQL, params=params).to_arrow_table()
     con.close()
     return out
+
+
+def run_spark(t: pa.Table, min_count: int, max_basket: int, spark: Any) -> pa.Table:
+    """tiein.spark_mining on the local session started by main (same options as run_tiein)."""
+    from tiein.spark_mining import mine_pairs_spark
+
+    res = mine_pairs_spark(
+        t, customer_col=None, ts_col=None, min_count=min_count, max_basket=max_basket, spark=spark
+    )
+    return res.pairs.select(["a", "b", "n_ab"])
 
 
 def run_duckdb(t: pa.Table, min_count: int, max_basket: int) -> pa.Table:
@@ -286,6 +299,7 @@ def bench(name: str, t: pa.Table, args: argparse.Namespace, rows: list[list[str]
         ("duckdb-sql", lambda: run_duckdb(t, min_count, max_basket)),
         ("scipy", lambda: run_scipy(t, min_count, max_basket)),
         ("mlxtend", lambda: run_mlxtend(t, min_count, max_basket)),
+        ("spark-local", lambda: run_spark(t, min_count, max_basket, args.spark_session)),
     ]
     for engine, fn in peers:
         if engine not in args.engines:
@@ -305,7 +319,8 @@ def bench(name: str, t: pa.Table, args: argparse.Namespace, rows: list[list[str]
                 rows.append([name, engine, msg, "-", "-", "-"])
                 continue
         else:
-            secs, out = timed(fn, args.repeat)
+            # Spark: one run (minutes at 4M lines); its session was started (and timed) before
+            secs, out = timed(fn, 1 if engine == "spark-local" else args.repeat)
         assert out is not None
         same = canonical(out).equals(ref)
         print(
@@ -356,11 +371,25 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=3, help="runs per engine (best time is kept)")
     ap.add_argument("--mlxtend-limit", type=float, default=120.0, help="seconds before mlxtend is stopped")
     ap.add_argument("--engines", default="duckdb-sql,scipy,mlxtend,after", help="peers to run")
+    ap.add_argument(
+        "--spark",
+        action="store_true",
+        help="also run tiein.spark_mining in Spark local mode (slow; session start timed apart, one run)",
+    )
     args = ap.parse_args(argv)
     args.engines = set(args.engines.split(","))
     if args.quick:
         args.repeat, args.mlxtend_limit = 1, 60.0
     rows: list[list[str]] = []
+    args.spark_session = None
+    if args.spark:
+        from tiein.spark_mining import spark_session
+
+        args.engines.add("spark-local")
+        start = time.perf_counter()
+        args.spark_session = spark_session(threads=os.cpu_count())
+        took = time.perf_counter() - start
+        print(f"spark session start (local[{os.cpu_count()}]): {took:.1f} s", flush=True)
     retail = online_retail(8_000 if args.quick else None)
     bench("online-retail", retail, args, rows)
     del retail

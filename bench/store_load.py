@@ -72,6 +72,9 @@ def synthetic_graph(n_products: int = 50_000, n_edges: int = 2_000_000, seed: in
             "price": pa.array(np.round(rng.uniform(1, 1000, n_products), 2)),
             "stock": pa.array(rng.integers(0, 100, n_products)),
             "attributes": pa.array(colors[rng.integers(0, len(colors), n_products)].tolist(), pa.string()),
+            "margin": pa.array(np.round(rng.uniform(0.05, 0.6, n_products), 2)),
+            "sales_role": pa.array(np.array(["traffic", "hero", "profit", "regular", None])[
+                rng.integers(0, 5, n_products)].tolist(), pa.string()),
         },
         schema=PRODUCTS,
     )

@@ -1,6 +1,6 @@
 """Graph stores: one interface (graph.base.GraphStore), an embedded LadybugDB store (default)
 and a Neo4j store, both loaded from the same tables (graph.build) and described by one schema
-(graph/schema.md).
+(docs/schema.md).
 
 Importing ``graph`` is light: LadybugDB and the Neo4j driver are imported only by the store that
 needs them, when it is opened.

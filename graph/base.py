@@ -11,14 +11,15 @@ import json
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
-from tiein.errors import NotFound, StoreError
+from tiein.errors import ConfigError, NotFound, StoreError
 from tiein.model import GraphData
 
 # progress(step_name, done, total) — stores call it while loading; None means silent.
 Progress = Callable[[str, int, int], None]
 
-# Fields of a product as returned by ``product`` and inside every ``related`` row.
-PRODUCT_FIELDS = ("product_id", "title", "category", "category_path", "brand", "price", "stock")
+# Fields of a product as returned by ``product`` and inside every ``related`` row. ``sales_role``
+# is one of tiein.model.SALES_ROLES or None (see docs/schema.md).
+PRODUCT_FIELDS = ("product_id", "title", "category", "category_path", "brand", "price", "stock", "sales_role")
 
 # Fields of one related row (besides the product fields above), in this order.
 RELATED_FIELDS = (
@@ -79,6 +80,31 @@ class GraphStore(Protocol):
         """One scene found by id, else by name (case-insensitive): SCENE_FIELDS plus "members"
         and "roles": [{"role", "weight", "products": [PRODUCT_FIELDS + "weight"]}] in order (see
         :func:`scene_detail`). Raises NotFound naming ``name_or_id``."""
+        ...
+
+    def scene_summary(self, name_or_id: str) -> dict[str, Any]:
+        """One scene found as :meth:`scene` finds it, shaped like one entry of :meth:`scenes`
+        (SCENE_FIELDS, "members", "roles": [role names in order]) without reading its products.
+        Raises NotFound naming ``name_or_id``."""
+        ...
+
+    def product_scenes(self, product_id: str) -> list[dict[str, Any]]:
+        """The scenes ``product_id`` is a member of: SCENE_FIELDS plus its "role" and "weight"
+        there, ordered by :func:`product_scene_key`. Raises ProductNotFound."""
+        ...
+
+    def scene_roles_of(self, scene_id: str, product_ids: list[str]) -> dict[str, str | None]:
+        """{product_id: its role in scene ``scene_id``} for those of ``product_ids`` that are
+        members of it (non-members, unknown ids and an unknown scene are simply absent)."""
+        ...
+
+    def bundle_candidates(self, product_id: str, k: int = 50) -> dict[str, Any]:
+        """What a bundle needs about one product in one call (see :func:`candidates_answer`):
+        {"product": PRODUCT_FIELDS, "scenes": :meth:`product_scenes`, "complements": the rows
+        of ``related(product_id, "complement", k)`` each with "substitutes": ALL its substitute
+        ids, sorted, and (optional, see :func:`candidates_answer`) "scene_roles": {scene_id: its
+        role there} for every scene it is in; "substitutes": ALL the product's own substitute
+        ids, sorted}. Raises ProductNotFound, and ConfigError for a bad k."""
         ...
 
     def close(self) -> None: ...
@@ -152,3 +178,61 @@ def parse_evidence(text: str | None, src: str, dst: str, kind: str) -> dict[str,
     if not isinstance(value, dict):
         raise StoreError(f"evidence of {kind} {src!r} -> {dst!r} is not a JSON object")
     return value
+
+
+def product_scene_key(row: dict[str, Any]) -> tuple[bool, float, str]:
+    """Order of :meth:`GraphStore.product_scenes`: the product's role position (weight)
+    ascending, a null weight last, then scene_id."""
+    w = row["weight"]
+    return (w is None, w if w is not None else 0.0, row["scene_id"])
+
+
+def product_scene_list(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``product_scenes()``'s answer from rows {scene_id, name, source, role, weight} (rows with a
+    null scene_id, from an OPTIONAL MATCH, are dropped). Shared by every store."""
+    out = [{**{f: r[f] for f in SCENE_FIELDS}, "role": r["role"], "weight": r["weight"]}
+           for r in rows if r["scene_id"] is not None]  # fmt: skip
+    return sorted(out, key=product_scene_key)
+
+
+def candidates_answer(
+    product: dict[str, Any],
+    scenes: list[dict[str, Any]],
+    complements: list[dict[str, Any]],
+    pairs: list[dict[str, Any]],
+    k: int,
+    roles: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """``bundle_candidates()``'s answer from the product row, its scene rows, its complement rows
+    (PRODUCT_FIELDS + RELATED_FIELDS with evidence parsed), substitute pairs {"a": a product id,
+    "b": a substitute of it} and, optionally, the complements' scene rows {product_id, scene_id,
+    role}: with them every complement carries "scene_roles" (a store that cannot read them in the
+    same trip leaves the key out, and callers use :meth:`GraphStore.scene_roles_of`).
+    Complements come in the store's ``related`` order (score descending, then product_id) and
+    are cut to ``k``. Shared by every store."""
+    pid = product["product_id"]
+    subs: dict[str, set[str]] = {}
+    for p in pairs:
+        subs.setdefault(p["a"], set()).add(p["b"])
+    comps = [{**r, "substitutes": sorted(subs.get(r["product_id"], ()))} for r in complements[:k]]
+    if roles is not None:
+        in_scenes: dict[str, dict[str, str | None]] = {}
+        for r in sorted(roles, key=lambda r: (r["product_id"], r["scene_id"])):
+            in_scenes.setdefault(r["product_id"], {})[r["scene_id"]] = r["role"]
+        for c in comps:
+            c["scene_roles"] = in_scenes.get(c["product_id"], {})
+    return {
+        "product": {f: product[f] for f in PRODUCT_FIELDS},
+        "scenes": product_scene_list(scenes),
+        "complements": comps,
+        "substitutes": sorted(subs.get(pid, ())),
+    }
+
+
+def id_list(product_ids: Any) -> list[str]:
+    """``product_ids`` as a list of distinct strings in their order; ConfigError for anything else."""
+    if isinstance(product_ids, str | bytes) or not isinstance(product_ids, list | tuple | set | frozenset):
+        raise ConfigError(f"product_ids must be a list of product ids, got {product_ids!r}")
+    if not all(isinstance(p, str) for p in product_ids):
+        raise ConfigError(f"product_ids must be strings, got {product_ids!r}")
+    return list(dict.fromkeys(product_ids))

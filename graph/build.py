@@ -2,7 +2,7 @@
 
 Pure and store-agnostic: every store (embedded LadybugDB, Neo4j) loads exactly the tables
 :func:`graph_tables` returns, so both hold the same graph. The graph model is described in
-graph/schema.md (the one schema file); :data:`NODE_SCHEMAS` and :data:`REL_SCHEMAS` are its
+docs/schema.md (the one schema file); :data:`NODE_SCHEMAS` and :data:`REL_SCHEMAS` are its
 machine-readable form.
 
 Validation happens here, once, for every store: product / scene ids unique and non-null, every
@@ -12,9 +12,9 @@ table, the 1-based row and the column.
 
 >>> import pyarrow as pa
 >>> from tiein.model import PRODUCTS, GraphData
->>> p = pa.table({"product_id": ["1"], "title": ["Tent"], "category": ["tents"],
-...     "category_path": ["outdoor > tents"], "brand": ["Acme"], "price": [99.0],
-...     "stock": [3], "attributes": ['{"color": "green"}']}, schema=PRODUCTS)
+>>> p = pa.Table.from_pylist([{"product_id": "1", "title": "Tent", "category": "tents",
+...     "category_path": "outdoor > tents", "brand": "Acme", "price": 99.0,
+...     "stock": 3, "attributes": '{"color": "green"}'}], schema=PRODUCTS)
 >>> t = graph_tables(GraphData(products=p))
 >>> t.nodes["Category"].column("category_id").to_pylist()
 ['outdoor', 'outdoor > tents']
@@ -34,11 +34,13 @@ import pyarrow.compute as pc
 from tiein.errors import InputError
 from tiein.model import (
     CATEGORY_SEP,
+    OPTIONAL_PRODUCT_FIELDS,
     PAIR_STATS,
     PRODUCTS,
     REL_TYPE,
     RELATION_KINDS,
     RELATIONS,
+    SALES_ROLES,
     SCENE_MEMBERS,
     SCENES,
     GraphData,
@@ -102,10 +104,14 @@ class GraphTables:
 
 
 # ----------------------------------------------------------------------------- helpers
-def _conform(table: pa.Table, schema: pa.Schema, name: str) -> pa.Table:
-    """``table`` with exactly ``schema``'s columns, in order, cast where lossless; else InputError."""
+def _conform(table: pa.Table, schema: pa.Schema, name: str, optional: tuple[str, ...] = ()) -> pa.Table:
+    """``table`` with exactly ``schema``'s columns, in order, cast where lossless; else InputError.
+    Columns named in ``optional`` may be missing: they are read as all null."""
     cols = []
     for f in schema:
+        if f.name not in table.column_names and f.name in optional:
+            cols.append(pa.nulls(table.num_rows, f.type))
+            continue
         if f.name not in table.column_names:
             raise InputError(f"missing column (expected {schema.names})", file=name, column=f.name)
         col = table.column(f.name)
@@ -341,12 +347,21 @@ def _relations(table: pa.Table, product_ids: pa.Array) -> dict[str, pa.Table]:
 
 # ----------------------------------------------------------------------------- entry point
 def graph_tables(data: GraphData) -> GraphTables:
-    """Every node and relationship table of the graph built from ``data`` (see graph/schema.md).
+    """Every node and relationship table of the graph built from ``data`` (see docs/schema.md).
 
     Raises InputError (file = the GraphData table, 1-based row, column) on invalid input.
     Output is deterministic: the same ``data`` gives identical tables."""
-    products = _conform(data.products, PRODUCTS, "products")
+    products = _conform(data.products, PRODUCTS, "products", optional=OPTIONAL_PRODUCT_FIELDS)
     _require_non_null(products, "product_id", "products")
+    role = products.column("sales_role")
+    bad = _first(pc.and_(pc.is_valid(role), pc.invert(pc.is_in(role, value_set=pa.array(SALES_ROLES)))))
+    if bad is not None:
+        raise InputError(
+            f"unknown sales role {products.column('sales_role')[bad].as_py()!r} (valid: {', '.join(SALES_ROLES)}, or null)",
+            file="products",
+            row=bad + 1,
+            column="sales_role",
+        )
     products = _sorted_unique(products, ("product_id",), "products", "product id")
     pids = _flat(products.column("product_id"))
 

@@ -47,7 +47,8 @@ CHECKPOINT = "CHECKPOINT"
 # ----------------------------------------------------------------------------- reads
 _PRODUCT_RETURN = (
     "q.product_id AS product_id, q.title AS title, q.category AS category, "
-    "q.category_path AS category_path, q.brand AS brand, q.price AS price, q.stock AS stock"
+    "q.category_path AS category_path, q.brand AS brand, q.price AS price, q.stock AS stock, "
+    "q.sales_role AS sales_role"
 )
 
 PRODUCT = f"MATCH (q:Product {{product_id: $product_id}}) RETURN {_PRODUCT_RETURN}"
@@ -85,4 +86,38 @@ SCENE_LOOKUP = (
 SCENE_MEMBERS = (
     "MATCH (q:Product)-[m:IN_SCENE]->(s:Scene {scene_id: $scene_id}) "
     f"RETURN {_PRODUCT_RETURN}, m.role AS role, m.weight AS weight ORDER BY weight, product_id"
+)
+
+# ----------------------------------------------------------------------------- bundles
+# One scene's summary (as one entry of SCENES) without its products.
+SCENE_SUMMARY = (
+    "MATCH (s:Scene {scene_id: $scene_id}) OPTIONAL MATCH (p:Product)-[m:IN_SCENE]->(s) "
+    "RETURN s.scene_id AS scene_id, s.name AS name, s.source AS source, m.role AS role, "
+    "min(m.weight) AS weight, count(p) AS members"
+)
+# A product with its scenes (one row per scene; one row of null scene fields when it has none;
+# no row when the product is unknown). graph.base.product_scene_list shapes the scene part.
+PRODUCT_SCENES = (
+    "MATCH (q:Product {product_id: $product_id}) OPTIONAL MATCH (q)-[m:IN_SCENE]->(s:Scene) "
+    f"RETURN {_PRODUCT_RETURN}, s.scene_id AS scene_id, s.name AS name, s.source AS source, "
+    "m.role AS role, m.weight AS weight"
+)
+# Roles in one scene of the given products (the slow path: bundle_candidates brings the roles of
+# every complement already).
+SCENE_ROLES_OF = (
+    "UNWIND $product_ids AS id MATCH (q:Product {product_id: id})-[m:IN_SCENE]->(:Scene {scene_id: $scene_id}) "
+    "RETURN q.product_id AS product_id, m.role AS role"
+)
+# The scenes and roles of each complement of a product: which scene role a bundle candidate fills.
+COMPLEMENT_SCENES = (
+    "MATCH (:Product {product_id: $product_id})-[:COMPLEMENT]->(q:Product)-[m:IN_SCENE]->(s:Scene) "
+    "RETURN q.product_id AS product_id, s.scene_id AS scene_id, m.role AS role"
+)
+# Substitute pairs (a, b) of a product and of each of its complements: what a bundle checks.
+SUBSTITUTE_PAIRS = (
+    "MATCH (p:Product {product_id: $product_id})-[:SUBSTITUTE]->(s:Product) "
+    "RETURN p.product_id AS a, s.product_id AS b "
+    "UNION ALL "
+    "MATCH (p:Product {product_id: $product_id})-[:COMPLEMENT]->(q:Product)-[:SUBSTITUTE]->(s:Product) "
+    "RETURN q.product_id AS a, s.product_id AS b"
 )

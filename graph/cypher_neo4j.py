@@ -37,6 +37,7 @@ REL_ENDPOINTS: dict[str, tuple[str, str]] = {
     "SUBSTITUTE": ("Product", "Product"),
     "UPSELL": ("Product", "Product"),
     "SAME_SERIES": ("Product", "Product"),
+    "NEXT_PURCHASE": ("Product", "Product"),
 }
 
 # The label of the single node holding the meta of the last load (JSON in property ``json``).
@@ -91,7 +92,8 @@ CREATE_META = f"CREATE (m:{META_LABEL} {{json: $json}})"
 # graph.base.PRODUCT_FIELDS of a Product bound to `p`, as `RETURN` items.
 PRODUCT_RETURN = (
     "p.product_id AS product_id, p.title AS title, p.category AS category, "
-    "p.category_path AS category_path, p.brand AS brand, p.price AS price, p.stock AS stock"
+    "p.category_path AS category_path, p.brand AS brand, p.price AS price, p.stock AS stock, "
+    "p.sales_role AS sales_role"
 )
 
 PRODUCT = f"MATCH (p:Product {{product_id: $product_id}}) RETURN {PRODUCT_RETURN}"
@@ -109,7 +111,7 @@ RELATED: dict[str, str] = {
         "r.evidence AS evidence "
         "ORDER BY score DESC, product_id ASC LIMIT $k"
     )
-    for rel_type in ("COMPLEMENT", "SUBSTITUTE", "UPSELL", "SAME_SERIES")
+    for rel_type in ("COMPLEMENT", "SUBSTITUTE", "UPSELL", "SAME_SERIES", "NEXT_PURCHASE")
 }
 
 # Counts of every label and type in one round trip (each count is served by Neo4j's count store).
@@ -144,4 +146,38 @@ SCENE_LOOKUP = (
 SCENE_MEMBERS = (
     "MATCH (p:Product)-[m:IN_SCENE]->(:Scene {scene_id: $scene_id}) "
     f"RETURN {PRODUCT_RETURN}, m.role AS role, m.weight AS weight ORDER BY weight, product_id"
+)
+
+# ----------------------------------------------------------------------------- bundles
+# One scene's summary (as one entry of SCENES) without its products.
+SCENE_SUMMARY = (
+    "MATCH (s:Scene {scene_id: $scene_id}) OPTIONAL MATCH (p:Product)-[m:IN_SCENE]->(s) "
+    "RETURN s.scene_id AS scene_id, s.name AS name, s.source AS source, m.role AS role, "
+    "min(m.weight) AS weight, count(p) AS members"
+)
+# A product with its scenes (one row per scene; one row of null scene fields when it has none;
+# no row when the product is unknown). graph.base.product_scene_list shapes the scene part.
+PRODUCT_SCENES = (
+    "MATCH (p:Product {product_id: $product_id}) OPTIONAL MATCH (p)-[m:IN_SCENE]->(s:Scene) "
+    f"RETURN {PRODUCT_RETURN}, s.scene_id AS scene_id, s.name AS name, s.source AS source, "
+    "m.role AS role, m.weight AS weight"
+)
+# Roles in one scene of the given products (the slow path: bundle_candidates brings the roles of
+# every complement already).
+SCENE_ROLES_OF = (
+    "UNWIND $product_ids AS id MATCH (p:Product {product_id: id})-[m:IN_SCENE]->(:Scene {scene_id: $scene_id}) "
+    "RETURN p.product_id AS product_id, m.role AS role"
+)
+# The scenes and roles of each complement of a product: which scene role a bundle candidate fills.
+COMPLEMENT_SCENES = (
+    "MATCH (:Product {product_id: $product_id})-[:COMPLEMENT]->(q:Product)-[m:IN_SCENE]->(s:Scene) "
+    "RETURN q.product_id AS product_id, s.scene_id AS scene_id, m.role AS role"
+)
+# Substitute pairs (a, b) of a product and of each of its complements: what a bundle checks.
+SUBSTITUTE_PAIRS = (
+    "MATCH (p:Product {product_id: $product_id})-[:SUBSTITUTE]->(s:Product) "
+    "RETURN p.product_id AS a, s.product_id AS b "
+    "UNION ALL "
+    "MATCH (:Product {product_id: $product_id})-[:COMPLEMENT]->(q:Product)-[:SUBSTITUTE]->(s:Product) "
+    "RETURN q.product_id AS a, s.product_id AS b"
 )

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import threading
 import time
@@ -41,8 +40,11 @@ from graph.base import (
     PRODUCT_FIELDS,
     RELATED_FIELDS,
     Progress,
+    candidates_answer,
+    id_list,
     parse_evidence,
     pick_scene,
+    product_scene_list,
     scene_detail,
     scene_list,
 )
@@ -63,39 +65,22 @@ DB_FILE = "graph.lbug"
 META_FILE = "meta.json"
 GEN_PREFIX = "gen-"
 
-# Clauses / statements that write, change settings, or read files: refused by query() with a
-# clear message before LadybugDB sees them (the read-only database refuses writes anyway).
-_WRITE_WORDS = (
-    "CREATE", "MERGE", "SET", "DELETE", "DETACH", "REMOVE", "DROP", "COPY", "ALTER", "LOAD",
-    "INSTALL", "ATTACH", "USE", "EXPORT", "IMPORT", "BEGIN", "COMMIT", "ROLLBACK", "CHECKPOINT",
-    "TRUNCATE", "RENAME", "FOREACH",
-)  # fmt: skip
-_WRITE_RE = re.compile(r"(?<![\w.$`])(" + "|".join(_WRITE_WORDS) + r")(?![\w`])", re.IGNORECASE)
-_CALL_SETTING_RE = re.compile(r"(?<![\w.$`])CALL\s+\w+\s*=", re.IGNORECASE)
-_PARAM_RE = re.compile(r"\$(\w+)")
-# string literals, backtick identifiers and comments, blanked before the keyword scan
-_LITERALS_RE = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|`[^`]*`|//[^\n]*|/\*.*?\*/", re.DOTALL)
-
-
 def refuse_writes(cypher: str) -> None:
-    """Raise WriteRefused if ``cypher`` has a writing clause or statement, or several statements.
+    """Raise WriteRefused if ``cypher`` has a writing clause or statement, CypherError for several
+    statements: :func:`tiein.cypher.refuse_writes` (a tokenizer: strings, comments, identifiers
+    and aliases are never keywords). The real guard is the read-only database; this gives the
+    clearer message."""
+    from tiein.cypher import refuse_writes as check
 
-    A keyword check outside string literals, identifiers in backticks and comments; the real
-    guard is the read-only database (this gives the clearer message)."""
-    code = _LITERALS_RE.sub(" ", cypher)
-    m = _WRITE_RE.search(code) or _CALL_SETTING_RE.search(code)
-    if m:
-        word = m.group(0).split()[0].upper()
-        raise WriteRefused(f"query() is read-only: {word} is not allowed")
-    if ";" in code.strip().rstrip(";"):
-        raise CypherError("query() runs one statement at a time")
+    check(cypher)
 
 
 def check_params(cypher: str, params: dict[str, Any] | None) -> None:
     """Raise CypherError for a ``$name`` the query uses but ``params`` lacks (LadybugDB would
     silently read it as null; Neo4j refuses it)."""
-    used = set(_PARAM_RE.findall(_LITERALS_RE.sub(" ", cypher)))
-    missing = sorted(used - set(params or {}))
+    from tiein.cypher import parameters
+
+    missing = sorted(parameters(cypher) - set(params or {}))
     if missing:
         raise CypherError(f"missing query parameter(s): {', '.join('$' + m for m in missing)}")
 
@@ -151,6 +136,7 @@ class EmbeddedStore:
         self._db: Any = None
         self._conn: Any = None
         self._gen: str | None = None  # generation currently open
+        self._summary_memo: dict[tuple[str | None, str], dict[str, Any]] = {}  # scene_summary, per generation
 
     def __repr__(self) -> str:
         return f"EmbeddedStore({str(self.path)!r})"
@@ -342,17 +328,118 @@ class EmbeddedStore:
         members = self._rows(cy.SCENE_MEMBERS, {"scene_id": scene["scene_id"]}, "scene members") or []
         return scene_detail(scene, members)
 
+    # ------------------------------------------------------------------------- bundles
+    def scene_summary(self, name_or_id: str) -> dict[str, Any]:
+        """Memoised per generation (a generation never changes once written): a bundle asks for
+        its scene's role order on every request, and aggregating a big scene costs milliseconds."""
+        key = str(name_or_id)
+        with self._lock:
+            self._connection()  # switches generation (and so drops the memo) after a rebuild
+            memo = self._summary_memo
+            cached = memo.get((self._gen, key))
+            if cached is None:
+                found = self._rows(cy.SCENE_LOOKUP, {"key": key, "key_lower": key.lower()}, "scene lookup") or []
+                scene = pick_scene(key, found)
+                rows = self._rows(cy.SCENE_SUMMARY, {"scene_id": scene["scene_id"]}, "scene summary") or []
+                cached = scene_list(rows)[0] if rows else pick_scene(key, [])
+                if len(memo) >= 1024 or any(g != self._gen for g, _ in memo):
+                    memo.clear()
+                memo[(self._gen, key)] = cached
+        return {**cached, "roles": list(cached["roles"])}
+
+    def product_scenes(self, product_id: str) -> list[dict[str, Any]]:
+        rows = self._rows(cy.PRODUCT_SCENES, {"product_id": product_id}, "product scenes")
+        if not rows:
+            raise ProductNotFound(product_id)
+        return product_scene_list(rows)
+
+    def scene_roles_of(self, scene_id: str, product_ids: list[str]) -> dict[str, str | None]:
+        ids = id_list(product_ids)
+        if not ids:
+            return {}
+        rows = self._rows(cy.SCENE_ROLES_OF, {"scene_id": str(scene_id), "product_ids": ids}, "scene roles") or []
+        return {r["product_id"]: r["role"] for r in sorted(rows, key=lambda r: r["product_id"])}
+
+    def bundle_candidates(self, product_id: str, k: int = 50) -> dict[str, Any]:
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ConfigError(f"k must be a positive integer, got {k!r}")
+        params = {"product_id": product_id}
+        with self._lock:  # four statements on one generation
+            if self._connection() is None:
+                raise ProductNotFound(product_id)
+            cols, rows = self._run(cy.PRODUCT_SCENES, params, "bundle candidates")
+            if not rows:
+                raise ProductNotFound(product_id)
+            ccols, crows = self._run(cy.RELATED["complement"], params, "bundle candidates", limit=k)
+            pcols, prows = self._run(cy.SUBSTITUTE_PAIRS, params, "bundle candidates")
+            rcols, rrows = self._run(cy.COMPLEMENT_SCENES, params, "bundle candidates")
+        scene_rows = [dict(zip(cols, r, strict=True)) for r in rows]
+        complements = _related_rows(ccols, crows, product_id, "complement")
+        pairs = [dict(zip(pcols, r, strict=True)) for r in prows]
+        roles = [dict(zip(rcols, r, strict=True)) for r in rrows]
+        return candidates_answer(scene_rows[0], scene_rows, complements, pairs, k, roles)
+
     def query(self, cypher: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-        """Run one read-only Cypher statement (LadybugDB dialect, see graph/schema.md).
+        """Run one read-only Cypher statement (LadybugDB dialect, see docs/schema.md).
 
         Refused with WriteRefused: writing clauses, DDL, COPY/LOAD (file access), settings —
-        checked by keyword and, for real, by the read-only database. Invalid Cypher raises
-        CypherError; queries running past ``query_timeout_s`` are interrupted (CypherError)."""
+        checked by :func:`tiein.cypher.refuse_writes` and, for real, by the read-only database.
+        Invalid Cypher raises CypherError; queries running past ``query_timeout_s`` are
+        interrupted (CypherError)."""
+        cols, rows = self.query_rows(cypher, params)
+        return [dict(zip(cols, row, strict=True)) for row in rows]
+
+    def query_rows(
+        self,
+        cypher: str,
+        params: dict[str, Any] | None = None,
+        *,
+        limit: int | None = None,
+        timeout_s: float | None = None,
+    ) -> tuple[list[str], list[list[Any]]]:
+        """:meth:`query` as (column names, rows of plain values): only the first ``limit`` rows
+        are fetched, and the query is interrupted after ``timeout_s`` seconds (default
+        ``query_timeout_s``) by LadybugDB itself (CypherError). Used by
+        :func:`tiein.cypher.run_cypher`."""
         refuse_writes(cypher)
         check_params(cypher, params)
+        timeout_ms = max(1, int((self.query_timeout_s if timeout_s is None else timeout_s) * 1000))
         with self._lock:
-            cols, rows = self._run(cypher, params, "query")
-        return [{c: _clean(v) for c, v in zip(cols, row, strict=True)} for row in rows]
+            conn = self._connection()
+            if conn is None:
+                raise StoreUnavailable(f"no graph has been loaded into {self.path} yet")
+            conn.set_query_timeout(timeout_ms)
+            try:
+                cols, rows = _execute(conn, cypher, params, "query", limit)
+            finally:
+                conn.set_query_timeout(int(self.query_timeout_s * 1000))
+        return cols, [[_clean(v) for v in row] for row in rows]
+
+    def read_table(self, cypher: str, params: dict[str, Any] | None = None) -> Any:
+        """The whole answer of one of tiein's own read statements as a ``pyarrow.Table``
+        (columnar, for bulk reads such as graph.snapshot); an empty table with no columns when
+        nothing was loaded yet. Not for analysts' queries (no write check, no row cap)."""
+        import pyarrow as pa
+
+        with self._lock:
+            conn = self._connection()
+            if conn is None:
+                return pa.table({})
+            try:
+                result = conn.execute(cypher, params or {})
+            except RuntimeError as exc:
+                raise _translate(exc, "bulk read") from exc
+            try:
+                table = result.get_as_arrow(100_000)
+            finally:
+                result.close()
+        return table
+
+    def generation(self) -> str | None:
+        """The name of the generation that answers now (None before the first load): a cheap
+        token that changes with every ``replace``, here or in another process."""
+        with self._lock:
+            return self._read_pointer()
 
     def close(self) -> None:
         with self._lock:
@@ -433,3 +520,14 @@ class _WriterLock:
         if self._fd is not None:
             os.close(self._fd)  # closing releases the flock
             self._fd = None
+
+
+def _related_rows(cols: list[str], rows: list[list[Any]], product_id: str, kind: str) -> list[dict[str, Any]]:
+    """``related`` rows (PRODUCT_FIELDS + RELATED_FIELDS, evidence parsed) from RELATED[kind]."""
+    out = []
+    for row in rows:
+        rec = dict(zip(cols, row, strict=True))
+        rec["evidence"] = parse_evidence(rec["evidence"], product_id, rec["product_id"], kind)
+        out.append({f: (kind if f == "kind" else rec[f]) for f in (*PRODUCT_FIELDS, *RELATED_FIELDS)})
+    return out
+

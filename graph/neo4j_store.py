@@ -59,8 +59,11 @@ from graph.base import (
     PRODUCT_FIELDS,
     RELATED_FIELDS,
     Progress,
+    candidates_answer,
+    id_list,
     parse_evidence,
     pick_scene,
+    product_scene_list,
     scene_detail,
     scene_list,
 )
@@ -241,15 +244,30 @@ def batches(table: pa.Table, size: int) -> Iterator[pa.Table]:
 
 
 # ----------------------------------------------------------------------------- result values
+def _props(name: str | None, entity: Any) -> list[str]:
+    """Property names of a node / relationship in the embedded store's order: every property of
+    its label / type in graph.build's schema (Neo4j leaves null ones out; they come back as
+    null), then any other property it has."""
+    from graph.build import NODE_SCHEMAS, REL_SCHEMAS
+
+    if name in NODE_SCHEMAS:
+        known = list(NODE_SCHEMAS[name].names)
+    elif name in REL_SCHEMAS:
+        known = list(REL_SCHEMAS[name].names[2:])
+    else:
+        known = []
+    return known + sorted(k for k in entity.keys() if k not in known)
+
+
 def _plain(value: Any) -> Any:
     """A driver value as plain JSON-able data, shaped like the embedded store's answers: a node
     or relationship becomes ``{"_LABEL": label or type, property: value}``; temporal values
     become Python ``datetime``/``date``/``time``; durations ISO-8601 strings."""
     if isinstance(value, Node):
         label = sorted(value.labels)[0] if value.labels else None
-        return {"_LABEL": label, **{k: _plain(v) for k, v in value.items()}}
+        return {"_LABEL": label, **{k: _plain(value.get(k)) for k in _props(label, value)}}
     if isinstance(value, Relationship):
-        return {"_LABEL": value.type, **{k: _plain(v) for k, v in value.items()}}
+        return {"_LABEL": value.type, **{k: _plain(value.get(k)) for k in _props(value.type, value)}}
     if isinstance(value, Path):
         return {"_NODES": [_plain(n) for n in value.nodes], "_RELS": [_plain(r) for r in value.relationships]}
     if isinstance(value, (DateTime, Date, Time)):
@@ -544,29 +562,121 @@ class Neo4jStore:
         scene, members = self._read(work, what="scene")
         return scene_detail(scene, members)
 
+    # ------------------------------------------------------------------------- bundles
+    def scene_summary(self, name_or_id: str) -> dict[str, Any]:
+        key = str(name_or_id)
+
+        def work(tx: ManagedTransaction) -> list[dict[str, Any]]:
+            found = [r.data() for r in tx.run(cy.SCENE_LOOKUP, {"key": key, "key_lower": key.lower()})]
+            scene = pick_scene(key, found)  # NotFound passes through _translate untouched
+            return [r.data() for r in tx.run(cy.SCENE_SUMMARY, {"scene_id": scene["scene_id"]})]
+
+        rows = self._read(work, what="scene summary")
+        return scene_list(rows)[0] if rows else pick_scene(key, [])
+
+    def product_scenes(self, product_id: str) -> list[dict[str, Any]]:
+        def work(tx: ManagedTransaction) -> list[dict[str, Any]]:
+            return [r.data() for r in tx.run(cy.PRODUCT_SCENES, {"product_id": product_id})]
+
+        rows = self._read(work, what="product scenes")
+        if not rows:
+            raise ProductNotFound(product_id)
+        return product_scene_list(rows)
+
+    def scene_roles_of(self, scene_id: str, product_ids: list[str]) -> dict[str, str | None]:
+        ids = id_list(product_ids)
+        if not ids:
+            return {}
+
+        def work(tx: ManagedTransaction) -> list[dict[str, Any]]:
+            params = {"scene_id": str(scene_id), "product_ids": ids}
+            return [r.data() for r in tx.run(cy.SCENE_ROLES_OF, params)]
+
+        rows = self._read(work, what="scene roles")
+        return {r["product_id"]: r["role"] for r in sorted(rows, key=lambda r: r["product_id"])}
+
+    def bundle_candidates(self, product_id: str, k: int = 50) -> dict[str, Any]:
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ConfigError(f"k must be a positive integer, got {k!r}")
+        params = {"product_id": product_id}
+
+        def work(tx: ManagedTransaction) -> tuple[list[dict[str, Any]], ...] | None:
+            rows = [r.data() for r in tx.run(cy.PRODUCT_SCENES, params)]
+            if not rows:
+                return None
+            comps = [r.data() for r in tx.run(cy.RELATED["COMPLEMENT"], {**params, "k": k})]
+            pairs = [r.data() for r in tx.run(cy.SUBSTITUTE_PAIRS, params)]
+            roles = [r.data() for r in tx.run(cy.COMPLEMENT_SCENES, params)]
+            return rows, comps, pairs, roles
+
+        found = self._read(work, what="bundle candidates")
+        if found is None:
+            raise ProductNotFound(product_id)
+        rows, comps, pairs, roles = found
+        complements = []
+        for rec in comps:
+            rec["kind"] = "complement"
+            rec["evidence"] = parse_evidence(rec["evidence"], product_id, rec["product_id"], "complement")
+            complements.append({f: rec[f] for f in (*PRODUCT_FIELDS, *RELATED_FIELDS)})
+        return candidates_answer(rows[0], rows, complements, pairs, k, roles)
+
     def query(self, cypher: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         """Run an analyst's Cypher (Neo4j dialect) in a READ transaction limited to
         ``query_timeout_s``: Neo4j refuses any write (WriteRefused); invalid Cypher or a query
         past the time limit raises CypherError."""
+        cols, rows = self.query_rows(cypher, params)
+        return [dict(zip(cols, row, strict=True)) for row in rows]
+
+    def query_rows(
+        self,
+        cypher: str,
+        params: dict[str, Any] | None = None,
+        *,
+        limit: int | None = None,
+        timeout_s: float | None = None,
+    ) -> tuple[list[str], list[list[Any]]]:
+        """:meth:`query` as (column names, rows of plain values): only the first ``limit`` rows
+        are read (the rest is discarded on the server), in a READ transaction with a server-side
+        timeout of ``timeout_s`` seconds (default ``query_timeout_s``). Used by
+        :func:`tiein.cypher.run_cypher`."""
         from neo4j import unit_of_work
 
         if not isinstance(cypher, str) or not cypher.strip():
             raise CypherError("the query is empty")
+        timeout = self.query_timeout_s if timeout_s is None else timeout_s
 
-        @unit_of_work(timeout=self.query_timeout_s)
-        def work(tx: ManagedTransaction) -> list[dict[str, Any]]:
+        @unit_of_work(timeout=timeout)
+        def work(tx: ManagedTransaction) -> tuple[list[str], list[list[Any]]]:
             result = tx.run(cypher, params or {})
-            rows = [{k: _plain(v) for k, v in r.items()} for r in result]
+            cols = list(result.keys())
+            rows: list[list[Any]] = []
+            for record in result:
+                if limit is not None and len(rows) >= limit:
+                    break
+                rows.append([_plain(v) for v in record.values()])
             unknown = unknown_names(result.consume())
             if unknown:
                 raise CypherError(
                     f"unknown label or relationship type {unknown[0]!r} (the graph has labels "
                     f"{', '.join(cy.NODE_KEYS)} and types {', '.join(cy.REL_ENDPOINTS)})"
                 )
-            return rows
+            return cols, rows
 
-        result: list[dict[str, Any]] = self._read(work, what="query", analyst=True)
+        result: tuple[list[str], list[list[Any]]] = self._read(work, what="query", analyst=True)
         return result
+
+    def read_table(self, cypher: str, params: dict[str, Any] | None = None) -> pa.Table:
+        """The whole answer of one of tiein's own read statements as a ``pyarrow.Table`` built
+        column by column (for bulk reads such as graph.snapshot). Not for analysts' queries."""
+
+        def work(tx: ManagedTransaction) -> pa.Table:
+            result = tx.run(cypher, params or {})
+            cols = list(result.keys())
+            values = [r.values() for r in result]
+            return pa.table({c: pa.array([v[i] for v in values]) for i, c in enumerate(cols)})
+
+        table: pa.Table = self._read(work, what="bulk read")
+        return table
 
     def ping(self) -> None:
         """Raise StoreUnavailable unless the server answers ``RETURN 1``."""

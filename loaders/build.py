@@ -322,6 +322,13 @@ def build_products(
     brand = resolve(raw, "brand", cols.brand, required=False, mapped_as="catalog.brand")
     price = resolve(raw, "price", cols.price, required=False, mapped_as="catalog.price")
     stock = resolve(raw, "stock", cols.stock, required=False, mapped_as="catalog.stock")
+    margin = resolve(raw, "margin", cols.margin, required=False, mapped_as="catalog.margin")
+    cost = resolve(raw, "cost", cols.cost, required=False, mapped_as="catalog.cost")
+    if margin and cost:
+        raise ConfigError(
+            f"{raw.file}: both a margin column ({margin!r}) and a cost column ({cost!r}) are mapped; "
+            "map one of them (catalog.margin or catalog.cost)"
+        )
     attrs = [resolve(raw, a, a, required=True, mapped_as="catalog.attributes") or a for a in cols.attributes]
     latest = (
         resolve(raw, "latest_by", opts.latest_by, required=True, mapped_as="options.latest_by")
@@ -344,6 +351,7 @@ def build_products(
         num = number_expr(raw, stock)
         stock_e = f"(CASE WHEN {num} = floor({num}) THEN CAST({num} AS BIGINT) END)"
         check(con, raw, view, stock, stock_e, "a stock count (a whole number)")
+    margin_e = _margin_expr(con, raw, view, margin, cost, price, price_e)
     order_key = ROW
     if latest:
         order_key = _sort_key(con, raw, view, latest, opts)
@@ -355,7 +363,8 @@ def build_products(
         {text_expr(raw, title) if title else "NULL::VARCHAR"} AS title,
         {levels} AS levels,
         {text_expr(raw, brand) if brand else "NULL::VARCHAR"} AS brand,
-        {price_e} AS price, {stock_e} AS stock, {attr_e} AS attributes, {order_key} AS __key
+        {price_e} AS price, {stock_e} AS stock, {attr_e} AS attributes, {margin_e} AS margin,
+        {order_key} AS __key
         FROM {view}"""
     )
     report.blank_product_ids += scalar(con, "SELECT count(*) FROM __cat WHERE product_id IS NULL")
@@ -387,12 +396,69 @@ def build_products(
               SELECT {ROW}, string_agg(v, {lit(model.CATEGORY_SEP)} ORDER BY pos) path, arg_max(v, pos) leaf
               FROM lv GROUP BY {ROW})
             SELECT c.product_id, coalesce(c.title, c.product_id) title, p.leaf category, p.path category_path,
-                   c.brand, c.price, c.stock, c.attributes
+                   c.brand, c.price, c.stock, c.attributes, c.margin, NULL::VARCHAR sales_role
             FROM __cat1 c LEFT JOIN paths p USING ({ROW}) ORDER BY c.{ROW}""",
         model.PRODUCTS,
     )
     con.unregister(view)
     return products
+
+
+def _margin_expr(
+    con: duckdb.DuckDBPyConnection,
+    raw: RawTable,
+    view: str,
+    margin: str | None,
+    cost: str | None,
+    price: str | None,
+    price_e: str,
+) -> str:
+    """The margin, ``(price - cost) / price``, as a DOUBLE expression, from a margin column (a
+    fraction like 0.35, or a percentage like "35%") or a cost column (needs the price; a price of
+    0 gives no margin). Bad values raise InputError naming the row and column."""
+    if margin:
+        t = _type(raw, margin)
+        if pa.types.is_string(t) or pa.types.is_large_string(t):
+            s = f"trim(CAST({q(margin)} AS VARCHAR))"
+            pct = f"ends_with({s}, '%')"
+            num = f"TRY_CAST(trim(rtrim({s}, '%')) AS DOUBLE)"
+            expr = f"(CASE WHEN {pct} THEN {num} / 100.0 ELSE {num} END)"
+            is_pct = pct
+        else:
+            expr = number_expr(raw, margin)
+            is_pct = "FALSE"
+        expr = f"(CASE WHEN isfinite({expr}) THEN {expr} END)"
+        check(con, raw, view, margin, expr, "a margin (a fraction like 0.35 or a percentage like 35%)")
+        bad = one(
+            con.execute(
+                f"SELECT {ROW}, CAST({q(margin)} AS VARCHAR), {is_pct} FROM {view} "
+                f"WHERE NOT ({expr} BETWEEN -1 AND 1) ORDER BY {ROW} LIMIT 1"
+            ).fetchall()
+        )
+        if bad:
+            why = (
+                "a percentage margin must be between -100% and 100%"
+                if bad[2]
+                else "a margin is a fraction of the price between -1 and 1 (write 35% or 0.35, not 35)"
+            )
+            raise InputError(f"{why}, got {bad[1]!r}", file=raw.file, row=int(bad[0]), column=margin)
+        return expr
+    if cost:
+        if not price:
+            raise InputError(
+                f"a cost column ({cost!r}) needs a price column to give a margin; map catalog.price",
+                file=raw.file,
+                column=cost,
+            )
+        cost_e = number_expr(raw, cost, price=True)
+        check(con, raw, view, cost, cost_e, "a cost (a number like 12.50)")
+        bad = one(
+            con.execute(f"SELECT {ROW}, {cost_e} FROM {view} WHERE {cost_e} < 0 ORDER BY {ROW} LIMIT 1").fetchall()
+        )
+        if bad:
+            raise InputError(f"negative cost {bad[1]}", file=raw.file, row=int(bad[0]), column=cost)
+        return f"(CASE WHEN {price_e} > 0 THEN ({price_e} - {cost_e}) / {price_e} END)"
+    return "NULL::DOUBLE"
 
 
 def _sort_key(con: duckdb.DuckDBPyConnection, raw: RawTable, view: str, column: str, opts: Options) -> str:
@@ -582,7 +648,8 @@ def derive_products(con: duckdb.DuckDBPyConnection, source: str) -> pa.Table:
         f"""WITH p AS (SELECT product_id, min({ROW}) first_row, {price} price FROM {source} {where} GROUP BY 1),
             {title_cte}
             SELECT p.product_id, coalesce(t.title, p.product_id) title, NULL::VARCHAR category,
-              NULL::VARCHAR category_path, NULL::VARCHAR brand, p.price, NULL::BIGINT stock, NULL::VARCHAR attributes
+              NULL::VARCHAR category_path, NULL::VARCHAR brand, p.price, NULL::BIGINT stock, NULL::VARCHAR attributes,
+              NULL::DOUBLE margin, NULL::VARCHAR sales_role
             FROM p LEFT JOIN t ON t.product_id = p.product_id AND t.rn = 1 ORDER BY p.first_row, p.product_id""",
         model.PRODUCTS,
     )

@@ -11,6 +11,7 @@ YAML (or JSON) form, sections optional::
       title: Description
       category: [department, aisle]     # one column, or several = hierarchy top -> leaf
       attributes: [sale_count, comment_count]
+      margin: 毛利率                     # optional: 0.35 or 35%; or cost: 成本价 (margin = (price - cost) / price)
     orders:
       order_id: InvoiceNo
       product_id: StockCode
@@ -47,6 +48,11 @@ class CatalogColumns:
     price: str | None = None
     stock: str | None = None
     attributes: list[str] = field(default_factory=list)
+    # Optional, for product sales roles ("profit" items): the margin as a fraction of the price
+    # (0.35, or "35%"), or the unit cost in the price's currency (margin = (price - cost) / price).
+    # Map one of the two, not both.
+    margin: str | None = None
+    cost: str | None = None
 
 
 @dataclass

@@ -40,8 +40,23 @@ def _reopen_embedded(store: GraphStore) -> GraphStore:
     return EmbeddedStore(store.path)
 
 
+def _make_snapshot(tmp: Path) -> GraphStore:
+    from graph.snapshot import SnapshotStore
+
+    return SnapshotStore(_make_embedded(tmp))
+
+
+def _reopen_snapshot(store: GraphStore) -> GraphStore:
+    from graph.snapshot import SnapshotStore
+
+    assert isinstance(store, SnapshotStore)
+    return SnapshotStore(_reopen_embedded(store.store))
+
+
 STORE_FACTORIES: list = [
     pytest.param(StoreKind("embedded", _make_embedded, _reopen_embedded), id="embedded"),
+    # an in-memory snapshot of the embedded store (graph/snapshot.py): the same answers from memory
+    pytest.param(StoreKind("snapshot", _make_snapshot, _reopen_snapshot), id="snapshot"),
 ]
 
 

@@ -27,9 +27,9 @@ import tiein.explain
 from graph import open_store
 from graph.base import GraphStore
 from tiein.bundles import BundleRules, addons, bundle, charm_price
-from tiein.errors import ConfigError, ProductNotFound
+from tiein.errors import ConfigError, NotFound, ProductNotFound
 from tiein.explain import explain
-from tiein.model import PRODUCTS, RELATIONS, GraphData
+from tiein.model import PRODUCTS, RELATIONS, SCENE_MEMBERS, SCENES, GraphData
 from tiein.pipeline import BuildOptions, build
 
 CAMPING = Path(__file__).parent / "fixtures" / "camping"
@@ -46,10 +46,25 @@ PRICE = {pid: float(r["price"]) for pid, r in CATALOG.items()}
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GraphStore]:
+    """The camping shop without scenes: bundles go by complement score."""
     home = tmp_path_factory.mktemp("camping")
     summary = build(
-        BuildOptions(catalog=CAMPING / "catalog.csv", orders=CAMPING / "orders.csv", home=home, threads=1)
-    )
+        BuildOptions(catalog=CAMPING / "catalog.csv", orders=CAMPING / "orders.csv", home=home, threads=1,
+                     discover_scenes=False)
+    )  # fmt: skip
+    s = open_store(summary.store)
+    yield s
+    s.close()
+
+
+@pytest.fixture(scope="module")
+def scene_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GraphStore]:
+    """The same shop with the user scenes of tests/fixtures/camping/scenes.yaml."""
+    home = tmp_path_factory.mktemp("camping-scenes")
+    summary = build(
+        BuildOptions(catalog=CAMPING / "catalog.csv", orders=CAMPING / "orders.csv", home=home, threads=1,
+                     scenes=CAMPING / "scenes.yaml")
+    )  # fmt: skip
     s = open_store(summary.store)
     yield s
     s.close()
@@ -239,7 +254,8 @@ def test_bundle_json_is_stable(store: GraphStore) -> None:
     text = json.dumps(a, ensure_ascii=False)
     assert text == json.dumps(b, ensure_ascii=False) and json.loads(text) == a
     assert list(a) == ["anchor", "items", "total", "suggested_price", "saving", "discount", "pitch",
-                       "budget", "reason", "skipped"]  # fmt: skip
+                       "budget", "reason", "skipped", "scene", "skipped_roles", "mix"]  # fmt: skip
+    assert a["scene"] is None and a["skipped_roles"] == [] and a["mix"] is None
     assert list(a["items"][0]) == ["product", "role", "relation", "score", "evidence", "explanation"]
     assert a["anchor"]["product_id"] == "tent" and a["pitch"]["en"] == "527 apart, 468 together, save 59"
 
@@ -399,3 +415,195 @@ def test_bundle_latency_is_printed(store: GraphStore, capsys: pytest.CaptureFixt
         print(f"\nbundle(tent) p50 {b50:.2f} ms p99 {b99:.2f} ms; one-way substitutes p50 {f50:.2f} ms "
               f"p99 {f99:.2f} ms; addons(tent, chair) p50 {a50:.2f} ms p99 {a99:.2f} ms")  # fmt: skip
     assert b50 > 0
+
+
+# ----------------------------------------------------------------------------- scene-driven bundles
+def roles_of(b: tiein.bundles.Bundle) -> list[str | None]:
+    return [i.role for i in b.items]
+
+
+def test_tent_bundle_follows_its_own_scene(scene_store: GraphStore) -> None:
+    """Asked for nothing, the tent follows 露营 (its role comes first there and in the smaller
+    night hike; it comes second in power camping): tent → chair → lamp, never the second tent."""
+    mine = scene_store.product_scenes("tent")
+    # by the tent's role position, then scene_id ("camping" < "night-hike")
+    assert [(s["scene_id"], s["role"], s["weight"]) for s in mine] == [
+        ("camping", "tent", 1.0), ("night-hike", "tent", 1.0), ("power-camping", "tent", 2.0)]  # fmt: skip
+    assert scene_store.scene_summary("露营")["members"] > scene_store.scene_summary("night hike")["members"]
+    b = bundle(scene_store, "tent")
+    assert b.scene == {"scene_id": "camping", "name": "露营"}
+    assert b.product_ids == ["tent", "chair", "lamp"]
+    assert roles_of(b) == ["folding chair", "camp lamp"] and b.skipped_roles == []
+    assert b.to_dict()["scene"] == {"scene_id": "camping", "name": "露营"}
+    assert b.pitch_en == "527 apart, 468 together, save 59"
+    b4 = bundle(scene_store, "tent", size=4)
+    assert b4.product_ids == ["tent", "chair", "lamp", "bag"] and roles_of(b4)[-1] == "sleeping bag"
+    assert not {"tent_b", "tent_c"} & set(b4.product_ids)
+
+
+def test_scene_order_beats_score_order(scene_store: GraphStore) -> None:
+    """By score the tent's in-band add-ons are chair, then lamp; night hike has no chair role, so
+    the lamp comes first and alone."""
+    b = bundle(scene_store, "tent", scene="night hike")
+    assert b.scene is not None and b.scene["name"] == "night hike"
+    assert ids(b) == ["lamp"] and roles_of(b) == ["lamp"] and b.skipped_roles == []
+    assert bundle(scene_store, "tent", scene="CAMPING").product_ids == ["tent", "chair", "lamp"]  # by id, any case
+    assert ids(bundle(scene_store, "tent", scene="露营", size=4)) == ["chair", "lamp", "bag"]
+
+
+def test_roles_nothing_can_fill_are_skipped_and_said(scene_store: GraphStore) -> None:
+    # power camping after the tent: the power station is 301 % of the tent, the pegs 6 %: skipped
+    b = bundle(scene_store, "tent", scene="power camping")
+    assert ids(b) == ["lamp"] and b.skipped_roles == ["power station", "pegs"]
+    assert b.to_dict()["skipped_roles"] == ["power station", "pegs"]
+    # a budget of 450 takes the chair (428) and leaves no room for the lamp or a sleeping bag
+    b = bundle(scene_store, "tent", scene="camping", budget=450)
+    assert ids(b) == ["chair"] and b.skipped_roles == ["camp lamp", "sleeping bag"]
+    # nothing fills any role: the reason is the furthest rule a candidate reached
+    b = bundle(scene_store, "chair", scene="night hike")  # the tent is 232 % of the chair
+    assert b.items == [] and b.reason is not None and b.reason.code == "outside_price_band"
+    assert b.skipped_roles == ["tent", "lamp"] and b.scene is not None
+
+
+def test_anchor_in_no_scene_goes_by_score(scene_store: GraphStore, store: GraphStore) -> None:
+    assert scene_store.product_scenes("stove") == []
+    a, b = bundle(scene_store, "stove", rules=BundleRules(require_in_stock=False)), bundle(
+        store, "stove", rules=BundleRules(require_in_stock=False)
+    )
+    assert a.scene is None and ids(a) == ids(b) == ["gas", "pot"]
+
+
+def test_scene_errors(scene_store: GraphStore) -> None:
+    with pytest.raises(NotFound, match="skiing"):
+        bundle(scene_store, "tent", scene="skiing")
+    for bad in ("", "  ", 3):
+        with pytest.raises(ConfigError, match="scene"):
+            bundle(scene_store, "tent", scene=bad)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="scene or roles"):
+        bundle(scene_store, "tent", scene="camping", roles=[{"Lighting"}])
+    with pytest.raises(ProductNotFound):
+        bundle(scene_store, "no-such", scene="camping")
+
+
+# ----------------------------------------------------------------------------- hand-made scenes and sales roles
+@pytest.fixture(scope="module")
+def mix_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GraphStore]:
+    """Anchors A (in scenes S and T) and G (in none), each complemented by B..F (scores 0.9..0.5),
+    all in band (40-70 % of 100), each in its own category. Sales roles: B hero, C regular,
+    D profit, E hero, F profit. Scene S: B r1, A r2, C r3, D and F r4 (5 members); scene T: A x,
+    E y (2 members) — A's role is second in both, so the larger S is A's scene."""
+    roles = {"A": "hero", "G": "hero", "B": "hero", "C": "regular", "D": "profit", "E": "hero", "F": "profit"}
+    prices = {"A": 100.0, "G": 100.0, "B": 50.0, "C": 60.0, "D": 40.0, "E": 45.0, "F": 70.0}
+    products = [{"product_id": p, "title": f"Item {p}", "category": f"K{p}", "category_path": f"K{p}",
+                 "price": prices[p], "stock": 5, "sales_role": roles[p]} for p in roles]  # fmt: skip
+
+    def comp(src: str, dst: str, score: float) -> dict[str, Any]:
+        return {"src": src, "dst": dst, "kind": "complement", "score": score, "n_ab": 3, "lift": 2.0,
+                "evidence": json.dumps({"kind": "complement", "bought_together": 3})}  # fmt: skip
+
+    relations = [comp(a, d, s) for a in ("A", "G") for d, s in zip("BCDEF", (0.9, 0.8, 0.7, 0.6, 0.5), strict=True)]
+    members = [("B", "S", "r1", 1.0), ("A", "S", "r2", 2.0), ("C", "S", "r3", 3.0), ("D", "S", "r4", 4.0),
+               ("F", "S", "r4", 4.0), ("A", "T", "x", 2.0), ("E", "T", "y", 3.0)]  # fmt: skip
+    s = open_store(tmp_path_factory.mktemp("mix") / "graph")
+    s.replace(GraphData(
+        products=pa.Table.from_pylist(products, schema=PRODUCTS),
+        relations=pa.Table.from_pylist(relations, schema=RELATIONS),
+        scenes=pa.Table.from_pylist([{"scene_id": "S", "name": "Scene S", "source": "user"},
+                                     {"scene_id": "T", "name": "Scene T", "source": "discovered"}], schema=SCENES),
+        scene_members=pa.Table.from_pylist(
+            [dict(zip(("product_id", "scene_id", "role", "weight"), m, strict=True)) for m in members],
+            schema=SCENE_MEMBERS),
+    ))  # fmt: skip
+    yield s
+    s.close()
+
+
+def test_scene_roles_after_the_anchor_then_wrapping_round(mix_store: GraphStore) -> None:
+    b = bundle(mix_store, "A")  # S: roles after r2 are r3, r4, then r1
+    assert b.scene == {"scene_id": "S", "name": "Scene S"} and ids(b) == ["C", "D"] and roles_of(b) == ["r3", "r4"]
+    assert ids(bundle(mix_store, "A", size=4)) == ["C", "D", "B"]
+    assert ids(bundle(mix_store, "A", size=5)) == ["C", "D", "B"]  # one item per role
+    assert ids(bundle(mix_store, "A", scene="T")) == ["E"]
+    assert ids(bundle(mix_store, "G")) == ["B", "C"]  # no scene: by score
+
+
+def test_sales_role_mix(mix_store: GraphStore) -> None:
+    def sales(b: tiein.bundles.Bundle) -> list[str]:
+        return [i.product["sales_role"] for i in b.items]
+
+    b = bundle(mix_store, "G", mix=("hero", "profit"))
+    assert ids(b) == ["B", "D"] and sales(b) == ["hero", "profit"] and b.mix == ["hero", "profit"]
+    assert b.to_dict()["mix"] == ["hero", "profit"]
+    assert ids(bundle(mix_store, "G", mix="profit+hero")) == ["D", "B"]  # in the order asked
+    assert ids(bundle(mix_store, "G", mix=["hero", "hero"], size=4)) == ["B", "E"]  # at most len(mix)
+    assert ids(bundle(mix_store, "G", mix="hero+traffic")) == ["B"]
+    none = bundle(mix_store, "G", mix="traffic")
+    assert none.items == [] and none.reason is not None and none.reason.code == "no_mix_match"
+    assert "traffic" in none.reason.en and "traffic" in none.reason.zh
+    assert none.skipped["sales_role_mismatch"] == 5
+    # with a scene the mix applies to the scene's roles: r3 (regular C) and r4 (profit D, F) hold no hero
+    b = bundle(mix_store, "A", mix="hero")
+    assert ids(b) == ["B"] and b.skipped_roles == ["r3", "r4"]
+    for bad in ("vip", "", ["hero", 1], 5):
+        with pytest.raises(ConfigError, match="mix"):
+            bundle(mix_store, "G", mix=bad)  # type: ignore[arg-type]
+
+
+# ----------------------------------------------------------------------------- CLI
+def _cli(store: GraphStore, *args: str) -> Any:
+    from click.testing import CliRunner
+
+    from tiein.cli import cli
+
+    result = CliRunner().invoke(cli, [*args, "--store", str(store.path)])  # type: ignore[attr-defined]
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    return result
+
+
+def test_cli_bundle_table(scene_store: GraphStore) -> None:
+    out = _cli(scene_store, "bundle", "tent").output
+    assert "scene: 露营 (camping)" in out
+    lines = out.splitlines()
+    chair = next(i for i, line in enumerate(lines) if "[folding chair] chair" in line)
+    lamp = next(i for i, line in enumerate(lines) if "[camp lamp] lamp" in line)
+    assert chair < lamp and "complement of anchor" in lines[chair] and "129.00" in lines[chair]
+    assert lines[chair + 1].strip().startswith("bought together in 8 orders")
+    assert lines[chair + 2].strip().startswith("常一起购买：8 单")
+    assert "total 527.00 → bundle price 468.00" in out and "save 59.00" in out
+    assert "分开买 527，一起拿 468，省 59" in out and "527 apart, 468 together, save 59" in out
+    assert "tent_b" not in out
+
+
+def test_cli_bundle_options_and_json(scene_store: GraphStore) -> None:
+    from tiein.service import bundle_payload
+
+    got = json.loads(_cli(scene_store, "bundle", "tent", "--json", "--discount", "0.2", "--size", "4").output)
+    assert got == bundle_payload(scene_store, "tent", size=4, discount=0.2)
+    assert [i["product"]["product_id"] for i in got["items"]] == ["chair", "lamp", "bag"]
+    assert got["discount"] == 0.2 and got["total"] == 299 + 129 + 99 + 189
+    got = json.loads(_cli(scene_store, "bundle", "tent", "--json", "--scene", "night hike", "--budget", "450").output)
+    assert [i["product"]["product_id"] for i in got["items"]] == ["lamp"] and got["budget"] == 450
+    got = json.loads(_cli(scene_store, "bundle", "tent", "--json", "--mix", "hero+profit", "--scene", "camping").output)
+    assert got["mix"] == ["hero", "profit"]
+    assert [i["product"]["sales_role"] for i in got["items"]] == ["hero", "profit"][: len(got["items"])]
+
+
+def test_cli_no_bundle_is_an_answer(scene_store: GraphStore) -> None:
+    out = _cli(scene_store, "bundle", "repellent").output
+    assert "no bundle: no complementary items are known for this product" in out
+    assert "没有找到常一起购买的搭配商品" in out and "pitch" not in out
+    out = _cli(scene_store, "bundle", "tent", "--budget", "250").output
+    assert "over the budget of 250" in out
+
+
+def test_cli_addons(scene_store: GraphStore) -> None:
+    from tiein.service import addons_payload
+
+    got = json.loads(_cli(scene_store, "addons", "tent", "chair", "--threshold", "500", "-k", "3", "--json").output)
+    assert got == addons_payload(scene_store, ["tent", "chair"], threshold=500, k=3)
+    assert got["top_ups"][0]["product"]["product_id"] == "lamp" and len(got["items"]) == 3
+    out = _cli(scene_store, "addons", "tent", "chair", "--threshold", "500").output
+    assert "cart: tent (299.00), chair (129.00) — total 428.00" in out
+    assert "gap 72.00" in out and "→ 527.00 (over by 27.00)" in out
+    out = _cli(scene_store, "addons", "repellent", "--threshold", "50").output
+    assert "no add-ons: no complementary items are known" in out and "no top-up:" in out

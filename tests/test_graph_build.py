@@ -16,7 +16,7 @@ from tiein.model import PAIR_STATS, PRODUCTS, RELATIONS, SCENE_MEMBERS, SCENES, 
 
 
 def products(rows: list[tuple]) -> pa.Table:
-    return pa.Table.from_pylist([dict(zip(PRODUCTS.names, r, strict=True)) for r in rows], schema=PRODUCTS)
+    return pa.Table.from_pylist([dict(zip(PRODUCTS.names[: len(r)], r, strict=True)) for r in rows], schema=PRODUCTS)
 
 
 def pairs(rows: list[tuple]) -> pa.Table:

@@ -3,8 +3,8 @@ analyser (npm ``@neo4j-cypher/language-support``, run by tools/cypher-check/chec
 Neo4j server can run here.
 
 Checked: every string constant of graph/cypher_neo4j.py (dict values included, names in its
-NOT_CYPHER excepted) and every ```cypher example of graph/schema.md (they are meant to run on both
-stores). Negative controls prove the checker is not a no-op.
+NOT_CYPHER excepted), every ```cypher example of docs/schema.md (they are meant to run on both
+stores) and the bulk reads of graph/snapshot.py (they run on both stores too). Negative controls prove the checker is not a no-op.
 
 Needs ``node`` and ``npm ci --prefix tools/cypher-check``; skipped without them locally, but a
 FAILURE when the environment variable CI is "true".
@@ -88,9 +88,18 @@ def module_queries() -> dict[str, str]:
 
 
 def schema_md_queries() -> dict[str, str]:
-    text = (ROOT / "graph" / "schema.md").read_text(encoding="utf-8")
+    text = (ROOT / "docs" / "schema.md").read_text(encoding="utf-8")
     blocks = re.findall(r"```cypher\n(.*?)```", text, flags=re.DOTALL)
     return {f"schema.md example {i + 1}": b.strip() for i, b in enumerate(blocks)}
+
+
+def snapshot_queries() -> dict[str, str]:
+    """The bulk reads of graph/snapshot.py (plain Cypher both stores run), named ``snapshot:NAME``."""
+    from graph import snapshot
+
+    found = {f"snapshot:{n}": getattr(snapshot, n) for n in ("PRODUCTS_ALL", "SCENES_ALL", "SCENE_MEMBERS_ALL")}
+    found |= {f"snapshot:RELATIONS_ALL[{k}]": q for k, q in snapshot.RELATIONS_ALL.items()}
+    return found
 
 
 # Negative controls, checked in the same run (one node start-up): a no-op checker fails on them.
@@ -106,7 +115,7 @@ CONTROLS = {
 
 @pytest.fixture(scope="module")
 def checked() -> dict[str, Any]:
-    queries = {**module_queries(), **schema_md_queries()}
+    queries = {**module_queries(), **schema_md_queries(), **snapshot_queries()}
     assert not set(queries) & set(CONTROLS)
     out = run_checker({**queries, **CONTROLS})
     out["controls"] = {name: out["results"].pop(name) for name in CONTROLS}
@@ -131,12 +140,15 @@ def test_collection_is_complete(checked: dict[str, Any]) -> None:
     """Every family covers its whole whitelist, schema.md examples were found, and each statement
     uses exactly the parameters the store passes to it."""
     results = checked["results"]
-    assert len([n for n in results if n.startswith("schema.md")]) >= 5
+    assert len([n for n in results if n.startswith("schema.md")]) >= 10
+    from tiein.model import RELATION_KINDS
+
+    assert {f"snapshot:RELATIONS_ALL[{k}]" for k in RELATION_KINDS} <= set(results)
     for label in cy.NODE_KEYS:
         assert {f"CONSTRAINTS[{label}]", f"CREATE_NODES[{label}]", f"DELETE_NODES[{label}]"} <= set(results)
     for rel in cy.REL_ENDPOINTS:
         assert f"CREATE_RELS[{rel}]" in results
-    for rel in ("COMPLEMENT", "SUBSTITUTE", "UPSELL", "SAME_SERIES"):
+    for rel in ("COMPLEMENT", "SUBSTITUTE", "UPSELL", "SAME_SERIES", "NEXT_PURCHASE"):
         assert f"RELATED[{rel}]" in results
     params = {name: set(r["parameters"]) for name, r in results.items()}
     for name, used in params.items():
@@ -152,8 +164,28 @@ def test_collection_is_complete(checked: dict[str, Any]) -> None:
             assert used == {"key", "key_lower"}, name
         elif name == "SCENE_MEMBERS":
             assert used == {"scene_id"}, name
+        elif name in BUNDLE_PARAMS:
+            assert used == BUNDLE_PARAMS[name], name
         elif not name.startswith("schema.md"):
             assert used == set(), name
+
+
+# The bundle reads (issue 3) and the parameters each takes.
+BUNDLE_PARAMS = {
+    "SCENE_SUMMARY": {"scene_id"},
+    "PRODUCT_SCENES": {"product_id"},
+    "SCENE_ROLES_OF": {"scene_id", "product_ids"},
+    "SUBSTITUTE_PAIRS": {"product_id"},
+    "COMPLEMENT_SCENES": {"product_id"},
+}
+
+
+def test_bundle_statements_are_checked(checked: dict[str, Any]) -> None:
+    """The bundle reads are in the checked collection (not hidden in NOT_CYPHER) and parse."""
+    for name in BUNDLE_PARAMS:
+        assert name in checked["results"], name
+        r = checked["results"][name]
+        assert r["errors"] == [] and r["warnings"] == [], (name, r)
 
 
 def test_whitelists_match_graph_build() -> None:
@@ -172,3 +204,11 @@ def test_checker_reports_broken_queries(checked: dict[str, Any]) -> None:
     assert r["syntax"]["errors"][0]["line"] == 1 and r["syntax"]["errors"][0]["column"] == 18
     assert not r["label"]["errors"] and "Prodcut" in r["label"]["warnings"][0]["message"]
     assert r["fine"] == {"errors": [], "warnings": [], "parameters": ["id"]}
+
+
+def test_every_relation_kind_has_a_related_statement() -> None:
+    """A kind added to tiein.model (e.g. "next") must come with its Neo4j RELATED statement."""
+    from tiein.model import REL_TYPE, RELATION_KINDS
+
+    assert {REL_TYPE[k] for k in RELATION_KINDS} == set(cy.RELATED)
+    assert "sales_role" in cy.PRODUCT_RETURN

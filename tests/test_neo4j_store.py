@@ -333,6 +333,8 @@ def _products() -> pa.Table:
             "price": [0.1 + 0.2, 1e-300, 19.99],
             "stock": [3, None, 0],
             "attributes": ['{"color": "green"}', None, None],
+            "margin": [None, None, 0.25],
+            "sales_role": ["hero", None, "profit"],
         },
         schema=PRODUCTS,
     )
@@ -547,7 +549,7 @@ def test_replace_is_one_transaction_with_exact_batches(stub_store: Any) -> None:
     assert len(meta) == 1 and json.loads(meta[0]["json"]) == {"source": "unit", "n": 3}
     # empty tables send no statement at all
     assert not [q for q, _ in in_tx if q == cy.CREATE_RELS["CO_VIEWED"]]
-    assert steps[0] == ("Product", 0, 16) and steps[-1] == ("switch", 1, 1)
+    assert steps[0] == ("Product", 0, 17) and steps[-1] == ("switch", 1, 1)  # 5 labels + 12 types
 
 
 def test_lost_edge_rolls_back(stub_store: Any) -> None:
@@ -587,7 +589,7 @@ def test_interrupted_load_rolls_back(stub_store: Any) -> None:
 def test_related_maps_rows_exactly(stub_store: Any) -> None:
     row = {
         "product_id": "p2", "title": "Sleeping bag", "category": "bags", "category_path": "outdoor > bags",
-        "brand": None, "price": 1e-300, "stock": None, "score": 0.7000000000000001, "n_ab": 12,
+        "brand": None, "price": 1e-300, "stock": None, "sales_role": "hero", "score": 0.7000000000000001, "n_ab": 12,
         "lift": 2.5, "confidence": 0.3, "co_view": 0, "similarity": None, "category_relation": "sibling",
         "price_ratio": 3.3333333333333335, "evidence": '{"n_ab": 12, "why": "买了又买"}',
     }  # fmt: skip
@@ -736,32 +738,39 @@ def test_compose_file_wires_neo4j_and_the_app() -> None:
     import yaml
 
     compose = yaml.safe_load((DOCKER / "compose.yml").read_text(encoding="utf-8"))
-    neo, app = compose["services"]["neo4j"], compose["services"]["app"]
+    neo, build, app = (compose["services"][name] for name in ("neo4j", "build", "app"))
     assert neo["image"].startswith("neo4j:5") and "community" in neo["image"]
     check = " ".join(neo["healthcheck"]["test"])
     assert neo["healthcheck"]["test"][0] == "CMD-SHELL" and "cypher-shell" in check and '"RETURN 1"' in check
     # the healthcheck's password variable is set in the container, and is not a NEO4J_* setting
     assert "$${TIEIN_NEO4J_PASSWORD}" in check and "TIEIN_NEO4J_PASSWORD" in neo["environment"]
+    # one build after Neo4j is healthy, then the API once the build succeeded
+    assert build["depends_on"]["neo4j"]["condition"] == "service_healthy"
     assert app["depends_on"]["neo4j"]["condition"] == "service_healthy"
-    # app and server agree on the password default
+    assert app["depends_on"]["build"]["condition"] == "service_completed_successfully"
+    # build, app and server agree on the password default
     default = "${TIEIN_NEO4J_PASSWORD:-tiein-secret}"
     assert neo["environment"]["NEO4J_AUTH"] == f"neo4j/{default}"
-    assert (
-        app["environment"]["TIEIN_NEO4J_PASSWORD"] == default
-        and app["environment"]["TIEIN_NEO4J_USER"] == "neo4j"
-    )
-    script = " ".join(app["command"])
+    for svc in (build, app):
+        assert svc["environment"]["TIEIN_NEO4J_PASSWORD"] == default and svc["environment"]["TIEIN_NEO4J_USER"] == "neo4j"
+    script = " ".join(build["command"])
     assert "tiein build --dataset online_retail --store bolt://neo4j:7687" in script
     assert script.index("tiein build") < script.index("&& tiein stats")
+    serve = " ".join(app["command"])
+    assert serve.startswith("tiein serve --host 0.0.0.0") and app["environment"]["TIEIN_STORE"] == "bolt://neo4j:7687"
+    # a non-loopback bind needs a token; the port is published on the host's loopback only
+    assert app["environment"]["TIEIN_API_TOKEN"] and all(p.startswith("127.0.0.1:") for p in app["ports"])
+    assert "/v1/health" in " ".join(app["healthcheck"]["test"])
     # the shared data, read-only, from the folder next to the repository
-    data = [v for v in app["volumes"] if v.endswith(":/data:ro")]
+    data = [v for v in build["volumes"] if v.endswith(":/data:ro")]
     assert len(data) == 1
     host = data[0].split(":-", 1)[1].split("}", 1)[0]
     assert (DOCKER / host).resolve() == (DOCKER.parent.parent / "shared" / "data").resolve()
-    assert app["environment"]["TIEIN_DATA"] == "/data"
-    assert (DOCKER / app["build"]["context"] / app["build"]["dockerfile"]).resolve() == (
+    assert build["environment"]["TIEIN_DATA"] == "/data"
+    assert (DOCKER / build["build"]["context"] / build["build"]["dockerfile"]).resolve() == (
         DOCKER / "Dockerfile"
     ).resolve()
+    assert app["image"] == build["image"]
     assert set(compose["volumes"]) >= {v.split(":")[0] for v in neo["volumes"]}
 
 
@@ -773,7 +782,10 @@ def test_dockerfile_installs_cpu_torch_and_every_package() -> None:
     assert lines[0] == "FROM python:3.11-slim"
     torch = next(ln for ln in lines if "torch==" in ln)
     assert "torch==2.13.0" in torch and "--index-url https://download.pytorch.org/whl/cpu" in torch
-    assert lines.index(torch) < next(i for i, ln in enumerate(lines) if "'.[embeddings]'" in ln)
+    install = next(i for i, ln in enumerate(lines) if "pip install '.[" in ln)
+    extras = lines[install].split("'.[", 1)[1].split("]'", 1)[0].split(",")
+    assert {"embeddings", "api"} <= set(extras), "the image needs the encoder and the HTTP API"
+    assert lines.index(torch) < install
     root = DOCKER.parent
     copied = {ln.split()[1] for ln in lines if ln.startswith("COPY ")}
     for src in copied:

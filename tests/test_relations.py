@@ -51,6 +51,8 @@ def products() -> pa.Table:
             "price": pa.array(cols[5], pa.float64()),
             "stock": pa.array([10] * 6, pa.int64()),
             "attributes": pa.array([None] * 6, pa.string()),
+            "margin": pa.nulls(6, pa.float64()),
+            "sales_role": pa.nulls(6, pa.string()),
         },
         schema=PRODUCTS,
     )

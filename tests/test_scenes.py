@@ -106,6 +106,7 @@ def test_assign_members_reports_empty_roles_and_scales() -> None:
             "category": [None] * n,
             "category_path": ["Outdoor > Tents" if i % 2 else "Outdoor > Furniture" for i in range(n)],
             "brand": [None] * n, "price": [None] * n, "stock": [None] * n, "attributes": [None] * n,
+            "margin": [None] * n, "sales_role": [None] * n,
         },
         schema=PRODUCTS,
     )  # fmt: skip

@@ -26,7 +26,15 @@ import pytest
 from stores import STORE_FACTORIES, StoreKind
 
 from graph.base import PRODUCT_FIELDS, RELATED_FIELDS, SCENE_FIELDS, GraphStore
-from tiein.errors import ConfigError, CypherError, NotFound, ProductNotFound, StoreError, WriteRefused
+from tiein.errors import (
+    ConfigError,
+    CypherError,
+    InputError,
+    NotFound,
+    ProductNotFound,
+    StoreError,
+    WriteRefused,
+)
 from tiein.model import (
     CATEGORY_SEP,
     PAIR_STATS,
@@ -39,7 +47,7 @@ from tiein.model import (
     GraphData,
 )
 
-SCHEMA_MD = Path(__file__).resolve().parents[1] / "graph" / "schema.md"
+SCHEMA_MD = Path(__file__).resolve().parents[1] / "docs" / "schema.md"
 
 # ----------------------------------------------------------------------------- hand-made catalog
 # id, title, category, category_path, brand, price, stock, attributes
@@ -77,7 +85,14 @@ RELS = [
     ("phone-a", "phone-a-pro", "upsell", 0.7, None, {"price_ratio": 999.0 / 699.0}),
     ("phone-a", "phone-a-pro", "series", 0.6, None, {}),
     ("phone-a-pro", "phone-a", "series", 0.6, None, {}),
+    # bought next: after the phone, customers come back for the case, then the charger
+    ("phone-a", "case-a", "next", 0.4, 4.0, {"kind": "next", "after_count": 7, "before_count": 0,
+                                              "window_days": 90, "median_gap_days": 12.5}),
+    ("phone-a", "charger", "next", 0.4, 2.0, {"kind": "next", "after_count": 3, "before_count": 1}),
 ]
+
+# Sales roles of the hand-made catalog (the other products: None).
+ROLES = {"phone-a": "hero", "case-a": "traffic", "phone-a-pro": "profit", "charger": "regular"}
 
 # a, b (a < b), n_ab, n_a, n_b, n
 CO_PURCHASED = [
@@ -112,8 +127,8 @@ def relation_row(src: str, dst: str, kind: str, score: float, lift: float | None
 
 def catalog(meta: dict[str, Any] | None = None) -> GraphData:
     return GraphData(
-        products=pa.Table.from_pylist([dict(zip(PRODUCTS.names, r, strict=True)) for r in CATALOG],
-                                      schema=PRODUCTS),
+        products=pa.Table.from_pylist([{**dict(zip(PRODUCTS.names[:8], r, strict=True)),
+                                        "sales_role": ROLES.get(r[0])} for r in CATALOG], schema=PRODUCTS),
         co_purchased=pair_table(CO_PURCHASED),
         co_viewed=pair_table(CO_VIEWED),
         relations=pa.Table.from_pylist([relation_row(*r) for r in RELS], schema=RELATIONS),
@@ -136,6 +151,7 @@ EXPECTED_COUNTS = {
     "relationships": {
         "IN_CATEGORY": 7, "CHILD_OF": 7, "HAS_BRAND": 6, "HAS_ATTRIBUTE": 10, "IN_SCENE": 4,
         "CO_PURCHASED": 5, "CO_VIEWED": 1, "COMPLEMENT": 5, "SUBSTITUTE": 2, "UPSELL": 1, "SAME_SERIES": 2,
+        "NEXT_PURCHASE": 2,
     },
 }  # fmt: skip
 
@@ -168,10 +184,44 @@ def test_product_fields(loaded: GraphStore) -> None:
     assert loaded.product("case-a") == {
         "product_id": "case-a", "title": "Phone A case 手机壳", "category": "cases",
         "category_path": "electronics > accessories > cases", "brand": "Acme", "price": 19.99, "stock": 100,
+        "sales_role": "traffic",
     }  # fmt: skip
     film = loaded.product("film-a")
     assert list(film) == list(PRODUCT_FIELDS)
-    assert film["brand"] is None and film["stock"] is None
+    assert film["brand"] is None and film["stock"] is None and film["sales_role"] is None
+
+
+def test_sales_roles_in_product_and_related_rows(loaded: GraphStore) -> None:
+    assert {p[0]: loaded.product(p[0])["sales_role"] for p in CATALOG} == {p[0]: ROLES.get(p[0]) for p in CATALOG}
+    rows = loaded.related("phone-a", "complement")
+    assert {r["product_id"]: r["sales_role"] for r in rows} == {"case-a": "traffic", "charger": "regular",
+                                                                "film-a": None}  # fmt: skip
+    assert loaded.query(
+        "MATCH (p:Product) WHERE p.sales_role = $role RETURN p.product_id AS id", {"role": "hero"}
+    ) == [{"id": "phone-a"}]
+
+
+def test_unknown_sales_role_is_refused(store: GraphStore) -> None:
+    d = catalog()
+    roles = d.products.column("sales_role").to_pylist()
+    roles[2] = "bestseller"
+    d.products = d.products.set_column(PRODUCTS.names.index("sales_role"), "sales_role", pa.array(roles, pa.string()))
+    with pytest.raises(InputError) as info:
+        store.replace(d)
+    assert (info.value.row, info.value.column) == (3, "sales_role") and "bestseller" in str(info.value)
+
+
+def test_related_next(loaded: GraphStore) -> None:
+    """"next" relations are directed: after the phone comes the case, not the phone after the case."""
+    rows = loaded.related("phone-a", "next")
+    assert ids(rows) == ["case-a", "charger"]  # 0.4 tie broken by id
+    assert rows[0]["kind"] == "next" and rows[0]["lift"] == 4.0
+    assert rows[0]["evidence"]["after_count"] == 7 and rows[0]["evidence"]["median_gap_days"] == 12.5
+    assert loaded.related("case-a", "next") == []
+    assert loaded.query(
+        "MATCH (x:Product)-[r:NEXT_PURCHASE]->(y:Product) RETURN x.product_id AS src, y.product_id AS dst "
+        "ORDER BY src, dst"
+    ) == [{"src": "phone-a", "dst": "case-a"}, {"src": "phone-a", "dst": "charger"}]
 
 
 def test_related_complement_order_ties_broken_by_id(loaded: GraphStore) -> None:
@@ -594,6 +644,7 @@ def random_graph(seed: int, n_products: int = 300) -> GraphData:
             "category_path": path, "brand": rng.choice(["A", "B", "C", None]),
             "price": round(rng.uniform(1, 500), 2) if rng.random() < 0.9 else None,
             "stock": rng.choice([0, 1, 5, None]), "attributes": json.dumps(attrs) if attrs else None,
+            "margin": rng.choice([0.1, 0.35, None]), "sales_role": rng.choice(["traffic", "hero", "profit", None]),
         })  # fmt: skip
     rng.shuffle(prows)
     rels, seen = [], set()
@@ -715,3 +766,103 @@ def test_reference_answers_on_a_random_graph(store: GraphStore) -> None:
     # k smaller than the list keeps the reference order
     busy = max(ref["related"], key=lambda key: len(ref["related"][key]))
     assert store.related(*busy, k=3) == ref["related"][busy][:3]
+
+
+# ----------------------------------------------------------------------------- bundle reads (issue 3)
+def test_product_scenes(loaded: GraphStore) -> None:
+    assert loaded.product_scenes("phone-a") == [
+        {"scene_id": "mobile-setup", "name": "新手机套装", "source": "user", "role": "core", "weight": 1.0}
+    ]
+    assert loaded.product_scenes("tent") == [
+        {"scene_id": "camping", "name": "camping weekend", "source": "discovered", "role": None, "weight": 1.0}
+    ]
+    assert loaded.product_scenes("charger") == []
+    with pytest.raises(ProductNotFound, match="nope"):
+        loaded.product_scenes("nope")
+
+
+def test_scene_summary_is_the_scenes_entry(loaded: GraphStore) -> None:
+    listed = {s["scene_id"]: s for s in loaded.scenes()}
+    for sid, expected in listed.items():
+        assert loaded.scene_summary(sid) == expected
+        assert loaded.scene_summary(expected["name"].upper()) == expected  # by name, any case
+    with pytest.raises(NotFound, match="'skiing'"):
+        loaded.scene_summary("skiing")
+
+
+def test_scene_roles_of(loaded: GraphStore) -> None:
+    got = loaded.scene_roles_of("mobile-setup", ["film-a", "phone-a", "case-a", "tent", "nope", "film-a"])
+    assert got == {"case-a": "accessory", "film-a": "accessory", "phone-a": "core"}
+    assert list(got) == sorted(got)
+    assert loaded.scene_roles_of("camping", ["tent"]) == {"tent": None}  # a member without a role
+    assert loaded.scene_roles_of("mobile-setup", []) == {}
+    assert loaded.scene_roles_of("no-such-scene", ["phone-a"]) == {}
+    with pytest.raises(ConfigError, match="product_ids"):
+        loaded.scene_roles_of("mobile-setup", "phone-a")  # type: ignore[arg-type]
+
+
+def _strip(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in row.items() if k not in ("substitutes", "scene_roles")}
+
+
+def test_bundle_candidates_by_hand(loaded: GraphStore) -> None:
+    for pid in [p[0] for p in CATALOG]:
+        c = loaded.bundle_candidates(pid, 50)
+        assert c["product"] == loaded.product(pid)
+        assert c["scenes"] == loaded.product_scenes(pid)
+        assert [_strip(r) for r in c["complements"]] == loaded.related(pid, "complement", 50)
+        assert c["substitutes"] == sorted(ids(loaded.related(pid, "substitute", 50)))
+        for r in c["complements"]:
+            assert r["substitutes"] == sorted(ids(loaded.related(r["product_id"], "substitute", 50)))
+            if "scene_roles" in r:  # optional (graph.base.candidates_answer)
+                assert r["scene_roles"] == {
+                    s["scene_id"]: s["role"] for s in loaded.product_scenes(r["product_id"])
+                }
+    c = loaded.bundle_candidates("phone-b", 50)  # phone-b -> charger; phone-b's substitute is phone-a
+    assert ids(c["complements"]) == ["charger"] and c["substitutes"] == ["phone-a"]
+    assert c["complements"][0]["substitutes"] == []
+    c = loaded.bundle_candidates("phone-a", 50)
+    assert ids(c["complements"]) == ["case-a", "charger", "film-a"] and c["substitutes"] == ["phone-b"]
+    assert len(loaded.bundle_candidates("phone-a", 1)["complements"]) == 1
+    with pytest.raises(ProductNotFound, match="nope"):
+        loaded.bundle_candidates("nope")
+    for k in (0, -1, True, "5"):
+        with pytest.raises(ConfigError, match="k must"):
+            loaded.bundle_candidates("phone-a", k)  # type: ignore[arg-type]
+
+
+def test_bundle_reads_on_a_random_graph(store: GraphStore) -> None:
+    """bundle_candidates / product_scenes / scene_summary / scene_roles_of against answers computed
+    from the GraphData alone."""
+    d = random_graph(seed=11)
+    ref = reference_answers(d)
+    store.replace(d)
+    rels = d.relations.to_pylist()
+    subs: dict[str, set[str]] = {}
+    for r in rels:
+        if r["kind"] == "substitute":
+            subs.setdefault(r["src"], set()).add(r["dst"])
+    members = d.scene_members.to_pylist()
+    scenes = {s["scene_id"]: s for s in d.scenes.to_pylist()}
+    in_scene: dict[str, list[dict[str, Any]]] = {}
+    for m in members:
+        in_scene.setdefault(m["product_id"], []).append({**scenes[m["scene_id"]], "role": m["role"], "weight": m["weight"]})
+    with_roles = 0
+    for pid in ref["products"]:
+        c = store.bundle_candidates(pid, 10)
+        expected_scenes = sorted(in_scene.get(pid, []), key=lambda s: (s["weight"], s["scene_id"]))
+        assert c["product"] == ref["products"][pid]
+        assert c["scenes"] == store.product_scenes(pid) == expected_scenes
+        assert [_strip(r) for r in c["complements"]] == ref["related"][(pid, "complement")]
+        assert c["substitutes"] == sorted(subs.get(pid, ()))
+        for r in c["complements"]:
+            assert r["substitutes"] == sorted(subs.get(r["product_id"], ()))
+            if "scene_roles" in r:
+                assert r["scene_roles"] == {s["scene_id"]: s["role"] for s in in_scene.get(r["product_id"], [])}
+                with_roles += bool(r["scene_roles"])
+    assert with_roles > 5 or store.name not in ("embedded", "neo4j")  # the check is not vacuous
+    for sid, sc in ref["scenes"].items():
+        assert store.scene_summary(sid) == {**{k: v for k, v in sc.items() if k != "roles"},
+                                             "roles": [r["role"] for r in sc["roles"]]}  # fmt: skip
+        expected = {m["product_id"]: m["role"] for m in members if m["scene_id"] == sid}
+        assert store.scene_roles_of(sid, sorted(ref["products"])) == dict(sorted(expected.items()))

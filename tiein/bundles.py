@@ -7,22 +7,28 @@ and, with a free-shipping threshold, the cheapest items that lift the cart over 
 Merchants' rules (:class:`BundleRules`, defaults from practice):
 
 - only complements; never a substitute of the anchor, never two items that are substitutes of
-  each other (checked both ways: ``related(x, "substitute")`` of the anchor, of every chosen item
-  and of each candidate about to be chosen);
+  each other (checked both ways, against every substitute the graph holds: the anchor's, every
+  chosen item's and each candidate's own);
 - each add-on priced ``min_price_ratio``-``max_price_ratio`` (30-80 %) of the anchor;
 - only items in stock (stock null = unknown = allowed, stock <= 0 excluded);
 - at most ``max_per_category`` items per leaf category, the anchor's category included;
-- an optional budget the bundle total must not exceed.
+- an optional budget the bundle total must not exceed;
+- an optional sales-role ``mix`` (hero + profit): the n-th add-on must have the n-th sales role.
 
 Selection is greedy: candidates in complement-score order (the store's order), each checked
 against the anchor and the items already chosen. Complements of the anchor come first; when they
-run out, complements of the chosen items follow ("complement of chair"). With ``roles`` the slots
-are filled in the given order, each by the best candidate matching that role.
+run out, complements of the chosen items follow ("complement of chair"). Scenes drive the order:
+with ``scene`` (or, by default, the scene the anchor belongs to) the slots are the scene's roles
+in order, each filled by the best candidate that is a member of that role (Scene nodes,
+``IN_SCENE {role, weight}``, docs/schema.md); ``roles`` does the same with sets of category
+names or product ids. A role nothing can fill is skipped and listed in ``skipped_roles``.
 
-Store round trips per bundle: ``product(anchor)``, ``related(anchor, complement)``,
-``related(anchor, substitute)`` and one ``related(item, substitute)`` per chosen item (plus one per
-candidate rejected by that last check, and the complements of chosen items only when the anchor's
-run out).
+Store round trips per bundle (embedded store: one statement each, ~0.1-0.5 ms):
+``bundle_candidates(anchor)`` (3 statements: the anchor with its scenes, its complements, the
+substitute ids of the anchor and of each complement), plus, when a scene is followed,
+``scene_summary`` (2) and one ``scene_roles_of`` for the candidates; the complements of a chosen
+item cost one more ``bundle_candidates`` only when the anchor's run out. No separate existence
+checks, every list read once per request.
 
 Price rounding (:func:`charm_price`): the suggested bundle price is the largest *sayable* price at
 or below ``total × (1 − discount)``, trying in order a whole number ending in ``charm_digit``
@@ -35,7 +41,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -140,6 +146,18 @@ REASONS: dict[str, tuple[str, str]] = {
         "no in-stock complementary item is priced within {lo}-{hi} of the main item",
     ),
     "no_role_match": ("没有符合指定角色的搭配商品", "no complementary item fits the requested roles"),
+    "no_scene_role_match": (
+        "没有搭配商品属于场景“{scene}”的其他角色",
+        "no complementary item fills another role of the scene {scene}",
+    ),
+    "scene_has_no_roles": (
+        "场景“{scene}”除主商品的角色外没有其他角色",
+        "the scene {scene} has no roles besides the main item's",
+    ),
+    "no_mix_match": (
+        "没有符合“{mix}”组合的搭配商品",
+        "no complementary item has the sales roles asked for ({mix})",
+    ),
     "category_taken": (
         "搭配商品都与已选商品同一品类",
         "every complementary item is in a category already taken",
@@ -165,6 +183,7 @@ SKIP_ORDER = (
     "out_of_stock",
     "outside_price_band",
     "role_mismatch",
+    "sales_role_mismatch",
     "category_taken",
     "substitute_of_chosen",
     "over_budget",
@@ -174,6 +193,7 @@ SKIP_REASON = {
     "out_of_stock": "none_in_stock",
     "outside_price_band": "outside_price_band",
     "role_mismatch": "no_role_match",
+    "sales_role_mismatch": "no_mix_match",
     "category_taken": "category_taken",
     "substitute_of_chosen": "only_substitutes",
     "over_budget": "over_budget",
@@ -243,6 +263,9 @@ class Bundle:
     reason: Reason | None = None
     budget: float | None = None
     skipped: dict[str, int] = field(default_factory=dict)
+    scene: dict[str, Any] | None = None  # {"scene_id", "name"} of the scene followed, or None
+    skipped_roles: list[str] = field(default_factory=list)  # roles tried that no item could fill
+    mix: list[str] | None = None  # sales roles asked for, in add-on order
 
     @property
     def ok(self) -> bool:
@@ -265,6 +288,9 @@ class Bundle:
             "budget": self.budget,
             "reason": self.reason.to_dict() if self.reason else None,
             "skipped": dict(sorted(self.skipped.items())),
+            "scene": dict(self.scene) if self.scene else None,
+            "skipped_roles": list(self.skipped_roles),
+            "mix": list(self.mix) if self.mix else None,
         }
 
 
@@ -325,11 +351,10 @@ class Addons:
         }
 
 
-PRODUCT_KEYS = ("product_id", "title", "category", "category_path", "brand", "price", "stock")
-
-
 def _product_dict(p: Mapping[str, Any]) -> Product:
-    return {k: p.get(k) for k in PRODUCT_KEYS}
+    from graph.base import PRODUCT_FIELDS
+
+    return {k: p.get(k) for k in PRODUCT_FIELDS}
 
 
 # ----------------------------------------------------------------------------- price maths
@@ -430,23 +455,50 @@ def _validate_budget(value: float | None, name: str) -> float | None:
 
 
 class _Graph:
-    """Memoised store reads for one request, so each list is fetched once."""
+    """Memoised store reads for one request: one ``bundle_candidates`` call per product gives its
+    fields, scenes, complements and every substitute list a bundle checks; scene roles are read
+    once per product and scene."""
 
     def __init__(self, store: GraphStore, k: int) -> None:
         self.store = store
         self.k = k
-        self._comp: dict[str, list[Row]] = {}
+        self._cand: dict[str, dict[str, Any]] = {}
         self._subs: dict[str, set[str]] = {}
+        self._roles: dict[tuple[str, str], str | None] = {}
+
+    def candidates(self, pid: str) -> dict[str, Any]:
+        if pid not in self._cand:
+            c = self.store.bundle_candidates(pid, self.k)
+            self._cand[pid] = c
+            self._subs.setdefault(c["product"]["product_id"], set(c["substitutes"]))
+            for r in c["complements"]:
+                self._subs.setdefault(r["product_id"], set(r["substitutes"]))
+        return self._cand[pid]
+
+    def product(self, pid: str) -> Product:
+        return dict(self.candidates(pid)["product"])
+
+    def scenes(self, pid: str) -> list[dict[str, Any]]:
+        return list(self.candidates(pid)["scenes"])
 
     def complements(self, pid: str) -> list[Row]:
-        if pid not in self._comp:
-            self._comp[pid] = self.store.related(pid, "complement", self.k)
-        return self._comp[pid]
+        return list(self.candidates(pid)["complements"])
 
     def substitutes(self, pid: str) -> set[str]:
         if pid not in self._subs:
-            self._subs[pid] = {r["product_id"] for r in self.store.related(pid, "substitute", self.k)}
+            self.candidates(pid)
         return self._subs[pid]
+
+    def prefetch_roles(self, scene_id: str, pids: Iterable[str]) -> None:
+        todo = [p for p in dict.fromkeys(pids) if (scene_id, p) not in self._roles]
+        if todo:
+            found = self.store.scene_roles_of(scene_id, todo)
+            for p in todo:
+                self._roles[(scene_id, p)] = found.get(p)
+
+    def scene_role(self, scene_id: str, pid: str) -> str | None:
+        self.prefetch_roles(scene_id, [pid])
+        return self._roles[(scene_id, pid)]
 
 
 def _explain_item(row: Row, source: Mapping[str, Any], anchor_id: str) -> Explanation:
@@ -460,23 +512,73 @@ def _relation(source_id: str, anchor_id: str) -> str:
     return "complement of anchor" if source_id == anchor_id else f"complement of {source_id}"
 
 
+@dataclass(frozen=True)
+class _Slot:
+    """A role to fill: a set of category names / product ids (``roles=``) or a scene role."""
+
+    label: str
+    names: frozenset[str] = frozenset()  # casefolded; empty for a scene role
+    scene_role: str | None = None
+
+
+def _pick_scene(g: _Graph, anchor_id: str, scene: str | None) -> tuple[dict[str, Any] | None, list[str]]:
+    """The scene a bundle follows and the roles to fill, in order.
+
+    ``scene`` given: that scene (NotFound if unknown), every role but the anchor's own, in the
+    scene's order. Not given: among the anchor's scenes the one where its role comes earliest,
+    then the larger scene, then scene_id; the roles after the anchor's own, then (wrapping round)
+    the ones before it. (None, []) when the anchor is in no scene or that scene has no other
+    named role (a bundle then goes by score)."""
+    mine = g.scenes(anchor_id)
+    if scene is not None:
+        summary = g.store.scene_summary(scene)
+        own = next((r["role"] for r in mine if r["scene_id"] == summary["scene_id"]), None)
+        return summary, [r for r in summary["roles"] if r is not None and r != own]
+    if not mine:
+        return None, []
+    first = mine[0]["weight"]
+    tied = [r for r in mine if r["weight"] == first]
+    summaries = [g.store.scene_summary(r["scene_id"]) for r in tied]
+    summary = min(summaries, key=lambda s: (-int(s["members"]), s["scene_id"]))
+    own = next(r["role"] for r in tied if r["scene_id"] == summary["scene_id"])
+    names = [r for r in summary["roles"] if r is not None]
+    if own in names:
+        i = names.index(own)
+        names = names[i + 1 :] + names[:i]
+    return (summary, names) if names else (None, [])
+
+
 # ----------------------------------------------------------------------------- bundle
 def bundle(
     store: GraphStore,
     anchor_id: str,
     *,
+    scene: str | None = None,
     size: int = 3,
     budget: float | None = None,
     rules: BundleRules | None = None,
     roles: list[set[str]] | None = None,
+    mix: Sequence[str] | str | None = None,
 ) -> Bundle:
     """A bundle for the shopper's ``anchor_id``: up to ``size - 1`` complements chosen under
-    ``rules``; ``budget`` caps the bundle total; ``roles`` (ordered sets of category names or
-    product ids) fills the slots in scene order (at most ``min(len(roles), size - 1)`` items).
+    ``rules``; ``budget`` caps the bundle total.
+
+    Slots are filled in this order:
+
+    - ``scene`` (a scene id or name): the scene's roles in order, the anchor's own role left out;
+    - ``roles`` (ordered sets of category names or product ids): those, in order;
+    - neither: the scene the anchor belongs to (see :func:`_pick_scene`), its roles after the
+      anchor's own; an anchor in no scene gets its complements in score order.
+
+    Each role is filled by the best complement (of the anchor, else of an item already chosen)
+    that is a member of it; a role nothing can fill is skipped and listed in ``skipped_roles``,
+    and the next role is tried until the bundle is full. ``mix`` (sales roles such as
+    ``("hero", "profit")`` or ``"hero+profit"``) requires the first add-on to be a hero item, the
+    second a profit item, ... and caps the add-ons at ``len(mix)``.
 
     Returns a :class:`Bundle` with at least one item, or with ``reason`` set (never an empty
-    answer without a reason). Raises ProductNotFound for an unknown anchor and ConfigError for a
-    bad size, budget or roles.
+    answer without a reason). Raises ProductNotFound for an unknown anchor, NotFound for an
+    unknown scene and ConfigError for a bad size, budget, roles, mix or scene.
     """
     rules = rules or BundleRules()
     if not _is_int(size) or not 2 <= size <= rules.max_size:
@@ -485,11 +587,28 @@ def bundle(
         )
     budget = _validate_budget(budget, "budget")
     role_sets = _validate_roles(roles)
+    wanted = _validate_mix(mix)
+    if scene is not None:
+        if not isinstance(scene, str) or not scene.strip():
+            raise ConfigError(f"scene must be a scene id or name, got {scene!r}")
+        if role_sets is not None:
+            raise ConfigError("give either a scene or roles, not both")
+        scene = scene.strip()
 
     g = _Graph(store, rules.candidate_k)
-    anchor = store.product(anchor_id)
+    anchor = g.product(anchor_id)
     anchor_id = anchor["product_id"]
-    out = Bundle(anchor=_product_dict(anchor), discount=rules.discount, budget=budget)
+    out = Bundle(anchor=_product_dict(anchor), discount=rules.discount, budget=budget, mix=wanted)
+    slots: list[_Slot] | None = None
+    scene_id: str | None = None
+    if role_sets is not None:
+        slots = [_Slot(label=label, names=frozenset(names)) for names, label in role_sets]
+    else:
+        picked, scene_roles = _pick_scene(g, anchor_id, scene)
+        if picked is not None:
+            scene_id = picked["scene_id"]
+            out.scene = {"scene_id": scene_id, "name": picked["name"]}
+            slots = [_Slot(label=r, scene_role=r) for r in scene_roles]
     anchor_price = _price(anchor)
     out.total = anchor_price
     if rules.require_in_stock and not _in_stock(anchor):
@@ -501,6 +620,9 @@ def bundle(
     if budget is not None and anchor_price > budget:
         out.reason = Reason.of("anchor_over_budget", budget=budget)
         return out
+    if slots is not None and not slots:
+        out.reason = Reason.of("scene_has_no_roles", scene=out.scene["name"] if out.scene else "?")
+        return out
 
     lo, hi = rules.min_price_ratio * anchor_price, rules.max_price_ratio * anchor_price
     chosen: list[tuple[Row, str, str | None]] = []  # (row, source id, role)
@@ -511,10 +633,17 @@ def bundle(
         categories[cat] += 1
     anchor_subs = g.substitutes(anchor_id) if rules.exclude_substitutes else set()
     chosen_subs: set[str] = set()
-    pending_subs: list[str] = []  # chosen items whose substitute lists are not read yet
+    pending_subs: list[str] = []  # chosen items whose substitute lists are not merged yet
     sources: list[Product] = [anchor]
 
-    def check(row: Row, role: set[str] | None) -> str | None:
+    def role_ok(row: Row, slot: _Slot) -> bool:
+        if scene_id is not None and slot.scene_role is not None:
+            known = row.get("scene_roles")  # brought by bundle_candidates, else one lookup per list
+            role = known.get(scene_id) if known is not None else g.scene_role(scene_id, row["product_id"])
+            return role == slot.scene_role
+        return bool(slot.names & _role_names(row))
+
+    def check(row: Row, slot: _Slot | None) -> str | None:
         """The first rule ``row`` breaks (a SKIP_ORDER code), or None when it may join."""
         pid = row["product_id"]
         if pid in anchor_subs:
@@ -524,12 +653,14 @@ def bundle(
         price = _price(row)
         if price is None or not lo - 1e-9 <= price <= hi + 1e-9:
             return "outside_price_band"
-        if role is not None and not (role & _role_names(row)):
+        if slot is not None and not role_ok(row, slot):
             return "role_mismatch"
+        if wanted and row.get("sales_role") != wanted[len(chosen)]:
+            return "sales_role_mismatch"
         cat = _category_key(row)
         if cat is not None and categories[cat] >= rules.max_per_category:
             return "category_taken"
-        while pending_subs:  # read only when a later candidate needs them
+        while pending_subs:
             chosen_subs.update(g.substitutes(pending_subs.pop()))
         if pid in chosen_subs:
             return "substitute_of_chosen"
@@ -543,25 +674,28 @@ def bundle(
                 return "substitute_of_chosen"
         return None
 
-    def take(role: set[str] | None, role_name: str | None) -> bool:
+    def take(slot: _Slot | None) -> bool:
         nonlocal total
         taken = {anchor_id, *(r["product_id"] for r, _, _ in chosen)}
         i = 0
         while i < len(sources):  # sources grows as items are chosen
             source = sources[i]
             i += 1
-            for row in g.complements(source["product_id"]):
+            rows = g.complements(source["product_id"])
+            if scene_id is not None and slot is not None:  # stores that leave scene_roles out: one read
+                g.prefetch_roles(scene_id, [r["product_id"] for r in rows if "scene_roles" not in r])
+            for row in rows:
                 pid = row["product_id"]
                 if pid in taken:
                     continue
-                code = check(row, role)
+                code = check(row, slot)
                 if code is not None:
                     prev = skipped.get(pid)  # keep the furthest check it reached
                     if prev is None or SKIP_ORDER.index(code) > SKIP_ORDER.index(prev):
                         skipped[pid] = code
                     continue
                 skipped.pop(pid, None)
-                chosen.append((row, source["product_id"], role_name or _category_key(row)))
+                chosen.append((row, source["product_id"], slot.label if slot else _category_key(row)))
                 total += _price(row) or 0.0
                 if (cat := _category_key(row)) is not None:
                     categories[cat] += 1
@@ -571,13 +705,16 @@ def bundle(
                 return True
         return False
 
-    slots = size - 1
-    if role_sets is None:
-        while len(chosen) < slots and take(None, None):
+    n_slots = size - 1 if not wanted else min(size - 1, len(wanted))
+    if slots is None:
+        while len(chosen) < n_slots and take(None):
             pass
     else:
-        for names, label in role_sets[:slots]:
-            take(names, label)
+        for slot in slots:
+            if len(chosen) >= n_slots:
+                break
+            if not take(slot):
+                out.skipped_roles.append(slot.label)
 
     out.skipped = dict(Counter(skipped.values()))
     if not chosen:
@@ -585,11 +722,16 @@ def bundle(
             out.reason = Reason.of("no_complements")
         else:
             furthest = max(skipped.values(), key=SKIP_ORDER.index) if skipped else "substitute_of_anchor"
+            code = SKIP_REASON[furthest]
+            if code == "no_role_match" and out.scene is not None:
+                code = "no_scene_role_match"
             out.reason = Reason.of(
-                SKIP_REASON[furthest],
+                code,
                 budget=budget or 0,
                 lo=format_percent(rules.min_price_ratio),
                 hi=format_percent(rules.max_price_ratio),
+                scene=out.scene["name"] if out.scene else "?",
+                mix=" + ".join(wanted or ()),
             )
         return out
 
@@ -609,6 +751,28 @@ def bundle(
         )
     out.total = round(total, 2)
     out.suggested_price, out.saving, out.pitch_zh, out.pitch_en = price_maths(out.total, rules)
+    return out
+
+
+def _validate_mix(mix: Sequence[str] | str | None) -> list[str] | None:
+    """Sales roles in add-on order: a sequence or a ``"hero+profit"`` / ``"hero,profit"`` string.
+    Each must be one of tiein.model.SALES_ROLES."""
+    from tiein.model import SALES_ROLES
+
+    if mix is None:
+        return None
+    if isinstance(mix, str):
+        parts = [p.strip() for p in mix.replace(",", "+").split("+")]
+    elif isinstance(mix, Iterable) and not isinstance(mix, bytes | Mapping):
+        parts = list(mix)
+    else:
+        raise ConfigError(f"mix must be sales roles such as 'hero+profit', got {mix!r}")
+    out = [p.strip().lower() if isinstance(p, str) else p for p in parts]
+    bad = [p for p in out if p not in SALES_ROLES]
+    if not out or bad:
+        raise ConfigError(
+            f"mix must name sales roles from {', '.join(SALES_ROLES)} (e.g. hero+profit), got {mix!r}"
+        )
     return out
 
 
@@ -666,7 +830,7 @@ def addons(
     threshold = _validate_budget(threshold, "threshold")
 
     g = _Graph(store, rules.candidate_k)
-    products = [store.product(pid) for pid in ids]
+    products = [g.product(pid) for pid in ids]  # with their complements and substitutes
     in_cart = {p["product_id"] for p in products}
     prices = [_price(p) for p in products]
     total = round(sum(p for p in prices if p is not None), 2)

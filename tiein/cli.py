@@ -108,7 +108,9 @@ def cli() -> None:
 @click.option("--min-count", default=2, show_default=True, help="Minimum co-purchase/co-view count for a pair.")
 @click.option("--max-basket", default=500, show_default=True, help="Baskets with more distinct items are skipped when pairing.")
 @click.option("--after-window", default=90, show_default=True, help="Days within which a later purchase counts as 'bought after'.")
+@click.option("--min-next", default=3, show_default=True, type=click.IntRange(1), help="Customers who bought A, then B (within --after-window) a 'next' relation A → B needs.")
 @click.option("--threads", type=int, help="CPU threads for mining and embeddings [default: all].")
+@click.option("--mining", type=click.Choice(["numpy", "spark"]), default="numpy", show_default=True, help="Pair-mining backend: numpy (one machine, fastest) or spark (pip install 'tiein[spark]' + Java; master from TIEIN_SPARK_MASTER, else local).")
 @click.option("--scenes", "scenes_file", type=click.Path(dir_okay=False, path_type=Path), help="YAML/JSON scenes file (露营 / camping: tent → chair → lamp …); see README. Without it scenes are discovered.")
 @click.option("--no-scenes", is_flag=True, help="Do not discover scenes (a --scenes file is still used).")
 @click.option("--show", default=0, show_default=True, help="After the build, print the N most-ordered products with their complements and substitutes.")
@@ -129,7 +131,9 @@ def build(
     min_count: int,
     max_basket: int,
     after_window: int,
+    min_next: int,
     threads: int | None,
+    mining: str,
     scenes_file: Path | None,
     no_scenes: bool,
     show: int,
@@ -141,6 +145,7 @@ def build(
     from tiein.errors import ConfigError
     from tiein.pipeline import BuildOptions
     from tiein.pipeline import build as run_build
+    from tiein.relations import NextConfig
 
     if not dataset and not (catalog or orders or views):
         raise ConfigError("say what to build from: --dataset NAME, or --catalog/--orders/--views files")
@@ -167,7 +172,9 @@ def build(
         min_count=min_count,
         max_basket=max_basket,
         after_window_days=after_window,
+        next_purchase=NextConfig(min_customers=min_next),
         threads=threads,
+        mining=mining,
         scenes=scenes_file,
         discover_scenes=not no_scenes,
     )
@@ -218,6 +225,12 @@ def _fmt_price(p: Any) -> str:
     return "-" if p is None else f"{p:,.2f}"
 
 
+def _fmt_role(product: dict[str, Any]) -> str:
+    """", hero item" for a product with a sales role, "" without."""
+    role = product.get("sales_role")
+    return f", {role} item" if role else ""
+
+
 def _print_product_block(st: Any, pid: str) -> None:
     p = st.product(pid)
     click.echo("")
@@ -251,7 +264,7 @@ def _why(r: dict[str, Any]) -> str:
 
 @cli.command()
 @click.argument("product")
-@click.option("--kind", type=click.Choice(RELATION_KINDS), default="complement", show_default=True, help="Relation kind.")
+@click.option("--kind", type=click.Choice(RELATION_KINDS), default="complement", show_default=True, help="Relation kind: complement (add-on), substitute, upsell, series (same line), next (bought next: customers buy it after PRODUCT).")
 @click.option("-k", "k", default=10, show_default=True, type=click.IntRange(1, 1000), help="How many related products.")
 @click.option("--json", "as_json", is_flag=True, help="JSON output (stable schema, with evidence).")
 @click.option("--home", help=HOME_HELP)
@@ -270,11 +283,11 @@ def related(product: str, kind: str, k: int, as_json: bool, home: str | None, st
         click.echo(json.dumps(payload, ensure_ascii=False, indent=2))
         return
     anchor, rows = payload["product"], payload["related"]
-    click.echo(f"{anchor['product_id']}  {anchor['title']}  (price {_fmt_price(anchor['price'])}) — {kind}s")
+    click.echo(f"{anchor['product_id']}  {anchor['title']}  (price {_fmt_price(anchor['price'])}{_fmt_role(anchor)}) — {kind}s")
     if not rows:
         click.echo(f"  no {kind}s found for this product")
     for r in rows:
-        click.echo(f"  {r['score']:.3f}  {r['product_id']:<12} {r['title']:<45}  {_fmt_price(r['price']):>9}")
+        click.echo(f"  {r['score']:.3f}  {r['product_id']:<12} {r['title']:<45}  {_fmt_price(r['price']):>9}{_fmt_role(r)}")
         click.echo(f"         {r['explanation_en']}")
         click.echo(f"         {r['explanation_zh']}")
 
@@ -415,6 +428,366 @@ def scenes_discover(out: Path | None, max_scenes: int, seed: int, home: str | No
     for s in found:
         click.echo(f"{s.scene_id:<16} {s.name}  ({len(s.roles)} roles: {' → '.join(r.name for r in s.roles)})")
     click.echo(f"wrote {path}: edit it, then `tiein build ... --scenes {path}`")
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind; a non-loopback one needs --token (or --insecure).")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
+@click.option("--home", help=HOME_HELP)
+@click.option("--store", help=STORE_HELP)
+@click.option("--token", envvar="TIEIN_API_TOKEN", help="Bearer token every request must carry [env TIEIN_API_TOKEN; default: no auth].")
+@click.option("--cors", "cors", multiple=True, metavar="ORIGIN", help="An origin allowed by CORS, e.g. https://shop.example (repeatable) [env TIEIN_API_CORS, comma-separated].")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64), help="Worker processes (each opens the store once).")
+@click.option("--max-k", type=click.IntRange(1, 1000), help="Largest k a request may ask [env TIEIN_API_MAX_K; default 100].")
+@click.option("--insecure", is_flag=True, help="Allow a non-loopback --host without a token.")
+@click.option("--log-level", default="info", show_default=True, type=click.Choice(["critical", "error", "warning", "info", "debug"]), help="Server log level.")
+def serve(
+    host: str,
+    port: int,
+    home: str | None,
+    store: str | None,
+    token: str | None,
+    cors: tuple[str, ...],
+    workers: int,
+    max_k: int | None,
+    insecure: bool,
+    log_level: str,
+) -> None:
+    """Serve the HTTP API (OpenAPI docs at /docs) over the graph store.
+
+    \b
+    tiein serve                                    # http://127.0.0.1:8000/docs
+    tiein serve --store bolt://neo4j:7687 --host 0.0.0.0 --token "$TOKEN"
+    curl localhost:8000/v1/products/85123A/related?kind=complement
+    """
+    import os
+
+    import uvicorn
+
+    from tiein.api import Settings, is_loopback, open_api_store
+    from tiein.errors import ConfigError
+
+    settings = Settings.from_env(
+        home=Path(home) if home else None, store=store, token=token, cors_origins=cors or None, max_k=max_k
+    )
+    if settings.token is None and not is_loopback(host) and not insecure:
+        raise ConfigError(
+            f"refusing to serve on {host} without a token: give --token (or TIEIN_API_TOKEN), "
+            "bind 127.0.0.1, or pass --insecure"
+        )
+    open_api_store(settings).close()  # a bad store URL fails here, not in every worker
+    os.environ.update(settings.to_env())  # the workers' app factory reads them back
+    click.echo(f"tiein API on http://{host}:{port}/docs · store {settings.store_url.split('@')[-1]}"
+               f" · auth {'on' if settings.token else 'off'}", err=True)
+    uvicorn.run("tiein.api:app_from_env", factory=True, host=host, port=port, workers=workers, log_level=log_level)
+
+
+@cli.group()
+def feedback() -> None:
+    """Recommendation events (impression, click, add_to_cart, purchase): ingest and statistics.
+
+    \b
+    tiein feedback ingest events.csv          # CSV/TSV, JSON lines, Parquet, XLSX; re-ingesting adds nothing
+    tiein feedback stats --kind complement    # CTR and conversion per kind and per pair (smoothed)
+    tiein report --experiment exp-1 --out ab/ # A/B report: add-on rate, AOV, lift with 95% CIs
+    """
+
+
+@feedback.command("ingest")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--home", help=HOME_HELP)
+@click.option("--json", "as_json", is_flag=True, help="JSON output.")
+def feedback_ingest(file: Path, home: str | None, as_json: bool) -> None:
+    """Append the events of FILE to the event log (HOME/feedback); events already there are skipped."""
+    from tiein.feedback import ingest, read_events
+
+    result = ingest(_home(home), read_events(file))
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    click.echo(f"{result.added:,} of {result.received:,} events added ({result.duplicates:,} already in the log)")
+
+
+@feedback.command("stats")
+@click.option("--kind", help="Only this relation kind (complement, substitute, …).")
+@click.option("--top", default=10, show_default=True, type=click.IntRange(0, 100000), help="Pairs shown, best smoothed conversion first.")
+@click.option("--prior-strength", default=50.0, show_default=True, type=click.FloatRange(min=0, min_open=True), help="Pseudo-impressions of the kind's rate added to each pair (smoothing).")
+@click.option("--home", help=HOME_HELP)
+@click.option("--json", "as_json", is_flag=True, help="JSON output.")
+def feedback_stats_cmd(kind: str | None, top: int, prior_strength: float, home: str | None, as_json: bool) -> None:
+    """Impressions, clicks, add-to-carts, purchases, CTR and conversion per kind and per pair."""
+    import pyarrow.compute as pc
+
+    from tiein.feedback import feedback_stats, read_log
+
+    events = read_log(_home(home))
+    if kind is not None:
+        events = events.filter(pc.equal(events.column("kind"), kind))
+    stats = feedback_stats(events, prior_strength=prior_strength)
+    if as_json:
+        click.echo(json.dumps(stats.to_dict(top=top), ensure_ascii=False, indent=2))
+        return
+    if not events.num_rows:
+        click.echo("no events" + (f" of kind {kind}" if kind else "") + ": ingest some with `tiein feedback ingest FILE`")
+        return
+    d = stats.to_dict(top=top)
+    click.echo(f"{'kind':<12} {'impressions':>11} {'clicks':>8} {'carts':>7} {'purchases':>9} {'CTR':>7} {'conv.':>7}")
+    for r in d["kinds"]:
+        click.echo(
+            f"{r['kind']:<12} {r['impressions']:>11,} {r['clicks']:>8,} {r['add_to_carts']:>7,} {r['purchases']:>9,} "
+            f"{_pct(r['ctr']):>7} {_pct(r['conversion']):>7}"
+        )
+    if d["pairs"]:
+        click.echo(f"\ntop pairs by smoothed conversion (prior strength {prior_strength:g} impressions):")
+        for r in d["pairs"]:
+            click.echo(
+                f"  {r['anchor_id']:<12} → {r['item_id']:<12} {r['kind']:<11} {r['impressions']:>7,} shown "
+                f"{r['purchases']:>6,} bought  conv. {_pct(r['conversion'])} → {_pct(r['conversion_smoothed'])}"
+            )
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{x * 100:.1f}%"
+
+
+@cli.command()
+@click.option("--experiment", help="The experiment to report [default: the only one in the log].")
+@click.option("--control", help="The variant the others are compared with [default: the first by name].")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Folder for report.json, report.png and report.html.")
+@click.option("--home", help=HOME_HELP)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def report(experiment: str | None, control: str | None, out: Path, home: str | None, as_json: bool) -> None:
+    """A/B report from the event log: per variant the add-on rate (purchases of recommended items
+    per user shown them) and average order value with 95% confidence intervals, and the lift."""
+    from tiein.feedback import ab_report, read_log, write_report
+
+    rep = ab_report(read_log(_home(home)), experiment=experiment, control=control)
+    paths = write_report(rep, out)
+    if as_json:
+        click.echo(json.dumps(rep, ensure_ascii=False, indent=2))
+        return
+
+    def ci(m: dict[str, Any], pct: bool = False) -> str:
+        f = (lambda x: f"{x * 100:.2f}%") if pct else (lambda x: f"{x:,.3f}")
+        if m["value"] is None:
+            return "-"
+        if m["low"] is None:
+            return f(m["value"])
+        return f"{f(m['value'])} [{f(m['low'])}, {f(m['high'])}]"
+
+    click.echo(f"experiment {rep['experiment'] or '(none)'} · control {rep['control']} · {rep['ci']}")
+    for v in rep["variants"]:
+        click.echo(
+            f"  {v['variant']:<10} {v['users']:>7,} users {v['impressions']:>8,} shown {v['purchases']:>6,} bought  "
+            f"add-on rate {ci(v['add_on_rate'])}  conversion {ci(v['conversion'], True)}  AOV {ci(v['aov'])}"
+        )
+    for x in rep["lift"]:
+        lo = "-" if x["low"] is None else f"{x['low'] * 100:+.1f}%"
+        hi = "-" if x["high"] is None else f"{x['high'] * 100:+.1f}%"
+        val = "-" if x["value"] is None else f"{x['value'] * 100:+.1f}%"
+        click.echo(f"  lift {x['variant']} vs {x['vs']} {x['metric']:<12} {val} [{lo}, {hi}]")
+    click.echo(f"wrote {paths['html']} (and report.png, report.json)")
+
+
+@cli.command("bundle")
+@click.argument("product")
+@click.option("--scene", help="Scene id or name whose role order to follow [default: the scene PRODUCT belongs to].")
+@click.option("--size", default=3, show_default=True, type=click.IntRange(2, 6), help="Items in the bundle, PRODUCT included.")
+@click.option("--budget", type=float, help="The most the bundle may cost at full price.")
+@click.option("--mix", help="Sales roles of the add-ons in order, e.g. hero+profit (traffic, hero, profit, regular).")
+@click.option("--discount", type=float, help="Bundle discount for the suggested price, 0.1 = 10 % off [default: 0.1].")
+@click.option("--json", "as_json", is_flag=True, help="JSON output (the API's schema).")
+@click.option("--home", help=HOME_HELP)
+@click.option("--store", help=STORE_HELP)
+def bundle_cmd(
+    product: str, scene: str | None, size: int, budget: float | None, mix: str | None, discount: float | None,
+    as_json: bool, home: str | None, store: str | None,
+) -> None:  # fmt: skip
+    """A bundle for PRODUCT: add-ons in scene-role order under the merchant's rules (30-80 % of
+    its price, in stock, no substitutes, one per category), a sayable bundle price and the pitch.
+    When no bundle is possible it says why (not an error)."""
+    from tiein.service import bundle_payload
+
+    st = _open_store(home, store)
+    try:
+        payload = bundle_payload(st, product, scene=scene, size=size, budget=budget, mix=mix, discount=discount)
+    finally:
+        st.close()
+    if as_json:
+        click.echo(json.dumps(payload, ensure_ascii=False, indent=2))
+        return
+    _print_bundle(payload)
+
+
+def _print_bundle(b: dict[str, Any]) -> None:
+    a = b["anchor"]
+    click.echo(f"{a['product_id']}  {a['title']}  (price {_fmt_price(a['price'])}{_fmt_role(a)})")
+    if b.get("scene"):
+        click.echo(f"scene: {b['scene']['name']} ({b['scene']['scene_id']})")
+    if b.get("mix"):
+        click.echo(f"mix: {' + '.join(b['mix'])}")
+    for n, item in enumerate(b["items"], 1):
+        p = item["product"]
+        role = f"[{item['role']}]" if item.get("role") else ""
+        click.echo(f"  {n}. {role} {p['product_id']}  {p['title']}  {_fmt_price(p['price'])}{_fmt_role(p)}  — {item['relation']}")
+        click.echo(f"       {item['explanation']['en']}")
+        click.echo(f"       {item['explanation']['zh']}")
+    if b.get("skipped_roles"):
+        click.echo(f"  roles no item could fill: {', '.join(b['skipped_roles'])}")
+    if b["reason"]:
+        click.echo(f"no bundle: {b['reason']['en']}")
+        click.echo(f"无法组合套装：{b['reason']['zh']}")
+        return
+    click.echo(
+        f"total {_fmt_price(b['total'])} → bundle price {_fmt_price(b['suggested_price'])} "
+        f"({round(b['discount'] * 100)}% off, rounded to a sayable price; save {_fmt_price(b['saving'])})"
+    )
+    click.echo(f"pitch: {b['pitch']['zh']}")
+    click.echo(f"       {b['pitch']['en']}")
+
+
+@cli.command("addons")
+@click.argument("ids", nargs=-1, required=True)
+@click.option("--threshold", type=float, help="Free-shipping threshold: also suggest the cheapest items that lift the cart over it.")
+@click.option("-k", "k", default=5, show_default=True, type=click.IntRange(1, 100), help="How many add-ons (and top-ups).")
+@click.option("--json", "as_json", is_flag=True, help="JSON output (the API's schema).")
+@click.option("--home", help=HOME_HELP)
+@click.option("--store", help=STORE_HELP)
+def addons_cmd(ids: tuple[str, ...], threshold: float | None, k: int, as_json: bool, home: str | None, store: str | None) -> None:
+    """Add-ons for a cart of IDS as a whole: complements of the cart, never substitutes of what is
+    in it; with --threshold, the items that reach it with the least overspend."""
+    from tiein.service import addons_payload
+
+    st = _open_store(home, store)
+    try:
+        payload = addons_payload(st, list(ids), threshold=threshold, k=k)
+    finally:
+        st.close()
+    if as_json:
+        click.echo(json.dumps(payload, ensure_ascii=False, indent=2))
+        return
+    cart = ", ".join(f"{p['product_id']} ({_fmt_price(p['price'])})" for p in payload["cart"])
+    click.echo(f"cart: {cart} — total {_fmt_price(payload['total'])}")
+
+    def show(items: list[dict[str, Any]], top_up: bool) -> None:
+        for n, item in enumerate(items, 1):
+            p = item["product"]
+            extra = f"  → {_fmt_price(item['new_total'])} (over by {_fmt_price(item['overspend'])})" if top_up else ""
+            click.echo(f"  {n}. {p['product_id']}  {p['title']}  {_fmt_price(p['price'])}{_fmt_role(p)}  — {item['relation']}{extra}")
+            click.echo(f"       {item['explanation']['en']}")
+            click.echo(f"       {item['explanation']['zh']}")
+
+    if payload["reason"]:
+        click.echo(f"no add-ons: {payload['reason']['en']}")
+        click.echo(f"没有搭配推荐：{payload['reason']['zh']}")
+    else:
+        click.echo("add-ons:")
+        show(payload["items"], False)
+    if payload["threshold"] is not None:
+        click.echo(f"free shipping at {_fmt_price(payload['threshold'])}: gap {_fmt_price(payload['gap'])}")
+        if payload["top_ups"]:
+            show(payload["top_ups"], True)
+        elif payload["top_up_reason"]:
+            click.echo(f"  no top-up: {payload['top_up_reason']['en']}")
+            click.echo(f"  无法凑单：{payload['top_up_reason']['zh']}")
+
+
+@cli.command()
+@click.argument("query")
+@click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="A query parameter ($NAME), repeatable; VALUE is read as JSON when it parses (3, true, \"007\"), else as text.")
+@click.option("--limit", default=1000, show_default=True, type=click.IntRange(1, 100_000), help="Row cap; the answer says when it was truncated.")
+@click.option("--timeout", "timeout_s", default=10.0, show_default=True, type=click.FloatRange(0, 600, min_open=True), help="Time limit in seconds.")
+@click.option("--json", "as_json", is_flag=True, help="JSON: {columns, rows, truncated, limit, row_count, elapsed_ms, store}.")
+@click.option("--csv", "as_csv", is_flag=True, help="CSV with a header row (nested values as JSON).")
+@click.option("--home", help=HOME_HELP)
+@click.option("--store", help=STORE_HELP)
+def cypher(
+    query: str, params: tuple[str, ...], limit: int, timeout_s: float, as_json: bool, as_csv: bool,
+    home: str | None, store: str | None,
+) -> None:  # fmt: skip
+    """Run a read-only Cypher QUERY (analysts; the graph model and examples: docs/schema.md).
+
+    \b
+      tiein cypher "MATCH (p:Product)-[r:COMPLEMENT]->(q) RETURN p.title, q.title, r.score ORDER BY r.score DESC" --limit 20
+      tiein cypher "MATCH (p:Product {product_id: $id})-[:SUBSTITUTE]->(q) RETURN q.product_id, q.price" --param id=85123A --csv
+
+    Writes (CREATE, MERGE, SET, DELETE, REMOVE, DROP, LOAD CSV, ...) are refused."""
+    import csv
+
+    from tiein.cypher import parse_param, run_cypher
+
+    if as_json and as_csv:
+        raise click.UsageError("choose one of --json and --csv")
+    values = dict(parse_param(p) for p in params)
+    st = _open_store(home, store)
+    try:
+        result = run_cypher(st, query, values, limit=limit, timeout_s=timeout_s)
+    finally:
+        st.close()
+    note = f"truncated: showing the first {limit:,} rows (raise --limit)" if result.truncated else ""
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
+        return
+    if as_csv:
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(result.columns)
+        for row in result.rows:
+            writer.writerow(["" if v is None else json.dumps(v, ensure_ascii=False) if isinstance(v, dict | list) else v for v in row])
+        if note:
+            click.echo(note, err=True)
+        return
+    cells = [[json.dumps(v, ensure_ascii=False) if isinstance(v, dict | list) else ("" if v is None else str(v)) for v in row] for row in result.rows]
+    widths = [min(60, max([len(c), *(len(r[i]) for r in cells)])) for i, c in enumerate(result.columns)]
+    click.echo("  ".join(c.ljust(w) for c, w in zip(result.columns, widths, strict=True)))
+    for r in cells:
+        click.echo("  ".join(v[:60].ljust(w) for v, w in zip(r, widths, strict=True)))
+    click.echo(f"({len(result.rows):,} row{'s' if len(result.rows) != 1 else ''}, {result.elapsed_ms:.1f} ms){'  ' + note if note else ''}")
+
+
+@cli.command("export")
+@click.argument("what", type=click.Choice(["bundles", "related"]))
+@click.option("--format", "fmt", required=True, type=click.Choice(["csv", "jsonl", "parquet"]), help="csv / parquet: flat, one row per item; jsonl: one nested answer per anchor.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Output file (written atomically; a rerun resumes an interrupted export).")
+@click.option("--scene", help="Only this scene's products (id or name); bundles follow its role order.")
+@click.option("--kind", "kinds", multiple=True, type=click.Choice(RELATION_KINDS), help="related: relation kind(s), repeatable [default: complement].")
+@click.option("-k", "k", default=10, show_default=True, type=click.IntRange(1, 1000), help="related: items per anchor and kind.")
+@click.option("--size", default=3, show_default=True, type=click.IntRange(2, 6), help="bundles: items per bundle, anchor included.")
+@click.option("--budget", type=float, help="bundles: the most a bundle may cost at full price.")
+@click.option("--mix", help="bundles: sales roles of the add-ons in order, e.g. hero+profit.")
+@click.option("--discount", type=float, help="bundles: discount for the suggested price (0.1 = 10 %).")
+@click.option("--chunk-size", default=500, show_default=True, type=click.IntRange(1, 1_000_000), help="Anchors per resumable chunk.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--json", "as_json", is_flag=True, help="Print the export summary as JSON.")
+@click.option("--home", help=HOME_HELP)
+@click.option("--store", help=STORE_HELP)
+def export_cmd(
+    what: str, fmt: str, out: Path, scene: str | None, kinds: tuple[str, ...], k: int, size: int,
+    budget: float | None, mix: str | None, discount: float | None, chunk_size: int, quiet: bool, as_json: bool,
+    home: str | None, store: str | None,
+) -> None:  # fmt: skip
+    """Export WHAT (bundles or related) for every product, in product_id order, through the same
+    code path as `tiein bundle` / `tiein related` and the API. Columns: README.md "Batch export".
+
+    \b
+      tiein export bundles --format parquet --out bundles.parquet
+      tiein export related --format csv --out related.csv --kind complement --kind substitute -k 5"""
+    from tiein.export import export
+
+    st = _open_store(home, store)
+    bar = TqdmProgress(enabled=not quiet)
+    try:
+        result = export(
+            st, what, out, fmt=fmt, kinds=list(kinds) or None, k=k, size=size, scene=scene, budget=budget,
+            mix=mix, discount=discount, chunk_size=chunk_size, progress=bar,
+        )  # fmt: skip
+    finally:
+        bar.close()
+        st.close()
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
+        return
+    resumed = f", {result.chunks_reused} of {result.chunks} chunks resumed" if result.chunks_reused else ""
+    click.echo(f"wrote {result.path}: {result.rows:,} rows for {result.anchors:,} products in {result.seconds:.1f} s{resumed}")
 
 
 @cli.command()

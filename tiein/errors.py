@@ -82,9 +82,11 @@ class WriteRefused(CypherError):
 
 
 class MissingDependency(TieinError):
-    def __init__(self, package: str, extra: str) -> None:
+    def __init__(self, package: str, extra: str, *, hint: str | None = None) -> None:
+        # ``hint`` replaces the pip line for what pip cannot install (a Java runtime)
         super().__init__(
-            f"the optional package {package!r} is not installed; install it with: pip install 'tiein[{extra}]'"
+            f"the optional package {package!r} is not installed; "
+            + (hint or f"install it with: pip install 'tiein[{extra}]'")
         )
 
 

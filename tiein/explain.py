@@ -1,7 +1,7 @@
 """Seller explanations: a related row's evidence as one plain line in Chinese and in English.
 
 Pure functions over the evidence dict every store returns in ``related`` rows (keys documented in
-graph/schema.md: ``bought_together``, ``lift``, ``bought_after``, ``viewed_together``,
+docs/schema.md: ``bought_together``, ``lift``, ``bought_after``, ``viewed_together``,
 ``listed_also_bought``, ``similarity``, ``category_relation``, ``price_ratio``, ``same_line``, …).
 Missing or null keys are left out of the sentence, never rendered as "None".
 
@@ -236,11 +236,57 @@ def explain_series(
     return _head(parts, "同系列", "same series")
 
 
+def explain_next(evidence: Mapping[str, Any], main_zh: str = MAIN_ZH, main_en: str = MAIN_EN) -> Explanation:
+    """Why customers buy ``dst`` after ``src``: how many bought src, then dst within the window,
+    what share of src's returning customers that is, the lift, the usual gap and how one-sided
+    the order is (keys of a "next" relation's evidence, see docs/schema.md).
+
+    >>> e = explain_next({"after_count": 312, "before_count": 12, "window_days": 90, "confidence": 0.124,
+    ...                   "lift": 3.42, "median_gap_days": 21.0, "category_relation": "different"})
+    >>> e.zh
+    '之后常买：312 位顾客在 90 天内先买主商品再买它（占回购顾客的 12%），提升度 3.4；中位间隔 21 天；反过来只有 12 位；不同品类'
+    >>> e.en
+    'bought next: 312 customers bought it within 90 days after the main item (12% of returning customers), lift 3.4; median gap 21 days; only 12 the other way round; different category'
+    >>> explain_next({"after_count": 5}, main_zh="待产包", main_en="the delivery kit").en
+    'bought next: 5 customers bought it after the delivery kit'
+    """
+    after = _count(evidence, "after_count")
+    window = _num(evidence, "window_days")
+    zh_when = f"在 {format_amount(window)} 天内" if window is not None else ""
+    en_when = f" within {format_amount(window)} days" if window is not None else ""
+    head_zh = f"{after} 位顾客{zh_when}先买{main_zh}再买它"
+    head_en = f"{after} customers bought it{en_when} after {main_en}"
+    conf = _num(evidence, "confidence")
+    if conf is not None and conf > 0:
+        head_zh += f"（占回购顾客的 {format_percent(conf)}）"
+        head_en += f" ({format_percent(conf)} of returning customers)"
+    lift = _num(evidence, "lift")
+    if lift is not None and lift > 0:
+        head_zh += f"，提升度 {_lift(lift)}"
+        head_en += f", lift {_lift(lift)}"
+    parts: list[tuple[str, str]] = []
+    gap = _num(evidence, "median_gap_days")
+    if gap is not None:
+        days = format_amount(round(gap))
+        parts.append((f"中位间隔 {days} 天", f"median gap {days} days"))
+    before = _count(evidence, "before_count")
+    if before:
+        parts.append((f"反过来只有 {before} 位", f"only {before} the other way round"))
+    cat = _category(evidence)
+    if cat:
+        parts.append(cat)
+    price = _price(evidence, main_zh, main_en)
+    if price:
+        parts.append(price)
+    return _head([(head_zh, head_en), *parts], "之后常买", "bought next")
+
+
 EXPLAINERS: dict[str, Callable[..., Explanation]] = {
     "complement": explain_complement,
     "substitute": explain_substitute,
     "upsell": explain_upsell,
     "series": explain_series,
+    "next": explain_next,
 }
 
 

@@ -5,9 +5,15 @@ A candidate is a directed pair src → dst that any source of evidence links: bo
 (Amazon also_buy / also_view) or near in title-embedding space (FAISS neighbours). Every
 candidate gets the columns of :data:`tiein.relations.FEATURE_COLUMNS`; similarity is computed for
 every candidate from the embedding matrix, not only for FAISS neighbours.
+
+Also here: the directed "bought next" candidates (:func:`next_candidates`) and each product's
+sales role (:func:`sales_roles`, :func:`with_sales_roles`).
 """
 
 from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import duckdb
 import numpy as np
@@ -183,3 +189,173 @@ def top_pairs(pairs: pa.Table, per_product: int) -> pa.Table:
     ).to_arrow_table()
     con.close()
     return out.cast(PAIR_STATS)
+
+
+# --- "next purchase" candidates ----------------------------------------------------------------
+
+_NEXT_SQL = """
+WITH d AS (
+    SELECT a AS src, b AS dst, after_ab AS after_sd, after_ba AS after_ds, n_ab FROM cp_t WHERE after_ab >= $min_count
+    UNION ALL
+    SELECT b, a, after_ba, after_ab, n_ab FROM cp_t WHERE after_ba >= $min_count
+)
+SELECT d.src, d.dst, d.after_sd, d.after_ds, d.n_ab,
+       coalesce(ts.returning, 0) AS returning_src,
+       coalesce(td.later, 0) AS later_dst,
+       CASE WHEN ps.category_path IS NULL OR pd.category_path IS NULL THEN 3
+            WHEN ps.category_path = pd.category_path THEN 0
+            WHEN ps.parent IS NOT NULL AND ps.parent = pd.parent THEN 1
+            ELSE 2 END AS cat_rel,
+       CASE WHEN ps.price > 0 AND pd.price > 0 THEN pd.price / ps.price ELSE NULL END AS price_ratio
+FROM d
+JOIN prod ps ON ps.product_id = d.src
+JOIN prod pd ON pd.product_id = d.dst
+LEFT JOIN tl ts ON ts.product_id = d.src
+LEFT JOIN tl td ON td.product_id = d.dst
+WHERE d.src <> d.dst
+ORDER BY d.src, d.dst
+"""
+
+NEXT_FEATURE_COLUMNS = (
+    "src", "dst", "after_sd", "after_ds", "n_ab", "returning_src", "later_dst", "cat_rel", "price_ratio",
+)  # fmt: skip
+
+
+def next_candidates(products: pa.Table, pairs: pa.Table, timeline: pa.Table, *, min_count: int = 1) -> pa.Table:
+    """Directed "bought next" candidates src → dst with their features (NEXT_FEATURE_COLUMNS).
+
+    ``pairs`` is PAIR_STATS (its ``after_ab`` / ``after_ba``), ``timeline`` is TIMELINE (from
+    :func:`tiein.mining.mine_pairs`). A direction is a candidate when at least ``min_count``
+    customers bought src, then dst (``after_sd``); ``after_ds`` is the other way round,
+    ``returning_src`` the customers who bought src and came back within the window, ``later_dst``
+    the customers who bought dst as a later purchase. Both ends must be catalog products.
+    """
+    con = duckdb.connect()
+    con.register("prod", product_frame(products))
+    con.register("cp_t", pairs)
+    con.register("tl", timeline)
+    out = con.sql(_NEXT_SQL, params={"min_count": int(min_count)}).to_arrow_table()
+    con.close()
+    return out
+
+
+# --- product sales roles ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RoleConfig:
+    """Thresholds of :func:`sales_roles`, as percentiles among the products that sold enough.
+
+    A percentile here is the share of those products whose value is at most this product's
+    (the cheapest of 10 products has price percentile 0.1, the dearest 1.0).
+
+    min_orders: orders a product needs for a role; below it the role is null (too few sales).
+    traffic_volume_q / traffic_price_q: "traffic" (引流款) = units percentile ≥ traffic_volume_q and
+        price percentile ≤ traffic_price_q: sells a lot, cheaply; draws customers in.
+    hero_revenue_q: "hero" (爆款) = revenue (units × price) percentile ≥ hero_revenue_q.
+    profit_margin_q: "profit" (利润款) with a known margin = margin percentile (among products with a
+        known margin) ≥ profit_margin_q.
+    profit_price_q / profit_volume_q: the documented proxy without a margin = price percentile ≥
+        profit_price_q and units percentile < profit_volume_q (dearer, sold less: a shop's margin
+        usually sits on such items).
+    The first rule that holds wins (traffic, hero, profit); a product that sold enough and fits
+    none is "regular" (常规款). A product without a price gets no role.
+    """
+
+    min_orders: int = 5
+    traffic_volume_q: float = 0.75
+    traffic_price_q: float = 0.5
+    hero_revenue_q: float = 0.8
+    profit_margin_q: float = 0.7
+    profit_price_q: float = 0.7
+    profit_volume_q: float = 0.5
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _percentile(values: np.ndarray, among: np.ndarray) -> np.ndarray:
+    """Share of ``values[among]`` that are ≤ each value (NaN outside ``among``)."""
+    pool = np.sort(values[among])
+    out = np.full(values.size, np.nan)
+    if pool.size:
+        out[among] = np.searchsorted(pool, values[among], side="right") / pool.size
+    return out
+
+
+def sales_roles(
+    orders: np.ndarray, units: np.ndarray, price: np.ndarray, margin: np.ndarray, cfg: RoleConfig | None = None
+) -> np.ndarray:
+    """Each product's sales role (an object array of "traffic" / "hero" / "profit" / "regular" /
+    None) from its order count, units sold, price and margin (NaN = unknown); see
+    :class:`RoleConfig` for the rules. Vectorised: one sort per measure.
+
+    Six products, all with 10 orders: a cheap best seller, an expensive best seller, an expensive
+    slow seller, two middling ones, and one that sold twice.
+
+    >>> nan = float("nan")
+    >>> sales_roles(np.array([10, 10, 10, 10, 10, 2]), np.array([500.0, 300, 5, 60, 50, 2]),
+    ...             np.array([1.0, 40, 90, 5, 6, 50]), np.full(6, nan)).tolist()
+    ['traffic', 'hero', 'profit', 'regular', 'regular', None]
+
+    With margins, "profit" follows the margin instead of the price proxy:
+
+    >>> sales_roles(np.array([10, 10, 10, 10, 10, 2]), np.array([500.0, 300, 5, 60, 50, 2]),
+    ...             np.array([1.0, 40, 90, 5, 6, 50]), np.array([0.1, 0.2, 0.1, 0.6, 0.15, 0.9])).tolist()
+    ['traffic', 'hero', 'regular', 'profit', 'regular', None]
+    """
+    cfg = cfg or RoleConfig()
+    orders = np.asarray(orders, dtype=np.float64)
+    units = np.asarray(units, dtype=np.float64)
+    price = np.asarray(price, dtype=np.float64)
+    margin = np.asarray(margin, dtype=np.float64)
+    ok = (orders >= cfg.min_orders) & np.isfinite(price) & np.isfinite(units)
+    units_q = _percentile(units, ok)
+    price_q = _percentile(price, ok)
+    revenue_q = _percentile(units * price, ok)
+    has_margin = ok & np.isfinite(margin)
+    margin_q = _percentile(margin, has_margin)
+    with np.errstate(invalid="ignore"):
+        traffic = ok & (units_q >= cfg.traffic_volume_q) & (price_q <= cfg.traffic_price_q)
+        hero = ok & (revenue_q >= cfg.hero_revenue_q)
+        profit = np.where(
+            has_margin,
+            margin_q >= cfg.profit_margin_q,
+            ok & (price_q >= cfg.profit_price_q) & (units_q < cfg.profit_volume_q),
+        )
+    return np.select(
+        [~ok, traffic, hero, profit],
+        np.array([None, "traffic", "hero", "profit"], dtype=object),
+        default="regular",
+    )
+
+
+def with_sales_roles(products: pa.Table, orders: pa.Table, cfg: RoleConfig | None = None) -> pa.Table:
+    """``products`` (PRODUCTS) with ``sales_role`` computed from ``orders`` (ORDERS): orders =
+    distinct orders holding the product, units = summed quantity, price and ``margin`` from the
+    catalog (a missing ``margin`` column counts as unknown)."""
+    con = duckdb.connect()
+    con.register("o", orders.select(["order_id", "product_id", "quantity"]))
+    con.register("p", products.select(["product_id"]))
+    sold = con.sql(
+        """
+        SELECT coalesce(s.n_orders, 0) AS n_orders, coalesce(s.units, 0.0) AS units
+        FROM (SELECT product_id, row_number() OVER () AS i FROM p) p
+        LEFT JOIN (SELECT product_id, count(DISTINCT order_id) AS n_orders, sum(quantity) AS units
+                   FROM o GROUP BY product_id) s USING (product_id)
+        ORDER BY p.i
+        """
+    ).to_arrow_table()
+    con.close()
+    price = products.column("price").to_numpy(zero_copy_only=False).astype(np.float64)
+    if "margin" in products.column_names:
+        margin = products.column("margin").to_numpy(zero_copy_only=False).astype(np.float64)
+    else:
+        margin = np.full(products.num_rows, np.nan)
+    roles = sales_roles(
+        sold.column("n_orders").to_numpy(), sold.column("units").to_numpy(), price, margin, cfg
+    )
+    col = pa.array(roles.tolist(), pa.string())
+    if "sales_role" in products.column_names:
+        return products.set_column(products.column_names.index("sales_role"), "sales_role", col)
+    return products.append_column("sales_role", col)

@@ -28,7 +28,9 @@ How it is computed (columnar, no Python loop over lines or pairs):
    ``(t, t + window]``, the triples ``(customer, a, b)`` are made distinct, then counted.
    Customers with more than ``max_customer_items`` distinct products, or whose timeline would
    produce more than ``max_customer_items ** 2`` pair instances, are skipped (wholesalers) and
-   counted in the report.
+   counted in the report. The same timelines give each product's :data:`~tiein.model.TIMELINE`
+   counts (``MinedPairs.timeline``: customers, returning customers, customers who bought it as a
+   later purchase), which "next purchase" relations need for their confidence and lift.
 
 A pair is kept when ``n_ab``, ``after_ab`` or ``after_ba`` reaches ``min_count`` (products
 bought in sequence may never share a basket), so kept rows may carry ``n_ab == 0``.
@@ -49,7 +51,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tiein.errors import ConfigError, InputError
-from tiein.model import PAIR_STATS
+from tiein.model import PAIR_STATS, TIMELINE
 
 __all__ = ["MinedPairs", "mine_pairs"]
 
@@ -81,10 +83,12 @@ _KEY_BITS = 63
 @dataclass
 class MinedPairs:
     """The result of :func:`mine_pairs`: ``pairs`` follows ``PAIR_STATS``; ``report`` holds counts
-    (see :func:`mine_pairs`) and ``seconds`` per step."""
+    (see :func:`mine_pairs`) and ``seconds`` per step; ``timeline`` follows ``TIMELINE`` (one row
+    per product bought by a known customer at a known time; empty without customers/times)."""
 
     pairs: pa.Table
     report: dict[str, Any] = field(default_factory=dict)
+    timeline: pa.Table = field(default_factory=TIMELINE.empty_table)
 
 
 def mine_pairs(
@@ -116,7 +120,8 @@ def mine_pairs(
     (basket, product) line), baskets (distinct basket ids), giant_baskets, giant_lines (their
     distinct lines), n (baskets counted = baskets - giant_baskets), items, pair_instances, pairs_co (distinct pairs with n_ab >= 1), after_events,
     after_customers, customers_skipped, after_pair_instances, pairs_after (distinct directed
-    after pairs), pairs (rows kept), min_count, max_basket, after_window_days,
+    after pairs), returning_customers (customers with an order within the window after an
+    earlier one: the base of "next" lifts), pairs (rows kept), min_count, max_basket, after_window_days,
     max_customer_items, seconds ({step: seconds}).
 
     >>> t = pa.table({"order_id": ["1", "1", "2", "2", "3"], "product_id": ["x", "y", "x", "y", "x"]})
@@ -221,7 +226,7 @@ def _mine(
         ok = (cust_codes >= 0) & (ts_us != np.iinfo(np.int64).min)
         if report["giant_baskets"]:
             ok &= ~giant[basket_codes]
-        af_keys, af_counts = _after_counts(
+        af_keys, af_counts, tl = _after_counts(
             cust_codes[ok],
             ts_us[ok],
             item_codes[ok],
@@ -235,16 +240,32 @@ def _mine(
     else:
         af_keys = np.zeros(0, np.uint64)
         af_counts = np.zeros(0, np.int64)
-        report.update(after_events=0, after_customers=0, customers_skipped=0, after_pair_instances=0)
+        tl = None
+        report.update(
+            after_events=0, after_customers=0, customers_skipped=0, after_pair_instances=0, returning_customers=0
+        )
         tick("after")
     report["pairs_after"] = int(af_keys.size)
 
     # 5. assemble -------------------------------------------------------------------------
     table = _assemble(co_keys, co_counts, af_keys, af_counts, item_n, n, n_items, names, min_count)
     report["pairs"] = table.num_rows
+    timeline = _timeline_table(tl, names)
     tick("assemble")
     report["seconds"] = seconds
-    return MinedPairs(pairs=table, report=report)
+    return MinedPairs(pairs=table, report=report, timeline=timeline)
+
+
+def _timeline_table(tl: tuple[np.ndarray, np.ndarray, np.ndarray] | None, names: pa.Array) -> pa.Table:
+    """The TIMELINE rows of the products some known customer bought (sorted by product id)."""
+    if tl is None:
+        return TIMELINE.empty_table()
+    customers, returning, later = tl
+    idx = np.flatnonzero(customers)
+    return pa.table(
+        [names.take(pa.array(idx)), pa.array(customers[idx]), pa.array(returning[idx]), pa.array(later[idx])],
+        schema=TIMELINE,
+    )
 
 
 # --- input --------------------------------------------------------------------------------
@@ -474,18 +495,21 @@ def _after_counts(
     report: dict[str, Any],
     pool: _Pool,
     tick: Callable[..., None],
-) -> tuple[np.ndarray, np.ndarray]:
-    """Customers who bought x, then y, per directed pair.
+) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray] | None]:
+    """Customers who bought x, then y, per directed pair, and the per-product timeline counts
+    (customers, returning, later; see TIMELINE) of the customers not skipped.
 
     Keys are ``(min(x, y) << B | max(x, y)) << 1 | (x > y)``: sorted by the unordered pair, the
     a -> b count (a < b) right before the b -> a count.
     """
     empty = np.zeros(0, np.uint64), np.zeros(0, np.int64)
-    none = dict(after_events=0, after_customers=0, customers_skipped=0, after_pair_instances=0)
+    none = dict(
+        after_events=0, after_customers=0, customers_skipped=0, after_pair_instances=0, returning_customers=0
+    )
     if cust.size == 0:
         report.update(none)
         tick("after")
-        return empty
+        return (*empty, None)
     # Customer codes are dense already; times get dense ranks that keep their order.
     n_cust = int(cust.max()) + 1
     t_rank, ut = _rank(ts)
@@ -509,9 +533,10 @@ def _after_counts(
     report["after_customers"] = int(np.count_nonzero(np.bincount(ev_c, minlength=n_cust)) - skip.sum())
     report["customers_skipped"] = int(skip.sum())
     report["after_pair_instances"] = int(cnt.sum())
+    tl = _timeline_counts(ev_c, ev_t, ev_i, ckey, ut, cnt, skip, n_cust, n_items, window_days, report)
     if not cnt.any():
         tick("after")
-        return empty
+        return (*empty, tl)
     # Chunks of whole customers (events are sorted by customer).
     cum = np.cumsum(cnt)
     cuts = np.searchsorted(cum, np.arange(CHUNK_PAIRS, cum[-1], CHUNK_PAIRS))
@@ -551,9 +576,43 @@ def _after_counts(
     allp = np.concatenate(parts)
     del parts
     allp.sort()
-    out = _runs(allp)
+    keys, counts = _runs(allp)
     tick("after", edges.size, edges.size)
-    return out
+    return keys, counts, tl
+
+
+def _timeline_counts(
+    ev_c: np.ndarray,
+    ev_t: np.ndarray,
+    ev_i: np.ndarray,
+    ckey: np.ndarray,
+    ut: np.ndarray,
+    cnt: np.ndarray,
+    skip: np.ndarray,
+    n_cust: int,
+    n_items: int,
+    window_days: int | None,
+    report: dict[str, Any],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per product: distinct customers who bought it, who came back (an event in ``(t, t +
+    window]`` after buying it: ``cnt > 0``), who bought it within the window after an earlier
+    event. Events are distinct (customer, time, product), sorted; skipped customers count nowhere."""
+    kept = ~skip[ev_c]
+    if window_days is None:
+        start_rank = np.zeros(ev_t.size, np.int64)
+    else:
+        start_rank = np.searchsorted(ut, ut[ev_t] - window_days * _DAY_US, side="left")
+    first_same_time = np.searchsorted(ckey, ckey, side="left")
+    first_in_window = np.searchsorted(ckey, ev_c * ut.size + start_rank, side="left")
+    was_later = kept & (first_same_time > first_in_window)
+
+    def per_item(mask: np.ndarray) -> np.ndarray:
+        items, _ = _distinct_rows([ev_i[mask], ev_c[mask]], [n_items, n_cust])
+        return np.bincount(items, minlength=n_items)
+
+    came_back = cnt > 0
+    report["returning_customers"] = int(np.count_nonzero(np.bincount(ev_c[came_back], minlength=n_cust)))
+    return per_item(kept), per_item(came_back), per_item(was_later)
 
 
 def _lookup(keys: np.ndarray, values: np.ndarray, query: np.ndarray) -> np.ndarray:

@@ -11,7 +11,12 @@ Conventions
   ``" > "`` (``"produce > fresh fruits"``); a product without a category has nulls;
 - prices are float64 in the shop's currency, stock is int64 (null = unknown, treated as in stock);
 - ``attributes`` is a JSON object string of free attributes (``{"color": "red"}``) or null;
-- timestamps are naive UTC ``timestamp[us]``.
+- timestamps are naive UTC ``timestamp[us]``;
+- ``margin`` is the share of the price the shop keeps, ``(price - cost) / price`` (0.35 = 35 %),
+  null when unknown (loaders fill it from an optional ``margin`` or ``cost`` catalog column);
+- ``sales_role`` is computed by the build from sales volume, price and margin
+  (:func:`tiein.features.sales_roles`): one of :data:`SALES_ROLES`, null when the product sold
+  too little to judge. Loaders leave it null.
 """
 
 from __future__ import annotations
@@ -33,8 +38,18 @@ PRODUCTS = pa.schema(
         ("price", pa.float64()),
         ("stock", pa.int64()),
         ("attributes", pa.string()),
+        ("margin", pa.float64()),
+        ("sales_role", pa.string()),
     ]
 )
+
+# Optional PRODUCTS columns: a products table without them is read as all-null (graph.build).
+OPTIONAL_PRODUCT_FIELDS = ("margin", "sales_role")
+
+# Sales roles of a product (商品角色): "traffic" 引流款 (high volume, low price: draws customers),
+# "hero" 爆款 (high revenue), "profit" 利润款 (high margin), "regular" 常规款 (sold enough, none of
+# the three). See tiein.features.RoleConfig for the thresholds.
+SALES_ROLES = ("traffic", "hero", "profit", "regular")
 
 # One row per order line. quantity > 0 (cancellations already netted out by the loader).
 ORDERS = pa.schema(
@@ -90,17 +105,33 @@ PAIR_STATS = pa.schema(
     ]
 )
 
-RELATION_KINDS = ("complement", "substitute", "upsell", "series")
+# "next": after buying src, customers go on to buy dst (a later order within the window;
+# tiein.relations.classify_next).
+RELATION_KINDS = ("complement", "substitute", "upsell", "series", "next")
 # Relationship type in the graph for each relation kind.
 REL_TYPE = {
     "complement": "COMPLEMENT",
     "substitute": "SUBSTITUTE",
     "upsell": "UPSELL",
     "series": "SAME_SERIES",
+    "next": "NEXT_PURCHASE",
 }
 
 # Typed, directed relations: src -> dst ("for a shopper looking at src, dst is a <kind>").
 # evidence is a JSON object string with every number that led to the decision.
+# Per product, from customer timelines (tiein.mining.mine_pairs): ``customers`` who bought it
+# (with a known customer and time), ``returning`` of them who bought anything in a later order
+# within the window, ``later``: customers who bought it in an order placed within the window after
+# an earlier order of theirs. Feeds the confidence and lift of "next" relations.
+TIMELINE = pa.schema(
+    [
+        ("product_id", pa.string()),
+        ("customers", pa.int64()),
+        ("returning", pa.int64()),
+        ("later", pa.int64()),
+    ]
+)
+
 RELATIONS = pa.schema(
     [
         ("src", pa.string()),
@@ -158,7 +189,7 @@ class GraphData:
 
     ``products`` follows PRODUCTS; ``co_purchased`` and ``co_viewed`` follow PAIR_STATS;
     ``relations`` follows RELATIONS; categories / brands / attributes / scenes are derived by
-    :func:`graph.build.graph_data` from the products (see graph/schema.md).
+    :func:`graph.build.graph_data` from the products (see docs/schema.md).
     """
 
     products: pa.Table

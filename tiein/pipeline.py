@@ -25,8 +25,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from tiein.features import RoleConfig
 from tiein.model import PAIR_STATS, GraphData
-from tiein.relations import RelationConfig
+from tiein.relations import NextConfig, RelationConfig
 
 Progress = Callable[[str, int, int], None]
 
@@ -61,13 +62,19 @@ class BuildOptions:
     max_basket: int = 500
     after_window_days: int | None = 90
     threads: int | None = None
+    mining: str = "numpy"  # pair-mining backend, one of MINING_BACKENDS ("spark": tiein.spark_mining)
     relations: RelationConfig = field(default_factory=RelationConfig)
+    # "next purchase" relations from customer timelines (window: after_window_days); a pair also
+    # needs min_count customers to survive mining, so the effective minimum is the larger one
+    next_purchase: NextConfig = field(default_factory=NextConfig)
+    roles: RoleConfig = field(default_factory=RoleConfig)  # product sales roles
     scenes: Path | None = None  # user scenes file (tiein.scenes.load_scenes); wins over discovery
     discover_scenes: bool = True  # without a scenes file: discover scenes from complements
     max_scenes: int = 12
 
 
 DISCOVERED_SCENES_FILE = "scenes.discovered.yaml"
+MINING_BACKENDS = ("numpy", "spark")
 
 
 @dataclass
@@ -118,14 +125,28 @@ class _Timer:
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
 
 
+@contextmanager
+def _miner(opts: BuildOptions) -> Iterator[Callable[..., Any]]:
+    """The pair miner of ``opts.mining``: :func:`tiein.mining.mine_pairs`, or the Spark backend bound
+    to a session (started here and stopped after mining, unless one is already active)."""
+    if opts.mining == "spark":
+        from tiein.spark_mining import spark_miner
+
+        with spark_miner(opts.threads) as mine:
+            yield mine
+    else:
+        from tiein.mining import mine_pairs
+
+        yield mine_pairs
+
+
 def build(opts: BuildOptions, progress: Progress | None = None) -> BuildSummary:
     """Run the whole build and replace the store's graph atomically. Raises TieinError subclasses
     for user mistakes (bad file, unknown dataset, bad mapping)."""
     import loaders
     from graph import open_store
-    from tiein.features import candidate_features, top_pairs
-    from tiein.mining import mine_pairs
-    from tiein.relations import classify
+    from tiein.features import candidate_features, next_candidates, top_pairs, with_sales_roles
+    from tiein.relations import classify, classify_next
     from tiein.scenes import load_scenes
 
     timer = _Timer()
@@ -134,6 +155,10 @@ def build(opts: BuildOptions, progress: Progress | None = None) -> BuildSummary:
     store_url = opts.store_url or default_store_url(home)
     # a bad scenes file fails at once, before the slow stages
     user_scenes = load_scenes(opts.scenes) if opts.scenes is not None else None
+    if opts.mining not in MINING_BACKENDS:
+        from tiein.errors import ConfigError
+
+        raise ConfigError(f"unknown mining backend {opts.mining!r} (one of: {', '.join(MINING_BACKENDS)})")
 
     with timer.step("load"):
         if opts.dataset:
@@ -143,9 +168,12 @@ def build(opts: BuildOptions, progress: Progress | None = None) -> BuildSummary:
                 catalog=opts.catalog, orders=opts.orders, views=opts.views, mapping=opts.mapping, progress=_phase(progress, "load")
             )
     products = loaded.products
+    with timer.step("roles"):
+        products = with_sales_roles(products, loaded.orders, opts.roles)
 
-    with timer.step("mine"):
+    with timer.step("mine"), _miner(opts) as mine_pairs:
         co_purchase = None
+        timeline = None
         mining_report: dict[str, Any] = {}
         if loaded.orders.num_rows:
             mined = mine_pairs(
@@ -155,7 +183,7 @@ def build(opts: BuildOptions, progress: Progress | None = None) -> BuildSummary:
                 after_window_days=opts.after_window_days,
                 progress=_phase(progress, "mine"),
             )
-            co_purchase, mining_report = mined.pairs, mined.report
+            co_purchase, mining_report, timeline = mined.pairs, mined.report, mined.timeline
         co_view = None
         if loaded.views.num_rows:
             mined_v = mine_pairs(
@@ -200,6 +228,17 @@ def build(opts: BuildOptions, progress: Progress | None = None) -> BuildSummary:
             per_product=opts.candidates_per_product,
         )
         relations = classify(features, opts.relations)
+    with timer.step("next"):
+        if co_purchase is not None and timeline is not None and timeline.num_rows:
+            nxt = classify_next(
+                next_candidates(products, co_purchase, timeline, min_count=opts.next_purchase.min_customers),
+                int(mining_report.get("returning_customers", 0)),
+                opts.next_purchase,
+                window_days=opts.after_window_days,
+                orders=loaded.orders,
+            )
+            if nxt.num_rows:
+                relations = pa.concat_tables([relations, nxt])
 
     with timer.step("scenes"):
         scene_tables, scene_report = _scenes(opts, home, products, relations, user_scenes)
@@ -211,6 +250,9 @@ def build(opts: BuildOptions, progress: Progress | None = None) -> BuildSummary:
         "model": model_name,
         "relation_config": opts.relations.to_dict(),
         "min_count": opts.min_count,
+        "after_window_days": opts.after_window_days,
+        "next_config": opts.next_purchase.to_dict(),
+        "role_config": opts.roles.to_dict(),
     }
     data = GraphData(
         products=products,

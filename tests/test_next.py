@@ -1,0 +1,223 @@
+""""Next purchase" relations (kind "next", NEXT_PURCHASE): on the hand-made maternity shop
+(tests/fixtures/maternity/README.md has every expected number worked out by hand) and on Online
+Retail (slow).
+
+The maternity rules: a delivery kit (待产包) leads to postpartum items, never to pregnancy items;
+the reverse direction differs; popular items (wipes) are not "next"; too few customers, a
+reversed order or a purchase outside the window keep a pair out.
+"""
+
+from __future__ import annotations
+
+import doctest
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+
+import loaders
+import tiein.relations
+from graph import open_store
+from tiein.explain import explain
+from tiein.features import next_candidates
+from tiein.mining import mine_pairs
+from tiein.model import RELATIONS
+from tiein.pipeline import BuildOptions, build
+from tiein.relations import NextConfig, classify_next
+
+FIX = Path(__file__).parent / "fixtures" / "maternity"
+MAPPING = {"catalog": {"category": ["department", "category"]}, "orders": {"timestamp": "date"}}
+PREGNANCY = {"P01", "P02", "P03"}
+POSTPARTUM = ["B01", "B03", "B02", "B04"]  # by score, ties by id (README)
+
+
+def load() -> loaders.Loaded:
+    return loaders.load_files(
+        catalog=FIX / "catalog.csv", orders=FIX / "orders.csv", mapping=loaders.Mapping.from_dict(MAPPING)
+    )
+
+
+@pytest.fixture(scope="module")
+def shop() -> loaders.Loaded:
+    return load()
+
+
+def next_relations(shop: loaders.Loaded, cfg: NextConfig | None = None, window: int | None = 90) -> pa.Table:
+    """The library path the build takes: mine → candidates → classify_next."""
+    cfg = cfg or NextConfig()
+    mined = mine_pairs(shop.orders, min_count=1, after_window_days=window, threads=1)
+    feats = next_candidates(shop.products, mined.pairs, mined.timeline, min_count=1)
+    return classify_next(
+        feats, mined.report["returning_customers"], cfg, window_days=window, orders=shop.orders
+    )
+
+
+def targets(rel: pa.Table, src: str) -> list[str]:
+    return rel.filter(pc.equal(rel.column("src"), src)).column("dst").to_pylist()
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The maternity shop built by the real pipeline into the embedded store."""
+    home = tmp_path_factory.mktemp("maternity")
+    summary = build(
+        BuildOptions(
+            catalog=FIX / "catalog.csv",
+            orders=FIX / "orders.csv",
+            mapping=loaders.Mapping.from_dict(MAPPING),
+            home=home,
+            embeddings=False,
+            discover_scenes=False,
+        )
+    )
+    store = open_store(str(home / "graph"))
+    yield store, summary
+    store.close()
+
+
+def test_timeline_counts_by_hand(shop: loaders.Loaded) -> None:
+    mined = mine_pairs(shop.orders, min_count=1, after_window_days=90, threads=1)
+    assert mined.report["returning_customers"] == 17
+    tl = {r["product_id"]: r for r in mined.timeline.to_pylist()}
+    assert tl["K01"]["returning"] == 9 and tl["K01"]["customers"] == 11 and tl["K01"]["later"] == 10
+    assert {p: tl[p]["later"] for p in ("B01", "B03", "B02", "B04", "B05", "W01", "P03", "P01", "C01")} == {
+        "B01": 8, "B03": 8, "B02": 6, "B04": 6, "B05": 2, "W01": 10, "P03": 3, "P01": 1, "C01": 0,
+    }  # fmt: skip
+
+
+def test_delivery_kit_leads_to_postpartum_items_not_pregnancy_items(built: Any) -> None:
+    store, summary = built
+    assert summary.relations["next"] > 0
+    rows = store.related("K01", "next", k=20)
+    assert [r["product_id"] for r in rows] == POSTPARTUM
+    assert not PREGNANCY & {r["product_id"] for r in rows}
+    assert [r["score"] for r in rows] == [0.268908, 0.268908, 0.201681, 0.201681]  # README: 8/14*8/17, 6/14*8/17
+    belt = rows[0]
+    assert belt["kind"] == "next" and belt["confidence"] == pytest.approx(8 / 9)
+    assert belt["lift"] == pytest.approx(17 / 9)
+    ev = belt["evidence"]
+    assert {k: ev[k] for k in ("after_count", "before_count", "returning_customers", "window_days")} == {
+        "after_count": 8, "before_count": 0, "returning_customers": 9, "window_days": 90,
+    }  # fmt: skip
+    assert ev["confidence"] == round(8 / 9, 4) and ev["lift"] == round(17 / 9, 3)
+    assert ev["base_rate"] == round(8 / 17, 4) and ev["asymmetry"] == 1.0
+    assert ev["median_gap_days"] == 35.0  # kit on day 45, postpartum order on day 80
+
+
+def test_reverse_direction_differs(built: Any) -> None:
+    store, _ = built
+    pillow = store.related("P01", "next", k=20)
+    assert pillow[0]["product_id"] == "K01" and pillow[0]["score"] == 0.249554  # 10/15 * (1 - 1/1.7) * 10/11
+    assert pillow[0]["evidence"]["before_count"] == 1 and pillow[0]["evidence"]["asymmetry"] == round(9 / 11, 3)
+    assert store.related("B01", "next") == []  # nobody comes back after the postpartum order
+    # no pair is kept in both directions
+    pairs = store.query("MATCH (a:Product)-[:NEXT_PURCHASE]->(b:Product) RETURN a.product_id AS s, b.product_id AS d")
+    edges = {(r["s"], r["d"]) for r in pairs}
+    assert edges and not {(d, s) for s, d in edges} & edges
+
+
+def test_each_rule_keeps_its_pair_out(shop: loaders.Loaded) -> None:
+    """Relax one rule at a time: the pair that rule keeps out comes in (so each rule is live)."""
+    assert targets(next_relations(shop), "K01") == POSTPARTUM
+    assert "B05" in targets(next_relations(shop, NextConfig(min_customers=2)), "K01")  # 2 customers
+    assert "P03" in targets(next_relations(shop, NextConfig(min_asymmetry=-1.0)), "K01")  # 3 after, 5 before
+    assert targets(next_relations(shop, NextConfig(min_lift=1.9)), "K01") == []  # all at 17/9 = 1.889
+    # wipes: 4 customers after the kit (enough), never before, but everyone buys wipes: lift ≤ 1
+    mined = mine_pairs(shop.orders, min_count=1, after_window_days=90, threads=1)
+    cand = next_candidates(shop.products, mined.pairs, mined.timeline).to_pylist()
+    wipes = next(c for c in cand if (c["src"], c["dst"]) == ("K01", "W01"))
+    assert (wipes["after_sd"], wipes["after_ds"], wipes["returning_src"], wipes["later_dst"]) == (4, 0, 9, 10)
+    assert float(tiein.relations.next_lift(4, 9, 10, 17)) == pytest.approx((4 / 9) / (10 / 17))
+    assert float(tiein.relations.next_score(4, 0, 9, 10, 17)) == 0.0
+    assert "C01" not in targets(next_relations(shop), "K01")
+    assert "C01" in targets(next_relations(shop, window=None), "K01")  # 200 days later: only without a window
+    assert targets(next_relations(shop, NextConfig(keep_per_product=2)), "K01") == POSTPARTUM[:2]
+
+
+def test_relations_table_contract(shop: loaders.Loaded) -> None:
+    rel = next_relations(shop)
+    assert rel.schema == RELATIONS
+    assert set(rel.column("kind").to_pylist()) == {"next"}
+    assert rel.column("co_view").null_count == rel.num_rows and rel.column("similarity").null_count == rel.num_rows
+    for ev in rel.column("evidence").to_pylist():
+        keys = json.loads(ev)
+        assert {"after_count", "before_count", "confidence", "lift", "window_days", "median_gap_days"} <= set(keys)
+    none = mine_pairs(shop.orders.slice(0, 0), threads=1)
+    empty = classify_next(next_candidates(shop.products, none.pairs, none.timeline), 0)
+    assert empty.num_rows == 0 and empty.schema == RELATIONS
+
+
+def test_explain_next(built: Any) -> None:
+    store, _ = built
+    row = store.related("K01", "next")[0]
+    e = explain(row)
+    assert e.zh.startswith("之后常买：8 位顾客在 90 天内先买主商品再买它（占回购顾客的 89%），提升度 1.9")
+    assert "中位间隔 35 天" in e.zh
+    assert e.en.startswith("bought next: 8 customers bought it within 90 days after the main item")
+    assert "lift 1.9" in e.en and "median gap 35 days" in e.en
+
+
+def test_scoring_doctests() -> None:
+    for fn in (tiein.relations.next_confidence, tiein.relations.next_lift, tiein.relations.asymmetry,
+               tiein.relations.next_score):  # fmt: skip
+        res = doctest.run_docstring_examples(fn, {"np": __import__("numpy")}, verbose=False)
+        assert res is None
+    failures, tried = doctest.testmod(tiein.relations, verbose=False)
+    assert failures == 0 and tried > 10
+
+
+@pytest.mark.slow
+def test_cli_min_next_and_related(tmp_path: Path) -> None:
+    """`tiein build --min-next 2` lets the 2-customer nursing pillow in; `tiein related --kind next`."""
+    env_home = tmp_path / "home"
+    run = [sys.executable, "-m", "tiein.cli"]
+    b = subprocess.run(
+        [*run, "build", "--catalog", str(FIX / "catalog.csv"), "--orders", str(FIX / "orders.csv"),
+         "--map", "catalog.category=department,category", "--map", "orders.timestamp=date",
+         "--no-embeddings", "--no-scenes", "--min-next", "2", "--home", str(env_home), "--quiet"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert b.returncode == 0, b.stderr
+    r = subprocess.run(
+        [*run, "related", "K01", "--kind", "next", "--json", "--home", str(env_home)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    payload = json.loads(r.stdout)
+    assert payload["product"]["sales_role"] == "hero"
+    got = [row["product_id"] for row in payload["related"]]
+    assert got == [*POSTPARTUM, "B05"]
+    assert payload["related"][0]["explanation_zh"].startswith("之后常买：8 位顾客")
+    text = subprocess.run(
+        [*run, "related", "K01", "--kind", "next", "--home", str(env_home)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert "hero item" in text.stdout and "bought next: 8 customers" in text.stdout
+
+
+@pytest.mark.slow
+def test_online_retail_next_purchase() -> None:
+    """On UCI Online Retail: relations are directed, their after counts equal an independent SQL
+    recount within the 90-day window, and on a time split (relations from orders before
+    2011-09-01) "next" predicts new purchases better than popularity."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    import next_purchase as bench
+
+    shop = loaders.load_dataset("online_retail")
+    rel, report = bench.next_relations(shop.orders, shop.products, 90, NextConfig())
+    assert report["returning_customers"] > 1000
+    chk = bench.checks(shop.orders, rel, 90, sample=100)
+    assert chk["relations"] > 10_000
+    assert chk["mirrored_pairs"] == 0
+    assert chk["gaps_within_window"] and chk["max_median_gap_days"] <= 90
+    assert chk["recounted"] >= 100 and chk["recount_mismatches"] == 0
+    split = bench.time_split(
+        shop.orders, shop.products, bench.dt.datetime(2011, 9, 1), 90, 10, NextConfig(median_gap=False)
+    )
+    assert split["users"] > 500
+    assert split["next"]["precision_at_k"] > split["popular"]["precision_at_k"] > 0
