@@ -254,7 +254,7 @@ def test_bundle_json_is_stable(store: GraphStore) -> None:
     text = json.dumps(a, ensure_ascii=False)
     assert text == json.dumps(b, ensure_ascii=False) and json.loads(text) == a
     assert list(a) == ["anchor", "items", "total", "suggested_price", "saving", "discount", "pitch",
-                       "budget", "reason", "skipped", "scene", "skipped_roles", "mix"]  # fmt: skip
+                       "budget", "reason", "skipped", "scene", "skipped_roles", "mix", "scene_fallback"]  # fmt: skip
     assert a["scene"] is None and a["skipped_roles"] == [] and a["mix"] is None
     assert list(a["items"][0]) == ["product", "role", "relation", "score", "evidence", "explanation"]
     assert a["anchor"]["product_id"] == "tent" and a["pitch"]["en"] == "527 apart, 468 together, save 59"
@@ -525,6 +525,19 @@ def test_scene_roles_after_the_anchor_then_wrapping_round(mix_store: GraphStore)
     assert ids(bundle(mix_store, "A", size=5)) == ["C", "D", "B"]  # one item per role
     assert ids(bundle(mix_store, "A", scene="T")) == ["E"]
     assert ids(bundle(mix_store, "G")) == ["B", "C"]  # no scene: by score
+
+
+def test_picked_scene_with_no_fillable_role_falls_back_to_score_order(mix_store: GraphStore) -> None:
+    """A band of 42-48 % of A's 100 lets only E (45) in; E is not in A's scene S. Picked by us, S
+    gives way to the best complements by score; named by the caller, S is followed strictly."""
+    band = BundleRules(min_price_ratio=0.42, max_price_ratio=0.48)
+    b = bundle(mix_store, "A", rules=band)
+    assert b.scene == {"scene_id": "S", "name": "Scene S"} and b.scene_fallback and ids(b) == ["E"]
+    assert b.skipped_roles == ["r3", "r4", "r1"] and b.reason is None and b.to_dict()["scene_fallback"] is True
+    strict = bundle(mix_store, "A", scene="S", rules=band)
+    assert strict.items == [] and not strict.scene_fallback and strict.reason is not None
+    assert strict.reason.code == "no_scene_role_match"  # E passed the band but has no role in S
+    assert not bundle(mix_store, "A").scene_fallback  # the scene fills: no fallback
 
 
 def test_sales_role_mix(mix_store: GraphStore) -> None:

@@ -266,6 +266,9 @@ class Bundle:
     scene: dict[str, Any] | None = None  # {"scene_id", "name"} of the scene followed, or None
     skipped_roles: list[str] = field(default_factory=list)  # roles tried that no item could fill
     mix: list[str] | None = None  # sales roles asked for, in add-on order
+    # the anchor's own scene (picked, not asked for) had no role any item could fill, so the items
+    # are its best complements in score order instead of no bundle at all
+    scene_fallback: bool = False
 
     @property
     def ok(self) -> bool:
@@ -291,6 +294,7 @@ class Bundle:
             "scene": dict(self.scene) if self.scene else None,
             "skipped_roles": list(self.skipped_roles),
             "mix": list(self.mix) if self.mix else None,
+            "scene_fallback": self.scene_fallback,
         }
 
 
@@ -568,7 +572,9 @@ def bundle(
     - ``scene`` (a scene id or name): the scene's roles in order, the anchor's own role left out;
     - ``roles`` (ordered sets of category names or product ids): those, in order;
     - neither: the scene the anchor belongs to (see :func:`_pick_scene`), its roles after the
-      anchor's own; an anchor in no scene gets its complements in score order.
+      anchor's own; an anchor in no scene gets its complements in score order, and so does an
+      anchor whose picked scene has no role any item can fill (``scene_fallback`` is then True;
+      a scene the caller names is followed strictly).
 
     Each role is filled by the best complement (of the anchor, else of an item already chosen)
     that is a member of it; a role nothing can fill is skipped and listed in ``skipped_roles``,
@@ -715,6 +721,11 @@ def bundle(
                 break
             if not take(slot):
                 out.skipped_roles.append(slot.label)
+        if not chosen and scene is None and role_sets is None:
+            # the scene was our pick, not the caller's: rather the best complements than nothing
+            out.scene_fallback = True
+            while len(chosen) < n_slots and take(None):
+                pass
 
     out.skipped = dict(Counter(skipped.values()))
     if not chosen:

@@ -623,7 +623,8 @@ def _print_bundle(b: dict[str, Any]) -> None:
     a = b["anchor"]
     click.echo(f"{a['product_id']}  {a['title']}  (price {_fmt_price(a['price'])}{_fmt_role(a)})")
     if b.get("scene"):
-        click.echo(f"scene: {b['scene']['name']} ({b['scene']['scene_id']})")
+        note = " — no role of it could be filled, so: best complements by score" if b.get("scene_fallback") else ""
+        click.echo(f"scene: {b['scene']['name']} ({b['scene']['scene_id']}){note}")
     if b.get("mix"):
         click.echo(f"mix: {' + '.join(b['mix'])}")
     for n, item in enumerate(b["items"], 1):
