@@ -33,7 +33,9 @@ def run(*args: str, home: Path, check: bool = True) -> subprocess.CompletedProce
 @pytest.fixture(scope="module")
 def shop_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     home = tmp_path_factory.mktemp("shop")
-    run("build", "--catalog", str(SHOP / "catalog.csv"), "--orders", str(SHOP / "orders.csv"), "--quiet", home=home)
+    out = run("build", "--catalog", str(SHOP / "catalog.csv"), "--orders", str(SHOP / "orders.csv"), "--quiet",
+              "--show", "1", home=home)  # fmt: skip
+    (home / "build.out").write_text(out.stdout, encoding="utf-8")
     return home
 
 
@@ -94,6 +96,20 @@ def test_table_output_and_stats(shop_home: Path) -> None:
     stats = json.loads(run("stats", "--json", home=shop_home).stdout)
     assert stats["nodes"]["Product"] == 8
     assert stats["relationships"]["COMPLEMENT"] > 0
+
+
+def test_build_show_prints_explanations_and_a_bundle(shop_home: Path) -> None:
+    """`--show 1`: the most-ordered product with complements and substitutes (the case: 17
+    orders), each with the seller's sentence, then its bundle or the reason there is none."""
+    out = (shop_home / "build.out").read_text(encoding="utf-8")
+    block = out[out.index("\ncase "):]
+    assert "complements:" in block and "substitutes:" in block
+    assert "bought together in 8 orders" in block  # phone_x + case, 8×
+    bundle = json.loads(run("bundle", "case", "--json", home=shop_home).stdout)
+    if bundle["reason"]:  # the phones cost 31-45× the case: no add-on in the 30-80 % band
+        assert f"bundle: none — {bundle['reason']['en']}" in block
+    else:
+        assert bundle["pitch"]["en"] in block
 
 
 def test_unknown_product_is_a_plain_error(shop_home: Path) -> None:

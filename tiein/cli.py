@@ -232,34 +232,31 @@ def _fmt_role(product: dict[str, Any]) -> str:
 
 
 def _print_product_block(st: Any, pid: str) -> None:
+    """The demo's view of one product: its best complements and substitutes with the seller's
+    explanation, then its bundle and pitch (all through tiein.service, like the API)."""
+    from tiein.service import bundle_payload, related_payload
+
     p = st.product(pid)
     click.echo("")
-    click.echo(f"{p['product_id']}  {p['title']}  (price {_fmt_price(p['price'])})")
+    click.echo(f"{p['product_id']}  {p['title']}  (price {_fmt_price(p['price'])}{_fmt_role(p)})")
     for kind in ("complement", "substitute"):
-        rows = st.related(pid, kind, 3)
+        rows = related_payload(st, pid, kind, 3)["related"]
         click.echo(f"  {kind}s:")
         if not rows:
             click.echo("    (none)")
         for r in rows:
-            click.echo(f"    {r['score']:.3f}  {r['product_id']:<10} {r['title']}  ({_why(r)})")
+            click.echo(f"    {r['score']:.3f}  {r['product_id']:<10} {r['title']}  {_fmt_price(r['price'])}")
+            click.echo(f"           {r['explanation_en']}")
+    b = bundle_payload(st, pid)
+    if b["reason"]:
+        click.echo(f"  bundle: none — {b['reason']['en']}")
+    else:
+        items = " + ".join(f"{i['product']['product_id']} {i['product']['title']}" for i in b["items"])
+        click.echo(f"  bundle: {p['product_id']} + {items}")
+        click.echo(f"          {b['pitch']['en']}  |  {b['pitch']['zh']}")
 
 
-def _why(r: dict[str, Any]) -> str:
-    ev = r.get("evidence") or {}
-    parts = []
-    if ev.get("bought_together"):
-        parts.append(f"bought together {ev['bought_together']}×, lift {ev.get('lift')}")
-    if ev.get("viewed_together") or ev.get("listed_also_viewed"):
-        parts.append("viewed together")
-    if ev.get("listed_also_bought"):
-        parts.append("listed as also bought")
-    if ev.get("similarity") is not None:
-        parts.append(f"similarity {ev['similarity']}")
-    if ev.get("category_relation") not in (None, "unknown"):
-        parts.append(f"category {ev['category_relation']}")
-    if ev.get("price_ratio") is not None:
-        parts.append(f"price ×{ev['price_ratio']}")
-    return "; ".join(parts)
+_KIND_PLURAL = {"series": "same-series products", "next": "next purchases"}
 
 
 @cli.command()
@@ -283,9 +280,9 @@ def related(product: str, kind: str, k: int, as_json: bool, home: str | None, st
         click.echo(json.dumps(payload, ensure_ascii=False, indent=2))
         return
     anchor, rows = payload["product"], payload["related"]
-    click.echo(f"{anchor['product_id']}  {anchor['title']}  (price {_fmt_price(anchor['price'])}{_fmt_role(anchor)}) — {kind}s")
+    click.echo(f"{anchor['product_id']}  {anchor['title']}  (price {_fmt_price(anchor['price'])}{_fmt_role(anchor)}) — {_KIND_PLURAL.get(kind, kind + 's')}")
     if not rows:
-        click.echo(f"  no {kind}s found for this product")
+        click.echo(f"  no {_KIND_PLURAL.get(kind, kind + 's')} found for this product")
     for r in rows:
         click.echo(f"  {r['score']:.3f}  {r['product_id']:<12} {r['title']:<45}  {_fmt_price(r['price']):>9}{_fmt_role(r)}")
         click.echo(f"         {r['explanation_en']}")
