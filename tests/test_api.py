@@ -513,11 +513,40 @@ def test_concurrent_requests_get_the_same_answers(api: httpx.Client) -> None:
     assert failures == []
 
 
-def test_a_rebuild_is_seen_without_restart(tmp_path: Path) -> None:
+def test_snapshot_serving_gives_the_same_answers(api: httpx.Client, home: Path) -> None:
+    """`tiein serve --snapshot` answers from graph.snapshot (the graph in memory): every read
+    endpoint returns exactly what the server reading LadybugDB returns."""
+    requests = [("GET", f"/v1/products/{pid}/{what}", params, None)
+                for pid in ("tent", "chair", "lamp", "tent_b")
+                for what, params in (("related", {"kind": "complement"}), ("related", {"kind": "substitute"}),
+                                     ("bundle", {}), ("bundle", {"scene": "露营", "size": 4}))]  # fmt: skip
+    requests += [("POST", "/v1/cart/addons", None, {"cart": ["tent", "chair"], "threshold": 600}),
+                 ("GET", "/v1/scenes", None, None), ("GET", "/v1/products/nope/related", None, None)]  # fmt: skip
+    with serve("--home", str(home), "--snapshot") as url, httpx.Client(base_url=url, timeout=60) as snap:
+        for method, path, params, body in requests:
+            a = api.request(method, path, params=params, json=body)
+            b = snap.request(method, path, params=params, json=body)
+            assert (a.status_code, a.json()) == (b.status_code, b.json()), path
+
+
+def test_snapshot_setting_errors(home: Path) -> None:
+    def serve_cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "tiein.cli", "serve", "--port", "0", *args], capture_output=True,
+                              text=True, timeout=60, env={**os.environ, **env})  # fmt: skip
+
+    neo = serve_cli("--snapshot", "--store", "bolt://127.0.0.1:1")
+    assert neo.returncode == 2 and "embedded store only" in neo.stderr and "Traceback" not in neo.stderr
+    bad = serve_cli("--home", str(home), TIEIN_API_SNAPSHOT="maybe")
+    assert bad.returncode == 2 and "TIEIN_API_SNAPSHOT='maybe'" in bad.stderr and "true or false" in bad.stderr
+
+
+@pytest.mark.parametrize("mode", [(), ("--snapshot",)], ids=["ladybug", "snapshot"])
+def test_a_rebuild_is_seen_without_restart(tmp_path: Path, mode: tuple[str, ...]) -> None:
     """The server opens the store once; a `tiein build` into the same home from another process
-    switches the generation and the running server answers from the new graph."""
+    switches the generation and the running server answers from the new graph (the snapshot
+    reloads on the switch)."""
     home = build_home(tmp_path / "home", embeddings=False)
-    with serve("--home", str(home)) as url:
+    with serve("--home", str(home), *mode) as url:
         assert_envelope(httpx.get(f"{url}/v1/products/phone_x", timeout=30), 404, "product_not_found")
         shop = FIXTURES / "shop"
         subprocess.run(

@@ -33,6 +33,8 @@ def test_synthetic_bench_tiny(tmp_path: Path) -> None:
     # every product is in its department's scene, so every sampled bundle follows one
     assert r["sample"]["bundles"] == 20 and r["sample"]["following_a_scene"] == 20
     assert r["sample"]["with_items"] + sum(r["sample"]["reasons"].values()) == 20
+    # the same bundle code on the in-memory snapshot gives the same bundles
+    assert r["snapshot"]["same_answers"] is True and r["snapshot"]["bundle_ms"]["n"] == 60
     # a second run reuses the cached build
     marker = json.loads((tmp_path / "syn" / bench.MARKER).read_text(encoding="utf-8"))
     again = bench.synthetic_bench(tmp_path / "syn", n_products=400, n_edges=6000, anchors=20, warmup=5)
