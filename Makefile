@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	# torch first and pinned: an unpinned torch pulls a multi-GB CUDA build
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[embeddings,api,dev,bench]'
+	$(BIN)/pip install -q -e '.[embeddings,api,dev,bench,spark]'
 	touch $(STAMP)
 
 $(CYPHER_CHECK)/node_modules/.installed: $(CYPHER_CHECK)/package.json $(CYPHER_CHECK)/package-lock.json

@@ -281,7 +281,7 @@ def _related_answers(store_url: str, products: list[str]) -> dict[tuple[str, str
     try:
         out = {(p, kind): st.related(p, kind, k=50) for p in products for kind in RELATION_KINDS}
         out[("*", "CO_PURCHASED")] = st.query(
-            "MATCH (a:Product)-[r:CO_PURCHASED]->(b:Product) RETURN a.product_id AS a, b.product_id AS b, "
+            "MATCH (x:Product)-[r:CO_PURCHASED]->(y:Product) RETURN x.product_id AS a, y.product_id AS b, "
             "r.n_ab AS n_ab, r.n_a AS n_a, r.n_b AS n_b, r.n AS n, r.support AS support, r.conf_ab AS conf_ab, "
             "r.conf_ba AS conf_ba, r.lift AS lift, r.after_ab AS after_ab, r.after_ba AS after_ba "
             "ORDER BY a, b"
@@ -306,7 +306,10 @@ def test_build_with_spark_gives_same_store_answers(spark: Any, tmp_path: Path) -
         opts = BuildOptions(
             orders=csv, home=home, embeddings=False, mining=backend, max_basket=12, min_count=2
         )
+        jobs = len(spark.sparkContext.statusTracker().getJobIdsForGroup())
         summary = build(opts)
+        ran_on_spark = len(spark.sparkContext.statusTracker().getJobIdsForGroup()) > jobs
+        assert ran_on_spark == (backend == "spark")
         assert summary.counts["co_purchase_pairs"] > 20
         answers.append(_related_answers(summary.store, sorted(set(orders.column("product_id").to_pylist()))))
     numpy_answers, spark_answers = answers
@@ -331,3 +334,14 @@ def test_missing_java_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sm.shutil, "which", lambda name: None)
     with pytest.raises(MissingDependency, match="default-jre-headless"):
         sm.spark_session()
+
+
+def test_cli_build_has_mining_option() -> None:
+    from click.testing import CliRunner
+
+    from tiein.cli import cli
+
+    out = CliRunner().invoke(cli, ["build", "--help"])
+    assert "--mining [numpy|spark]" in out.output
+    bad = CliRunner().invoke(cli, ["build", "--orders", str(SHOP / "orders.csv"), "--mining", "hadoop"])
+    assert bad.exit_code == 2 and "hadoop" in bad.output

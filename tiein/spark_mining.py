@@ -20,8 +20,7 @@ How the job runs (DataFrame API; nothing is collected to the driver but the resu
    two window frames per customer ordered by time give each event the start and the length of
    its partner range ``(t, t + window]``; customers over ``max_customer_items`` distinct
    products or ``max_customer_items ** 2`` pair instances are skipped; the others' sorted
-   event arrays are sliced per event, and ``array_distinct`` makes ``(customer, a, b)``
-   distinct within the customer's row (no shuffle for that);
+   event arrays are sliced per event (no self-join), then ``(customer, a, b)`` made distinct;
 4. one aggregation over the union of both kinds of pair instances gives ``n_ab``,
    ``after_ab`` and ``after_ba``; the kept pairs are joined with the product counts, the ratios
    computed, and the result collected as Arrow and sorted by ``(a, b)``.
@@ -193,7 +192,10 @@ def mine_pairs_spark(
     finally:
         for df in cached:
             df.unpersist()
-        spark.conf.set(tz_key, old_tz)
+        if old_tz is not None:
+            spark.conf.set(tz_key, old_tz)
+        else:
+            spark.conf.unset(tz_key)
 
 
 # --- input --------------------------------------------------------------------------------
@@ -569,15 +571,13 @@ def _after_pairs(
         ok = ev.join(per_cust.filter("skip").select("c"), "c", "left_anti")
     # per customer: events sorted by time; each event's partners are a slice of them
     per_event = ok.groupBy("c").agg(F.array_sort(F.collect_list(F.struct("t", "i", "lo", "cnt"))).alias("ev"))
-    xy = F.array_distinct(
-        F.flatten(
-            F.transform(
-                F.filter("ev", lambda e: e["cnt"] > 0),
-                lambda e: F.transform(
-                    F.slice(F.col("ev"), e["lo"] + 1, e["cnt"]),
-                    lambda f: F.struct(e["i"].alias("x"), f["i"].alias("y")),
-                ),
-            )
+    xy = F.flatten(
+        F.transform(
+            F.filter("ev", lambda e: e["cnt"] > 0),
+            lambda e: F.transform(
+                F.slice(F.col("ev"), e["lo"] + 1, e["cnt"]),
+                lambda f: F.struct(e["i"].alias("x"), f["i"].alias("y")),
+            ),
         )
     )
     timeline = ok.groupBy(F.col("i").alias("product_id")).agg(
@@ -585,7 +585,13 @@ def _after_pairs(
         F.count_distinct(F.when(F.col("cnt") > 0, F.col("c"))).alias("returning"),
         F.count_distinct(F.when(F.col("before") > 0, F.col("c"))).alias("later"),
     )
-    pairs = per_event.select(F.explode(xy).alias("p")).select("p.x", "p.y").filter(F.col("x") != F.col("y"))
+    # distinct (customer, x, y) after the explode: array_distinct on structs is quadratic in Spark
+    pairs = (
+        per_event.select("c", F.explode(xy).alias("p"))
+        .select("c", "p.x", "p.y")
+        .filter(F.col("x") != F.col("y"))
+        .distinct()
+    )
     x_first = F.col("x") < F.col("y")
     directed = pairs.select(
         F.least("x", "y").alias("a"),
