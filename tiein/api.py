@@ -75,6 +75,7 @@ from tiein.service import MAX_K
 if TYPE_CHECKING:
     from embeddings import Encoder, ProductIndex
     from graph.base import GraphStore
+    from tiein.feedback import FeedbackStats
 
 log = logging.getLogger("tiein.api")
 
@@ -447,6 +448,46 @@ class AddonsRequest(BaseModel):
     k: int = Field(5, ge=1, le=MAX_K, description="How many add-ons (and top-ups).")
 
 
+MAX_EVENTS = 10_000  # events one POST /v1/events may carry
+
+
+class EventIn(BaseModel):
+    """One recommendation event (the fields of an event file, tiein.feedback.EVENTS). Event
+    types and kinds are checked by the ingest (case and ``-``/space are folded: ``Add-to-cart``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    event_id: Text | None = Field(None, max_length=MAX_ID_LENGTH,
+                                  description="The app's id of the event: re-posting it adds nothing. Without "
+                                  "one, an event identical in every field counts once.")
+    ts: Text = Field(min_length=1, max_length=64, description="When, ISO 8601 (naive times are UTC).")
+    user_id: Text = Field(min_length=1, max_length=MAX_ID_LENGTH, description="The shopper (A/B arms hash it).")
+    anchor_id: Text = Field(min_length=1, max_length=MAX_ID_LENGTH, description="The product the list was for.")
+    item_id: Text = Field(min_length=1, max_length=MAX_ID_LENGTH, description="The recommended product.")
+    kind: Text = Field(min_length=1, max_length=32, description="complement | substitute | upsell | series | "
+                       "next | bundle | addon.")
+    event: Text = Field(min_length=1, max_length=32, description="impression | click | add_to_cart | purchase.")
+    surface: Text | None = Field(None, max_length=64, description="page | live | service | … (free).")
+    experiment: Text | None = Field(None, max_length=MAX_ID_LENGTH, description="Experiment id.")
+    variant: Text | None = Field(None, max_length=MAX_ID_LENGTH, description="The variant the shopper saw.")
+    value: float | None = Field(None, ge=0, allow_inf_nan=False, description="Order amount (purchases).")
+    order_id: Text | None = Field(None, max_length=MAX_ID_LENGTH,
+                                  description="The order a purchase belongs to (its value counts once).")
+
+
+class EventsRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    events: list[EventIn] = Field(min_length=1, max_length=MAX_EVENTS,
+                                  description=f"1 to {MAX_EVENTS:,} events, in any order.")
+
+
+class EventsResponse(Open):
+    received: int = Field(description="Events in the request.")
+    added: int = Field(description="Events added to the log.")
+    duplicates: int = Field(description="Events skipped: already logged, or repeated in the request.")
+
+
 class SceneSummary(Open):
     scene_id: str
     name: str | None
@@ -601,14 +642,38 @@ class Search:
             return index.model, index.search(vector, k)[0]
 
 
+class FeedbackCache:
+    """The feedback statistics of the home's event log (tiein.feedback.load_stats), computed once
+    per log version: the log is append-only, so its set of part files is its version. A request
+    after an ingest (through this API or ``tiein feedback ingest``) sees the new events."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self._lock = threading.Lock()
+        self._version: tuple[str, ...] | None = None
+        self._stats: FeedbackStats | None = None
+
+    def stats(self) -> FeedbackStats:
+        from tiein.feedback import load_stats, log_dir
+
+        logged = log_dir(self.home)
+        version = tuple(sorted(p.name for p in logged.glob("part-*.parquet"))) if logged.is_dir() else ()
+        with self._lock:
+            if self._stats is None or version != self._version:
+                self._stats, self._version = load_stats(self.home), version
+            return self._stats
+
+
 @dataclass
 class State:
-    """What one server process holds: its settings, the store (opened once) and search."""
+    """What one server process holds: its settings, the store (opened once), search and the
+    feedback statistics."""
 
     settings: Settings
     store: GraphStore
     search: Search
     owns_store: bool = True
+    feedback: FeedbackCache | None = None
 
 
 def _state(request: Request) -> State:
@@ -654,7 +719,8 @@ def create_app(settings: Settings | None = None, *, store: GraphStore | None = N
     owns = store is None
     if store is None:
         store = open_api_store(settings)
-    state = State(settings, store, Search(settings.index_dir), owns_store=owns)
+    state = State(settings, store, Search(settings.index_dir), owns_store=owns,
+                  feedback=FeedbackCache(settings.home))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> Any:
@@ -756,11 +822,16 @@ def _routes(settings: Settings) -> Any:
         product_id: ProductId,
         kind: Annotated[Literal[RELATION_KINDS], Query(description="Relation kind.")] = "complement",  # type: ignore[valid-type]
         k: int = Query(10, ge=1, le=settings.max_k, description=k_help),
+        feedback: bool = Query(False, description="Re-rank by the logged events' conversion (POST /v1/events, "
+                               "`tiein feedback ingest`); rows gain feedback_score and feedback."),
     ) -> dict[str, Any]:
-        """Top-k related products of a kind, best first, with evidence and explanations."""
+        """Top-k related products of a kind, best first, with evidence and explanations; with
+        ``feedback=true`` re-ranked by observed performance (the same answer for the same log)."""
         from tiein.service import related_payload
 
-        return related_payload(_store(request), product_id, kind, k)
+        st = _state(request)
+        stats = st.feedback.stats() if feedback and st.feedback is not None else None
+        return related_payload(st.store, product_id, kind, k, feedback=stats)
 
     @router.get("/products/{product_id}/bundle", response_model=BundleResponse, responses=_errors(404),
                 dependencies=auth, tags=["bundles"])
@@ -791,6 +862,26 @@ def _routes(settings: Settings) -> Any:
         if body.k > settings.max_k:
             raise ConfigError(f"k must be from 1 to {settings.max_k}, got {body.k}")
         return addons_payload(_store(request), body.cart, threshold=body.threshold, k=body.k)
+
+    @router.post("/events", response_model=EventsResponse, responses=_errors(400), dependencies=auth,
+                 tags=["feedback"])
+    def events(request: Request, body: Annotated[EventsRequest, Body()]) -> dict[str, Any]:
+        """Log recommendation events (impressions, clicks, add-to-carts, purchases) for the feedback
+        loop. All or nothing: one bad event rejects the request (422 naming ``events[i].field``);
+        re-posting the same events adds nothing."""
+        from tiein.feedback import ingest_records
+
+        records = [e.model_dump(exclude_none=True) for e in body.events]
+        try:
+            result = ingest_records(_state(request).settings.home, records, source="request body")
+        except InputError as exc:
+            if exc.row is None:
+                raise
+            # name the event as the body does (0-based index, field); details keep row = index + 1
+            err = InputError(f"events[{exc.row - 1}]" + (f".{exc.column}" if exc.column else "") + f": {exc.reason}")
+            err.row, err.column = exc.row, exc.column
+            raise err from exc
+        return {"received": result.received, "added": result.added, "duplicates": result.duplicates}
 
     @router.get("/search", response_model=SearchResponse, responses=_errors(), dependencies=auth,
                 tags=["products"])
