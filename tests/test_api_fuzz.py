@@ -49,6 +49,7 @@ OPERATIONS = [
     ("GET", "/v1/products/{product_id}/bundle"),
     ("GET", "/v1/products/{product_id}/view"),
     ("POST", "/v1/cart/addons"),
+    ("POST", "/v1/events"),
     ("GET", "/v1/search"),
     ("GET", "/v1/scenes"),
     ("GET", "/v1/scenes/{name}"),
