@@ -89,6 +89,23 @@ class ProductIndex:
         out._vectors = vectors
         return out
 
+    def add(self, ids: list[str], vectors: np.ndarray) -> None:
+        """Append products (new ids only) with their unit vectors; :meth:`save` then writes the
+        index with an updated manifest. Equal to :meth:`build` on the old ids followed by these."""
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        ids = [str(i) for i in ids]
+        if vectors.ndim != 2 or vectors.shape != (len(ids), self.dim):
+            raise InputError(f"expected {len(ids)} vectors of dimension {self.dim}, got shape {vectors.shape}")
+        clash = [i for i in ids if i in self._row]
+        if clash or len(set(ids)) != len(ids):
+            raise InputError(f"product id {(clash or ids)[0]!r} is already in the index", column="product_id")
+        old = self.vectors()
+        self._index.add(vectors)
+        for i, pid in enumerate(ids, start=len(self._ids)):
+            self._row[pid] = i
+        self._ids.extend(ids)
+        self._vectors = np.concatenate([old, vectors]) if len(old) else vectors
+
     def save(self, directory: Path) -> None:
         """Write the index to ``directory`` atomically (temp directory, then rename)."""
         directory = Path(directory)

@@ -145,3 +145,32 @@ def embed_products(
     """Embed every product of a PRODUCTS table (row order kept): see :func:`product_texts` for
     the text and :func:`embed_texts` for the cache. Returns float32 ``(num_rows, encoder.dim)``."""
     return embed_texts(product_texts(products), encoder, cache_dir=cache_dir, progress=progress)
+
+
+def cached_vectors(texts: list[str], cache_dir: Path, model: str) -> np.ndarray | None:
+    """The vectors :func:`embed_texts` would return for ``texts`` with ``model``, read from the
+    cache alone; None when a non-empty text is not cached (then an encoder is needed). Lets an
+    update with no new titles skip loading the model (and importing torch)."""
+    path = cache_file(cache_dir, model)
+    if not path.exists():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            dim = int(z["vectors"].shape[1])
+    except (OSError, ValueError, KeyError, EOFError, IndexError):
+        return None
+    cache_keys, cache_vectors = _read_cache(path, model, dim)
+    out = np.zeros((len(texts), dim), dtype=np.float32)
+    if not texts:
+        return out
+    if not len(cache_keys):
+        return None if any(texts) else out
+    keys = _text_keys(texts)
+    sorter = np.argsort(cache_keys)
+    pos = sorter[np.minimum(np.searchsorted(cache_keys, keys, sorter=sorter), len(cache_keys) - 1)]
+    found = cache_keys[pos] == keys
+    nonempty = np.array([bool(t) for t in texts], dtype=bool)
+    if (nonempty & ~found).any():
+        return None
+    out[found & nonempty] = cache_vectors[pos[found & nonempty]]
+    return out

@@ -7,9 +7,14 @@ same objects.
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
+
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from tiein.errors import ConfigError, NotFound, StoreError
 from tiein.model import GraphData
@@ -105,6 +110,12 @@ class GraphStore(Protocol):
         ids, sorted, and (optional, see :func:`candidates_answer`) "scene_roles": {scene_id: its
         role there} for every scene it is in; "substitutes": ALL the product's own substitute
         ids, sorted}. Raises ProductNotFound, and ConfigError for a bad k."""
+        ...
+
+    def apply(self, delta: GraphDelta, progress: Progress | None = None) -> None:
+        """Apply ``delta`` (see :func:`graph_delta`) atomically: afterwards the store answers
+        exactly as after ``replace(new)`` where ``delta = graph_delta(old, new)`` and the store
+        held ``old``; on any failure the previous graph stays as it was."""
         ...
 
     def close(self) -> None: ...
@@ -236,3 +247,103 @@ def id_list(product_ids: Any) -> list[str]:
     if not all(isinstance(p, str) for p in product_ids):
         raise ConfigError(f"product_ids must be strings, got {product_ids!r}")
     return list(dict.fromkeys(product_ids))
+
+
+# ----------------------------------------------------------------------------- incremental change
+@dataclass
+class GraphDelta:
+    """The difference between two graphs, at the level of graph.build's node / relationship
+    tables (so every store applies the same rows it would have loaded).
+
+    ``added_nodes[label]``: rows (NODE_SCHEMAS[label]) whose key is new; ``changed_nodes[label]``:
+    rows whose key exists, with ALL their new property values; ``removed_nodes[label]``: one
+    column, the keys to delete (with their relationships). ``upserted_rels[type]``: rows
+    (REL_SCHEMAS[type]) that replace any relationship of that type between the same ``(src,
+    dst)``; ``removed_rels[type]``: ``(src, dst)`` to delete. ``meta`` replaces the graph's meta.
+    Apply order (every store): delete removed and upserted relationships, delete removed nodes,
+    add nodes, update changed nodes, create upserted relationships, write meta.
+    """
+
+    added_nodes: dict[str, pa.Table] = dataclasses.field(default_factory=dict)
+    changed_nodes: dict[str, pa.Table] = dataclasses.field(default_factory=dict)
+    removed_nodes: dict[str, pa.Table] = dataclasses.field(default_factory=dict)
+    upserted_rels: dict[str, pa.Table] = dataclasses.field(default_factory=dict)
+    removed_rels: dict[str, pa.Table] = dataclasses.field(default_factory=dict)
+    meta: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def counts(self) -> dict[str, int]:
+        """Rows per part, summed over labels / types (what an update summary reports)."""
+        return {
+            part: sum(t.num_rows for t in getattr(self, part).values())
+            for part in ("added_nodes", "changed_nodes", "removed_nodes", "upserted_rels", "removed_rels")
+        }
+
+    def size(self) -> int:
+        """Rows to write in all."""
+        return sum(self.counts().values())
+
+
+def graph_delta(old: GraphData, new: GraphData, *, only: Collection[str] | None = None) -> GraphDelta:
+    """What turns the graph of ``old`` into the graph of ``new`` (see :class:`GraphDelta`).
+
+    Both are derived and validated with :func:`graph.build.graph_tables`; rows are compared whole
+    (NULL-safe, NaN equal to NaN) with DuckDB's ``EXCEPT``, so an unchanged row is never written.
+    ``only``: compare just these node labels / relationship types (the caller knows the others
+    are equal)."""
+    from graph.build import graph_tables
+
+    return tables_delta(graph_tables(old), graph_tables(new), only=only)
+
+
+def tables_delta(old: Any, new: Any, *, only: Collection[str] | None = None) -> GraphDelta:
+    """:func:`graph_delta` on two :class:`graph.build.GraphTables`."""
+    import duckdb
+
+    delta = GraphDelta(meta=dict(new.meta))
+    con = duckdb.connect()
+    try:
+        for kind, names in (("node", new.nodes), ("rel", new.rels)):
+            for name in names:
+                if only is not None and name not in only:
+                    continue
+                o = (old.nodes if kind == "node" else old.rels)[name]
+                n = (new.nodes if kind == "node" else new.rels)[name]
+                keys = n.column_names[:1] if kind == "node" else n.column_names[:2]
+                con.register("o_t", o)
+                con.register("n_t", n)
+                on = " AND ".join(f'k."{c}" = o_t."{c}"' for c in keys)
+                cols = ", ".join(f'"{c}"' for c in keys)
+                order = f"ORDER BY {cols}"
+                upsert = con.sql(
+                    f"SELECT * FROM (SELECT * FROM n_t EXCEPT SELECT * FROM o_t) {order}"
+                ).to_arrow_table()
+                upsert = upsert.cast(n.schema)
+                removed = con.sql(
+                    f"SELECT {cols} FROM (SELECT {cols} FROM o_t EXCEPT SELECT {cols} FROM n_t) {order}"
+                ).to_arrow_table()
+                removed = removed.cast(pa.schema([n.schema.field(c) for c in keys]))
+                if kind == "node":
+                    con.register("k", upsert.select(keys))
+                    existed = con.sql(
+                        f"SELECT k.{cols} FROM k WHERE EXISTS (SELECT 1 FROM o_t WHERE {on})"
+                    ).to_arrow_table()
+                    con.unregister("k")
+                    is_old = pc.is_in(upsert.column(keys[0]), value_set=existed.column(0))
+                    if upsert.num_rows:
+                        delta.added_nodes[name] = upsert.filter(pc.invert(is_old))
+                        delta.changed_nodes[name] = upsert.filter(is_old)
+                    if removed.num_rows:
+                        delta.removed_nodes[name] = removed
+                else:
+                    if upsert.num_rows:
+                        delta.upserted_rels[name] = upsert
+                    if removed.num_rows:
+                        delta.removed_rels[name] = removed
+                con.unregister("o_t")
+                con.unregister("n_t")
+    finally:
+        con.close()
+    for part in (delta.added_nodes, delta.changed_nodes):
+        for name in [k for k, t in part.items() if t.num_rows == 0]:
+            del part[name]
+    return delta

@@ -121,3 +121,28 @@ SUBSTITUTE_PAIRS = (
     "MATCH (p:Product {product_id: $product_id})-[:COMPLEMENT]->(q:Product)-[:SUBSTITUTE]->(s:Product) "
     "RETURN q.product_id AS a, s.product_id AS b"
 )
+
+# ----------------------------------------------------------------------------- incremental apply
+# GraphStore.apply (graph.base.GraphDelta) on a copy of the current generation. $rows is a pyarrow
+# Table whose columns are renamed ``c_<column>`` (LOAD FROM binds columns by name; the prefix
+# keeps names such as ``key`` / ``value`` clear of keywords). New nodes and relationships go in
+# with COPY_TABLE (LadybugDB appends to non-empty tables).
+NODE_KEY: dict[str, str] = {label: schema.names[0] for label, schema in NODE_SCHEMAS.items()}
+
+DELETE_NODES_BY_KEY: dict[str, str] = {
+    label: f"LOAD FROM $rows MATCH (n:{label} {{{key}: c_{key}}}) DETACH DELETE n"
+    for label, key in NODE_KEY.items()
+}
+UPDATE_NODES: dict[str, str] = {
+    label: f"LOAD FROM $rows MATCH (n:{label} {{{schema.names[0]}: c_{schema.names[0]}}}) SET "
+    + ", ".join(f"n.{c} = c_{c}" for c in schema.names[1:])
+    for label, schema in NODE_SCHEMAS.items()
+    if len(schema.names) > 1
+}
+DELETE_RELS_BY_KEY: dict[str, str] = {
+    rel: (
+        f"LOAD FROM $rows MATCH (a:{start} {{{NODE_KEY[start]}: c_src}})-[r:{rel}]->"
+        f"(b:{end} {{{NODE_KEY[end]}: c_dst}}) DELETE r"
+    )
+    for rel, (start, end) in REL_ENDPOINTS.items()
+}

@@ -88,6 +88,27 @@ CREATE_RELS: dict[str, str] = {
 
 CREATE_META = f"CREATE (m:{META_LABEL} {{json: $json}})"
 
+# ----------------------------------------------------------------------------- incremental apply (one transaction)
+# GraphStore.apply (graph.base.GraphDelta): delete relationships by (src, dst), delete nodes by
+# key, then CREATE_NODES / SET changed nodes / CREATE_RELS, all in one write transaction.
+DELETE_RELS_BY_KEY: dict[str, str] = {
+    rel_type: (
+        "UNWIND $rows AS row "
+        f"MATCH (a:{start} {{{NODE_KEYS[start]}: row.src}})-[r:{rel_type}]->(b:{end} {{{NODE_KEYS[end]}: row.dst}}) "
+        "DELETE r"
+    )
+    for rel_type, (start, end) in REL_ENDPOINTS.items()
+}
+DELETE_NODES_BY_KEY: dict[str, str] = {
+    label: f"UNWIND $keys AS key MATCH (n:{label} {{{k}: key}}) DETACH DELETE n"
+    for label, k in NODE_KEYS.items()
+}
+# $rows as CREATE_NODES; ``SET n = row`` replaces every property (null ones are removed).
+UPDATE_NODES: dict[str, str] = {
+    label: f"UNWIND $rows AS row MATCH (n:{label} {{{k}: row.{k}}}) SET n = row RETURN count(n) AS updated"
+    for label, k in NODE_KEYS.items()
+}
+
 # ----------------------------------------------------------------------------- reads
 # graph.base.PRODUCT_FIELDS of a Product bound to `p`, as `RETURN` items.
 PRODUCT_RETURN = (

@@ -39,6 +39,7 @@ from graph import cypher_ladybug as cy
 from graph.base import (
     PRODUCT_FIELDS,
     RELATED_FIELDS,
+    GraphDelta,
     Progress,
     candidates_answer,
     id_list,
@@ -64,6 +65,7 @@ CURRENT = "CURRENT"
 DB_FILE = "graph.lbug"
 META_FILE = "meta.json"
 GEN_PREFIX = "gen-"
+
 
 def refuse_writes(cypher: str) -> None:
     """Raise WriteRefused if ``cypher`` has a writing clause or statement, CypherError for several
@@ -266,6 +268,89 @@ class EmbeddedStore:
                 shutil.rmtree(child, ignore_errors=True)
             elif child.name.startswith(f"{CURRENT}.") and child.name.endswith(".tmp"):
                 child.unlink(missing_ok=True)
+
+    def apply(self, delta: GraphDelta, progress: Progress | None = None) -> None:
+        """Apply ``delta`` (graph.base.GraphDelta) as a new generation: a file copy of the current
+        one, changed in place (relationship and node deletes, ``SET`` of changed nodes, ``COPY``
+        appends of new nodes and relationships), checkpointed, then switched to exactly like
+        ``replace``. The answering generation is never written, so readers (an API server, a
+        snapshot) keep answering from it until the switch; a failure leaves it current."""
+        if not self.path.is_dir():
+            raise StoreError(
+                f"no graph has been loaded into {self.path} yet: build one before applying changes"
+            )
+        with self._lock, _WriterLock(self.path / ".lock"):
+            current = self._read_pointer()
+            if current is None:
+                raise StoreError(
+                    f"no graph has been loaded into {self.path} yet: build one before applying changes"
+                )
+            gen = f"{GEN_PREFIX}{time.time_ns()}-{uuid.uuid4().hex[:8]}"
+            gen_dir = self.path / gen
+            try:
+                shutil.copytree(self.path / current, gen_dir)
+                self._patch(gen_dir, delta, progress)
+                (gen_dir / META_FILE).write_text(
+                    json.dumps(delta.meta, ensure_ascii=False, sort_keys=True), encoding="utf-8"
+                )
+                tmp = self.path / f"{CURRENT}.{uuid.uuid4().hex[:8]}.tmp"
+                with open(tmp, "w", encoding="utf-8") as f:
+                    f.write(gen + "\n")
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp, self.path / CURRENT)
+                _fsync_dir(self.path)
+            except BaseException:
+                shutil.rmtree(gen_dir, ignore_errors=True)
+                raise
+            self._close_db()
+            self._remove_old_generations(keep=gen)
+        if progress:
+            progress("switch", 1, 1)
+
+    def _patch(self, gen_dir: Path, delta: GraphDelta, progress: Progress | None) -> None:
+        """Change the copied database in ``gen_dir`` by ``delta`` (the order of graph.base.GraphDelta)."""
+        import ladybug
+        import pyarrow as pa
+
+        def named(t: pa.Table) -> pa.Table:
+            return t.rename_columns([f"c_{c}" for c in t.column_names])
+
+        steps: list[tuple[str, str, pa.Table]] = []
+        for rel in REL_SCHEMAS:
+            keys = [
+                t.select(["src", "dst"])
+                for t in (delta.removed_rels.get(rel), delta.upserted_rels.get(rel))
+                if t is not None
+            ]
+            if keys:
+                steps.append((f"delete {rel}", cy.DELETE_RELS_BY_KEY[rel], named(pa.concat_tables(keys))))
+        for label, t in delta.removed_nodes.items():
+            steps.append((f"delete {label}", cy.DELETE_NODES_BY_KEY[label], named(t.select([0]))))
+        for label, t in delta.added_nodes.items():
+            steps.append((f"add {label}", cy.COPY_TABLE[label], t))
+        for label, t in delta.changed_nodes.items():
+            if label in cy.UPDATE_NODES:
+                steps.append((f"update {label}", cy.UPDATE_NODES[label], named(t)))
+        for rel, t in delta.upserted_rels.items():
+            steps.append((f"add {rel}", cy.COPY_TABLE[rel], t))
+        db = conn = None
+        try:
+            try:
+                db = ladybug.Database(str(gen_dir / DB_FILE))
+                conn = ladybug.Connection(db, num_threads=self.num_threads)
+            except RuntimeError as exc:
+                raise StoreError(f"opening the copy {gen_dir} failed: {exc}") from exc
+            for done, (what, statement, rows) in enumerate(steps):
+                if progress:
+                    progress(what, done, len(steps))
+                if rows.num_rows:
+                    _load(conn, statement, {"rows": rows}, gen_dir)
+            _load(conn, cy.CHECKPOINT, None, gen_dir)
+        finally:
+            for obj in (conn, db):
+                if obj is not None:
+                    obj.close()
 
     def product(self, product_id: str) -> dict[str, Any]:
         with self._lock:
@@ -530,4 +615,3 @@ def _related_rows(cols: list[str], rows: list[list[Any]], product_id: str, kind:
         rec["evidence"] = parse_evidence(rec["evidence"], product_id, rec["product_id"], kind)
         out.append({f: (kind if f == "kind" else rec[f]) for f in (*PRODUCT_FIELDS, *RELATED_FIELDS)})
     return out
-

@@ -58,6 +58,7 @@ from graph import cypher_neo4j as cy
 from graph.base import (
     PRODUCT_FIELDS,
     RELATED_FIELDS,
+    GraphDelta,
     Progress,
     candidates_answer,
     id_list,
@@ -454,6 +455,60 @@ class Neo4jStore:
                     tx.commit()
         if progress:
             progress("switch", 1, 1)
+
+    def apply(self, delta: GraphDelta, progress: Progress | None = None) -> None:
+        """Apply ``delta`` (graph.base.GraphDelta) in ONE write transaction of UNWIND batches:
+        delete upserted / removed relationships and removed nodes, create new nodes, ``SET`` the
+        changed ones, create the upserted relationships, replace the meta. A failure rolls it all
+        back; a batch that creates or updates fewer rows than it holds fails the apply."""
+        try:
+            meta_json = json.dumps(delta.meta, ensure_ascii=False, sort_keys=True)
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"is not JSON-serialisable: {exc}", file="meta") from exc
+        for part in (delta.added_nodes, delta.changed_nodes, delta.removed_nodes):
+            unknown = set(part) - set(cy.NODE_KEYS)
+            if unknown:
+                raise StoreError(
+                    f"node label(s) {sorted(unknown)} have no Neo4j statements (graph/cypher_neo4j.py)"
+                )
+        for part in (delta.upserted_rels, delta.removed_rels):
+            unknown = set(part) - set(cy.REL_ENDPOINTS)
+            if unknown:
+                raise StoreError(f"relationship type(s) {sorted(unknown)} have no Neo4j statements")
+        with self._load_lock, _translate("applying changes to the graph"):
+            with self._session(write=True) as session:
+                with session.begin_transaction() as tx:  # leaving without commit = rollback
+                    for rel in cy.REL_ENDPOINTS:
+                        keys = [
+                            t.select(["src", "dst"])
+                            for t in (delta.removed_rels.get(rel), delta.upserted_rels.get(rel))
+                            if t is not None
+                        ]
+                        for table in keys:
+                            for batch in batches(table, self.batch_size):
+                                tx.run(cy.DELETE_RELS_BY_KEY[rel], {"rows": batch.to_pylist()}).consume()
+                    for label, table in delta.removed_nodes.items():
+                        for batch in batches(table, self.batch_size):
+                            tx.run(
+                                cy.DELETE_NODES_BY_KEY[label], {"keys": batch.column(0).to_pylist()}
+                            ).consume()
+                    for label, table in delta.added_nodes.items():
+                        self._load_table(tx, "node", label, table)
+                    for label, table in delta.changed_nodes.items():
+                        for batch in batches(table, self.batch_size):
+                            record = tx.run(cy.UPDATE_NODES[label], {"rows": node_rows(batch)}).single()
+                            if record is None or record["updated"] != batch.num_rows:
+                                raise StoreError(
+                                    f"updating {label}: a changed node is missing from the graph"
+                                )
+                    for rel, table in delta.upserted_rels.items():
+                        _check_types(table, rel)
+                        self._load_table(tx, "rel", rel, table)
+                    tx.run(cy.DELETE_META).consume()
+                    tx.run(cy.CREATE_META, {"json": meta_json}).consume()
+                    tx.commit()
+        if progress:
+            progress("commit", 1, 1)
 
     @staticmethod
     def _schema_statements() -> list[str]:

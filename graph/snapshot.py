@@ -35,6 +35,7 @@ import pyarrow.compute as pc
 from graph.base import (
     PRODUCT_FIELDS,
     RELATED_FIELDS,
+    GraphDelta,
     GraphStore,
     Progress,
     candidates_answer,
@@ -217,6 +218,12 @@ class SnapshotStore:
         """Load ``data`` into the wrapped store (atomically, as it does), then reload."""
         with self._lock:
             self.store.replace(data, progress)
+            self.refresh()
+
+    def apply(self, delta: GraphDelta, progress: Progress | None = None) -> None:
+        """Apply ``delta`` to the wrapped store (atomically, as it does), then reload."""
+        with self._lock:
+            self.store.apply(delta, progress)
             self.refresh()
 
     def product(self, product_id: str) -> dict[str, Any]:

@@ -166,6 +166,8 @@ def test_collection_is_complete(checked: dict[str, Any]) -> None:
             assert used == {"scene_id"}, name
         elif name in BUNDLE_PARAMS:
             assert used == BUNDLE_PARAMS[name], name
+        elif name.startswith(tuple(APPLY_PARAMS)):
+            assert used == APPLY_PARAMS[name.split("[")[0] + "["], name
         elif not name.startswith("schema.md"):
             assert used == set(), name
 
@@ -212,3 +214,17 @@ def test_every_relation_kind_has_a_related_statement() -> None:
 
     assert {REL_TYPE[k] for k in RELATION_KINDS} == set(cy.RELATED)
     assert "sales_role" in cy.PRODUCT_RETURN
+
+
+# The incremental apply statements (issue 5) and the parameters each takes.
+APPLY_PARAMS = {"DELETE_RELS_BY_KEY[": {"rows"}, "DELETE_NODES_BY_KEY[": {"keys"}, "UPDATE_NODES[": {"rows"}}
+
+
+def test_apply_statements_are_checked(checked: dict[str, Any]) -> None:
+    """GraphStore.apply's statements exist for every label / type and pass Neo4j's parser."""
+    results = checked["results"]
+    names = [f"DELETE_RELS_BY_KEY[{rel}]" for rel in cy.REL_ENDPOINTS]
+    names += [f"{family}[{label}]" for label in cy.NODE_KEYS for family in ("DELETE_NODES_BY_KEY", "UPDATE_NODES")]
+    for name in names:
+        assert name in results, name
+        assert results[name]["errors"] == [] and results[name]["warnings"] == [], (name, results[name])

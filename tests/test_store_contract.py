@@ -866,3 +866,125 @@ def test_bundle_reads_on_a_random_graph(store: GraphStore) -> None:
                                              "roles": [r["role"] for r in sc["roles"]]}  # fmt: skip
         expected = {m["product_id"]: m["role"] for m in members if m["scene_id"] == sid}
         assert store.scene_roles_of(sid, sorted(ref["products"])) == dict(sorted(expected.items()))
+
+
+# ----------------------------------------------------------------------------- apply (issue 5)
+def mutated(d: GraphData, seed: int) -> GraphData:
+    """``d`` after an "update": products removed, added and changed (price, stock, title, brand,
+    category, attributes), relations dropped / rescored / added, pairs recounted, a scene gone
+    and one new, meta changed."""
+    rng = random.Random(seed)
+    prows = d.products.to_pylist()
+    gone = {r["product_id"] for r in rng.sample(prows, 10)}
+    prows = [r for r in prows if r["product_id"] not in gone]
+    for r in rng.sample(prows, 40):
+        r["price"] = round(rng.uniform(1, 500), 2)
+        r["stock"] = rng.choice([0, 3, None])
+        if rng.random() < 0.3:
+            r["title"] = r["title"] + " v2"
+            r["brand"] = rng.choice(["A", "D", None])
+        if rng.random() < 0.3:
+            r["category"], r["category_path"] = "new-leaf", CATEGORY_SEP.join(["新类", "new-leaf"])
+            r["attributes"] = json.dumps({"color": "purple"})
+    new_ids = [f"N{i:03d}" for i in range(10)]
+    prows += [
+        {"product_id": pid, "title": f"new {pid}", "category": None, "category_path": None, "brand": "E",
+         "price": 9.5, "stock": 1, "attributes": None, "margin": None, "sales_role": "hero"}
+        for pid in new_ids
+    ]  # fmt: skip
+    pids = [r["product_id"] for r in prows]
+    rels = []
+    for r in d.relations.to_pylist():
+        if r["src"] in gone or r["dst"] in gone or rng.random() < 0.15:
+            continue
+        if rng.random() < 0.2:
+            r = {**r, "score": rng.choice([0.5, rng.random()]), "evidence": json.dumps({"v": 2})}
+        rels.append(r)
+    seen = {(r["src"], r["dst"], r["kind"]) for r in rels}
+    for _ in range(200):
+        src, dst = rng.choice(new_ids + pids), rng.choice(new_ids)
+        kind = rng.choice(RELATION_KINDS)
+        if src != dst and (src, dst, kind) not in seen:
+            seen.add((src, dst, kind))
+            rels.append(relation_row(src, dst, kind, rng.choice([0.5, rng.random()]), 1.5, {"new": True}))
+    pairs = [r for r in d.co_purchased.to_pylist() if r["a"] not in gone and r["b"] not in gone]
+    for r in pairs[::7]:
+        r["n_ab"] += 1
+    members = [r for r in d.scene_members.to_pylist() if r["product_id"] not in gone and r["scene_id"] != "S4"]
+    for r in members[::5]:
+        r["role"] = "changed"
+    members.append({"product_id": new_ids[0], "scene_id": "S5", "role": "x", "weight": 1.0})
+    scenes = [s for s in d.scenes.to_pylist() if s["scene_id"] != "S4"]
+    scenes.append({"scene_id": "S5", "name": "scene 5", "source": "user"})
+    co_viewed = d.co_viewed.filter(
+        pa.compute.invert(pa.compute.or_(pa.compute.is_in(d.co_viewed["a"], pa.array(sorted(gone))),
+                                         pa.compute.is_in(d.co_viewed["b"], pa.array(sorted(gone)))))
+    )  # fmt: skip
+    return GraphData(
+        products=pa.Table.from_pylist(prows, schema=PRODUCTS),
+        co_purchased=pa.Table.from_pylist(pairs, schema=PAIR_STATS),
+        co_viewed=co_viewed,
+        relations=pa.Table.from_pylist(rels, schema=RELATIONS),
+        scenes=pa.Table.from_pylist(scenes, schema=SCENES),
+        scene_members=pa.Table.from_pylist(members, schema=SCENE_MEMBERS),
+        meta={"seed": seed, "updated": True},
+    )
+
+
+def assert_answers(store: GraphStore, d: GraphData) -> None:
+    """The store answers exactly what the reference computes from ``d``."""
+    ref = reference_answers(d)
+    st = store.stats()
+    assert st["nodes"] == ref["nodes"]
+    assert st["relationships"] == ref["relationships"]
+    assert st["meta"] == d.meta
+    for pid, expected in ref["products"].items():
+        assert store.product(pid) == expected
+    assert [key for key, expected in ref["related"].items() if store.related(*key) != expected] == []
+    for sid, expected_scene in ref["scenes"].items():
+        assert store.scene(sid) == expected_scene
+
+
+def test_apply_equals_replace_with_the_new_data(store: GraphStore, tmp_path: Path, store_kind: StoreKind) -> None:
+    from graph.base import graph_delta
+    from graph.build import graph_tables
+
+    old, new = random_graph(seed=7), None
+    new = mutated(old, seed=11)
+    delta = graph_delta(old, new)
+    c = delta.counts()
+    assert c["added_nodes"] >= 10 and c["changed_nodes"] >= 40 and c["removed_nodes"] >= 10
+    assert c["upserted_rels"] > 100 and c["removed_rels"] > 100
+    # a delta is much smaller than the graph: unchanged rows are never written
+    assert delta.size() < sum(graph_tables(new).counts()["relationships"].values()) / 2
+    store.replace(old)
+    store.apply(delta)
+    assert_answers(store, new)
+    with pytest.raises(ProductNotFound):
+        store.product(sorted(set(old.products["product_id"].to_pylist()) - set(new.products["product_id"].to_pylist()))[0])
+    # the same answers as a store loaded with replace(new), category / attribute nodes included
+    q = "MATCH (c:Category)-[:CHILD_OF]->(p:Category) RETURN c.category_id AS child, p.category_id AS parent ORDER BY child, parent"
+    applied = store.query(q)
+    store.replace(new)
+    assert store.query(q) == applied
+    # applying a delta with nothing in it changes nothing but the meta
+    empty = graph_delta(new, new)
+    assert empty.size() == 0
+    store.apply(empty)
+    assert_answers(store, new)
+
+
+def test_failed_apply_leaves_the_old_graph(store: GraphStore) -> None:
+    from graph.base import GraphDelta
+
+    old = random_graph(seed=7)
+    store.replace(old)
+    bad = GraphDelta(
+        changed_nodes={"Product": old.products.slice(0, 1)},
+        upserted_rels={"COMPLEMENT": pa.table({"src": ["P0001"], "dst": ["nope"], **{
+            f.name: pa.nulls(1, f.type) for f in RELATIONS if f.name not in ("src", "dst", "kind")}})},
+        meta={"broken": True},
+    )  # fmt: skip
+    with pytest.raises(StoreError):
+        store.apply(bad)
+    assert_answers(store, old)

@@ -8,6 +8,8 @@ Home directory layout (``--home``, env ``TIEIN_HOME``, default ``./tiein-data``)
 
     graph/     the embedded graph store (generations + pointer, see graph/ladybug_store.py)
     index/     the FAISS index of product titles with its manifest.json
+    inputs/    what `tiein update` needs: normalised inputs (Parquet), build options, unfiltered pair
+               counts and the loaded graph (tiein/update.py; BuildOptions.keep_state)
     cache/     embedding cache (model + title hash → vector), so rebuilds do not re-encode
     scenes.discovered.yaml   the scenes discovered by the last build without --scenes (editable)
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import os
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -71,6 +74,9 @@ class BuildOptions:
     scenes: Path | None = None  # user scenes file (tiein.scenes.load_scenes); wins over discovery
     discover_scenes: bool = True  # without a scenes file: discover scenes from complements
     max_scenes: int = 12
+    # save what `tiein update` needs in HOME/inputs (normalised inputs, options, unfiltered pair
+    # counts, the loaded graph): tiein.update.save_state
+    keep_state: bool = True
 
 
 DISCOVERED_SCENES_FILE = "scenes.discovered.yaml"
@@ -253,6 +259,7 @@ def build(opts: BuildOptions, progress: Progress | None = None) -> BuildSummary:
         "after_window_days": opts.after_window_days,
         "next_config": opts.next_purchase.to_dict(),
         "role_config": opts.roles.to_dict(),
+        "state_id": uuid.uuid4().hex,  # ties HOME/inputs (tiein.update) to this graph
     }
     data = GraphData(
         products=products,
@@ -271,6 +278,15 @@ def build(opts: BuildOptions, progress: Progress | None = None) -> BuildSummary:
             store.close()
         if index is not None:
             index.save(home / "index")
+    if opts.keep_state:
+        from tiein.update import save_state
+
+        with timer.step("state"):
+            save_state(
+                home, opts, source=loaded.name, derived_catalog=loaded.report.products_derived_from == "orders",
+                products=loaded.products, orders=loaded.orders, views=loaded.views, listed_pairs=loaded.listed_pairs,
+                data=data, model=model_name, neighbours=neighbours,
+            )  # fmt: skip
 
     summary = BuildSummary(source=loaded.name, store=store_url, model=model_name)
     summary.counts = {
