@@ -109,10 +109,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(home: Path, port: int, workers: int, snapshot: bool = False) -> subprocess.Popen[bytes]:
+def start_server(home: Path, port: int, workers: int, snapshot: bool = True) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if k not in ("TIEIN_API_TOKEN", "TIEIN_STORE", "TIEIN_API_SNAPSHOT")}
     cmd = [sys.executable, "-m", "tiein.cli", "serve", "--home", str(home), "--port", str(port),
-           "--workers", str(workers), "--log-level", "warning", *(["--snapshot"] if snapshot else [])]
+           "--workers", str(workers), "--log-level", "warning", "--snapshot" if snapshot else "--no-snapshot"]
     return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
@@ -342,7 +342,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--rate", type=float, default=None, help="open loop at this many requests/s (e.g. 200)")
     ap.add_argument("--endpoints", default="related,bundle", help="comma-separated: related, bundle")
     ap.add_argument("--workers", type=int, default=1, help="server worker processes [1]")
-    ap.add_argument("--snapshot", action="store_true", help="serve with `tiein serve --snapshot` (graph in memory)")
+    ap.add_argument("--snapshot", action=argparse.BooleanOptionalAction, default=True,
+                    help="serve the graph from memory (`tiein serve`'s default for the embedded store); "
+                    "--no-snapshot: read LadybugDB per request")
     ap.add_argument("--warmup", type=float, default=2.0, help="seconds of unmeasured load first [2]")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--rebuild", action="store_true", help="rebuild the cached home first")
@@ -373,8 +375,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         else:
             samples, elapsed = asyncio.run(closed_loop(url, ids, names, args.concurrency, args.seconds, args.seed))
             mode = f"closed loop, concurrency {args.concurrency}"
-        if args.snapshot:
-            mode += ", snapshot store"
+        mode += ", snapshot store" if args.snapshot else ", LadybugDB per request"
         server_cpu1, client_cpu = process_cpu_seconds(proc.pid), time.process_time() - client_cpu0
     finally:
         proc.terminate()

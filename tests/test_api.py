@@ -514,15 +514,18 @@ def test_concurrent_requests_get_the_same_answers(api: httpx.Client) -> None:
 
 
 def test_snapshot_serving_gives_the_same_answers(api: httpx.Client, home: Path) -> None:
-    """`tiein serve --snapshot` answers from graph.snapshot (the graph in memory): every read
-    endpoint returns exactly what the server reading LadybugDB returns."""
+    """`tiein serve` answers from graph.snapshot (the graph in memory; the default for the
+    embedded store): every read endpoint returns exactly what `--no-snapshot` (reading LadybugDB
+    per request) returns."""
     requests = [("GET", f"/v1/products/{pid}/{what}", params, None)
                 for pid in ("tent", "chair", "lamp", "tent_b")
                 for what, params in (("related", {"kind": "complement"}), ("related", {"kind": "substitute"}),
                                      ("bundle", {}), ("bundle", {"scene": "露营", "size": 4}))]  # fmt: skip
     requests += [("POST", "/v1/cart/addons", None, {"cart": ["tent", "chair"], "threshold": 600}),
                  ("GET", "/v1/scenes", None, None), ("GET", "/v1/products/nope/related", None, None)]  # fmt: skip
-    with serve("--home", str(home), "--snapshot") as url, httpx.Client(base_url=url, timeout=60) as snap:
+    assert api.get("/v1/health").json()["snapshot"] is True
+    with serve("--home", str(home), "--no-snapshot") as url, httpx.Client(base_url=url, timeout=60) as snap:
+        assert snap.get("/v1/health").json()["snapshot"] is False
         for method, path, params, body in requests:
             a = api.request(method, path, params=params, json=body)
             b = snap.request(method, path, params=params, json=body)
@@ -540,7 +543,7 @@ def test_snapshot_setting_errors(home: Path) -> None:
     assert bad.returncode == 2 and "TIEIN_API_SNAPSHOT='maybe'" in bad.stderr and "true or false" in bad.stderr
 
 
-@pytest.mark.parametrize("mode", [(), ("--snapshot",)], ids=["ladybug", "snapshot"])
+@pytest.mark.parametrize("mode", [("--no-snapshot",), ()], ids=["ladybug", "snapshot"])
 def test_a_rebuild_is_seen_without_restart(tmp_path: Path, mode: tuple[str, ...]) -> None:
     """The server opens the store once; a `tiein build` into the same home from another process
     switches the generation and the running server answers from the new graph (the snapshot

@@ -26,7 +26,7 @@ def run_bench(*args: str) -> dict:
 def test_closed_loop_reports_both_endpoints(tmp_path_factory: pytest.TempPathFactory) -> None:
     home = camping_home(tmp_path_factory)
     r = run_bench("--home", str(home), "--concurrency", "2")
-    assert r["mode"] == "closed loop, concurrency 2"
+    assert r["mode"] == "closed loop, concurrency 2, snapshot store"
     assert set(r["endpoints"]) == {"related", "bundle"}
     for s in (*r["endpoints"].values(), r["all"]):
         assert s["requests"] > 0 and s["errors"] == 0
@@ -37,8 +37,8 @@ def test_closed_loop_reports_both_endpoints(tmp_path_factory: pytest.TempPathFac
 
 def test_open_loop_sends_the_scheduled_requests(tmp_path_factory: pytest.TempPathFactory) -> None:
     home = camping_home(tmp_path_factory)
-    r = run_bench("--home", str(home), "--rate", "40", "--endpoints", "related")
-    assert r["mode"] == "open loop at 40 req/s"
+    r = run_bench("--home", str(home), "--rate", "40", "--endpoints", "related", "--no-snapshot")
+    assert r["mode"] == "open loop at 40 req/s, LadybugDB per request"
     assert set(r["endpoints"]) == {"related"}
     assert r["all"]["requests"] == 40 and r["all"]["errors"] == 0
 

@@ -136,10 +136,11 @@ class Settings:
         default=1.0,
         metadata={"env": "TIEIN_API_NEO4J_RETRY", "help": "how long a Neo4j read is retried before a 503 (s)"},
     )
-    snapshot: bool = field(
-        default=False,
+    snapshot: bool | None = field(
+        default=None,
         metadata={"env": "TIEIN_API_SNAPSHOT", "help": "serve reads from an in-memory snapshot of the embedded "
-                  "graph (graph.snapshot: identical answers, several times faster; reloaded after a rebuild)"},
+                  "graph (graph.snapshot: identical answers, several times faster; reloaded after a rebuild); "
+                  "default: on for the embedded store, off (not possible) for Neo4j"},
     )
 
     def __post_init__(self) -> None:
@@ -540,6 +541,7 @@ class HealthResponse(Open):
     store: str = Field(description="Store kind: embedded or neo4j.")
     graph: GraphStats
     search: bool = Field(description="Whether /v1/search has an index to search.")
+    snapshot: bool = Field(description="Whether reads come from an in-memory snapshot of the embedded store.")
 
 
 class CypherRequest(BaseModel):
@@ -771,7 +773,7 @@ def open_api_store(settings: Settings) -> GraphStore:
             raise ConfigError("the in-memory snapshot serves the embedded store only; Neo4j is read directly")
         return Neo4jStore.from_url(settings.store_url.strip(), max_transaction_retry_time=settings.neo4j_retry_s)
     store = open_store(settings.store_url)
-    if not settings.snapshot:
+    if settings.snapshot is False:
         return store
     from graph.snapshot import SnapshotStore
 
@@ -801,10 +803,12 @@ def _routes(settings: Settings) -> Any:
     def health(request: Request) -> dict[str, Any]:
         """The store answers, with its node / relationship counts and build meta (no auth)."""
         st = _state(request)
+        snapshot = st.store.name == "snapshot"  # the embedded store, read from memory
         return {
             "status": "ok",
             "version": __version__,
-            "store": st.store.name,
+            "store": "embedded" if snapshot else st.store.name,
+            "snapshot": snapshot,
             "graph": st.store.stats(),
             "search": st.search.available(),
         }

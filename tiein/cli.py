@@ -505,7 +505,7 @@ def scenes_discover(out: Path | None, max_scenes: int, seed: int, home: str | No
 @click.option("--cors", "cors", multiple=True, metavar="ORIGIN", help="An origin allowed by CORS, e.g. https://shop.example (repeatable) [env TIEIN_API_CORS, comma-separated].")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64), help="Worker processes (each opens the store once).")
 @click.option("--max-k", type=click.IntRange(1, 1000), help="Largest k a request may ask [env TIEIN_API_MAX_K; default 100].")
-@click.option("--snapshot", is_flag=True, default=None, help="Serve reads from an in-memory snapshot of the embedded graph: identical answers, bundles ~10x faster, reloaded after a rebuild; memory ~0.7 GB per 50k products [env TIEIN_API_SNAPSHOT].")
+@click.option("--snapshot/--no-snapshot", default=None, help="Serve reads from an in-memory snapshot of the embedded graph (the default for it): identical answers, bundles ~10x faster, reloaded after a rebuild; memory ~0.7 GB and 2-6 s of start-up per 50k products. --no-snapshot reads LadybugDB per request [env TIEIN_API_SNAPSHOT].")
 @click.option("--insecure", is_flag=True, help="Allow a non-loopback --host without a token.")
 @click.option("--log-level", default="info", show_default=True, type=click.Choice(["critical", "error", "warning", "info", "debug"]), help="Server log level.")
 def serve(
