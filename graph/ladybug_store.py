@@ -32,6 +32,7 @@ import shutil
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -207,24 +208,30 @@ class EmbeddedStore:
         with self._lock:
             self.path.mkdir(parents=True, exist_ok=True)
             with _WriterLock(self.path / ".lock"):
-                gen = f"{GEN_PREFIX}{time.time_ns()}-{uuid.uuid4().hex[:8]}"
-                gen_dir = self.path / gen
-                try:
-                    self._build(gen_dir, tables, progress)
-                    tmp = self.path / f"{CURRENT}.{uuid.uuid4().hex[:8]}.tmp"
-                    with open(tmp, "w", encoding="utf-8") as f:
-                        f.write(gen + "\n")
-                        f.flush()
-                        os.fsync(f.fileno())
-                    os.replace(tmp, self.path / CURRENT)
-                    _fsync_dir(self.path)
-                except BaseException:
-                    shutil.rmtree(gen_dir, ignore_errors=True)
-                    raise
-                self._close_db()
-                self._remove_old_generations(keep=gen)
+                self._new_generation(lambda gen_dir: self._build(gen_dir, tables, progress))
         if progress:
             progress("switch", 1, 1)
+
+    def _new_generation(self, make: Callable[[Path], None]) -> None:
+        """``make`` a new generation directory, then point CURRENT at it atomically and drop the
+        old generations; on any failure the new directory is removed and CURRENT is untouched.
+        The caller holds the writer lock."""
+        gen = f"{GEN_PREFIX}{time.time_ns()}-{uuid.uuid4().hex[:8]}"
+        gen_dir = self.path / gen
+        try:
+            make(gen_dir)
+            tmp = self.path / f"{CURRENT}.{uuid.uuid4().hex[:8]}.tmp"
+            with open(tmp, "w", encoding="utf-8") as f:
+                f.write(gen + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path / CURRENT)
+            _fsync_dir(self.path)
+        except BaseException:
+            shutil.rmtree(gen_dir, ignore_errors=True)
+            raise
+        self._close_db()
+        self._remove_old_generations(keep=gen)
 
     def _build(self, gen_dir: Path, tables: GraphTables, progress: Progress | None) -> None:
         import ladybug
@@ -285,26 +292,15 @@ class EmbeddedStore:
                 raise StoreError(
                     f"no graph has been loaded into {self.path} yet: build one before applying changes"
                 )
-            gen = f"{GEN_PREFIX}{time.time_ns()}-{uuid.uuid4().hex[:8]}"
-            gen_dir = self.path / gen
-            try:
+
+            def make(gen_dir: Path) -> None:
                 shutil.copytree(self.path / current, gen_dir)
                 self._patch(gen_dir, delta, progress)
                 (gen_dir / META_FILE).write_text(
                     json.dumps(delta.meta, ensure_ascii=False, sort_keys=True), encoding="utf-8"
                 )
-                tmp = self.path / f"{CURRENT}.{uuid.uuid4().hex[:8]}.tmp"
-                with open(tmp, "w", encoding="utf-8") as f:
-                    f.write(gen + "\n")
-                    f.flush()
-                    os.fsync(f.fileno())
-                os.replace(tmp, self.path / CURRENT)
-                _fsync_dir(self.path)
-            except BaseException:
-                shutil.rmtree(gen_dir, ignore_errors=True)
-                raise
-            self._close_db()
-            self._remove_old_generations(keep=gen)
+
+            self._new_generation(make)
         if progress:
             progress("switch", 1, 1)
 

@@ -236,30 +236,13 @@ class _State:
     neighbours: pa.Table | None
 
 
-def save_state(
-    home: Path,
-    opts: BuildOptions,
-    *,
-    source: str,
-    derived_catalog: bool,
-    products: pa.Table,
-    orders: pa.Table,
-    views: pa.Table,
-    listed_pairs: pa.Table,
-    data: GraphData,
-    model: str | None,
-    neighbours: pa.Table | None,
-    counts_orders: Any = None,
-    counts_views: Any = None,
-) -> None:
+def save_state(home: Path, opts: BuildOptions, **parts: Any) -> None:
     """Write the state an update needs to ``HOME/inputs`` atomically (temporary directory, then
-    swap). ``products`` are the normalised catalog rows (sales roles are recomputed); counts not
-    given are computed here (:func:`tiein.mining.count_pairs`, ~1.3 s on Online Retail's 485k
-    lines). ``data.meta["state_id"]`` ties the state to the graph it describes."""
-    tmp = _write_state(home, opts, source=source, derived_catalog=derived_catalog, products=products,
-                       orders=orders, views=views, listed_pairs=listed_pairs, data=data, model=model,
-                       neighbours=neighbours, counts_orders=counts_orders, counts_views=counts_views)  # fmt: skip
-    _swap_state(tmp, Path(home) / STATE_DIR)
+    swap); ``parts`` as :func:`_write_state` takes them. ``products`` are the normalised catalog
+    rows (sales roles are recomputed); counts not given are computed here
+    (:func:`tiein.mining.count_pairs`, ~1.3 s on Online Retail's 485k lines).
+    ``data.meta["state_id"]`` ties the state to the graph it describes."""
+    _swap_state(_write_state(home, opts, **parts), Path(home) / STATE_DIR)
 
 
 def _write_state(
