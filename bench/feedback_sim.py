@@ -1,18 +1,19 @@
 """Simulation on real data: does re-ranking by feedback sell more than the classifier's order?
 
-    python bench/feedback_sim.py [--cut 2011-09-01] [--end 2011-12-10] [-k 5] [--pool 20]
+    python bench/feedback_sim.py [--cut 2011-09-01] [--end 2011-12-10] [--views 0] [-k 5] [--pool 20]
                                  [--window-days 0] [--explore 0.1] [--prior-strength 50]
-                                 [--home tiein-data/feedback-sim] [--json]
+                                 [--item-strength 200] [--home tiein-data/feedback-sim] [--json]
 
 1. **Train.** The complement relations are built from UCI Online Retail I order lines *before*
    ``--cut`` (mine → candidate features → classify, the build's own stages; no title embeddings
    unless ``--embeddings``). They are cached in ``HOME/relations-<cut>-<emb>.parquet``.
-2. **Replay.** Every held-back invoice from ``--cut`` to ``--end`` (time order) is one request:
-   an anchor item from the basket is "viewed" (among the basket's items that have complements,
-   the one with the smallest stable hash of invoice and item: deterministic, unrelated to the
-   ranking) and the engine shows ``k`` complements of it: one ``impression`` each. A shown item
-   counts as ``click`` + ``purchase`` when the customer bought it in that invoice (or in a later
-   invoice within ``--window-days``).
+2. **Replay.** Every held-back invoice from ``--cut`` to ``--end`` (time order) is one unit: the
+   pages of its items that have complements are "viewed" (``--views 0``, the default: every one,
+   as a shopper opens each product page before buying it; ``--views N``: the N with the smallest
+   stable hash of invoice and item, deterministic and unrelated to the ranking) and each page shows
+   ``k`` complements of its item: one ``impression`` each. A shown item counts as ``click`` +
+   ``purchase`` when the customer bought it in that invoice (or in a later invoice within
+   ``--window-days``).
 3. **Arms.** The customer (guests: the invoice) is assigned by :func:`tiein.feedback.assign` to
    ``control`` (the classifier's top k) or ``reranked`` (:func:`tiein.feedback.rerank` of the top
    ``--pool`` complements by the feedback stats learnt so far, top k of that). Stats are online:
@@ -20,7 +21,9 @@
    the day, and the next day re-ranks with ``feedback_stats`` of everything logged before it.
 4. **Report.** Per arm: conversion (purchases per impression; CI by the delta method over
    invoices), hit rate (invoices with at least one purchase of a shown item; Wilson CI), and the
-   lift of reranked over control with its CI (delta method on the log ratio).
+   lift of reranked over control with its CI (delta method on the log ratio). **Paired**: both
+   arms' lists judged on every invoice (what the customer bought does not depend on what was shown
+   in a replay), which removes the noise of splitting customers; its CI is over invoices.
 """
 
 from __future__ import annotations
@@ -43,6 +46,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tiein.feedback import (  # noqa: E402
+    DEFAULT_ITEM_STRENGTH,
+    DEFAULT_PRIOR_STRENGTH,
     EVENTS,
     Z95,
     assign,
@@ -183,9 +188,11 @@ def simulate(
     *,
     k: int = 5,
     pool: int = 20,
+    views: int = 0,
     window_days: int = 0,
     explore: float = 0.1,
-    prior_strength: float = 50.0,
+    prior_strength: float = DEFAULT_PRIOR_STRENGTH,
+    item_strength: float = DEFAULT_ITEM_STRENGTH,
 ) -> SimResult:
     """Replay ``test_orders`` against ``relations`` (see the module docstring)."""
     import shutil
@@ -195,9 +202,12 @@ def simulate(
     baskets = _baskets(test_orders, window_days)
     log_home = home / "sim-log"
     shutil.rmtree(log_home, ignore_errors=True)
+    if views < 0:
+        raise ValueError(f"views must be >= 0 (0: every basket item), got {views}")
     per = {a: {"impressions": [], "purchases": []} for a in ARMS}
     paired: dict[str, list[int]] = {"control": [], "reranked": [], "impressions": []}
-    stats = feedback_stats(EVENTS.empty_table(), prior_strength=prior_strength)
+    fb_options = {"prior_strength": prior_strength, "item_strength": item_strength}
+    stats = feedback_stats(EVENTS.empty_table(), **fb_options)
     day = None
     ev: dict[str, list[Any]] = {n: [] for n in EVENTS.names}
     t_stats = 0.0
@@ -207,7 +217,7 @@ def simulate(
         if ev["event"]:
             ts = time.perf_counter()
             ingest(log_home, pa.table({n: pa.array(v, EVENTS.field(n).type) for n, v in ev.items()}))
-            stats = feedback_stats(read_log(log_home), prior_strength=prior_strength)
+            stats = feedback_stats(read_log(log_home), **fb_options)
             t_stats += time.perf_counter() - ts
             for v in ev.values():
                 v.clear()
@@ -219,33 +229,43 @@ def simulate(
         candidates = [i for i in dict.fromkeys(b["items"]) if i in comps]
         if not candidates:
             continue
-        anchor = min(candidates, key=lambda i: stable_hash("anchor", b["order_id"], i))
+        # the viewed anchors: the basket's items with complements, by a stable hash of invoice and
+        # item (deterministic, unrelated to the ranking); views=0: every one of them
+        candidates.sort(key=lambda i: stable_hash("anchor", b["order_id"], i))
+        anchors = candidates[:views] if views > 0 else candidates
         arm = assign(b["user"], EXPERIMENT, ARMS)
-        lists = {
-            "control": [r["product_id"] for r in comps[anchor][:k]],
-            "reranked": [
-                r["product_id"]
-                for r in rerank(
-                    comps[anchor], stats, anchor_id=anchor, explore=explore, seed=stable_hash(b["order_id"])
-                )[:k]
-            ],
-        }
-        for name, items in lists.items():  # both lists judged on every invoice (paired)
-            paired[name].append(sum(i in b["truth"] for i in items))
-        paired["impressions"].append(len(lists["control"]))
-        shown = lists[arm]
-        bought = [i for i in shown if i in b["truth"] and i != anchor]
-        per[arm]["impressions"].append(len(shown))
-        per[arm]["purchases"].append(len(bought))
-        for item in shown:
-            for event in ("impression", "click", "purchase") if item in bought else ("impression",):
-                for n, v in (
-                    ("event_id", f"{b['order_id']}:{item}:{event}"), ("ts", b["ts"]), ("user_id", b["user"]),
-                    ("anchor_id", anchor), ("item_id", item), ("kind", "complement"), ("surface", "page"),
-                    ("experiment", EXPERIMENT), ("variant", arm), ("event", event), ("value", None),
-                    ("order_id", b["order_id"]),
-                ):  # fmt: skip
-                    ev[n].append(v)
+        got = {"control": 0, "reranked": 0, "impressions": 0, "shown": 0, "bought": 0}
+        for anchor in anchors:
+            lists = {
+                "control": [r["product_id"] for r in comps[anchor][:k]],
+                "reranked": [
+                    r["product_id"]
+                    for r in rerank(
+                        comps[anchor], stats, anchor_id=anchor, explore=explore,
+                        seed=stable_hash(b["order_id"], anchor),
+                    )[:k]
+                ],
+            }  # fmt: skip
+            for name, items in lists.items():  # both lists judged on every invoice (paired)
+                got[name] += sum(i in b["truth"] and i != anchor for i in items)
+            got["impressions"] += len(lists["control"])
+            shown = lists[arm]
+            bought = [i for i in shown if i in b["truth"] and i != anchor]
+            got["shown"] += len(shown)
+            got["bought"] += len(bought)
+            for item in shown:
+                for event in ("impression", "click", "purchase") if item in bought else ("impression",):
+                    for n, v in (
+                        ("event_id", f"{b['order_id']}:{anchor}:{item}:{event}"), ("ts", b["ts"]),
+                        ("user_id", b["user"]), ("anchor_id", anchor), ("item_id", item), ("kind", "complement"),
+                        ("surface", "page"), ("experiment", EXPERIMENT), ("variant", arm), ("event", event),
+                        ("value", None), ("order_id", b["order_id"]),
+                    ):  # fmt: skip
+                        ev[n].append(v)
+        for name in ("control", "reranked", "impressions"):
+            paired[name].append(got[name])
+        per[arm]["impressions"].append(got["shown"])
+        per[arm]["purchases"].append(got["bought"])
     flush()
 
     result = SimResult()
@@ -274,8 +294,9 @@ def simulate(
         "lift": paired_lift(diff, imp, both["control"]["value"]),
     }
     result.settings = {
-        "k": k, "pool": pool, "window_days": window_days, "explore": explore, "prior_strength": prior_strength,
-        "invoices": len(baskets), "anchors_with_complements": len(comps),
+        "k": k, "pool": pool, "views": views, "window_days": window_days, "explore": explore,
+        "prior_strength": prior_strength, "item_strength": item_strength, "invoices": len(baskets),
+        "anchors_with_complements": len(comps),
     }  # fmt: skip
     result.seconds = {"replay": time.perf_counter() - t0, "ingest_and_stats": t_stats}
     return result
@@ -322,9 +343,19 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--end", default="2011-12-10", help="Replay up to (excluding) this date.")
     ap.add_argument("-k", type=int, default=5, help="Complements shown per request.")
     ap.add_argument("--pool", type=int, default=20, help="Complements the reranked arm chooses from.")
+    ap.add_argument(
+        "--views", type=int, default=0,
+        help="Anchors viewed per invoice (each shown k complements); 0: every basket item with complements.",
+    )  # fmt: skip
     ap.add_argument("--window-days", type=int, default=0, help="A later purchase within N days also counts.")
     ap.add_argument("--explore", type=float, default=0.1, help="Thompson draw spread (0 greedy, 1 classic).")
-    ap.add_argument("--prior-strength", type=float, default=50.0, help="Pseudo-impressions of the prior.")
+    ap.add_argument(
+        "--prior-strength", type=float, default=DEFAULT_PRIOR_STRENGTH, help="Pseudo-impressions of a pair's prior."
+    )
+    ap.add_argument(
+        "--item-strength", type=float, default=DEFAULT_ITEM_STRENGTH,
+        help="Pseudo-impressions of the item level of the prior (0: pair level only).",
+    )  # fmt: skip
     ap.add_argument(
         "--embeddings", action="store_true", help="Use title embeddings in the classifier (slower)."
     )
@@ -336,21 +367,23 @@ def main(argv: list[str] | None = None) -> None:
     a = ap.parse_args(argv)
     res = run(
         datetime.fromisoformat(a.cut), datetime.fromisoformat(a.end), a.home, data_dir=a.data_dir,
-        embeddings=a.embeddings, k=a.k, pool=a.pool, window_days=a.window_days, explore=a.explore,
-        prior_strength=a.prior_strength,
+        embeddings=a.embeddings, k=a.k, pool=a.pool, views=a.views, window_days=a.window_days,
+        explore=a.explore, prior_strength=a.prior_strength, item_strength=a.item_strength,
     )  # fmt: skip
     s = res.settings
     print(f"Online Retail: train < {s['cut']}, replay {s['cut']} .. {s['end']} ({s['invoices']:,} invoices), "
-          f"k={s['k']} of pool {s['pool']}, window {s['window_days']} d, explore {s['explore']}")  # fmt: skip
+          f"{'all' if s['views'] == 0 else s['views']} anchor(s) viewed per invoice, k={s['k']} of pool {s['pool']}, "
+          f"window {s['window_days']} d, explore {s['explore']}, prior {s['prior_strength']:g}, "
+          f"item level {s['item_strength']:g}")  # fmt: skip
     for arm, m in res.arms.items():
-        print(f"  {arm:<9} {m['requests']:>6,} requests {m['impressions']:>7,} shown {m['purchases']:>6,} bought  "
+        print(f"  {arm:<9} {m['requests']:>6,} invoices {m['impressions']:>7,} shown {m['purchases']:>6,} bought  "
               f"conversion {_fmt(m['conversion'])}  hit rate {_fmt(m['hit_rate'])}")  # fmt: skip
     for metric, x in res.lift.items():
         print(f"  lift reranked vs control, {metric:<10} {_fmt(x)}")
     pr = res.paired
-    print(f"  paired (both lists judged on all {pr['requests']:,} requests): conversion control "
+    print(f"  paired (both lists judged on all {pr['requests']:,} invoices): conversion control "
           f"{_fmt(pr['control_conversion'])}, reranked {_fmt(pr['reranked_conversion'])}, lift {_fmt(pr['lift'])} "
-          f"({pr['invoices_with_different_purchases']:,} requests differ)")  # fmt: skip
+          f"({pr['invoices_with_different_purchases']:,} invoices differ)")  # fmt: skip
     print("  seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in res.seconds.items()))
     if a.json:
         print(json.dumps(res.to_dict(), indent=2, default=str))

@@ -1,8 +1,9 @@
 """The feedback simulation (bench/feedback_sim.py) on a two-week slice of Online Retail I.
 
-It does not assert that re-ranking wins: on this data it does not (see README, "Feedback loop").
-It checks the replay is sound: arms split by user, the event log holds exactly what the arms
-report, and the re-ranker with a prior too strong to move reproduces the classifier's lists.
+The replay is sound (arms split by user, the event log holds exactly what the arms report, a
+re-ranker with a prior too strong to move reproduces the classifier's lists), and with every basket
+item viewed the re-ranked lists sell more than the classifier's on the same invoices (paired 95 %
+CI above 0), the item level adding to the pair level. The full Sep-Dec numbers are in the README.
 """
 
 from __future__ import annotations
@@ -55,8 +56,21 @@ def test_replay_is_consistent_with_the_log(sliced) -> None:  # type: ignore[no-u
 @pytest.mark.slow
 def test_immovable_prior_reproduces_the_classifier(sliced) -> None:  # type: ignore[no-untyped-def]
     home, rel, held = sliced
-    res = simulate(rel, held, home, k=5, pool=20, prior_strength=1e12, explore=0.0)
+    res = simulate(rel, held, home, k=5, pool=20, prior_strength=1e12, item_strength=0, explore=0.0)
     p = res.paired
     assert p["invoices_with_different_purchases"] == 0
     assert p["lift"]["value"] == 0.0
     assert p["control_conversion"]["value"] == p["reranked_conversion"]["value"]
+
+
+@pytest.mark.slow
+def test_reranked_lists_sell_more_than_the_classifier(sliced) -> None:  # type: ignore[no-untyped-def]
+    home, rel, held = sliced
+    full = simulate(rel, held, home, k=5, pool=20, views=0)
+    pairs_only = simulate(rel, held, home, k=5, pool=20, views=0, item_strength=0)
+    for res in (full, pairs_only):
+        p = res.paired
+        assert p["requests"] > 1000 and p["invoices_with_different_purchases"] > 100
+        assert p["lift"]["low"] > 0, p  # the re-ranked lists convert better, CI excludes 0
+        assert p["reranked_conversion"]["value"] > p["control_conversion"]["value"]
+    assert full.paired["lift"]["value"] > pairs_only.paired["lift"]["value"]

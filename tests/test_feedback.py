@@ -179,6 +179,14 @@ def test_report_cli_writes_png_and_html(tmp_path: Path) -> None:
     assert "0 of 20 events added" in r.output
     r = CliRunner().invoke(cli, ["feedback", "stats", "--kind", "substitute", "--json", "--home", str(home)])
     assert r.exit_code == 0 and '"impressions": 2' in r.output and "complement" not in r.output
+    import json
+
+    as_json = json.loads(r.output)
+    assert as_json["items"] == [
+        {"item_id": "z", "kind": "substitute", "anchors": 1, "impressions": 2, "clicks": 1, "purchases": 1}
+    ]
+    r = CliRunner().invoke(cli, ["feedback", "stats", "--home", str(home)])
+    assert "top recommended items by purchases" in r.output and "anchors" in r.output
     r = CliRunner().invoke(cli, ["report", "--home", str(home), "--out", str(out)])
     assert r.exit_code == 0, r.output
     assert "lift B vs A add_on_rate  +50.0%" in r.output
@@ -249,6 +257,41 @@ def test_rerank_moves_sellers_up_and_keeps_unseen_order() -> None:
     ]
     with pytest.raises(ConfigError):
         rerank(rows, stats, anchor_id="a", explore=2.0)
+
+
+def test_rerank_item_level_lifts_items_that_sell_for_other_anchors() -> None:
+    rows = _rows(("p1", 0.9), ("p2", 0.8), ("p3", 0.7))
+    # for anchor "a" nothing was shown yet; for anchors b and c, p3 sold 30 of 60 times and p1 1 of 60
+    recs: list[dict[str, str]] = []
+    for other in ("b", "c"):
+        for i in range(30):
+            recs += [_ev("p1", "impression", anchor=other, user=f"{other}{i}"),
+                     _ev("p3", "impression", anchor=other, user=f"{other}{i}")]  # fmt: skip
+        recs += [_ev("p3", "purchase", anchor=other, user=f"{other}{i}") for i in range(15)]
+    recs += [_ev("p1", "purchase", anchor="b", user="b0")]
+    # and p3's own pair with "a": shown 5 times, bought once
+    recs += [_ev("p3", "impression", anchor="a", user=f"a{i}") for i in range(5)]
+    recs += [_ev("p3", "purchase", anchor="a", user="a0")]
+    stats = feedback_stats(events_table(recs), prior_strength=10, item_strength=20)
+    items = {(r["item_id"], r["kind"]): r for r in stats.items.to_pylist()}
+    assert (items[("p3", "complement")]["anchors"], items[("p3", "complement")]["impressions"]) == (3, 65)
+    assert items[("p3", "complement")]["purchases"] == 31
+    out = rerank(rows, stats, anchor_id="a", explore=0.0)
+    assert [r["product_id"] for r in out] == ["p3", "p2", "p1"]
+    f3 = next(r["feedback"] for r in out if r["product_id"] == "p3")
+    # the pair's own counts are left out of its item level: 65 - 5 impressions, 31 - 1 purchases
+    assert (f3["impressions"], f3["successes"], f3["item_impressions"], f3["item_successes"]) == (5, 1, 60, 30)
+    p = stats.prior_rate("complement")  # (31 + 1 + 1) / (125 + 2): capped successes over impressions
+    assert p == pytest.approx(33 / 127)
+    assert f3["item_factor"] == pytest.approx((30 + 20 * p) / (60 + 20) / p, abs=1e-6)
+    # p2 was never shown anywhere: factor 1, its score-based prior; p1 sells badly elsewhere: last
+    f2 = next(r["feedback"] for r in out if r["product_id"] == "p2")
+    assert f2["item_factor"] == 1.0 and f2["item_impressions"] == 0
+    # item_strength 0: no item level, p1 and p2 keep the classifier's order above p3
+    flat = feedback_stats(events_table(recs), prior_strength=10, item_strength=0)
+    assert [r["product_id"] for r in rerank(rows, flat, anchor_id="a", explore=0.0)][:2] == ["p1", "p2"]
+    with pytest.raises(ConfigError, match="item_strength"):
+        feedback_stats(events_table(recs), item_strength=-1)
 
 
 def test_related_payload_feedback_hook(tmp_path: Path) -> None:

@@ -586,10 +586,14 @@ def feedback_ingest(file: Path, home: str | None, as_json: bool) -> None:
 @click.option("--kind", help="Only this relation kind (complement, substitute, …).")
 @click.option("--top", default=10, show_default=True, type=click.IntRange(0, 100000), help="Pairs shown, best smoothed conversion first.")
 @click.option("--prior-strength", default=50.0, show_default=True, type=click.FloatRange(min=0, min_open=True), help="Pseudo-impressions of the kind's rate added to each pair (smoothing).")
+@click.option("--item-strength", default=200.0, show_default=True, type=click.FloatRange(min=0), help="Pseudo-impressions of the item level of the re-ranker's prior (0: off); listed in --json.")
 @click.option("--home", help=HOME_HELP)
 @click.option("--json", "as_json", is_flag=True, help="JSON output.")
-def feedback_stats_cmd(kind: str | None, top: int, prior_strength: float, home: str | None, as_json: bool) -> None:
-    """Impressions, clicks, add-to-carts, purchases, CTR and conversion per kind and per pair."""
+def feedback_stats_cmd(
+    kind: str | None, top: int, prior_strength: float, item_strength: float, home: str | None, as_json: bool
+) -> None:
+    """Impressions, clicks, add-to-carts, purchases, CTR and conversion per kind, per pair and per
+    recommended item (all its anchors together: what the re-ranker's item level learns from)."""
     import pyarrow.compute as pc
 
     from tiein.feedback import feedback_stats, read_log
@@ -597,7 +601,7 @@ def feedback_stats_cmd(kind: str | None, top: int, prior_strength: float, home: 
     events = read_log(_home(home))
     if kind is not None:
         events = events.filter(pc.equal(events.column("kind"), kind))
-    stats = feedback_stats(events, prior_strength=prior_strength)
+    stats = feedback_stats(events, prior_strength=prior_strength, item_strength=item_strength)
     if as_json:
         click.echo(json.dumps(stats.to_dict(top=top), ensure_ascii=False, indent=2))
         return
@@ -617,6 +621,14 @@ def feedback_stats_cmd(kind: str | None, top: int, prior_strength: float, home: 
             click.echo(
                 f"  {r['anchor_id']:<12} → {r['item_id']:<12} {r['kind']:<11} {r['impressions']:>7,} shown "
                 f"{r['purchases']:>6,} bought  conv. {_pct(r['conversion'])} → {_pct(r['conversion_smoothed'])}"
+            )
+    if d["items"]:
+        click.echo("\ntop recommended items by purchases (all anchors):")
+        for r in d["items"]:
+            rate = r["purchases"] / r["impressions"] if r["impressions"] else None
+            click.echo(
+                f"  {r['item_id']:<12} {r['kind']:<11} {r['anchors']:>5,} anchors {r['impressions']:>7,} shown "
+                f"{r['purchases']:>6,} bought  conv. {_pct(rate)}"
             )
 
 

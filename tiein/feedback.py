@@ -9,8 +9,8 @@ belongs to (``order_id`` lets several purchases of one order count it once).
     read_events(path)                   # CSV/TSV, JSON lines, Parquet, XLSX -> EVENTS (strict)
     ingest(home, table)                 # append to HOME/feedback/events/ (idempotent)
     ingest_records(home, records)       # the same for a POST body (list of JSON objects)
-    feedback_stats(read_log(home))      # per (anchor, item, kind) and per kind, smoothed
-    rerank(rows, stats, anchor_id=...)  # Thompson sampling on the Beta posteriors
+    feedback_stats(read_log(home))      # per (anchor, item, kind), per item and per kind, smoothed
+    rerank(rows, stats, anchor_id=...)  # Thompson sampling, priors from score and item level
     assign(user_id, "exp-1")            # deterministic A/B variant
     ab_report(events, experiment=...)   # add-on rate, AOV, lift with 95 % CIs; write_report()
 
@@ -28,17 +28,23 @@ pseudo-impressions (default 50): ``(s + m·p) / (n + m)``. A pair with 2 impress
 purchase is pulled to the kind's rate; one with 2,000 impressions keeps its own.
 
 **Re-ranking** is Thompson sampling on per-pair Beta posteriors whose prior is calibrated by the
-classifier: a row's prior mean is the kind's rate × its score / the mean score of the rows already
-shown (prior ``Beta(m·q, m·(1-q))``), and its new score is a draw from the posterior. Pairs never
-shown keep the classifier's order, so new pairs are still shown where their score puts them; a pair
-moves only when it sells better or worse than its score predicts. (A prior equal to the kind's
-average for every row was tried first: it lifts unseen low-ranked pairs above shown ones after a
-few misses and lost sales in the simulation.) Thompson sampling was chosen over UCB because it
-needs no tuning constant, works on the same Beta posteriors the stats report, and randomises
-between near-equal pairs instead of always showing the same one. ``explore`` scales the draw's
-spread around the posterior mean (``1`` = classic Thompson sampling, ``0`` = greedy on the
-posterior mean); the random generator is seeded per request (default: from the anchor and kind),
-so one request always gets the same answer.
+classifier and by the item: a row's prior mean is the kind's rate × its score / the mean score of
+the rows already shown × its item factor, prior ``Beta(m·q, m·(1-q))``, and its new score is a
+draw from the posterior. The **item factor** is how the item sells when recommended for the
+*other* anchors (the pair's own counts left out), against the kind's rate, smoothed with
+``item_strength`` pseudo-impressions (default 200; 0 turns it off):
+``((S - s) + m_i·p) / ((N - n) + m_i) / p``. Most pairs are shown too rarely to learn from alone
+(in the Online Retail simulation the median pair gets one impression in three months), while an
+item is shown for many anchors, so what sells now lifts its pairs everywhere, including pairs
+never shown. Pairs of unseen items keep the classifier's order, so new pairs are still shown where
+their score puts them; a pair moves only when it (or its item) sells better or worse than its
+score predicts. (A prior equal to the kind's average for every row was tried first: it lifts
+unseen low-ranked pairs above shown ones after a few misses and lost sales in the simulation.)
+Thompson sampling was chosen over UCB because it needs no tuning constant, works on the same Beta
+posteriors the stats report, and randomises between near-equal pairs instead of always showing the
+same one. ``explore`` scales the draw's spread around the posterior mean (``1`` = classic Thompson
+sampling, ``0`` = greedy on the posterior mean); the random generator is seeded per request
+(default: from the anchor and kind), so one request always gets the same answer.
 
 **Confidence intervals** are 95 % normal approximations: a ratio of sums (conversion =
 purchases / impressions, add-on rate = purchases / users) by the delta method over independent
@@ -108,6 +114,7 @@ LOG_DIR = Path("feedback") / "events"
 KEY = "key"
 Z95 = 1.959963984540054
 DEFAULT_PRIOR_STRENGTH = 50.0
+DEFAULT_ITEM_STRENGTH = 200.0
 METRICS = {"conversion": "purchases", "ctr": "clicks"}
 _MAX_SHOWN = 5  # problems listed in one InputError
 
@@ -367,15 +374,20 @@ def read_log(home: Path | str) -> pa.Table:
 
 @dataclass
 class FeedbackStats:
-    """Counts and smoothed rates per (anchor_id, item_id, kind) (``pairs``) and per kind
-    (``kinds``); see the module docstring for the smoothing. ``metric`` ("conversion" or "ctr")
-    is the rate :func:`rerank` optimises."""
+    """Counts and smoothed rates per (anchor_id, item_id, kind) (``pairs``), per kind (``kinds``)
+    and per recommended item and kind over all its anchors (``items``: item_id, kind, anchors,
+    impressions, clicks, purchases; successes capped at impressions per pair); see the module
+    docstring for the smoothing. ``metric`` ("conversion" or "ctr") is the rate :func:`rerank`
+    optimises; ``item_strength`` the pseudo-impressions of its item level (0: no item level)."""
 
     pairs: pa.Table
     kinds: pa.Table
+    items: pa.Table
     prior_strength: float = DEFAULT_PRIOR_STRENGTH
+    item_strength: float = DEFAULT_ITEM_STRENGTH
     metric: str = "conversion"
     _index: dict[tuple[str, str, str], tuple[int, int]] | None = field(default=None, repr=False)
+    _item_index: dict[tuple[str, str], tuple[int, int]] | None = field(default=None, repr=False)
     _prior: dict[str, float] | None = field(default=None, repr=False)
 
     def prior_rate(self, kind: str) -> float:
@@ -409,10 +421,23 @@ class FeedbackStats:
         arr = np.array(got, dtype=np.float64).reshape(-1, 2)
         return arr[:, 0], arr[:, 1]
 
+    def item_counts(self, items: Sequence[str], kind: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(impressions, successes)`` of ``metric`` for each of ``items`` recommended as ``kind``
+        for any anchor (per-pair successes capped at impressions; 0, 0 for items never shown)."""
+        if self._item_index is None:
+            t = self.items
+            keys = zip(t.column("item_id").to_pylist(), t.column("kind").to_pylist(), strict=True)
+            vals = zip(t.column("impressions").to_pylist(), t.column(METRICS[self.metric]).to_pylist(), strict=True)
+            self._item_index = dict(zip(keys, vals, strict=True))
+        got = [self._item_index.get((i, kind), (0, 0)) for i in items]
+        arr = np.array(got, dtype=np.float64).reshape(-1, 2)
+        return arr[:, 0], arr[:, 1]
+
     def to_dict(self, top: int | None = None) -> dict[str, Any]:
-        """JSON-ready: {"metric", "prior_strength", "kinds": [...], "pairs": [... best ``top`` by
-        smoothed conversion, then impressions]}."""
-        pairs = self.pairs
+        """JSON-ready: {"metric", "prior_strength", "item_strength", "kinds": [...], "pairs": [...
+        best ``top`` by smoothed conversion, then impressions], "items": [... best ``top`` by
+        purchases, then impressions]}."""
+        pairs, items = self.pairs, self.items
         if top is not None:
             import pyarrow.compute as pc
 
@@ -426,11 +451,19 @@ class FeedbackStats:
                 ],
             )
             pairs = pairs.take(order[:top])
+            order = pc.sort_indices(
+                items,
+                sort_keys=[("purchases", "descending"), ("impressions", "descending"), ("kind", "ascending"),
+                           ("item_id", "ascending")],
+            )  # fmt: skip
+            items = items.take(order[:top])
         return {
             "metric": self.metric,
             "prior_strength": self.prior_strength,
+            "item_strength": self.item_strength,
             "kinds": self.kinds.to_pylist(),
             "pairs": pairs.to_pylist(),
+            "items": items.to_pylist(),
         }
 
 
@@ -461,10 +494,21 @@ SELECT p.*,
 FROM p JOIN k USING (kind)
 ORDER BY kind, anchor_id, item_id
 """
+# The item level of the re-ranker's prior: every anchor's impressions of an item, successes capped
+# per pair exactly as in the pair counts (so a pair's own counts can be taken out again).
+_ITEMS_SQL = """
+SELECT item_id, kind, count(*)::BIGINT AS anchors, sum(impressions)::BIGINT AS impressions,
+       sum(least(clicks, impressions))::BIGINT AS clicks, sum(least(purchases, impressions))::BIGINT AS purchases
+FROM p GROUP BY item_id, kind ORDER BY kind, item_id
+"""
 
 
 def feedback_stats(
-    events: pa.Table, *, prior_strength: float = DEFAULT_PRIOR_STRENGTH, metric: str = "conversion"
+    events: pa.Table,
+    *,
+    prior_strength: float = DEFAULT_PRIOR_STRENGTH,
+    item_strength: float = DEFAULT_ITEM_STRENGTH,
+    metric: str = "conversion",
 ) -> FeedbackStats:
     """Per-pair and per-kind counts of :data:`EVENTS` with raw and smoothed CTR and conversion
     (one DuckDB pass). ``pairs``: anchor_id, item_id, kind, impressions, clicks, add_to_carts,
@@ -488,6 +532,8 @@ def feedback_stats(
         raise ConfigError(f"unknown metric {metric!r}; metrics: {', '.join(METRICS)}")
     if not prior_strength > 0:
         raise ConfigError(f"prior_strength must be > 0, got {prior_strength!r}")
+    if not item_strength >= 0:
+        raise ConfigError(f"item_strength must be >= 0 (0: no item level), got {item_strength!r}")
     con = duckdb.connect()
     try:
         con.register("ev", events.select(["anchor_id", "item_id", "kind", "event"]))
@@ -495,9 +541,13 @@ def feedback_stats(
         kinds = con.sql(_KINDS_SQL).to_arrow_table()
         con.register("k", kinds)
         pairs = con.sql(_STATS_SQL, params={"m": float(prior_strength)}).to_arrow_table()
+        items = con.sql(_ITEMS_SQL).to_arrow_table()
     finally:
         con.close()
-    return FeedbackStats(pairs=pairs, kinds=kinds, prior_strength=float(prior_strength), metric=metric)
+    return FeedbackStats(
+        pairs=pairs, kinds=kinds, items=items, prior_strength=float(prior_strength),
+        item_strength=float(item_strength), metric=metric,
+    )  # fmt: skip
 
 
 def events_table(records: Sequence[dict[str, Any]]) -> pa.Table:
@@ -530,12 +580,15 @@ def rerank(
 ) -> list[dict[str, Any]]:
     """``rows`` (``related`` rows of one anchor: ``product_id``, ``kind``, ``score``) re-ranked by
     observed performance, best first (ties by product id). Thompson sampling (module docstring):
-    ``feedback_score`` = a rate θ drawn from the pair's Beta posterior (prior mean = kind rate ×
-    score / mean score of the shown rows), its spread scaled by ``explore`` in [0, 1]. ``seed``
-    makes the draw reproducible (default: from anchor and kind).
+    ``feedback_score`` = a rate θ drawn from the pair's Beta posterior, its spread scaled by
+    ``explore`` in [0, 1]. The posterior's prior mean is the kind's rate × the row's score / the
+    mean score of the shown rows × the item's factor (how much better than the kind's rate the
+    item sells for the *other* anchors it was shown for, smoothed with ``stats.item_strength``).
+    ``seed`` makes the draw reproducible (default: from anchor and kind).
 
     Each returned row is a copy with ``feedback_score`` and ``feedback`` = {impressions,
-    successes, rate (posterior mean), draw, metric} added; ``score`` stays the classifier's.
+    successes (of this pair), item_impressions, item_successes (other anchors), item_factor,
+    rate (posterior mean), draw, metric} added; ``score`` stays the classifier's.
     """
     if not 0.0 <= explore <= 1.0:
         raise ConfigError(f"explore must be between 0 and 1, got {explore!r}")
@@ -551,7 +604,13 @@ def rerank(
         # prior mean: the kind's rate, scaled by the row's score against the shown rows' mean score
         ref = float(score[n > 0].mean()) if (n > 0).any() else float(score.mean())
         p = stats.prior_rate(kind)
-        q = np.clip(p * score / ref, 1e-6, 1 - 1e-6) if ref > 0 else np.full(score.size, p)
+        q = np.clip(p * score / ref, 1e-6, None) if ref > 0 else np.full(score.size, p)
+        # ... and by the item's factor: its smoothed rate over the other anchors / the kind's rate
+        ni, si = stats.item_counts(items, kind)
+        ni, si = np.maximum(ni - n, 0.0), np.maximum(si - s, 0.0)
+        mi = stats.item_strength
+        factor = (si + mi * p) / (ni + mi) / p if mi > 0 else np.ones(score.size)
+        q = np.clip(q * factor, 1e-6, 1 - 1e-6)
         m = stats.prior_strength
         alpha, beta = m * q + s, m * (1.0 - q) + (n - s)
         mean = alpha / (alpha + beta)
@@ -560,17 +619,20 @@ def rerank(
         )
         draw = rng.beta(alpha, beta)
         theta = np.clip(mean + explore * (draw - mean), 0.0, 1.0)
-        for r, ni, si, mi, ti in zip(group, n, s, mean, theta, strict=True):
+        for r, nj, sj, inj, isj, fj, mj, tj in zip(group, n, s, ni, si, factor, mean, theta, strict=True):
             out.append(
                 {
                     **r,
-                    "feedback_score": round(float(ti), 6),
+                    "feedback_score": round(float(tj), 6),
                     "feedback": {
                         "metric": stats.metric,
-                        "impressions": int(ni),
-                        "successes": int(si),
-                        "rate": round(float(mi), 6),
-                        "draw": round(float(ti), 6),
+                        "impressions": int(nj),
+                        "successes": int(sj),
+                        "item_impressions": int(inj),
+                        "item_successes": int(isj),
+                        "item_factor": round(float(fj), 6),
+                        "rate": round(float(mj), 6),
+                        "draw": round(float(tj), 6),
                     },
                 }
             )
