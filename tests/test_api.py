@@ -560,3 +560,44 @@ def test_a_rebuild_is_seen_without_restart(tmp_path: Path, mode: tuple[str, ...]
         r = httpx.get(f"{url}/v1/products/phone_x", timeout=30)
         assert r.status_code == 200 and r.json()["title"].startswith("Apex X")
         assert_envelope(httpx.get(f"{url}/v1/products/tent_b", timeout=30), 404, "product_not_found")
+
+
+def test_ids_with_slashes_and_spaces_are_addressable(tmp_path: Path) -> None:
+    """SKUs such as ``AB/12`` work in every product route, sent raw or percent-encoded, and the
+    analyst page links to them."""
+    from urllib.parse import quote
+
+    from graph import open_store
+    from tiein.api import Settings, create_app
+    from tiein.pipeline import BuildOptions, build
+
+    catalog, orders = tmp_path / "catalog.csv", tmp_path / "orders.csv"
+    items = [("AB/12", "Camping tent", "tents", 300), ("CD/34", "Folding chair", "chairs", 120),
+             ("EF 56", "Camp lamp", "lamps", 90), ("ZZ/9", "Kitchen towel", "kitchen", 5)]  # fmt: skip
+    catalog.write_text(
+        "product_id,title,category,price,stock\n" + "".join(f"{i},{t},{c},{p},5\n" for i, t, c, p in items)
+    )
+    lines = [(f"o{n}", i) for n in range(12) for i in ("AB/12", "CD/34", "EF 56")]
+    lines += [(f"t{n}", "ZZ/9") for n in range(24)] + [(f"t{n}", "CD/34") for n in range(3)]
+    orders.write_text("order_id,product_id\n" + "".join(f"{o},{i}\n" for o, i in lines))
+    home = tmp_path / "home"
+    build(BuildOptions(catalog=catalog, orders=orders, home=home, embeddings=False, threads=1))
+    store = open_store(home / "graph")
+    try:
+        with serve_in_thread(create_app(Settings(home=home), store=store)) as url:
+            for pid in ("AB/12", quote("AB/12", safe="")):
+                assert httpx.get(f"{url}/v1/products/{pid}", timeout=30).json()["product_id"] == "AB/12"
+                rel = httpx.get(f"{url}/v1/products/{pid}/related", timeout=30).json()
+                assert rel["product"]["product_id"] == "AB/12"
+                assert "CD/34" in [r["product_id"] for r in rel["related"]]
+                b = httpx.get(f"{url}/v1/products/{pid}/bundle", timeout=30)
+                assert b.status_code == 200 and b.json()["anchor"]["product_id"] == "AB/12"
+            assert httpx.get(f"{url}/v1/products/EF%2056", timeout=30).json()["title"] == "Camp lamp"
+            page = httpx.get(f"{url}/v1/products/AB%2F12/view", timeout=30)
+            assert page.status_code == 200 and 'href="../CD%2F34/view"' in page.text
+            # the link resolves to the neighbour's page
+            assert httpx.get(f"{url}/v1/products/CD%2F34/view", timeout=30).status_code == 200
+            err = httpx.get(f"{url}/v1/products/AB/13/related", timeout=30)
+            assert err.status_code == 404 and "AB/13" in err.json()["error"]["message"]
+    finally:
+        store.close()

@@ -813,13 +813,7 @@ def _routes(settings: Settings) -> Any:
             "search": st.search.available(),
         }
 
-    @router.get("/products/{product_id}", response_model=Product, responses=_errors(404), dependencies=auth,
-                tags=["products"])
-    def product(request: Request, product_id: ProductId) -> dict[str, Any]:
-        """One product's fields."""
-        return _store(request).product(product_id)
-
-    @router.get("/products/{product_id}/related", response_model=RelatedResponse, responses=_errors(404),
+    @router.get("/products/{product_id:path}/related", response_model=RelatedResponse, responses=_errors(404),
                 dependencies=auth, tags=["products"])
     def related(
         request: Request,
@@ -837,7 +831,7 @@ def _routes(settings: Settings) -> Any:
         stats = st.feedback.stats() if feedback and st.feedback is not None else None
         return related_payload(st.store, product_id, kind, k, feedback=stats)
 
-    @router.get("/products/{product_id}/bundle", response_model=BundleResponse, responses=_errors(404),
+    @router.get("/products/{product_id:path}/bundle", response_model=BundleResponse, responses=_errors(404),
                 dependencies=auth, tags=["bundles"])
     def bundle(
         request: Request,
@@ -935,7 +929,7 @@ def _routes(settings: Settings) -> Any:
             raise ConfigError(f"timeout_s must be at most {settings.cypher_timeout_s:g}, got {timeout:g}")
         return _run_cypher(_store(request), body.query, body.params, limit, timeout)
 
-    @router.get("/products/{product_id}/view", response_class=HTMLResponse, responses=_errors(404, html=True),
+    @router.get("/products/{product_id:path}/view", response_class=HTMLResponse, responses=_errors(404, html=True),
                 tags=["analysts"])
     def view(
         request: Request,
@@ -963,6 +957,15 @@ def _routes(settings: Settings) -> Any:
         if set_cookie and expected is not None:
             response.set_cookie(TOKEN_COOKIE, expected, httponly=True, samesite="strict", path=API_PREFIX)
         return response
+
+    # Ids may hold "/" (SKUs such as AB/12, sent as AB/12 or AB%2F12): the product routes take the
+    # rest of the path, so the plain route comes after the routes with a suffix (/related, /bundle,
+    # /view); an id that itself ends in one of those suffixes is read as that route.
+    @router.get("/products/{product_id:path}", response_model=Product, responses=_errors(404), dependencies=auth,
+                tags=["products"])
+    def product(request: Request, product_id: ProductId) -> dict[str, Any]:
+        """One product's fields."""
+        return _store(request).product(product_id)
 
     return router
 
