@@ -171,6 +171,7 @@ def test_bad_options_write_nothing(store: GraphStore, tmp_path: Path) -> None:
         ({"what": "related", "fmt": "csv", "k": 0}, "k must"),
         ({"what": "bundles", "fmt": "csv", "size": 1}, "size"),
         ({"what": "bundles", "fmt": "csv", "chunk_size": 0}, "chunk_size"),
+        ({"what": "bundles", "fmt": "parquet", "bom": True}, "csv only"),
     ]
     for kwargs, match in cases:
         with pytest.raises(ConfigError, match=match):
@@ -191,6 +192,14 @@ def test_cli_export(store: GraphStore, tmp_path: Path) -> None:
     assert proc.stdout.startswith(f"wrote {out}: 2 rows for 7 products")
     rows = read_flat(out, "related")
     assert [(r["anchor_product_id"], r["product_id"]) for r in rows] == [("phone-a", "phone-b"), ("phone-b", "phone-a")]
+    # --bom: the same bytes after a UTF-8 byte-order mark (for Excel)
+    excel = tmp_path / "excel.csv"
+    args[args.index(str(out))] = str(excel)
+    proc = subprocess.run([sys.executable, "-m", "tiein.cli", *args, "--bom"], capture_output=True, text=True,
+                          env=env, timeout=120)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert excel.read_bytes() == b"\xef\xbb\xbf" + out.read_bytes()
+    assert excel.read_text(encoding="utf-8-sig").startswith("\"anchor_product_id\"")
     bad = subprocess.run([sys.executable, "-m", "tiein.cli", "export", "bundles", "--format", "csv", "--out",
                           str(tmp_path / "s.csv"), "--scene", "nope", "--store", str(store.path)],  # type: ignore[attr-defined]
                          capture_output=True, text=True, env=env, timeout=120)  # fmt: skip

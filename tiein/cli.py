@@ -843,14 +843,15 @@ def cypher(
 @click.option("--mix", help="bundles: sales roles of the add-ons in order, e.g. hero+profit.")
 @click.option("--discount", type=float, help="bundles: discount for the suggested price (0.1 = 10 %).")
 @click.option("--chunk-size", default=500, show_default=True, type=click.IntRange(1, 1_000_000), help="Anchors per resumable chunk.")
+@click.option("--bom", is_flag=True, help="csv: start with a UTF-8 byte-order mark, so Excel opens Chinese titles right.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the export summary as JSON.")
 @click.option("--home", help=HOME_HELP)
 @click.option("--store", help=STORE_HELP)
 def export_cmd(
     what: str, fmt: str, out: Path, scene: str | None, kinds: tuple[str, ...], k: int, size: int,
-    budget: float | None, mix: str | None, discount: float | None, chunk_size: int, quiet: bool, as_json: bool,
-    home: str | None, store: str | None,
+    budget: float | None, mix: str | None, discount: float | None, chunk_size: int, bom: bool, quiet: bool,
+    as_json: bool, home: str | None, store: str | None,
 ) -> None:  # fmt: skip
     """Export WHAT (bundles or related) for every product, in product_id order, through the same
     code path as `tiein bundle` / `tiein related` and the API. Columns: README.md "Batch export".
@@ -865,7 +866,7 @@ def export_cmd(
     try:
         result = export(
             st, what, out, fmt=fmt, kinds=list(kinds) or None, k=k, size=size, scene=scene, budget=budget,
-            mix=mix, discount=discount, chunk_size=chunk_size, progress=bar,
+            mix=mix, discount=discount, chunk_size=chunk_size, bom=bom, progress=bar,
         )  # fmt: skip
     finally:
         bar.close()

@@ -218,13 +218,15 @@ def export(
     mix: Sequence[str] | str | None = None,
     discount: float | None = None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
+    bom: bool = False,
     progress: Progress | None = None,
 ) -> ExportResult:
     """Export ``what`` ("bundles" or "related") of every anchor product to ``out`` in ``fmt``
     ("csv", "jsonl", "parquet"); see the module docstring for order, columns, atomicity and
     resuming. ``kinds`` / ``k`` are for related, ``size`` / ``scene`` / ``budget`` / ``mix`` /
     ``discount`` for bundles (``scene`` also limits the anchors to the scene's members, for
-    both). ``store`` is any graph store; it is read through a :class:`graph.snapshot.SnapshotStore`
+    both). ``bom``: csv only, start the file with a UTF-8 byte-order mark (Excel then reads
+    Chinese titles right). ``store`` is any graph store; it is read through a :class:`graph.snapshot.SnapshotStore`
     (one already given is used as it is). ``progress(step, done, total)`` gets anchors done.
 
     Raises ConfigError for bad options (before anything is written), NotFound for an unknown
@@ -233,6 +235,8 @@ def export(
     from tiein.service import bundle_payload, related_payload
 
     kinds = _check(what, fmt, kinds, chunk_size)
+    if bom and fmt != "csv":
+        raise ConfigError(f"a byte-order mark is for csv only, not {fmt}")
     out = Path(out)
     if out.is_dir():
         raise ConfigError(f"--out {out} is a directory; give a file path")
@@ -289,7 +293,7 @@ def export(
             done += len(chunk)
             if progress:
                 progress("export", done, len(anchors))
-        result.rows = _assemble(parts, out, fmt, schema, n_chunks, ext)
+        result.rows = _assemble(parts, out, fmt, schema, n_chunks, ext, bom=bom)
     shutil.rmtree(parts, ignore_errors=True)
     result.seconds = round(time.perf_counter() - started, 3)
     return result
@@ -354,7 +358,9 @@ def _read_arrow(path: Path) -> pa.Table:
         return pa.ipc.open_file(source).read_all()
 
 
-def _assemble(parts: Path, out: Path, fmt: str, schema: pa.Schema, n_chunks: int, ext: str) -> int:
+def _assemble(
+    parts: Path, out: Path, fmt: str, schema: pa.Schema, n_chunks: int, ext: str, *, bom: bool = False
+) -> int:
     """Join the parts into a temp file beside ``out`` and move it onto ``out``; rows written."""
     tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.tmp")
     rows = 0
@@ -372,6 +378,8 @@ def _assemble(parts: Path, out: Path, fmt: str, schema: pa.Schema, n_chunks: int
             import pyarrow.csv as pcsv
 
             with open(tmp, "wb") as f:
+                if bom:
+                    f.write(b"\xef\xbb\xbf")
                 with pcsv.CSVWriter(f, schema) as writer:
                     for name in names:
                         table = _read_arrow(name)
