@@ -28,7 +28,7 @@ no hub download. TF-IDF only matches surface strings (brand names: 0.92 same-bra
 same-type). Any sentence-transformers model can replace it by name or path (``load_encoder``).
 """
 
-from embeddings.encoder import ALIASES, DEFAULT_MODEL, Encoder, load_encoder, normalize_rows
+from embeddings.encoder import ALIASES, DEFAULT_MODEL, Encoder, load_encoder, model_key, normalize_rows
 from embeddings.index import ProductIndex
 from embeddings.products import embed_products, embed_texts, product_texts
 
@@ -40,6 +40,7 @@ __all__ = [
     "embed_products",
     "embed_texts",
     "load_encoder",
+    "model_key",
     "normalize_rows",
     "product_texts",
 ]

@@ -97,6 +97,24 @@ def _default_threads() -> int:
     return 1
 
 
+def model_key(name: str | None = None) -> str:
+    """The name :func:`load_encoder` gives the encoder of ``name`` (and the embedding cache is
+    keyed by), without loading anything: the canonical name of an alias, the resolved path of a
+    local model directory, else ``name`` as given (a hub name). Raises ConfigError when empty.
+
+    >>> model_key(None) == model_key("USE") == DEFAULT_MODEL
+    True
+    """
+    key = (name or DEFAULT_MODEL).strip()
+    if not key:
+        raise ConfigError("the embedding model name is empty")
+    canonical = ALIASES.get(key.lower())
+    if canonical is not None:
+        return canonical
+    local = Path(key).expanduser()
+    return str(local.resolve()) if local.is_dir() else key
+
+
 def load_encoder(name: str | None = None, *, threads: int | None = None) -> Encoder:
     """Load a text encoder.
 

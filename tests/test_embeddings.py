@@ -345,3 +345,45 @@ def test_approximate_neighbours_agree_with_exact() -> None:
     np.testing.assert_allclose(
         np.sort(full["similarity"].to_numpy()), np.sort(exact["similarity"].to_numpy()), atol=1e-5
     )
+
+
+def test_model_key_names_the_cache_without_loading(tmp_path: Path) -> None:
+    assert embeddings.model_key(None) == embeddings.model_key(" usem3 ") == embeddings.DEFAULT_MODEL
+    assert embeddings.model_key("MiniLM") == load_encoder("minilm").name
+    assert embeddings.model_key(str(tmp_path)) == str(tmp_path.resolve())
+    assert embeddings.model_key("BAAI/bge-small-zh-v1.5") == "BAAI/bge-small-zh-v1.5"
+    with pytest.raises(ConfigError, match="empty"):
+        embeddings.model_key("  ")
+
+
+def test_rebuild_with_cached_titles_loads_no_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second build of the same catalog takes every vector from the cache: the encoder is never
+    loaded (no torch import, seconds saved) and the FAISS index is the same."""
+    from tiein.pipeline import BuildOptions, build
+
+    camping = ROOT / "tests" / "fixtures" / "camping"
+    opts = BuildOptions(catalog=camping / "catalog.csv", orders=camping / "orders.csv", home=tmp_path, threads=1)
+    build(opts)
+    first, first_graph = ProductIndex.load(tmp_path / "index"), graph_answers(tmp_path)
+
+    def no_model(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the encoder was loaded although every title is cached")
+
+    monkeypatch.setattr(embeddings, "load_encoder", no_model)
+    build(opts)
+    again = ProductIndex.load(tmp_path / "index")
+    assert again.ids == first.ids and again.model == first.model == embeddings.DEFAULT_MODEL
+    assert [again.similar(i, 3) for i in again.ids] == [first.similar(i, 3) for i in first.ids]
+    assert graph_answers(tmp_path) == first_graph
+
+
+def graph_answers(home: Path) -> list[list[tuple[str, float]]]:
+    """Every product's substitutes (the relations that use the similarity), as (id, score)."""
+    from graph import open_store
+
+    store = open_store(home / "graph")
+    try:
+        ids = [r["id"] for r in store.query("MATCH (p:Product) RETURN p.product_id AS id ORDER BY id")]
+        return [[(r["product_id"], r["score"]) for r in store.related(i, "substitute", 10)] for i in ids]
+    finally:
+        store.close()

