@@ -311,7 +311,7 @@ def test_related_payload_feedback_hook(tmp_path: Path) -> None:
           "co_view": 0, "similarity": None, "category_relation": "unknown", "price_ratio": 1.0, "evidence": "{}"}
          for d, s in (("p1", 0.9), ("p2", 0.8), ("p3", 0.7))], schema=RELATIONS,
     )  # fmt: skip
-    store = open_store(tmp_path / "g")
+    store = open_store(tmp_path / "graph")
     try:
         store.replace(GraphData(products=products, relations=rel))
         plain = related_payload(store, "a", "complement", 1)
@@ -325,3 +325,10 @@ def test_related_payload_feedback_hook(tmp_path: Path) -> None:
         assert fb["related"][0]["feedback"]["successes"] == 15 and fb["related"][0]["explanation_en"]
     finally:
         store.close()
+    # the CLI: `tiein related --feedback` re-ranks by the home's log
+    ingest_records(tmp_path, recs)
+    r = CliRunner().invoke(cli, ["related", "a", "-k", "1", "--home", str(tmp_path)])
+    assert r.exit_code == 0 and "p1" in r.output and "p3" not in r.output
+    r = CliRunner().invoke(cli, ["related", "a", "-k", "1", "--feedback", "--home", str(tmp_path)])
+    assert r.exit_code == 0, r.output
+    assert "p3" in r.output and "feedback: shown 30, conversion 15" in r.output

@@ -333,16 +333,24 @@ _KIND_PLURAL = {"series": "same-series products", "next": "next purchases"}
 @click.option("--kind", type=click.Choice(RELATION_KINDS), default="complement", show_default=True, help="Relation kind: complement (add-on), substitute, upsell, series (same line), next (bought next: customers buy it after PRODUCT).")
 @click.option("-k", "k", default=10, show_default=True, type=click.IntRange(1, 1000), help="How many related products.")
 @click.option("--json", "as_json", is_flag=True, help="JSON output (stable schema, with evidence).")
+@click.option("--feedback", is_flag=True, help="Re-rank by the home's feedback log (`tiein feedback ingest`), as the API's feedback=true does.")
 @click.option("--home", help=HOME_HELP)
 @click.option("--store", help=STORE_HELP)
-def related(product: str, kind: str, k: int, as_json: bool, home: str | None, store: str | None) -> None:
+def related(
+    product: str, kind: str, k: int, as_json: bool, feedback: bool, home: str | None, store: str | None
+) -> None:
     """Products related to PRODUCT (its id) by KIND, best first, with the evidence behind each
     and a plain explanation (中文 + English) a seller can say out loud."""
     from tiein.service import related_payload
 
+    stats = None
+    if feedback:
+        from tiein.feedback import load_stats
+
+        stats = load_stats(_home(home))
     st = _open_store(home, store)
     try:
-        payload = related_payload(st, product, kind, k)
+        payload = related_payload(st, product, kind, k, feedback=stats)
     finally:
         st.close()
     if as_json:
@@ -354,6 +362,11 @@ def related(product: str, kind: str, k: int, as_json: bool, home: str | None, st
         click.echo(f"  no {_KIND_PLURAL.get(kind, kind + 's')} found for this product")
     for r in rows:
         click.echo(f"  {r['score']:.3f}  {r['product_id']:<12} {r['title']:<45}  {_fmt_price(r['price']):>9}{_fmt_role(r)}")
+        if "feedback" in r:
+            f = r["feedback"]
+            click.echo(f"         feedback: shown {f['impressions']:,}, {f['metric']} {f['successes']:,}; item elsewhere "
+                       f"{f['item_successes']:,}/{f['item_impressions']:,} (×{f['item_factor']:.2f}); "
+                       f"rate {f['rate'] * 100:.1f}%")  # fmt: skip
         click.echo(f"         {r['explanation_en']}")
         click.echo(f"         {r['explanation_zh']}")
 
