@@ -821,7 +821,10 @@ def _routes(settings: Settings) -> Any:
         kind: Annotated[Literal[RELATION_KINDS], Query(description="Relation kind.")] = "complement",  # type: ignore[valid-type]
         k: int = Query(10, ge=1, le=settings.max_k, description=k_help),
         feedback: bool = Query(False, description="Re-rank by the logged events' conversion (POST /v1/events, "
-                               "`tiein feedback ingest`); rows gain feedback_score and feedback."),
+                               "`tiein feedback ingest`). Rows gain `feedback_score` (the sampled rate they are "
+                               "sorted by) and `feedback`: {metric, impressions, successes (this pair), "
+                               "item_impressions, item_successes (the item for other anchors), item_factor, "
+                               "rate (posterior mean), draw}."),
     ) -> dict[str, Any]:
         """Top-k related products of a kind, best first, with evidence and explanations; with
         ``feedback=true`` re-ranked by observed performance (the same answer for the same log)."""
