@@ -774,6 +774,33 @@ def test_compose_file_wires_neo4j_and_the_app() -> None:
     assert set(compose["volumes"]) >= {v.split(":")[0] for v in neo["volumes"]}
 
 
+def _interpolate(text: str) -> str:
+    """What ``docker compose`` does to the file before validating it, with no variables set:
+    ``${VAR:-default}`` / ``${VAR-default}`` become the default, ``${VAR}`` nothing, ``$$`` ``$``."""
+    import re
+
+    text = text.replace("$$", "\0")
+    text = re.sub(r"\$\{[A-Za-z_][A-Za-z0-9_]*(?::?-([^}]*))?\}", lambda m: m.group(1) or "", text)
+    return text.replace("\0", "$")
+
+
+def test_compose_file_is_valid_compose() -> None:
+    """docker/compose.yml against the Compose specification (compose-spec, a full parser of it):
+    no Docker engine runs here, so this is what `docker compose config` would check."""
+    from compose_spec import PyCompose
+
+    text = _interpolate((DOCKER / "compose.yml").read_text(encoding="utf-8"))
+    compose = PyCompose.from_yaml(text)
+    assert sorted(compose.service_names()) == ["app", "build", "neo4j"]
+    services = compose.to_dict()["services"]
+    assert services["neo4j"]["ports"] and services["app"]["healthcheck"]["interval"]
+    # the validator is strict: a misspelt key or a wrong condition is refused
+    for good, bad in (("healthcheck:", "healthchek:"), ("service_healthy", "service_happy"), ("interval: 5s", "interval: soon")):
+        assert good in text
+        with pytest.raises(ValueError):
+            PyCompose.from_yaml(text.replace(good, bad, 1))
+
+
 def test_dockerfile_installs_cpu_torch_and_every_package() -> None:
     import tomllib
 
