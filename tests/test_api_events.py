@@ -28,7 +28,9 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def api(home: Path) -> Iterator[httpx.Client]:
-    with serve("--home", str(home)) as url, httpx.Client(base_url=url, timeout=60) as client:
+    # refresh 0: a request after an ingest sees it (the default refreshes in the background)
+    env = {"TIEIN_API_FEEDBACK_REFRESH": "0"}
+    with serve("--home", str(home), env=env) as url, httpx.Client(base_url=url, timeout=60) as client:
         yield client
 
 
@@ -119,3 +121,34 @@ def test_feedback_reranks_related_and_sees_new_events(api: httpx.Client, home: P
     after = api.get("/v1/products/tent/related", params={"kind": "complement", "k": 9, "feedback": "true"}).json()
     row = next(x for x in after["related"] if x["product_id"] == low)
     assert row["feedback"]["impressions"] == 3300 and row["feedback"]["successes"] == 150
+
+
+def test_feedback_cache_refreshes_in_the_background(tmp_path: Path) -> None:
+    """With a refresh interval, requests keep the previous statistics while new ones are computed
+    in a thread, and see the new events once it is done; with 0 they see them at once."""
+    import time
+
+    from tiein.api import FeedbackCache, Settings
+    from tiein.errors import ConfigError
+    from tiein.feedback import ingest_records
+
+    ingest_records(tmp_path, [event(1, "tent", "chair")])
+    cache = FeedbackCache(tmp_path, refresh_s=0.3)
+    first = cache.stats()  # the first request computes in line
+    assert first.kinds.to_pylist()[0]["impressions"] == 1
+    ingest_records(tmp_path, [event(2, "tent", "chair"), event(3, "tent", "chair", what="purchase")])
+    assert cache.stats() is first  # looked at the log less than refresh_s ago
+    time.sleep(0.35)
+    assert cache.stats() is first  # the log changed: a refresh starts, this request does not wait
+    cache.wait(30)
+    fresh = cache.stats()
+    assert fresh is not first
+    assert (fresh.kinds.to_pylist()[0]["impressions"], fresh.kinds.to_pylist()[0]["purchases"]) == (2, 1)
+    # refresh 0: every change is computed before the next answer
+    now = FeedbackCache(tmp_path, refresh_s=0)
+    assert now.stats().kinds.to_pylist()[0]["impressions"] == 2
+    ingest_records(tmp_path, [event(4, "tent", "lamp")])
+    assert now.stats().kinds.to_pylist()[0]["impressions"] == 3
+    with pytest.raises(ConfigError, match="feedback_refresh_s"):
+        Settings(feedback_refresh_s=-1)
+    assert Settings.from_env({"TIEIN_API_FEEDBACK_REFRESH": "2.5"}).feedback_refresh_s == 2.5

@@ -39,6 +39,7 @@ import ipaddress
 import logging
 import os
 import threading
+import time
 import uuid
 from collections.abc import Mapping
 from contextlib import asynccontextmanager
@@ -136,6 +137,12 @@ class Settings:
         default=1.0,
         metadata={"env": "TIEIN_API_NEO4J_RETRY", "help": "how long a Neo4j read is retried before a 503 (s)"},
     )
+    feedback_refresh_s: float = field(
+        default=10.0,
+        metadata={"env": "TIEIN_API_FEEDBACK_REFRESH", "help": "feedback=true: how stale the feedback statistics "
+                  "may get (s): after new events they are recomputed in the background at most this often, "
+                  "requests meanwhile use the previous ones; 0: recompute before the next request"},
+    )
     snapshot: bool | None = field(
         default=None,
         metadata={"env": "TIEIN_API_SNAPSHOT", "help": "serve reads from an in-memory snapshot of the embedded "
@@ -155,6 +162,8 @@ class Settings:
             problems.append(f"cypher_timeout_s must be > 0, got {self.cypher_timeout_s}")
         if not self.neo4j_retry_s >= 0:
             problems.append(f"neo4j_retry_s must be >= 0, got {self.neo4j_retry_s}")
+        if not self.feedback_refresh_s >= 0:
+            problems.append(f"feedback_refresh_s must be >= 0, got {self.feedback_refresh_s}")
         if problems:
             raise ConfigError("bad API settings: " + "; ".join(problems))
 
@@ -201,7 +210,7 @@ def _parse_setting(name: str, raw: str) -> Any:
         return _env_list(raw)
     if name in ("max_k", "cypher_max_rows"):
         return int(raw)
-    if name in ("cypher_timeout_s", "neo4j_retry_s"):
+    if name in ("cypher_timeout_s", "neo4j_retry_s", "feedback_refresh_s"):
         return float(raw)
     if name == "snapshot":
         flag = raw.strip().lower()
@@ -645,25 +654,72 @@ class Search:
 
 
 class FeedbackCache:
-    """The feedback statistics of the home's event log (tiein.feedback.load_stats), computed once
-    per log version: the log is append-only, so its set of part files is its version. A request
-    after an ingest (through this API or ``tiein feedback ingest``) sees the new events."""
+    """The feedback statistics of the home's event log (tiein.feedback.load_stats) for
+    ``related?feedback=true``. The log is append-only, so its set of part files is its version.
 
-    def __init__(self, home: Path) -> None:
+    ``refresh_s`` = 0: a request after an ingest (through this API or ``tiein feedback ingest``)
+    recomputes them first and sees the new events. ``refresh_s`` > 0 (the server's default): the
+    log is looked at most every ``refresh_s`` seconds and a new version is computed in a background
+    thread while requests keep the previous statistics, so no request waits for it (with a million
+    events, computing and indexing them takes ~3 s on 2 cores). Only the very first request
+    computes them in line."""
+
+    def __init__(self, home: Path, refresh_s: float = 0.0) -> None:
         self.home = home
+        self.refresh_s = refresh_s
         self._lock = threading.Lock()
         self._version: tuple[str, ...] | None = None
         self._stats: FeedbackStats | None = None
+        self._checked = 0.0
+        self._worker: threading.Thread | None = None
 
-    def stats(self) -> FeedbackStats:
-        from tiein.feedback import load_stats, log_dir
+    def _log_version(self) -> tuple[str, ...]:
+        from tiein.feedback import log_dir
 
         logged = log_dir(self.home)
-        version = tuple(sorted(p.name for p in logged.glob("part-*.parquet"))) if logged.is_dir() else ()
+        return tuple(sorted(p.name for p in logged.glob("part-*.parquet"))) if logged.is_dir() else ()
+
+    def _compute(self, version: tuple[str, ...]) -> FeedbackStats:
+        from tiein.feedback import load_stats
+
+        stats = load_stats(self.home)
+        stats.warm()
+        return stats
+
+    def _refresh(self, version: tuple[str, ...]) -> None:
+        try:
+            stats = self._compute(version)
+        except Exception:  # the previous stats stay; the next check tries again
+            log.exception("feedback statistics refresh failed")
+            with self._lock:
+                self._worker = None
+            return
         with self._lock:
-            if self._stats is None or version != self._version:
-                self._stats, self._version = load_stats(self.home), version
+            self._stats, self._version, self._worker = stats, version, None
+
+    def stats(self) -> FeedbackStats:
+        with self._lock:
+            now = time.monotonic()
+            if self._stats is not None and self.refresh_s > 0 and now - self._checked < self.refresh_s:
+                return self._stats
+            self._checked = now
+            version = self._log_version()
+            if self._stats is not None and version == self._version:
+                return self._stats
+            if self._stats is not None and self.refresh_s > 0:
+                if self._worker is None:
+                    self._worker = threading.Thread(target=self._refresh, args=(version,), daemon=True,
+                                                    name="tiein-feedback-refresh")  # fmt: skip
+                    self._worker.start()
+                return self._stats
+            self._stats, self._version = self._compute(version), version
             return self._stats
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Wait for a background refresh in progress (tests, shutdown)."""
+        worker = self._worker
+        if worker is not None:
+            worker.join(timeout)
 
 
 @dataclass
@@ -722,7 +778,7 @@ def create_app(settings: Settings | None = None, *, store: GraphStore | None = N
     if store is None:
         store = open_api_store(settings)
     state = State(settings, store, Search(settings.index_dir), owns_store=owns,
-                  feedback=FeedbackCache(settings.home))
+                  feedback=FeedbackCache(settings.home, settings.feedback_refresh_s))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> Any:

@@ -421,6 +421,14 @@ class FeedbackStats:
         arr = np.array(got, dtype=np.float64).reshape(-1, 2)
         return arr[:, 0], arr[:, 1]
 
+    def warm(self) -> FeedbackStats:
+        """Build the lookup indexes now (a server does it before swapping new stats in, so no
+        request pays for it); returns self."""
+        self.counts("", [], "")
+        self.item_counts([], "")
+        self.prior_rate("")
+        return self
+
     def item_counts(self, items: Sequence[str], kind: str) -> tuple[np.ndarray, np.ndarray]:
         """``(impressions, successes)`` of ``metric`` for each of ``items`` recommended as ``kind``
         for any anchor (per-pair successes capped at impressions; 0, 0 for items never shown)."""
