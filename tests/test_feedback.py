@@ -106,6 +106,40 @@ def test_ingest_is_idempotent(tmp_path: Path) -> None:
     assert len(list((tmp_path / "feedback" / "events").glob("part-*.parquet"))) == 2
 
 
+def test_many_small_ingests_are_merged_into_few_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import tiein.feedback as fb
+
+    monkeypatch.setattr(fb, "COMPACT_PARTS", 3)
+    home = tmp_path / "it's home"  # a quote in the path
+    for i in range(7):
+        res = ingest_records(home, [_ev(f"x{i}", "impression", user=f"u{i}"), _ev(f"x{i}", "click", user=f"u{i}")])
+        assert res.added == 2 and res.part is not None and Path(res.part).exists()
+    parts = sorted((home / "feedback" / "events").glob("part-*.parquet"))
+    assert 1 <= len(parts) <= 3 and any(p.name.endswith("-merged.parquet") for p in parts)
+    assert not list((home / "feedback" / "events").glob(".*.tmp"))
+    log = read_log(home)
+    assert log.num_rows == 14 and log.schema == EVENTS
+    assert sorted(set(log.column("item_id").to_pylist())) == [f"x{i}" for i in range(7)]
+    # the keys survive the merge: re-ingesting adds nothing
+    assert ingest_records(home, [_ev("x3", "click", user="u3")]).added == 0
+    assert feedback_stats(log).kinds.to_pylist()[0]["impressions"] == 7
+
+
+def test_read_log_relists_parts_merged_while_it_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import tiein.feedback as fb
+
+    ingest_records(tmp_path, [_ev("x", "impression")])
+    real = fb._parts
+    stale = [*real(tmp_path), str(tmp_path / "feedback" / "events" / "part-gone.parquet")]
+    calls = iter([stale])
+    monkeypatch.setattr(fb, "_parts", lambda home: next(calls, None) or real(home))
+    assert read_log(tmp_path).num_rows == 1  # the first listing named a file merged away: listed again
+    # a file that is missing for good is an error, not an endless retry
+    monkeypatch.setattr(fb, "_parts", lambda home: [str(tmp_path / "missing.parquet")])
+    with pytest.raises(Exception, match="missing.parquet"):
+        read_log(tmp_path)
+
+
 def test_ingest_records_errors() -> None:
     with pytest.raises(InputError, match="no events"):
         ingest_records("/nonexistent", [])

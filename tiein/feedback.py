@@ -117,6 +117,7 @@ DEFAULT_PRIOR_STRENGTH = 50.0
 DEFAULT_ITEM_STRENGTH = 200.0
 METRICS = {"conversion": "purchases", "ctr": "clicks"}
 _MAX_SHOWN = 5  # problems listed in one InputError
+COMPACT_PARTS = 32  # an ingest that leaves more part files than this merges them into one
 
 
 # ------------------------------------------------------------------------------- reading
@@ -340,7 +341,34 @@ def ingest(home: Path | str, table: pa.Table) -> IngestResult:
             pq.write_table(fresh.select([f.name for f in fields]).cast(pa.schema(fields)), tmp)
             os.replace(tmp, path)
             result.part = str(path)
+            if len(_parts(home)) > COMPACT_PARTS:
+                result.part = str(_compact(d, _parts(home)))
     return result
+
+
+def _compact(d: Path, parts: list[str]) -> Path:
+    """Merge ``parts`` into one part file (written beside them, then the old ones removed), so a
+    log fed by many small POSTs stays a few files. Runs under the ingest lock; a reader that
+    listed the old files retries (:func:`read_log`)."""
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+        digest = hashlib.sha256("".join(parts).encode()).hexdigest()[:12]
+        path = d / f"part-{stamp}-{digest}-merged.parquet"
+        tmp = d / f".{path.name}.tmp"
+        target = str(tmp).replace("'", "''")
+        con.execute(
+            f"COPY (SELECT * FROM read_parquet($p) ORDER BY ts, {KEY}) TO '{target}' (FORMAT parquet)",
+            {"p": parts},
+        )
+        os.replace(tmp, path)
+    finally:
+        con.close()
+    for part in parts:
+        Path(part).unlink(missing_ok=True)
+    return path
 
 
 def ingest_records(home: Path | str, records: Sequence[Any], source: str = "request") -> IngestResult:
@@ -355,18 +383,24 @@ def read_log(home: Path | str) -> pa.Table:
     (empty when nothing was ingested)."""
     import duckdb
 
-    parts = _parts(home)
-    if not parts:
-        return EVENTS.empty_table()
-    con = duckdb.connect()
-    try:
-        cols = ", ".join(EVENTS.names)
-        table = con.sql(
-            f"SELECT {cols} FROM read_parquet($p) ORDER BY ts, key", params={"p": parts}
-        ).to_arrow_table()
-    finally:
-        con.close()
-    return table.cast(EVENTS)
+    for attempt in range(5):
+        parts = _parts(home)
+        if not parts:
+            return EVENTS.empty_table()
+        con = duckdb.connect()
+        try:
+            cols = ", ".join(EVENTS.names)
+            table = con.sql(
+                f"SELECT {cols} FROM read_parquet($p) ORDER BY ts, key", params={"p": parts}
+            ).to_arrow_table()
+            return table.cast(EVENTS)
+        except duckdb.IOException:
+            if attempt == 4 or all(Path(p).exists() for p in parts):
+                raise
+            time.sleep(0.05)  # an ingest merged the parts in the meantime: list them again
+        finally:
+            con.close()
+    raise AssertionError("unreachable")
 
 
 # ------------------------------------------------------------------------------- statistics
