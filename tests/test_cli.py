@@ -192,3 +192,24 @@ def test_gbk_export_with_own_columns_mapped_from_the_cli(tmp_path: Path) -> None
     assert [r["product_id"] for r in comps] == ["C1", "L1"]
     assert comps[0]["title"] == "折叠露营椅" and comps[0]["category_path"] == "户外 > 桌椅"
     assert "露营" in run("related", "T1", home=home).stdout
+
+
+def test_serve_help_names_every_api_setting() -> None:
+    """Every tiein.api.Settings environment variable is either a `tiein serve` option's help or in
+    the list of environment-only settings, with its default."""
+    from dataclasses import fields
+
+    from click.testing import CliRunner
+
+    from tiein.api import Settings
+    from tiein.cli import cli
+
+    text = CliRunner().invoke(cli, ["serve", "--help"], terminal_width=200).output
+    flat = " ".join(text.split())
+    for f in fields(Settings):
+        assert f.metadata["env"] in flat, f.metadata["env"]
+    defaults = {"TIEIN_API_CYPHER_MAX_ROWS": "(10000)", "TIEIN_API_CYPHER_TIMEOUT": "(10)",
+                "TIEIN_API_NEO4J_RETRY": "(1)", "TIEIN_API_FEEDBACK_REFRESH": "(10;"}  # fmt: skip
+    for env, default in defaults.items():
+        field = next(f for f in fields(Settings) if f.metadata["env"] == env)
+        assert f"{field.default:g}" in default and default in flat.split(env, 1)[1][:200]

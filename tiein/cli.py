@@ -325,6 +325,17 @@ def _print_product_block(st: Any, pid: str) -> None:
         click.echo(f"          {b['pitch']['en']}  |  {b['pitch']['zh']}")
 
 
+# Settings of `tiein serve` read only from the environment (tiein.api.Settings; a test keeps this
+# list complete without importing the API here: `tiein --help` stays instant).
+SERVE_ENV_HELP = """\b
+More settings, from the environment:
+  TIEIN_API_CYPHER_MAX_ROWS   largest row cap a Cypher request may ask (10000)
+  TIEIN_API_CYPHER_TIMEOUT    longest time limit of a Cypher request, s (10)
+  TIEIN_API_NEO4J_RETRY       how long a failed Neo4j read is retried before a 503, s (1)
+  TIEIN_API_FEEDBACK_REFRESH  feedback=true: how stale the feedback statistics may get, s
+                              (10; recomputed in the background; 0: before the next request)"""
+
+
 _KIND_PLURAL = {"series": "same-series products", "next": "next purchases"}
 
 
@@ -509,7 +520,7 @@ def scenes_discover(out: Path | None, max_scenes: int, seed: int, home: str | No
     click.echo(f"wrote {path}: edit it, then `tiein build ... --scenes {path}`")
 
 
-@cli.command()
+@cli.command(epilog=SERVE_ENV_HELP)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind; a non-loopback one needs --token (or --insecure).")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
 @click.option("--home", help=HOME_HELP)
