@@ -673,22 +673,14 @@ class FeedbackCache:
         self._checked = 0.0
         self._worker: threading.Thread | None = None
 
-    def _log_version(self) -> tuple[str, ...]:
-        from tiein.feedback import log_dir
-
-        logged = log_dir(self.home)
-        return tuple(sorted(p.name for p in logged.glob("part-*.parquet"))) if logged.is_dir() else ()
-
-    def _compute(self, version: tuple[str, ...]) -> FeedbackStats:
+    def _compute(self) -> FeedbackStats:
         from tiein.feedback import load_stats
 
-        stats = load_stats(self.home)
-        stats.warm()
-        return stats
+        return load_stats(self.home).warm()
 
     def _refresh(self, version: tuple[str, ...]) -> None:
         try:
-            stats = self._compute(version)
+            stats = self._compute()
         except Exception:  # the previous stats stay; the next check tries again
             log.exception("feedback statistics refresh failed")
             with self._lock:
@@ -703,7 +695,9 @@ class FeedbackCache:
             if self._stats is not None and self.refresh_s > 0 and now - self._checked < self.refresh_s:
                 return self._stats
             self._checked = now
-            version = self._log_version()
+            from tiein.feedback import log_version
+
+            version = log_version(self.home)
             if self._stats is not None and version == self._version:
                 return self._stats
             if self._stats is not None and self.refresh_s > 0:
@@ -712,7 +706,7 @@ class FeedbackCache:
                                                     name="tiein-feedback-refresh")  # fmt: skip
                     self._worker.start()
                 return self._stats
-            self._stats, self._version = self._compute(version), version
+            self._stats, self._version = self._compute(), version
             return self._stats
 
     def wait(self, timeout: float | None = None) -> None:

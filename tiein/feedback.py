@@ -291,6 +291,12 @@ def _parts(home: Path | str) -> list[str]:
     return sorted(str(p) for p in d.glob("part-*.parquet")) if d.is_dir() else []
 
 
+def log_version(home: Path | str) -> tuple[str, ...]:
+    """The log's version: the names of its part files (the log only grows or is merged, so a new
+    name means new events)."""
+    return tuple(Path(p).name for p in _parts(home))
+
+
 _KEY_SQL = """
 SELECT *, CASE WHEN event_id IS NOT NULL THEN 'id:' || event_id ELSE 'h:' || md5(concat_ws(chr(31),
     strftime(ts, '%Y-%m-%dT%H:%M:%S.%f'), user_id, anchor_id, item_id, kind, coalesce(surface, ''),
@@ -341,8 +347,9 @@ def ingest(home: Path | str, table: pa.Table) -> IngestResult:
             pq.write_table(fresh.select([f.name for f in fields]).cast(pa.schema(fields)), tmp)
             os.replace(tmp, path)
             result.part = str(path)
-            if len(_parts(home)) > COMPACT_PARTS:
-                result.part = str(_compact(d, _parts(home)))
+            parts = _parts(home)
+            if len(parts) > COMPACT_PARTS:
+                result.part = str(_compact(d, parts))
     return result
 
 
@@ -406,6 +413,18 @@ def read_log(home: Path | str) -> pa.Table:
 # ------------------------------------------------------------------------------- statistics
 
 
+def _count_index(table: pa.Table, keys: Sequence[str], successes: str) -> dict[tuple[Any, ...], tuple[int, int]]:
+    """key columns -> (impressions, successes capped at impressions) of a stats table."""
+    cols = zip(*(table.column(k).to_pylist() for k in keys), strict=True)
+    vals = zip(table.column("impressions").to_pylist(), table.column(successes).to_pylist(), strict=True)
+    return {key: (n, min(s, n)) for key, (n, s) in zip(cols, vals, strict=True)}
+
+
+def _lookup(got: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
+    arr = np.array(got, dtype=np.float64).reshape(-1, 2)
+    return arr[:, 0], arr[:, 1]
+
+
 @dataclass
 class FeedbackStats:
     """Counts and smoothed rates per (anchor_id, item_id, kind) (``pairs``), per kind (``kinds``)
@@ -420,8 +439,8 @@ class FeedbackStats:
     prior_strength: float = DEFAULT_PRIOR_STRENGTH
     item_strength: float = DEFAULT_ITEM_STRENGTH
     metric: str = "conversion"
-    _index: dict[tuple[str, str, str], tuple[int, int]] | None = field(default=None, repr=False)
-    _item_index: dict[tuple[str, str], tuple[int, int]] | None = field(default=None, repr=False)
+    _index: dict[tuple[Any, ...], tuple[int, int]] | None = field(default=None, repr=False)
+    _item_index: dict[tuple[Any, ...], tuple[int, int]] | None = field(default=None, repr=False)
     _prior: dict[str, float] | None = field(default=None, repr=False)
 
     def prior_rate(self, kind: str) -> float:
@@ -437,43 +456,35 @@ class FeedbackStats:
             self._prior[""] = ((pc.sum(capped).as_py() or 0) + 1.0) / ((pc.sum(n).as_py() or 0) + 2.0)
         return self._prior.get(kind, self._prior[""])
 
+    def _pair_index(self) -> dict[tuple[Any, ...], tuple[int, int]]:
+        if self._index is None:
+            self._index = _count_index(self.pairs, ("anchor_id", "item_id", "kind"), METRICS[self.metric])
+        return self._index
+
+    def _items_index(self) -> dict[tuple[Any, ...], tuple[int, int]]:
+        if self._item_index is None:
+            self._item_index = _count_index(self.items, ("item_id", "kind"), METRICS[self.metric])
+        return self._item_index
+
     def counts(self, anchor_id: str, items: Sequence[str], kind: str) -> tuple[np.ndarray, np.ndarray]:
         """``(impressions, successes)`` of ``metric`` for each of ``items`` shown for ``anchor_id``
         as ``kind`` (0, 0 for pairs never shown; successes capped at impressions)."""
-        if self._index is None:
-            p = self.pairs
-            col = METRICS[self.metric]
-            keys = zip(
-                p.column("anchor_id").to_pylist(),
-                p.column("item_id").to_pylist(),
-                p.column("kind").to_pylist(),
-                strict=True,
-            )
-            vals = zip(p.column("impressions").to_pylist(), p.column(col).to_pylist(), strict=True)
-            self._index = {key: (n, min(s, n)) for key, (n, s) in zip(keys, vals, strict=True)}
-        got = [self._index.get((anchor_id, i, kind), (0, 0)) for i in items]
-        arr = np.array(got, dtype=np.float64).reshape(-1, 2)
-        return arr[:, 0], arr[:, 1]
-
-    def warm(self) -> FeedbackStats:
-        """Build the lookup indexes now (a server does it before swapping new stats in, so no
-        request pays for it); returns self."""
-        self.counts("", [], "")
-        self.item_counts([], "")
-        self.prior_rate("")
-        return self
+        index = self._pair_index()
+        return _lookup([index.get((anchor_id, i, kind), (0, 0)) for i in items])
 
     def item_counts(self, items: Sequence[str], kind: str) -> tuple[np.ndarray, np.ndarray]:
         """``(impressions, successes)`` of ``metric`` for each of ``items`` recommended as ``kind``
         for any anchor (per-pair successes capped at impressions; 0, 0 for items never shown)."""
-        if self._item_index is None:
-            t = self.items
-            keys = zip(t.column("item_id").to_pylist(), t.column("kind").to_pylist(), strict=True)
-            vals = zip(t.column("impressions").to_pylist(), t.column(METRICS[self.metric]).to_pylist(), strict=True)
-            self._item_index = dict(zip(keys, vals, strict=True))
-        got = [self._item_index.get((i, kind), (0, 0)) for i in items]
-        arr = np.array(got, dtype=np.float64).reshape(-1, 2)
-        return arr[:, 0], arr[:, 1]
+        index = self._items_index()
+        return _lookup([index.get((i, kind), (0, 0)) for i in items])
+
+    def warm(self) -> FeedbackStats:
+        """Build the lookup indexes now (a server does it before swapping new stats in, so no
+        request pays for it); returns self."""
+        self._pair_index()
+        self._items_index()
+        self.prior_rate("")
+        return self
 
     def to_dict(self, top: int | None = None) -> dict[str, Any]:
         """JSON-ready: {"metric", "prior_strength", "item_strength", "kinds": [...], "pairs": [...

@@ -151,8 +151,7 @@ def build(opts: BuildOptions, progress: Progress | None = None) -> BuildSummary:
     for user mistakes (bad file, unknown dataset, bad mapping)."""
     import loaders
     from graph import open_store
-    from tiein.features import candidate_features, next_candidates, top_pairs, with_sales_roles
-    from tiein.relations import classify, classify_next
+    from tiein.features import with_sales_roles
     from tiein.scenes import load_scenes
 
     timer = _Timer()
@@ -228,35 +227,6 @@ def build(opts: BuildOptions, progress: Progress | None = None) -> BuildSummary:
             index = embeddings.ProductIndex.build(ids, vectors, model_name)
             neighbours = index.neighbours(min(opts.neighbours_k, max(1, len(ids) - 1)))
 
-    with timer.step("classify"):
-        features = candidate_features(
-            products,
-            co_purchase=co_purchase,
-            co_view=co_view,
-            listed=loaded.listed_pairs if loaded.listed_pairs.num_rows else None,
-            neighbours=neighbours,
-            ids=ids,
-            vectors=vectors,
-            threads=opts.threads,
-            per_product=opts.candidates_per_product,
-        )
-        relations = classify(features, opts.relations)
-    with timer.step("next"):
-        if co_purchase is not None and timeline is not None and timeline.num_rows:
-            nxt = classify_next(
-                next_candidates(products, co_purchase, timeline, min_count=opts.next_purchase.min_customers),
-                int(mining_report.get("returning_customers", 0)),
-                opts.next_purchase,
-                window_days=opts.after_window_days,
-                orders=loaded.orders,
-            )
-            if nxt.num_rows:
-                relations = pa.concat_tables([relations, nxt])
-
-    with timer.step("scenes"):
-        scene_tables, scene_report = _scenes(opts, home, products, relations, user_scenes)
-
-    pair_stats_empty = PAIR_STATS.empty_table()
     meta = {
         "source": loaded.name,
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -268,16 +238,11 @@ def build(opts: BuildOptions, progress: Progress | None = None) -> BuildSummary:
         "role_config": opts.roles.to_dict(),
         "state_id": uuid.uuid4().hex,  # ties HOME/inputs (tiein.update) to this graph
     }
-    with timer.step("pairs"):  # the CO_PURCHASED / CO_VIEWED edges: each product's strongest partners
-        data = GraphData(
-            products=products,
-            co_purchased=top_pairs(co_purchase, opts.graph_pairs_per_product) if co_purchase is not None else pair_stats_empty,
-            co_viewed=top_pairs(co_view, opts.graph_pairs_per_product) if co_view is not None else pair_stats_empty,
-            relations=relations,
-            scenes=scene_tables[0],
-            scene_members=scene_tables[1],
-            meta=meta,
-        )
+    data, report = graph_from_stats(
+        opts, home, products, orders=loaded.orders, co_purchase=co_purchase, co_view=co_view,
+        listed=loaded.listed_pairs, timeline=timeline, returning_customers=int(mining_report.get("returning_customers", 0)),
+        neighbours=neighbours, ids=ids, vectors=vectors, user_scenes=user_scenes, meta=meta, timer=timer,
+    )  # fmt: skip
     with timer.step("store"):
         store = open_store(store_url)
         try:
@@ -304,17 +269,84 @@ def build(opts: BuildOptions, progress: Progress | None = None) -> BuildSummary:
         "co_purchase_pairs": co_purchase.num_rows if co_purchase is not None else 0,
         "co_view_pairs": co_view.num_rows if co_view is not None else 0,
         "listed_pairs": loaded.listed_pairs.num_rows,
-        "candidates": features.num_rows,
+        "candidates": report["candidates"],
     }
+    relations = data.relations
     kinds = pc.value_counts(relations.column("kind")).to_pylist() if relations.num_rows else []
     summary.relations = {d["values"]: int(d["counts"]) for d in kinds}
     summary.seconds = dict(timer.seconds)
     summary.seconds["total"] = time.perf_counter() - t_all
     summary.load_report = loaded.report.lines()
     summary.top_products = top_products(loaded.orders, relations, 5)
-    summary.scenes = scene_report
-    summary.counts["scenes"] = scene_report["count"]
+    summary.scenes = report["scenes"]
+    summary.counts["scenes"] = report["scenes"]["count"]
     return summary
+
+
+def graph_from_stats(
+    opts: BuildOptions,
+    home: Path,
+    products: pa.Table,
+    *,
+    orders: pa.Table,
+    co_purchase: pa.Table | None,
+    co_view: pa.Table | None,
+    listed: pa.Table,
+    timeline: pa.Table | None,
+    returning_customers: int,
+    neighbours: pa.Table | None,
+    ids: list[str] | None,
+    vectors: Any,
+    user_scenes: list[Any] | None,
+    meta: dict[str, Any],
+    timer: _Timer,
+) -> tuple[GraphData, dict[str, Any]]:
+    """The stages after mining and embedding, shared by :func:`build` and :func:`tiein.update.update`
+    (so an update gives what a build gives): classify the candidate pairs, "next purchase"
+    relations, scenes, and each product's strongest pair edges; timed as classify, next, scenes,
+    pairs. Returns the GraphData (with ``meta``) and a report: {"candidates": candidate pairs
+    classified, "scenes": the scenes report}."""
+    from tiein.features import candidate_features, next_candidates, top_pairs
+    from tiein.relations import classify, classify_next
+
+    with timer.step("classify"):
+        features = candidate_features(
+            products,
+            co_purchase=co_purchase,
+            co_view=co_view,
+            listed=listed if listed.num_rows else None,
+            neighbours=neighbours,
+            ids=ids,
+            vectors=vectors,
+            threads=opts.threads,
+            per_product=opts.candidates_per_product,
+        )
+        relations = classify(features, opts.relations)
+    with timer.step("next"):
+        if co_purchase is not None and timeline is not None and timeline.num_rows:
+            nxt = classify_next(
+                next_candidates(products, co_purchase, timeline, min_count=opts.next_purchase.min_customers),
+                returning_customers,
+                opts.next_purchase,
+                window_days=opts.after_window_days,
+                orders=orders,
+            )
+            if nxt.num_rows:
+                relations = pa.concat_tables([relations, nxt])
+    with timer.step("scenes"):
+        (scenes, members), scene_report = _scenes(opts, home, products, relations, user_scenes)
+    with timer.step("pairs"):  # the CO_PURCHASED / CO_VIEWED edges: each product's strongest partners
+        empty = PAIR_STATS.empty_table()
+        data = GraphData(
+            products=products,
+            co_purchased=top_pairs(co_purchase, opts.graph_pairs_per_product) if co_purchase is not None else empty,
+            co_viewed=top_pairs(co_view, opts.graph_pairs_per_product) if co_view is not None else empty,
+            relations=relations,
+            scenes=scenes,
+            scene_members=members,
+            meta=meta,
+        )
+    return data, {"candidates": features.num_rows, "scenes": scene_report}
 
 
 def _scenes(

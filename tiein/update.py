@@ -603,7 +603,7 @@ def update(opts: UpdateOptions, progress: Progress | None = None) -> UpdateSumma
             vectors, ids, index, neighbours, model_name = _embeddings(
                 bopts, home, products, state, new_ids, bool(changed_text), summary
             )
-        new_data = _graph(bopts, home, products, orders, views, state.listed_pairs, mined, mined_v,
+        new_data = _graph(bopts, home, products, orders, state.listed_pairs, mined, mined_v,
                           ids, vectors, neighbours, model_name, old.meta, timer)  # fmt: skip
 
     state_id = uuid.uuid4().hex
@@ -726,7 +726,6 @@ def _graph(
     home: Path,
     products: pa.Table,
     orders: pa.Table,
-    views: pa.Table,
     listed: pa.Table,
     mined: Any,
     mined_v: Any,
@@ -737,44 +736,20 @@ def _graph(
     old_meta: dict[str, Any],
     timer: Any,
 ) -> GraphData:
-    """The GraphData :func:`tiein.pipeline.build` makes from these inputs (the same stages, timed
-    under the same names)."""
-    from tiein.features import candidate_features, next_candidates, top_pairs
-    from tiein.pipeline import _scenes
-    from tiein.relations import classify, classify_next
+    """The GraphData :func:`tiein.pipeline.build` makes from these inputs: its own stages
+    (:func:`tiein.pipeline.graph_from_stats`), timed under the same names."""
+    from tiein.pipeline import graph_from_stats
     from tiein.scenes import load_scenes
 
-    co_purchase = mined.pairs if mined is not None else None
-    co_view = mined_v.pairs if mined_v is not None else None
-    with timer.step("classify"):
-        features = candidate_features(
-            products, co_purchase=co_purchase, co_view=co_view, listed=listed if listed.num_rows else None,
-            neighbours=neighbours, ids=ids, vectors=vectors, threads=bopts.threads,
-            per_product=bopts.candidates_per_product,
-        )  # fmt: skip
-        relations = classify(features, bopts.relations)
-    with timer.step("next"):
-        if co_purchase is not None and mined.timeline.num_rows:
-            nxt = classify_next(
-                next_candidates(products, co_purchase, mined.timeline, min_count=bopts.next_purchase.min_customers),
-                int(mined.report.get("returning_customers", 0)), bopts.next_purchase,
-                window_days=bopts.after_window_days, orders=orders,
-            )  # fmt: skip
-            if nxt.num_rows:
-                relations = pa.concat_tables([relations, nxt])
-    with timer.step("scenes"):
-        user_scenes = load_scenes(bopts.scenes) if bopts.scenes is not None else None
-        (scenes, members), _ = _scenes(bopts, home, products, relations, user_scenes)
-    empty = PAIR_STATS.empty_table()
-    with timer.step("pairs"):
-        return GraphData(
-            products=products,
-            co_purchased=top_pairs(co_purchase, bopts.graph_pairs_per_product)
-            if co_purchase is not None
-            else empty,
-            co_viewed=top_pairs(co_view, bopts.graph_pairs_per_product) if co_view is not None else empty,
-            relations=relations,
-            scenes=scenes,
-            scene_members=members,
-            meta={**old_meta, "model": model_name if model_name is not None else old_meta.get("model")},
-        )
+    data, _ = graph_from_stats(
+        bopts, home, products, orders=orders,
+        co_purchase=mined.pairs if mined is not None else None,
+        co_view=mined_v.pairs if mined_v is not None else None,
+        listed=listed, timeline=mined.timeline if mined is not None else None,
+        returning_customers=int(mined.report.get("returning_customers", 0)) if mined is not None else 0,
+        neighbours=neighbours, ids=ids, vectors=vectors,
+        user_scenes=load_scenes(bopts.scenes) if bopts.scenes is not None else None,
+        meta={**old_meta, "model": model_name if model_name is not None else old_meta.get("model")},
+        timer=timer,
+    )  # fmt: skip
+    return data
