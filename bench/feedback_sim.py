@@ -234,7 +234,7 @@ def simulate(
         candidates.sort(key=lambda i: stable_hash("anchor", b["order_id"], i))
         anchors = candidates[:views] if views > 0 else candidates
         arm = assign(b["user"], EXPERIMENT, ARMS)
-        got = {"control": 0, "reranked": 0, "impressions": 0, "shown": 0, "bought": 0}
+        got = {"control": 0, "reranked": 0, "impressions": 0, "bought": 0}  # both lists are k long
         for anchor in anchors:
             lists = {
                 "control": [r["product_id"] for r in comps[anchor][:k]],
@@ -251,7 +251,6 @@ def simulate(
             got["impressions"] += len(lists["control"])
             shown = lists[arm]
             bought = [i for i in shown if i in b["truth"] and i != anchor]
-            got["shown"] += len(shown)
             got["bought"] += len(bought)
             for item in shown:
                 for event in ("impression", "click", "purchase") if item in bought else ("impression",):
@@ -264,7 +263,7 @@ def simulate(
                         ev[n].append(v)
         for name in ("control", "reranked", "impressions"):
             paired[name].append(got[name])
-        per[arm]["impressions"].append(got["shown"])
+        per[arm]["impressions"].append(got["impressions"])
         per[arm]["purchases"].append(got["bought"])
     flush()
 
@@ -365,6 +364,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--data-dir", type=Path, help="Shared data folder [env TIEIN_DATA].")
     ap.add_argument("--json", action="store_true", help="Print the result as JSON too.")
     a = ap.parse_args(argv)
+    if a.views < 0:
+        ap.error(f"--views must be >= 0 (0: every basket item), got {a.views}")
     res = run(
         datetime.fromisoformat(a.cut), datetime.fromisoformat(a.end), a.home, data_dir=a.data_dir,
         embeddings=a.embeddings, k=a.k, pool=a.pool, views=a.views, window_days=a.window_days,
