@@ -35,12 +35,13 @@ if str(ROOT) not in sys.path:
 
 def graph_tables(home: Path) -> dict[str, pa.Table]:
     """The tables a home's store was loaded with (HOME/inputs/graph), in a canonical order."""
-    from tiein.update import GRAPH_PARTS, STATE_DIR
+    from tiein.home import inputs_dir
+    from tiein.update import GRAPH_PARTS
 
     keys = {"products": ["product_id"], "co_purchased": ["a", "b"], "co_viewed": ["a", "b"],
             "relations": ["src", "kind", "dst"], "scenes": ["scene_id"], "scene_members": ["scene_id", "product_id"]}  # fmt: skip
     return {
-        p: pq.read_table(home / STATE_DIR / "graph" / f"{p}.parquet").sort_by([(k, "ascending") for k in keys[p]])
+        p: pq.read_table(inputs_dir(home) / "graph" / f"{p}.parquet").sort_by([(k, "ascending") for k in keys[p]])
         for p in GRAPH_PARTS
     }
 

@@ -20,6 +20,7 @@ Progress = Callable[[str, int, int], None]
 
 DEFAULT_MODEL = "use-multilingual-v3"
 MINILM_MODEL = "all-minilm-l6-v2"
+MAX_ENCODE_CHARS = 1024  # a guard: callers send short texts (products.MAX_TEXT_CHARS)
 
 # Short names of models that ship inside a PyPI package (they load offline).
 ALIASES: dict[str, str] = {
@@ -57,7 +58,8 @@ class Encoder:
         """Embed ``texts``: float32 array of shape ``(len(texts), dim)`` with L2-normalised rows.
 
         Texts are encoded longest first (less padding for transformer models) in batches of
-        ``batch_size``; ``progress("encode", done, total)`` is called after each batch.
+        ``batch_size``; ``progress("encode", done, total)`` is called after each batch. Only the
+        first ``MAX_ENCODE_CHARS`` characters of a text are encoded (memory and time stay bounded).
         """
         if batch_size <= 0:
             raise ConfigError(f"batch_size must be positive, got {batch_size}")
@@ -65,6 +67,7 @@ class Encoder:
         out = np.zeros((n, self.dim), dtype=np.float32)
         if n == 0:
             return out
+        texts = [t[:MAX_ENCODE_CHARS] for t in texts]
         lengths = np.fromiter((len(t) for t in texts), dtype=np.int64, count=n)
         order = np.argsort(-lengths, kind="stable")
         import torch

@@ -16,18 +16,21 @@ from embeddings.encoder import Encoder, Progress
 from tiein.errors import InputError
 
 CACHE_VERSION = 1
+MAX_TEXT_CHARS = 512  # of a title (and brand) sent to the encoder; the graph keeps the full title
 
 
 def product_texts(products: pa.Table) -> list[str]:
     """The text embedded for each product: ``"<brand> <title>"``, or just the title when the brand
     is missing or already in the title (case-insensitive). Whitespace is collapsed; a product
-    with neither title nor brand gets ``""`` (embedded as an all-zero vector)."""
+    with neither title nor brand gets ``""`` (embedded as an all-zero vector). Title and brand are
+    cut to their first ``MAX_TEXT_CHARS`` characters (a 1 MB title would cost gigabytes to
+    embed, and encoders read only the first few hundred tokens anyway)."""
     if "title" not in products.column_names:
         raise InputError("the products table has no title column", column="title")
-    title = pc.utf8_trim_whitespace(pc.fill_null(products.column("title").cast(pa.string()), ""))
+    title = _clean(products.column("title"))
     if "brand" not in products.column_names:
         return _collapse(title)
-    brand = pc.utf8_trim_whitespace(pc.fill_null(products.column("brand").cast(pa.string()), ""))
+    brand = _clean(products.column("brand"))
     titles = np.asarray(pc.utf8_lower(title).to_numpy(zero_copy_only=False), dtype=str)
     brands = np.asarray(pc.utf8_lower(brand).to_numpy(zero_copy_only=False), dtype=str)
     # np.char.find runs the per-row containment test in C.
@@ -35,6 +38,11 @@ def product_texts(products: pa.Table) -> list[str]:
     joined = pc.binary_join_element_wise(brand, title, " ")
     text = pc.if_else(pa.array(add_brand, type=pa.bool_()), joined, title)
     return _collapse(text)
+
+
+def _clean(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    text = pc.utf8_slice_codeunits(pc.fill_null(column.cast(pa.string()), ""), 0, MAX_TEXT_CHARS)
+    return pc.utf8_trim_whitespace(text)
 
 
 def _collapse(text: pa.ChunkedArray | pa.Array) -> list[str]:

@@ -43,6 +43,8 @@ CREATE_REL_TABLE: dict[str, str] = {
 # $rows is a pyarrow Table with the label's / type's columns in schema order.
 COPY_TABLE: dict[str, str] = {name: f"COPY {name} FROM $rows" for name in (*NODE_SCHEMAS, *REL_SCHEMAS)}
 CHECKPOINT = "CHECKPOINT"
+# prefixed to an analyst's query to see LadybugDB's plan of it (ladybug_store.refuse_unsafe_plan)
+EXPLAIN_PREFIX = "EXPLAIN "
 
 # ----------------------------------------------------------------------------- reads
 _PRODUCT_RETURN = (

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import threading
 import time
@@ -60,6 +61,7 @@ from tiein.errors import (
     TieinError,
     WriteRefused,
 )
+from tiein.faults import fault
 from tiein.model import REL_TYPE, RELATION_KINDS, GraphData
 
 CURRENT = "CURRENT"
@@ -88,18 +90,85 @@ def check_params(cypher: str, params: dict[str, Any] | None) -> None:
         raise CypherError(f"missing query parameter(s): {', '.join('$' + m for m in missing)}")
 
 
+ANALYST = ("query", "query plan")  # what an analyst's statement is run as (every other: tiein's own)
+
+
 def _translate(exc: Exception, what: str) -> TieinError:
-    """A LadybugDB error (they are all RuntimeError) as the project's error."""
+    """A LadybugDB error (they are all RuntimeError) as the project's error. tiein's own
+    statements are known to be valid, so their failure means a damaged database: 503."""
     msg = str(exc).strip()
+    if what not in ANALYST and not msg.startswith("Interrupted"):
+        return StoreUnavailable(
+            f"the graph cannot answer ({what}): its database looks damaged; rebuild it or run "
+            f"`tiein rollback` ({_no_paths(msg)})"
+        )
     if "read-only" in msg:
         return WriteRefused(f"query() is read-only: {msg}")
     if msg.startswith(("Parser exception", "Binder exception")):
         return CypherError(f"invalid Cypher: {msg}")
     if msg.startswith("Interrupted"):
         return CypherError(f"query interrupted (time limit exceeded): {msg}")
+    if "bad_alloc" in msg or msg.startswith("Buffer manager exception"):
+        return CypherError(f"query ran out of memory: {msg}")
     if msg.startswith("Runtime exception"):
         return CypherError(f"query failed: {msg}")
     return StoreError(f"{what} failed: {msg}")
+
+
+# LadybugDB's physical operators that only read (the plan of an analyst's query may hold no other:
+# no COPY_TO, EXPORT_DATABASE, INSTALL_EXTENSION, SET_PROPERTY, TRANSACTION, ...), and the table
+# functions such a plan may call (READ_FTABLE: the one-row input of UNWIND / RETURN; no READ_CSV)
+READ_OPERATORS = frozenset(
+    {
+        "AGGREGATE", "AGGREGATE_FINALIZE", "AGGREGATE_SCAN", "COUNT_REL_TABLE", "CROSS_PRODUCT", "DUMMY_SINK",
+        "DUMMY_SIMPLE_SINK",
+        "EMPTY_RESULT", "FILTER", "FLATTEN", "HASH_JOIN_BUILD", "HASH_JOIN_PROBE", "INDEX_LOOKUP",
+        "INTERSECT", "INTERSECT_BUILD", "LIMIT", "SKIP", "MULTIPLICITY_REDUCER", "ORDER_BY",
+        "ORDER_BY_MERGE", "ORDER_BY_SCAN", "PATH_PROPERTY_PROBE", "PRIMARY_KEY_SCAN_NODE_TABLE",
+        "PROJECTION", "QUERY_PRIMARY_KEY_LOOKUP", "RECURSIVE_EXTEND", "RESULT_COLLECTOR",
+        "SCAN_NODE_TABLE", "SCAN_REL_TABLE", "SEMI_MASKER", "TABLE_FUNCTION_CALL", "TOP_K",
+        "TOP_K_SCAN", "UNION_ALL_SCAN", "UNWIND",
+    }
+)  # fmt: skip
+READ_TABLE_FUNCTIONS = frozenset(
+    {"READ_FTABLE", "SHOW_TABLES", "TABLE_INFO", "SHOW_CONNECTION", "CURRENT_SETTING", "DB_VERSION", "SHOW_FUNCTIONS"}
+)
+_PLAN_OPERATOR = re.compile(r"(?<=│)\s*([A-Z][A-Z0-9_]*)\[(\d+)\]\s*(?=│)")
+_PLAN_FUNCTION = re.compile(r"(?<=│)\s*Function: (\w+)")
+
+
+def plan_operators(plan: str) -> tuple[list[str], list[str]]:
+    """(operators, table functions) of an ``EXPLAIN`` plan (LadybugDB draws the plan as boxes, a
+    box's first line ``NAME[id]``; a table function call names its function on a ``Function:``
+    line)."""
+    ops = {int(m.group(2)): m.group(1) for m in _PLAN_OPERATOR.finditer(plan)}
+    return [ops[i] for i in sorted(ops)], _PLAN_FUNCTION.findall(plan)
+
+
+def refuse_unsafe_plan(conn: Any, cypher: str, params: dict[str, Any] | None) -> None:
+    """Ask LadybugDB how it would run ``cypher`` (``EXPLAIN``: parsed, bound and planned, not run)
+    and raise WriteRefused unless every operator only reads (:data:`READ_OPERATORS`) and every
+    table function is a read-only one (:data:`READ_TABLE_FUNCTIONS`): a file read (``LOAD FROM``
+    → READ_CSV), a file write (``COPY ... TO``), an export, an extension or a write is refused
+    whatever the text looked like to :func:`tiein.cypher.refuse_writes`."""
+    _, rows = _execute(conn, cy.EXPLAIN_PREFIX + cypher, params, "query plan")
+    plan = "\n".join(str(r[0]) for r in rows)
+    ops, functions = plan_operators(plan)
+    calls = ops.count("TABLE_FUNCTION_CALL")
+    if not ops or len(functions) < calls:
+        raise WriteRefused("queries are read-only: LadybugDB's plan of the query could not be checked")
+    for op in ops:
+        if op not in READ_OPERATORS:
+            raise WriteRefused(f"queries are read-only: the query's plan has the operator {op}, which does not only read")
+    for fn in functions:
+        if fn not in READ_TABLE_FUNCTIONS:
+            raise WriteRefused(f"queries are read-only: the query calls the table function {fn} "
+                               "(reading files is not allowed)")
+
+
+def _no_paths(message: str) -> str:
+    """``message`` with absolute paths cut to their last two parts (errors reach API clients)."""
+    return re.sub(r"/(?:[^/\s'\"]+/)*([^/\s'\"]+/[^/\s'\"]+)", r"\1", message)
 
 
 # properties of each label / type, to drop the other tables' columns a node of an unlabelled
@@ -131,14 +200,19 @@ class EmbeddedStore:
 
     name = "embedded"
 
-    def __init__(self, path: Path | str, *, query_timeout_s: float = 30.0, num_threads: int = 0) -> None:
+    def __init__(
+        self, path: Path | str, *, query_timeout_s: float = 30.0, num_threads: int = 0,
+        db_options: dict[str, Any] | None = None,
+    ) -> None:  # fmt: skip
         self.path = Path(path)
+        self.db_options = dict(db_options or {})  # more ladybug.Database options (buffer_pool_size, ...)
         self.query_timeout_s = query_timeout_s
         self.num_threads = num_threads
         self._lock = threading.RLock()
         self._db: Any = None
         self._conn: Any = None
         self._gen: str | None = None  # generation currently open
+        self._opened = False  # a generation was open once: a missing pointer means damage now
         self._summary_memo: dict[tuple[str | None, str], dict[str, Any]] = {}  # scene_summary, per generation
 
     def __repr__(self) -> str:
@@ -149,12 +223,23 @@ class EmbeddedStore:
         try:
             name = (self.path / CURRENT).read_text(encoding="utf-8").strip()
         except FileNotFoundError:
+            if self._opened or self._has_generations():
+                # it answered before (or generations exist): the store was damaged, not never built
+                raise StoreUnavailable(
+                    f"the graph store {self.path.name}/ lost its pointer {CURRENT}: rebuild it or run `tiein rollback`"
+                ) from None
             return None
         except OSError as exc:
-            raise StoreUnavailable(f"cannot read {self.path / CURRENT}: {exc}") from exc
+            raise StoreUnavailable(f"cannot read the graph store's pointer {CURRENT}: {exc.strerror}") from exc
         if not name.startswith(GEN_PREFIX) or "/" in name or "\\" in name:
-            raise StoreUnavailable(f"{self.path / CURRENT} is corrupt: {name!r}")
+            raise StoreUnavailable(f"the graph store's pointer {CURRENT} is corrupt: {name[:40]!r}")
         return name
+
+    def _has_generations(self) -> bool:
+        try:
+            return any(c.name.startswith(GEN_PREFIX) for c in self.path.iterdir())
+        except OSError:
+            return False
 
     def _connection(self) -> Any | None:
         """The read-only connection to the current generation (reopened when ``CURRENT`` names
@@ -172,15 +257,16 @@ class EmbeddedStore:
 
         db_path = self.path / gen / DB_FILE
         if not db_path.exists():
-            raise StoreUnavailable(f"{self.path / CURRENT} names {gen}, which has no database ({db_path})")
+            raise StoreUnavailable(f"the graph store's pointer names {gen}, which has no database: rebuild it")
         try:
-            self._db = ladybug.Database(str(db_path), read_only=True)
+            self._db = ladybug.Database(str(db_path), read_only=True, **self.db_options)
             self._conn = ladybug.Connection(self._db, num_threads=self.num_threads)
             self._conn.set_query_timeout(int(self.query_timeout_s * 1000))
         except RuntimeError as exc:
             self._close_db()
-            raise StoreUnavailable(f"cannot open the graph at {db_path}: {exc}") from exc
+            raise StoreUnavailable(f"cannot open the graph generation {gen}: {_no_paths(str(exc))}") from exc
         self._gen = gen
+        self._opened = True
         return self._conn
 
     def _close_db(self) -> None:
@@ -220,6 +306,7 @@ class EmbeddedStore:
         gen_dir = self.path / gen
         try:
             make(gen_dir)
+            fault("store.before_switch")
             tmp = self.path / f"{CURRENT}.{uuid.uuid4().hex[:8]}.tmp"
             with open(tmp, "w", encoding="utf-8") as f:
                 f.write(gen + "\n")
@@ -230,6 +317,7 @@ class EmbeddedStore:
         except BaseException:
             shutil.rmtree(gen_dir, ignore_errors=True)
             raise
+        fault("store.after_switch")
         self._close_db()
         self._remove_old_generations(keep=gen)
 
@@ -264,6 +352,18 @@ class EmbeddedStore:
             for obj in (conn, db):
                 if obj is not None:
                     obj.close()
+
+    def clean(self) -> None:
+        """Remove generations that do not answer (a crash left them) unless a load is running."""
+        if not self.path.is_dir():
+            return
+        try:
+            with self._lock, _WriterLock(self.path / ".lock"):
+                current = self._read_pointer()
+                if current is not None:
+                    self._remove_old_generations(keep=current)
+        except StoreError:
+            return  # another process is loading: it cleans up itself
 
     def _remove_old_generations(self, keep: str) -> None:
         """Delete every generation but ``keep`` (and stray pointer temp files). Caller holds the
@@ -385,7 +485,9 @@ class EmbeddedStore:
             try:
                 meta = json.loads(meta_path.read_text(encoding="utf-8"))
             except (OSError, json.JSONDecodeError) as exc:
-                raise StoreError(f"cannot read {meta_path}: {exc}") from exc
+                raise StoreUnavailable(
+                    f"the graph generation {self._gen} has a damaged {META_FILE}: rebuild it or run `tiein rollback`"
+                ) from exc
             # every count on this one connection, i.e. the same generation as the meta
             nodes = {label: _execute(conn, q, None, "stats")[1][0][0] for label, q in cy.COUNT_NODES.items()}
             rels = {rel: _execute(conn, q, None, "stats")[1][0][0] for rel, q in cy.COUNT_RELS.items()}
@@ -491,6 +593,7 @@ class EmbeddedStore:
                 raise StoreUnavailable(f"no graph has been loaded into {self.path} yet")
             conn.set_query_timeout(timeout_ms)
             try:
+                refuse_unsafe_plan(conn, cypher, params)
                 cols, rows = _execute(conn, cypher, params, "query", limit)
             finally:
                 conn.set_query_timeout(int(self.query_timeout_s * 1000))

@@ -34,6 +34,9 @@ from tiein import model
 from tiein.errors import ConfigError, InputError
 
 _CURRENCY = r"^(?:[$€£¥￥]|RMB|CNY|USD|EUR|GBP)\s*|\s*(?:元|RMB|CNY|USD|EUR|GBP)$"
+MAX_ID_CHARS = 1000  # ids are keys, held many times over in memory: longer ones are refused
+# Whole numbers (stock, integer attributes) must stay below this; BIGINT overflows at 9.2e18.
+_INT_LIMIT = "1e15"
 _TS_FORMATS = [
     "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y/%m/%d %H:%M:%S", "%Y/%m/%d %H:%M", "%Y/%m/%d",
     "%m/%d/%Y %H:%M:%S", "%m/%d/%Y %H:%M", "%m/%d/%Y", "%d/%m/%Y %H:%M:%S", "%d/%m/%Y %H:%M",
@@ -219,6 +222,28 @@ def check(
         raise InputError(f"cannot read {bad[1]!r} as {what}", file=raw.file, row=int(bad[0]), column=column)
 
 
+def check_id_length(
+    con: duckdb.DuckDBPyConnection, raw: RawTable, table: str, fields: dict[str, str | None]
+) -> None:
+    """Refuse the first id longer than ``MAX_ID_CHARS`` in ``table`` (field -> source column)."""
+    for field, column in fields.items():
+        if column is None:
+            continue
+        bad = one(
+            con.execute(
+                f"SELECT {ROW}, length({field}) FROM {table} WHERE length({field}) > {MAX_ID_CHARS} "
+                f"ORDER BY {ROW} LIMIT 1"
+            ).fetchall()
+        )
+        if bad:
+            raise InputError(
+                f"an id of {bad[1]:,} characters: ids are limited to {MAX_ID_CHARS:,}",
+                file=raw.file,
+                row=int(bad[0]),
+                column=column,
+            )
+
+
 def timestamp_expr(
     con: duckdb.DuckDBPyConnection, raw: RawTable, view: str, columns: list[str], fmt: str | None
 ) -> str:
@@ -235,7 +260,7 @@ def timestamp_expr(
             return f"CAST({c} AS TIMESTAMP)"
         if pa.types.is_integer(t) or pa.types.is_floating(t):
             return (
-                f"(CASE WHEN abs({c}) >= 1e11 THEN epoch_ms(CAST({c} AS BIGINT)) "
+                f"(CASE WHEN abs({c}) >= 1e14 THEN NULL WHEN abs({c}) >= 1e11 THEN epoch_ms(CAST({c} AS BIGINT)) "
                 f"ELSE timezone('UTC', to_timestamp(CAST({c} AS DOUBLE))) END)"
             )
         s = f"nullif(trim(CAST({c} AS VARCHAR)), '')"
@@ -339,6 +364,13 @@ def build_products(
     price_e = number_expr(raw, price, price=True) if price else "NULL::DOUBLE"
     if price:
         check(con, raw, view, price, price_e, "a price (a number like 12.50)")
+        if pa.types.is_floating(_type(raw, price)):  # NaN read from JSON/Parquet: not "missing" here
+            nan = one(con.execute(f"SELECT {ROW} FROM {view} WHERE isnan({q(price)}) ORDER BY {ROW} LIMIT 1").fetchall())
+            if nan:
+                raise InputError(
+                    "NaN is not a price: leave it empty (null) for an unknown price",
+                    file=raw.file, row=int(nan[0]), column=price,
+                )  # fmt: skip
         bad = one(
             con.execute(
                 f"SELECT {ROW}, {price_e} FROM {view} WHERE {price_e} < 0 ORDER BY {ROW} LIMIT 1"
@@ -349,8 +381,9 @@ def build_products(
     stock_e = "NULL::BIGINT"
     if stock:
         num = number_expr(raw, stock)
-        stock_e = f"(CASE WHEN {num} = floor({num}) THEN CAST({num} AS BIGINT) END)"
-        check(con, raw, view, stock, stock_e, "a stock count (a whole number)")
+        whole = f"{num} = floor({num}) AND abs({num}) < {_INT_LIMIT}"
+        stock_e = f"(CASE WHEN {whole} THEN CAST({num} AS BIGINT) END)"
+        check(con, raw, view, stock, stock_e, f"a stock count (a whole number below {_INT_LIMIT})")
     margin_e = _margin_expr(con, raw, view, margin, cost, price, price_e)
     order_key = ROW
     if latest:
@@ -367,6 +400,7 @@ def build_products(
         {order_key} AS __key
         FROM {view}"""
     )
+    check_id_length(con, raw, "__cat", {"product_id": pid})
     report.blank_product_ids += scalar(con, "SELECT count(*) FROM __cat WHERE product_id IS NULL")
     keep = _excluded(con, "__cat", opts.exclude_product_regex, report)
     report.excluded_products += scalar(
@@ -511,6 +545,9 @@ def _attributes_expr(con: duckdb.DuckDBPyConnection, raw: RawTable, view: str, a
                 all_int = not one(
                     con.execute(f"SELECT 1 FROM {view} WHERE {num} <> floor({num}) LIMIT 1").fetchall()
                 )
+                all_int = all_int and not one(
+                    con.execute(f"SELECT 1 FROM {view} WHERE abs({num}) >= {_INT_LIMIT} LIMIT 1").fetchall()
+                )
                 val = f"CAST({num} AS BIGINT)" if all_int else num
             else:
                 val = text
@@ -586,6 +623,7 @@ def stage_orders(
               {id_expr(raw, cust) if cust else "NULL::VARCHAR"} customer_id, {ts_e} ts, {title_e} title,
               {price_e} price FROM {view})"""
     )
+    check_id_length(con, raw, "__ol1", {"order_id": oid, "product_id": pid, "customer_id": cust})
     con.unregister(view)
     zero_price = "price = 0" if opts.zero_price == "drop" else "FALSE"
     counts = one(
@@ -709,6 +747,14 @@ def finish_orders(
     assert unknown is not None
     report.unknown_product_lines += int(unknown[0])
     report.unknown_product_ids += int(unknown[1])
+    if unknown[0] and len(report.unknown_product_samples) < 5:
+        report.unknown_product_samples += [
+            str(r[0])
+            for r in con.execute(
+                """SELECT DISTINCT product_id FROM __ol WHERE NOT is_cancel AND product_id IS NOT NULL
+                   AND product_id NOT IN (SELECT product_id FROM __products) ORDER BY 1 LIMIT 5"""
+            ).fetchall()
+        ][: 5 - len(report.unknown_product_samples)]
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE __merged AS SELECT order_id, product_id, sum(q) quantity,
           min(customer_id) customer_id, min(ts) ts, min({ROW}) {ROW}, count(*) n
@@ -792,6 +838,7 @@ def build_views(
         {pid_expr(raw, pid, opts)} product_id, {ts_e} ts,
         coalesce({text_expr(raw, event) if event else "NULL"}, 'view') event FROM {view}"""
     )
+    check_id_length(con, raw, "__v0", {"session_id": sess, "product_id": pid})
     con.unregister(view)
     report.blank_product_ids += scalar(
         con, "SELECT count(*) FROM __v0 WHERE product_id IS NULL OR session_id IS NULL"

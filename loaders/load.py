@@ -7,10 +7,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from loaders import build
+from loaders.limits import read_input
 from loaders.mapping import Mapping
 from loaders.read import RawTable, decode, read_lines, read_table, sniff_delimiter
 from loaders.report import FileRead, LoadReport
@@ -47,13 +49,7 @@ def read_file(path: Path, role: str, mapping: Mapping, report: LoadReport) -> Ra
 
 def read_basket_lines(path: Path, *, encoding: str | None = None, delimiter: str | None = None) -> RawTable:
     """A file with one basket per line (``milk,bread``): order id = line number."""
-    data = path.read_bytes() if path.exists() else None
-    if data is None:
-        raise InputError("file not found", file=str(path))
-    if data[:2] == b"\x1f\x8b":
-        import gzip
-
-        data = gzip.decompress(data)
+    data = read_input(path)
     lines, enc = read_lines(data, str(path), encoding=encoding)
     if delimiter in ("tab", "\\t"):
         delimiter = "\t"
@@ -164,6 +160,9 @@ def load_raw(
         tick("views")
     except pa.ArrowInvalid as exc:  # a value the schema cannot hold, found late
         raise InputError(f"invalid data: {exc}") from exc
+    except duckdb.Error as exc:  # a value DuckDB cannot convert that no check above caught
+        files = ", ".join(r.file for r in (catalog, orders, views) if r is not None)
+        raise InputError(f"invalid data: {str(exc).splitlines()[0]}", file=files or None) from None
     finally:
         con.close()
     report.products = products.num_rows

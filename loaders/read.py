@@ -1,8 +1,10 @@
 """Reading one input file into an Arrow table, whatever its format and encoding.
 
 Formats: CSV/TSV/TXT (delimiter sniffed), JSON lines (also a JSON array), Parquet, XLSX; any of
-them may be gzip-compressed (``.gz``). Text encodings are detected: a BOM (UTF-8, UTF-16) wins;
-otherwise strict UTF-8 is tried on the whole file, then GB18030 (a superset of GBK/GB2312).
+them may be gzip-compressed (``.gz``). Text encodings are detected (UTF-8, UTF-8/16 with a BOM,
+GBK/GB18030, Big5; mixed or ambiguous files refused): see :mod:`loaders.encoding`. Every file is
+read within the caps of :mod:`loaders.limits` (regular files only, decompressed size, line
+length, cells, JSON nesting).
 
 Row numbers. Every table read here carries an int64 column ``__row`` with the number a user
 finds the record under in the file: for CSV/TSV with a header and for XLSX the row number a
@@ -14,10 +16,11 @@ from __future__ import annotations
 
 import codecs
 import csv
-import gzip
 import io
 import json
 import re
+import zipfile
+import zlib
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +30,8 @@ import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
+from loaders.encoding import detect
+from loaders.limits import Limits, check_json_depth, check_lines, check_zip, read_input
 from tiein.errors import InputError
 
 ROW = "__row"
@@ -93,62 +98,41 @@ def detect_format(path: Path, head: bytes) -> str:
 
 
 def _read_bytes(path: Path) -> bytes:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise InputError("file not found", file=str(path)) from None
-    except IsADirectoryError:
-        raise InputError("is a directory, not a file", file=str(path)) from None
-    except OSError as exc:
-        raise InputError(f"cannot read the file: {exc.strerror or exc}", file=str(path)) from exc
-    if data[:2] == b"\x1f\x8b":
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError) as exc:
-            raise InputError(f"broken gzip data: {exc}", file=str(path)) from exc
-    return data
+    """The file's bytes (gunzipped), within the limits; see :func:`loaders.limits.read_input`."""
+    return read_input(path)
 
 
 def decode(data: bytes, file: str, encoding: str | None = None) -> tuple[bytes, str]:
     """Return ``(utf8_bytes_without_bom, encoding_name)``.
 
-    With ``encoding`` given, that encoding is used strictly; otherwise BOMs are honoured, then
-    strict UTF-8 is tried, then GB18030. Undecodable bytes raise :class:`InputError` naming the
-    line (= spreadsheet row) of the first bad byte.
+    With ``encoding`` given, that encoding is used strictly; otherwise it is detected by
+    :func:`loaders.encoding.detect`. Undecodable bytes raise :class:`InputError` naming the
+    line (= spreadsheet row) of the first bad byte; so does a line over the length limit.
     """
     if encoding:
         try:
             codecs.lookup(encoding)
         except LookupError:
             raise InputError(f"unknown encoding {encoding!r}", file=file) from None
-        candidates = [encoding]
-    elif data.startswith(codecs.BOM_UTF8):
-        candidates = ["utf-8-sig"]
-    elif data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        candidates = ["utf-16"]
+        enc = encoding
     else:
-        candidates = ["utf-8", "gb18030"]
-    failures: list[UnicodeDecodeError] = []
-    for enc in candidates:
-        try:
-            if enc == "utf-8":
-                data.decode("utf-8")  # validate only: the bytes are already what pyarrow wants
-                return data, "utf-8"
-            text = data.decode(enc)
-        except UnicodeDecodeError as exc:
-            failures.append(exc)
-            continue
-        return text.encode("utf-8"), enc
-    worst = max(failures, key=lambda e: e.start)
-    line = data.count(b"\n", 0, worst.start) + 1
-    bad = data[worst.start : worst.start + 4].hex(" ")
-    tried = " or ".join(candidates)
-    raise InputError(
-        f"undecodable bytes ({bad}) at byte {worst.start}: the file is not {tried}; "
-        "pass the right encoding (option encoding=...)",
-        file=file,
-        row=line,
-    )
+        enc = detect(data, file)
+    try:
+        if enc == "utf-8":
+            data.decode("utf-8")  # validate only: the bytes are already what pyarrow wants
+            body = data
+        else:
+            body = data.decode(enc).encode("utf-8")
+    except UnicodeDecodeError as exc:
+        bad = data[exc.start : exc.start + 4].hex(" ")
+        raise InputError(
+            f"undecodable bytes ({bad}) at byte {exc.start}: the file is not {enc}; "
+            "pass the right encoding (option encoding=...)",
+            file=file,
+            row=data.count(b"\n", 0, exc.start) + 1,
+        ) from None
+    check_lines(body, file, Limits.from_env())
+    return body, enc
 
 
 def sniff_delimiter(text_head: str) -> str:
@@ -176,13 +160,7 @@ def _header_names(text_head: str, delimiter: str, file: str) -> list[str]:
     names = [n.strip() for n in first]
     if not any(names):
         raise InputError("the first line (the header) is empty", file=file, row=1)
-    seen: Counter[str] = Counter()
-    out = []
-    for i, n in enumerate(names, start=1):
-        n = n or f"column{i}"
-        seen[n] += 1
-        out.append(n if seen[n] == 1 else f"{n}.{seen[n]}")
-    return out
+    return _unique(names, file, 1)
 
 
 def read_csv(
@@ -201,11 +179,13 @@ def read_csv(
         )
     if header:
         names = _header_names(head, delimiter, file)
+        _check_width(len(names), file, 1)
         skip = 1
     else:
         width = max(
             len(r) for r in csv.reader(io.StringIO("\n".join(head.splitlines()[:50])), delimiter=delimiter)
         )
+        _check_width(width, file, 1)
         names = [f"column{i}" for i in range(1, width + 1)]
         skip = 0
     bad: list[tuple[int | None, str]] = []
@@ -236,6 +216,7 @@ def read_csv(
         raise InputError(f"cannot parse as CSV: {exc}", file=file) from exc
     if table.num_rows == 0:
         raise InputError("the file has a header but no data rows", file=file)
+    _check_cells(table, file)
     rows = pa.array(range(1 + skip, table.num_rows + 1 + skip), pa.int64())
     return RawTable(table.append_column(ROW, rows), file, "csv", enc, delimiter, header)
 
@@ -261,13 +242,16 @@ def read_json(data: bytes, file: str, *, encoding: str | None = None) -> RawTabl
         raise InputError("the file is empty", file=file)
     if body.lstrip()[:1] == b"[":
         try:
-            records = json.loads(body)
+            records = json.loads(body, parse_constant=_no_constant)
         except json.JSONDecodeError as exc:
             raise InputError(f"invalid JSON: {exc.msg}", file=file, row=exc.lineno) from exc
+        except RecursionError:
+            raise InputError("JSON nested too deeply", file=file) from None
         if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
             raise InputError("a JSON file must hold objects, one per line or in one array", file=file)
         table = _from_records(records, file)
     else:
+        check_json_depth(body, file, Limits.from_env())  # before pyarrow, which crashes on it
         try:
             table = pajson.read_json(io.BytesIO(body), read_options=pajson.ReadOptions(block_size=16 << 20))
         except pa.ArrowInvalid:
@@ -276,6 +260,7 @@ def read_json(data: bytes, file: str, *, encoding: str | None = None) -> RawTabl
             table = _json_lines_slow(body, file)
     if table.num_rows == 0:
         raise InputError("the file holds no records", file=file)
+    _check_cells(table, file)
     rows = pa.array(range(1, table.num_rows + 1), pa.int64())
     return RawTable(table.append_column(ROW, rows), file, "json", enc)
 
@@ -286,13 +271,36 @@ def _json_lines_slow(body: bytes, file: str) -> pa.Table:
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
+            obj = json.loads(line, parse_constant=_no_constant)
         except json.JSONDecodeError as exc:
             raise InputError(f"invalid JSON: {exc.msg}", file=file, row=i) from exc
+        except RecursionError:
+            raise InputError("JSON nested too deeply", file=file, row=i) from None
         if not isinstance(obj, dict):
             raise InputError("each line must be a JSON object", file=file, row=i)
         records.append(obj)
     return _from_records(records, file)
+
+
+def _no_constant(name: str) -> float:
+    """NaN / Infinity are not JSON (RFC 8259); a value must be a number or null."""
+    raise json.JSONDecodeError(f"{name} is not valid JSON (write null or a number)", name, 0)
+
+
+def _check_width(columns: int, file: str, row: int | None) -> None:
+    cap = Limits.from_env().max_columns
+    if columns > cap:
+        raise InputError(f"{columns:,} columns, over the limit of {cap:,}", file=file, row=row)
+
+
+def _check_cells(table: pa.Table, file: str) -> None:
+    _check_width(table.num_columns, file, None)
+    cap = Limits.from_env().max_cells
+    if table.num_rows * table.num_columns > cap:
+        raise InputError(
+            f"{table.num_rows:,} rows x {table.num_columns:,} columns, over the limit of {cap:,} cells",
+            file=file,
+        )
 
 
 def _from_records(records: list[dict], file: str) -> pa.Table:
@@ -325,14 +333,15 @@ def read_parquet(data: bytes, file: str) -> RawTable:
 
 def read_xlsx(data: bytes, file: str, *, sheet: str | None = None, header: bool = True) -> RawTable:
     """Read the first (or the named) sheet; the first non-empty row is the header."""
-    import zipfile
-
     import openpyxl
 
+    limits = Limits.from_env()
+    check_zip(data, file, limits)
     try:
         wb = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
-        raise InputError(f"not a readable XLSX file: {exc}", file=file) from exc
+    except _XLSX_ERRORS as exc:
+        raise InputError(f"not a readable XLSX file: {type(exc).__name__}: {exc}", file=file) from None
+    cells = 0
     try:
         if sheet is not None and sheet not in wb.sheetnames:
             raise InputError(f"no sheet {sheet!r}; the sheets are {wb.sheetnames}", file=file)
@@ -341,11 +350,18 @@ def read_xlsx(data: bytes, file: str, *, sheet: str | None = None, header: bool 
         columns: list[list[object]] = []
         row_numbers: list[int] = []
         for number, values in enumerate(ws.iter_rows(values_only=True), start=1):
+            cells += len(values)
+            if cells > limits.max_cells or len(values) > limits.max_columns:
+                raise InputError(
+                    f"the sheet is over the limit of {limits.max_cells:,} cells or {limits.max_columns:,} columns",
+                    file=file,
+                    row=number,
+                )
             if all(v is None or (isinstance(v, str) and not v.strip()) for v in values):
                 continue
             if names is None:
                 if header:
-                    names = _unique([str(v).strip() if v is not None else "" for v in values])
+                    names = _unique([str(v).strip() if v is not None else "" for v in values], file, number)
                     columns = [[] for _ in names]
                     continue
                 names = [f"column{i}" for i in range(1, len(values) + 1)]
@@ -361,6 +377,8 @@ def read_xlsx(data: bytes, file: str, *, sheet: str | None = None, header: bool 
             for col in columns[len(values) :]:
                 col.append(None)
             row_numbers.append(number)
+    except _XLSX_ERRORS as exc:  # malformed sheet XML, found while reading rows
+        raise InputError(f"not a readable XLSX file: {type(exc).__name__}: {exc}", file=file) from None
     finally:
         wb.close()
     if names is None:
@@ -377,19 +395,34 @@ def read_xlsx(data: bytes, file: str, *, sheet: str | None = None, header: bool 
     return RawTable(table, file, "xlsx", header=header)
 
 
+# What openpyxl raises on a malformed workbook (broken XML is a SyntaxError: ParseError).
+_XLSX_ERRORS = (
+    zipfile.BadZipFile, KeyError, IndexError, OSError, ValueError, TypeError, AttributeError,
+    SyntaxError, EOFError, zlib.error,
+)  # fmt: skip
+
+
 def _cell_text(v: object) -> str:
     if isinstance(v, float) and v.is_integer():
         return str(int(v))
     return str(v)
 
 
-def _unique(names: list[str]) -> list[str]:
-    seen: Counter[str] = Counter()
+def _unique(names: list[str], file: str, row: int) -> list[str]:
+    """Header names, a blank one named ``column<i>``; a repeated name is refused (which of the
+    columns would a mapping mean?)."""
+    first: dict[str, int] = {}
     out = []
     for i, n in enumerate(names, start=1):
         n = n or f"column{i}"
-        seen[n] += 1
-        out.append(n if seen[n] == 1 else f"{n}.{seen[n]}")
+        if n in first:
+            raise InputError(
+                f"duplicate column name {n!r} (columns {first[n]} and {i}): rename one of them",
+                file=file,
+                row=row,
+            )
+        first[n] = i
+        out.append(n)
     return out
 
 

@@ -419,8 +419,10 @@ def test_auth_token_and_cors(secured: str) -> None:
         assert c.get("/openapi.json").status_code == 200
         # the HTML page takes the token once in the URL and keeps it in a cookie
         assert_envelope(c.get("/v1/products/tent/view"), 401, "unauthorized")
-        page = c.get("/v1/products/tent/view", params={"token": TOKEN})
-        assert page.status_code == 200 and "tiein_token" in page.headers["set-cookie"]
+        page = c.get("/v1/products/tent/view", params={"token": TOKEN})  # then to the URL without it
+        assert page.status_code == 303 and "tiein_token" in page.headers["set-cookie"]
+        assert page.headers["location"] == "/v1/products/tent/view"
+        assert c.get(page.headers["location"]).status_code == 200
         assert c.get("/v1/products/chair/view").status_code == 200  # the cookie now
         # CORS: the configured origin only
         pre = c.options("/v1/products/tent", headers={"Origin": "https://shop.example",

@@ -15,6 +15,7 @@ import pytest
 import embeddings
 from embeddings import ProductIndex, embed_products, load_encoder, product_texts
 from tiein.errors import ConfigError, InputError, ProductNotFound
+from tiein.home import index_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -364,14 +365,14 @@ def test_rebuild_with_cached_titles_loads_no_model(tmp_path: Path, monkeypatch: 
     camping = ROOT / "tests" / "fixtures" / "camping"
     opts = BuildOptions(catalog=camping / "catalog.csv", orders=camping / "orders.csv", home=tmp_path, threads=1)
     build(opts)
-    first, first_graph = ProductIndex.load(tmp_path / "index"), graph_answers(tmp_path)
+    first, first_graph = ProductIndex.load(index_dir(tmp_path)), graph_answers(tmp_path)
 
     def no_model(*args: object, **kwargs: object) -> None:
         raise AssertionError("the encoder was loaded although every title is cached")
 
     monkeypatch.setattr(embeddings, "load_encoder", no_model)
     build(opts)
-    again = ProductIndex.load(tmp_path / "index")
+    again = ProductIndex.load(index_dir(tmp_path))
     assert again.ids == first.ids and again.model == first.model == embeddings.DEFAULT_MODEL
     assert [again.similar(i, 3) for i in again.ids] == [first.similar(i, 3) for i in first.ids]
     assert graph_answers(tmp_path) == first_graph

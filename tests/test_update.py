@@ -22,9 +22,10 @@ import pytest
 from graph import open_store
 from tiein.bundles import bundle
 from tiein.errors import ConfigError, InputError
+from tiein.home import index_dir, inputs_dir
 from tiein.model import RELATION_KINDS
 from tiein.pipeline import BuildOptions, build
-from tiein.update import GRAPH_PARTS, STATE_DIR, UpdateOptions, update
+from tiein.update import GRAPH_PARTS, UpdateOptions, update
 
 CAMPING = Path(__file__).parent / "fixtures" / "camping"
 
@@ -53,7 +54,7 @@ def graph_of(home: Path) -> dict[str, list[dict[str, Any]]]:
             "relations": ["src", "kind", "dst"], "scenes": ["scene_id"], "scene_members": ["scene_id", "product_id"]}  # fmt: skip
     out = {}
     for part in GRAPH_PARTS:
-        t = pq.read_table(home / STATE_DIR / "graph" / f"{part}.parquet")
+        t = pq.read_table(inputs_dir(home) / "graph" / f"{part}.parquet")
         out[part] = t.sort_by([(k, "ascending") for k in keys[part]]).to_pylist()
     return out
 
@@ -211,7 +212,7 @@ def test_price_change_reclassifies_like_a_full_build(tmp_path: Path) -> None:
 def test_bad_update_leaves_graph_and_state_untouched(tmp_path: Path) -> None:
     home = tmp_path / "home"
     build(_opts(home, catalog=CAMPING / "catalog.csv", orders=CAMPING / "orders.csv"))
-    state = {p.name: p.read_bytes() for p in (home / STATE_DIR).rglob("*") if p.is_file()}
+    state = {p.name: p.read_bytes() for p in (inputs_dir(home)).rglob("*") if p.is_file()}
     answers = store_answers(home)
     bad = _write(tmp_path / "bad.csv", ["order_id", "product_id", "quantity", "customer_id", "ts"],
                  [{"order_id": "n1", "product_id": "tent", "quantity": 1, "customer_id": "u9", "ts": "2024-06-01"},
@@ -220,7 +221,7 @@ def test_bad_update_leaves_graph_and_state_untouched(tmp_path: Path) -> None:
         update(UpdateOptions(orders=bad, home=home))
     assert err.value.file and err.value.file.endswith("bad.csv")
     assert err.value.row == 3 and err.value.column == "quantity"
-    assert {p.name: p.read_bytes() for p in (home / STATE_DIR).rglob("*") if p.is_file()} == state
+    assert {p.name: p.read_bytes() for p in (inputs_dir(home)).rglob("*") if p.is_file()} == state
     assert store_answers(home) == answers
     with pytest.raises(ConfigError, match="nothing to update"):
         update(UpdateOptions(home=home))
@@ -261,7 +262,7 @@ def test_cached_titles_do_not_load_the_model(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result == {"torch": False, "path": "full", "added": 30}
-    manifest = json.loads((home / "index" / "manifest.json").read_text())
+    manifest = json.loads((index_dir(home) / "manifest.json").read_text())
     assert manifest["count"] == 19
 
 

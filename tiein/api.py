@@ -33,6 +33,7 @@ the index is reloaded when its manifest changes (a rebuild).
 
 from __future__ import annotations
 
+import functools
 import hmac
 import html
 import ipaddress
@@ -41,13 +42,13 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from string import Template
 from typing import TYPE_CHECKING, Annotated, Any, Literal
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from fastapi import Body, Depends, FastAPI, Query, Request
 from fastapi import Path as PathParam
@@ -65,6 +66,7 @@ from tiein.errors import (
     MissingDependency,
     NotFound,
     ProductNotFound,
+    StorageFull,
     StoreError,
     StoreUnavailable,
     TieinError,
@@ -133,6 +135,15 @@ class Settings:
         default=10.0,
         metadata={"env": "TIEIN_API_CYPHER_TIMEOUT", "help": "longest time limit (s) of a Cypher request"},
     )
+    cypher_memory_mb: int = field(
+        default=2048,
+        metadata={"env": "TIEIN_API_CYPHER_MEMORY", "help": "memory (MB of address space) of the worker process "
+                  "that runs one Cypher request on the embedded store"},
+    )
+    max_body_bytes: int = field(
+        default=1024 * 1024,
+        metadata={"env": "TIEIN_API_MAX_BODY", "help": "largest request body in bytes (413 above it)"},
+    )
     neo4j_retry_s: float = field(
         default=1.0,
         metadata={"env": "TIEIN_API_NEO4J_RETRY", "help": "how long a Neo4j read is retried before a 503 (s)"},
@@ -160,6 +171,10 @@ class Settings:
             problems.append(f"cypher_max_rows must be >= 1, got {self.cypher_max_rows}")
         if not self.cypher_timeout_s > 0:
             problems.append(f"cypher_timeout_s must be > 0, got {self.cypher_timeout_s}")
+        if self.cypher_memory_mb < 512:
+            problems.append(f"cypher_memory_mb must be >= 512, got {self.cypher_memory_mb}")
+        if self.max_body_bytes < 1024:
+            problems.append(f"max_body_bytes must be >= 1024, got {self.max_body_bytes}")
         if not self.neo4j_retry_s >= 0:
             problems.append(f"neo4j_retry_s must be >= 0, got {self.neo4j_retry_s}")
         if not self.feedback_refresh_s >= 0:
@@ -174,7 +189,11 @@ class Settings:
 
     @property
     def index_dir(self) -> Path:
-        return self.home / "index"
+        """The FAISS index of the home's answering generation (read each time: a build or a
+        rollback in another process switches it)."""
+        from tiein.home import index_dir
+
+        return index_dir(self.home)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -208,7 +227,7 @@ def _parse_setting(name: str, raw: str) -> Any:
         return Path(raw)
     if name == "cors_origins":
         return _env_list(raw)
-    if name in ("max_k", "cypher_max_rows"):
+    if name in ("max_k", "cypher_max_rows", "cypher_memory_mb", "max_body_bytes"):
         return int(raw)
     if name in ("cypher_timeout_s", "neo4j_retry_s", "feedback_refresh_s"):
         return float(raw)
@@ -241,6 +260,7 @@ ERROR_MAP: tuple[tuple[type[TieinError], int, str], ...] = (
     (InputError, 422, "invalid_input"),
     (ConfigError, 422, "invalid_parameter"),
     (StoreUnavailable, 503, "store_unavailable"),
+    (StorageFull, 507, "storage_full"),
     (ServiceUnavailable, 503, "unavailable"),
     (StoreError, 500, "store_error"),
     (MissingDependency, 500, "missing_dependency"),
@@ -606,31 +626,39 @@ class Search:
     """Text -> FAISS -> product ids: the index of ``index_dir`` (reloaded when its manifest
     changes) and the encoder its manifest names (loaded once)."""
 
-    def __init__(self, index_dir: Path, threads: int = 1) -> None:
-        self.index_dir = index_dir
+    def __init__(self, locate: Callable[[], Path], threads: int = 1) -> None:
+        self.locate = locate
         self.threads = threads
         self._lock = threading.Lock()
         self._index: ProductIndex | None = None
-        self._stamp: int | None = None
+        self._stamp: tuple[str, int] | None = None
+
         self._encoders: dict[str, Encoder] = {}
 
+    @property
+    def index_dir(self) -> Path:
+        return self.locate()
+
     def available(self) -> bool:
-        return (self.index_dir / "manifest.json").is_file()
+        try:
+            return (self.index_dir / "manifest.json").is_file()
+        except StoreError:
+            return False
 
     def _current(self) -> ProductIndex:
-        manifest = self.index_dir / "manifest.json"
         try:
-            stamp = manifest.stat().st_mtime_ns
-        except OSError as exc:
+            index_dir = self.index_dir
+            stamp = (str(index_dir), (index_dir / "manifest.json").stat().st_mtime_ns)
+        except (OSError, StoreError) as exc:
             raise ServiceUnavailable(
-                f"search is unavailable: no embedding index at {self.index_dir} "
+                "search is unavailable: no embedding index in this home "
                 "(build the graph with embeddings: `tiein build ...` without --no-embeddings)"
             ) from exc
         if self._index is None or stamp != self._stamp:
             from embeddings import ProductIndex
 
             try:
-                self._index = ProductIndex.load(self.index_dir)
+                self._index = ProductIndex.load(index_dir)
             except (InputError, ConfigError, MissingDependency) as exc:
                 raise ServiceUnavailable(f"search is unavailable: {exc}") from exc
             self._stamp = stamp
@@ -771,7 +799,7 @@ def create_app(settings: Settings | None = None, *, store: GraphStore | None = N
     owns = store is None
     if store is None:
         store = open_api_store(settings)
-    state = State(settings, store, Search(settings.index_dir), owns_store=owns,
+    state = State(settings, store, Search(lambda: settings.index_dir), owns_store=owns,
                   feedback=FeedbackCache(settings.home, settings.feedback_refresh_s))
 
     @asynccontextmanager
@@ -793,6 +821,10 @@ def create_app(settings: Settings | None = None, *, store: GraphStore | None = N
     )
     app.state.tiein = state
     _install_error_handlers(app)
+    from tiein.api_guard import BodyLimits, install_log_redaction
+
+    app.add_middleware(BodyLimits, max_bytes=settings.max_body_bytes)  # type: ignore[arg-type]
+    install_log_redaction()  # no ?token= in the access log
     if settings.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 
@@ -980,7 +1012,7 @@ def _routes(settings: Settings) -> Any:
         timeout = body.timeout_s if body.timeout_s is not None else settings.cypher_timeout_s
         if timeout > settings.cypher_timeout_s:
             raise ConfigError(f"timeout_s must be at most {settings.cypher_timeout_s:g}, got {timeout:g}")
-        return _run_cypher(_store(request), body.query, body.params, limit, timeout)
+        return _run_cypher(_store(request), body.query, body.params, limit, timeout, settings.cypher_memory_mb)
 
     @router.get("/products/{product_id:path}/view", response_class=HTMLResponse, responses=_errors(404, html=True),
                 tags=["analysts"])
@@ -1005,11 +1037,16 @@ def _routes(settings: Settings) -> Any:
                     401, "missing or wrong token: open this page once with ?token=<token>",
                     headers={"WWW-Authenticate": "Bearer"},
                 )
-        page = render_product_page(neighbourhood(st, product_id))
-        response = HTMLResponse(page)
         if set_cookie and expected is not None:
-            response.set_cookie(TOKEN_COOKIE, expected, httponly=True, samesite="strict", path=API_PREFIX)
-        return response
+            # the token leaves the URL (history, logs, Referer): kept in a cookie, then the same page without it
+            rest = [(k, v) for k, v in request.query_params.multi_items() if k != "token"]
+            path = request.scope.get("raw_path", b"").decode("latin-1") or quote(request.url.path)
+            target = path + ("?" + urlencode(rest) if rest else "")
+            redirect = RedirectResponse(target, status_code=303)
+            redirect.set_cookie(TOKEN_COOKIE, expected, httponly=True, samesite="strict", path=API_PREFIX)
+            return redirect  # type: ignore[return-value]
+        page = render_product_page(neighbourhood(st, product_id))
+        return HTMLResponse(page)
 
     # Ids may hold "/" (SKUs such as AB/12, sent as AB/12 or AB%2F12): the product routes take the
     # rest of the path, so the plain route comes after the routes with a suffix (/related, /bundle,
@@ -1036,13 +1073,23 @@ def _bundle(st: State, product_id: str, *, scene: str | None, size: int, budget:
     return bundle_payload(st.store, product_id, scene=scene, size=size, budget=budget, mix=roles, discount=discount)
 
 
+@functools.lru_cache(maxsize=8)
+def _worker_limits(memory_mb: int) -> Any:
+    """One :class:`tiein.cypher_worker.WorkerLimits` per setting, so the cap on analyst workers
+    running at once holds across the server's requests."""
+    from tiein.cypher_worker import WorkerLimits
+
+    return WorkerLimits(memory_mb)
+
+
 def _run_cypher(store: GraphStore, query: str, params: dict[str, Any] | None, limit: int,
-                timeout_s: float) -> dict[str, Any]:
+                timeout_s: float, memory_mb: int) -> dict[str, Any]:
     try:
         from tiein.cypher import run_cypher
     except ImportError as exc:
         raise ServiceUnavailable("analyst Cypher is not available in this version of tiein") from exc
-    result = run_cypher(store, query, params, limit=limit, timeout_s=timeout_s)
+    # the embedded store: in a worker process (memory limit, killed at the time limit, no store lock)
+    result = run_cypher(store, query, params, limit=limit, timeout_s=timeout_s, worker=_worker_limits(memory_mb))
     if isinstance(result, Mapping):
         return dict(result)
     if hasattr(result, "to_dict"):

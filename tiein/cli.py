@@ -8,6 +8,7 @@ with status 2; no tracebacks.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -105,15 +106,17 @@ def cli() -> None:
 @click.option("--store", help=STORE_HELP)
 @click.option("--model", help="Embedding model: packaged alias or any sentence-transformers name/path [default: multilingual USE, offline].")
 @click.option("--no-embeddings", is_flag=True, help="Skip title embeddings (substitutes then rely on co-view and categories only).")
-@click.option("--min-count", default=2, show_default=True, help="Minimum co-purchase/co-view count for a pair.")
-@click.option("--max-basket", default=500, show_default=True, help="Baskets with more distinct items are skipped when pairing.")
-@click.option("--after-window", default=90, show_default=True, help="Days within which a later purchase counts as 'bought after'.")
+@click.option("--min-count", default=2, show_default=True, type=click.IntRange(1), help="Minimum co-purchase/co-view count for a pair.")
+@click.option("--max-basket", default=500, show_default=True, type=click.IntRange(2), help="Baskets with more distinct items are skipped when pairing.")
+@click.option("--after-window", default=90, show_default=True, type=click.IntRange(0), help="Days within which a later purchase counts as 'bought after'.")
 @click.option("--min-next", default=3, show_default=True, type=click.IntRange(1), help="Customers who bought A, then B (within --after-window) a 'next' relation A → B needs.")
-@click.option("--threads", type=int, help="CPU threads for mining and embeddings [default: all].")
+@click.option("--threads", type=click.IntRange(1), help="CPU threads for mining and embeddings [default: all].")
 @click.option("--mining", type=click.Choice(["numpy", "spark"]), default="numpy", show_default=True, help="Pair-mining backend: numpy (one machine, fastest) or spark (pip install 'tiein[spark]' + Java; master from TIEIN_SPARK_MASTER, else local).")
 @click.option("--scenes", "scenes_file", type=click.Path(dir_okay=False, path_type=Path), help="YAML/JSON scenes file (露营 / camping: tent → chair → lamp …); see README. Without it scenes are discovered.")
 @click.option("--no-scenes", is_flag=True, help="Do not discover scenes (a --scenes file is still used).")
-@click.option("--show", default=0, show_default=True, help="After the build, print the N most-ordered products with their complements and substitutes.")
+@click.option("--show", default=0, show_default=True, type=click.IntRange(0), help="After the build, print the N most-ordered products with their complements and substitutes.")
+@click.option("--min-matched", default=0.5, show_default=True, type=click.FloatRange(0, 1), help="Refuse the build when fewer order lines than this share are for catalog products (a wrong --map).")
+@click.option("--allow-empty", is_flag=True, help="Switch to the new graph even if it kept no products, matched few order lines or found no basket with two products.")
 @click.option("--json", "as_json", is_flag=True, help="Print the build summary as JSON.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def build(
@@ -137,11 +140,14 @@ def build(
     scenes_file: Path | None,
     no_scenes: bool,
     show: int,
+    min_matched: float,
+    allow_empty: bool,
     as_json: bool,
     quiet: bool,
 ) -> None:
     """Build the relation graph from a ready dataset or your own files, replacing the store's
     graph atomically (a failed build leaves the previous graph as it was)."""
+    from tiein.checks import Floors
     from tiein.errors import ConfigError
     from tiein.pipeline import BuildOptions
     from tiein.pipeline import build as run_build
@@ -177,6 +183,7 @@ def build(
         mining=mining,
         scenes=scenes_file,
         discover_scenes=not no_scenes,
+        floors=Floors(min_matched=min_matched, allow_empty=allow_empty),
     )
     progress = TqdmProgress(enabled=not quiet and not as_json)
     try:
@@ -204,7 +211,7 @@ def build(
 @click.option("--map", "map_pairs", multiple=True, metavar="FIELD=COLUMN", help="Map one column, e.g. --map stock=qty (repeatable).")
 @click.option("--home", help=HOME_HELP)
 @click.option("--store", help=STORE_HELP)
-@click.option("--threads", type=int, help="CPU threads for mining and embeddings [default: all].")
+@click.option("--threads", type=click.IntRange(1), help="CPU threads for mining and embeddings [default: all].")
 @click.option("--json", "as_json", is_flag=True, help="Print the update summary as JSON.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def update(
@@ -331,6 +338,8 @@ SERVE_ENV_HELP = """\b
 More settings, from the environment:
   TIEIN_API_CYPHER_MAX_ROWS   largest row cap a Cypher request may ask (10000)
   TIEIN_API_CYPHER_TIMEOUT    longest time limit of a Cypher request, s (10)
+  TIEIN_API_CYPHER_MEMORY     memory of the worker process of a Cypher request, MB (2048)
+  TIEIN_API_MAX_BODY          largest request body, bytes (1048576; 413 above it)
   TIEIN_API_NEO4J_RETRY       how long a failed Neo4j read is retried before a 503, s (1)
   TIEIN_API_FEEDBACK_REFRESH  feedback=true: how stale the feedback statistics may get, s
                               (10; recomputed in the background; 0: before the next request)"""
@@ -388,9 +397,15 @@ def related(
 @click.option("--json", "as_json", is_flag=True, help="JSON output.")
 def stats(home: str | None, store: str | None, as_json: bool) -> None:
     """Counts of nodes and relationships in the graph, and how it was built."""
+    from tiein.home import read_pointer, recover_if_idle
+    from tiein.pipeline import default_store_url
+
     st = _open_store(home, store)
     try:
+        for line in recover_if_idle(_home(home), st, store or default_store_url(_home(home))):
+            click.echo(f"recovered: {line}", err=True)
         s = st.stats()
+        s["generations"] = read_pointer(_home(home)).__dict__
     finally:
         st.close()
     if as_json:
@@ -570,8 +585,16 @@ def serve(
         )
     import dataclasses
 
-    # a bad store URL fails here, not in every worker (without loading a snapshot just to check)
-    open_api_store(dataclasses.replace(settings, snapshot=False)).close()
+    from tiein.home import recover_if_idle
+
+    # a bad store URL fails here, not in every worker (without loading a snapshot just to check);
+    # and what a crashed build left half-switched is finished before the first request
+    plain = open_api_store(dataclasses.replace(settings, snapshot=False))
+    try:
+        for line in recover_if_idle(settings.home, plain, settings.store_url):
+            click.echo(f"recovered: {line}", err=True)
+    finally:
+        plain.close()
     if settings.snapshot and settings.store_url.strip().lower().startswith(("bolt", "neo4j")):
         raise ConfigError("--snapshot serves the embedded store only; Neo4j is read directly")
     os.environ.update(settings.to_env())  # the workers' app factory reads them back
@@ -809,12 +832,14 @@ def addons_cmd(ids: tuple[str, ...], threshold: float | None, k: int, as_json: b
 @click.option("--limit", default=1000, show_default=True, type=click.IntRange(1, 100_000), help="Row cap; the answer says when it was truncated.")
 @click.option("--timeout", "timeout_s", default=10.0, show_default=True, type=click.FloatRange(0, 600, min_open=True), help="Time limit in seconds.")
 @click.option("--json", "as_json", is_flag=True, help="JSON: {columns, rows, truncated, limit, row_count, elapsed_ms, store}.")
-@click.option("--csv", "as_csv", is_flag=True, help="CSV with a header row (nested values as JSON).")
+@click.option("--csv", "as_csv", is_flag=True, help="CSV with a header row (nested values as JSON; text cells starting with = + - @ tab or CR get a leading ' so spreadsheets do not run them).")
+@click.option("--no-formula-escape", "raw_csv", is_flag=True, help="--csv: write text cells as they are (no leading ' before = + - @ tab CR).")
+@click.option("--memory", "memory_mb", default=2048, show_default=True, type=click.IntRange(512, 1_048_576), help="Embedded store: memory (MB of address space) of the worker process that runs the query.")
 @click.option("--home", help=HOME_HELP)
 @click.option("--store", help=STORE_HELP)
 def cypher(
-    query: str, params: tuple[str, ...], limit: int, timeout_s: float, as_json: bool, as_csv: bool,
-    home: str | None, store: str | None,
+    query: str, params: tuple[str, ...], limit: int, timeout_s: float, as_json: bool, as_csv: bool, raw_csv: bool,
+    memory_mb: int, home: str | None, store: str | None,
 ) -> None:  # fmt: skip
     """Run a read-only Cypher QUERY (analysts; the graph model and examples: docs/schema.md).
 
@@ -822,17 +847,21 @@ def cypher(
       tiein cypher "MATCH (p:Product)-[r:COMPLEMENT]->(q) RETURN p.title, q.title, r.score ORDER BY r.score DESC" --limit 20
       tiein cypher "MATCH (p:Product {product_id: $id})-[:SUBSTITUTE]->(q) RETURN q.product_id, q.price" --param id=85123A --csv
 
-    Writes (CREATE, MERGE, SET, DELETE, REMOVE, DROP, LOAD CSV, ...) are refused."""
+    Read queries only: writes, files, extensions, transactions and settings (CREATE, MERGE, SET,
+    DELETE, REMOVE, DROP, LOAD, COPY, EXPORT, INSTALL, BEGIN, CHECKPOINT, ...) are refused. On the
+    embedded store the query runs in a worker process with --memory and is killed at --timeout."""
     import csv
 
     from tiein.cypher import parse_param, run_cypher
+    from tiein.cypher_worker import WorkerLimits
+    from tiein.export import escape_formula
 
     if as_json and as_csv:
         raise click.UsageError("choose one of --json and --csv")
     values = dict(parse_param(p) for p in params)
     st = _open_store(home, store)
     try:
-        result = run_cypher(st, query, values, limit=limit, timeout_s=timeout_s)
+        result = run_cypher(st, query, values, limit=limit, timeout_s=timeout_s, worker=WorkerLimits(memory_mb))
     finally:
         st.close()
     note = f"truncated: showing the first {limit:,} rows (raise --limit)" if result.truncated else ""
@@ -842,8 +871,9 @@ def cypher(
     if as_csv:
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow(result.columns)
+        cell = (lambda v: v) if raw_csv else escape_formula
         for row in result.rows:
-            writer.writerow(["" if v is None else json.dumps(v, ensure_ascii=False) if isinstance(v, dict | list) else v for v in row])
+            writer.writerow(["" if v is None else json.dumps(v, ensure_ascii=False) if isinstance(v, dict | list) else cell(v) for v in row])
         if note:
             click.echo(note, err=True)
         return
@@ -868,14 +898,15 @@ def cypher(
 @click.option("--discount", type=float, help="bundles: discount for the suggested price (0.1 = 10 %).")
 @click.option("--chunk-size", default=500, show_default=True, type=click.IntRange(1, 1_000_000), help="Anchors per resumable chunk.")
 @click.option("--bom", is_flag=True, help="csv: start with a UTF-8 byte-order mark, so Excel opens Chinese titles right.")
+@click.option("--no-formula-escape", "raw_csv", is_flag=True, help="csv: write text cells as they are; by default a text cell starting with = + - @ tab or CR gets a leading ' so spreadsheets do not run it as a formula (numbers are never changed).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the export summary as JSON.")
 @click.option("--home", help=HOME_HELP)
 @click.option("--store", help=STORE_HELP)
 def export_cmd(
     what: str, fmt: str, out: Path, scene: str | None, kinds: tuple[str, ...], k: int, size: int,
-    budget: float | None, mix: str | None, discount: float | None, chunk_size: int, bom: bool, quiet: bool,
-    as_json: bool, home: str | None, store: str | None,
+    budget: float | None, mix: str | None, discount: float | None, chunk_size: int, bom: bool, raw_csv: bool,
+    quiet: bool, as_json: bool, home: str | None, store: str | None,
 ) -> None:  # fmt: skip
     """Export WHAT (bundles or related) for every product, in product_id order, through the same
     code path as `tiein bundle` / `tiein related` and the API. Columns: README.md "Batch export".
@@ -890,7 +921,7 @@ def export_cmd(
     try:
         result = export(
             st, what, out, fmt=fmt, kinds=list(kinds) or None, k=k, size=size, scene=scene, budget=budget,
-            mix=mix, discount=discount, chunk_size=chunk_size, bom=bom, progress=bar,
+            mix=mix, discount=discount, chunk_size=chunk_size, bom=bom, formula_escape=not raw_csv, progress=bar,
         )  # fmt: skip
     finally:
         bar.close()
@@ -900,6 +931,23 @@ def export_cmd(
         return
     resumed = f", {result.chunks_reused} of {result.chunks} chunks resumed" if result.chunks_reused else ""
     click.echo(f"wrote {result.path}: {result.rows:,} rows for {result.anchors:,} products in {result.seconds:.1f} s{resumed}")
+
+
+@cli.command()
+@click.option("--home", help=HOME_HELP)
+@click.option("--store", help=STORE_HELP)
+@click.option("--json", "as_json", is_flag=True, help="JSON output.")
+def rollback(home: str | None, store: str | None, as_json: bool) -> None:
+    """Answer with the previous build or update again (graph, search index and update state
+    together); run it twice to return. The home keeps one generation before the current one."""
+    from tiein.rollback import rollback as run_rollback
+
+    result = run_rollback(_home(home), store)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        click.echo(f"rolled back to generation {result.current} (built {result.built_at}); "
+                   f"`tiein rollback` again returns to {result.previous}")
 
 
 @cli.command()
@@ -917,6 +965,10 @@ def main() -> None:
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
+    except click.UsageError as exc:  # one line, like every other error
+        hint = f" (see {exc.ctx.command_path} --help)" if exc.ctx else ""
+        click.echo(f"error: {exc.format_message()}{hint}", err=True)
+        sys.exit(exc.exit_code)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
@@ -926,6 +978,16 @@ def main() -> None:
     except KeyboardInterrupt:
         click.echo("interrupted; the previous graph is untouched", err=True)
         sys.exit(130)
+    except OSError as exc:  # disk full, permission denied, ... where no check caught it first
+        where = f"{exc.filename}: " if exc.filename else ""
+        click.echo(f"error: {where}{exc.strerror or exc}", err=True)
+        sys.exit(1)
+    except Exception as exc:  # a bug: still one line; the traceback with TIEIN_DEBUG=1
+        if os.environ.get("TIEIN_DEBUG"):
+            raise
+        first = (str(exc).strip().splitlines() or [""])[0]
+        click.echo(f"error: internal error ({type(exc).__name__}: {first}); TIEIN_DEBUG=1 shows the traceback", err=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -9,13 +9,21 @@ every property of the label in schema order (null ones included), paths are ``{"
 "_RELS": [...]}``, dates and times ISO-8601 strings, durations ISO-8601 durations (``P1DT2H``),
 non-finite floats null and bytes base64.
 
-The write check is a tokenizer, not a regular expression over the text: string literals,
-comments, ``$parameters``, ```backtick``` identifiers, property keys (``n.set``), labels and types
-(``:Set``), map keys (``{set: 1}``) and names right after ``AS`` are never keywords, and a write
-keyword counts only in clause position (at the start, or after something that ends an expression
-or a clause), so ``RETURN 1 AS set`` and ``MATCH (set:Product) RETURN set`` run while ``MATCH (n)
-SET n.x = 1`` is refused. The stores refuse writes on their own as well (read-only handle, READ
-transaction); the check gives the clear message and the same answer on both.
+The check is an allowlist over tokens, not a regular expression over the text. First the
+characters: outside string literals only printable ASCII, tab / CR / LF and NFKC-stable letters,
+digits and marks may appear (no zero-width, byte-order-mark, Mongolian vowel separator, no-break or
+ideographic spaces, no control characters, no fullwidth look-alikes), so no invisible character can
+hide a keyword from this check while the store's parser reads it as whitespace. Then the statement:
+one statement, starting with a read clause (MATCH, OPTIONAL MATCH, UNWIND, WITH, RETURN, CALL of a
+read-only procedure or a subquery), and no writing, file, extension, transaction, checkpoint or
+setting keyword in clause position anywhere (CREATE, MERGE, SET, DELETE, REMOVE, DROP, LOAD, COPY,
+EXPORT, IMPORT, INSTALL, ATTACH, USE, BEGIN, COMMIT, CHECKPOINT, ...). String literals, comments,
+``$parameters``, ```backtick``` identifiers, property keys (``n.set``), labels and types
+(``:Set``), map keys (``{set: 1}``) and names right after ``AS`` are never keywords, so ``RETURN 1
+AS set`` and ``MATCH (set:Product) RETURN set`` run while ``MATCH (n) SET n.x = 1`` is refused. The
+stores then ask the database itself: the embedded store runs analysts' queries in a separate worker
+process on a read-only handle, after LadybugDB's own plan of the query (``EXPLAIN``) showed only
+read operators (graph/ladybug_store.py); Neo4j runs them in a READ transaction.
 
 >>> tokens("RETURN 'a;b' AS set // CREATE")
 [Token(kind='word', text='RETURN', pos=0), Token(kind='string', text="'a;b'", pos=7), \
@@ -34,6 +42,7 @@ import datetime as dt
 import math
 import re
 import time
+import unicodedata
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -41,21 +50,29 @@ from tiein.errors import ConfigError, CypherError, WriteRefused
 
 if TYPE_CHECKING:
     from graph.base import GraphStore
+    from tiein.cypher_worker import WorkerLimits
 
 DEFAULT_LIMIT = 1000
 MAX_LIMIT = 100_000
 DEFAULT_TIMEOUT_S = 10.0
 MAX_TIMEOUT_S = 600.0
 
-# Clauses / statements that write, change settings, manage the server, or read files.
+# Clauses / statements that write, change settings, manage the server or transactions, or read
+# or write files (refused wherever they stand in clause position).
 WRITE_WORDS = frozenset(
     {
         "CREATE", "MERGE", "SET", "DELETE", "DETACH", "REMOVE", "DROP", "FOREACH", "LOAD", "COPY",
-        "ALTER", "INSTALL", "ATTACH", "USE", "EXPORT", "IMPORT", "BEGIN", "COMMIT",
-        "ROLLBACK", "CHECKPOINT", "TRUNCATE", "RENAME", "GRANT", "DENY", "REVOKE", "TERMINATE",
-        "START", "STOP", "ENABLE",
+        "ALTER", "INSTALL", "UNINSTALL", "UPDATE", "ATTACH", "USE", "EXPORT", "IMPORT", "BEGIN",
+        "COMMIT", "ROLLBACK", "CHECKPOINT", "TRUNCATE", "RENAME", "GRANT", "DENY", "REVOKE",
+        "TERMINATE", "START", "STOP", "ENABLE", "DISABLE", "EXPLAIN", "PROFILE", "PROJECT", "MACRO",
+        "FINISH", "INSERT", "SHOW", "DESCRIBE",
     }
 )  # fmt: skip
+# The clauses a read-only query may start with (the allowlist).
+READ_STARTS = ("MATCH", "OPTIONAL", "UNWIND", "WITH", "RETURN", "CALL")
+# Whitespace the check and both stores' parsers agree on; any other space or control is refused.
+_ASCII_SPACE = frozenset(" \t\n\r")
+_PLAIN = re.compile(r"[ -~\t\n\r]*")
 # Procedures a read-only query may CALL (exact names, lower-case) and prefixes of read-only families.
 READ_PROCEDURES = frozenset(
     {
@@ -70,12 +87,13 @@ READ_PROCEDURE_PREFIXES = ("apoc.meta.", "apoc.path.", "apoc.algo.", "apoc.coll.
 # Keywords after which a write keyword is a clause (``DETACH DELETE``, ``ON CREATE SET``,
 # ``UNION CREATE``, ``| SET`` in FOREACH); any other keyword makes the next word an expression.
 _CLAUSE_LEADS = frozenset({"DETACH", "ON", "UNION", "ALL"})
-# Keywords that never end an expression (``RETURN set``: ``set`` is a variable there).
+# Keywords that never end an expression (``RETURN set``: ``set`` is a variable there). ASC / DESC
+# end one (``ORDER BY x DESC SET ...`` is a SET clause).
 _EXPRESSION_LEADS = frozenset(
     {
         "RETURN", "WITH", "WHERE", "BY", "AND", "OR", "XOR", "NOT", "IN", "DISTINCT", "AS", "MATCH",
         "OPTIONAL", "UNWIND", "ORDER", "SKIP", "LIMIT", "CASE", "WHEN", "IS", "STARTS", "ENDS",
-        "CONTAINS", "YIELD", "CALL", "EXISTS", "ASC", "DESC", "ASCENDING", "DESCENDING",
+        "CONTAINS", "YIELD", "CALL", "EXISTS",
     }
 )  # fmt: skip
 
@@ -91,7 +109,7 @@ class Token(NamedTuple):
 _TOKEN_RE = re.compile(
     r"""
     (?P<ws>\s+)
-  | (?P<comment>//[^\n]*|/\*.*?(?:\*/|\Z))
+  | (?P<comment>//[^\r\n]*|/\*.*?(?:\*/|\Z))
   | (?P<string>'(?:[^'\\]|\\.)*(?:'|\Z)|"(?:[^"\\]|\\.)*(?:"|\Z))
   | (?P<ident>`(?:[^`]|``)*(?:`|\Z))
   | (?P<param>\$(?:\w+|`(?:[^`]|``)*`))
@@ -103,15 +121,65 @@ _TOKEN_RE = re.compile(
 )
 
 
+def _scan(cypher: str) -> list[Token]:
+    """Every token of ``cypher``, whitespace and comments included."""
+    return [Token(m.lastgroup or "symbol", m.group(), m.start()) for m in _TOKEN_RE.finditer(cypher)]
+
+
 def tokens(cypher: str) -> list[Token]:
     """The tokens of ``cypher``, comments and whitespace dropped. Unterminated strings, comments
     and backtick identifiers run to the end (the store then reports the syntax error)."""
-    out = []
-    for m in _TOKEN_RE.finditer(cypher):
-        kind = m.lastgroup or "symbol"
-        if kind not in ("ws", "comment"):
-            out.append(Token(kind, m.group(), m.start()))
-    return out
+    return [t for t in _scan(cypher) if t.kind not in ("ws", "comment")]
+
+
+def _char_name(ch: str) -> str:
+    return f"U+{ord(ch):04X} ({unicodedata.name(ch, unicodedata.category(ch))})"
+
+
+def _bad_char(ch: str, kind: str) -> bool:
+    """Whether ``ch`` may not stand in a token of ``kind`` (see :func:`check_characters`)."""
+    if " " <= ch <= "~" or ch in _ASCII_SPACE:
+        return False
+    if kind in ("ws", "symbol") or ch < " " or ch == "\x7f":
+        return True  # non-ASCII space or punctuation, controls
+    cat = unicodedata.category(ch)[0]
+    if cat in "CZ":  # format (zero-width, BOM, U+180E), controls, separators, private, unassigned
+        return True
+    if kind == "comment":
+        return False  # Chinese text, punctuation: a comment cannot end but at a line break
+    if unicodedata.normalize("NFKC", ch) != ch:
+        return True  # fullwidth look-alikes, ligatures, compatibility forms
+    return cat not in "LMN" and not (kind == "ident" and cat in "PS")  # names: letters, digits, marks
+
+
+def check_characters(cypher: str) -> None:
+    """Raise CypherError for a character the query may not hold outside its string literals:
+    control and format characters (zero-width spaces and joiners, the byte-order mark U+FEFF,
+    U+180E, bidi controls), spaces other than ASCII ones (U+00A0, U+3000, ...), line and
+    paragraph separators, and characters that Unicode normalisation (NFKC) would change, such as
+    fullwidth letters and punctuation. Letters of any script are fine in names and comments, any
+    character in string literals.
+
+    >>> check_characters("MATCH (p:产品) RETURN p.title // 露营")
+    >>> check_characters("\ufeffLOAD FROM 'x' RETURN *")
+    Traceback (most recent call last):
+        ...
+    tiein.errors.CypherError: the query holds the invisible or control character U+FEFF (ZERO WIDTH NO-BREAK SPACE) at offset 0; only ASCII spaces, tabs and line feeds may separate words (remove it, or put it in a string literal)
+    """
+    for tok in _scan(cypher):
+        if tok.kind == "string" or _PLAIN.fullmatch(tok.text):
+            continue
+        for i, ch in enumerate(tok.text):
+            if _bad_char(ch, tok.kind):
+                raise CypherError(
+                    f"the query holds the invisible or control character {_char_name(ch)} at offset "
+                    f"{tok.pos + i}; only ASCII spaces, tabs and line feeds may separate words (remove it, "
+                    "or put it in a string literal)"
+                    if unicodedata.category(ch)[0] in "CZ" or tok.kind == "ws"
+                    else f"the query holds the character {_char_name(ch)} at offset {tok.pos + i}, which is "
+                    f"not allowed outside a string literal (write {unicodedata.normalize('NFKC', ch)!r} "
+                    "in ASCII, or put it in a string literal)"
+                )
 
 
 def _ends_expression(tok: Token | None) -> bool:
@@ -140,14 +208,26 @@ def _procedure_name(toks: list[Token], i: int) -> tuple[str, int]:
 
 
 def refuse_writes(cypher: str) -> None:
-    """Raise WriteRefused when ``cypher`` has a writing clause (CREATE, MERGE, SET, DELETE,
-    REMOVE, DROP, LOAD CSV, ...), a setting (``CALL threads=4``) or a CALL of a procedure not known
-    to be read-only; CypherError for several statements or an empty query."""
+    """Raise WriteRefused unless ``cypher`` is one read-only statement: it must start with a read
+    clause (:data:`READ_STARTS`) and have no writing, file, extension, transaction, checkpoint or
+    setting clause (:data:`WRITE_WORDS`: CREATE, MERGE, SET, DELETE, LOAD, COPY, EXPORT, INSTALL,
+    BEGIN, CHECKPOINT, ...; ``CALL threads=4``), nor a CALL of a procedure not known to be
+    read-only. CypherError for several statements, an empty query, a query that starts with
+    something else, or a character no query needs (:func:`check_characters`)."""
     if not isinstance(cypher, str) or not cypher.strip():
         raise CypherError("the query is empty")
+    check_characters(cypher)
     toks = tokens(cypher)
     if not toks:
         raise CypherError("the query is empty (only comments)")
+    first = toks[0].text.upper() if toks[0].kind == "word" else toks[0].text
+    if first in WRITE_WORDS:
+        raise WriteRefused(f"queries are read-only: {first} is not allowed (offset {toks[0].pos})")
+    if first not in READ_STARTS:
+        raise CypherError(
+            f"queries are read-only and start with {', '.join(READ_STARTS[:-1])} or {READ_STARTS[-1]}, "
+            f"not {toks[0].text[:40]!r}"
+        )
     for i, tok in enumerate(toks):
         if tok.kind == "symbol" and tok.text == ";":
             if any(t.text != ";" for t in toks[i + 1 :]):
@@ -295,10 +375,17 @@ def run_cypher(
     *,
     limit: int = DEFAULT_LIMIT,
     timeout_s: float = DEFAULT_TIMEOUT_S,
+    worker: WorkerLimits | bool = True,
 ) -> CypherResult:
     """Run the analyst's read-only ``query`` (the store's dialect; see docs/schema.md) with
     ``params`` on ``store``: at most ``limit`` rows (one more is fetched to say ``truncated``),
     interrupted after ``timeout_s`` seconds.
+
+    On the embedded store (or a snapshot of it) the query runs in a worker process
+    (:mod:`tiein.cypher_worker`: read-only handle, memory limit, killed at the time limit, never
+    in the caller's process nor under its store lock) with ``worker``'s limits (True: the
+    defaults; False: in this process, on ``store`` itself). Neo4j runs it in a READ transaction
+    with a server-side timeout.
 
     Raises WriteRefused (403) for a write, CypherError (400) for invalid Cypher, a missing
     parameter or a query past the time limit, ConfigError (400) for a bad limit / timeout /
@@ -310,7 +397,13 @@ def run_cypher(
         raise CypherError(f"missing query parameter(s): {', '.join('$' + m for m in missing)}")
     start = time.perf_counter()
     query_rows = getattr(store, "query_rows", None)
-    if query_rows is not None:
+    path = embedded_path(store) if worker is not False else None
+    if path is not None:
+        from tiein.cypher_worker import WorkerLimits, run_isolated
+
+        limits = worker if isinstance(worker, WorkerLimits) else None
+        columns, rows = run_isolated(path, query, params, limit=limit + 1, timeout_s=float(timeout_s), limits=limits)
+    elif query_rows is not None:
         columns, rows = query_rows(query, params, limit=limit + 1, timeout_s=float(timeout_s))
     else:  # a store without the row-level entry point: whole answer, cut here
         records = store.query(query, params)
@@ -326,6 +419,17 @@ def run_cypher(
         limit=limit,
         store=getattr(store, "name", type(store).__name__),
     )
+
+
+def embedded_path(store: Any) -> Any:
+    """The directory of the embedded store ``store`` is (or that a snapshot wraps), where a
+    worker process can open it; None for other stores and where no worker can run (not POSIX)."""
+    import os
+
+    from graph.ladybug_store import EmbeddedStore
+
+    inner = getattr(store, "store", store)  # graph.snapshot.SnapshotStore wraps the embedded store
+    return inner.path if isinstance(inner, EmbeddedStore) and os.name == "posix" else None
 
 
 def parse_param(text: str) -> tuple[str, Any]:

@@ -9,7 +9,8 @@
     │   └── WriteRefused            a read-only query tried to write                            403
     ├── MissingDependency           an optional package is not installed (with install hint)    500
     └── StoreError                  the graph store failed                                      500
-        └── StoreUnavailable        the store cannot be reached / opened                        503
+        ├── StoreUnavailable        the store cannot be reached / opened, or is damaged         503
+        └── StorageFull             no space left to write (disk full)                          507
 
 User mistakes are reported by the CLI as one plain line, never a traceback.
 """
@@ -96,3 +97,7 @@ class StoreError(TieinError):
 
 class StoreUnavailable(StoreError):
     status = 503
+
+
+class StorageFull(StoreError):
+    status = 507

@@ -20,6 +20,11 @@ Files.
   :func:`columns` (documented in README.md "Batch export"). A bundle with no items is one row whose
   ``item_*`` columns are empty and whose ``reason_*`` columns say why; an anchor with no related
   items has no row. CSV is UTF-8 with a header row, Parquet has typed columns.
+- Formula cells. A spreadsheet runs a CSV cell that starts with ``=``, ``+``, ``-``, ``@``, a tab
+  or a carriage return as a formula (``=HYPERLINK(...)``, ``+cmd|...``): in CSV, such a *text*
+  cell gets a leading ``'`` (OWASP's rule; :func:`escape_formula`), numbers stay numbers
+  (``-3.5`` in a numeric column is untouched). ``formula_escape=False`` (``--no-formula-escape``)
+  writes the text as it is.
 
 Atomic and resumable. The work is cut into chunks of ``chunk_size`` anchors. Each finished chunk
 is written to ``PATH.parts/part-NNNNNN.*`` (temp file + ``os.replace``) next to a
@@ -58,6 +63,31 @@ WHATS = ("bundles", "related")
 FORMATS = ("csv", "jsonl", "parquet")
 DEFAULT_CHUNK_SIZE = 500
 MANIFEST = "manifest.json"
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_RE = r"^[=+\-@\t\r]"
+
+
+def escape_formula(value: Any) -> Any:
+    """A text cell that a spreadsheet would run as a formula, with a leading ``'``; anything else
+    (numbers included) as it is.
+
+    >>> escape_formula("=1+2"), escape_formula("@SUM(A1)"), escape_formula(-3.5), escape_formula("tent")
+    ("'=1+2", "'@SUM(A1)", -3.5, 'tent')
+    """
+    return "'" + value if isinstance(value, str) and value.startswith(FORMULA_START) else value
+
+
+def escape_formula_table(table: pa.Table) -> pa.Table:
+    """:func:`escape_formula` on every text column of ``table`` (vectorised)."""
+    import pyarrow.compute as pc
+
+    for i, f in enumerate(table.schema):
+        if pa.types.is_string(f.type) or pa.types.is_large_string(f.type):
+            col = table.column(i)
+            quoted = pc.binary_join_element_wise(pa.scalar("'", f.type), col, pa.scalar("", f.type))
+            escaped = pc.if_else(pc.match_substring_regex(col, _FORMULA_RE), quoted, col)
+            table = table.set_column(i, f, escaped)
+    return table
 MANIFEST_VERSION = 1
 
 _PRODUCT_TYPES = {f: PRODUCTS.field(f).type for f in PRODUCT_FIELDS}
@@ -219,6 +249,7 @@ def export(
     discount: float | None = None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     bom: bool = False,
+    formula_escape: bool = True,
     progress: Progress | None = None,
 ) -> ExportResult:
     """Export ``what`` ("bundles" or "related") of every anchor product to ``out`` in ``fmt``
@@ -226,7 +257,8 @@ def export(
     resuming. ``kinds`` / ``k`` are for related, ``size`` / ``scene`` / ``budget`` / ``mix`` /
     ``discount`` for bundles (``scene`` also limits the anchors to the scene's members, for
     both). ``bom``: csv only, start the file with a UTF-8 byte-order mark (Excel then reads
-    Chinese titles right). ``store`` is any graph store; it is read through a :class:`graph.snapshot.SnapshotStore`
+    Chinese titles right). ``formula_escape``: csv only, a text cell starting with = + - @ tab or
+    CR gets a leading ``'`` (on by default; see the module doc). ``store`` is any graph store; it is read through a :class:`graph.snapshot.SnapshotStore`
     (one already given is used as it is). ``progress(step, done, total)`` gets anchors done.
 
     Raises ConfigError for bad options (before anything is written), NotFound for an unknown
@@ -293,7 +325,7 @@ def export(
             done += len(chunk)
             if progress:
                 progress("export", done, len(anchors))
-        result.rows = _assemble(parts, out, fmt, schema, n_chunks, ext, bom=bom)
+        result.rows = _assemble(parts, out, fmt, schema, n_chunks, ext, bom=bom, formula_escape=formula_escape)
     shutil.rmtree(parts, ignore_errors=True)
     result.seconds = round(time.perf_counter() - started, 3)
     return result
@@ -359,7 +391,8 @@ def _read_arrow(path: Path) -> pa.Table:
 
 
 def _assemble(
-    parts: Path, out: Path, fmt: str, schema: pa.Schema, n_chunks: int, ext: str, *, bom: bool = False
+    parts: Path, out: Path, fmt: str, schema: pa.Schema, n_chunks: int, ext: str, *, bom: bool = False,
+    formula_escape: bool = True,
 ) -> int:
     """Join the parts into a temp file beside ``out`` and move it onto ``out``; rows written."""
     tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.tmp")
@@ -384,7 +417,7 @@ def _assemble(
                     for name in names:
                         table = _read_arrow(name)
                         rows += table.num_rows
-                        writer.write_table(table)
+                        writer.write_table(escape_formula_table(table) if formula_escape else table)
                 f.flush()
                 os.fsync(f.fileno())
         else:

@@ -56,8 +56,10 @@ rough.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
+import json
 import math
 import os
 import time
@@ -70,7 +72,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from tiein.errors import ConfigError, InputError
+from tiein.errors import ConfigError, InputError, StorageFull, StoreUnavailable
+from tiein.faults import fault
 from tiein.model import RELATION_KINDS
 
 EVENT_TYPES = ("impression", "click", "add_to_cart", "purchase")
@@ -286,9 +289,41 @@ def _locked(home: Path | str) -> Iterator[Path]:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
+REPLACES = b"tiein.replaces"  # key-value metadata of a merged part: the parts it holds (JSON names)
+
+
+def _replaced(path: Path) -> list[str]:
+    """The part names a merged part holds (its parquet metadata), [] for other parts."""
+    import pyarrow.parquet as pq
+
+    try:
+        meta = pq.read_schema(path).metadata or {}
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise StoreUnavailable(f"the feedback log is damaged: {path.name} is not a readable part ({exc})") from exc
+    raw = meta.get(REPLACES)
+    return list(json.loads(raw)) if raw else []
+
+
 def _parts(home: Path | str) -> list[str]:
+    """The log's part files, without those a merged part already holds (a compaction that
+    crashed after the merged part was renamed in, before the old ones were removed)."""
     d = log_dir(home)
-    return sorted(str(p) for p in d.glob("part-*.parquet")) if d.is_dir() else []
+    if not d.is_dir():
+        return []
+    paths = sorted(d.glob("part-*.parquet"))
+    held = {name for p in paths if p.name.endswith("-merged.parquet") for name in _replaced(p)}
+    return [str(p) for p in paths if p.name not in held]
+
+
+def _finish_compaction(d: Path) -> None:
+    """Remove the parts that a merged part holds (under the ingest lock): the end of a
+    compaction that a crash interrupted."""
+    for p in sorted(d.glob("part-*-merged.parquet")):
+        for name in _replaced(p):
+            if name != p.name:
+                (d / name).unlink(missing_ok=True)
+    for tmp in d.glob(".part-*.tmp"):
+        tmp.unlink(missing_ok=True)
 
 
 def log_version(home: Path | str) -> tuple[str, ...]:
@@ -309,15 +344,26 @@ FROM new
 def ingest(home: Path | str, table: pa.Table) -> IngestResult:
     """Append the events of ``table`` (:data:`EVENTS`, e.g. from :func:`read_events`) to the log
     of ``home`` that it does not hold yet (see the module docstring); idempotent."""
-    import duckdb
-    import pyarrow.parquet as pq
 
     if table.schema.names != EVENTS.names:
         raise ConfigError(
             f"ingest expects an EVENTS table with columns {EVENTS.names}, got {table.schema.names}"
         )
     table = table.cast(EVENTS)
+    try:
+        return _ingest(home, table)
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise StorageFull("no space left to log the events: nothing was added") from exc
+        raise
+
+
+def _ingest(home: Path | str, table: pa.Table) -> IngestResult:
+    import duckdb
+    import pyarrow.parquet as pq
+
     with _locked(home) as d:
+        _finish_compaction(d)
         con = duckdb.connect()
         try:
             con.execute("SET TimeZone = 'UTC'")
@@ -356,8 +402,13 @@ def ingest(home: Path | str, table: pa.Table) -> IngestResult:
 def _compact(d: Path, parts: list[str]) -> Path:
     """Merge ``parts`` into one part file (written beside them, then the old ones removed), so a
     log fed by many small POSTs stays a few files. Runs under the ingest lock; a reader that
-    listed the old files retries (:func:`read_log`)."""
+    listed the old files retries (:func:`read_log`).
+
+    Crash-safe: the merged part names the parts it holds in its metadata, so from the moment
+    it is renamed in readers skip them (:func:`_parts`), and the next ingest removes those a
+    crash left (:func:`_finish_compaction`): never an event twice, never one lost."""
     import duckdb
+    import pyarrow.parquet as pq
 
     con = duckdb.connect()
     try:
@@ -365,16 +416,20 @@ def _compact(d: Path, parts: list[str]) -> Path:
         digest = hashlib.sha256("".join(parts).encode()).hexdigest()[:12]
         path = d / f"part-{stamp}-{digest}-merged.parquet"
         tmp = d / f".{path.name}.tmp"
-        target = str(tmp).replace("'", "''")
-        con.execute(
-            f"COPY (SELECT * FROM read_parquet($p) ORDER BY ts, {KEY}) TO '{target}' (FORMAT parquet)",
-            {"p": parts},
-        )
-        os.replace(tmp, path)
+        merged = con.sql(
+            f"SELECT * FROM read_parquet($p) ORDER BY ts, {KEY}", params={"p": parts}
+        ).to_arrow_table()
     finally:
         con.close()
-    for part in parts:
+    names = json.dumps([Path(p).name for p in parts]).encode()
+    merged = merged.replace_schema_metadata({**(merged.schema.metadata or {}), REPLACES: names})
+    pq.write_table(merged, tmp)
+    os.replace(tmp, path)  # from here on readers skip the parts it holds
+    fault("feedback.after_merge")
+    for i, part in enumerate(parts):
         Path(part).unlink(missing_ok=True)
+        if i == 0:
+            fault("feedback.mid_delete")
     return path
 
 
@@ -401,13 +456,20 @@ def read_log(home: Path | str) -> pa.Table:
                 f"SELECT {cols} FROM read_parquet($p) ORDER BY ts, key", params={"p": parts}
             ).to_arrow_table()
             return table.cast(EVENTS)
-        except duckdb.IOException:
+        except (duckdb.IOException, duckdb.InvalidInputException) as exc:
             if attempt == 4 or all(Path(p).exists() for p in parts):
-                raise
+                raise StoreUnavailable(f"the feedback log is damaged: {_without_paths(str(exc))}") from exc
             time.sleep(0.05)  # an ingest merged the parts in the meantime: list them again
         finally:
             con.close()
     raise AssertionError("unreachable")
+
+
+def _without_paths(message: str) -> str:
+    """``message`` with absolute paths cut to their file names (errors reach API clients)."""
+    import re
+
+    return re.sub(r"/(?:[^/\s'\"]+/)+([^/\s'\"]+)", r"\1", message)
 
 
 # ------------------------------------------------------------------------------- statistics

@@ -4,14 +4,10 @@ This is the one wiring place (style.md habit 3): it builds the encoder and the s
 them to the stages. Each stage is a library function of its own module; this module only runs them
 in order, times them and reports progress.
 
-Home directory layout (``--home``, env ``TIEIN_HOME``, default ``./tiein-data``)::
-
-    graph/     the embedded graph store (generations + pointer, see graph/ladybug_store.py)
-    index/     the FAISS index of product titles with its manifest.json
-    inputs/    what `tiein update` needs: normalised inputs (Parquet), build options, unfiltered pair
-               counts and the loaded graph (tiein/update.py; BuildOptions.keep_state)
-    cache/     embedding cache (model + title hash → vector), so rebuilds do not re-encode
-    scenes.discovered.yaml   the scenes discovered by the last build without --scenes (editable)
+Home directory (``--home``, env ``TIEIN_HOME``, default ``./tiein-data``): see tiein/home.py for
+its layout and the one switch that makes a build visible (graph + index + inputs together, or
+nothing). Before anything is written the build is checked (tiein/checks.py): a build that kept no
+products, matched too few order lines or found no basket with two products refuses.
 """
 
 from __future__ import annotations
@@ -28,6 +24,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from tiein.checks import Floors
 from tiein.features import RoleConfig
 from tiein.model import PAIR_STATS, GraphData
 from tiein.relations import NextConfig, RelationConfig
@@ -74,9 +71,7 @@ class BuildOptions:
     scenes: Path | None = None  # user scenes file (tiein.scenes.load_scenes); wins over discovery
     discover_scenes: bool = True  # without a scenes file: discover scenes from complements
     max_scenes: int = 12
-    # save what `tiein update` needs in HOME/inputs (normalised inputs, options, unfiltered pair
-    # counts, the loaded graph): tiein.update.save_state
-    keep_state: bool = True
+    floors: Floors = field(default_factory=Floors)  # what the build must reach to replace the graph
 
 
 DISCOVERED_SCENES_FILE = "scenes.discovered.yaml"
@@ -147,17 +142,50 @@ def _miner(opts: BuildOptions) -> Iterator[Callable[..., Any]]:
 
 
 def build(opts: BuildOptions, progress: Progress | None = None) -> BuildSummary:
-    """Run the whole build and replace the store's graph atomically. Raises TieinError subclasses
-    for user mistakes (bad file, unknown dataset, bad mapping)."""
+    """Run the whole build and switch the home to it atomically (tiein/home.py). Raises
+    TieinError subclasses for user mistakes (bad file, unknown dataset, bad mapping, a build
+    under ``opts.floors``) before anything is written."""
+    from tiein.home import home_lock
+
+    check_options(opts)
+    with home_lock(Path(opts.home)):
+        return _build(opts, progress)
+
+
+def check_options(opts: BuildOptions) -> None:
+    """ConfigError for option values no stage could use, before anything runs."""
+    from tiein.errors import ConfigError
+
+    problems = []
+    if opts.threads is not None and opts.threads < 1:
+        problems.append(f"--threads must be 1 or more, got {opts.threads}")
+    for name, value, low in (("--min-count", opts.min_count, 1), ("--max-basket", opts.max_basket, 2)):
+        if value < low:
+            problems.append(f"{name} must be {low} or more, got {value}")
+    if opts.after_window_days is not None and opts.after_window_days < 0:
+        problems.append(f"--after-window must be 0 days or more, got {opts.after_window_days}")
+    if problems:
+        raise ConfigError("; ".join(problems))
+
+
+def _build(opts: BuildOptions, progress: Progress | None) -> BuildSummary:
     import loaders
     from graph import open_store
+    from tiein.checks import check_build
+    from tiein.faults import fault
     from tiein.features import with_sales_roles
+    from tiein.home import INDEX, INPUTS, Staging, recover, store_state_id, switch
     from tiein.scenes import load_scenes
 
     timer = _Timer()
     t_all = time.perf_counter()
     home = Path(opts.home)
     store_url = opts.store_url or default_store_url(home)
+    store = open_store(store_url)
+    try:  # finish or undo what a crashed command left, and fail early on an unreachable store
+        recover(home, store_state_id(store), store_url)
+    finally:
+        store.close()
     # a bad scenes file fails at once, before the slow stages
     user_scenes = load_scenes(opts.scenes) if opts.scenes is not None else None
     if opts.mining not in MINING_BACKENDS:
@@ -227,6 +255,7 @@ def build(opts: BuildOptions, progress: Progress | None = None) -> BuildSummary:
             index = embeddings.ProductIndex.build(ids, vectors, model_name)
             neighbours = index.neighbours(min(opts.neighbours_k, max(1, len(ids) - 1)))
 
+    state_id = uuid.uuid4().hex  # ties the generation's inputs and index (tiein/home.py) to this graph
     meta = {
         "source": loaded.name,
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -236,30 +265,41 @@ def build(opts: BuildOptions, progress: Progress | None = None) -> BuildSummary:
         "after_window_days": opts.after_window_days,
         "next_config": opts.next_purchase.to_dict(),
         "role_config": opts.roles.to_dict(),
-        "state_id": uuid.uuid4().hex,  # ties HOME/inputs (tiein.update) to this graph
+        "state_id": state_id,
     }
     data, report = graph_from_stats(
         opts, home, products, orders=loaded.orders, co_purchase=co_purchase, co_view=co_view,
         listed=loaded.listed_pairs, timeline=timeline, returning_customers=int(mining_report.get("returning_customers", 0)),
         neighbours=neighbours, ids=ids, vectors=vectors, user_scenes=user_scenes, meta=meta, timer=timer,
     )  # fmt: skip
-    with timer.step("store"):
+    check_build(opts.floors, loaded, data.relations)
+    from tiein.update import write_state
+
+    with timer.step("state"):  # the new generation's index and inputs, not yet visible
+        stage = Staging(home, state_id)
+        try:
+            if index is not None:
+                index.save(stage.path / INDEX)
+            write_state(
+                stage.path / INPUTS, opts, source=loaded.name,
+                derived_catalog=loaded.report.products_derived_from == "orders",
+                products=loaded.products, orders=loaded.orders, views=loaded.views, listed_pairs=loaded.listed_pairs,
+                data=data, model=model_name, neighbours=neighbours,
+            )  # fmt: skip
+            fault("build.after_stage")
+            stage.commit()
+        except BaseException:
+            stage.discard()
+            raise
+    fault("build.before_store")
+    with timer.step("store"):  # the commit point: the store switches to the new graph
         store = open_store(store_url)
         try:
             store.replace(data, progress=_phase(progress, "store"))
         finally:
             store.close()
-        if index is not None:
-            index.save(home / "index")
-    if opts.keep_state:
-        from tiein.update import save_state
-
-        with timer.step("state"):
-            save_state(
-                home, opts, source=loaded.name, derived_catalog=loaded.report.products_derived_from == "orders",
-                products=loaded.products, orders=loaded.orders, views=loaded.views, listed_pairs=loaded.listed_pairs,
-                data=data, model=model_name, neighbours=neighbours,
-            )  # fmt: skip
+    fault("build.after_store")
+    switch(home, state_id, store_url)
 
     summary = BuildSummary(source=loaded.name, store=store_url, model=model_name)
     summary.counts = {

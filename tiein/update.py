@@ -236,17 +236,8 @@ class _State:
     neighbours: pa.Table | None
 
 
-def save_state(home: Path, opts: BuildOptions, **parts: Any) -> None:
-    """Write the state an update needs to ``HOME/inputs`` atomically (temporary directory, then
-    swap); ``parts`` as :func:`_write_state` takes them. ``products`` are the normalised catalog
-    rows (sales roles are recomputed); counts not given are computed here
-    (:func:`tiein.mining.count_pairs`, ~1.3 s on Online Retail's 485k lines).
-    ``data.meta["state_id"]`` ties the state to the graph it describes."""
-    _swap_state(_write_state(home, opts, **parts), Path(home) / STATE_DIR)
-
-
-def _write_state(
-    home: Path,
+def write_state(
+    root: Path,
     opts: BuildOptions,
     *,
     source: str,
@@ -260,66 +251,51 @@ def _write_state(
     neighbours: pa.Table | None,
     counts_orders: Any = None,
     counts_views: Any = None,
-) -> Path:
-    home = Path(home)
-    home.mkdir(parents=True, exist_ok=True)
-    tmp = home / f".{STATE_DIR}.tmp-{uuid.uuid4().hex[:8]}"
-    try:
-        (tmp / "graph").mkdir(parents=True)
-        pq.write_table(products.cast(PRODUCTS), tmp / "products.parquet")
-        pq.write_table(orders.cast(ORDERS), tmp / "orders.parquet")
-        pq.write_table(views.cast(VIEWS), tmp / "views.parquet")
-        pq.write_table(listed_pairs.cast(LISTED_PAIRS), tmp / "listed_pairs.parquet")
-        co = counts_orders if counts_orders is not None else _count(orders, opts, views=False)
-        cv = counts_views if counts_views is not None else _count(views, opts, views=True)
-        co.save(tmp / "counts_orders.npz")
-        cv.save(tmp / "counts_views.npz")
-        for part, schema in GRAPH_PARTS.items():
-            pq.write_table(getattr(data, part).cast(schema), tmp / "graph" / f"{part}.parquet")
-        (tmp / "graph" / "meta.json").write_text(
-            json.dumps(data.meta, ensure_ascii=False, sort_keys=True), "utf-8"
-        )
-        if neighbours is not None:
-            pq.write_table(neighbours, tmp / "neighbours.parquet")
-        build = {
-            "version": STATE_VERSION,
-            "state_id": data.meta.get("state_id"),
-            "source": source,
-            "derived_catalog": derived_catalog,
-            "options": _options_dict(opts, model),
-            "returning_customers": int(co.returning_customers),
-        }
-        (tmp / "build.json").write_text(json.dumps(build, ensure_ascii=False, indent=1), "utf-8")
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return tmp
-
-
-def _swap_state(tmp: Path, target: Path) -> None:
-    """Put the directory ``tmp`` in place of ``target`` (rename the old one away, rename the new
-    one in, delete the old one)."""
-    old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
-    if target.exists():
-        os.replace(target, old)
-    try:
-        os.replace(tmp, target)
-    except BaseException:
-        if old.exists():
-            os.replace(old, target)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
+) -> None:
+    """Write the state an update needs into the new directory ``root`` (the ``inputs/`` of a
+    generation being staged, tiein/home.py). ``products`` are the normalised catalog rows (sales
+    roles are recomputed); counts not given are computed here (:func:`tiein.mining.count_pairs`,
+    ~1.3 s on Online Retail's 485k lines). ``data.meta["state_id"]`` ties the state to the graph
+    it describes."""
+    tmp = Path(root)
+    (tmp / "graph").mkdir(parents=True)
+    pq.write_table(products.cast(PRODUCTS), tmp / "products.parquet")
+    pq.write_table(orders.cast(ORDERS), tmp / "orders.parquet")
+    pq.write_table(views.cast(VIEWS), tmp / "views.parquet")
+    pq.write_table(listed_pairs.cast(LISTED_PAIRS), tmp / "listed_pairs.parquet")
+    co = counts_orders if counts_orders is not None else _count(orders, opts, views=False)
+    cv = counts_views if counts_views is not None else _count(views, opts, views=True)
+    co.save(tmp / "counts_orders.npz")
+    cv.save(tmp / "counts_views.npz")
+    for part, schema in GRAPH_PARTS.items():
+        pq.write_table(getattr(data, part).cast(schema), tmp / "graph" / f"{part}.parquet")
+    (tmp / "graph" / "meta.json").write_text(
+        json.dumps(data.meta, ensure_ascii=False, sort_keys=True), "utf-8"
+    )
+    if neighbours is not None:
+        pq.write_table(neighbours, tmp / "neighbours.parquet")
+    build = {
+        "version": STATE_VERSION,
+        "state_id": data.meta.get("state_id"),
+        "source": source,
+        "derived_catalog": derived_catalog,
+        "options": _options_dict(opts, model),
+        "returning_customers": int(co.returning_customers),
+    }
+    (tmp / "build.json").write_text(json.dumps(build, ensure_ascii=False, indent=1), "utf-8")
 
 
 def load_state(home: Path) -> _State:
-    """Read ``HOME/inputs``; ConfigError when there is none (no build yet, or a build by an older
-    version) and InputError naming a damaged file."""
+    """Read the inputs/ of the home's answering generation (tiein/home.py); ConfigError when
+    there is none (no build yet, or a build by an older version) and InputError naming a damaged
+    file."""
+    from tiein.home import inputs_dir
     from tiein.mining import PairCounts
 
-    root = Path(home) / STATE_DIR
+    root = inputs_dir(home)
     if not (root / "build.json").is_file():
         raise ConfigError(
-            f"no build state in {root}: run `tiein build` first (a build saves what `tiein update` needs there)"
+            f"no build state in {home}: run `tiein build` first (a build saves what `tiein update` needs)"
         )
     try:
         build = json.loads((root / "build.json").read_text("utf-8"))
@@ -472,13 +448,32 @@ def update(opts: UpdateOptions, progress: Progress | None = None) -> UpdateSumma
     union of the data. Raises InputError (file, row, column) for bad files and ConfigError when
     there is nothing to update or no build state; a failed update leaves graph and state as they
     were."""
-    import loaders
     from graph import open_store
-    from graph.base import graph_delta
-    from tiein.features import with_sales_roles
+    from tiein.home import home_lock, recover, store_state_id
 
     if opts.catalog is None and opts.orders is None and opts.views is None:
         raise ConfigError("nothing to update: give --orders, --catalog and/or --views files")
+    if opts.threads is not None and opts.threads < 1:
+        raise ConfigError(f"--threads must be 1 or more, got {opts.threads}")
+    home = Path(opts.home)
+    with home_lock(home):
+        store_url = opts.store_url or default_store_url(home)
+        store = open_store(store_url)
+        try:  # finish or undo what a crashed command left
+            recover(home, store_state_id(store), store_url)
+        finally:
+            store.close()
+        return _update(opts, progress)
+
+
+def _update(opts: UpdateOptions, progress: Progress | None) -> UpdateSummary:
+    import loaders
+    from graph import open_store
+    from graph.base import graph_delta
+    from tiein.faults import fault
+    from tiein.features import with_sales_roles
+    from tiein.home import INDEX, INPUTS, Staging, index_dir, switch
+
     timer = _Timer()
     t0 = time.perf_counter()
     home = Path(opts.home)
@@ -612,13 +607,24 @@ def update(opts: UpdateOptions, progress: Progress | None = None) -> UpdateSumma
         "state_id": state_id,
         "updated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    with timer.step("state"):
-        tmp = _write_state(
-            home, bopts, source=state.build["source"], derived_catalog=state.build["derived_catalog"],
-            products=products, orders=orders, views=views, listed_pairs=state.listed_pairs, data=new_data,
-            model=state.build["options"]["model"], neighbours=neighbours, counts_orders=co_counts,
-            counts_views=cv_counts,
-        )  # fmt: skip
+    with timer.step("state"):  # the new generation's inputs and index, not yet visible
+        stage = Staging(home, state_id)
+        try:
+            write_state(
+                stage.path / INPUTS, bopts, source=state.build["source"], derived_catalog=state.build["derived_catalog"],
+                products=products, orders=orders, views=views, listed_pairs=state.listed_pairs, data=new_data,
+                model=state.build["options"]["model"], neighbours=neighbours, counts_orders=co_counts,
+                counts_views=cv_counts,
+            )  # fmt: skip
+            if index is not None:
+                index.save(stage.path / INDEX)
+            elif index_dir(home).is_dir():  # unchanged index: the same files, linked
+                shutil.copytree(index_dir(home), stage.path / INDEX, copy_function=_link_or_copy)
+            fault("update.after_stage")
+            stage.commit()
+        except BaseException:
+            stage.discard()
+            raise
     try:
         store = open_store(store_url)
         try:
@@ -649,12 +655,10 @@ def update(opts: UpdateOptions, progress: Progress | None = None) -> UpdateSumma
         finally:
             store.close()
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(stage.final, ignore_errors=True)
         raise
-    with timer.step("state"):
-        _swap_state(tmp, home / STATE_DIR)
-        if index is not None:
-            index.save(home / "index")
+    fault("update.after_store")
+    switch(home, state_id, store_url)
     kinds = (
         pc.value_counts(new_data.relations.column("kind")).to_pylist() if new_data.relations.num_rows else []
     )
@@ -664,6 +668,14 @@ def update(opts: UpdateOptions, progress: Progress | None = None) -> UpdateSumma
     summary.seconds = dict(timer.seconds)
     summary.seconds["total"] = time.perf_counter() - t0
     return summary
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    """Hard-link ``src`` to ``dst`` (files of a generation are never changed in place), or copy."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
 
 
 def _products_only(data: GraphData) -> GraphData:
@@ -705,9 +717,11 @@ def _embeddings(
     if not text_changed and len(new_ids) == 0 and state.neighbours is not None:
         return vectors, ids, None, state.neighbours, model
     index = None
-    if not text_changed and (home / "index").is_dir():
+    from tiein.home import index_dir
+
+    if not text_changed and index_dir(home).is_dir():
         try:
-            index = embeddings.ProductIndex.load(home / "index", expect_model=model)
+            index = embeddings.ProductIndex.load(index_dir(home), expect_model=model)
         except (ConfigError, InputError):
             index = None
         if index is not None and index.ids == ids[: len(index)]:

@@ -1,0 +1,200 @@
+"""A build, update, rollback or feedback compaction killed at any step leaves the home whole,
+the next command works and no folder is left behind; a build that kept nothing never replaces a
+good graph; `tiein rollback` returns to the previous build and back.
+
+Kills are real: the command runs in a subprocess with ``TIEIN_FAULT=<point>`` (tiein/faults.py),
+which ends it with ``os._exit`` at that step — no ``finally``, no cleanup, like ``kill -9``.
+The camping shop (tests/fixtures/camping) is built with embeddings once; the other builds take
+every vector from the embedding cache, so each run costs about the import time.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tiein.faults import EXIT_CODE, POINTS
+from tiein.home import GENS, INDEX, INPUTS, read_pointer
+
+CAMPING = Path(__file__).parent / "fixtures" / "camping"
+TIEIN = [sys.executable, "-m", "tiein.cli"]
+
+
+def run(*args: str, home: Path, fault: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, TIEIN_HOME=str(home), HF_HUB_OFFLINE="1")
+    env.pop("TIEIN_STORE", None)
+    env.pop("TIEIN_FAULT", None)
+    if fault:
+        env["TIEIN_FAULT"] = fault
+    proc = subprocess.run([*TIEIN, *args], capture_output=True, text=True, env=env, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"tiein {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    assert "Traceback" not in proc.stderr
+    return proc
+
+
+def build_args(orders: Path, *extra: str) -> list[str]:
+    return ["build", "--catalog", str(CAMPING / "catalog.csv"), "--orders", str(orders), "--quiet", *extra]
+
+
+def half_orders(tmp: Path) -> Path:
+    """The camping orders without the chair: a graph that differs from the full one."""
+    with open(CAMPING / "orders.csv", encoding="utf-8") as f:
+        rows = [r for r in csv.DictReader(f) if r["product_id"] != "chair"]
+    out = tmp / "orders_nochair.csv"
+    with open(out, "w", encoding="utf-8", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    return out
+
+
+def stats(home: Path) -> dict:
+    return json.loads(run("stats", "--json", home=home).stdout)
+
+
+def answers(home: Path) -> list:
+    """What the graph answers: the complements of the tent (ids, in order)."""
+    out = json.loads(run("related", "tent", "--kind", "complement", "--json", home=home).stdout)
+    rows = out["related"] if isinstance(out, dict) else out
+    return [r["product_id"] for r in rows]
+
+
+def assert_whole(home: Path) -> str:
+    """The home's pointer, store, index and inputs name one generation, and nothing else is left."""
+    s = stats(home)  # runs recovery, like every command that opens the home
+    pointer = read_pointer(home)
+    assert pointer.current is not None
+    assert s["meta"]["state_id"] == pointer.current
+    gen = home / GENS / pointer.current
+    assert json.loads((gen / INPUTS / "build.json").read_text())["state_id"] == pointer.current
+    assert (gen / INDEX / "manifest.json").is_file()
+    left = sorted(p.name for p in (home / GENS).iterdir())
+    assert left == sorted({pointer.current, pointer.previous} - {None}), left
+    assert not [p.name for p in home.iterdir() if p.name.startswith((".index", ".inputs", ".CURRENT"))]
+    graph_dirs = [p.name for p in (home / "graph").iterdir() if p.name.startswith("gen-")]
+    assert len(graph_dirs) == 1, graph_dirs
+    return pointer.current
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A home with one full camping build (embeddings on: the model loads once here)."""
+    home = tmp_path_factory.mktemp("template")
+    run(*build_args(CAMPING / "orders.csv"), home=home)
+    return home
+
+
+def fresh(template: Path, tmp: Path) -> Path:
+    home = tmp / "home"
+    shutil.copytree(template, home)
+    return home
+
+
+@pytest.mark.parametrize("point", [p for p in POINTS if p.startswith(("build.", "store."))])
+def test_build_killed_at_each_step_leaves_a_whole_home(point: str, template: Path, tmp_path: Path) -> None:
+    home = fresh(template, tmp_path)
+    before_state, before = assert_whole(home), answers(home)
+    proc = run(*build_args(half_orders(tmp_path)), home=home, fault=point, check=False)
+    assert proc.returncode == EXIT_CODE, proc.stderr
+    now = assert_whole(home)
+    # before the store switched: the old graph; after: the new one (no chair), never a mix
+    assert (now == before_state) == (answers(home) == before)
+    if now != before_state:
+        assert "chair" not in answers(home)
+    # the next build works and switches
+    run(*build_args(CAMPING / "orders.csv"), home=home)
+    assert assert_whole(home) not in (before_state, now)
+    assert answers(home) == before
+
+
+@pytest.mark.parametrize("point", ["update.after_stage", "update.after_store"])
+def test_update_killed_leaves_a_whole_home(point: str, template: Path, tmp_path: Path) -> None:
+    home = fresh(template, tmp_path)
+    first = assert_whole(home)
+    stock = tmp_path / "stock.csv"
+    stock.write_text("product_id,stock\nchair,0\n", encoding="utf-8")
+    proc = run("update", "--catalog", str(stock), "--quiet", home=home, fault=point, check=False)
+    assert proc.returncode == EXIT_CODE, proc.stderr
+    now = assert_whole(home)
+    assert (now == first) == (point == "update.after_stage")
+    run("update", "--catalog", str(stock), "--quiet", home=home)  # the next update works
+    assert assert_whole(home) != now
+
+
+def test_rollback_returns_and_comes_back(template: Path, tmp_path: Path) -> None:
+    home = fresh(template, tmp_path)
+    full_state, full = assert_whole(home), answers(home)
+    proc = run("rollback", home=home, check=False)  # one build only: nothing to roll back to
+    assert proc.returncode == 2 and "nothing to roll back" in proc.stderr
+    run(*build_args(half_orders(tmp_path)), home=home)
+    half_state, half = assert_whole(home), answers(home)
+    assert half != full and "chair" not in half
+    run("rollback", home=home)
+    assert assert_whole(home) == full_state and answers(home) == full
+    # killed after the store switched back: recovery finishes the rollback
+    proc = run("rollback", home=home, fault="rollback.after_store", check=False)
+    assert proc.returncode == EXIT_CODE
+    assert assert_whole(home) == half_state and answers(home) == half
+
+
+def test_a_build_that_keeps_nothing_never_replaces_the_graph(template: Path, tmp_path: Path) -> None:
+    home = fresh(template, tmp_path)
+    state, before = assert_whole(home), answers(home)
+    unknown = tmp_path / "unknown.csv"
+    unknown.write_text("order_id,product_id\n" + "".join(f"o{i},x{i % 7}\n" for i in range(60)), encoding="utf-8")
+    buyer = tmp_path / "buyer.csv"  # the customer column mapped as the product: one "product" per basket
+    with open(CAMPING / "orders.csv", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    buyer.write_text("order_id,sku,buyer\n" + "".join(f"{r['order_id']},{r['product_id']},{r['customer_id']}\n"
+                                                       for r in rows), encoding="utf-8")  # fmt: skip
+    blank = tmp_path / "blank.csv"
+    blank.write_text("product_id,title\n,Tent\n,Chair\n", encoding="utf-8")
+    cases = {
+        "unmatched": (build_args(unknown), "only 0% of the order lines"),
+        "buyer as product": (["build", "--orders", str(buyer), "--map", "product_id=buyer", "--quiet"],
+                             "two different products"),
+        "no ids": (["build", "--catalog", str(blank), "--quiet"], "kept no products"),
+    }  # fmt: skip
+    for name, (args, message) in cases.items():
+        proc = run(*args, home=home, check=False)
+        assert proc.returncode == 2, (name, proc.stderr)
+        assert message in proc.stderr and "Nothing was changed" in proc.stderr, (name, proc.stderr)
+        assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+        assert assert_whole(home) == state and answers(home) == before
+    # the floors are the user's to lower
+    run(*build_args(unknown), "--allow-empty", home=home)
+    assert assert_whole(home) != state
+
+
+def test_bad_option_refused_before_anything_runs(template: Path, tmp_path: Path) -> None:
+    home = fresh(template, tmp_path)
+    state = assert_whole(home)
+    for bad in (["--threads", "0"], ["--threads", "-1"], ["--min-count", "0"]):
+        proc = run(*build_args(CAMPING / "orders.csv"), *bad, home=home, check=False)
+        assert proc.returncode == 2 and bad[0] in proc.stderr, proc.stderr
+        assert assert_whole(home) == state
+
+
+def test_older_layout_is_moved_into_a_generation(template: Path, tmp_path: Path) -> None:
+    """A home built before generations (index/ and inputs/ beside graph/) keeps working."""
+    home = fresh(template, tmp_path)
+    state = assert_whole(home)
+    gen = home / GENS / state
+    for part in (INDEX, INPUTS):
+        os.replace(gen / part, home / part)
+    shutil.rmtree(home / GENS)
+    (home / "CURRENT").unlink()
+    (home / ".index.old-1234").mkdir()  # debris the older layout could leave
+    assert assert_whole(home) == state
+    stock = tmp_path / "stock.csv"
+    stock.write_text("product_id,stock\nchair,0\n", encoding="utf-8")
+    run("update", "--catalog", str(stock), "--quiet", home=home)
+    assert assert_whole(home) != state

@@ -1,0 +1,73 @@
+"""``tiein rollback``: answer with the previous build (or update) again.
+
+The home keeps the generation before the current one (tiein/home.py) with its index and inputs,
+including the graph it loaded (``inputs/graph/*.parquet``). Rolling back loads that graph into the
+store (the store's own atomic switch, the same on every store) and swaps the home pointer's
+current and previous, so a second rollback returns to where the first started.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from tiein.errors import ConfigError, InputError
+from tiein.model import GraphData
+from tiein.pipeline import Progress, _phase, default_store_url
+
+
+@dataclass
+class RollbackResult:
+    current: str
+    previous: str | None
+    built_at: str | None
+
+    def to_dict(self) -> dict[str, str | None]:
+        return {"current": self.current, "previous": self.previous, "built_at": self.built_at}
+
+
+def load_graph(inputs: Path) -> GraphData:
+    """The graph a generation loaded, from its ``inputs/graph`` Parquet files."""
+    from tiein.update import GRAPH_PARTS
+
+    root = Path(inputs) / "graph"
+    try:
+        parts = {p: pq.read_table(root / f"{p}.parquet").cast(s) for p, s in GRAPH_PARTS.items()}
+        meta = json.loads((root / "meta.json").read_text("utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InputError(f"the previous generation's graph is damaged ({exc})", file=str(root)) from exc
+    return GraphData(**parts, meta=meta)
+
+
+def rollback(home: Path, store_url: str | None = None, progress: Progress | None = None) -> RollbackResult:
+    """Switch the home and its store back to the previous generation (ConfigError when there is
+    none). A crash at any point leaves the home on one of the two generations, whole."""
+    from graph import open_store
+    from tiein.faults import fault
+    from tiein.home import INPUTS, gen_dir, home_lock, read_pointer, recover, store_state_id, switch
+
+    store_url = store_url or default_store_url(home)
+    with home_lock(home):
+        store = open_store(store_url)
+        try:
+            recover(home, store_state_id(store), store_url)
+            pointer = read_pointer(home)
+            if pointer.previous is None or not (gen_dir(home, pointer.previous) / INPUTS).is_dir():
+                raise ConfigError(
+                    f"nothing to roll back to in {home}: the home keeps one build before the current one, "
+                    "and there is none yet"
+                )
+            data = load_graph(gen_dir(home, pointer.previous) / INPUTS)
+            if data.meta.get("state_id") != pointer.previous:
+                raise ConfigError(f"the previous generation {pointer.previous} does not describe its own graph")
+            store.replace(data, progress=_phase(progress, "store"))
+        finally:
+            store.close()
+        fault("rollback.after_store")
+        switch(home, pointer.previous, store_url, previous=pointer.current)
+    return RollbackResult(
+        current=pointer.previous, previous=pointer.current, built_at=data.meta.get("built_at")
+    )
