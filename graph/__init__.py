@@ -18,6 +18,15 @@ NEO4J_SCHEMES = ("bolt://", "bolt+s://", "bolt+ssc://", "neo4j://", "neo4j+s://"
 EMBEDDED_PREFIX = "embedded:"
 
 
+def is_neo4j_url(url: str | Path) -> bool:
+    """True for a Neo4j URL (by its scheme; a directory named ``neo4j-data`` is not one).
+
+    >>> is_neo4j_url("bolt://localhost:7687"), is_neo4j_url("neo4jdir"), is_neo4j_url(" NEO4J+S://h ")
+    (True, False, True)
+    """
+    return str(url).strip().lower().startswith(NEO4J_SCHEMES)
+
+
 def open_store(url: str | Path) -> GraphStore:
     """The store named by ``url``.
 
@@ -35,7 +44,7 @@ def open_store(url: str | Path) -> GraphStore:
     if not text:
         raise ConfigError("the graph store url is empty (give a directory, embedded:PATH or bolt://...)")
     lowered = text.lower()
-    if lowered.startswith(NEO4J_SCHEMES):
+    if is_neo4j_url(text):
         from graph.neo4j_store import Neo4jStore
 
         return Neo4jStore.from_url(text)

@@ -81,8 +81,6 @@ REL_SCHEMAS: dict[str, pa.Schema] = {
     "CO_VIEWED": pa.schema([*_KEYS, *_PAIR_PROPS]),
     **{REL_TYPE[kind]: pa.schema([*_KEYS, *_RELATION_PROPS]) for kind in RELATION_KINDS},
 }
-# Relation kind for each relation relationship type (inverse of tiein.model.REL_TYPE).
-KIND_OF_TYPE = {t: k for k, t in REL_TYPE.items()}
 
 
 @dataclass

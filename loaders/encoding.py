@@ -11,9 +11,11 @@ Rules, in order (:func:`detect`):
 5. otherwise the legacy Chinese encodings: the file is decoded as GB18030 (a superset of
    GBK/GB2312) and as Big5 (CP950). Big5 bytes mostly decode as GBK too, so each decoding is
    scored by the share of its CJK ideographs that are *common* characters (GB2312 level 1 or
-   Big5 "frequently used"): the right decoding scores ~1, the wrong one far less. The best
-   decoding wins when it scores at least ``MIN_SCORE`` and ``MARGIN`` more than the other;
-   otherwise the file is refused as ambiguous, naming the encodings tried.
+   Big5 "frequently used"): the right decoding scores ~1, the wrong one less. GB18030 wins when
+   it scores at least ``MIN_SCORE`` and strictly more than Big5 (GB text read as Big5 still
+   scores 0.5-0.9); Big5 wins when it scores at least ``MIN_SCORE`` and ``MARGIN`` more than
+   GB18030 (Big5 text read as GB scores 0.3-0.6); otherwise (a tie, or too little text to tell)
+   the file is refused, naming the encodings tried. A Big5 file is never read as GB18030.
 
     >>> detect("商品,价格\\n".encode("gbk"), "f.csv")
     'gb18030'
@@ -121,7 +123,6 @@ def _legacy(data: bytes, file: str) -> str:
                 failures.append(exc)
                 continue
             break
-    tried = "utf-8, gb18030, big5"
     if not scores:
         worst = max(failures, key=lambda e: e.start)
         bad = data[worst.start : worst.start + 4].hex(" ")
@@ -131,16 +132,21 @@ def _legacy(data: bytes, file: str) -> str:
             file=file,
             row=_line_of(data, worst.start),
         )
-    with_cjk = sorted(((s, enc) for enc, (s, n) in scores.items() if n), reverse=True)
-    if not with_cjk:
+    gb = scores.get("gb18030", (0.0, 0))
+    big5_enc = next((e for e in ("big5", "cp950") if e in scores), None)
+    big5 = scores[big5_enc] if big5_enc else (0.0, 0)
+    if not gb[1] and not big5[1]:
         return next(iter(scores))  # no ideograph either way: symbols or Latin text; gb18030 first
-    best_score, best = with_cjk[0]
-    runner_up = with_cjk[1][0] if len(with_cjk) > 1 else 0.0
-    if best_score < MIN_SCORE or best_score - runner_up < MARGIN:
-        shares = ", ".join(f"{enc} {s:.0%}" for s, enc in with_cjk)
-        raise InputError(
-            f"cannot tell the encoding: not UTF-8, and no Chinese encoding reads it plausibly "
-            f"(share of common characters: {shares}; tried {tried}); pass the right encoding (option encoding=...)",
-            file=file,
-        )
-    return best
+    # GB text read as Big5 still scores 0.5-0.9 (GB2312's common rows overlap Big5's), Big5 text
+    # read as GB only 0.3-0.6: GB wins when strictly more plausible, Big5 needs a clear margin.
+    if gb[1] and gb[0] >= MIN_SCORE and (not big5[1] or gb[0] > big5[0]):
+        return "gb18030"
+    if big5_enc and big5[0] >= MIN_SCORE and big5[0] >= (gb[0] if gb[1] else 0.0) + MARGIN:
+        return big5_enc
+    shares = ", ".join(f"{enc} {s:.0%}" for enc, (s, n) in scores.items() if n)
+    raise InputError(
+        f"cannot tell the encoding: not UTF-8, and no Chinese encoding reads it clearly better "
+        f"(share of common characters: {shares}; tried utf-8, gb18030, big5); "
+        "pass the right encoding (option encoding=...)",
+        file=file,
+    )

@@ -5,6 +5,7 @@ build out of memory or time, hang it, or crash the parser.
     read_input(path, limits)        the bytes of a *regular* file (a device, FIFO, socket or
                                     directory is refused before a byte is read), gunzipped
                                     within the caps
+    require_regular_file(path)      the same refusal for a file another module opens
     check_zip(data, file, limits)   an XLSX (zip) whose members would inflate past the caps
     check_lines(body, file, limits) a line longer than the cap
     check_json_depth(...)           JSON nested deeper than the cap (the JSON parser would crash)
@@ -36,6 +37,7 @@ MAX_CELLS = 50_000_000
 MAX_COLUMNS = 16_384  # Excel's own limit
 MAX_ZIP_MEMBERS = 10_000
 MAX_JSON_DEPTH = 64
+MAX_CONFIG_BYTES = 16 << 20  # a mapping or scenes file
 _CHUNK = 64 << 20
 
 
@@ -128,6 +130,21 @@ def read_input(path: Path, limits: Limits | None = None) -> bytes:
     if data[:2] == b"\x1f\x8b":
         data = gunzip(data, file, limits)
     return data
+
+
+def require_regular_file(path: Path) -> None:
+    """Refuse ``path`` unless it is an existing regular file (a stat: nothing is opened)."""
+    file = str(path)
+    try:
+        mode = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        raise InputError("file not found", file=file) from None
+    except OSError as exc:
+        raise InputError(f"cannot read the file: {exc.strerror or exc}", file=file) from None
+    if stat.S_ISDIR(mode):
+        raise InputError("is a directory, not a file", file=file)
+    if not stat.S_ISREG(mode):
+        raise InputError(f"is {_kind(mode)}, not a regular file: give a file on disk", file=file)
 
 
 def _inflated(total: int, compressed: int, file: str, limits: Limits, what: str = "") -> None:

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
-from tiein.errors import ConfigError
+from tiein.errors import ConfigError, InputError
 
 
 @dataclass
@@ -150,17 +150,26 @@ class Mapping:
     @classmethod
     def from_file(cls, path: str | Path) -> Mapping:
         """Read a YAML (``.yaml``/``.yml``) or JSON mapping file."""
+        from loaders.limits import MAX_CONFIG_BYTES, Limits, read_input
+
         path = Path(path)
         try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"{path}: cannot read the mapping file: {exc.strerror or exc}") from exc
+            text = read_input(path, Limits(max_input_bytes=MAX_CONFIG_BYTES)).decode("utf-8")
+        except InputError as exc:
+            raise ConfigError(f"{path}: cannot read the mapping file: {exc.reason}") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{path}: the mapping file is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
         import yaml
 
         try:
             data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
-        except (json.JSONDecodeError, yaml.YAMLError) as exc:
-            raise ConfigError(f"{path}: not valid JSON/YAML: {exc}") from exc
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{path}: not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+        except yaml.YAMLError as exc:  # one line: where and what, not PyYAML's multi-line excerpt
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+            what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise ConfigError(f"{path}: not valid YAML{where}: {what}") from None
         return cls.from_dict(data or {}, source=str(path))
 
     @classmethod

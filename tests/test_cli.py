@@ -12,7 +12,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -46,10 +45,10 @@ def related(home: Path, pid: str, kind: str, k: int = 10) -> list[dict]:
     return doc["related"]
 
 
-def test_help_is_instant() -> None:
-    t0 = time.perf_counter()
+def test_help_imports_nothing_heavy() -> None:
+    """`tiein --help` stays instant because the CLI imports no heavy module at start-up (a
+    property, not a wall-clock window that a loaded machine would break)."""
     proc = subprocess.run([*TIEIN, "--help"], capture_output=True, text=True, check=True)
-    elapsed = time.perf_counter() - t0
     assert "build" in proc.stdout and "related" in proc.stdout and "stats" in proc.stdout
     # no heavy import at start-up: importing torch alone takes seconds
     probe = subprocess.run(
@@ -57,7 +56,6 @@ def test_help_is_instant() -> None:
         capture_output=True, text=True, check=True,
     )
     assert probe.stdout.strip() == "[]"
-    assert elapsed < 10
 
 
 def test_phone_complements_are_its_accessories(shop_home: Path) -> None:

@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 import pytest
 from click.testing import CliRunner
+from stores import STORE_FACTORIES, StoreKind
 from test_store_contract import catalog
 
 from graph.base import GraphStore
@@ -308,7 +309,8 @@ def test_worker_limits_are_checked() -> None:
 
     with pytest.raises(CypherError, match="512"):
         WorkerLimits(memory_mb=100)
-    assert db_options(4096)["buffer_pool_size"] == 1 << 30
+    assert db_options(4096, 0) == {"buffer_pool_size": 1 << 30, "max_db_size": 1 << 27}
+    assert db_options(2048, 300_000_000)["max_db_size"] == 1 << 30  # twice the file, a power of two
 
 
 def test_write_refused_is_403_and_other_refusals_400(client: Any) -> None:
@@ -318,3 +320,42 @@ def test_write_refused_is_403_and_other_refusals_400(client: Any) -> None:
         from tiein.cypher import refuse_writes
 
         refuse_writes("MATCH (n) RETURN n ORDER BY n.x DESC SET n.x = 1")
+
+
+# ----------------------------------------------------------------------------- every store
+NEO4J_ATTACKS: list[tuple[str, str]] = [
+    ("LOAD CSV FROM 'file:///etc/passwd' AS line RETURN line", "LOAD"),
+    ("CALL apoc.load.json('file:///etc/passwd') YIELD value RETURN value", "CALL"),
+    ("CALL dbms.setConfigValue('db.logs.query.enabled', 'OFF')", "CALL"),
+    ("CALL db.createLabel('Evil')", "CALL"),
+    ("CREATE DATABASE evil", "CREATE"),
+    ("SHOW USERS", "SHOW"),
+    ("MATCH (p:Product) WITH p ORDER BY p.price DESC SET p.price = 0", "SET"),
+    ("MATCH (p:Product) CALL { WITH p SET p.price = 0 } RETURN p", "SET"),
+    ("MATCH (p:Product) FOREACH (x IN [1] | SET p.price = x)", "FOREACH"),
+    ("USE system SHOW DATABASES", "USE"),
+    ("TERMINATE TRANSACTIONS 'x'", "TERMINATE"),
+]
+
+
+@pytest.fixture(params=STORE_FACTORIES)
+def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[GraphStore]:
+    kind: StoreKind = request.param
+    s = kind.make(tmp_path)
+    s.replace(catalog())
+    yield s
+    s.close()
+
+
+def test_every_store_refuses_every_attack(any_store: GraphStore) -> None:
+    from tiein.cypher import run_cypher
+
+    before = (any_store.related("phone-a", "complement"), any_store.stats()["nodes"], any_store.product("tent"))
+    for query, keyword in ATTACKS + NEO4J_ATTACKS:
+        for q in variants(query, keyword):
+            with pytest.raises(CypherError):
+                run_cypher(any_store, q, timeout_s=5)
+    assert (any_store.related("phone-a", "complement"), any_store.stats()["nodes"], any_store.product("tent")) == before
+    assert run_cypher(any_store, "MATCH (p:Product) WHERE p.price > $min RETURN p.product_id AS id ORDER BY id LIMIT 2",
+                      {"min": 600}).rows == [["phone-a"], ["phone-a-pro"]]  # fmt: skip
+    assert_nothing_written()

@@ -198,3 +198,20 @@ def test_older_layout_is_moved_into_a_generation(template: Path, tmp_path: Path)
     stock.write_text("product_id,stock\nchair,0\n", encoding="utf-8")
     run("update", "--catalog", str(stock), "--quiet", home=home)
     assert assert_whole(home) != state
+
+
+def test_threads_reach_the_numpy_miner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import tiein.mining as mining
+    from tiein.pipeline import BuildOptions, build
+
+    seen: list[object] = []
+    real = mining.mine_pairs
+
+    def spy(*args: object, **kwargs: object) -> object:
+        seen.append(kwargs.get("threads"))
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(mining, "mine_pairs", spy)
+    build(BuildOptions(catalog=CAMPING / "catalog.csv", orders=CAMPING / "orders.csv", home=tmp_path,
+                       embeddings=False, threads=1))  # fmt: skip
+    assert seen == [1]

@@ -110,11 +110,7 @@ def test_assign_members_reports_empty_roles_and_scales() -> None:
         },
         schema=PRODUCTS,
     )  # fmt: skip
-    import time
-
-    t0 = time.perf_counter()
     _, m = assign_members(big, load_scenes(FIX / "camping.yaml"))
-    assert time.perf_counter() - t0 < 2.0
     # odd i: tent (subtree); even i: 折叠椅 when i % 3 == 0 (i % 6 == 0), else nothing
     assert m.num_rows == n // 2 + n // 6
 

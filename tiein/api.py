@@ -33,7 +33,6 @@ the index is reloaded when its manifest changes (a rebuild).
 
 from __future__ import annotations
 
-import functools
 import hmac
 import html
 import ipaddress
@@ -66,6 +65,7 @@ from tiein.errors import (
     MissingDependency,
     NotFound,
     ProductNotFound,
+    ServiceUnavailable,
     StorageFull,
     StoreError,
     StoreUnavailable,
@@ -89,12 +89,6 @@ MAX_QUERY_TEXT = 1000
 MAX_CART = 100
 MAX_CYPHER_LENGTH = 100_000
 
-
-class ServiceUnavailable(TieinError):
-    """A part of the API this deployment cannot serve right now (no search index in the home,
-    the Cypher module missing). HTTP 503, like a store that cannot be reached."""
-
-    status = 503
 
 
 # ----------------------------------------------------------------------------- settings
@@ -754,6 +748,7 @@ class State:
     search: Search
     owns_store: bool = True
     feedback: FeedbackCache | None = None
+    cypher_worker: Any = None  # tiein.cypher_worker.WorkerLimits: one per server, its cap holds across requests
 
 
 def _state(request: Request) -> State:
@@ -819,6 +814,9 @@ def create_app(settings: Settings | None = None, *, store: GraphStore | None = N
         ),
         lifespan=lifespan,
     )
+    from tiein.cypher_worker import WorkerLimits
+
+    state.cypher_worker = WorkerLimits(settings.cypher_memory_mb)
     app.state.tiein = state
     _install_error_handlers(app)
     from tiein.api_guard import BodyLimits, install_log_redaction
@@ -1012,7 +1010,7 @@ def _routes(settings: Settings) -> Any:
         timeout = body.timeout_s if body.timeout_s is not None else settings.cypher_timeout_s
         if timeout > settings.cypher_timeout_s:
             raise ConfigError(f"timeout_s must be at most {settings.cypher_timeout_s:g}, got {timeout:g}")
-        return _run_cypher(_store(request), body.query, body.params, limit, timeout, settings.cypher_memory_mb)
+        return _run_cypher(_store(request), body.query, body.params, limit, timeout, _state(request).cypher_worker)
 
     @router.get("/products/{product_id:path}/view", response_class=HTMLResponse, responses=_errors(404, html=True),
                 tags=["analysts"])
@@ -1073,23 +1071,14 @@ def _bundle(st: State, product_id: str, *, scene: str | None, size: int, budget:
     return bundle_payload(st.store, product_id, scene=scene, size=size, budget=budget, mix=roles, discount=discount)
 
 
-@functools.lru_cache(maxsize=8)
-def _worker_limits(memory_mb: int) -> Any:
-    """One :class:`tiein.cypher_worker.WorkerLimits` per setting, so the cap on analyst workers
-    running at once holds across the server's requests."""
-    from tiein.cypher_worker import WorkerLimits
-
-    return WorkerLimits(memory_mb)
-
-
 def _run_cypher(store: GraphStore, query: str, params: dict[str, Any] | None, limit: int,
-                timeout_s: float, memory_mb: int) -> dict[str, Any]:
+                timeout_s: float, worker: Any) -> dict[str, Any]:
     try:
         from tiein.cypher import run_cypher
     except ImportError as exc:
         raise ServiceUnavailable("analyst Cypher is not available in this version of tiein") from exc
     # the embedded store: in a worker process (memory limit, killed at the time limit, no store lock)
-    result = run_cypher(store, query, params, limit=limit, timeout_s=timeout_s, worker=_worker_limits(memory_mb))
+    result = run_cypher(store, query, params, limit=limit, timeout_s=timeout_s, worker=worker)
     if isinstance(result, Mapping):
         return dict(result)
     if hasattr(result, "to_dict"):

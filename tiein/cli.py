@@ -157,6 +157,10 @@ def build(
         raise ConfigError("say what to build from: --dataset NAME, or --catalog/--orders/--views files")
     if dataset and (catalog or orders or views):
         raise ConfigError("use either --dataset or your own files, not both")
+    if scenes_file is not None:  # a device or FIFO would be read without end
+        from loaders.limits import require_regular_file
+
+        require_regular_file(scenes_file)
     mapping = None
     if mapping_file or map_pairs:
         import loaders
@@ -595,7 +599,9 @@ def serve(
             click.echo(f"recovered: {line}", err=True)
     finally:
         plain.close()
-    if settings.snapshot and settings.store_url.strip().lower().startswith(("bolt", "neo4j")):
+    from graph import is_neo4j_url
+
+    if settings.snapshot and is_neo4j_url(settings.store_url):
         raise ConfigError("--snapshot serves the embedded store only; Neo4j is read directly")
     os.environ.update(settings.to_env())  # the workers' app factory reads them back
     click.echo(f"tiein API on http://{host}:{port}/docs · store {settings.store_url.split('@')[-1]}"

@@ -1,9 +1,10 @@
 """Cypher for analysts: run a read-only query on any graph store, with a row cap and a time limit.
 
 :func:`run_cypher` is the one entry point (the CLI's ``tiein cypher`` and the API's ``POST
-/v1/cypher`` call it). It refuses writes before the store sees the query, then runs it on the store
-(embedded: a read-only database handle and LadybugDB's query timeout; Neo4j: a READ transaction
-with a transaction timeout) and returns a :class:`CypherResult` whose values are plain JSON on
+/v1/cypher`` call it). It refuses anything but a read before the store sees the query, then runs
+it (embedded: in a worker process, :mod:`tiein.cypher_worker`, on a read-only database handle,
+with a memory cap, LadybugDB's query timeout and a hard kill; Neo4j: a READ transaction with a
+transaction timeout) and returns a :class:`CypherResult` whose values are plain JSON on
 both stores: nodes and relationships are ``{"_LABEL": label or type, property: value, ...}`` with
 every property of the label in schema order (null ones included), paths are ``{"_NODES": [...],
 "_RELS": [...]}``, dates and times ISO-8601 strings, durations ISO-8601 durations (``P1DT2H``),

@@ -76,17 +76,24 @@ class WorkerLimits:
         object.__setattr__(self, "slots", threading.BoundedSemaphore(self.max_running))
 
 
-def db_options(memory_mb: int) -> dict[str, Any]:
-    """LadybugDB options that fit ``memory_mb`` of address space: LadybugDB reserves virtual
-    memory for two regions of ``max_db_size`` (database pages, temporary pages) and a buffer pool;
-    the rest is for the interpreter and the libraries.
+def db_options(memory_mb: int, db_bytes: int) -> dict[str, Any]:
+    """LadybugDB options for a worker with ``memory_mb`` and a database file of ``db_bytes``: a
+    buffer pool of a quarter of the memory, and ``max_db_size`` (LadybugDB reserves two address
+    ranges of it, for the database's pages and for temporary pages) the power of two at least
+    twice the file and at least 128 MiB.
 
-    >>> db_options(2048)
-    {'buffer_pool_size': 536870912, 'max_db_size': 268435456}
+    >>> db_options(2048, 157_000_000)
+    {'buffer_pool_size': 536870912, 'max_db_size': 536870912}
     """
-    budget = memory_mb * 1024 * 1024
-    max_db = 1 << max(24, (budget // 8).bit_length() - 1)  # a power of two, at most 1/8 each region
-    return {"buffer_pool_size": budget // 4, "max_db_size": max_db}
+    max_db = 1 << max(27, (2 * db_bytes - 1).bit_length())
+    return {"buffer_pool_size": memory_mb * 1024 * 1024 // 4, "max_db_size": max_db}
+
+
+def address_space(memory_mb: int, options: dict[str, Any]) -> int:
+    """The worker's RLIMIT_AS: ``memory_mb`` for the interpreter, the libraries and the query,
+    plus the address ranges LadybugDB reserves (only the buffer pool's share of them is ever
+    memory)."""
+    return memory_mb * 1024 * 1024 + 2 * int(options["max_db_size"])
 
 
 def run_isolated(
@@ -211,24 +218,27 @@ class _Pipe:
 
 
 # ----------------------------------------------------------------------------- the worker
-def _limit_memory(memory_mb: int) -> None:
+def _limit_memory(cap: int) -> None:
     import resource
 
-    cap = memory_mb * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
 def _answer(req: dict[str, Any]) -> dict[str, Any]:
-    from graph.ladybug_store import EmbeddedStore
+    from graph.ladybug_store import DB_FILE, EmbeddedStore
     from tiein.cypher import json_safe
 
     sys.stdout.buffer.write(READY)
     sys.stdout.buffer.flush()
-    store = EmbeddedStore(
-        req["path"], query_timeout_s=req["timeout_s"], num_threads=req["threads"],
-        db_options=db_options(req["memory_mb"]),
-    )  # fmt: skip
+    store = EmbeddedStore(req["path"], query_timeout_s=req["timeout_s"], num_threads=req["threads"])
+    gen = store.generation()
+    try:
+        size = (store.path / gen / DB_FILE).stat().st_size if gen else 0
+    except OSError:
+        size = 0  # the store says why when it opens
+    store.db_options = db_options(req["memory_mb"], size)
+    _limit_memory(address_space(req["memory_mb"], store.db_options))
     cols, rows = store.query_rows(req["query"], req["params"], limit=req["limit"], timeout_s=req["timeout_s"])
     return {"columns": list(cols), "rows": [[json_safe(v) for v in row] for row in rows]}
 
@@ -237,7 +247,6 @@ def main() -> None:
     """The worker: one request on stdin, ``ready`` then one JSON answer on stdout."""
     req = pickle.loads(sys.stdin.buffer.read())
     lower_priority(0, req["nice"])
-    _limit_memory(req["memory_mb"])
     try:
         answer = _answer(req)
     except TieinError as exc:

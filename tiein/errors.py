@@ -1,18 +1,22 @@
 """The one error tree of tiein. Imports nothing.
 
     TieinError                      base; ``status`` is the HTTP status an API maps it to
-    ├── InputError                  a user's file or value is wrong (file, row, column, why)   400
-    ├── ConfigError                 a bad option, mapping or config file                        400
+    ├── InputError                  a user's file or value is wrong (file, row, column, why)   400 *
+    ├── ConfigError                 a bad option, mapping or config file                        400 *
     ├── NotFound                    an unknown product / scene / kind                           404
     │   └── ProductNotFound
     ├── CypherError                 an analyst query is invalid or not allowed                 400
     │   └── WriteRefused            a read-only query tried to write                            403
     ├── MissingDependency           an optional package is not installed (with install hint)    500
+    ├── ServiceUnavailable          a part of the API this deployment cannot serve now          503
     └── StoreError                  the graph store failed                                      500
         ├── StoreUnavailable        the store cannot be reached / opened, or is damaged         503
         └── StorageFull             no space left to write (disk full)                          507
 
-User mistakes are reported by the CLI as one plain line, never a traceback.
+* the HTTP API answers 422 for these: in a request they are a bad parameter (tiein.api.ERROR_MAP).
+
+User mistakes are reported by the CLI as one plain line (exit 2 below status 500, else 1), never
+a traceback.
 """
 
 from __future__ import annotations
@@ -89,6 +93,13 @@ class MissingDependency(TieinError):
             f"the optional package {package!r} is not installed; "
             + (hint or f"install it with: pip install 'tiein[{extra}]'")
         )
+
+
+class ServiceUnavailable(TieinError):
+    """A part of the API this deployment cannot serve right now (no search index in the home,
+    the Cypher module missing). HTTP 503, like a store that cannot be reached."""
+
+    status = 503
 
 
 class StoreError(TieinError):

@@ -149,16 +149,6 @@ RELATIONS = pa.schema(
     ]
 )
 
-# Categories: id is the full path (unique), name the leaf, parent the parent's path or null.
-CATEGORIES = pa.schema(
-    [
-        ("category_id", pa.string()),
-        ("name", pa.string()),
-        ("parent_id", pa.string()),
-        ("level", pa.int64()),
-    ]
-)
-
 SCENES = pa.schema(
     [
         ("scene_id", pa.string()),

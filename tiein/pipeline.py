@@ -136,9 +136,11 @@ def _miner(opts: BuildOptions) -> Iterator[Callable[..., Any]]:
         with spark_miner(opts.threads) as mine:
             yield mine
     else:
+        from functools import partial
+
         from tiein.mining import mine_pairs
 
-        yield mine_pairs
+        yield partial(mine_pairs, threads=opts.threads)  # --threads reaches the numpy miner
 
 
 def build(opts: BuildOptions, progress: Progress | None = None) -> BuildSummary:

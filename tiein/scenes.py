@@ -46,7 +46,6 @@ from tiein.model import CATEGORY_SEP, SCENE_MEMBERS, SCENES
 SCENE_KEYS = ("id", "name", "name_en", "name_zh", "roles")
 ROLE_KEYS = ("name", "categories", "keywords", "products")
 ROLE_MATCHERS = ("categories", "keywords", "products")
-SOURCES = ("user", "discovered")
 
 # Reading a graph back for discovery (`tiein scenes discover`): portable Cypher that runs unchanged
 # on both stores (tests/test_scenes.py checks them on the embedded store and with Neo4j's parser).
