@@ -566,7 +566,9 @@ class EmbeddedStore:
         """Run one read-only Cypher statement (LadybugDB dialect, see docs/schema.md).
 
         Refused with WriteRefused: writing clauses, DDL, COPY/LOAD (file access), settings —
-        checked by :func:`tiein.cypher.refuse_writes` and, for real, by the read-only database.
+        checked by :func:`tiein.cypher.refuse_writes`, then by LadybugDB's own plan of the query
+        (:func:`refuse_unsafe_plan`) and the read-only database. Analysts' queries from the API and
+        the CLI run this in a worker process (tiein.cypher_worker), not in the server.
         Invalid Cypher raises CypherError; queries running past ``query_timeout_s`` are
         interrupted (CypherError)."""
         cols, rows = self.query_rows(cypher, params)

@@ -35,6 +35,7 @@ MIN_SCORE = 0.8
 MARGIN = 0.2
 _CJK = re.compile("[\u4e00-\u9fff]")
 _WIDE = re.compile("[\u0800-\U0010ffff]")  # a character UTF-8 writes with 3 or 4 bytes
+_NON_ASCII = re.compile(rb"[\x80-\xff]")
 _SCORE_CHARS = 4_000_000  # decoded characters scanned for the score
 
 
@@ -144,9 +145,11 @@ def _legacy(data: bytes, file: str) -> str:
     if big5_enc and big5[0] >= MIN_SCORE and big5[0] >= (gb[0] if gb[1] else 0.0) + MARGIN:
         return big5_enc
     shares = ", ".join(f"{enc} {s:.0%}" for enc, (s, n) in scores.items() if n)
+    first = _NON_ASCII.search(data)
     raise InputError(
         f"cannot tell the encoding: not UTF-8, and no Chinese encoding reads it clearly better "
         f"(share of common characters: {shares}; tried utf-8, gb18030, big5); "
         "pass the right encoding (option encoding=...)",
         file=file,
+        row=_line_of(data, first.start()) if first else None,
     )

@@ -273,9 +273,23 @@ def test_serving_stays_fast_while_8_slow_queries_run(home: Path, tmp_path: Path)
     from test_api import serve
 
     slow = "UNWIND range(1, 200000) AS x UNWIND range(1, 200000) AS y RETURN sum(x * y) AS s"
+
+    def related_p99(c: httpx.Client, seconds: float) -> tuple[float, list[float]]:
+        latencies = []
+        end = time.monotonic() + seconds
+        while time.monotonic() < end and len(latencies) < 2000:
+            t0 = time.perf_counter()
+            r = c.get("/v1/products/phone-a/related", params={"k": 5})
+            latencies.append((time.perf_counter() - t0) * 1000)
+            assert r.status_code == 200
+        return statistics.quantiles(latencies, n=100)[98], latencies
+
     with serve("--home", str(home)) as url, httpx.Client(base_url=url, timeout=30) as c:
         for _ in range(50):  # warm up
             assert c.get("/v1/products/phone-a/related", params={"k": 5}).status_code == 200
+        quiet, _ = related_p99(c, 2)
+        if quiet > 20:  # other work on this machine, not the analysts: nothing to judge
+            pytest.skip(f"the machine is too busy to measure: p99 of related is {quiet:.1f} ms with no analyst query")
         results: list[int] = []
 
         def analyst() -> None:
@@ -285,22 +299,15 @@ def test_serving_stays_fast_while_8_slow_queries_run(home: Path, tmp_path: Path)
         threads = [threading.Thread(target=analyst) for _ in range(8)]
         for t in threads:
             t.start()
-        time.sleep(1.5)  # the 8 workers are up and busy
-        latencies = []
-        end = time.monotonic() + 5
-        while time.monotonic() < end and len(latencies) < 2000:
-            t0 = time.perf_counter()
-            r = c.get("/v1/products/phone-a/related", params={"k": 5})
-            latencies.append((time.perf_counter() - t0) * 1000)
-            assert r.status_code == 200
+        time.sleep(1.5)  # the workers are up and busy, the other queries wait for one
+        p99, latencies = related_p99(c, 5)
         health = c.get("/v1/health")
         for t in threads:
             t.join()
         assert health.status_code == 200
-    assert results == [400] * 8  # each stopped at its time limit
-    p99 = statistics.quantiles(latencies, n=100)[98]
+    assert results == [400] * 8  # each stopped at its time limit (or refused as busy after it)
     print(f"related during 8 slow analyst queries: n={len(latencies)} p50={statistics.median(latencies):.2f} ms "
-          f"p99={p99:.2f} ms")  # fmt: skip
+          f"p99={p99:.2f} ms (quiet p99 {quiet:.2f} ms)")  # fmt: skip
     assert p99 <= 25, f"p99 {p99:.1f} ms"
 
 
@@ -359,3 +366,21 @@ def test_every_store_refuses_every_attack(any_store: GraphStore) -> None:
     assert run_cypher(any_store, "MATCH (p:Product) WHERE p.price > $min RETURN p.product_id AS id ORDER BY id LIMIT 2",
                       {"min": 600}).rows == [["phone-a"], ["phone-a-pro"]]  # fmt: skip
     assert_nothing_written()
+
+
+def test_neo4j_parser_reads_the_invisible_variants_and_the_guard_refuses_them() -> None:
+    """Offline, with Neo4j's own Cypher 5 parser (tools/cypher-check): Neo4j too reads U+FEFF,
+    U+00A0, U+3000 ... as whitespace in these statements, so each variant is a real write or file
+    read on Neo4j; the guard refuses every one before the driver sees it."""
+    from test_neo4j_cypher import run_checker
+
+    from tiein.cypher import refuse_writes
+
+    picked = [NEO4J_ATTACKS[0], NEO4J_ATTACKS[2], NEO4J_ATTACKS[4], NEO4J_ATTACKS[6]]
+    queries = {f"{i}-{j}": v for i, (q, k) in enumerate(picked) for j, v in enumerate(variants(q, k))}
+    results = run_checker(queries, labels=False)["results"]
+    parsed = [name for name, r in results.items() if not r["errors"]]
+    assert {"0-0", "0-1", "0-5", "0-6", "3-5", "3-6"} <= set(parsed), parsed  # valid Cypher for Neo4j
+    for q in queries.values():
+        with pytest.raises(CypherError):
+            refuse_writes(q)
