@@ -2,6 +2,7 @@
 #   make demo   set up .venv and build the graph from Online Retail I, then show products with
 #               their complements and substitutes (embedded store, no server needed)
 #   make test   set up .venv and run the linter, the type checker and the whole test suite (what CI runs)
+#   make quality  held-out cart completion and anchor tables, tiein vs baselines (bench/quality.py)
 
 PYTHON ?= python3
 VENV   := .venv
@@ -9,7 +10,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.tiein-installed
 CYPHER_CHECK := tools/cypher-check
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test bench quality clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +37,10 @@ test: setup
 bench: $(STAMP)
 	$(BIN)/python bench/mining.py
 	$(BIN)/python bench/relation_quality.py
+
+# relation quality on held-out baskets of every shared dataset with orders, tiein vs baselines
+quality: $(STAMP)
+	$(BIN)/python bench/quality.py
 
 clean:
 	rm -rf tiein-data

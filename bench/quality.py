@@ -132,22 +132,49 @@ def build_tiein(
     return summary.to_dict()
 
 
-def tiein_relations(home: Path) -> list[tuple[str, str, float]]:
-    """The complement relations of the home's answering generation (src, dst, score)."""
+def tiein_relations(home: Path) -> dict[str, list[tuple[str, str, float]]]:
+    """The relations of the home's answering generation by kind: [(src, dst, score)]."""
     from tiein.home import inputs_dir
 
     t = pq.read_table(
         inputs_dir(home) / "graph" / "relations.parquet", columns=["src", "dst", "kind", "score"]
     )
-    t = t.filter(pc.equal(t.column("kind"), "complement"))
-    return list(
-        zip(
-            t.column("src").to_pylist(),
-            t.column("dst").to_pylist(),
-            t.column("score").to_pylist(),
-            strict=True,
-        )
-    )
+    out: dict[str, list[tuple[str, str, float]]] = {}
+    cols = [t.column(c).to_pylist() for c in ("src", "dst", "kind", "score")]
+    for src, dst, kind, score in zip(*cols, strict=True):
+        out.setdefault(kind, []).append((src, dst, score))
+    return out
+
+
+def miss_reasons(
+    hits_best: list[bool], hits_tiein: list[bool], cases: list[qm.CartCase], C: Any, kinds: dict[str, Any]
+) -> dict[str, int]:
+    """Why tiein missed the carts the best baseline got: per case, the first that applies of
+    "complement ranked below 10" (a cart item has the hidden item as complement), "typed <kind>"
+    (a relation of another kind between a cart item and the hidden item, either way), "co-bought
+    once only" (the hidden item shares one training basket at most with any cart item, below the
+    build's min_count 2), "no relation" (co-bought more, yet no edge)."""
+    out: dict[str, int] = {}
+    for hb, ht, c in zip(hits_best, hits_tiein, cases, strict=True):
+        if not hb or ht:
+            continue
+        h, rest = c.hidden, c.rest
+        if kinds["complement"][rest, h].max() > 0:
+            why = "complement ranked below 10"
+        else:
+            typed = [
+                k
+                for k, S in kinds.items()
+                if k != "complement" and max(S[rest, h].max(), S[h, rest].max()) > 0
+            ]
+            if typed:
+                why = "typed " + "/".join(sorted(typed))
+            elif C[rest, h].max() <= 1:
+                why = "co-bought once only"
+            else:
+                why = "no relation"
+        out[why] = out.get(why, 0) + 1
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
 
 
 class _MemoStore:
@@ -227,14 +254,19 @@ def run_dataset(
 
     matrices: dict[str, Any] = {m: (f(X) if f else None) for m, f in qm.BASELINES.items()}
     rels = tiein_relations(home)
-    matrices[TIEIN] = qm.relation_matrix(rels, index)
-    matrices["tiein complements, rr"] = qm.relation_matrix(rels, index, reciprocal_rank=True)
+    kinds = {k: qm.relation_matrix(v, index) for k, v in rels.items()}
+    kinds.setdefault("complement", qm.relation_matrix([], index))
+    matrices[TIEIN] = kinds["complement"]
+    matrices["tiein complements, rr"] = qm.relation_matrix(
+        rels.get("complement", []), index, reciprocal_rank=True
+    )
+    all_lists: dict[str, list[tuple[list[int], int]]] = {}
     anchor_items = sorted({a for b in test_pos.values() for a in b})
     rows: dict[str, dict[str, Any]] = {}
     sub = cases[:addon_cases]  # a seeded sample: cases come in hash order
     for m, S in matrices.items():
         tm = time.perf_counter()
-        lists = qm.cart_lists(S, cases, pop)
+        lists = all_lists[m] = qm.cart_lists(S, cases, pop)
         cart = qm.cart_metrics(lists, cases)
         anchor = qm.anchor_metrics(qm.anchor_lists(S, anchor_items, pop), test_pos.values())
         # the same method on the addons' carts, for the addons ratio
@@ -246,6 +278,14 @@ def run_dataset(
         log(
             f"[{name}] {m}: cart HR@10 {cart['hr']:.3f}, anchor HR@10 {anchor['hr']:.3f} ({time.perf_counter() - tm:.1f} s)"
         )
+
+    best = max(qm.BASELINES, key=lambda m: (rows[m]["cart"]["hr"], m))
+
+    def hits(m: str) -> list[bool]:
+        return [c.hidden in lst for (lst, _), c in zip(all_lists[m], cases, strict=True)]
+
+    misses = miss_reasons(hits(best), hits(TIEIN), cases, matrices["co-occurrence"], kinds)
+    log(f"[{name}] carts {best} got and tiein complements missed: {misses}")
 
     store = SnapshotStore(open_store(home / "graph"), follow=False)
     try:
@@ -269,6 +309,7 @@ def run_dataset(
         "cart_cases": len(cases),
         "addons_cases": rows["tiein addons"]["cart"]["n"],
         "store_mismatches_top10": mismatches,
+        "tiein_misses_vs_best_cart_baseline": {"best": best, "reasons": misses},
         "tiein_relations": summary["relations"],
         "build_seconds": round(build_s, 1),
         "seconds": round(time.perf_counter() - t0, 1),
@@ -329,6 +370,11 @@ def table(name: str, r: dict[str, Any]) -> str:
             s += f", addons {a['ratio']:.2f} (best on its {rows_n(r)} carts: {a['best']} {a['best_value']:.3f})"
         parts.append(s)
     lines.append("ratio tiein / best baseline: " + "; ".join(parts))
+    mr = r["tiein_misses_vs_best_cart_baseline"]
+    lines.append(
+        f"carts {mr['best']} completed and tiein complements missed: "
+        + ", ".join(f"{k} {v:,}" for k, v in mr["reasons"].items())
+    )
     lines.append(
         f"(tiein complements' top 10 vs the store's related(): {r['store_mismatches_top10']} of 25 anchors differ)"
     )

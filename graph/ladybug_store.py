@@ -52,6 +52,8 @@ from graph.base import (
     scene_list,
 )
 from graph.build import NODE_SCHEMAS, REL_SCHEMAS, GraphTables, graph_tables
+from graph.cypher_guard import parameters
+from graph.cypher_guard import refuse_writes as guard_refuse_writes
 from tiein.errors import (
     ConfigError,
     CypherError,
@@ -72,19 +74,15 @@ GEN_PREFIX = "gen-"
 
 def refuse_writes(cypher: str) -> None:
     """Raise WriteRefused if ``cypher`` has a writing clause or statement, CypherError for several
-    statements: :func:`tiein.cypher.refuse_writes` (a tokenizer: strings, comments, identifiers
+    statements: :func:`graph.cypher_guard.refuse_writes` (a tokenizer: strings, comments, identifiers
     and aliases are never keywords). The real guard is the read-only database; this gives the
     clearer message."""
-    from tiein.cypher import refuse_writes as check
-
-    check(cypher)
+    guard_refuse_writes(cypher)
 
 
 def check_params(cypher: str, params: dict[str, Any] | None) -> None:
     """Raise CypherError for a ``$name`` the query uses but ``params`` lacks (LadybugDB would
     silently read it as null; Neo4j refuses it)."""
-    from tiein.cypher import parameters
-
     missing = sorted(parameters(cypher) - set(params or {}))
     if missing:
         raise CypherError(f"missing query parameter(s): {', '.join('$' + m for m in missing)}")
@@ -149,7 +147,7 @@ def refuse_unsafe_plan(conn: Any, cypher: str, params: dict[str, Any] | None) ->
     and raise WriteRefused unless every operator only reads (:data:`READ_OPERATORS`) and every
     table function is a read-only one (:data:`READ_TABLE_FUNCTIONS`): a file read (``LOAD FROM``
     → READ_CSV), a file write (``COPY ... TO``), an export, an extension or a write is refused
-    whatever the text looked like to :func:`tiein.cypher.refuse_writes`."""
+    whatever the text looked like to :func:`graph.cypher_guard.refuse_writes`."""
     _, rows = _execute(conn, cy.EXPLAIN_PREFIX + cypher, params, "query plan")
     plan = "\n".join(str(r[0]) for r in rows)
     ops, functions = plan_operators(plan)
@@ -566,7 +564,7 @@ class EmbeddedStore:
         """Run one read-only Cypher statement (LadybugDB dialect, see docs/schema.md).
 
         Refused with WriteRefused: writing clauses, DDL, COPY/LOAD (file access), settings —
-        checked by :func:`tiein.cypher.refuse_writes`, then by LadybugDB's own plan of the query
+        checked by :func:`graph.cypher_guard.refuse_writes`, then by LadybugDB's own plan of the query
         (:func:`refuse_unsafe_plan`) and the read-only database. Analysts' queries from the API and
         the CLI run this in a worker process (tiein.cypher_worker), not in the server.
         Invalid Cypher raises CypherError; queries running past ``query_timeout_s`` are

@@ -16,14 +16,12 @@ import pytest
 from test_store_contract import CATALOG, EXPECTED_COUNTS, catalog
 
 from graph.base import GraphStore
+from graph.cypher_guard import parameters, refuse_writes, tokens
 from tiein.cypher import (
     CypherResult,
     iso_duration,
-    parameters,
     parse_param,
-    refuse_writes,
     run_cypher,
-    tokens,
 )
 from tiein.errors import ConfigError, CypherError, WriteRefused
 

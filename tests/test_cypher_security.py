@@ -324,7 +324,7 @@ def test_write_refused_is_403_and_other_refusals_400(client: Any) -> None:
     assert client.post("/v1/cypher", json={"query": "MATCH (p:Product) SET p.price = 0"}).status_code == 403
     assert client.post("/v1/cypher", json={"query": "\ufeffMATCH (p) RETURN p"}).status_code == 400
     with pytest.raises(WriteRefused):
-        from tiein.cypher import refuse_writes
+        from graph.cypher_guard import refuse_writes
 
         refuse_writes("MATCH (n) RETURN n ORDER BY n.x DESC SET n.x = 1")
 
@@ -374,7 +374,7 @@ def test_neo4j_parser_reads_the_invisible_variants_and_the_guard_refuses_them() 
     read on Neo4j; the guard refuses every one before the driver sees it."""
     from test_neo4j_cypher import run_checker
 
-    from tiein.cypher import refuse_writes
+    from graph.cypher_guard import refuse_writes
 
     picked = [NEO4J_ATTACKS[0], NEO4J_ATTACKS[2], NEO4J_ATTACKS[4], NEO4J_ATTACKS[6]]
     queries = {f"{i}-{j}": v for i, (q, k) in enumerate(picked) for j, v in enumerate(variants(q, k))}

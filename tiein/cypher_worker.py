@@ -9,7 +9,7 @@
   growing the server;
 - runs as an idle-priority process (Linux ``SCHED_IDLE``, else ``nice``) with few LadybugDB
   threads, so the server's requests always get the CPU first;
-- checks the query (:func:`tiein.cypher.refuse_writes`, then LadybugDB's own plan of it, see
+- checks the query (:func:`graph.cypher_guard.refuse_writes`, then LadybugDB's own plan of it, see
   :func:`graph.ladybug_store.refuse_unsafe_plan`) and runs it with LadybugDB's query timeout.
 
 At most ``WorkerLimits.max_running`` workers run at once (default: half the CPUs, at least one);
