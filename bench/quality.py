@@ -177,6 +177,32 @@ def miss_reasons(
     return dict(sorted(out.items(), key=lambda kv: -kv[1]))
 
 
+def addons_misses(
+    hits_addons: list[bool],
+    hits_tiein: list[bool],
+    cases: list[qm.CartCase],
+    category: dict[int, str | None],
+    substitutes: Any,
+) -> dict[str, int]:
+    """Carts tiein complements completed and tiein addons missed, by the first rule that explains
+    it: "category of a cart item" (max_per_category = 1 counts the cart's own items),
+    "substitute of a cart item" (either way), "other" (list order, candidate_k, one per category
+    among the suggestions)."""
+    out: dict[str, int] = {}
+    for ha, ht, c in zip(hits_addons, hits_tiein, cases, strict=True):
+        if ha or not ht:
+            continue
+        cat = category.get(c.hidden)
+        if cat is not None and any(category.get(j) == cat for j in c.rest):
+            why = "category of a cart item"
+        elif max(substitutes[c.rest, c.hidden].max(), substitutes[c.hidden, c.rest].max()) > 0:
+            why = "substitute of a cart item"
+        else:
+            why = "other"
+        out[why] = out.get(why, 0) + 1
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+
+
 class _MemoStore:
     """Caches ``bundle_candidates`` (a pure read) across addons calls; everything else is delegated."""
 
@@ -293,9 +319,25 @@ def run_dataset(
         ta = time.perf_counter()
         lists = addons_lists(store, sub, index, pop)
         addons_cart = qm.cart_metrics(lists, sub)
+        cats = dict(
+            zip(
+                loaded.products.column("product_id").to_pylist(),
+                loaded.products.column("category").to_pylist(),
+                strict=True,
+            )
+        )
+        addon_misses = addons_misses(
+            [c.hidden in lst for (lst, _), c in zip(lists, sub, strict=True)],
+            [c.hidden in lst for (lst, _), c in zip(all_lists[TIEIN][: len(sub)], sub, strict=True)],
+            sub,
+            {i: cats.get(p) for i, p in enumerate(index.ids)},
+            kinds.get("substitute", qm.relation_matrix([], index)),
+        )
         rows["tiein addons"] = {"cart": addons_cart, "anchor": None, "cart_addons_sample": addons_cart}
-        log(f"[{name}] tiein addons: cart HR@10 {rows['tiein addons']['cart']['hr']:.3f} "
-            f"over {len(sub):,} carts ({time.perf_counter() - ta:.1f} s)")  # fmt: skip
+        log(
+            f"[{name}] tiein addons: cart HR@10 {addons_cart['hr']:.3f} over {len(sub):,} carts "
+            f"({time.perf_counter() - ta:.1f} s); completed by complements, missed by addons: {addon_misses}"
+        )
     finally:
         store.close()
 
@@ -310,6 +352,7 @@ def run_dataset(
         "addons_cases": rows["tiein addons"]["cart"]["n"],
         "store_mismatches_top10": mismatches,
         "tiein_misses_vs_best_cart_baseline": {"best": best, "reasons": misses},
+        "addons_misses_vs_tiein_complements": addon_misses,
         "tiein_relations": summary["relations"],
         "build_seconds": round(build_s, 1),
         "seconds": round(time.perf_counter() - t0, 1),
@@ -375,6 +418,11 @@ def table(name: str, r: dict[str, Any]) -> str:
         f"carts {mr['best']} completed and tiein complements missed: "
         + ", ".join(f"{k} {v:,}" for k, v in mr["reasons"].items())
     )
+    if r["addons_misses_vs_tiein_complements"]:
+        lines.append(
+            "carts tiein complements completed and tiein addons missed: "
+            + ", ".join(f"{k} {v:,}" for k, v in r["addons_misses_vs_tiein_complements"].items())
+        )
     lines.append(
         f"(tiein complements' top 10 vs the store's related(): {r['store_mismatches_top10']} of 25 anchors differ)"
     )
@@ -392,7 +440,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "--max-cases", type=int, default=None, help="cart cases per dataset (default 5000; quick 500)"
     )
     ap.add_argument("--addons-cases", type=int, default=None,
-                    help="carts asked of tiein addons, the first of the cart cases (default 2000; quick 150)")  # fmt: skip
+                    help="carts asked of tiein addons, the first of the cart cases (default: all of them, up to 5000; quick 150)")  # fmt: skip
     ap.add_argument(
         "--threads", type=int, default=None, help="threads for the tiein build (default: tiein's)"
     )
@@ -405,7 +453,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if unknown:
         ap.error(f"unknown dataset(s) {', '.join(unknown)}; choose from {', '.join(PROTOCOLS)}")
     max_cases = args.max_cases or (500 if args.quick else 5000)
-    addon_cases = args.addons_cases or (150 if args.quick else 2000)
+    addon_cases = args.addons_cases or (150 if args.quick else max_cases)
     t0 = time.perf_counter()
     results: dict[str, Any] = {}
     for n in names:

@@ -107,7 +107,7 @@ def test_bench_end_to_end_bread_basket(tmp_path: Path, capsys: pytest.CaptureFix
     assert set(qm.BASELINES) | {bench.TIEIN, "tiein addons"} <= set(methods)
     for row in methods.values():
         assert 0 <= row["cart"]["mrr"] <= row["cart"]["hr"] <= 1
-    assert methods["popularity"]["cart"]["own"] == 0 and methods["co-occurrence"]["anchor"]["own"] == 1
+    assert methods["popularity"]["cart"]["own"] == 0 and methods["co-occurrence"]["anchor"]["own"] > 0.9
     assert (
         json.loads((tmp_path / "q.json").read_text(encoding="utf-8"))["datasets"]["bread_basket"][
             "cart_cases"

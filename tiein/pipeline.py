@@ -12,7 +12,6 @@ products, matched too few order lines or found no basket with two products refus
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -24,58 +23,15 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tiein.checks import Floors
-from tiein.features import RoleConfig
 from tiein.model import PAIR_STATS, GraphData
-from tiein.relations import NextConfig, RelationConfig
-
-Progress = Callable[[str, int, int], None]
-
-
-def default_home() -> Path:
-    return Path(os.environ.get("TIEIN_HOME", "tiein-data"))
-
-
-def default_store_url(home: Path) -> str:
-    return os.environ.get("TIEIN_STORE") or str(home / "graph")
-
-
-@dataclass
-class BuildOptions:
-    """What to build from and how. Either ``dataset`` (a ready mapping from loaders.DATASETS) or
-    files (``catalog``/``orders``/``views`` with an optional column ``mapping``)."""
-
-    dataset: str | None = None
-    data_dir: Path | None = None
-    catalog: Path | None = None
-    orders: Path | None = None
-    views: Path | None = None
-    mapping: Any = None  # loaders.Mapping
-    home: Path = field(default_factory=default_home)
-    store_url: str | None = None
-    model: str | None = None  # None = embeddings.DEFAULT_MODEL
-    embeddings: bool = True
-    neighbours_k: int = 20
-    candidates_per_product: int = 60
-    graph_pairs_per_product: int = 50
-    min_count: int = 2
-    max_basket: int = 500
-    after_window_days: int | None = 90
-    threads: int | None = None
-    mining: str = "numpy"  # pair-mining backend, one of MINING_BACKENDS ("spark": tiein.spark_mining)
-    relations: RelationConfig = field(default_factory=RelationConfig)
-    # "next purchase" relations from customer timelines (window: after_window_days); a pair also
-    # needs min_count customers to survive mining, so the effective minimum is the larger one
-    next_purchase: NextConfig = field(default_factory=NextConfig)
-    roles: RoleConfig = field(default_factory=RoleConfig)  # product sales roles
-    scenes: Path | None = None  # user scenes file (tiein.scenes.load_scenes); wins over discovery
-    discover_scenes: bool = True  # without a scenes file: discover scenes from complements
-    max_scenes: int = 12
-    floors: Floors = field(default_factory=Floors)  # what the build must reach to replace the graph
-
-
-DISCOVERED_SCENES_FILE = "scenes.discovered.yaml"
-MINING_BACKENDS = ("numpy", "spark")
+from tiein.options import (  # noqa: F401  (re-exported: the build's public names)
+    DISCOVERED_SCENES_FILE,
+    MINING_BACKENDS,
+    BuildOptions,
+    Progress,
+    default_home,
+    default_store_url,
+)
 
 
 @dataclass
@@ -275,7 +231,7 @@ def _build(opts: BuildOptions, progress: Progress | None) -> BuildSummary:
         neighbours=neighbours, ids=ids, vectors=vectors, user_scenes=user_scenes, meta=meta, timer=timer,
     )  # fmt: skip
     check_build(opts.floors, loaded, data.relations)
-    from tiein.update import write_state
+    from tiein.state import write_state
 
     with timer.step("state"):  # the new generation's index and inputs, not yet visible
         stage = Staging(home, state_id)

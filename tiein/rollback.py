@@ -31,7 +31,7 @@ class RollbackResult:
 
 def load_graph(inputs: Path) -> GraphData:
     """The graph a generation loaded, from its ``inputs/graph`` Parquet files."""
-    from tiein.update import GRAPH_PARTS
+    from tiein.state import GRAPH_PARTS
 
     root = Path(inputs) / "graph"
     try:

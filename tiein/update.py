@@ -13,8 +13,9 @@ and on a real slice of Online Retail). "The union" is the union of the *normalis
   catalog from the orders (no catalog file): then new products are derived from the new lines;
 - browsing events: the stored ones plus the new distinct (session, product, time, event) rows.
 
-What the build keeps in ``HOME/inputs/`` for this (written by :func:`save_state` at the end of
-every build and update, swapped in atomically as one directory)::
+What the build keeps in its generation's ``inputs/`` for this (tiein/state.py, written by
+:func:`tiein.state.write_state` for every build and update, switched in with the generation,
+tiein/home.py)::
 
     products.parquet orders.parquet views.parquet listed_pairs.parquet   normalised inputs
     build.json                the build options, embedding model, source, state id
@@ -55,7 +56,6 @@ belong to the graph (e.g. a build into another store), and the update refuses to
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time
@@ -67,38 +67,24 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from tiein.errors import ConfigError, InputError
 from tiein.model import (
-    LISTED_PAIRS,
     ORDERS,
-    PAIR_STATS,
     PRODUCTS,
-    RELATIONS,
-    SCENE_MEMBERS,
-    SCENES,
     VIEWS,
     GraphData,
 )
-from tiein.pipeline import BuildOptions, Progress, _phase, _Timer, default_home, default_store_url
+from tiein.options import BuildOptions, Progress, default_home, default_store_url
+from tiein.pipeline import _phase, _Timer
+from tiein.state import GRAPH_PARTS, State, _count, _options_from, load_state, write_state
 
-STATE_DIR = "inputs"
 # An update writes the store with GraphStore.apply (only what changed) unless the change touches
 # more than this share of the graph's rows (or the basket count changed: then every pair edge's
 # support and lift did): a bulk replace is faster then. Both give the same graph.
 REPLACE_SHARE = 0.25
 # The graph tables a stock / price-only / attribute change can touch (graph.build.graph_tables).
 PRODUCT_TABLES = frozenset({"Product", "Attribute", "Category", "Brand", "HAS_ATTRIBUTE", "IN_CATEGORY", "HAS_BRAND", "CHILD_OF"})
-STATE_VERSION = 1
-GRAPH_PARTS = {
-    "products": PRODUCTS,
-    "co_purchased": PAIR_STATS,
-    "co_viewed": PAIR_STATS,
-    "relations": RELATIONS,
-    "scenes": SCENES,
-    "scene_members": SCENE_MEMBERS,
-}
 # Product columns that classification, "next" relations or scenes read (tiein.features.product_frame,
 # embeddings.product_texts, tiein.scenes): changing any of them re-classifies.
 CLASSIFY_COLUMNS = ("title", "brand", "category", "category_path", "price")
@@ -157,169 +143,6 @@ class UpdateSummary:
             "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
             "notes": self.notes,
         }
-
-
-# ----------------------------------------------------------------------------- state
-
-
-def _options_dict(opts: BuildOptions, model: str | None) -> dict[str, Any]:
-    return {
-        "min_count": opts.min_count,
-        "max_basket": opts.max_basket,
-        "after_window_days": opts.after_window_days,
-        "neighbours_k": opts.neighbours_k,
-        "candidates_per_product": opts.candidates_per_product,
-        "graph_pairs_per_product": opts.graph_pairs_per_product,
-        "embeddings": opts.embeddings,
-        "model": model,
-        "relations": opts.relations.to_dict(),
-        "next_purchase": opts.next_purchase.to_dict(),
-        "roles": opts.roles.to_dict(),
-        "scenes": str(opts.scenes) if opts.scenes is not None else None,
-        "discover_scenes": opts.discover_scenes,
-        "max_scenes": opts.max_scenes,
-    }
-
-
-def _options_from(d: dict[str, Any], home: Path, store_url: str | None, threads: int | None) -> BuildOptions:
-    from tiein.features import RoleConfig
-    from tiein.relations import NextConfig, RelationConfig
-
-    return BuildOptions(
-        home=home,
-        store_url=store_url,
-        model=d["model"],
-        embeddings=d["embeddings"],
-        neighbours_k=d["neighbours_k"],
-        candidates_per_product=d["candidates_per_product"],
-        graph_pairs_per_product=d["graph_pairs_per_product"],
-        min_count=d["min_count"],
-        max_basket=d["max_basket"],
-        after_window_days=d["after_window_days"],
-        threads=threads,
-        relations=RelationConfig(**d["relations"]),
-        next_purchase=NextConfig(**d["next_purchase"]),
-        roles=RoleConfig(**d["roles"]),
-        scenes=Path(d["scenes"]) if d["scenes"] else None,
-        discover_scenes=d["discover_scenes"],
-        max_scenes=d["max_scenes"],
-    )
-
-
-def _count(table: pa.Table, opts: BuildOptions, views: bool) -> Any:
-    from tiein.mining import PairCounts, count_pairs
-
-    if table.num_rows == 0:
-        return PairCounts.empty()
-    if views:
-        return count_pairs(
-            table, basket_col="session_id", customer_col=None, ts_col=None, max_basket=opts.max_basket,
-            after_window_days=None, threads=opts.threads,
-        )  # fmt: skip
-    return count_pairs(
-        table, max_basket=opts.max_basket, after_window_days=opts.after_window_days, threads=opts.threads
-    )
-
-
-@dataclass
-class _State:
-    """Everything in ``HOME/inputs`` (see the module docstring)."""
-
-    build: dict[str, Any]
-    products: pa.Table
-    orders: pa.Table
-    views: pa.Table
-    listed_pairs: pa.Table
-    counts_orders: Any
-    counts_views: Any
-    graph: GraphData
-    neighbours: pa.Table | None
-
-
-def write_state(
-    root: Path,
-    opts: BuildOptions,
-    *,
-    source: str,
-    derived_catalog: bool,
-    products: pa.Table,
-    orders: pa.Table,
-    views: pa.Table,
-    listed_pairs: pa.Table,
-    data: GraphData,
-    model: str | None,
-    neighbours: pa.Table | None,
-    counts_orders: Any = None,
-    counts_views: Any = None,
-) -> None:
-    """Write the state an update needs into the new directory ``root`` (the ``inputs/`` of a
-    generation being staged, tiein/home.py). ``products`` are the normalised catalog rows (sales
-    roles are recomputed); counts not given are computed here (:func:`tiein.mining.count_pairs`,
-    ~1.3 s on Online Retail's 485k lines). ``data.meta["state_id"]`` ties the state to the graph
-    it describes."""
-    tmp = Path(root)
-    (tmp / "graph").mkdir(parents=True)
-    pq.write_table(products.cast(PRODUCTS), tmp / "products.parquet")
-    pq.write_table(orders.cast(ORDERS), tmp / "orders.parquet")
-    pq.write_table(views.cast(VIEWS), tmp / "views.parquet")
-    pq.write_table(listed_pairs.cast(LISTED_PAIRS), tmp / "listed_pairs.parquet")
-    co = counts_orders if counts_orders is not None else _count(orders, opts, views=False)
-    cv = counts_views if counts_views is not None else _count(views, opts, views=True)
-    co.save(tmp / "counts_orders.npz")
-    cv.save(tmp / "counts_views.npz")
-    for part, schema in GRAPH_PARTS.items():
-        pq.write_table(getattr(data, part).cast(schema), tmp / "graph" / f"{part}.parquet")
-    (tmp / "graph" / "meta.json").write_text(
-        json.dumps(data.meta, ensure_ascii=False, sort_keys=True), "utf-8"
-    )
-    if neighbours is not None:
-        pq.write_table(neighbours, tmp / "neighbours.parquet")
-    build = {
-        "version": STATE_VERSION,
-        "state_id": data.meta.get("state_id"),
-        "source": source,
-        "derived_catalog": derived_catalog,
-        "options": _options_dict(opts, model),
-        "returning_customers": int(co.returning_customers),
-    }
-    (tmp / "build.json").write_text(json.dumps(build, ensure_ascii=False, indent=1), "utf-8")
-
-
-def load_state(home: Path) -> _State:
-    """Read the inputs/ of the home's answering generation (tiein/home.py); ConfigError when
-    there is none (no build yet, or a build by an older version) and InputError naming a damaged
-    file."""
-    from tiein.home import inputs_dir
-    from tiein.mining import PairCounts
-
-    root = inputs_dir(home)
-    if not (root / "build.json").is_file():
-        raise ConfigError(
-            f"no build state in {home}: run `tiein build` first (a build saves what `tiein update` needs)"
-        )
-    try:
-        build = json.loads((root / "build.json").read_text("utf-8"))
-        if build.get("version") != STATE_VERSION:
-            raise ConfigError(
-                f"{root / 'build.json'}: state version {build.get('version')!r}; rebuild with `tiein build`"
-            )
-        tables = {
-            n: pq.read_table(root / f"{n}.parquet") for n in ("products", "orders", "views", "listed_pairs")
-        }
-        graph = {p: pq.read_table(root / "graph" / f"{p}.parquet").cast(s) for p, s in GRAPH_PARTS.items()}
-        meta = json.loads((root / "graph" / "meta.json").read_text("utf-8"))
-        counts = {n: PairCounts.load(root / f"counts_{n}.npz") for n in ("orders", "views")}
-        nb = pq.read_table(root / "neighbours.parquet") if (root / "neighbours.parquet").exists() else None
-    except (OSError, ValueError, KeyError, pa.ArrowInvalid) as exc:
-        raise InputError(
-            f"the build state is damaged ({exc}); run `tiein build` again", file=str(root)
-        ) from exc
-    return _State(
-        build=build, products=tables["products"].cast(PRODUCTS), orders=tables["orders"].cast(ORDERS),
-        views=tables["views"].cast(VIEWS), listed_pairs=tables["listed_pairs"].cast(LISTED_PAIRS),
-        counts_orders=counts["orders"], counts_views=counts["views"], graph=GraphData(**graph, meta=meta),
-        neighbours=nb,
-    )  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- merging inputs
@@ -631,7 +454,7 @@ def _update(opts: UpdateOptions, progress: Progress | None) -> UpdateSummary:
             current = store.stats().get("meta", {}).get("state_id")
             if current != state.build.get("state_id"):
                 raise ConfigError(
-                    f"the graph in {store_url} is not the one {home / STATE_DIR} describes "
+                    f"the graph in {store_url} is not the one the build state in {home} describes "
                     f"(state {state.build.get('state_id')!r}, graph {current!r}): run `tiein build` again"
                 )
             delta = None
@@ -693,7 +516,7 @@ def _embeddings(
     bopts: BuildOptions,
     home: Path,
     products: pa.Table,
-    state: _State,
+    state: State,
     new_ids: pa.Array,
     text_changed: bool,
     summary: UpdateSummary,

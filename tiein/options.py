@@ -1,0 +1,62 @@
+"""What a build is made from and how: :class:`BuildOptions` with every default in one place, and
+where the home and the store are by default."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tiein.checks import Floors
+from tiein.features import RoleConfig
+from tiein.relations import NextConfig, RelationConfig
+
+Progress = Callable[[str, int, int], None]
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("TIEIN_HOME", "tiein-data"))
+
+
+def default_store_url(home: Path) -> str:
+    return os.environ.get("TIEIN_STORE") or str(home / "graph")
+
+
+@dataclass
+class BuildOptions:
+    """What to build from and how. Either ``dataset`` (a ready mapping from loaders.DATASETS) or
+    files (``catalog``/``orders``/``views`` with an optional column ``mapping``)."""
+
+    dataset: str | None = None
+    data_dir: Path | None = None
+    catalog: Path | None = None
+    orders: Path | None = None
+    views: Path | None = None
+    mapping: Any = None  # loaders.Mapping
+    home: Path = field(default_factory=default_home)
+    store_url: str | None = None
+    model: str | None = None  # None = embeddings.DEFAULT_MODEL
+    embeddings: bool = True
+    neighbours_k: int = 20
+    candidates_per_product: int = 60
+    graph_pairs_per_product: int = 50
+    min_count: int = 2
+    max_basket: int = 500
+    after_window_days: int | None = 90
+    threads: int | None = None
+    mining: str = "numpy"  # pair-mining backend, one of MINING_BACKENDS ("spark": tiein.spark_mining)
+    relations: RelationConfig = field(default_factory=RelationConfig)
+    # "next purchase" relations from customer timelines (window: after_window_days); a pair also
+    # needs min_count customers to survive mining, so the effective minimum is the larger one
+    next_purchase: NextConfig = field(default_factory=NextConfig)
+    roles: RoleConfig = field(default_factory=RoleConfig)  # product sales roles
+    scenes: Path | None = None  # user scenes file (tiein.scenes.load_scenes); wins over discovery
+    discover_scenes: bool = True  # without a scenes file: discover scenes from complements
+    max_scenes: int = 12
+    floors: Floors = field(default_factory=Floors)  # what the build must reach to replace the graph
+
+
+DISCOVERED_SCENES_FILE = "scenes.discovered.yaml"
+MINING_BACKENDS = ("numpy", "spark")
