@@ -3,7 +3,7 @@
 Protocols (orders split, the real build run on the training orders only):
 
   online_retail  invoices before 2011-09-01 train, later invoices test
-  instacart      prior orders split 80/20 by sha1(seed:order_id); test carts sampled
+  instacart      prior orders split 80/20 by sha1(seed:order_id)
   groceries      baskets split 80/20 by sha1(seed:order_id)
   groceries_zh   the same, Chinese item names and categories
   bread_basket   transactions before 2017-03-01 train, later ones test
@@ -76,6 +76,7 @@ PROTOCOLS: dict[str, Protocol] = {
     "bread_basket": Protocol(before=dt.datetime(2017, 3, 1)),
 }
 TIEIN = "tiein complements"
+OTHER_KINDS = ("substitute", "series", "upsell", "next")
 
 
 def log(msg: str) -> None:
@@ -151,7 +152,8 @@ def miss_reasons(
 ) -> dict[str, int]:
     """Why tiein missed the carts the best baseline got: per case, the first that applies of
     "complement ranked below 10" (a cart item has the hidden item as complement), "typed <kind>"
-    (a relation of another kind between a cart item and the hidden item, either way), "co-bought
+    (a relation of another kind between a cart item and the hidden item, either way; the first of
+    OTHER_KINDS that applies), "co-bought
     once only" (the hidden item shares one training basket at most with any cart item, below the
     build's min_count 2), "no relation" (co-bought more, yet no edge)."""
     out: dict[str, int] = {}
@@ -164,11 +166,11 @@ def miss_reasons(
         else:
             typed = [
                 k
-                for k, S in kinds.items()
-                if k != "complement" and max(S[rest, h].max(), S[h, rest].max()) > 0
+                for k in OTHER_KINDS
+                if k in kinds and max(kinds[k][rest, h].max(), kinds[k][h, rest].max()) > 0
             ]
             if typed:
-                why = "typed " + "/".join(sorted(typed))
+                why = "typed " + typed[0]
             elif C[rest, h].max() <= 1:
                 why = "co-bought once only"
             else:
