@@ -2,6 +2,8 @@
 #   make demo   set up .venv and build the graph from Online Retail I, then show products with
 #               their complements and substitutes (embedded store, no server needed)
 #   make test   set up .venv and run the linter, the type checker and the whole test suite (what CI runs)
+# and for the edit loop:
+#   make fast   the linter, the type checker and the tests not marked slow, stopping at the first failure
 #   make quality  held-out cart completion and anchor tables, tiein vs baselines (bench/quality.py)
 
 PYTHON ?= python3
@@ -10,7 +12,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.tiein-installed
 CYPHER_CHECK := tools/cypher-check
 
-.PHONY: setup demo test bench quality clean
+.PHONY: setup demo test fast bench quality clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +35,11 @@ test: setup
 	$(BIN)/ruff check tiein graph embeddings loaders tests bench
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
+
+fast: setup
+	$(BIN)/ruff check tiein graph embeddings loaders tests bench
+	$(BIN)/mypy
+	$(BIN)/python -m pytest -q -x -m "not slow"
 
 bench: $(STAMP)
 	$(BIN)/python bench/mining.py

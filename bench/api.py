@@ -71,8 +71,8 @@ def ensure_home(home: Path, dataset: str, rebuild: bool = False) -> None:
 
 def _readable(home: Path) -> bool:
     """Whether this version's store reads the cached graph (an older build may lack a property)."""
-    from graph.ladybug_store import EmbeddedStore
     from tiein.errors import TieinError
+    from tiein.graph.ladybug_store import EmbeddedStore
 
     store = EmbeddedStore(home / "graph")
     try:
@@ -90,7 +90,7 @@ def _readable(home: Path) -> bool:
 
 def anchors(home: Path, seed: int) -> list[str]:
     """Product ids with complements (read-only handle; closed before the server starts)."""
-    from graph.ladybug_store import EmbeddedStore
+    from tiein.graph.ladybug_store import EmbeddedStore
 
     store = EmbeddedStore(home / "graph")
     try:

@@ -45,8 +45,8 @@ import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from graph.base import GraphStore  # noqa: E402
 from tiein.bundles import BundleRules, bundle  # noqa: E402
+from tiein.graph.base import GraphStore  # noqa: E402
 from tiein.model import SALES_ROLES, SCENE_MEMBERS, SCENES, GraphData  # noqa: E402
 
 MARKER = "bench-bundles.json"  # in a cached home: what was built there
@@ -108,7 +108,7 @@ def synthetic_bundle_graph(n_products: int = 50_000, n_edges: int = 2_000_000, s
 def _cached_store(home: Path, key: dict[str, Any], make: Callable[[Path], str]) -> GraphStore:
     """The store built in ``home`` for ``key``, built by ``make(home) -> store url`` when the home
     holds nothing or something else."""
-    from graph import open_store
+    from tiein.graph import open_store
 
     marker = home / MARKER
     if marker.exists():
@@ -126,7 +126,7 @@ def synthetic_bench(
     warmup: int = 200,
 ) -> dict[str, Any]:  # fmt: skip
     """Latency of bundle() vs related() on the synthetic graph (built once into ``home``)."""
-    from graph import open_store
+    from tiein.graph import open_store
 
     def make(h: Path) -> str:
         t = time.perf_counter()
@@ -147,9 +147,9 @@ def synthetic_bench(
         bundle_ms = time_calls(lambda a: bundle(store, a), ids, warmup=0)
         related_ms = time_calls(lambda a: store.related(a, "complement", 50), ids, warmup=warmup)
         answers += [bundle(store, a) for a in ids[warmup : warmup * 2]]
-        # the same bundle code on graph.snapshot.SnapshotStore (the embedded graph read once into
+        # the same bundle code on tiein.graph.snapshot.SnapshotStore (the embedded graph read once into
         # memory, answers proven identical by the store contract suite): the serving option
-        from graph.snapshot import SnapshotStore
+        from tiein.graph.snapshot import SnapshotStore
 
         t = time.perf_counter()
         snap = SnapshotStore(store)
@@ -202,7 +202,7 @@ def build_instacart(home: Path, *, data_dir: Path | None = None, embeddings: boo
     """Instacart built by the pipeline from a priced copy of its catalog and its prior orders
     (the first ``max_orders`` orders when given), cached in ``home``."""
     def make(h: Path) -> str:
-        import loaders
+        from tiein import loaders
         from tiein.pipeline import BuildOptions, build
 
         t = time.perf_counter()

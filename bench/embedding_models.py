@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from embeddings import ProductIndex, load_encoder
+from tiein.embeddings import ProductIndex, load_encoder
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("TIEIN_DATA", ROOT.parent / "shared" / "data"))

@@ -6,7 +6,7 @@
 
 Graphs are built once into ``--cache`` (Online Retail I through the real pipeline; the synthetic
 catalog from bench/store_load.py's generator, ~40 % of ``--edges`` typed relations) and reused
-by later runs. For each graph it prints the snapshot load (graph.snapshot: the whole graph read
+by later runs. For each graph it prints the snapshot load (tiein.graph.snapshot: the whole graph read
 once) and, per export (bundles / related complements) and format, the wall time, anchors and
 rows, through tiein.export.export — the same code path as ``tiein export``. Target: each export
 of 50k products <= 60 s on 2 cores.
@@ -49,7 +49,7 @@ def synthetic_home(cache: Path, n_products: int, n_edges: int) -> Path:
     """A home whose embedded graph is bench/store_load.py's synthetic catalog (built once)."""
     from store_load import synthetic_graph
 
-    from graph.ladybug_store import EmbeddedStore
+    from tiein.graph.ladybug_store import EmbeddedStore
 
     home = cache / f"synthetic-{n_products}-{n_edges}"
     if not _built(home):
@@ -64,9 +64,9 @@ def synthetic_home(cache: Path, n_products: int, n_edges: int) -> Path:
 
 def bench_home(label: str, home: Path, out_dir: Path, k: int) -> list[dict[str, Any]]:
     """Export every format of bundles and related complements from ``home``; one result per run."""
-    from graph.ladybug_store import EmbeddedStore
-    from graph.snapshot import SnapshotStore
     from tiein.export import export
+    from tiein.graph.ladybug_store import EmbeddedStore
+    from tiein.graph.snapshot import SnapshotStore
 
     t0 = time.perf_counter()
     snap = SnapshotStore(EmbeddedStore(home / "graph"), follow=False)

@@ -96,8 +96,7 @@ def paired_lift(diff: np.ndarray, impressions: np.ndarray, base: float | None) -
 
 def load_orders(data_dir: Path | None = None) -> tuple[pa.Table, pa.Table]:
     """(products, orders) of Online Retail I, loaded by the project's own loader."""
-    import loaders
-
+    from tiein import loaders
     loaded = loaders.load_dataset("online_retail", data_dir=data_dir)
     return loaded.products, loaded.orders
 

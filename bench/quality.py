@@ -110,7 +110,7 @@ def build_tiein(
 ) -> dict[str, Any]:
     """Write the catalog and the training orders as Parquet (normalised names) and run the real
     build into ``home``. Returns the build summary as a dict."""
-    from loaders.mapping import Mapping
+    from tiein.loaders.mapping import Mapping
     from tiein.pipeline import BuildOptions, build
 
     mapping = Mapping.from_dict(
@@ -255,9 +255,9 @@ def check_against_store(store: Any, S: Any, index: qm.ItemIndex, pop: np.ndarray
 def run_dataset(
     name: str, *, quick: bool, max_cases: int, addon_cases: int, threads: int | None, home_root: Path
 ) -> dict[str, Any]:
-    import loaders
-    from graph import open_store
-    from graph.snapshot import SnapshotStore
+    from tiein import loaders
+    from tiein.graph import open_store
+    from tiein.graph.snapshot import SnapshotStore
 
     t0 = time.perf_counter()
     proto = PROTOCOLS[name]

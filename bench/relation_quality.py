@@ -31,14 +31,13 @@ sys.path.insert(0, str(ROOT))
 def instacart(home: Path, threads: int | None) -> dict:
     import duckdb
 
-    from graph import open_store
+    from tiein.graph import open_store
     from tiein.pipeline import BuildOptions, build
 
     t0 = time.perf_counter()
     summary = build(BuildOptions(dataset="instacart", home=home, threads=threads))
     build_s = time.perf_counter() - t0
-    import loaders
-
+    from tiein import loaders
     loaded = loaders.load_dataset("instacart")
     con = duckdb.connect()
     con.register("o", loaded.orders.select(["order_id", "product_id"]))
@@ -84,8 +83,7 @@ def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
 
 
 def amazon(threads: int | None) -> dict:
-    import embeddings
-    import loaders
+    from tiein import embeddings, loaders
     from tiein.features import candidate_features
     from tiein.relations import RelationConfig, score_features
 

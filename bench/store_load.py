@@ -4,7 +4,7 @@
     python bench/store_load.py --products 4000 --edges 100000
     python bench/store_load.py --store bolt://localhost:7687
 
-Prints the time of graph.build.graph_tables (validation + derivation), of the full atomic
+Prints the time of tiein.graph.build.graph_tables (validation + derivation), of the full atomic
 ``replace``, of a second ``replace`` (the switch path), reopen, ``related`` latency and counts.
 The generator is vectorised (numpy) and deterministic for a seed.
 """
@@ -129,8 +129,8 @@ def main() -> None:
     ap.add_argument("--store", default=None, help="store url (default: embedded store in a temp dir)")
     args = ap.parse_args()
 
-    from graph import open_store
-    from graph.build import graph_tables
+    from tiein.graph import open_store
+    from tiein.graph.build import graph_tables
 
     t = time.perf_counter()
     data = synthetic_graph(args.products, args.edges)

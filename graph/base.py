@@ -252,7 +252,7 @@ def id_list(product_ids: Any) -> list[str]:
 # ----------------------------------------------------------------------------- incremental change
 @dataclass
 class GraphDelta:
-    """The difference between two graphs, at the level of graph.build's node / relationship
+    """The difference between two graphs, at the level of tiein.graph.build's node / relationship
     tables (so every store applies the same rows it would have loaded).
 
     ``added_nodes[label]``: rows (NODE_SCHEMAS[label]) whose key is new; ``changed_nodes[label]``:
@@ -286,17 +286,17 @@ class GraphDelta:
 def graph_delta(old: GraphData, new: GraphData, *, only: Collection[str] | None = None) -> GraphDelta:
     """What turns the graph of ``old`` into the graph of ``new`` (see :class:`GraphDelta`).
 
-    Both are derived and validated with :func:`graph.build.graph_tables`; rows are compared whole
+    Both are derived and validated with :func:`tiein.graph.build.graph_tables`; rows are compared whole
     (NULL-safe, NaN equal to NaN) with DuckDB's ``EXCEPT``, so an unchanged row is never written.
     ``only``: compare just these node labels / relationship types (the caller knows the others
     are equal)."""
-    from graph.build import graph_tables
+    from tiein.graph.build import graph_tables
 
     return tables_delta(graph_tables(old), graph_tables(new), only=only)
 
 
 def tables_delta(old: Any, new: Any, *, only: Collection[str] | None = None) -> GraphDelta:
-    """:func:`graph_delta` on two :class:`graph.build.GraphTables`."""
+    """:func:`graph_delta` on two :class:`tiein.graph.build.GraphTables`."""
     import duckdb
 
     delta = GraphDelta(meta=dict(new.meta))

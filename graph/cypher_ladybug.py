@@ -1,8 +1,8 @@
 """Every Cypher statement the embedded (LadybugDB) store runs, as named constants.
 
 Values are always ``$params``; the only text put into a statement is a label or relationship
-type from graph.build's fixed schema (never user input). The DDL is derived from
-:data:`graph.build.NODE_SCHEMAS` / :data:`graph.build.REL_SCHEMAS` so the loaded tables and the
+type from tiein.graph.build's fixed schema (never user input). The DDL is derived from
+:data:`tiein.graph.build.NODE_SCHEMAS` / :data:`tiein.graph.build.REL_SCHEMAS` so the loaded tables and the
 declared tables cannot drift apart.
 
 LadybugDB dialect notes (Kùzu fork, see /work/shared/guides/measured.md): one label per node,
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from graph.build import NODE_SCHEMAS, REL_ENDPOINTS, REL_SCHEMAS
+from tiein.graph.build import NODE_SCHEMAS, REL_ENDPOINTS, REL_SCHEMAS
 from tiein.model import REL_TYPE
 
 _LADYBUG_TYPE = {pa.string(): "STRING", pa.float64(): "DOUBLE", pa.int64(): "INT64"}
@@ -74,13 +74,13 @@ COUNT_NODES: dict[str, str] = {label: f"MATCH (n:{label}) RETURN count(n) AS n" 
 COUNT_RELS: dict[str, str] = {rel: f"MATCH ()-[r:{rel}]->() RETURN count(r) AS n" for rel in REL_SCHEMAS}
 
 # ----------------------------------------------------------------------------- scenes
-# One row per scene and role (a scene without members once, with 0); graph.base.scene_list folds them.
+# One row per scene and role (a scene without members once, with 0); tiein.graph.base.scene_list folds them.
 SCENES = (
     "MATCH (s:Scene) OPTIONAL MATCH (p:Product)-[m:IN_SCENE]->(s) "
     "RETURN s.scene_id AS scene_id, s.name AS name, s.source AS source, m.role AS role, "
     "min(m.weight) AS weight, count(p) AS members"
 )
-# Scenes whose id or name is $key, compared lower-cased ($key_lower); graph.base.pick_scene chooses.
+# Scenes whose id or name is $key, compared lower-cased ($key_lower); tiein.graph.base.pick_scene chooses.
 SCENE_LOOKUP = (
     "MATCH (s:Scene) WHERE s.scene_id = $key OR lower(s.scene_id) = $key_lower OR lower(s.name) = $key_lower "
     "RETURN s.scene_id AS scene_id, s.name AS name, s.source AS source ORDER BY scene_id"
@@ -98,7 +98,7 @@ SCENE_SUMMARY = (
     "min(m.weight) AS weight, count(p) AS members"
 )
 # A product with its scenes (one row per scene; one row of null scene fields when it has none;
-# no row when the product is unknown). graph.base.product_scene_list shapes the scene part.
+# no row when the product is unknown). tiein.graph.base.product_scene_list shapes the scene part.
 PRODUCT_SCENES = (
     "MATCH (q:Product {product_id: $product_id}) OPTIONAL MATCH (q)-[m:IN_SCENE]->(s:Scene) "
     f"RETURN {_PRODUCT_RETURN}, s.scene_id AS scene_id, s.name AS name, s.source AS source, "
@@ -125,7 +125,7 @@ SUBSTITUTE_PAIRS = (
 )
 
 # ----------------------------------------------------------------------------- incremental apply
-# GraphStore.apply (graph.base.GraphDelta) on a copy of the current generation. $rows is a pyarrow
+# GraphStore.apply (tiein.graph.base.GraphDelta) on a copy of the current generation. $rows is a pyarrow
 # Table whose columns are renamed ``c_<column>`` (LOAD FROM binds columns by name; the prefix
 # keeps names such as ``key`` / ``value`` clear of keywords). New nodes and relationships go in
 # with COPY_TABLE (LadybugDB appends to non-empty tables).

@@ -15,7 +15,7 @@ except the names in :data:`NOT_CYPHER` to Neo4j's own Cypher parser and semantic
 from __future__ import annotations
 
 # ----------------------------------------------------------------------------- whitelists
-# Node label -> key property (the first column of graph.build.NODE_SCHEMAS[label]).
+# Node label -> key property (the first column of tiein.graph.build.NODE_SCHEMAS[label]).
 NODE_KEYS: dict[str, str] = {
     "Product": "product_id",
     "Category": "category_id",
@@ -24,7 +24,7 @@ NODE_KEYS: dict[str, str] = {
     "Scene": "scene_id",
 }
 
-# Relationship type -> (start label, end label), as graph.build.REL_ENDPOINTS.
+# Relationship type -> (start label, end label), as tiein.graph.build.REL_ENDPOINTS.
 REL_ENDPOINTS: dict[str, tuple[str, str]] = {
     "IN_CATEGORY": ("Product", "Category"),
     "CHILD_OF": ("Category", "Category"),
@@ -73,7 +73,7 @@ CREATE_NODES: dict[str, str] = {
     for label in NODE_KEYS
 }
 
-# $rows: list of {src, dst, props}; both endpoints must exist (graph.build validates that, and
+# $rows: list of {src, dst, props}; both endpoints must exist (tiein.graph.build validates that, and
 # the store compares `created` with the batch size, so a lost edge fails the load).
 CREATE_RELS: dict[str, str] = {
     rel_type: (
@@ -89,7 +89,7 @@ CREATE_RELS: dict[str, str] = {
 CREATE_META = f"CREATE (m:{META_LABEL} {{json: $json}})"
 
 # ----------------------------------------------------------------------------- incremental apply (one transaction)
-# GraphStore.apply (graph.base.GraphDelta): delete relationships by (src, dst), delete nodes by
+# GraphStore.apply (tiein.graph.base.GraphDelta): delete relationships by (src, dst), delete nodes by
 # key, then CREATE_NODES / SET changed nodes / CREATE_RELS, all in one write transaction.
 DELETE_RELS_BY_KEY: dict[str, str] = {
     rel_type: (
@@ -110,7 +110,7 @@ UPDATE_NODES: dict[str, str] = {
 }
 
 # ----------------------------------------------------------------------------- reads
-# graph.base.PRODUCT_FIELDS of a Product bound to `p`, as `RETURN` items.
+# tiein.graph.base.PRODUCT_FIELDS of a Product bound to `p`, as `RETURN` items.
 PRODUCT_RETURN = (
     "p.product_id AS product_id, p.title AS title, p.category AS category, "
     "p.category_path AS category_path, p.brand AS brand, p.price AS price, p.stock AS stock, "
@@ -152,13 +152,13 @@ WIPE_TEST_DATABASE = "MATCH (n) DETACH DELETE n"
 PING = "RETURN 1 AS ok"
 
 # ----------------------------------------------------------------------------- scenes
-# One row per scene and role (a scene without members once, with 0); graph.base.scene_list folds them.
+# One row per scene and role (a scene without members once, with 0); tiein.graph.base.scene_list folds them.
 SCENES = (
     "MATCH (s:Scene) OPTIONAL MATCH (p:Product)-[m:IN_SCENE]->(s) "
     "RETURN s.scene_id AS scene_id, s.name AS name, s.source AS source, m.role AS role, "
     "min(m.weight) AS weight, count(p) AS members"
 )
-# Scenes whose id or name is $key, compared lower-cased ($key_lower); graph.base.pick_scene chooses.
+# Scenes whose id or name is $key, compared lower-cased ($key_lower); tiein.graph.base.pick_scene chooses.
 SCENE_LOOKUP = (
     "MATCH (s:Scene) WHERE s.scene_id = $key OR toLower(s.scene_id) = $key_lower "
     "OR toLower(s.name) = $key_lower "
@@ -177,7 +177,7 @@ SCENE_SUMMARY = (
     "min(m.weight) AS weight, count(p) AS members"
 )
 # A product with its scenes (one row per scene; one row of null scene fields when it has none;
-# no row when the product is unknown). graph.base.product_scene_list shapes the scene part.
+# no row when the product is unknown). tiein.graph.base.product_scene_list shapes the scene part.
 PRODUCT_SCENES = (
     "MATCH (p:Product {product_id: $product_id}) OPTIONAL MATCH (p)-[m:IN_SCENE]->(s:Scene) "
     f"RETURN {PRODUCT_RETURN}, s.scene_id AS scene_id, s.name AS name, s.source AS source, "

@@ -7,7 +7,7 @@ Layout of a store directory ``path``::
     path/gen-<ns>-<hex>/graph.lbug   the LadybugDB database of one generation
     path/gen-<ns>-<hex>/meta.json    GraphData.meta of that load
 
-Atomic replace. ``replace`` validates and derives the tables (graph.build), builds a complete new
+Atomic replace. ``replace`` validates and derives the tables (tiein.graph.build), builds a complete new
 generation with ``COPY`` from Arrow, checkpoints and closes it, then writes ``CURRENT.tmp`` and
 ``os.replace``-s it over ``CURRENT`` (atomic on POSIX and Windows), and only then deletes the older
 generations. A failure or an interruption at any point before the switch leaves ``CURRENT`` on the
@@ -37,8 +37,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from graph import cypher_ladybug as cy
-from graph.base import (
+from tiein.durable import fsync_dir
+from tiein.errors import (
+    ConfigError,
+    CypherError,
+    ProductNotFound,
+    StoreError,
+    StoreUnavailable,
+    TieinError,
+    WriteRefused,
+)
+from tiein.faults import fault
+from tiein.graph import cypher_ladybug as cy
+from tiein.graph.base import (
     PRODUCT_FIELDS,
     RELATED_FIELDS,
     GraphDelta,
@@ -51,19 +62,9 @@ from graph.base import (
     scene_detail,
     scene_list,
 )
-from graph.build import NODE_SCHEMAS, REL_SCHEMAS, GraphTables, graph_tables
-from graph.cypher_guard import parameters
-from graph.cypher_guard import refuse_writes as guard_refuse_writes
-from tiein.errors import (
-    ConfigError,
-    CypherError,
-    ProductNotFound,
-    StoreError,
-    StoreUnavailable,
-    TieinError,
-    WriteRefused,
-)
-from tiein.faults import fault
+from tiein.graph.build import NODE_SCHEMAS, REL_SCHEMAS, GraphTables, graph_tables
+from tiein.graph.cypher_guard import parameters
+from tiein.graph.cypher_guard import refuse_writes as guard_refuse_writes
 from tiein.model import REL_TYPE, RELATION_KINDS, GraphData
 
 CURRENT = "CURRENT"
@@ -157,7 +158,7 @@ def refuse_unsafe_plan(conn: Any, cypher: str, params: dict[str, Any] | None) ->
     for op in ops:
         if op not in READ_OPERATORS:
             raise WriteRefused(f"queries are read-only: the query's plan has the operator {op}, which is not "
-                               "known to only read (graph.ladybug_store.READ_OPERATORS)")
+                               "known to only read (tiein.graph.ladybug_store.READ_OPERATORS)")
     for fn in functions:
         if fn not in READ_TABLE_FUNCTIONS:
             raise WriteRefused(f"queries are read-only: the query calls the table function {fn} "
@@ -311,7 +312,7 @@ class EmbeddedStore:
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, self.path / CURRENT)
-            _fsync_dir(self.path)
+            fsync_dir(self.path)
         except BaseException:
             shutil.rmtree(gen_dir, ignore_errors=True)
             raise
@@ -375,7 +376,7 @@ class EmbeddedStore:
                 child.unlink(missing_ok=True)
 
     def apply(self, delta: GraphDelta, progress: Progress | None = None) -> None:
-        """Apply ``delta`` (graph.base.GraphDelta) as a new generation: a file copy of the current
+        """Apply ``delta`` (tiein.graph.base.GraphDelta) as a new generation: a file copy of the current
         one, changed in place (relationship and node deletes, ``SET`` of changed nodes, ``COPY``
         appends of new nodes and relationships), checkpointed, then switched to exactly like
         ``replace``. The answering generation is never written, so readers (an API server, a
@@ -403,7 +404,7 @@ class EmbeddedStore:
             progress("switch", 1, 1)
 
     def _patch(self, gen_dir: Path, delta: GraphDelta, progress: Progress | None) -> None:
-        """Change the copied database in ``gen_dir`` by ``delta`` (the order of graph.base.GraphDelta)."""
+        """Change the copied database in ``gen_dir`` by ``delta`` (the order of tiein.graph.base.GraphDelta)."""
         import ladybug
         import pyarrow as pa
 
@@ -601,7 +602,7 @@ class EmbeddedStore:
 
     def read_table(self, cypher: str, params: dict[str, Any] | None = None) -> Any:
         """The whole answer of one of tiein's own read statements as a ``pyarrow.Table``
-        (columnar, for bulk reads such as graph.snapshot); an empty table with no columns when
+        (columnar, for bulk reads such as tiein.graph.snapshot); an empty table with no columns when
         nothing was loaded yet. Not for analysts' queries (no write check, no row cap)."""
         import pyarrow as pa
 
@@ -663,19 +664,6 @@ def _load(conn: Any, cypher: str, params: dict[str, Any] | None, gen_dir: Path) 
     except RuntimeError as exc:
         raise StoreError(f"loading the graph into {gen_dir} failed ({cypher.split('(')[0]}): {exc}") from exc
 
-
-def _fsync_dir(path: Path) -> None:
-    """Make a rename in ``path`` durable (POSIX; a no-op where directories cannot be opened)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 class _WriterLock:

@@ -1,8 +1,8 @@
-"""The Neo4j store (production): graph.base.GraphStore on Neo4j 5 through the official driver.
+"""The Neo4j store (production): tiein.graph.base.GraphStore on Neo4j 5 through the official driver.
 
 The driver is passed in (style.md: built in one wiring place); :meth:`Neo4jStore.from_url` is
 that place for a URL such as ``bolt://user:secret@db:7687/neo4j``. Every Cypher statement lives
-in :mod:`graph.cypher_neo4j`; values always travel as parameters.
+in :mod:`tiein.graph.cypher_neo4j`; values always travel as parameters.
 
 Atomic replace — the choice. ``replace`` runs the whole load in ONE explicit write transaction:
 delete tiein's old nodes (by label) and meta, create the new nodes and relationships in
@@ -54,8 +54,17 @@ from neo4j.graph import Node, Path, Relationship
 from neo4j.spatial import Point
 from neo4j.time import Date, DateTime, Duration, Time
 
-from graph import cypher_neo4j as cy
-from graph.base import (
+from tiein.errors import (
+    ConfigError,
+    CypherError,
+    InputError,
+    ProductNotFound,
+    StoreError,
+    StoreUnavailable,
+    WriteRefused,
+)
+from tiein.graph import cypher_neo4j as cy
+from tiein.graph.base import (
     PRODUCT_FIELDS,
     RELATED_FIELDS,
     GraphDelta,
@@ -68,21 +77,12 @@ from graph.base import (
     scene_detail,
     scene_list,
 )
-from tiein.errors import (
-    ConfigError,
-    CypherError,
-    InputError,
-    ProductNotFound,
-    StoreError,
-    StoreUnavailable,
-    WriteRefused,
-)
 from tiein.model import REL_TYPE, RELATION_KINDS, GraphData
 
 if TYPE_CHECKING:
     from neo4j import Driver, ManagedTransaction, ResultSummary, Session
 
-    from graph.build import GraphTables
+    from tiein.graph.build import GraphTables
 
 SCHEMES = ("bolt", "bolt+s", "bolt+ssc", "neo4j", "neo4j+s", "neo4j+ssc")
 ENV_USER = "TIEIN_NEO4J_USER"
@@ -247,9 +247,9 @@ def batches(table: pa.Table, size: int) -> Iterator[pa.Table]:
 # ----------------------------------------------------------------------------- result values
 def _props(name: str | None, entity: Any) -> list[str]:
     """Property names of a node / relationship in the embedded store's order: every property of
-    its label / type in graph.build's schema (Neo4j leaves null ones out; they come back as
+    its label / type in tiein.graph.build's schema (Neo4j leaves null ones out; they come back as
     null), then any other property it has."""
-    from graph.build import NODE_SCHEMAS, REL_SCHEMAS
+    from tiein.graph.build import NODE_SCHEMAS, REL_SCHEMAS
 
     if name in NODE_SCHEMAS:
         known = list(NODE_SCHEMAS[name].names)
@@ -425,7 +425,7 @@ class Neo4jStore:
     # ------------------------------------------------------------------------- load
     def replace(self, data: GraphData, progress: Progress | None = None) -> None:
         """Replace tiein's graph with ``data`` in one transaction (see the module docstring)."""
-        from graph.build import graph_tables
+        from tiein.graph.build import graph_tables
 
         tables = graph_tables(data)  # InputError before anything touches the server
         self._check_tables(tables)
@@ -457,7 +457,7 @@ class Neo4jStore:
             progress("switch", 1, 1)
 
     def apply(self, delta: GraphDelta, progress: Progress | None = None) -> None:
-        """Apply ``delta`` (graph.base.GraphDelta) in ONE write transaction of UNWIND batches:
+        """Apply ``delta`` (tiein.graph.base.GraphDelta) in ONE write transaction of UNWIND batches:
         delete upserted / removed relationships and removed nodes, create new nodes, ``SET`` the
         changed ones, create the upserted relationships, replace the meta. A failure rolls it all
         back; a batch that creates or updates fewer rows than it holds fails the apply."""
@@ -522,7 +522,7 @@ class Neo4jStore:
                 raise StoreError(f"node label {label!r} has no Neo4j statements (graph/cypher_neo4j.py)")
             if table.column_names[0] != cy.NODE_KEYS[label]:
                 raise StoreError(
-                    f"{label} key is {table.column_names[0]!r} in graph.build, "
+                    f"{label} key is {table.column_names[0]!r} in tiein.graph.build, "
                     f"{cy.NODE_KEYS[label]!r} in graph/cypher_neo4j.py"
                 )
             _check_types(table, label)
@@ -722,7 +722,7 @@ class Neo4jStore:
 
     def read_table(self, cypher: str, params: dict[str, Any] | None = None) -> pa.Table:
         """The whole answer of one of tiein's own read statements as a ``pyarrow.Table`` built
-        column by column (for bulk reads such as graph.snapshot). Not for analysts' queries."""
+        column by column (for bulk reads such as tiein.graph.snapshot). Not for analysts' queries."""
 
         def work(tx: ManagedTransaction) -> pa.Table:
             result = tx.run(cypher, params or {})

@@ -1,11 +1,11 @@
 """A read snapshot of a graph store held in memory: the same answers, without a query per call.
 
-:class:`SnapshotStore` wraps any :class:`graph.base.GraphStore` (embedded or Neo4j). It reads
+:class:`SnapshotStore` wraps any :class:`tiein.graph.base.GraphStore` (embedded or Neo4j). It reads
 every product, every relation of each kind, the scenes and their members once, in bulk — one
 query per label / relationship type, columnar (``read_table``: Arrow straight from LadybugDB, or
 built column by column from Neo4j records) — and then answers ``product``, ``related``,
 ``scenes``, ``scene`` and ``stats`` from memory with exactly the answers of the wrapped store
-(graph.base's ordering rule and shared helpers; tests/stores.py runs the whole contract suite on
+(tiein.graph.base's ordering rule and shared helpers; tests/stores.py runs the whole contract suite on
 a snapshot of the embedded store). This is what makes a batch export of 50k products through the
 ordinary ``bundle()`` / ``related_payload()`` code path fast.
 
@@ -32,7 +32,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from graph.base import (
+from tiein.errors import ConfigError, ProductNotFound, StoreError
+from tiein.graph.base import (
     PRODUCT_FIELDS,
     RELATED_FIELDS,
     GraphDelta,
@@ -46,7 +47,6 @@ from graph.base import (
     scene_detail,
     scene_list,
 )
-from tiein.errors import ConfigError, ProductNotFound, StoreError
 from tiein.model import REL_TYPE, RELATION_KINDS, GraphData
 
 # The relation properties read per kind, in RELATED_FIELDS order ("kind" is the kind itself).
@@ -54,7 +54,7 @@ REL_PROPS = tuple(f for f in RELATED_FIELDS if f != "kind")
 
 # ----------------------------------------------------------------------------- bulk reads
 # Plain Cypher that runs unchanged on LadybugDB and Neo4j (checked by Neo4j's parser in
-# tests/test_neo4j_cypher.py). Built from graph.base's field lists, so a new product field or
+# tests/test_neo4j_cypher.py). Built from tiein.graph.base's field lists, so a new product field or
 # relation kind is read without touching this module.
 PRODUCTS_ALL = (
     "MATCH (q:Product) RETURN "
@@ -114,7 +114,7 @@ class _Graph:
 
 
 def _sorted_relations(table: pa.Table) -> _Relations:
-    """Relations of one kind in graph.base's order, indexed by source product."""
+    """Relations of one kind in tiein.graph.base's order, indexed by source product."""
     out = _Relations(props={f: [] for f in REL_PROPS})
     if table.num_columns == 0 or table.num_rows == 0:
         return out
@@ -135,7 +135,7 @@ def _sorted_relations(table: pa.Table) -> _Relations:
 
 
 class SnapshotStore:
-    """:class:`graph.base.GraphStore` answering from an in-memory snapshot of ``store`` (see the
+    """:class:`tiein.graph.base.GraphStore` answering from an in-memory snapshot of ``store`` (see the
     module docstring). Takes ownership of ``store``: :meth:`close` closes it. Thread-safe."""
 
     name = "snapshot"
@@ -349,7 +349,7 @@ class SnapshotStore:
 def _scene_list(scenes: list[dict[str, Any]], members: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
     """``scenes()``'s answer: the rows a store's SCENES statement gives (one per scene and role:
     smallest weight, member count; a scene without members once, with 0), folded by
-    graph.base.scene_list."""
+    tiein.graph.base.scene_list."""
     rows: list[dict[str, Any]] = []
     for s in scenes:
         by_role: dict[str | None, list[float | None]] = {}

@@ -3,14 +3,14 @@
     load_dataset("online_retail")                       # a ready dataset from the shared data
     load_files(catalog=..., orders=..., mapping=Mapping.from_cli(["product_id=sku"]))
 
-See :mod:`loaders.read` (formats, encodings, row numbering), :mod:`loaders.mapping` (the
-mapping), :mod:`loaders.build` (cleaning rules) and :mod:`loaders.datasets` (ready datasets).
+See :mod:`tiein.loaders.read` (formats, encodings, row numbering), :mod:`tiein.loaders.mapping` (the
+mapping), :mod:`tiein.loaders.build` (cleaning rules) and :mod:`tiein.loaders.datasets` (ready datasets).
 """
 
-from loaders.datasets import DATASETS, default_data_dir, load_dataset
-from loaders.load import Loaded, load_files
-from loaders.mapping import CatalogColumns, Mapping, Options, OrderColumns, ViewColumns
-from loaders.report import LoadReport
+from tiein.loaders.datasets import DATASETS, default_data_dir, load_dataset
+from tiein.loaders.load import Loaded, load_files
+from tiein.loaders.mapping import CatalogColumns, Mapping, Options, OrderColumns, ViewColumns
+from tiein.loaders.report import LoadReport
 
 __all__ = [
     "DATASETS",

@@ -2,9 +2,9 @@
 
 Parsing is strict: a price, quantity, stock or timestamp that cannot be read raises
 :class:`~tiein.errors.InputError` naming the file, the first offending row (see
-:mod:`loaders.read` for how rows are numbered: header = row 1 in CSV/XLSX) and the column.
+:mod:`tiein.loaders.read` for how rows are numbered: header = row 1 in CSV/XLSX) and the column.
 Quality problems (duplicates, unknown ids, cancellations, empty/giant baskets) are counted in
-the :class:`~loaders.report.LoadReport` and never fail a load.
+the :class:`~tiein.loaders.report.LoadReport` and never fail a load.
 
 Order-line cleaning, in this order:
 1. lines without a product id / order id are dropped;
@@ -27,11 +27,11 @@ from collections.abc import Sequence
 import duckdb
 import pyarrow as pa
 
-from loaders.mapping import CatalogColumns, Options, OrderColumns, ViewColumns
-from loaders.read import ROW, RawTable
-from loaders.report import LoadReport
 from tiein import model
 from tiein.errors import ConfigError, InputError
+from tiein.loaders.mapping import CatalogColumns, Options, OrderColumns, ViewColumns
+from tiein.loaders.read import ROW, RawTable
+from tiein.loaders.report import LoadReport
 
 _CURRENCY = r"^(?:[$€£¥￥]|RMB|CNY|USD|EUR|GBP)\s*|\s*(?:元|RMB|CNY|USD|EUR|GBP)$"
 MAX_ID_CHARS = 1000  # ids are keys, held many times over in memory: longer ones are refused

@@ -18,12 +18,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pajson
 
-from loaders import build
-from loaders.load import Loaded, Progress, load_files, load_raw, read_file
-from loaders.mapping import Mapping, ready_mapping
-from loaders.read import ROW, RawTable, _read_bytes, decode
-from loaders.report import FileRead, LoadReport
 from tiein.errors import ConfigError, InputError
+from tiein.loaders import build
+from tiein.loaders.load import Loaded, Progress, load_files, load_raw, read_file
+from tiein.loaders.mapping import Mapping, ready_mapping
+from tiein.loaders.read import ROW, RawTable, _read_bytes, decode
+from tiein.loaders.report import FileRead, LoadReport
 
 DATASETS: dict[str, str] = {
     "online_retail": "UCI Online Retail I: UK giftware invoices 2010-2011, 542k lines; catalog derived from the lines",

@@ -1,4 +1,4 @@
-"""Load catalog / order / browsing files with a :class:`~loaders.mapping.Mapping` into a :class:`Loaded`."""
+"""Load catalog / order / browsing files with a :class:`~tiein.loaders.mapping.Mapping` into a :class:`Loaded`."""
 
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from loaders import build
-from loaders.limits import read_input
-from loaders.mapping import Mapping
-from loaders.read import RawTable, decode, read_lines, read_table, sniff_delimiter
-from loaders.report import FileRead, LoadReport
 from tiein import model
 from tiein.errors import ConfigError, InputError
+from tiein.loaders import build
+from tiein.loaders.limits import read_input
+from tiein.loaders.mapping import Mapping
+from tiein.loaders.read import RawTable, decode, read_lines, read_table, sniff_delimiter
+from tiein.loaders.report import FileRead, LoadReport
 
 Progress = Callable[[str, int, int], None]
 

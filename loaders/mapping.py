@@ -150,7 +150,7 @@ class Mapping:
     @classmethod
     def from_file(cls, path: str | Path) -> Mapping:
         """Read a YAML (``.yaml``/``.yml``) or JSON mapping file."""
-        from loaders.limits import MAX_CONFIG_BYTES, Limits, read_input
+        from tiein.loaders.limits import MAX_CONFIG_BYTES, Limits, read_input
 
         path = Path(path)
         try:

@@ -2,8 +2,8 @@
 
 Formats: CSV/TSV/TXT (delimiter sniffed), JSON lines (also a JSON array), Parquet, XLSX; any of
 them may be gzip-compressed (``.gz``). Text encodings are detected (UTF-8, UTF-8/16 with a BOM,
-GBK/GB18030, Big5; mixed or ambiguous files refused): see :mod:`loaders.encoding`. Every file is
-read within the caps of :mod:`loaders.limits` (regular files only, decompressed size, line
+GBK/GB18030, Big5; mixed or ambiguous files refused): see :mod:`tiein.loaders.encoding`. Every file is
+read within the caps of :mod:`tiein.loaders.limits` (regular files only, decompressed size, line
 length, cells, JSON nesting).
 
 Row numbers. Every table read here carries an int64 column ``__row`` with the number a user
@@ -30,9 +30,9 @@ import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
-from loaders.encoding import detect
-from loaders.limits import Limits, check_json_depth, check_lines, check_zip, read_input
 from tiein.errors import InputError
+from tiein.loaders.encoding import detect
+from tiein.loaders.limits import Limits, check_json_depth, check_lines, check_zip, read_input
 
 ROW = "__row"
 NULL_STRINGS = ["", "nan", "NaN", "NULL", "null"]
@@ -98,7 +98,7 @@ def detect_format(path: Path, head: bytes) -> str:
 
 
 def _read_bytes(path: Path) -> bytes:
-    """The file's bytes (gunzipped), within the limits; see :func:`loaders.limits.read_input`."""
+    """The file's bytes (gunzipped), within the limits; see :func:`tiein.loaders.limits.read_input`."""
     return read_input(path)
 
 
@@ -106,7 +106,7 @@ def decode(data: bytes, file: str, encoding: str | None = None) -> tuple[bytes, 
     """Return ``(utf8_bytes_without_bom, encoding_name)``.
 
     With ``encoding`` given, that encoding is used strictly; otherwise it is detected by
-    :func:`loaders.encoding.detect`. Undecodable bytes raise :class:`InputError` naming the
+    :func:`tiein.loaders.encoding.detect`. Undecodable bytes raise :class:`InputError` naming the
     line (= spreadsheet row) of the first bad byte; so does a line over the length limit.
     """
     if encoding:

@@ -1,14 +1,17 @@
-"""Shared fixtures: ``store`` is a fresh, empty graph store, once per kind in tests/stores.py."""
+"""Shared fixtures: ``store`` is a fresh, empty graph store, once per kind in tests/stores.py;
+``home`` / ``client`` (module scope) a home holding the contract suite's hand-made catalog and an
+API test client over it, for modules that do not define their own."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from stores import STORE_FACTORIES, StoreKind
 
-from graph.base import GraphStore
+from tiein.graph.base import GraphStore
 
 
 @pytest.fixture(params=STORE_FACTORIES)
@@ -21,3 +24,25 @@ def store(store_kind: StoreKind, tmp_path: Path) -> Iterator[GraphStore]:
     s = store_kind.make(tmp_path)
     yield s
     s.close()
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from test_store_contract import catalog
+
+    from tiein.graph.ladybug_store import EmbeddedStore
+
+    home = tmp_path_factory.mktemp("catalog-home")
+    with EmbeddedStore(home / "graph") as s:
+        s.replace(catalog())
+    return home
+
+
+@pytest.fixture(scope="module")
+def client(home: Path) -> Iterator[Any]:
+    from fastapi.testclient import TestClient
+
+    from tiein.api import Settings, create_app
+
+    with TestClient(create_app(Settings(home=home)), raise_server_exceptions=False) as c:
+        yield c

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from graph.base import GraphStore
+from tiein.graph.base import GraphStore
 
 
 @dataclass(frozen=True)
@@ -28,26 +28,26 @@ class StoreKind:
 
 
 def _make_embedded(tmp: Path) -> GraphStore:
-    from graph.ladybug_store import EmbeddedStore
+    from tiein.graph.ladybug_store import EmbeddedStore
 
     return EmbeddedStore(tmp / "graph")
 
 
 def _reopen_embedded(store: GraphStore) -> GraphStore:
-    from graph.ladybug_store import EmbeddedStore
+    from tiein.graph.ladybug_store import EmbeddedStore
 
     assert isinstance(store, EmbeddedStore)
     return EmbeddedStore(store.path)
 
 
 def _make_snapshot(tmp: Path) -> GraphStore:
-    from graph.snapshot import SnapshotStore
+    from tiein.graph.snapshot import SnapshotStore
 
     return SnapshotStore(_make_embedded(tmp))
 
 
 def _reopen_snapshot(store: GraphStore) -> GraphStore:
-    from graph.snapshot import SnapshotStore
+    from tiein.graph.snapshot import SnapshotStore
 
     assert isinstance(store, SnapshotStore)
     return SnapshotStore(_reopen_embedded(store.store))
@@ -67,8 +67,8 @@ STORE_FACTORIES: list = [
 def _make_neo4j(tmp: Path) -> GraphStore:
     import os
 
-    from graph import cypher_neo4j as cy
-    from graph.neo4j_store import Neo4jStore
+    from tiein.graph import cypher_neo4j as cy
+    from tiein.graph.neo4j_store import Neo4jStore
 
     store = Neo4jStore.from_url(os.environ["TIEIN_NEO4J_URI"], connection_timeout=5.0, batch_size=100)
     with store.driver.session(database=store.database) as session:
@@ -79,7 +79,7 @@ def _make_neo4j(tmp: Path) -> GraphStore:
 def _reopen_neo4j(store: GraphStore) -> GraphStore:
     import os
 
-    from graph.neo4j_store import Neo4jStore
+    from tiein.graph.neo4j_store import Neo4jStore
 
     assert isinstance(store, Neo4jStore)
     return Neo4jStore.from_url(os.environ["TIEIN_NEO4J_URI"], database=store.database, connection_timeout=5.0)

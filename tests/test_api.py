@@ -454,8 +454,8 @@ def test_neo4j_down_is_503() -> None:
 def test_500s_are_envelopes_without_tracebacks(home: Path, tmp_path: Path) -> None:
     """A broken store (corrupt build meta) answers 503 and an unexpected exception the envelope
     with an error id; the traceback goes to the server log only."""
-    from graph.ladybug_store import EmbeddedStore
     from tiein.api import Settings, create_app
+    from tiein.graph.ladybug_store import EmbeddedStore
 
     copy = tmp_path / "home"
     shutil.copytree(home / "graph", copy / "graph")
@@ -517,7 +517,7 @@ def test_concurrent_requests_get_the_same_answers(api: httpx.Client) -> None:
 
 
 def test_snapshot_serving_gives_the_same_answers(api: httpx.Client, home: Path) -> None:
-    """`tiein serve` answers from graph.snapshot (the graph in memory; the default for the
+    """`tiein serve` answers from tiein.graph.snapshot (the graph in memory; the default for the
     embedded store): every read endpoint returns exactly what `--no-snapshot` (reading LadybugDB
     per request) returns."""
     requests = [("GET", f"/v1/products/{pid}/{what}", params, None)
@@ -570,8 +570,8 @@ def test_ids_with_slashes_and_spaces_are_addressable(tmp_path: Path) -> None:
     analyst page links to them."""
     from urllib.parse import quote
 
-    from graph import open_store
     from tiein.api import Settings, create_app
+    from tiein.graph import open_store
     from tiein.pipeline import BuildOptions, build
 
     catalog, orders = tmp_path / "catalog.csv", tmp_path / "orders.csv"

@@ -13,32 +13,11 @@ from typing import Any
 
 import httpx
 import pytest
-from test_store_contract import catalog
 
 from tiein.api_guard import RedactSecrets, json_depth, redact
 
 TOKEN = "s3cret-token-do-not-log"
 BIG = 25 * 1024 * 1024
-
-
-@pytest.fixture(scope="module")
-def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from graph.ladybug_store import EmbeddedStore
-
-    home = tmp_path_factory.mktemp("api-guard")
-    with EmbeddedStore(home / "graph") as s:
-        s.replace(catalog())
-    return home
-
-
-@pytest.fixture(scope="module")
-def client(home: Path) -> Iterator[Any]:
-    from fastapi.testclient import TestClient
-
-    from tiein.api import Settings, create_app
-
-    with TestClient(create_app(Settings(home=home)), raise_server_exceptions=False) as c:
-        yield c
 
 
 def test_a_25_mb_body_is_413_on_every_post_endpoint(client: Any) -> None:

@@ -381,7 +381,7 @@ def test_bad_update_is_refused_and_the_graph_kept(
 
 
 def test_big5_catalog_is_read_as_big5(tmp_path: Path) -> None:
-    from loaders.read import read_table
+    from tiein.loaders.read import read_table
 
     raw = read_table(_write(tmp_path / "big5.csv", _big5_catalog()))
     assert raw.encoding in ("big5", "cp950")
@@ -389,7 +389,7 @@ def test_big5_catalog_is_read_as_big5(tmp_path: Path) -> None:
 
 
 def test_gbk_catalog_is_still_read_as_gbk(tmp_path: Path) -> None:
-    from loaders.read import read_table
+    from tiein.loaders.read import read_table
 
     raw = read_table(_write(tmp_path / "gbk.csv", "product_id,title\nc,保温杯 不锈钢 大容量\n".encode("gbk")))
     assert raw.encoding == "gb18030" and raw.table.column("title").to_pylist() == ["保温杯 不锈钢 大容量"]
@@ -398,7 +398,7 @@ def test_gbk_catalog_is_still_read_as_gbk(tmp_path: Path) -> None:
 def test_a_one_megabyte_title_is_kept_whole_and_embedded_cut(tmp_path: Path) -> None:
     import pyarrow as pa
 
-    from embeddings.products import MAX_TEXT_CHARS, product_texts
+    from tiein.embeddings.products import MAX_TEXT_CHARS, product_texts
 
     title = "超长标题 " * 200_000  # 1,000,000 characters
     t0 = time.perf_counter()

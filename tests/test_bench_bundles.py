@@ -15,7 +15,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import bundles as bench  # noqa: E402
 
-from graph import open_store  # noqa: E402
+from tiein.graph import open_store  # noqa: E402
 from tiein.model import PRODUCTS, RELATIONS, GraphData  # noqa: E402
 
 

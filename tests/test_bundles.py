@@ -24,11 +24,11 @@ import pytest
 
 import tiein.bundles
 import tiein.explain
-from graph import open_store
-from graph.base import GraphStore
 from tiein.bundles import BundleRules, addons, bundle, charm_price
 from tiein.errors import ConfigError, NotFound, ProductNotFound
 from tiein.explain import explain
+from tiein.graph import open_store
+from tiein.graph.base import GraphStore
 from tiein.model import PRODUCTS, RELATIONS, SCENE_MEMBERS, SCENES, GraphData
 from tiein.pipeline import BuildOptions, build
 

@@ -15,8 +15,6 @@ from pathlib import Path
 import pytest
 from test_store_contract import CATALOG, EXPECTED_COUNTS, catalog
 
-from graph.base import GraphStore
-from graph.cypher_guard import parameters, refuse_writes, tokens
 from tiein.cypher import (
     CypherResult,
     iso_duration,
@@ -24,13 +22,15 @@ from tiein.cypher import (
     run_cypher,
 )
 from tiein.errors import ConfigError, CypherError, WriteRefused
+from tiein.graph.base import GraphStore
+from tiein.graph.cypher_guard import parameters, refuse_writes, tokens
 
 IDS = sorted(p[0] for p in CATALOG)
 
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GraphStore]:
-    from graph.ladybug_store import EmbeddedStore
+    from tiein.graph.ladybug_store import EmbeddedStore
 
     s = EmbeddedStore(tmp_path_factory.mktemp("cypher") / "graph")
     s.replace(catalog())
@@ -146,7 +146,7 @@ def test_values_are_json_on_every_store(store: GraphStore) -> None:
         "interval('1 day 2 hours') AS i, 1.0 / 0 AS inf",
     )
     node, rel, d, t, i, inf = r.rows[0]
-    from graph.build import NODE_SCHEMAS, REL_SCHEMAS
+    from tiein.graph.build import NODE_SCHEMAS, REL_SCHEMAS
 
     assert list(node) == ["_LABEL", *NODE_SCHEMAS["Product"].names]  # every property, nulls included
     assert node["_LABEL"] == "Product" and node["product_id"] == "film-a" and node["brand"] is None

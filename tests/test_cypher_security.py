@@ -27,8 +27,8 @@ from click.testing import CliRunner
 from stores import STORE_FACTORIES, StoreKind
 from test_store_contract import catalog
 
-from graph.base import GraphStore
 from tiein.errors import CypherError, WriteRefused
+from tiein.graph.base import GraphStore
 
 D = f"/tmp/tiein-attack-{uuid.uuid4().hex[:8]}"  # where the attacks try to write; must stay absent
 INVISIBLE = ["\ufeff", "\u180e", "\u200b", "\u2060", "\u00a0", "\u3000"]
@@ -73,29 +73,9 @@ def variants(query: str, keyword: str) -> list[str]:
     return [query] + [query[:at] + ch + query[at:] for ch in INVISIBLE]
 
 
-@pytest.fixture(scope="module")
-def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from graph.ladybug_store import EmbeddedStore
-
-    home = tmp_path_factory.mktemp("cypher-security")
-    with EmbeddedStore(home / "graph") as s:
-        s.replace(catalog())
-    return home
-
-
-@pytest.fixture(scope="module")
-def client(home: Path) -> Iterator[Any]:
-    from fastapi.testclient import TestClient
-
-    from tiein.api import Settings, create_app
-
-    with TestClient(create_app(Settings(home=home)), raise_server_exceptions=False) as c:
-        yield c
-
-
 def snapshot_of(home: Path) -> dict[str, Any]:
     """What must not change: the answers of the store and the files of the home."""
-    from graph.ladybug_store import EmbeddedStore
+    from tiein.graph.ladybug_store import EmbeddedStore
 
     with EmbeddedStore(home / "graph") as s:
         answer = {"related": s.related("phone-a", "complement"), "stats": s.stats(), "tent": s.product("tent")}
@@ -148,7 +128,7 @@ def test_cli_refusals_are_one_line(home: Path) -> None:
 
 def test_the_database_refuses_what_the_text_check_might_miss(home: Path) -> None:
     """Second layer: LadybugDB's own plan of the statement (EXPLAIN) must hold only reads."""
-    from graph.ladybug_store import EmbeddedStore, refuse_unsafe_plan
+    from tiein.graph.ladybug_store import EmbeddedStore, refuse_unsafe_plan
 
     with EmbeddedStore(home / "graph") as s:
         conn = s._connection()
@@ -244,7 +224,7 @@ def test_a_worker_that_does_not_stop_is_killed_at_the_time_limit(home: Path) -> 
                 return
             time.sleep(0.01)
 
-    from graph.ladybug_store import EmbeddedStore
+    from tiein.graph.ladybug_store import EmbeddedStore
 
     slow = "UNWIND range(1, 200000) AS x UNWIND range(1, 200000) AS y RETURN sum(x * y) AS s"
     thread = threading.Thread(target=freeze)
@@ -258,9 +238,9 @@ def test_a_worker_that_does_not_stop_is_killed_at_the_time_limit(home: Path) -> 
 
 
 def test_memory_limit_is_an_error_not_a_crash(home: Path) -> None:
-    from graph.ladybug_store import EmbeddedStore
     from tiein.cypher import run_cypher
     from tiein.cypher_worker import WorkerLimits
+    from tiein.graph.ladybug_store import EmbeddedStore
 
     with EmbeddedStore(home / "graph") as s:
         with pytest.raises(CypherError, match="memory"):
@@ -324,7 +304,7 @@ def test_write_refused_is_403_and_other_refusals_400(client: Any) -> None:
     assert client.post("/v1/cypher", json={"query": "MATCH (p:Product) SET p.price = 0"}).status_code == 403
     assert client.post("/v1/cypher", json={"query": "\ufeffMATCH (p) RETURN p"}).status_code == 400
     with pytest.raises(WriteRefused):
-        from graph.cypher_guard import refuse_writes
+        from tiein.graph.cypher_guard import refuse_writes
 
         refuse_writes("MATCH (n) RETURN n ORDER BY n.x DESC SET n.x = 1")
 
@@ -374,7 +354,7 @@ def test_neo4j_parser_reads_the_invisible_variants_and_the_guard_refuses_them() 
     read on Neo4j; the guard refuses every one before the driver sees it."""
     from test_neo4j_cypher import run_checker
 
-    from graph.cypher_guard import refuse_writes
+    from tiein.graph.cypher_guard import refuse_writes
 
     picked = [NEO4J_ATTACKS[0], NEO4J_ATTACKS[2], NEO4J_ATTACKS[4], NEO4J_ATTACKS[6]]
     queries = {f"{i}-{j}": v for i, (q, k) in enumerate(picked) for j, v in enumerate(variants(q, k))}

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from test_store_contract import CATALOG, catalog
 
-from graph.base import GraphStore
 from tiein.cypher import run_cypher
+from tiein.graph.base import GraphStore
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs" / "schema.md"
@@ -84,7 +84,7 @@ def examples() -> list[tuple[int, str, str, dict[str, Any]]]:
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GraphStore]:
-    from graph.ladybug_store import EmbeddedStore
+    from tiein.graph.ladybug_store import EmbeddedStore
 
     s = EmbeddedStore(tmp_path_factory.mktemp("docs") / "graph")
     s.replace(catalog())
@@ -109,7 +109,7 @@ def test_example_answers(store: GraphStore, number: int) -> None:
 
 
 def test_every_label_type_and_property_is_documented() -> None:
-    from graph.build import NODE_SCHEMAS, REL_SCHEMAS
+    from tiein.graph.build import NODE_SCHEMAS, REL_SCHEMAS
 
     text = DOCS.read_text(encoding="utf-8")
     for label, schema in NODE_SCHEMAS.items():

@@ -12,8 +12,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-import embeddings
-from embeddings import ProductIndex, embed_products, load_encoder, product_texts
+from tiein import embeddings
+from tiein.embeddings import ProductIndex, embed_products, load_encoder, product_texts
 from tiein.errors import ConfigError, InputError, ProductNotFound
 from tiein.home import index_dir
 
@@ -242,8 +242,7 @@ def test_manifest_mismatch_raises(index: ProductIndex, tmp_path: Path) -> None:
 def test_interrupted_save_keeps_previous_index(
     index: ProductIndex, vectors: np.ndarray, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import embeddings.index as index_module
-
+    from tiein.embeddings import index as index_module
     directory = tmp_path / "vec"
     index.save(directory)
     before = {p.name: p.read_bytes() for p in directory.iterdir()}
@@ -380,7 +379,7 @@ def test_rebuild_with_cached_titles_loads_no_model(tmp_path: Path, monkeypatch: 
 
 def graph_answers(home: Path) -> list[list[tuple[str, float]]]:
     """Every product's substitutes (the relations that use the similarity), as (id, score)."""
-    from graph import open_store
+    from tiein.graph import open_store
 
     store = open_store(home / "graph")
     try:

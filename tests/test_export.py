@@ -18,9 +18,9 @@ import pyarrow.parquet as pq
 import pytest
 from test_store_contract import CATALOG, catalog
 
-from graph.base import GraphStore
 from tiein.errors import ConfigError, NotFound
 from tiein.export import FORMATS, columns, export
+from tiein.graph.base import GraphStore
 from tiein.service import bundle_payload, related_payload
 
 IDS = sorted(p[0] for p in CATALOG)
@@ -28,7 +28,7 @@ IDS = sorted(p[0] for p in CATALOG)
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GraphStore]:
-    from graph.ladybug_store import EmbeddedStore
+    from tiein.graph.ladybug_store import EmbeddedStore
 
     s = EmbeddedStore(tmp_path_factory.mktemp("export") / "graph")
     s.replace(catalog())

@@ -29,7 +29,7 @@ EVIL = {
 
 @pytest.fixture(scope="module")
 def store_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from graph.ladybug_store import EmbeddedStore
+    from tiein.graph.ladybug_store import EmbeddedStore
 
     data = catalog()
     products = data.products
@@ -84,8 +84,8 @@ def test_export_csv_escapes_formulas_by_default(store_path: Path, tmp_path: Path
 
 
 def test_export_api_escapes_too(store_path: Path, tmp_path: Path) -> None:
-    from graph.ladybug_store import EmbeddedStore
     from tiein.export import export
+    from tiein.graph.ladybug_store import EmbeddedStore
 
     with EmbeddedStore(store_path) as s:
         export(s, "bundles", tmp_path / "b.csv", fmt="csv")

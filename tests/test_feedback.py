@@ -331,7 +331,7 @@ def test_rerank_item_level_lifts_items_that_sell_for_other_anchors() -> None:
 def test_related_payload_feedback_hook(tmp_path: Path) -> None:
     import pyarrow as pa
 
-    from graph import open_store
+    from tiein.graph import open_store
     from tiein.model import PRODUCTS, RELATIONS, GraphData
     from tiein.service import related_payload
 

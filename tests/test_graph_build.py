@@ -1,4 +1,4 @@
-"""graph.build.graph_tables on a hand-made GraphData: every derived table checked by hand, and
+"""tiein.graph.build.graph_tables on a hand-made GraphData: every derived table checked by hand, and
 every validation error naming the table, row and column."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ import json
 import pyarrow as pa
 import pytest
 
-import graph.build as build
-from graph.build import NODE_SCHEMAS, REL_SCHEMAS, graph_tables
 from tiein.errors import InputError
+from tiein.graph import build as build
+from tiein.graph.build import NODE_SCHEMAS, REL_SCHEMAS, graph_tables
 from tiein.model import PAIR_STATS, PRODUCTS, RELATIONS, SCENE_MEMBERS, SCENES, GraphData
 
 

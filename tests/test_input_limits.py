@@ -1,4 +1,4 @@
-"""loaders.limits and loaders.encoding on small hand-made bytes (the CLI side is in test_bad_input)."""
+"""tiein.loaders.limits and tiein.loaders.encoding on small hand-made bytes (the CLI side is in test_bad_input)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from loaders import limits
-from loaders.encoding import detect, score
-from loaders.limits import Limits, check_json_depth, check_lines, gunzip, read_input
 from tiein.errors import InputError
+from tiein.loaders import limits
+from tiein.loaders.encoding import detect, score
+from tiein.loaders.limits import Limits, check_json_depth, check_lines, gunzip, read_input
 
 SMALL = Limits(max_line_bytes=10, ratio_floor=1000, max_ratio=20, max_input_bytes=100_000, max_json_depth=3)
 
@@ -85,7 +85,7 @@ def test_gbk_and_big5_are_told_apart_or_refused() -> None:
 def test_xlsx_cells_and_csv_columns_are_capped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import openpyxl
 
-    from loaders.read import read_table
+    from tiein.loaders.read import read_table
 
     monkeypatch.setattr(Limits, "from_env", classmethod(lambda cls: Limits(max_cells=8, max_columns=3)))
     wb = openpyxl.Workbook()

@@ -13,10 +13,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-import loaders
-from loaders import Mapping
-from tiein import model
+from tiein import loaders, model
 from tiein.errors import ConfigError, InputError
+from tiein.loaders import Mapping
 
 FIX = Path(__file__).parent / "fixtures" / "loaders"
 CATALOG_MAP = ["product_id=sku", "title=name", "category=dept,aisle", "brand=maker", "catalog.price=price",

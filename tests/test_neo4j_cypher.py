@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from graph import cypher_neo4j as cy
+from tiein.graph import cypher_neo4j as cy
 
 ROOT = Path(__file__).resolve().parents[1]
 CHECKER_DIR = ROOT / "tools" / "cypher-check"
@@ -95,7 +95,7 @@ def schema_md_queries() -> dict[str, str]:
 
 def snapshot_queries() -> dict[str, str]:
     """The bulk reads of graph/snapshot.py (plain Cypher both stores run), named ``snapshot:NAME``."""
-    from graph import snapshot
+    from tiein.graph import snapshot
 
     found = {f"snapshot:{n}": getattr(snapshot, n) for n in ("PRODUCTS_ALL", "SCENES_ALL", "SCENE_MEMBERS_ALL")}
     found |= {f"snapshot:RELATIONS_ALL[{k}]": q for k, q in snapshot.RELATIONS_ALL.items()}
@@ -191,7 +191,7 @@ def test_bundle_statements_are_checked(checked: dict[str, Any]) -> None:
 
 
 def test_whitelists_match_graph_build() -> None:
-    from graph.build import NODE_SCHEMAS, REL_ENDPOINTS
+    from tiein.graph.build import NODE_SCHEMAS, REL_ENDPOINTS
 
     assert cy.REL_ENDPOINTS == REL_ENDPOINTS
     assert cy.NODE_KEYS == {label: schema.names[0] for label, schema in NODE_SCHEMAS.items()}

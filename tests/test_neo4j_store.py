@@ -28,15 +28,6 @@ import neo4j
 import pyarrow as pa
 import pytest
 
-from graph import cypher_neo4j as cy
-from graph.base import PRODUCT_FIELDS, RELATED_FIELDS, GraphStore
-from graph.neo4j_store import (
-    Neo4jStore,
-    batches,
-    connection_settings,
-    node_rows,
-    rel_rows,
-)
 from tiein.errors import (
     ConfigError,
     CypherError,
@@ -45,6 +36,15 @@ from tiein.errors import (
     StoreError,
     StoreUnavailable,
     WriteRefused,
+)
+from tiein.graph import cypher_neo4j as cy
+from tiein.graph.base import PRODUCT_FIELDS, RELATED_FIELDS, GraphStore
+from tiein.graph.neo4j_store import (
+    Neo4jStore,
+    batches,
+    connection_settings,
+    node_rows,
+    rel_rows,
 )
 from tiein.model import PRODUCTS, RELATIONS, GraphData
 
@@ -827,7 +827,7 @@ def test_dockerfile_installs_cpu_torch_and_every_package() -> None:
 def test_docstring_examples() -> None:
     import doctest
 
-    import graph.neo4j_store
+    import tiein.graph.neo4j_store
 
-    result = doctest.testmod(graph.neo4j_store)
+    result = doctest.testmod(tiein.graph.neo4j_store)
     assert result.attempted >= 1 and result.failed == 0

@@ -20,11 +20,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-import loaders
 import tiein.relations
-from graph import open_store
+from tiein import loaders
 from tiein.explain import explain
 from tiein.features import next_candidates
+from tiein.graph import open_store
 from tiein.mining import mine_pairs
 from tiein.model import RELATIONS
 from tiein.pipeline import BuildOptions, build

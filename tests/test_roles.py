@@ -10,10 +10,10 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-import loaders
-from graph import open_store
+from tiein import loaders
 from tiein.errors import ConfigError, InputError
 from tiein.features import RoleConfig, sales_roles, with_sales_roles
+from tiein.graph import open_store
 from tiein.model import PRODUCTS, SALES_ROLES
 from tiein.pipeline import BuildOptions, build
 
@@ -129,7 +129,7 @@ def test_cost_rules(tmp_path: Path) -> None:
 
 
 def test_unknown_role_refused_by_graph_build() -> None:
-    from graph.build import graph_tables
+    from tiein.graph.build import graph_tables
     from tiein.model import GraphData
 
     ok = pa.Table.from_pylist([{"product_id": "a", "sales_role": r} for r in [*SALES_ROLES, None]][:1], schema=PRODUCTS)

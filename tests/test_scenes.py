@@ -342,7 +342,7 @@ def test_store_queries_for_discovery_are_portable(tmp_path: Path) -> None:
 # ----------------------------------------------------------------------------- real data
 @pytest.mark.slow
 def test_discover_on_instacart(tmp_path: Path) -> None:
-    from graph import open_store
+    from tiein.graph import open_store
     from tiein.pipeline import BuildOptions, build
 
     summary = build(BuildOptions(dataset="instacart", home=tmp_path, embeddings=False, threads=1))

@@ -274,7 +274,7 @@ def test_online_retail_slice_equal_numpy(spark: Any) -> None:
 
 
 def _related_answers(store_url: str, products: list[str]) -> dict[tuple[str, str], list[dict[str, Any]]]:
-    from graph import open_store
+    from tiein.graph import open_store
     from tiein.model import RELATION_KINDS
 
     st = open_store(store_url)

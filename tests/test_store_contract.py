@@ -25,7 +25,6 @@ import pyarrow as pa
 import pytest
 from stores import STORE_FACTORIES, StoreKind
 
-from graph.base import PRODUCT_FIELDS, RELATED_FIELDS, SCENE_FIELDS, GraphStore
 from tiein.errors import (
     ConfigError,
     CypherError,
@@ -35,6 +34,7 @@ from tiein.errors import (
     StoreError,
     WriteRefused,
 )
+from tiein.graph.base import PRODUCT_FIELDS, RELATED_FIELDS, SCENE_FIELDS, GraphStore
 from tiein.model import (
     CATEGORY_SEP,
     PAIR_STATS,
@@ -503,7 +503,7 @@ def test_second_handle_sees_a_replace(store: GraphStore, store_kind: StoreKind) 
 
 # ----------------------------------------------------------------------------- embedded only
 def _embedded(store: GraphStore) -> Path:
-    from graph.ladybug_store import EmbeddedStore
+    from tiein.graph.ladybug_store import EmbeddedStore
 
     if not isinstance(store, EmbeddedStore):
         pytest.skip("embedded store only")
@@ -521,7 +521,7 @@ def test_embedded_killed_load_leaves_the_old_graph(store: GraphStore, store_kind
         import os, sys
         sys.path[:0] = [{str(Path(__file__).parent)!r}]
         from test_store_contract import catalog
-        from graph.ladybug_store import EmbeddedStore
+        from tiein.graph.ladybug_store import EmbeddedStore
         def die(step, done, total):
             if done == 6:
                 os._exit(9)
@@ -546,7 +546,7 @@ def test_embedded_server_process_reads_while_rebuilding(store: GraphStore) -> No
     script = textwrap.dedent(
         f"""
         import sys, time
-        from graph.ladybug_store import EmbeddedStore
+        from tiein.graph.ladybug_store import EmbeddedStore
         s = EmbeddedStore({str(path)!r})
         print(s.stats()["meta"], flush=True)
         sys.stdin.readline()  # wait for the rebuild
@@ -566,7 +566,7 @@ def test_embedded_server_process_reads_while_rebuilding(store: GraphStore) -> No
 
 
 def test_embedded_one_loader_at_a_time(store: GraphStore) -> None:
-    from graph.ladybug_store import _WriterLock
+    from tiein.graph.ladybug_store import _WriterLock
 
     path = _embedded(store)
     store.replace(catalog())
@@ -590,7 +590,7 @@ def test_embedded_empty_store(store: GraphStore) -> None:
 
 def test_embedded_query_is_read_only_even_past_the_keyword_check(loaded: GraphStore) -> None:
     """The keyword check is a courtesy; the database itself is opened read-only."""
-    from graph.ladybug_store import EmbeddedStore
+    from tiein.graph.ladybug_store import EmbeddedStore
 
     if not isinstance(loaded, EmbeddedStore):
         pytest.skip("embedded store only")
@@ -601,8 +601,8 @@ def test_embedded_query_is_read_only_even_past_the_keyword_check(loaded: GraphSt
 
 
 def test_open_store_urls(tmp_path: Path) -> None:
-    from graph import open_store
-    from graph.ladybug_store import EmbeddedStore
+    from tiein.graph import open_store
+    from tiein.graph.ladybug_store import EmbeddedStore
 
     for url in (str(tmp_path / "a"), f"embedded:{tmp_path / 'b'}"):
         s = open_store(url)
@@ -814,7 +814,7 @@ def test_bundle_candidates_by_hand(loaded: GraphStore) -> None:
         assert c["substitutes"] == sorted(ids(loaded.related(pid, "substitute", 50)))
         for r in c["complements"]:
             assert r["substitutes"] == sorted(ids(loaded.related(r["product_id"], "substitute", 50)))
-            if "scene_roles" in r:  # optional (graph.base.candidates_answer)
+            if "scene_roles" in r:  # optional (tiein.graph.base.candidates_answer)
                 assert r["scene_roles"] == {
                     s["scene_id"]: s["role"] for s in loaded.product_scenes(r["product_id"])
                 }
@@ -946,8 +946,8 @@ def assert_answers(store: GraphStore, d: GraphData) -> None:
 
 
 def test_apply_equals_replace_with_the_new_data(store: GraphStore, tmp_path: Path, store_kind: StoreKind) -> None:
-    from graph.base import graph_delta
-    from graph.build import graph_tables
+    from tiein.graph.base import graph_delta
+    from tiein.graph.build import graph_tables
 
     old, new = random_graph(seed=7), None
     new = mutated(old, seed=11)
@@ -975,7 +975,7 @@ def test_apply_equals_replace_with_the_new_data(store: GraphStore, tmp_path: Pat
 
 
 def test_failed_apply_leaves_the_old_graph(store: GraphStore) -> None:
-    from graph.base import GraphDelta
+    from tiein.graph.base import GraphDelta
 
     old = random_graph(seed=7)
     store.replace(old)

@@ -19,9 +19,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from graph import open_store
 from tiein.bundles import bundle
 from tiein.errors import ConfigError, InputError
+from tiein.graph import open_store
 from tiein.home import index_dir, inputs_dir
 from tiein.model import RELATION_KINDS
 from tiein.pipeline import BuildOptions, build
@@ -270,8 +270,7 @@ def test_cached_titles_do_not_load_the_model(tmp_path: Path) -> None:
 def test_online_retail_slice_update_equals_full_build(tmp_path: Path) -> None:
     """Real data: Online Retail normalised lines, built on all but the last 1 % (by time), then
     updated with that 1 %; the graph equals a full build on all of it."""
-    import loaders
-
+    from tiein import loaders
     loaded = loaders.load_dataset("online_retail")
     orders = loaded.orders
     ts = orders.column("ts").cast(pa.int64())

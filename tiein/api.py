@@ -76,9 +76,9 @@ from tiein.model import RELATION_KINDS
 from tiein.service import MAX_K
 
 if TYPE_CHECKING:
-    from embeddings import Encoder, ProductIndex
-    from graph.base import GraphStore
+    from tiein.embeddings import Encoder, ProductIndex
     from tiein.feedback import FeedbackStats
+    from tiein.graph.base import GraphStore
 
 log = logging.getLogger("tiein.api")
 
@@ -151,7 +151,7 @@ class Settings:
     snapshot: bool | None = field(
         default=None,
         metadata={"env": "TIEIN_API_SNAPSHOT", "help": "serve reads from an in-memory snapshot of the embedded "
-                  "graph (graph.snapshot: identical answers, several times faster; reloaded after a rebuild); "
+                  "graph (tiein.graph.snapshot: identical answers, several times faster; reloaded after a rebuild); "
                   "default: on for the embedded store, off (not possible) for Neo4j"},
     )
 
@@ -649,7 +649,7 @@ class Search:
                 "(build the graph with embeddings: `tiein build ...` without --no-embeddings)"
             ) from exc
         if self._index is None or stamp != self._stamp:
-            from embeddings import ProductIndex
+            from tiein.embeddings import ProductIndex
 
             try:
                 self._index = ProductIndex.load(index_dir)
@@ -664,7 +664,7 @@ class Search:
             index = self._current()
             encoder = self._encoders.get(index.model)
             if encoder is None:
-                from embeddings import load_encoder
+                from tiein.embeddings import load_encoder
 
                 try:
                     encoder = load_encoder(index.model, threads=self.threads)
@@ -844,10 +844,10 @@ def create_app(settings: Settings | None = None, *, store: GraphStore | None = N
 def open_api_store(settings: Settings) -> GraphStore:
     """The store of ``settings``; a Neo4j store retries a failed read for ``neo4j_retry_s`` only,
     so a request to a down server answers 503 in about that time (the driver's default: 30 s)."""
-    from graph import NEO4J_SCHEMES, open_store
+    from tiein.graph import NEO4J_SCHEMES, open_store
 
     if settings.store_url.strip().lower().startswith(NEO4J_SCHEMES):
-        from graph.neo4j_store import Neo4jStore
+        from tiein.graph.neo4j_store import Neo4jStore
 
         if settings.snapshot:
             raise ConfigError("the in-memory snapshot serves the embedded store only; Neo4j is read directly")
@@ -855,7 +855,7 @@ def open_api_store(settings: Settings) -> GraphStore:
     store = open_store(settings.store_url)
     if settings.snapshot is False:
         return store
-    from graph.snapshot import SnapshotStore
+    from tiein.graph.snapshot import SnapshotStore
 
     try:
         return SnapshotStore(store)  # follows the embedded store's generation: a rebuild is served

@@ -1,4 +1,4 @@
-"""Scenario bundles and cart add-ons over any graph store (graph.base.GraphStore).
+"""Scenario bundles and cart add-ons over any graph store (tiein.graph.base.GraphStore).
 
 A shopper picked an *anchor* (a tent); :func:`bundle` offers 1-2 *complements* of it (a chair,
 a lamp) as a bundle with a sayable bundle price; :func:`addons` offers complements of a whole cart
@@ -49,7 +49,7 @@ from tiein.errors import ConfigError
 from tiein.explain import MAIN_EN, MAIN_ZH, Explanation, explain, format_amount, format_percent
 
 if TYPE_CHECKING:
-    from graph.base import GraphStore
+    from tiein.graph.base import GraphStore
 
 Product = dict[str, Any]
 Row = dict[str, Any]
@@ -356,7 +356,7 @@ class Addons:
 
 
 def _product_dict(p: Mapping[str, Any]) -> Product:
-    from graph.base import PRODUCT_FIELDS
+    from tiein.graph.base import PRODUCT_FIELDS
 
     return {k: p.get(k) for k in PRODUCT_FIELDS}
 

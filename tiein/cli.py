@@ -72,7 +72,7 @@ def _home(home: str | None) -> Path:
 
 
 def _open_store(home: str | None, store: str | None):  # type: ignore[no-untyped-def]
-    from graph import open_store
+    from tiein.graph import open_store
     from tiein.pipeline import default_store_url
 
     return open_store(store or default_store_url(_home(home)))
@@ -158,13 +158,12 @@ def build(
     if dataset and (catalog or orders or views):
         raise ConfigError("use either --dataset or your own files, not both")
     if scenes_file is not None:  # a device or FIFO would be read without end
-        from loaders.limits import require_regular_file
+        from tiein.loaders.limits import require_regular_file
 
         require_regular_file(scenes_file)
     mapping = None
     if mapping_file or map_pairs:
-        import loaders
-
+        from tiein import loaders
         mapping = loaders.Mapping.from_file(mapping_file) if mapping_file else None
         if map_pairs:
             mapping = loaders.Mapping.from_cli(list(map_pairs), base=mapping)
@@ -239,8 +238,7 @@ def update(
 
     mapping = None
     if mapping_file or map_pairs:
-        import loaders
-
+        from tiein import loaders
         mapping = loaders.Mapping.from_file(mapping_file) if mapping_file else None
         if map_pairs:
             mapping = loaders.Mapping.from_cli(list(map_pairs), base=mapping)
@@ -599,7 +597,7 @@ def serve(
             click.echo(f"recovered: {line}", err=True)
     finally:
         plain.close()
-    from graph import is_neo4j_url
+    from tiein.graph import is_neo4j_url
 
     if settings.snapshot and is_neo4j_url(settings.store_url):
         raise ConfigError("--snapshot serves the embedded store only; Neo4j is read directly")
@@ -959,8 +957,7 @@ def rollback(home: str | None, store: str | None, as_json: bool) -> None:
 @cli.command()
 def datasets() -> None:
     """The ready datasets (read from ../shared/data or TIEIN_DATA)."""
-    import loaders
-
+    from tiein import loaders
     for name, desc in loaders.DATASETS.items():
         click.echo(f"{name:<18} {desc}")
 

@@ -28,12 +28,12 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from graph.cypher_guard import parameters, refuse_writes
 from tiein.errors import ConfigError, CypherError
+from tiein.graph.cypher_guard import parameters, refuse_writes
 
 if TYPE_CHECKING:
-    from graph.base import GraphStore
     from tiein.cypher_worker import WorkerLimits
+    from tiein.graph.base import GraphStore
 
 DEFAULT_LIMIT = 1000
 MAX_LIMIT = 100_000
@@ -191,9 +191,9 @@ def embedded_path(store: Any) -> Any:
     worker process can open it; None for other stores and where no worker can run (not POSIX)."""
     import os
 
-    from graph.ladybug_store import EmbeddedStore
+    from tiein.graph.ladybug_store import EmbeddedStore
 
-    inner = getattr(store, "store", store)  # graph.snapshot.SnapshotStore wraps the embedded store
+    inner = getattr(store, "store", store)  # tiein.graph.snapshot.SnapshotStore wraps the embedded store
     return inner.path if isinstance(inner, EmbeddedStore) and os.name == "posix" else None
 
 

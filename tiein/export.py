@@ -5,7 +5,7 @@
 
 One code path. Every anchor's answer comes from :func:`tiein.service.bundle_payload` /
 :func:`tiein.service.related_payload` — the functions behind ``tiein bundle``, ``tiein related``
-and the HTTP API — run on a :class:`graph.snapshot.SnapshotStore` (the whole graph read once, in
+and the HTTP API — run on a :class:`tiein.graph.snapshot.SnapshotStore` (the whole graph read once, in
 bulk, then answered from memory), so an export and the API never disagree.
 
 Order. Anchors by ``product_id`` (string order); with ``scene``, only the scene's members. For
@@ -52,12 +52,12 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from graph.base import PRODUCT_FIELDS
 from tiein.errors import ConfigError
+from tiein.graph.base import PRODUCT_FIELDS
 from tiein.model import PRODUCTS, RELATION_KINDS
 
 if TYPE_CHECKING:
-    from graph.base import GraphStore, Progress
+    from tiein.graph.base import GraphStore, Progress
 
 WHATS = ("bundles", "related")
 FORMATS = ("csv", "jsonl", "parquet")
@@ -258,12 +258,12 @@ def export(
     ``discount`` for bundles (``scene`` also limits the anchors to the scene's members, for
     both). ``bom``: csv only, start the file with a UTF-8 byte-order mark (Excel then reads
     Chinese titles right). ``formula_escape``: csv only, a text cell starting with = + - @ tab or
-    CR gets a leading ``'`` (on by default; see the module doc). ``store`` is any graph store; it is read through a :class:`graph.snapshot.SnapshotStore`
+    CR gets a leading ``'`` (on by default; see the module doc). ``store`` is any graph store; it is read through a :class:`tiein.graph.snapshot.SnapshotStore`
     (one already given is used as it is). ``progress(step, done, total)`` gets anchors done.
 
     Raises ConfigError for bad options (before anything is written), NotFound for an unknown
     scene; any failure leaves ``out`` as it was (absent, or the previous file)."""
-    from graph.snapshot import SnapshotStore
+    from tiein.graph.snapshot import SnapshotStore
     from tiein.service import bundle_payload, related_payload
 
     kinds = _check(what, fmt, kinds, chunk_size)

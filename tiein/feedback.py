@@ -128,14 +128,14 @@ COMPACT_PARTS = 32  # an ingest that leaves more part files than this merges the
 
 def read_events(path: Path | str) -> pa.Table:
     """The events of one file (CSV/TSV, JSON lines, Parquet or XLSX; encodings as in
-    :mod:`loaders.read`) as an :data:`EVENTS` table in file order.
+    :mod:`tiein.loaders.read`) as an :data:`EVENTS` table in file order.
 
     Columns are found by name (:data:`ALIASES`, case-insensitive); unknown columns are ignored.
     Raises :class:`InputError` naming the file, the first bad row, the column and why, listing up
     to five problems: a missing required column or value, an unreadable time, an unknown event
     type or kind, a value that is not a non-negative number.
     """
-    from loaders.read import read_table
+    from tiein.loaders.read import read_table
 
     return _normalise(read_table(Path(path)))
 
@@ -143,7 +143,7 @@ def read_events(path: Path | str) -> pa.Table:
 def records_table(records: Sequence[Any], source: str = "request") -> pa.Table:
     """A list of JSON objects (a POST body) as an :data:`EVENTS` table; ``row`` in errors is the
     1-based position in the list and ``source`` stands for the file name."""
-    from loaders.read import ROW, RawTable
+    from tiein.loaders.read import ROW, RawTable
 
     if not isinstance(records, (list, tuple)):
         raise InputError("expected a list of event objects", file=source)
@@ -171,8 +171,8 @@ def records_table(records: Sequence[Any], source: str = "request") -> pa.Table:
 
 def _normalise(raw: Any) -> pa.Table:
     """RawTable -> EVENTS, strictly (see :func:`read_events`)."""
-    from loaders import build as b
-    from loaders.read import ROW
+    from tiein.loaders import build as b
+    from tiein.loaders.read import ROW
 
     lower = {c.lower(): c for c in reversed(raw.columns)}
     found: dict[str, str] = {}

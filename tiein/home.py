@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tiein.durable import fsync_dir
 from tiein.errors import ConfigError, StoreError
 from tiein.faults import fault
 
@@ -281,19 +282,6 @@ def store_state_id(store: Any) -> str | None:
     sid = meta.get("state_id") if isinstance(meta, dict) else None
     return sid if isinstance(sid, str) else None
 
-
-def fsync_dir(path: Path) -> None:
-    """Make a rename in ``path`` durable (POSIX; a no-op where directories cannot be opened)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def recover_if_idle(home: Path | str, store: Any, store_url: str) -> list[str]:

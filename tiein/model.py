@@ -43,7 +43,7 @@ PRODUCTS = pa.schema(
     ]
 )
 
-# Optional PRODUCTS columns: a products table without them is read as all-null (graph.build).
+# Optional PRODUCTS columns: a products table without them is read as all-null (tiein.graph.build).
 OPTIONAL_PRODUCT_FIELDS = ("margin", "sales_role")
 
 # Sales roles of a product (商品角色): "traffic" 引流款 (high volume, low price: draws customers),
@@ -179,7 +179,7 @@ class GraphData:
 
     ``products`` follows PRODUCTS; ``co_purchased`` and ``co_viewed`` follow PAIR_STATS;
     ``relations`` follows RELATIONS; categories / brands / attributes / scenes are derived by
-    :func:`graph.build.graph_data` from the products (see docs/schema.md).
+    :func:`tiein.graph.build.graph_data` from the products (see docs/schema.md).
     """
 
     products: pa.Table

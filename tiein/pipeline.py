@@ -127,11 +127,11 @@ def check_options(opts: BuildOptions) -> None:
 
 
 def _build(opts: BuildOptions, progress: Progress | None) -> BuildSummary:
-    import loaders
-    from graph import open_store
+    from tiein import loaders
     from tiein.checks import check_build
     from tiein.faults import fault
     from tiein.features import with_sales_roles
+    from tiein.graph import open_store
     from tiein.home import INDEX, INPUTS, Staging, recover, store_state_id, switch
     from tiein.scenes import load_scenes
 
@@ -195,8 +195,8 @@ def _build(opts: BuildOptions, progress: Progress | None) -> BuildSummary:
     model_name: str | None = None
     index = None
     if opts.embeddings and products.num_rows:
-        import embeddings
-        from embeddings.products import cached_vectors
+        from tiein import embeddings
+        from tiein.embeddings.products import cached_vectors
 
         with timer.step("embed"):
             # every title already in the cache (a rebuild): no model load, no torch import

@@ -45,8 +45,8 @@ def load_graph(inputs: Path) -> GraphData:
 def rollback(home: Path, store_url: str | None = None, progress: Progress | None = None) -> RollbackResult:
     """Switch the home and its store back to the previous generation (ConfigError when there is
     none). A crash at any point leaves the home on one of the two generations, whole."""
-    from graph import open_store
     from tiein.faults import fault
+    from tiein.graph import open_store
     from tiein.home import INPUTS, gen_dir, home_lock, read_pointer, recover, store_state_id, switch
 
     store_url = store_url or default_store_url(home)

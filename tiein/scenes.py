@@ -273,7 +273,7 @@ def scene_to_dict(scene: SceneDef) -> dict[str, Any]:
 
 # ----------------------------------------------------------------------------- members
 def _norm_path(col: pa.ChunkedArray | pa.Array) -> pa.Array:
-    """Category paths normalised as graph.build does ("a>b" → "a > b"), lower-cased; null stays."""
+    """Category paths normalised as tiein.graph.build does ("a>b" → "a > b"), lower-cased; null stays."""
     sep = CATEGORY_SEP.strip()
     lowered = pc.utf8_lower(pc.utf8_trim_whitespace(col))
     return pc.replace_substring_regex(lowered, pattern=rf"\s*{re.escape(sep)}\s*", replacement=CATEGORY_SEP)

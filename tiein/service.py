@@ -1,7 +1,7 @@
 """The answers tiein gives, as JSON-ready dicts: one code path for the CLI, the HTTP API and
 batch export, so the three never disagree.
 
-Every function takes an open :class:`graph.base.GraphStore` and returns plain dicts/lists of
+Every function takes an open :class:`tiein.graph.base.GraphStore` and returns plain dicts/lists of
 JSON types (str, int, float, bool, None). The shapes are the public schema; change them only
 additively.
 
@@ -22,9 +22,9 @@ from tiein.explain import explain
 from tiein.model import RELATION_KINDS
 
 if TYPE_CHECKING:
-    from graph.base import GraphStore
     from tiein.bundles import BundleRules
     from tiein.feedback import FeedbackStats
+    from tiein.graph.base import GraphStore
 
 MAX_K = 1000  # the most related rows one call returns
 FEEDBACK_POOL = 3  # with feedback, re-rank the best 3 × k rows so lower ones can rise

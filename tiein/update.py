@@ -39,7 +39,7 @@ How an update recomputes (correctness first):
    are recomputed only then.
 3. Classification, "next purchase" relations and scenes are recomputed from the merged
    statistics (a few seconds; every lift moves when the basket count grows).
-4. The store gets only what changed: :func:`graph.base.graph_delta` diffs the old and new graph
+4. The store gets only what changed: :func:`tiein.graph.base.graph_delta` diffs the old and new graph
    tables and :meth:`GraphStore.apply` writes the difference atomically.
 
 Stock / price fast path. With no new order lines, no new products and no change of title, brand or
@@ -83,7 +83,7 @@ from tiein.state import GRAPH_PARTS, State, _count, _options_from, load_state, w
 # more than this share of the graph's rows (or the basket count changed: then every pair edge's
 # support and lift did): a bulk replace is faster then. Both give the same graph.
 REPLACE_SHARE = 0.25
-# The graph tables a stock / price-only / attribute change can touch (graph.build.graph_tables).
+# The graph tables a stock / price-only / attribute change can touch (tiein.graph.build.graph_tables).
 PRODUCT_TABLES = frozenset({"Product", "Attribute", "Category", "Brand", "HAS_ATTRIBUTE", "IN_CATEGORY", "HAS_BRAND", "CHILD_OF"})
 # Product columns that classification, "next" relations or scenes read (tiein.features.product_frame,
 # embeddings.product_texts, tiein.scenes): changing any of them re-classifies.
@@ -150,9 +150,9 @@ class UpdateSummary:
 
 def _catalog_columns(path: Path, mapping: Any) -> set[str]:
     """The PRODUCTS columns a catalog file sets (those of its columns the loader maps)."""
-    from loaders import build as lb
-    from loaders.load import read_file
-    from loaders.report import LoadReport
+    from tiein.loaders import build as lb
+    from tiein.loaders.load import read_file
+    from tiein.loaders.report import LoadReport
 
     raw = read_file(Path(path), "catalog", mapping, LoadReport(name="update"))
     cols = mapping.catalog
@@ -271,7 +271,7 @@ def update(opts: UpdateOptions, progress: Progress | None = None) -> UpdateSumma
     union of the data. Raises InputError (file, row, column) for bad files and ConfigError when
     there is nothing to update or no build state; a failed update leaves graph and state as they
     were."""
-    from graph import open_store
+    from tiein.graph import open_store
     from tiein.home import home_lock, recover, store_state_id
 
     if opts.catalog is None and opts.orders is None and opts.views is None:
@@ -290,11 +290,11 @@ def update(opts: UpdateOptions, progress: Progress | None = None) -> UpdateSumma
 
 
 def _update(opts: UpdateOptions, progress: Progress | None) -> UpdateSummary:
-    import loaders
-    from graph import open_store
-    from graph.base import graph_delta
+    from tiein import loaders
     from tiein.faults import fault
     from tiein.features import with_sales_roles
+    from tiein.graph import open_store
+    from tiein.graph.base import graph_delta
     from tiein.home import INDEX, INPUTS, Staging, index_dir, switch
 
     timer = _Timer()
@@ -527,8 +527,8 @@ def _embeddings(
     model = state.build["options"]["model"]
     if not bopts.embeddings or products.num_rows == 0 or model is None:
         return None, None, None, None, None
-    import embeddings
-    from embeddings.products import cached_vectors, product_texts
+    from tiein import embeddings
+    from tiein.embeddings.products import cached_vectors, product_texts
 
     texts = product_texts(products)
     vectors = cached_vectors(texts, home / "cache", model)
