@@ -17,7 +17,8 @@ Tasks:
                    item of the basket in it) and precision@10.
 
 Methods: popularity, co-occurrence count, SAR jaccard, SAR lift, item cosine, item BM25
-(numpy/scipy), tiein complements (relation score summed over the cart; "rr": reciprocal rank
+(numpy/scipy), tiein complements (anchors: by relation score, a learnt P(dst | src); carts: the
+edges' cart weights summed, as tiein addons does, tiein.ranker.cart_weight; "rr": reciprocal rank
 summed instead) and tiein addons (tiein.bundles.addons with default rules, k=10, on a
 snapshot of the built store). Candidates are products seen in training; ties by product id;
 every list short of 10 is filled from popularity ("own" = share of slots a method filled itself).
@@ -76,6 +77,7 @@ PROTOCOLS: dict[str, Protocol] = {
     "bread_basket": Protocol(before=dt.datetime(2017, 3, 1)),
 }
 TIEIN = "tiein complements"
+CART = "complement cart weight"  # tiein_relations' key for the complements' cart weights
 OTHER_KINDS = ("substitute", "series", "upsell", "next")
 
 
@@ -138,12 +140,15 @@ def tiein_relations(home: Path) -> dict[str, list[tuple[str, str, float]]]:
     from tiein.home import inputs_dir
 
     t = pq.read_table(
-        inputs_dir(home) / "graph" / "relations.parquet", columns=["src", "dst", "kind", "score"]
+        inputs_dir(home) / "graph" / "relations.parquet", columns=["src", "dst", "kind", "score", "evidence"]
     )
     out: dict[str, list[tuple[str, str, float]]] = {}
-    cols = [t.column(c).to_pylist() for c in ("src", "dst", "kind", "score")]
-    for src, dst, kind, score in zip(*cols, strict=True):
+    cols = [t.column(c).to_pylist() for c in ("src", "dst", "kind", "score", "evidence")]
+    for src, dst, kind, score, evidence in zip(*cols, strict=True):
         out.setdefault(kind, []).append((src, dst, score))
+        if kind == "complement":  # what the edge adds to a cart (tiein.ranker.cart_weight)
+            w = json.loads(evidence).get("cart_weight") if evidence else None
+            out.setdefault(CART, []).append((src, dst, score if w is None else w))
     return out
 
 
@@ -226,12 +231,12 @@ def addons_lists(
     store: Any, cases: list[qm.CartCase], index: qm.ItemIndex, pop: np.ndarray
 ) -> list[tuple[list[int], int]]:
     """tiein's cart add-ons (default rules, k=10) for each case, as positions, popularity-filled."""
-    from tiein.bundles import addons
+    from tiein import bundles
 
     memo = _MemoStore(store)
     out = []
     for c in cases:
-        a = addons(memo, [index.ids[j] for j in c.rest], k=qm.K)  # type: ignore[arg-type]
+        a = bundles.addons(memo, [index.ids[j] for j in c.rest], k=qm.K)  # type: ignore[arg-type]
         scores = np.zeros(len(index))
         for r, item in enumerate(a.items):  # keep addons' order: descending pseudo-scores
             j = index.pos.get(item.product["product_id"])
@@ -282,6 +287,7 @@ def run_dataset(
 
     matrices: dict[str, Any] = {m: (f(X) if f else None) for m, f in qm.BASELINES.items()}
     rels = tiein_relations(home)
+    cart_weights = qm.relation_matrix(rels.pop(CART, []), index)
     kinds = {k: qm.relation_matrix(v, index) for k, v in rels.items()}
     kinds.setdefault("complement", qm.relation_matrix([], index))
     matrices[TIEIN] = kinds["complement"]
@@ -294,7 +300,8 @@ def run_dataset(
     sub = cases[:addon_cases]  # a seeded sample: cases come in hash order
     for m, S in matrices.items():
         tm = time.perf_counter()
-        lists = all_lists[m] = qm.cart_lists(S, cases, pop)
+        # tiein's carts sum each edge's cart weight (what tiein addons sums), anchors rank by score
+        lists = all_lists[m] = qm.cart_lists(cart_weights if m == TIEIN else S, cases, pop)
         cart = qm.cart_metrics(lists, cases)
         anchor = qm.anchor_metrics(qm.anchor_lists(S, anchor_items, pop), test_pos.values())
         # the same method on the addons' carts, for the addons ratio

@@ -1,4 +1,4 @@
-"""What the API refuses before an endpoint runs (tiein/api_guard.py) and what it never logs:
+"""What the API refuses before an endpoint runs (tiein/api/guard.py) and what it never logs:
 request bodies over the cap (413, before they are read), JSON nested too deep (400), the token of
 the page login (``?token=`` → cookie + redirect; ``token=***`` in the access log)."""
 
@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tiein.api_guard import RedactSecrets, json_depth, redact
+from tiein.api.guard import RedactSecrets, json_depth, redact
 
 TOKEN = "s3cret-token-do-not-log"
 BIG = 25 * 1024 * 1024

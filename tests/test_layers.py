@@ -15,11 +15,11 @@ ROOT = Path(tiein.__file__).resolve().parent
 LAYERS: dict[str, int] = {
     "tiein": 0, "tiein.errors": 0, "tiein.model": 0, "tiein.faults": 0, "tiein.durable": 0,
     "tiein.loaders": 1, "tiein.embeddings": 1, "tiein.graph": 1,
-    "tiein.mining": 2, "tiein.spark_mining": 2, "tiein.features": 2, "tiein.relations": 2,
+    "tiein.mining": 2, "tiein.spark_mining": 2, "tiein.features": 2, "tiein.relations": 2, "tiein.ranker": 2,
     "tiein.scenes": 2, "tiein.explain": 2, "tiein.checks": 2,
     "tiein.options": 3, "tiein.state": 3, "tiein.home": 3, "tiein.pipeline": 3, "tiein.update": 3, "tiein.rollback": 3,
     "tiein.service": 4, "tiein.bundles": 4, "tiein.feedback": 4, "tiein.cypher": 4, "tiein.cypher_worker": 4,
-    "tiein.api": 5, "tiein.api_guard": 5, "tiein.cli": 5, "tiein.export": 5,
+    "tiein.api": 5, "tiein.api.guard": 5, "tiein.cli": 5, "tiein.export": 5,
 }  # fmt: skip
 NAMES = ("contracts and errors", "loaders / embeddings / graph", "mining / relations", "pipeline",
          "service", "api / cli / export")  # fmt: skip

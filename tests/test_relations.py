@@ -209,9 +209,16 @@ def test_pairs_bought_together_less_than_chance_are_no_candidates_unless_similar
 
 def test_candidates_per_product_keeps_the_strongest() -> None:
     ids, vec = _vectors()
-    feats = candidate_features(products(), co_purchase=co_purchase(), ids=ids, vectors=vec, per_product=1)
+    feats = candidate_features(
+        products(), co_purchase=co_purchase(), ids=ids, vectors=vec, per_product=1, per_staple=0
+    )
     from_phone = [r["dst"] for r in feats.to_pylist() if r["src"] == "phone_x"]
     assert from_phone == ["case"]  # 15/25·(1-1/1.875) beats film's 10/25·(1-1/1.667)
+    # the most often co-bought partners at lift >= 0.8 come too (staples): film (10) after case (15)
+    feats = candidate_features(
+        products(), co_purchase=co_purchase(), ids=ids, vectors=vec, per_product=1, per_staple=2
+    )
+    assert [r["dst"] for r in feats.to_pylist() if r["src"] == "phone_x"] == ["case", "film"]
 
 
 def test_top_pairs_keeps_each_products_strongest_partners() -> None:

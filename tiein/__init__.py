@@ -7,7 +7,7 @@ so the design's layout stays visible while everything installs and imports as ``
 Imports go one way, from the top of this list down, never up (tests/test_layers.py reads every
 import and fails on one that points up)::
 
-    api / cli / export          tiein.api, tiein.api_guard, tiein.cli, tiein.export
+    api / cli / export          tiein.api, tiein.api.guard, tiein.cli, tiein.export
       ↓
     service (+ feedback)        tiein.service, tiein.bundles, tiein.feedback, tiein.cypher,
       ↓                         tiein.cypher_worker

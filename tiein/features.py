@@ -28,9 +28,9 @@ NEIGHBOURS = pa.schema([("src", pa.string()), ("dst", pa.string()), ("similarity
 _SQL = """
 WITH
 cp AS (
-    SELECT a AS src, b AS dst, n_ab, n_a AS n_src, conf_ab AS conf, lift, after_ab AS after_sd, after_ba AS after_ds FROM cp_t
+    SELECT a AS src, b AS dst, n_ab, n_a AS n_src, n_b AS n_dst, n AS n_baskets, conf_ab AS conf, lift, after_ab AS after_sd, after_ba AS after_ds FROM cp_t
     UNION ALL
-    SELECT b, a, n_ab, n_b, conf_ba, lift, after_ba, after_ab FROM cp_t
+    SELECT b, a, n_ab, n_b, n_a, n, conf_ba, lift, after_ba, after_ab FROM cp_t
 ),
 cv AS (
     SELECT a AS src, b AS dst, n_ab AS co_view FROM cv_t
@@ -55,16 +55,23 @@ cp_top AS (
     QUALIFY row_number() OVER (
         PARTITION BY src ORDER BY n_ab / (n_src + 5.0) * (1.0 - 1.0 / lift) DESC, dst) <= $per_product
 ),
+-- and the most often co-bought partners at about chance or above: staples (lift ~ 1) are add-ons too
+cp_staple AS (
+    SELECT src, dst FROM cp WHERE lift >= 0.8
+    QUALIFY row_number() OVER (PARTITION BY src ORDER BY n_ab DESC, dst) <= $per_staple
+),
 cv_top AS (
     SELECT src, dst FROM cv
     QUALIFY row_number() OVER (PARTITION BY src ORDER BY co_view DESC, dst) <= $per_product
 ),
 cand AS (
-    SELECT src, dst FROM cp_top UNION SELECT src, dst FROM cv_top UNION SELECT src, dst FROM lp UNION SELECT src, dst FROM nb
+    SELECT src, dst FROM cp_top UNION SELECT src, dst FROM cp_staple UNION SELECT src, dst FROM cv_top UNION SELECT src, dst FROM lp UNION SELECT src, dst FROM nb
 )
 SELECT c.src, c.dst,
        coalesce(cp.n_ab, 0) AS n_ab,
        coalesce(cp.n_src, 0) AS n_src,
+       coalesce(cp.n_dst, 0) AS n_dst,
+       coalesce(cp.n_baskets, 0) AS n_baskets,
        coalesce(cp.conf, 0.0) AS conf,
        coalesce(cp.lift, 0.0) AS lift,
        coalesce(cp.after_sd, 0) AS after_sd,
@@ -118,13 +125,16 @@ def candidate_features(
     vectors: np.ndarray | None = None,
     threads: int | None = None,
     per_product: int = 60,
+    per_staple: int = 20,
 ) -> pa.Table:
     """Directed candidate pairs with their features (tiein.relations.FEATURE_COLUMNS).
 
     Candidates are every listed pair and embedding neighbour, plus the ``per_product`` best
-    bought-together partners of each product (by shrunk confidence × (1 - 1/lift), lift > 1) and
+    bought-together partners of each product (by shrunk confidence × (1 - 1/lift), lift > 1), its
+    ``per_staple`` most often co-bought partners with lift ≥ 0.8 (staples: bread, bananas) and
     its ``per_product`` most viewed-together partners; features of every candidate come from the
-    full statistics.
+    full statistics (``n_dst``: orders holding dst, ``n_baskets``: orders counted; 0 without
+    co-purchase).
 
     ``ids``/``vectors`` are the embedding matrix (rows L2-normalised, ``ids[i]`` is row i);
     without them similarity is null (NaN) for every pair.
@@ -137,7 +147,7 @@ def candidate_features(
     con.register("cv_t", co_view if co_view is not None else PAIR_STATS.empty_table())
     con.register("lp_t", listed if listed is not None else LISTED_PAIRS.empty_table())
     con.register("nb_t", neighbours.select(["src", "dst"]) if neighbours is not None else NEIGHBOURS.empty_table())
-    table = con.sql(_SQL, params={"per_product": int(per_product)}).to_arrow_table()
+    table = con.sql(_SQL, params={"per_product": int(per_product), "per_staple": int(per_staple)}).to_arrow_table()
     con.close()
     sim = pair_similarity(table.column("src"), table.column("dst"), ids, vectors)
     return table.append_column("similarity", pa.array(sim, pa.float64()))

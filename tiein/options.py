@@ -11,6 +11,7 @@ from typing import Any
 
 from tiein.checks import Floors
 from tiein.features import RoleConfig
+from tiein.ranker import RankerConfig
 from tiein.relations import NextConfig, RelationConfig
 
 Progress = Callable[[str, int, int], None]
@@ -48,6 +49,9 @@ class BuildOptions:
     threads: int | None = None
     mining: str = "numpy"  # pair-mining backend, one of MINING_BACKENDS ("spark": tiein.spark_mining)
     relations: RelationConfig = field(default_factory=RelationConfig)
+    # complement scores learnt from the shop's own baskets (tiein.ranker); too small a shop keeps
+    # the hand-set score
+    ranker: RankerConfig = field(default_factory=RankerConfig)
     # "next purchase" relations from customer timelines (window: after_window_days); a pair also
     # needs min_count customers to survive mining, so the effective minimum is the larger one
     next_purchase: NextConfig = field(default_factory=NextConfig)

@@ -46,6 +46,8 @@ class BuildSummary:
     top_products: list[str] = field(default_factory=list)
     # {"source": "user" | "discovered" | None, "count", "members", "file", "empty_roles": [...]}
     scenes: dict[str, Any] = field(default_factory=dict)
+    # how complements were scored: the learnt weights and validation AUC, or why not (tiein.ranker)
+    ranker: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -58,6 +60,7 @@ class BuildSummary:
             "model": self.model,
             "top_products": self.top_products,
             "scenes": self.scenes,
+            "ranker": self.ranker,
         }
 
 
@@ -277,6 +280,7 @@ def _build(opts: BuildOptions, progress: Progress | None) -> BuildSummary:
     summary.load_report = loaded.report.lines()
     summary.top_products = top_products(loaded.orders, relations, 5)
     summary.scenes = report["scenes"]
+    summary.ranker = report["ranker"]
     summary.counts["scenes"] = report["scenes"]["count"]
     return summary
 
@@ -304,22 +308,36 @@ def graph_from_stats(
     relations, scenes, and each product's strongest pair edges; timed as classify, next, scenes,
     pairs. Returns the GraphData (with ``meta``) and a report: {"candidates": candidate pairs
     classified, "scenes": the scenes report}."""
-    from tiein.features import candidate_features, next_candidates, top_pairs
-    from tiein.relations import classify, classify_next
+    from functools import partial
 
+    from tiein.features import candidate_features, next_candidates, top_pairs
+    from tiein.ranker import fit_from_orders
+    from tiein.relations import classify, classify_next, score_features
+
+    features_of = partial(
+        candidate_features,
+        products,
+        co_view=co_view,
+        listed=listed if listed.num_rows else None,
+        neighbours=neighbours,
+        ids=ids,
+        vectors=vectors,
+        threads=opts.threads,
+        per_product=opts.candidates_per_product,
+    )
+    with timer.step("rank"):  # complement weights fitted on a time split of the shop's own orders
+        ranker, ranker_report = fit_from_orders(
+            products, orders, features=lambda pairs: features_of(co_purchase=pairs),
+            min_count=opts.min_count, max_basket=opts.max_basket, after_window_days=opts.after_window_days,
+            min_pair_count=opts.relations.min_pair_count,
+            baseline=lambda f: score_features(f, opts.relations)["complement"],
+            min_probability=opts.relations.min_probability, keep_per_src=opts.relations.keep_per_kind,
+            threads=opts.threads, cfg=opts.ranker,
+        )  # fmt: skip
+    meta = {**meta, "complement_ranker": ranker_report, "ranker_config": opts.ranker.to_dict()}
     with timer.step("classify"):
-        features = candidate_features(
-            products,
-            co_purchase=co_purchase,
-            co_view=co_view,
-            listed=listed if listed.num_rows else None,
-            neighbours=neighbours,
-            ids=ids,
-            vectors=vectors,
-            threads=opts.threads,
-            per_product=opts.candidates_per_product,
-        )
-        relations = classify(features, opts.relations)
+        features = features_of(co_purchase=co_purchase)
+        relations = classify(features, opts.relations, ranker)
     with timer.step("next"):
         if co_purchase is not None and timeline is not None and timeline.num_rows:
             nxt = classify_next(
@@ -344,7 +362,7 @@ def graph_from_stats(
             scene_members=members,
             meta=meta,
         )
-    return data, {"candidates": features.num_rows, "scenes": scene_report}
+    return data, {"candidates": features.num_rows, "scenes": scene_report, "ranker": ranker_report}
 
 
 def _scenes(

@@ -41,10 +41,15 @@ class RelationConfig:
 
     min_pair_count: co-purchase count a complement needs (listed pairs count as evidence too).
     min_score: relations scoring below this are dropped.
+    min_probability: the same for complements scored by the learnt ranker (a probability:
+        P(dst in basket | src in basket)).
     prior_baskets: Bayesian shrinkage of confidence: conf = n_ab / (n_src + prior_baskets), so
         2-of-2 does not beat 200-of-400.
     sub_min_similarity: title similarity below which a pair is never a substitute.
     sub_together_lift: pairs bought together with lift above this are penalised as substitutes.
+    sub_never_lift / sub_together_count: a pair bought together in at least
+        ``sub_together_count`` orders with lift above ``sub_never_lift`` is never a substitute
+        (shoppers take both: variants, not alternatives).
     dup_similarity: near-duplicate titles (similarity above) are never complements.
     upsell_min_ratio / upsell_max_ratio: price(dst)/price(src) band for an upsell.
     series_min_similarity: title similarity a same-brand pair needs to be a series.
@@ -53,9 +58,12 @@ class RelationConfig:
 
     min_pair_count: int = 2
     min_score: float = 0.01
+    min_probability: float = 0.002
     prior_baskets: float = 5.0
     sub_min_similarity: float = 0.55
     sub_together_lift: float = 3.0
+    sub_never_lift: float = 1.5
+    sub_together_count: int = 5
     dup_similarity: float = 0.92
     upsell_min_ratio: float = 1.25
     upsell_max_ratio: float = 4.0
@@ -269,41 +277,61 @@ FEATURE_COLUMNS = (
 )
 
 
-def score_features(f: dict[str, np.ndarray], cfg: RelationConfig) -> dict[str, np.ndarray]:
-    """Score every candidate pair (columns as in FEATURE_COLUMNS) for every kind."""
+def score_features(f: dict[str, np.ndarray], cfg: RelationConfig, ranker: Any = None) -> dict[str, np.ndarray]:
+    """Score every candidate pair (columns as in FEATURE_COLUMNS) for every kind.
+
+    The complement score is ``ranker.predict(f)`` (a :class:`tiein.ranker.ComplementRanker`
+    fitted on the shop's own baskets: P(dst in basket | src in basket)) for pairs bought together
+    at least ``cfg.min_pair_count`` times or listed by the shop; without a ranker (a shop too small
+    to learn from) it is the hand-set :func:`complement_score`. The hand-set score also decides
+    typing: a pair whose hand-set complement score beats its substitute score, or that is bought
+    together well above chance (in at least
+    ``cfg.sub_together_count`` orders with lift above ``cfg.sub_never_lift``), is never a
+    substitute.
+    """
     assoc = association(f["n_ab"], f["n_src"], f["lift"], cfg.prior_baskets)
     assoc = np.where(f["n_ab"] >= cfg.min_pair_count, assoc, 0.0)
     direction = direction_factor(f["price_ratio"], f["after_sd"], f["after_ds"])
-    comp = complement_score(assoc, f["listed_buy"], f["similarity"], f["cat_rel"], direction, cfg.dup_similarity)
+    hand = complement_score(assoc, f["listed_buy"], f["similarity"], f["cat_rel"], direction, cfg.dup_similarity)
+    if ranker is not None:
+        eligible = (f["n_ab"] >= cfg.min_pair_count) | (f["listed_buy"] > 0)
+        comp = np.where(eligible, ranker.predict(f), 0.0)
+    else:
+        comp = hand
     sub = substitute_score(
         f["similarity"], f["cat_rel"], f["co_view"], f["listed_view"], f["lift"], f["conf"],
         cfg.sub_min_similarity, cfg.sub_together_lift,
     )
     # Something that is clearly a complement is not also offered as a substitute.
-    sub = np.where(comp > sub, 0.0, sub)
+    together = (np.nan_to_num(f["lift"], nan=0.0) > cfg.sub_never_lift) & (f["n_ab"] >= cfg.sub_together_count)
+    sub = np.where((hand > sub) | together, 0.0, sub)
     up = upsell_score(sub, f["price_ratio"], cfg.upsell_min_ratio, cfg.upsell_max_ratio)
     ser = series_score(f["same_line"], f["similarity"], cfg.series_min_similarity)
     return {"complement": comp, "substitute": sub, "upsell": up, "series": ser}
 
 
-def classify(features: pa.Table, cfg: RelationConfig | None = None) -> pa.Table:
-    """Type every candidate pair of ``features`` (FEATURE_COLUMNS) and return the RELATIONS table:
-    for each product and kind, the best ``cfg.keep_per_kind`` relations scoring ≥ ``cfg.min_score``,
-    ordered by src, kind, score desc, dst."""
+def classify(features: pa.Table, cfg: RelationConfig | None = None, ranker: Any = None) -> pa.Table:
+    """Type every candidate pair of ``features`` (FEATURE_COLUMNS, optionally ``n_dst`` and
+    ``n_baskets`` for the ranker) and return the RELATIONS table: for each product and kind, the
+    best ``cfg.keep_per_kind`` relations scoring ≥ ``cfg.min_score`` (complements scored by
+    ``ranker``: ≥ ``cfg.min_probability``), ordered by src, kind, score desc, dst. See
+    :func:`score_features`."""
     cfg = cfg or RelationConfig()
     if features.num_rows == 0:
         return RELATIONS.empty_table()
-    f = {c: features.column(c).to_numpy(zero_copy_only=False) for c in FEATURE_COLUMNS}
-    for c in ("n_ab", "n_src", "after_sd", "after_ds", "co_view", "listed_buy", "listed_view", "cat_rel"):
-        f[c] = np.nan_to_num(f[c].astype(np.float64)).astype(np.int64)
+    f = {c: features.column(c).to_numpy(zero_copy_only=False) for c in features.column_names}
+    for c in ("n_ab", "n_src", "n_dst", "n_baskets", "after_sd", "after_ds", "co_view", "listed_buy", "listed_view", "cat_rel"):
+        if c in f:
+            f[c] = np.nan_to_num(f[c].astype(np.float64)).astype(np.int64)
     for c in ("conf", "lift", "similarity", "price_ratio"):
         f[c] = f[c].astype(np.float64)
     f["same_line"] = f["same_line"].astype(bool)
-    scores = score_features(f, cfg)
+    scores = score_features(f, cfg, ranker)
 
     parts = []
     for kind, s in scores.items():
-        idx = np.nonzero(s >= cfg.min_score)[0]
+        floor = cfg.min_probability if kind == "complement" and ranker is not None else cfg.min_score
+        idx = np.nonzero(s >= floor)[0]
         if idx.size == 0:
             continue
         # best keep_per_kind per src: sort by (src, -score, dst)
@@ -320,8 +348,17 @@ def classify(features: pa.Table, cfg: RelationConfig | None = None) -> pa.Table:
     idx = np.concatenate([p[1] for p in parts])
     kinds = np.concatenate([np.full(p[1].size, p[0], dtype=object) for p in parts])
     sel = {c: f[c][idx] for c in FEATURE_COLUMNS}
+    for c in ("n_dst", "n_baskets"):
+        sel[c] = f[c][idx] if c in f else np.zeros(idx.size, dtype=np.int64)
     sel["kind"] = kinds
     sel["score"] = np.round(np.concatenate([p[2] for p in parts]), 6)
+    # what each complement adds to a cart's add-on score (tiein.ranker.cart_weight; the score itself
+    # for other kinds and for the hand-set score)
+    exponent = float(getattr(ranker, "cart_exponent", 0.0)) if ranker is not None else 0.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ok = (sel["n_dst"] > 0) & (sel["n_baskets"] > 0) & (kinds == "complement")
+        base = np.where(ok, sel["n_dst"] / np.where(ok, sel["n_baskets"], 1), 1.0)
+    sel["cart_weight"] = np.round(np.where(ok, sel["score"] / base**exponent, sel["score"]), 6)
     sel["category_relation"] = CAT_NAMES[sel["cat_rel"]]
     return _relations_table(sel)
 
@@ -340,6 +377,9 @@ SELECT src, dst, kind, score, n_ab,
            'kind': kind,
            'bought_together': n_ab,
            'orders_with_anchor': n_src,
+           'orders_with_addon': n_dst,
+           'orders': n_baskets,
+           'cart_weight': cart_weight,
            'confidence': CASE WHEN isfinite(conf) THEN round(conf, 4) END,
            'lift': CASE WHEN isfinite(lift) THEN round(lift, 3) END,
            'bought_after': after_sd,
@@ -368,9 +408,9 @@ def _relations_table(sel: dict[str, np.ndarray]) -> pa.Table:
         "category_relation": pa.array(sel["category_relation"], pa.string()),
         "same_line": pa.array(sel["same_line"], pa.bool_()),
     }
-    for c in ("n_ab", "n_src", "after_sd", "after_ds", "co_view", "listed_buy", "listed_view"):
+    for c in ("n_ab", "n_src", "n_dst", "n_baskets", "after_sd", "after_ds", "co_view", "listed_buy", "listed_view"):
         cols[c] = pa.array(sel[c], pa.int64())
-    for c in ("conf", "lift", "similarity", "price_ratio"):
+    for c in ("conf", "lift", "similarity", "price_ratio", "cart_weight"):
         cols[c] = pa.array(sel[c], pa.float64())  # NaN stays NaN; SQL maps it to null
     con = duckdb.connect()
     con.register("sel", pa.table(cols))

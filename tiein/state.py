@@ -54,6 +54,7 @@ def _options_dict(opts: BuildOptions, model: str | None) -> dict[str, Any]:
         "embeddings": opts.embeddings,
         "model": model,
         "relations": opts.relations.to_dict(),
+        "ranker": opts.ranker.to_dict(),
         "next_purchase": opts.next_purchase.to_dict(),
         "roles": opts.roles.to_dict(),
         "scenes": str(opts.scenes) if opts.scenes is not None else None,
@@ -64,6 +65,7 @@ def _options_dict(opts: BuildOptions, model: str | None) -> dict[str, Any]:
 
 def _options_from(d: dict[str, Any], home: Path, store_url: str | None, threads: int | None) -> BuildOptions:
     from tiein.features import RoleConfig
+    from tiein.ranker import RankerConfig
     from tiein.relations import NextConfig, RelationConfig
 
     return BuildOptions(
@@ -79,6 +81,7 @@ def _options_from(d: dict[str, Any], home: Path, store_url: str | None, threads:
         after_window_days=d["after_window_days"],
         threads=threads,
         relations=RelationConfig(**d["relations"]),
+        ranker=RankerConfig(**d.get("ranker", {})),  # states written before the ranker: defaults
         next_purchase=NextConfig(**d["next_purchase"]),
         roles=RoleConfig(**d["roles"]),
         scenes=Path(d["scenes"]) if d["scenes"] else None,

@@ -1,0 +1,352 @@
+"""The FastAPI app: :func:`create_app` wires the state and the routes; every route answers from
+:mod:`tiein.service`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+from urllib.parse import quote, urlencode
+
+from fastapi import Body, Depends, FastAPI, Query, Request
+from fastapi import Path as PathParam
+from fastapi.responses import HTMLResponse, RedirectResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from tiein import __version__
+from tiein.api.errors import _install_error_handlers
+from tiein.api.page import neighbourhood, render_product_page
+from tiein.api.schemas import (
+    AddonsRequest,
+    AddonsResponse,
+    BundleResponse,
+    CypherRequest,
+    CypherResponse,
+    EventsRequest,
+    EventsResponse,
+    HealthResponse,
+    Product,
+    ProductId,
+    RelatedResponse,
+    SceneDetail,
+    ScenesResponse,
+    SearchResponse,
+    Text,
+    _errors,
+)
+from tiein.api.settings import API_PREFIX, MAX_ID_LENGTH, MAX_QUERY_TEXT, TOKEN_COOKIE, Settings
+from tiein.api.state import FeedbackCache, Search, State, _state, _store, _token_ok, require_token
+from tiein.errors import (
+    ConfigError,
+    InputError,
+    ProductNotFound,
+    ServiceUnavailable,
+)
+from tiein.model import RELATION_KINDS
+
+if TYPE_CHECKING:
+    from tiein.graph.base import GraphStore
+
+
+def create_app(settings: Settings | None = None, *, store: GraphStore | None = None) -> FastAPI:
+    """The API app for ``settings`` (default :meth:`Settings.from_env`).
+
+    ``store``: an open store to serve instead of opening ``settings.store_url`` (the caller then
+    owns it). Raises ConfigError for a bad store URL; an unreachable store is reported per request
+    (503), so the server starts and recovers when the store comes back.
+    """
+    settings = settings or Settings.from_env()
+    owns = store is None
+    if store is None:
+        store = open_api_store(settings)
+    state = State(settings, store, Search(lambda: settings.index_dir), owns_store=owns,
+                  feedback=FeedbackCache(settings.home, settings.feedback_refresh_s))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> Any:
+        yield
+        if state.owns_store:
+            state.store.close()
+
+    app = FastAPI(
+        title="tiein",
+        version=__version__,
+        summary="Product relations and bundles for cross-selling (关联销售 / 搭售).",
+        description=(
+            "Complements, substitutes, upsells and bundles from a product relation graph. "
+            "Every error is `{\"error\": {\"code\", \"message\", \"details\"}}`. "
+            "When the server has a token, send `Authorization: Bearer <token>`."
+        ),
+        lifespan=lifespan,
+    )
+    from tiein.cypher_worker import WorkerLimits
+
+    state.cypher_worker = WorkerLimits(settings.cypher_memory_mb)
+    app.state.tiein = state
+    _install_error_handlers(app)
+    from tiein.api.guard import BodyLimits, install_log_redaction
+
+    app.add_middleware(BodyLimits, max_bytes=settings.max_body_bytes)  # type: ignore[arg-type]
+    install_log_redaction()  # no ?token= in the access log
+    if settings.cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+    app.include_router(_routes(settings))
+
+    @app.get("/", include_in_schema=False)
+    def root() -> RedirectResponse:
+        return RedirectResponse("/docs")
+
+    return app
+
+
+def open_api_store(settings: Settings) -> GraphStore:
+    """The store of ``settings``; a Neo4j store retries a failed read for ``neo4j_retry_s`` only,
+    so a request to a down server answers 503 in about that time (the driver's default: 30 s)."""
+    from tiein.graph import NEO4J_SCHEMES, open_store
+
+    if settings.store_url.strip().lower().startswith(NEO4J_SCHEMES):
+        from tiein.graph.neo4j_store import Neo4jStore
+
+        if settings.snapshot:
+            raise ConfigError("the in-memory snapshot serves the embedded store only; Neo4j is read directly")
+        return Neo4jStore.from_url(settings.store_url.strip(), max_transaction_retry_time=settings.neo4j_retry_s)
+    store = open_store(settings.store_url)
+    if settings.snapshot is False:
+        return store
+    from tiein.graph.snapshot import SnapshotStore
+
+    try:
+        return SnapshotStore(store)  # follows the embedded store's generation: a rebuild is served
+    except BaseException:
+        store.close()
+        raise
+
+
+def app_from_env() -> FastAPI:
+    """App factory for ``uvicorn --factory`` (what ``tiein serve`` runs in each worker)."""
+    return create_app(Settings.from_env())
+
+
+def _routes(settings: Settings) -> Any:
+    """The /v1 routes; caps (k, row limits) come from ``settings`` so the OpenAPI schema states
+    the real ones."""
+    from fastapi import APIRouter
+
+    router = APIRouter(prefix=API_PREFIX)
+    # auth only when there is a token, so the OpenAPI spec states the truth either way
+    auth = [Depends(require_token)] if settings.token is not None else []
+    k_help = f"How many (1-{settings.max_k})."
+
+    @router.get("/health", response_model=HealthResponse, responses=_errors(), tags=["meta"])
+    def health(request: Request) -> dict[str, Any]:
+        """The store answers, with its node / relationship counts and build meta (no auth)."""
+        st = _state(request)
+        snapshot = st.store.name == "snapshot"  # the embedded store, read from memory
+        return {
+            "status": "ok",
+            "version": __version__,
+            "store": "embedded" if snapshot else st.store.name,
+            "snapshot": snapshot,
+            "graph": st.store.stats(),
+            "search": st.search.available(),
+        }
+
+    @router.get("/products/{product_id:path}/related", response_model=RelatedResponse, responses=_errors(404),
+                dependencies=auth, tags=["products"])
+    def related(
+        request: Request,
+        product_id: ProductId,
+        kind: Annotated[Literal[RELATION_KINDS], Query(description="Relation kind.")] = "complement",  # type: ignore[valid-type]
+        k: int = Query(10, ge=1, le=settings.max_k, description=k_help),
+        feedback: bool = Query(False, description="Re-rank by the logged events' conversion (POST /v1/events, "
+                               "`tiein feedback ingest`). Rows gain `feedback_score` (the sampled rate they are "
+                               "sorted by) and `feedback`: {metric, impressions, successes (this pair), "
+                               "item_impressions, item_successes (the item for other anchors), item_factor, "
+                               "rate (posterior mean), draw}."),
+    ) -> dict[str, Any]:
+        """Top-k related products of a kind, best first, with evidence and explanations; with
+        ``feedback=true`` re-ranked by observed performance (the same answer for the same log)."""
+        from tiein.service import related_payload
+
+        st = _state(request)
+        stats = st.feedback.stats() if feedback and st.feedback is not None else None
+        return related_payload(st.store, product_id, kind, k, feedback=stats)
+
+    @router.get("/products/{product_id:path}/bundle", response_model=BundleResponse, responses=_errors(404),
+                dependencies=auth, tags=["bundles"])
+    def bundle(
+        request: Request,
+        product_id: ProductId,
+        scene: Annotated[Text | None, Query(min_length=1, max_length=MAX_ID_LENGTH,
+                                            description="Scene id or name whose role order to follow.")] = None,
+        size: Annotated[int, Query(ge=2, le=6, description="Bundle size, anchor included.")] = 3,
+        budget: Annotated[float | None, Query(gt=0, allow_inf_nan=False, description="Most the bundle may cost.")] = None,
+        mix: Annotated[Text | None, Query(max_length=200, description="Sales roles of the add-ons in order, "
+                                          "comma-separated (hero,profit).")] = None,
+        discount: Annotated[float | None, Query(ge=0, lt=1, allow_inf_nan=False,
+                                                description="Bundle discount (0.1 = 10 % off; default 0.1).")] = None,
+    ) -> dict[str, Any]:
+        """A bundle for the anchor product: complements under the merchant's rules, following a
+        scene's roles (the given one, else the anchor's own), a sayable bundle price and a pitch;
+        ``reason`` says why when there is none."""
+        return _bundle(_state(request), product_id, scene=scene, size=size, budget=budget, mix=mix,
+                       discount=discount)
+
+    @router.post("/cart/addons", response_model=AddonsResponse, responses=_errors(400, 404), dependencies=auth,
+                 tags=["bundles"])
+    def cart_addons(request: Request, body: Annotated[AddonsRequest, Body()]) -> dict[str, Any]:
+        """Complements of a whole cart; with a threshold, the items that reach it."""
+        from tiein.service import addons_payload
+
+        if body.k > settings.max_k:
+            raise ConfigError(f"k must be from 1 to {settings.max_k}, got {body.k}")
+        return addons_payload(_store(request), body.cart, threshold=body.threshold, k=body.k)
+
+    @router.post("/events", response_model=EventsResponse, responses=_errors(400), dependencies=auth,
+                 tags=["feedback"])
+    def events(request: Request, body: Annotated[EventsRequest, Body()]) -> dict[str, Any]:
+        """Log recommendation events (impressions, clicks, add-to-carts, purchases) for the feedback
+        loop. All or nothing: one bad event rejects the request (422 naming ``events[i].field``);
+        re-posting the same events adds nothing."""
+        from tiein.feedback import ingest_records
+
+        records = [e.model_dump(exclude_none=True) for e in body.events]
+        try:
+            result = ingest_records(_state(request).settings.home, records, source="request body")
+        except InputError as exc:
+            if exc.row is None:
+                raise
+            # name the event as the body does (0-based index, field); details keep row = index + 1
+            err = InputError(f"events[{exc.row - 1}]" + (f".{exc.column}" if exc.column else "") + f": {exc.reason}")
+            err.row, err.column = exc.row, exc.column
+            raise err from exc
+        return {"received": result.received, "added": result.added, "duplicates": result.duplicates}
+
+    @router.get("/search", response_model=SearchResponse, responses=_errors(), dependencies=auth,
+                tags=["products"])
+    def search(
+        request: Request,
+        q: Annotated[Text, Query(min_length=1, max_length=MAX_QUERY_TEXT, description="Text to search titles for.")],
+        k: int = Query(10, ge=1, le=settings.max_k, description=k_help),
+    ) -> dict[str, Any]:
+        """Products whose titles mean what ``q`` says (embeddings + FAISS; any language the
+        model knows). 503 when the home has no index."""
+        st = _state(request)
+        if not q.strip():
+            raise ConfigError("query parameter 'q' is blank")
+        model, hits = st.search.search(q, k)
+        results = []
+        for pid, sim in hits:
+            try:
+                results.append({**st.store.product(pid), "similarity": sim})
+            except ProductNotFound:  # the index is older than the graph: skip what left it
+                continue
+        return {"query": q, "model": model, "results": results}
+
+    @router.get("/scenes", response_model=ScenesResponse, responses=_errors(), dependencies=auth, tags=["scenes"])
+    def scenes(request: Request) -> dict[str, Any]:
+        """Every scene with its roles in order."""
+        return {"scenes": _store(request).scenes()}
+
+    @router.get("/scenes/{name}", response_model=SceneDetail, responses=_errors(404), dependencies=auth,
+                tags=["scenes"])
+    def scene(
+        request: Request,
+        name: Annotated[Text, PathParam(min_length=1, max_length=MAX_ID_LENGTH, description="Scene id or name.")],
+    ) -> dict[str, Any]:
+        """One scene: its roles in order, each with its products."""
+        return _store(request).scene(name)
+
+    @router.post("/cypher", response_model=CypherResponse, responses=_errors(400, 403), dependencies=auth,
+                 tags=["analysts"])
+    def cypher(request: Request, body: Annotated[CypherRequest, Body()]) -> dict[str, Any]:
+        """Run one read-only Cypher query (writes refused) with a row cap and a time limit; the
+        answer says whether the cap truncated it."""
+        limit = body.limit if body.limit is not None else min(1000, settings.cypher_max_rows)
+        if limit > settings.cypher_max_rows:
+            raise ConfigError(f"limit must be at most {settings.cypher_max_rows}, got {limit}")
+        timeout = body.timeout_s if body.timeout_s is not None else settings.cypher_timeout_s
+        if timeout > settings.cypher_timeout_s:
+            raise ConfigError(f"timeout_s must be at most {settings.cypher_timeout_s:g}, got {timeout:g}")
+        return _run_cypher(_store(request), body.query, body.params, limit, timeout, _state(request).cypher_worker)
+
+    @router.get("/products/{product_id:path}/view", response_class=HTMLResponse, responses=_errors(404, html=True),
+                tags=["analysts"])
+    def view(
+        request: Request,
+        product_id: ProductId,
+        token: Annotated[str | None, Query(description="The API token (when the server has one), once: "
+                                           "a cookie keeps it.")] = None,
+    ) -> HTMLResponse:
+        """The analyst's page of a product's neighbourhood: complements, substitutes, upsells,
+        same series and a bundle, with explanations and links to the neighbours' pages."""
+        st = _state(request)
+        expected = st.settings.token
+        set_cookie = False
+        if expected is not None:
+            scheme, _, value = request.headers.get("authorization", "").partition(" ")
+            given = value.strip() if scheme.lower() == "bearer" else request.cookies.get(TOKEN_COOKIE)
+            if token is not None and _token_ok(expected, token):
+                given, set_cookie = token, True
+            if not _token_ok(expected, given):
+                raise StarletteHTTPException(
+                    401, "missing or wrong token: open this page once with ?token=<token>",
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+        if set_cookie and expected is not None:
+            # the token leaves the URL (history, logs, Referer): kept in a cookie, then the same page without it
+            rest = [(k, v) for k, v in request.query_params.multi_items() if k != "token"]
+            path = request.scope.get("raw_path", b"").decode("latin-1") or quote(request.url.path)
+            target = path + ("?" + urlencode(rest) if rest else "")
+            redirect = RedirectResponse(target, status_code=303)
+            redirect.set_cookie(TOKEN_COOKIE, expected, httponly=True, samesite="strict", path=API_PREFIX)
+            return redirect  # type: ignore[return-value]
+        page = render_product_page(neighbourhood(st, product_id))
+        return HTMLResponse(page)
+
+    # Ids may hold "/" (SKUs such as AB/12, sent as AB/12 or AB%2F12): the product routes take the
+    # rest of the path, so the plain route comes after the routes with a suffix (/related, /bundle,
+    # /view); an id that itself ends in one of those suffixes is read as that route.
+    @router.get("/products/{product_id:path}", response_model=Product, responses=_errors(404), dependencies=auth,
+                tags=["products"])
+    def product(request: Request, product_id: ProductId) -> dict[str, Any]:
+        """One product's fields."""
+        return _store(request).product(product_id)
+
+    return router
+
+
+def _bundle(st: State, product_id: str, *, scene: str | None, size: int, budget: float | None,
+            mix: str | None, discount: float | None) -> dict[str, Any]:
+    from tiein.service import bundle_payload
+
+    roles: tuple[str, ...] | None = None
+    if mix is not None:
+        # "hero,profit", "hero+profit" (a '+' in a query string arrives as a space) or "hero profit"
+        roles = tuple(p for p in mix.replace("+", ",").replace(" ", ",").split(",") if p)
+        if not roles:
+            raise ConfigError("query parameter 'mix' names no sales role (e.g. mix=hero,profit)")
+    return bundle_payload(st.store, product_id, scene=scene, size=size, budget=budget, mix=roles, discount=discount)
+
+
+def _run_cypher(store: GraphStore, query: str, params: dict[str, Any] | None, limit: int,
+                timeout_s: float, worker: Any) -> dict[str, Any]:
+    try:
+        from tiein.cypher import run_cypher
+    except ImportError as exc:
+        raise ServiceUnavailable("analyst Cypher is not available in this version of tiein") from exc
+    # the embedded store: in a worker process (memory limit, killed at the time limit, no store lock)
+    result = run_cypher(store, query, params, limit=limit, timeout_s=timeout_s, worker=worker)
+    if isinstance(result, Mapping):
+        return dict(result)
+    if hasattr(result, "to_dict"):
+        return dict(result.to_dict())
+    return {name: getattr(result, name) for name in ("columns", "rows", "truncated", "elapsed_ms")
+            if hasattr(result, name)}

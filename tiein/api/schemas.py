@@ -1,0 +1,280 @@
+"""Request and response models of the API: the OpenAPI schema and the validation of bodies."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from fastapi import Path as PathParam
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from tiein.api.settings import MAX_CART, MAX_CYPHER_LENGTH, MAX_ID_LENGTH
+from tiein.service import MAX_K
+
+if TYPE_CHECKING:
+    pass
+
+
+def _valid_text(value: str) -> str:
+    """Text that can reach a store: no lone surrogates (they cannot be encoded as UTF-8)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError("must be valid Unicode text (no lone surrogates)") from exc
+    return value
+
+
+Text = Annotated[str, AfterValidator(_valid_text)]
+
+
+ProductId = Annotated[Text, PathParam(min_length=1, max_length=MAX_ID_LENGTH, description="Product id.")]
+
+
+class Open(BaseModel):
+    """Answers may gain fields (additive changes only), so extra fields pass through."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class Product(Open):
+    product_id: str = Field(description="The shop's product id (StockCode, SKU, ASIN).")
+    title: str | None = Field(None, description="Product title.")
+    category: str | None = Field(None, description="Leaf category name.")
+    category_path: str | None = Field(None, description="Full category path joined with ' > '.")
+    brand: str | None = Field(None, description="Brand.")
+    price: float | None = Field(None, description="Price in the shop's currency (null = unknown).")
+    stock: int | None = Field(None, description="Units in stock (null = unknown, treated as in stock).")
+
+
+class RelatedItem(Product):
+    kind: str = Field(description="Relation kind: complement, substitute, upsell or series.")
+    score: float = Field(description="Relation score; rows are sorted by it, then product_id.")
+    n_ab: int | None = Field(None, description="Orders holding both products.")
+    lift: float | None = Field(None, description="Co-purchase lift.")
+    confidence: float | None = Field(None, description="P(this product | the anchor).")
+    co_view: int | None = Field(None, description="Sessions viewing both.")
+    similarity: float | None = Field(None, description="Title embedding cosine similarity.")
+    category_relation: str | None = Field(None, description="same | sibling | different | unknown.")
+    price_ratio: float | None = Field(None, description="price(this) / price(anchor).")
+    evidence: dict[str, Any] = Field(description="Every number behind the decision.")
+    explanation_zh: str = Field(description="The evidence as one sentence in Chinese.")
+    explanation_en: str = Field(description="The evidence as one sentence in English.")
+
+
+class RelatedResponse(Open):
+    product: Product
+    kind: str
+    related: list[RelatedItem]
+
+
+class Bilingual(Open):
+    zh: str | None = None
+    en: str | None = None
+
+
+class Reason(Open):
+    code: str = Field(description="Stable reason code (see tiein.bundles.REASONS).")
+    zh: str
+    en: str
+
+
+class BundleItem(Open):
+    product: Product
+    role: str | None = Field(None, description="The slot this item fills (scene role or category).")
+    relation: str = Field(description="'complement of anchor' or 'complement of <product_id>'.")
+    score: float
+    evidence: dict[str, Any]
+    explanation: Bilingual
+
+
+class BundleResponse(Open):
+    anchor: Product
+    items: list[BundleItem] = Field(description="Add-ons in bundle order (empty when reason is set).")
+    total: float | None = Field(None, description="Anchor + add-ons at full price.")
+    suggested_price: float | None = Field(None, description="A sayable bundle price after the discount.")
+    saving: float | None = None
+    discount: float
+    pitch: Bilingual
+    budget: float | None = None
+    reason: Reason | None = Field(None, description="Why there is no bundle (null when there is one).")
+    skipped: dict[str, int] = Field(description="Candidates passed over, by rule.")
+    scene: dict[str, Any] | None = Field(None, description="The scene whose roles were followed ({scene_id, name}).")
+    skipped_roles: list[str] = Field(default_factory=list, description="Scene roles no item could fill.")
+    mix: list[str] | None = Field(None, description="The sales roles asked for, in order.")
+
+
+class AddonItem(Open):
+    product: Product
+    score: float
+    relation: str
+    sources: list[str] = Field(description="Cart items this product complements.")
+    evidence: dict[str, Any]
+    explanation: Bilingual
+    overspend: float | None = Field(None, description="Top-ups: new total - threshold.")
+    new_total: float | None = Field(None, description="Top-ups: the cart total with this item.")
+
+
+class AddonsResponse(Open):
+    cart: list[Product]
+    total: float | None
+    items: list[AddonItem]
+    reason: Reason | None = None
+    threshold: float | None = None
+    gap: float | None = Field(None, description="threshold - total (0 when reached).")
+    top_ups: list[AddonItem]
+    top_up_reason: Reason | None = None
+    skipped: dict[str, int]
+
+
+class AddonsRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    cart: list[Annotated[Text, Field(min_length=1, max_length=MAX_ID_LENGTH)]] = Field(
+        min_length=1, max_length=MAX_CART, description="Product ids in the cart."
+    )
+    threshold: float | None = Field(
+        None, gt=0, allow_inf_nan=False, description="Free-shipping threshold: also suggest top-ups reaching it."
+    )
+    k: int = Field(5, ge=1, le=MAX_K, description="How many add-ons (and top-ups).")
+
+
+MAX_EVENTS = 10_000  # events one POST /v1/events may carry
+
+
+class EventIn(BaseModel):
+    """One recommendation event (the fields of an event file, tiein.feedback.EVENTS). Event
+    types and kinds are checked by the ingest (case and ``-``/space are folded: ``Add-to-cart``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    event_id: Text | None = Field(None, max_length=MAX_ID_LENGTH,
+                                  description="The app's id of the event: re-posting it adds nothing. Without "
+                                  "one, an event identical in every field counts once.")
+    ts: Text = Field(min_length=1, max_length=64, description="When, ISO 8601 (naive times are UTC).")
+    user_id: Text = Field(min_length=1, max_length=MAX_ID_LENGTH, description="The shopper (A/B arms hash it).")
+    anchor_id: Text = Field(min_length=1, max_length=MAX_ID_LENGTH, description="The product the list was for.")
+    item_id: Text = Field(min_length=1, max_length=MAX_ID_LENGTH, description="The recommended product.")
+    kind: Text = Field(min_length=1, max_length=32, description="complement | substitute | upsell | series | "
+                       "next | bundle | addon.")
+    event: Text = Field(min_length=1, max_length=32, description="impression | click | add_to_cart | purchase.")
+    surface: Text | None = Field(None, max_length=64, description="page | live | service | … (free).")
+    experiment: Text | None = Field(None, max_length=MAX_ID_LENGTH, description="Experiment id.")
+    variant: Text | None = Field(None, max_length=MAX_ID_LENGTH, description="The variant the shopper saw.")
+    value: float | None = Field(None, ge=0, allow_inf_nan=False, description="Order amount (purchases).")
+    order_id: Text | None = Field(None, max_length=MAX_ID_LENGTH,
+                                  description="The order a purchase belongs to (its value counts once).")
+
+
+class EventsRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    events: list[EventIn] = Field(min_length=1, max_length=MAX_EVENTS,
+                                  description=f"1 to {MAX_EVENTS:,} events, in any order.")
+
+
+class EventsResponse(Open):
+    received: int = Field(description="Events in the request.")
+    added: int = Field(description="Events added to the log.")
+    duplicates: int = Field(description="Events skipped: already logged, or repeated in the request.")
+
+
+class SceneSummary(Open):
+    scene_id: str
+    name: str | None
+    source: str | None = Field(description="'user' (a scenes file) or 'discovered'.")
+    members: int
+    roles: list[str | None] = Field(description="Role names in scene order.")
+
+
+class ScenesResponse(Open):
+    scenes: list[SceneSummary]
+
+
+class SceneProduct(Product):
+    weight: float | None = None
+
+
+class SceneRole(Open):
+    role: str | None
+    weight: float | None
+    products: list[SceneProduct]
+
+
+class SceneDetail(Open):
+    scene_id: str
+    name: str | None
+    source: str | None
+    members: int
+    roles: list[SceneRole]
+
+
+class SearchHit(Product):
+    similarity: float = Field(description="Cosine similarity of the query and the product's title.")
+
+
+class SearchResponse(Open):
+    query: str
+    model: str = Field(description="The embedding model of the index.")
+    results: list[SearchHit]
+
+
+class GraphStats(Open):
+    nodes: dict[str, int]
+    relationships: dict[str, int]
+    meta: dict[str, Any] = Field(description="How the graph was built (source, time, model, ...).")
+
+
+class HealthResponse(Open):
+    status: Literal["ok"]
+    version: str
+    store: str = Field(description="Store kind: embedded or neo4j.")
+    graph: GraphStats
+    search: bool = Field(description="Whether /v1/search has an index to search.")
+    snapshot: bool = Field(description="Whether reads come from an in-memory snapshot of the embedded store.")
+
+
+class CypherRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    query: Text = Field(min_length=1, max_length=MAX_CYPHER_LENGTH, description="One read-only Cypher statement.")
+    params: dict[str, Any] | None = Field(None, description="Query parameters ($name).")
+    limit: int | None = Field(None, ge=1, description="Row cap (default 1000, at most the server's cap).")
+    timeout_s: float | None = Field(None, gt=0, allow_inf_nan=False, description="Time limit in seconds.")
+
+
+class CypherResponse(Open):
+    columns: list[str]
+    rows: list[Any]
+    truncated: bool = Field(description="True when the row cap cut the result.")
+    elapsed_ms: float | None = None
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(description="Stable error code, e.g. product_not_found, invalid_parameter.")
+    message: str = Field(description="What went wrong, naming the id or parameter.")
+    details: dict[str, Any] = Field(description="Machine-readable details (product_id, errors, error_id).")
+
+
+class ErrorEnvelope(BaseModel):
+    error: ErrorBody
+
+
+def _errors(*statuses: int, html: bool = False) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries of the error responses an operation can give: ``statuses`` plus the ones
+    every operation can give. ``html``: the operation answers HTML, its errors stay JSON."""
+    text = {
+        400: "A malformed request body, or invalid Cypher",
+        401: "Missing or wrong bearer token (only when the server has a token)",
+        403: "The query tried to write",
+        404: "Unknown product or scene",
+        422: "A bad parameter (named in the message and in details.errors)",
+        500: "Unexpected error (logged with details.error_id)",
+        503: "The store cannot be reached, or the feature is unavailable here",
+    }
+    out: dict[int | str, dict[str, Any]] = {}
+    for s in (*statuses, 401, 422, 500, 503):
+        if html:
+            ref = {"$ref": "#/components/schemas/ErrorEnvelope"}
+            out[s] = {"description": text[s], "content": {"application/json": {"schema": ref}}}
+        else:
+            out[s] = {"model": ErrorEnvelope, "description": text[s]}
+    return out
