@@ -214,4 +214,4 @@ def test_threads_reach_the_numpy_miner(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.setattr(mining, "mine_pairs", spy)
     build(BuildOptions(catalog=CAMPING / "catalog.csv", orders=CAMPING / "orders.csv", home=tmp_path,
                        embeddings=False, threads=1))  # fmt: skip
-    assert seen == [1]
+    assert seen and set(seen) == {1}  # every mining call (the build's and any the ranker makes)

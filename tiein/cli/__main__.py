@@ -1,0 +1,5 @@
+"""`python -m tiein.cli`: the same as the `tiein` command."""
+
+from tiein.cli import main
+
+main()

@@ -1,0 +1,226 @@
+"""Commands that write the home: build, update, rollback (and the ready datasets)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from tiein.cli.base import (
+    DATASET_NAMES,
+    HOME_HELP,
+    STORE_HELP,
+    TqdmProgress,
+    _home,
+    _open_store,
+    _print_product_block,
+    _print_summary,
+    cli,
+)
+
+
+@cli.command()
+@click.option("--dataset", type=click.Choice(DATASET_NAMES), help="A ready dataset from ../shared/data (see `tiein datasets`).")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), help="Where the ready datasets live [env TIEIN_DATA; default ../shared/data].")
+@click.option("--catalog", type=click.Path(dir_okay=False, path_type=Path), help="Catalog file: CSV/TSV, JSON lines (.gz), Parquet or XLSX; UTF-8/BOM/GBK detected.")
+@click.option("--orders", type=click.Path(dir_okay=False, path_type=Path), help="Order lines: order id, product id, [quantity, customer, time].")
+@click.option("--views", type=click.Path(dir_okay=False, path_type=Path), help="Browsing events: session/user, product, [time, event].")
+@click.option("--mapping", "mapping_file", type=click.Path(dir_okay=False, path_type=Path), help="YAML/JSON column mapping for your files (see README).")
+@click.option("--map", "map_pairs", multiple=True, metavar="FIELD=COLUMN", help="Map one column, e.g. --map product_id=StockCode (repeatable).")
+@click.option("--home", help=HOME_HELP)
+@click.option("--store", help=STORE_HELP)
+@click.option("--model", help="Embedding model: packaged alias or any sentence-transformers name/path [default: multilingual USE, offline].")
+@click.option("--no-embeddings", is_flag=True, help="Skip title embeddings (substitutes then rely on co-view and categories only).")
+@click.option("--min-count", default=2, show_default=True, type=click.IntRange(1), help="Minimum co-purchase/co-view count for a pair.")
+@click.option("--max-basket", default=500, show_default=True, type=click.IntRange(2), help="Baskets with more distinct items are skipped when pairing.")
+@click.option("--after-window", default=90, show_default=True, type=click.IntRange(0), help="Days within which a later purchase counts as 'bought after'.")
+@click.option("--min-next", default=3, show_default=True, type=click.IntRange(1), help="Customers who bought A, then B (within --after-window) a 'next' relation A → B needs.")
+@click.option("--threads", type=click.IntRange(1), help="CPU threads for mining and embeddings [default: all].")
+@click.option("--mining", type=click.Choice(["numpy", "spark"]), default="numpy", show_default=True, help="Pair-mining backend: numpy (one machine, fastest) or spark (pip install 'tiein[spark]' + Java; master from TIEIN_SPARK_MASTER, else local).")
+@click.option("--scenes", "scenes_file", type=click.Path(dir_okay=False, path_type=Path), help="YAML/JSON scenes file (露营 / camping: tent → chair → lamp …); see README. Without it scenes are discovered.")
+@click.option("--no-scenes", is_flag=True, help="Do not discover scenes (a --scenes file is still used).")
+@click.option("--show", default=0, show_default=True, type=click.IntRange(0), help="After the build, print the N most-ordered products with their complements and substitutes.")
+@click.option("--min-matched", default=0.5, show_default=True, type=click.FloatRange(0, 1), help="Refuse the build when fewer order lines than this share are for catalog products (a wrong --map).")
+@click.option("--allow-empty", is_flag=True, help="Switch to the new graph even if it kept no products, matched few order lines or found no basket with two products.")
+@click.option("--json", "as_json", is_flag=True, help="Print the build summary as JSON.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def build(
+    dataset: str | None,
+    data_dir: Path | None,
+    catalog: Path | None,
+    orders: Path | None,
+    views: Path | None,
+    mapping_file: Path | None,
+    map_pairs: tuple[str, ...],
+    home: str | None,
+    store: str | None,
+    model: str | None,
+    no_embeddings: bool,
+    min_count: int,
+    max_basket: int,
+    after_window: int,
+    min_next: int,
+    threads: int | None,
+    mining: str,
+    scenes_file: Path | None,
+    no_scenes: bool,
+    show: int,
+    min_matched: float,
+    allow_empty: bool,
+    as_json: bool,
+    quiet: bool,
+) -> None:
+    """Build the relation graph from a ready dataset or your own files, replacing the store's
+    graph atomically (a failed build leaves the previous graph as it was)."""
+    from tiein.checks import Floors
+    from tiein.errors import ConfigError
+    from tiein.pipeline import BuildOptions
+    from tiein.pipeline import build as run_build
+    from tiein.relations import NextConfig
+
+    if not dataset and not (catalog or orders or views):
+        raise ConfigError("say what to build from: --dataset NAME, or --catalog/--orders/--views files")
+    if dataset and (catalog or orders or views):
+        raise ConfigError("use either --dataset or your own files, not both")
+    if scenes_file is not None:  # a device or FIFO would be read without end
+        from tiein.loaders.limits import require_regular_file
+
+        require_regular_file(scenes_file)
+    mapping = None
+    if mapping_file or map_pairs:
+        from tiein import loaders
+        mapping = loaders.Mapping.from_file(mapping_file) if mapping_file else None
+        if map_pairs:
+            mapping = loaders.Mapping.from_cli(list(map_pairs), base=mapping)
+    opts = BuildOptions(
+        dataset=dataset,
+        data_dir=data_dir,
+        catalog=catalog,
+        orders=orders,
+        views=views,
+        mapping=mapping,
+        home=_home(home),
+        store_url=store,
+        model=model,
+        embeddings=not no_embeddings,
+        min_count=min_count,
+        max_basket=max_basket,
+        after_window_days=after_window,
+        next_purchase=NextConfig(min_customers=min_next),
+        threads=threads,
+        mining=mining,
+        scenes=scenes_file,
+        discover_scenes=not no_scenes,
+        floors=Floors(min_matched=min_matched, allow_empty=allow_empty),
+    )
+    progress = TqdmProgress(enabled=not quiet and not as_json)
+    try:
+        summary = run_build(opts, progress=progress)
+    finally:
+        progress.close()
+    if as_json:
+        click.echo(json.dumps(summary.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        _print_summary(summary)
+    if show and summary.top_products:
+        st = _open_store(home, store)
+        try:
+            for pid in summary.top_products[:show]:
+                _print_product_block(st, pid)
+        finally:
+            st.close()
+
+
+@cli.command()
+@click.option("--orders", type=click.Path(dir_okay=False, path_type=Path), help="New order lines (lines already in the graph are skipped: dedup by order id + product id).")
+@click.option("--catalog", type=click.Path(dir_okay=False, path_type=Path), help="New or changed products: only the columns the file has change (a product_id,stock file changes stock only).")
+@click.option("--views", type=click.Path(dir_okay=False, path_type=Path), help="New browsing events.")
+@click.option("--mapping", "mapping_file", type=click.Path(dir_okay=False, path_type=Path), help="YAML/JSON column mapping for these files (as for build).")
+@click.option("--map", "map_pairs", multiple=True, metavar="FIELD=COLUMN", help="Map one column, e.g. --map stock=qty (repeatable).")
+@click.option("--home", help=HOME_HELP)
+@click.option("--store", help=STORE_HELP)
+@click.option("--threads", type=click.IntRange(1), help="CPU threads for mining and embeddings [default: all].")
+@click.option("--json", "as_json", is_flag=True, help="Print the update summary as JSON.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def update(
+    orders: Path | None,
+    catalog: Path | None,
+    views: Path | None,
+    mapping_file: Path | None,
+    map_pairs: tuple[str, ...],
+    home: str | None,
+    store: str | None,
+    threads: int | None,
+    as_json: bool,
+    quiet: bool,
+) -> None:
+    """Add new orders, products, price and stock changes to the last build without rebuilding:
+    pair statistics are merged, only new titles are embedded, and only what changed is written
+    to the store. The graph equals a full build on all the data; a failed update changes nothing.
+    A stock/price-only catalog re-mines nothing (out-of-stock items leave bundles at once)."""
+    from tiein.update import UpdateOptions
+    from tiein.update import update as run_update
+
+    mapping = None
+    if mapping_file or map_pairs:
+        from tiein import loaders
+        mapping = loaders.Mapping.from_file(mapping_file) if mapping_file else None
+        if map_pairs:
+            mapping = loaders.Mapping.from_cli(list(map_pairs), base=mapping)
+    opts = UpdateOptions(
+        catalog=catalog, orders=orders, views=views, mapping=mapping, home=_home(home), store_url=store, threads=threads
+    )
+    progress = TqdmProgress(enabled=not quiet and not as_json)
+    try:
+        summary = run_update(opts, progress=progress)
+    finally:
+        progress.close()
+    if as_json:
+        click.echo(json.dumps(summary.to_dict(), ensure_ascii=False, indent=2))
+        return
+    c = summary.counts
+    click.echo(f"updated {summary.store} ({summary.path})")
+    added = [f"{c[k]:,} {label}" for k, label in (("order_lines_added", "new order lines"), ("products_added", "new products"),
+             ("products_changed", "changed products"), ("view_rows_added", "new view events")) if c.get(k)]  # fmt: skip
+    click.echo(f"  {' · '.join(added) or 'nothing new'}")
+    click.echo(f"  recomputed: {', '.join(summary.recomputed) or 'nothing'}")
+    d = summary.delta
+    if summary.store_write == "replace":
+        click.echo("  store: replaced in bulk (most of the graph changed: more baskets move every lift)")
+    else:
+        click.echo(
+            f"  store: {d.get('added_nodes', 0):,} nodes added, {d.get('changed_nodes', 0):,} changed, "
+            f"{d.get('removed_nodes', 0):,} removed · {d.get('upserted_rels', 0):,} relationships written, "
+            f"{d.get('removed_rels', 0):,} removed"
+        )
+    secs = " · ".join(f"{k} {v:.1f}s" for k, v in summary.seconds.items() if k != "total")
+    click.echo(f"  time: {summary.seconds['total']:.1f}s ({secs})")
+    for note in summary.notes:
+        click.echo(f"  note: {note}")
+
+
+
+@cli.command()
+@click.option("--home", help=HOME_HELP)
+@click.option("--store", help=STORE_HELP)
+@click.option("--json", "as_json", is_flag=True, help="JSON output.")
+def rollback(home: str | None, store: str | None, as_json: bool) -> None:
+    """Answer with the previous build or update again (graph, search index and update state
+    together); run it twice to return. The home keeps one generation before the current one."""
+    from tiein.rollback import rollback as run_rollback
+
+    result = run_rollback(_home(home), store)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        click.echo(f"rolled back to generation {result.current} (built {result.built_at}); "
+                   f"`tiein rollback` again returns to {result.previous}")
+
+
+@cli.command()
+def datasets() -> None:
+    """The ready datasets (read from ../shared/data or TIEIN_DATA)."""
+    from tiein import loaders
+    for name, desc in loaders.DATASETS.items():
+        click.echo(f"{name:<18} {desc}")

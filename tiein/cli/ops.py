@@ -1,0 +1,240 @@
+"""Commands for analysts and ops: cypher, export, feedback, report."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from tiein.cli.base import HOME_HELP, STORE_HELP, TqdmProgress, _home, _open_store, cli
+from tiein.model import RELATION_KINDS
+
+
+@cli.group()
+def feedback() -> None:
+    """Recommendation events (impression, click, add_to_cart, purchase): ingest and statistics.
+
+    \b
+    tiein feedback ingest events.csv          # CSV/TSV, JSON lines, Parquet, XLSX; re-ingesting adds nothing
+    tiein feedback stats --kind complement    # CTR and conversion per kind and per pair (smoothed)
+    tiein report --experiment exp-1 --out ab/ # A/B report: add-on rate, AOV, lift with 95% CIs
+    """
+
+
+@feedback.command("ingest")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--home", help=HOME_HELP)
+@click.option("--json", "as_json", is_flag=True, help="JSON output.")
+def feedback_ingest(file: Path, home: str | None, as_json: bool) -> None:
+    """Append the events of FILE to the event log (HOME/feedback); events already there are skipped."""
+    from tiein.feedback import ingest, read_events
+
+    result = ingest(_home(home), read_events(file))
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    click.echo(f"{result.added:,} of {result.received:,} events added ({result.duplicates:,} already in the log)")
+
+
+@feedback.command("stats")
+@click.option("--kind", help="Only this relation kind (complement, substitute, …).")
+@click.option("--top", default=10, show_default=True, type=click.IntRange(0, 100000), help="Pairs shown, best smoothed conversion first.")
+@click.option("--prior-strength", default=50.0, show_default=True, type=click.FloatRange(min=0, min_open=True), help="Pseudo-impressions of the kind's rate added to each pair (smoothing).")
+@click.option("--item-strength", default=200.0, show_default=True, type=click.FloatRange(min=0), help="Pseudo-impressions of the item level of the re-ranker's prior (0: off); listed in --json.")
+@click.option("--home", help=HOME_HELP)
+@click.option("--json", "as_json", is_flag=True, help="JSON output.")
+def feedback_stats_cmd(
+    kind: str | None, top: int, prior_strength: float, item_strength: float, home: str | None, as_json: bool
+) -> None:
+    """Impressions, clicks, add-to-carts, purchases, CTR and conversion per kind, per pair and per
+    recommended item (all its anchors together: what the re-ranker's item level learns from)."""
+    import pyarrow.compute as pc
+
+    from tiein.feedback import feedback_stats, read_log
+
+    events = read_log(_home(home))
+    if kind is not None:
+        events = events.filter(pc.equal(events.column("kind"), kind))
+    stats = feedback_stats(events, prior_strength=prior_strength, item_strength=item_strength)
+    if as_json:
+        click.echo(json.dumps(stats.to_dict(top=top), ensure_ascii=False, indent=2))
+        return
+    if not events.num_rows:
+        click.echo("no events" + (f" of kind {kind}" if kind else "") + ": ingest some with `tiein feedback ingest FILE`")
+        return
+    d = stats.to_dict(top=top)
+    click.echo(f"{'kind':<12} {'impressions':>11} {'clicks':>8} {'carts':>7} {'purchases':>9} {'CTR':>7} {'conv.':>7}")
+    for r in d["kinds"]:
+        click.echo(
+            f"{r['kind']:<12} {r['impressions']:>11,} {r['clicks']:>8,} {r['add_to_carts']:>7,} {r['purchases']:>9,} "
+            f"{_pct(r['ctr']):>7} {_pct(r['conversion']):>7}"
+        )
+    if d["pairs"]:
+        click.echo(f"\ntop pairs by smoothed conversion (prior strength {prior_strength:g} impressions):")
+        for r in d["pairs"]:
+            click.echo(
+                f"  {r['anchor_id']:<12} → {r['item_id']:<12} {r['kind']:<11} {r['impressions']:>7,} shown "
+                f"{r['purchases']:>6,} bought  conv. {_pct(r['conversion'])} → {_pct(r['conversion_smoothed'])}"
+            )
+    if d["items"]:
+        click.echo("\ntop recommended items by purchases (all anchors):")
+        for r in d["items"]:
+            rate = r["purchases"] / r["impressions"] if r["impressions"] else None
+            click.echo(
+                f"  {r['item_id']:<12} {r['kind']:<11} {r['anchors']:>5,} anchors {r['impressions']:>7,} shown "
+                f"{r['purchases']:>6,} bought  conv. {_pct(rate)}"
+            )
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{x * 100:.1f}%"
+
+
+@cli.command()
+@click.option("--experiment", help="The experiment to report [default: the only one in the log].")
+@click.option("--control", help="The variant the others are compared with [default: the first by name].")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Folder for report.json, report.png and report.html.")
+@click.option("--home", help=HOME_HELP)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def report(experiment: str | None, control: str | None, out: Path, home: str | None, as_json: bool) -> None:
+    """A/B report from the event log: per variant the add-on rate (purchases of recommended items
+    per user shown them) and average order value with 95% confidence intervals, and the lift."""
+    from tiein.feedback import ab_report, read_log, write_report
+
+    rep = ab_report(read_log(_home(home)), experiment=experiment, control=control)
+    paths = write_report(rep, out)
+    if as_json:
+        click.echo(json.dumps(rep, ensure_ascii=False, indent=2))
+        return
+
+    def ci(m: dict[str, Any], pct: bool = False) -> str:
+        f = (lambda x: f"{x * 100:.2f}%") if pct else (lambda x: f"{x:,.3f}")
+        if m["value"] is None:
+            return "-"
+        if m["low"] is None:
+            return f(m["value"])
+        return f"{f(m['value'])} [{f(m['low'])}, {f(m['high'])}]"
+
+    click.echo(f"experiment {rep['experiment'] or '(none)'} · control {rep['control']} · {rep['ci']}")
+    for v in rep["variants"]:
+        click.echo(
+            f"  {v['variant']:<10} {v['users']:>7,} users {v['impressions']:>8,} shown {v['purchases']:>6,} bought  "
+            f"add-on rate {ci(v['add_on_rate'])}  conversion {ci(v['conversion'], True)}  AOV {ci(v['aov'])}"
+        )
+    for x in rep["lift"]:
+        lo = "-" if x["low"] is None else f"{x['low'] * 100:+.1f}%"
+        hi = "-" if x["high"] is None else f"{x['high'] * 100:+.1f}%"
+        val = "-" if x["value"] is None else f"{x['value'] * 100:+.1f}%"
+        click.echo(f"  lift {x['variant']} vs {x['vs']} {x['metric']:<12} {val} [{lo}, {hi}]")
+    click.echo(f"wrote {paths['html']} (and report.png, report.json)")
+
+
+
+@cli.command()
+@click.argument("query")
+@click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="A query parameter ($NAME), repeatable; VALUE is read as JSON when it parses (3, true, \"007\"), else as text.")
+@click.option("--limit", default=1000, show_default=True, type=click.IntRange(1, 100_000), help="Row cap; the answer says when it was truncated.")
+@click.option("--timeout", "timeout_s", default=10.0, show_default=True, type=click.FloatRange(0, 600, min_open=True), help="Time limit in seconds.")
+@click.option("--json", "as_json", is_flag=True, help="JSON: {columns, rows, truncated, limit, row_count, elapsed_ms, store}.")
+@click.option("--csv", "as_csv", is_flag=True, help="CSV with a header row (nested values as JSON; text cells starting with = + - @ tab or CR get a leading ' so spreadsheets do not run them).")
+@click.option("--no-formula-escape", "raw_csv", is_flag=True, help="--csv: write text cells as they are (no leading ' before = + - @ tab CR).")
+@click.option("--memory", "memory_mb", default=2048, show_default=True, type=click.IntRange(512, 1_048_576), help="Embedded store: memory (MB of address space) of the worker process that runs the query.")
+@click.option("--home", help=HOME_HELP)
+@click.option("--store", help=STORE_HELP)
+def cypher(
+    query: str, params: tuple[str, ...], limit: int, timeout_s: float, as_json: bool, as_csv: bool, raw_csv: bool,
+    memory_mb: int, home: str | None, store: str | None,
+) -> None:  # fmt: skip
+    """Run a read-only Cypher QUERY (analysts; the graph model and examples: docs/schema.md).
+
+    \b
+      tiein cypher "MATCH (p:Product)-[r:COMPLEMENT]->(q) RETURN p.title, q.title, r.score ORDER BY r.score DESC" --limit 20
+      tiein cypher "MATCH (p:Product {product_id: $id})-[:SUBSTITUTE]->(q) RETURN q.product_id, q.price" --param id=85123A --csv
+
+    Read queries only: writes, files, extensions, transactions and settings (CREATE, MERGE, SET,
+    DELETE, REMOVE, DROP, LOAD, COPY, EXPORT, INSTALL, BEGIN, CHECKPOINT, ...) are refused. On the
+    embedded store the query runs in a worker process with --memory and is killed at --timeout."""
+    import csv
+
+    from tiein.cypher import parse_param, run_cypher
+    from tiein.cypher_worker import WorkerLimits
+    from tiein.export import escape_formula
+
+    if as_json and as_csv:
+        raise click.UsageError("choose one of --json and --csv")
+    values = dict(parse_param(p) for p in params)
+    st = _open_store(home, store)
+    try:
+        result = run_cypher(st, query, values, limit=limit, timeout_s=timeout_s, worker=WorkerLimits(memory_mb))
+    finally:
+        st.close()
+    note = f"truncated: showing the first {limit:,} rows (raise --limit)" if result.truncated else ""
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
+        return
+    if as_csv:
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(result.columns)
+        cell = (lambda v: v) if raw_csv else escape_formula
+        for row in result.rows:
+            writer.writerow(["" if v is None else json.dumps(v, ensure_ascii=False) if isinstance(v, dict | list) else cell(v) for v in row])
+        if note:
+            click.echo(note, err=True)
+        return
+    cells = [[json.dumps(v, ensure_ascii=False) if isinstance(v, dict | list) else ("" if v is None else str(v)) for v in row] for row in result.rows]
+    widths = [min(60, max([len(c), *(len(r[i]) for r in cells)])) for i, c in enumerate(result.columns)]
+    click.echo("  ".join(c.ljust(w) for c, w in zip(result.columns, widths, strict=True)))
+    for r in cells:
+        click.echo("  ".join(v[:60].ljust(w) for v, w in zip(r, widths, strict=True)))
+    click.echo(f"({len(result.rows):,} row{'s' if len(result.rows) != 1 else ''}, {result.elapsed_ms:.1f} ms){'  ' + note if note else ''}")
+
+
+@cli.command("export")
+@click.argument("what", type=click.Choice(["bundles", "related"]))
+@click.option("--format", "fmt", required=True, type=click.Choice(["csv", "jsonl", "parquet"]), help="csv / parquet: flat, one row per item; jsonl: one nested answer per anchor.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Output file (written atomically; a rerun resumes an interrupted export).")
+@click.option("--scene", help="Only this scene's products (id or name); bundles follow its role order.")
+@click.option("--kind", "kinds", multiple=True, type=click.Choice(RELATION_KINDS), help="related: relation kind(s), repeatable [default: complement].")
+@click.option("-k", "k", default=10, show_default=True, type=click.IntRange(1, 1000), help="related: items per anchor and kind.")
+@click.option("--size", default=3, show_default=True, type=click.IntRange(2, 6), help="bundles: items per bundle, anchor included.")
+@click.option("--budget", type=float, help="bundles: the most a bundle may cost at full price.")
+@click.option("--mix", help="bundles: sales roles of the add-ons in order, e.g. hero+profit.")
+@click.option("--discount", type=float, help="bundles: discount for the suggested price (0.1 = 10 %).")
+@click.option("--chunk-size", default=500, show_default=True, type=click.IntRange(1, 1_000_000), help="Anchors per resumable chunk.")
+@click.option("--bom", is_flag=True, help="csv: start with a UTF-8 byte-order mark, so Excel opens Chinese titles right.")
+@click.option("--no-formula-escape", "raw_csv", is_flag=True, help="csv: write text cells as they are; by default a text cell starting with = + - @ tab or CR gets a leading ' so spreadsheets do not run it as a formula (numbers are never changed).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--json", "as_json", is_flag=True, help="Print the export summary as JSON.")
+@click.option("--home", help=HOME_HELP)
+@click.option("--store", help=STORE_HELP)
+def export_cmd(
+    what: str, fmt: str, out: Path, scene: str | None, kinds: tuple[str, ...], k: int, size: int,
+    budget: float | None, mix: str | None, discount: float | None, chunk_size: int, bom: bool, raw_csv: bool,
+    quiet: bool, as_json: bool, home: str | None, store: str | None,
+) -> None:  # fmt: skip
+    """Export WHAT (bundles or related) for every product, in product_id order, through the same
+    code path as `tiein bundle` / `tiein related` and the API. Columns: README.md "Batch export".
+
+    \b
+      tiein export bundles --format parquet --out bundles.parquet
+      tiein export related --format csv --out related.csv --kind complement --kind substitute -k 5"""
+    from tiein.export import export
+
+    st = _open_store(home, store)
+    bar = TqdmProgress(enabled=not quiet)
+    try:
+        result = export(
+            st, what, out, fmt=fmt, kinds=list(kinds) or None, k=k, size=size, scene=scene, budget=budget,
+            mix=mix, discount=discount, chunk_size=chunk_size, bom=bom, formula_escape=not raw_csv, progress=bar,
+        )  # fmt: skip
+    finally:
+        bar.close()
+        st.close()
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
+        return
+    resumed = f", {result.chunks_reused} of {result.chunks} chunks resumed" if result.chunks_reused else ""
+    click.echo(f"wrote {result.path}: {result.rows:,} rows for {result.anchors:,} products in {result.seconds:.1f} s{resumed}")

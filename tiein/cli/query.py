@@ -1,0 +1,307 @@
+"""Commands that read the graph: related, stats, scenes, bundle, addons."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from tiein.cli.base import HOME_HELP, STORE_HELP, _fmt_price, _fmt_role, _home, _open_store, cli
+from tiein.errors import TieinError
+from tiein.model import RELATION_KINDS
+
+_KIND_PLURAL = {"series": "same-series products", "next": "next purchases"}
+
+
+@cli.command()
+@click.argument("product")
+@click.option("--kind", type=click.Choice(RELATION_KINDS), default="complement", show_default=True, help="Relation kind: complement (add-on), substitute, upsell, series (same line), next (bought next: customers buy it after PRODUCT).")
+@click.option("-k", "k", default=10, show_default=True, type=click.IntRange(1, 1000), help="How many related products.")
+@click.option("--json", "as_json", is_flag=True, help="JSON output (stable schema, with evidence).")
+@click.option("--feedback", is_flag=True, help="Re-rank by the home's feedback log (`tiein feedback ingest`), as the API's feedback=true does.")
+@click.option("--home", help=HOME_HELP)
+@click.option("--store", help=STORE_HELP)
+def related(
+    product: str, kind: str, k: int, as_json: bool, feedback: bool, home: str | None, store: str | None
+) -> None:
+    """Products related to PRODUCT (its id) by KIND, best first, with the evidence behind each
+    and a plain explanation (中文 + English) a seller can say out loud."""
+    from tiein.service import related_payload
+
+    stats = None
+    if feedback:
+        from tiein.feedback import load_stats
+
+        stats = load_stats(_home(home))
+    st = _open_store(home, store)
+    try:
+        payload = related_payload(st, product, kind, k, feedback=stats)
+    finally:
+        st.close()
+    if as_json:
+        click.echo(json.dumps(payload, ensure_ascii=False, indent=2))
+        return
+    anchor, rows = payload["product"], payload["related"]
+    click.echo(f"{anchor['product_id']}  {anchor['title']}  (price {_fmt_price(anchor['price'])}{_fmt_role(anchor)}) — {_KIND_PLURAL.get(kind, kind + 's')}")
+    if not rows:
+        click.echo(f"  no {_KIND_PLURAL.get(kind, kind + 's')} found for this product")
+    for r in rows:
+        click.echo(f"  {r['score']:.3f}  {r['product_id']:<12} {r['title']:<45}  {_fmt_price(r['price']):>9}{_fmt_role(r)}")
+        if "feedback" in r:
+            f = r["feedback"]
+            click.echo(f"         feedback: shown {f['impressions']:,}, {f['metric']} {f['successes']:,}; item elsewhere "
+                       f"{f['item_successes']:,}/{f['item_impressions']:,} (×{f['item_factor']:.2f}); "
+                       f"rate {f['rate'] * 100:.1f}%")  # fmt: skip
+        click.echo(f"         {r['explanation_en']}")
+        click.echo(f"         {r['explanation_zh']}")
+
+
+@cli.command()
+@click.option("--home", help=HOME_HELP)
+@click.option("--store", help=STORE_HELP)
+@click.option("--json", "as_json", is_flag=True, help="JSON output.")
+def stats(home: str | None, store: str | None, as_json: bool) -> None:
+    """Counts of nodes and relationships in the graph, and how it was built."""
+    from tiein.home import read_pointer, recover_if_idle
+    from tiein.pipeline import default_store_url
+
+    st = _open_store(home, store)
+    try:
+        for line in recover_if_idle(_home(home), st, store or default_store_url(_home(home))):
+            click.echo(f"recovered: {line}", err=True)
+        s = st.stats()
+        s["generations"] = read_pointer(_home(home)).__dict__
+    finally:
+        st.close()
+    if as_json:
+        click.echo(json.dumps(s, ensure_ascii=False, indent=2, default=str))
+        return
+    if not s["nodes"].get("Product"):
+        click.echo("the graph is empty: build it first, e.g. `tiein build --dataset online_retail`")
+        return
+    click.echo("nodes:")
+    for label, n in sorted(s["nodes"].items()):
+        click.echo(f"  {label:<14} {n:>10,}")
+    click.echo("relationships:")
+    for t, n in sorted(s["relationships"].items()):
+        click.echo(f"  {t:<14} {n:>10,}")
+    meta = s.get("meta") or {}
+    if meta:
+        click.echo(f"built from {meta.get('source')} at {meta.get('built_at')} (model: {meta.get('model')})")
+
+
+@cli.group()
+def scenes() -> None:
+    """Shopping scenes (露营 / camping: tent → chair → lamp …): list, show, discover.
+
+    \b
+    tiein scenes list
+    tiein scenes show camping               # by id or name (露营 works too)
+    tiein scenes discover --out scenes.yaml # edit it, then: tiein build ... --scenes scenes.yaml
+    """
+
+
+@scenes.command("list")
+@click.option("--home", help=HOME_HELP)
+@click.option("--store", help=STORE_HELP)
+@click.option("--json", "as_json", is_flag=True, help="JSON output.")
+def scenes_list(home: str | None, store: str | None, as_json: bool) -> None:
+    """The scenes in the graph with their roles in order."""
+    st = _open_store(home, store)
+    try:
+        rows = st.scenes()
+    finally:
+        st.close()
+    if as_json:
+        click.echo(json.dumps({"scenes": rows}, ensure_ascii=False, indent=2))
+        return
+    if not rows:
+        click.echo("no scenes in the graph: build with --scenes FILE, or let the build discover them")
+        return
+    for r in rows:
+        roles = " → ".join("-" if x is None else x for x in r["roles"])
+        click.echo(f"{r['scene_id']:<16} {r['name']}  [{r['source']}, {r['members']:,} products]  {roles}")
+
+
+@scenes.command("show")
+@click.argument("name")
+@click.option("-k", "k", default=10, show_default=True, type=click.IntRange(1, 100000), help="Products shown per role (table output).")
+@click.option("--home", help=HOME_HELP)
+@click.option("--store", help=STORE_HELP)
+@click.option("--json", "as_json", is_flag=True, help="JSON output (every member).")
+def scenes_show(name: str, k: int, home: str | None, store: str | None, as_json: bool) -> None:
+    """One scene (by id or name): its roles in order, each with its products."""
+    st = _open_store(home, store)
+    try:
+        sc = st.scene(name)
+    finally:
+        st.close()
+    if as_json:
+        click.echo(json.dumps(sc, ensure_ascii=False, indent=2))
+        return
+    click.echo(f"{sc['name']}  ({sc['scene_id']}, {sc['source']}, {sc['members']:,} products)")
+    for i, role in enumerate(sc["roles"], start=1):
+        prods = role["products"]
+        click.echo(f"  {i}. {role['role'] if role['role'] is not None else '-'}  ({len(prods):,} products)")
+        for p in prods[:k]:
+            click.echo(f"       {p['product_id']:<12} {p['title'] or '':<45} {_fmt_price(p['price']):>9}")
+        if len(prods) > k:
+            click.echo(f"       … {len(prods) - k:,} more (--json for all)")
+
+
+@scenes.command("discover")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Where to write the editable YAML [default: HOME/scenes.discovered.yaml].")
+@click.option("--max-scenes", default=12, show_default=True, type=click.IntRange(1, 1000), help="At most this many scenes.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the community detection (same seed, same scenes).")
+@click.option("--home", help=HOME_HELP)
+@click.option("--store", help=STORE_HELP)
+@click.option("--json", "as_json", is_flag=True, help="Also print the scenes as JSON.")
+def scenes_discover(out: Path | None, max_scenes: int, seed: int, home: str | None, store: str | None, as_json: bool) -> None:
+    """Discover scenes from the graph's complements and write them as an editable YAML file."""
+    import pyarrow as pa
+
+    from tiein.model import PRODUCTS, RELATIONS
+    from tiein.pipeline import DISCOVERED_SCENES_FILE
+    from tiein.scenes import (
+        STORE_COMPLEMENTS_QUERY,
+        STORE_PRODUCTS_QUERY,
+        discover_scenes,
+        dump_scenes,
+        scenes_json,
+    )
+
+    st = _open_store(home, store)
+    try:
+        prows = st.query(STORE_PRODUCTS_QUERY)
+        crows = st.query(STORE_COMPLEMENTS_QUERY)
+    finally:
+        st.close()
+    if not prows:
+        raise TieinError("the graph is empty: build it first, e.g. `tiein build --dataset instacart`")
+    products = pa.Table.from_pylist(prows, schema=pa.schema([PRODUCTS.field(c) for c in prows[0]]))
+    rel = pa.table(
+        {
+            "src": pa.array([r["src"] for r in crows], pa.string()),
+            "dst": pa.array([r["dst"] for r in crows], pa.string()),
+            "kind": pa.array(["complement"] * len(crows), pa.string()),
+            "score": pa.array([r["score"] for r in crows], RELATIONS.field("score").type),
+        }
+    )
+    found = discover_scenes(products, rel, max_scenes=max_scenes, seed=seed)
+    if not found:
+        click.echo("no scenes found: the graph has no complements between different categories or products")
+        return
+    path = dump_scenes(found, out or _home(home) / DISCOVERED_SCENES_FILE)
+    if as_json:
+        click.echo(scenes_json(found))
+        return
+    for s in found:
+        click.echo(f"{s.scene_id:<16} {s.name}  ({len(s.roles)} roles: {' → '.join(r.name for r in s.roles)})")
+    click.echo(f"wrote {path}: edit it, then `tiein build ... --scenes {path}`")
+
+
+
+@cli.command("bundle")
+@click.argument("product")
+@click.option("--scene", help="Scene id or name whose role order to follow [default: the scene PRODUCT belongs to].")
+@click.option("--size", default=3, show_default=True, type=click.IntRange(2, 6), help="Items in the bundle, PRODUCT included.")
+@click.option("--budget", type=float, help="The most the bundle may cost at full price.")
+@click.option("--mix", help="Sales roles of the add-ons in order, e.g. hero+profit (traffic, hero, profit, regular).")
+@click.option("--discount", type=float, help="Bundle discount for the suggested price, 0.1 = 10 % off [default: 0.1].")
+@click.option("--json", "as_json", is_flag=True, help="JSON output (the API's schema).")
+@click.option("--home", help=HOME_HELP)
+@click.option("--store", help=STORE_HELP)
+def bundle_cmd(
+    product: str, scene: str | None, size: int, budget: float | None, mix: str | None, discount: float | None,
+    as_json: bool, home: str | None, store: str | None,
+) -> None:  # fmt: skip
+    """A bundle for PRODUCT: add-ons in scene-role order under the merchant's rules (30-80 % of
+    its price, in stock, no substitutes, one per category), a sayable bundle price and the pitch.
+    When no bundle is possible it says why (not an error)."""
+    from tiein.service import bundle_payload
+
+    st = _open_store(home, store)
+    try:
+        payload = bundle_payload(st, product, scene=scene, size=size, budget=budget, mix=mix, discount=discount)
+    finally:
+        st.close()
+    if as_json:
+        click.echo(json.dumps(payload, ensure_ascii=False, indent=2))
+        return
+    _print_bundle(payload)
+
+
+def _print_bundle(b: dict[str, Any]) -> None:
+    a = b["anchor"]
+    click.echo(f"{a['product_id']}  {a['title']}  (price {_fmt_price(a['price'])}{_fmt_role(a)})")
+    if b.get("scene"):
+        note = " — no role of it could be filled, so: best complements by score" if b.get("scene_fallback") else ""
+        click.echo(f"scene: {b['scene']['name']} ({b['scene']['scene_id']}){note}")
+    if b.get("mix"):
+        click.echo(f"mix: {' + '.join(b['mix'])}")
+    for n, item in enumerate(b["items"], 1):
+        p = item["product"]
+        role = f"[{item['role']}]" if item.get("role") else ""
+        click.echo(f"  {n}. {role} {p['product_id']}  {p['title']}  {_fmt_price(p['price'])}{_fmt_role(p)}  — {item['relation']}")
+        click.echo(f"       {item['explanation']['en']}")
+        click.echo(f"       {item['explanation']['zh']}")
+    if b.get("skipped_roles"):
+        click.echo(f"  roles no item could fill: {', '.join(b['skipped_roles'])}")
+    if b["reason"]:
+        click.echo(f"no bundle: {b['reason']['en']}")
+        click.echo(f"无法组合套装：{b['reason']['zh']}")
+        return
+    click.echo(
+        f"total {_fmt_price(b['total'])} → bundle price {_fmt_price(b['suggested_price'])} "
+        f"({round(b['discount'] * 100)}% off, rounded to a sayable price; save {_fmt_price(b['saving'])})"
+    )
+    click.echo(f"pitch: {b['pitch']['zh']}")
+    click.echo(f"       {b['pitch']['en']}")
+
+
+@cli.command("addons")
+@click.argument("ids", nargs=-1, required=True)
+@click.option("--threshold", type=float, help="Free-shipping threshold: also suggest the cheapest items that lift the cart over it.")
+@click.option("-k", "k", default=5, show_default=True, type=click.IntRange(1, 100), help="How many add-ons (and top-ups).")
+@click.option("--json", "as_json", is_flag=True, help="JSON output (the API's schema).")
+@click.option("--home", help=HOME_HELP)
+@click.option("--store", help=STORE_HELP)
+def addons_cmd(ids: tuple[str, ...], threshold: float | None, k: int, as_json: bool, home: str | None, store: str | None) -> None:
+    """Add-ons for a cart of IDS as a whole: complements of the cart, never substitutes of what is
+    in it; with --threshold, the items that reach it with the least overspend."""
+    from tiein.service import addons_payload
+
+    st = _open_store(home, store)
+    try:
+        payload = addons_payload(st, list(ids), threshold=threshold, k=k)
+    finally:
+        st.close()
+    if as_json:
+        click.echo(json.dumps(payload, ensure_ascii=False, indent=2))
+        return
+    cart = ", ".join(f"{p['product_id']} ({_fmt_price(p['price'])})" for p in payload["cart"])
+    click.echo(f"cart: {cart} — total {_fmt_price(payload['total'])}")
+
+    def show(items: list[dict[str, Any]], top_up: bool) -> None:
+        for n, item in enumerate(items, 1):
+            p = item["product"]
+            extra = f"  → {_fmt_price(item['new_total'])} (over by {_fmt_price(item['overspend'])})" if top_up else ""
+            click.echo(f"  {n}. {p['product_id']}  {p['title']}  {_fmt_price(p['price'])}{_fmt_role(p)}  — {item['relation']}{extra}")
+            click.echo(f"       {item['explanation']['en']}")
+            click.echo(f"       {item['explanation']['zh']}")
+
+    if payload["reason"]:
+        click.echo(f"no add-ons: {payload['reason']['en']}")
+        click.echo(f"没有搭配推荐：{payload['reason']['zh']}")
+    else:
+        click.echo("add-ons:")
+        show(payload["items"], False)
+    if payload["threshold"] is not None:
+        click.echo(f"free shipping at {_fmt_price(payload['threshold'])}: gap {_fmt_price(payload['gap'])}")
+        if payload["top_ups"]:
+            show(payload["top_ups"], True)
+        elif payload["top_up_reason"]:
+            click.echo(f"  no top-up: {payload['top_up_reason']['en']}")
+            click.echo(f"  无法凑单：{payload['top_up_reason']['zh']}")
