@@ -98,7 +98,7 @@ def test_garbage_feedback_part_is_503_and_full_disk_is_507(home: Path, monkeypat
 
 COMPACT = """
 import sys
-import tiein.feedback as fb
+import tiein.feedback.log as fb
 fb.COMPACT_PARTS = 3
 home = sys.argv[1]
 for i in range(int(sys.argv[2]), int(sys.argv[3])):

@@ -107,7 +107,7 @@ def test_ingest_is_idempotent(tmp_path: Path) -> None:
 
 
 def test_many_small_ingests_are_merged_into_few_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import tiein.feedback as fb
+    import tiein.feedback.log as fb
 
     monkeypatch.setattr(fb, "COMPACT_PARTS", 3)
     home = tmp_path / "it's home"  # a quote in the path
@@ -126,7 +126,7 @@ def test_many_small_ingests_are_merged_into_few_files(tmp_path: Path, monkeypatc
 
 
 def test_read_log_relists_parts_merged_while_it_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import tiein.feedback as fb
+    import tiein.feedback.log as fb
 
     ingest_records(tmp_path, [_ev("x", "impression")])
     real = fb._parts
