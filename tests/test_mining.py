@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-import tiein.mining as mining
+import tiein.mining.kernels as mining
 from tiein.errors import ConfigError, InputError
 from tiein.mining import mine_pairs
 from tiein.model import ORDERS, PAIR_STATS, VIEWS

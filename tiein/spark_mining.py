@@ -43,7 +43,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tiein.errors import ConfigError, InputError, MissingDependency
-from tiein.mining import MinedPairs, _id_column, _ts_column
+from tiein.mining import MinedPairs
+from tiein.mining.kernels import _id_column, _ts_column
 from tiein.model import PAIR_STATS, TIMELINE
 
 if TYPE_CHECKING:

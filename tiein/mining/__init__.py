@@ -1,0 +1,46 @@
+"""Co-purchase / co-view pair statistics (the ``PAIR_STATS`` table).
+
+:func:`mine_pairs` turns basket lines (``ORDERS``, or ``VIEWS`` with ``basket_col="session_id"``)
+into one row per unordered product pair ``a < b`` (string order) with
+
+- ``n_ab``: baskets holding both, ``n_a`` / ``n_b``: baskets holding each, ``n``: baskets;
+- ``support = n_ab / n``, ``conf_ab = n_ab / n_a``, ``conf_ba = n_ab / n_b``,
+  ``lift = n_ab * n / (n_a * n_b)``;
+- ``after_ab``: distinct customers who bought ``a`` and then, at a strictly later time no more
+  than ``after_window_days`` later (edge included), bought ``b``; ``after_ba`` the other way.
+
+How it is computed (columnar, no Python loop over lines or pairs):
+
+1. ids are integer-encoded with Arrow; product codes follow the string order of the ids, so
+   ``code(a) < code(b)`` exactly when ``a < b`` and the output comes out sorted by ``(a, b)``;
+2. duplicate ``(basket, product)`` lines collapse (one sort of 64-bit keys);
+3. baskets with more than ``max_basket`` distinct products ("giant": B2B orders, bots,
+   crawler sessions) are dropped before ANY counting: they count neither in ``n`` nor in
+   ``n_a`` nor in the after counts, so confidence and lift describe the baskets that were
+   mined. The report says how many were dropped;
+4. pair instances are generated in chunks by the smaller product's code (the chunks hold
+   disjoint key ranges, so nothing needs merging) by a vectorised "offset" expansion into
+   packed keys ``a << B | b`` (32-bit when two codes fit), then counted either by ``bincount``
+   when the chunk's key range is dense (small catalogues) or by sorting (numpy's SIMD sort)
+   and run-length encoding. Chunks run on a thread pool (numpy releases the GIL);
+5. "bought after" pairs come from each customer's timeline of distinct
+   ``(time, product)`` events: every event is paired with the events of the same customer in
+   ``(t, t + window]``, the triples ``(customer, a, b)`` are made distinct, then counted.
+   Customers with more than ``max_customer_items`` distinct products, or whose timeline would
+   produce more than ``max_customer_items ** 2`` pair instances, are skipped (wholesalers) and
+   counted in the report. The same timelines give each product's :data:`~tiein.model.TIMELINE`
+   counts (``MinedPairs.timeline``: customers, returning customers, customers who bought it as a
+   later purchase), which "next purchase" relations need for their confidence and lift.
+
+A pair is kept when ``n_ab``, ``after_ab`` or ``after_ba`` reaches ``min_count`` (products
+bought in sequence may never share a basket), so kept rows may carry ``n_ab == 0``.
+
+Modules: :mod:`~tiein.mining.mine` (:func:`mine_pairs`), :mod:`~tiein.mining.counts`
+(:class:`PairCounts`, :func:`count_pairs`), :mod:`~tiein.mining.kernels` (the numpy kernels and
+their tuning constants).
+"""
+
+from tiein.mining.counts import PairCounts, count_pairs
+from tiein.mining.mine import MinedPairs, mine_pairs
+
+__all__ = ["MinedPairs", "PairCounts", "count_pairs", "mine_pairs"]
