@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 import pyarrow.json as pajson
 
 from tiein.errors import ConfigError, InputError
-from tiein.loaders import build
+from tiein.loaders import sql
 from tiein.loaders.load import Loaded, Progress, load_files, load_raw, read_file
 from tiein.loaders.mapping import Mapping, ready_mapping
 from tiein.loaders.read import ROW, RawTable, _read_bytes, decode
@@ -73,19 +73,19 @@ def _instacart(root: Path, mapping: Mapping, progress: Progress | None) -> Loade
     for raw, cols in ((products, ("aisle_id", "department_id")), (aisles, ("aisle_id", "aisle")),
                       (departments, ("department_id", "department"))):  # fmt: skip
         for c in cols:
-            build.resolve(raw, c, c, required=True, mapped_as=c)
-    con = build.connect()
+            sql.resolve(raw, c, c, required=True, mapped_as=c)
+    con = sql.connect()
     try:
         con.register("p", products.table)
         con.register("a", aisles.table)
         con.register("d", departments.table)
-        joined = build.fetch(
+        joined = sql.fetch(
             con,
             f"""SELECT p.* EXCLUDE ({ROW}), a.aisle, d.department, p.{ROW} FROM p
                 LEFT JOIN a ON trim(a.aisle_id) = trim(p.aisle_id)
                 LEFT JOIN d ON trim(d.department_id) = trim(p.department_id) ORDER BY p.{ROW}""",
         )
-        report.extra["products whose aisle id is not in aisles.csv"] = build.scalar(
+        report.extra["products whose aisle id is not in aisles.csv"] = sql.scalar(
             con, "SELECT count(*) FROM p ANTI JOIN a ON trim(a.aisle_id) = trim(p.aisle_id)"
         )
     finally:
@@ -94,7 +94,7 @@ def _instacart(root: Path, mapping: Mapping, progress: Progress | None) -> Loade
     orders = read_file(f["orders"], "orders", mapping, report)
     if progress:
         progress("read files", 1, 4)
-    oid = build.resolve(
+    oid = sql.resolve(
         orders, "order_id", mapping.orders.order_id, required=True, mapped_as="orders.order_id"
     )
     ids = orders.table.column(oid)  # type: ignore[arg-type]
@@ -122,15 +122,15 @@ def _taobao(root: Path, mapping: Mapping, progress: Progress | None) -> Loaded:
     report = LoadReport(name="taobao_makeup")
     raw = read_file(root / mapping.files["catalog"], "catalog", mapping, report)
     for c in ("title", "店名"):
-        build.resolve(raw, c, c, required=True, mapped_as=c)
-    con = build.connect()
+        sql.resolve(raw, c, c, required=True, mapped_as=c)
+    con = sql.connect()
     try:
         con.register("t", raw.table)
-        table = build.fetch(
+        table = sql.fetch(
             con,
             f"""SELECT * EXCLUDE ({ROW}),
-                  coalesce(nullif(trim("店名"), ''), nullif(regexp_extract(title, {build.lit(_BRAND_PREFIX)}, 2), '')) brand,
-                  nullif(trim(regexp_extract(title, {build.lit(_BRAND_PREFIX)}, 1)), '') brand_en, {ROW}
+                  coalesce(nullif(trim("店名"), ''), nullif(regexp_extract(title, {sql.lit(_BRAND_PREFIX)}, 2), '')) brand,
+                  nullif(trim(regexp_extract(title, {sql.lit(_BRAND_PREFIX)}, 1)), '') brand_en, {ROW}
                 FROM t ORDER BY {ROW}""",
         )
     finally:

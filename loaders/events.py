@@ -97,7 +97,7 @@ def records_table(records: Sequence[Any], source: str = "request") -> pa.Table:
 
 def _normalise(raw: Any) -> pa.Table:
     """RawTable -> EVENTS, strictly (see :func:`read_events`)."""
-    from tiein.loaders import build as b
+    from tiein.loaders import sql
     from tiein.loaders.read import ROW
 
     lower = {c.lower(): c for c in reversed(raw.columns)}
@@ -113,18 +113,18 @@ def _normalise(raw: Any) -> pa.Table:
             file=raw.file,
             column=missing[0],
         )
-    con = b.connect()
+    con = sql.connect()
     try:
         con.register("raw", raw.table)
 
         def text(fld: str) -> str:
-            return b.id_expr(raw, found[fld]) if fld in found else "CAST(NULL AS VARCHAR)"
+            return sql.id_expr(raw, found[fld]) if fld in found else "CAST(NULL AS VARCHAR)"
 
         def token(fld: str) -> str:  # lower case, '-' and ' ' -> '_'
             return f"nullif(regexp_replace(lower({text(fld)}), '[\\s-]+', '_', 'g'), '')"
 
-        ts = b.timestamp_expr(con, raw, "raw", [found["ts"]], None)
-        value = b.number_expr(raw, found["value"]) if "value" in found else "CAST(NULL AS DOUBLE)"
+        ts = sql.timestamp_expr(con, raw, "raw", [found["ts"]], None)
+        value = sql.number_expr(raw, found["value"]) if "value" in found else "CAST(NULL AS DOUBLE)"
         select = {
             "event_id": text("event_id"),
             "ts": ts,
@@ -139,10 +139,10 @@ def _normalise(raw: Any) -> pa.Table:
             "value": value,
             "order_id": text("order_id"),
         }
-        cols = ", ".join(f"{e} AS {b.q(n)}" for n, e in select.items())
+        cols = ", ".join(f"{e} AS {sql.q(n)}" for n, e in select.items())
         # the raw text and presence of each source column, for the messages
         raws = ", ".join(
-            f"CAST({b.q(c)} AS VARCHAR) AS {b.q('raw_' + f)}, ({b.is_present(raw, c)}) AS {b.q('has_' + f)}"
+            f"CAST({sql.q(c)} AS VARCHAR) AS {sql.q('raw_' + f)}, ({sql.is_present(raw, c)}) AS {sql.q('has_' + f)}"
             for f, c in found.items()
         )
         con.execute(f"CREATE TEMP TABLE ev AS SELECT {cols}, {raws}, {ROW} FROM raw")
@@ -156,9 +156,9 @@ def _normalise(raw: Any) -> pa.Table:
         for fld in REQUIRED:  # an unreadable time is reported below, as such
             bad(f"{fld} IS NULL" + (" AND NOT has_ts" if fld == "ts" else ""), fld, "a value is required")
         bad("ts IS NULL AND has_ts", "ts", "cannot read {v!r} as a date/time")
-        allowed = ", ".join(b.lit(e) for e in EVENT_TYPES)
+        allowed = ", ".join(sql.lit(e) for e in EVENT_TYPES)
         bad(f"event NOT IN ({allowed})", "event", "unknown event {v!r}; events: " + ", ".join(EVENT_TYPES))
-        kinds = ", ".join(b.lit(k) for k in EVENT_KINDS)
+        kinds = ", ".join(sql.lit(k) for k in EVENT_KINDS)
         bad(f"kind NOT IN ({kinds})", "kind", "unknown kind {v!r}; kinds: " + ", ".join(EVENT_KINDS))
         if "value" in found:
             bad("value IS NULL AND has_value", "value", "cannot read {v!r} as a number")
@@ -169,7 +169,7 @@ def _normalise(raw: Any) -> pa.Table:
             more = "; ".join(f"row {r} column {c!r}: {w}" for r, c, w in problems[1:_MAX_SHOWN])
             raise InputError(why + (f" (also {more})" if more else ""), file=raw.file, row=row, column=column)
         table = con.sql(
-            f"SELECT {', '.join(b.q(n) for n in EVENTS.names)} FROM ev ORDER BY {ROW}"
+            f"SELECT {', '.join(sql.q(n) for n in EVENTS.names)} FROM ev ORDER BY {ROW}"
         ).to_arrow_table()
     finally:
         con.close()

@@ -13,7 +13,8 @@ import pyarrow.compute as pc
 
 from tiein import model
 from tiein.errors import ConfigError, InputError
-from tiein.loaders import build
+from tiein.loaders import build, sql
+from tiein.loaders import orders as order_lines
 from tiein.loaders.limits import read_input
 from tiein.loaders.mapping import Mapping
 from tiein.loaders.read import RawTable, decode, read_lines, read_table, sniff_delimiter
@@ -56,7 +57,7 @@ def read_basket_lines(path: Path, *, encoding: str | None = None, delimiter: str
     if not delimiter:
         head, _ = decode(data[: 1 << 16], str(path), encoding)
         delimiter = sniff_delimiter(head.decode("utf-8", errors="ignore"))
-    raw = build.basket_lines_table(lines, str(path), delimiter)
+    raw = order_lines.basket_lines_table(lines, str(path), delimiter)
     raw.encoding = enc
     return raw
 
@@ -122,26 +123,26 @@ def load_raw(
         if progress:
             progress(what, min(step, total), total)
 
-    con = build.connect()
+    con = sql.connect()
     try:
-        build.check_options(con, o)
+        sql.check_options(con, o)
         products: pa.Table | None = None
         if catalog is not None:
             products = build.build_products(con, catalog, mapping.catalog, o, report)
         tick("catalog")
         order_table = model.empty(model.ORDERS)
         if orders is not None:
-            titled = build.stage_orders(
+            titled = order_lines.stage_orders(
                 con, orders, mapping.orders, o, report, derive_catalog=products is None
             )
             if products is None:
-                products = build.derive_products(con, "__ol1")
+                products = order_lines.derive_products(con, "__ol1")
                 report.products_derived_from = "orders"
                 if titled:
                     report.missing_titles += (
                         pc.sum(pc.equal(products["title"], products["product_id"])).as_py() or 0
                     )
-            order_table = build.finish_orders(con, products, o, report)
+            order_table = order_lines.finish_orders(con, products, o, report)
         tick("orders")
         view_table = model.empty(model.VIEWS)
         if views is not None:
@@ -151,7 +152,7 @@ def load_raw(
                 con.execute(
                     "CREATE OR REPLACE TEMP TABLE __vsrc AS SELECT product_id, row_number() OVER () __row FROM __vt"
                 )
-                products = build.derive_products(con, "__vsrc")
+                products = order_lines.derive_products(con, "__vsrc")
                 report.products_derived_from = "views"
         assert products is not None
         pairs = model.empty(model.LISTED_PAIRS)

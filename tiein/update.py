@@ -150,7 +150,7 @@ class UpdateSummary:
 
 def _catalog_columns(path: Path, mapping: Any) -> set[str]:
     """The PRODUCTS columns a catalog file sets (those of its columns the loader maps)."""
-    from tiein.loaders import build as lb
+    from tiein.loaders import sql
     from tiein.loaders.load import read_file
     from tiein.loaders.report import LoadReport
 
@@ -158,7 +158,7 @@ def _catalog_columns(path: Path, mapping: Any) -> set[str]:
     cols = mapping.catalog
     found: set[str] = set()
     checks = {
-        "title": lambda: lb.resolve(
+        "title": lambda: sql.resolve(
             raw,
             "title",
             cols.title,
@@ -166,14 +166,14 @@ def _catalog_columns(path: Path, mapping: Any) -> set[str]:
             mapped_as="catalog.title",
             aliases=("name", "product_name"),
         ),  # fmt: skip
-        "category": lambda: lb.resolve_many(raw, "category", cols.category, mapped_as="catalog.category"),
-        "brand": lambda: lb.resolve(raw, "brand", cols.brand, required=False, mapped_as="catalog.brand"),
-        "price": lambda: lb.resolve(raw, "price", cols.price, required=False, mapped_as="catalog.price"),
-        "stock": lambda: lb.resolve(raw, "stock", cols.stock, required=False, mapped_as="catalog.stock"),
+        "category": lambda: sql.resolve_many(raw, "category", cols.category, mapped_as="catalog.category"),
+        "brand": lambda: sql.resolve(raw, "brand", cols.brand, required=False, mapped_as="catalog.brand"),
+        "price": lambda: sql.resolve(raw, "price", cols.price, required=False, mapped_as="catalog.price"),
+        "stock": lambda: sql.resolve(raw, "stock", cols.stock, required=False, mapped_as="catalog.stock"),
         "attributes": lambda: cols.attributes,
         "margin": lambda: (
-            lb.resolve(raw, "margin", cols.margin, required=False, mapped_as="catalog.margin")
-            or lb.resolve(raw, "cost", cols.cost, required=False, mapped_as="catalog.cost")
+            sql.resolve(raw, "margin", cols.margin, required=False, mapped_as="catalog.margin")
+            or sql.resolve(raw, "cost", cols.cost, required=False, mapped_as="catalog.cost")
         ),
     }
     for name, check in checks.items():
