@@ -39,13 +39,8 @@ from tiein.errors import (
 )
 from tiein.graph import cypher_neo4j as cy
 from tiein.graph.base import PRODUCT_FIELDS, RELATED_FIELDS, GraphStore
-from tiein.graph.neo4j_store import (
-    Neo4jStore,
-    batches,
-    connection_settings,
-    node_rows,
-    rel_rows,
-)
+from tiein.graph.neo4j_store import Neo4jStore
+from tiein.graph.neo4j_support import batches, connection_settings, node_rows, rel_rows
 from tiein.model import PRODUCTS, RELATIONS, GraphData
 
 # ============================================================================ a Bolt 5.4 stub
@@ -827,7 +822,7 @@ def test_dockerfile_installs_cpu_torch_and_every_package() -> None:
 def test_docstring_examples() -> None:
     import doctest
 
-    import tiein.graph.neo4j_store
+    import tiein.graph.neo4j_support
 
-    result = doctest.testmod(tiein.graph.neo4j_store)
+    result = doctest.testmod(tiein.graph.neo4j_support)
     assert result.attempted >= 1 and result.failed == 0
