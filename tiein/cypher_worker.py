@@ -10,7 +10,7 @@
 - runs as an idle-priority process (Linux ``SCHED_IDLE``, else ``nice``) with few LadybugDB
   threads, so the server's requests always get the CPU first;
 - checks the query (:func:`graph.cypher_guard.refuse_writes`, then LadybugDB's own plan of it, see
-  :func:`tiein.graph.ladybug_store.refuse_unsafe_plan`) and runs it with LadybugDB's query timeout.
+  :func:`tiein.graph.ladybug_support.refuse_unsafe_plan`) and runs it with LadybugDB's query timeout.
 
 At most ``WorkerLimits.max_running`` workers run at once (default: half the CPUs, at least one);
 a query that finds them all busy waits for one within its time limit, else it is refused
