@@ -59,6 +59,21 @@ class TqdmProgress:
             bar.close()
 
 
+# The options most commands share, declared once.
+home_option = click.option("--home", help=HOME_HELP)
+store_option = click.option("--store", help=STORE_HELP)
+
+
+def where_options(fn: Any) -> Any:
+    """``--home`` and ``--store``: which graph a command reads or writes."""
+    return home_option(store_option(fn))
+
+
+def json_option(text: str = "JSON output.") -> Any:
+    """``--json`` (parameter ``as_json``) with ``text`` as its help."""
+    return click.option("--json", "as_json", is_flag=True, help=text)
+
+
 def _home(home: str | None) -> Path:
     from tiein.pipeline import default_home
 

@@ -9,14 +9,14 @@ import click
 
 from tiein.cli.base import (
     DATASET_NAMES,
-    HOME_HELP,
-    STORE_HELP,
     TqdmProgress,
     _home,
     _open_store,
     _print_product_block,
     _print_summary,
     cli,
+    json_option,
+    where_options,
 )
 
 
@@ -28,8 +28,7 @@ from tiein.cli.base import (
 @click.option("--views", type=click.Path(dir_okay=False, path_type=Path), help="Browsing events: session/user, product, [time, event].")
 @click.option("--mapping", "mapping_file", type=click.Path(dir_okay=False, path_type=Path), help="YAML/JSON column mapping for your files (see README).")
 @click.option("--map", "map_pairs", multiple=True, metavar="FIELD=COLUMN", help="Map one column, e.g. --map product_id=StockCode (repeatable).")
-@click.option("--home", help=HOME_HELP)
-@click.option("--store", help=STORE_HELP)
+@where_options
 @click.option("--model", help="Embedding model: packaged alias or any sentence-transformers name/path [default: multilingual USE, offline].")
 @click.option("--no-embeddings", is_flag=True, help="Skip title embeddings (substitutes then rely on co-view and categories only).")
 @click.option("--min-count", default=2, show_default=True, type=click.IntRange(1), help="Minimum co-purchase/co-view count for a pair.")
@@ -43,7 +42,7 @@ from tiein.cli.base import (
 @click.option("--show", default=0, show_default=True, type=click.IntRange(0), help="After the build, print the N most-ordered products with their complements and substitutes.")
 @click.option("--min-matched", default=0.5, show_default=True, type=click.FloatRange(0, 1), help="Refuse the build when fewer order lines than this share are for catalog products (a wrong --map).")
 @click.option("--allow-empty", is_flag=True, help="Switch to the new graph even if it kept no products, matched few order lines or found no basket with two products.")
-@click.option("--json", "as_json", is_flag=True, help="Print the build summary as JSON.")
+@json_option("Print the build summary as JSON.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def build(
     dataset: str | None,
@@ -138,10 +137,9 @@ def build(
 @click.option("--views", type=click.Path(dir_okay=False, path_type=Path), help="New browsing events.")
 @click.option("--mapping", "mapping_file", type=click.Path(dir_okay=False, path_type=Path), help="YAML/JSON column mapping for these files (as for build).")
 @click.option("--map", "map_pairs", multiple=True, metavar="FIELD=COLUMN", help="Map one column, e.g. --map stock=qty (repeatable).")
-@click.option("--home", help=HOME_HELP)
-@click.option("--store", help=STORE_HELP)
+@where_options
 @click.option("--threads", type=click.IntRange(1), help="CPU threads for mining and embeddings [default: all].")
-@click.option("--json", "as_json", is_flag=True, help="Print the update summary as JSON.")
+@json_option("Print the update summary as JSON.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def update(
     orders: Path | None,
@@ -202,9 +200,8 @@ def update(
 
 
 @cli.command()
-@click.option("--home", help=HOME_HELP)
-@click.option("--store", help=STORE_HELP)
-@click.option("--json", "as_json", is_flag=True, help="JSON output.")
+@where_options
+@json_option()
 def rollback(home: str | None, store: str | None, as_json: bool) -> None:
     """Answer with the previous build or update again (graph, search index and update state
     together); run it twice to return. The home keeps one generation before the current one."""

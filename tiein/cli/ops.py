@@ -9,7 +9,15 @@ from typing import Any
 
 import click
 
-from tiein.cli.base import HOME_HELP, STORE_HELP, TqdmProgress, _home, _open_store, cli
+from tiein.cli.base import (
+    TqdmProgress,
+    _home,
+    _open_store,
+    cli,
+    home_option,
+    json_option,
+    where_options,
+)
 from tiein.model import RELATION_KINDS
 
 
@@ -26,8 +34,8 @@ def feedback() -> None:
 
 @feedback.command("ingest")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--home", help=HOME_HELP)
-@click.option("--json", "as_json", is_flag=True, help="JSON output.")
+@home_option
+@json_option()
 def feedback_ingest(file: Path, home: str | None, as_json: bool) -> None:
     """Append the events of FILE to the event log (HOME/feedback); events already there are skipped."""
     from tiein.feedback import ingest, read_events
@@ -44,8 +52,8 @@ def feedback_ingest(file: Path, home: str | None, as_json: bool) -> None:
 @click.option("--top", default=10, show_default=True, type=click.IntRange(0, 100000), help="Pairs shown, best smoothed conversion first.")
 @click.option("--prior-strength", default=50.0, show_default=True, type=click.FloatRange(min=0, min_open=True), help="Pseudo-impressions of the kind's rate added to each pair (smoothing).")
 @click.option("--item-strength", default=200.0, show_default=True, type=click.FloatRange(min=0), help="Pseudo-impressions of the item level of the re-ranker's prior (0: off); listed in --json.")
-@click.option("--home", help=HOME_HELP)
-@click.option("--json", "as_json", is_flag=True, help="JSON output.")
+@home_option
+@json_option()
 def feedback_stats_cmd(
     kind: str | None, top: int, prior_strength: float, item_strength: float, home: str | None, as_json: bool
 ) -> None:
@@ -97,8 +105,8 @@ def _pct(x: float | None) -> str:
 @click.option("--experiment", help="The experiment to report [default: the only one in the log].")
 @click.option("--control", help="The variant the others are compared with [default: the first by name].")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Folder for report.json, report.png and report.html.")
-@click.option("--home", help=HOME_HELP)
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@home_option
+@json_option("Print the report as JSON.")
 def report(experiment: str | None, control: str | None, out: Path, home: str | None, as_json: bool) -> None:
     """A/B report from the event log: per variant the add-on rate (purchases of recommended items
     per user shown them) and average order value with 95% confidence intervals, and the lift."""
@@ -138,12 +146,11 @@ def report(experiment: str | None, control: str | None, out: Path, home: str | N
 @click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="A query parameter ($NAME), repeatable; VALUE is read as JSON when it parses (3, true, \"007\"), else as text.")
 @click.option("--limit", default=1000, show_default=True, type=click.IntRange(1, 100_000), help="Row cap; the answer says when it was truncated.")
 @click.option("--timeout", "timeout_s", default=10.0, show_default=True, type=click.FloatRange(0, 600, min_open=True), help="Time limit in seconds.")
-@click.option("--json", "as_json", is_flag=True, help="JSON: {columns, rows, truncated, limit, row_count, elapsed_ms, store}.")
+@json_option("JSON: {columns, rows, truncated, limit, row_count, elapsed_ms, store}.")
 @click.option("--csv", "as_csv", is_flag=True, help="CSV with a header row (nested values as JSON; text cells starting with = + - @ tab or CR get a leading ' so spreadsheets do not run them).")
 @click.option("--no-formula-escape", "raw_csv", is_flag=True, help="--csv: write text cells as they are (no leading ' before = + - @ tab CR).")
 @click.option("--memory", "memory_mb", default=2048, show_default=True, type=click.IntRange(512, 1_048_576), help="Embedded store: memory (MB of address space) of the worker process that runs the query.")
-@click.option("--home", help=HOME_HELP)
-@click.option("--store", help=STORE_HELP)
+@where_options
 def cypher(
     query: str, params: tuple[str, ...], limit: int, timeout_s: float, as_json: bool, as_csv: bool, raw_csv: bool,
     memory_mb: int, home: str | None, store: str | None,
@@ -207,9 +214,8 @@ def cypher(
 @click.option("--bom", is_flag=True, help="csv: start with a UTF-8 byte-order mark, so Excel opens Chinese titles right.")
 @click.option("--no-formula-escape", "raw_csv", is_flag=True, help="csv: write text cells as they are; by default a text cell starting with = + - @ tab or CR gets a leading ' so spreadsheets do not run it as a formula (numbers are never changed).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-@click.option("--json", "as_json", is_flag=True, help="Print the export summary as JSON.")
-@click.option("--home", help=HOME_HELP)
-@click.option("--store", help=STORE_HELP)
+@json_option("Print the export summary as JSON.")
+@where_options
 def export_cmd(
     what: str, fmt: str, out: Path, scene: str | None, kinds: tuple[str, ...], k: int, size: int,
     budget: float | None, mix: str | None, discount: float | None, chunk_size: int, bom: bool, raw_csv: bool,

@@ -8,7 +8,15 @@ from typing import Any
 
 import click
 
-from tiein.cli.base import HOME_HELP, STORE_HELP, _fmt_price, _fmt_role, _home, _open_store, cli
+from tiein.cli.base import (
+    _fmt_price,
+    _fmt_role,
+    _home,
+    _open_store,
+    cli,
+    json_option,
+    where_options,
+)
 from tiein.errors import TieinError
 from tiein.model import RELATION_KINDS
 
@@ -19,10 +27,9 @@ _KIND_PLURAL = {"series": "same-series products", "next": "next purchases"}
 @click.argument("product")
 @click.option("--kind", type=click.Choice(RELATION_KINDS), default="complement", show_default=True, help="Relation kind: complement (add-on), substitute, upsell, series (same line), next (bought next: customers buy it after PRODUCT).")
 @click.option("-k", "k", default=10, show_default=True, type=click.IntRange(1, 1000), help="How many related products.")
-@click.option("--json", "as_json", is_flag=True, help="JSON output (stable schema, with evidence).")
+@json_option("JSON output (stable schema, with evidence).")
 @click.option("--feedback", is_flag=True, help="Re-rank by the home's feedback log (`tiein feedback ingest`), as the API's feedback=true does.")
-@click.option("--home", help=HOME_HELP)
-@click.option("--store", help=STORE_HELP)
+@where_options
 def related(
     product: str, kind: str, k: int, as_json: bool, feedback: bool, home: str | None, store: str | None
 ) -> None:
@@ -59,9 +66,8 @@ def related(
 
 
 @cli.command()
-@click.option("--home", help=HOME_HELP)
-@click.option("--store", help=STORE_HELP)
-@click.option("--json", "as_json", is_flag=True, help="JSON output.")
+@where_options
+@json_option()
 def stats(home: str | None, store: str | None, as_json: bool) -> None:
     """Counts of nodes and relationships in the graph, and how it was built."""
     from tiein.home import read_pointer, recover_if_idle
@@ -104,9 +110,8 @@ def scenes() -> None:
 
 
 @scenes.command("list")
-@click.option("--home", help=HOME_HELP)
-@click.option("--store", help=STORE_HELP)
-@click.option("--json", "as_json", is_flag=True, help="JSON output.")
+@where_options
+@json_option()
 def scenes_list(home: str | None, store: str | None, as_json: bool) -> None:
     """The scenes in the graph with their roles in order."""
     st = _open_store(home, store)
@@ -128,9 +133,8 @@ def scenes_list(home: str | None, store: str | None, as_json: bool) -> None:
 @scenes.command("show")
 @click.argument("name")
 @click.option("-k", "k", default=10, show_default=True, type=click.IntRange(1, 100000), help="Products shown per role (table output).")
-@click.option("--home", help=HOME_HELP)
-@click.option("--store", help=STORE_HELP)
-@click.option("--json", "as_json", is_flag=True, help="JSON output (every member).")
+@where_options
+@json_option("JSON output (every member).")
 def scenes_show(name: str, k: int, home: str | None, store: str | None, as_json: bool) -> None:
     """One scene (by id or name): its roles in order, each with its products."""
     st = _open_store(home, store)
@@ -155,9 +159,8 @@ def scenes_show(name: str, k: int, home: str | None, store: str | None, as_json:
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Where to write the editable YAML [default: HOME/scenes.discovered.yaml].")
 @click.option("--max-scenes", default=12, show_default=True, type=click.IntRange(1, 1000), help="At most this many scenes.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the community detection (same seed, same scenes).")
-@click.option("--home", help=HOME_HELP)
-@click.option("--store", help=STORE_HELP)
-@click.option("--json", "as_json", is_flag=True, help="Also print the scenes as JSON.")
+@where_options
+@json_option("Also print the scenes as JSON.")
 def scenes_discover(out: Path | None, max_scenes: int, seed: int, home: str | None, store: str | None, as_json: bool) -> None:
     """Discover scenes from the graph's complements and write them as an editable YAML file."""
     import pyarrow as pa
@@ -210,9 +213,8 @@ def scenes_discover(out: Path | None, max_scenes: int, seed: int, home: str | No
 @click.option("--budget", type=float, help="The most the bundle may cost at full price.")
 @click.option("--mix", help="Sales roles of the add-ons in order, e.g. hero+profit (traffic, hero, profit, regular).")
 @click.option("--discount", type=float, help="Bundle discount for the suggested price, 0.1 = 10 % off [default: 0.1].")
-@click.option("--json", "as_json", is_flag=True, help="JSON output (the API's schema).")
-@click.option("--home", help=HOME_HELP)
-@click.option("--store", help=STORE_HELP)
+@json_option("JSON output (the API's schema).")
+@where_options
 def bundle_cmd(
     product: str, scene: str | None, size: int, budget: float | None, mix: str | None, discount: float | None,
     as_json: bool, home: str | None, store: str | None,
@@ -265,9 +267,8 @@ def _print_bundle(b: dict[str, Any]) -> None:
 @click.argument("ids", nargs=-1, required=True)
 @click.option("--threshold", type=float, help="Free-shipping threshold: also suggest the cheapest items that lift the cart over it.")
 @click.option("-k", "k", default=5, show_default=True, type=click.IntRange(1, 100), help="How many add-ons (and top-ups).")
-@click.option("--json", "as_json", is_flag=True, help="JSON output (the API's schema).")
-@click.option("--home", help=HOME_HELP)
-@click.option("--store", help=STORE_HELP)
+@json_option("JSON output (the API's schema).")
+@where_options
 def addons_cmd(ids: tuple[str, ...], threshold: float | None, k: int, as_json: bool, home: str | None, store: str | None) -> None:
     """Add-ons for a cart of IDS as a whole: complements of the cart, never substitutes of what is
     in it; with --threshold, the items that reach it with the least overspend."""

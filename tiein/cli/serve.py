@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from tiein.cli.base import HOME_HELP, STORE_HELP, cli
+from tiein.cli.base import cli, where_options
 
 SERVE_ENV_HELP = """\b
 More settings, from the environment:
@@ -24,8 +24,7 @@ More settings, from the environment:
 @cli.command(epilog=SERVE_ENV_HELP)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind; a non-loopback one needs --token (or --insecure).")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
-@click.option("--home", help=HOME_HELP)
-@click.option("--store", help=STORE_HELP)
+@where_options
 @click.option("--token", envvar="TIEIN_API_TOKEN", help="Bearer token every request must carry [env TIEIN_API_TOKEN; default: no auth].")
 @click.option("--cors", "cors", multiple=True, metavar="ORIGIN", help="An origin allowed by CORS, e.g. https://shop.example (repeatable) [env TIEIN_API_CORS, comma-separated].")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64), help="Worker processes (each opens the store once).")
