@@ -363,6 +363,8 @@ def run_dataset(
         "tiein_misses_vs_best_cart_baseline": {"best": best, "reasons": misses},
         "addons_misses_vs_tiein_complements": addon_misses,
         "tiein_relations": summary["relations"],
+        "tiein_ranker": {k: summary.get("ranker", {}).get(k) for k in
+                         ("fitted", "reason", "cart_exponent", "validation_auc", "validation_auc_hand_set")},  # fmt: skip
         "build_seconds": round(build_s, 1),
         "seconds": round(time.perf_counter() - t0, 1),
         "quick": quick,
@@ -432,6 +434,11 @@ def table(name: str, r: dict[str, Any]) -> str:
             "carts tiein complements completed and tiein addons missed: "
             + ", ".join(f"{k} {v:,}" for k, v in r["addons_misses_vs_tiein_complements"].items())
         )
+    rk = r.get("tiein_ranker") or {}
+    lines.append(
+        f"complement ranker: fitted {rk.get('fitted')}, cart exponent {rk.get('cart_exponent')}, validation AUC "
+        f"{rk.get('validation_auc')} (hand-set score {rk.get('validation_auc_hand_set')}){' — ' + rk['reason'] if rk.get('reason') else ''}"
+    )
     lines.append(
         f"(tiein complements' top 10 vs the store's related(): {r['store_mismatches_top10']} of 25 anchors differ)"
     )

@@ -311,7 +311,7 @@ def graph_from_stats(
     from functools import partial
 
     from tiein.features import candidate_features, next_candidates, top_pairs
-    from tiein.ranker import fit_from_orders
+    from tiein.ranker import fit_from_orders, with_basket_weights
     from tiein.relations import classify, classify_next, score_features
 
     features_of = partial(
@@ -337,6 +337,8 @@ def graph_from_stats(
     meta = {**meta, "complement_ranker": ranker_report, "ranker_config": opts.ranker.to_dict()}
     with timer.step("classify"):
         features = features_of(co_purchase=co_purchase)
+        if ranker is not None:  # the ranker's basket-size weighted counts, from all the orders
+            features = with_basket_weights(features, orders, opts.max_basket, opts.relations.min_pair_count)
         relations = classify(features, opts.relations, ranker)
     with timer.step("next"):
         if co_purchase is not None and timeline is not None and timeline.num_rows:

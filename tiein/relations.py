@@ -320,7 +320,8 @@ def classify(features: pa.Table, cfg: RelationConfig | None = None, ranker: Any 
     if features.num_rows == 0:
         return RELATIONS.empty_table()
     f = {c: features.column(c).to_numpy(zero_copy_only=False) for c in features.column_names}
-    for c in ("n_ab", "n_src", "n_dst", "n_baskets", "after_sd", "after_ds", "co_view", "listed_buy", "listed_view", "cat_rel"):
+    for c in ("n_ab", "n_src", "n_dst", "n_baskets", "after_sd", "after_ds", "co_view", "listed_buy", "listed_view", "cat_rel",
+              "w_ab", "w_src", "w_dst"):  # fmt: skip
         if c in f:
             f[c] = np.nan_to_num(f[c].astype(np.float64)).astype(np.int64)
     for c in ("conf", "lift", "similarity", "price_ratio"):

@@ -1,0 +1,143 @@
+"""The complement ranker (tiein/ranker.py): a logistic regression fitted on a time split of the
+shop's own baskets, its fallback for small shops, the cart exponent, and determinism. Data small
+enough to check by hand."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from tiein import ranker as rk
+from tiein import relations as rel
+from tiein.features import candidate_features
+from tiein.model import ORDERS, PRODUCTS
+
+
+def test_the_fit_prefers_the_feature_that_predicts_the_label() -> None:
+    # two candidate rows per anchor: the one with the higher cosine is bought again 8 times in 10,
+    # the other once in 10; the popularity columns are equal, so cosine must carry the weight
+    f = {
+        "src": np.array(["a", "a", "b", "b"], dtype=object),
+        "n_ab": np.array([10, 10, 10, 10]), "n_src": np.array([20, 20, 20, 20]),
+        "n_dst": np.array([20, 80, 20, 80]), "n_baskets": np.array([100, 100, 100, 100]),
+        "lift": np.array([2.5, 0.625, 2.5, 0.625]),
+    }  # fmt: skip
+    x = rk.design_matrix(f)
+    cosine = x[:, rk.FEATURES.index("cosine")]
+    assert cosine[0] > cosine[1]
+    w, b, m, s = rk.fit_logistic(x[:, [rk.FEATURES.index("cosine")]], np.array([8, 1, 8, 1]), np.full(4, 10), l2=0.0)
+    assert w[0] > 0
+    p = rk._sigmoid(b + ((x[:, [rk.FEATURES.index("cosine")]] - m) / s) @ w)
+    assert p.round(3).tolist() == [0.8, 0.1, 0.8, 0.1]  # calibrated: the observed rates
+
+
+def test_too_few_positives_fall_back_to_the_hand_set_score() -> None:
+    f = {"src": np.array(["a", "b"], dtype=object), "n_ab": np.array([3, 3]), "n_src": np.array([5, 5])}
+    model, report = rk.fit_ranker(f, np.array([1, 0]), np.array([4, 4]), np.zeros(2), rk.RankerConfig(min_positives=2))
+    assert model is None and report["fitted"] is False and "1 labelled pairs" in report["reason"]
+
+
+def test_the_cart_exponent_is_the_one_that_completes_carts() -> None:
+    # anchor 0: eleven best sellers (P 0.5, base rate 0.5) and one rare add-on 12 (P 0.2, base 0.01)
+    # that the held-out cart [0] did take: summed probabilities rank it 12th (a miss), over base
+    # rate to the power 0.25 already first
+    src = np.zeros(12, dtype=np.int64)
+    dst = np.arange(1, 13)
+    score = np.r_[np.full(11, 0.5), 0.2]
+    base = np.r_[np.full(11, 0.5), 0.01]
+    e, rates = rk.choose_cart_exponent(src, dst, score, base, [np.array([0])], np.array([12]), 13)
+    assert e == 0.25 and rates["0.0"] == 0.0 and rates["1.0"] == 1.0
+    assert rk.cart_weight(0.2, 1, 100, e) == pytest.approx(0.2 / 0.01**0.25)
+
+
+# --- fitting from orders -------------------------------------------------------------------------
+
+ITEMS = [f"p{i}" for i in range(30)]
+
+
+def _products() -> pa.Table:
+    n = len(ITEMS)
+    return pa.table(
+        {
+            "product_id": ITEMS, "title": [f"item {i}" for i in range(n)],
+            "category": [f"c{i % 4}" for i in range(n)], "category_path": [f"c{i % 4}" for i in range(n)],
+            "brand": pa.nulls(n, pa.string()), "price": pa.array([float(5 + i) for i in range(n)]),
+            "stock": pa.array([10] * n, pa.int64()), "attributes": pa.nulls(n, pa.string()),
+            "margin": pa.nulls(n, pa.float64()), "sales_role": pa.nulls(n, pa.string()),
+        },
+        schema=PRODUCTS,
+    )  # fmt: skip
+
+
+def _orders(n: int = 600) -> pa.Table:
+    """Baskets of a fixed-seed shop: p0 goes with p1, p2 with p3, ... p8 with p9; one random item
+    of 30 joins each basket; the staple p29 is in 40 % of them."""
+    rng = np.random.default_rng(7)
+    rows = []
+    t0 = dt.datetime(2024, 1, 1)
+    for o in range(n):
+        pair = int(rng.integers(0, 5))
+        items = {f"p{2 * pair}", f"p{2 * pair + 1}"} if rng.random() < 0.9 else {f"p{2 * pair}"}
+        items.add(f"p{int(rng.integers(0, 30))}")
+        if rng.random() < 0.4:
+            items.add("p29")
+        for p in sorted(items):
+            rows.append({"order_id": f"o{o:04d}", "product_id": p, "quantity": 1.0,
+                         "customer_id": f"c{o % 50}", "ts": t0 + dt.timedelta(hours=o)})  # fmt: skip
+    return pa.Table.from_pylist(rows, schema=ORDERS)
+
+
+def _fit(cfg: rk.RankerConfig) -> tuple[rk.ComplementRanker | None, dict]:
+    products = _products()
+    return rk.fit_from_orders(
+        products, _orders(), features=lambda pairs: candidate_features(products, co_purchase=pairs),
+        min_count=2, max_basket=500, after_window_days=90, min_pair_count=2,
+        baseline=lambda f: rel.score_features(f, rel.RelationConfig())["complement"], cfg=cfg,
+    )  # fmt: skip
+
+
+def test_fit_from_orders_learns_the_shops_pairs_deterministically() -> None:
+    cfg = rk.RankerConfig(min_positives=20)
+    model, report = _fit(cfg)
+    assert model is not None and report["fitted"] is True
+    assert report["label_baskets"] == 120 and report["feature_baskets"] == 480  # the latest 20 % label
+    assert report["validation_auc"] is not None and report["cart_exponent"] in rk.CART_EXPONENTS
+    again, report2 = _fit(cfg)
+    assert again is not None and np.array_equal(model.weights, again.weights) and report == report2
+    json.dumps(report)  # goes into the graph's meta as it is
+    # the fitted probabilities rank each anchor's true partner first: p0 → p1, p2 → p3
+    products = _products()
+    from tiein.mining import mine_pairs
+
+    feats = candidate_features(products, co_purchase=mine_pairs(_orders()).pairs)
+    out = rel.classify(feats, rel.RelationConfig(), model).to_pylist()
+    comp = [r for r in out if r["kind"] == "complement"]
+    for a, b in (("p0", "p1"), ("p2", "p3")):
+        assert next(r["dst"] for r in comp if r["src"] == a) == b
+    ev = json.loads(comp[0]["evidence"])
+    assert {"orders_with_addon", "orders", "cart_weight", "bought_together", "lift"} <= set(ev)
+    assert all(0 < r["score"] < 1 for r in comp)
+
+
+def test_small_shops_and_switched_off_rankers_say_why() -> None:
+    model, report = _fit(rk.RankerConfig(min_positives=10_000))
+    assert model is None and report["fitted"] is False and "below 10000" in report["reason"]
+    model, report = _fit(rk.RankerConfig(enabled=False))
+    assert model is None and report == {"fitted": False, "reason": "disabled"}
+
+
+def test_pairs_bought_together_well_above_chance_are_never_substitutes() -> None:
+    base = {
+        "src": np.array(["a"], dtype=object), "dst": np.array(["b"], dtype=object),
+        "n_src": np.array([20]), "conf": np.array([0.3]), "after_sd": np.array([0]), "after_ds": np.array([0]),
+        "co_view": np.array([0]), "listed_buy": np.array([0]), "listed_view": np.array([0]),
+        "similarity": np.array([0.95]), "cat_rel": np.array([rel.CAT_SAME]), "price_ratio": np.array([1.0]),
+        "same_line": np.array([False]),
+    }  # fmt: skip
+    rare = rel.score_features({**base, "n_ab": np.array([1]), "lift": np.array([0.5])}, rel.RelationConfig())
+    together = rel.score_features({**base, "n_ab": np.array([6]), "lift": np.array([2.0])}, rel.RelationConfig())
+    assert rare["substitute"][0] > 0 and together["substitute"][0] == 0
