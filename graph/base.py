@@ -42,19 +42,15 @@ RELATED_FIELDS = (
 
 
 @runtime_checkable
-class GraphStore(Protocol):
-    """A graph store holding one product relation graph.
+class GraphReader(Protocol):
+    """What every store answers (the read side; tiein.service, the API, export and snapshots use
+    only this).
 
     Ordering rule shared by every store: ``related`` sorts by score descending, then
     ``product_id`` ascending, so equal scores never make two stores disagree.
     """
 
     name: str
-
-    def replace(self, data: GraphData, progress: Progress | None = None) -> None:
-        """Replace the whole graph with ``data`` atomically: on any failure or interruption the
-        previous graph stays as it was; loading the same data twice gives the same graph."""
-        ...
 
     def product(self, product_id: str) -> dict[str, Any]:
         """The product's fields (PRODUCT_FIELDS). Raises ProductNotFound."""
@@ -74,6 +70,28 @@ class GraphStore(Protocol):
 
     def query(self, cypher: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         """Run a read-only Cypher query in this store's dialect; rows as dicts."""
+        ...
+
+    def query_rows(
+        self,
+        cypher: str,
+        params: dict[str, Any] | None = None,
+        *,
+        limit: int | None = None,
+        timeout_s: float | None = None,
+    ) -> tuple[list[str], list[list[Any]]]:
+        """:meth:`query` as (column names, rows of plain values): only the first ``limit`` rows,
+        interrupted after ``timeout_s`` (CypherError). The analysts' entry point."""
+        ...
+
+    def read_table(self, cypher: str, params: dict[str, Any] | None = None) -> Any:
+        """The whole answer of one of tiein's own read statements as a ``pyarrow.Table`` (bulk
+        reads, e.g. graph.snapshot); an empty table when nothing was loaded."""
+        ...
+
+    def generation(self) -> str | None:
+        """A cheap token that changes with every load (None when the store has no such token:
+        Neo4j, or before the first load); a snapshot reloads when it changes."""
         ...
 
     def scenes(self) -> list[dict[str, Any]]:
@@ -112,13 +130,33 @@ class GraphStore(Protocol):
         ids, sorted}. Raises ProductNotFound, and ConfigError for a bad k."""
         ...
 
+    def close(self) -> None: ...
+
+
+class GraphWriter(Protocol):
+    """How a graph gets into a store (the build, update and rollback use it)."""
+
+    def replace(self, data: GraphData, progress: Progress | None = None) -> None:
+        """Replace the whole graph with ``data`` atomically: on any failure or interruption the
+        previous graph stays as it was; loading the same data twice gives the same graph."""
+        ...
+
     def apply(self, delta: GraphDelta, progress: Progress | None = None) -> None:
         """Apply ``delta`` (see :func:`graph_delta`) atomically: afterwards the store answers
         exactly as after ``replace(new)`` where ``delta = graph_delta(old, new)`` and the store
         held ``old``; on any failure the previous graph stays as it was."""
         ...
 
+    def clean(self) -> None:
+        """Remove what an interrupted load left behind (a no-op where loads leave nothing)."""
+        ...
+
     def close(self) -> None: ...
+
+
+class GraphStore(GraphReader, GraphWriter, Protocol):
+    """A graph store holding one product relation graph: both sides (every store implements it;
+    tests/test_store_contract.py runs the same suite on each)."""
 
 
 # Fields of a scene as returned by ``scenes`` and ``scene``.

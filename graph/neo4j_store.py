@@ -471,6 +471,14 @@ class Neo4jStore:
         table: pa.Table = self._read(work, what="bulk read")
         return table
 
+    def generation(self) -> str | None:
+        """None: a Neo4j graph is replaced in one transaction, with no generation token (a snapshot
+        of it is read once; call ``SnapshotStore.refresh``)."""
+        return None
+
+    def clean(self) -> None:
+        """Nothing to clean: an interrupted load is a rolled-back transaction."""
+
     def ping(self) -> None:
         """Raise StoreUnavailable unless the server answers ``RETURN 1``."""
         self._read(lambda tx: tx.run(cy.PING).single(), what="ping")

@@ -152,8 +152,19 @@ class SnapshotStore:
 
     # ------------------------------------------------------------------------- loading
     def _generation(self) -> str | None:
-        gen = getattr(self.store, "generation", None)
-        return gen() if callable(gen) else None
+        return self.store.generation()
+
+    def generation(self) -> str | None:
+        """The wrapped store's generation (the snapshot follows it when ``follow``)."""
+        return self.store.generation()
+
+    def read_table(self, cypher: str, params: dict[str, Any] | None = None) -> Any:
+        """Delegated to the wrapped store."""
+        return self.store.read_table(cypher, params)
+
+    def clean(self) -> None:
+        """Delegated to the wrapped store."""
+        self.store.clean()
 
     def refresh(self) -> None:
         """Read the whole graph of the wrapped store again (a few bulk queries)."""
@@ -167,11 +178,8 @@ class SnapshotStore:
             raise StoreError(f"{self.store!r} was rebuilt five times while being read; try again later")
 
     def _read_table(self, cypher: str) -> pa.Table:
-        read = getattr(self.store, "read_table", None)
-        if read is not None:
-            table: pa.Table = read(cypher)
-            return table
-        return pa.Table.from_pylist(self.store.query(cypher))
+        table: pa.Table = self.store.read_table(cypher)
+        return table
 
     def _read(self, generation: str | None) -> _Graph:
         stats = self.store.stats()
@@ -326,11 +334,7 @@ class SnapshotStore:
         timeout_s: float | None = None,
     ) -> tuple[list[str], list[list[Any]]]:
         """Delegated to the wrapped store (see :func:`tiein.cypher.run_cypher`)."""
-        query_rows = getattr(self.store, "query_rows", None)
-        if query_rows is None:
-            raise StoreError(f"{self.store!r} has no query_rows(); use query()")
-        result: tuple[list[str], list[list[Any]]] = query_rows(cypher, params, limit=limit, timeout_s=timeout_s)
-        return result
+        return self.store.query_rows(cypher, params, limit=limit, timeout_s=timeout_s)
 
     def product_ids(self) -> list[str]:
         """Every product id of the snapshot, sorted (the export's anchor order)."""

@@ -988,3 +988,23 @@ def test_failed_apply_leaves_the_old_graph(store: GraphStore) -> None:
     with pytest.raises(StoreError):
         store.apply(bad)
     assert_answers(store, old)
+
+
+def test_every_store_has_the_whole_reader_and_writer_interface(store: GraphStore) -> None:
+    """query_rows, read_table, generation and clean are part of the interface (graph/base.py),
+    answered by every store, not reached through fallbacks."""
+    from tiein.graph.snapshot import SnapshotStore
+
+    before = store.generation()
+    store.replace(catalog())
+    after = store.generation()
+    assert after is None or (isinstance(after, str) and after != before)
+    for s in (store, SnapshotStore(store)):
+        cols, rows = s.query_rows("MATCH (p:Product) RETURN p.product_id AS id ORDER BY id", limit=2)
+        assert cols == ["id"] and len(rows) == 2 and rows[0][0] < rows[1][0]
+        table = s.read_table("MATCH (p:Product) RETURN p.product_id AS id ORDER BY id")
+        assert table.column_names == ["id"] and table.num_rows == len(catalog().products)
+        assert s.generation() == after
+    answer = store.related(catalog().products.column("product_id")[0].as_py(), "complement")
+    store.clean()  # nothing interrupted: nothing changes
+    assert store.related(catalog().products.column("product_id")[0].as_py(), "complement") == answer

@@ -161,19 +161,14 @@ def run_cypher(
     if missing:
         raise CypherError(f"missing query parameter(s): {', '.join('$' + m for m in missing)}")
     start = time.perf_counter()
-    query_rows = getattr(store, "query_rows", None)
     path = embedded_path(store) if worker is not False else None
     if path is not None:
         from tiein.cypher_worker import WorkerLimits, run_isolated
 
         limits = worker if isinstance(worker, WorkerLimits) else None
         columns, rows = run_isolated(path, query, params, limit=limit + 1, timeout_s=float(timeout_s), limits=limits)
-    elif query_rows is not None:
-        columns, rows = query_rows(query, params, limit=limit + 1, timeout_s=float(timeout_s))
-    else:  # a store without the row-level entry point: whole answer, cut here
-        records = store.query(query, params)
-        columns = list(records[0]) if records else []
-        rows = [list(r.values()) for r in records[: limit + 1]]
+    else:
+        columns, rows = store.query_rows(query, params, limit=limit + 1, timeout_s=float(timeout_s))
     elapsed_ms = (time.perf_counter() - start) * 1000.0
     truncated = len(rows) > limit
     return CypherResult(
@@ -182,7 +177,7 @@ def run_cypher(
         truncated=truncated,
         elapsed_ms=round(elapsed_ms, 3),
         limit=limit,
-        store=getattr(store, "name", type(store).__name__),
+        store=store.name,
     )
 
 

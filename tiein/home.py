@@ -293,9 +293,7 @@ def recover_if_idle(home: Path | str, store: Any, store_url: str) -> list[str]:
     try:
         with home_lock(home):
             done = recover(home, store_state_id(store), store_url)
-            clean = getattr(store, "clean", None)
-            if callable(clean):
-                clean()
+            store.clean()
             return done
     except ConfigError:
         return []
