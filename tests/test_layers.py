@@ -17,7 +17,7 @@ LAYERS: dict[str, int] = {
     "tiein.loaders": 1, "tiein.embeddings": 1, "tiein.graph": 1,
     "tiein.mining": 2, "tiein.spark_mining": 2, "tiein.features": 2, "tiein.relations": 2, "tiein.ranker": 2,
     "tiein.scenes": 2, "tiein.explain": 2, "tiein.checks": 2,
-    "tiein.options": 3, "tiein.state": 3, "tiein.home": 3, "tiein.pipeline": 3, "tiein.update": 3, "tiein.rollback": 3,
+    "tiein.options": 3, "tiein.state": 3, "tiein.merge": 3, "tiein.home": 3, "tiein.pipeline": 3, "tiein.update": 3, "tiein.rollback": 3,
     "tiein.service": 4, "tiein.bundles": 4, "tiein.feedback": 4, "tiein.cypher": 4, "tiein.cypher_worker": 4,
     "tiein.api": 5, "tiein.api.guard": 5, "tiein.cli": 5, "tiein.export": 5,
 }  # fmt: skip

@@ -11,8 +11,8 @@ import and fails on one that points up)::
       ↓
     service (+ feedback)        tiein.service, tiein.bundles, tiein.feedback, tiein.cypher,
       ↓                         tiein.cypher_worker
-    pipeline                    tiein.pipeline, tiein.update, tiein.rollback, tiein.options,
-      ↓                         tiein.state, tiein.home
+    pipeline                    tiein.pipeline, tiein.update, tiein.merge, tiein.rollback,
+      ↓                         tiein.options, tiein.state, tiein.home
     mining / relations          tiein.mining, tiein.spark_mining, tiein.features, tiein.relations,
       ↓                         tiein.scenes, tiein.explain, tiein.checks
     loaders / embeddings / graph   tiein.loaders, tiein.embeddings, tiein.graph
