@@ -322,7 +322,7 @@ def test_build_with_spark_gives_same_store_answers(spark: Any, tmp_path: Path) -
 
 
 def test_missing_java_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    import tiein.spark_mining as sm
+    import tiein.spark_mining.session as sm
     from tiein.errors import MissingDependency
 
     if _spark_missing() == "pyspark is not installed (pip install 'tiein[spark]')":

@@ -1,141 +1,30 @@
-"""Pair statistics on Apache Spark: the scale-out twin of :func:`tiein.mining.mine_pairs`.
-
-:func:`mine_pairs_spark` takes the same options and returns the same :class:`MinedPairs`: the
-same ``PAIR_STATS`` rows in the same order, with equal counts and bit-identical floats (the
-four ratios are computed from the same integers by the same IEEE-754 double operations in the
-same order; Java's double arithmetic is strict, so the bits agree), and the same report keys.
-
-Use it when the order history does not fit one machine. On one machine it is much slower
-than the numpy engine (see README, "Scale-out mining"). Input is an ``ORDERS``/``VIEWS`` Arrow
-table or, for data beyond the driver, Parquet files read by the Spark job itself.
-
-How the job runs (DataFrame API; nothing is collected to the driver but the result table):
-
-1. baskets: ``groupBy(basket)`` → the sorted distinct products of each basket
-   (``array_sort(collect_set)``; Spark's string order is the byte order, as Arrow's);
-   giant baskets (more than ``max_basket`` products) are dropped before any counting;
-2. co-basket pairs: each product with the products after it in its sorted basket
-   (``posexplode`` + ``slice``), no self-join;
-3. bought-after pairs: distinct ``(customer, time, product)`` events outside giant baskets;
-   two window frames per customer ordered by time give each event the start and the length of
-   its partner range ``(t, t + window]``; customers over ``max_customer_items`` distinct
-   products or ``max_customer_items ** 2`` pair instances are skipped; the others' sorted
-   event arrays are sliced per event (no self-join), then ``(customer, a, b)`` made distinct;
-4. one aggregation over the union of both kinds of pair instances gives ``n_ab``,
-   ``after_ab`` and ``after_ba``; the kept pairs are joined with the product counts, the ratios
-   computed, and the result collected as Arrow and sorted by ``(a, b)``.
-"""
+"""Pair statistics on Spark: :func:`mine_pairs_spark` (see the package docstring)."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tiein.errors import ConfigError, InputError, MissingDependency
+from tiein.errors import ConfigError
 from tiein.mining import MinedPairs
-from tiein.mining.kernels import _id_column, _ts_column
 from tiein.model import PAIR_STATS, TIMELINE
+from tiein.spark_mining.inputs import _arrow_lines, _check_parquet_paths, _parquet_lines
+from tiein.spark_mining.session import _DAY_US, _pyspark, spark_session
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
 
-__all__ = ["mine_pairs_spark", "spark_miner", "spark_session"]
 
 Progress = Callable[[str, int, int], None]
 ParquetSource = str | Path | Sequence[str | Path]
-
-_DAY_US = 86_400_000_000
-JAVA_HINT = (
-    "install a Java 17+ runtime (Debian/Ubuntu: apt-get install default-jre-headless) or set JAVA_HOME"
-)
-
-
-def _pyspark() -> Any:
-    try:
-        import pyspark
-    except ImportError as exc:
-        raise MissingDependency("pyspark", "spark") from exc
-    return pyspark
-
-
-def spark_session(
-    master: str | None = None,
-    *,
-    threads: int | None = None,
-    shuffle_partitions: int | None = None,
-    driver_memory: str | None = None,
-    app_name: str = "tiein-mining",
-    conf: Mapping[str, str] | None = None,
-) -> SparkSession:
-    """A Spark session for mining (or the active one: Spark allows one per process).
-
-    ``master`` defaults to env ``TIEIN_SPARK_MASTER``, else ``local[threads]`` (threads default
-    ``min(4, CPUs)``); under ``spark-submit`` the master of the submit command is kept. Local
-    sessions get the web UI off, ``2 * threads`` shuffle partitions (unless given) and
-    ``driver_memory`` (env ``TIEIN_SPARK_DRIVER_MEMORY``, default ``4g``: in local mode the whole
-    job runs in the driver's JVM). ``conf`` adds Spark settings. Logs are cut to errors. Raises :class:`MissingDependency` when
-    pyspark or Java is missing.
-    """
-    _pyspark()
-    from pyspark.errors import PySparkException
-    from pyspark.sql import SparkSession
-
-    submitted = "PYSPARK_GATEWAY_PORT" in os.environ  # driver started by spark-submit
-    if not submitted and not os.environ.get("JAVA_HOME") and shutil.which("java") is None:
-        raise MissingDependency("java", "spark", hint=JAVA_HINT)
-    workers = threads if threads is not None else min(4, os.cpu_count() or 1)
-    if workers < 1:
-        raise ConfigError(f"threads must be at least 1, got {threads}")
-    master = master or os.environ.get("TIEIN_SPARK_MASTER") or (None if submitted else f"local[{workers}]")
-    builder = SparkSession.builder.appName(app_name)
-    if master is not None:
-        builder = builder.master(master)
-    if master is not None and master.startswith("local"):
-        memory = driver_memory or os.environ.get("TIEIN_SPARK_DRIVER_MEMORY", "4g")
-        builder = (
-            builder.config("spark.ui.enabled", "false")
-            .config("spark.ui.showConsoleProgress", "false")
-            .config("spark.sql.shuffle.partitions", str(shuffle_partitions or 2 * workers))
-            .config("spark.driver.memory", memory)
-        )
-    elif shuffle_partitions is not None:
-        builder = builder.config("spark.sql.shuffle.partitions", str(shuffle_partitions))
-    for key, value in (conf or {}).items():
-        builder = builder.config(key, value)
-    try:
-        spark = builder.getOrCreate()
-    except PySparkException as exc:
-        raise MissingDependency("java", "spark", hint=f"{JAVA_HINT} (Spark could not start: {exc})") from exc
-    spark.sparkContext.setLogLevel("ERROR")
-    return spark
-
-
-@contextmanager
-def spark_miner(threads: int | None = None) -> Iterator[Callable[..., MinedPairs]]:
-    """:func:`mine_pairs_spark` bound to a session: the active one, else a new one from
-    :func:`spark_session` that is stopped on exit (the build's wiring uses this)."""
-    _pyspark()
-    from pyspark.sql import SparkSession
-
-    active = SparkSession.getActiveSession()
-    spark = active or spark_session(threads=threads)
-    try:
-        yield partial(mine_pairs_spark, spark=spark)
-    finally:
-        if active is None:
-            spark.stop()
-
 
 def mine_pairs_spark(
     baskets: pa.Table | ParquetSource,
@@ -202,117 +91,6 @@ def mine_pairs_spark(
 # --- input --------------------------------------------------------------------------------
 
 
-def _paths(src: ParquetSource) -> list[str]:
-    return [str(src)] if isinstance(src, str | Path) else [str(p) for p in src]
-
-
-def _check_parquet_paths(src: ParquetSource) -> None:
-    """Local paths must exist (remote URLs such as ``s3a://`` are left to Spark)."""
-    paths = _paths(src)
-    if not paths:
-        raise InputError("no Parquet files given")
-    for p in paths:
-        if "://" not in p and not Path(p).exists():
-            raise InputError("no such file or directory", file=p)
-
-
-def _arrow_lines(
-    spark: SparkSession,
-    t: pa.Table,
-    basket_col: str,
-    item_col: str,
-    customer_col: str | None,
-    ts_col: str | None,
-) -> DataFrame:
-    """Validated lines (b, i, c, t: microseconds) of an Arrow table, as a Spark DataFrame.
-
-    Validation is mine_pairs' own (same messages, same rows)."""
-    cols: dict[str, pa.Array | pa.ChunkedArray] = {
-        "b": _id_column(t, basket_col),
-        "i": _id_column(t, item_col),
-    }
-    if customer_col is not None and ts_col is not None:
-        cols["c"] = _id_column(t, customer_col, nullable=True)
-        us = _ts_column(t, ts_col)
-        cols["t"] = pa.array(us, pa.int64(), mask=us == np.iinfo(np.int64).min)
-    else:
-        cols["c"] = pa.nulls(t.num_rows, pa.string())
-        cols["t"] = pa.nulls(t.num_rows, pa.int64())
-    return spark.createDataFrame(pa.table(cols))
-
-
-def _parquet_lines(
-    spark: SparkSession,
-    src: ParquetSource,
-    basket_col: str,
-    item_col: str,
-    customer_col: str | None,
-    ts_col: str | None,
-) -> tuple[DataFrame, int]:
-    """Validated lines (b, i, c, t) of Parquet files, and their count (one pass over the files)."""
-    from pyspark.errors import PySparkException
-    from pyspark.sql import functions as F
-    from pyspark.sql import types as T
-
-    paths = _paths(src)
-    where = paths[0] if len(paths) == 1 else ", ".join(paths)
-    try:
-        raw = spark.read.parquet(*paths)
-    except PySparkException as exc:
-        raise InputError(f"cannot read as Parquet: {_first_line(exc)}", file=where) from exc
-    fields = {f.name: f.dataType for f in raw.schema.fields}
-
-    def field(name: str) -> T.DataType:
-        if name not in fields:
-            raise InputError(f"missing column (have: {', '.join(fields)})", file=where, column=name)
-        return fields[name]
-
-    def ids(name: str) -> Column:
-        dt = field(name)
-        if isinstance(dt, T.StringType):
-            return F.col(name)
-        if isinstance(dt, T.IntegralType | T.NullType):
-            return F.col(name).cast("string")
-        raise InputError(f"ids must be strings, got {dt.simpleString()}", file=where, column=name)
-
-    sel = [ids(basket_col).alias("b"), ids(item_col).alias("i")]
-    if customer_col is not None and ts_col is not None:
-        dt = field(ts_col)
-        if isinstance(dt, T.TimestampType):
-            ts = F.unix_micros(F.col(ts_col))
-        elif isinstance(dt, T.TimestampNTZType | T.DateType | T.NullType):
-            ts = F.unix_micros(F.col(ts_col).cast("timestamp"))  # naive = UTC (session zone)
-        else:
-            raise InputError(
-                f"times must be timestamps or dates, got {dt.simpleString()}", file=where, column=ts_col
-            )
-        sel += [ids(customer_col).alias("c"), ts.alias("t")]
-    else:
-        sel += [F.lit(None).cast("string").alias("c"), F.lit(None).cast("long").alias("t")]
-    lines = raw.select(*sel)
-    bad = {n: F.col(n).isNull() | (F.length(n) == 0) for n in ("b", "i")}
-    try:
-        row = lines.agg(
-            F.count(F.lit(1)).alias("lines"),
-            *[F.count(F.when(cond, 1)).alias(n) for n, cond in bad.items()],
-        ).first()
-    except PySparkException as exc:
-        raise InputError(f"cannot read as Parquet: {_first_line(exc)}", file=where) from exc
-    assert row is not None
-    for n, name in (("b", basket_col), ("i", item_col)):
-        if row[n]:
-            first = (
-                raw.select(*sel, "_metadata.file_path", "_metadata.row_index")
-                .filter(bad[n])
-                .orderBy("file_path", "row_index")
-                .first()
-            )
-            assert first is not None
-            file = str(first["file_path"]).removeprefix("file:")
-            raise InputError("empty id", file=file, row=int(first["row_index"]) + 1, column=name)
-    return lines, int(row["lines"])
-
-
 def _observation(what: str) -> Any:
     """A uniquely named Spark Observation (metrics gathered while a job runs)."""
     from pyspark.sql import Observation
@@ -325,13 +103,6 @@ def _pairs_in(size: Column) -> Column:
     from pyspark.sql import functions as F
 
     return F.floor(size * (size - 1) / 2).cast("long")
-
-
-def _first_line(exc: BaseException) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-
-
-# --- the job ------------------------------------------------------------------------------
 
 
 def _mine(
@@ -602,3 +373,19 @@ def _after_pairs(
         F.when(x_first, 0).otherwise(1).alias("after_ba"),
     )
     return directed, timeline
+
+
+@contextmanager
+def spark_miner(threads: int | None = None) -> Iterator[Callable[..., MinedPairs]]:
+    """:func:`mine_pairs_spark` bound to a session: the active one, else a new one from
+    :func:`spark_session` that is stopped on exit (the build's wiring uses this)."""
+    _pyspark()
+    from pyspark.sql import SparkSession
+
+    active = SparkSession.getActiveSession()
+    spark = active or spark_session(threads=threads)
+    try:
+        yield partial(mine_pairs_spark, spark=spark)
+    finally:
+        if active is None:
+            spark.stop()
