@@ -72,7 +72,7 @@ from tiein.graph.ladybug_support import (
     _WriterLock,
     refuse_unsafe_plan,
 )
-from tiein.model import REL_TYPE, RELATION_KINDS, GraphData
+from tiein.model import GraphData, check_kind
 
 CURRENT = "CURRENT"
 DB_FILE = "graph.lbug"
@@ -362,8 +362,7 @@ class EmbeddedStore:
         return dict(zip(cols, rows[0], strict=True))
 
     def related(self, product_id: str, kind: str, k: int = 10) -> list[dict[str, Any]]:
-        if kind not in REL_TYPE:
-            raise ConfigError(f"unknown relation kind {kind!r}; valid kinds: {', '.join(RELATION_KINDS)}")
+        check_kind(kind)
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise ConfigError(f"k must be a positive integer, got {k!r}")
         self.product(product_id)  # ProductNotFound before an empty answer

@@ -79,7 +79,7 @@ from tiein.graph.neo4j_support import (
     rel_rows,
     unknown_names,
 )
-from tiein.model import REL_TYPE, RELATION_KINDS, GraphData
+from tiein.model import REL_TYPE, GraphData, check_kind
 
 if TYPE_CHECKING:
     from neo4j import Driver, ManagedTransaction, Session
@@ -297,8 +297,7 @@ class Neo4jStore:
         return {f: row[f] for f in PRODUCT_FIELDS}
 
     def related(self, product_id: str, kind: str, k: int = 10) -> list[dict[str, Any]]:
-        if kind not in REL_TYPE:
-            raise ConfigError(f"unknown relation kind {kind!r}; valid kinds: {', '.join(RELATION_KINDS)}")
+        check_kind(kind)
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise ConfigError(f"k must be a positive integer, got {k!r}")
         query = cy.RELATED[REL_TYPE[kind]]

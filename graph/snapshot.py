@@ -47,7 +47,7 @@ from tiein.graph.base import (
     scene_detail,
     scene_list,
 )
-from tiein.model import REL_TYPE, RELATION_KINDS, GraphData
+from tiein.model import REL_TYPE, GraphData, check_kind
 
 # The relation properties read per kind, in RELATED_FIELDS order ("kind" is the kind itself).
 REL_PROPS = tuple(f for f in RELATED_FIELDS if f != "kind")
@@ -241,8 +241,7 @@ class SnapshotStore:
         return dict(p)
 
     def related(self, product_id: str, kind: str, k: int = 10) -> list[dict[str, Any]]:
-        if kind not in REL_TYPE:
-            raise ConfigError(f"unknown relation kind {kind!r}; valid kinds: {', '.join(RELATION_KINDS)}")
+        check_kind(kind)
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise ConfigError(f"k must be a positive integer, got {k!r}")
         graph = self._current()

@@ -54,7 +54,7 @@ import pyarrow as pa
 
 from tiein.errors import ConfigError
 from tiein.graph.base import PRODUCT_FIELDS
-from tiein.model import PRODUCTS, RELATION_KINDS
+from tiein.model import PRODUCTS, RELATION_KINDS, check_kind
 
 if TYPE_CHECKING:
     from tiein.graph.base import GraphStore, Progress
@@ -117,7 +117,7 @@ def columns(what: str) -> pa.Schema:
                 ("scene_id", s), ("scene_name", s), ("items", i), ("total", f), ("suggested_price", f),
                 ("saving", f), ("discount", f), ("budget", f), ("pitch_zh", s), ("pitch_en", s),
                 ("reason_code", s), ("reason_zh", s), ("reason_en", s), ("skipped", s),
-                ("skipped_roles", s), ("mix", s),
+                ("skipped_roles", s), ("mix", s), ("priced", pa.bool_()),
                 ("item_rank", i), *_product_fields("item_"), ("item_role", s), ("item_relation", s),
                 ("item_score", f), ("item_evidence", s), ("item_explanation_zh", s),
                 ("item_explanation_en", s),
@@ -161,7 +161,7 @@ def bundle_rows(payload: dict[str, Any]) -> Iterator[dict[str, Any]]:
         "pitch_zh": pitch.get("zh"), "pitch_en": pitch.get("en"),
         "reason_code": reason.get("code"), "reason_zh": reason.get("zh"), "reason_en": reason.get("en"),
         "skipped": _json(payload.get("skipped")), "skipped_roles": _json(payload.get("skipped_roles")),
-        "mix": _json(payload.get("mix")),
+        "mix": _json(payload.get("mix")), "priced": payload.get("priced"),
     }  # fmt: skip
     if not payload["items"]:
         yield head
@@ -214,10 +214,9 @@ def _check(what: str, fmt: str, kinds: Sequence[str] | None, chunk_size: int) ->
     if kinds is None or isinstance(kinds, str):
         kinds = ("complement",) if kinds is None else (kinds,)
     kinds = tuple(dict.fromkeys(kinds))
-    bad = [k for k in kinds if k not in RELATION_KINDS]
-    if bad or not kinds:
-        raise ConfigError(f"unknown relation kind {bad[0] if bad else ''!r}; valid kinds: {', '.join(RELATION_KINDS)}")
-    return kinds
+    if not kinds:
+        raise ConfigError(f"give at least one relation kind; valid kinds: {', '.join(RELATION_KINDS)}")
+    return tuple(check_kind(k) for k in kinds)
 
 
 def _anchors(store: Any, scene: str | None) -> list[str]:

@@ -108,6 +108,24 @@ PAIR_STATS = pa.schema(
 # "next": after buying src, customers go on to buy dst (a later order within the window;
 # tiein.relations.classify_next).
 RELATION_KINDS = ("complement", "substitute", "upsell", "series", "next")
+
+
+def check_kind(kind: str) -> str:
+    """``kind`` if it is a relation kind, else ConfigError naming the valid ones (the one check
+    every store, the service and export share).
+
+    >>> check_kind("complement")
+    'complement'
+    >>> check_kind("friend")
+    Traceback (most recent call last):
+    ...
+    tiein.errors.ConfigError: unknown relation kind 'friend'; valid kinds: complement, substitute, upsell, series, next
+    """
+    if kind not in RELATION_KINDS:
+        from tiein.errors import ConfigError
+
+        raise ConfigError(f"unknown relation kind {kind!r}; valid kinds: {', '.join(RELATION_KINDS)}")
+    return kind
 # Relationship type in the graph for each relation kind.
 REL_TYPE = {
     "complement": "COMPLEMENT",

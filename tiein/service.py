@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from tiein.errors import ConfigError
 from tiein.explain import explain
-from tiein.model import RELATION_KINDS
+from tiein.model import check_kind
 
 if TYPE_CHECKING:
     from tiein.bundles import BundleRules
@@ -54,8 +54,7 @@ def related_payload(
 
     Raises ProductNotFound for an unknown product, ConfigError for a bad kind or k.
     """
-    if kind not in RELATION_KINDS:
-        raise ConfigError(f"unknown relation kind {kind!r}; valid kinds: {', '.join(RELATION_KINDS)}")
+    check_kind(kind)
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
         raise ConfigError(f"k must be an integer from 1 to {MAX_K}, got {k!r}")
     product = store.product(product_id)
