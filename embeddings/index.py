@@ -252,7 +252,7 @@ class ProductIndex:
         schema = pa.schema([("src", pa.string()), ("dst", pa.string()), ("similarity", pa.float64())])
         if n < 2:
             return schema.empty_table()
-        kk = min(k + 1, n)
+        kk = min(k + 1 + TIE_MARGIN, n)  # a few more, so ties at the cut are broken by rule
         vectors = self.vectors()
         if exact is None:
             exact = n <= EXACT_NEIGHBOURS_MAX
@@ -264,6 +264,7 @@ class ProductIndex:
                 scores[start:stop], labels[start:stop] = self._index.search(vectors[start:stop], kk)
         else:
             scores, labels = _approx_search(vectors, kk, nprobe)
+        scores, labels = _stable_order(scores, labels)
         keep = _drop_self(labels, k)
         src_rows = np.nonzero(keep)[0]
         dst_rows = labels[keep]
@@ -276,6 +277,26 @@ class ProductIndex:
             },
             schema=schema,
         )
+
+
+TIE_MARGIN = 8  # extra neighbours fetched per row so that a tie at the k-th place is seen
+SCORE_DECIMALS = 6  # similarities equal to this many decimals are ties
+
+
+def _stable_order(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's results ordered by similarity rounded to :data:`SCORE_DECIMALS` (descending),
+    ties by row number: the same vectors give the same neighbours whatever the BLAS threads or a
+    cache made of the last float bits (a fresh build and a rebuild from the embedding cache agree).
+
+    >>> s = np.array([[0.5, 0.9000001, 0.9]], dtype=np.float32)
+    >>> _stable_order(s, np.array([[7, 3, 2]]))[1].tolist()
+    [[2, 3, 7]]
+    """
+    rounded = np.round(scores.astype(np.float64), SCORE_DECIMALS)
+    missing = labels < 0
+    order = np.lexsort((np.where(missing, np.iinfo(np.int64).max, labels), -rounded, missing), axis=-1)
+    rows = np.arange(labels.shape[0])[:, None]
+    return rounded[rows, order].astype(np.float32), labels[rows, order]
 
 
 def _drop_self(labels: np.ndarray, k: int) -> np.ndarray:
