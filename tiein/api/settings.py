@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -152,19 +153,25 @@ class Settings:
 
 
 def _parse_setting(name: str, raw: str) -> Any:
-    if name == "home":
+    """``raw`` (an environment variable's text) as the type the Settings field ``name`` declares:
+    a path, an int, a float, a flag (1/true/yes/on, 0/false/no/off), a comma-separated list, or
+    text."""
+    kind = typing.get_type_hints(Settings)[name]
+    args = [a for a in typing.get_args(kind) if a is not type(None)]
+    base = args[0] if args and typing.get_origin(kind) is not tuple else kind
+    if base is Path:
         return Path(raw)
-    if name == "cors_origins":
+    if typing.get_origin(base) is tuple:
         return _env_list(raw)
-    if name in ("max_k", "cypher_max_rows", "cypher_memory_mb", "max_body_bytes"):
-        return int(raw)
-    if name in ("cypher_timeout_s", "neo4j_retry_s", "feedback_refresh_s"):
-        return float(raw)
-    if name == "snapshot":
+    if base is bool:
         flag = raw.strip().lower()
         if flag not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
             raise ValueError("expected true or false")
         return flag in ("1", "true", "yes", "on")
+    if base is int:
+        return int(raw)
+    if base is float:
+        return float(raw)
     return raw
 
 
