@@ -254,8 +254,8 @@ def test_bundle_json_is_stable(store: GraphStore) -> None:
     text = json.dumps(a, ensure_ascii=False)
     assert text == json.dumps(b, ensure_ascii=False) and json.loads(text) == a
     assert list(a) == ["anchor", "items", "total", "suggested_price", "saving", "discount", "pitch",
-                       "budget", "reason", "skipped", "scene", "skipped_roles", "mix", "scene_fallback"]  # fmt: skip
-    assert a["scene"] is None and a["skipped_roles"] == [] and a["mix"] is None
+                       "budget", "reason", "skipped", "scene", "skipped_roles", "mix", "scene_fallback", "priced"]  # fmt: skip
+    assert a["scene"] is None and a["skipped_roles"] == [] and a["mix"] is None and a["priced"] is True
     assert list(a["items"][0]) == ["product", "role", "relation", "score", "evidence", "explanation"]
     assert a["anchor"]["product_id"] == "tent" and a["pitch"]["en"] == "527 apart, 468 together, save 59"
 

@@ -9,7 +9,9 @@ Merchants' rules (:class:`BundleRules`, defaults from practice):
 - only complements; never a substitute of the anchor, never two items that are substitutes of
   each other (checked both ways, against every substitute the graph holds: the anchor's, every
   chosen item's and each candidate's own);
-- each add-on priced ``min_price_ratio``-``max_price_ratio`` (30-80 %) of the anchor;
+- each add-on priced ``min_price_ratio``-``max_price_ratio`` (30-80 %) of the anchor, or at the
+  anchor's own price (``same_price_ok``: a one-price shop still gets bundles); the band applies
+  only to a pair whose prices are both known, an unpriced anchor or item skips it;
 - only items in stock (stock null = unknown = allowed, stock <= 0 excluded);
 - at most ``max_per_category`` items per leaf category, the anchor's category included;
 - an optional budget the bundle total must not exceed;
@@ -29,6 +31,12 @@ substitute ids of the anchor and of each complement), plus, when a scene is foll
 ``scene_summary`` (2) and one ``scene_roles_of`` for the candidates; the complements of a chosen
 item cost one more ``bundle_candidates`` only when the anchor's run out. No separate existence
 checks, every list read once per request.
+
+Unpriced bundles: when the anchor or an item has no price, the bundle is still made but has no
+price maths: ``priced`` is False, ``total`` / ``suggested_price`` / ``saving`` are None and the pitch
+says the prices are at checkout (:func:`unpriced_pitch`). With a ``budget``, an unpriced anchor
+gives no bundle (``anchor_price_unknown``) and unpriced items are passed over (``price_unknown``):
+the budget could not be checked.
 
 Price rounding (:func:`charm_price`): the suggested bundle price is the largest *sayable* price at
 or below ``total × (1 − discount)``, trying in order a whole number ending in ``charm_digit``
@@ -61,7 +69,11 @@ class BundleRules:
     """The merchant's bundle rules, with named defaults.
 
     min_price_ratio / max_price_ratio: each add-on's price as a share of the anchor's price
-        (0.3-0.8: a 299 tent takes add-ons from 89.70 to 239.20).
+        (0.3-0.8: a 299 tent takes add-ons from 89.70 to 239.20). Applied only when both prices are
+        known; an unpriced anchor or add-on skips the band for that pair.
+    same_price_ok: an add-on at exactly the anchor's price (to the cent) passes the band too, so a
+        one-price shop (everything 10) gets bundles; the band's job is to keep add-ons from
+        dwarfing the anchor, and an equal price does not.
     size: default bundle size, anchor included (3 = anchor + 2 add-ons); :func:`bundle` takes its
         size from its own ``size`` argument, callers building from config pass ``rules.size``.
     max_size: the largest size accepted (anchor + 5).
@@ -95,6 +107,7 @@ class BundleRules:
     charm_digit: int | None = 8
     rounding_slack: float = 0.03
     candidate_k: int = 50
+    same_price_ok: bool = True
 
     def __post_init__(self) -> None:
         problems = []
@@ -134,8 +147,12 @@ def _is_int(value: Any) -> bool:
 REASONS: dict[str, tuple[str, str]] = {
     "anchor_out_of_stock": ("主商品缺货，无法组合套装", "the main item is out of stock"),
     "anchor_price_unknown": (
-        "主商品没有价格，无法计算套装价",
-        "the main item has no price, so no bundle price can be made",
+        "主商品没有价格，无法核对预算 {budget}",
+        "the main item has no price, so the budget of {budget} cannot be checked",
+    ),
+    "budget_price_unknown": (
+        "搭配商品没有价格，无法核对预算 {budget}",
+        "the complementary items have no price, so the budget of {budget} cannot be checked",
     ),
     "anchor_over_budget": (
         "主商品价格已超出预算 {budget}",
@@ -192,6 +209,7 @@ SKIP_ORDER = (
     "sales_role_mismatch",
     "category_taken",
     "substitute_of_chosen",
+    "price_unknown",
     "over_budget",
 )
 SKIP_REASON = {
@@ -202,6 +220,7 @@ SKIP_REASON = {
     "sales_role_mismatch": "no_mix_match",
     "category_taken": "category_taken",
     "substitute_of_chosen": "only_substitutes",
+    "price_unknown": "budget_price_unknown",
     "over_budget": "over_budget",
 }
 
@@ -256,7 +275,10 @@ class BundleItem:
 
 @dataclass
 class Bundle:
-    """A bundle (anchor + items) with its price maths, or ``reason`` when none is possible."""
+    """A bundle (anchor + items) with its price maths, or ``reason`` when none is possible.
+
+    ``priced`` is False when the anchor or an item has no price: ``total``, ``suggested_price`` and
+    ``saving`` are then None and the pitch says the prices are at checkout."""
 
     anchor: Product
     items: list[BundleItem] = field(default_factory=list)
@@ -275,6 +297,7 @@ class Bundle:
     # the anchor's own scene (picked, not asked for) had no role any item could fill, so the items
     # are its best complements in score order instead of no bundle at all
     scene_fallback: bool = False
+    priced: bool = True
 
     @property
     def ok(self) -> bool:
@@ -301,6 +324,7 @@ class Bundle:
             "skipped_roles": list(self.skipped_roles),
             "mix": list(self.mix) if self.mix else None,
             "scene_fallback": self.scene_fallback,
+            "priced": self.priced,
         }
 
 
@@ -409,6 +433,15 @@ def pitch(total: float, price: float, saving: float) -> tuple[str, str]:
     return f"分开买 {t}，一起拿 {p}，省 {s}", f"{t} apart, {p} together, save {s}"
 
 
+def unpriced_pitch(n: int) -> tuple[str, str]:
+    """The pitch of a bundle of ``n`` items (anchor included) not all of which have a price.
+
+    >>> unpriced_pitch(3)
+    ('这 3 件一起买，价格以店内为准', 'these 3 go together, prices at checkout')
+    """
+    return f"这 {n} 件一起买，价格以店内为准", f"these {n} go together, prices at checkout"
+
+
 def price_maths(total: float, rules: BundleRules) -> tuple[float, float, str, str]:
     """(suggested price, saving, pitch_zh, pitch_en) for a bundle total under ``rules``."""
     if rules.discount == 0:
@@ -429,6 +462,24 @@ def _price(p: Mapping[str, Any]) -> float | None:
         return None
     f = float(v)
     return f if math.isfinite(f) else None
+
+
+def _in_band(price: float | None, anchor_price: float | None, rules: BundleRules) -> bool:
+    """Whether an add-on at ``price`` passes the price band of an anchor at ``anchor_price``: any
+    unknown price passes (the band needs both), and so does the anchor's own price with
+    ``rules.same_price_ok``.
+
+    >>> r = BundleRules()
+    >>> [_in_band(p, 100, r) for p in (29, 30, 80, 81, 100, 101, None)]
+    [False, True, True, False, True, False, True]
+    >>> _in_band(50, None, r), _in_band(100, 100, BundleRules(same_price_ok=False))
+    (True, False)
+    """
+    if price is None or anchor_price is None:
+        return True
+    if rules.same_price_ok and abs(price - anchor_price) < 0.005:
+        return True
+    return rules.min_price_ratio * anchor_price - 1e-9 <= price <= rules.max_price_ratio * anchor_price + 1e-9
 
 
 def _in_stock(p: Mapping[str, Any]) -> bool:
@@ -623,23 +674,23 @@ def bundle(
             slots = [_Slot(label=r, scene_role=r) for r in scene_roles]
     anchor_price = _price(anchor)
     out.total = anchor_price
+    out.priced = anchor_price is not None
     if rules.require_in_stock and not _in_stock(anchor):
         out.reason = Reason.of("anchor_out_of_stock")
         return out
-    if anchor_price is None:
-        out.reason = Reason.of("anchor_price_unknown")
+    if budget is not None and anchor_price is None:
+        out.reason = Reason.of("anchor_price_unknown", budget=budget)
         return out
-    if budget is not None and anchor_price > budget:
+    if budget is not None and anchor_price is not None and anchor_price > budget:
         out.reason = Reason.of("anchor_over_budget", budget=budget)
         return out
     if slots is not None and not slots:
         out.reason = Reason.of("scene_has_no_roles", scene=out.scene["name"] if out.scene else "?")
         return out
 
-    lo, hi = rules.min_price_ratio * anchor_price, rules.max_price_ratio * anchor_price
     chosen: list[tuple[Row, str, str | None]] = []  # (row, source id, role)
     skipped: dict[str, str] = {}  # candidate id -> furthest check failed
-    total = anchor_price
+    total = anchor_price or 0.0  # the known prices; a budget is only checked when all are known
     categories: Counter[str] = Counter()
     if (cat := _category_key(anchor)) is not None:
         categories[cat] += 1
@@ -663,7 +714,7 @@ def bundle(
         if rules.require_in_stock and not _in_stock(row):
             return "out_of_stock"
         price = _price(row)
-        if price is None or not lo - 1e-9 <= price <= hi + 1e-9:
+        if not _in_band(price, anchor_price, rules):
             return "outside_price_band"
         if slot is not None and not role_ok(row, slot):
             return "role_mismatch"
@@ -676,7 +727,9 @@ def bundle(
             chosen_subs.update(g.substitutes(pending_subs.pop()))
         if pid in chosen_subs:
             return "substitute_of_chosen"
-        if budget is not None and total + price > budget + 1e-9:
+        if budget is not None and price is None:
+            return "price_unknown"
+        if budget is not None and price is not None and total + price > budget + 1e-9:
             return "over_budget"
         if rules.exclude_substitutes and rules.reverse_substitutes:
             theirs = g.substitutes(pid)  # the other direction: does it name the anchor / a chosen item?
@@ -766,6 +819,10 @@ def bundle(
                 explanation_en=e.en,
             )
         )
+    if anchor_price is None or any(_price(row) is None for row, _, _ in chosen):
+        out.priced, out.total = False, None  # no price maths on a part of the prices
+        out.pitch_zh, out.pitch_en = unpriced_pitch(len(out.items) + 1)
+        return out
     out.total = round(total, 2)
     out.suggested_price, out.saving, out.pitch_zh, out.pitch_en = price_maths(out.total, rules)
     return out

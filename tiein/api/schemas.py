@@ -89,17 +89,30 @@ class BundleItem(Open):
 class BundleResponse(Open):
     anchor: Product
     items: list[BundleItem] = Field(description="Add-ons in bundle order (empty when reason is set).")
-    total: float | None = Field(None, description="Anchor + add-ons at full price.")
-    suggested_price: float | None = Field(None, description="A sayable bundle price after the discount.")
-    saving: float | None = None
-    discount: float
-    pitch: Bilingual
+    total: float | None = Field(
+        None, description="Anchor + add-ons at full price (null when a price is unknown: priced is false)."
+    )
+    suggested_price: float | None = Field(
+        None, description="A sayable bundle price after the discount (null when priced is false)."
+    )
+    saving: float | None = Field(None, description="total - suggested_price (null when priced is false).")
+    discount: float = Field(
+        description="The discount asked for; no price is computed from it when priced is false."
+    )
+    pitch: Bilingual = Field(
+        description="One sayable line; when priced is false it says the prices are at checkout."
+    )
     budget: float | None = None
     reason: Reason | None = Field(None, description="Why there is no bundle (null when there is one).")
     skipped: dict[str, int] = Field(description="Candidates passed over, by rule.")
     scene: dict[str, Any] | None = Field(None, description="The scene whose roles were followed ({scene_id, name}).")
     skipped_roles: list[str] = Field(default_factory=list, description="Scene roles no item could fill.")
     mix: list[str] | None = Field(None, description="The sales roles asked for, in order.")
+    priced: bool = Field(
+        True,
+        description="Whether the anchor and every add-on have a price. False: a bundle without price "
+        "maths (total, suggested_price and saving null; the price band was skipped for unpriced pairs).",
+    )
 
 
 class AddonItem(Open):

@@ -255,6 +255,11 @@ def _print_bundle(b: dict[str, Any]) -> None:
         click.echo(f"no bundle: {b['reason']['en']}")
         click.echo(f"无法组合套装：{b['reason']['zh']}")
         return
+    if not b.get("priced", True):
+        click.echo("not every item has a price: no bundle price (prices at checkout)")
+        click.echo(f"pitch: {b['pitch']['zh']}")
+        click.echo(f"       {b['pitch']['en']}")
+        return
     click.echo(
         f"total {_fmt_price(b['total'])} → bundle price {_fmt_price(b['suggested_price'])} "
         f"({round(b['discount'] * 100)}% off, rounded to a sayable price; save {_fmt_price(b['saving'])})"
