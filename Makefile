@@ -33,11 +33,13 @@ demo: $(STAMP)
 
 test: setup
 	$(BIN)/ruff check tiein graph embeddings loaders tests bench
+	$(BIN)/ruff format --check tiein graph embeddings loaders tests bench
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
 fast: setup
 	$(BIN)/ruff check tiein graph embeddings loaders tests bench
+	$(BIN)/ruff format --check tiein graph embeddings loaders tests bench
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q -x -m "not slow"
 

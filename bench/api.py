@@ -46,9 +46,7 @@ ENDPOINTS = {
     "related": "/v1/products/{id}/related?kind=complement&k=10",
     "bundle": "/v1/products/{id}/bundle",
 }
-ANCHOR_QUERY = (
-    "MATCH (p:Product)-[:COMPLEMENT]->(:Product) RETURN DISTINCT p.product_id AS id ORDER BY id"
-)
+ANCHOR_QUERY = "MATCH (p:Product)-[:COMPLEMENT]->(:Product) RETURN DISTINCT p.product_id AS id ORDER BY id"
 MAX_ANCHORS = 1000
 
 
@@ -81,8 +79,9 @@ def _readable(home: Path) -> bool:
             store.related(rows[0]["id"], "complement", 1)
         return True
     except TieinError as exc:
-        print(f"the cached graph in {home} is not readable by this version ({exc}): rebuilding",
-              file=sys.stderr)
+        print(
+            f"the cached graph in {home} is not readable by this version ({exc}): rebuilding", file=sys.stderr
+        )
         return False
     finally:
         store.close()
@@ -110,9 +109,26 @@ def free_port() -> int:
 
 
 def start_server(home: Path, port: int, workers: int, snapshot: bool = True) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if k not in ("TIEIN_API_TOKEN", "TIEIN_STORE", "TIEIN_API_SNAPSHOT")}
-    cmd = [sys.executable, "-m", "tiein.cli", "serve", "--home", str(home), "--port", str(port),
-           "--workers", str(workers), "--log-level", "warning", "--snapshot" if snapshot else "--no-snapshot"]
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("TIEIN_API_TOKEN", "TIEIN_STORE", "TIEIN_API_SNAPSHOT")
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "tiein.cli",
+        "serve",
+        "--home",
+        str(home),
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--log-level",
+        "warning",
+        "--snapshot" if snapshot else "--no-snapshot",
+    ]
     return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
@@ -224,8 +240,9 @@ def _path(name: str, pid: str) -> str:
     return ENDPOINTS[name].format(id=quote(pid, safe=""))
 
 
-async def closed_loop(url: str, ids: list[str], names: list[str], concurrency: int, seconds: float,
-                      seed: int) -> tuple[Samples, float]:
+async def closed_loop(
+    url: str, ids: list[str], names: list[str], concurrency: int, seconds: float, seed: int
+) -> tuple[Samples, float]:
     samples = Samples()
     host, port = _host_port(url)
     stop = time.perf_counter() + seconds
@@ -249,8 +266,9 @@ async def closed_loop(url: str, ids: list[str], names: list[str], concurrency: i
     return samples, time.perf_counter() - t_start
 
 
-async def open_loop(url: str, ids: list[str], names: list[str], rate: float, seconds: float,
-                    seed: int, connections: int = 32) -> tuple[Samples, float]:
+async def open_loop(
+    url: str, ids: list[str], names: list[str], rate: float, seconds: float, seed: int, connections: int = 32
+) -> tuple[Samples, float]:
     """Requests due every 1/rate s, sent by ``connections`` keep-alive connections taking the
     due requests in order; latency counts from the due time."""
     samples = Samples()
@@ -318,33 +336,49 @@ def _stats(lat: list[float], elapsed: float, errors: int) -> dict[str, Any]:
 
 def print_table(result: dict[str, Any]) -> None:
     print(f"{result['mode']}  ({result['seconds']} s, {result['anchors']} anchors, store {result['home']})")
-    print(f"{'endpoint':<10} {'requests':>9} {'errors':>7} {'req/s':>8} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'max ms':>8}")
+    print(
+        f"{'endpoint':<10} {'requests':>9} {'errors':>7} {'req/s':>8} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'max ms':>8}"
+    )
     rows = [*result["endpoints"].items(), ("all", result["all"])]
     for name, s in rows:
         if not s.get("requests"):
             continue
-        print(f"{name:<10} {s['requests']:>9,} {s['errors']:>7} {s['throughput_rps']:>8.1f} {s['p50_ms']:>8.2f} "
-              f"{s['p90_ms']:>8.2f} {s['p99_ms']:>8.2f} {s['max_ms']:>8.2f}")
-    cpu = [f"server {result['server_cpu_ms_per_request']:.2f}" if "server_cpu_ms_per_request" in result else "",
-           f"generator {result['generator_cpu_ms_per_request']:.2f}"]
-    print(f"CPU ms per request: {', '.join(c for c in cpu if c)}"
-          f"  (load average {result.get('load_average_1m', '?')} on {result['cpus']} CPUs)")
+        print(
+            f"{name:<10} {s['requests']:>9,} {s['errors']:>7} {s['throughput_rps']:>8.1f} {s['p50_ms']:>8.2f} "
+            f"{s['p90_ms']:>8.2f} {s['p99_ms']:>8.2f} {s['max_ms']:>8.2f}"
+        )
+    cpu = [
+        f"server {result['server_cpu_ms_per_request']:.2f}" if "server_cpu_ms_per_request" in result else "",
+        f"generator {result['generator_cpu_ms_per_request']:.2f}",
+    ]
+    print(
+        f"CPU ms per request: {', '.join(c for c in cpu if c)}"
+        f"  (load average {result.get('load_average_1m', '?')} on {result['cpus']} CPUs)"
+    )
     if result.get("late_sends"):
         print(f"late sends (generator behind schedule by > 1 ms): {result['late_sends']:,}")
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--home", type=Path, default=None, help="home with a built graph (default: cached Online Retail I)")
-    ap.add_argument("--dataset", default="online_retail", help="dataset built into --home when it has no graph")
+    ap.add_argument(
+        "--home", type=Path, default=None, help="home with a built graph (default: cached Online Retail I)"
+    )
+    ap.add_argument(
+        "--dataset", default="online_retail", help="dataset built into --home when it has no graph"
+    )
     ap.add_argument("--seconds", type=float, default=30.0, help="how long to load the server [30]")
     ap.add_argument("--concurrency", type=int, default=8, help="closed loop: concurrent clients [8]")
     ap.add_argument("--rate", type=float, default=None, help="open loop at this many requests/s (e.g. 200)")
     ap.add_argument("--endpoints", default="related,bundle", help="comma-separated: related, bundle")
     ap.add_argument("--workers", type=int, default=1, help="server worker processes [1]")
-    ap.add_argument("--snapshot", action=argparse.BooleanOptionalAction, default=True,
-                    help="serve the graph from memory (`tiein serve`'s default for the embedded store); "
-                    "--no-snapshot: read LadybugDB per request")
+    ap.add_argument(
+        "--snapshot",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="serve the graph from memory (`tiein serve`'s default for the embedded store); "
+        "--no-snapshot: read LadybugDB per request",
+    )
     ap.add_argument("--warmup", type=float, default=2.0, help="seconds of unmeasured load first [2]")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--rebuild", action="store_true", help="rebuild the cached home first")
@@ -373,7 +407,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             samples, elapsed = asyncio.run(open_loop(url, ids, names, args.rate, args.seconds, args.seed))
             mode = f"open loop at {args.rate:g} req/s"
         else:
-            samples, elapsed = asyncio.run(closed_loop(url, ids, names, args.concurrency, args.seconds, args.seed))
+            samples, elapsed = asyncio.run(
+                closed_loop(url, ids, names, args.concurrency, args.seconds, args.seed)
+            )
             mode = f"closed loop, concurrency {args.concurrency}"
         mode += ", snapshot store" if args.snapshot else ", LadybugDB per request"
         server_cpu1, client_cpu = process_cpu_seconds(proc.pid), time.process_time() - client_cpu0
@@ -383,8 +419,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             proc.kill()
-    result = {"mode": mode, "home": str(home), "anchors": len(ids), "workers": args.workers,
-              "cpus": os.cpu_count(), **summarise(samples, elapsed)}
+    result = {
+        "mode": mode,
+        "home": str(home),
+        "anchors": len(ids),
+        "workers": args.workers,
+        "cpus": os.cpu_count(),
+        **summarise(samples, elapsed),
+    }
     n = max(1, result["all"].get("requests", 0))
     # CPU per request: what the server and the generator cost, whatever else runs on the machine
     if server_cpu0 is not None and server_cpu1 is not None:

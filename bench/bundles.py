@@ -61,8 +61,13 @@ def percentiles(ms: Sequence[float]) -> dict[str, float]:
     def rank(q: float) -> float:
         return s[min(n - 1, max(0, int(np.ceil(q * n)) - 1))]
 
-    return {"n": n, "p50": round(statistics.median(s), 2), "p95": round(rank(0.95), 2),
-            "p99": round(rank(0.99), 2), "max": round(s[-1], 2)}  # fmt: skip
+    return {
+        "n": n,
+        "p50": round(statistics.median(s), 2),
+        "p95": round(rank(0.95), 2),
+        "p99": round(rank(0.99), 2),
+        "max": round(s[-1], 2),
+    }
 
 
 def time_calls(fn: Callable[[str], Any], anchors: Sequence[str], warmup: int = 200) -> dict[str, float]:
@@ -97,10 +102,19 @@ def synthetic_bundle_graph(n_products: int = 50_000, n_edges: int = 2_000_000, s
     )
     depts = sorted(set(dept.tolist()))
     data.products = products
-    data.scenes = pa.table({"scene_id": depts, "name": [f"{d} scene" for d in depts],
-                            "source": ["user"] * len(depts)}, schema=SCENES)  # fmt: skip
-    data.scene_members = pa.table({"product_id": products.column("product_id"), "scene_id": dept, "role": aisle,
-                                   "weight": aisle_pos.astype(np.float64)}, schema=SCENE_MEMBERS)  # fmt: skip
+    data.scenes = pa.table(
+        {"scene_id": depts, "name": [f"{d} scene" for d in depts], "source": ["user"] * len(depts)},
+        schema=SCENES,
+    )
+    data.scene_members = pa.table(
+        {
+            "product_id": products.column("product_id"),
+            "scene_id": dept,
+            "role": aisle,
+            "weight": aisle_pos.astype(np.float64),
+        },
+        schema=SCENE_MEMBERS,
+    )
     data.meta = {**data.meta, "bench": "bundles"}
     return data
 
@@ -122,9 +136,13 @@ def _cached_store(home: Path, key: dict[str, Any], make: Callable[[Path], str]) 
 
 
 def synthetic_bench(
-    home: Path, n_products: int = 50_000, n_edges: int = 2_000_000, anchors: int = 2_000, seed: int = 0,
+    home: Path,
+    n_products: int = 50_000,
+    n_edges: int = 2_000_000,
+    anchors: int = 2_000,
+    seed: int = 0,
     warmup: int = 200,
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     """Latency of bundle() vs related() on the synthetic graph (built once into ``home``)."""
     from tiein.graph import open_store
 
@@ -159,8 +177,10 @@ def synthetic_bench(
     finally:
         store.close()
     return {
-        "graph": {"products": counts["nodes"]["Product"],
-                  "relationships": sum(v for k, v in counts["relationships"].items())},  # fmt: skip
+        "graph": {
+            "products": counts["nodes"]["Product"],
+            "relationships": sum(v for k, v in counts["relationships"].items()),
+        },
         "anchors": len(ids),
         "bundle_ms": bundle_ms,
         "related_ms": related_ms,
@@ -176,7 +196,9 @@ def synthetic_bench(
 
 
 # ----------------------------------------------------------------------------- instacart
-def synthetic_prices(product_ids: pa.Array | pa.ChunkedArray, low: float = 1.0, high: float = 30.0) -> pa.Array:
+def synthetic_prices(
+    product_ids: pa.Array | pa.ChunkedArray, low: float = 1.0, high: float = 30.0
+) -> pa.Array:
     """A deterministic price per product id: log-uniform in [low, high) from a 64-bit hash of the
     id (pandas' hash_array, vectorised), rounded to cents. Same id, same price, on every run."""
     import pandas as pd
@@ -197,10 +219,17 @@ def priced_copy(products: pa.Table, folder: Path) -> Path:
     return path
 
 
-def build_instacart(home: Path, *, data_dir: Path | None = None, embeddings: bool = True,
-                    max_orders: int | None = None, threads: int | None = None) -> GraphStore:  # fmt: skip
+def build_instacart(
+    home: Path,
+    *,
+    data_dir: Path | None = None,
+    embeddings: bool = True,
+    max_orders: int | None = None,
+    threads: int | None = None,
+) -> GraphStore:
     """Instacart built by the pipeline from a priced copy of its catalog and its prior orders
     (the first ``max_orders`` orders when given), cached in ``home``."""
+
     def make(h: Path) -> str:
         from tiein import loaders
         from tiein.pipeline import BuildOptions, build
@@ -214,12 +243,18 @@ def build_instacart(home: Path, *, data_dir: Path | None = None, embeddings: boo
         catalog = priced_copy(loaded.products, h / "input")
         orders_path = h / "input" / "orders.parquet"
         pq.write_table(orders.select(["order_id", "product_id", "quantity"]), orders_path)
-        summary = build(BuildOptions(catalog=catalog, orders=orders_path, home=h, embeddings=embeddings,
-                                     threads=threads))  # fmt: skip
+        summary = build(
+            BuildOptions(catalog=catalog, orders=orders_path, home=h, embeddings=embeddings, threads=threads)
+        )
         print(f"built instacart in {time.perf_counter() - t:.1f} s ({summary.counts})", flush=True)
         return summary.store
 
-    key = {"kind": "instacart", "embeddings": embeddings, "max_orders": max_orders, "prices": "log-uniform 1-30 v1"}
+    key = {
+        "kind": "instacart",
+        "embeddings": embeddings,
+        "max_orders": max_orders,
+        "prices": "log-uniform 1-30 v1",
+    }
     return _cached_store(home, key, make)
 
 
@@ -245,11 +280,22 @@ def audit_bundles(
     (anchor included) in the same leaf category, items outside the rules' price band (an add-on
     without a catalog price counts as outside), and the reasons of the anchors without one."""
     rules = rules or BundleRules()
-    price = dict(zip(catalog.column("product_id").to_pylist(), catalog.column("price").to_pylist(), strict=True))
-    aisle = dict(zip(catalog.column("product_id").to_pylist(), catalog.column("category").to_pylist(), strict=True))
-    out: dict[str, Any] = {"anchors": len(anchors), "bundles": 0, "items": 0, "same_aisle_pairs": 0,
-                           "out_of_band_items": 0, "following_a_scene": 0, "skipped_roles": 0,
-                           "no_bundle": Counter()}  # fmt: skip
+    price = dict(
+        zip(catalog.column("product_id").to_pylist(), catalog.column("price").to_pylist(), strict=True)
+    )
+    aisle = dict(
+        zip(catalog.column("product_id").to_pylist(), catalog.column("category").to_pylist(), strict=True)
+    )
+    out: dict[str, Any] = {
+        "anchors": len(anchors),
+        "bundles": 0,
+        "items": 0,
+        "same_aisle_pairs": 0,
+        "out_of_band_items": 0,
+        "following_a_scene": 0,
+        "skipped_roles": 0,
+        "no_bundle": Counter(),
+    }
     ms = []
     for a in anchors:
         t = time.perf_counter()
@@ -265,20 +311,34 @@ def audit_bundles(
         members = b.product_ids
         cats = [aisle.get(p) for p in members]
         out["same_aisle_pairs"] += sum(
-            1 for i in range(len(cats)) for j in range(i + 1, len(cats)) if cats[i] is not None and cats[i] == cats[j]
+            1
+            for i in range(len(cats))
+            for j in range(i + 1, len(cats))
+            if cats[i] is not None and cats[i] == cats[j]
         )
         anchor_price = price[a]
         for p in members[1:]:
             q = price.get(p)
-            if q is None or not rules.min_price_ratio * anchor_price - 1e-9 <= q <= rules.max_price_ratio * anchor_price + 1e-9:
+            if (
+                q is None
+                or not rules.min_price_ratio * anchor_price - 1e-9
+                <= q
+                <= rules.max_price_ratio * anchor_price + 1e-9
+            ):
                 out["out_of_band_items"] += 1
     out["no_bundle"] = dict(out["no_bundle"].most_common())
     out["bundle_ms"] = percentiles(ms) if ms else {}
     return out
 
 
-def instacart_bench(home: Path, *, top: int = 500, data_dir: Path | None = None, embeddings: bool = True,
-                    max_orders: int | None = None) -> dict[str, Any]:  # fmt: skip
+def instacart_bench(
+    home: Path,
+    *,
+    top: int = 500,
+    data_dir: Path | None = None,
+    embeddings: bool = True,
+    max_orders: int | None = None,
+) -> dict[str, Any]:
     store = build_instacart(home, data_dir=data_dir, embeddings=embeddings, max_orders=max_orders)
     try:
         catalog = pq.read_table(home / "input" / "catalog_priced.parquet")
@@ -312,22 +372,37 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         if args.synthetic:
             r = synthetic_bench(root / "synthetic", args.products, args.edges, args.anchors)
             result["synthetic"] = r
-            print(f"synthetic graph: {r['graph']['products']:,} products, {r['graph']['relationships']:,} relationships")
+            print(
+                f"synthetic graph: {r['graph']['products']:,} products, {r['graph']['relationships']:,} relationships"
+            )
             for name in ("bundle_ms", "related_ms"):
                 x = r[name]
-                print(f"  {name[:-3]:<8} n={x['n']}  p50 {x['p50']:.2f} ms  p95 {x['p95']:.2f} ms  p99 {x['p99']:.2f} ms")
+                print(
+                    f"  {name[:-3]:<8} n={x['n']}  p50 {x['p50']:.2f} ms  p95 {x['p95']:.2f} ms  p99 {x['p99']:.2f} ms"
+                )
             print(f"  bundle p99 / related p99 = {r['p99_ratio_bundle_to_related']}; sample: {r['sample']}")
             sn = r["snapshot"]
             x = sn["bundle_ms"]
-            print(f"  bundle on SnapshotStore (loaded in {sn['load_s']:.1f} s; same answers: {sn['same_answers']}): "
-                  f"p50 {x['p50']:.2f} ms  p95 {x['p95']:.2f} ms  p99 {x['p99']:.2f} ms")
+            print(
+                f"  bundle on SnapshotStore (loaded in {sn['load_s']:.1f} s; same answers: {sn['same_answers']}): "
+                f"p50 {x['p50']:.2f} ms  p95 {x['p95']:.2f} ms  p99 {x['p99']:.2f} ms"
+            )
         if args.instacart:
-            r = instacart_bench(root / "instacart", top=args.top, data_dir=args.data_dir,
-                                embeddings=not args.no_embeddings, max_orders=args.max_orders)  # fmt: skip
+            r = instacart_bench(
+                root / "instacart",
+                top=args.top,
+                data_dir=args.data_dir,
+                embeddings=not args.no_embeddings,
+                max_orders=args.max_orders,
+            )
             result["instacart"] = r
-            print(f"instacart: {r['anchors']} most-ordered products -> {r['bundles']} bundles, {r['items']} items")
+            print(
+                f"instacart: {r['anchors']} most-ordered products -> {r['bundles']} bundles, {r['items']} items"
+            )
             print(f"  pairs of bundle members in the same aisle: {r['same_aisle_pairs']} (must be 0)")
-            print(f"  items outside the 30-80 % price band: {r['out_of_band_items']} (must be 0; {r['prices']})")
+            print(
+                f"  items outside the 30-80 % price band: {r['out_of_band_items']} (must be 0; {r['prices']})"
+            )
             print(f"  following a scene: {r['following_a_scene']}; roles skipped: {r['skipped_roles']}")
             print(f"  no bundle, why: {r['no_bundle']}")
             print(f"  bundle() p50 {r['bundle_ms'].get('p50')} ms, p99 {r['bundle_ms'].get('p99')} ms")

@@ -37,7 +37,12 @@ DATA = Path(os.environ.get("TIEIN_DATA", ROOT.parent / "shared" / "data"))
 
 # (anchor, substitute, complement, unrelated)
 TRIPLES_ZH = [
-    ("自然堂 补水保湿面霜 50g", "欧莱雅 滋润保湿面霜 50ml", "自然堂 温和卸妆水 200ml", "不锈钢炒锅 32cm 家用"),
+    (
+        "自然堂 补水保湿面霜 50g",
+        "欧莱雅 滋润保湿面霜 50ml",
+        "自然堂 温和卸妆水 200ml",
+        "不锈钢炒锅 32cm 家用",
+    ),
     ("华为 Mate 60 智能手机", "小米 14 5G 智能手机", "手机钢化膜 防摔保护壳", "纯棉儿童袜子 5双装"),
     ("伊利 纯牛奶 250ml*24盒", "蒙牛 全脂纯牛奶 250ml*16盒", "桂格 即食燕麦片 1000g", "汽车机油 5W-30 4L"),
     ("耐克 男子跑步鞋", "阿迪达斯 男款运动跑鞋", "运动棉袜 男 6双装", "电饭煲 4L 家用"),
@@ -45,26 +50,83 @@ TRIPLES_ZH = [
     ("晨光 中性笔 0.5mm 黑色 12支", "得力 签字笔 0.5mm 黑色", "A5 加厚笔记本", "进口干红葡萄酒 750ml"),
 ]
 TRIPLES_EN = [
-    ("Organic Whole Milk 1 gallon", "2% Reduced Fat Milk half gallon", "Honey Nut Cheerios cereal", "Motor oil 5W-30"),
-    ("Apple iPhone 15 smartphone 128GB", "Samsung Galaxy S24 Android smartphone", "USB-C fast charger cable", "Cotton kids socks 6 pack"),
-    ("Nike men's running shoes", "Adidas men's sports running sneakers", "athletic ankle socks", "stainless steel frying pan"),
+    (
+        "Organic Whole Milk 1 gallon",
+        "2% Reduced Fat Milk half gallon",
+        "Honey Nut Cheerios cereal",
+        "Motor oil 5W-30",
+    ),
+    (
+        "Apple iPhone 15 smartphone 128GB",
+        "Samsung Galaxy S24 Android smartphone",
+        "USB-C fast charger cable",
+        "Cotton kids socks 6 pack",
+    ),
+    (
+        "Nike men's running shoes",
+        "Adidas men's sports running sneakers",
+        "athletic ankle socks",
+        "stainless steel frying pan",
+    ),
     ("Spaghetti pasta 500g", "Penne rigate pasta", "Tomato basil pasta sauce", "Dog chew toy"),
-    ("WHITE HANGING HEART T-LIGHT HOLDER", "RED HANGING HEART T-LIGHT HOLDER", "BOX OF 24 TEA LIGHTS", "GARDEN HOSE 15M"),
+    (
+        "WHITE HANGING HEART T-LIGHT HOLDER",
+        "RED HANGING HEART T-LIGHT HOLDER",
+        "BOX OF 24 TEA LIGHTS",
+        "GARDEN HOSE 15M",
+    ),
     ("Ballpoint pens blue 12 pack", "Gel ink pens black", "Spiral notebook A5", "Frozen pepperoni pizza"),
 ]
 
 # Taobao product types, first match in the title wins (more specific words first).
 TAOBAO_TYPES = [
-    ("卸妆", "卸妆"), ("洁面仪", "洁面仪"), ("洗面奶", "洁面"), ("洁面", "洁面"), ("洗颜", "洁面"),
-    ("面膜", "面膜"), ("睡眠膜", "面膜"), ("酣睡膜", "面膜"), ("眼霜", "眼部"), ("眼部", "眼部"),
-    ("防晒", "防晒"), ("隔离", "隔离"), ("BB霜", "底妆"), ("CC霜", "底妆"), ("气垫", "底妆"),
-    ("粉底", "底妆"), ("遮瑕", "底妆"), ("散粉", "底妆"), ("粉饼", "底妆"), ("口红", "唇部"),
-    ("唇膏", "唇部"), ("唇彩", "唇部"), ("唇釉", "唇部"), ("睫毛膏", "眼妆"), ("眼线", "眼妆"),
-    ("眉笔", "眼妆"), ("眼影", "眼妆"), ("香水", "香水"), ("香氛", "香水"), ("精华", "精华"),
-    ("原液", "精华"), ("肌底液", "精华"), ("爽肤水", "化妆水"), ("柔肤水", "化妆水"),
-    ("化妆水", "化妆水"), ("精华水", "化妆水"), ("乳液", "乳液"), ("润肤乳", "乳液"),
-    ("面霜", "面霜"), ("日霜", "面霜"), ("晚霜", "面霜"), ("滋润霜", "面霜"), ("身体乳", "身体"),
-    ("护手霜", "身体"), ("沐浴", "身体"), ("套装", "套装"), ("礼盒", "套装"),
+    ("卸妆", "卸妆"),
+    ("洁面仪", "洁面仪"),
+    ("洗面奶", "洁面"),
+    ("洁面", "洁面"),
+    ("洗颜", "洁面"),
+    ("面膜", "面膜"),
+    ("睡眠膜", "面膜"),
+    ("酣睡膜", "面膜"),
+    ("眼霜", "眼部"),
+    ("眼部", "眼部"),
+    ("防晒", "防晒"),
+    ("隔离", "隔离"),
+    ("BB霜", "底妆"),
+    ("CC霜", "底妆"),
+    ("气垫", "底妆"),
+    ("粉底", "底妆"),
+    ("遮瑕", "底妆"),
+    ("散粉", "底妆"),
+    ("粉饼", "底妆"),
+    ("口红", "唇部"),
+    ("唇膏", "唇部"),
+    ("唇彩", "唇部"),
+    ("唇釉", "唇部"),
+    ("睫毛膏", "眼妆"),
+    ("眼线", "眼妆"),
+    ("眉笔", "眼妆"),
+    ("眼影", "眼妆"),
+    ("香水", "香水"),
+    ("香氛", "香水"),
+    ("精华", "精华"),
+    ("原液", "精华"),
+    ("肌底液", "精华"),
+    ("爽肤水", "化妆水"),
+    ("柔肤水", "化妆水"),
+    ("化妆水", "化妆水"),
+    ("精华水", "化妆水"),
+    ("乳液", "乳液"),
+    ("润肤乳", "乳液"),
+    ("面霜", "面霜"),
+    ("日霜", "面霜"),
+    ("晚霜", "面霜"),
+    ("滋润霜", "面霜"),
+    ("身体乳", "身体"),
+    ("护手霜", "身体"),
+    ("沐浴", "身体"),
+    ("套装", "套装"),
+    ("礼盒", "套装"),
 ]
 
 
@@ -119,7 +181,9 @@ def triple_score(model, triples: list[tuple[str, str, str, str]]) -> str:  # noq
 
 
 def online_retail_titles() -> list[str]:
-    frame = pd.read_parquet(DATA / "online_retail" / "online_retail_I.parquet", columns=["StockCode", "Description"])
+    frame = pd.read_parquet(
+        DATA / "online_retail" / "online_retail_I.parquet", columns=["StockCode", "Description"]
+    )
     return frame.dropna().drop_duplicates("StockCode")["Description"].astype(str).str.strip().tolist()
 
 
@@ -170,9 +234,13 @@ def neighbours_check(pool: pd.DataFrame) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--models", default="use,minilm,tfidf")
-    parser.add_argument("--pool", type=int, default=10_000, help="Instacart products to search among (0 = all)")
+    parser.add_argument(
+        "--pool", type=int, default=10_000, help="Instacart products to search among (0 = all)"
+    )
     parser.add_argument("--queries", type=int, default=2_000)
     parser.add_argument("--no-neighbours", action="store_true", help="skip the exact-vs-approximate check")
     args = parser.parse_args()

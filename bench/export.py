@@ -57,8 +57,10 @@ def synthetic_home(cache: Path, n_products: int, n_edges: int) -> Path:
         store = EmbeddedStore(home / "graph")
         store.replace(synthetic_graph(n_products, n_edges))
         store.close()
-        print(f"built {n_products:,} synthetic products / {n_edges:,} edges in {time.perf_counter() - t0:.1f} s",
-              flush=True)  # fmt: skip
+        print(
+            f"built {n_products:,} synthetic products / {n_edges:,} edges in {time.perf_counter() - t0:.1f} s",
+            flush=True,
+        )
     return home
 
 
@@ -81,9 +83,21 @@ def bench_home(label: str, home: Path, out_dir: Path, k: int) -> list[dict[str, 
                 path = out_dir / f"{label}-{what}.{fmt}"
                 r = export(snap, what, path, fmt=fmt, k=k)
                 mb = path.stat().st_size / 1e6
-                print(f"  {what:<9} {fmt:<8} {r.seconds:>8.1f} {r.anchors:>9,} {r.rows:>10,} {mb:>7.1f}", flush=True)
-                results.append({"graph": label, "what": what, "format": fmt, "seconds": r.seconds,
-                                "anchors": r.anchors, "rows": r.rows, "load_s": load_s})  # fmt: skip
+                print(
+                    f"  {what:<9} {fmt:<8} {r.seconds:>8.1f} {r.anchors:>9,} {r.rows:>10,} {mb:>7.1f}",
+                    flush=True,
+                )
+                results.append(
+                    {
+                        "graph": label,
+                        "what": what,
+                        "format": fmt,
+                        "seconds": r.seconds,
+                        "anchors": r.anchors,
+                        "rows": r.rows,
+                        "load_s": load_s,
+                    }
+                )
                 path.unlink()
     finally:
         snap.close()
@@ -92,8 +106,12 @@ def bench_home(label: str, home: Path, out_dir: Path, k: int) -> list[dict[str, 
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "tiein-bench-export",
-                    help="where built graphs are kept between runs")  # fmt: skip
+    ap.add_argument(
+        "--cache",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "tiein-bench-export",
+        help="where built graphs are kept between runs",
+    )
     ap.add_argument("--data-dir", type=Path, default=None, help="shared datasets [env TIEIN_DATA]")
     ap.add_argument("--synthetic", type=int, default=50_000, help="synthetic products (0: skip)")
     ap.add_argument("--edges", type=int, default=2_000_000, help="synthetic edges (~40 %% typed relations)")
@@ -114,8 +132,10 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             home = synthetic_home(args.cache, args.synthetic, args.edges)
             results += bench_home(f"synthetic_{args.synthetic}", home, out_dir, args.k)
     slow = [r for r in results if r["seconds"] > 60]
-    print(f"\n{len(results)} exports; slowest {max((r['seconds'] for r in results), default=0):.1f} s "
-          f"({'all within' if not slow else f'{len(slow)} over'} the 60 s target)")  # fmt: skip
+    print(
+        f"\n{len(results)} exports; slowest {max((r['seconds'] for r in results), default=0):.1f} s "
+        f"({'all within' if not slow else f'{len(slow)} over'} the 60 s target)"
+    )
     return results
 
 

@@ -78,9 +78,12 @@ class SimResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "arms": self.arms, "lift": self.lift, "paired": self.paired, "settings": self.settings,
+            "arms": self.arms,
+            "lift": self.lift,
+            "paired": self.paired,
+            "settings": self.settings,
             "seconds": self.seconds,
-        }  # fmt: skip
+        }
 
 
 def paired_lift(diff: np.ndarray, impressions: np.ndarray, base: float | None) -> dict[str, float | None]:
@@ -97,6 +100,7 @@ def paired_lift(diff: np.ndarray, impressions: np.ndarray, base: float | None) -
 def load_orders(data_dir: Path | None = None) -> tuple[pa.Table, pa.Table]:
     """(products, orders) of Online Retail I, loaded by the project's own loader."""
     from tiein import loaders
+
     loaded = loaders.load_dataset("online_retail", data_dir=data_dir)
     return loaded.products, loaded.orders
 
@@ -240,11 +244,14 @@ def simulate(
                 "reranked": [
                     r["product_id"]
                     for r in rerank(
-                        comps[anchor], stats, anchor_id=anchor, explore=explore,
+                        comps[anchor],
+                        stats,
+                        anchor_id=anchor,
+                        explore=explore,
                         seed=stable_hash(b["order_id"], anchor),
                     )[:k]
                 ],
-            }  # fmt: skip
+            }
             for name, items in lists.items():  # both lists judged on every invoice (paired)
                 got[name] += sum(i in b["truth"] and i != anchor for i in items)
             got["impressions"] += len(lists["control"])
@@ -254,11 +261,19 @@ def simulate(
             for item in shown:
                 for event in ("impression", "click", "purchase") if item in bought else ("impression",):
                     for n, v in (
-                        ("event_id", f"{b['order_id']}:{anchor}:{item}:{event}"), ("ts", b["ts"]),
-                        ("user_id", b["user"]), ("anchor_id", anchor), ("item_id", item), ("kind", "complement"),
-                        ("surface", "page"), ("experiment", EXPERIMENT), ("variant", arm), ("event", event),
-                        ("value", None), ("order_id", b["order_id"]),
-                    ):  # fmt: skip
+                        ("event_id", f"{b['order_id']}:{anchor}:{item}:{event}"),
+                        ("ts", b["ts"]),
+                        ("user_id", b["user"]),
+                        ("anchor_id", anchor),
+                        ("item_id", item),
+                        ("kind", "complement"),
+                        ("surface", "page"),
+                        ("experiment", EXPERIMENT),
+                        ("variant", arm),
+                        ("event", event),
+                        ("value", None),
+                        ("order_id", b["order_id"]),
+                    ):
                         ev[n].append(v)
         for name in ("control", "reranked", "impressions"):
             paired[name].append(got[name])
@@ -292,10 +307,16 @@ def simulate(
         "lift": paired_lift(diff, imp, both["control"]["value"]),
     }
     result.settings = {
-        "k": k, "pool": pool, "views": views, "window_days": window_days, "explore": explore,
-        "prior_strength": prior_strength, "item_strength": item_strength, "invoices": len(baskets),
+        "k": k,
+        "pool": pool,
+        "views": views,
+        "window_days": window_days,
+        "explore": explore,
+        "prior_strength": prior_strength,
+        "item_strength": item_strength,
+        "invoices": len(baskets),
         "anchors_with_complements": len(comps),
-    }  # fmt: skip
+    }
     result.seconds = {"replay": time.perf_counter() - t0, "ingest_and_stats": t_stats}
     return result
 
@@ -342,18 +363,25 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("-k", type=int, default=5, help="Complements shown per request.")
     ap.add_argument("--pool", type=int, default=20, help="Complements the reranked arm chooses from.")
     ap.add_argument(
-        "--views", type=int, default=0,
+        "--views",
+        type=int,
+        default=0,
         help="Anchors viewed per invoice (each shown k complements); 0: every basket item with complements.",
-    )  # fmt: skip
+    )
     ap.add_argument("--window-days", type=int, default=0, help="A later purchase within N days also counts.")
     ap.add_argument("--explore", type=float, default=0.1, help="Thompson draw spread (0 greedy, 1 classic).")
     ap.add_argument(
-        "--prior-strength", type=float, default=DEFAULT_PRIOR_STRENGTH, help="Pseudo-impressions of a pair's prior."
+        "--prior-strength",
+        type=float,
+        default=DEFAULT_PRIOR_STRENGTH,
+        help="Pseudo-impressions of a pair's prior.",
     )
     ap.add_argument(
-        "--item-strength", type=float, default=DEFAULT_ITEM_STRENGTH,
+        "--item-strength",
+        type=float,
+        default=DEFAULT_ITEM_STRENGTH,
         help="Pseudo-impressions of the item level of the prior (0: pair level only).",
-    )  # fmt: skip
+    )
     ap.add_argument(
         "--embeddings", action="store_true", help="Use title embeddings in the classifier (slower)."
     )
@@ -366,24 +394,39 @@ def main(argv: list[str] | None = None) -> None:
     if a.views < 0:
         ap.error(f"--views must be >= 0 (0: every basket item), got {a.views}")
     res = run(
-        datetime.fromisoformat(a.cut), datetime.fromisoformat(a.end), a.home, data_dir=a.data_dir,
-        embeddings=a.embeddings, k=a.k, pool=a.pool, views=a.views, window_days=a.window_days,
-        explore=a.explore, prior_strength=a.prior_strength, item_strength=a.item_strength,
-    )  # fmt: skip
+        datetime.fromisoformat(a.cut),
+        datetime.fromisoformat(a.end),
+        a.home,
+        data_dir=a.data_dir,
+        embeddings=a.embeddings,
+        k=a.k,
+        pool=a.pool,
+        views=a.views,
+        window_days=a.window_days,
+        explore=a.explore,
+        prior_strength=a.prior_strength,
+        item_strength=a.item_strength,
+    )
     s = res.settings
-    print(f"Online Retail: train < {s['cut']}, replay {s['cut']} .. {s['end']} ({s['invoices']:,} invoices), "
-          f"{'all' if s['views'] == 0 else s['views']} anchor(s) viewed per invoice, k={s['k']} of pool {s['pool']}, "
-          f"window {s['window_days']} d, explore {s['explore']}, prior {s['prior_strength']:g}, "
-          f"item level {s['item_strength']:g}")  # fmt: skip
+    print(
+        f"Online Retail: train < {s['cut']}, replay {s['cut']} .. {s['end']} ({s['invoices']:,} invoices), "
+        f"{'all' if s['views'] == 0 else s['views']} anchor(s) viewed per invoice, k={s['k']} of pool {s['pool']}, "
+        f"window {s['window_days']} d, explore {s['explore']}, prior {s['prior_strength']:g}, "
+        f"item level {s['item_strength']:g}"
+    )
     for arm, m in res.arms.items():
-        print(f"  {arm:<9} {m['requests']:>6,} invoices {m['impressions']:>7,} shown {m['purchases']:>6,} bought  "
-              f"conversion {_fmt(m['conversion'])}  hit rate {_fmt(m['hit_rate'])}")  # fmt: skip
+        print(
+            f"  {arm:<9} {m['requests']:>6,} invoices {m['impressions']:>7,} shown {m['purchases']:>6,} bought  "
+            f"conversion {_fmt(m['conversion'])}  hit rate {_fmt(m['hit_rate'])}"
+        )
     for metric, x in res.lift.items():
         print(f"  lift reranked vs control, {metric:<10} {_fmt(x)}")
     pr = res.paired
-    print(f"  paired (both lists judged on all {pr['requests']:,} invoices): conversion control "
-          f"{_fmt(pr['control_conversion'])}, reranked {_fmt(pr['reranked_conversion'])}, lift {_fmt(pr['lift'])} "
-          f"({pr['invoices_with_different_purchases']:,} invoices differ)")  # fmt: skip
+    print(
+        f"  paired (both lists judged on all {pr['requests']:,} invoices): conversion control "
+        f"{_fmt(pr['control_conversion'])}, reranked {_fmt(pr['reranked_conversion'])}, lift {_fmt(pr['lift'])} "
+        f"({pr['invoices_with_different_purchases']:,} invoices differ)"
+    )
     print("  seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in res.seconds.items()))
     if a.json:
         print(json.dumps(res.to_dict(), indent=2, default=str))

@@ -1,4 +1,4 @@
-""""Next purchase" relations on UCI Online Retail: the top pairs with their numbers, checks, and
+""" "Next purchase" relations on UCI Online Retail: the top pairs with their numbers, checks, and
 the precision of "next" predictions on a time split against a popularity baseline.
 
     python bench/next_purchase.py [--window 90] [--cutoff 2011-09-01] [--top 15] [--k 10]
@@ -38,7 +38,9 @@ from tiein.mining import mine_pairs  # noqa: E402
 from tiein.relations import NextConfig, classify_next  # noqa: E402
 
 
-def next_relations(orders: pa.Table, products: pa.Table, window: int, cfg: NextConfig) -> tuple[pa.Table, dict[str, Any]]:
+def next_relations(
+    orders: pa.Table, products: pa.Table, window: int, cfg: NextConfig
+) -> tuple[pa.Table, dict[str, Any]]:
     """The "next" relations of ``orders`` (RELATIONS rows) and the mining report."""
     mined = mine_pairs(orders, min_count=min(2, cfg.min_customers), after_window_days=window)
     feats = next_candidates(products, mined.pairs, mined.timeline, min_count=cfg.min_customers)
@@ -83,7 +85,9 @@ def checks(orders: pa.Table, rel: pa.Table, window: int, sample: int = 200) -> d
     mirrored = sum(1 for s, d in edges if (d, s) in edges)
     ev = [json.loads(e) for e in rel.column("evidence").to_pylist()]
     gaps = [e["median_gap_days"] for e in ev if e.get("median_gap_days") is not None]
-    picked = rel.take(pa.array(range(0, rel.num_rows, max(1, rel.num_rows // sample)))) if rel.num_rows else rel
+    picked = (
+        rel.take(pa.array(range(0, rel.num_rows, max(1, rel.num_rows // sample)))) if rel.num_rows else rel
+    )
     recount = independent_after_counts(orders, picked, window)
     claimed = {
         (s, d): json.loads(e)["after_count"]
@@ -135,7 +139,9 @@ FROM score GROUP BY method ORDER BY method
 """
 
 
-def time_split(orders: pa.Table, products: pa.Table, cutoff: dt.datetime, window: int, k: int, cfg: NextConfig) -> dict[str, Any]:
+def time_split(
+    orders: pa.Table, products: pa.Table, cutoff: dt.datetime, window: int, k: int, cfg: NextConfig
+) -> dict[str, Any]:
     """Precision@k of "next" vs popularity for customers active around ``cutoff`` (module doc)."""
     train = orders.filter(pc.less(orders.column("ts"), pa.scalar(cutoff, pa.timestamp("us"))))
     rel, _ = next_relations(train, products, window, cfg)
@@ -147,12 +153,17 @@ def time_split(orders: pa.Table, products: pa.Table, cutoff: dt.datetime, window
     out: dict[str, Any] = {"cutoff": cutoff.date().isoformat(), "train_relations": rel.num_rows, "k": k}
     for method, users, covered, prec, hit in rows:
         out["users"] = int(users)
-        out[method] = {"precision_at_k": round(float(prec or 0), 4), "hit_rate": round(float(hit or 0), 4),
-                       "users_with_predictions": int(covered)}  # fmt: skip
+        out[method] = {
+            "precision_at_k": round(float(prec or 0), 4),
+            "hit_rate": round(float(hit or 0), 4),
+            "users_with_predictions": int(covered),
+        }
     return out
 
 
-def run(data_dir: Path | None = None, window: int = 90, cutoff: str = "2011-09-01", top: int = 15, k: int = 10) -> dict[str, Any]:
+def run(
+    data_dir: Path | None = None, window: int = 90, cutoff: str = "2011-09-01", top: int = 15, k: int = 10
+) -> dict[str, Any]:
     """Everything the command prints, as a dict (the slow test calls this)."""
     t0 = time.perf_counter()
     loaded = loaders.load_dataset("online_retail", data_dir=data_dir)
@@ -161,21 +172,51 @@ def run(data_dir: Path | None = None, window: int = 90, cutoff: str = "2011-09-0
     t0 = time.perf_counter()
     rel, report = next_relations(loaded.orders, loaded.products, window, cfg)
     t_next = time.perf_counter() - t0
-    titles = dict(zip(loaded.products.column("product_id").to_pylist(), loaded.products.column("title").to_pylist(), strict=True))
-    best = rel.take(pc.sort_indices(rel, sort_keys=[("score", "descending"), ("src", "ascending"), ("dst", "ascending")])).slice(0, top)
+    titles = dict(
+        zip(
+            loaded.products.column("product_id").to_pylist(),
+            loaded.products.column("title").to_pylist(),
+            strict=True,
+        )
+    )
+    best = rel.take(
+        pc.sort_indices(rel, sort_keys=[("score", "descending"), ("src", "ascending"), ("dst", "ascending")])
+    ).slice(0, top)
     top_rows = []
     for r in best.to_pylist():
         ev = json.loads(r["evidence"])
-        top_rows.append({"src": r["src"], "src_title": titles.get(r["src"]), "dst": r["dst"], "dst_title": titles.get(r["dst"]),
-                         "score": r["score"], **{key: ev.get(key) for key in ("after_count", "before_count", "returning_customers",
-                         "confidence", "lift", "asymmetry", "median_gap_days")}})  # fmt: skip
+        top_rows.append(
+            {
+                "src": r["src"],
+                "src_title": titles.get(r["src"]),
+                "dst": r["dst"],
+                "dst_title": titles.get(r["dst"]),
+                "score": r["score"],
+                **{
+                    key: ev.get(key)
+                    for key in (
+                        "after_count",
+                        "before_count",
+                        "returning_customers",
+                        "confidence",
+                        "lift",
+                        "asymmetry",
+                        "median_gap_days",
+                    )
+                },
+            }
+        )
     t0 = time.perf_counter()
     chk = checks(loaded.orders, rel, window)
     split = time_split(loaded.orders, loaded.products, dt.datetime.fromisoformat(cutoff), window, k, cfg)
     return {
         "window_days": window,
         "returning_customers": report["returning_customers"],
-        "seconds": {"load": round(t_load, 2), "next_relations": round(t_next, 2), "checks_and_split": round(time.perf_counter() - t0, 2)},
+        "seconds": {
+            "load": round(t_load, 2),
+            "next_relations": round(t_next, 2),
+            "checks_and_split": round(time.perf_counter() - t0, 2),
+        },
         "top": top_rows,
         "checks": chk,
         "time_split": split,
@@ -195,18 +236,26 @@ def main() -> None:
     if a.json:
         print(json.dumps(out, ensure_ascii=False, indent=2))
         return
-    print(f"Online Retail: {out['checks']['relations']:,} next relations (window {a.window} days, "
-          f"{out['returning_customers']:,} returning customers); seconds {out['seconds']}")  # fmt: skip
+    print(
+        f"Online Retail: {out['checks']['relations']:,} next relations (window {a.window} days, "
+        f"{out['returning_customers']:,} returning customers); seconds {out['seconds']}"
+    )
     print(f"{'score':>6} {'after':>5} {'before':>6} {'conf':>6} {'lift':>6} {'gap':>5}  src → dst")
     for r in out["top"]:
-        print(f"{r['score']:6.3f} {r['after_count']:5d} {r['before_count']:6d} {r['confidence']:6.3f} {r['lift']:6.2f} "
-              f"{r['median_gap_days'] or 0:5.0f}  {r['src']} {r['src_title']} → {r['dst']} {r['dst_title']}")  # fmt: skip
+        print(
+            f"{r['score']:6.3f} {r['after_count']:5d} {r['before_count']:6d} {r['confidence']:6.3f} {r['lift']:6.2f} "
+            f"{r['median_gap_days'] or 0:5.0f}  {r['src']} {r['src_title']} → {r['dst']} {r['dst_title']}"
+        )
     print("checks:", json.dumps(out["checks"]))
     s = out["time_split"]
-    print(f"time split at {s['cutoff']} ({s['train_relations']:,} relations from earlier orders; {s['users']:,} customers):")
+    print(
+        f"time split at {s['cutoff']} ({s['train_relations']:,} relations from earlier orders; {s['users']:,} customers):"
+    )
     for m in ("next", "popular"):
-        print(f"  {m:<8} precision@{s['k']} {s[m]['precision_at_k']:.4f}  hit rate {s[m]['hit_rate']:.4f}  "
-              f"customers with predictions {s[m]['users_with_predictions']:,}")  # fmt: skip
+        print(
+            f"  {m:<8} precision@{s['k']} {s[m]['precision_at_k']:.4f}  hit rate {s[m]['hit_rate']:.4f}  "
+            f"customers with predictions {s[m]['users_with_predictions']:,}"
+        )
 
 
 if __name__ == "__main__":

@@ -117,13 +117,24 @@ def build_tiein(
 
     mapping = Mapping.from_dict(
         {
-            "catalog": {"product_id": "product_id", "title": "title", "category": "category_path",
-                        "brand": "brand", "price": "price", "stock": "stock"},
-            "orders": {"order_id": "order_id", "product_id": "product_id", "quantity": "quantity",
-                       "customer": "customer_id", "timestamp": "ts"},
+            "catalog": {
+                "product_id": "product_id",
+                "title": "title",
+                "category": "category_path",
+                "brand": "brand",
+                "price": "price",
+                "stock": "stock",
+            },
+            "orders": {
+                "order_id": "order_id",
+                "product_id": "product_id",
+                "quantity": "quantity",
+                "customer": "customer_id",
+                "timestamp": "ts",
+            },
             "options": {"category_sep": " > "},
         }
-    )  # fmt: skip
+    )
     home.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f"quality-{name}-") as tmp:
         cat, orders = Path(tmp) / "catalog.parquet", Path(tmp) / "orders.parquet"
@@ -275,9 +286,11 @@ def run_dataset(
     test_pos = {o: [index.pos[p] for p in b if p in index.pos] for o, b in test_b.items()}
     test_pos = {o: b for o, b in test_pos.items() if len(b) >= 2}
     cases = qm.cart_cases(test_pos, SEED, max_cases)
-    log(f"[{name}] {proto.describe()}; train {len(train_b):,} baskets / {train.num_rows:,} lines, "
+    log(
+        f"[{name}] {proto.describe()}; train {len(train_b):,} baskets / {train.num_rows:,} lines, "
         f"{len(index):,} products; test {len(test_b):,} baskets, {len(test_pos):,} with ≥ 2 known products; "
-        f"{len(cases):,} cart cases")  # fmt: skip
+        f"{len(cases):,} cart cases"
+    )
 
     t1 = time.perf_counter()
     home = home_root / name
@@ -363,8 +376,10 @@ def run_dataset(
         "tiein_misses_vs_best_cart_baseline": {"best": best, "reasons": misses},
         "addons_misses_vs_tiein_complements": addon_misses,
         "tiein_relations": summary["relations"],
-        "tiein_ranker": {k: summary.get("ranker", {}).get(k) for k in
-                         ("fitted", "reason", "cart_exponent", "validation_auc", "validation_auc_hand_set")},  # fmt: skip
+        "tiein_ranker": {
+            k: summary.get("ranker", {}).get(k)
+            for k in ("fitted", "reason", "cart_exponent", "validation_auc", "validation_auc_hand_set")
+        },
         "build_seconds": round(build_s, 1),
         "seconds": round(time.perf_counter() - t0, 1),
         "quick": quick,
@@ -402,10 +417,15 @@ def rows_n(r: dict[str, Any]) -> str:
 
 
 def table(name: str, r: dict[str, Any]) -> str:
-    head = (f"{name} — {r['protocol']}; train {r['train_baskets']:,} baskets, {r['train_products']:,} products; "
-            f"tiein relations {r['tiein_relations']}")  # fmt: skip
-    lines = [head, "| method | cart HR@10 | cart MRR@10 | anchor HR@10 | anchor P@10 | own (cart / anchor) | n (cart / anchor) |",
-             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    head = (
+        f"{name} — {r['protocol']}; train {r['train_baskets']:,} baskets, {r['train_products']:,} products; "
+        f"tiein relations {r['tiein_relations']}"
+    )
+    lines = [
+        head,
+        "| method | cart HR@10 | cart MRR@10 | anchor HR@10 | anchor P@10 | own (cart / anchor) | n (cart / anchor) |",
+        "|---|---|---|---|---|---|---|",
+    ]
 
     def f(x: float | None) -> str:
         return "—" if x is None else f"{x:.3f}"
@@ -449,19 +469,30 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(
         prog="bench/quality.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("--datasets", default=",".join(PROTOCOLS),
-                    help=f"comma-separated, from: {', '.join(PROTOCOLS)} (default: all)")  # fmt: skip
+    ap.add_argument(
+        "--datasets",
+        default=",".join(PROTOCOLS),
+        help=f"comma-separated, from: {', '.join(PROTOCOLS)} (default: all)",
+    )
     ap.add_argument("--quick", action="store_true", help="smaller samples: 500 cart cases, 150 addons carts")
     ap.add_argument(
         "--max-cases", type=int, default=None, help="cart cases per dataset (default 5000; quick 500)"
     )
-    ap.add_argument("--addons-cases", type=int, default=None,
-                    help="carts asked of tiein addons, the first of the cart cases (default: all of them, up to 5000; quick 150)")  # fmt: skip
+    ap.add_argument(
+        "--addons-cases",
+        type=int,
+        default=None,
+        help="carts asked of tiein addons, the first of the cart cases (default: all of them, up to 5000; quick 150)",
+    )
     ap.add_argument(
         "--threads", type=int, default=None, help="threads for the tiein build (default: tiein's)"
     )
-    ap.add_argument("--home-root", type=Path, default=OUT / "quality",
-                    help="where the builds go, one home per dataset (default bench/out/quality)")  # fmt: skip
+    ap.add_argument(
+        "--home-root",
+        type=Path,
+        default=OUT / "quality",
+        help="where the builds go, one home per dataset (default bench/out/quality)",
+    )
     ap.add_argument("--json", type=Path, default=OUT / "quality.json", help="where to write all numbers")
     args = ap.parse_args(argv)
     names = [n.strip() for n in args.datasets.split(",") if n.strip()]
@@ -473,8 +504,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     t0 = time.perf_counter()
     results: dict[str, Any] = {}
     for n in names:
-        results[n] = run_dataset(n, quick=args.quick, max_cases=max_cases, addon_cases=addon_cases,
-                                 threads=args.threads, home_root=args.home_root)  # fmt: skip
+        results[n] = run_dataset(
+            n,
+            quick=args.quick,
+            max_cases=max_cases,
+            addon_cases=addon_cases,
+            threads=args.threads,
+            home_root=args.home_root,
+        )
     total = time.perf_counter() - t0
     print()
     for n, r in results.items():

@@ -38,13 +38,17 @@ def instacart(home: Path, threads: int | None) -> dict:
     summary = build(BuildOptions(dataset="instacart", home=home, threads=threads))
     build_s = time.perf_counter() - t0
     from tiein import loaders
+
     loaded = loaders.load_dataset("instacart")
     con = duckdb.connect()
     con.register("o", loaded.orders.select(["order_id", "product_id"]))
     con.register("p", loaded.products.select(["product_id", "category_path"]))
-    busy = [r[0] for r in con.execute(
-        "SELECT product_id FROM o GROUP BY product_id HAVING count(DISTINCT order_id) >= 20 ORDER BY product_id"
-    ).fetchall()]
+    busy = [
+        r[0]
+        for r in con.execute(
+            "SELECT product_id FROM o GROUP BY product_id HAVING count(DISTINCT order_id) >= 20 ORDER BY product_id"
+        ).fetchall()
+    ]
     aisle = dict(con.execute("SELECT product_id, category_path FROM p").fetchall())
     store = open_store(summary.store)
     sub_share, comp_share = [], []
@@ -98,7 +102,9 @@ def amazon(threads: int | None) -> dict:
     both = buy & view
     labelled = {p: 1 for p in buy - both} | {p: 0 for p in view - both}
     pairs = sorted(labelled)
-    bare = pa.table({"src": [a for a, _ in pairs], "dst": [b for _, b in pairs], "similarity": [0.0] * len(pairs)})
+    bare = pa.table(
+        {"src": [a for a, _ in pairs], "dst": [b for _, b in pairs], "similarity": [0.0] * len(pairs)}
+    )
     cfg = RelationConfig()
 
     def auc_for(feats: pa.Table) -> tuple[float, int]:
@@ -119,10 +125,18 @@ def amazon(threads: int | None) -> dict:
         return roc_auc(np.array(sc), np.array(lab)), len(sc)
 
     withheld, n = auc_for(candidate_features(products, neighbours=bare, ids=ids, vectors=vec))
-    in_sample, _ = auc_for(candidate_features(products, listed=loaded.listed_pairs, neighbours=bare, ids=ids, vectors=vec))
+    in_sample, _ = auc_for(
+        candidate_features(products, listed=loaded.listed_pairs, neighbours=bare, ids=ids, vectors=vec)
+    )
     # similarity alone, for reference (lower similarity = more complement-like)
     feats = candidate_features(products, neighbours=bare, ids=ids, vectors=vec)
-    sim = dict(zip(zip(feats.column("src").to_pylist(), feats.column("dst").to_pylist(), strict=True), feats.column("similarity").to_pylist(), strict=True))
+    sim = dict(
+        zip(
+            zip(feats.column("src").to_pylist(), feats.column("dst").to_pylist(), strict=True),
+            feats.column("similarity").to_pylist(),
+            strict=True,
+        )
+    )
     sim_auc = roc_auc(np.array([-sim[(a, b)] for a, b in pairs]), np.array([labelled[p] for p in pairs]))
     # Reference only (not used by the classifier): a link-prediction baseline on the rest of the
     # lists — share of also_buy partners the two products have in common, the pair itself withheld.
@@ -155,7 +169,9 @@ def amazon(threads: int | None) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", choices=["instacart", "amazon"])
-    ap.add_argument("--home", type=Path, help="working directory for the Instacart build (default: a temp dir)")
+    ap.add_argument(
+        "--home", type=Path, help="working directory for the Instacart build (default: a temp dir)"
+    )
     ap.add_argument("--threads", type=int)
     args = ap.parse_args()
     out: dict = {}

@@ -57,8 +57,14 @@ def synthetic_graph(n_products: int = 50_000, n_edges: int = 2_000_000, seed: in
     rng = np.random.default_rng(seed)
     idx = np.arange(n_products)
     pid = _ids(idx)
-    cats = np.array([f"dept{d} > aisle{d}-{a} > shelf{d}-{a}-{s}" for d in range(10) for a in range(10)
-                     for s in range(10)])  # fmt: skip
+    cats = np.array(
+        [
+            f"dept{d} > aisle{d}-{a} > shelf{d}-{a}-{s}"
+            for d in range(10)
+            for a in range(10)
+            for s in range(10)
+        ]
+    )
     leaves = np.array([c.split(" > ")[-1] for c in cats])
     cat_idx = rng.integers(0, len(cats), n_products)
     colors = np.array(['{"color": "red"}', '{"color": "blue", "size": 42}', '{"material": "棉"}', None])
@@ -73,8 +79,12 @@ def synthetic_graph(n_products: int = 50_000, n_edges: int = 2_000_000, seed: in
             "stock": pa.array(rng.integers(0, 100, n_products)),
             "attributes": pa.array(colors[rng.integers(0, len(colors), n_products)].tolist(), pa.string()),
             "margin": pa.array(np.round(rng.uniform(0.05, 0.6, n_products), 2)),
-            "sales_role": pa.array(np.array(["traffic", "hero", "profit", "regular", None])[
-                rng.integers(0, 5, n_products)].tolist(), pa.string()),
+            "sales_role": pa.array(
+                np.array(["traffic", "hero", "profit", "regular", None])[
+                    rng.integers(0, 5, n_products)
+                ].tolist(),
+                pa.string(),
+            ),
         },
         schema=PRODUCTS,
     )
@@ -86,25 +96,46 @@ def synthetic_graph(n_products: int = 50_000, n_edges: int = 2_000_000, seed: in
         n_b = n_ab + rng.integers(0, 500, len(p))
         total = np.full(len(p), 1_000_000)
         return pa.table(
-            {"a": _ids(p[:, 0]), "b": _ids(p[:, 1]), "n_ab": n_ab, "n_a": n_a, "n_b": n_b, "n": total,
-             "support": n_ab / total, "conf_ab": n_ab / n_a, "conf_ba": n_ab / n_b,
-             "lift": n_ab * total / (n_a * n_b), "after_ab": n_ab // 3, "after_ba": n_ab // 5},
+            {
+                "a": _ids(p[:, 0]),
+                "b": _ids(p[:, 1]),
+                "n_ab": n_ab,
+                "n_a": n_a,
+                "n_b": n_b,
+                "n": total,
+                "support": n_ab / total,
+                "conf_ab": n_ab / n_a,
+                "conf_ba": n_ab / n_b,
+                "lift": n_ab * total / (n_a * n_b),
+                "after_ab": n_ab // 3,
+                "after_ba": n_ab // 5,
+            },
             schema=PAIR_STATS,
-        )  # fmt: skip
+        )
 
     n_rel = int(n_edges * 0.4)
     r = _unique_pairs(rng, n_products, n_rel, ordered=True)
     kinds = np.array(RELATION_KINDS)[rng.integers(0, len(RELATION_KINDS), len(r))]
     score = np.round(rng.random(len(r)), 3)  # rounded: many ties
     relations = pa.table(
-        {"src": _ids(r[:, 0]), "dst": _ids(r[:, 1]), "kind": kinds, "score": score,
-         "n_ab": rng.integers(0, 50, len(r)), "lift": rng.random(len(r)) * 5, "confidence": rng.random(len(r)),
-         "co_view": rng.integers(0, 20, len(r)), "similarity": rng.random(len(r)),
-         "category_relation": np.array(["same", "sibling", "different", "unknown"])[rng.integers(0, 4, len(r))],
-         "price_ratio": rng.random(len(r)) * 3,
-         "evidence": pc.binary_join_element_wise('{"score": ', pa.array(score).cast(pa.string()), "}", "")},
+        {
+            "src": _ids(r[:, 0]),
+            "dst": _ids(r[:, 1]),
+            "kind": kinds,
+            "score": score,
+            "n_ab": rng.integers(0, 50, len(r)),
+            "lift": rng.random(len(r)) * 5,
+            "confidence": rng.random(len(r)),
+            "co_view": rng.integers(0, 20, len(r)),
+            "similarity": rng.random(len(r)),
+            "category_relation": np.array(["same", "sibling", "different", "unknown"])[
+                rng.integers(0, 4, len(r))
+            ],
+            "price_ratio": rng.random(len(r)) * 3,
+            "evidence": pc.binary_join_element_wise('{"score": ', pa.array(score).cast(pa.string()), "}", ""),
+        },
         schema=RELATIONS,
-    )  # fmt: skip
+    )
     n_scenes = 50
     member_idx = rng.permutation(n_products)[: min(n_products, 5000)]
     members = np.stack([member_idx, rng.integers(0, n_scenes, len(member_idx))], axis=1)
@@ -113,13 +144,25 @@ def synthetic_graph(n_products: int = 50_000, n_edges: int = 2_000_000, seed: in
         co_purchased=pair_stats(int(n_edges * 0.4)),
         co_viewed=pair_stats(int(n_edges * 0.2)),
         relations=relations,
-        scenes=pa.table({"scene_id": [f"S{i}" for i in range(n_scenes)], "name": [f"scene {i}" for i in range(n_scenes)],
-                         "source": ["discovered"] * n_scenes}, schema=SCENES),
-        scene_members=pa.table({"product_id": _ids(members[:, 0]), "scene_id": pa.array([f"S{i}" for i in members[:, 1]]),
-                                "role": pa.nulls(len(members), pa.string()), "weight": np.ones(len(members))},
-                               schema=SCENE_MEMBERS),
+        scenes=pa.table(
+            {
+                "scene_id": [f"S{i}" for i in range(n_scenes)],
+                "name": [f"scene {i}" for i in range(n_scenes)],
+                "source": ["discovered"] * n_scenes,
+            },
+            schema=SCENES,
+        ),
+        scene_members=pa.table(
+            {
+                "product_id": _ids(members[:, 0]),
+                "scene_id": pa.array([f"S{i}" for i in members[:, 1]]),
+                "role": pa.nulls(len(members), pa.string()),
+                "weight": np.ones(len(members)),
+            },
+            schema=SCENE_MEMBERS,
+        ),
         meta={"synthetic": True, "seed": seed},
-    )  # fmt: skip
+    )
 
 
 def main() -> None:

@@ -38,17 +38,27 @@ def graph_tables(home: Path) -> dict[str, pa.Table]:
     from tiein.home import inputs_dir
     from tiein.update import GRAPH_PARTS
 
-    keys = {"products": ["product_id"], "co_purchased": ["a", "b"], "co_viewed": ["a", "b"],
-            "relations": ["src", "kind", "dst"], "scenes": ["scene_id"], "scene_members": ["scene_id", "product_id"]}  # fmt: skip
+    keys = {
+        "products": ["product_id"],
+        "co_purchased": ["a", "b"],
+        "co_viewed": ["a", "b"],
+        "relations": ["src", "kind", "dst"],
+        "scenes": ["scene_id"],
+        "scene_members": ["scene_id", "product_id"],
+    }
     return {
-        p: pq.read_table(inputs_dir(home) / "graph" / f"{p}.parquet").sort_by([(k, "ascending") for k in keys[p]])
+        p: pq.read_table(inputs_dir(home) / "graph" / f"{p}.parquet").sort_by(
+            [(k, "ascending") for k in keys[p]]
+        )
         for p in GRAPH_PARTS
     }
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--fraction", type=float, default=0.01, help="share of orders (the latest) given to the update")
+    ap.add_argument(
+        "--fraction", type=float, default=0.01, help="share of orders (the latest) given to the update"
+    )
     ap.add_argument("--sample", type=int, default=0, help="use only the first N orders (0 = all)")
     ap.add_argument("--no-embeddings", action="store_true", help="build without title embeddings")
     ap.add_argument("--threads", type=int, default=2)
@@ -67,7 +77,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if args.sample:
             first = pc.unique(orders.column("order_id")).slice(0, args.sample)
             orders = orders.filter(pc.is_in(orders.column("order_id"), value_set=first))
-            products = products.filter(pc.is_in(products.column("product_id"), value_set=pc.unique(orders["product_id"])))
+            products = products.filter(
+                pc.is_in(products.column("product_id"), value_set=pc.unique(orders["product_id"]))
+            )
         ts = orders.column("ts").cast(pa.int64())
         cut = pc.quantile(ts, q=1.0 - args.fraction, interpolation="higher")[0].as_py()
         early = pc.less(ts, cut)
@@ -80,11 +92,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         inc, full = work / "inc", work / "full"
         for h in (inc, full):
             shutil.rmtree(h, ignore_errors=True)
-        print(f"online_retail: {products.num_rows:,} products, {orders.num_rows:,} lines; update adds {n_new:,} lines "
-              f"({args.fraction:.0%} of orders by time)")  # fmt: skip
+        print(
+            f"online_retail: {products.num_rows:,} products, {orders.num_rows:,} lines; update adds {n_new:,} lines "
+            f"({args.fraction:.0%} of orders by time)"
+        )
 
         t = time.perf_counter()
-        build(BuildOptions(catalog=work / "catalog.parquet", orders=work / "orders_before.parquet", home=inc, **kw))
+        build(
+            BuildOptions(
+                catalog=work / "catalog.parquet", orders=work / "orders_before.parquet", home=inc, **kw
+            )
+        )
         t_first = time.perf_counter() - t
         print(f"build on the earlier orders: {t_first:.1f} s")
         if (inc / "cache").is_dir():  # the full build gets the same warm embedding cache
@@ -93,19 +111,29 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         t = time.perf_counter()
         s = update(UpdateOptions(orders=work / "orders_new.parquet", home=inc, threads=args.threads))
         t_update = time.perf_counter() - t
-        print(f"update (+{s.counts['order_lines_added']:,} lines): {t_update:.1f} s  "
-              + " · ".join(f"{k} {v:.1f}" for k, v in s.seconds.items() if k != "total"))  # fmt: skip
+        print(
+            f"update (+{s.counts['order_lines_added']:,} lines): {t_update:.1f} s  "
+            + " · ".join(f"{k} {v:.1f}" for k, v in s.seconds.items() if k != "total")
+        )
 
         t = time.perf_counter()
-        fb = build(BuildOptions(catalog=work / "catalog.parquet", orders=work / "orders_all.parquet", home=full, **kw))
+        fb = build(
+            BuildOptions(
+                catalog=work / "catalog.parquet", orders=work / "orders_all.parquet", home=full, **kw
+            )
+        )
         t_full = time.perf_counter() - t
-        print(f"full build on all orders: {t_full:.1f} s  "
-              + " · ".join(f"{k} {v:.1f}" for k, v in fb.seconds.items() if k != "total"))  # fmt: skip
+        print(
+            f"full build on all orders: {t_full:.1f} s  "
+            + " · ".join(f"{k} {v:.1f}" for k, v in fb.seconds.items() if k != "total")
+        )
 
         a, b = graph_tables(inc), graph_tables(full)
         unequal = [p for p in a if not a[p].equals(b[p])]
-        print(f"graph after update == full build: {'yes' if not unequal else 'NO: ' + ', '.join(unequal)}"
-              f" ({a['relations'].num_rows:,} relations, {a['co_purchased'].num_rows:,} pair edges)")  # fmt: skip
+        print(
+            f"graph after update == full build: {'yes' if not unequal else 'NO: ' + ', '.join(unequal)}"
+            f" ({a['relations'].num_rows:,} relations, {a['co_purchased'].num_rows:,} pair edges)"
+        )
         print(f"update / full build: {t_update / t_full:.2f}")
 
         ids = products.column("product_id").slice(0, 100)
@@ -114,8 +142,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         t = time.perf_counter()
         st = update(UpdateOptions(catalog=work / "stock.csv", home=inc, threads=args.threads))
         t_stock = time.perf_counter() - t
-        print(f"stock-only update ({st.counts.get('products_changed', 0)} products, path {st.path}): {t_stock:.2f} s  "
-              + " · ".join(f"{k} {v:.2f}" for k, v in st.seconds.items() if k != "total"))  # fmt: skip
+        print(
+            f"stock-only update ({st.counts.get('products_changed', 0)} products, path {st.path}): {t_stock:.2f} s  "
+            + " · ".join(f"{k} {v:.2f}" for k, v in st.seconds.items() if k != "total")
+        )
         result = {
             "products": products.num_rows,
             "lines": orders.num_rows,

@@ -198,4 +198,6 @@ def _load_sentence_transformer(cls: Any, path: str, shown: str, *, local: bool) 
             else " (a hub name needs network access to huggingface.co or a filled local HF cache;"
             f" packaged models work offline: {', '.join(sorted(ALIASES))})"
         )
-        raise ConfigError(f"cannot load embedding model {shown!r}: {type(exc).__name__}: {exc}{hint}") from exc
+        raise ConfigError(
+            f"cannot load embedding model {shown!r}: {type(exc).__name__}: {exc}{hint}"
+        ) from exc

@@ -95,7 +95,9 @@ class ProductIndex:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         ids = [str(i) for i in ids]
         if vectors.ndim != 2 or vectors.shape != (len(ids), self.dim):
-            raise InputError(f"expected {len(ids)} vectors of dimension {self.dim}, got shape {vectors.shape}")
+            raise InputError(
+                f"expected {len(ids)} vectors of dimension {self.dim}, got shape {vectors.shape}"
+            )
         clash = [i for i in ids if i in self._row]
         if clash or len(set(ids)) != len(ids):
             raise InputError(f"product id {(clash or ids)[0]!r} is already in the index", column="product_id")
@@ -214,7 +216,11 @@ class ProductIndex:
         if row is None:
             raise ProductNotFound(product_id)
         _check_k(k)
-        query = self._vectors[row : row + 1] if self._vectors is not None else self._index.reconstruct(row)[None, :]
+        query = (
+            self._vectors[row : row + 1]
+            if self._vectors is not None
+            else self._index.reconstruct(row)[None, :]
+        )
         scores, labels = self._index.search(query, min(k + 1, len(self)))
         pairs = [
             (self._ids[j], float(s)) for s, j in zip(scores[0], labels[0], strict=True) if j >= 0 and j != row
@@ -236,9 +242,7 @@ class ProductIndex:
             for srow, lrow in zip(scores, labels, strict=True)
         ]
 
-    def neighbours(
-        self, k: int = 10, *, exact: bool | None = None, nprobe: int | None = None
-    ) -> pa.Table:
+    def neighbours(self, k: int = 10, *, exact: bool | None = None, nprobe: int | None = None) -> pa.Table:
         """Every product's ``k`` most similar other products as a table (src, dst, similarity).
 
         ``min(k, len(self) - 1)`` rows per product, best first within each src. ``exact=None``

@@ -51,9 +51,7 @@ def _collapse(text: pa.ChunkedArray | pa.Array) -> list[str]:
 
 def _text_keys(texts: list[str]) -> np.ndarray:
     """16-byte blake2b digest of each text, as a fixed-width bytes array."""
-    return np.array(
-        [hashlib.blake2b(t.encode("utf-8"), digest_size=16).digest() for t in texts], dtype="S16"
-    )
+    return np.array([hashlib.blake2b(t.encode("utf-8"), digest_size=16).digest() for t in texts], dtype="S16")
 
 
 def cache_file(cache_dir: Path, model: str) -> Path:

@@ -47,7 +47,9 @@ class UniversalSentenceEncoder(InputModule):
             texts = [prompt + t for t in texts]
         return {"texts": texts}
 
-    def forward(self, features: dict[str, torch.Tensor | Any], **kwargs: Any) -> dict[str, torch.Tensor | Any]:
+    def forward(
+        self, features: dict[str, torch.Tensor | Any], **kwargs: Any
+    ) -> dict[str, torch.Tensor | Any]:
         texts = cast(list[str], features["texts"])
         if texts:
             vectors = self._use.encode(texts)

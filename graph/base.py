@@ -239,8 +239,11 @@ def product_scene_key(row: dict[str, Any]) -> tuple[bool, float, str]:
 def product_scene_list(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """``product_scenes()``'s answer from rows {scene_id, name, source, role, weight} (rows with a
     null scene_id, from an OPTIONAL MATCH, are dropped). Shared by every store."""
-    out = [{**{f: r[f] for f in SCENE_FIELDS}, "role": r["role"], "weight": r["weight"]}
-           for r in rows if r["scene_id"] is not None]  # fmt: skip
+    out = [
+        {**{f: r[f] for f in SCENE_FIELDS}, "role": r["role"], "weight": r["weight"]}
+        for r in rows
+        if r["scene_id"] is not None
+    ]
     return sorted(out, key=product_scene_key)
 
 

@@ -38,13 +38,48 @@ from tiein.errors import CypherError, WriteRefused
 # or write files (refused wherever they stand in clause position).
 WRITE_WORDS = frozenset(
     {
-        "CREATE", "MERGE", "SET", "DELETE", "DETACH", "REMOVE", "DROP", "FOREACH", "LOAD", "COPY",
-        "ALTER", "INSTALL", "UNINSTALL", "UPDATE", "ATTACH", "USE", "EXPORT", "IMPORT", "BEGIN",
-        "COMMIT", "ROLLBACK", "CHECKPOINT", "TRUNCATE", "RENAME", "GRANT", "DENY", "REVOKE",
-        "TERMINATE", "START", "STOP", "ENABLE", "DISABLE", "EXPLAIN", "PROFILE", "PROJECT", "MACRO",
-        "FINISH", "INSERT", "SHOW", "DESCRIBE",
+        "CREATE",
+        "MERGE",
+        "SET",
+        "DELETE",
+        "DETACH",
+        "REMOVE",
+        "DROP",
+        "FOREACH",
+        "LOAD",
+        "COPY",
+        "ALTER",
+        "INSTALL",
+        "UNINSTALL",
+        "UPDATE",
+        "ATTACH",
+        "USE",
+        "EXPORT",
+        "IMPORT",
+        "BEGIN",
+        "COMMIT",
+        "ROLLBACK",
+        "CHECKPOINT",
+        "TRUNCATE",
+        "RENAME",
+        "GRANT",
+        "DENY",
+        "REVOKE",
+        "TERMINATE",
+        "START",
+        "STOP",
+        "ENABLE",
+        "DISABLE",
+        "EXPLAIN",
+        "PROFILE",
+        "PROJECT",
+        "MACRO",
+        "FINISH",
+        "INSERT",
+        "SHOW",
+        "DESCRIBE",
     }
-)  # fmt: skip
+)
 # The clauses a read-only query may start with (the allowlist).
 READ_STARTS = ("MATCH", "OPTIONAL", "UNWIND", "WITH", "RETURN", "CALL")
 # Whitespace the check and both stores' parsers agree on; any other space or control is refused.
@@ -53,12 +88,23 @@ _PLAIN = re.compile(r"[ -~\t\n\r]*")
 # Procedures a read-only query may CALL (exact names, lower-case) and prefixes of read-only families.
 READ_PROCEDURES = frozenset(
     {
-        "db.labels", "db.relationshiptypes", "db.propertykeys", "db.schema.visualization",
-        "db.schema.nodetypeproperties", "db.schema.reltypeproperties", "db.indexes",
-        "db.constraints", "dbms.components", "show_tables", "table_info", "show_connection",
-        "current_setting", "db_version", "show_functions",
+        "db.labels",
+        "db.relationshiptypes",
+        "db.propertykeys",
+        "db.schema.visualization",
+        "db.schema.nodetypeproperties",
+        "db.schema.reltypeproperties",
+        "db.indexes",
+        "db.constraints",
+        "dbms.components",
+        "show_tables",
+        "table_info",
+        "show_connection",
+        "current_setting",
+        "db_version",
+        "show_functions",
     }
-)  # fmt: skip
+)
 READ_PROCEDURE_PREFIXES = ("apoc.meta.", "apoc.path.", "apoc.algo.", "apoc.coll.", "apoc.text.")
 
 # Keywords after which a write keyword is a clause (``DETACH DELETE``, ``ON CREATE SET``,
@@ -68,11 +114,34 @@ _CLAUSE_LEADS = frozenset({"DETACH", "ON", "UNION", "ALL"})
 # end one (``ORDER BY x DESC SET ...`` is a SET clause).
 _EXPRESSION_LEADS = frozenset(
     {
-        "RETURN", "WITH", "WHERE", "BY", "AND", "OR", "XOR", "NOT", "IN", "DISTINCT", "AS", "MATCH",
-        "OPTIONAL", "UNWIND", "ORDER", "SKIP", "LIMIT", "CASE", "WHEN", "IS", "STARTS", "ENDS",
-        "CONTAINS", "YIELD", "CALL", "EXISTS",
+        "RETURN",
+        "WITH",
+        "WHERE",
+        "BY",
+        "AND",
+        "OR",
+        "XOR",
+        "NOT",
+        "IN",
+        "DISTINCT",
+        "AS",
+        "MATCH",
+        "OPTIONAL",
+        "UNWIND",
+        "ORDER",
+        "SKIP",
+        "LIMIT",
+        "CASE",
+        "WHEN",
+        "IS",
+        "STARTS",
+        "ENDS",
+        "CONTAINS",
+        "YIELD",
+        "CALL",
+        "EXISTS",
     }
-)  # fmt: skip
+)
 
 
 class Token(NamedTuple):

@@ -105,9 +105,13 @@ class EmbeddedStore:
     name = "embedded"
 
     def __init__(
-        self, path: Path | str, *, query_timeout_s: float = 30.0, num_threads: int = 0,
+        self,
+        path: Path | str,
+        *,
+        query_timeout_s: float = 30.0,
+        num_threads: int = 0,
         db_options: dict[str, Any] | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.path = Path(path)
         self.db_options = dict(db_options or {})  # more ladybug.Database options (buffer_pool_size, ...)
         self.query_timeout_s = query_timeout_s
@@ -134,7 +138,9 @@ class EmbeddedStore:
                 ) from None
             return None
         except OSError as exc:
-            raise StoreUnavailable(f"cannot read the graph store's pointer {CURRENT}: {exc.strerror}") from exc
+            raise StoreUnavailable(
+                f"cannot read the graph store's pointer {CURRENT}: {exc.strerror}"
+            ) from exc
         if not name.startswith(GEN_PREFIX) or "/" in name or "\\" in name:
             raise StoreUnavailable(f"the graph store's pointer {CURRENT} is corrupt: {name[:40]!r}")
         return name
@@ -161,7 +167,9 @@ class EmbeddedStore:
 
         db_path = self.path / gen / DB_FILE
         if not db_path.exists():
-            raise StoreUnavailable(f"the graph store's pointer names {gen}, which has no database: rebuild it")
+            raise StoreUnavailable(
+                f"the graph store's pointer names {gen}, which has no database: rebuild it"
+            )
         try:
             self._db = ladybug.Database(str(db_path), read_only=True, **self.db_options)
             self._conn = ladybug.Connection(self._db, num_threads=self.num_threads)
@@ -424,7 +432,9 @@ class EmbeddedStore:
             memo = self._summary_memo
             cached = memo.get((self._gen, key))
             if cached is None:
-                found = self._rows(cy.SCENE_LOOKUP, {"key": key, "key_lower": key.lower()}, "scene lookup") or []
+                found = (
+                    self._rows(cy.SCENE_LOOKUP, {"key": key, "key_lower": key.lower()}, "scene lookup") or []
+                )
                 scene = pick_scene(key, found)
                 rows = self._rows(cy.SCENE_SUMMARY, {"scene_id": scene["scene_id"]}, "scene summary") or []
                 cached = scene_list(rows)[0] if rows else pick_scene(key, [])
@@ -443,7 +453,10 @@ class EmbeddedStore:
         ids = id_list(product_ids)
         if not ids:
             return {}
-        rows = self._rows(cy.SCENE_ROLES_OF, {"scene_id": str(scene_id), "product_ids": ids}, "scene roles") or []
+        rows = (
+            self._rows(cy.SCENE_ROLES_OF, {"scene_id": str(scene_id), "product_ids": ids}, "scene roles")
+            or []
+        )
         return {r["product_id"]: r["role"] for r in sorted(rows, key=lambda r: r["product_id"])}
 
     def bundle_candidates(self, product_id: str, k: int = 50) -> dict[str, Any]:

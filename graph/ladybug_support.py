@@ -54,17 +54,54 @@ def _translate(exc: Exception, what: str) -> TieinError:
 # functions such a plan may call (READ_FTABLE: the one-row input of UNWIND / RETURN; no READ_CSV)
 READ_OPERATORS = frozenset(
     {
-        "AGGREGATE", "AGGREGATE_FINALIZE", "AGGREGATE_SCAN", "COUNT_EXTEND_CHAIN", "COUNT_REL_TABLE",
-        "CROSS_PRODUCT", "DUMMY_SIMPLE_SINK", "DUMMY_SINK", "EMPTY_RESULT", "FILTER", "FLATTEN",
-        "HASH_JOIN_BUILD", "HASH_JOIN_PROBE", "INDEX_LOOKUP", "INTERSECT", "INTERSECT_BUILD", "LIMIT",
-        "MULTIPLICITY_REDUCER", "ORDER_BY", "ORDER_BY_MERGE", "ORDER_BY_SCAN", "PATH_PROPERTY_PROBE",
-        "PRIMARY_KEY_SCAN_NODE_TABLE", "PROJECTION", "QUERY_PRIMARY_KEY_LOOKUP", "RECURSIVE_EXTEND",
-        "RESULT_COLLECTOR", "SCAN_NODE_TABLE", "SCAN_REL_TABLE", "SEMI_MASKER", "SKIP", "TABLE_FUNCTION_CALL",
-        "TOP_K", "TOP_K_SCAN", "UNION_ALL_SCAN", "UNWIND",
+        "AGGREGATE",
+        "AGGREGATE_FINALIZE",
+        "AGGREGATE_SCAN",
+        "COUNT_EXTEND_CHAIN",
+        "COUNT_REL_TABLE",
+        "CROSS_PRODUCT",
+        "DUMMY_SIMPLE_SINK",
+        "DUMMY_SINK",
+        "EMPTY_RESULT",
+        "FILTER",
+        "FLATTEN",
+        "HASH_JOIN_BUILD",
+        "HASH_JOIN_PROBE",
+        "INDEX_LOOKUP",
+        "INTERSECT",
+        "INTERSECT_BUILD",
+        "LIMIT",
+        "MULTIPLICITY_REDUCER",
+        "ORDER_BY",
+        "ORDER_BY_MERGE",
+        "ORDER_BY_SCAN",
+        "PATH_PROPERTY_PROBE",
+        "PRIMARY_KEY_SCAN_NODE_TABLE",
+        "PROJECTION",
+        "QUERY_PRIMARY_KEY_LOOKUP",
+        "RECURSIVE_EXTEND",
+        "RESULT_COLLECTOR",
+        "SCAN_NODE_TABLE",
+        "SCAN_REL_TABLE",
+        "SEMI_MASKER",
+        "SKIP",
+        "TABLE_FUNCTION_CALL",
+        "TOP_K",
+        "TOP_K_SCAN",
+        "UNION_ALL_SCAN",
+        "UNWIND",
     }
-)  # fmt: skip
+)
 READ_TABLE_FUNCTIONS = frozenset(
-    {"READ_FTABLE", "SHOW_TABLES", "TABLE_INFO", "SHOW_CONNECTION", "CURRENT_SETTING", "DB_VERSION", "SHOW_FUNCTIONS"}
+    {
+        "READ_FTABLE",
+        "SHOW_TABLES",
+        "TABLE_INFO",
+        "SHOW_CONNECTION",
+        "CURRENT_SETTING",
+        "DB_VERSION",
+        "SHOW_FUNCTIONS",
+    }
 )
 _PLAN_OPERATOR = re.compile(r"(?<=│)\s*([A-Z][A-Z0-9_]*)\[(\d+)\]\s*(?=│)")
 _PLAN_FUNCTION = re.compile(r"(?<=│)\s*Function: (\w+)")
@@ -92,12 +129,16 @@ def refuse_unsafe_plan(conn: Any, cypher: str, params: dict[str, Any] | None) ->
         raise WriteRefused("queries are read-only: LadybugDB's plan of the query could not be checked")
     for op in ops:
         if op not in READ_OPERATORS:
-            raise WriteRefused(f"queries are read-only: the query's plan has the operator {op}, which is not "
-                               "known to only read (tiein.graph.ladybug_store.READ_OPERATORS)")
+            raise WriteRefused(
+                f"queries are read-only: the query's plan has the operator {op}, which is not "
+                "known to only read (tiein.graph.ladybug_store.READ_OPERATORS)"
+            )
     for fn in functions:
         if fn not in READ_TABLE_FUNCTIONS:
-            raise WriteRefused(f"queries are read-only: the query calls the table function {fn} "
-                               "(reading files is not allowed)")
+            raise WriteRefused(
+                f"queries are read-only: the query calls the table function {fn} "
+                "(reading files is not allowed)"
+            )
 
 
 def _no_paths(message: str) -> str:
@@ -152,7 +193,6 @@ def _load(conn: Any, cypher: str, params: dict[str, Any] | None, gen_dir: Path) 
         conn.execute(cypher, params or {}).close()
     except RuntimeError as exc:
         raise StoreError(f"loading the graph into {gen_dir} failed ({cypher.split('(')[0]}): {exc}") from exc
-
 
 
 class _WriterLock:

@@ -86,6 +86,7 @@ if TYPE_CHECKING:
 
     from tiein.graph.build import GraphTables
 
+
 # ----------------------------------------------------------------------------- the store
 class Neo4jStore:
     """GraphStore on Neo4j 5.

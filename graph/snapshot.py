@@ -57,9 +57,7 @@ REL_PROPS = tuple(f for f in RELATED_FIELDS if f != "kind")
 # tests/test_neo4j_cypher.py). Built from tiein.graph.base's field lists, so a new product field or
 # relation kind is read without touching this module.
 PRODUCTS_ALL = (
-    "MATCH (q:Product) RETURN "
-    + ", ".join(f"q.{f} AS {f}" for f in PRODUCT_FIELDS)
-    + " ORDER BY product_id"
+    "MATCH (q:Product) RETURN " + ", ".join(f"q.{f} AS {f}" for f in PRODUCT_FIELDS) + " ORDER BY product_id"
 )
 RELATIONS_ALL: dict[str, str] = {
     kind: (
@@ -68,17 +66,25 @@ RELATIONS_ALL: dict[str, str] = {
     )
     for kind, rel in REL_TYPE.items()
 }
-SCENES_ALL = "MATCH (s:Scene) RETURN s.scene_id AS scene_id, s.name AS name, s.source AS source ORDER BY scene_id"
+SCENES_ALL = (
+    "MATCH (s:Scene) RETURN s.scene_id AS scene_id, s.name AS name, s.source AS source ORDER BY scene_id"
+)
 SCENE_MEMBERS_ALL = (
     "MATCH (q:Product)-[m:IN_SCENE]->(s:Scene) "
     "RETURN q.product_id AS product_id, s.scene_id AS scene_id, m.role AS role, m.weight AS weight"
 )
 
 _RELATION_TYPES = {
-    "score": pa.float64(), "n_ab": pa.int64(), "lift": pa.float64(), "confidence": pa.float64(),
-    "co_view": pa.int64(), "similarity": pa.float64(), "category_relation": pa.string(),
-    "price_ratio": pa.float64(), "evidence": pa.string(),
-}  # fmt: skip
+    "score": pa.float64(),
+    "n_ab": pa.int64(),
+    "lift": pa.float64(),
+    "confidence": pa.float64(),
+    "co_view": pa.int64(),
+    "similarity": pa.float64(),
+    "category_relation": pa.string(),
+    "price_ratio": pa.float64(),
+    "evidence": pa.string(),
+}
 
 
 def _columns(table: pa.Table, names: list[str] | tuple[str, ...]) -> dict[str, list[Any]]:
@@ -203,14 +209,26 @@ class SnapshotStore:
             if p is None or sid not in members:
                 raise StoreError(f"scene member {pid!r} of {sid!r} is not in the graph")
             members[sid].append({**p, "role": m["role"], "weight": m["weight"]})
-            product_scenes.setdefault(pid, []).append({**by_id[sid], "role": m["role"], "weight": m["weight"]})
+            product_scenes.setdefault(pid, []).append(
+                {**by_id[sid], "role": m["role"], "weight": m["weight"]}
+            )
             roles[sid][pid] = m["role"]
         keys: dict[str, list[dict[str, Any]]] = {}
         for sc in scenes:
             for name in {sc["scene_id"].lower(), (sc["name"] or "").lower()} - {""}:
                 keys.setdefault(name, []).append(sc)
-        return _Graph(products, relations, scenes, members, stats, generation, product_scenes, roles,
-                      _scene_list(scenes, members), keys)  # fmt: skip
+        return _Graph(
+            products,
+            relations,
+            scenes,
+            members,
+            stats,
+            generation,
+            product_scenes,
+            roles,
+            _scene_list(scenes, members),
+            keys,
+        )
 
     def _current(self) -> _Graph:
         with self._lock:
@@ -349,7 +367,9 @@ class SnapshotStore:
         self.close()
 
 
-def _scene_list(scenes: list[dict[str, Any]], members: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+def _scene_list(
+    scenes: list[dict[str, Any]], members: dict[str, list[dict[str, Any]]]
+) -> list[dict[str, Any]]:
     """``scenes()``'s answer: the rows a store's SCENES statement gives (one per scene and role:
     smallest weight, member count; a scene without members once, with 0), folded by
     tiein.graph.base.scene_list."""

@@ -62,11 +62,18 @@ def build_products(
     """A PRODUCTS table from a catalog file."""
     view = "__cat_raw"
     _register(con, raw, view)
-    pid = resolve(raw, "product_id", cols.product_id, required=True, mapped_as="catalog.product_id",
-                  aliases=("id", "sku"))  # fmt: skip
+    pid = resolve(
+        raw,
+        "product_id",
+        cols.product_id,
+        required=True,
+        mapped_as="catalog.product_id",
+        aliases=("id", "sku"),
+    )
     assert pid is not None
-    title = resolve(raw, "title", cols.title, required=False, mapped_as="catalog.title",
-                    aliases=("name", "product_name"))  # fmt: skip
+    title = resolve(
+        raw, "title", cols.title, required=False, mapped_as="catalog.title", aliases=("name", "product_name")
+    )
     cats = resolve_many(raw, "category", cols.category, mapped_as="catalog.category")
     brand = resolve(raw, "brand", cols.brand, required=False, mapped_as="catalog.brand")
     price = resolve(raw, "price", cols.price, required=False, mapped_as="catalog.price")
@@ -89,12 +96,18 @@ def build_products(
     if price:
         check(con, raw, view, price, price_e, "a price (a number like 12.50)")
         if pa.types.is_floating(_type(raw, price)):  # NaN read from JSON/Parquet: not "missing" here
-            nan = one(con.execute(f"SELECT {ROW} FROM {view} WHERE isnan({q(price)}) ORDER BY {ROW} LIMIT 1").fetchall())
+            nan = one(
+                con.execute(
+                    f"SELECT {ROW} FROM {view} WHERE isnan({q(price)}) ORDER BY {ROW} LIMIT 1"
+                ).fetchall()
+            )
             if nan:
                 raise InputError(
                     "NaN is not a price: leave it empty (null) for an unknown price",
-                    file=raw.file, row=int(nan[0]), column=price,
-                )  # fmt: skip
+                    file=raw.file,
+                    row=int(nan[0]),
+                    column=price,
+                )
         bad = one(
             con.execute(
                 f"SELECT {ROW}, {price_e} FROM {view} WHERE {price_e} < 0 ORDER BY {ROW} LIMIT 1"
@@ -211,7 +224,9 @@ def _margin_expr(
         cost_e = number_expr(raw, cost, price=True)
         check(con, raw, view, cost, cost_e, "a cost (a number like 12.50)")
         bad = one(
-            con.execute(f"SELECT {ROW}, {cost_e} FROM {view} WHERE {cost_e} < 0 ORDER BY {ROW} LIMIT 1").fetchall()
+            con.execute(
+                f"SELECT {ROW}, {cost_e} FROM {view} WHERE {cost_e} < 0 ORDER BY {ROW} LIMIT 1"
+            ).fetchall()
         )
         if bad:
             raise InputError(f"negative cost {bad[1]}", file=raw.file, row=int(bad[0]), column=cost)

@@ -56,9 +56,13 @@ def load_dataset(name: str, data_dir: Path | None = None, progress: Progress | N
         return special[name](root, mapping, progress)
     files = {role: root / f for role, f in mapping.files.items()}
     return load_files(
-        catalog=files.get("catalog"), orders=files.get("orders"), views=files.get("views"),
-        mapping=mapping, progress=progress, name=name,
-    )  # fmt: skip
+        catalog=files.get("catalog"),
+        orders=files.get("orders"),
+        views=files.get("views"),
+        mapping=mapping,
+        progress=progress,
+        name=name,
+    )
 
 
 def _instacart(root: Path, mapping: Mapping, progress: Progress | None) -> Loaded:
@@ -70,8 +74,11 @@ def _instacart(root: Path, mapping: Mapping, progress: Progress | None) -> Loade
     products = read_file(f["catalog"], "catalog", mapping, report)
     aisles = read_file(f["aisles"], "extra", mapping, report)
     departments = read_file(f["departments"], "extra", mapping, report)
-    for raw, cols in ((products, ("aisle_id", "department_id")), (aisles, ("aisle_id", "aisle")),
-                      (departments, ("department_id", "department"))):  # fmt: skip
+    for raw, cols in (
+        (products, ("aisle_id", "department_id")),
+        (aisles, ("aisle_id", "aisle")),
+        (departments, ("department_id", "department")),
+    ):
         for c in cols:
             sql.resolve(raw, c, c, required=True, mapped_as=c)
     con = sql.connect()
@@ -94,9 +101,7 @@ def _instacart(root: Path, mapping: Mapping, progress: Progress | None) -> Loade
     orders = read_file(f["orders"], "orders", mapping, report)
     if progress:
         progress("read files", 1, 4)
-    oid = sql.resolve(
-        orders, "order_id", mapping.orders.order_id, required=True, mapped_as="orders.order_id"
-    )
+    oid = sql.resolve(orders, "order_id", mapping.orders.order_id, required=True, mapped_as="orders.order_id")
     ids = orders.table.column(oid)  # type: ignore[arg-type]
     last = ids[len(ids) - 1]
     keep = pc.invert(pc.fill_null(pc.equal(ids, last), False))
@@ -144,11 +149,16 @@ def _taobao(root: Path, mapping: Mapping, progress: Progress | None) -> Loaded:
 
 _AMAZON_SCHEMA = pa.schema(
     [
-        ("asin", pa.string()), ("title", pa.string()), ("brand", pa.string()), ("price", pa.string()),
-        ("category", pa.list_(pa.string())), ("also_buy", pa.list_(pa.string())),
-        ("also_view", pa.list_(pa.string())), ("main_cat", pa.string()),
+        ("asin", pa.string()),
+        ("title", pa.string()),
+        ("brand", pa.string()),
+        ("price", pa.string()),
+        ("category", pa.list_(pa.string())),
+        ("also_buy", pa.list_(pa.string())),
+        ("also_view", pa.list_(pa.string())),
+        ("main_cat", pa.string()),
     ]
-)  # fmt: skip
+)
 _PRICE = re.compile(r"^\$\s*(\d{1,3}(?:,\d{3})*(?:\.\d+)?|\d+(?:\.\d+)?)$")
 
 
@@ -212,7 +222,7 @@ def _amazon(root: Path, mapping: Mapping, progress: Progress | None) -> Loaded:
                 "main_cat": table.column("main_cat"),
                 ROW: rows,
             }
-        ),  # fmt: skip
+        ),
         str(path),
         "json",
         enc,
@@ -233,6 +243,15 @@ def _amazon(root: Path, mapping: Mapping, progress: Progress | None) -> Loaded:
     if progress:
         progress("read files", 1, 4)
     return load_raw(
-        "amazon_gift_cards", raw, None, None, mapping, report,
-        listed_pairs=pa.concat_tables(pairs), progress=progress, step=1, total=4, started=t0,
-    )  # fmt: skip
+        "amazon_gift_cards",
+        raw,
+        None,
+        None,
+        mapping,
+        report,
+        listed_pairs=pa.concat_tables(pairs),
+        progress=progress,
+        step=1,
+        total=4,
+        started=t0,
+    )

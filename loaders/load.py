@@ -93,9 +93,17 @@ def load_files(
         if progress:
             progress(f"read {role}", i, total)
     return load_raw(
-        label, raws.get("catalog"), raws.get("orders"), raws.get("views"), mapping, report,
-        progress=progress, step=len(roles), total=total, started=t0,
-    )  # fmt: skip
+        label,
+        raws.get("catalog"),
+        raws.get("orders"),
+        raws.get("views"),
+        mapping,
+        report,
+        progress=progress,
+        step=len(roles),
+        total=total,
+        started=t0,
+    )
 
 
 def load_raw(

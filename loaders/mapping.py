@@ -158,13 +158,17 @@ class Mapping:
         except InputError as exc:
             raise ConfigError(f"{path}: cannot read the mapping file: {exc.reason}") from None
         except UnicodeDecodeError as exc:
-            raise ConfigError(f"{path}: the mapping file is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+            raise ConfigError(
+                f"{path}: the mapping file is not UTF-8 text ({exc.reason} at byte {exc.start})"
+            ) from None
         import yaml
 
         try:
             data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
         except json.JSONDecodeError as exc:
-            raise ConfigError(f"{path}: not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+            raise ConfigError(
+                f"{path}: not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
+            ) from None
         except yaml.YAMLError as exc:  # one line: where and what, not PyYAML's multi-line excerpt
             mark = getattr(exc, "problem_mark", None)
             where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""

@@ -71,11 +71,18 @@ def detect_format(path: Path, head: bytes) -> str:
         name = name[:-3]
     suffix = Path(name).suffix
     by_ext = {
-        ".csv": "csv", ".tsv": "csv", ".tab": "csv", ".txt": "csv",
-        ".jsonl": "json", ".ndjson": "json", ".json": "json",
-        ".parquet": "parquet", ".pq": "parquet",
-        ".xlsx": "xlsx", ".xlsm": "xlsx",
-    }  # fmt: skip
+        ".csv": "csv",
+        ".tsv": "csv",
+        ".tab": "csv",
+        ".txt": "csv",
+        ".jsonl": "json",
+        ".ndjson": "json",
+        ".json": "json",
+        ".parquet": "parquet",
+        ".pq": "parquet",
+        ".xlsx": "xlsx",
+        ".xlsm": "xlsx",
+    }
     if suffix in by_ext:
         return by_ext[suffix]
     if suffix == ".xls":
@@ -397,9 +404,17 @@ def read_xlsx(data: bytes, file: str, *, sheet: str | None = None, header: bool 
 
 # What openpyxl raises on a malformed workbook (broken XML is a SyntaxError: ParseError).
 _XLSX_ERRORS = (
-    zipfile.BadZipFile, KeyError, IndexError, OSError, ValueError, TypeError, AttributeError,
-    SyntaxError, EOFError, zlib.error,
-)  # fmt: skip
+    zipfile.BadZipFile,
+    KeyError,
+    IndexError,
+    OSError,
+    ValueError,
+    TypeError,
+    AttributeError,
+    SyntaxError,
+    EOFError,
+    zlib.error,
+)
 
 
 def _cell_text(v: object) -> str:

@@ -99,12 +99,18 @@ class LoadReport:
             (self.cancellation_lines, "cancellation/return lines"),
             (self.unmatched_cancellation_lines, "cancellation lines without an earlier purchase to net"),
             (self.purchase_lines_cancelled, "purchase lines fully cancelled (dropped)"),
-            (self.unknown_product_lines, f"order/view rows with {self.unknown_product_ids:,} unknown product ids dropped"),
+            (
+                self.unknown_product_lines,
+                f"order/view rows with {self.unknown_product_ids:,} unknown product ids dropped",
+            ),
             (self.merged_duplicate_lines, "repeated (order, product) lines merged"),
             (self.empty_baskets, "orders left empty after cleaning"),
-            (self.giant_baskets, f"giant orders (> {self.giant_basket_limit} products, {self.giant_basket_lines:,} lines) dropped"),
+            (
+                self.giant_baskets,
+                f"giant orders (> {self.giant_basket_limit} products, {self.giant_basket_lines:,} lines) dropped",
+            ),
             (self.dropped_listed_pairs, "listed pairs with an end outside the catalog dropped"),
-        ]  # fmt: skip
+        ]
         out.extend(f"{n:,} {what}" for n, what in quality if n)
         if self.cancellation_lines:
             out.append(

@@ -91,7 +91,9 @@ def serve(*args: str, env: dict[str, str] | None = None, log: Path | None = None
     log_file = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115
     proc = subprocess.Popen(
         [sys.executable, "-m", "tiein.cli", "serve", "--port", str(port), "--log-level", "warning", *args],
-        env=full_env, stdout=log_file, stderr=log_file,
+        env=full_env,
+        stdout=log_file,
+        stderr=log_file,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -169,7 +171,9 @@ def bare_home(home: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def secured(bare_home: Path) -> Iterator[str]:
     """A server with a token and CORS for one origin, on the index-less home."""
-    with serve("--home", str(bare_home), "--cors", "https://shop.example", env={"TIEIN_API_TOKEN": TOKEN}) as url:
+    with serve(
+        "--home", str(bare_home), "--cors", "https://shop.example", env={"TIEIN_API_TOKEN": TOKEN}
+    ) as url:
         yield url
 
 
@@ -211,9 +215,24 @@ def test_related_is_the_cli_answer(api: httpx.Client, home: Path) -> None:
     assert "tent_b" not in [row["product_id"] for row in rows]
     # the same JSON as `tiein related --json` (one code path)
     cli = subprocess.run(
-        [sys.executable, "-m", "tiein.cli", "related", "tent", "--kind", "complement", "-k", "5", "--json",
-         "--home", str(home)],
-        capture_output=True, text=True, check=True, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        [
+            sys.executable,
+            "-m",
+            "tiein.cli",
+            "related",
+            "tent",
+            "--kind",
+            "complement",
+            "-k",
+            "5",
+            "--json",
+            "--home",
+            str(home),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
     )
     assert json.loads(cli.stdout) == doc
 
@@ -238,7 +257,9 @@ def test_bundle_budget_and_size(api: httpx.Client) -> None:
     # 299 + 129 = 428 > 400, 299 + 99 = 398 fits
     b = api.get("/v1/products/tent/bundle", params={"budget": 400}).json()
     assert [i["product"]["product_id"] for i in b["items"]] == ["lamp"] and b["budget"] == 400
-    assert [i["product"]["product_id"] for i in api.get("/v1/products/tent/bundle?size=2").json()["items"]] == ["chair"]
+    assert [
+        i["product"]["product_id"] for i in api.get("/v1/products/tent/bundle?size=2").json()["items"]
+    ] == ["chair"]
     # no bundle is an answer with a reason, not an error
     none = api.get("/v1/products/tent/bundle", params={"budget": 100})
     assert none.status_code == 200 and none.json()["items"] == []
@@ -250,14 +271,18 @@ def test_bundle_scene_mix_and_discount(api: httpx.Client) -> None:
     assert b["scene"] == {"scene_id": "camping", "name": "露营"}
     # the scene's roles in order: folding chair, then camp lamp (tests/fixtures/scenes/camping.yaml)
     assert [(i["product"]["product_id"], i["role"]) for i in b["items"]] == [
-        ("chair", "folding chair"), ("lamp", "camp lamp")]
+        ("chair", "folding chair"),
+        ("lamp", "camp lamp"),
+    ]
     err = assert_envelope(api.get("/v1/products/tent/bundle", params={"scene": "nowhere"}), 404, "not_found")
     assert "nowhere" in err["message"]
     # mix: the add-ons' sales roles in the order asked ('+' in a URL arrives as a space: both work)
     for raw in ("hero+profit", "hero,profit"):
         m = api.get(f"/v1/products/tent/bundle?mix={raw}").json()
         assert m["mix"] == ["hero", "profit"]
-        roles = [api.get(f"/v1/products/{i['product']['product_id']}").json()["sales_role"] for i in m["items"]]
+        roles = [
+            api.get(f"/v1/products/{i['product']['product_id']}").json()["sales_role"] for i in m["items"]
+        ]
         assert roles == ["hero", "profit"][: len(roles)] and roles
     # 20 % off 527 is 421.60; the sayable price ending in 8 at or below it is 418
     d = api.get("/v1/products/tent/bundle", params={"discount": 0.2}).json()
@@ -310,8 +335,9 @@ def test_cypher_row_cap_and_read_only(api: httpx.Client) -> None:
     assert doc["columns"] == ["id"] and doc["truncated"] is True and len(doc["rows"]) == 5
     full = api.post("/v1/cypher", json={"query": q}).json()
     assert full["truncated"] is False and len(full["rows"]) == len(catalog_rows())
-    err = assert_envelope(api.post("/v1/cypher", json={"query": "MATCH (p:Product) SET p.price = 0"}), 403,
-                          "write_refused")
+    err = assert_envelope(
+        api.post("/v1/cypher", json={"query": "MATCH (p:Product) SET p.price = 0"}), 403, "write_refused"
+    )
     assert "SET" in err["message"]
     assert_envelope(api.post("/v1/cypher", json={"query": "MATCH (p:Product RETURN p"}), 400, "invalid_query")
     err = assert_envelope(api.post("/v1/cypher", json={"query": q, "limit": 10**6}), 422, "invalid_parameter")
@@ -331,13 +357,24 @@ def test_openapi_documents_every_endpoint_and_the_envelope(api: httpx.Client) ->
     spec = api.get("/openapi.json").json()
     paths = set(spec["paths"])
     assert {
-        "/v1/health", "/v1/products/{product_id}", "/v1/products/{product_id}/related",
-        "/v1/products/{product_id}/bundle", "/v1/products/{product_id}/view", "/v1/cart/addons",
-        "/v1/search", "/v1/scenes", "/v1/scenes/{name}", "/v1/cypher",
+        "/v1/health",
+        "/v1/products/{product_id}",
+        "/v1/products/{product_id}/related",
+        "/v1/products/{product_id}/bundle",
+        "/v1/products/{product_id}/view",
+        "/v1/cart/addons",
+        "/v1/search",
+        "/v1/scenes",
+        "/v1/scenes/{name}",
+        "/v1/cypher",
     } <= paths
     related = spec["paths"]["/v1/products/{product_id}/related"]["get"]
-    assert related["responses"]["404"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorEnvelope")
-    assert related["responses"]["422"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorEnvelope")
+    assert related["responses"]["404"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "/ErrorEnvelope"
+    )
+    assert related["responses"]["422"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "/ErrorEnvelope"
+    )
     item = spec["components"]["schemas"]["RelatedItem"]["properties"]
     assert {"explanation_zh", "explanation_en", "evidence", "score", "product_id"} <= set(item)
     assert api.get("/docs").status_code == 200
@@ -345,11 +382,17 @@ def test_openapi_documents_every_endpoint_and_the_envelope(api: httpx.Client) ->
 
 # ----------------------------------------------------------------------------- errors
 def test_unknown_product_is_404_naming_the_id(api: httpx.Client) -> None:
-    for path in ("/v1/products/no-such-sku", "/v1/products/no-such-sku/related",
-                 "/v1/products/no-such-sku/bundle", "/v1/products/no-such-sku/view"):
+    for path in (
+        "/v1/products/no-such-sku",
+        "/v1/products/no-such-sku/related",
+        "/v1/products/no-such-sku/bundle",
+        "/v1/products/no-such-sku/view",
+    ):
         err = assert_envelope(api.get(path), 404, "product_not_found")
         assert "no-such-sku" in err["message"] and err["details"]["product_id"] == "no-such-sku"
-    err = assert_envelope(api.post("/v1/cart/addons", json={"cart": ["tent", "ghost"]}), 404, "product_not_found")
+    err = assert_envelope(
+        api.post("/v1/cart/addons", json={"cart": ["tent", "ghost"]}), 404, "product_not_found"
+    )
     assert err["details"]["product_id"] == "ghost"
     err = assert_envelope(api.get("/v1/scenes/nowhere"), 404, "not_found")
     assert "nowhere" in err["message"]
@@ -396,13 +439,21 @@ def test_bad_body_is_422_naming_the_field(api: httpx.Client, body: dict, paramet
 
 def test_broken_json_and_lone_surrogates_are_422(api: httpx.Client) -> None:
     headers = {"content-type": "application/json"}
-    assert_envelope(api.post("/v1/cart/addons", content=b'{"cart": [', headers=headers), 422, "invalid_parameter")
+    assert_envelope(
+        api.post("/v1/cart/addons", content=b'{"cart": [', headers=headers), 422, "invalid_parameter"
+    )
     # valid JSON, but text no store can hold: a clear 422, never a 500 from the store driver
-    err = assert_envelope(api.post("/v1/cart/addons", content=b'{"cart": ["\\ud800"]}', headers=headers), 422,
-                          "invalid_parameter")
+    err = assert_envelope(
+        api.post("/v1/cart/addons", content=b'{"cart": ["\\ud800"]}', headers=headers),
+        422,
+        "invalid_parameter",
+    )
     assert "cart[0]" in err["message"]
-    assert_envelope(api.post("/v1/cypher", content=b'{"query": "RETURN \\udc00"}', headers=headers), 422,
-                    "invalid_parameter")
+    assert_envelope(
+        api.post("/v1/cypher", content=b'{"query": "RETURN \\udc00"}', headers=headers),
+        422,
+        "invalid_parameter",
+    )
 
 
 def test_auth_token_and_cors(secured: str) -> None:
@@ -410,7 +461,9 @@ def test_auth_token_and_cors(secured: str) -> None:
         err = assert_envelope(c.get("/v1/products/tent"), 401, "unauthorized")
         assert "token" in err["message"]
         assert c.get("/v1/products/tent").headers["www-authenticate"] == "Bearer"
-        assert_envelope(c.get("/v1/products/tent", headers={"Authorization": "Bearer wrong"}), 401, "unauthorized")
+        assert_envelope(
+            c.get("/v1/products/tent", headers={"Authorization": "Bearer wrong"}), 401, "unauthorized"
+        )
         assert_envelope(c.post("/v1/cart/addons", json={"cart": ["tent"]}), 401, "unauthorized")
         good = {"Authorization": f"Bearer {TOKEN}"}
         assert c.get("/v1/products/tent", headers=good).json()["product_id"] == "tent"
@@ -425,16 +478,19 @@ def test_auth_token_and_cors(secured: str) -> None:
         assert c.get(page.headers["location"]).status_code == 200
         assert c.get("/v1/products/chair/view").status_code == 200  # the cookie now
         # CORS: the configured origin only
-        pre = c.options("/v1/products/tent", headers={"Origin": "https://shop.example",
-                                                      "Access-Control-Request-Method": "GET"})
+        pre = c.options(
+            "/v1/products/tent",
+            headers={"Origin": "https://shop.example", "Access-Control-Request-Method": "GET"},
+        )
         assert pre.headers.get("access-control-allow-origin") == "https://shop.example"
         other = c.get("/v1/health", headers={"Origin": "https://evil.example"})
         assert "access-control-allow-origin" not in other.headers
 
 
 def test_search_without_an_index_is_503(secured: str) -> None:
-    r = httpx.get(f"{secured}/v1/search", params={"q": "tent"}, headers={"Authorization": f"Bearer {TOKEN}"},
-                  timeout=30)
+    r = httpx.get(
+        f"{secured}/v1/search", params={"q": "tent"}, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30
+    )
     err = assert_envelope(r, 503, "unavailable")
     assert "index" in err["message"]
 
@@ -485,8 +541,20 @@ def test_500s_are_envelopes_without_tracebacks(home: Path, tmp_path: Path) -> No
 # ----------------------------------------------------------------------------- serving
 def test_serve_refuses_a_public_host_without_token() -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "tiein.cli", "serve", "--host", "0.0.0.0", "--home", "/nonexistent-tiein-home"],
-        capture_output=True, text=True, timeout=60, env={k: v for k, v in os.environ.items() if k != "TIEIN_API_TOKEN"},
+        [
+            sys.executable,
+            "-m",
+            "tiein.cli",
+            "serve",
+            "--host",
+            "0.0.0.0",
+            "--home",
+            "/nonexistent-tiein-home",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={k: v for k, v in os.environ.items() if k != "TIEIN_API_TOKEN"},
     )
     assert proc.returncode == 2
     assert "without a token" in proc.stderr and "Traceback" not in proc.stderr
@@ -495,8 +563,12 @@ def test_serve_refuses_a_public_host_without_token() -> None:
 def test_concurrent_requests_get_the_same_answers(api: httpx.Client) -> None:
     """The embedded store behind the thread pool: 8 clients × 25 mixed requests, all answered
     and identical to the sequential answers."""
-    paths = ["/v1/products/tent/related?kind=complement", "/v1/products/tent/bundle",
-             "/v1/products/chair/related?kind=substitute", "/v1/products/lamp/bundle"]
+    paths = [
+        "/v1/products/tent/related?kind=complement",
+        "/v1/products/tent/bundle",
+        "/v1/products/chair/related?kind=substitute",
+        "/v1/products/lamp/bundle",
+    ]
     expected = {p: api.get(p).json() for p in paths}
     failures: list[str] = []
 
@@ -520,12 +592,21 @@ def test_snapshot_serving_gives_the_same_answers(api: httpx.Client, home: Path) 
     """`tiein serve` answers from tiein.graph.snapshot (the graph in memory; the default for the
     embedded store): every read endpoint returns exactly what `--no-snapshot` (reading LadybugDB
     per request) returns."""
-    requests = [("GET", f"/v1/products/{pid}/{what}", params, None)
-                for pid in ("tent", "chair", "lamp", "tent_b")
-                for what, params in (("related", {"kind": "complement"}), ("related", {"kind": "substitute"}),
-                                     ("bundle", {}), ("bundle", {"scene": "露营", "size": 4}))]  # fmt: skip
-    requests += [("POST", "/v1/cart/addons", None, {"cart": ["tent", "chair"], "threshold": 600}),
-                 ("GET", "/v1/scenes", None, None), ("GET", "/v1/products/nope/related", None, None)]  # fmt: skip
+    requests = [
+        ("GET", f"/v1/products/{pid}/{what}", params, None)
+        for pid in ("tent", "chair", "lamp", "tent_b")
+        for what, params in (
+            ("related", {"kind": "complement"}),
+            ("related", {"kind": "substitute"}),
+            ("bundle", {}),
+            ("bundle", {"scene": "露营", "size": 4}),
+        )
+    ]
+    requests += [
+        ("POST", "/v1/cart/addons", None, {"cart": ["tent", "chair"], "threshold": 600}),
+        ("GET", "/v1/scenes", None, None),
+        ("GET", "/v1/products/nope/related", None, None),
+    ]
     assert api.get("/v1/health").json()["snapshot"] is True
     with serve("--home", str(home), "--no-snapshot") as url, httpx.Client(base_url=url, timeout=60) as snap:
         assert snap.get("/v1/health").json()["snapshot"] is False
@@ -537,13 +618,20 @@ def test_snapshot_serving_gives_the_same_answers(api: httpx.Client, home: Path) 
 
 def test_snapshot_setting_errors(home: Path) -> None:
     def serve_cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "tiein.cli", "serve", "--port", "0", *args], capture_output=True,
-                              text=True, timeout=60, env={**os.environ, **env})  # fmt: skip
+        return subprocess.run(
+            [sys.executable, "-m", "tiein.cli", "serve", "--port", "0", *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, **env},
+        )
 
     neo = serve_cli("--snapshot", "--store", "bolt://127.0.0.1:1")
     assert neo.returncode == 2 and "embedded store only" in neo.stderr and "Traceback" not in neo.stderr
     bad = serve_cli("--home", str(home), TIEIN_API_SNAPSHOT="maybe")
-    assert bad.returncode == 2 and "TIEIN_API_SNAPSHOT='maybe'" in bad.stderr and "true or false" in bad.stderr
+    assert (
+        bad.returncode == 2 and "TIEIN_API_SNAPSHOT='maybe'" in bad.stderr and "true or false" in bad.stderr
+    )
 
 
 @pytest.mark.parametrize("mode", [("--no-snapshot",), ()], ids=["ladybug", "snapshot"])
@@ -556,9 +644,23 @@ def test_a_rebuild_is_seen_without_restart(tmp_path: Path, mode: tuple[str, ...]
         assert_envelope(httpx.get(f"{url}/v1/products/phone_x", timeout=30), 404, "product_not_found")
         shop = FIXTURES / "shop"
         subprocess.run(
-            [sys.executable, "-m", "tiein.cli", "build", "--catalog", str(shop / "catalog.csv"), "--orders",
-             str(shop / "orders.csv"), "--home", str(home), "--no-embeddings", "--quiet"],
-            check=True, capture_output=True, timeout=300,
+            [
+                sys.executable,
+                "-m",
+                "tiein.cli",
+                "build",
+                "--catalog",
+                str(shop / "catalog.csv"),
+                "--orders",
+                str(shop / "orders.csv"),
+                "--home",
+                str(home),
+                "--no-embeddings",
+                "--quiet",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=300,
         )
         r = httpx.get(f"{url}/v1/products/phone_x", timeout=30)
         assert r.status_code == 200 and r.json()["title"].startswith("Apex X")
@@ -575,8 +677,12 @@ def test_ids_with_slashes_and_spaces_are_addressable(tmp_path: Path) -> None:
     from tiein.pipeline import BuildOptions, build
 
     catalog, orders = tmp_path / "catalog.csv", tmp_path / "orders.csv"
-    items = [("AB/12", "Camping tent", "tents", 300), ("CD/34", "Folding chair", "chairs", 120),
-             ("EF 56", "Camp lamp", "lamps", 90), ("ZZ/9", "Kitchen towel", "kitchen", 5)]  # fmt: skip
+    items = [
+        ("AB/12", "Camping tent", "tents", 300),
+        ("CD/34", "Folding chair", "chairs", 120),
+        ("EF 56", "Camp lamp", "lamps", 90),
+        ("ZZ/9", "Kitchen towel", "kitchen", 5),
+    ]
     catalog.write_text(
         "product_id,title,category,price,stock\n" + "".join(f"{i},{t},{c},{p},5\n" for i, t, c, p in items)
     )

@@ -34,14 +34,27 @@ def api(home: Path) -> Iterator[httpx.Client]:
         yield client
 
 
-def event(i: int, anchor: str, item: str, kind: str = "complement", what: str = "impression", **kw: Any) -> dict:
-    return {"event_id": f"e{i}", "ts": f"2024-05-01T10:{i // 60 % 60:02d}:{i % 60:02d}", "user_id": f"u{i % 7}",
-            "anchor_id": anchor, "item_id": item, "kind": kind, "event": what, **kw}  # fmt: skip
+def event(
+    i: int, anchor: str, item: str, kind: str = "complement", what: str = "impression", **kw: Any
+) -> dict:
+    return {
+        "event_id": f"e{i}",
+        "ts": f"2024-05-01T10:{i // 60 % 60:02d}:{i % 60:02d}",
+        "user_id": f"u{i % 7}",
+        "anchor_id": anchor,
+        "item_id": item,
+        "kind": kind,
+        "event": what,
+        **kw,
+    }
 
 
 def test_events_are_logged_once(api: httpx.Client, home: Path) -> None:
-    batch = [event(1, "tent", "chair"), event(2, "tent", "chair", what="click"),
-             event(3, "tent", "chair", what="purchase", value=428.0, order_id="o1", surface="live")]  # fmt: skip
+    batch = [
+        event(1, "tent", "chair"),
+        event(2, "tent", "chair", what="click"),
+        event(3, "tent", "chair", what="purchase", value=428.0, order_id="o1", surface="live"),
+    ]
     r = api.post("/v1/events", json={"events": batch})
     assert r.status_code == 200, r.text
     assert r.json() == {"received": 3, "added": 3, "duplicates": 0}
@@ -70,8 +83,20 @@ def test_a_bad_event_rejects_the_batch_naming_index_and_field(api: httpx.Client,
 @pytest.mark.parametrize(
     ("body", "parameter"),
     [
-        ({"events": [{"ts": "2024-05-01", "user_id": "u", "anchor_id": "tent", "kind": "complement",
-                      "event": "click"}]}, "events[0].item_id"),  # fmt: skip
+        (
+            {
+                "events": [
+                    {
+                        "ts": "2024-05-01",
+                        "user_id": "u",
+                        "anchor_id": "tent",
+                        "kind": "complement",
+                        "event": "click",
+                    }
+                ]
+            },
+            "events[0].item_id",
+        ),
         ({"events": []}, "events"),
         ({"events": [event(1, "tent", "chair", value=-3)]}, "events[0].value"),
         ({"events": [event(1, "tent", "chair", colour="red")]}, "events[0].colour"),
@@ -109,16 +134,24 @@ def test_feedback_reranks_related_and_sees_new_events(api: httpx.Client, home: P
     # the same log gives the same answer; without the flag the classifier's order is untouched
     again = api.get("/v1/products/tent/related", params={"kind": "complement", "k": 3, "feedback": "true"})
     assert again.json() == r.json()
-    assert api.get("/v1/products/tent/related", params={"kind": "complement", "k": 3}).json()["related"] == plain
+    assert (
+        api.get("/v1/products/tent/related", params={"kind": "complement", "k": 3}).json()["related"] == plain
+    )
     # events ingested from a file by the CLI reach the running server (the stats follow the log)
     csv = home.parent / "more.csv"
     lines = ["event_id,ts,user_id,anchor_id,item_id,kind,event"]
     lines += [f"f{j},2024-05-02T09:00:00,u{j},tent,{low},complement,impression" for j in range(3000)]
     csv.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    out = subprocess.run([sys.executable, "-m", "tiein.cli", "feedback", "ingest", str(csv), "--home", str(home)],
-                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-m", "tiein.cli", "feedback", "ingest", str(csv), "--home", str(home)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
-    after = api.get("/v1/products/tent/related", params={"kind": "complement", "k": 9, "feedback": "true"}).json()
+    after = api.get(
+        "/v1/products/tent/related", params={"kind": "complement", "k": 9, "feedback": "true"}
+    ).json()
     row = next(x for x in after["related"] if x["product_id"] == low)
     assert row["feedback"]["impressions"] == 3300 and row["feedback"]["successes"] == 150
 

@@ -77,13 +77,19 @@ CASES = [
 
 
 @pytest.mark.parametrize(("method", "path", "mode"), CASES)
-def test_no_server_errors_and_responses_match_the_spec(api_schema: Any, method: str, path: str,
-                                                        mode: GenerationMode) -> None:
+def test_no_server_errors_and_responses_match_the_spec(
+    api_schema: Any, method: str, path: str, mode: GenerationMode
+) -> None:
     operation = api_schema[path][method]
 
     @given(case=operation.as_strategy(generation_mode=mode))
-    @settings(max_examples=MAX_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck),
-              derandomize=True, database=None)
+    @settings(
+        max_examples=MAX_EXAMPLES,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        derandomize=True,
+        database=None,
+    )
     def check(case: Any) -> None:
         case.call_and_validate(checks=CHECKS, timeout=30)
 

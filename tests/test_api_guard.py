@@ -25,7 +25,9 @@ def test_a_25_mb_body_is_413_on_every_post_endpoint(client: Any) -> None:
     for path in ("/v1/cypher", "/v1/events", "/v1/cart/addons"):
         r = client.post(path, content=big, headers={"content-type": "application/json"})
         assert r.status_code == 413, (path, r.text[:200])
-        assert r.json()["error"]["code"] == "payload_too_large" and "1,048,576" in r.json()["error"]["message"]
+        assert (
+            r.json()["error"]["code"] == "payload_too_large" and "1,048,576" in r.json()["error"]["message"]
+        )
 
 
 def test_a_chunked_body_is_cut_at_the_cap(client: Any) -> None:
@@ -65,8 +67,15 @@ def test_redaction() -> None:
     assert redact("/v1/products/tent/view?token=abc&x=1") == "/v1/products/tent/view?token=***&x=1"
     assert redact("/x?a=1&TOKEN=abc") == "/x?a=1&TOKEN=***" and redact("/x?api_key=k") == "/x?api_key=***"
     assert redact("/v1/products/token=1") == "/v1/products/token=1"  # a path, not a parameter
-    record = logging.LogRecord("uvicorn.access", logging.INFO, "", 0, '%s - "%s %s HTTP/%s" %d',
-                               ("127.0.0.1:1", "GET", f"/v1/products/tent/view?token={TOKEN}", "1.1", 303), None)
+    record = logging.LogRecord(
+        "uvicorn.access",
+        logging.INFO,
+        "",
+        0,
+        '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:1", "GET", f"/v1/products/tent/view?token={TOKEN}", "1.1", 303),
+        None,
+    )
     assert RedactSecrets().filter(record) and TOKEN not in record.getMessage()
 
 

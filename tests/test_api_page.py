@@ -16,12 +16,20 @@ from test_api import camping_home, serve
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 
 if not CHROMIUM.exists() and os.environ.get("CI", "").lower() not in ("true", "1"):
-    pytest.skip("no /usr/bin/chromium here (apt-get install chromium); required under CI", allow_module_level=True)
+    pytest.skip(
+        "no /usr/bin/chromium here (apt-get install chromium); required under CI", allow_module_level=True
+    )
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +67,9 @@ def test_page_shows_the_neighbourhood_and_links_work(base_url: str, browser: obj
     comp_ids = page.locator("#complement tr[data-id]").evaluate_all("rows => rows.map(r => r.dataset.id)")
     assert "pegs" in comp_ids and "tent_b" not in comp_ids
     assert "9" in page.locator('#complement tr[data-id="pegs"] .en').inner_text()
-    assert "tent_b" in page.locator("#substitute tr[data-id]").evaluate_all("rows => rows.map(r => r.dataset.id)")
+    assert "tent_b" in page.locator("#substitute tr[data-id]").evaluate_all(
+        "rows => rows.map(r => r.dataset.id)"
+    )
     for section in ("complement", "substitute", "upsell", "series"):
         assert page.locator(f"#{section} h2").is_visible()
 
@@ -76,11 +86,13 @@ def test_page_shows_the_neighbourhood_and_links_work(base_url: str, browser: obj
     assert shot.stat().st_size > 5_000
 
     # follow a neighbour: the chair's own page
-    page.locator('#bundle a.nb', has_text="Folding camping chair").click()
+    page.locator("#bundle a.nb", has_text="Folding camping chair").click()
     page.wait_for_url("**/v1/products/chair/view")
     assert page.locator("#product-title").inner_text() == "Folding camping chair"
     assert page.locator("#product-id").get_attribute("data-id") == "chair"
-    assert "tent" in page.locator("#complement tr[data-id]").evaluate_all("rows => rows.map(r => r.dataset.id)")
+    assert "tent" in page.locator("#complement tr[data-id]").evaluate_all(
+        "rows => rows.map(r => r.dataset.id)"
+    )
 
     assert errors == []
     assert outside == []  # self-contained: nothing fetched from anywhere else

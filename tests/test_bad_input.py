@@ -176,7 +176,12 @@ def _nested_json(depth: int = 100_000) -> str:
 
 
 def _big5_catalog() -> bytes:
-    rows = ["product_id,title", "e1,無線藍牙耳機 降噪 長續航", "e2,運動鞋 男款 透氣 輕量", "e3,保溫杯 不鏽鋼 大容量"]
+    rows = [
+        "product_id,title",
+        "e1,無線藍牙耳機 降噪 長續航",
+        "e2,運動鞋 男款 透氣 輕量",
+        "e3,保溫杯 不鏽鋼 大容量",
+    ]
     return "\n".join(rows).encode("big5") + b"\n"
 
 
@@ -225,7 +230,6 @@ def _fifo(tmp: Path) -> Path:
     return path
 
 
-
 # id -> (args from a temp folder, what the error line must name, environment)
 MODES: dict[str, tuple[Args, tuple[str, ...], dict[str, str]]] = {}
 
@@ -245,8 +249,13 @@ mode("orders-directory", lambda tmp: _build(CATALOG, tmp), "--orders", "is a dir
 mode("catalog-dev-zero", lambda tmp: _build("/dev/zero"), "/dev/zero", "not a regular file")
 mode("orders-dev-zero", lambda tmp: _build(CATALOG, "/dev/zero"), "/dev/zero", "not a regular file")
 mode("catalog-fifo", lambda tmp: _build(_fifo(tmp)), "catalog.fifo.csv", "FIFO")
-mode("catalog-over-size-cap", lambda tmp: _build(_file("big.csv", lambda: _catalog_with("x," + "y" * 3_000_000))(tmp)),
-     "big.csv", "limit", TIEIN_MAX_INPUT_MB="1")  # fmt: skip
+mode(
+    "catalog-over-size-cap",
+    lambda tmp: _build(_file("big.csv", lambda: _catalog_with("x," + "y" * 3_000_000))(tmp)),
+    "big.csv",
+    "limit",
+    TIEIN_MAX_INPUT_MB="1",
+)
 # empty and near-empty
 catalog_mode("empty-file", "empty.csv", lambda: "", "empty")
 catalog_mode("blank-lines-only", "blank.csv", lambda: "\n\n  \n", "empty")
@@ -258,61 +267,158 @@ catalog_mode("binary-garbage-no-nul", "garbage2.csv", _garbage_no_nul, "row")
 catalog_mode("binary-no-extension", "garbage", _garbage, "unknown file format")
 catalog_mode("utf16-without-bom", "utf16.csv", _utf16_no_bom, "row 1", "UTF-16")
 catalog_mode("mixed-utf8-gbk", "mixed.csv", _mixed_catalog, "row 4", "mixed encodings", "gb18030", "big5")
-catalog_mode("latin1-not-chinese", "latin1.csv",
-             lambda: "product_id,title\na,Crème brûlée élan\nb,Façade déjà vu\n".encode("latin-1"), "encoding")  # fmt: skip
+catalog_mode(
+    "latin1-not-chinese",
+    "latin1.csv",
+    lambda: "product_id,title\na,Crème brûlée élan\nb,Façade déjà vu\n".encode("latin-1"),
+    "encoding",
+)
 mode("unknown-encoding-option", lambda tmp: _build(CATALOG, ORDERS, "--map", "encoding=klingon"), "klingon")
-mode("wrong-encoding-option", lambda tmp: _build(_file("gbk.csv", lambda: _mixed_catalog()[40:])(tmp), ORDERS,
-     "--map", "encoding=ascii"), "gbk.csv", "ascii")  # fmt: skip
+mode(
+    "wrong-encoding-option",
+    lambda tmp: _build(
+        _file("gbk.csv", lambda: _mixed_catalog()[40:])(tmp), ORDERS, "--map", "encoding=ascii"
+    ),
+    "gbk.csv",
+    "ascii",
+)
 # limits
-catalog_mode("very-long-line", "long.csv", lambda: _catalog_with("x,\"" + "y" * (5 << 20) + '"'), "row 10", "limit")
-catalog_mode("too-many-columns", "wide.csv", lambda: ",".join(f"c{i}" for i in range(20_000)) + "\n" + "1," * 19_999 + "1\n",
-             "columns", "limit")  # fmt: skip
-catalog_mode("id-too-long", "longid.csv", lambda: _catalog_with("x" * 5000 + ",t,c,b,1,1"), "row 10", "product_id")
+catalog_mode(
+    "very-long-line", "long.csv", lambda: _catalog_with('x,"' + "y" * (5 << 20) + '"'), "row 10", "limit"
+)
+catalog_mode(
+    "too-many-columns",
+    "wide.csv",
+    lambda: ",".join(f"c{i}" for i in range(20_000)) + "\n" + "1," * 19_999 + "1\n",
+    "columns",
+    "limit",
+)
+catalog_mode(
+    "id-too-long", "longid.csv", lambda: _catalog_with("x" * 5000 + ",t,c,b,1,1"), "row 10", "product_id"
+)
 catalog_mode("gz-bomb", "bomb.csv.gz", _gz_bomb, "decompress")
 catalog_mode("gz-truncated", "cut.csv.gz", lambda: gzip.compress((HEADER + GOOD_ROWS).encode())[:-20], "gzip")
 catalog_mode("xlsx-zip-bomb", "bomb.xlsx", _sheet_bomb, "sheet1.xml", "decompress")
-catalog_mode("xlsx-over-size-cap", "cap.xlsx", lambda: _xlsx_with("xl/worksheets/sheet1.xml", os.urandom(1_500_000)),
-             "limit", TIEIN_MAX_INPUT_MB="1")  # fmt: skip
-catalog_mode("xlsx-broken-content-types", "ct.xlsx", lambda: _xlsx_with("[Content_Types].xml", b"<Types garbage"),
-             "not a readable XLSX")  # fmt: skip
-catalog_mode("xlsx-no-content-types", "noct.xlsx", lambda: _xlsx_with("[Content_Types].xml", None, drop=True),
-             "not a readable XLSX")  # fmt: skip
-catalog_mode("xlsx-broken-sheet-xml", "sheet.xlsx", lambda: _xlsx_with("xl/worksheets/sheet1.xml", b"<worksheet><sheetData><row>"),
-             "not a readable XLSX")  # fmt: skip
+catalog_mode(
+    "xlsx-over-size-cap",
+    "cap.xlsx",
+    lambda: _xlsx_with("xl/worksheets/sheet1.xml", os.urandom(1_500_000)),
+    "limit",
+    TIEIN_MAX_INPUT_MB="1",
+)
+catalog_mode(
+    "xlsx-broken-content-types",
+    "ct.xlsx",
+    lambda: _xlsx_with("[Content_Types].xml", b"<Types garbage"),
+    "not a readable XLSX",
+)
+catalog_mode(
+    "xlsx-no-content-types",
+    "noct.xlsx",
+    lambda: _xlsx_with("[Content_Types].xml", None, drop=True),
+    "not a readable XLSX",
+)
+catalog_mode(
+    "xlsx-broken-sheet-xml",
+    "sheet.xlsx",
+    lambda: _xlsx_with("xl/worksheets/sheet1.xml", b"<worksheet><sheetData><row>"),
+    "not a readable XLSX",
+)
 catalog_mode("xlsx-not-a-zip", "fake.xlsx", lambda: b"PK\x03\x04" + _garbage(), "XLSX")
 catalog_mode("xls-old-excel", "old.xls", lambda: b"\xd0\xcf\x11\xe0" + _garbage(), ".xls")
 catalog_mode("parquet-garbage", "fake.parquet", lambda: b"PAR1" + _garbage(), "Parquet")
 # JSON
 catalog_mode("json-deeply-nested", "nested.jsonl", _nested_json, "row 1", "nested")
 catalog_mode("json-nested-array-file", "nested.json", lambda: "[" * 100_000 + "]" * 100_000, "nested")
-catalog_mode("json-invalid-line", "bad.jsonl", lambda: '{"product_id": "a", "title": "A"}\n{"product_id": "b",\n', "row 2")
-catalog_mode("json-line-not-object", "list.jsonl", lambda: '{"product_id": "a", "title": "A"}\n[1, 2]\n', "row 2")
-catalog_mode("json-nan-price", "nan.jsonl", lambda: '{"product_id": "a", "title": "A", "price": 1}\n'
-             '{"product_id": "b", "title": "B", "price": NaN}\n', "row 2", "NaN")  # fmt: skip
+catalog_mode(
+    "json-invalid-line",
+    "bad.jsonl",
+    lambda: '{"product_id": "a", "title": "A"}\n{"product_id": "b",\n',
+    "row 2",
+)
+catalog_mode(
+    "json-line-not-object", "list.jsonl", lambda: '{"product_id": "a", "title": "A"}\n[1, 2]\n', "row 2"
+)
+catalog_mode(
+    "json-nan-price",
+    "nan.jsonl",
+    lambda: (
+        '{"product_id": "a", "title": "A", "price": 1}\n{"product_id": "b", "title": "B", "price": NaN}\n'
+    ),
+    "row 2",
+    "NaN",
+)
 # values
 catalog_mode("stock-1e23", "stock.csv", lambda: _catalog_with("x,X,c,b,1,1e23"), "row 10", "'stock'", "1e23")
-catalog_mode("negative-price", "neg.csv", lambda: _catalog_with("x,X,c,b,-5,1"), "row 10", "'price'", "negative")
+catalog_mode(
+    "negative-price", "neg.csv", lambda: _catalog_with("x,X,c,b,-5,1"), "row 10", "'price'", "negative"
+)
 catalog_mode("infinite-price", "inf.csv", lambda: _catalog_with("x,X,c,b,inf,1"), "row 10", "'price'")
 catalog_mode("price-not-a-number", "abc.csv", lambda: _catalog_with("x,X,c,b,abc,1"), "row 10", "'price'")
 catalog_mode("ragged-row", "ragged.csv", lambda: _catalog_with("x,X,c,b,1,1,extra,more"), "row 10")
-catalog_mode("duplicate-column-names", "dup.csv", lambda: "product_id,title,title\na,A,B\n", "duplicate column", "'title'")
-mode("orders-bad-timestamp", lambda tmp: _build(CATALOG, _file("ts.csv", lambda: "order_id,product_id,ts\no1,case,yesterday\n")(tmp)),
-     "ts.csv", "row 2", "date")  # fmt: skip
-mode("orders-epoch-1e30", lambda tmp: _build(CATALOG, _file("ts.jsonl", lambda: '{"order_id": "o1", "product_id": "case", "ts": 1e30}\n')(tmp)),
-     "ts.jsonl", "row 1")  # fmt: skip
-mode("orders-quantity-text", lambda tmp: _build(CATALOG, _file("q.csv", lambda: "order_id,product_id,quantity\no1,case,lots\n")(tmp)),
-     "q.csv", "row 2", "quantity")  # fmt: skip
+catalog_mode(
+    "duplicate-column-names",
+    "dup.csv",
+    lambda: "product_id,title,title\na,A,B\n",
+    "duplicate column",
+    "'title'",
+)
+mode(
+    "orders-bad-timestamp",
+    lambda tmp: _build(CATALOG, _file("ts.csv", lambda: "order_id,product_id,ts\no1,case,yesterday\n")(tmp)),
+    "ts.csv",
+    "row 2",
+    "date",
+)
+mode(
+    "orders-epoch-1e30",
+    lambda tmp: _build(
+        CATALOG, _file("ts.jsonl", lambda: '{"order_id": "o1", "product_id": "case", "ts": 1e30}\n')(tmp)
+    ),
+    "ts.jsonl",
+    "row 1",
+)
+mode(
+    "orders-quantity-text",
+    lambda tmp: _build(CATALOG, _file("q.csv", lambda: "order_id,product_id,quantity\no1,case,lots\n")(tmp)),
+    "q.csv",
+    "row 2",
+    "quantity",
+)
 # mappings and options
 mode("map-unknown-field", lambda tmp: _build(CATALOG, ORDERS, "--map", "colour=title"), "colour")
 mode("map-without-equals", lambda tmp: _build(CATALOG, ORDERS, "--map", "product_id"), "product_id")
-mode("map-missing-column", lambda tmp: _build(CATALOG, ORDERS, "--map", "catalog.product_id=sku_nope"), "sku_nope", "catalog.csv")
-mode("map-bad-regex", lambda tmp: _build(CATALOG, ORDERS, "--map", "exclude_product_regex=(?<=x)y"), "exclude_product_regex")
-mode("mapping-file-missing", lambda tmp: _build(CATALOG, ORDERS, "--mapping", str(tmp / "nope.yaml")), "nope.yaml")
+mode(
+    "map-missing-column",
+    lambda tmp: _build(CATALOG, ORDERS, "--map", "catalog.product_id=sku_nope"),
+    "sku_nope",
+    "catalog.csv",
+)
+mode(
+    "map-bad-regex",
+    lambda tmp: _build(CATALOG, ORDERS, "--map", "exclude_product_regex=(?<=x)y"),
+    "exclude_product_regex",
+)
+mode(
+    "mapping-file-missing",
+    lambda tmp: _build(CATALOG, ORDERS, "--mapping", str(tmp / "nope.yaml")),
+    "nope.yaml",
+)
 mode("mapping-file-directory", lambda tmp: _build(CATALOG, ORDERS, "--mapping", str(tmp)), "--mapping")
 mode("mapping-file-dev-zero", lambda tmp: _build(CATALOG, ORDERS, "--mapping", "/dev/zero"), "/dev/zero")
-mode("mapping-file-invalid-yaml", lambda tmp: _build(CATALOG, ORDERS, "--mapping", str(_file("m.yaml", lambda: "a: [b\n")(tmp))), "m.yaml")
-mode("mapping-file-unknown-field", lambda tmp: _build(CATALOG, ORDERS, "--mapping", str(_file("u.yaml", lambda: "catalog:\n  colour: x\n")(tmp))),
-     "u.yaml", "colour")  # fmt: skip
+mode(
+    "mapping-file-invalid-yaml",
+    lambda tmp: _build(CATALOG, ORDERS, "--mapping", str(_file("m.yaml", lambda: "a: [b\n")(tmp))),
+    "m.yaml",
+)
+mode(
+    "mapping-file-unknown-field",
+    lambda tmp: _build(
+        CATALOG, ORDERS, "--mapping", str(_file("u.yaml", lambda: "catalog:\n  colour: x\n")(tmp))
+    ),
+    "u.yaml",
+    "colour",
+)
 mode("threads-0", lambda tmp: _build(CATALOG, ORDERS, "--threads", "0"), "--threads")
 mode("threads-negative", lambda tmp: _build(CATALOG, ORDERS, "--threads", "-1"), "--threads")
 mode("threads-not-a-number", lambda tmp: _build(CATALOG, ORDERS, "--threads", "many"), "--threads")
@@ -323,16 +429,24 @@ mode("unknown-option", lambda tmp: _build(CATALOG, ORDERS, "--frobnicate"), "--f
 mode("dataset-and-files", lambda tmp: [*_build(CATALOG, ORDERS), "--dataset", "groceries"], "--dataset")
 mode("nothing-to-build", lambda tmp: ["build", "--quiet"], "--dataset")
 mode("unknown-dataset", lambda tmp: ["build", "--dataset", "nope"], "--dataset")
-mode("data-dir-missing", lambda tmp: ["build", "--dataset", "groceries", "--data-dir", str(tmp / "nodata"), "--quiet"], "nodata")
+mode(
+    "data-dir-missing",
+    lambda tmp: ["build", "--dataset", "groceries", "--data-dir", str(tmp / "nodata"), "--quiet"],
+    "nodata",
+)
 mode("scenes-file-missing", lambda tmp: _build(CATALOG, ORDERS, "--scenes", str(tmp / "s.yaml")), "s.yaml")
 mode("scenes-file-dev-zero", lambda tmp: _build(CATALOG, ORDERS, "--scenes", "/dev/zero"), "/dev/zero")
 mode("scenes-file-fifo", lambda tmp: _build(CATALOG, ORDERS, "--scenes", str(_fifo(tmp))), "FIFO")
 # builds that would keep nothing (the lead's validation floors)
 FLOOR_MODES = {
-    "all-product-ids-null": lambda tmp: _build(_file("nullids.csv", lambda: "product_id,title\n,A\n,B\n")(tmp), None),
-    "orders-unknown-products-only": lambda tmp: _build(CATALOG, _file("unknown.csv", lambda: "order_id,product_id\no1,zz1\no1,zz2\no2,zz1\no2,zz2\n")(tmp)),
+    "all-product-ids-null": lambda tmp: _build(
+        _file("nullids.csv", lambda: "product_id,title\n,A\n,B\n")(tmp), None
+    ),
+    "orders-unknown-products-only": lambda tmp: _build(
+        CATALOG, _file("unknown.csv", lambda: "order_id,product_id\no1,zz1\no1,zz2\no2,zz1\no2,zz2\n")(tmp)
+    ),
     "buyer-mapped-as-product": lambda tmp: _build(CATALOG, ORDERS, "--map", "orders.product_id=customer_id"),
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("name", list(MODES))
@@ -369,7 +483,10 @@ def test_bad_update_is_refused_and_the_graph_kept(
     home, before = good_home
     for args, names in (
         (["update", "--orders", "/dev/zero"], ("/dev/zero",)),
-        (["update", "--catalog", str(_write(tmp_path / "s.csv", "product_id,stock\ncase,1e23\n"))], ("s.csv", "row 2")),
+        (
+            ["update", "--catalog", str(_write(tmp_path / "s.csv", "product_id,stock\ncase,1e23\n"))],
+            ("s.csv", "row 2"),
+        ),
         (["update", "--orders", str(_write(tmp_path / "m.csv", _mixed_catalog()))], ("m.csv", "mixed")),
         (["update", "--orders", str(ORDERS), "--threads", "0"], ("--threads",)),
     ):
@@ -407,7 +524,7 @@ def test_a_one_megabyte_title_is_kept_whole_and_embedded_cut(tmp_path: Path) -> 
     assert len(texts[0]) <= 2 * MAX_TEXT_CHARS + 1 and texts[1] == "short"
 
     home = tmp_path / "home"
-    catalog = _write(tmp_path / "long_title.csv", _catalog_with("long,\"" + "y" * 1_000_000 + '",c,b,1,1'))
+    catalog = _write(tmp_path / "long_title.csv", _catalog_with('long,"' + "y" * 1_000_000 + '",c,b,1,1'))
     t0 = time.perf_counter()  # with the default encoder: it sees 512 characters, not a megabyte
     res = tiein("build", "--catalog", str(catalog), "--orders", str(ORDERS), "--quiet", home=home)
     assert res.code == 0, res.err
@@ -470,7 +587,9 @@ def test_every_command_is_walked() -> None:
     assert not missing, f"commands without a bad-input case: {sorted(missing)}"
 
 
-@pytest.mark.parametrize(("command", "args", "names"), EVERY_COMMAND, ids=[" ".join(a) for _, a, _ in EVERY_COMMAND])
+@pytest.mark.parametrize(
+    ("command", "args", "names"), EVERY_COMMAND, ids=[" ".join(a) for _, a, _ in EVERY_COMMAND]
+)
 def test_every_command_refuses_bad_input_in_one_line(
     command: str,
     args: list[str],
@@ -493,7 +612,10 @@ SUBPROCESS_CASES = [
     (["build", "--catalog", "/dev/zero", "--quiet"], ("/dev/zero",)),
     (["build", "--catalog", "{tmp}/fifo", "--quiet"], ("FIFO",)),
     (["build", "--catalog", str(CATALOG), "--threads", "-1", "--quiet"], ("--threads",)),
-    (["build", "--catalog", "{tmp}/stock.csv", "--no-embeddings", "--quiet"], ("stock.csv", "row 10", "'stock'")),
+    (
+        ["build", "--catalog", "{tmp}/stock.csv", "--no-embeddings", "--quiet"],
+        ("stock.csv", "row 10", "'stock'"),
+    ),
     (["build", "--catalog", "{tmp}/nested.jsonl", "--no-embeddings", "--quiet"], ("nested.jsonl", "row 1")),
     (["related", "no_such_product"], ("no_such_product",)),
 ]

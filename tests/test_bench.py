@@ -14,14 +14,17 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _json_tail(stdout: str) -> dict:
-    return json.loads(stdout[stdout.index("{"):])
+    return json.loads(stdout[stdout.index("{") :])
 
 
 @pytest.mark.slow
 def test_amazon_auc_command() -> None:
     proc = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "relation_quality.py"), "--only", "amazon"],
-        capture_output=True, text=True, timeout=600, check=True,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
     )
     assert "AUC" in proc.stdout
     a = _json_tail(proc.stdout)["amazon_gift_cards"]

@@ -17,7 +17,9 @@ ROOT = Path(__file__).resolve().parents[1]
 def run_bench(*args: str) -> dict:
     proc = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "api.py"), "--seconds", "1", "--warmup", "0", "--json", *args],
-        capture_output=True, text=True, timeout=180,
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
@@ -46,6 +48,8 @@ def test_open_loop_sends_the_scheduled_requests(tmp_path_factory: pytest.TempPat
 def test_bad_arguments_are_one_line() -> None:
     proc = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "api.py"), "--endpoints", "checkout"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 2 and "unknown endpoint" in proc.stderr and "Traceback" not in proc.stderr

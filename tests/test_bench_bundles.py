@@ -46,11 +46,18 @@ def test_synthetic_scenes_are_bundle_like() -> None:
     d = bench.synthetic_bundle_graph(300, 3000, seed=3)
     m = d.scene_members.to_pylist()
     assert len(m) == 300 and {x["scene_id"] for x in m} <= {f"dept{i}" for i in range(10)}
-    paths = dict(zip(d.products.column("product_id").to_pylist(), d.products.column("category_path").to_pylist(),
-                     strict=True))  # fmt: skip
+    paths = dict(
+        zip(
+            d.products.column("product_id").to_pylist(),
+            d.products.column("category_path").to_pylist(),
+            strict=True,
+        )
+    )
     for x in m:
         dept, aisle = paths[x["product_id"]].split(" > ")[:2]
-        assert x["scene_id"] == dept and x["role"] == aisle and x["weight"] == int(aisle.rsplit("-", 1)[1]) + 1
+        assert (
+            x["scene_id"] == dept and x["role"] == aisle and x["weight"] == int(aisle.rsplit("-", 1)[1]) + 1
+        )
     assert set(d.products.column("sales_role").to_pylist()) <= {"traffic", "hero", "profit", "regular", None}
 
 
@@ -65,7 +72,9 @@ def test_synthetic_prices_are_deterministic() -> None:
 def test_priced_copy_keeps_known_prices(tmp_path: Path) -> None:
     import pyarrow.parquet as pq
 
-    t = pa.Table.from_pylist([{"product_id": "a", "price": 7.5}, {"product_id": "b", "price": None}], schema=PRODUCTS)
+    t = pa.Table.from_pylist(
+        [{"product_id": "a", "price": 7.5}, {"product_id": "b", "price": None}], schema=PRODUCTS
+    )
     got = pq.read_table(bench.priced_copy(t, tmp_path)).column("price").to_pylist()
     assert got[0] == 7.5 and got[1] == bench.synthetic_prices(pa.array(["b"])).to_pylist()[0]
 
@@ -73,12 +82,28 @@ def test_priced_copy_keeps_known_prices(tmp_path: Path) -> None:
 @pytest.fixture()
 def tiny_store(tmp_path: Path) -> Any:
     """A (anchor, 100) with complements B (50, aisle KB) and C (60, aisle KC)."""
-    products = [{"product_id": p, "title": p, "category": f"K{p}", "category_path": f"K{p}", "price": price,
-                 "stock": 5} for p, price in (("A", 100.0), ("B", 50.0), ("C", 60.0))]  # fmt: skip
-    rels = [{"src": "A", "dst": d, "kind": "complement", "score": s, "evidence": "{}"} for d, s in (("B", 0.9), ("C", 0.8))]
+    products = [
+        {
+            "product_id": p,
+            "title": p,
+            "category": f"K{p}",
+            "category_path": f"K{p}",
+            "price": price,
+            "stock": 5,
+        }
+        for p, price in (("A", 100.0), ("B", 50.0), ("C", 60.0))
+    ]
+    rels = [
+        {"src": "A", "dst": d, "kind": "complement", "score": s, "evidence": "{}"}
+        for d, s in (("B", 0.9), ("C", 0.8))
+    ]
     s = open_store(tmp_path / "graph")
-    s.replace(GraphData(products=pa.Table.from_pylist(products, schema=PRODUCTS),
-                        relations=pa.Table.from_pylist(rels, schema=RELATIONS)))  # fmt: skip
+    s.replace(
+        GraphData(
+            products=pa.Table.from_pylist(products, schema=PRODUCTS),
+            relations=pa.Table.from_pylist(rels, schema=RELATIONS),
+        )
+    )
     yield s, products
     s.close()
 
@@ -86,7 +111,12 @@ def tiny_store(tmp_path: Path) -> Any:
 def test_audit_counts_and_catches_violations(tiny_store: Any) -> None:
     store, products = tiny_store
     clean = bench.audit_bundles(store, ["A"], pa.Table.from_pylist(products, schema=PRODUCTS))
-    assert (clean["bundles"], clean["items"], clean["same_aisle_pairs"], clean["out_of_band_items"]) == (1, 2, 0, 0)
+    assert (clean["bundles"], clean["items"], clean["same_aisle_pairs"], clean["out_of_band_items"]) == (
+        1,
+        2,
+        0,
+        0,
+    )
     # the audit reads the catalog it is given, not the answers: a catalog that says B costs 95 and C
     # shares B's aisle makes it report both (proof it is not vacuous)
     lying = [{**p, "price": 95.0} if p["product_id"] == "B" else p for p in products]
@@ -96,8 +126,9 @@ def test_audit_counts_and_catches_violations(tiny_store: Any) -> None:
 
 
 def test_main_prints_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    got = bench.main(["--synthetic", "--products", "300", "--edges", "3000", "--anchors", "30",
-                      "--home", str(tmp_path)])  # fmt: skip
+    got = bench.main(
+        ["--synthetic", "--products", "300", "--edges", "3000", "--anchors", "30", "--home", str(tmp_path)]
+    )
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert json.loads(last) == json.loads(json.dumps(got)) and got["synthetic"]["bundle_ms"]["n"] == 30
 

@@ -14,9 +14,12 @@ def test_bench_export_small(tmp_path: Path, capsys) -> None:  # type: ignore[no-
         import export as bench
     finally:
         sys.path.remove(str(ROOT / "bench"))
-    results = bench.main(["--skip-online-retail", "--synthetic", "300", "--edges", "6000", "--cache", str(tmp_path)])
+    results = bench.main(
+        ["--skip-online-retail", "--synthetic", "300", "--edges", "6000", "--cache", str(tmp_path)]
+    )
     assert [(r["what"], r["format"]) for r in results] == [
-        (w, f) for w in ("bundles", "related") for f in ("csv", "jsonl", "parquet")]
+        (w, f) for w in ("bundles", "related") for f in ("csv", "jsonl", "parquet")
+    ]
     assert all(r["anchors"] == 300 for r in results)
     jsonl = {r["what"]: r["rows"] for r in results if r["format"] == "jsonl"}
     assert jsonl == {"bundles": 300, "related": 300}  # one line per anchor

@@ -99,8 +99,17 @@ def test_bench_end_to_end_bread_basket(tmp_path: Path, capsys: pytest.CaptureFix
     data = ROOT.parent / "shared" / "data" / "bread_basket"
     if not data.is_dir():
         pytest.skip("shared data not here")
-    out = bench.main(["--datasets", "bread_basket", "--quick", "--home-root", str(tmp_path / "homes"),
-                      "--json", str(tmp_path / "q.json")])  # fmt: skip
+    out = bench.main(
+        [
+            "--datasets",
+            "bread_basket",
+            "--quick",
+            "--home-root",
+            str(tmp_path / "homes"),
+            "--json",
+            str(tmp_path / "q.json"),
+        ]
+    )
     r = out["datasets"]["bread_basket"]
     assert r["cart_cases"] == 500 and r["addons_cases"] == 150 and r["store_mismatches_top10"] == 0
     methods = r["methods"]

@@ -14,7 +14,9 @@ def test_bench_update_small(tmp_path: Path, capsys) -> None:  # type: ignore[no-
         import update as bench
     finally:
         sys.path.remove(str(ROOT / "bench"))
-    r = bench.main(["--sample", "400", "--fraction", "0.1", "--no-embeddings", "--threads", "1", "--keep", str(tmp_path)])
+    r = bench.main(
+        ["--sample", "400", "--fraction", "0.1", "--no-embeddings", "--threads", "1", "--keep", str(tmp_path)]
+    )
     assert r["equal"] is True and r["unequal_tables"] == []
     assert 0 < r["new_lines"] < r["lines"]
     assert r["update_s"] > 0 and r["full_build_s"] > 0

@@ -49,9 +49,14 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GraphStore]:
     """The camping shop without scenes: bundles go by complement score."""
     home = tmp_path_factory.mktemp("camping")
     summary = build(
-        BuildOptions(catalog=CAMPING / "catalog.csv", orders=CAMPING / "orders.csv", home=home, threads=1,
-                     discover_scenes=False)
-    )  # fmt: skip
+        BuildOptions(
+            catalog=CAMPING / "catalog.csv",
+            orders=CAMPING / "orders.csv",
+            home=home,
+            threads=1,
+            discover_scenes=False,
+        )
+    )
     s = open_store(summary.store)
     yield s
     s.close()
@@ -62,9 +67,14 @@ def scene_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GraphStore
     """The same shop with the user scenes of tests/fixtures/camping/scenes.yaml."""
     home = tmp_path_factory.mktemp("camping-scenes")
     summary = build(
-        BuildOptions(catalog=CAMPING / "catalog.csv", orders=CAMPING / "orders.csv", home=home, threads=1,
-                     scenes=CAMPING / "scenes.yaml")
-    )  # fmt: skip
+        BuildOptions(
+            catalog=CAMPING / "catalog.csv",
+            orders=CAMPING / "orders.csv",
+            home=home,
+            threads=1,
+            scenes=CAMPING / "scenes.yaml",
+        )
+    )
     s = open_store(summary.store)
     yield s
     s.close()
@@ -130,9 +140,17 @@ def test_bundle_price_maths_and_pitches(store: GraphStore) -> None:
 
 @pytest.mark.parametrize(
     ("amount", "total", "digit", "expected"),
-    [(403.2, 448, 8, 398), (474.3, 527, 8, 468), (474.3, 527, 9, 469), (474.3, 527, None, 470),
-     (45.0, 50, 8, 45), (13.5, 15, 8, 13.5), (0.9, 1, 8, 0.9), (1078.2, 1198, 8, 1078)],
-)  # fmt: skip
+    [
+        (403.2, 448, 8, 398),
+        (474.3, 527, 8, 468),
+        (474.3, 527, 9, 469),
+        (474.3, 527, None, 470),
+        (45.0, 50, 8, 45),
+        (13.5, 15, 8, 13.5),
+        (0.9, 1, 8, 0.9),
+        (1078.2, 1198, 8, 1078),
+    ],
+)
 def test_charm_price_rule(amount: float, total: float, digit: int | None, expected: float) -> None:
     got = charm_price(amount, total, charm_digit=digit, slack=0.03)
     assert got == expected
@@ -145,13 +163,16 @@ RULE_CASES = [
     pytest.param({"rules": BundleRules(max_price_ratio=4.0)}, ["chair", "power"], id="price-band-high"),
     pytest.param({"rules": BundleRules(require_in_stock=False)}, ["chair", "lamp_pro"], id="stock"),
     pytest.param({"rules": BundleRules(max_per_category=2)}, ["chair", "hammock"], id="one-per-category"),
-    pytest.param({"rules": BundleRules(max_per_category=2, exclude_substitutes=False)}, ["chair", "table"],
-                 id="substitutes-of-each-other"),
+    pytest.param(
+        {"rules": BundleRules(max_per_category=2, exclude_substitutes=False)},
+        ["chair", "table"],
+        id="substitutes-of-each-other",
+    ),
     pytest.param({"size": 2}, ["chair"], id="size-2"),
     pytest.param({"size": 4}, ["chair", "lamp", "bag"], id="size-4"),
     pytest.param({"budget": 450}, ["chair"], id="budget-450"),  # + lamp would be 527
     pytest.param({"budget": 420}, ["hammock"], id="budget-420"),  # chair 428 > 420; hammock 408; + lamp 507
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(("kwargs", "expected"), RULE_CASES)
@@ -253,8 +274,23 @@ def test_bundle_json_is_stable(store: GraphStore) -> None:
     a, b = bundle(store, "tent").to_dict(), bundle(store, "tent").to_dict()
     text = json.dumps(a, ensure_ascii=False)
     assert text == json.dumps(b, ensure_ascii=False) and json.loads(text) == a
-    assert list(a) == ["anchor", "items", "total", "suggested_price", "saving", "discount", "pitch",
-                       "budget", "reason", "skipped", "scene", "skipped_roles", "mix", "scene_fallback", "priced"]  # fmt: skip
+    assert list(a) == [
+        "anchor",
+        "items",
+        "total",
+        "suggested_price",
+        "saving",
+        "discount",
+        "pitch",
+        "budget",
+        "reason",
+        "skipped",
+        "scene",
+        "skipped_roles",
+        "mix",
+        "scene_fallback",
+        "priced",
+    ]
     assert a["scene"] is None and a["skipped_roles"] == [] and a["mix"] is None and a["priced"] is True
     assert list(a["items"][0]) == ["product", "role", "relation", "score", "evidence", "explanation"]
     assert a["anchor"]["product_id"] == "tent" and a["pitch"]["en"] == "527 apart, 468 together, save 59"
@@ -266,22 +302,54 @@ def one_way_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GraphSto
     """A hand-loaded graph where substitutes are listed one way only: B names the anchor A, C names B.
     A reader of A's or B's own substitute list alone would miss both."""
     products = [
-        {"product_id": p, "title": t, "category": c, "category_path": c, "brand": None, "price": price,
-         "stock": 5, "attributes": None}
-        for p, t, c, price in [("A", "Anchor", "K1", 100.0), ("B", "Twin of A", "K2", 50.0),
-                               ("C", "Twin of B", "K3", 40.0), ("D", "Other", "K4", 35.0)]
-    ]  # fmt: skip
+        {
+            "product_id": p,
+            "title": t,
+            "category": c,
+            "category_path": c,
+            "brand": None,
+            "price": price,
+            "stock": 5,
+            "attributes": None,
+        }
+        for p, t, c, price in [
+            ("A", "Anchor", "K1", 100.0),
+            ("B", "Twin of A", "K2", 50.0),
+            ("C", "Twin of B", "K3", 40.0),
+            ("D", "Other", "K4", 35.0),
+        ]
+    ]
 
     def rel(src: str, dst: str, kind: str, score: float) -> dict[str, Any]:
-        return {"src": src, "dst": dst, "kind": kind, "score": score, "n_ab": 3, "lift": 2.0,
-                "confidence": 0.3, "co_view": 0, "similarity": 0.5, "category_relation": "different",
-                "price_ratio": 0.5, "evidence": json.dumps({"kind": kind, "bought_together": 3})}  # fmt: skip
+        return {
+            "src": src,
+            "dst": dst,
+            "kind": kind,
+            "score": score,
+            "n_ab": 3,
+            "lift": 2.0,
+            "confidence": 0.3,
+            "co_view": 0,
+            "similarity": 0.5,
+            "category_relation": "different",
+            "price_ratio": 0.5,
+            "evidence": json.dumps({"kind": kind, "bought_together": 3}),
+        }
 
-    relations = [rel("A", "B", "complement", 0.9), rel("A", "C", "complement", 0.8), rel("A", "D", "complement", 0.7),
-                 rel("B", "A", "substitute", 0.6), rel("C", "B", "substitute", 0.6)]  # fmt: skip
+    relations = [
+        rel("A", "B", "complement", 0.9),
+        rel("A", "C", "complement", 0.8),
+        rel("A", "D", "complement", 0.7),
+        rel("B", "A", "substitute", 0.6),
+        rel("C", "B", "substitute", 0.6),
+    ]
     s = open_store(tmp_path_factory.mktemp("oneway") / "graph")
-    s.replace(GraphData(products=pa.Table.from_pylist(products, schema=PRODUCTS),
-                        relations=pa.Table.from_pylist(relations, schema=RELATIONS)))  # fmt: skip
+    s.replace(
+        GraphData(
+            products=pa.Table.from_pylist(products, schema=PRODUCTS),
+            relations=pa.Table.from_pylist(relations, schema=RELATIONS),
+        )
+    )
     yield s
     s.close()
 
@@ -415,8 +483,10 @@ def test_bundle_latency_is_printed(store: GraphStore, capsys: pytest.CaptureFixt
     f50, f99 = timed(lambda: bundle(store, "tent", rules=BundleRules(reverse_substitutes=False)))
     a50, a99 = timed(lambda: addons(store, ["tent", "chair"], threshold=500), n=100)
     with capsys.disabled():
-        print(f"\nbundle(tent) p50 {b50:.2f} ms p99 {b99:.2f} ms; one-way substitutes p50 {f50:.2f} ms "
-              f"p99 {f99:.2f} ms; addons(tent, chair) p50 {a50:.2f} ms p99 {a99:.2f} ms")  # fmt: skip
+        print(
+            f"\nbundle(tent) p50 {b50:.2f} ms p99 {b99:.2f} ms; one-way substitutes p50 {f50:.2f} ms "
+            f"p99 {f99:.2f} ms; addons(tent, chair) p50 {a50:.2f} ms p99 {a99:.2f} ms"
+        )
     assert b50 > 0
 
 
@@ -431,7 +501,10 @@ def test_tent_bundle_follows_its_own_scene(scene_store: GraphStore) -> None:
     mine = scene_store.product_scenes("tent")
     # by the tent's role position, then scene_id ("camping" < "night-hike")
     assert [(s["scene_id"], s["role"], s["weight"]) for s in mine] == [
-        ("camping", "tent", 1.0), ("night-hike", "tent", 1.0), ("power-camping", "tent", 2.0)]  # fmt: skip
+        ("camping", "tent", 1.0),
+        ("night-hike", "tent", 1.0),
+        ("power-camping", "tent", 2.0),
+    ]
     assert scene_store.scene_summary("露营")["members"] > scene_store.scene_summary("night hike")["members"]
     b = bundle(scene_store, "tent")
     assert b.scene == {"scene_id": "camping", "name": "露营"}
@@ -450,7 +523,11 @@ def test_scene_order_beats_score_order(scene_store: GraphStore) -> None:
     b = bundle(scene_store, "tent", scene="night hike")
     assert b.scene is not None and b.scene["name"] == "night hike"
     assert ids(b) == ["lamp"] and roles_of(b) == ["lamp"] and b.skipped_roles == []
-    assert bundle(scene_store, "tent", scene="CAMPING").product_ids == ["tent", "chair", "lamp"]  # by id, any case
+    assert bundle(scene_store, "tent", scene="CAMPING").product_ids == [
+        "tent",
+        "chair",
+        "lamp",
+    ]  # by id, any case
     assert ids(bundle(scene_store, "tent", scene="露营", size=4)) == ["chair", "lamp", "bag"]
 
 
@@ -470,8 +547,9 @@ def test_roles_nothing_can_fill_are_skipped_and_said(scene_store: GraphStore) ->
 
 def test_anchor_in_no_scene_goes_by_score(scene_store: GraphStore, store: GraphStore) -> None:
     assert scene_store.product_scenes("stove") == []
-    a, b = bundle(scene_store, "stove", rules=BundleRules(require_in_stock=False)), bundle(
-        store, "stove", rules=BundleRules(require_in_stock=False)
+    a, b = (
+        bundle(scene_store, "stove", rules=BundleRules(require_in_stock=False)),
+        bundle(store, "stove", rules=BundleRules(require_in_stock=False)),
     )
     assert a.scene is None and ids(a) == ids(b) == ["gas", "pot"]
 
@@ -497,33 +575,71 @@ def mix_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GraphStore]:
     E y (2 members) — A's role is second in both, so the larger S is A's scene."""
     roles = {"A": "hero", "G": "hero", "B": "hero", "C": "regular", "D": "profit", "E": "hero", "F": "profit"}
     prices = {"A": 100.0, "G": 100.0, "B": 50.0, "C": 60.0, "D": 40.0, "E": 45.0, "F": 70.0}
-    products = [{"product_id": p, "title": f"Item {p}", "category": f"K{p}", "category_path": f"K{p}",
-                 "price": prices[p], "stock": 5, "sales_role": roles[p]} for p in roles]  # fmt: skip
+    products = [
+        {
+            "product_id": p,
+            "title": f"Item {p}",
+            "category": f"K{p}",
+            "category_path": f"K{p}",
+            "price": prices[p],
+            "stock": 5,
+            "sales_role": roles[p],
+        }
+        for p in roles
+    ]
 
     def comp(src: str, dst: str, score: float) -> dict[str, Any]:
-        return {"src": src, "dst": dst, "kind": "complement", "score": score, "n_ab": 3, "lift": 2.0,
-                "evidence": json.dumps({"kind": "complement", "bought_together": 3})}  # fmt: skip
+        return {
+            "src": src,
+            "dst": dst,
+            "kind": "complement",
+            "score": score,
+            "n_ab": 3,
+            "lift": 2.0,
+            "evidence": json.dumps({"kind": "complement", "bought_together": 3}),
+        }
 
-    relations = [comp(a, d, s) for a in ("A", "G") for d, s in zip("BCDEF", (0.9, 0.8, 0.7, 0.6, 0.5), strict=True)]
-    members = [("B", "S", "r1", 1.0), ("A", "S", "r2", 2.0), ("C", "S", "r3", 3.0), ("D", "S", "r4", 4.0),
-               ("F", "S", "r4", 4.0), ("A", "T", "x", 2.0), ("E", "T", "y", 3.0)]  # fmt: skip
+    relations = [
+        comp(a, d, s) for a in ("A", "G") for d, s in zip("BCDEF", (0.9, 0.8, 0.7, 0.6, 0.5), strict=True)
+    ]
+    members = [
+        ("B", "S", "r1", 1.0),
+        ("A", "S", "r2", 2.0),
+        ("C", "S", "r3", 3.0),
+        ("D", "S", "r4", 4.0),
+        ("F", "S", "r4", 4.0),
+        ("A", "T", "x", 2.0),
+        ("E", "T", "y", 3.0),
+    ]
     s = open_store(tmp_path_factory.mktemp("mix") / "graph")
-    s.replace(GraphData(
-        products=pa.Table.from_pylist(products, schema=PRODUCTS),
-        relations=pa.Table.from_pylist(relations, schema=RELATIONS),
-        scenes=pa.Table.from_pylist([{"scene_id": "S", "name": "Scene S", "source": "user"},
-                                     {"scene_id": "T", "name": "Scene T", "source": "discovered"}], schema=SCENES),
-        scene_members=pa.Table.from_pylist(
-            [dict(zip(("product_id", "scene_id", "role", "weight"), m, strict=True)) for m in members],
-            schema=SCENE_MEMBERS),
-    ))  # fmt: skip
+    s.replace(
+        GraphData(
+            products=pa.Table.from_pylist(products, schema=PRODUCTS),
+            relations=pa.Table.from_pylist(relations, schema=RELATIONS),
+            scenes=pa.Table.from_pylist(
+                [
+                    {"scene_id": "S", "name": "Scene S", "source": "user"},
+                    {"scene_id": "T", "name": "Scene T", "source": "discovered"},
+                ],
+                schema=SCENES,
+            ),
+            scene_members=pa.Table.from_pylist(
+                [dict(zip(("product_id", "scene_id", "role", "weight"), m, strict=True)) for m in members],
+                schema=SCENE_MEMBERS,
+            ),
+        )
+    )
     yield s
     s.close()
 
 
 def test_scene_roles_after_the_anchor_then_wrapping_round(mix_store: GraphStore) -> None:
     b = bundle(mix_store, "A")  # S: roles after r2 are r3, r4, then r1
-    assert b.scene == {"scene_id": "S", "name": "Scene S"} and ids(b) == ["C", "D"] and roles_of(b) == ["r3", "r4"]
+    assert (
+        b.scene == {"scene_id": "S", "name": "Scene S"}
+        and ids(b) == ["C", "D"]
+        and roles_of(b) == ["r3", "r4"]
+    )
     assert ids(bundle(mix_store, "A", size=4)) == ["C", "D", "B"]
     assert ids(bundle(mix_store, "A", size=5)) == ["C", "D", "B"]  # one item per role
     assert ids(bundle(mix_store, "A", scene="T")) == ["E"]
@@ -536,7 +652,9 @@ def test_picked_scene_with_no_fillable_role_falls_back_to_score_order(mix_store:
     band = BundleRules(min_price_ratio=0.42, max_price_ratio=0.48)
     b = bundle(mix_store, "A", rules=band)
     assert b.scene == {"scene_id": "S", "name": "Scene S"} and b.scene_fallback and ids(b) == ["E"]
-    assert b.skipped_roles == ["r3", "r4", "r1"] and b.reason is None and b.to_dict()["scene_fallback"] is True
+    assert (
+        b.skipped_roles == ["r3", "r4", "r1"] and b.reason is None and b.to_dict()["scene_fallback"] is True
+    )
     strict = bundle(mix_store, "A", scene="S", rules=band)
     assert strict.items == [] and not strict.scene_fallback and strict.reason is not None
     assert strict.reason.code == "no_scene_role_match"  # E passed the band but has no role in S
@@ -597,9 +715,13 @@ def test_cli_bundle_options_and_json(scene_store: GraphStore) -> None:
     assert got == bundle_payload(scene_store, "tent", size=4, discount=0.2)
     assert [i["product"]["product_id"] for i in got["items"]] == ["chair", "lamp", "bag"]
     assert got["discount"] == 0.2 and got["total"] == 299 + 129 + 99 + 189
-    got = json.loads(_cli(scene_store, "bundle", "tent", "--json", "--scene", "night hike", "--budget", "450").output)
+    got = json.loads(
+        _cli(scene_store, "bundle", "tent", "--json", "--scene", "night hike", "--budget", "450").output
+    )
     assert [i["product"]["product_id"] for i in got["items"]] == ["lamp"] and got["budget"] == 450
-    got = json.loads(_cli(scene_store, "bundle", "tent", "--json", "--mix", "hero+profit", "--scene", "camping").output)
+    got = json.loads(
+        _cli(scene_store, "bundle", "tent", "--json", "--mix", "hero+profit", "--scene", "camping").output
+    )
     assert got["mix"] == ["hero", "profit"]
     assert [i["product"]["sales_role"] for i in got["items"]] == ["hero", "profit"][: len(got["items"])]
 
@@ -615,7 +737,9 @@ def test_cli_no_bundle_is_an_answer(scene_store: GraphStore) -> None:
 def test_cli_addons(scene_store: GraphStore) -> None:
     from tiein.service import addons_payload
 
-    got = json.loads(_cli(scene_store, "addons", "tent", "chair", "--threshold", "500", "-k", "3", "--json").output)
+    got = json.loads(
+        _cli(scene_store, "addons", "tent", "chair", "--threshold", "500", "-k", "3", "--json").output
+    )
     assert got == addons_payload(scene_store, ["tent", "chair"], threshold=500, k=3)
     assert got["top_ups"][0]["product"]["product_id"] == "lamp" and len(got["items"]) == 3
     out = _cli(scene_store, "addons", "tent", "chair", "--threshold", "500").output

@@ -39,19 +39,42 @@ def _store(
     """A store with one product per entry of ``prices`` (each in its own category, stock 5) and
     the given complement edges (src, dst, score)."""
     products = [
-        {"product_id": p, "title": f"Product {p}", "category": f"K{p}", "category_path": f"K{p}", "brand": None,
-         "price": price, "stock": 5, "attributes": None}
+        {
+            "product_id": p,
+            "title": f"Product {p}",
+            "category": f"K{p}",
+            "category_path": f"K{p}",
+            "brand": None,
+            "price": price,
+            "stock": 5,
+            "attributes": None,
+        }
         for p, price in prices.items()
-    ]  # fmt: skip
+    ]
     relations = [
-        {"src": src, "dst": dst, "kind": "complement", "score": score, "n_ab": 3, "lift": 2.0, "confidence": 0.3,
-         "co_view": 0, "similarity": 0.1, "category_relation": "different", "price_ratio": None,
-         "evidence": json.dumps({"kind": "complement", "bought_together": 3})}
+        {
+            "src": src,
+            "dst": dst,
+            "kind": "complement",
+            "score": score,
+            "n_ab": 3,
+            "lift": 2.0,
+            "confidence": 0.3,
+            "co_view": 0,
+            "similarity": 0.1,
+            "category_relation": "different",
+            "price_ratio": None,
+            "evidence": json.dumps({"kind": "complement", "bought_together": 3}),
+        }
         for src, dst, score in complements
-    ]  # fmt: skip
+    ]
     s = open_store(path)
-    s.replace(GraphData(products=pa.Table.from_pylist(products, schema=PRODUCTS),
-                        relations=pa.Table.from_pylist(relations, schema=RELATIONS)))  # fmt: skip
+    s.replace(
+        GraphData(
+            products=pa.Table.from_pylist(products, schema=PRODUCTS),
+            relations=pa.Table.from_pylist(relations, schema=RELATIONS),
+        )
+    )
     return s
 
 
@@ -63,8 +86,11 @@ def ids(b: Any) -> list[str]:
 @pytest.fixture(scope="module")
 def one_price(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GraphStore]:
     """Everything costs 10: A's complements B (0.9) and C (0.8), ratio 1.0 each."""
-    s = _store(tmp_path_factory.mktemp("oneprice") / "graph", {"A": 10.0, "B": 10.0, "C": 10.0},
-               [("A", "B", 0.9), ("A", "C", 0.8), ("B", "A", 0.9)])  # fmt: skip
+    s = _store(
+        tmp_path_factory.mktemp("oneprice") / "graph",
+        {"A": 10.0, "B": 10.0, "C": 10.0},
+        [("A", "B", 0.9), ("A", "C", 0.8), ("B", "A", 0.9)],
+    )
     yield s
     s.close()
 
@@ -171,8 +197,16 @@ def no_prices(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GraphStore]:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
-    summary = build(BuildOptions(catalog=catalog, orders=CAMPING / "orders.csv", home=home, threads=1,
-                                 discover_scenes=False, embeddings=False))  # fmt: skip
+    summary = build(
+        BuildOptions(
+            catalog=catalog,
+            orders=CAMPING / "orders.csv",
+            home=home,
+            threads=1,
+            discover_scenes=False,
+            embeddings=False,
+        )
+    )
     s = open_store(summary.store)
     yield s
     s.close()
@@ -189,8 +223,13 @@ def test_catalog_without_prices_gets_bundles(no_prices: GraphStore) -> None:
     assert len(with_complements) >= 10
     bundles = {p: bundle(no_prices, p) for p in with_complements}
     refused = {p: b.reason.code for p, b in bundles.items() if b.reason}
-    assert refused == {"gas": "anchor_out_of_stock", "pot": "anchor_out_of_stock",
-                       "lamp_pro": "anchor_out_of_stock", "stove": "none_in_stock", "tent_b": "category_taken"}  # fmt: skip
+    assert refused == {
+        "gas": "anchor_out_of_stock",
+        "pot": "anchor_out_of_stock",
+        "lamp_pro": "anchor_out_of_stock",
+        "stove": "none_in_stock",
+        "tent_b": "category_taken",
+    }
     for b in bundles.values():
         assert "outside_price_band" not in b.skipped and not b.priced and b.total is None
         if b.ok:

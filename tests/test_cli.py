@@ -25,15 +25,26 @@ def run(*args: str, home: Path, check: bool = True) -> subprocess.CompletedProce
     env.pop("TIEIN_STORE", None)
     proc = subprocess.run([*TIEIN, *args], capture_output=True, text=True, env=env, timeout=600)
     if check and proc.returncode != 0:
-        raise AssertionError(f"tiein {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+        raise AssertionError(
+            f"tiein {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+        )
     return proc
 
 
 @pytest.fixture(scope="module")
 def shop_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     home = tmp_path_factory.mktemp("shop")
-    out = run("build", "--catalog", str(SHOP / "catalog.csv"), "--orders", str(SHOP / "orders.csv"), "--quiet",
-              "--show", "1", home=home)  # fmt: skip
+    out = run(
+        "build",
+        "--catalog",
+        str(SHOP / "catalog.csv"),
+        "--orders",
+        str(SHOP / "orders.csv"),
+        "--quiet",
+        "--show",
+        "1",
+        home=home,
+    )
     (home / "build.out").write_text(out.stdout, encoding="utf-8")
     return home
 
@@ -52,8 +63,14 @@ def test_help_imports_nothing_heavy() -> None:
     assert "build" in proc.stdout and "related" in proc.stdout and "stats" in proc.stdout
     # no heavy import at start-up: importing torch alone takes seconds
     probe = subprocess.run(
-        [sys.executable, "-c", "import sys, tiein.cli; print(sorted(m for m in ('torch','faiss','duckdb','ladybug','neo4j') if m in sys.modules))"],
-        capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-c",
+            "import sys, tiein.cli; print(sorted(m for m in ('torch','faiss','duckdb','ladybug','neo4j') if m in sys.modules))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert probe.stdout.strip() == "[]"
 
@@ -78,8 +95,25 @@ def test_phones_are_substitutes_and_upsell_goes_up(shop_home: Path) -> None:
 
 def test_json_rows_have_stable_fields_and_evidence(shop_home: Path) -> None:
     row = related(shop_home, "phone_x", "complement", 1)[0]
-    for key in ("product_id", "title", "category", "category_path", "brand", "price", "stock", "kind", "score",
-                "n_ab", "lift", "confidence", "co_view", "similarity", "category_relation", "price_ratio", "evidence"):
+    for key in (
+        "product_id",
+        "title",
+        "category",
+        "category_path",
+        "brand",
+        "price",
+        "stock",
+        "kind",
+        "score",
+        "n_ab",
+        "lift",
+        "confidence",
+        "co_view",
+        "similarity",
+        "category_relation",
+        "price_ratio",
+        "evidence",
+    ):
         assert key in row, key
     assert row["n_ab"] == 8 and row["evidence"]["bought_together"] == 8  # 8× phone_x+case
     assert row["price"] == 29.0 and row["category_relation"] == "different"
@@ -100,7 +134,7 @@ def test_build_show_prints_explanations_and_a_bundle(shop_home: Path) -> None:
     """`--show 1`: the most-ordered product with complements and substitutes (the case: 17
     orders), each with the seller's sentence, then its bundle or the reason there is none."""
     out = (shop_home / "build.out").read_text(encoding="utf-8")
-    block = out[out.index("\ncase "):]
+    block = out[out.index("\ncase ") :]
     assert "complements:" in block and "substitutes:" in block
     assert "bought together in 8 orders" in block  # phone_x + case, 8×
     bundle = json.loads(run("bundle", "case", "--json", home=shop_home).stdout)
@@ -124,7 +158,16 @@ def test_bad_file_names_row_and_column_and_keeps_previous_graph(shop_home: Path,
     home = tmp_path / "home"
     shutil.copytree(shop_home, home)
     before = related(home, "phone_x", "complement")
-    proc = run("build", "--catalog", str(bad), "--orders", str(SHOP / "orders.csv"), "--quiet", home=home, check=False)
+    proc = run(
+        "build",
+        "--catalog",
+        str(bad),
+        "--orders",
+        str(SHOP / "orders.csv"),
+        "--quiet",
+        home=home,
+        check=False,
+    )
     assert proc.returncode == 2, proc.stderr
     assert "catalog.csv" in proc.stderr and "price" in proc.stderr and "Traceback" not in proc.stderr
     assert related(home, "phone_x", "complement") == before
@@ -135,7 +178,15 @@ def test_rebuild_is_idempotent(shop_home: Path, tmp_path: Path) -> None:
     shutil.copytree(shop_home, home)
     before = {k: related(home, "phone_x", k) for k in ("complement", "substitute", "series")}
     stats_before = json.loads(run("stats", "--json", home=home).stdout)
-    run("build", "--catalog", str(SHOP / "catalog.csv"), "--orders", str(SHOP / "orders.csv"), "--quiet", home=home)
+    run(
+        "build",
+        "--catalog",
+        str(SHOP / "catalog.csv"),
+        "--orders",
+        str(SHOP / "orders.csv"),
+        "--quiet",
+        home=home,
+    )
     assert {k: related(home, "phone_x", k) for k in before} == before
     stats_after = json.loads(run("stats", "--json", home=home).stdout)
     assert stats_after["nodes"] == stats_before["nodes"]
@@ -182,9 +233,23 @@ def test_gbk_export_with_own_columns_mapped_from_the_cli(tmp_path: Path) -> None
     orders.write_bytes(("\n".join(lines) + "\n").encode("gbk"))
     home = tmp_path / "home"
     run(
-        "build", "--catalog", str(catalog), "--orders", str(orders),
-        "--map", "product_id=商品编号", "--map", "title=名称", "--map", "category=类目",
-        "--map", "price=价格", "--map", "order_id=订单号", "--quiet", home=home,
+        "build",
+        "--catalog",
+        str(catalog),
+        "--orders",
+        str(orders),
+        "--map",
+        "product_id=商品编号",
+        "--map",
+        "title=名称",
+        "--map",
+        "category=类目",
+        "--map",
+        "price=价格",
+        "--map",
+        "order_id=订单号",
+        "--quiet",
+        home=home,
     )
     comps = related(home, "T1", "complement")
     assert [r["product_id"] for r in comps] == ["C1", "L1"]
@@ -206,8 +271,12 @@ def test_serve_help_names_every_api_setting() -> None:
     flat = " ".join(text.split())
     for f in fields(Settings):
         assert f.metadata["env"] in flat, f.metadata["env"]
-    defaults = {"TIEIN_API_CYPHER_MAX_ROWS": "(10000)", "TIEIN_API_CYPHER_TIMEOUT": "(10)",
-                "TIEIN_API_NEO4J_RETRY": "(1)", "TIEIN_API_FEEDBACK_REFRESH": "(10;"}  # fmt: skip
+    defaults = {
+        "TIEIN_API_CYPHER_MAX_ROWS": "(10000)",
+        "TIEIN_API_CYPHER_TIMEOUT": "(10)",
+        "TIEIN_API_NEO4J_RETRY": "(1)",
+        "TIEIN_API_FEEDBACK_REFRESH": "(10;",
+    }
     for env, default in defaults.items():
         field = next(f for f in fields(Settings) if f.metadata["env"] == env)
         assert f"{field.default:g}" in default and default in flat.split(env, 1)[1][:200]

@@ -83,7 +83,10 @@ def test_one_statement_at_a_time(store: GraphStore, query: str) -> None:
         ("// DELETE everything\nRETURN 2 AS n /* SET n = 3 */", [{"n": 2}]),
         ("MATCH (set:Product {product_id: 'tent'}) RETURN set.price AS delete", [{"delete": 129.0}]),
         ("WITH 5 AS merge RETURN merge + 1 AS n", [{"n": 6}]),
-        ("MATCH (p:Product) WHERE p.title CONTAINS 'Pro' RETURN p.product_id AS id;", [{"id": "phone-a-pro"}]),
+        (
+            "MATCH (p:Product) WHERE p.title CONTAINS 'Pro' RETURN p.product_id AS id;",
+            [{"id": "phone-a-pro"}],
+        ),
     ],
 )
 def test_write_words_as_names_or_data_are_fine(store: GraphStore, query: str, expected: list) -> None:
@@ -97,7 +100,9 @@ def test_read_only_procedures_may_be_called(store: GraphStore) -> None:
 
 
 def test_tokenizer() -> None:
-    kinds = [(t.kind, t.text) for t in tokens("MATCH (n:`Odd Label`) WHERE n.x = $p AND n.s = 'a\\'b' RETURN n")]
+    kinds = [
+        (t.kind, t.text) for t in tokens("MATCH (n:`Odd Label`) WHERE n.x = $p AND n.s = 'a\\'b' RETURN n")
+    ]
     assert ("ident", "`Odd Label`") in kinds and ("param", "$p") in kinds and ("string", "'a\\'b'") in kinds
     assert parameters("MATCH (n {id: $id}) WHERE n.t = '$notaparam' // $nor\nRETURN $k") == {"id", "k"}
     refuse_writes("MATCH (n)-[:SET]->(m:Delete) RETURN n.create, m {.merge, x: 1}")
@@ -108,8 +113,12 @@ def test_tokenizer() -> None:
 
 # ----------------------------------------------------------------------------- answers
 def test_columns_rows_and_records(store: GraphStore) -> None:
-    r = run_cypher(store, "MATCH (p:Product) WHERE p.price > $min RETURN p.product_id AS id, p.price AS price "
-                          "ORDER BY price DESC", {"min": 600})  # fmt: skip
+    r = run_cypher(
+        store,
+        "MATCH (p:Product) WHERE p.price > $min RETURN p.product_id AS id, p.price AS price "
+        "ORDER BY price DESC",
+        {"min": 600},
+    )
     assert isinstance(r, CypherResult)
     assert r.columns == ["id", "price"]
     assert r.rows == [["phone-a-pro", 999.0], ["phone-a", 699.0], ["phone-b", 649.5]]
@@ -120,7 +129,9 @@ def test_columns_rows_and_records(store: GraphStore) -> None:
 
 
 def test_empty_answer_keeps_its_columns(store: GraphStore) -> None:
-    r = run_cypher(store, "MATCH (p:Product) WHERE p.price > 10000 RETURN p.product_id AS id, p.title AS title")
+    r = run_cypher(
+        store, "MATCH (p:Product) WHERE p.price > 10000 RETURN p.product_id AS id, p.title AS title"
+    )
     assert r.columns == ["id", "title"] and r.rows == [] and not r.truncated
 
 
@@ -157,7 +168,9 @@ def test_values_are_json_on_every_store(store: GraphStore) -> None:
 
 
 def test_paths_are_nodes_and_relationships(store: GraphStore) -> None:
-    r = run_cypher(store, "MATCH path = (a:Product {product_id: 'phone-a'})-[:UPSELL*1..2]->(b:Product) RETURN path")
+    r = run_cypher(
+        store, "MATCH path = (a:Product {product_id: 'phone-a'})-[:UPSELL*1..2]->(b:Product) RETURN path"
+    )
     (path,) = r.rows[0]
     assert [n["product_id"] for n in path["_NODES"]] == ["phone-a", "phone-a-pro"]
     assert [x["_LABEL"] for x in path["_RELS"]] == ["UPSELL"] and path["_RELS"][0]["score"] == 0.7
@@ -169,8 +182,13 @@ def test_iso_duration_matches_neo4j() -> None:
 
     from neo4j.time import Duration
 
-    for td in (dt.timedelta(0), dt.timedelta(days=3), dt.timedelta(hours=5, minutes=1), dt.timedelta(seconds=1.25),
-               dt.timedelta(days=2, seconds=59, microseconds=5)):  # fmt: skip
+    for td in (
+        dt.timedelta(0),
+        dt.timedelta(days=3),
+        dt.timedelta(hours=5, minutes=1),
+        dt.timedelta(seconds=1.25),
+        dt.timedelta(days=2, seconds=59, microseconds=5),
+    ):
         neo = Duration(days=td.days, seconds=td.seconds, microseconds=td.microseconds).iso_format()
         assert iso_duration(td) == neo, td
 
@@ -192,7 +210,7 @@ def test_user_mistakes(store: GraphStore) -> None:
 
 def test_parse_param() -> None:
     assert parse_param("n=3") == ("n", 3)
-    assert parse_param("$ids=[\"a\",\"b\"]") == ("ids", ["a", "b"])
+    assert parse_param('$ids=["a","b"]') == ("ids", ["a", "b"])
     assert parse_param("code=85123A") == ("code", "85123A")
     assert parse_param('code="0042"') == ("code", "0042")
     assert parse_param("title=帐篷 tent") == ("title", "帐篷 tent")
@@ -203,8 +221,9 @@ def test_parse_param() -> None:
 # ----------------------------------------------------------------------------- CLI
 def _tiein(*args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k not in ("TIEIN_STORE", "TIEIN_HOME")}
-    return subprocess.run([sys.executable, "-m", "tiein.cli", *args], capture_output=True, text=True, env=env,
-                          timeout=120)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "tiein.cli", *args], capture_output=True, text=True, env=env, timeout=120
+    )
 
 
 def test_cli_json_csv_and_refusal(store: GraphStore) -> None:
@@ -217,15 +236,24 @@ def test_cli_json_csv_and_refusal(store: GraphStore) -> None:
     assert doc["truncated"] is True  # phone-a -> film-a (0.75) and phone-b -> charger (0.6) are left out
     out = _tiein("cypher", q, "--param", "min=0.6", "--csv", "--store", path)
     assert list(csv.reader(io.StringIO(out.stdout))) == [
-        ["a", "b"], ["phone-a", "case-a"], ["phone-a", "charger"], ["phone-a", "film-a"], ["phone-b", "charger"]]
+        ["a", "b"],
+        ["phone-a", "case-a"],
+        ["phone-a", "charger"],
+        ["phone-a", "film-a"],
+        ["phone-b", "charger"],
+    ]
     out = _tiein("cypher", "MATCH (p:Product) DETACH DELETE p", "--store", path)
     assert out.returncode == 2 and out.stderr.startswith("error: queries are read-only: DETACH")
     assert "Traceback" not in out.stderr
 
 
 def test_cli_table_output(store: GraphStore, tmp_path: Path) -> None:
-    out = _tiein("cypher", "MATCH (b:Brand) RETURN b.name AS brand ORDER BY brand", "--store", str(store.path))  # type: ignore[attr-defined]
+    out = _tiein(
+        "cypher", "MATCH (b:Brand) RETURN b.name AS brand ORDER BY brand", "--store", str(store.path)
+    )  # type: ignore[attr-defined]
     lines = out.stdout.splitlines()
-    assert [ln.strip() for ln in lines[:4]] == ["brand", "Acme", "Bolt", "Trail"] and lines[-1].startswith("(3 rows")
+    assert [ln.strip() for ln in lines[:4]] == ["brand", "Acme", "Bolt", "Trail"] and lines[-1].startswith(
+        "(3 rows"
+    )
     empty = _tiein("cypher", "RETURN 1", "--store", str(tmp_path / "nothing"))
     assert empty.returncode == 1 and "no graph has been loaded" in empty.stderr

@@ -78,7 +78,11 @@ def snapshot_of(home: Path) -> dict[str, Any]:
     from tiein.graph.ladybug_store import EmbeddedStore
 
     with EmbeddedStore(home / "graph") as s:
-        answer = {"related": s.related("phone-a", "complement"), "stats": s.stats(), "tent": s.product("tent")}
+        answer = {
+            "related": s.related("phone-a", "complement"),
+            "stats": s.stats(),
+            "tent": s.product("tent"),
+        }
     answer["files"] = sorted(str(p.relative_to(home)) for p in home.rglob("*") if p.name != ".lock")
     return answer
 
@@ -118,9 +122,19 @@ def test_attack_is_refused_by_api_and_cli(client: Any, home: Path, query: str, k
 
 def test_cli_refusals_are_one_line(home: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("TIEIN_STORE", "TIEIN_HOME")}
-    for q in ("\ufeff" + READ_PASSWD, "CHECKPOINT", "BEGIN TRANSACTION", f"\u180eCOPY (RETURN 1 AS x) TO '{D}/c.csv'"):
-        out = subprocess.run([sys.executable, "-m", "tiein.cli", "cypher", q, "--store", str(home / "graph")],
-                             capture_output=True, text=True, env=env, timeout=60)  # fmt: skip
+    for q in (
+        "\ufeff" + READ_PASSWD,
+        "CHECKPOINT",
+        "BEGIN TRANSACTION",
+        f"\u180eCOPY (RETURN 1 AS x) TO '{D}/c.csv'",
+    ):
+        out = subprocess.run(
+            [sys.executable, "-m", "tiein.cli", "cypher", q, "--store", str(home / "graph")],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
         assert out.returncode == 2 and out.stderr.startswith("error: ") and len(out.stderr.splitlines()) == 1
         assert "Traceback" not in out.stderr and "root:" not in out.stdout
     assert_nothing_written()
@@ -132,12 +146,21 @@ def test_the_database_refuses_what_the_text_check_might_miss(home: Path) -> None
 
     with EmbeddedStore(home / "graph") as s:
         conn = s._connection()
-        for q in (READ_PASSWD, "UNWIND [1] AS x " + READ_PASSWD, f'COPY (RETURN "x" AS x) TO "{D}/x.csv"',
-                  "INSTALL httpfs", "CHECKPOINT", "BEGIN TRANSACTION", "CALL threads=1",
-                  "MATCH (p:Product) SET p.price = 0"):  # fmt: skip
+        for q in (
+            READ_PASSWD,
+            "UNWIND [1] AS x " + READ_PASSWD,
+            f'COPY (RETURN "x" AS x) TO "{D}/x.csv"',
+            "INSTALL httpfs",
+            "CHECKPOINT",
+            "BEGIN TRANSACTION",
+            "CALL threads=1",
+            "MATCH (p:Product) SET p.price = 0",
+        ):
             with pytest.raises(CypherError):
                 refuse_unsafe_plan(conn, q, {})
-        refuse_unsafe_plan(conn, "MATCH (p:Product) RETURN p.product_id ORDER BY p.product_id DESC LIMIT 2", {})
+        refuse_unsafe_plan(
+            conn, "MATCH (p:Product) RETURN p.product_id ORDER BY p.product_id DESC LIMIT 2", {}
+        )
         refuse_unsafe_plan(conn, "CALL show_tables() RETURN name", {})
     assert_nothing_written()
 
@@ -145,15 +168,21 @@ def test_the_database_refuses_what_the_text_check_might_miss(home: Path) -> None
 @pytest.mark.parametrize(
     ("query", "params", "rows"),
     [
-        ("MATCH (p:Product) WHERE p.price > $min RETURN p.product_id AS id ORDER BY p.price DESC LIMIT 2",
-         {"min": 600}, [["phone-a-pro"], ["phone-a"]]),
-        ("MATCH (p:Product {product_id: $id})-[r:COMPLEMENT]->(q:Product) RETURN q.product_id ORDER BY q.product_id",
-         {"id": "phone-a"}, [["case-a"], ["charger"], ["film-a"]]),
+        (
+            "MATCH (p:Product) WHERE p.price > $min RETURN p.product_id AS id ORDER BY p.price DESC LIMIT 2",
+            {"min": 600},
+            [["phone-a-pro"], ["phone-a"]],
+        ),
+        (
+            "MATCH (p:Product {product_id: $id})-[r:COMPLEMENT]->(q:Product) RETURN q.product_id ORDER BY q.product_id",
+            {"id": "phone-a"},
+            [["case-a"], ["charger"], ["film-a"]],
+        ),
         ("RETURN 'LOAD FROM \u200b\ufeff' AS s, 1 AS set", {}, [["LOAD FROM \u200b\ufeff", 1]]),
         ("MATCH (p:Product) RETURN p.title AS t ORDER BY t DESC SKIP 6", {}, None),
         ("CALL show_tables() RETURN name ORDER BY name LIMIT 1", {}, [["Attribute"]]),
     ],
-)  # fmt: skip
+)
 def test_read_queries_still_work(client: Any, query: str, params: dict[str, Any], rows: Any) -> None:
     r = client.post("/v1/cypher", json={"query": query, "params": params})
     assert r.status_code == 200, r.text
@@ -163,8 +192,16 @@ def test_read_queries_still_work(client: Any, query: str, params: dict[str, Any]
         assert r.json()["row_count"] == 1
 
 
-@pytest.mark.parametrize("bad", ["MATCH\u00a0(p) RETURN p", "MATCH (p) RETURN p\u2028", "ＭＡＴＣＨ (p) RETURN p",
-                                 "MATCH (`a\u200bb`) RETURN 1", "MATCH (p) RETURN p\x00"])  # fmt: skip
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "MATCH\u00a0(p) RETURN p",
+        "MATCH (p) RETURN p\u2028",
+        "ＭＡＴＣＨ (p) RETURN p",
+        "MATCH (`a\u200bb`) RETURN 1",
+        "MATCH (p) RETURN p\x00",
+    ],
+)
 def test_invisible_and_lookalike_characters_outside_strings(client: Any, bad: str) -> None:
     r = client.post("/v1/cypher", json={"query": bad})
     assert r.status_code == 400 and "U+" in r.json()["error"]["message"]
@@ -181,8 +218,9 @@ def rss_mb() -> float:
 def test_huge_query_is_stopped_in_its_worker(client: Any) -> None:
     before = rss_mb()
     started = time.monotonic()
-    r = client.post("/v1/cypher", json={"query": "UNWIND range(1, 2000000000) AS x RETURN x", "limit": 5,
-                                        "timeout_s": 10})  # fmt: skip
+    r = client.post(
+        "/v1/cypher", json={"query": "UNWIND range(1, 2000000000) AS x RETURN x", "limit": 5, "timeout_s": 10}
+    )
     took = time.monotonic() - started
     assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_query", r.text
     assert took < 10 + 3
@@ -244,8 +282,12 @@ def test_memory_limit_is_an_error_not_a_crash(home: Path) -> None:
 
     with EmbeddedStore(home / "graph") as s:
         with pytest.raises(CypherError, match="memory"):
-            run_cypher(s, "UNWIND range(1, 40000000) AS x RETURN collect(x)[1] AS c", timeout_s=20,
-                       worker=WorkerLimits(memory_mb=1024))  # fmt: skip
+            run_cypher(
+                s,
+                "UNWIND range(1, 40000000) AS x RETURN collect(x)[1] AS c",
+                timeout_s=20,
+                worker=WorkerLimits(memory_mb=1024),
+            )
         assert run_cypher(s, "MATCH (p:Product) RETURN count(p) AS n").rows == [[7]]
 
 
@@ -269,7 +311,9 @@ def test_serving_stays_fast_while_8_slow_queries_run(home: Path, tmp_path: Path)
             assert c.get("/v1/products/phone-a/related", params={"k": 5}).status_code == 200
         quiet, _ = related_p99(c, 2)
         if quiet > 20:  # other work on this machine, not the analysts: nothing to judge
-            pytest.skip(f"the machine is too busy to measure: p99 of related is {quiet:.1f} ms with no analyst query")
+            pytest.skip(
+                f"the machine is too busy to measure: p99 of related is {quiet:.1f} ms with no analyst query"
+            )
         results: list[int] = []
 
         def analyst() -> None:
@@ -286,8 +330,10 @@ def test_serving_stays_fast_while_8_slow_queries_run(home: Path, tmp_path: Path)
             t.join()
         assert health.status_code == 200
     assert results == [400] * 8  # each stopped at its time limit (or refused as busy after it)
-    print(f"related during 8 slow analyst queries: n={len(latencies)} p50={statistics.median(latencies):.2f} ms "
-          f"p99={p99:.2f} ms (quiet p99 {quiet:.2f} ms)")  # fmt: skip
+    print(
+        f"related during 8 slow analyst queries: n={len(latencies)} p50={statistics.median(latencies):.2f} ms "
+        f"p99={p99:.2f} ms (quiet p99 {quiet:.2f} ms)"
+    )
     assert p99 <= 25, f"p99 {p99:.1f} ms"
 
 
@@ -337,14 +383,25 @@ def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[GraphS
 def test_every_store_refuses_every_attack(any_store: GraphStore) -> None:
     from tiein.cypher import run_cypher
 
-    before = (any_store.related("phone-a", "complement"), any_store.stats()["nodes"], any_store.product("tent"))
+    before = (
+        any_store.related("phone-a", "complement"),
+        any_store.stats()["nodes"],
+        any_store.product("tent"),
+    )
     for query, keyword in ATTACKS + NEO4J_ATTACKS:
         for q in variants(query, keyword):
             with pytest.raises(CypherError):
                 run_cypher(any_store, q, timeout_s=5)
-    assert (any_store.related("phone-a", "complement"), any_store.stats()["nodes"], any_store.product("tent")) == before
-    assert run_cypher(any_store, "MATCH (p:Product) WHERE p.price > $min RETURN p.product_id AS id ORDER BY id LIMIT 2",
-                      {"min": 600}).rows == [["phone-a"], ["phone-a-pro"]]  # fmt: skip
+    assert (
+        any_store.related("phone-a", "complement"),
+        any_store.stats()["nodes"],
+        any_store.product("tent"),
+    ) == before
+    assert run_cypher(
+        any_store,
+        "MATCH (p:Product) WHERE p.price > $min RETURN p.product_id AS id ORDER BY id LIMIT 2",
+        {"min": 600},
+    ).rows == [["phone-a"], ["phone-a-pro"]]
     assert_nothing_written()
 
 

@@ -68,16 +68,26 @@ def test_damaged_meta_and_database_are_503(home: Path) -> None:
             no_path(err, home)
 
 
-def test_garbage_feedback_part_is_503_and_full_disk_is_507(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_garbage_feedback_part_is_503_and_full_disk_is_507(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import pyarrow.parquet as pq
 
-    ev = {"event_id": "e1", "ts": "2024-05-01T10:00:00", "user_id": "u1", "anchor_id": "tent",
-          "item_id": "chair", "kind": "complement", "event": "impression"}  # fmt: skip
+    ev = {
+        "event_id": "e1",
+        "ts": "2024-05-01T10:00:00",
+        "user_id": "u1",
+        "anchor_id": "tent",
+        "item_id": "chair",
+        "kind": "complement",
+        "event": "impression",
+    }
     with serve_in_thread(create_app(Settings(home=home, feedback_refresh_s=0))) as url:
         assert httpx.post(f"{url}/v1/events", json={"events": [ev]}, timeout=30).status_code == 200
         (log_dir(home) / "part-20990101T000000-garbage.parquet").write_bytes(b"not parquet at all")
         err = assert_envelope(
-            httpx.get(f"{url}/v1/products/tent/related", params={"feedback": "true"}, timeout=30), 503,
+            httpx.get(f"{url}/v1/products/tent/related", params={"feedback": "true"}, timeout=30),
+            503,
             "store_unavailable",
         )
         assert "feedback log" in err["message"]
@@ -89,7 +99,8 @@ def test_garbage_feedback_part_is_503_and_full_disk_is_507(home: Path, monkeypat
 
         monkeypatch.setattr(pq, "write_table", full)
         err = assert_envelope(
-            httpx.post(f"{url}/v1/events", json={"events": [{**ev, "event_id": "e2"}]}, timeout=30), 507,
+            httpx.post(f"{url}/v1/events", json={"events": [{**ev, "event_id": "e2"}]}, timeout=30),
+            507,
             "storage_full",
         )
         no_path(err, home)
@@ -114,8 +125,9 @@ def test_compaction_killed_half_way_neither_doubles_nor_loses(tmp_path: Path, po
         env = {k: v for k, v in os.environ.items() if k != "TIEIN_FAULT"}
         if fault:
             env["TIEIN_FAULT"] = fault
-        return subprocess.run([sys.executable, "-c", COMPACT, str(tmp_path), str(start), str(stop)],
-                              env=env, timeout=120).returncode  # fmt: skip
+        return subprocess.run(
+            [sys.executable, "-c", COMPACT, str(tmp_path), str(start), str(stop)], env=env, timeout=120
+        ).returncode
 
     assert ingest(0, 3) == 0
     assert ingest(3, 4, fault=point) == EXIT_CODE  # the 4th part triggers the merge, killed in it

@@ -21,21 +21,55 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # (anchor, substitute, complement, unrelated), written by hand.
 TRIPLES = [
-    ("自然堂 补水保湿面霜 50g", "欧莱雅 滋润保湿面霜 50ml", "自然堂 温和卸妆水 200ml", "不锈钢炒锅 32cm 家用"),
+    (
+        "自然堂 补水保湿面霜 50g",
+        "欧莱雅 滋润保湿面霜 50ml",
+        "自然堂 温和卸妆水 200ml",
+        "不锈钢炒锅 32cm 家用",
+    ),
     ("伊利 纯牛奶 250ml*24盒", "蒙牛 全脂纯牛奶 250ml*16盒", "桂格 即食燕麦片 1000g", "汽车机油 5W-30 4L"),
     ("耐克 男子跑步鞋", "阿迪达斯 男款运动跑鞋", "运动棉袜 男 6双装", "电饭煲 4L 家用"),
-    ("Nike men's running shoes", "Adidas men's sports running sneakers", "athletic ankle socks", "stainless steel frying pan"),
-    ("Organic Whole Milk 1 gallon", "2% Reduced Fat Milk half gallon", "Honey Nut Cheerios cereal", "Motor oil 5W-30"),
-    ("WHITE HANGING HEART T-LIGHT HOLDER", "RED HANGING HEART T-LIGHT HOLDER", "BOX OF 24 TEA LIGHTS", "GARDEN HOSE 15M"),
+    (
+        "Nike men's running shoes",
+        "Adidas men's sports running sneakers",
+        "athletic ankle socks",
+        "stainless steel frying pan",
+    ),
+    (
+        "Organic Whole Milk 1 gallon",
+        "2% Reduced Fat Milk half gallon",
+        "Honey Nut Cheerios cereal",
+        "Motor oil 5W-30",
+    ),
+    (
+        "WHITE HANGING HEART T-LIGHT HOLDER",
+        "RED HANGING HEART T-LIGHT HOLDER",
+        "BOX OF 24 TEA LIGHTS",
+        "GARDEN HOSE 15M",
+    ),
 ]
 
 TITLES = [
-    "WHITE HANGING HEART T-LIGHT HOLDER", "RED HANGING HEART T-LIGHT HOLDER", "BOX OF 24 TEA LIGHTS",
-    "JUMBO BAG RED RETROSPOT", "JUMBO BAG PINK POLKADOT", "LUNCH BAG RED RETROSPOT",
-    "SET OF 3 CAKE TINS PANTRY DESIGN", "PACK OF 72 RETROSPOT CAKE CASES", "REGENCY CAKESTAND 3 TIER",
-    "自然堂 补水保湿面霜 50g", "欧莱雅 滋润保湿面霜 50ml", "美宝莲 哑光口红", "迪奥 烈艳蓝金唇膏",
-    "伊利 纯牛奶 250ml*24盒", "蒙牛 全脂纯牛奶 250ml*16盒", "Organic Whole Milk 1 gallon",
-    "Banana", "Organic Bananas", "Spaghetti pasta 500g", "Tomato basil pasta sauce",
+    "WHITE HANGING HEART T-LIGHT HOLDER",
+    "RED HANGING HEART T-LIGHT HOLDER",
+    "BOX OF 24 TEA LIGHTS",
+    "JUMBO BAG RED RETROSPOT",
+    "JUMBO BAG PINK POLKADOT",
+    "LUNCH BAG RED RETROSPOT",
+    "SET OF 3 CAKE TINS PANTRY DESIGN",
+    "PACK OF 72 RETROSPOT CAKE CASES",
+    "REGENCY CAKESTAND 3 TIER",
+    "自然堂 补水保湿面霜 50g",
+    "欧莱雅 滋润保湿面霜 50ml",
+    "美宝莲 哑光口红",
+    "迪奥 烈艳蓝金唇膏",
+    "伊利 纯牛奶 250ml*24盒",
+    "蒙牛 全脂纯牛奶 250ml*16盒",
+    "Organic Whole Milk 1 gallon",
+    "Banana",
+    "Organic Bananas",
+    "Spaghetti pasta 500g",
+    "Tomato basil pasta sauce",
 ]
 
 
@@ -57,7 +91,12 @@ def index(vectors: np.ndarray, encoder: embeddings.Encoder) -> ProductIndex:
 
 def _run(code: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True, timeout=300
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -147,7 +186,12 @@ def test_product_texts_add_brand_only_when_missing() -> None:
             "brand": ["Dove", "自然堂", None, "Acme"],
         }
     )
-    assert product_texts(table) == ["Dove Body Wash 500ml", "自然堂 雪域精粹纯粹滋润霜 50g", "plain title", "Acme"]
+    assert product_texts(table) == [
+        "Dove Body Wash 500ml",
+        "自然堂 雪域精粹纯粹滋润霜 50g",
+        "plain title",
+        "Acme",
+    ]
     with pytest.raises(InputError, match="title"):
         product_texts(pa.table({"name": ["x"]}))
 
@@ -167,7 +211,11 @@ class CountingEncoder:
 
 def test_cache_avoids_re_encoding(encoder: embeddings.Encoder, tmp_path: Path) -> None:
     products = pa.table(
-        {"product_id": ["a", "b", "c", "d"], "title": ["Banana", "Organic Bananas", "Banana", ""], "brand": [None] * 4}
+        {
+            "product_id": ["a", "b", "c", "d"],
+            "title": ["Banana", "Organic Bananas", "Banana", ""],
+            "brand": [None] * 4,
+        }
     )
     counting = CountingEncoder(encoder)
     first = embed_products(products, counting, cache_dir=tmp_path)  # type: ignore[arg-type]
@@ -196,7 +244,12 @@ def test_cache_avoids_re_encoding(encoder: embeddings.Encoder, tmp_path: Path) -
 def test_save_load_round_trip(index: ProductIndex, vectors: np.ndarray, tmp_path: Path) -> None:
     index.save(tmp_path / "vec")
     loaded = ProductIndex.load(tmp_path / "vec", expect_model=index.model)
-    assert (len(loaded), loaded.ids, loaded.model, loaded.dim) == (len(index), index.ids, index.model, index.dim)
+    assert (len(loaded), loaded.ids, loaded.model, loaded.dim) == (
+        len(index),
+        index.ids,
+        index.model,
+        index.dim,
+    )
     assert loaded.similar("p0", 5) == index.similar("p0", 5)
     assert loaded.search(vectors[:3], 4) == index.search(vectors[:3], 4)
     assert loaded.neighbours(3).equals(index.neighbours(3))
@@ -243,6 +296,7 @@ def test_interrupted_save_keeps_previous_index(
     index: ProductIndex, vectors: np.ndarray, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from tiein.embeddings import index as index_module
+
     directory = tmp_path / "vec"
     index.save(directory)
     before = {p.name: p.read_bytes() for p in directory.iterdir()}
@@ -280,7 +334,11 @@ def test_neighbours_k_rows_per_product_without_self(index: ProductIndex, exact: 
     if exact:
         # The same answer as similar(), product by product.
         for pid in index.ids:
-            rows = [(d, s) for s_, d, s in zip(src, dst, table["similarity"].to_pylist(), strict=True) if s_ == pid]
+            rows = [
+                (d, s)
+                for s_, d, s in zip(src, dst, table["similarity"].to_pylist(), strict=True)
+                if s_ == pid
+            ]
             assert [d for d, _ in rows] == [d for d, _ in index.similar(pid, 4)]
 
 
@@ -362,7 +420,9 @@ def test_rebuild_with_cached_titles_loads_no_model(tmp_path: Path, monkeypatch: 
     from tiein.pipeline import BuildOptions, build
 
     camping = ROOT / "tests" / "fixtures" / "camping"
-    opts = BuildOptions(catalog=camping / "catalog.csv", orders=camping / "orders.csv", home=tmp_path, threads=1)
+    opts = BuildOptions(
+        catalog=camping / "catalog.csv", orders=camping / "orders.csv", home=tmp_path, threads=1
+    )
     build(opts)
     first, first_graph = ProductIndex.load(index_dir(tmp_path)), graph_answers(tmp_path)
 

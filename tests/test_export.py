@@ -41,8 +41,12 @@ def read_flat(path: Path, what: str) -> list[dict[str, Any]]:
         table = pq.read_table(path)
     else:
         schema = columns(what)
-        table = pcsv.read_csv(path, convert_options=pcsv.ConvertOptions(column_types=schema, strings_can_be_null=True,
-                                                                          quoted_strings_can_be_null=False))  # fmt: skip
+        table = pcsv.read_csv(
+            path,
+            convert_options=pcsv.ConvertOptions(
+                column_types=schema, strings_can_be_null=True, quoted_strings_can_be_null=False
+            ),
+        )
     assert table.schema.names == columns(what).names
     return table.to_pylist()
 
@@ -65,22 +69,52 @@ def test_related_all_formats_agree_with_the_live_store(store: GraphStore, tmp_pa
     expected = [related_payload(store, pid, kind, 2) for pid in IDS for kind in kinds]
     assert read_jsonl(tmp_path / "related.jsonl") == json.loads(json.dumps(expected))
     # flat: one row per related item, anchor repeated, evidence as JSON text
-    flat = [(a["product"]["product_id"], a["kind"], i, r["product_id"], r["score"], r["evidence"],
-             r["explanation_en"]) for a in expected for i, r in enumerate(a["related"], 1)]  # fmt: skip
+    flat = [
+        (
+            a["product"]["product_id"],
+            a["kind"],
+            i,
+            r["product_id"],
+            r["score"],
+            r["evidence"],
+            r["explanation_en"],
+        )
+        for a in expected
+        for i, r in enumerate(a["related"], 1)
+    ]
     for fmt in ("csv", "parquet"):
         rows = read_flat(tmp_path / f"related.{fmt}", "related")
-        got = [(r["anchor_product_id"], r["kind"], r["rank"], r["product_id"], r["score"],
-                json.loads(r["evidence"]), r["explanation_en"]) for r in rows]  # fmt: skip
+        got = [
+            (
+                r["anchor_product_id"],
+                r["kind"],
+                r["rank"],
+                r["product_id"],
+                r["score"],
+                json.loads(r["evidence"]),
+                r["explanation_en"],
+            )
+            for r in rows
+        ]
         assert got == flat, fmt
     rows = read_flat(tmp_path / "related.parquet", "related")
     assert rows == read_flat(tmp_path / "related.csv", "related")
     # by hand: complements of phone-a are case-a, then the 0.75 tie charger / film-a by id (k=2)
     comp = [(r["anchor_product_id"], r["rank"], r["product_id"]) for r in rows if r["kind"] == "complement"]
-    assert comp == [("case-a", 1, "film-a"), ("phone-a", 1, "case-a"), ("phone-a", 2, "charger"),
-                    ("phone-b", 1, "charger")]  # fmt: skip
+    assert comp == [
+        ("case-a", 1, "film-a"),
+        ("phone-a", 1, "case-a"),
+        ("phone-a", 2, "charger"),
+        ("phone-b", 1, "charger"),
+    ]
     top = rows[[r["anchor_product_id"] for r in rows].index("phone-a")]
     assert (top["anchor_title"], top["anchor_price"], top["title"], top["price"], top["stock"]) == (
-        "Phone A 128GB", 699.0, "Phone A case 手机壳", 19.99, 100)
+        "Phone A 128GB",
+        699.0,
+        "Phone A case 手机壳",
+        19.99,
+        100,
+    )
 
 
 def test_bundles_all_formats_agree_with_the_live_store(store: GraphStore, tmp_path: Path) -> None:
@@ -96,7 +130,9 @@ def test_bundles_all_formats_agree_with_the_live_store(store: GraphStore, tmp_pa
         reason = (b["reason"] or {}).get("code")
         items = [i["product"]["product_id"] for i in b["items"]] or [None]
         want += [(b["anchor"]["product_id"], reason, item, len(b["items"]), b["total"]) for item in items]
-    got = [(r["anchor_product_id"], r["reason_code"], r["item_product_id"], r["items"], r["total"]) for r in rows]
+    got = [
+        (r["anchor_product_id"], r["reason_code"], r["item_product_id"], r["items"], r["total"]) for r in rows
+    ]
     assert got == want
     assert [r["anchor_product_id"] for r in rows] == sorted(r["anchor_product_id"] for r in rows)
 
@@ -126,14 +162,18 @@ def stop_after(chunks: int, chunk_size: int):  # type: ignore[no-untyped-def]
 
 @pytest.mark.parametrize("fmt", FORMATS)
 @pytest.mark.parametrize("what", ["bundles", "related"])
-def test_interrupted_export_resumes_to_the_same_bytes(store: GraphStore, tmp_path: Path, fmt: str, what: str) -> None:
+def test_interrupted_export_resumes_to_the_same_bytes(
+    store: GraphStore, tmp_path: Path, fmt: str, what: str
+) -> None:
     whole = tmp_path / f"whole.{fmt}"
     first = export(store, what, whole, fmt=fmt, chunk_size=2, kinds=["complement", "series"])
     assert first.chunks == 4 and first.chunks_reused == 0
 
     out = tmp_path / f"resumed.{fmt}"
     with pytest.raises(Stop):
-        export(store, what, out, fmt=fmt, chunk_size=2, kinds=["complement", "series"], progress=stop_after(2, 2))
+        export(
+            store, what, out, fmt=fmt, chunk_size=2, kinds=["complement", "series"], progress=stop_after(2, 2)
+        )
     assert not out.exists() and leftovers(tmp_path) == []
     parts = out.with_name(out.name + ".parts")
     assert len([p for p in parts.iterdir() if p.name.startswith("part-")]) == 2
@@ -184,23 +224,63 @@ def test_bad_options_write_nothing(store: GraphStore, tmp_path: Path) -> None:
 def test_cli_export(store: GraphStore, tmp_path: Path) -> None:
     out = tmp_path / "bundles.csv"
     env = {k: v for k, v in os.environ.items() if k not in ("TIEIN_STORE", "TIEIN_HOME")}
-    args = ["export", "related", "--format", "csv", "--out", str(out), "--kind", "substitute",
-            "--store", str(store.path), "--quiet"]  # type: ignore[attr-defined]  # fmt: skip
-    proc = subprocess.run([sys.executable, "-m", "tiein.cli", *args], capture_output=True, text=True, env=env,
-                          timeout=120)  # fmt: skip
+    args = [
+        "export",
+        "related",
+        "--format",
+        "csv",
+        "--out",
+        str(out),
+        "--kind",
+        "substitute",
+        "--store",
+        str(store.path),
+        "--quiet",
+    ]  # type: ignore[attr-defined]
+    proc = subprocess.run(
+        [sys.executable, "-m", "tiein.cli", *args], capture_output=True, text=True, env=env, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith(f"wrote {out}: 2 rows for 7 products")
     rows = read_flat(out, "related")
-    assert [(r["anchor_product_id"], r["product_id"]) for r in rows] == [("phone-a", "phone-b"), ("phone-b", "phone-a")]
+    assert [(r["anchor_product_id"], r["product_id"]) for r in rows] == [
+        ("phone-a", "phone-b"),
+        ("phone-b", "phone-a"),
+    ]
     # --bom: the same bytes after a UTF-8 byte-order mark (for Excel)
     excel = tmp_path / "excel.csv"
     args[args.index(str(out))] = str(excel)
-    proc = subprocess.run([sys.executable, "-m", "tiein.cli", *args, "--bom"], capture_output=True, text=True,
-                          env=env, timeout=120)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "tiein.cli", *args, "--bom"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert excel.read_bytes() == b"\xef\xbb\xbf" + out.read_bytes()
-    assert excel.read_text(encoding="utf-8-sig").startswith("\"anchor_product_id\"")
-    bad = subprocess.run([sys.executable, "-m", "tiein.cli", "export", "bundles", "--format", "csv", "--out",
-                          str(tmp_path / "s.csv"), "--scene", "nope", "--store", str(store.path)],  # type: ignore[attr-defined]
-                         capture_output=True, text=True, env=env, timeout=120)  # fmt: skip
-    assert bad.returncode == 2 and bad.stderr.startswith("error: scene 'nope'") and "Traceback" not in bad.stderr
+    assert excel.read_text(encoding="utf-8-sig").startswith('"anchor_product_id"')
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tiein.cli",
+            "export",
+            "bundles",
+            "--format",
+            "csv",
+            "--out",
+            str(tmp_path / "s.csv"),
+            "--scene",
+            "nope",
+            "--store",
+            str(store.path),
+        ],  # type: ignore[attr-defined]
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert (
+        bad.returncode == 2 and bad.stderr.startswith("error: scene 'nope'") and "Traceback" not in bad.stderr
+    )

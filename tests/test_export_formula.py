@@ -33,8 +33,10 @@ def store_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     data = catalog()
     products = data.products
-    titles = [EVIL.get(pid, t) for pid, t in zip(products["product_id"].to_pylist(), products["title"].to_pylist(),
-                                                 strict=True)]  # fmt: skip
+    titles = [
+        EVIL.get(pid, t)
+        for pid, t in zip(products["product_id"].to_pylist(), products["title"].to_pylist(), strict=True)
+    ]
     i = products.schema.get_field_index("title")
     data.products = products.set_column(i, products.schema.field(i), pa.array(titles, pa.string()))
     path = tmp_path_factory.mktemp("formula") / "graph"
@@ -45,8 +47,9 @@ def store_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _tiein(*args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k not in ("TIEIN_STORE", "TIEIN_HOME")}
-    return subprocess.run([sys.executable, "-m", "tiein.cli", *args], capture_output=True, text=True, env=env,
-                          timeout=120)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "tiein.cli", *args], capture_output=True, text=True, env=env, timeout=120
+    )
 
 
 def test_escape_rule() -> None:
@@ -57,13 +60,20 @@ def test_escape_rule() -> None:
     assert escape_formula(-3.5) == -3.5 and escape_formula(None) is None
     table = pa.table({"t": ["=1", "ok", None, "-x"], "n": [-3.5, 1.0, None, -1.0]})
     out = escape_formula_table(table)
-    assert out["t"].to_pylist() == ["'=1", "ok", None, "'-x"] and out["n"].to_pylist() == [-3.5, 1.0, None, -1.0]
+    assert out["t"].to_pylist() == ["'=1", "ok", None, "'-x"] and out["n"].to_pylist() == [
+        -3.5,
+        1.0,
+        None,
+        -1.0,
+    ]
     assert pc.all(pc.equal(out["n"], table["n"])).as_py()
 
 
 def test_export_csv_escapes_formulas_by_default(store_path: Path, tmp_path: Path) -> None:
     out = tmp_path / "related.csv"
-    r = _tiein("export", "related", "--format", "csv", "--out", str(out), "--quiet", "--store", str(store_path))
+    r = _tiein(
+        "export", "related", "--format", "csv", "--out", str(out), "--quiet", "--store", str(store_path)
+    )
     assert r.returncode == 0, r.stderr
     rows = list(csv.DictReader(out.open(encoding="utf-8", newline="")))
     titles = {row["anchor_product_id"]: row["anchor_title"] for row in rows}
@@ -76,10 +86,23 @@ def test_export_csv_escapes_formulas_by_default(store_path: Path, tmp_path: Path
     # numbers are numbers: a price or a score is never quoted
     assert all(not row["anchor_price"].startswith("'") and float(row["anchor_price"]) > 0 for row in rows)
     raw = tmp_path / "raw.csv"
-    r = _tiein("export", "related", "--format", "csv", "--out", str(raw), "--quiet", "--no-formula-escape",
-               "--store", str(store_path))  # fmt: skip
+    r = _tiein(
+        "export",
+        "related",
+        "--format",
+        "csv",
+        "--out",
+        str(raw),
+        "--quiet",
+        "--no-formula-escape",
+        "--store",
+        str(store_path),
+    )
     assert r.returncode == 0, r.stderr
-    raw_titles = {row["anchor_product_id"]: row["anchor_title"] for row in csv.DictReader(raw.open(encoding="utf-8", newline=""))}
+    raw_titles = {
+        row["anchor_product_id"]: row["anchor_title"]
+        for row in csv.DictReader(raw.open(encoding="utf-8", newline=""))
+    }
     assert raw_titles["phone-a"] == EVIL["phone-a"]
 
 
@@ -92,7 +115,9 @@ def test_export_api_escapes_too(store_path: Path, tmp_path: Path) -> None:
         export(s, "bundles", tmp_path / "raw.csv", fmt="csv", formula_escape=False)
     escaped = (tmp_path / "b.csv").read_text(encoding="utf-8")
     assert "'=HYPERLINK" in escaped and ",=HYPERLINK" not in escaped
-    assert ",=HYPERLINK" in (tmp_path / "raw.csv").read_text(encoding="utf-8").replace('"=HYPERLINK', "=HYPERLINK")
+    assert ",=HYPERLINK" in (tmp_path / "raw.csv").read_text(encoding="utf-8").replace(
+        '"=HYPERLINK', "=HYPERLINK"
+    )
 
 
 def test_cypher_csv_escapes_formulas(store_path: Path) -> None:
@@ -100,7 +125,11 @@ def test_cypher_csv_escapes_formulas(store_path: Path) -> None:
     out = _tiein("cypher", q, "--csv", "--store", str(store_path))
     assert out.returncode == 0, out.stderr
     rows = list(csv.reader(io.StringIO(out.stdout)))
-    assert rows == [["id", "t", "n"], ["case-a", "'" + EVIL["case-a"], "-3.5"], ["phone-a", "'" + EVIL["phone-a"], "-3.5"]]
+    assert rows == [
+        ["id", "t", "n"],
+        ["case-a", "'" + EVIL["case-a"], "-3.5"],
+        ["phone-a", "'" + EVIL["phone-a"], "-3.5"],
+    ]
     raw = _tiein("cypher", q, "--csv", "--no-formula-escape", "--store", str(store_path))
     assert list(csv.reader(io.StringIO(raw.stdout)))[1] == ["case-a", EVIL["case-a"], "-3.5"]
     assert "--no-formula-escape" in _tiein("export", "--help").stdout

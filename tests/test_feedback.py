@@ -106,13 +106,17 @@ def test_ingest_is_idempotent(tmp_path: Path) -> None:
     assert len(list((tmp_path / "feedback" / "events").glob("part-*.parquet"))) == 2
 
 
-def test_many_small_ingests_are_merged_into_few_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_many_small_ingests_are_merged_into_few_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import tiein.feedback.log as fb
 
     monkeypatch.setattr(fb, "COMPACT_PARTS", 3)
     home = tmp_path / "it's home"  # a quote in the path
     for i in range(7):
-        res = ingest_records(home, [_ev(f"x{i}", "impression", user=f"u{i}"), _ev(f"x{i}", "click", user=f"u{i}")])
+        res = ingest_records(
+            home, [_ev(f"x{i}", "impression", user=f"u{i}"), _ev(f"x{i}", "click", user=f"u{i}")]
+        )
         assert res.added == 2 and res.part is not None and Path(res.part).exists()
     parts = sorted((home / "feedback" / "events").glob("part-*.parquet"))
     assert 1 <= len(parts) <= 3 and any(p.name.endswith("-merged.parquet") for p in parts)
@@ -299,8 +303,10 @@ def test_rerank_item_level_lifts_items_that_sell_for_other_anchors() -> None:
     recs: list[dict[str, str]] = []
     for other in ("b", "c"):
         for i in range(30):
-            recs += [_ev("p1", "impression", anchor=other, user=f"{other}{i}"),
-                     _ev("p3", "impression", anchor=other, user=f"{other}{i}")]  # fmt: skip
+            recs += [
+                _ev("p1", "impression", anchor=other, user=f"{other}{i}"),
+                _ev("p3", "impression", anchor=other, user=f"{other}{i}"),
+            ]
         recs += [_ev("p3", "purchase", anchor=other, user=f"{other}{i}") for i in range(15)]
     recs += [_ev("p1", "purchase", anchor="b", user="b0")]
     # and p3's own pair with "a": shown 5 times, bought once
@@ -314,7 +320,12 @@ def test_rerank_item_level_lifts_items_that_sell_for_other_anchors() -> None:
     assert [r["product_id"] for r in out] == ["p3", "p2", "p1"]
     f3 = next(r["feedback"] for r in out if r["product_id"] == "p3")
     # the pair's own counts are left out of its item level: 65 - 5 impressions, 31 - 1 purchases
-    assert (f3["impressions"], f3["successes"], f3["item_impressions"], f3["item_successes"]) == (5, 1, 60, 30)
+    assert (f3["impressions"], f3["successes"], f3["item_impressions"], f3["item_successes"]) == (
+        5,
+        1,
+        60,
+        30,
+    )
     p = stats.prior_rate("complement")  # (31 + 1 + 1) / (125 + 2): capped successes over impressions
     assert p == pytest.approx(33 / 127)
     assert f3["item_factor"] == pytest.approx((30 + 20 * p) / (60 + 20) / p, abs=1e-6)
@@ -337,14 +348,41 @@ def test_related_payload_feedback_hook(tmp_path: Path) -> None:
 
     ids = ["a", "p1", "p2", "p3"]
     products = pa.Table.from_pylist(
-        [{"product_id": i, "title": f"item {i}", "category": None, "category_path": None, "brand": None,
-          "price": 1.0, "stock": None, "attributes": None} for i in ids], schema=PRODUCTS,
-    )  # fmt: skip
+        [
+            {
+                "product_id": i,
+                "title": f"item {i}",
+                "category": None,
+                "category_path": None,
+                "brand": None,
+                "price": 1.0,
+                "stock": None,
+                "attributes": None,
+            }
+            for i in ids
+        ],
+        schema=PRODUCTS,
+    )
     rel = pa.Table.from_pylist(
-        [{"src": "a", "dst": d, "kind": "complement", "score": s, "n_ab": 3, "lift": 2.0, "confidence": 0.1,
-          "co_view": 0, "similarity": None, "category_relation": "unknown", "price_ratio": 1.0, "evidence": "{}"}
-         for d, s in (("p1", 0.9), ("p2", 0.8), ("p3", 0.7))], schema=RELATIONS,
-    )  # fmt: skip
+        [
+            {
+                "src": "a",
+                "dst": d,
+                "kind": "complement",
+                "score": s,
+                "n_ab": 3,
+                "lift": 2.0,
+                "confidence": 0.1,
+                "co_view": 0,
+                "similarity": None,
+                "category_relation": "unknown",
+                "price_ratio": 1.0,
+                "evidence": "{}",
+            }
+            for d, s in (("p1", 0.9), ("p2", 0.8), ("p3", 0.7))
+        ],
+        schema=RELATIONS,
+    )
     store = open_store(tmp_path / "graph")
     try:
         store.replace(GraphData(products=products, relations=rel))

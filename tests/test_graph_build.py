@@ -16,7 +16,9 @@ from tiein.model import PAIR_STATS, PRODUCTS, RELATIONS, SCENE_MEMBERS, SCENES, 
 
 
 def products(rows: list[tuple]) -> pa.Table:
-    return pa.Table.from_pylist([dict(zip(PRODUCTS.names[: len(r)], r, strict=True)) for r in rows], schema=PRODUCTS)
+    return pa.Table.from_pylist(
+        [dict(zip(PRODUCTS.names[: len(r)], r, strict=True)) for r in rows], schema=PRODUCTS
+    )
 
 
 def pairs(rows: list[tuple]) -> pa.Table:
@@ -32,22 +34,41 @@ def relations(rows: list[tuple]) -> pa.Table:
         src, dst, kind, score, *rest = r
         ev = rest[0] if rest else json.dumps({"score": score})
         full.append(
-            {"src": src, "dst": dst, "kind": kind, "score": score, "n_ab": 3, "lift": 1.5, "confidence": 0.25,
-             "co_view": None, "similarity": 0.5, "category_relation": "same", "price_ratio": 0.1,
-             "evidence": ev}
-        )  # fmt: skip
+            {
+                "src": src,
+                "dst": dst,
+                "kind": kind,
+                "score": score,
+                "n_ab": 3,
+                "lift": 1.5,
+                "confidence": 0.25,
+                "co_view": None,
+                "similarity": 0.5,
+                "category_relation": "same",
+                "price_ratio": 0.1,
+                "evidence": ev,
+            }
+        )
     return pa.Table.from_pylist(full, schema=RELATIONS)
 
 
 PRODUCTS_ROWS = [
     # id, title, category, category_path, brand, price, stock, attributes
     ("p2", "Phone B", "phones", "electronics > phones", " Bolt ", 649.5, 0, '{"color": "black"}'),
-    ("p1", "Phone A", "phones", "electronics>phones", "Acme", 699.0, 10,
-     '{"color": "black", "storage": 128, "5g": true, "colors": ["red", "red", null]}'),
+    (
+        "p1",
+        "Phone A",
+        "phones",
+        "electronics>phones",
+        "Acme",
+        699.0,
+        10,
+        '{"color": "black", "storage": 128, "5g": true, "colors": ["red", "red", null]}',
+    ),
     ("c1", "Case", "cases", "electronics > accessories > cases", "Acme", 19.99, None, None),
     ("t1", "帐篷", "tents", None, "", 129.0, 3, "{}"),
     ("x1", "Loose item", None, None, None, None, None, '{"note": null}'),
-]  # fmt: skip
+]
 
 
 def small() -> GraphData:
@@ -63,21 +84,21 @@ def small() -> GraphData:
                 ("p1", "t1", "upsell", 0.1),
                 ("p2", "c1", "complement", 0.4),
             ]
-        ),  # fmt: skip
+        ),
         scenes=pa.Table.from_pylist(
             [
                 {"scene_id": "s2", "name": "露营", "source": "discovered"},
                 {"scene_id": "s1", "name": "new phone", "source": "user"},
             ],
             schema=SCENES,
-        ),  # fmt: skip
+        ),
         scene_members=pa.Table.from_pylist(
             [
                 {"product_id": "p1", "scene_id": "s1", "role": "core", "weight": 1.0},
                 {"product_id": "c1", "scene_id": "s1", "role": None, "weight": 0.5},
             ],
             schema=SCENE_MEMBERS,
-        ),  # fmt: skip
+        ),
         meta={"built": "2024-01-01T00:00:00", "sources": ["shop"]},
     )
 
@@ -165,9 +186,21 @@ def test_pairs_relations_and_scenes() -> None:
     t = graph_tables(small())
     cp = t.rels["CO_PURCHASED"].to_pylist()
     assert cp == [
-        {"src": "c1", "dst": "p1", "n_ab": 3, "n_a": 4, "n_b": 5, "n": 10, "support": 0.3, "conf_ab": 0.75,
-         "conf_ba": 0.6, "lift": 1.5, "after_ab": 1, "after_ba": 0}
-    ]  # fmt: skip
+        {
+            "src": "c1",
+            "dst": "p1",
+            "n_ab": 3,
+            "n_a": 4,
+            "n_b": 5,
+            "n": 10,
+            "support": 0.3,
+            "conf_ab": 0.75,
+            "conf_ba": 0.6,
+            "lift": 1.5,
+            "after_ab": 1,
+            "after_ba": 0,
+        }
+    ]
     assert t.rels["CO_VIEWED"].column("conf_ba").to_pylist() == [0.7777]
     assert [(r["src"], r["dst"], r["score"]) for r in t.rels["COMPLEMENT"].to_pylist()] == [
         ("p1", "c1", 0.9),
@@ -276,9 +309,12 @@ def test_bad_pairs(rows: list[tuple], row: int, column: str, why: str) -> None:
 def test_scene_member_of_unknown_scene() -> None:
     d = small()
     d.scene_members = pa.Table.from_pylist(
-        [{"product_id": "p1", "scene_id": "s1", "role": None, "weight": 1.0},
-         {"product_id": "p1", "scene_id": "s9", "role": None, "weight": 1.0}], schema=SCENE_MEMBERS
-    )  # fmt: skip
+        [
+            {"product_id": "p1", "scene_id": "s1", "role": None, "weight": 1.0},
+            {"product_id": "p1", "scene_id": "s9", "role": None, "weight": 1.0},
+        ],
+        schema=SCENE_MEMBERS,
+    )
     e = _error(d)
     assert (e.file, e.row, e.column) == ("scene_members", 2, "scene_id")
 

@@ -27,7 +27,9 @@ CAMPING = Path(__file__).parent / "fixtures" / "camping"
 TIEIN = [sys.executable, "-m", "tiein.cli"]
 
 
-def run(*args: str, home: Path, fault: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+def run(
+    *args: str, home: Path, fault: str | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, TIEIN_HOME=str(home), HF_HUB_OFFLINE="1")
     env.pop("TIEIN_STORE", None)
     env.pop("TIEIN_FAULT", None)
@@ -35,7 +37,9 @@ def run(*args: str, home: Path, fault: str | None = None, check: bool = True) ->
         env["TIEIN_FAULT"] = fault
     proc = subprocess.run([*TIEIN, *args], capture_output=True, text=True, env=env, timeout=600)
     if check and proc.returncode != 0:
-        raise AssertionError(f"tiein {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+        raise AssertionError(
+            f"tiein {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+        )
     assert "Traceback" not in proc.stderr
     return proc
 
@@ -149,20 +153,27 @@ def test_a_build_that_keeps_nothing_never_replaces_the_graph(template: Path, tmp
     home = fresh(template, tmp_path)
     state, before = assert_whole(home), answers(home)
     unknown = tmp_path / "unknown.csv"
-    unknown.write_text("order_id,product_id\n" + "".join(f"o{i},x{i % 7}\n" for i in range(60)), encoding="utf-8")
+    unknown.write_text(
+        "order_id,product_id\n" + "".join(f"o{i},x{i % 7}\n" for i in range(60)), encoding="utf-8"
+    )
     buyer = tmp_path / "buyer.csv"  # the customer column mapped as the product: one "product" per basket
     with open(CAMPING / "orders.csv", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
-    buyer.write_text("order_id,sku,buyer\n" + "".join(f"{r['order_id']},{r['product_id']},{r['customer_id']}\n"
-                                                       for r in rows), encoding="utf-8")  # fmt: skip
+    buyer.write_text(
+        "order_id,sku,buyer\n"
+        + "".join(f"{r['order_id']},{r['product_id']},{r['customer_id']}\n" for r in rows),
+        encoding="utf-8",
+    )
     blank = tmp_path / "blank.csv"
     blank.write_text("product_id,title\n,Tent\n,Chair\n", encoding="utf-8")
     cases = {
         "unmatched": (build_args(unknown), "only 0% of the order lines"),
-        "buyer as product": (["build", "--orders", str(buyer), "--map", "product_id=buyer", "--quiet"],
-                             "two different products"),
+        "buyer as product": (
+            ["build", "--orders", str(buyer), "--map", "product_id=buyer", "--quiet"],
+            "two different products",
+        ),
         "no ids": (["build", "--catalog", str(blank), "--quiet"], "kept no products"),
-    }  # fmt: skip
+    }
     for name, (args, message) in cases.items():
         proc = run(*args, home=home, check=False)
         assert proc.returncode == 2, (name, proc.stderr)
@@ -212,6 +223,13 @@ def test_threads_reach_the_numpy_miner(tmp_path: Path, monkeypatch: pytest.Monke
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(mining, "mine_pairs", spy)
-    build(BuildOptions(catalog=CAMPING / "catalog.csv", orders=CAMPING / "orders.csv", home=tmp_path,
-                       embeddings=False, threads=1))  # fmt: skip
+    build(
+        BuildOptions(
+            catalog=CAMPING / "catalog.csv",
+            orders=CAMPING / "orders.csv",
+            home=tmp_path,
+            embeddings=False,
+            threads=1,
+        )
+    )
     assert seen and set(seen) == {1}  # every mining call (the build's and any the ranker makes)

@@ -38,8 +38,12 @@ def test_gunzip_refuses_a_bomb_and_reads_several_members() -> None:
 
 def test_read_input_refuses_what_is_not_a_regular_file(tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "fifo")
-    for path, why in ((tmp_path / "fifo", "FIFO"), (Path("/dev/zero"), "character device"),
-                      (tmp_path, "directory"), (tmp_path / "nope", "not found")):  # fmt: skip
+    for path, why in (
+        (tmp_path / "fifo", "FIFO"),
+        (Path("/dev/zero"), "character device"),
+        (tmp_path, "directory"),
+        (tmp_path / "nope", "not found"),
+    ):
         with pytest.raises(InputError, match=why):
             read_input(path, SMALL)
     (tmp_path / "big").write_bytes(b"x" * 100_001)

@@ -13,16 +13,47 @@ ROOT = Path(tiein.__file__).resolve().parent
 
 # lowest first; a module's layer is that of its longest matching prefix
 LAYERS: dict[str, int] = {
-    "tiein": 0, "tiein.errors": 0, "tiein.model": 0, "tiein.faults": 0, "tiein.durable": 0,
-    "tiein.loaders": 1, "tiein.embeddings": 1, "tiein.graph": 1,
-    "tiein.mining": 2, "tiein.spark_mining": 2, "tiein.features": 2, "tiein.relations": 2, "tiein.ranker": 2,
-    "tiein.scenes": 2, "tiein.explain": 2, "tiein.checks": 2,
-    "tiein.options": 3, "tiein.state": 3, "tiein.merge": 3, "tiein.home": 3, "tiein.pipeline": 3, "tiein.update": 3, "tiein.rollback": 3,
-    "tiein.service": 4, "tiein.bundles": 4, "tiein.feedback": 4, "tiein.cypher": 4, "tiein.cypher_worker": 4,
-    "tiein.api": 5, "tiein.api.guard": 5, "tiein.cli": 5, "tiein.export": 5,
-}  # fmt: skip
-NAMES = ("contracts and errors", "loaders / embeddings / graph", "mining / relations", "pipeline",
-         "service", "api / cli / export")  # fmt: skip
+    "tiein": 0,
+    "tiein.errors": 0,
+    "tiein.model": 0,
+    "tiein.faults": 0,
+    "tiein.durable": 0,
+    "tiein.loaders": 1,
+    "tiein.embeddings": 1,
+    "tiein.graph": 1,
+    "tiein.mining": 2,
+    "tiein.spark_mining": 2,
+    "tiein.features": 2,
+    "tiein.relations": 2,
+    "tiein.ranker": 2,
+    "tiein.scenes": 2,
+    "tiein.explain": 2,
+    "tiein.checks": 2,
+    "tiein.options": 3,
+    "tiein.state": 3,
+    "tiein.merge": 3,
+    "tiein.home": 3,
+    "tiein.pipeline": 3,
+    "tiein.update": 3,
+    "tiein.rollback": 3,
+    "tiein.service": 4,
+    "tiein.bundles": 4,
+    "tiein.feedback": 4,
+    "tiein.cypher": 4,
+    "tiein.cypher_worker": 4,
+    "tiein.api": 5,
+    "tiein.api.guard": 5,
+    "tiein.cli": 5,
+    "tiein.export": 5,
+}
+NAMES = (
+    "contracts and errors",
+    "loaders / embeddings / graph",
+    "mining / relations",
+    "pipeline",
+    "service",
+    "api / cli / export",
+)
 
 
 def layer(module: str) -> int:
@@ -103,11 +134,32 @@ def test_the_wheel_holds_only_tiein(tmp_path: Path) -> None:
     import zipfile
 
     root = ROOT.parent
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", str(root),
-                    "-w", str(tmp_path)], check=True, capture_output=True, timeout=300)  # fmt: skip
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            str(root),
+            "-w",
+            str(tmp_path),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     (wheel,) = tmp_path.glob("tiein-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert {n.split("/")[0] for n in names} == {"tiein", wheel.name.split("-py")[0] + ".dist-info"}
-    for sub in ("graph/base.py", "graph/cypher_guard.py", "loaders/read.py", "embeddings/index.py",
-                "loaders/mappings/online_retail.yaml", "templates/"):  # fmt: skip
+    for sub in (
+        "graph/base.py",
+        "graph/cypher_guard.py",
+        "loaders/read.py",
+        "embeddings/index.py",
+        "loaders/mappings/online_retail.yaml",
+        "templates/",
+    ):
         assert any(n.startswith(f"tiein/{sub}") for n in names), sub

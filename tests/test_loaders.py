@@ -18,8 +18,15 @@ from tiein.errors import ConfigError, InputError
 from tiein.loaders import Mapping
 
 FIX = Path(__file__).parent / "fixtures" / "loaders"
-CATALOG_MAP = ["product_id=sku", "title=name", "category=dept,aisle", "brand=maker", "catalog.price=price",
-               "stock=stock", "attributes=color"]  # fmt: skip
+CATALOG_MAP = [
+    "product_id=sku",
+    "title=name",
+    "category=dept,aisle",
+    "brand=maker",
+    "catalog.price=price",
+    "stock=stock",
+    "attributes=color",
+]
 
 
 def rows_by_id(table: pa.Table) -> dict[str, dict]:
@@ -59,17 +66,38 @@ def test_mapping_from_yaml_json_and_cli_agree(tmp_path: Path) -> None:
         "catalog:\n  product_id: sku\n  title: name\n  category: [dept, aisle]\n  brand: maker\n"
         "  price: price\n  stock: stock\n  attributes: [color]\n",
     )
-    json_file = write(tmp_path / "m.json", json.dumps({"catalog": {"product_id": "sku", "title": "name",
-                      "category": ["dept", "aisle"], "brand": "maker", "price": "price", "stock": "stock",
-                      "attributes": ["color"]}}))  # fmt: skip
+    json_file = write(
+        tmp_path / "m.json",
+        json.dumps(
+            {
+                "catalog": {
+                    "product_id": "sku",
+                    "title": "name",
+                    "category": ["dept", "aisle"],
+                    "brand": "maker",
+                    "price": "price",
+                    "stock": "stock",
+                    "attributes": ["color"],
+                }
+            }
+        ),
+    )
     a = Mapping.from_file(yaml_file)
     assert a.catalog == Mapping.from_file(json_file).catalog == Mapping.from_cli(CATALOG_MAP).catalog
     assert a.catalog.category == ["dept", "aisle"]
 
 
 def test_mapping_cli_flat_keys_fill_every_section_and_dotted_keys_one() -> None:
-    m = Mapping.from_cli(["product_id=StockCode", "orders.title=Description", "delimiter=tab", "giant_basket=9",
-                          "exclude=^POST$", "timestamp=Date,Time"])  # fmt: skip
+    m = Mapping.from_cli(
+        [
+            "product_id=StockCode",
+            "orders.title=Description",
+            "delimiter=tab",
+            "giant_basket=9",
+            "exclude=^POST$",
+            "timestamp=Date,Time",
+        ]
+    )
     assert m.catalog.product_id == m.orders.product_id == m.views.product_id == "StockCode"
     assert m.orders.title == "Description" and m.catalog.title is None
     assert m.orders.timestamp == ["Date", "Time"] == m.views.timestamp
@@ -162,7 +190,7 @@ def test_parquet_orders_typed_columns(tmp_path: Path) -> None:
                     pa.timestamp("ns"),
                 ),
             }
-        ),  # fmt: skip
+        ),
         f,
     )
     m = Mapping.from_cli(
@@ -171,8 +199,12 @@ def test_parquet_orders_typed_columns(tmp_path: Path) -> None:
     got = loaders.load_files(catalog=None, orders=f, mapping=m)
     assert got.orders.schema == model.ORDERS
     assert got.orders.to_pylist()[0] == {
-        "order_id": "1", "product_id": "x", "quantity": 1.0, "customer_id": "17850", "ts": dt.datetime(2021, 1, 1, 8)
-    }  # fmt: skip
+        "order_id": "1",
+        "product_id": "x",
+        "quantity": 1.0,
+        "customer_id": "17850",
+        "ts": dt.datetime(2021, 1, 1, 8),
+    }
     assert got.orders.column("customer_id").to_pylist()[2] is None
     assert got.products.column("product_id").to_pylist() == ["x", "y"]
     assert got.report.products_derived_from == "orders"
@@ -201,8 +233,9 @@ def test_xlsx_catalog(tmp_path: Path) -> None:
 
 
 def test_views_with_epoch_times_and_unknown_products() -> None:
-    m = Mapping.from_cli([*CATALOG_MAP, "views.session=user", "views.product_id=item", "views.timestamp=when",
-                          "event=action"])  # fmt: skip
+    m = Mapping.from_cli(
+        [*CATALOG_MAP, "views.session=user", "views.product_id=item", "views.timestamp=when", "event=action"]
+    )
     got = loaders.load_files(catalog=FIX / "catalog.csv", orders=None, views=FIX / "views.csv", mapping=m)
     assert got.views.schema == model.VIEWS
     v = got.views.to_pylist()
@@ -216,15 +249,22 @@ def test_basket_per_line(tmp_path: Path) -> None:
     got = loaders.load_files(catalog=None, orders=f, mapping=Mapping.from_cli(["basket_per_line=true"]))
     o = got.orders.to_pylist()
     assert [(r["order_id"], r["product_id"], r["quantity"]) for r in o] == [
-        ("1", "bread", 1.0), ("1", "milk", 1.0), ("3", "beer", 1.0), ("3", "milk", 2.0)
-    ]  # fmt: skip  (order lines come in file order; within one line by product id)
+        ("1", "bread", 1.0),
+        ("1", "milk", 1.0),
+        ("3", "beer", 1.0),
+        ("3", "milk", 2.0),
+    ]  # order lines come in file order; within one line by product id
     assert got.report.merged_duplicate_lines == 1 and got.report.blank_product_ids == 1
 
 
 def test_progress_is_reported() -> None:
     seen: list[tuple[str, int, int]] = []
-    loaders.load_files(catalog=FIX / "catalog.csv", orders=None, mapping=Mapping.from_cli(CATALOG_MAP),
-                       progress=lambda s, d, t: seen.append((s, d, t)))  # fmt: skip
+    loaders.load_files(
+        catalog=FIX / "catalog.csv",
+        orders=None,
+        mapping=Mapping.from_cli(CATALOG_MAP),
+        progress=lambda s, d, t: seen.append((s, d, t)),
+    )
     assert seen[0][0] == "read catalog" and seen[-1][1] == seen[-1][2]
 
 
@@ -246,8 +286,13 @@ def test_order_cleaning_counts_on_hand_made_file() -> None:
     lines = [
         (o["order_id"], o["product_id"], o["quantity"], o["customer_id"]) for o in got.orders.to_pylist()
     ]
-    assert lines == [("1001", "A1", 2.0, "c1"), ("1001", "B2", 1.0, "c1"), ("1002", "A1", 4.0, "c2"),
-                     ("1002", "B2", 3.0, "c2"), ("1006", "C3", 2.0, "c3")]  # fmt: skip
+    assert lines == [
+        ("1001", "A1", 2.0, "c1"),
+        ("1001", "B2", 1.0, "c1"),
+        ("1002", "A1", 4.0, "c2"),
+        ("1002", "B2", 3.0, "c2"),
+        ("1006", "C3", 2.0, "c3"),
+    ]
     assert (r.orders, r.order_lines, r.customers) == (3, 5, 3)
     p = rows_by_id(got.products)
     assert list(p) == ["A1", "B2", "C3", "D4", "E5"]
@@ -260,8 +305,11 @@ def test_order_cleaning_counts_on_hand_made_file() -> None:
 
 def test_unknown_products_in_orders_are_dropped_and_counted(tmp_path: Path) -> None:
     orders = write(tmp_path / "o.csv", "order_id,sku\n1,P1\n1,NOPE\n2,NOPE\n2,P2\n3,NOPE\n")
-    got = loaders.load_files(catalog=FIX / "catalog.csv", orders=orders,
-                             mapping=Mapping.from_cli([*CATALOG_MAP, "orders.product_id=sku"]))  # fmt: skip
+    got = loaders.load_files(
+        catalog=FIX / "catalog.csv",
+        orders=orders,
+        mapping=Mapping.from_cli([*CATALOG_MAP, "orders.product_id=sku"]),
+    )
     assert (got.report.unknown_product_lines, got.report.unknown_product_ids) == (3, 1)
     assert got.report.empty_baskets == 1 and got.orders.num_rows == 2
 

@@ -47,13 +47,21 @@ def by_pair(table: pa.Table) -> dict[tuple[str, str], dict]:
 #   n_A = 4, n_B = 4, n_C = 3, n_D = 3
 #   AB = 3 (O1 O2 O5), AC = 2 (O1 O3), AD = 1 (O5), BC = 2 (O1 O4), BD = 2 (O4 O5), CD = 1 (O4)
 HAND = [
-    ("O1", "A"), ("O1", "B"), ("O1", "C"),
-    ("O2", "A"), ("O2", "B"),
-    ("O3", "A"), ("O3", "C"),
-    ("O4", "B"), ("O4", "C"), ("O4", "D"),
-    ("O5", "A"), ("O5", "B"), ("O5", "D"),
+    ("O1", "A"),
+    ("O1", "B"),
+    ("O1", "C"),
+    ("O2", "A"),
+    ("O2", "B"),
+    ("O3", "A"),
+    ("O3", "C"),
+    ("O4", "B"),
+    ("O4", "C"),
+    ("O4", "D"),
+    ("O5", "A"),
+    ("O5", "B"),
+    ("O5", "D"),
     ("O6", "D"),
-]  # fmt: skip
+]
 
 
 def test_hand_counts_support_confidence_lift() -> None:
@@ -109,8 +117,13 @@ def test_min_count() -> None:
     t = orders(HAND)
     all_pairs = by_pair(mine_pairs(t, customer_col=None, ts_col=None, min_count=1).pairs)
     assert {k: r["n_ab"] for k, r in all_pairs.items()} == {
-        ("A", "B"): 3, ("A", "C"): 2, ("A", "D"): 1, ("B", "C"): 2, ("B", "D"): 2, ("C", "D"): 1,
-    }  # fmt: skip
+        ("A", "B"): 3,
+        ("A", "C"): 2,
+        ("A", "D"): 1,
+        ("B", "C"): 2,
+        ("B", "D"): 2,
+        ("C", "D"): 1,
+    }
     top = mine_pairs(t, customer_col=None, ts_col=None, min_count=3).pairs
     assert top.column("a").to_pylist() == ["A"] and top.column("b").to_pylist() == ["B"]
     assert mine_pairs(t, customer_col=None, ts_col=None, min_count=4).pairs.num_rows == 0
@@ -158,22 +171,32 @@ def test_after_counts_on_a_hand_timeline() -> None:
     d = timedelta(days=1)
     rows = [
         # c1: A, then B exactly 90 days later (window edge, included)
-        ("o1", "A", "c1", T0), ("o2", "B", "c1", T0 + 90 * d),
+        ("o1", "A", "c1", T0),
+        ("o2", "B", "c1", T0 + 90 * d),
         # c2: A, then B 90 days and 1 second later (outside)
-        ("o3", "A", "c2", T0), ("o4", "B", "c2", T0 + 90 * d + timedelta(seconds=1)),
+        ("o3", "A", "c2", T0),
+        ("o4", "B", "c2", T0 + 90 * d + timedelta(seconds=1)),
         # c3: A and B in the same order; C in another order at the same time (not later)
-        ("o5", "A", "c3", T0), ("o5", "B", "c3", T0), ("o6", "C", "c3", T0),
+        ("o5", "A", "c3", T0),
+        ("o5", "B", "c3", T0),
+        ("o6", "C", "c3", T0),
         # c4: B, then A
-        ("o7", "B", "c4", T0 + 5 * d), ("o8", "A", "c4", T0 + 10 * d),
+        ("o7", "B", "c4", T0 + 5 * d),
+        ("o8", "A", "c4", T0 + 10 * d),
         # c5: A, B, B, A: both directions, each customer counted once
-        ("o9", "A", "c5", T0), ("o10", "B", "c5", T0 + d), ("o11", "B", "c5", T0 + 2 * d),
+        ("o9", "A", "c5", T0),
+        ("o10", "B", "c5", T0 + d),
+        ("o11", "B", "c5", T0 + 2 * d),
         ("o12", "A", "c5", T0 + 3 * d),
         # c6, c7: E then F, never in one basket
-        ("o13", "E", "c6", T0), ("o14", "F", "c6", T0 + 7 * d),
-        ("o15", "E", "c7", T0), ("o16", "F", "c7", T0 + 8 * d),
+        ("o13", "E", "c6", T0),
+        ("o14", "F", "c6", T0 + 7 * d),
+        ("o15", "E", "c7", T0),
+        ("o16", "F", "c7", T0 + 8 * d),
         # a guest buys A then B: no customer, no after count
-        ("o17", "A", None, T0), ("o18", "B", None, T0 + d),
-    ]  # fmt: skip
+        ("o17", "A", None, T0),
+        ("o18", "B", None, T0 + d),
+    ]
     res = mine_pairs(orders(rows), min_count=2)
     got = by_pair(res.pairs)
     assert set(got) == {("A", "B"), ("E", "F")}
@@ -197,9 +220,12 @@ def test_after_counts_on_a_hand_timeline() -> None:
 def test_customer_cap_skips_wholesalers() -> None:
     d = timedelta(days=1)
     rows = [
-        ("o1", "A", "shop", T0), ("o2", "B", "shop", T0 + d), ("o3", "C", "shop", T0 + 2 * d),
-        ("o4", "A", "c1", T0), ("o5", "B", "c1", T0 + d),
-    ]  # fmt: skip
+        ("o1", "A", "shop", T0),
+        ("o2", "B", "shop", T0 + d),
+        ("o3", "C", "shop", T0 + 2 * d),
+        ("o4", "A", "c1", T0),
+        ("o5", "B", "c1", T0 + d),
+    ]
     res = mine_pairs(orders(rows), min_count=1, max_customer_items=2)
     assert res.report["customers_skipped"] == 1
     assert res.report["after_customers"] == 1
@@ -297,9 +323,21 @@ def brute_force(t: pa.Table, min_count: int, max_basket: int, window_days: int |
             continue
         na, nb = n_item[a], n_item[b]
         rows.append(
-            dict(a=a, b=b, n_ab=nab, n_a=na, n_b=nb, n=n, support=nab / n, conf_ab=nab / na,
-                 conf_ba=nab / nb, lift=nab * n / (na * nb), after_ab=ab, after_ba=ba)
-        )  # fmt: skip
+            dict(
+                a=a,
+                b=b,
+                n_ab=nab,
+                n_a=na,
+                n_b=nb,
+                n=n,
+                support=nab / n,
+                conf_ab=nab / na,
+                conf_ba=nab / nb,
+                lift=nab * n / (na * nb),
+                after_ab=ab,
+                after_ba=ba,
+            )
+        )
     return rows
 
 
@@ -334,11 +372,19 @@ def assert_same(got: pa.Table, want: list) -> None:
 @pytest.mark.parametrize("seed", range(8))
 def test_matches_brute_force(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
     t = random_orders(seed)
-    params = dict(min_count=1 + seed % 3, max_basket=6 + seed % 5, window_days=[30, 90, None][seed % 3],
-                  cap=[4, 8, 1000][seed % 3])  # fmt: skip
+    params = dict(
+        min_count=1 + seed % 3,
+        max_basket=6 + seed % 5,
+        window_days=[30, 90, None][seed % 3],
+        cap=[4, 8, 1000][seed % 3],
+    )
     want = brute_force(t, **params)
-    kw = dict(min_count=params["min_count"], max_basket=params["max_basket"],
-              after_window_days=params["window_days"], max_customer_items=params["cap"])  # fmt: skip
+    kw = dict(
+        min_count=params["min_count"],
+        max_basket=params["max_basket"],
+        after_window_days=params["window_days"],
+        max_customer_items=params["cap"],
+    )
     assert_same(mine_pairs(t, **kw).pairs, want)
     # counting by sort only, then by bincount only, one thread
     monkeypatch.setattr(mining, "DENSE_FACTOR", 0)
@@ -357,8 +403,11 @@ def test_matches_brute_force(seed: int, monkeypatch: pytest.MonkeyPatch) -> None
 def test_bench_quick_runs() -> None:
     out = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "mining.py"), "--quick"],
-        capture_output=True, text=True, timeout=300, cwd=ROOT,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
     assert out.returncode == 0, out.stderr
     assert "identical: no" not in out.stdout
     assert out.stdout.count("identical: yes") >= 4

@@ -97,7 +97,9 @@ def snapshot_queries() -> dict[str, str]:
     """The bulk reads of graph/snapshot.py (plain Cypher both stores run), named ``snapshot:NAME``."""
     from tiein.graph import snapshot
 
-    found = {f"snapshot:{n}": getattr(snapshot, n) for n in ("PRODUCTS_ALL", "SCENES_ALL", "SCENE_MEMBERS_ALL")}
+    found = {
+        f"snapshot:{n}": getattr(snapshot, n) for n in ("PRODUCTS_ALL", "SCENES_ALL", "SCENE_MEMBERS_ALL")
+    }
     found |= {f"snapshot:RELATIONS_ALL[{k}]": q for k, q in snapshot.RELATIONS_ALL.items()}
     return found
 
@@ -224,7 +226,9 @@ def test_apply_statements_are_checked(checked: dict[str, Any]) -> None:
     """GraphStore.apply's statements exist for every label / type and pass Neo4j's parser."""
     results = checked["results"]
     names = [f"DELETE_RELS_BY_KEY[{rel}]" for rel in cy.REL_ENDPOINTS]
-    names += [f"{family}[{label}]" for label in cy.NODE_KEYS for family in ("DELETE_NODES_BY_KEY", "UPDATE_NODES")]
+    names += [
+        f"{family}[{label}]" for label in cy.NODE_KEYS for family in ("DELETE_NODES_BY_KEY", "UPDATE_NODES")
+    ]
     for name in names:
         assert name in results, name
         assert results[name]["errors"] == [] and results[name]["warnings"] == [], (name, results[name])

@@ -136,9 +136,20 @@ def _map(buf: bytes, i: int, n: int) -> tuple[dict[str, Any], int]:
     return out, i
 
 
-MSG = {0x01: "HELLO", 0x02: "GOODBYE", 0x0F: "RESET", 0x10: "RUN", 0x11: "BEGIN", 0x12: "COMMIT",
-       0x13: "ROLLBACK", 0x2F: "DISCARD", 0x3F: "PULL", 0x54: "TELEMETRY", 0x6A: "LOGON",
-       0x6B: "LOGOFF"}  # fmt: skip
+MSG = {
+    0x01: "HELLO",
+    0x02: "GOODBYE",
+    0x0F: "RESET",
+    0x10: "RUN",
+    0x11: "BEGIN",
+    0x12: "COMMIT",
+    0x13: "ROLLBACK",
+    0x2F: "DISCARD",
+    0x3F: "PULL",
+    0x54: "TELEMETRY",
+    0x6A: "LOGON",
+    0x6B: "LOGOFF",
+}
 
 
 class Failure(Exception):
@@ -583,11 +594,24 @@ def test_interrupted_load_rolls_back(stub_store: Any) -> None:
 # ============================================================================ reads through the stub
 def test_related_maps_rows_exactly(stub_store: Any) -> None:
     row = {
-        "product_id": "p2", "title": "Sleeping bag", "category": "bags", "category_path": "outdoor > bags",
-        "brand": None, "price": 1e-300, "stock": None, "sales_role": "hero", "score": 0.7000000000000001, "n_ab": 12,
-        "lift": 2.5, "confidence": 0.3, "co_view": 0, "similarity": None, "category_relation": "sibling",
-        "price_ratio": 3.3333333333333335, "evidence": '{"n_ab": 12, "why": "买了又买"}',
-    }  # fmt: skip
+        "product_id": "p2",
+        "title": "Sleeping bag",
+        "category": "bags",
+        "category_path": "outdoor > bags",
+        "brand": None,
+        "price": 1e-300,
+        "stock": None,
+        "sales_role": "hero",
+        "score": 0.7000000000000001,
+        "n_ab": 12,
+        "lift": 2.5,
+        "confidence": 0.3,
+        "co_view": 0,
+        "similarity": None,
+        "category_relation": "sibling",
+        "price_ratio": 3.3333333333333335,
+        "evidence": '{"n_ab": 12, "why": "买了又买"}',
+    }
     seen: list[tuple[str, dict[str, Any]]] = []
 
     def handler(query: str, params: dict[str, Any]) -> list[dict[str, Any]]:
@@ -702,19 +726,28 @@ def _warning(description: str) -> dict[str, Any]:
     ("description", "error"),
     [
         # Neo4j 5 notification text (pre-GQL servers)
-        ("One of the labels in your query is not available in the database, make sure you didn't "
-         "misspell it or that the label is available when you run this statement in your application "
-         "(the missing label name is: Prodcut)", "Prodcut"),
+        (
+            "One of the labels in your query is not available in the database, make sure you didn't "
+            "misspell it or that the label is available when you run this statement in your application "
+            "(the missing label name is: Prodcut)",
+            "Prodcut",
+        ),
         # GQL status description (01N51)
-        ("warn: relationship type does not exist. The relationship type `COMPLEMENTS` does not exist "
-         "in database `neo4j`. Verify that the spelling is correct.", "COMPLEMENTS"),
+        (
+            "warn: relationship type does not exist. The relationship type `COMPLEMENTS` does not exist "
+            "in database `neo4j`. Verify that the spelling is correct.",
+            "COMPLEMENTS",
+        ),
         # a schema type without data yet is not a mistake
-        ("One of the relationship types in your query is not available in the database, make sure you "
-         "didn't misspell it or that the label is available when you run this statement in your "
-         "application (the missing relationship type is: CO_VIEWED)", None),
+        (
+            "One of the relationship types in your query is not available in the database, make sure you "
+            "didn't misspell it or that the label is available when you run this statement in your "
+            "application (the missing relationship type is: CO_VIEWED)",
+            None,
+        ),
         ("warn: label does not exist. The label `Scene` does not exist in database `neo4j`.", None),
     ],
-)  # fmt: skip
+)
 def test_unknown_label_is_a_cypher_error(stub_store: Any, description: str, error: str | None) -> None:
     """Neo4j only warns about an unknown label; the contract (and the embedded store) says error."""
     store, _ = stub_store(lambda q, p: [], notifications=[_warning(description)])
@@ -747,12 +780,18 @@ def test_compose_file_wires_neo4j_and_the_app() -> None:
     default = "${TIEIN_NEO4J_PASSWORD:-tiein-secret}"
     assert neo["environment"]["NEO4J_AUTH"] == f"neo4j/{default}"
     for svc in (build, app):
-        assert svc["environment"]["TIEIN_NEO4J_PASSWORD"] == default and svc["environment"]["TIEIN_NEO4J_USER"] == "neo4j"
+        assert (
+            svc["environment"]["TIEIN_NEO4J_PASSWORD"] == default
+            and svc["environment"]["TIEIN_NEO4J_USER"] == "neo4j"
+        )
     script = " ".join(build["command"])
     assert "tiein build --dataset online_retail --store bolt://neo4j:7687" in script
     assert script.index("tiein build") < script.index("&& tiein stats")
     serve = " ".join(app["command"])
-    assert serve.startswith("tiein serve --host 0.0.0.0") and app["environment"]["TIEIN_STORE"] == "bolt://neo4j:7687"
+    assert (
+        serve.startswith("tiein serve --host 0.0.0.0")
+        and app["environment"]["TIEIN_STORE"] == "bolt://neo4j:7687"
+    )
     # a non-loopback bind needs a token; the port is published on the host's loopback only
     assert app["environment"]["TIEIN_API_TOKEN"] and all(p.startswith("127.0.0.1:") for p in app["ports"])
     assert "/v1/health" in " ".join(app["healthcheck"]["test"])
@@ -790,7 +829,11 @@ def test_compose_file_is_valid_compose() -> None:
     services = compose.to_dict()["services"]
     assert services["neo4j"]["ports"] and services["app"]["healthcheck"]["interval"]
     # the validator is strict: a misspelt key or a wrong condition is refused
-    for good, bad in (("healthcheck:", "healthchek:"), ("service_healthy", "service_happy"), ("interval: 5s", "interval: soon")):
+    for good, bad in (
+        ("healthcheck:", "healthchek:"),
+        ("service_healthy", "service_happy"),
+        ("interval: 5s", "interval: soon"),
+    ):
         assert good in text
         with pytest.raises(ValueError):
             PyCompose.from_yaml(text.replace(good, bad, 1))

@@ -1,4 +1,4 @@
-""""Next purchase" relations (kind "next", NEXT_PURCHASE): on the hand-made maternity shop
+""" "Next purchase" relations (kind "next", NEXT_PURCHASE): on the hand-made maternity shop
 (tests/fixtures/maternity/README.md has every expected number worked out by hand) and on Online
 Retail (slow).
 
@@ -86,8 +86,16 @@ def test_timeline_counts_by_hand(shop: loaders.Loaded) -> None:
     tl = {r["product_id"]: r for r in mined.timeline.to_pylist()}
     assert tl["K01"]["returning"] == 9 and tl["K01"]["customers"] == 11 and tl["K01"]["later"] == 10
     assert {p: tl[p]["later"] for p in ("B01", "B03", "B02", "B04", "B05", "W01", "P03", "P01", "C01")} == {
-        "B01": 8, "B03": 8, "B02": 6, "B04": 6, "B05": 2, "W01": 10, "P03": 3, "P01": 1, "C01": 0,
-    }  # fmt: skip
+        "B01": 8,
+        "B03": 8,
+        "B02": 6,
+        "B04": 6,
+        "B05": 2,
+        "W01": 10,
+        "P03": 3,
+        "P01": 1,
+        "C01": 0,
+    }
 
 
 def test_delivery_kit_leads_to_postpartum_items_not_pregnancy_items(built: Any) -> None:
@@ -96,14 +104,22 @@ def test_delivery_kit_leads_to_postpartum_items_not_pregnancy_items(built: Any) 
     rows = store.related("K01", "next", k=20)
     assert [r["product_id"] for r in rows] == POSTPARTUM
     assert not PREGNANCY & {r["product_id"] for r in rows}
-    assert [r["score"] for r in rows] == [0.268908, 0.268908, 0.201681, 0.201681]  # README: 8/14*8/17, 6/14*8/17
+    assert [r["score"] for r in rows] == [
+        0.268908,
+        0.268908,
+        0.201681,
+        0.201681,
+    ]  # README: 8/14*8/17, 6/14*8/17
     belt = rows[0]
     assert belt["kind"] == "next" and belt["confidence"] == pytest.approx(8 / 9)
     assert belt["lift"] == pytest.approx(17 / 9)
     ev = belt["evidence"]
     assert {k: ev[k] for k in ("after_count", "before_count", "returning_customers", "window_days")} == {
-        "after_count": 8, "before_count": 0, "returning_customers": 9, "window_days": 90,
-    }  # fmt: skip
+        "after_count": 8,
+        "before_count": 0,
+        "returning_customers": 9,
+        "window_days": 90,
+    }
     assert ev["confidence"] == round(8 / 9, 4) and ev["lift"] == round(17 / 9, 3)
     assert ev["base_rate"] == round(8 / 17, 4) and ev["asymmetry"] == 1.0
     assert ev["median_gap_days"] == 35.0  # kit on day 45, postpartum order on day 80
@@ -113,10 +129,14 @@ def test_reverse_direction_differs(built: Any) -> None:
     store, _ = built
     pillow = store.related("P01", "next", k=20)
     assert pillow[0]["product_id"] == "K01" and pillow[0]["score"] == 0.249554  # 10/15 * (1 - 1/1.7) * 10/11
-    assert pillow[0]["evidence"]["before_count"] == 1 and pillow[0]["evidence"]["asymmetry"] == round(9 / 11, 3)
+    assert pillow[0]["evidence"]["before_count"] == 1 and pillow[0]["evidence"]["asymmetry"] == round(
+        9 / 11, 3
+    )
     assert store.related("B01", "next") == []  # nobody comes back after the postpartum order
     # no pair is kept in both directions
-    pairs = store.query("MATCH (a:Product)-[:NEXT_PURCHASE]->(b:Product) RETURN a.product_id AS s, b.product_id AS d")
+    pairs = store.query(
+        "MATCH (a:Product)-[:NEXT_PURCHASE]->(b:Product) RETURN a.product_id AS s, b.product_id AS d"
+    )
     edges = {(r["s"], r["d"]) for r in pairs}
     assert edges and not {(d, s) for s, d in edges} & edges
 
@@ -143,10 +163,15 @@ def test_relations_table_contract(shop: loaders.Loaded) -> None:
     rel = next_relations(shop)
     assert rel.schema == RELATIONS
     assert set(rel.column("kind").to_pylist()) == {"next"}
-    assert rel.column("co_view").null_count == rel.num_rows and rel.column("similarity").null_count == rel.num_rows
+    assert (
+        rel.column("co_view").null_count == rel.num_rows
+        and rel.column("similarity").null_count == rel.num_rows
+    )
     for ev in rel.column("evidence").to_pylist():
         keys = json.loads(ev)
-        assert {"after_count", "before_count", "confidence", "lift", "window_days", "median_gap_days"} <= set(keys)
+        assert {"after_count", "before_count", "confidence", "lift", "window_days", "median_gap_days"} <= set(
+            keys
+        )
     none = mine_pairs(shop.orders.slice(0, 0), threads=1)
     empty = classify_next(next_candidates(shop.products, none.pairs, none.timeline), 0)
     assert empty.num_rows == 0 and empty.schema == RELATIONS
@@ -166,8 +191,12 @@ def test_scoring_doctests() -> None:
     """The scoring functions' examples pass and there are examples for each (pytest also runs
     every module's doctests through --doctest-modules)."""
     finder = doctest.DocTestFinder()
-    for fn in (tiein.relations.next_confidence, tiein.relations.next_lift, tiein.relations.asymmetry,
-               tiein.relations.next_score):  # fmt: skip
+    for fn in (
+        tiein.relations.next_confidence,
+        tiein.relations.next_lift,
+        tiein.relations.asymmetry,
+        tiein.relations.next_score,
+    ):
         tests = finder.find(fn, globs=dict(vars(tiein.relations)))
         assert sum(len(t.examples) for t in tests) >= 1, fn.__name__
         runner = doctest.DocTestRunner(verbose=False)
@@ -184,16 +213,38 @@ def test_cli_min_next_and_related(tmp_path: Path) -> None:
     env_home = tmp_path / "home"
     run = [sys.executable, "-m", "tiein.cli"]
     b = subprocess.run(
-        [*run, "build", "--catalog", str(FIX / "catalog.csv"), "--orders", str(FIX / "orders.csv"),
-         "--map", "catalog.category=department,category", "--map", "orders.timestamp=date",
-         "--no-embeddings", "--no-scenes", "--min-next", "2", "--home", str(env_home), "--quiet"],
-        capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
+        [
+            *run,
+            "build",
+            "--catalog",
+            str(FIX / "catalog.csv"),
+            "--orders",
+            str(FIX / "orders.csv"),
+            "--map",
+            "catalog.category=department,category",
+            "--map",
+            "orders.timestamp=date",
+            "--no-embeddings",
+            "--no-scenes",
+            "--min-next",
+            "2",
+            "--home",
+            str(env_home),
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert b.returncode == 0, b.stderr
     r = subprocess.run(
         [*run, "related", "K01", "--kind", "next", "--json", "--home", str(env_home)],
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert r.returncode == 0, r.stderr
     payload = json.loads(r.stdout)
     assert payload["product"]["sales_role"] == "hero"
@@ -202,8 +253,11 @@ def test_cli_min_next_and_related(tmp_path: Path) -> None:
     assert payload["related"][0]["explanation_zh"].startswith("之后常买：8 位顾客")
     text = subprocess.run(
         [*run, "related", "K01", "--kind", "next", "--home", str(env_home)],
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert "hero item" in text.stdout and "bought next: 8 customers" in text.stdout
 
 

@@ -22,14 +22,18 @@ def test_the_fit_prefers_the_feature_that_predicts_the_label() -> None:
     # the other once in 10; the popularity columns are equal, so cosine must carry the weight
     f = {
         "src": np.array(["a", "a", "b", "b"], dtype=object),
-        "n_ab": np.array([10, 10, 10, 10]), "n_src": np.array([20, 20, 20, 20]),
-        "n_dst": np.array([20, 80, 20, 80]), "n_baskets": np.array([100, 100, 100, 100]),
+        "n_ab": np.array([10, 10, 10, 10]),
+        "n_src": np.array([20, 20, 20, 20]),
+        "n_dst": np.array([20, 80, 20, 80]),
+        "n_baskets": np.array([100, 100, 100, 100]),
         "lift": np.array([2.5, 0.625, 2.5, 0.625]),
-    }  # fmt: skip
+    }
     x = rk.design_matrix(f)
     cosine = x[:, rk.FEATURES.index("cosine")]
     assert cosine[0] > cosine[1]
-    w, b, m, s = rk.fit_logistic(x[:, [rk.FEATURES.index("cosine")]], np.array([8, 1, 8, 1]), np.full(4, 10), l2=0.0)
+    w, b, m, s = rk.fit_logistic(
+        x[:, [rk.FEATURES.index("cosine")]], np.array([8, 1, 8, 1]), np.full(4, 10), l2=0.0
+    )
     assert w[0] > 0
     p = rk._sigmoid(b + ((x[:, [rk.FEATURES.index("cosine")]] - m) / s) @ w)
     assert p.round(3).tolist() == [0.8, 0.1, 0.8, 0.1]  # calibrated: the observed rates
@@ -37,7 +41,9 @@ def test_the_fit_prefers_the_feature_that_predicts_the_label() -> None:
 
 def test_too_few_positives_fall_back_to_the_hand_set_score() -> None:
     f = {"src": np.array(["a", "b"], dtype=object), "n_ab": np.array([3, 3]), "n_src": np.array([5, 5])}
-    model, report = rk.fit_ranker(f, np.array([1, 0]), np.array([4, 4]), np.zeros(2), rk.RankerConfig(min_positives=2))
+    model, report = rk.fit_ranker(
+        f, np.array([1, 0]), np.array([4, 4]), np.zeros(2), rk.RankerConfig(min_positives=2)
+    )
     assert model is None and report["fitted"] is False and "1 labelled pairs" in report["reason"]
 
 
@@ -63,14 +69,19 @@ def _products() -> pa.Table:
     n = len(ITEMS)
     return pa.table(
         {
-            "product_id": ITEMS, "title": [f"item {i}" for i in range(n)],
-            "category": [f"c{i % 4}" for i in range(n)], "category_path": [f"c{i % 4}" for i in range(n)],
-            "brand": pa.nulls(n, pa.string()), "price": pa.array([float(5 + i) for i in range(n)]),
-            "stock": pa.array([10] * n, pa.int64()), "attributes": pa.nulls(n, pa.string()),
-            "margin": pa.nulls(n, pa.float64()), "sales_role": pa.nulls(n, pa.string()),
+            "product_id": ITEMS,
+            "title": [f"item {i}" for i in range(n)],
+            "category": [f"c{i % 4}" for i in range(n)],
+            "category_path": [f"c{i % 4}" for i in range(n)],
+            "brand": pa.nulls(n, pa.string()),
+            "price": pa.array([float(5 + i) for i in range(n)]),
+            "stock": pa.array([10] * n, pa.int64()),
+            "attributes": pa.nulls(n, pa.string()),
+            "margin": pa.nulls(n, pa.float64()),
+            "sales_role": pa.nulls(n, pa.string()),
         },
         schema=PRODUCTS,
-    )  # fmt: skip
+    )
 
 
 def _orders(n: int = 600) -> pa.Table:
@@ -86,18 +97,31 @@ def _orders(n: int = 600) -> pa.Table:
         if rng.random() < 0.4:
             items.add("p29")
         for p in sorted(items):
-            rows.append({"order_id": f"o{o:04d}", "product_id": p, "quantity": 1.0,
-                         "customer_id": f"c{o % 50}", "ts": t0 + dt.timedelta(hours=o)})  # fmt: skip
+            rows.append(
+                {
+                    "order_id": f"o{o:04d}",
+                    "product_id": p,
+                    "quantity": 1.0,
+                    "customer_id": f"c{o % 50}",
+                    "ts": t0 + dt.timedelta(hours=o),
+                }
+            )
     return pa.Table.from_pylist(rows, schema=ORDERS)
 
 
 def _fit(cfg: rk.RankerConfig) -> tuple[rk.ComplementRanker | None, dict]:
     products = _products()
     return rk.fit_from_orders(
-        products, _orders(), features=lambda pairs: candidate_features(products, co_purchase=pairs),
-        min_count=2, max_basket=500, after_window_days=90, min_pair_count=2,
-        baseline=lambda f: rel.score_features(f, rel.RelationConfig())["complement"], cfg=cfg,
-    )  # fmt: skip
+        products,
+        _orders(),
+        features=lambda pairs: candidate_features(products, co_purchase=pairs),
+        min_count=2,
+        max_basket=500,
+        after_window_days=90,
+        min_pair_count=2,
+        baseline=lambda f: rel.score_features(f, rel.RelationConfig())["complement"],
+        cfg=cfg,
+    )
 
 
 def test_fit_from_orders_learns_the_shops_pairs_deterministically() -> None:
@@ -132,12 +156,22 @@ def test_small_shops_and_switched_off_rankers_say_why() -> None:
 
 def test_pairs_bought_together_well_above_chance_are_never_substitutes() -> None:
     base = {
-        "src": np.array(["a"], dtype=object), "dst": np.array(["b"], dtype=object),
-        "n_src": np.array([20]), "conf": np.array([0.3]), "after_sd": np.array([0]), "after_ds": np.array([0]),
-        "co_view": np.array([0]), "listed_buy": np.array([0]), "listed_view": np.array([0]),
-        "similarity": np.array([0.95]), "cat_rel": np.array([rel.CAT_SAME]), "price_ratio": np.array([1.0]),
+        "src": np.array(["a"], dtype=object),
+        "dst": np.array(["b"], dtype=object),
+        "n_src": np.array([20]),
+        "conf": np.array([0.3]),
+        "after_sd": np.array([0]),
+        "after_ds": np.array([0]),
+        "co_view": np.array([0]),
+        "listed_buy": np.array([0]),
+        "listed_view": np.array([0]),
+        "similarity": np.array([0.95]),
+        "cat_rel": np.array([rel.CAT_SAME]),
+        "price_ratio": np.array([1.0]),
         "same_line": np.array([False]),
-    }  # fmt: skip
+    }
     rare = rel.score_features({**base, "n_ab": np.array([1]), "lift": np.array([0.5])}, rel.RelationConfig())
-    together = rel.score_features({**base, "n_ab": np.array([6]), "lift": np.array([2.0])}, rel.RelationConfig())
+    together = rel.score_features(
+        {**base, "n_ab": np.array([6]), "lift": np.array([2.0])}, rel.RelationConfig()
+    )
     assert rare["substitute"][0] > 0 and together["substitute"][0] == 0

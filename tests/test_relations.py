@@ -23,10 +23,18 @@ PRODUCTS_ROWS = [
     ("phone_x", "Apex X phone 256GB", "Phones", "Electronics > Phones", "Apex", 1299.0),
     ("phone_s", "Apex S phone 128GB", "Phones", "Electronics > Phones", "Apex", 899.0),
     ("case", "Clear case for Apex phones", "Cases", "Electronics > Accessories > Cases", "Shieldy", 29.0),
-    ("film", "Tempered glass screen film", "Screen film", "Electronics > Accessories > Screen film", "Shieldy", 19.0),
+    (
+        "film",
+        "Tempered glass screen film",
+        "Screen film",
+        "Electronics > Accessories > Screen film",
+        "Shieldy",
+        19.0,
+    ),
     ("charger", "Fast charger 30W", "Chargers", "Electronics > Accessories > Chargers", "Voltz", 49.0),
     ("tent", "Two person dome tent", "Tents", "Outdoor > Tents", "Campr", 300.0),
 ]
+
 
 # Unit vectors chosen so that the two phones are near (0.92), the case and the film mid (0.6),
 # everything else far.
@@ -58,12 +66,23 @@ def products() -> pa.Table:
     )
 
 
-def pair(a: str, b: str, n_ab: int, n_a: int, n_b: int, n: int = 100, after_ab: int = 0, after_ba: int = 0) -> dict:
+def pair(
+    a: str, b: str, n_ab: int, n_a: int, n_b: int, n: int = 100, after_ab: int = 0, after_ba: int = 0
+) -> dict:
     assert a < b
     return {
-        "a": a, "b": b, "n_ab": n_ab, "n_a": n_a, "n_b": n_b, "n": n,
-        "support": n_ab / n, "conf_ab": n_ab / n_a, "conf_ba": n_ab / n_b, "lift": n_ab * n / (n_a * n_b),
-        "after_ab": after_ab, "after_ba": after_ba,
+        "a": a,
+        "b": b,
+        "n_ab": n_ab,
+        "n_a": n_a,
+        "n_b": n_b,
+        "n": n,
+        "support": n_ab / n,
+        "conf_ab": n_ab / n_a,
+        "conf_ba": n_ab / n_b,
+        "lift": n_ab * n / (n_a * n_b),
+        "after_ab": after_ab,
+        "after_ba": after_ba,
     }
 
 
@@ -89,7 +108,9 @@ def neighbours() -> pa.Table:
 @pytest.fixture(scope="module")
 def relations() -> pa.Table:
     ids, vec = _vectors()
-    feats = candidate_features(products(), co_purchase=co_purchase(), neighbours=neighbours(), ids=ids, vectors=vec)
+    feats = candidate_features(
+        products(), co_purchase=co_purchase(), neighbours=neighbours(), ids=ids, vectors=vec
+    )
     out = rel.classify(feats, rel.RelationConfig(min_score=0.01))
     assert out.schema == RELATIONS
     return out
@@ -137,7 +158,11 @@ def test_same_brand_similar_titles_are_a_series(relations: pa.Table) -> None:
 
 
 def test_evidence_carries_the_numbers(relations: pa.Table) -> None:
-    row = next(r for r in relations.to_pylist() if (r["src"], r["dst"], r["kind"]) == ("phone_x", "case", "complement"))
+    row = next(
+        r
+        for r in relations.to_pylist()
+        if (r["src"], r["dst"], r["kind"]) == ("phone_x", "case", "complement")
+    )
     ev = json.loads(row["evidence"])
     assert ev["bought_together"] == 15
     assert ev["orders_with_anchor"] == 20
@@ -150,14 +175,22 @@ def test_evidence_carries_the_numbers(relations: pa.Table) -> None:
 
 
 def test_category_relation_sibling_and_unknown() -> None:
-    assert rel.category_relation("Electronics > Accessories > Cases", "Electronics > Accessories > Screen film") == rel.CAT_SIBLING
-    assert rel.category_relation("Electronics > Phones", "Electronics > Accessories > Cases") == rel.CAT_DIFFERENT
+    assert (
+        rel.category_relation("Electronics > Accessories > Cases", "Electronics > Accessories > Screen film")
+        == rel.CAT_SIBLING
+    )
+    assert (
+        rel.category_relation("Electronics > Phones", "Electronics > Accessories > Cases")
+        == rel.CAT_DIFFERENT
+    )
     assert rel.category_relation("", "Outdoor > Tents") == rel.CAT_UNKNOWN
 
 
 def test_keep_per_kind_limits_and_orders() -> None:
     ids, vec = _vectors()
-    feats = candidate_features(products(), co_purchase=co_purchase(), neighbours=neighbours(), ids=ids, vectors=vec)
+    feats = candidate_features(
+        products(), co_purchase=co_purchase(), neighbours=neighbours(), ids=ids, vectors=vec
+    )
     out = rel.classify(feats, rel.RelationConfig(keep_per_kind=1))
     comps = _get(out, "phone_x", "complement")
     assert comps == [("case", pytest.approx(comps[0][1]))]
@@ -181,18 +214,28 @@ def test_often_bought_together_is_not_a_substitute() -> None:
 
 
 def test_viewed_together_lifts_substitutes() -> None:
-    assert rel.substitute_score(0.6, rel.CAT_SAME, 3, 0, 0.0, 0.0) > rel.substitute_score(0.6, rel.CAT_SAME, 0, 0, 0.0, 0.0)
+    assert rel.substitute_score(0.6, rel.CAT_SAME, 3, 0, 0.0, 0.0) > rel.substitute_score(
+        0.6, rel.CAT_SAME, 0, 0, 0.0, 0.0
+    )
     # listed also_viewed counts the same way
-    assert rel.substitute_score(0.45, rel.CAT_SAME, 0, 1, 0.0, 0.0) > 0.0 == rel.substitute_score(0.45, rel.CAT_SAME, 0, 0, 0.0, 0.0)
+    assert (
+        rel.substitute_score(0.45, rel.CAT_SAME, 0, 1, 0.0, 0.0)
+        > 0.0
+        == rel.substitute_score(0.45, rel.CAT_SAME, 0, 0, 0.0, 0.0)
+    )
 
 
 def test_listed_also_bought_makes_complements_without_orders() -> None:
     ids, vec = _vectors()
-    listed = pa.table({"src": ["phone_x", "case"], "dst": ["case", "phone_x"], "kind": ["co_purchase", "co_purchase"]})
+    listed = pa.table(
+        {"src": ["phone_x", "case"], "dst": ["case", "phone_x"], "kind": ["co_purchase", "co_purchase"]}
+    )
     feats = candidate_features(products(), listed=listed, ids=ids, vectors=vec)
     out = rel.classify(feats)
     assert [d for d, _ in _get(out, "phone_x", "complement")] == ["case"]
-    ev = json.loads(next(r["evidence"] for r in out.to_pylist() if r["src"] == "phone_x" and r["kind"] == "complement"))
+    ev = json.loads(
+        next(r["evidence"] for r in out.to_pylist() if r["src"] == "phone_x" and r["kind"] == "complement")
+    )
     assert ev["listed_also_bought"] == 2
 
 
@@ -202,9 +245,13 @@ def test_pairs_bought_together_less_than_chance_are_no_candidates_unless_similar
     pairs = set(zip(feats.column("src").to_pylist(), feats.column("dst").to_pylist(), strict=True))
     assert ("phone_x", "case") in pairs and ("case", "phone_x") in pairs
     assert ("phone_x", "phone_s") not in pairs  # lift 0.25, and no neighbour given
-    feats = candidate_features(products(), co_purchase=co_purchase(), neighbours=neighbours(), ids=ids, vectors=vec)
+    feats = candidate_features(
+        products(), co_purchase=co_purchase(), neighbours=neighbours(), ids=ids, vectors=vec
+    )
     row = next(r for r in feats.to_pylist() if (r["src"], r["dst"]) == ("phone_x", "phone_s"))
-    assert row["n_ab"] == 1 and row["lift"] == pytest.approx(0.25) and row["similarity"] == pytest.approx(0.92)
+    assert (
+        row["n_ab"] == 1 and row["lift"] == pytest.approx(0.25) and row["similarity"] == pytest.approx(0.92)
+    )
 
 
 def test_candidates_per_product_keeps_the_strongest() -> None:

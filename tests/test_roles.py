@@ -21,16 +21,32 @@ FIX = Path(__file__).parent / "fixtures" / "maternity"
 MAPPING = {"catalog": {"category": ["department", "category"]}, "orders": {"timestamp": "date"}}
 # README "Sales roles, by hand"
 EXPECTED = {
-    "W01": "traffic", "K01": "hero", "P01": "hero", "B01": "hero", "C01": "profit", "P03": "profit",
-    "B02": "profit", "B04": "profit", "B03": "regular", "P02": "regular", "B05": None,
-}  # fmt: skip
+    "W01": "traffic",
+    "K01": "hero",
+    "P01": "hero",
+    "B01": "hero",
+    "C01": "profit",
+    "P03": "profit",
+    "B02": "profit",
+    "B04": "profit",
+    "B03": "regular",
+    "P02": "regular",
+    "B05": None,
+}
 NAN = float("nan")
 
 
-def roles(orders: list[int], units: list[float], price: list[float], margin: list[float] | None = None,
-          cfg: RoleConfig | None = None) -> list[str | None]:  # fmt: skip
+def roles(
+    orders: list[int],
+    units: list[float],
+    price: list[float],
+    margin: list[float] | None = None,
+    cfg: RoleConfig | None = None,
+) -> list[str | None]:
     m = np.full(len(orders), NAN) if margin is None else np.array(margin, dtype=float)
-    return sales_roles(np.array(orders), np.array(units, dtype=float), np.array(price, dtype=float), m, cfg).tolist()
+    return sales_roles(
+        np.array(orders), np.array(units, dtype=float), np.array(price, dtype=float), m, cfg
+    ).tolist()
 
 
 def test_rules_by_hand() -> None:
@@ -39,13 +55,31 @@ def test_rules_by_hand() -> None:
     assert roles(orders, units, price) == ["traffic", "hero", "profit", "regular", "regular"]
     # too few orders or no price: no role, and they do not count in the percentiles
     assert roles([*orders, 4, 10], [*units, 9999, 10], [*price, 1, NAN]) == [
-        "traffic", "hero", "profit", "regular", "regular", None, None]  # fmt: skip
+        "traffic",
+        "hero",
+        "profit",
+        "regular",
+        "regular",
+        None,
+        None,
+    ]
     # with margins, "profit" follows the margin (top 30 %), not the price proxy
-    assert roles(orders, units, price, [0.1, 0.2, 0.1, 0.6, 0.15]) == ["traffic", "hero", "regular", "profit", "regular"]
+    assert roles(orders, units, price, [0.1, 0.2, 0.1, 0.6, 0.15]) == [
+        "traffic",
+        "hero",
+        "regular",
+        "profit",
+        "regular",
+    ]
     # thresholds are configurable: min_orders, and a stricter hero cut
     assert roles(orders, units, price, cfg=RoleConfig(min_orders=11)) == [None] * 5
     assert roles(orders, units, price, cfg=RoleConfig(hero_revenue_q=1.0, traffic_volume_q=1.1)) == [
-        "regular", "hero", "profit", "regular", "regular"]  # fmt: skip
+        "regular",
+        "hero",
+        "profit",
+        "regular",
+        "regular",
+    ]
 
 
 def test_precedence_traffic_before_hero() -> None:
@@ -64,8 +98,16 @@ def shop() -> loaders.Loaded:
 
 def test_margin_from_cost_column(shop: loaders.Loaded) -> None:
     assert shop.products.schema == PRODUCTS
-    margin = dict(zip(shop.products.column("product_id").to_pylist(), shop.products.column("margin").to_pylist(), strict=True))
-    assert margin["K01"] == pytest.approx((299 - 180) / 299) and margin["W01"] == pytest.approx((19 - 11) / 19)
+    margin = dict(
+        zip(
+            shop.products.column("product_id").to_pylist(),
+            shop.products.column("margin").to_pylist(),
+            strict=True,
+        )
+    )
+    assert margin["K01"] == pytest.approx((299 - 180) / 299) and margin["W01"] == pytest.approx(
+        (19 - 11) / 19
+    )
     assert shop.products.column("sales_role").null_count == shop.products.num_rows  # loaders leave it null
 
 
@@ -77,12 +119,22 @@ def test_roles_of_the_maternity_shop(shop: loaders.Loaded) -> None:
 
 
 def test_roles_reach_the_store(tmp_path: Path) -> None:
-    build(BuildOptions(catalog=FIX / "catalog.csv", orders=FIX / "orders.csv", mapping=loaders.Mapping.from_dict(MAPPING),
-                       home=tmp_path, embeddings=False, discover_scenes=False))  # fmt: skip
+    build(
+        BuildOptions(
+            catalog=FIX / "catalog.csv",
+            orders=FIX / "orders.csv",
+            mapping=loaders.Mapping.from_dict(MAPPING),
+            home=tmp_path,
+            embeddings=False,
+            discover_scenes=False,
+        )
+    )
     store = open_store(str(tmp_path / "graph"))
     try:
         assert {pid: store.product(pid)["sales_role"] for pid in EXPECTED} == EXPECTED
-        rows = store.query("MATCH (p:Product) WHERE p.sales_role = 'hero' RETURN p.product_id AS id ORDER BY id")
+        rows = store.query(
+            "MATCH (p:Product) WHERE p.sales_role = 'hero' RETURN p.product_id AS id ORDER BY id"
+        )
         assert [r["id"] for r in rows] == ["B01", "K01", "P01"]
         assert store.stats()["meta"]["role_config"]["min_orders"] == RoleConfig().min_orders
     finally:
@@ -97,13 +149,19 @@ def _catalog(tmp_path: Path, header: str, *rows: str) -> Path:
 
 def test_margin_column_fraction_or_percent(tmp_path: Path) -> None:
     path = _catalog(tmp_path, "sku,title,price,毛利率", "a,A,10,0.35", "b,B,20,35%", "c,C,30,", "d,D,40,-5%")
-    got = loaders.load_files(catalog=path, orders=None, mapping=loaders.Mapping.from_cli(["product_id=sku", "margin=毛利率"]))
+    got = loaders.load_files(
+        catalog=path, orders=None, mapping=loaders.Mapping.from_cli(["product_id=sku", "margin=毛利率"])
+    )
     assert got.products.column("margin").to_pylist() == pytest.approx([0.35, 0.35, None, -0.05], nan_ok=False)
 
 
 @pytest.mark.parametrize(
     ("value", "why"),
-    [("abc", "cannot read 'abc' as a margin"), ("35", "write 35% or 0.35"), ("150%", "between -100% and 100%")],
+    [
+        ("abc", "cannot read 'abc' as a margin"),
+        ("35", "write 35% or 0.35"),
+        ("150%", "between -100% and 100%"),
+    ],
 )
 def test_bad_margin_names_row_and_column(tmp_path: Path, value: str, why: str) -> None:
     path = _catalog(tmp_path, "sku,price,margin", "a,10,0.2", f"b,20,{value}")
@@ -114,15 +172,21 @@ def test_bad_margin_names_row_and_column(tmp_path: Path, value: str, why: str) -
 
 def test_cost_rules(tmp_path: Path) -> None:
     path = _catalog(tmp_path, "sku,price,进价", "a,10,4", "b,0,1", "c,20,25")
-    got = loaders.load_files(catalog=path, orders=None, mapping=loaders.Mapping.from_cli(["product_id=sku", "cost=进价"]))
-    assert got.products.column("margin").to_pylist() == pytest.approx([0.6, None, -0.25])  # price 0: no margin
+    got = loaders.load_files(
+        catalog=path, orders=None, mapping=loaders.Mapping.from_cli(["product_id=sku", "cost=进价"])
+    )
+    assert got.products.column("margin").to_pylist() == pytest.approx(
+        [0.6, None, -0.25]
+    )  # price 0: no margin
     bad = _catalog(tmp_path, "sku,price,cost", "a,10,4", "b,10,-1")
     with pytest.raises(InputError) as info:
         loaders.load_files(catalog=bad, orders=None, mapping=loaders.Mapping.from_cli(["product_id=sku"]))
     assert (info.value.row, info.value.column) == (3, "cost") and "negative cost" in str(info.value)
     no_price = _catalog(tmp_path, "sku,cost", "a,4")
     with pytest.raises(InputError, match="needs a price column"):
-        loaders.load_files(catalog=no_price, orders=None, mapping=loaders.Mapping.from_cli(["product_id=sku"]))
+        loaders.load_files(
+            catalog=no_price, orders=None, mapping=loaders.Mapping.from_cli(["product_id=sku"])
+        )
     both = _catalog(tmp_path, "sku,price,cost,margin", "a,10,4,0.6")
     with pytest.raises(ConfigError, match="map one of them"):
         loaders.load_files(catalog=both, orders=None, mapping=loaders.Mapping.from_cli(["product_id=sku"]))
@@ -132,14 +196,29 @@ def test_unknown_role_refused_by_graph_build() -> None:
     from tiein.graph.build import graph_tables
     from tiein.model import GraphData
 
-    ok = pa.Table.from_pylist([{"product_id": "a", "sales_role": r} for r in [*SALES_ROLES, None]][:1], schema=PRODUCTS)
-    assert graph_tables(GraphData(products=ok)).nodes["Product"].column("sales_role").to_pylist() == ["traffic"]
-    bad = pa.Table.from_pylist([{"product_id": "a", "sales_role": None}, {"product_id": "b", "sales_role": "star"}],
-                               schema=PRODUCTS)  # fmt: skip
+    ok = pa.Table.from_pylist(
+        [{"product_id": "a", "sales_role": r} for r in [*SALES_ROLES, None]][:1], schema=PRODUCTS
+    )
+    assert graph_tables(GraphData(products=ok)).nodes["Product"].column("sales_role").to_pylist() == [
+        "traffic"
+    ]
+    bad = pa.Table.from_pylist(
+        [{"product_id": "a", "sales_role": None}, {"product_id": "b", "sales_role": "star"}], schema=PRODUCTS
+    )
     with pytest.raises(InputError) as info:
         graph_tables(GraphData(products=bad))
     assert (info.value.row, info.value.column) == (2, "sales_role")
     # a products table from before the field existed still loads (read as null)
-    old = pa.table({"product_id": ["a"], "title": ["t"], "category": [None], "category_path": [None], "brand": [None],
-                    "price": [1.0], "stock": [1], "attributes": [None]})  # fmt: skip
+    old = pa.table(
+        {
+            "product_id": ["a"],
+            "title": ["t"],
+            "category": [None],
+            "category_path": [None],
+            "brand": [None],
+            "price": [1.0],
+            "stock": [1],
+            "attributes": [None],
+        }
+    )
     assert graph_tables(GraphData(products=old)).nodes["Product"].column("margin").to_pylist() == [None]

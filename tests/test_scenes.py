@@ -37,8 +37,12 @@ TIEIN = [sys.executable, "-m", "tiein.cli"]
 
 
 def catalog() -> pa.Table:
-    t = pacsv.read_csv(FIX / "catalog.csv", convert_options=pacsv.ConvertOptions(
-        column_types={f.name: f.type for f in PRODUCTS}, strings_can_be_null=True))  # fmt: skip
+    t = pacsv.read_csv(
+        FIX / "catalog.csv",
+        convert_options=pacsv.ConvertOptions(
+            column_types={f.name: f.type for f in PRODUCTS}, strings_can_be_null=True
+        ),
+    )
     cols = {
         f.name: t.column(f.name) if f.name in t.column_names else pa.nulls(t.num_rows, f.type)
         for f in PRODUCTS
@@ -78,18 +82,26 @@ def test_assign_members_by_hand() -> None:
     assert members_of(members, "camping") == {
         # tent: the Outdoor > Tents subtree (pegs-1 too) and 帐篷 in a title; tentlamp is also a
         # lamp (Lighting) but a product takes its first role
-        "tent-1": ("tent", 1.0), "tent-2": ("tent", 1.0), "pegs-1": ("tent", 1.0), "tentlamp": ("tent", 1.0),
+        "tent-1": ("tent", 1.0),
+        "tent-2": ("tent", 1.0),
+        "pegs-1": ("tent", 1.0),
+        "tentlamp": ("tent", 1.0),
         # "camping chair" matches "Folding CAMPING chair" (case-insensitive); 折叠椅 the Chinese one;
         # table-1 is in the same category but matches no keyword
-        "chair-1": ("folding chair", 2.0), "chair-2": ("folding chair", 2.0),
+        "chair-1": ("folding chair", 2.0),
+        "chair-2": ("folding chair", 2.0),
         # leaf name Lighting: a path ending in it, and a product with only a category
-        "lamp-1": ("camp lamp", 3.0), "lamp-2": ("camp lamp", 3.0),
-        "bag-1": ("sleeping bag", 4.0), "bag-2": ("sleeping bag", 4.0),  # by id / by 睡袋
-    }  # fmt: skip
+        "lamp-1": ("camp lamp", 3.0),
+        "lamp-2": ("camp lamp", 3.0),
+        "bag-1": ("sleeping bag", 4.0),
+        "bag-2": ("sleeping bag", 4.0),  # by id / by 睡袋
+    }
     assert members_of(members, "phone-accessories") == {
-        "phone-1": ("phone", 1.0), "case-1": ("protection", 2.0), "film-1": ("protection", 2.0),
+        "phone-1": ("phone", 1.0),
+        "case-1": ("protection", 2.0),
+        "film-1": ("protection", 2.0),
         "charger-1": ("charger", 3.0),
-    }  # fmt: skip
+    }
     assert empty_roles(scenes, members) == []
 
 
@@ -105,11 +117,15 @@ def test_assign_members_reports_empty_roles_and_scales() -> None:
             "title": [("folding chair 折叠椅" if i % 3 == 0 else "tent") for i in range(n)],
             "category": [None] * n,
             "category_path": ["Outdoor > Tents" if i % 2 else "Outdoor > Furniture" for i in range(n)],
-            "brand": [None] * n, "price": [None] * n, "stock": [None] * n, "attributes": [None] * n,
-            "margin": [None] * n, "sales_role": [None] * n,
+            "brand": [None] * n,
+            "price": [None] * n,
+            "stock": [None] * n,
+            "attributes": [None] * n,
+            "margin": [None] * n,
+            "sales_role": [None] * n,
         },
         schema=PRODUCTS,
-    )  # fmt: skip
+    )
     _, m = assign_members(big, load_scenes(FIX / "camping.yaml"))
     # odd i: tent (subtree); even i: 折叠椅 when i % 3 == 0 (i % 6 == 0), else nothing
     assert m.num_rows == n // 2 + n // 6
@@ -181,15 +197,18 @@ def relations(rows: list[tuple[str, str, str, float]]) -> pa.Table:
 
 HAND_RELATIONS = [
     # camping: degrees (within the community) Tents 3+2=5, Furniture 3+1=4, Lighting 2+1=3
-    ("tent-1", "chair-1", "complement", 2.0), ("chair-1", "tent-2", "complement", 1.0),
-    ("tent-1", "lamp-1", "complement", 2.0), ("chair-2", "lamp-1", "complement", 1.0),
+    ("tent-1", "chair-1", "complement", 2.0),
+    ("chair-1", "tent-2", "complement", 1.0),
+    ("tent-1", "lamp-1", "complement", 2.0),
+    ("chair-2", "lamp-1", "complement", 1.0),
     # phones: Phones 4+3=7, Cases 4+0.5=4.5, Screen film 3+0.5=3.5
-    ("phone-1", "case-1", "complement", 4.0), ("phone-1", "film-1", "complement", 3.0),
+    ("phone-1", "case-1", "complement", 4.0),
+    ("phone-1", "film-1", "complement", 3.0),
     ("case-1", "film-1", "complement", 0.5),
     ("tent-1", "case-1", "complement", 0.1),  # a weak bridge between the two
     ("tent-1", "tent-2", "complement", 9.0),  # same category: skipped
     ("phone-1", "charger-1", "substitute", 9.0),  # not a complement: ignored
-]  # fmt: skip
+]
 
 
 def test_discover_hand_made_communities() -> None:
@@ -236,12 +255,14 @@ def test_discover_without_categories_falls_back_to_products() -> None:
         3, "category_path", pa.nulls(cat.num_rows, pa.string())
     )
     two_triangles = [
-        ("tent-1", "chair-1", "complement", 3.0), ("tent-1", "lamp-1", "complement", 3.0),
+        ("tent-1", "chair-1", "complement", 3.0),
+        ("tent-1", "lamp-1", "complement", 3.0),
         ("chair-1", "lamp-1", "complement", 2.0),
-        ("phone-1", "case-1", "complement", 4.0), ("phone-1", "film-1", "complement", 3.0),
+        ("phone-1", "case-1", "complement", 4.0),
+        ("phone-1", "film-1", "complement", 3.0),
         ("case-1", "film-1", "complement", 2.0),
         ("lamp-1", "case-1", "complement", 0.1),  # weak bridge
-    ]  # fmt: skip
+    ]
     found = discover_scenes(plain, relations(two_triangles))
     # roles = single products by weighted degree inside the community (ties by id):
     # phones: phone-1 7, case-1 6, film-1 5 (internal 9.0); camping: tent-1 6, chair-1 5, lamp-1 5 (8.0)
@@ -271,8 +292,15 @@ def run(*args: str, home: Path, check: bool = True) -> subprocess.CompletedProce
     return proc
 
 
-SHOP_BUILD = ("build", "--catalog", str(SHOP / "catalog.csv"), "--orders", str(SHOP / "orders.csv"),
-              "--no-embeddings", "--quiet")  # fmt: skip
+SHOP_BUILD = (
+    "build",
+    "--catalog",
+    str(SHOP / "catalog.csv"),
+    "--orders",
+    str(SHOP / "orders.csv"),
+    "--no-embeddings",
+    "--quiet",
+)
 
 
 def test_cli_user_scenes(tmp_path: Path) -> None:
@@ -281,11 +309,21 @@ def test_cli_user_scenes(tmp_path: Path) -> None:
     assert "scenes: 2 user" in out and "no product fills role 露营 / sleeping bag" in out
     listed = json.loads(run("scenes", "list", "--json", home=home).stdout)["scenes"]
     assert listed == [
-        {"scene_id": "camping", "name": "露营", "source": "user", "members": 3,
-         "roles": ["tent", "folding chair", "camp lamp"]},  # sleeping bag: no product in the shop
-        {"scene_id": "phone-accessories", "name": "手机配件", "source": "user", "members": 5,
-         "roles": ["phone", "accessory"]},
-    ]  # fmt: skip
+        {
+            "scene_id": "camping",
+            "name": "露营",
+            "source": "user",
+            "members": 3,
+            "roles": ["tent", "folding chair", "camp lamp"],
+        },  # sleeping bag: no product in the shop
+        {
+            "scene_id": "phone-accessories",
+            "name": "手机配件",
+            "source": "user",
+            "members": 5,
+            "roles": ["phone", "accessory"],
+        },
+    ]
     shown = json.loads(run("scenes", "show", "露营", "--json", home=home).stdout)
     assert [(r["role"], [p["product_id"] for p in r["products"]]) for r in shown["roles"]] == [
         ("tent", ["tent"]),

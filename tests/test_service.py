@@ -32,8 +32,17 @@ class _Store:
     def related(self, pid: str, kind: str, k: int = 10) -> list[dict[str, Any]]:
         self.calls.append((pid, kind, k))
         rows = [
-            {"product_id": "chair", "kind": kind, "score": 0.9,
-             "evidence": {"bought_together": 12, "lift": 4.0, "category_relation": "different", "price_ratio": 0.4}},
+            {
+                "product_id": "chair",
+                "kind": kind,
+                "score": 0.9,
+                "evidence": {
+                    "bought_together": 12,
+                    "lift": 4.0,
+                    "category_relation": "different",
+                    "price_ratio": 0.4,
+                },
+            },
             {"product_id": "lamp", "kind": kind, "score": 0.5, "evidence": {"bought_together": 3}},
         ]
         return rows[:k]
@@ -52,8 +61,15 @@ def test_every_row_explained_from_its_own_evidence() -> None:
     assert st.calls == [("tent", "complement", 2)]
 
 
-@pytest.mark.parametrize("kind,k,word", [("friend", 5, "friend"), ("complement", 0, "k"),
-                                         ("complement", MAX_K + 1, "k"), ("complement", True, "k")])
+@pytest.mark.parametrize(
+    "kind,k,word",
+    [
+        ("friend", 5, "friend"),
+        ("complement", 0, "k"),
+        ("complement", MAX_K + 1, "k"),
+        ("complement", True, "k"),
+    ],
+)
 def test_bad_arguments_are_config_errors(kind: str, k: Any, word: str) -> None:
     with pytest.raises(ConfigError, match=word):
         related_payload(_Store(), "tent", kind, k)  # type: ignore[arg-type]

@@ -52,26 +52,86 @@ SCHEMA_MD = Path(__file__).resolve().parents[1] / "docs" / "schema.md"
 # ----------------------------------------------------------------------------- hand-made catalog
 # id, title, category, category_path, brand, price, stock, attributes
 CATALOG = [
-    ("phone-a", "Phone A 128GB", "phones", "electronics > phones", "Acme", 699.0, 10,
-     '{"color": "black", "storage": "128GB"}'),
-    ("phone-b", "Phone B 128GB", "phones", "electronics > phones", "Bolt", 649.5, 0,
-     '{"color": "black", "storage": "128GB"}'),
-    ("phone-a-pro", "Phone A Pro 256GB", "phones", "electronics > phones", "Acme", 999.0, 2,
-     '{"color": "black", "storage": "256GB"}'),
-    ("case-a", "Phone A case 手机壳", "cases", "electronics > accessories > cases", "Acme", 19.99, 100,
-     '{"color": "black"}'),
-    ("film-a", "Screen film for Phone A", "films", "electronics > accessories > films", None, 9.99, None,
-     None),
-    ("charger", "USB-C charger 20W", "chargers", "electronics > accessories > chargers", "Bolt", 25.0, 5,
-     '{"power": 20}'),
-    ("tent", "2-person tent 帐篷", "tents", "outdoor > camping > tents", "Trail", 129.0, 3,
-     '{"color": ["green", "orange"]}'),
-]  # fmt: skip
+    (
+        "phone-a",
+        "Phone A 128GB",
+        "phones",
+        "electronics > phones",
+        "Acme",
+        699.0,
+        10,
+        '{"color": "black", "storage": "128GB"}',
+    ),
+    (
+        "phone-b",
+        "Phone B 128GB",
+        "phones",
+        "electronics > phones",
+        "Bolt",
+        649.5,
+        0,
+        '{"color": "black", "storage": "128GB"}',
+    ),
+    (
+        "phone-a-pro",
+        "Phone A Pro 256GB",
+        "phones",
+        "electronics > phones",
+        "Acme",
+        999.0,
+        2,
+        '{"color": "black", "storage": "256GB"}',
+    ),
+    (
+        "case-a",
+        "Phone A case 手机壳",
+        "cases",
+        "electronics > accessories > cases",
+        "Acme",
+        19.99,
+        100,
+        '{"color": "black"}',
+    ),
+    (
+        "film-a",
+        "Screen film for Phone A",
+        "films",
+        "electronics > accessories > films",
+        None,
+        9.99,
+        None,
+        None,
+    ),
+    (
+        "charger",
+        "USB-C charger 20W",
+        "chargers",
+        "electronics > accessories > chargers",
+        "Bolt",
+        25.0,
+        5,
+        '{"power": 20}',
+    ),
+    (
+        "tent",
+        "2-person tent 帐篷",
+        "tents",
+        "outdoor > camping > tents",
+        "Trail",
+        129.0,
+        3,
+        '{"color": ["green", "orange"]}',
+    ),
+]
 
 THIRD = 1 / 3
 TENTH_SUM = 0.1 + 0.2  # 0.30000000000000004: floats must come back bit-exact
-EVIDENCE = {"why": "bought together 30 times", "lift": THIRD, "path": ["phone-a", "case-a"],
-            "nested": {"理由": "配件", "ok": True, "none": None}}  # fmt: skip
+EVIDENCE = {
+    "why": "bought together 30 times",
+    "lift": THIRD,
+    "path": ["phone-a", "case-a"],
+    "nested": {"理由": "配件", "ok": True, "none": None},
+}
 
 # src, dst, kind, score, lift, evidence
 RELS = [
@@ -86,8 +146,14 @@ RELS = [
     ("phone-a", "phone-a-pro", "series", 0.6, None, {}),
     ("phone-a-pro", "phone-a", "series", 0.6, None, {}),
     # bought next: after the phone, customers come back for the case, then the charger
-    ("phone-a", "case-a", "next", 0.4, 4.0, {"kind": "next", "after_count": 7, "before_count": 0,
-                                              "window_days": 90, "median_gap_days": 12.5}),
+    (
+        "phone-a",
+        "case-a",
+        "next",
+        0.4,
+        4.0,
+        {"kind": "next", "after_count": 7, "before_count": 0, "window_days": 90, "median_gap_days": 12.5},
+    ),
     ("phone-a", "charger", "next", 0.4, 2.0, {"kind": "next", "after_count": 3, "before_count": 1}),
 ]
 
@@ -108,52 +174,93 @@ CO_VIEWED = [("phone-a", "phone-b", 50, 300, 200, 5000)]
 def pair_table(rows: list[tuple]) -> pa.Table:
     out = []
     for a, b, n_ab, n_a, n_b, n in rows:
-        out.append({"a": a, "b": b, "n_ab": n_ab, "n_a": n_a, "n_b": n_b, "n": n, "support": n_ab / n,
-                    "conf_ab": n_ab / n_a, "conf_ba": n_ab / n_b, "lift": n_ab * n / (n_a * n_b),
-                    "after_ab": n_ab // 10, "after_ba": 0})  # fmt: skip
+        out.append(
+            {
+                "a": a,
+                "b": b,
+                "n_ab": n_ab,
+                "n_a": n_a,
+                "n_b": n_b,
+                "n": n,
+                "support": n_ab / n,
+                "conf_ab": n_ab / n_a,
+                "conf_ba": n_ab / n_b,
+                "lift": n_ab * n / (n_a * n_b),
+                "after_ab": n_ab // 10,
+                "after_ba": 0,
+            }
+        )
     return pa.Table.from_pylist(out, schema=PAIR_STATS)
 
 
 def relation_row(src: str, dst: str, kind: str, score: float, lift: float | None, ev: Any) -> dict[str, Any]:
     return {
-        "src": src, "dst": dst, "kind": kind, "score": score, "n_ab": len(src) + len(dst), "lift": lift,
-        "confidence": None if lift is None else lift / 10, "co_view": 3 if kind == "substitute" else None,
+        "src": src,
+        "dst": dst,
+        "kind": kind,
+        "score": score,
+        "n_ab": len(src) + len(dst),
+        "lift": lift,
+        "confidence": None if lift is None else lift / 10,
+        "co_view": 3 if kind == "substitute" else None,
         "similarity": 0.93 if kind == "substitute" else None,
         "category_relation": "same" if src[:5] == dst[:5] else "different",
         "price_ratio": 0.5 if kind == "complement" else None,
         "evidence": None if ev is None else json.dumps(ev, ensure_ascii=False),
-    }  # fmt: skip
+    }
 
 
 def catalog(meta: dict[str, Any] | None = None) -> GraphData:
     return GraphData(
-        products=pa.Table.from_pylist([{**dict(zip(PRODUCTS.names[:8], r, strict=True)),
-                                        "sales_role": ROLES.get(r[0])} for r in CATALOG], schema=PRODUCTS),
+        products=pa.Table.from_pylist(
+            [
+                {**dict(zip(PRODUCTS.names[:8], r, strict=True)), "sales_role": ROLES.get(r[0])}
+                for r in CATALOG
+            ],
+            schema=PRODUCTS,
+        ),
         co_purchased=pair_table(CO_PURCHASED),
         co_viewed=pair_table(CO_VIEWED),
         relations=pa.Table.from_pylist([relation_row(*r) for r in RELS], schema=RELATIONS),
         scenes=pa.Table.from_pylist(
-            [{"scene_id": "mobile-setup", "name": "新手机套装", "source": "user"},
-             {"scene_id": "camping", "name": "camping weekend", "source": "discovered"}], schema=SCENES),
+            [
+                {"scene_id": "mobile-setup", "name": "新手机套装", "source": "user"},
+                {"scene_id": "camping", "name": "camping weekend", "source": "discovered"},
+            ],
+            schema=SCENES,
+        ),
         scene_members=pa.Table.from_pylist(
-            [{"product_id": "phone-a", "scene_id": "mobile-setup", "role": "core", "weight": 1.0},
-             {"product_id": "film-a", "scene_id": "mobile-setup", "role": "accessory", "weight": 0.8},
-             {"product_id": "case-a", "scene_id": "mobile-setup", "role": "accessory", "weight": 0.8},
-             {"product_id": "tent", "scene_id": "camping", "role": None, "weight": 1.0}],
-            schema=SCENE_MEMBERS),
-        meta=meta if meta is not None else {"built_at": "2024-05-01T12:00:00", "sources": ["hand-made"],
-                                             "min_count": 2, "ratio": THIRD},
-    )  # fmt: skip
+            [
+                {"product_id": "phone-a", "scene_id": "mobile-setup", "role": "core", "weight": 1.0},
+                {"product_id": "film-a", "scene_id": "mobile-setup", "role": "accessory", "weight": 0.8},
+                {"product_id": "case-a", "scene_id": "mobile-setup", "role": "accessory", "weight": 0.8},
+                {"product_id": "tent", "scene_id": "camping", "role": None, "weight": 1.0},
+            ],
+            schema=SCENE_MEMBERS,
+        ),
+        meta=meta
+        if meta is not None
+        else {"built_at": "2024-05-01T12:00:00", "sources": ["hand-made"], "min_count": 2, "ratio": THIRD},
+    )
 
 
 EXPECTED_COUNTS = {
     "nodes": {"Product": 7, "Category": 9, "Brand": 3, "Attribute": 6, "Scene": 2},
     "relationships": {
-        "IN_CATEGORY": 7, "CHILD_OF": 7, "HAS_BRAND": 6, "HAS_ATTRIBUTE": 10, "IN_SCENE": 4,
-        "CO_PURCHASED": 5, "CO_VIEWED": 1, "COMPLEMENT": 5, "SUBSTITUTE": 2, "UPSELL": 1, "SAME_SERIES": 2,
+        "IN_CATEGORY": 7,
+        "CHILD_OF": 7,
+        "HAS_BRAND": 6,
+        "HAS_ATTRIBUTE": 10,
+        "IN_SCENE": 4,
+        "CO_PURCHASED": 5,
+        "CO_VIEWED": 1,
+        "COMPLEMENT": 5,
+        "SUBSTITUTE": 2,
+        "UPSELL": 1,
+        "SAME_SERIES": 2,
         "NEXT_PURCHASE": 2,
     },
-}  # fmt: skip
+}
 
 
 @pytest.fixture(scope="module", params=STORE_FACTORIES)
@@ -182,20 +289,30 @@ def answers(s: GraphStore) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- part 1: by hand
 def test_product_fields(loaded: GraphStore) -> None:
     assert loaded.product("case-a") == {
-        "product_id": "case-a", "title": "Phone A case 手机壳", "category": "cases",
-        "category_path": "electronics > accessories > cases", "brand": "Acme", "price": 19.99, "stock": 100,
+        "product_id": "case-a",
+        "title": "Phone A case 手机壳",
+        "category": "cases",
+        "category_path": "electronics > accessories > cases",
+        "brand": "Acme",
+        "price": 19.99,
+        "stock": 100,
         "sales_role": "traffic",
-    }  # fmt: skip
+    }
     film = loaded.product("film-a")
     assert list(film) == list(PRODUCT_FIELDS)
     assert film["brand"] is None and film["stock"] is None and film["sales_role"] is None
 
 
 def test_sales_roles_in_product_and_related_rows(loaded: GraphStore) -> None:
-    assert {p[0]: loaded.product(p[0])["sales_role"] for p in CATALOG} == {p[0]: ROLES.get(p[0]) for p in CATALOG}
+    assert {p[0]: loaded.product(p[0])["sales_role"] for p in CATALOG} == {
+        p[0]: ROLES.get(p[0]) for p in CATALOG
+    }
     rows = loaded.related("phone-a", "complement")
-    assert {r["product_id"]: r["sales_role"] for r in rows} == {"case-a": "traffic", "charger": "regular",
-                                                                "film-a": None}  # fmt: skip
+    assert {r["product_id"]: r["sales_role"] for r in rows} == {
+        "case-a": "traffic",
+        "charger": "regular",
+        "film-a": None,
+    }
     assert loaded.query(
         "MATCH (p:Product) WHERE p.sales_role = $role RETURN p.product_id AS id", {"role": "hero"}
     ) == [{"id": "phone-a"}]
@@ -205,14 +322,16 @@ def test_unknown_sales_role_is_refused(store: GraphStore) -> None:
     d = catalog()
     roles = d.products.column("sales_role").to_pylist()
     roles[2] = "bestseller"
-    d.products = d.products.set_column(PRODUCTS.names.index("sales_role"), "sales_role", pa.array(roles, pa.string()))
+    d.products = d.products.set_column(
+        PRODUCTS.names.index("sales_role"), "sales_role", pa.array(roles, pa.string())
+    )
     with pytest.raises(InputError) as info:
         store.replace(d)
     assert (info.value.row, info.value.column) == (3, "sales_role") and "bestseller" in str(info.value)
 
 
 def test_related_next(loaded: GraphStore) -> None:
-    """"next" relations are directed: after the phone comes the case, not the phone after the case."""
+    """ "next" relations are directed: after the phone comes the case, not the phone after the case."""
     rows = loaded.related("phone-a", "next")
     assert ids(rows) == ["case-a", "charger"]  # 0.4 tie broken by id
     assert rows[0]["kind"] == "next" and rows[0]["lift"] == 4.0
@@ -260,8 +379,12 @@ def test_relation_properties_round_trip_exactly(loaded: GraphStore) -> None:
     assert top["evidence"] == EVIDENCE
     assert top["lift"] == THIRD and top["confidence"] == THIRD / 10  # bit-exact floats
     assert {k: top[k] for k in ("n_ab", "co_view", "similarity", "category_relation", "price_ratio")} == {
-        "n_ab": 13, "co_view": None, "similarity": None, "category_relation": "different", "price_ratio": 0.5,
-    }  # fmt: skip
+        "n_ab": 13,
+        "co_view": None,
+        "similarity": None,
+        "category_relation": "different",
+        "price_ratio": 0.5,
+    }
     assert top["title"] == "Phone A case 手机壳" and top["price"] == 19.99
     charger = loaded.related("phone-b", "complement")[0]
     assert charger["lift"] == TENTH_SUM and charger["evidence"] == {}
@@ -320,12 +443,18 @@ def test_schema_md_examples_answers(loaded: GraphStore) -> None:
         return loaded.query(c, p)
 
     assert ids(run("MATCH (p:Product {product_id: $product_id})-[r:COMPLEMENT]")) == [
-        "case-a", "charger", "film-a"]  # fmt: skip
+        "case-a",
+        "charger",
+        "film-a",
+    ]
     subtree = run("MATCH (p:Product)-[:IN_CATEGORY]")
     assert ids(subtree) == sorted(p[0] for p in CATALOG if p[3].startswith("electronics"))
     assert [(r["a"], r["b"]) for r in run("MATCH (x:Product)-[r:CO_PURCHASED]")] == [
-        ("case-a", "phone-a"), ("film-a", "phone-a"), ("charger", "phone-a"), ("charger", "phone-b"),
-    ]  # lift 7.5, 2.4, 1.666.., 1.0416..; the n_ab=1 pair is filtered out  # fmt: skip
+        ("case-a", "phone-a"),
+        ("film-a", "phone-a"),
+        ("charger", "phone-a"),
+        ("charger", "phone-b"),
+    ]  # lift 7.5, 2.4, 1.666.., 1.0416..; the n_ab=1 pair is filtered out
     assert run("MATCH (p:Product)-[:HAS_BRAND]") == [
         {"brand": "Acme", "products": 3},
         {"brand": "Bolt", "products": 2},
@@ -335,7 +464,7 @@ def test_schema_md_examples_answers(loaded: GraphStore) -> None:
         {"product_id": "phone-a", "role": "core", "weight": 1.0},
         {"product_id": "case-a", "role": "accessory", "weight": 0.8},
         {"product_id": "film-a", "role": "accessory", "weight": 0.8},
-    ]  # fmt: skip
+    ]
 
 
 @pytest.mark.parametrize(
@@ -390,15 +519,30 @@ def test_query_invalid_cypher(loaded: GraphStore) -> None:
 def test_scenes_list(loaded: GraphStore) -> None:
     # roles by weight ascending (the role's position), so "accessory" (0.8) comes before "core" (1.0)
     assert loaded.scenes() == [
-        {"scene_id": "camping", "name": "camping weekend", "source": "discovered", "members": 1, "roles": [None]},
-        {"scene_id": "mobile-setup", "name": "新手机套装", "source": "user", "members": 3,
-         "roles": ["accessory", "core"]},
-    ]  # fmt: skip
+        {
+            "scene_id": "camping",
+            "name": "camping weekend",
+            "source": "discovered",
+            "members": 1,
+            "roles": [None],
+        },
+        {
+            "scene_id": "mobile-setup",
+            "name": "新手机套装",
+            "source": "user",
+            "members": 3,
+            "roles": ["accessory", "core"],
+        },
+    ]
 
 
 def test_scene_by_id_or_name(loaded: GraphStore) -> None:
     sc = loaded.scene("mobile-setup")
-    assert {f: sc[f] for f in SCENE_FIELDS} == {"scene_id": "mobile-setup", "name": "新手机套装", "source": "user"}
+    assert {f: sc[f] for f in SCENE_FIELDS} == {
+        "scene_id": "mobile-setup",
+        "name": "新手机套装",
+        "source": "user",
+    }
     assert sc["members"] == 3
     assert [(r["role"], r["weight"], [p["product_id"] for p in r["products"]]) for r in sc["roles"]] == [
         ("accessory", 0.8, ["case-a", "film-a"]),  # equal weights: by product id
@@ -554,8 +698,14 @@ def test_embedded_server_process_reads_while_rebuilding(store: GraphStore) -> No
         """
     )
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    with subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True, env=env) as proc:  # fmt: skip
+    with subprocess.Popen(
+        [sys.executable, "-c", script],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    ) as proc:
         assert proc.stdout is not None and proc.stdin is not None
         first = proc.stdout.readline()
         store.replace(catalog(meta={"version": 2}))  # while the server holds the old generation open
@@ -639,13 +789,20 @@ def random_graph(seed: int, n_products: int = 300) -> GraphData:
         attrs = {"color": rng.choice(["red", "blue", "green"])} if rng.random() < 0.7 else None
         if attrs and rng.random() < 0.3:
             attrs["size"] = rng.choice([38, 40, 42])
-        prows.append({
-            "product_id": pid, "title": f"item {pid} 商品", "category": path.split(CATEGORY_SEP)[-1] if path else None,
-            "category_path": path, "brand": rng.choice(["A", "B", "C", None]),
-            "price": round(rng.uniform(1, 500), 2) if rng.random() < 0.9 else None,
-            "stock": rng.choice([0, 1, 5, None]), "attributes": json.dumps(attrs) if attrs else None,
-            "margin": rng.choice([0.1, 0.35, None]), "sales_role": rng.choice(["traffic", "hero", "profit", None]),
-        })  # fmt: skip
+        prows.append(
+            {
+                "product_id": pid,
+                "title": f"item {pid} 商品",
+                "category": path.split(CATEGORY_SEP)[-1] if path else None,
+                "category_path": path,
+                "brand": rng.choice(["A", "B", "C", None]),
+                "price": round(rng.uniform(1, 500), 2) if rng.random() < 0.9 else None,
+                "stock": rng.choice([0, 1, 5, None]),
+                "attributes": json.dumps(attrs) if attrs else None,
+                "margin": rng.choice([0.1, 0.35, None]),
+                "sales_role": rng.choice(["traffic", "hero", "profit", None]),
+            }
+        )
     rng.shuffle(prows)
     rels, seen = [], set()
     for _ in range(n_products * 6):
@@ -670,11 +827,19 @@ def random_graph(seed: int, n_products: int = 300) -> GraphData:
         relations=pa.Table.from_pylist(rels, schema=RELATIONS),
         scenes=pa.Table.from_pylist(scenes, schema=SCENES),
         scene_members=pa.Table.from_pylist(
-            [{"product_id": p, "scene_id": s, "role": rng.choice(["a", "b", "c", None]),
-              "weight": rng.choice([1.0, 2.0, 3.0])} for p, s in sorted(members)],
-            schema=SCENE_MEMBERS),
+            [
+                {
+                    "product_id": p,
+                    "scene_id": s,
+                    "role": rng.choice(["a", "b", "c", None]),
+                    "weight": rng.choice([1.0, 2.0, 3.0]),
+                }
+                for p, s in sorted(members)
+            ],
+            schema=SCENE_MEMBERS,
+        ),
         meta={"seed": seed},
-    )  # fmt: skip
+    )
 
 
 def reference_answers(d: GraphData) -> dict[str, Any]:
@@ -693,11 +858,13 @@ def reference_answers(d: GraphData) -> dict[str, Any]:
             )
             edges.sort(key=lambda e: (-e["score"], e["dst"]))
             related[(pid, kind)] = [
-                {**{f: products[e["dst"]][f] for f in PRODUCT_FIELDS},
-                 **{f: e[f] for f in RELATED_FIELDS if f not in ("evidence",)},
-                 "evidence": json.loads(e["evidence"]) if e["evidence"] else {}}
+                {
+                    **{f: products[e["dst"]][f] for f in PRODUCT_FIELDS},
+                    **{f: e[f] for f in RELATED_FIELDS if f not in ("evidence",)},
+                    "evidence": json.loads(e["evidence"]) if e["evidence"] else {},
+                }
                 for e in edges[:10]
-            ]  # fmt: skip
+            ]
     cats: set[str] = set()
     for r in products.values():
         parts = (r["category_path"] or "").split(CATEGORY_SEP)
@@ -705,9 +872,11 @@ def reference_answers(d: GraphData) -> dict[str, Any]:
             {CATEGORY_SEP.join(parts[:i]) for i in range(1, len(parts) + 1)} if r["category_path"] else set()
         )
     attr_edges = {
-        (pid, f"{k}={v}") for pid, r in products.items() if r["attributes"]
+        (pid, f"{k}={v}")
+        for pid, r in products.items()
+        if r["attributes"]
         for k, v in json.loads(r["attributes"]).items()
-    }  # fmt: skip
+    }
     kinds = Counter(r["kind"] for r in d.relations.to_pylist())
     # scenes: roles by (smallest weight, name), None last; products by (weight, id)
     scene_rows = {r["scene_id"]: r for r in d.scenes.to_pylist()}
@@ -718,29 +887,42 @@ def reference_answers(d: GraphData) -> dict[str, Any]:
     for sid, roles in by_scene.items():
         order = sorted(roles, key=lambda role: (min(roles[role])[0], role is None, role or ""))
         scenes[sid] = {
-            **scene_rows[sid], "members": sum(len(v) for v in roles.values()),
-            "roles": [{"role": role, "weight": min(roles[role])[0],
-                       "products": [{**{f: products[pid][f] for f in PRODUCT_FIELDS}, "weight": w}
-                                    for w, pid in sorted(roles[role])]} for role in order],
-        }  # fmt: skip
+            **scene_rows[sid],
+            "members": sum(len(v) for v in roles.values()),
+            "roles": [
+                {
+                    "role": role,
+                    "weight": min(roles[role])[0],
+                    "products": [
+                        {**{f: products[pid][f] for f in PRODUCT_FIELDS}, "weight": w}
+                        for w, pid in sorted(roles[role])
+                    ],
+                }
+                for role in order
+            ],
+        }
     return {
         "scenes": scenes,
         "products": {pid: {f: r[f] for f in PRODUCT_FIELDS} for pid, r in products.items()},
         "related": related,
         "nodes": {
-            "Product": len(products), "Category": len(cats),
+            "Product": len(products),
+            "Category": len(cats),
             "Brand": len({r["brand"] for r in products.values() if r["brand"]}),
-            "Attribute": len({a for _, a in attr_edges}), "Scene": d.scenes.num_rows,
+            "Attribute": len({a for _, a in attr_edges}),
+            "Scene": d.scenes.num_rows,
         },
         "relationships": {
             "IN_CATEGORY": sum(1 for r in products.values() if r["category_path"]),
             "CHILD_OF": sum(1 for c in cats if CATEGORY_SEP in c),
             "HAS_BRAND": sum(1 for r in products.values() if r["brand"]),
-            "HAS_ATTRIBUTE": len(attr_edges), "IN_SCENE": d.scene_members.num_rows,
-            "CO_PURCHASED": d.co_purchased.num_rows, "CO_VIEWED": d.co_viewed.num_rows,
+            "HAS_ATTRIBUTE": len(attr_edges),
+            "IN_SCENE": d.scene_members.num_rows,
+            "CO_PURCHASED": d.co_purchased.num_rows,
+            "CO_VIEWED": d.co_viewed.num_rows,
             **{REL_TYPE[k]: kinds[k] for k in RELATION_KINDS},
         },
-    }  # fmt: skip
+    }
 
 
 def test_reference_answers_on_a_random_graph(store: GraphStore) -> None:
@@ -774,7 +956,13 @@ def test_product_scenes(loaded: GraphStore) -> None:
         {"scene_id": "mobile-setup", "name": "新手机套装", "source": "user", "role": "core", "weight": 1.0}
     ]
     assert loaded.product_scenes("tent") == [
-        {"scene_id": "camping", "name": "camping weekend", "source": "discovered", "role": None, "weight": 1.0}
+        {
+            "scene_id": "camping",
+            "name": "camping weekend",
+            "source": "discovered",
+            "role": None,
+            "weight": 1.0,
+        }
     ]
     assert loaded.product_scenes("charger") == []
     with pytest.raises(ProductNotFound, match="nope"):
@@ -846,7 +1034,9 @@ def test_bundle_reads_on_a_random_graph(store: GraphStore) -> None:
     scenes = {s["scene_id"]: s for s in d.scenes.to_pylist()}
     in_scene: dict[str, list[dict[str, Any]]] = {}
     for m in members:
-        in_scene.setdefault(m["product_id"], []).append({**scenes[m["scene_id"]], "role": m["role"], "weight": m["weight"]})
+        in_scene.setdefault(m["product_id"], []).append(
+            {**scenes[m["scene_id"]], "role": m["role"], "weight": m["weight"]}
+        )
     with_roles = 0
     for pid in ref["products"]:
         c = store.bundle_candidates(pid, 10)
@@ -858,12 +1048,16 @@ def test_bundle_reads_on_a_random_graph(store: GraphStore) -> None:
         for r in c["complements"]:
             assert r["substitutes"] == sorted(subs.get(r["product_id"], ()))
             if "scene_roles" in r:
-                assert r["scene_roles"] == {s["scene_id"]: s["role"] for s in in_scene.get(r["product_id"], [])}
+                assert r["scene_roles"] == {
+                    s["scene_id"]: s["role"] for s in in_scene.get(r["product_id"], [])
+                }
                 with_roles += bool(r["scene_roles"])
     assert with_roles > 5 or store.name not in ("embedded", "neo4j")  # the check is not vacuous
     for sid, sc in ref["scenes"].items():
-        assert store.scene_summary(sid) == {**{k: v for k, v in sc.items() if k != "roles"},
-                                             "roles": [r["role"] for r in sc["roles"]]}  # fmt: skip
+        assert store.scene_summary(sid) == {
+            **{k: v for k, v in sc.items() if k != "roles"},
+            "roles": [r["role"] for r in sc["roles"]],
+        }
         expected = {m["product_id"]: m["role"] for m in members if m["scene_id"] == sid}
         assert store.scene_roles_of(sid, sorted(ref["products"])) == dict(sorted(expected.items()))
 
@@ -888,10 +1082,20 @@ def mutated(d: GraphData, seed: int) -> GraphData:
             r["attributes"] = json.dumps({"color": "purple"})
     new_ids = [f"N{i:03d}" for i in range(10)]
     prows += [
-        {"product_id": pid, "title": f"new {pid}", "category": None, "category_path": None, "brand": "E",
-         "price": 9.5, "stock": 1, "attributes": None, "margin": None, "sales_role": "hero"}
+        {
+            "product_id": pid,
+            "title": f"new {pid}",
+            "category": None,
+            "category_path": None,
+            "brand": "E",
+            "price": 9.5,
+            "stock": 1,
+            "attributes": None,
+            "margin": None,
+            "sales_role": "hero",
+        }
         for pid in new_ids
-    ]  # fmt: skip
+    ]
     pids = [r["product_id"] for r in prows]
     rels = []
     for r in d.relations.to_pylist():
@@ -910,16 +1114,22 @@ def mutated(d: GraphData, seed: int) -> GraphData:
     pairs = [r for r in d.co_purchased.to_pylist() if r["a"] not in gone and r["b"] not in gone]
     for r in pairs[::7]:
         r["n_ab"] += 1
-    members = [r for r in d.scene_members.to_pylist() if r["product_id"] not in gone and r["scene_id"] != "S4"]
+    members = [
+        r for r in d.scene_members.to_pylist() if r["product_id"] not in gone and r["scene_id"] != "S4"
+    ]
     for r in members[::5]:
         r["role"] = "changed"
     members.append({"product_id": new_ids[0], "scene_id": "S5", "role": "x", "weight": 1.0})
     scenes = [s for s in d.scenes.to_pylist() if s["scene_id"] != "S4"]
     scenes.append({"scene_id": "S5", "name": "scene 5", "source": "user"})
     co_viewed = d.co_viewed.filter(
-        pa.compute.invert(pa.compute.or_(pa.compute.is_in(d.co_viewed["a"], pa.array(sorted(gone))),
-                                         pa.compute.is_in(d.co_viewed["b"], pa.array(sorted(gone)))))
-    )  # fmt: skip
+        pa.compute.invert(
+            pa.compute.or_(
+                pa.compute.is_in(d.co_viewed["a"], pa.array(sorted(gone))),
+                pa.compute.is_in(d.co_viewed["b"], pa.array(sorted(gone))),
+            )
+        )
+    )
     return GraphData(
         products=pa.Table.from_pylist(prows, schema=PRODUCTS),
         co_purchased=pa.Table.from_pylist(pairs, schema=PAIR_STATS),
@@ -945,7 +1155,9 @@ def assert_answers(store: GraphStore, d: GraphData) -> None:
         assert store.scene(sid) == expected_scene
 
 
-def test_apply_equals_replace_with_the_new_data(store: GraphStore, tmp_path: Path, store_kind: StoreKind) -> None:
+def test_apply_equals_replace_with_the_new_data(
+    store: GraphStore, tmp_path: Path, store_kind: StoreKind
+) -> None:
     from tiein.graph.base import graph_delta
     from tiein.graph.build import graph_tables
 
@@ -961,7 +1173,11 @@ def test_apply_equals_replace_with_the_new_data(store: GraphStore, tmp_path: Pat
     store.apply(delta)
     assert_answers(store, new)
     with pytest.raises(ProductNotFound):
-        store.product(sorted(set(old.products["product_id"].to_pylist()) - set(new.products["product_id"].to_pylist()))[0])
+        store.product(
+            sorted(set(old.products["product_id"].to_pylist()) - set(new.products["product_id"].to_pylist()))[
+                0
+            ]
+        )
     # the same answers as a store loaded with replace(new), category / attribute nodes included
     q = "MATCH (c:Category)-[:CHILD_OF]->(p:Category) RETURN c.category_id AS child, p.category_id AS parent ORDER BY child, parent"
     applied = store.query(q)
@@ -981,10 +1197,19 @@ def test_failed_apply_leaves_the_old_graph(store: GraphStore) -> None:
     store.replace(old)
     bad = GraphDelta(
         changed_nodes={"Product": old.products.slice(0, 1)},
-        upserted_rels={"COMPLEMENT": pa.table({"src": ["P0001"], "dst": ["nope"], **{
-            f.name: pa.nulls(1, f.type) for f in RELATIONS if f.name not in ("src", "dst", "kind")}})},
+        upserted_rels={
+            "COMPLEMENT": pa.table(
+                {
+                    "src": ["P0001"],
+                    "dst": ["nope"],
+                    **{
+                        f.name: pa.nulls(1, f.type) for f in RELATIONS if f.name not in ("src", "dst", "kind")
+                    },
+                }
+            )
+        },
         meta={"broken": True},
-    )  # fmt: skip
+    )
     with pytest.raises(StoreError):
         store.apply(bad)
     assert_answers(store, old)

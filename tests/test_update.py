@@ -50,8 +50,14 @@ def _opts(home: Path, **kw: Any) -> BuildOptions:
 
 def graph_of(home: Path) -> dict[str, list[dict[str, Any]]]:
     """The graph a home's store was loaded with, as sorted rows per table (meta left out)."""
-    keys = {"products": ["product_id"], "co_purchased": ["a", "b"], "co_viewed": ["a", "b"],
-            "relations": ["src", "kind", "dst"], "scenes": ["scene_id"], "scene_members": ["scene_id", "product_id"]}  # fmt: skip
+    keys = {
+        "products": ["product_id"],
+        "co_purchased": ["a", "b"],
+        "co_viewed": ["a", "b"],
+        "relations": ["src", "kind", "dst"],
+        "scenes": ["scene_id"],
+        "scene_members": ["scene_id", "product_id"],
+    }
     out = {}
     for part in GRAPH_PARTS:
         t = pq.read_table(inputs_dir(home) / "graph" / f"{part}.parquet")
@@ -106,7 +112,9 @@ def test_update_equals_full_build_on_the_camping_shop(tmp_path: Path, camping_sp
     s = camping_split
     build(_opts(tmp_path / "inc", catalog=s["catalog1"], orders=s["orders1"]))
     before = graph_of(tmp_path / "inc")
-    summary = update(UpdateOptions(catalog=s["catalog2"], orders=s["orders2"], home=tmp_path / "inc", threads=1))
+    summary = update(
+        UpdateOptions(catalog=s["catalog2"], orders=s["orders2"], home=tmp_path / "inc", threads=1)
+    )
     assert summary.path == "full"
     assert summary.counts["products_added"] == 4
     assert summary.counts["order_lines_added"] > 100
@@ -118,7 +126,9 @@ def test_update_equals_full_build_on_the_camping_shop(tmp_path: Path, camping_sp
     assert summary.store_write == "replace" and summary.delta == {}
 
     # the same update again: every line is already there; nothing changes, and it says so
-    again = update(UpdateOptions(catalog=s["catalog2"], orders=s["orders2"], home=tmp_path / "inc", threads=1))
+    again = update(
+        UpdateOptions(catalog=s["catalog2"], orders=s["orders2"], home=tmp_path / "inc", threads=1)
+    )
     assert again.path == "no-op"
     assert again.counts["duplicate_order_lines"] == summary.counts["order_lines_added"]
     assert again.counts["order_lines_added"] == 0
@@ -133,9 +143,14 @@ def _timeline_shop(tmp_path: Path, seed: int = 3) -> tuple[Path, list[str], list
     relations, customers spanning both parts of a split), with one order split over two files."""
     rng = random.Random(seed)
     items = [f"i{k:02d}" for k in range(24)]
-    cat = _write(tmp_path / "cat.csv", ["product_id", "title", "category", "price", "stock"],
-                 [{"product_id": p, "title": f"item {p}", "category": f"c{k % 5}", "price": 5 + 7 * k, "stock": 3}
-                  for k, p in enumerate(items)])  # fmt: skip
+    cat = _write(
+        tmp_path / "cat.csv",
+        ["product_id", "title", "category", "price", "stock"],
+        [
+            {"product_id": p, "title": f"item {p}", "category": f"c{k % 5}", "price": 5 + 7 * k, "stock": 3}
+            for k, p in enumerate(items)
+        ],
+    )
     lines = []
     for n in range(420):
         cust = f"u{rng.randrange(40):02d}"
@@ -145,14 +160,25 @@ def _timeline_shop(tmp_path: Path, seed: int = 3) -> tuple[Path, list[str], list
         basket |= {rng.choice(items)} if rng.random() < 0.5 else set()
         # follow-ups: i0x then, weeks later, i1x for the same customer
         for p in sorted(basket):
-            lines.append({"order_id": f"o{n:04d}", "product_id": p, "quantity": 1, "customer_id": cust,
-                          "ts": f"2024-{1 + day // 28:02d}-{1 + day % 28:02d} 10:00:00"})  # fmt: skip
+            lines.append(
+                {
+                    "order_id": f"o{n:04d}",
+                    "product_id": p,
+                    "quantity": 1,
+                    "customer_id": cust,
+                    "ts": f"2024-{1 + day // 28:02d}-{1 + day % 28:02d} 10:00:00",
+                }
+            )
     return cat, ["order_id", "product_id", "quantity", "customer_id", "ts"], lines
 
 
 def test_update_equals_full_build_with_customer_timelines(tmp_path: Path) -> None:
     cat, header, lines = _timeline_shop(tmp_path)
-    cut = next(i for i in range(int(len(lines) * 0.8), len(lines)) if lines[i - 1]["order_id"] == lines[i]["order_id"])
+    cut = next(
+        i
+        for i in range(int(len(lines) * 0.8), len(lines))
+        if lines[i - 1]["order_id"] == lines[i]["order_id"]
+    )
     # the order at the cut is split over both files: an update can add lines to a stored order
     _write(tmp_path / "o1.csv", header, lines[:cut])
     _write(tmp_path / "o2.csv", header, lines[cut:])
@@ -169,8 +195,16 @@ def test_update_equals_full_build_with_customer_timelines(tmp_path: Path) -> Non
 
 def test_stock_update_drops_the_chair_from_the_bundle_at_once(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    build(BuildOptions(catalog=CAMPING / "catalog.csv", orders=CAMPING / "orders.csv", home=home, threads=1,
-                       embeddings=False, discover_scenes=False))  # fmt: skip
+    build(
+        BuildOptions(
+            catalog=CAMPING / "catalog.csv",
+            orders=CAMPING / "orders.csv",
+            home=home,
+            threads=1,
+            embeddings=False,
+            discover_scenes=False,
+        )
+    )
     rel_before = graph_of(home)["relations"]
     st = open_store(str(home / "graph"))
     try:
@@ -205,7 +239,9 @@ def test_price_change_reclassifies_like_a_full_build(tmp_path: Path) -> None:
     full_cat = _write(tmp_path / "catalog.csv", cat_h, changed)
     build(_opts(tmp_path / "full", catalog=full_cat, orders=CAMPING / "orders.csv"))
     assert_same_graph(tmp_path / "inc", tmp_path / "full")
-    tent_chair = [r for r in graph_of(tmp_path / "inc")["relations"] if (r["src"], r["dst"]) == ("tent", "chair")]
+    tent_chair = [
+        r for r in graph_of(tmp_path / "inc")["relations"] if (r["src"], r["dst"]) == ("tent", "chair")
+    ]
     assert tent_chair and all(r["price_ratio"] == round(399 / 299, 6) for r in tent_chair)
 
 
@@ -214,9 +250,20 @@ def test_bad_update_leaves_graph_and_state_untouched(tmp_path: Path) -> None:
     build(_opts(home, catalog=CAMPING / "catalog.csv", orders=CAMPING / "orders.csv"))
     state = {p.name: p.read_bytes() for p in (inputs_dir(home)).rglob("*") if p.is_file()}
     answers = store_answers(home)
-    bad = _write(tmp_path / "bad.csv", ["order_id", "product_id", "quantity", "customer_id", "ts"],
-                 [{"order_id": "n1", "product_id": "tent", "quantity": 1, "customer_id": "u9", "ts": "2024-06-01"},
-                  {"order_id": "n1", "product_id": "pegs", "quantity": "lots", "customer_id": "u9", "ts": "2024-06-01"}])  # fmt: skip
+    bad = _write(
+        tmp_path / "bad.csv",
+        ["order_id", "product_id", "quantity", "customer_id", "ts"],
+        [
+            {"order_id": "n1", "product_id": "tent", "quantity": 1, "customer_id": "u9", "ts": "2024-06-01"},
+            {
+                "order_id": "n1",
+                "product_id": "pegs",
+                "quantity": "lots",
+                "customer_id": "u9",
+                "ts": "2024-06-01",
+            },
+        ],
+    )
     with pytest.raises(InputError) as err:
         update(UpdateOptions(orders=bad, home=home))
     assert err.value.file and err.value.file.endswith("bad.csv")
@@ -233,7 +280,14 @@ def test_update_refuses_a_state_that_is_not_the_graph(tmp_path: Path) -> None:
     """A build into another store leaves HOME/inputs describing that graph: refuse, change nothing."""
     home = tmp_path / "home"
     build(_opts(home, catalog=CAMPING / "catalog.csv", orders=CAMPING / "orders.csv"))
-    build(_opts(home, catalog=CAMPING / "catalog.csv", orders=CAMPING / "orders.csv", store_url=str(tmp_path / "other")))
+    build(
+        _opts(
+            home,
+            catalog=CAMPING / "catalog.csv",
+            orders=CAMPING / "orders.csv",
+            store_url=str(tmp_path / "other"),
+        )
+    )
     answers = store_answers(home)
     stock = _write(tmp_path / "stock.csv", ["product_id", "stock"], [{"product_id": "chair", "stock": 0}])
     with pytest.raises(ConfigError, match="not the one"):
@@ -248,8 +302,15 @@ def test_cached_titles_do_not_load_the_model(tmp_path: Path) -> None:
     import textwrap
 
     home = tmp_path / "home"
-    build(BuildOptions(catalog=CAMPING / "catalog.csv", orders=CAMPING / "orders.csv", home=home, threads=1,
-                       discover_scenes=False))  # fmt: skip
+    build(
+        BuildOptions(
+            catalog=CAMPING / "catalog.csv",
+            orders=CAMPING / "orders.csv",
+            home=home,
+            threads=1,
+            discover_scenes=False,
+        )
+    )
     ord_h, lines = _rows(CAMPING / "orders.csv")
     new = _write(tmp_path / "new.csv", ord_h, [{**r, "order_id": "x" + r["order_id"]} for r in lines[:30]])
     code = textwrap.dedent(f"""
@@ -271,6 +332,7 @@ def test_online_retail_slice_update_equals_full_build(tmp_path: Path) -> None:
     """Real data: Online Retail normalised lines, built on all but the last 1 % (by time), then
     updated with that 1 %; the graph equals a full build on all of it."""
     from tiein import loaders
+
     loaded = loaders.load_dataset("online_retail")
     orders = loaded.orders
     ts = orders.column("ts").cast(pa.int64())
@@ -281,10 +343,21 @@ def test_online_retail_slice_update_equals_full_build(tmp_path: Path) -> None:
     pq.write_table(orders.filter(pc.invert(early)), tmp_path / "o2.parquet")
     pq.write_table(orders, tmp_path / "all.parquet")
     kw = {"threads": 2, "embeddings": False}
-    build(BuildOptions(catalog=tmp_path / "catalog.parquet", orders=tmp_path / "o1.parquet", home=tmp_path / "inc", **kw))
+    build(
+        BuildOptions(
+            catalog=tmp_path / "catalog.parquet", orders=tmp_path / "o1.parquet", home=tmp_path / "inc", **kw
+        )
+    )
     summary = update(UpdateOptions(orders=tmp_path / "o2.parquet", home=tmp_path / "inc", threads=2))
     assert summary.counts["order_lines_added"] == orders.num_rows - pc.sum(early).as_py()
-    build(BuildOptions(catalog=tmp_path / "catalog.parquet", orders=tmp_path / "all.parquet", home=tmp_path / "full", **kw))
+    build(
+        BuildOptions(
+            catalog=tmp_path / "catalog.parquet",
+            orders=tmp_path / "all.parquet",
+            home=tmp_path / "full",
+            **kw,
+        )
+    )
     a, b = graph_of(tmp_path / "inc"), graph_of(tmp_path / "full")
     for part in GRAPH_PARTS:
         assert a[part] == b[part], part

@@ -40,6 +40,7 @@ MAX_LIMIT = 100_000
 DEFAULT_TIMEOUT_S = 10.0
 MAX_TIMEOUT_S = 600.0
 
+
 # ----------------------------------------------------------------------------- values
 def json_safe(value: Any) -> Any:
     """A store value (already plain: see the stores' query values) as JSON data: dates, times and
@@ -125,7 +126,9 @@ def _check_options(limit: Any, timeout_s: Any, params: Any) -> dict[str, Any]:
         or not math.isfinite(timeout_s)
         or not 0 < timeout_s <= MAX_TIMEOUT_S
     ):
-        raise ConfigError(f"timeout must be a number of seconds above 0 and at most {MAX_TIMEOUT_S:g}, got {timeout_s!r}")
+        raise ConfigError(
+            f"timeout must be a number of seconds above 0 and at most {MAX_TIMEOUT_S:g}, got {timeout_s!r}"
+        )
     if params is None:
         return {}
     if not isinstance(params, dict) or not all(isinstance(k, str) for k in params):
@@ -166,7 +169,9 @@ def run_cypher(
         from tiein.cypher_worker import WorkerLimits, run_isolated
 
         limits = worker if isinstance(worker, WorkerLimits) else None
-        columns, rows = run_isolated(path, query, params, limit=limit + 1, timeout_s=float(timeout_s), limits=limits)
+        columns, rows = run_isolated(
+            path, query, params, limit=limit + 1, timeout_s=float(timeout_s), limits=limits
+        )
     else:
         columns, rows = store.query_rows(query, params, limit=limit + 1, timeout_s=float(timeout_s))
     elapsed_ms = (time.perf_counter() - start) * 1000.0

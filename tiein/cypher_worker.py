@@ -68,7 +68,9 @@ class WorkerLimits:
 
     def __post_init__(self) -> None:
         if isinstance(self.memory_mb, bool) or not isinstance(self.memory_mb, int) or self.memory_mb < 512:
-            raise CypherError(f"the analyst worker's memory limit must be at least 512 MB, got {self.memory_mb!r}")
+            raise CypherError(
+                f"the analyst worker's memory limit must be at least 512 MB, got {self.memory_mb!r}"
+            )
         if not 1 <= self.threads <= 64:
             raise CypherError(f"the analyst worker's threads must be from 1 to 64, got {self.threads!r}")
         if not 1 <= self.max_running <= 1024:
@@ -123,19 +125,36 @@ def run_isolated(
 
 
 def _run(
-    path: Path | str, query: str, params: dict[str, Any] | None, limit: int, timeout_s: float, limits: WorkerLimits
+    path: Path | str,
+    query: str,
+    params: dict[str, Any] | None,
+    limit: int,
+    timeout_s: float,
+    limits: WorkerLimits,
 ) -> tuple[list[str], list[list[Any]]]:
     request = pickle.dumps(
-        {"path": str(path), "query": query, "params": params or {}, "limit": limit, "timeout_s": timeout_s,
-         "memory_mb": limits.memory_mb, "threads": limits.threads, "nice": limits.nice}  # fmt: skip
+        {
+            "path": str(path),
+            "query": query,
+            "params": params or {},
+            "limit": limit,
+            "timeout_s": timeout_s,
+            "memory_mb": limits.memory_mb,
+            "threads": limits.threads,
+            "nice": limits.nice,
+        }
     )
     root = str(Path(__file__).resolve().parents[1])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "tiein.cypher_worker"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
-        close_fds=True, start_new_session=True,
-    )  # fmt: skip
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        close_fds=True,
+        start_new_session=True,
+    )
     assert proc.stdin is not None and proc.stdout is not None
     lower_priority(proc.pid, limits.nice)  # at once (the worker does it too, first thing)
     try:
@@ -149,7 +168,9 @@ def _run(
             raise _failure(proc, "the analyst worker did not start in time")
         if not out.read_until(time.monotonic() + timeout_s + KILL_GRACE_S, None):
             if out.too_big:
-                raise CypherError(f"the answer is larger than {MAX_ANSWER_BYTES >> 20} MB: ask for fewer rows or columns")
+                raise CypherError(
+                    f"the answer is larger than {MAX_ANSWER_BYTES >> 20} MB: ask for fewer rows or columns"
+                )
             raise CypherError(
                 f"query interrupted (time limit of {timeout_s:g} s exceeded): the analyst worker was stopped"
             )
@@ -187,7 +208,9 @@ def _failure(proc: subprocess.Popen[bytes], what: str) -> CypherError:
             name = signal.Signals(-code).name
         except ValueError:
             name = f"signal {-code}"
-        return CypherError(f"query failed: the analyst worker was killed by {name} (the server is unaffected)")
+        return CypherError(
+            f"query failed: the analyst worker was killed by {name} (the server is unaffected)"
+        )
     return CypherError(f"query failed: {what} (exit status {code})")
 
 
@@ -259,7 +282,9 @@ def main() -> None:
     try:
         data = json.dumps(answer, ensure_ascii=False, allow_nan=False).encode("utf-8")
     except (ValueError, TypeError, MemoryError) as exc:
-        data = json.dumps({"error": "CypherError", "message": f"query failed: the answer cannot be sent ({exc})"}).encode()
+        data = json.dumps(
+            {"error": "CypherError", "message": f"query failed: the answer cannot be sent ({exc})"}
+        ).encode()
     sys.stdout.buffer.write(data)
     sys.stdout.buffer.flush()
     os._exit(0)  # no interpreter teardown: the database closes with the process

@@ -88,6 +88,8 @@ def escape_formula_table(table: pa.Table) -> pa.Table:
             escaped = pc.if_else(pc.match_substring_regex(col, _FORMULA_RE), quoted, col)
             table = table.set_column(i, f, escaped)
     return table
+
+
 MANIFEST_VERSION = 1
 
 _PRODUCT_TYPES = {f: PRODUCTS.field(f).type for f in PRODUCT_FIELDS}
@@ -104,25 +106,53 @@ def columns(what: str) -> pa.Schema:
         return pa.schema(
             [
                 *_product_fields("anchor_"),
-                ("kind", s), ("rank", i), *_product_fields(""),
-                ("score", f), ("n_ab", i), ("lift", f), ("confidence", f), ("co_view", i),
-                ("similarity", f), ("category_relation", s), ("price_ratio", f), ("evidence", s),
-                ("explanation_zh", s), ("explanation_en", s),
+                ("kind", s),
+                ("rank", i),
+                *_product_fields(""),
+                ("score", f),
+                ("n_ab", i),
+                ("lift", f),
+                ("confidence", f),
+                ("co_view", i),
+                ("similarity", f),
+                ("category_relation", s),
+                ("price_ratio", f),
+                ("evidence", s),
+                ("explanation_zh", s),
+                ("explanation_en", s),
             ]
-        )  # fmt: skip
+        )
     if what == "bundles":
         return pa.schema(
             [
                 *_product_fields("anchor_"),
-                ("scene_id", s), ("scene_name", s), ("items", i), ("total", f), ("suggested_price", f),
-                ("saving", f), ("discount", f), ("budget", f), ("pitch_zh", s), ("pitch_en", s),
-                ("reason_code", s), ("reason_zh", s), ("reason_en", s), ("skipped", s),
-                ("skipped_roles", s), ("mix", s), ("priced", pa.bool_()),
-                ("item_rank", i), *_product_fields("item_"), ("item_role", s), ("item_relation", s),
-                ("item_score", f), ("item_evidence", s), ("item_explanation_zh", s),
+                ("scene_id", s),
+                ("scene_name", s),
+                ("items", i),
+                ("total", f),
+                ("suggested_price", f),
+                ("saving", f),
+                ("discount", f),
+                ("budget", f),
+                ("pitch_zh", s),
+                ("pitch_en", s),
+                ("reason_code", s),
+                ("reason_zh", s),
+                ("reason_en", s),
+                ("skipped", s),
+                ("skipped_roles", s),
+                ("mix", s),
+                ("priced", pa.bool_()),
+                ("item_rank", i),
+                *_product_fields("item_"),
+                ("item_role", s),
+                ("item_relation", s),
+                ("item_score", f),
+                ("item_evidence", s),
+                ("item_explanation_zh", s),
                 ("item_explanation_en", s),
             ]
-        )  # fmt: skip
+        )
     raise ConfigError(f"unknown export {what!r}; choose one of: {', '.join(WHATS)}")
 
 
@@ -139,12 +169,22 @@ def related_rows(payload: dict[str, Any]) -> Iterator[dict[str, Any]]:
     anchor = _prefixed(payload["product"], "anchor_")
     for rank, r in enumerate(payload["related"], 1):
         yield {
-            **anchor, "kind": payload["kind"], "rank": rank, **_prefixed(r, ""),
-            "score": r["score"], "n_ab": r["n_ab"], "lift": r["lift"], "confidence": r["confidence"],
-            "co_view": r["co_view"], "similarity": r["similarity"], "category_relation": r["category_relation"],
-            "price_ratio": r["price_ratio"], "evidence": _json(r["evidence"]),
-            "explanation_zh": r["explanation_zh"], "explanation_en": r["explanation_en"],
-        }  # fmt: skip
+            **anchor,
+            "kind": payload["kind"],
+            "rank": rank,
+            **_prefixed(r, ""),
+            "score": r["score"],
+            "n_ab": r["n_ab"],
+            "lift": r["lift"],
+            "confidence": r["confidence"],
+            "co_view": r["co_view"],
+            "similarity": r["similarity"],
+            "category_relation": r["category_relation"],
+            "price_ratio": r["price_ratio"],
+            "evidence": _json(r["evidence"]),
+            "explanation_zh": r["explanation_zh"],
+            "explanation_en": r["explanation_en"],
+        }
 
 
 def bundle_rows(payload: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -155,30 +195,47 @@ def bundle_rows(payload: dict[str, Any]) -> Iterator[dict[str, Any]]:
     pitch = payload.get("pitch") or {}
     head = {
         **_prefixed(payload["anchor"], "anchor_"),
-        "scene_id": scene.get("scene_id"), "scene_name": scene.get("name"), "items": len(payload["items"]),
-        "total": payload.get("total"), "suggested_price": payload.get("suggested_price"),
-        "saving": payload.get("saving"), "discount": payload.get("discount"), "budget": payload.get("budget"),
-        "pitch_zh": pitch.get("zh"), "pitch_en": pitch.get("en"),
-        "reason_code": reason.get("code"), "reason_zh": reason.get("zh"), "reason_en": reason.get("en"),
-        "skipped": _json(payload.get("skipped")), "skipped_roles": _json(payload.get("skipped_roles")),
-        "mix": _json(payload.get("mix")), "priced": payload.get("priced"),
-    }  # fmt: skip
+        "scene_id": scene.get("scene_id"),
+        "scene_name": scene.get("name"),
+        "items": len(payload["items"]),
+        "total": payload.get("total"),
+        "suggested_price": payload.get("suggested_price"),
+        "saving": payload.get("saving"),
+        "discount": payload.get("discount"),
+        "budget": payload.get("budget"),
+        "pitch_zh": pitch.get("zh"),
+        "pitch_en": pitch.get("en"),
+        "reason_code": reason.get("code"),
+        "reason_zh": reason.get("zh"),
+        "reason_en": reason.get("en"),
+        "skipped": _json(payload.get("skipped")),
+        "skipped_roles": _json(payload.get("skipped_roles")),
+        "mix": _json(payload.get("mix")),
+        "priced": payload.get("priced"),
+    }
     if not payload["items"]:
         yield head
         return
     for rank, item in enumerate(payload["items"], 1):
         expl = item.get("explanation") or {}
         yield {
-            **head, "item_rank": rank, **_prefixed(item["product"], "item_"), "item_role": item.get("role"),
-            "item_relation": item.get("relation"), "item_score": item.get("score"),
-            "item_evidence": _json(item.get("evidence")), "item_explanation_zh": expl.get("zh"),
+            **head,
+            "item_rank": rank,
+            **_prefixed(item["product"], "item_"),
+            "item_role": item.get("role"),
+            "item_relation": item.get("relation"),
+            "item_score": item.get("score"),
+            "item_evidence": _json(item.get("evidence")),
+            "item_explanation_zh": expl.get("zh"),
             "item_explanation_en": expl.get("en"),
-        }  # fmt: skip
+        }
 
 
 def _table(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
     """Rows as a table of ``schema`` (missing keys are null), built column by column."""
-    return pa.table({f.name: pa.array([r.get(f.name) for r in rows], type=f.type) for f in schema}, schema=schema)
+    return pa.table(
+        {f.name: pa.array([r.get(f.name) for r in rows], type=f.type) for f in schema}, schema=schema
+    )
 
 
 # ----------------------------------------------------------------------------- export
@@ -230,7 +287,11 @@ def _anchors(store: Any, scene: str | None) -> list[str]:
 def _fingerprint(store: Any, anchors: list[str]) -> dict[str, Any]:
     stats = json.dumps(store.stats(), sort_keys=True, default=str, ensure_ascii=False)
     ids = hashlib.sha256("\n".join(anchors).encode("utf-8")).hexdigest()
-    return {"graph": hashlib.sha256(stats.encode("utf-8")).hexdigest(), "anchors": len(anchors), "anchor_ids": ids}
+    return {
+        "graph": hashlib.sha256(stats.encode("utf-8")).hexdigest(),
+        "anchors": len(anchors),
+        "anchor_ids": ids,
+    }
 
 
 def export(
@@ -290,19 +351,27 @@ def export(
         options |= {"size": size, "budget": budget, "mix": mix_list, "discount": discount}
 
         def payloads(pid: str) -> list[dict[str, Any]]:
-            return [bundle_payload(snap, pid, scene=scene, size=size, budget=budget, mix=mix, discount=discount)]
+            return [
+                bundle_payload(snap, pid, scene=scene, size=size, budget=budget, mix=mix, discount=discount)
+            ]
 
         to_rows = bundle_rows
     if anchors:
         payloads(anchors[0])  # bad options fail here, before anything is written
 
     schema = columns(what)
-    manifest = {"version": MANIFEST_VERSION, "options": options, **_fingerprint(snap, anchors),
-                "columns": schema.names}  # fmt: skip
+    manifest = {
+        "version": MANIFEST_VERSION,
+        "options": options,
+        **_fingerprint(snap, anchors),
+        "columns": schema.names,
+    }
     parts = out.with_name(out.name + ".parts")
     ext = "jsonl" if fmt == "jsonl" else "arrow"
     n_chunks = (len(anchors) + chunk_size - 1) // chunk_size
-    result = ExportResult(out, what, fmt, len(anchors), 0, n_chunks, snapshot_s=round(snapshot_s, 3), options=options)
+    result = ExportResult(
+        out, what, fmt, len(anchors), 0, n_chunks, snapshot_s=round(snapshot_s, 3), options=options
+    )
     with _parts_dir(parts, manifest) as restarted:
         result.restarted = restarted
         done = 0
@@ -324,7 +393,9 @@ def export(
             done += len(chunk)
             if progress:
                 progress("export", done, len(anchors))
-        result.rows = _assemble(parts, out, fmt, schema, n_chunks, ext, bom=bom, formula_escape=formula_escape)
+        result.rows = _assemble(
+            parts, out, fmt, schema, n_chunks, ext, bom=bom, formula_escape=formula_escape
+        )
     shutil.rmtree(parts, ignore_errors=True)
     result.seconds = round(time.perf_counter() - started, 3)
     return result
@@ -390,7 +461,14 @@ def _read_arrow(path: Path) -> pa.Table:
 
 
 def _assemble(
-    parts: Path, out: Path, fmt: str, schema: pa.Schema, n_chunks: int, ext: str, *, bom: bool = False,
+    parts: Path,
+    out: Path,
+    fmt: str,
+    schema: pa.Schema,
+    n_chunks: int,
+    ext: str,
+    *,
+    bom: bool = False,
     formula_escape: bool = True,
 ) -> int:
     """Join the parts into a temp file beside ``out`` and move it onto ``out``; rows written."""

@@ -101,7 +101,12 @@ def product_frame(products: pa.Table) -> pa.Table:
     product line key."""
     paths = products.column("category_path").to_pylist()
     parents = [p.rsplit(CATEGORY_SEP, 1)[0] if p and CATEGORY_SEP in p else None for p in paths]
-    lines = [line_key(t, b) for t, b in zip(products.column("title").to_pylist(), products.column("brand").to_pylist(), strict=True)]
+    lines = [
+        line_key(t, b)
+        for t, b in zip(
+            products.column("title").to_pylist(), products.column("brand").to_pylist(), strict=True
+        )
+    ]
     return pa.table(
         {
             "product_id": products.column("product_id"),
@@ -146,14 +151,20 @@ def candidate_features(
     con.register("cp_t", co_purchase if co_purchase is not None else PAIR_STATS.empty_table())
     con.register("cv_t", co_view if co_view is not None else PAIR_STATS.empty_table())
     con.register("lp_t", listed if listed is not None else LISTED_PAIRS.empty_table())
-    con.register("nb_t", neighbours.select(["src", "dst"]) if neighbours is not None else NEIGHBOURS.empty_table())
-    table = con.sql(_SQL, params={"per_product": int(per_product), "per_staple": int(per_staple)}).to_arrow_table()
+    con.register(
+        "nb_t", neighbours.select(["src", "dst"]) if neighbours is not None else NEIGHBOURS.empty_table()
+    )
+    table = con.sql(
+        _SQL, params={"per_product": int(per_product), "per_staple": int(per_staple)}
+    ).to_arrow_table()
     con.close()
     sim = pair_similarity(table.column("src"), table.column("dst"), ids, vectors)
     return table.append_column("similarity", pa.array(sim, pa.float64()))
 
 
-def pair_similarity(src: pa.ChunkedArray, dst: pa.ChunkedArray, ids: list[str] | None, vectors: np.ndarray | None) -> np.ndarray:
+def pair_similarity(
+    src: pa.ChunkedArray, dst: pa.ChunkedArray, ids: list[str] | None, vectors: np.ndarray | None
+) -> np.ndarray:
     """Cosine similarity of each (src[i], dst[i]) from normalised embedding rows; NaN where a
     product has no vector."""
     n = len(src)
@@ -228,11 +239,21 @@ ORDER BY d.src, d.dst
 """
 
 NEXT_FEATURE_COLUMNS = (
-    "src", "dst", "after_sd", "after_ds", "n_ab", "returning_src", "later_dst", "cat_rel", "price_ratio",
-)  # fmt: skip
+    "src",
+    "dst",
+    "after_sd",
+    "after_ds",
+    "n_ab",
+    "returning_src",
+    "later_dst",
+    "cat_rel",
+    "price_ratio",
+)
 
 
-def next_candidates(products: pa.Table, pairs: pa.Table, timeline: pa.Table, *, min_count: int = 1) -> pa.Table:
+def next_candidates(
+    products: pa.Table, pairs: pa.Table, timeline: pa.Table, *, min_count: int = 1
+) -> pa.Table:
     """Directed "bought next" candidates src → dst with their features (NEXT_FEATURE_COLUMNS).
 
     ``pairs`` is PAIR_STATS (its ``after_ab`` / ``after_ba``), ``timeline`` is TIMELINE (from
@@ -295,7 +316,11 @@ def _percentile(values: np.ndarray, among: np.ndarray) -> np.ndarray:
 
 
 def sales_roles(
-    orders: np.ndarray, units: np.ndarray, price: np.ndarray, margin: np.ndarray, cfg: RoleConfig | None = None
+    orders: np.ndarray,
+    units: np.ndarray,
+    price: np.ndarray,
+    margin: np.ndarray,
+    cfg: RoleConfig | None = None,
 ) -> np.ndarray:
     """Each product's sales role (an object array of "traffic" / "hero" / "profit" / "regular" /
     None) from its order count, units sold, price and margin (NaN = unknown); see

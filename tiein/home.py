@@ -199,7 +199,9 @@ def switch(home: Path | str, state_id: str, store_url: str, *, previous: str | N
     old = read_pointer(home)
     prev = previous if previous is not None else old.current
     pointer = Pointer(
-        current=state_id, previous=prev if prev != state_id else old.previous, store=store_key(store_url, home)
+        current=state_id,
+        previous=prev if prev != state_id else old.previous,
+        store=store_key(store_url, home),
     )
     write_pointer(home, pointer)
     fault("build.after_pointer")
@@ -281,7 +283,6 @@ def store_state_id(store: Any) -> str | None:
         raise
     sid = meta.get("state_id") if isinstance(meta, dict) else None
     return sid if isinstance(sid, str) else None
-
 
 
 def recover_if_idle(home: Path | str, store: Any, store_url: str) -> list[str]:

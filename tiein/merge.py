@@ -43,7 +43,7 @@ def _catalog_columns(path: Path, mapping: Any) -> set[str]:
             required=False,
             mapped_as="catalog.title",
             aliases=("name", "product_name"),
-        ),  # fmt: skip
+        ),
         "category": lambda: sql.resolve_many(raw, "category", cols.category, mapped_as="catalog.category"),
         "brand": lambda: sql.resolve(raw, "brand", cols.brand, required=False, mapped_as="catalog.brand"),
         "price": lambda: sql.resolve(raw, "price", cols.price, required=False, mapped_as="catalog.price"),
@@ -84,8 +84,12 @@ def _upsert_products(old: pa.Table, rows: pa.Table, columns: set[str]) -> tuple[
         ).to_arrow_table()
     finally:
         con.close()
-    both = pa.concat_tables([kept.select(["k", *PRODUCTS.names]).cast(pa.schema([("k", pa.int64()), *PRODUCTS])),
-                             added.select(["k", *PRODUCTS.names]).cast(pa.schema([("k", pa.int64()), *PRODUCTS]))])  # fmt: skip
+    both = pa.concat_tables(
+        [
+            kept.select(["k", *PRODUCTS.names]).cast(pa.schema([("k", pa.int64()), *PRODUCTS])),
+            added.select(["k", *PRODUCTS.names]).cast(pa.schema([("k", pa.int64()), *PRODUCTS])),
+        ]
+    )
     both = both.sort_by("k").drop(["k"])
     changed = _changed_ids(old, both.slice(0, old.num_rows), PRODUCTS.names[1:])
     return both, len(changed), added.num_rows

@@ -126,6 +126,8 @@ def check_kind(kind: str) -> str:
 
         raise ConfigError(f"unknown relation kind {kind!r}; valid kinds: {', '.join(RELATION_KINDS)}")
     return kind
+
+
 # Relationship type in the graph for each relation kind.
 REL_TYPE = {
     "complement": "COMPLEMENT",

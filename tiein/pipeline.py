@@ -156,10 +156,16 @@ def _build(opts: BuildOptions, progress: Progress | None) -> BuildSummary:
 
     with timer.step("load"):
         if opts.dataset:
-            loaded = loaders.load_dataset(opts.dataset, data_dir=opts.data_dir, progress=_phase(progress, "load"))
+            loaded = loaders.load_dataset(
+                opts.dataset, data_dir=opts.data_dir, progress=_phase(progress, "load")
+            )
         else:
             loaded = loaders.load_files(
-                catalog=opts.catalog, orders=opts.orders, views=opts.views, mapping=opts.mapping, progress=_phase(progress, "load")
+                catalog=opts.catalog,
+                orders=opts.orders,
+                views=opts.views,
+                mapping=opts.mapping,
+                progress=_phase(progress, "load"),
             )
     products = loaded.products
     with timer.step("roles"):
@@ -229,10 +235,22 @@ def _build(opts: BuildOptions, progress: Progress | None) -> BuildSummary:
         "state_id": state_id,
     }
     data, report = graph_from_stats(
-        opts, home, products, orders=loaded.orders, co_purchase=co_purchase, co_view=co_view,
-        listed=loaded.listed_pairs, timeline=timeline, returning_customers=int(mining_report.get("returning_customers", 0)),
-        neighbours=neighbours, ids=ids, vectors=vectors, user_scenes=user_scenes, meta=meta, timer=timer,
-    )  # fmt: skip
+        opts,
+        home,
+        products,
+        orders=loaded.orders,
+        co_purchase=co_purchase,
+        co_view=co_view,
+        listed=loaded.listed_pairs,
+        timeline=timeline,
+        returning_customers=int(mining_report.get("returning_customers", 0)),
+        neighbours=neighbours,
+        ids=ids,
+        vectors=vectors,
+        user_scenes=user_scenes,
+        meta=meta,
+        timer=timer,
+    )
     check_build(opts.floors, loaded, data.relations)
     from tiein.state import write_state
 
@@ -242,11 +260,18 @@ def _build(opts: BuildOptions, progress: Progress | None) -> BuildSummary:
             if index is not None:
                 index.save(stage.path / INDEX)
             write_state(
-                stage.path / INPUTS, opts, source=loaded.name,
+                stage.path / INPUTS,
+                opts,
+                source=loaded.name,
                 derived_catalog=loaded.report.products_derived_from == "orders",
-                products=loaded.products, orders=loaded.orders, views=loaded.views, listed_pairs=loaded.listed_pairs,
-                data=data, model=model_name, neighbours=neighbours,
-            )  # fmt: skip
+                products=loaded.products,
+                orders=loaded.orders,
+                views=loaded.views,
+                listed_pairs=loaded.listed_pairs,
+                data=data,
+                model=model_name,
+                neighbours=neighbours,
+            )
             fault("build.after_stage")
             stage.commit()
         except BaseException:
@@ -327,13 +352,19 @@ def graph_from_stats(
     )
     with timer.step("rank"):  # complement weights fitted on a time split of the shop's own orders
         ranker, ranker_report = fit_from_orders(
-            products, orders, features=lambda pairs: features_of(co_purchase=pairs),
-            min_count=opts.min_count, max_basket=opts.max_basket, after_window_days=opts.after_window_days,
+            products,
+            orders,
+            features=lambda pairs: features_of(co_purchase=pairs),
+            min_count=opts.min_count,
+            max_basket=opts.max_basket,
+            after_window_days=opts.after_window_days,
             min_pair_count=opts.relations.min_pair_count,
             baseline=lambda f: score_features(f, opts.relations)["complement"],
-            min_probability=opts.relations.min_probability, keep_per_src=opts.relations.keep_per_kind,
-            threads=opts.threads, cfg=opts.ranker,
-        )  # fmt: skip
+            min_probability=opts.relations.min_probability,
+            keep_per_src=opts.relations.keep_per_kind,
+            threads=opts.threads,
+            cfg=opts.ranker,
+        )
     meta = {**meta, "complement_ranker": ranker_report, "ranker_config": opts.ranker.to_dict()}
     with timer.step("classify"):
         features = features_of(co_purchase=co_purchase)
@@ -357,7 +388,9 @@ def graph_from_stats(
         empty = PAIR_STATS.empty_table()
         data = GraphData(
             products=products,
-            co_purchased=top_pairs(co_purchase, opts.graph_pairs_per_product) if co_purchase is not None else empty,
+            co_purchased=top_pairs(co_purchase, opts.graph_pairs_per_product)
+            if co_purchase is not None
+            else empty,
             co_viewed=top_pairs(co_view, opts.graph_pairs_per_product) if co_view is not None else empty,
             relations=relations,
             scenes=scenes,

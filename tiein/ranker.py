@@ -49,28 +49,28 @@ ArrayLike = Any
 
 #: The model's inputs, each computed by :func:`design_matrix` from a candidate feature table.
 FEATURES = (
-    "log_n_ab",          # log1p(bought together)
-    "confidence",        # n_ab / (n_src + 5): P(dst | src), shrunk
+    "log_n_ab",  # log1p(bought together)
+    "confidence",  # n_ab / (n_src + 5): P(dst | src), shrunk
     "reverse_confidence",  # n_ab / (n_dst + 5): P(src | dst), shrunk
-    "cosine",            # n_ab / sqrt(n_src * n_dst)
-    "jaccard",           # n_ab / (n_src + n_dst - n_ab)
-    "log_lift",          # log lift (0 without co-purchase), clipped to ±5
-    "log_pop_dst",       # log share of baskets holding dst
-    "log_pop_src",       # log share of baskets holding src
-    "similarity",        # title-embedding cosine (0 unknown)
-    "cat_same",          # category relation one-hot (different = 0)
+    "cosine",  # n_ab / sqrt(n_src * n_dst)
+    "jaccard",  # n_ab / (n_src + n_dst - n_ab)
+    "log_lift",  # log lift (0 without co-purchase), clipped to ±5
+    "log_pop_dst",  # log share of baskets holding dst
+    "log_pop_src",  # log share of baskets holding src
+    "similarity",  # title-embedding cosine (0 unknown)
+    "cat_same",  # category relation one-hot (different = 0)
     "cat_sibling",
     "cat_unknown",
-    "log_price_ratio",   # log(price dst / price src), clipped to ±3 (0 unknown)
+    "log_price_ratio",  # log(price dst / price src), clipped to ±3 (0 unknown)
     "price_unknown",
-    "after_share",       # (after_sd + 1) / (after_sd + after_ds + 2) - 0.5: bought after src
-    "log_after",         # log1p(after_sd)
-    "log_co_view",       # log1p(viewed together)
-    "listed_buy",        # the shop's own "also bought" lists (0/1/2)
-    "same_line",         # same brand / product line
+    "after_share",  # (after_sd + 1) / (after_sd + after_ds + 2) - 0.5: bought after src
+    "log_after",  # log1p(after_sd)
+    "log_co_view",  # log1p(viewed together)
+    "listed_buy",  # the shop's own "also bought" lists (0/1/2)
+    "same_line",  # same brand / product line
     "log_basket_weighted",  # log1p(co-purchases weighted 1 / basket size): BM25's signal
     "basket_weighted_cosine",  # the same over sqrt(src's and dst's weighted orders)
-)  # fmt: skip
+)
 
 
 @dataclass(frozen=True)
@@ -172,14 +172,28 @@ def design_matrix(f: dict[str, np.ndarray]) -> np.ndarray:
         w_cos = w_ab / np.sqrt(w_src * w_dst)
     cat = np.nan_to_num(_col(f, "cat_rel", n), nan=3.0)
     cols = [
-        np.log1p(np.maximum(n_ab, 0.0)), conf, rconf, cos, jac, np.clip(log_lift, -5.0, 5.0),
-        pop_d, pop_s, np.nan_to_num(_col(f, "similarity", n), nan=0.0),
-        (cat == 0).astype(np.float64), (cat == 1).astype(np.float64), (cat == 3).astype(np.float64),
-        np.clip(log_ratio, -3.0, 3.0), (~known).astype(np.float64),
-        (a + 1.0) / (a + b + 2.0) - 0.5, np.log1p(np.maximum(a, 0.0)),
-        np.log1p(np.maximum(_col(f, "co_view", n), 0.0)), _col(f, "listed_buy", n),
-        _col(f, "same_line", n), np.log1p(w_ab), w_cos,
-    ]  # fmt: skip
+        np.log1p(np.maximum(n_ab, 0.0)),
+        conf,
+        rconf,
+        cos,
+        jac,
+        np.clip(log_lift, -5.0, 5.0),
+        pop_d,
+        pop_s,
+        np.nan_to_num(_col(f, "similarity", n), nan=0.0),
+        (cat == 0).astype(np.float64),
+        (cat == 1).astype(np.float64),
+        (cat == 3).astype(np.float64),
+        np.clip(log_ratio, -3.0, 3.0),
+        (~known).astype(np.float64),
+        (a + 1.0) / (a + b + 2.0) - 0.5,
+        np.log1p(np.maximum(a, 0.0)),
+        np.log1p(np.maximum(_col(f, "co_view", n), 0.0)),
+        _col(f, "listed_buy", n),
+        _col(f, "same_line", n),
+        np.log1p(w_ab),
+        w_cos,
+    ]
     x = np.column_stack(cols)
     return np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
 
@@ -210,6 +224,7 @@ def fit_logistic(
     w[0] = np.log(rate / (1 - rate))
     pen = np.full(z.shape[1], float(l2))
     pen[0] = 0.0
+
     def objective(w: np.ndarray) -> float:  # penalised log-likelihood, to be maximised
         eta = z @ w
         return float((k * eta - n * np.logaddexp(0.0, eta)).sum() - 0.5 * (pen * w * w).sum())
@@ -274,9 +289,17 @@ def fit_ranker(
     k = np.asarray(k, dtype=np.float64)
     n = np.asarray(n, dtype=np.float64)
     positives = int((k > 0).sum())
-    report: dict[str, Any] = {"rows": int(k.size), "positives": positives, "label_weight": round(float(n.sum()), 1)}
+    report: dict[str, Any] = {
+        "rows": int(k.size),
+        "positives": positives,
+        "label_weight": round(float(n.sum()), 1),
+    }
     if positives < cfg.min_positives:
-        return None, {"fitted": False, "reason": f"{positives} labelled pairs bought together, below {cfg.min_positives}", **report}
+        return None, {
+            "fitted": False,
+            "reason": f"{positives} labelled pairs bought together, below {cfg.min_positives}",
+            **report,
+        }
     x = design_matrix(f)
     src = f["src"]
     uniq, inv = np.unique(src.astype(str), return_inverse=True)
@@ -364,7 +387,11 @@ def choose_cart_exponent(
             np.add.at(S, (row[sel] - a, dst_s[edge[sel]]), w[sel])
             in_cart = cart_of[(cart_of >= a) & (cart_of < b)]
             S[in_cart - a, items[(cart_of >= a) & (cart_of < b)]] = -1.0
-            top = np.argpartition(-S, 9, axis=1)[:, :10] if n_items > 10 else np.tile(np.arange(n_items), (b - a, 1))
+            top = (
+                np.argpartition(-S, 9, axis=1)[:, :10]
+                if n_items > 10
+                else np.tile(np.arange(n_items), (b - a, 1))
+            )
             h = hidden[a:b]
             ok = S[np.arange(h.size), h] > 0
             hits += int((ok & (top == h[:, None]).any(axis=1)).sum())
@@ -397,7 +424,9 @@ ORDER BY c.i
 """
 
 
-def with_basket_weights(features: pa.Table, orders: pa.Table, max_basket: int, min_pair_count: int) -> pa.Table:
+def with_basket_weights(
+    features: pa.Table, orders: pa.Table, max_basket: int, min_pair_count: int
+) -> pa.Table:
     """``features`` with ``w_ab`` / ``w_src`` / ``w_dst``: orders holding both / src / dst, each
     weighing ``BASKET_UNIT // basket size`` (a pair in a 200-product wholesale order says less
     than in a 3-product one; baskets over ``max_basket`` are skipped, as the miner does). Only
@@ -410,9 +439,19 @@ def with_basket_weights(features: pa.Table, orders: pa.Table, max_basket: int, m
     if idx.size and orders.num_rows:
         con = duckdb.connect()
         con.register("o", orders.select(["order_id", "product_id"]))
-        con.register("cand", pa.table({"i": pa.array(idx), "src": features.column("src").take(pa.array(idx)),
-                                       "dst": features.column("dst").take(pa.array(idx))}))  # fmt: skip
-        out = con.sql(_WEIGHT_SQL, params={"max_basket": int(max_basket), "unit": BASKET_UNIT}).to_arrow_table()
+        con.register(
+            "cand",
+            pa.table(
+                {
+                    "i": pa.array(idx),
+                    "src": features.column("src").take(pa.array(idx)),
+                    "dst": features.column("dst").take(pa.array(idx)),
+                }
+            ),
+        )
+        out = con.sql(
+            _WEIGHT_SQL, params={"max_basket": int(max_basket), "unit": BASKET_UNIT}
+        ).to_arrow_table()
         con.close()
         rows = out.column("i").to_numpy()
         for c in w:
@@ -428,7 +467,6 @@ _SPLIT_SQL = """
 SELECT order_id, row_number() OVER (ORDER BY t NULLS FIRST, md5(order_id)) AS i
 FROM (SELECT order_id, min(ts) AS t FROM o GROUP BY order_id)
 """
-
 
 
 def split_orders(orders: pa.Table, holdout_share: float) -> tuple[pa.Table, pa.Table]:
@@ -479,11 +517,19 @@ def fit_from_orders(
     early, late = split_orders(orders, cfg.holdout_share)
     if early.num_rows == 0 or late.num_rows == 0:
         return None, {"fitted": False, "reason": "too few baskets to split"}
-    mined = mine_pairs(early, min_count=min_count, max_basket=max_basket, after_window_days=after_window_days, threads=threads)
+    mined = mine_pairs(
+        early,
+        min_count=min_count,
+        max_basket=max_basket,
+        after_window_days=after_window_days,
+        threads=threads,
+    )
     table = with_basket_weights(features(mined.pairs), early, max_basket, min_pair_count)
     f = feature_dict(table)
     eligible = (f["n_ab"] >= min_pair_count) | (f["listed_buy"] > 0)
-    lab = with_basket_weights(table.select(["src", "dst", "n_ab"]).filter(pa.array(eligible)), late, max_basket, min_pair_count)
+    lab = with_basket_weights(
+        table.select(["src", "dst", "n_ab"]).filter(pa.array(eligible)), late, max_basket, min_pair_count
+    )
     i = np.flatnonzero(eligible)
     k = lab.column("w_ab").to_numpy() / BASKET_UNIT
     n = lab.column("w_src").to_numpy() / BASKET_UNIT
@@ -495,14 +541,21 @@ def fit_from_orders(
     report["label_baskets"] = int(late.group_by("order_id").aggregate([]).num_rows)
     if model is None:
         return None, report
-    exponent, report["cart_hit_rates"] = _cart_exponent(model, f, eligible, late, min_probability, keep_per_src)
+    exponent, report["cart_hit_rates"] = _cart_exponent(
+        model, f, eligible, late, min_probability, keep_per_src
+    )
     fitted = ComplementRanker(model.weights, model.intercept, model.mean, model.scale, report, exponent)
     return fitted, fitted.describe()
 
 
 def _cart_exponent(
-    model: ComplementRanker, f: dict[str, np.ndarray], eligible: np.ndarray, late: pa.Table,
-    min_probability: float, keep_per_src: int, max_carts: int = 2000,
+    model: ComplementRanker,
+    f: dict[str, np.ndarray],
+    eligible: np.ndarray,
+    late: pa.Table,
+    min_probability: float,
+    keep_per_src: int,
+    max_carts: int = 2000,
 ) -> tuple[float, dict[str, float]]:
     """:func:`choose_cart_exponent` on the label baskets, with the relations the feature baskets
     give (each src's best ``keep_per_src`` complements scoring ≥ ``min_probability``); up to
@@ -529,7 +582,9 @@ def _cart_exponent(
     for o, q in zip(late.column("order_id").to_pylist(), late.column("product_id").to_pylist(), strict=True):
         if (j := pos.get(q)) is not None:
             baskets.setdefault(o, set()).add(j)
-    chosen = sorted((hashlib.md5(o.encode("utf-8")).hexdigest(), o) for o, b in baskets.items() if len(b) >= 2)
+    chosen = sorted(
+        (hashlib.md5(o.encode("utf-8")).hexdigest(), o) for o, b in baskets.items() if len(b) >= 2
+    )
     carts, hidden = [], []
     for _, o in chosen[:max_carts]:
         b = sorted(baskets[o])
@@ -543,8 +598,21 @@ def feature_dict(features: pa.Table) -> dict[str, np.ndarray]:
     """A candidate feature table as numpy columns with the types classification uses (counts as
     int64, ratios as float64, NaN kept)."""
     f = {c: features.column(c).to_numpy(zero_copy_only=False) for c in features.column_names}
-    for c in ("n_ab", "n_src", "n_dst", "n_baskets", "after_sd", "after_ds", "co_view", "listed_buy", "listed_view", "cat_rel",
-              "w_ab", "w_src", "w_dst"):  # fmt: skip
+    for c in (
+        "n_ab",
+        "n_src",
+        "n_dst",
+        "n_baskets",
+        "after_sd",
+        "after_ds",
+        "co_view",
+        "listed_buy",
+        "listed_view",
+        "cat_rel",
+        "w_ab",
+        "w_src",
+        "w_dst",
+    ):
         if c in f:
             f[c] = np.nan_to_num(f[c].astype(np.float64)).astype(np.int64)
     for c in ("conf", "lift", "similarity", "price_ratio"):

@@ -215,7 +215,9 @@ def substitute_score(
     return np.clip(base * cat * view_boost * together, 0.0, 1.0)
 
 
-def upsell_score(sub_score: ArrayLike, price_ratio: ArrayLike, min_ratio: float = 1.25, max_ratio: float = 4.0) -> ArrayLike:
+def upsell_score(
+    sub_score: ArrayLike, price_ratio: ArrayLike, min_ratio: float = 1.25, max_ratio: float = 4.0
+) -> ArrayLike:
     """An upsell is a substitute priced clearly higher (``min_ratio ≤ price_ratio ≤ max_ratio``);
     its score is the substitute score, slightly favouring moderate steps up (1.25-2×).
 
@@ -272,12 +274,27 @@ def line_key(title: str | None, brand: str | None, words: int = 2) -> str | None
 # --- classification over a feature table --------------------------------------------------------
 
 FEATURE_COLUMNS = (
-    "src", "dst", "n_ab", "n_src", "conf", "lift", "after_sd", "after_ds", "co_view",
-    "listed_buy", "listed_view", "similarity", "cat_rel", "price_ratio", "same_line",
+    "src",
+    "dst",
+    "n_ab",
+    "n_src",
+    "conf",
+    "lift",
+    "after_sd",
+    "after_ds",
+    "co_view",
+    "listed_buy",
+    "listed_view",
+    "similarity",
+    "cat_rel",
+    "price_ratio",
+    "same_line",
 )
 
 
-def score_features(f: dict[str, np.ndarray], cfg: RelationConfig, ranker: Any = None) -> dict[str, np.ndarray]:
+def score_features(
+    f: dict[str, np.ndarray], cfg: RelationConfig, ranker: Any = None
+) -> dict[str, np.ndarray]:
     """Score every candidate pair (columns as in FEATURE_COLUMNS) for every kind.
 
     The complement score is ``ranker.predict(f)`` (a :class:`tiein.ranker.ComplementRanker`
@@ -292,18 +309,28 @@ def score_features(f: dict[str, np.ndarray], cfg: RelationConfig, ranker: Any = 
     assoc = association(f["n_ab"], f["n_src"], f["lift"], cfg.prior_baskets)
     assoc = np.where(f["n_ab"] >= cfg.min_pair_count, assoc, 0.0)
     direction = direction_factor(f["price_ratio"], f["after_sd"], f["after_ds"])
-    hand = complement_score(assoc, f["listed_buy"], f["similarity"], f["cat_rel"], direction, cfg.dup_similarity)
+    hand = complement_score(
+        assoc, f["listed_buy"], f["similarity"], f["cat_rel"], direction, cfg.dup_similarity
+    )
     if ranker is not None:
         eligible = (f["n_ab"] >= cfg.min_pair_count) | (f["listed_buy"] > 0)
         comp = np.where(eligible, ranker.predict(f), 0.0)
     else:
         comp = hand
     sub = substitute_score(
-        f["similarity"], f["cat_rel"], f["co_view"], f["listed_view"], f["lift"], f["conf"],
-        cfg.sub_min_similarity, cfg.sub_together_lift,
+        f["similarity"],
+        f["cat_rel"],
+        f["co_view"],
+        f["listed_view"],
+        f["lift"],
+        f["conf"],
+        cfg.sub_min_similarity,
+        cfg.sub_together_lift,
     )
     # Something that is clearly a complement is not also offered as a substitute.
-    together = (np.nan_to_num(f["lift"], nan=0.0) > cfg.sub_never_lift) & (f["n_ab"] >= cfg.sub_together_count)
+    together = (np.nan_to_num(f["lift"], nan=0.0) > cfg.sub_never_lift) & (
+        f["n_ab"] >= cfg.sub_together_count
+    )
     sub = np.where((hand > sub) | together, 0.0, sub)
     up = upsell_score(sub, f["price_ratio"], cfg.upsell_min_ratio, cfg.upsell_max_ratio)
     ser = series_score(f["same_line"], f["similarity"], cfg.series_min_similarity)
@@ -320,8 +347,21 @@ def classify(features: pa.Table, cfg: RelationConfig | None = None, ranker: Any 
     if features.num_rows == 0:
         return RELATIONS.empty_table()
     f = {c: features.column(c).to_numpy(zero_copy_only=False) for c in features.column_names}
-    for c in ("n_ab", "n_src", "n_dst", "n_baskets", "after_sd", "after_ds", "co_view", "listed_buy", "listed_view", "cat_rel",
-              "w_ab", "w_src", "w_dst"):  # fmt: skip
+    for c in (
+        "n_ab",
+        "n_src",
+        "n_dst",
+        "n_baskets",
+        "after_sd",
+        "after_ds",
+        "co_view",
+        "listed_buy",
+        "listed_view",
+        "cat_rel",
+        "w_ab",
+        "w_src",
+        "w_dst",
+    ):
         if c in f:
             f[c] = np.nan_to_num(f[c].astype(np.float64)).astype(np.int64)
     for c in ("conf", "lift", "similarity", "price_ratio"):
@@ -409,7 +449,17 @@ def _relations_table(sel: dict[str, np.ndarray]) -> pa.Table:
         "category_relation": pa.array(sel["category_relation"], pa.string()),
         "same_line": pa.array(sel["same_line"], pa.bool_()),
     }
-    for c in ("n_ab", "n_src", "n_dst", "n_baskets", "after_sd", "after_ds", "co_view", "listed_buy", "listed_view"):
+    for c in (
+        "n_ab",
+        "n_src",
+        "n_dst",
+        "n_baskets",
+        "after_sd",
+        "after_ds",
+        "co_view",
+        "listed_buy",
+        "listed_view",
+    ):
         cols[c] = pa.array(sel[c], pa.int64())
     for c in ("conf", "lift", "similarity", "price_ratio", "cart_weight"):
         cols[c] = pa.array(sel[c], pa.float64())  # NaN stays NaN; SQL maps it to null
@@ -474,7 +524,9 @@ def next_confidence(after_sd: ArrayLike, returning_src: ArrayLike) -> ArrayLike:
         return np.where(r > 0, a / np.where(r > 0, r, 1.0), 0.0)
 
 
-def next_lift(after_sd: ArrayLike, returning_src: ArrayLike, later_dst: ArrayLike, returning_all: ArrayLike) -> ArrayLike:
+def next_lift(
+    after_sd: ArrayLike, returning_src: ArrayLike, later_dst: ArrayLike, returning_all: ArrayLike
+) -> ArrayLike:
     """Confidence over dst's base rate among returning customers (``later_dst / returning_all``);
     0 when the base is unknown.
 
@@ -510,7 +562,7 @@ def next_score(
     returning_all: ArrayLike,
     prior: float = 5.0,
 ) -> ArrayLike:
-    """"Next purchase" score in [0, 1): shrunk confidence ``after_sd / (returning_src + prior)``
+    """ "Next purchase" score in [0, 1): shrunk confidence ``after_sd / (returning_src + prior)``
     times the share not explained by dst's base rate ``(1 - 1/lift)`` (0 when lift ≤ 1) times the
     share of the pair's customers who bought in this order ``after_sd / (after_sd + after_ds)``.
 
@@ -541,7 +593,7 @@ def classify_next(
     window_days: int | None = None,
     orders: pa.Table | None = None,
 ) -> pa.Table:
-    """"next" relations (RELATIONS rows, kind "next") from :func:`tiein.features.next_candidates`.
+    """ "next" relations (RELATIONS rows, kind "next") from :func:`tiein.features.next_candidates`.
 
     Kept: ``after_sd ≥ cfg.min_customers``, asymmetry ≥ ``cfg.min_asymmetry``, lift >
     ``cfg.min_lift`` and a positive score; then each src's best ``cfg.keep_per_product`` by score
@@ -555,8 +607,10 @@ def classify_next(
     if features.num_rows == 0:
         return RELATIONS.empty_table()
     f = {c: features.column(c).to_numpy(zero_copy_only=False) for c in features.column_names}
-    ints = {c: np.nan_to_num(f[c].astype(np.float64)).astype(np.int64)
-            for c in ("after_sd", "after_ds", "returning_src", "later_dst", "n_ab", "cat_rel")}  # fmt: skip
+    ints = {
+        c: np.nan_to_num(f[c].astype(np.float64)).astype(np.int64)
+        for c in ("after_sd", "after_ds", "returning_src", "later_dst", "n_ab", "cat_rel")
+    }
     conf = next_confidence(ints["after_sd"], ints["returning_src"])
     lift = next_lift(ints["after_sd"], ints["returning_src"], ints["later_dst"], returning_all)
     asym = asymmetry(ints["after_sd"], ints["after_ds"])
@@ -640,7 +694,9 @@ ORDER BY s.src, s.score DESC, s.dst
 """
 
 
-def _next_table(sel: pa.Table, returning_all: int, window_days: int | None, orders: pa.Table | None) -> pa.Table:
+def _next_table(
+    sel: pa.Table, returning_all: int, window_days: int | None, orders: pa.Table | None
+) -> pa.Table:
     """RELATIONS rows of the kept "next" pairs, evidence built column-wise by DuckDB."""
     import duckdb
 
@@ -651,8 +707,13 @@ def _next_table(sel: pa.Table, returning_all: int, window_days: int | None, orde
         con.register("o", orders.select(["customer_id", "product_id", "ts"]))
         gaps = con.sql(_NEXT_GAP_SQL, params=params).to_arrow_table()
     else:
-        gaps = pa.table({"src": pa.array([], pa.string()), "dst": pa.array([], pa.string()),
-                         "median_gap_days": pa.array([], pa.float64())})  # fmt: skip
+        gaps = pa.table(
+            {
+                "src": pa.array([], pa.string()),
+                "dst": pa.array([], pa.string()),
+                "median_gap_days": pa.array([], pa.float64()),
+            }
+        )
     con.register("g", gaps)
     out = con.sql(_NEXT_EVIDENCE_SQL, params={**params, "returning_all": int(returning_all)}).to_arrow_table()
     con.close()

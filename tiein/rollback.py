@@ -62,7 +62,9 @@ def rollback(home: Path, store_url: str | None = None, progress: Progress | None
                 )
             data = load_graph(gen_dir(home, pointer.previous) / INPUTS)
             if data.meta.get("state_id") != pointer.previous:
-                raise ConfigError(f"the previous generation {pointer.previous} does not describe its own graph")
+                raise ConfigError(
+                    f"the previous generation {pointer.previous} does not describe its own graph"
+                )
             store.replace(data, progress=_phase(progress, "store"))
         finally:
             store.close()

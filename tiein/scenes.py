@@ -367,7 +367,7 @@ _WORD_RE = re.compile(r"[^\W\d_][\w'-]*", re.UNICODE)
 _STOP = frozenset(
     "a an and the of for with in on to by from set pack oz lb ml g kg cm mm x new free organic "
     "natural original classic style size".split()
-)  # fmt: skip
+)
 
 
 def discover_scenes(
@@ -424,10 +424,19 @@ def discover_scenes(
         a, b = comp.column("src"), comp.column("dst")
         labels = {}
     opts = pc.ElementWiseAggregateOptions(skip_nulls=False)
-    edges = pa.table({"a": pc.min_element_wise(a, b, options=opts), "b": pc.max_element_wise(a, b, options=opts),
-                      "w": comp.column("score")})  # fmt: skip
-    edges = edges.filter(pc.and_(pc.and_(pc.is_valid(edges.column("a")), pc.is_valid(edges.column("b"))),
-                                 pc.not_equal(edges.column("a"), edges.column("b"))))  # fmt: skip
+    edges = pa.table(
+        {
+            "a": pc.min_element_wise(a, b, options=opts),
+            "b": pc.max_element_wise(a, b, options=opts),
+            "w": comp.column("score"),
+        }
+    )
+    edges = edges.filter(
+        pc.and_(
+            pc.and_(pc.is_valid(edges.column("a")), pc.is_valid(edges.column("b"))),
+            pc.not_equal(edges.column("a"), edges.column("b")),
+        )
+    )
     if edges.num_rows == 0:
         return []
     agg = (

@@ -97,9 +97,14 @@ def _count(table: pa.Table, opts: BuildOptions, views: bool) -> Any:
         return PairCounts.empty()
     if views:
         return count_pairs(
-            table, basket_col="session_id", customer_col=None, ts_col=None, max_basket=opts.max_basket,
-            after_window_days=None, threads=opts.threads,
-        )  # fmt: skip
+            table,
+            basket_col="session_id",
+            customer_col=None,
+            ts_col=None,
+            max_basket=opts.max_basket,
+            after_window_days=None,
+            threads=opts.threads,
+        )
     return count_pairs(
         table, max_basket=opts.max_basket, after_window_days=opts.after_window_days, threads=opts.threads
     )
@@ -199,8 +204,13 @@ def load_state(home: Path) -> State:
             f"the build state is damaged ({exc}); run `tiein build` again", file=str(root)
         ) from exc
     return State(
-        build=build, products=tables["products"].cast(PRODUCTS), orders=tables["orders"].cast(ORDERS),
-        views=tables["views"].cast(VIEWS), listed_pairs=tables["listed_pairs"].cast(LISTED_PAIRS),
-        counts_orders=counts["orders"], counts_views=counts["views"], graph=GraphData(**graph, meta=meta),
+        build=build,
+        products=tables["products"].cast(PRODUCTS),
+        orders=tables["orders"].cast(ORDERS),
+        views=tables["views"].cast(VIEWS),
+        listed_pairs=tables["listed_pairs"].cast(LISTED_PAIRS),
+        counts_orders=counts["orders"],
+        counts_views=counts["views"],
+        graph=GraphData(**graph, meta=meta),
         neighbours=nb,
-    )  # fmt: skip
+    )

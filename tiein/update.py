@@ -84,11 +84,15 @@ from tiein.state import GRAPH_PARTS, State, _count, _options_from, load_state, w
 # support and lift did): a bulk replace is faster then. Both give the same graph.
 REPLACE_SHARE = 0.25
 # The graph tables a stock / price-only / attribute change can touch (tiein.graph.build.graph_tables).
-PRODUCT_TABLES = frozenset({"Product", "Attribute", "Category", "Brand", "HAS_ATTRIBUTE", "IN_CATEGORY", "HAS_BRAND", "CHILD_OF"})
+PRODUCT_TABLES = frozenset(
+    {"Product", "Attribute", "Category", "Brand", "HAS_ATTRIBUTE", "IN_CATEGORY", "HAS_BRAND", "CHILD_OF"}
+)
 # Product columns that classification, "next" relations or scenes read (tiein.features.product_frame,
 # embeddings.product_texts, tiein.scenes): changing any of them re-classifies.
 CLASSIFY_COLUMNS = ("title", "brand", "category", "category_path", "price")
 TEXT_COLUMNS = ("title", "brand")
+
+
 @dataclass
 class UpdateOptions:
     """What to add: any of ``catalog`` (changed / new product rows), ``orders`` (new order lines),
@@ -259,9 +263,15 @@ def _update(opts: UpdateOptions, progress: Progress | None) -> UpdateSummary:
     co_counts, cv_counts = state.counts_orders, state.counts_views
     if not lines_changed and len(new_ids) == 0 and not changed_class:
         summary.path = "stock" if changed_any else "no-op"
-        new_data = GraphData(products=products, co_purchased=old.co_purchased, co_viewed=old.co_viewed,
-                             relations=old.relations, scenes=old.scenes, scene_members=old.scene_members,
-                             meta=dict(old.meta))  # fmt: skip
+        new_data = GraphData(
+            products=products,
+            co_purchased=old.co_purchased,
+            co_viewed=old.co_viewed,
+            relations=old.relations,
+            scenes=old.scenes,
+            scene_members=old.scene_members,
+            meta=dict(old.meta),
+        )
         neighbours = state.neighbours
         index = None
         summary.recomputed = ["sales roles"]
@@ -292,8 +302,21 @@ def _update(opts: UpdateOptions, progress: Progress | None) -> UpdateSummary:
             vectors, ids, index, neighbours, model_name = _embeddings(
                 bopts, home, products, state, new_ids, bool(changed_text), summary
             )
-        new_data = _graph(bopts, home, products, orders, state.listed_pairs, mined, mined_v,
-                          ids, vectors, neighbours, model_name, old.meta, timer)  # fmt: skip
+        new_data = _graph(
+            bopts,
+            home,
+            products,
+            orders,
+            state.listed_pairs,
+            mined,
+            mined_v,
+            ids,
+            vectors,
+            neighbours,
+            model_name,
+            old.meta,
+            timer,
+        )
 
     state_id = uuid.uuid4().hex
     new_data.meta = {
@@ -305,11 +328,20 @@ def _update(opts: UpdateOptions, progress: Progress | None) -> UpdateSummary:
         stage = Staging(home, state_id)
         try:
             write_state(
-                stage.path / INPUTS, bopts, source=state.build["source"], derived_catalog=state.build["derived_catalog"],
-                products=products, orders=orders, views=views, listed_pairs=state.listed_pairs, data=new_data,
-                model=state.build["options"]["model"], neighbours=neighbours, counts_orders=co_counts,
+                stage.path / INPUTS,
+                bopts,
+                source=state.build["source"],
+                derived_catalog=state.build["derived_catalog"],
+                products=products,
+                orders=orders,
+                views=views,
+                listed_pairs=state.listed_pairs,
+                data=new_data,
+                model=state.build["options"]["model"],
+                neighbours=neighbours,
+                counts_orders=co_counts,
                 counts_views=cv_counts,
-            )  # fmt: skip
+            )
             if index is not None:
                 index.save(stage.path / INDEX)
             elif index_dir(home).is_dir():  # unchanged index: the same files, linked
@@ -332,7 +364,9 @@ def _update(opts: UpdateOptions, progress: Progress | None) -> UpdateSummary:
             if co_counts.n == state.counts_orders.n and cv_counts.n == state.counts_views.n:
                 with timer.step("diff"):
                     if summary.path == "stock":  # only product-derived tables can differ: diff those
-                        delta = graph_delta(_products_only(old), _products_only(new_data), only=PRODUCT_TABLES)
+                        delta = graph_delta(
+                            _products_only(old), _products_only(new_data), only=PRODUCT_TABLES
+                        )
                         delta.meta = dict(new_data.meta)
                     else:
                         delta = graph_delta(old, new_data)
@@ -450,14 +484,20 @@ def _graph(
     from tiein.scenes import load_scenes
 
     data, _ = graph_from_stats(
-        bopts, home, products, orders=orders,
+        bopts,
+        home,
+        products,
+        orders=orders,
         co_purchase=mined.pairs if mined is not None else None,
         co_view=mined_v.pairs if mined_v is not None else None,
-        listed=listed, timeline=mined.timeline if mined is not None else None,
+        listed=listed,
+        timeline=mined.timeline if mined is not None else None,
         returning_customers=int(mined.report.get("returning_customers", 0)) if mined is not None else 0,
-        neighbours=neighbours, ids=ids, vectors=vectors,
+        neighbours=neighbours,
+        ids=ids,
+        vectors=vectors,
         user_scenes=load_scenes(bopts.scenes) if bopts.scenes is not None else None,
         meta={**old_meta, "model": model_name if model_name is not None else old_meta.get("model")},
         timer=timer,
-    )  # fmt: skip
+    )
     return data

@@ -59,8 +59,13 @@ def create_app(settings: Settings | None = None, *, store: GraphStore | None = N
     owns = store is None
     if store is None:
         store = open_api_store(settings)
-    state = State(settings, store, Search(lambda: settings.index_dir), owns_store=owns,
-                  feedback=FeedbackCache(settings.home, settings.feedback_refresh_s))
+    state = State(
+        settings,
+        store,
+        Search(lambda: settings.index_dir),
+        owns_store=owns,
+        feedback=FeedbackCache(settings.home, settings.feedback_refresh_s),
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> Any:
@@ -74,7 +79,7 @@ def create_app(settings: Settings | None = None, *, store: GraphStore | None = N
         summary="Product relations and bundles for cross-selling (关联销售 / 搭售).",
         description=(
             "Complements, substitutes, upsells and bundles from a product relation graph. "
-            "Every error is `{\"error\": {\"code\", \"message\", \"details\"}}`. "
+            'Every error is `{"error": {"code", "message", "details"}}`. '
             "When the server has a token, send `Authorization: Bearer <token>`."
         ),
         lifespan=lifespan,
@@ -116,7 +121,9 @@ def open_api_store(settings: Settings) -> GraphStore:
 
         if settings.snapshot:
             raise ConfigError("the in-memory snapshot serves the embedded store only; Neo4j is read directly")
-        return Neo4jStore.from_url(settings.store_url.strip(), max_transaction_retry_time=settings.neo4j_retry_s)
+        return Neo4jStore.from_url(
+            settings.store_url.strip(), max_transaction_retry_time=settings.neo4j_retry_s
+        )
     store = open_store(settings.store_url)
     if settings.snapshot is False:
         return store
@@ -158,18 +165,26 @@ def _routes(settings: Settings) -> Any:
             "search": st.search.available(),
         }
 
-    @router.get("/products/{product_id:path}/related", response_model=RelatedResponse, responses=_errors(404),
-                dependencies=auth, tags=["products"])
+    @router.get(
+        "/products/{product_id:path}/related",
+        response_model=RelatedResponse,
+        responses=_errors(404),
+        dependencies=auth,
+        tags=["products"],
+    )
     def related(
         request: Request,
         product_id: ProductId,
         kind: Annotated[Literal[RELATION_KINDS], Query(description="Relation kind.")] = "complement",  # type: ignore[valid-type]
         k: int = Query(10, ge=1, le=settings.max_k, description=k_help),
-        feedback: bool = Query(False, description="Re-rank by the logged events' conversion (POST /v1/events, "
-                               "`tiein feedback ingest`). Rows gain `feedback_score` (the sampled rate they are "
-                               "sorted by) and `feedback`: {metric, impressions, successes (this pair), "
-                               "item_impressions, item_successes (the item for other anchors), item_factor, "
-                               "rate (posterior mean), draw}."),
+        feedback: bool = Query(
+            False,
+            description="Re-rank by the logged events' conversion (POST /v1/events, "
+            "`tiein feedback ingest`). Rows gain `feedback_score` (the sampled rate they are "
+            "sorted by) and `feedback`: {metric, impressions, successes (this pair), "
+            "item_impressions, item_successes (the item for other anchors), item_factor, "
+            "rate (posterior mean), draw}.",
+        ),
     ) -> dict[str, Any]:
         """Top-k related products of a kind, best first, with evidence and explanations; with
         ``feedback=true`` re-ranked by observed performance (the same answer for the same log)."""
@@ -179,28 +194,56 @@ def _routes(settings: Settings) -> Any:
         stats = st.feedback.stats() if feedback and st.feedback is not None else None
         return related_payload(st.store, product_id, kind, k, feedback=stats)
 
-    @router.get("/products/{product_id:path}/bundle", response_model=BundleResponse, responses=_errors(404),
-                dependencies=auth, tags=["bundles"])
+    @router.get(
+        "/products/{product_id:path}/bundle",
+        response_model=BundleResponse,
+        responses=_errors(404),
+        dependencies=auth,
+        tags=["bundles"],
+    )
     def bundle(
         request: Request,
         product_id: ProductId,
-        scene: Annotated[Text | None, Query(min_length=1, max_length=MAX_ID_LENGTH,
-                                            description="Scene id or name whose role order to follow.")] = None,
+        scene: Annotated[
+            Text | None,
+            Query(
+                min_length=1,
+                max_length=MAX_ID_LENGTH,
+                description="Scene id or name whose role order to follow.",
+            ),
+        ] = None,
         size: Annotated[int, Query(ge=2, le=6, description="Bundle size, anchor included.")] = 3,
-        budget: Annotated[float | None, Query(gt=0, allow_inf_nan=False, description="Most the bundle may cost.")] = None,
-        mix: Annotated[Text | None, Query(max_length=200, description="Sales roles of the add-ons in order, "
-                                          "comma-separated (hero,profit).")] = None,
-        discount: Annotated[float | None, Query(ge=0, lt=1, allow_inf_nan=False,
-                                                description="Bundle discount (0.1 = 10 % off; default 0.1).")] = None,
+        budget: Annotated[
+            float | None, Query(gt=0, allow_inf_nan=False, description="Most the bundle may cost.")
+        ] = None,
+        mix: Annotated[
+            Text | None,
+            Query(
+                max_length=200,
+                description="Sales roles of the add-ons in order, comma-separated (hero,profit).",
+            ),
+        ] = None,
+        discount: Annotated[
+            float | None,
+            Query(
+                ge=0, lt=1, allow_inf_nan=False, description="Bundle discount (0.1 = 10 % off; default 0.1)."
+            ),
+        ] = None,
     ) -> dict[str, Any]:
         """A bundle for the anchor product: complements under the merchant's rules, following a
         scene's roles (the given one, else the anchor's own), a sayable bundle price and a pitch;
         ``reason`` says why when there is none."""
-        return _bundle(_state(request), product_id, scene=scene, size=size, budget=budget, mix=mix,
-                       discount=discount)
+        return _bundle(
+            _state(request), product_id, scene=scene, size=size, budget=budget, mix=mix, discount=discount
+        )
 
-    @router.post("/cart/addons", response_model=AddonsResponse, responses=_errors(400, 404), dependencies=auth,
-                 tags=["bundles"])
+    @router.post(
+        "/cart/addons",
+        response_model=AddonsResponse,
+        responses=_errors(400, 404),
+        dependencies=auth,
+        tags=["bundles"],
+    )
     def cart_addons(request: Request, body: Annotated[AddonsRequest, Body()]) -> dict[str, Any]:
         """Complements of a whole cart; with a threshold, the items that reach it."""
         from tiein.service import addons_payload
@@ -209,8 +252,9 @@ def _routes(settings: Settings) -> Any:
             raise ConfigError(f"k must be from 1 to {settings.max_k}, got {body.k}")
         return addons_payload(_store(request), body.cart, threshold=body.threshold, k=body.k)
 
-    @router.post("/events", response_model=EventsResponse, responses=_errors(400), dependencies=auth,
-                 tags=["feedback"])
+    @router.post(
+        "/events", response_model=EventsResponse, responses=_errors(400), dependencies=auth, tags=["feedback"]
+    )
     def events(request: Request, body: Annotated[EventsRequest, Body()]) -> dict[str, Any]:
         """Log recommendation events (impressions, clicks, add-to-carts, purchases) for the feedback
         loop. All or nothing: one bad event rejects the request (422 naming ``events[i].field``);
@@ -224,16 +268,21 @@ def _routes(settings: Settings) -> Any:
             if exc.row is None:
                 raise
             # name the event as the body does (0-based index, field); details keep row = index + 1
-            err = InputError(f"events[{exc.row - 1}]" + (f".{exc.column}" if exc.column else "") + f": {exc.reason}")
+            err = InputError(
+                f"events[{exc.row - 1}]" + (f".{exc.column}" if exc.column else "") + f": {exc.reason}"
+            )
             err.row, err.column = exc.row, exc.column
             raise err from exc
         return {"received": result.received, "added": result.added, "duplicates": result.duplicates}
 
-    @router.get("/search", response_model=SearchResponse, responses=_errors(), dependencies=auth,
-                tags=["products"])
+    @router.get(
+        "/search", response_model=SearchResponse, responses=_errors(), dependencies=auth, tags=["products"]
+    )
     def search(
         request: Request,
-        q: Annotated[Text, Query(min_length=1, max_length=MAX_QUERY_TEXT, description="Text to search titles for.")],
+        q: Annotated[
+            Text, Query(min_length=1, max_length=MAX_QUERY_TEXT, description="Text to search titles for.")
+        ],
         k: int = Query(10, ge=1, le=settings.max_k, description=k_help),
     ) -> dict[str, Any]:
         """Products whose titles mean what ``q`` says (embeddings + FAISS; any language the
@@ -250,22 +299,36 @@ def _routes(settings: Settings) -> Any:
                 continue
         return {"query": q, "model": model, "results": results}
 
-    @router.get("/scenes", response_model=ScenesResponse, responses=_errors(), dependencies=auth, tags=["scenes"])
+    @router.get(
+        "/scenes", response_model=ScenesResponse, responses=_errors(), dependencies=auth, tags=["scenes"]
+    )
     def scenes(request: Request) -> dict[str, Any]:
         """Every scene with its roles in order."""
         return {"scenes": _store(request).scenes()}
 
-    @router.get("/scenes/{name}", response_model=SceneDetail, responses=_errors(404), dependencies=auth,
-                tags=["scenes"])
+    @router.get(
+        "/scenes/{name}",
+        response_model=SceneDetail,
+        responses=_errors(404),
+        dependencies=auth,
+        tags=["scenes"],
+    )
     def scene(
         request: Request,
-        name: Annotated[Text, PathParam(min_length=1, max_length=MAX_ID_LENGTH, description="Scene id or name.")],
+        name: Annotated[
+            Text, PathParam(min_length=1, max_length=MAX_ID_LENGTH, description="Scene id or name.")
+        ],
     ) -> dict[str, Any]:
         """One scene: its roles in order, each with its products."""
         return _store(request).scene(name)
 
-    @router.post("/cypher", response_model=CypherResponse, responses=_errors(400, 403), dependencies=auth,
-                 tags=["analysts"])
+    @router.post(
+        "/cypher",
+        response_model=CypherResponse,
+        responses=_errors(400, 403),
+        dependencies=auth,
+        tags=["analysts"],
+    )
     def cypher(request: Request, body: Annotated[CypherRequest, Body()]) -> dict[str, Any]:
         """Run one read-only Cypher query (writes refused) with a row cap and a time limit; the
         answer says whether the cap truncated it."""
@@ -275,15 +338,22 @@ def _routes(settings: Settings) -> Any:
         timeout = body.timeout_s if body.timeout_s is not None else settings.cypher_timeout_s
         if timeout > settings.cypher_timeout_s:
             raise ConfigError(f"timeout_s must be at most {settings.cypher_timeout_s:g}, got {timeout:g}")
-        return _run_cypher(_store(request), body.query, body.params, limit, timeout, _state(request).cypher_worker)
+        return _run_cypher(
+            _store(request), body.query, body.params, limit, timeout, _state(request).cypher_worker
+        )
 
-    @router.get("/products/{product_id:path}/view", response_class=HTMLResponse, responses=_errors(404, html=True),
-                tags=["analysts"])
+    @router.get(
+        "/products/{product_id:path}/view",
+        response_class=HTMLResponse,
+        responses=_errors(404, html=True),
+        tags=["analysts"],
+    )
     def view(
         request: Request,
         product_id: ProductId,
-        token: Annotated[str | None, Query(description="The API token (when the server has one), once: "
-                                           "a cookie keeps it.")] = None,
+        token: Annotated[
+            str | None, Query(description="The API token (when the server has one), once: a cookie keeps it.")
+        ] = None,
     ) -> HTMLResponse:
         """The analyst's page of a product's neighbourhood: complements, substitutes, upsells,
         same series and a bundle, with explanations and links to the neighbours' pages."""
@@ -297,7 +367,8 @@ def _routes(settings: Settings) -> Any:
                 given, set_cookie = token, True
             if not _token_ok(expected, given):
                 raise StarletteHTTPException(
-                    401, "missing or wrong token: open this page once with ?token=<token>",
+                    401,
+                    "missing or wrong token: open this page once with ?token=<token>",
                     headers={"WWW-Authenticate": "Bearer"},
                 )
         if set_cookie and expected is not None:
@@ -314,8 +385,13 @@ def _routes(settings: Settings) -> Any:
     # Ids may hold "/" (SKUs such as AB/12, sent as AB/12 or AB%2F12): the product routes take the
     # rest of the path, so the plain route comes after the routes with a suffix (/related, /bundle,
     # /view); an id that itself ends in one of those suffixes is read as that route.
-    @router.get("/products/{product_id:path}", response_model=Product, responses=_errors(404), dependencies=auth,
-                tags=["products"])
+    @router.get(
+        "/products/{product_id:path}",
+        response_model=Product,
+        responses=_errors(404),
+        dependencies=auth,
+        tags=["products"],
+    )
     def product(request: Request, product_id: ProductId) -> dict[str, Any]:
         """One product's fields."""
         return _store(request).product(product_id)
@@ -323,8 +399,16 @@ def _routes(settings: Settings) -> Any:
     return router
 
 
-def _bundle(st: State, product_id: str, *, scene: str | None, size: int, budget: float | None,
-            mix: str | None, discount: float | None) -> dict[str, Any]:
+def _bundle(
+    st: State,
+    product_id: str,
+    *,
+    scene: str | None,
+    size: int,
+    budget: float | None,
+    mix: str | None,
+    discount: float | None,
+) -> dict[str, Any]:
     from tiein.service import bundle_payload
 
     roles: tuple[str, ...] | None = None
@@ -333,11 +417,14 @@ def _bundle(st: State, product_id: str, *, scene: str | None, size: int, budget:
         roles = tuple(p for p in mix.replace("+", ",").replace(" ", ",").split(",") if p)
         if not roles:
             raise ConfigError("query parameter 'mix' names no sales role (e.g. mix=hero,profit)")
-    return bundle_payload(st.store, product_id, scene=scene, size=size, budget=budget, mix=roles, discount=discount)
+    return bundle_payload(
+        st.store, product_id, scene=scene, size=size, budget=budget, mix=roles, discount=discount
+    )
 
 
-def _run_cypher(store: GraphStore, query: str, params: dict[str, Any] | None, limit: int,
-                timeout_s: float, worker: Any) -> dict[str, Any]:
+def _run_cypher(
+    store: GraphStore, query: str, params: dict[str, Any] | None, limit: int, timeout_s: float, worker: Any
+) -> dict[str, Any]:
     try:
         from tiein.cypher import run_cypher
     except ImportError as exc:
@@ -348,5 +435,8 @@ def _run_cypher(store: GraphStore, query: str, params: dict[str, Any] | None, li
         return dict(result)
     if hasattr(result, "to_dict"):
         return dict(result.to_dict())
-    return {name: getattr(result, name) for name in ("columns", "rows", "truncated", "elapsed_ms")
-            if hasattr(result, name)}
+    return {
+        name: getattr(result, name)
+        for name in ("columns", "rows", "truncated", "elapsed_ms")
+        if hasattr(result, name)
+    }

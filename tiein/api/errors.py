@@ -71,8 +71,13 @@ def error_status(exc: TieinError) -> tuple[int, str]:
     return 500, "internal_error"  # pragma: no cover - TieinError is in the map
 
 
-def envelope(status: int, code: str, message: str, details: Mapping[str, Any] | None = None,
-             headers: Mapping[str, str] | None = None) -> JSONResponse:
+def envelope(
+    status: int,
+    code: str,
+    message: str,
+    details: Mapping[str, Any] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
     """The error envelope every error response has."""
     body = {"error": {"code": code, "message": message, "details": dict(details or {})}}
     return JSONResponse(body, status_code=status, headers=dict(headers or {}))
@@ -83,8 +88,9 @@ def _error_details(exc: TieinError) -> dict[str, Any]:
     if isinstance(exc, ProductNotFound):
         details["product_id"] = exc.product_id
     if isinstance(exc, InputError):
-        details.update({k: v for k, v in (("file", exc.file), ("row", exc.row), ("column", exc.column))
-                        if v is not None})
+        details.update(
+            {k: v for k, v in (("file", exc.file), ("row", exc.row), ("column", exc.column)) if v is not None}
+        )
     return details
 
 
@@ -101,7 +107,9 @@ def _validation_envelope(exc: RequestValidationError) -> JSONResponse:
     errors = []
     for err in exc.errors():
         where, name = _where(tuple(err.get("loc") or ()))
-        errors.append({"in": where, "parameter": name, "message": str(err.get("msg")), "type": str(err.get("type"))})
+        errors.append(
+            {"in": where, "parameter": name, "message": str(err.get("msg")), "type": str(err.get("type"))}
+        )
     summary = "; ".join(f"{e['in']} parameter {e['parameter']!r}: {e['message']}" for e in errors)
     return envelope(422, "invalid_parameter", f"invalid request: {summary}", {"errors": errors})
 
@@ -113,8 +121,14 @@ def _install_error_handlers(app: FastAPI) -> None:
         details = _error_details(exc)
         if status >= 500 and status != 503:
             details["error_id"] = uuid.uuid4().hex[:12]
-            log.error("%s %s failed [%s]: %s", request.method, request.url.path, details["error_id"], exc,
-                      exc_info=exc)
+            log.error(
+                "%s %s failed [%s]: %s",
+                request.method,
+                request.url.path,
+                details["error_id"],
+                exc,
+                exc_info=exc,
+            )
         return envelope(status, code, str(exc), details)
 
     @app.exception_handler(RequestValidationError)
@@ -133,5 +147,6 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         error_id = uuid.uuid4().hex[:12]
         log.error("%s %s failed [%s]", request.method, request.url.path, error_id, exc_info=exc)
-        return envelope(500, "internal_error", f"internal server error (logged as {error_id})",
-                        {"error_id": error_id})
+        return envelope(
+            500, "internal_error", f"internal server error (logged as {error_id})", {"error_id": error_id}
+        )

@@ -80,9 +80,17 @@ def json_depth(body: bytes, limit: int = MAX_JSON_DEPTH) -> int:
 
 async def _refuse(send: Send, status: int, code: str, message: str) -> None:
     body = json.dumps({"error": {"code": code, "message": message, "details": {}}}).encode("utf-8")
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            (b"connection", b"close")]})  # fmt: skip
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -90,7 +98,9 @@ class BodyLimits:
     """ASGI middleware: request bodies of at most ``max_bytes``, JSON nested at most
     ``max_depth`` deep (see the module doc)."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int = DEFAULT_MAX_BODY_BYTES, max_depth: int = MAX_JSON_DEPTH) -> None:
+    def __init__(
+        self, app: ASGIApp, max_bytes: int = DEFAULT_MAX_BODY_BYTES, max_depth: int = MAX_JSON_DEPTH
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.max_depth = max_depth
@@ -127,8 +137,14 @@ class BodyLimits:
                 return
             if not message.get("more_body", False):
                 break
-        if body and b"json" in headers.get(b"content-type", b"json") and json_depth(bytes(body), self.max_depth) > self.max_depth:
-            await _refuse(send, 400, "bad_request", f"the JSON body is nested deeper than {self.max_depth} levels")
+        if (
+            body
+            and b"json" in headers.get(b"content-type", b"json")
+            and json_depth(bytes(body), self.max_depth) > self.max_depth
+        ):
+            await _refuse(
+                send, 400, "bad_request", f"the JSON body is nested deeper than {self.max_depth} levels"
+            )
             return
         replayed = False
 

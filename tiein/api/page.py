@@ -67,13 +67,13 @@ def _both(zh: Any, en: Any) -> str:
 def _related_rows(rows: list[dict[str, Any]]) -> str:
     if not rows:
         return '<p class="none">none</p>'
-    out = ['<table><thead><tr><th>product</th><th>price</th><th>score</th><th>why</th></tr></thead><tbody>']
+    out = ["<table><thead><tr><th>product</th><th>price</th><th>score</th><th>why</th></tr></thead><tbody>"]
     for r in rows:
         out.append(
             f'<tr data-id="{_e(r["product_id"])}"><td>{_link(r["product_id"], r.get("title"))}'
             f'<div class="id">{_e(r["product_id"])} · {_e(r.get("category"))}</div></td>'
             f'<td class="num">{_price(r.get("price"))}</td><td class="num">{r["score"]:.3f}</td>'
-            f'<td>{_both(r.get("explanation_zh"), r.get("explanation_en"))}</td></tr>'
+            f"<td>{_both(r.get('explanation_zh'), r.get('explanation_en'))}</td></tr>"
         )
     out.append("</tbody></table>")
     return "".join(out)
@@ -86,7 +86,7 @@ def _bundle_html(bundle: dict[str, Any] | None, error: str | None) -> str:
         r = bundle["reason"]
         return f'<p class="none">{_both(r.get("zh"), r.get("en"))}</p>'
     items = "".join(
-        f'<li>{_link(i["product"]["product_id"], i["product"].get("title"))} '
+        f"<li>{_link(i['product']['product_id'], i['product'].get('title'))} "
         f'<span class="num">{_price(i["product"].get("price"))}</span> '
         f'<span class="role">{_e(i.get("role"))}</span>'
         f'<div class="why">{_both(i["explanation"].get("zh"), i["explanation"].get("en"))}</div></li>'
@@ -97,7 +97,7 @@ def _bundle_html(bundle: dict[str, Any] | None, error: str | None) -> str:
         f'<ol class="bundle">{items}</ol>'
         f'<p class="pitch">{_both(pitch.get("zh"), pitch.get("en"))}</p>'
         f'<p class="maths">total {_price(bundle.get("total"))} → {_price(bundle.get("suggested_price"))} '
-        f'(save {_price(bundle.get("saving"))})</p>'
+        f"(save {_price(bundle.get('saving'))})</p>"
     )
 
 
@@ -110,7 +110,7 @@ def render_product_page(data: dict[str, Any]) -> str:
         rows = data["related"].get(kind, [])
         sections.append(
             f'<section id="{kind}"><h2>{en} <span class="zh-title">{zh}</span> '
-            f'<small>({len(rows)})</small></h2>{_related_rows(rows)}</section>'
+            f"<small>({len(rows)})</small></h2>{_related_rows(rows)}</section>"
         )
     facts = " · ".join(
         _e(x) for x in (p["product_id"], p.get("category_path") or p.get("category"), p.get("brand")) if x

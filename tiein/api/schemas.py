@@ -105,7 +105,9 @@ class BundleResponse(Open):
     budget: float | None = None
     reason: Reason | None = Field(None, description="Why there is no bundle (null when there is one).")
     skipped: dict[str, int] = Field(description="Candidates passed over, by rule.")
-    scene: dict[str, Any] | None = Field(None, description="The scene whose roles were followed ({scene_id, name}).")
+    scene: dict[str, Any] | None = Field(
+        None, description="The scene whose roles were followed ({scene_id, name})."
+    )
     skipped_roles: list[str] = Field(default_factory=list, description="Scene roles no item could fill.")
     mix: list[str] | None = Field(None, description="The sales roles asked for, in order.")
     priced: bool = Field(
@@ -145,7 +147,10 @@ class AddonsRequest(BaseModel):
         min_length=1, max_length=MAX_CART, description="Product ids in the cart."
     )
     threshold: float | None = Field(
-        None, gt=0, allow_inf_nan=False, description="Free-shipping threshold: also suggest top-ups reaching it."
+        None,
+        gt=0,
+        allow_inf_nan=False,
+        description="Free-shipping threshold: also suggest top-ups reaching it.",
     )
     k: int = Field(5, ge=1, le=MAX_K, description="How many add-ons (and top-ups).")
 
@@ -159,29 +164,43 @@ class EventIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    event_id: Text | None = Field(None, max_length=MAX_ID_LENGTH,
-                                  description="The app's id of the event: re-posting it adds nothing. Without "
-                                  "one, an event identical in every field counts once.")
+    event_id: Text | None = Field(
+        None,
+        max_length=MAX_ID_LENGTH,
+        description="The app's id of the event: re-posting it adds nothing. Without "
+        "one, an event identical in every field counts once.",
+    )
     ts: Text = Field(min_length=1, max_length=64, description="When, ISO 8601 (naive times are UTC).")
-    user_id: Text = Field(min_length=1, max_length=MAX_ID_LENGTH, description="The shopper (A/B arms hash it).")
-    anchor_id: Text = Field(min_length=1, max_length=MAX_ID_LENGTH, description="The product the list was for.")
+    user_id: Text = Field(
+        min_length=1, max_length=MAX_ID_LENGTH, description="The shopper (A/B arms hash it)."
+    )
+    anchor_id: Text = Field(
+        min_length=1, max_length=MAX_ID_LENGTH, description="The product the list was for."
+    )
     item_id: Text = Field(min_length=1, max_length=MAX_ID_LENGTH, description="The recommended product.")
-    kind: Text = Field(min_length=1, max_length=32, description="complement | substitute | upsell | series | "
-                       "next | bundle | addon.")
-    event: Text = Field(min_length=1, max_length=32, description="impression | click | add_to_cart | purchase.")
+    kind: Text = Field(
+        min_length=1,
+        max_length=32,
+        description="complement | substitute | upsell | series | next | bundle | addon.",
+    )
+    event: Text = Field(
+        min_length=1, max_length=32, description="impression | click | add_to_cart | purchase."
+    )
     surface: Text | None = Field(None, max_length=64, description="page | live | service | … (free).")
     experiment: Text | None = Field(None, max_length=MAX_ID_LENGTH, description="Experiment id.")
     variant: Text | None = Field(None, max_length=MAX_ID_LENGTH, description="The variant the shopper saw.")
     value: float | None = Field(None, ge=0, allow_inf_nan=False, description="Order amount (purchases).")
-    order_id: Text | None = Field(None, max_length=MAX_ID_LENGTH,
-                                  description="The order a purchase belongs to (its value counts once).")
+    order_id: Text | None = Field(
+        None, max_length=MAX_ID_LENGTH, description="The order a purchase belongs to (its value counts once)."
+    )
 
 
 class EventsRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    events: list[EventIn] = Field(min_length=1, max_length=MAX_EVENTS,
-                                  description=f"1 to {MAX_EVENTS:,} events, in any order.")
+    events: list[EventIn] = Field(
+        min_length=1, max_length=MAX_EVENTS, description=f"1 to {MAX_EVENTS:,} events, in any order."
+    )
 
 
 class EventsResponse(Open):
@@ -248,7 +267,9 @@ class HealthResponse(Open):
 class CypherRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    query: Text = Field(min_length=1, max_length=MAX_CYPHER_LENGTH, description="One read-only Cypher statement.")
+    query: Text = Field(
+        min_length=1, max_length=MAX_CYPHER_LENGTH, description="One read-only Cypher statement."
+    )
     params: dict[str, Any] | None = Field(None, description="Query parameters ($name).")
     limit: int | None = Field(None, ge=1, description="Row cap (default 1000, at most the server's cap).")
     timeout_s: float | None = Field(None, gt=0, allow_inf_nan=False, description="Time limit in seconds.")

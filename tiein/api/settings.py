@@ -67,8 +67,11 @@ class Settings:
     )
     cypher_memory_mb: int = field(
         default=2048,
-        metadata={"env": "TIEIN_API_CYPHER_MEMORY", "help": "memory (MB of address space) of the worker process "
-                  "that runs one Cypher request on the embedded store"},
+        metadata={
+            "env": "TIEIN_API_CYPHER_MEMORY",
+            "help": "memory (MB of address space) of the worker process "
+            "that runs one Cypher request on the embedded store",
+        },
     )
     max_body_bytes: int = field(
         default=1024 * 1024,
@@ -76,19 +79,28 @@ class Settings:
     )
     neo4j_retry_s: float = field(
         default=1.0,
-        metadata={"env": "TIEIN_API_NEO4J_RETRY", "help": "how long a Neo4j read is retried before a 503 (s)"},
+        metadata={
+            "env": "TIEIN_API_NEO4J_RETRY",
+            "help": "how long a Neo4j read is retried before a 503 (s)",
+        },
     )
     feedback_refresh_s: float = field(
         default=10.0,
-        metadata={"env": "TIEIN_API_FEEDBACK_REFRESH", "help": "feedback=true: how stale the feedback statistics "
-                  "may get (s): after new events they are recomputed in the background at most this often, "
-                  "requests meanwhile use the previous ones; 0: recompute before the next request"},
+        metadata={
+            "env": "TIEIN_API_FEEDBACK_REFRESH",
+            "help": "feedback=true: how stale the feedback statistics "
+            "may get (s): after new events they are recomputed in the background at most this often, "
+            "requests meanwhile use the previous ones; 0: recompute before the next request",
+        },
     )
     snapshot: bool | None = field(
         default=None,
-        metadata={"env": "TIEIN_API_SNAPSHOT", "help": "serve reads from an in-memory snapshot of the embedded "
-                  "graph (tiein.graph.snapshot: identical answers, several times faster; reloaded after a rebuild); "
-                  "default: on for the embedded store, off (not possible) for Neo4j"},
+        metadata={
+            "env": "TIEIN_API_SNAPSHOT",
+            "help": "serve reads from an in-memory snapshot of the embedded "
+            "graph (tiein.graph.snapshot: identical answers, several times faster; reloaded after a rebuild); "
+            "default: on for the embedded store, off (not possible) for Neo4j",
+        },
     )
 
     def __post_init__(self) -> None:

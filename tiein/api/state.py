@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("tiein.api")
 
+
 class Search:
     """Text -> FAISS -> product ids: the index of ``index_dir`` (reloaded when its manifest
     changes) and the encoder its manifest names (loaded once)."""
@@ -140,8 +141,9 @@ class FeedbackCache:
                 return self._stats
             if self._stats is not None and self.refresh_s > 0:
                 if self._worker is None:
-                    self._worker = threading.Thread(target=self._refresh, args=(version,), daemon=True,
-                                                    name="tiein-feedback-refresh")  # fmt: skip
+                    self._worker = threading.Thread(
+                        target=self._refresh, args=(version,), daemon=True, name="tiein-feedback-refresh"
+                    )
                     self._worker.start()
                 return self._stats
             self._stats, self._version = self._compute(), version
@@ -164,7 +166,9 @@ class State:
     search: Search
     owns_store: bool = True
     feedback: FeedbackCache | None = None
-    cypher_worker: Any = None  # tiein.cypher_worker.WorkerLimits: one per server, its cap holds across requests
+    cypher_worker: Any = (
+        None  # tiein.cypher_worker.WorkerLimits: one per server, its cap holds across requests
+    )
 
 
 def _state(request: Request) -> State:
@@ -181,7 +185,9 @@ bearer = HTTPBearer(auto_error=False, description="Bearer token (only when the s
 
 
 def _token_ok(expected: str, given: str | None) -> bool:
-    return given is not None and hmac.compare_digest(given.encode("utf-8", "replace"), expected.encode("utf-8"))
+    return given is not None and hmac.compare_digest(
+        given.encode("utf-8", "replace"), expected.encode("utf-8")
+    )
 
 
 def require_token(
@@ -193,6 +199,7 @@ def require_token(
         return
     if not _token_ok(expected, credentials.credentials if credentials else None):
         raise StarletteHTTPException(
-            401, "missing or wrong bearer token (send 'Authorization: Bearer <token>')",
+            401,
+            "missing or wrong bearer token (send 'Authorization: Bearer <token>')",
             headers={"WWW-Authenticate": "Bearer"},
         )

@@ -22,7 +22,9 @@ DATASET_NAMES = (
     "bread_basket",
 )
 
-HOME_HELP = "Working directory for the graph, the FAISS index and caches [env TIEIN_HOME; default ./tiein-data]."
+HOME_HELP = (
+    "Working directory for the graph, the FAISS index and caches [env TIEIN_HOME; default ./tiein-data]."
+)
 STORE_HELP = (
     "Graph store: a directory for the embedded store (default HOME/graph) or a Neo4j URL "
     "(bolt://host:7687, neo4j://…; credentials from TIEIN_NEO4J_USER / TIEIN_NEO4J_PASSWORD) [env TIEIN_STORE]."
@@ -45,7 +47,14 @@ class TqdmProgress:
         phase, _, detail = step.partition(" · ")
         bar = self.bars.get(phase)
         if bar is None:
-            bar = tqdm(total=total or None, desc=f"{phase:<8}", unit="", leave=False, file=sys.stderr, dynamic_ncols=True)
+            bar = tqdm(
+                total=total or None,
+                desc=f"{phase:<8}",
+                unit="",
+                leave=False,
+                file=sys.stderr,
+                dynamic_ncols=True,
+            )
             self.bars[phase] = bar
         if total and bar.total != total:
             bar.total = total
@@ -103,7 +112,6 @@ def cli() -> None:
     """
 
 
-
 def _print_summary(summary: Any) -> None:
     c = summary.counts
     click.echo(f"built {summary.source} → {summary.store}")
@@ -134,7 +142,7 @@ def _fmt_price(p: Any) -> str:
 
 
 def _fmt_role(product: dict[str, Any]) -> str:
-    """", hero item" for a product with a sales role, "" without."""
+    """ ", hero item" for a product with a sales role, "" without."""
     role = product.get("sales_role")
     return f", {role} item" if role else ""
 
@@ -167,6 +175,7 @@ def _print_product_block(st: Any, pid: str) -> None:
 # Settings of `tiein serve` read only from the environment (tiein.api.Settings; a test keeps this
 # list complete without importing the API here: `tiein --help` stays instant).
 
+
 def main() -> None:
     try:
         cli.main(standalone_mode=False)
@@ -194,5 +203,8 @@ def main() -> None:
         if os.environ.get("TIEIN_DEBUG"):
             raise
         first = (str(exc).strip().splitlines() or [""])[0]
-        click.echo(f"error: internal error ({type(exc).__name__}: {first}); TIEIN_DEBUG=1 shows the traceback", err=True)
+        click.echo(
+            f"error: internal error ({type(exc).__name__}: {first}); TIEIN_DEBUG=1 shows the traceback",
+            err=True,
+        )
         sys.exit(1)

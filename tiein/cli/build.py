@@ -21,27 +21,118 @@ from tiein.cli.base import (
 
 
 @cli.command()
-@click.option("--dataset", type=click.Choice(DATASET_NAMES), help="A ready dataset from ../shared/data (see `tiein datasets`).")
-@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), help="Where the ready datasets live [env TIEIN_DATA; default ../shared/data].")
-@click.option("--catalog", type=click.Path(dir_okay=False, path_type=Path), help="Catalog file: CSV/TSV, JSON lines (.gz), Parquet or XLSX; UTF-8/BOM/GBK detected.")
-@click.option("--orders", type=click.Path(dir_okay=False, path_type=Path), help="Order lines: order id, product id, [quantity, customer, time].")
-@click.option("--views", type=click.Path(dir_okay=False, path_type=Path), help="Browsing events: session/user, product, [time, event].")
-@click.option("--mapping", "mapping_file", type=click.Path(dir_okay=False, path_type=Path), help="YAML/JSON column mapping for your files (see README).")
-@click.option("--map", "map_pairs", multiple=True, metavar="FIELD=COLUMN", help="Map one column, e.g. --map product_id=StockCode (repeatable).")
+@click.option(
+    "--dataset",
+    type=click.Choice(DATASET_NAMES),
+    help="A ready dataset from ../shared/data (see `tiein datasets`).",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where the ready datasets live [env TIEIN_DATA; default ../shared/data].",
+)
+@click.option(
+    "--catalog",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Catalog file: CSV/TSV, JSON lines (.gz), Parquet or XLSX; UTF-8/BOM/GBK detected.",
+)
+@click.option(
+    "--orders",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Order lines: order id, product id, [quantity, customer, time].",
+)
+@click.option(
+    "--views",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Browsing events: session/user, product, [time, event].",
+)
+@click.option(
+    "--mapping",
+    "mapping_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="YAML/JSON column mapping for your files (see README).",
+)
+@click.option(
+    "--map",
+    "map_pairs",
+    multiple=True,
+    metavar="FIELD=COLUMN",
+    help="Map one column, e.g. --map product_id=StockCode (repeatable).",
+)
 @where_options
-@click.option("--model", help="Embedding model: packaged alias or any sentence-transformers name/path [default: multilingual USE, offline].")
-@click.option("--no-embeddings", is_flag=True, help="Skip title embeddings (substitutes then rely on co-view and categories only).")
-@click.option("--min-count", default=2, show_default=True, type=click.IntRange(1), help="Minimum co-purchase/co-view count for a pair.")
-@click.option("--max-basket", default=500, show_default=True, type=click.IntRange(2), help="Baskets with more distinct items are skipped when pairing.")
-@click.option("--after-window", default=90, show_default=True, type=click.IntRange(0), help="Days within which a later purchase counts as 'bought after'.")
-@click.option("--min-next", default=3, show_default=True, type=click.IntRange(1), help="Customers who bought A, then B (within --after-window) a 'next' relation A → B needs.")
-@click.option("--threads", type=click.IntRange(1), help="CPU threads for mining and embeddings [default: all].")
-@click.option("--mining", type=click.Choice(["numpy", "spark"]), default="numpy", show_default=True, help="Pair-mining backend: numpy (one machine, fastest) or spark (pip install 'tiein[spark]' + Java; master from TIEIN_SPARK_MASTER, else local).")
-@click.option("--scenes", "scenes_file", type=click.Path(dir_okay=False, path_type=Path), help="YAML/JSON scenes file (露营 / camping: tent → chair → lamp …); see README. Without it scenes are discovered.")
+@click.option(
+    "--model",
+    help="Embedding model: packaged alias or any sentence-transformers name/path [default: multilingual USE, offline].",
+)
+@click.option(
+    "--no-embeddings",
+    is_flag=True,
+    help="Skip title embeddings (substitutes then rely on co-view and categories only).",
+)
+@click.option(
+    "--min-count",
+    default=2,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Minimum co-purchase/co-view count for a pair.",
+)
+@click.option(
+    "--max-basket",
+    default=500,
+    show_default=True,
+    type=click.IntRange(2),
+    help="Baskets with more distinct items are skipped when pairing.",
+)
+@click.option(
+    "--after-window",
+    default=90,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Days within which a later purchase counts as 'bought after'.",
+)
+@click.option(
+    "--min-next",
+    default=3,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Customers who bought A, then B (within --after-window) a 'next' relation A → B needs.",
+)
+@click.option(
+    "--threads", type=click.IntRange(1), help="CPU threads for mining and embeddings [default: all]."
+)
+@click.option(
+    "--mining",
+    type=click.Choice(["numpy", "spark"]),
+    default="numpy",
+    show_default=True,
+    help="Pair-mining backend: numpy (one machine, fastest) or spark (pip install 'tiein[spark]' + Java; master from TIEIN_SPARK_MASTER, else local).",
+)
+@click.option(
+    "--scenes",
+    "scenes_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="YAML/JSON scenes file (露营 / camping: tent → chair → lamp …); see README. Without it scenes are discovered.",
+)
 @click.option("--no-scenes", is_flag=True, help="Do not discover scenes (a --scenes file is still used).")
-@click.option("--show", default=0, show_default=True, type=click.IntRange(0), help="After the build, print the N most-ordered products with their complements and substitutes.")
-@click.option("--min-matched", default=0.5, show_default=True, type=click.FloatRange(0, 1), help="Refuse the build when fewer order lines than this share are for catalog products (a wrong --map).")
-@click.option("--allow-empty", is_flag=True, help="Switch to the new graph even if it kept no products, matched few order lines or found no basket with two products.")
+@click.option(
+    "--show",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0),
+    help="After the build, print the N most-ordered products with their complements and substitutes.",
+)
+@click.option(
+    "--min-matched",
+    default=0.5,
+    show_default=True,
+    type=click.FloatRange(0, 1),
+    help="Refuse the build when fewer order lines than this share are for catalog products (a wrong --map).",
+)
+@click.option(
+    "--allow-empty",
+    is_flag=True,
+    help="Switch to the new graph even if it kept no products, matched few order lines or found no basket with two products.",
+)
 @json_option("Print the build summary as JSON.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def build(
@@ -89,6 +180,7 @@ def build(
     mapping = None
     if mapping_file or map_pairs:
         from tiein import loaders
+
         mapping = loaders.Mapping.from_file(mapping_file) if mapping_file else None
         if map_pairs:
             mapping = loaders.Mapping.from_cli(list(map_pairs), base=mapping)
@@ -132,13 +224,34 @@ def build(
 
 
 @cli.command()
-@click.option("--orders", type=click.Path(dir_okay=False, path_type=Path), help="New order lines (lines already in the graph are skipped: dedup by order id + product id).")
-@click.option("--catalog", type=click.Path(dir_okay=False, path_type=Path), help="New or changed products: only the columns the file has change (a product_id,stock file changes stock only).")
+@click.option(
+    "--orders",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="New order lines (lines already in the graph are skipped: dedup by order id + product id).",
+)
+@click.option(
+    "--catalog",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="New or changed products: only the columns the file has change (a product_id,stock file changes stock only).",
+)
 @click.option("--views", type=click.Path(dir_okay=False, path_type=Path), help="New browsing events.")
-@click.option("--mapping", "mapping_file", type=click.Path(dir_okay=False, path_type=Path), help="YAML/JSON column mapping for these files (as for build).")
-@click.option("--map", "map_pairs", multiple=True, metavar="FIELD=COLUMN", help="Map one column, e.g. --map stock=qty (repeatable).")
+@click.option(
+    "--mapping",
+    "mapping_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="YAML/JSON column mapping for these files (as for build).",
+)
+@click.option(
+    "--map",
+    "map_pairs",
+    multiple=True,
+    metavar="FIELD=COLUMN",
+    help="Map one column, e.g. --map stock=qty (repeatable).",
+)
 @where_options
-@click.option("--threads", type=click.IntRange(1), help="CPU threads for mining and embeddings [default: all].")
+@click.option(
+    "--threads", type=click.IntRange(1), help="CPU threads for mining and embeddings [default: all]."
+)
 @json_option("Print the update summary as JSON.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def update(
@@ -163,11 +276,18 @@ def update(
     mapping = None
     if mapping_file or map_pairs:
         from tiein import loaders
+
         mapping = loaders.Mapping.from_file(mapping_file) if mapping_file else None
         if map_pairs:
             mapping = loaders.Mapping.from_cli(list(map_pairs), base=mapping)
     opts = UpdateOptions(
-        catalog=catalog, orders=orders, views=views, mapping=mapping, home=_home(home), store_url=store, threads=threads
+        catalog=catalog,
+        orders=orders,
+        views=views,
+        mapping=mapping,
+        home=_home(home),
+        store_url=store,
+        threads=threads,
     )
     progress = TqdmProgress(enabled=not quiet and not as_json)
     try:
@@ -179,8 +299,16 @@ def update(
         return
     c = summary.counts
     click.echo(f"updated {summary.store} ({summary.path})")
-    added = [f"{c[k]:,} {label}" for k, label in (("order_lines_added", "new order lines"), ("products_added", "new products"),
-             ("products_changed", "changed products"), ("view_rows_added", "new view events")) if c.get(k)]  # fmt: skip
+    added = [
+        f"{c[k]:,} {label}"
+        for k, label in (
+            ("order_lines_added", "new order lines"),
+            ("products_added", "new products"),
+            ("products_changed", "changed products"),
+            ("view_rows_added", "new view events"),
+        )
+        if c.get(k)
+    ]
     click.echo(f"  {' · '.join(added) or 'nothing new'}")
     click.echo(f"  recomputed: {', '.join(summary.recomputed) or 'nothing'}")
     d = summary.delta
@@ -198,7 +326,6 @@ def update(
         click.echo(f"  note: {note}")
 
 
-
 @cli.command()
 @where_options
 @json_option()
@@ -211,13 +338,16 @@ def rollback(home: str | None, store: str | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
     else:
-        click.echo(f"rolled back to generation {result.current} (built {result.built_at}); "
-                   f"`tiein rollback` again returns to {result.previous}")
+        click.echo(
+            f"rolled back to generation {result.current} (built {result.built_at}); "
+            f"`tiein rollback` again returns to {result.previous}"
+        )
 
 
 @cli.command()
 def datasets() -> None:
     """The ready datasets (read from ../shared/data or TIEIN_DATA)."""
     from tiein import loaders
+
     for name, desc in loaders.DATASETS.items():
         click.echo(f"{name:<18} {desc}")

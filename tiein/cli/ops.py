@@ -44,14 +44,34 @@ def feedback_ingest(file: Path, home: str | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
         return
-    click.echo(f"{result.added:,} of {result.received:,} events added ({result.duplicates:,} already in the log)")
+    click.echo(
+        f"{result.added:,} of {result.received:,} events added ({result.duplicates:,} already in the log)"
+    )
 
 
 @feedback.command("stats")
 @click.option("--kind", help="Only this relation kind (complement, substitute, …).")
-@click.option("--top", default=10, show_default=True, type=click.IntRange(0, 100000), help="Pairs shown, best smoothed conversion first.")
-@click.option("--prior-strength", default=50.0, show_default=True, type=click.FloatRange(min=0, min_open=True), help="Pseudo-impressions of the kind's rate added to each pair (smoothing).")
-@click.option("--item-strength", default=200.0, show_default=True, type=click.FloatRange(min=0), help="Pseudo-impressions of the item level of the re-ranker's prior (0: off); listed in --json.")
+@click.option(
+    "--top",
+    default=10,
+    show_default=True,
+    type=click.IntRange(0, 100000),
+    help="Pairs shown, best smoothed conversion first.",
+)
+@click.option(
+    "--prior-strength",
+    default=50.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Pseudo-impressions of the kind's rate added to each pair (smoothing).",
+)
+@click.option(
+    "--item-strength",
+    default=200.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Pseudo-impressions of the item level of the re-ranker's prior (0: off); listed in --json.",
+)
 @home_option
 @json_option()
 def feedback_stats_cmd(
@@ -71,10 +91,16 @@ def feedback_stats_cmd(
         click.echo(json.dumps(stats.to_dict(top=top), ensure_ascii=False, indent=2))
         return
     if not events.num_rows:
-        click.echo("no events" + (f" of kind {kind}" if kind else "") + ": ingest some with `tiein feedback ingest FILE`")
+        click.echo(
+            "no events"
+            + (f" of kind {kind}" if kind else "")
+            + ": ingest some with `tiein feedback ingest FILE`"
+        )
         return
     d = stats.to_dict(top=top)
-    click.echo(f"{'kind':<12} {'impressions':>11} {'clicks':>8} {'carts':>7} {'purchases':>9} {'CTR':>7} {'conv.':>7}")
+    click.echo(
+        f"{'kind':<12} {'impressions':>11} {'clicks':>8} {'carts':>7} {'purchases':>9} {'CTR':>7} {'conv.':>7}"
+    )
     for r in d["kinds"]:
         click.echo(
             f"{r['kind']:<12} {r['impressions']:>11,} {r['clicks']:>8,} {r['add_to_carts']:>7,} {r['purchases']:>9,} "
@@ -104,7 +130,12 @@ def _pct(x: float | None) -> str:
 @cli.command()
 @click.option("--experiment", help="The experiment to report [default: the only one in the log].")
 @click.option("--control", help="The variant the others are compared with [default: the first by name].")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Folder for report.json, report.png and report.html.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Folder for report.json, report.png and report.html.",
+)
 @home_option
 @json_option("Print the report as JSON.")
 def report(experiment: str | None, control: str | None, out: Path, home: str | None, as_json: bool) -> None:
@@ -140,21 +171,64 @@ def report(experiment: str | None, control: str | None, out: Path, home: str | N
     click.echo(f"wrote {paths['html']} (and report.png, report.json)")
 
 
-
 @cli.command()
 @click.argument("query")
-@click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="A query parameter ($NAME), repeatable; VALUE is read as JSON when it parses (3, true, \"007\"), else as text.")
-@click.option("--limit", default=1000, show_default=True, type=click.IntRange(1, 100_000), help="Row cap; the answer says when it was truncated.")
-@click.option("--timeout", "timeout_s", default=10.0, show_default=True, type=click.FloatRange(0, 600, min_open=True), help="Time limit in seconds.")
+@click.option(
+    "--param",
+    "params",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help='A query parameter ($NAME), repeatable; VALUE is read as JSON when it parses (3, true, "007"), else as text.',
+)
+@click.option(
+    "--limit",
+    default=1000,
+    show_default=True,
+    type=click.IntRange(1, 100_000),
+    help="Row cap; the answer says when it was truncated.",
+)
+@click.option(
+    "--timeout",
+    "timeout_s",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(0, 600, min_open=True),
+    help="Time limit in seconds.",
+)
 @json_option("JSON: {columns, rows, truncated, limit, row_count, elapsed_ms, store}.")
-@click.option("--csv", "as_csv", is_flag=True, help="CSV with a header row (nested values as JSON; text cells starting with = + - @ tab or CR get a leading ' so spreadsheets do not run them).")
-@click.option("--no-formula-escape", "raw_csv", is_flag=True, help="--csv: write text cells as they are (no leading ' before = + - @ tab CR).")
-@click.option("--memory", "memory_mb", default=2048, show_default=True, type=click.IntRange(512, 1_048_576), help="Embedded store: memory (MB of address space) of the worker process that runs the query.")
+@click.option(
+    "--csv",
+    "as_csv",
+    is_flag=True,
+    help="CSV with a header row (nested values as JSON; text cells starting with = + - @ tab or CR get a leading ' so spreadsheets do not run them).",
+)
+@click.option(
+    "--no-formula-escape",
+    "raw_csv",
+    is_flag=True,
+    help="--csv: write text cells as they are (no leading ' before = + - @ tab CR).",
+)
+@click.option(
+    "--memory",
+    "memory_mb",
+    default=2048,
+    show_default=True,
+    type=click.IntRange(512, 1_048_576),
+    help="Embedded store: memory (MB of address space) of the worker process that runs the query.",
+)
 @where_options
 def cypher(
-    query: str, params: tuple[str, ...], limit: int, timeout_s: float, as_json: bool, as_csv: bool, raw_csv: bool,
-    memory_mb: int, home: str | None, store: str | None,
-) -> None:  # fmt: skip
+    query: str,
+    params: tuple[str, ...],
+    limit: int,
+    timeout_s: float,
+    as_json: bool,
+    as_csv: bool,
+    raw_csv: bool,
+    memory_mb: int,
+    home: str | None,
+    store: str | None,
+) -> None:
     """Run a read-only Cypher QUERY (analysts; the graph model and examples: docs/schema.md).
 
     \b
@@ -175,7 +249,9 @@ def cypher(
     values = dict(parse_param(p) for p in params)
     st = _open_store(home, store)
     try:
-        result = run_cypher(st, query, values, limit=limit, timeout_s=timeout_s, worker=WorkerLimits(memory_mb))
+        result = run_cypher(
+            st, query, values, limit=limit, timeout_s=timeout_s, worker=WorkerLimits(memory_mb)
+        )
     finally:
         st.close()
     note = f"truncated: showing the first {limit:,} rows (raise --limit)" if result.truncated else ""
@@ -187,40 +263,116 @@ def cypher(
         writer.writerow(result.columns)
         cell = (lambda v: v) if raw_csv else escape_formula
         for row in result.rows:
-            writer.writerow(["" if v is None else json.dumps(v, ensure_ascii=False) if isinstance(v, dict | list) else cell(v) for v in row])
+            writer.writerow(
+                [
+                    ""
+                    if v is None
+                    else json.dumps(v, ensure_ascii=False)
+                    if isinstance(v, dict | list)
+                    else cell(v)
+                    for v in row
+                ]
+            )
         if note:
             click.echo(note, err=True)
         return
-    cells = [[json.dumps(v, ensure_ascii=False) if isinstance(v, dict | list) else ("" if v is None else str(v)) for v in row] for row in result.rows]
+    cells = [
+        [
+            json.dumps(v, ensure_ascii=False) if isinstance(v, dict | list) else ("" if v is None else str(v))
+            for v in row
+        ]
+        for row in result.rows
+    ]
     widths = [min(60, max([len(c), *(len(r[i]) for r in cells)])) for i, c in enumerate(result.columns)]
     click.echo("  ".join(c.ljust(w) for c, w in zip(result.columns, widths, strict=True)))
     for r in cells:
         click.echo("  ".join(v[:60].ljust(w) for v, w in zip(r, widths, strict=True)))
-    click.echo(f"({len(result.rows):,} row{'s' if len(result.rows) != 1 else ''}, {result.elapsed_ms:.1f} ms){'  ' + note if note else ''}")
+    click.echo(
+        f"({len(result.rows):,} row{'s' if len(result.rows) != 1 else ''}, {result.elapsed_ms:.1f} ms){'  ' + note if note else ''}"
+    )
 
 
 @cli.command("export")
 @click.argument("what", type=click.Choice(["bundles", "related"]))
-@click.option("--format", "fmt", required=True, type=click.Choice(["csv", "jsonl", "parquet"]), help="csv / parquet: flat, one row per item; jsonl: one nested answer per anchor.")
-@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Output file (written atomically; a rerun resumes an interrupted export).")
+@click.option(
+    "--format",
+    "fmt",
+    required=True,
+    type=click.Choice(["csv", "jsonl", "parquet"]),
+    help="csv / parquet: flat, one row per item; jsonl: one nested answer per anchor.",
+)
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Output file (written atomically; a rerun resumes an interrupted export).",
+)
 @click.option("--scene", help="Only this scene's products (id or name); bundles follow its role order.")
-@click.option("--kind", "kinds", multiple=True, type=click.Choice(RELATION_KINDS), help="related: relation kind(s), repeatable [default: complement].")
-@click.option("-k", "k", default=10, show_default=True, type=click.IntRange(1, 1000), help="related: items per anchor and kind.")
-@click.option("--size", default=3, show_default=True, type=click.IntRange(2, 6), help="bundles: items per bundle, anchor included.")
+@click.option(
+    "--kind",
+    "kinds",
+    multiple=True,
+    type=click.Choice(RELATION_KINDS),
+    help="related: relation kind(s), repeatable [default: complement].",
+)
+@click.option(
+    "-k",
+    "k",
+    default=10,
+    show_default=True,
+    type=click.IntRange(1, 1000),
+    help="related: items per anchor and kind.",
+)
+@click.option(
+    "--size",
+    default=3,
+    show_default=True,
+    type=click.IntRange(2, 6),
+    help="bundles: items per bundle, anchor included.",
+)
 @click.option("--budget", type=float, help="bundles: the most a bundle may cost at full price.")
 @click.option("--mix", help="bundles: sales roles of the add-ons in order, e.g. hero+profit.")
 @click.option("--discount", type=float, help="bundles: discount for the suggested price (0.1 = 10 %).")
-@click.option("--chunk-size", default=500, show_default=True, type=click.IntRange(1, 1_000_000), help="Anchors per resumable chunk.")
-@click.option("--bom", is_flag=True, help="csv: start with a UTF-8 byte-order mark, so Excel opens Chinese titles right.")
-@click.option("--no-formula-escape", "raw_csv", is_flag=True, help="csv: write text cells as they are; by default a text cell starting with = + - @ tab or CR gets a leading ' so spreadsheets do not run it as a formula (numbers are never changed).")
+@click.option(
+    "--chunk-size",
+    default=500,
+    show_default=True,
+    type=click.IntRange(1, 1_000_000),
+    help="Anchors per resumable chunk.",
+)
+@click.option(
+    "--bom",
+    is_flag=True,
+    help="csv: start with a UTF-8 byte-order mark, so Excel opens Chinese titles right.",
+)
+@click.option(
+    "--no-formula-escape",
+    "raw_csv",
+    is_flag=True,
+    help="csv: write text cells as they are; by default a text cell starting with = + - @ tab or CR gets a leading ' so spreadsheets do not run it as a formula (numbers are never changed).",
+)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @json_option("Print the export summary as JSON.")
 @where_options
 def export_cmd(
-    what: str, fmt: str, out: Path, scene: str | None, kinds: tuple[str, ...], k: int, size: int,
-    budget: float | None, mix: str | None, discount: float | None, chunk_size: int, bom: bool, raw_csv: bool,
-    quiet: bool, as_json: bool, home: str | None, store: str | None,
-) -> None:  # fmt: skip
+    what: str,
+    fmt: str,
+    out: Path,
+    scene: str | None,
+    kinds: tuple[str, ...],
+    k: int,
+    size: int,
+    budget: float | None,
+    mix: str | None,
+    discount: float | None,
+    chunk_size: int,
+    bom: bool,
+    raw_csv: bool,
+    quiet: bool,
+    as_json: bool,
+    home: str | None,
+    store: str | None,
+) -> None:
     """Export WHAT (bundles or related) for every product, in product_id order, through the same
     code path as `tiein bundle` / `tiein related` and the API. Columns: README.md "Batch export".
 
@@ -233,9 +385,22 @@ def export_cmd(
     bar = TqdmProgress(enabled=not quiet)
     try:
         result = export(
-            st, what, out, fmt=fmt, kinds=list(kinds) or None, k=k, size=size, scene=scene, budget=budget,
-            mix=mix, discount=discount, chunk_size=chunk_size, bom=bom, formula_escape=not raw_csv, progress=bar,
-        )  # fmt: skip
+            st,
+            what,
+            out,
+            fmt=fmt,
+            kinds=list(kinds) or None,
+            k=k,
+            size=size,
+            scene=scene,
+            budget=budget,
+            mix=mix,
+            discount=discount,
+            chunk_size=chunk_size,
+            bom=bom,
+            formula_escape=not raw_csv,
+            progress=bar,
+        )
     finally:
         bar.close()
         st.close()
@@ -243,4 +408,6 @@ def export_cmd(
         click.echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
         return
     resumed = f", {result.chunks_reused} of {result.chunks} chunks resumed" if result.chunks_reused else ""
-    click.echo(f"wrote {result.path}: {result.rows:,} rows for {result.anchors:,} products in {result.seconds:.1f} s{resumed}")
+    click.echo(
+        f"wrote {result.path}: {result.rows:,} rows for {result.anchors:,} products in {result.seconds:.1f} s{resumed}"
+    )

@@ -25,10 +25,22 @@ _KIND_PLURAL = {"series": "same-series products", "next": "next purchases"}
 
 @cli.command()
 @click.argument("product")
-@click.option("--kind", type=click.Choice(RELATION_KINDS), default="complement", show_default=True, help="Relation kind: complement (add-on), substitute, upsell, series (same line), next (bought next: customers buy it after PRODUCT).")
-@click.option("-k", "k", default=10, show_default=True, type=click.IntRange(1, 1000), help="How many related products.")
+@click.option(
+    "--kind",
+    type=click.Choice(RELATION_KINDS),
+    default="complement",
+    show_default=True,
+    help="Relation kind: complement (add-on), substitute, upsell, series (same line), next (bought next: customers buy it after PRODUCT).",
+)
+@click.option(
+    "-k", "k", default=10, show_default=True, type=click.IntRange(1, 1000), help="How many related products."
+)
 @json_option("JSON output (stable schema, with evidence).")
-@click.option("--feedback", is_flag=True, help="Re-rank by the home's feedback log (`tiein feedback ingest`), as the API's feedback=true does.")
+@click.option(
+    "--feedback",
+    is_flag=True,
+    help="Re-rank by the home's feedback log (`tiein feedback ingest`), as the API's feedback=true does.",
+)
 @where_options
 def related(
     product: str, kind: str, k: int, as_json: bool, feedback: bool, home: str | None, store: str | None
@@ -51,16 +63,22 @@ def related(
         click.echo(json.dumps(payload, ensure_ascii=False, indent=2))
         return
     anchor, rows = payload["product"], payload["related"]
-    click.echo(f"{anchor['product_id']}  {anchor['title']}  (price {_fmt_price(anchor['price'])}{_fmt_role(anchor)}) — {_KIND_PLURAL.get(kind, kind + 's')}")
+    click.echo(
+        f"{anchor['product_id']}  {anchor['title']}  (price {_fmt_price(anchor['price'])}{_fmt_role(anchor)}) — {_KIND_PLURAL.get(kind, kind + 's')}"
+    )
     if not rows:
         click.echo(f"  no {_KIND_PLURAL.get(kind, kind + 's')} found for this product")
     for r in rows:
-        click.echo(f"  {r['score']:.3f}  {r['product_id']:<12} {r['title']:<45}  {_fmt_price(r['price']):>9}{_fmt_role(r)}")
+        click.echo(
+            f"  {r['score']:.3f}  {r['product_id']:<12} {r['title']:<45}  {_fmt_price(r['price']):>9}{_fmt_role(r)}"
+        )
         if "feedback" in r:
             f = r["feedback"]
-            click.echo(f"         feedback: shown {f['impressions']:,}, {f['metric']} {f['successes']:,}; item elsewhere "
-                       f"{f['item_successes']:,}/{f['item_impressions']:,} (×{f['item_factor']:.2f}); "
-                       f"rate {f['rate'] * 100:.1f}%")  # fmt: skip
+            click.echo(
+                f"         feedback: shown {f['impressions']:,}, {f['metric']} {f['successes']:,}; item elsewhere "
+                f"{f['item_successes']:,}/{f['item_impressions']:,} (×{f['item_factor']:.2f}); "
+                f"rate {f['rate'] * 100:.1f}%"
+            )
         click.echo(f"         {r['explanation_en']}")
         click.echo(f"         {r['explanation_zh']}")
 
@@ -132,7 +150,14 @@ def scenes_list(home: str | None, store: str | None, as_json: bool) -> None:
 
 @scenes.command("show")
 @click.argument("name")
-@click.option("-k", "k", default=10, show_default=True, type=click.IntRange(1, 100000), help="Products shown per role (table output).")
+@click.option(
+    "-k",
+    "k",
+    default=10,
+    show_default=True,
+    type=click.IntRange(1, 100000),
+    help="Products shown per role (table output).",
+)
 @where_options
 @json_option("JSON output (every member).")
 def scenes_show(name: str, k: int, home: str | None, store: str | None, as_json: bool) -> None:
@@ -156,12 +181,26 @@ def scenes_show(name: str, k: int, home: str | None, store: str | None, as_json:
 
 
 @scenes.command("discover")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Where to write the editable YAML [default: HOME/scenes.discovered.yaml].")
-@click.option("--max-scenes", default=12, show_default=True, type=click.IntRange(1, 1000), help="At most this many scenes.")
-@click.option("--seed", default=0, show_default=True, help="Seed of the community detection (same seed, same scenes).")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to write the editable YAML [default: HOME/scenes.discovered.yaml].",
+)
+@click.option(
+    "--max-scenes",
+    default=12,
+    show_default=True,
+    type=click.IntRange(1, 1000),
+    help="At most this many scenes.",
+)
+@click.option(
+    "--seed", default=0, show_default=True, help="Seed of the community detection (same seed, same scenes)."
+)
 @where_options
 @json_option("Also print the scenes as JSON.")
-def scenes_discover(out: Path | None, max_scenes: int, seed: int, home: str | None, store: str | None, as_json: bool) -> None:
+def scenes_discover(
+    out: Path | None, max_scenes: int, seed: int, home: str | None, store: str | None, as_json: bool
+) -> None:
     """Discover scenes from the graph's complements and write them as an editable YAML file."""
     import pyarrow as pa
 
@@ -201,24 +240,44 @@ def scenes_discover(out: Path | None, max_scenes: int, seed: int, home: str | No
         click.echo(scenes_json(found))
         return
     for s in found:
-        click.echo(f"{s.scene_id:<16} {s.name}  ({len(s.roles)} roles: {' → '.join(r.name for r in s.roles)})")
+        click.echo(
+            f"{s.scene_id:<16} {s.name}  ({len(s.roles)} roles: {' → '.join(r.name for r in s.roles)})"
+        )
     click.echo(f"wrote {path}: edit it, then `tiein build ... --scenes {path}`")
-
 
 
 @cli.command("bundle")
 @click.argument("product")
-@click.option("--scene", help="Scene id or name whose role order to follow [default: the scene PRODUCT belongs to].")
-@click.option("--size", default=3, show_default=True, type=click.IntRange(2, 6), help="Items in the bundle, PRODUCT included.")
+@click.option(
+    "--scene", help="Scene id or name whose role order to follow [default: the scene PRODUCT belongs to]."
+)
+@click.option(
+    "--size",
+    default=3,
+    show_default=True,
+    type=click.IntRange(2, 6),
+    help="Items in the bundle, PRODUCT included.",
+)
 @click.option("--budget", type=float, help="The most the bundle may cost at full price.")
-@click.option("--mix", help="Sales roles of the add-ons in order, e.g. hero+profit (traffic, hero, profit, regular).")
-@click.option("--discount", type=float, help="Bundle discount for the suggested price, 0.1 = 10 % off [default: 0.1].")
+@click.option(
+    "--mix", help="Sales roles of the add-ons in order, e.g. hero+profit (traffic, hero, profit, regular)."
+)
+@click.option(
+    "--discount", type=float, help="Bundle discount for the suggested price, 0.1 = 10 % off [default: 0.1]."
+)
 @json_option("JSON output (the API's schema).")
 @where_options
 def bundle_cmd(
-    product: str, scene: str | None, size: int, budget: float | None, mix: str | None, discount: float | None,
-    as_json: bool, home: str | None, store: str | None,
-) -> None:  # fmt: skip
+    product: str,
+    scene: str | None,
+    size: int,
+    budget: float | None,
+    mix: str | None,
+    discount: float | None,
+    as_json: bool,
+    home: str | None,
+    store: str | None,
+) -> None:
     """A bundle for PRODUCT: add-ons in scene-role order under the merchant's rules (30-80 % of
     its price, in stock, no substitutes, one per category), a sayable bundle price and the pitch.
     When no bundle is possible it says why (not an error)."""
@@ -226,7 +285,9 @@ def bundle_cmd(
 
     st = _open_store(home, store)
     try:
-        payload = bundle_payload(st, product, scene=scene, size=size, budget=budget, mix=mix, discount=discount)
+        payload = bundle_payload(
+            st, product, scene=scene, size=size, budget=budget, mix=mix, discount=discount
+        )
     finally:
         st.close()
     if as_json:
@@ -239,14 +300,20 @@ def _print_bundle(b: dict[str, Any]) -> None:
     a = b["anchor"]
     click.echo(f"{a['product_id']}  {a['title']}  (price {_fmt_price(a['price'])}{_fmt_role(a)})")
     if b.get("scene"):
-        note = " — no role of it could be filled, so: best complements by score" if b.get("scene_fallback") else ""
+        note = (
+            " — no role of it could be filled, so: best complements by score"
+            if b.get("scene_fallback")
+            else ""
+        )
         click.echo(f"scene: {b['scene']['name']} ({b['scene']['scene_id']}){note}")
     if b.get("mix"):
         click.echo(f"mix: {' + '.join(b['mix'])}")
     for n, item in enumerate(b["items"], 1):
         p = item["product"]
         role = f"[{item['role']}]" if item.get("role") else ""
-        click.echo(f"  {n}. {role} {p['product_id']}  {p['title']}  {_fmt_price(p['price'])}{_fmt_role(p)}  — {item['relation']}")
+        click.echo(
+            f"  {n}. {role} {p['product_id']}  {p['title']}  {_fmt_price(p['price'])}{_fmt_role(p)}  — {item['relation']}"
+        )
         click.echo(f"       {item['explanation']['en']}")
         click.echo(f"       {item['explanation']['zh']}")
     if b.get("skipped_roles"):
@@ -270,11 +337,24 @@ def _print_bundle(b: dict[str, Any]) -> None:
 
 @cli.command("addons")
 @click.argument("ids", nargs=-1, required=True)
-@click.option("--threshold", type=float, help="Free-shipping threshold: also suggest the cheapest items that lift the cart over it.")
-@click.option("-k", "k", default=5, show_default=True, type=click.IntRange(1, 100), help="How many add-ons (and top-ups).")
+@click.option(
+    "--threshold",
+    type=float,
+    help="Free-shipping threshold: also suggest the cheapest items that lift the cart over it.",
+)
+@click.option(
+    "-k",
+    "k",
+    default=5,
+    show_default=True,
+    type=click.IntRange(1, 100),
+    help="How many add-ons (and top-ups).",
+)
 @json_option("JSON output (the API's schema).")
 @where_options
-def addons_cmd(ids: tuple[str, ...], threshold: float | None, k: int, as_json: bool, home: str | None, store: str | None) -> None:
+def addons_cmd(
+    ids: tuple[str, ...], threshold: float | None, k: int, as_json: bool, home: str | None, store: str | None
+) -> None:
     """Add-ons for a cart of IDS as a whole: complements of the cart, never substitutes of what is
     in it; with --threshold, the items that reach it with the least overspend."""
     from tiein.service import addons_payload
@@ -293,8 +373,14 @@ def addons_cmd(ids: tuple[str, ...], threshold: float | None, k: int, as_json: b
     def show(items: list[dict[str, Any]], top_up: bool) -> None:
         for n, item in enumerate(items, 1):
             p = item["product"]
-            extra = f"  → {_fmt_price(item['new_total'])} (over by {_fmt_price(item['overspend'])})" if top_up else ""
-            click.echo(f"  {n}. {p['product_id']}  {p['title']}  {_fmt_price(p['price'])}{_fmt_role(p)}  — {item['relation']}{extra}")
+            extra = (
+                f"  → {_fmt_price(item['new_total'])} (over by {_fmt_price(item['overspend'])})"
+                if top_up
+                else ""
+            )
+            click.echo(
+                f"  {n}. {p['product_id']}  {p['title']}  {_fmt_price(p['price'])}{_fmt_role(p)}  — {item['relation']}{extra}"
+            )
             click.echo(f"       {item['explanation']['en']}")
             click.echo(f"       {item['explanation']['zh']}")
 

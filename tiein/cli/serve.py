@@ -20,18 +20,54 @@ More settings, from the environment:
                               (10; recomputed in the background; 0: before the next request)"""
 
 
-
 @cli.command(epilog=SERVE_ENV_HELP)
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind; a non-loopback one needs --token (or --insecure).")
-@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to bind; a non-loopback one needs --token (or --insecure).",
+)
+@click.option(
+    "--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on."
+)
 @where_options
-@click.option("--token", envvar="TIEIN_API_TOKEN", help="Bearer token every request must carry [env TIEIN_API_TOKEN; default: no auth].")
-@click.option("--cors", "cors", multiple=True, metavar="ORIGIN", help="An origin allowed by CORS, e.g. https://shop.example (repeatable) [env TIEIN_API_CORS, comma-separated].")
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64), help="Worker processes (each opens the store once).")
-@click.option("--max-k", type=click.IntRange(1, 1000), help="Largest k a request may ask [env TIEIN_API_MAX_K; default 100].")
-@click.option("--snapshot/--no-snapshot", default=None, help="Serve reads from an in-memory snapshot of the embedded graph (the default for it): identical answers, bundles ~10x faster, reloaded after a rebuild; memory ~0.7 GB and 2-6 s of start-up per 50k products. --no-snapshot reads LadybugDB per request [env TIEIN_API_SNAPSHOT].")
+@click.option(
+    "--token",
+    envvar="TIEIN_API_TOKEN",
+    help="Bearer token every request must carry [env TIEIN_API_TOKEN; default: no auth].",
+)
+@click.option(
+    "--cors",
+    "cors",
+    multiple=True,
+    metavar="ORIGIN",
+    help="An origin allowed by CORS, e.g. https://shop.example (repeatable) [env TIEIN_API_CORS, comma-separated].",
+)
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Worker processes (each opens the store once).",
+)
+@click.option(
+    "--max-k",
+    type=click.IntRange(1, 1000),
+    help="Largest k a request may ask [env TIEIN_API_MAX_K; default 100].",
+)
+@click.option(
+    "--snapshot/--no-snapshot",
+    default=None,
+    help="Serve reads from an in-memory snapshot of the embedded graph (the default for it): identical answers, bundles ~10x faster, reloaded after a rebuild; memory ~0.7 GB and 2-6 s of start-up per 50k products. --no-snapshot reads LadybugDB per request [env TIEIN_API_SNAPSHOT].",
+)
 @click.option("--insecure", is_flag=True, help="Allow a non-loopback --host without a token.")
-@click.option("--log-level", default="info", show_default=True, type=click.Choice(["critical", "error", "warning", "info", "debug"]), help="Server log level.")
+@click.option(
+    "--log-level",
+    default="info",
+    show_default=True,
+    type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+    help="Server log level.",
+)
 def serve(
     host: str,
     port: int,
@@ -59,7 +95,11 @@ def serve(
     from tiein.errors import ConfigError
 
     settings = Settings.from_env(
-        home=Path(home) if home else None, store=store, token=token, cors_origins=cors or None, max_k=max_k,
+        home=Path(home) if home else None,
+        store=store,
+        token=token,
+        cors_origins=cors or None,
+        max_k=max_k,
         snapshot=snapshot,
     )
     if settings.token is None and not is_loopback(host) and not insecure:
@@ -84,6 +124,11 @@ def serve(
     if settings.snapshot and is_neo4j_url(settings.store_url):
         raise ConfigError("--snapshot serves the embedded store only; Neo4j is read directly")
     os.environ.update(settings.to_env())  # the workers' app factory reads them back
-    click.echo(f"tiein API on http://{host}:{port}/docs · store {settings.store_url.split('@')[-1]}"
-               f" · auth {'on' if settings.token else 'off'}", err=True)
-    uvicorn.run("tiein.api:app_from_env", factory=True, host=host, port=port, workers=workers, log_level=log_level)
+    click.echo(
+        f"tiein API on http://{host}:{port}/docs · store {settings.store_url.split('@')[-1]}"
+        f" · auth {'on' if settings.token else 'off'}",
+        err=True,
+    )
+    uvicorn.run(
+        "tiein.api:app_from_env", factory=True, host=host, port=port, workers=workers, log_level=log_level
+    )

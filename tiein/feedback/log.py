@@ -72,7 +72,9 @@ def _replaced(path: Path) -> list[str]:
     try:
         meta = pq.read_schema(path).metadata or {}
     except (OSError, pa.ArrowInvalid) as exc:
-        raise StoreUnavailable(f"the feedback log is damaged: {path.name} is not a readable part ({exc})") from exc
+        raise StoreUnavailable(
+            f"the feedback log is damaged: {path.name} is not a readable part ({exc})"
+        ) from exc
     raw = meta.get(REPLACES)
     return list(json.loads(raw)) if raw else []
 

@@ -20,7 +20,9 @@ DEFAULT_ITEM_STRENGTH = 200.0
 METRICS = {"conversion": "purchases", "ctr": "clicks"}
 
 
-def _count_index(table: pa.Table, keys: Sequence[str], successes: str) -> dict[tuple[Any, ...], tuple[int, int]]:
+def _count_index(
+    table: pa.Table, keys: Sequence[str], successes: str
+) -> dict[tuple[Any, ...], tuple[int, int]]:
     """key columns -> (impressions, successes capped at impressions) of a stats table."""
     cols = zip(*(table.column(k).to_pylist() for k in keys), strict=True)
     vals = zip(table.column("impressions").to_pylist(), table.column(successes).to_pylist(), strict=True)
@@ -113,9 +115,13 @@ class FeedbackStats:
             pairs = pairs.take(order[:top])
             order = pc.sort_indices(
                 items,
-                sort_keys=[("purchases", "descending"), ("impressions", "descending"), ("kind", "ascending"),
-                           ("item_id", "ascending")],
-            )  # fmt: skip
+                sort_keys=[
+                    ("purchases", "descending"),
+                    ("impressions", "descending"),
+                    ("kind", "ascending"),
+                    ("item_id", "ascending"),
+                ],
+            )
             items = items.take(order[:top])
         return {
             "metric": self.metric,
@@ -205,9 +211,13 @@ def feedback_stats(
     finally:
         con.close()
     return FeedbackStats(
-        pairs=pairs, kinds=kinds, items=items, prior_strength=float(prior_strength),
-        item_strength=float(item_strength), metric=metric,
-    )  # fmt: skip
+        pairs=pairs,
+        kinds=kinds,
+        items=items,
+        prior_strength=float(prior_strength),
+        item_strength=float(item_strength),
+        metric=metric,
+    )
 
 
 def events_table(records: Sequence[dict[str, Any]]) -> pa.Table:

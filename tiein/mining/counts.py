@@ -89,12 +89,20 @@ class PairCounts:
 
         one = np.uint64(1)
         return PairCounts(
-            names, per_item(self.item_n), self.n,
-            pairs(self.co_keys), self.co_counts,
-            (pairs(self.af_keys >> one) << one) | (self.af_keys & one), self.af_counts,
-            per_item(self.customers), per_item(self.returning), per_item(self.later),
-            self.returning_customers, self.baskets, dict(self.report),
-        )  # fmt: skip
+            names,
+            per_item(self.item_n),
+            self.n,
+            pairs(self.co_keys),
+            self.co_counts,
+            (pairs(self.af_keys >> one) << one) | (self.af_keys & one),
+            self.af_counts,
+            per_item(self.customers),
+            per_item(self.returning),
+            per_item(self.later),
+            self.returning_customers,
+            self.baskets,
+            dict(self.report),
+        )
 
     def combine(self, plus: PairCounts, minus: PairCounts) -> PairCounts:
         """``self + plus - minus`` over the union of their products: the counts of all lines
@@ -105,7 +113,9 @@ class PairCounts:
         names = names.take(pc.sort_indices(names))
         a, p, m = self.recode(names), plus.recode(names), minus.recode(names)
 
-        def merge(keys: np.ndarray, counts: np.ndarray, dk: list[np.ndarray], dc: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        def merge(
+            keys: np.ndarray, counts: np.ndarray, dk: list[np.ndarray], dc: list[np.ndarray]
+        ) -> tuple[np.ndarray, np.ndarray]:
             d_keys, d_counts = np.concatenate(dk), np.concatenate(dc)
             if d_keys.size == 0:
                 return keys, counts
@@ -114,7 +124,11 @@ class PairCounts:
             first = np.flatnonzero(_change(d_keys))
             d_keys, d_counts = d_keys[first], np.add.reduceat(d_counts, first)
             pos = np.searchsorted(keys, d_keys)
-            hit = (pos < keys.size) & (keys[np.minimum(pos, max(keys.size - 1, 0))] == d_keys) if keys.size else np.zeros(d_keys.size, bool)
+            hit = (
+                (pos < keys.size) & (keys[np.minimum(pos, max(keys.size - 1, 0))] == d_keys)
+                if keys.size
+                else np.zeros(d_keys.size, bool)
+            )
             counts = counts.astype(np.int64, copy=True)
             np.add.at(counts, pos[hit], d_counts[hit])
             keys = np.insert(keys, pos[~hit], d_keys[~hit])
@@ -127,11 +141,20 @@ class PairCounts:
         co = merge(a.co_keys, a.co_counts, [p.co_keys, m.co_keys], [p.co_counts, -m.co_counts])
         af = merge(a.af_keys, a.af_counts, [p.af_keys, m.af_keys], [p.af_counts, -m.af_counts])
         return PairCounts(
-            names, a.item_n + p.item_n - m.item_n, a.n + p.n - m.n, co[0], co[1], af[0], af[1],
-            a.customers + p.customers - m.customers, a.returning + p.returning - m.returning,
-            a.later + p.later - m.later, a.returning_customers + p.returning_customers - m.returning_customers,
-            a.baskets + p.baskets - m.baskets, dict(self.report),
-        )  # fmt: skip
+            names,
+            a.item_n + p.item_n - m.item_n,
+            a.n + p.n - m.n,
+            co[0],
+            co[1],
+            af[0],
+            af[1],
+            a.customers + p.customers - m.customers,
+            a.returning + p.returning - m.returning,
+            a.later + p.later - m.later,
+            a.returning_customers + p.returning_customers - m.returning_customers,
+            a.baskets + p.baskets - m.baskets,
+            dict(self.report),
+        )
 
     def assemble(self, min_count: int = 2) -> MinedPairs:
         """What :func:`mine_pairs` returns for the counted lines (the same ``pairs`` and
@@ -140,9 +163,16 @@ class PairCounts:
         if min_count < 1:
             raise ConfigError(f"min_count must be at least 1, got {min_count}")
         table = _assemble(
-            self.co_keys, self.co_counts, self.af_keys, self.af_counts, self.item_n, self.n,
-            len(self.names), self.names, min_count,
-        )  # fmt: skip
+            self.co_keys,
+            self.co_counts,
+            self.af_keys,
+            self.af_counts,
+            self.item_n,
+            self.n,
+            len(self.names),
+            self.names,
+            min_count,
+        )
         report = {
             **self.report,
             "baskets": self.baskets,
@@ -155,7 +185,9 @@ class PairCounts:
             "min_count": min_count,
         }
         has_tl = bool(self.customers.any())
-        timeline = _timeline_table((self.customers, self.returning, self.later) if has_tl else None, self.names)
+        timeline = _timeline_table(
+            (self.customers, self.returning, self.later) if has_tl else None, self.names
+        )
         return MinedPairs(pairs=table, report=report, timeline=timeline)
 
     def save(self, path: Path) -> None:
@@ -163,9 +195,13 @@ class PairCounts:
         scalars = np.array([self.n, self.returning_customers, self.baskets], np.int64)
         with open(path, "wb") as f:
             np.savez(
-                f, names=np.asarray(self.names.to_pylist(), dtype=object).astype(str) if len(self.names) else np.zeros(0, "U1"),
-                scalars=scalars, **{k: getattr(self, k) for k in self.ARRAYS},
-            )  # fmt: skip
+                f,
+                names=np.asarray(self.names.to_pylist(), dtype=object).astype(str)
+                if len(self.names)
+                else np.zeros(0, "U1"),
+                scalars=scalars,
+                **{k: getattr(self, k) for k in self.ARRAYS},
+            )
 
     @classmethod
     def load(cls, path: Path) -> PairCounts:
@@ -236,12 +272,31 @@ def count_pairs(
             if giant.any():
                 ok &= ~giant[basket_codes]
             af_keys, af_counts, tl = _after_counts(
-                cust_codes[ok], ts_us[ok], item_codes[ok], n_items, after_window_days, max_customer_items,
-                report, pool, tick,
-            )  # fmt: skip
-    customers, returning, later = (np.asarray(v, np.int64) for v in tl) if tl is not None else (zeros, zeros, zeros)
+                cust_codes[ok],
+                ts_us[ok],
+                item_codes[ok],
+                n_items,
+                after_window_days,
+                max_customer_items,
+                report,
+                pool,
+                tick,
+            )
+    customers, returning, later = (
+        (np.asarray(v, np.int64) for v in tl) if tl is not None else (zeros, zeros, zeros)
+    )
     return PairCounts(
-        names, item_n, int(sizes.size), co_keys.astype(np.uint64), co_counts.astype(np.int64),
-        af_keys.astype(np.uint64), af_counts.astype(np.int64), customers, returning, later,
-        int(report.get("returning_customers", 0)), n_baskets_in, report,
-    )  # fmt: skip
+        names,
+        item_n,
+        int(sizes.size),
+        co_keys.astype(np.uint64),
+        co_counts.astype(np.int64),
+        af_keys.astype(np.uint64),
+        af_counts.astype(np.int64),
+        customers,
+        returning,
+        later,
+        int(report.get("returning_customers", 0)),
+        n_baskets_in,
+        report,
+    )

@@ -96,9 +96,18 @@ def mine_pairs(
         raise ConfigError(f"threads must be at least 1, got {threads}")
     with ThreadPoolExecutor(workers) if workers > 1 else nullcontext(_Serial()) as pool:
         return _mine(
-            baskets, basket_col, item_col, customer_col, ts_col, min_count, max_basket,
-            after_window_days, max_customer_items, pool, progress,
-        )  # fmt: skip
+            baskets,
+            basket_col,
+            item_col,
+            customer_col,
+            ts_col,
+            min_count,
+            max_basket,
+            after_window_days,
+            max_customer_items,
+            pool,
+            progress,
+        )
 
 
 def _mine(
@@ -196,7 +205,11 @@ def _mine(
         af_counts = np.zeros(0, np.int64)
         tl = None
         report.update(
-            after_events=0, after_customers=0, customers_skipped=0, after_pair_instances=0, returning_customers=0
+            after_events=0,
+            after_customers=0,
+            customers_skipped=0,
+            after_pair_instances=0,
+            returning_customers=0,
         )
         tick("after")
     report["pairs_after"] = int(af_keys.size)

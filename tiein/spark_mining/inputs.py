@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 Progress = Callable[[str, int, int], None]
 ParquetSource = str | Path | Sequence[str | Path]
 
+
 def _paths(src: ParquetSource) -> list[str]:
     return [str(src)] if isinstance(src, str | Path) else [str(p) for p in src]
 

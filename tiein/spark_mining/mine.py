@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 Progress = Callable[[str, int, int], None]
 ParquetSource = str | Path | Sequence[str | Path]
 
+
 def mine_pairs_spark(
     baskets: pa.Table | ParquetSource,
     *,
@@ -76,9 +77,19 @@ def mine_pairs_spark(
     cached: list[DataFrame] = []
     try:
         return _mine(
-            spark, baskets, basket_col, item_col, customer_col, ts_col, min_count, max_basket,
-            after_window_days, max_customer_items, progress, cached,
-        )  # fmt: skip
+            spark,
+            baskets,
+            basket_col,
+            item_col,
+            customer_col,
+            ts_col,
+            min_count,
+            max_basket,
+            after_window_days,
+            max_customer_items,
+            progress,
+            cached,
+        )
     finally:
         for df in cached:
             df.unpersist()

@@ -82,5 +82,3 @@ def spark_session(
         raise MissingDependency("java", "spark", hint=f"{JAVA_HINT} (Spark could not start: {exc})") from exc
     spark.sparkContext.setLogLevel("ERROR")
     return spark
-
-
