@@ -27,6 +27,7 @@ import numpy as np
 import pyarrow as pa
 
 from tiein.model import CATEGORY_SEP, RELATIONS
+from tiein.ranker import feature_dict
 
 ArrayLike = Any  # numpy array or scalar
 
@@ -346,27 +347,7 @@ def classify(features: pa.Table, cfg: RelationConfig | None = None, ranker: Any 
     cfg = cfg or RelationConfig()
     if features.num_rows == 0:
         return RELATIONS.empty_table()
-    f = {c: features.column(c).to_numpy(zero_copy_only=False) for c in features.column_names}
-    for c in (
-        "n_ab",
-        "n_src",
-        "n_dst",
-        "n_baskets",
-        "after_sd",
-        "after_ds",
-        "co_view",
-        "listed_buy",
-        "listed_view",
-        "cat_rel",
-        "w_ab",
-        "w_src",
-        "w_dst",
-    ):
-        if c in f:
-            f[c] = np.nan_to_num(f[c].astype(np.float64)).astype(np.int64)
-    for c in ("conf", "lift", "similarity", "price_ratio"):
-        f[c] = f[c].astype(np.float64)
-    f["same_line"] = f["same_line"].astype(bool)
+    f = feature_dict(features)
     scores = score_features(f, cfg, ranker)
 
     parts = []
