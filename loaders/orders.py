@@ -212,21 +212,15 @@ def finish_orders(
     con.register("__products", products.select(["product_id"]))
     unknown = one(
         con.execute(
-            """SELECT count(*), count(DISTINCT product_id) FROM __ol o
-               WHERE NOT is_cancel AND product_id NOT IN (SELECT product_id FROM __products)"""
+            """SELECT count(*), count(DISTINCT product_id), (list(DISTINCT product_id ORDER BY product_id))[1:5]
+               FROM __ol o WHERE NOT is_cancel AND product_id NOT IN (SELECT product_id FROM __products)"""
         ).fetchall()
     )
     assert unknown is not None
     report.unknown_product_lines += int(unknown[0])
+    report.unknown_order_lines += int(unknown[0])
     report.unknown_product_ids += int(unknown[1])
-    if unknown[0] and len(report.unknown_product_samples) < 5:
-        report.unknown_product_samples += [
-            str(r[0])
-            for r in con.execute(
-                """SELECT DISTINCT product_id FROM __ol WHERE NOT is_cancel AND product_id IS NOT NULL
-                   AND product_id NOT IN (SELECT product_id FROM __products) ORDER BY 1 LIMIT 5"""
-            ).fetchall()
-        ][: 5 - len(report.unknown_product_samples)]
+    report.unknown_product_samples += list(unknown[2] or [])[: 5 - len(report.unknown_product_samples)]
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE __merged AS SELECT order_id, product_id, sum(q) quantity,
           min(customer_id) customer_id, min(ts) ts, min({ROW}) {ROW}, count(*) n

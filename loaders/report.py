@@ -56,7 +56,10 @@ class LoadReport:
     purchase_lines_cancelled: int = 0  # purchase lines that netting brought to zero (dropped)
     unknown_product_lines: int = 0  # order/view rows whose product is not in the catalog (dropped)
     unknown_product_ids: int = 0
-    unknown_product_samples: list[str] = field(default_factory=list)  # up to 5 of them, for messages
+    unknown_order_lines: int = 0  # of those, order lines (the build's matched-share floor)
+    unknown_product_samples: list[str] = field(
+        default_factory=list
+    )  # up to 5 of the unknown ids in orders, for messages
     merged_duplicate_lines: int = 0  # repeated (order, product) lines summed into one
     empty_baskets: int = 0  # orders that had lines in the file but none left after cleaning
     giant_baskets: int = 0  # orders with more than giant_basket_limit products (dropped)

@@ -233,3 +233,19 @@ def test_threads_reach_the_numpy_miner(tmp_path: Path, monkeypatch: pytest.Monke
         )
     )
     assert seen and set(seen) == {1}  # every mining call (the build's and any the ranker makes)
+
+
+def test_the_matched_floor_counts_order_lines_only(tmp_path: Path) -> None:
+    """Browsing events of products the catalog lacks (common: views of delisted items) do not
+    count against the order lines' matched share; order lines repeated in a basket count as read."""
+    from tiein.pipeline import BuildOptions, build
+
+    views = tmp_path / "views.csv"
+    views.write_text(
+        "session_id,product_id\n" + "".join(f"s{i},gone{i}\n" for i in range(2000)), encoding="utf-8"
+    )
+    summary = build(
+        BuildOptions(catalog=CAMPING / "catalog.csv", orders=CAMPING / "orders.csv", views=views, home=tmp_path / "h",
+                     embeddings=False, threads=1)
+    )  # fmt: skip
+    assert summary.counts["products"] > 0

@@ -111,8 +111,9 @@ def check_build(floors: Floors, loaded: Any, relations: pa.Table) -> None:
         floors,
         products=loaded.products.num_rows,
         blank_ids=report.blank_product_ids,
-        order_lines=loaded.orders.num_rows,
-        unknown_lines=report.unknown_product_lines,
+        # lines kept, counted as read (repeated lines were merged into one)
+        order_lines=loaded.orders.num_rows + report.merged_duplicate_lines,
+        unknown_lines=report.unknown_order_lines,
         samples=list(report.unknown_product_samples),
         baskets=baskets,
         multi_baskets=multi,
