@@ -235,11 +235,11 @@ def _remove(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def recover(home: Path | str, store_state: str | None, store_url: str) -> list[str]:
-    """Make the home whole after a crash (see the module docstring); ``store_state`` is the
-    ``state_id`` in the meta of the store at ``store_url`` (None when it is empty). Returns what
-    it did, one line each. The caller holds :func:`home_lock`."""
+def recover(home: Path | str, store: Any, store_url: str) -> list[str]:
+    """Make the home whole after a crash (see the module docstring), against ``store`` (open,
+    at ``store_url``). Returns what it did, one line each. The caller holds :func:`home_lock`."""
     home = Path(home)
+    store_state = store_state_id(store)
     done = _migrate(home, store_state, store_url)
     pointer = read_pointer(home)
     ours = pointer.store is None or pointer.store == store_key(store_url, home)
@@ -275,12 +275,21 @@ def _migrate(home: Path, store_state: str | None, store_url: str) -> list[str]:
     return [f"moved {INPUTS}/ and {INDEX}/ into {GENS}/{sid} (the generations layout)"]
 
 
+def recover_store(home: Path | str, store_url: str) -> list[str]:
+    """:func:`recover` with the store at ``store_url`` opened for it (an unreachable store fails
+    here, before any slow work). The caller holds :func:`home_lock`."""
+    from tiein.graph import open_store
+
+    store = open_store(store_url)
+    try:
+        return recover(home, store, store_url)
+    finally:
+        store.close()
+
+
 def store_state_id(store: Any) -> str | None:
     """The ``state_id`` of the graph the store answers now (None for an empty store)."""
-    try:
-        meta = store.stats().get("meta") or {}
-    except StoreError:
-        raise
+    meta = store.stats().get("meta") or {}
     sid = meta.get("state_id") if isinstance(meta, dict) else None
     return sid if isinstance(sid, str) else None
 
@@ -293,7 +302,7 @@ def recover_if_idle(home: Path | str, store: Any, store_url: str) -> list[str]:
         return []
     try:
         with home_lock(home):
-            done = recover(home, store_state_id(store), store_url)
+            done = recover(home, store, store_url)
             store.clean()
             return done
     except ConfigError:

@@ -135,18 +135,14 @@ def _build(opts: BuildOptions, progress: Progress | None) -> BuildSummary:
     from tiein.faults import fault
     from tiein.features import with_sales_roles
     from tiein.graph import open_store
-    from tiein.home import INDEX, INPUTS, Staging, recover, store_state_id, switch
+    from tiein.home import INDEX, INPUTS, Staging, recover_store, switch
     from tiein.scenes import load_scenes
 
     timer = _Timer()
     t_all = time.perf_counter()
     home = Path(opts.home)
     store_url = opts.store_url or default_store_url(home)
-    store = open_store(store_url)
-    try:  # finish or undo what a crashed command left, and fail early on an unreachable store
-        recover(home, store_state_id(store), store_url)
-    finally:
-        store.close()
+    recover_store(home, store_url)  # finish or undo what a crashed command left
     # a bad scenes file fails at once, before the slow stages
     user_scenes = load_scenes(opts.scenes) if opts.scenes is not None else None
     if opts.mining not in MINING_BACKENDS:

@@ -47,13 +47,13 @@ def rollback(home: Path, store_url: str | None = None, progress: Progress | None
     none). A crash at any point leaves the home on one of the two generations, whole."""
     from tiein.faults import fault
     from tiein.graph import open_store
-    from tiein.home import INPUTS, gen_dir, home_lock, read_pointer, recover, store_state_id, switch
+    from tiein.home import INPUTS, gen_dir, home_lock, read_pointer, recover, switch
 
     store_url = store_url or default_store_url(home)
     with home_lock(home):
         store = open_store(store_url)
         try:
-            recover(home, store_state_id(store), store_url)
+            recover(home, store, store_url)
             pointer = read_pointer(home)
             if pointer.previous is None or not (gen_dir(home, pointer.previous) / INPUTS).is_dir():
                 raise ConfigError(

@@ -146,8 +146,7 @@ def update(opts: UpdateOptions, progress: Progress | None = None) -> UpdateSumma
     union of the data. Raises InputError (file, row, column) for bad files and ConfigError when
     there is nothing to update or no build state; a failed update leaves graph and state as they
     were."""
-    from tiein.graph import open_store
-    from tiein.home import home_lock, recover, store_state_id
+    from tiein.home import home_lock, recover_store
 
     if opts.catalog is None and opts.orders is None and opts.views is None:
         raise ConfigError("nothing to update: give --orders, --catalog and/or --views files")
@@ -155,12 +154,7 @@ def update(opts: UpdateOptions, progress: Progress | None = None) -> UpdateSumma
         raise ConfigError(f"--threads must be 1 or more, got {opts.threads}")
     home = Path(opts.home)
     with home_lock(home):
-        store_url = opts.store_url or default_store_url(home)
-        store = open_store(store_url)
-        try:  # finish or undo what a crashed command left
-            recover(home, store_state_id(store), store_url)
-        finally:
-            store.close()
+        recover_store(home, opts.store_url or default_store_url(home))  # what a crash left
         return _update(opts, progress)
 
 
