@@ -102,7 +102,7 @@ def fresh(template: Path, tmp: Path) -> Path:
     return home
 
 
-@pytest.mark.parametrize("point", [p for p in POINTS if p.startswith(("build.", "store."))])
+@pytest.mark.parametrize("point", [p for p in POINTS if p.startswith(("build.", "store.", "home."))])
 def test_build_killed_at_each_step_leaves_a_whole_home(point: str, template: Path, tmp_path: Path) -> None:
     home = fresh(template, tmp_path)
     before_state, before = assert_whole(home), answers(home)

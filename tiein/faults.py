@@ -21,7 +21,7 @@ POINTS: dict[str, str] = {
     "store.before_switch": "embedded store: new generation built, its CURRENT not yet replaced",
     "store.after_switch": "embedded store: CURRENT replaced, old generations not yet removed",
     "build.after_store": "the store answers the new graph, the home pointer still names the old one",
-    "build.after_pointer": "home pointer switched, old generations not yet removed",
+    "home.after_pointer": "home pointer switched (build, update, rollback), old generations not yet removed",
     "update.after_stage": "update: new generation staged, not renamed in",
     "update.after_store": "update: store changed, home pointer not yet switched",
     "rollback.after_store": "rollback: store holds the previous graph, home pointer not yet switched",

@@ -204,7 +204,7 @@ def switch(home: Path | str, state_id: str, store_url: str, *, previous: str | N
         store=store_key(store_url, home),
     )
     write_pointer(home, pointer)
-    fault("build.after_pointer")
+    fault("home.after_pointer")
     remove_debris(home, pointer)
     return pointer
 
