@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import loaders  # noqa: E402
 from tiein.features import next_candidates  # noqa: E402
 from tiein.mining import mine_pairs  # noqa: E402
-from tiein.relations import NextConfig, classify_next  # noqa: E402
+from tiein.next_purchase import NextConfig, classify_next  # noqa: E402
 
 
 def next_relations(

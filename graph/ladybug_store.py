@@ -8,11 +8,11 @@ Layout of a store directory ``path``::
     path/gen-<ns>-<hex>/meta.json    GraphData.meta of that load
 
 Atomic replace. ``replace`` validates and derives the tables (tiein.graph.build), builds a complete new
-generation with ``COPY`` from Arrow, checkpoints and closes it, then writes ``CURRENT.tmp`` and
-``os.replace``-s it over ``CURRENT`` (atomic on POSIX and Windows), and only then deletes the older
-generations. A failure or an interruption at any point before the switch leaves ``CURRENT`` on the
-previous generation, untouched; a half-built generation is removed at once or, after a crash, by
-the next ``replace``.
+generation with ``COPY`` from Arrow (graph/ladybug_load.py), checkpoints and closes it, then writes
+``CURRENT.tmp`` and ``os.replace``-s it over ``CURRENT`` (atomic on POSIX and Windows), and only then
+deletes the older generations. A failure or an interruption at any point before the switch leaves
+``CURRENT`` on the previous generation, untouched; a half-built generation is removed at once or,
+after a crash, by the next ``replace``.
 
 How a server and a rebuild coexist. LadybugDB lets one process open a database read-write, but
 many open it read-only. This store only ever opens a *finished* generation, and always read-only
@@ -26,6 +26,7 @@ files stay readable until closed); where deletion fails, the next ``replace`` re
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -47,13 +48,10 @@ from tiein.errors import (
 from tiein.faults import fault
 from tiein.graph import cypher_ladybug as cy
 from tiein.graph.base import (
-    PRODUCT_FIELDS,
-    RELATED_FIELDS,
     GraphDelta,
     Progress,
     candidates_answer,
     id_list,
-    parse_evidence,
     pick_scene,
     product_scene_list,
     scene_detail,
@@ -62,10 +60,10 @@ from tiein.graph.base import (
 from tiein.graph.build import NODE_SCHEMAS, REL_SCHEMAS, GraphTables, graph_tables
 from tiein.graph.cypher_guard import parameters
 from tiein.graph.cypher_guard import refuse_writes as guard_refuse_writes
+from tiein.graph.ladybug_load import build_database, patch_database
 from tiein.graph.ladybug_support import (
     _clean,
     _execute,
-    _load,
     _no_paths,
     _related_rows,
     _translate,
@@ -77,6 +75,8 @@ from tiein.model import GraphData, check_kind
 CURRENT = "CURRENT"
 DB_FILE = "graph.lbug"
 META_FILE = "meta.json"
+# in a generation while its first load runs: a crash there leaves debris, not a lost pointer
+BUILDING = ".building"
 GEN_PREFIX = "gen-"
 
 
@@ -147,7 +147,9 @@ class EmbeddedStore:
 
     def _has_generations(self) -> bool:
         try:
-            return any(c.name.startswith(GEN_PREFIX) for c in self.path.iterdir())
+            return any(
+                c.name.startswith(GEN_PREFIX) and not (c / BUILDING).exists() for c in self.path.iterdir()
+            )
         except OSError:
             return False
 
@@ -229,41 +231,20 @@ class EmbeddedStore:
         except BaseException:
             shutil.rmtree(gen_dir, ignore_errors=True)
             raise
+        with contextlib.suppress(OSError):  # answering now: no longer an unfinished load
+            (gen_dir / BUILDING).unlink(missing_ok=True)
         fault("store.after_switch")
         self._close_db()
         self._remove_old_generations(keep=gen)
 
     def _build(self, gen_dir: Path, tables: GraphTables, progress: Progress | None) -> None:
-        import ladybug
-
         gen_dir.mkdir()
+        (gen_dir / BUILDING).touch()
+        fault("store.building")
         (gen_dir / META_FILE).write_text(
             json.dumps(tables.meta, ensure_ascii=False, sort_keys=True), encoding="utf-8"
         )
-        steps = [*tables.nodes.items(), *tables.rels.items()]
-        db = conn = None
-        try:
-            try:
-                db = ladybug.Database(str(gen_dir / DB_FILE))
-                conn = ladybug.Connection(db, num_threads=self.num_threads)
-                for label in NODE_SCHEMAS:
-                    _load(conn, cy.CREATE_NODE_TABLE[label], None, gen_dir)
-                for rel in REL_SCHEMAS:
-                    _load(conn, cy.CREATE_REL_TABLE[rel], None, gen_dir)
-            except RuntimeError as exc:
-                raise StoreError(f"creating a graph in {gen_dir} failed: {exc}") from exc
-            for done, (name, rows) in enumerate(steps):
-                if progress:
-                    progress(name, done, len(steps))
-                if rows.num_rows:
-                    _load(conn, cy.COPY_TABLE[name], {"rows": rows}, gen_dir)
-            _load(conn, cy.CHECKPOINT, None, gen_dir)
-            if progress:
-                progress("checkpoint", len(steps), len(steps))
-        finally:
-            for obj in (conn, db):
-                if obj is not None:
-                    obj.close()
+        build_database(gen_dir / DB_FILE, tables, self.num_threads, progress)
 
     def clean(self) -> None:
         """Remove generations that do not answer (a crash left them) unless a load is running."""
@@ -318,47 +299,7 @@ class EmbeddedStore:
 
     def _patch(self, gen_dir: Path, delta: GraphDelta, progress: Progress | None) -> None:
         """Change the copied database in ``gen_dir`` by ``delta`` (the order of tiein.graph.base.GraphDelta)."""
-        import ladybug
-        import pyarrow as pa
-
-        def named(t: pa.Table) -> pa.Table:
-            return t.rename_columns([f"c_{c}" for c in t.column_names])
-
-        steps: list[tuple[str, str, pa.Table]] = []
-        for rel in REL_SCHEMAS:
-            keys = [
-                t.select(["src", "dst"])
-                for t in (delta.removed_rels.get(rel), delta.upserted_rels.get(rel))
-                if t is not None
-            ]
-            if keys:
-                steps.append((f"delete {rel}", cy.DELETE_RELS_BY_KEY[rel], named(pa.concat_tables(keys))))
-        for label, t in delta.removed_nodes.items():
-            steps.append((f"delete {label}", cy.DELETE_NODES_BY_KEY[label], named(t.select([0]))))
-        for label, t in delta.added_nodes.items():
-            steps.append((f"add {label}", cy.COPY_TABLE[label], t))
-        for label, t in delta.changed_nodes.items():
-            if label in cy.UPDATE_NODES:
-                steps.append((f"update {label}", cy.UPDATE_NODES[label], named(t)))
-        for rel, t in delta.upserted_rels.items():
-            steps.append((f"add {rel}", cy.COPY_TABLE[rel], t))
-        db = conn = None
-        try:
-            try:
-                db = ladybug.Database(str(gen_dir / DB_FILE))
-                conn = ladybug.Connection(db, num_threads=self.num_threads)
-            except RuntimeError as exc:
-                raise StoreError(f"opening the copy {gen_dir} failed: {exc}") from exc
-            for done, (what, statement, rows) in enumerate(steps):
-                if progress:
-                    progress(what, done, len(steps))
-                if rows.num_rows:
-                    _load(conn, statement, {"rows": rows}, gen_dir)
-            _load(conn, cy.CHECKPOINT, None, gen_dir)
-        finally:
-            for obj in (conn, db):
-                if obj is not None:
-                    obj.close()
+        patch_database(gen_dir / DB_FILE, delta, self.num_threads, progress)
 
     def product(self, product_id: str) -> dict[str, Any]:
         with self._lock:
@@ -376,12 +317,7 @@ class EmbeddedStore:
         self.product(product_id)  # ProductNotFound before an empty answer
         with self._lock:
             cols, rows = self._run(cy.RELATED[kind], {"product_id": product_id}, "related", limit=k)
-        out = []
-        for row in rows:
-            rec = dict(zip(cols, row, strict=True))
-            rec["evidence"] = parse_evidence(rec["evidence"], product_id, rec["product_id"], kind)
-            out.append({f: (kind if f == "kind" else rec[f]) for f in (*PRODUCT_FIELDS, *RELATED_FIELDS)})
-        return out
+        return _related_rows(cols, rows, product_id, kind)
 
     def stats(self) -> dict[str, Any]:
         with self._lock:

@@ -17,6 +17,7 @@ from tiein.loaders import build, sql
 from tiein.loaders import orders as order_lines
 from tiein.loaders.limits import read_input
 from tiein.loaders.mapping import Mapping
+from tiein.loaders.pairs import read_pairs
 from tiein.loaders.read import RawTable, decode, read_lines, read_table, sniff_delimiter
 from tiein.loaders.report import FileRead, LoadReport
 
@@ -67,6 +68,7 @@ def load_files(
     catalog: Path | None,
     orders: Path | None,
     views: Path | None = None,
+    pairs: Path | None = None,
     mapping: Mapping | None = None,
     progress: Progress | None = None,
     name: str | None = None,
@@ -76,7 +78,8 @@ def load_files(
     Without a catalog the products are derived from the order lines (title = most frequent
     ``orders.title``, price = median positive ``orders.price``; title = id when unmapped), or
     from the views. Raises :class:`InputError` (file, row, column) for bad input and
-    :class:`ConfigError` for a bad mapping; nothing half-loaded is ever returned.
+    :class:`ConfigError` for a bad mapping; nothing half-loaded is ever returned. ``pairs``: a file
+    of listed pairs (:func:`tiein.loaders.pairs.read_pairs`), kept where both ends are products.
     Rows in errors: header = row 1 for CSV/XLSX, record number for JSON lines/Parquet.
     """
     mapping = mapping or Mapping()
@@ -99,6 +102,7 @@ def load_files(
         raws.get("views"),
         mapping,
         report,
+        listed_pairs=read_pairs(Path(pairs)) if pairs is not None else None,
         progress=progress,
         step=len(roles),
         total=total,

@@ -1,4 +1,4 @@
-"""bench/bundles.py keeps working: its functions on tiny sizes (the real numbers are in README.md)."""
+"""bench/bundles.py keeps working: its functions on tiny sizes (the real numbers are in docs/bundles.md)."""
 
 from __future__ import annotations
 

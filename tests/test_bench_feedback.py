@@ -3,7 +3,7 @@
 The replay is sound (arms split by user, the event log holds exactly what the arms report, a
 re-ranker with a prior too strong to move reproduces the classifier's lists), and with every basket
 item viewed the re-ranked lists sell more than the classifier's on the same invoices (paired 95 %
-CI above 0), the item level adding to the pair level. The full Sep-Dec numbers are in the README.
+CI above 0), the item level adding to the pair level. The full Sep-Dec numbers are in docs/feedback.md.
 """
 
 from __future__ import annotations

@@ -119,6 +119,18 @@ def test_build_killed_at_each_step_leaves_a_whole_home(point: str, template: Pat
     assert answers(home) == before
 
 
+@pytest.mark.parametrize("point", ["store.building", "store.before_switch"])
+def test_first_build_killed_in_the_store_leaves_no_damage(point: str, tmp_path: Path) -> None:
+    """A first build killed while the store loads leaves a generation folder and no pointer: that
+    is an unfinished load, not a store that lost its pointer; the next build just works."""
+    home = tmp_path / "home"
+    proc = run(*build_args(CAMPING / "orders.csv"), home=home, fault=point, check=False)
+    assert proc.returncode == EXIT_CODE, proc.stderr
+    run(*build_args(CAMPING / "orders.csv"), home=home)
+    assert_whole(home)
+    assert "chair" in answers(home)
+
+
 @pytest.mark.parametrize("point", ["update.after_stage", "update.after_store"])
 def test_update_killed_leaves_a_whole_home(point: str, template: Path, tmp_path: Path) -> None:
     home = fresh(template, tmp_path)

@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
+import tiein.next_purchase
 import tiein.relations
 from tiein import loaders
 from tiein.explain import explain
@@ -27,8 +28,8 @@ from tiein.features import next_candidates
 from tiein.graph import open_store
 from tiein.mining import mine_pairs
 from tiein.model import RELATIONS
+from tiein.next_purchase import NextConfig, classify_next
 from tiein.pipeline import BuildOptions, build
-from tiein.relations import NextConfig, classify_next
 
 FIX = Path(__file__).parent / "fixtures" / "maternity"
 MAPPING = {"catalog": {"category": ["department", "category"]}, "orders": {"timestamp": "date"}}
@@ -152,8 +153,8 @@ def test_each_rule_keeps_its_pair_out(shop: loaders.Loaded) -> None:
     cand = next_candidates(shop.products, mined.pairs, mined.timeline).to_pylist()
     wipes = next(c for c in cand if (c["src"], c["dst"]) == ("K01", "W01"))
     assert (wipes["after_sd"], wipes["after_ds"], wipes["returning_src"], wipes["later_dst"]) == (4, 0, 9, 10)
-    assert float(tiein.relations.next_lift(4, 9, 10, 17)) == pytest.approx((4 / 9) / (10 / 17))
-    assert float(tiein.relations.next_score(4, 0, 9, 10, 17)) == 0.0
+    assert float(tiein.next_purchase.next_lift(4, 9, 10, 17)) == pytest.approx((4 / 9) / (10 / 17))
+    assert float(tiein.next_purchase.next_score(4, 0, 9, 10, 17)) == 0.0
     assert "C01" not in targets(next_relations(shop), "K01")
     assert "C01" in targets(next_relations(shop, window=None), "K01")  # 200 days later: only without a window
     assert targets(next_relations(shop, NextConfig(keep_per_product=2)), "K01") == POSTPARTUM[:2]
@@ -192,17 +193,19 @@ def test_scoring_doctests() -> None:
     every module's doctests through --doctest-modules)."""
     finder = doctest.DocTestFinder()
     for fn in (
-        tiein.relations.next_confidence,
-        tiein.relations.next_lift,
-        tiein.relations.asymmetry,
-        tiein.relations.next_score,
+        tiein.next_purchase.next_confidence,
+        tiein.next_purchase.next_lift,
+        tiein.next_purchase.asymmetry,
+        tiein.next_purchase.next_score,
     ):
-        tests = finder.find(fn, globs=dict(vars(tiein.relations)))
+        tests = finder.find(fn, globs=dict(vars(tiein.next_purchase)))
         assert sum(len(t.examples) for t in tests) >= 1, fn.__name__
         runner = doctest.DocTestRunner(verbose=False)
         for t in tests:
             runner.run(t)
         assert runner.failures == 0, fn.__name__
+    failures, tried = doctest.testmod(tiein.next_purchase, verbose=False)
+    assert failures == 0 and tried >= 4
     failures, tried = doctest.testmod(tiein.relations, verbose=False)
     assert failures == 0 and tried > 10
 

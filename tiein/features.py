@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tiein.model import CATEGORY_SEP, LISTED_PAIRS, PAIR_STATS
+from tiein.product_type import product_types, type_keys
 from tiein.relations import line_key
 
 NEIGHBOURS = pa.schema([("src", pa.string()), ("dst", pa.string()), ("similarity", pa.float64())])
@@ -84,7 +85,10 @@ SELECT c.src, c.dst,
             WHEN ps.parent IS NOT NULL AND ps.parent = pd.parent THEN 1
             ELSE 2 END AS cat_rel,
        CASE WHEN ps.price > 0 AND pd.price > 0 THEN pd.price / ps.price ELSE NULL END AS price_ratio,
-       (ps.line IS NOT NULL AND ps.line = pd.line AND (ps.brand IS NOT NULL OR ps.category_path IS NOT DISTINCT FROM pd.category_path)) AS same_line
+       (ps.line IS NOT NULL AND ps.line = pd.line AND (ps.brand IS NOT NULL OR ps.category_path IS NOT DISTINCT FROM pd.category_path)) AS same_line,
+       CASE WHEN ps.ptype IS NULL OR pd.ptype IS NULL THEN NULL
+            WHEN ps.category_path IS NOT NULL AND pd.category_path IS NOT NULL THEN ps.ptype = pd.ptype
+            ELSE ps.ptype = pd.ptype OR contains(pd.wtitle, ps.phead) OR contains(ps.wtitle, pd.phead) END AS same_type
 FROM cand c
 JOIN prod ps ON ps.product_id = c.src
 JOIN prod pd ON pd.product_id = c.dst
@@ -97,8 +101,8 @@ ORDER BY c.src, c.dst
 
 
 def product_frame(products: pa.Table) -> pa.Table:
-    """products with the derived columns the candidate query needs: parent category path and
-    product line key."""
+    """products with the derived columns the candidate query needs: parent category path,
+    product line key and product type (:func:`tiein.product_type.product_types`)."""
     paths = products.column("category_path").to_pylist()
     parents = [p.rsplit(CATEGORY_SEP, 1)[0] if p and CATEGORY_SEP in p else None for p in paths]
     lines = [
@@ -107,6 +111,9 @@ def product_frame(products: pa.Table) -> pa.Table:
             products.column("title").to_pylist(), products.column("brand").to_pylist(), strict=True
         )
     ]
+    titles = products.column("title").to_pylist()
+    types = product_types(titles, paths)
+    padded, heads = type_keys(titles, types)
     return pa.table(
         {
             "product_id": products.column("product_id"),
@@ -115,6 +122,9 @@ def product_frame(products: pa.Table) -> pa.Table:
             "price": products.column("price"),
             "parent": pa.array(parents, pa.string()),
             "line": pa.array(lines, pa.string()),
+            "ptype": pa.array(types, pa.string()),
+            "wtitle": pa.array(padded, pa.string()),
+            "phead": pa.array(heads, pa.string()),
         }
     )
 

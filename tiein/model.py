@@ -21,6 +21,7 @@ Conventions
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -106,7 +107,7 @@ PAIR_STATS = pa.schema(
 )
 
 # "next": after buying src, customers go on to buy dst (a later order within the window;
-# tiein.relations.classify_next).
+# tiein.next_purchase.classify_next).
 RELATION_KINDS = ("complement", "substitute", "upsell", "series", "next")
 
 
@@ -126,6 +127,58 @@ def check_kind(kind: str) -> str:
 
         raise ConfigError(f"unknown relation kind {kind!r}; valid kinds: {', '.join(RELATION_KINDS)}")
     return kind
+
+
+MAX_K = 1000  # the most rows (related products, add-ons, search hits) one call may ask for
+
+
+def check_k(k: int, most: int = MAX_K, name: str = "k") -> int:
+    """``k`` if it is an integer from 1 to ``most`` (a server may cap lower than :data:`MAX_K`),
+    else ConfigError (the one check of k that the service, the API, the CLI and export share).
+
+    >>> check_k(10)
+    10
+    >>> check_k(0, 100)
+    Traceback (most recent call last):
+    ...
+    tiein.errors.ConfigError: k must be an integer from 1 to 100, got 0
+    """
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= most:
+        from tiein.errors import ConfigError
+
+        raise ConfigError(f"{name} must be an integer from 1 to {most}, got {k!r}")
+    return k
+
+
+def parse_mix(mix: Sequence[str] | str | None) -> list[str] | None:
+    """Sales roles (:data:`SALES_ROLES`) in add-on order, from a sequence or a string joined by
+    ``+``, ``,`` or spaces (``"hero+profit"``; a ``+`` in a URL's query arrives as a space), case
+    folded; None for None. ConfigError when it names no role or an unknown one (the one parser of
+    ``mix`` for the API, the CLI and export).
+
+    >>> parse_mix("Hero+profit"), parse_mix("hero, profit"), parse_mix(["traffic"]), parse_mix(None)
+    (['hero', 'profit'], ['hero', 'profit'], ['traffic'], None)
+    >>> parse_mix("hero+vip")
+    Traceback (most recent call last):
+    ...
+    tiein.errors.ConfigError: mix must name sales roles from traffic, hero, profit, regular (e.g. hero+profit), got 'hero+vip'
+    """
+    from tiein.errors import ConfigError
+
+    if mix is None:
+        return None
+    if isinstance(mix, str):
+        parts: list[Any] = mix.replace("+", " ").replace(",", " ").split()
+    elif isinstance(mix, Iterable) and not isinstance(mix, bytes | Mapping):
+        parts = list(mix)
+    else:
+        raise ConfigError(f"mix must be sales roles such as 'hero+profit', got {mix!r}")
+    out = [p.strip().lower() if isinstance(p, str) else p for p in parts]
+    if not out or any(p not in SALES_ROLES for p in out):
+        raise ConfigError(
+            f"mix must name sales roles from {', '.join(SALES_ROLES)} (e.g. hero+profit), got {mix!r}"
+        )
+    return out
 
 
 # Relationship type in the graph for each relation kind.

@@ -11,8 +11,10 @@ from typing import Any
 
 from tiein.checks import Floors
 from tiein.features import RoleConfig
+from tiein.next_purchase import NextConfig
 from tiein.ranker import RankerConfig
-from tiein.relations import NextConfig, RelationConfig
+from tiein.relations import RelationConfig
+from tiein.type_fallback import TypeFallbackConfig
 
 Progress = Callable[[str, int, int], None]
 
@@ -35,6 +37,7 @@ class BuildOptions:
     catalog: Path | None = None
     orders: Path | None = None
     views: Path | None = None
+    pairs: Path | None = None  # listed pairs: curated complements/substitutes (tiein.loaders.pairs)
     mapping: Any = None  # loaders.Mapping
     home: Path = field(default_factory=default_home)
     store_url: str | None = None
@@ -56,6 +59,8 @@ class BuildOptions:
     # needs min_count customers to survive mining, so the effective minimum is the larger one
     next_purchase: NextConfig = field(default_factory=NextConfig)
     roles: RoleConfig = field(default_factory=RoleConfig)  # product sales roles
+    # complements at the product-type level for products with none of their own (tiein.type_fallback)
+    type_fallback: TypeFallbackConfig = field(default_factory=TypeFallbackConfig)
     scenes: Path | None = None  # user scenes file (tiein.scenes.load_scenes); wins over discovery
     discover_scenes: bool = True  # without a scenes file: discover scenes from complements
     max_scenes: int = 12

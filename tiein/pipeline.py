@@ -48,6 +48,11 @@ class BuildSummary:
     scenes: dict[str, Any] = field(default_factory=dict)
     # how complements were scored: the learnt weights and validation AUC, or why not (tiein.ranker)
     ranker: dict[str, Any] = field(default_factory=dict)
+    # substitute vs complement learnt from listed pairs (tiein.typer): cross-validated AUC, or why not
+    type_classifier: dict[str, Any] = field(default_factory=dict)
+    # products with a type and orders: how many lacked item-level complements, how many the
+    # type-level fallback filled (tiein.type_fallback)
+    coverage: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -61,6 +66,8 @@ class BuildSummary:
             "top_products": self.top_products,
             "scenes": self.scenes,
             "ranker": self.ranker,
+            "type_classifier": self.type_classifier,
+            "coverage": self.coverage,
         }
 
 
@@ -160,6 +167,7 @@ def _build(opts: BuildOptions, progress: Progress | None) -> BuildSummary:
                 catalog=opts.catalog,
                 orders=opts.orders,
                 views=opts.views,
+                pairs=opts.pairs,
                 mapping=opts.mapping,
                 progress=_phase(progress, "load"),
             )
@@ -302,6 +310,8 @@ def _build(opts: BuildOptions, progress: Progress | None) -> BuildSummary:
     summary.top_products = top_products(loaded.orders, relations, 5)
     summary.scenes = report["scenes"]
     summary.ranker = report["ranker"]
+    summary.type_classifier = report["type_classifier"]
+    summary.coverage = report["coverage"]
     summary.counts["scenes"] = report["scenes"]["count"]
     return summary
 
@@ -332,8 +342,11 @@ def graph_from_stats(
     from functools import partial
 
     from tiein.features import candidate_features, next_candidates, top_pairs
-    from tiein.ranker import fit_from_orders, with_basket_weights
-    from tiein.relations import classify, classify_next, score_features
+    from tiein.next_purchase import classify_next
+    from tiein.ranker import feature_dict, fit_from_orders, with_basket_weights
+    from tiein.relations import classify, score_features
+    from tiein.type_fallback import type_complements
+    from tiein.typer import type_probability
 
     features_of = partial(
         candidate_features,
@@ -366,7 +379,20 @@ def graph_from_stats(
         features = features_of(co_purchase=co_purchase)
         if ranker is not None:  # the ranker's basket-size weighted counts, from all the orders
             features = with_basket_weights(features, orders, opts.max_basket, opts.relations.min_pair_count)
+        if listed.num_rows:  # substitute vs complement learnt from the shop's own lists
+            p_comp, typer_report = type_probability(feature_dict(features), listed)
+            meta = {**meta, "type_classifier": typer_report}
+            if p_comp is not None:
+                features = features.append_column("p_complement", pa.array(p_comp, pa.float64()))
         relations = classify(features, opts.relations, ranker)
+    with timer.step("types"):  # products without an item-level complement get their type's
+        if orders.num_rows:
+            fallback, fallback_report = type_complements(
+                products, orders, relations, max_basket=opts.max_basket, cfg=opts.type_fallback
+            )
+            meta = {**meta, "type_fallback": fallback_report}
+            if fallback.num_rows:
+                relations = pa.concat_tables([relations, fallback])
     with timer.step("next"):
         if co_purchase is not None and timeline is not None and timeline.num_rows:
             nxt = classify_next(
@@ -393,7 +419,13 @@ def graph_from_stats(
             scene_members=members,
             meta=meta,
         )
-    return data, {"candidates": features.num_rows, "scenes": scene_report, "ranker": ranker_report}
+    return data, {
+        "candidates": features.num_rows,
+        "scenes": scene_report,
+        "ranker": ranker_report,
+        "type_classifier": meta.get("type_classifier", {"fitted": False, "reason": "no listed pairs"}),
+        "coverage": meta.get("type_fallback", {}),
+    }
 
 
 def _scenes(

@@ -44,6 +44,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 ArrayLike = Any
 
@@ -615,9 +616,11 @@ def feature_dict(features: pa.Table) -> dict[str, np.ndarray]:
     ):
         if c in f:
             f[c] = np.nan_to_num(f[c].astype(np.float64)).astype(np.int64)
-    for c in ("conf", "lift", "similarity", "price_ratio"):
+    for c in ("conf", "lift", "similarity", "price_ratio", "p_complement"):
         if c in f:
             f[c] = f[c].astype(np.float64)
     if "same_line" in f:
         f["same_line"] = f["same_line"].astype(bool)
+    if "same_type" in f:  # 1 same product type, 0 different, NaN a type unknown
+        f["same_type"] = pc.cast(features.column("same_type"), pa.float64()).to_numpy(zero_copy_only=False)
     return f

@@ -1,6 +1,6 @@
 """Relation classification: from pair evidence to typed, directed product relations.
 
-The principle (see README "How relations are typed"):
+The principle (see docs/relations.md):
 
 - **complement** — bought together (lift > 1) across *different kinds* of product. Direction
   matters: ``phone → case`` (a shopper looking at the phone is offered the case) scores high
@@ -10,7 +10,9 @@ The principle (see README "How relations are typed"):
   viewed together) but rarely bought together.
 - **upsell** — a substitute that is clearly pricier (``price_ratio ≥ upsell_min_ratio``).
 - **series** — same brand/line: same brand (or, without brands, the same leading title words in the
-  same category) and similar titles.
+  same category) and similar titles; also *variety* (同款不同色 / 同系列): two products of the same
+  product type bought together well above chance (HEART OF WICKER SMALL and LARGE), which are
+  never substitutes.
 
 Every scoring function below is pure and works on numpy scalars or arrays alike, so the same code
 scores six products in a test and a million candidate pairs in a build. Each returns a score in
@@ -55,6 +57,8 @@ class RelationConfig:
     upsell_min_ratio / upsell_max_ratio: price(dst)/price(src) band for an upsell.
     series_min_similarity: title similarity a same-brand pair needs to be a series.
     keep_per_kind: relations kept per product and kind (the best ones).
+    sub_other_type: factor on the substitute score of two products of different product types
+        (types from titles, :mod:`tiein.product_type`; categories, where known, decide instead).
     """
 
     min_pair_count: int = 2
@@ -70,6 +74,7 @@ class RelationConfig:
     upsell_max_ratio: float = 4.0
     series_min_similarity: float = 0.45
     keep_per_kind: int = 20
+    sub_other_type: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -305,7 +310,9 @@ def score_features(
     typing: a pair whose hand-set complement score beats its substitute score, or that is bought
     together well above chance (in at least
     ``cfg.sub_together_count`` orders with lift above ``cfg.sub_never_lift``), is never a
-    substitute.
+    substitute. Where the shop's own labels gave a ``p_complement`` column (:mod:`tiein.typer`),
+    it decides between the two instead of the hand-set comparison. A pair keeps one of the two
+    kinds per direction: a substitute is not also a complement.
     """
     assoc = association(f["n_ab"], f["n_src"], f["lift"], cfg.prior_baskets)
     assoc = np.where(f["n_ab"] >= cfg.min_pair_count, assoc, 0.0)
@@ -332,9 +339,23 @@ def score_features(
     together = (np.nan_to_num(f["lift"], nan=0.0) > cfg.sub_never_lift) & (
         f["n_ab"] >= cfg.sub_together_count
     )
+    same_type = f.get("same_type")
+    if same_type is not None:  # product types from titles, where the catalog has no categories
+        other_type = (same_type == 0) & (np.asarray(f["cat_rel"]) == CAT_UNKNOWN)
+        sub = np.where(other_type, sub * cfg.sub_other_type, sub)
     sub = np.where((hand > sub) | together, 0.0, sub)
+    p_comp = f.get("p_complement")
+    if p_comp is not None:  # the shop's own labels decide where they were learnt (tiein.typer)
+        known = np.isfinite(p_comp)
+        says_sub = known & (p_comp < 0.5)
+        sub = np.where(known, np.where(says_sub & ~together, np.maximum(sub, 1.0 - p_comp), 0.0), sub)
+    # One type per direction: a pair still typed substitute (similar, not bought together above
+    # chance) is not offered as a complement of the same anchor as well.
+    comp = np.where(sub >= cfg.min_score, 0.0, comp)
     up = upsell_score(sub, f["price_ratio"], cfg.upsell_min_ratio, cfg.upsell_max_ratio)
-    ser = series_score(f["same_line"], f["similarity"], cfg.series_min_similarity)
+    # variety (同款不同色 / 同系列): the same product type bought together is a series, not a substitute
+    variety = together & (same_type == 1) if same_type is not None else np.zeros(len(together), dtype=bool)
+    ser = series_score(f["same_line"] | variety, f["similarity"], cfg.series_min_similarity)
     return {"complement": comp, "substitute": sub, "upsell": up, "series": ser}
 
 
@@ -372,6 +393,8 @@ def classify(features: pa.Table, cfg: RelationConfig | None = None, ranker: Any 
     sel = {c: f[c][idx] for c in FEATURE_COLUMNS}
     for c in ("n_dst", "n_baskets"):
         sel[c] = f[c][idx] if c in f else np.zeros(idx.size, dtype=np.int64)
+    for c in ("p_complement", "same_type"):
+        sel[c] = f[c][idx] if c in f else np.full(idx.size, np.nan)
     sel["kind"] = kinds
     sel["score"] = np.round(np.concatenate([p[2] for p in parts]), 6)
     # what each complement adds to a cart's add-on score (tiein.ranker.cart_weight; the score itself
@@ -412,7 +435,9 @@ SELECT src, dst, kind, score, n_ab,
            'similarity': CASE WHEN isfinite(similarity) THEN round(similarity, 3) END,
            'category_relation': category_relation,
            'price_ratio': CASE WHEN isfinite(price_ratio) THEN round(price_ratio, 3) END,
-           'same_line': same_line
+           'same_line': same_line,
+           'same_type': CASE WHEN isfinite(same_type) THEN same_type = 1 END,
+           'type_p_complement': CASE WHEN isfinite(p_complement) THEN round(p_complement, 3) END
        })::VARCHAR AS evidence
 FROM sel
 ORDER BY src, kind, score DESC, dst
@@ -442,260 +467,10 @@ def _relations_table(sel: dict[str, np.ndarray]) -> pa.Table:
         "listed_view",
     ):
         cols[c] = pa.array(sel[c], pa.int64())
-    for c in ("conf", "lift", "similarity", "price_ratio", "cart_weight"):
+    for c in ("conf", "lift", "similarity", "price_ratio", "cart_weight", "p_complement", "same_type"):
         cols[c] = pa.array(sel[c], pa.float64())  # NaN stays NaN; SQL maps it to null
     con = duckdb.connect()
     con.register("sel", pa.table(cols))
     out = con.sql(_EVIDENCE_SQL).to_arrow_table()
-    con.close()
-    return out.cast(RELATIONS)
-
-
-# --- "next purchase" relations ------------------------------------------------------------------
-#
-# From customer timelines (tiein.mining: after_ab = customers who bought a, then b in a later order
-# within the window; TIMELINE: per product, customers who came back / bought it as a later purchase):
-#
-#   confidence(a → b) = after(a → b) / returning(a)
-#       of the customers who bought a and came back within the window, the share who bought b;
-#   base(b)           = later(b) / returning customers (all products)
-#       how often b is among a returning customer's later purchases anyway;
-#   lift(a → b)       = confidence / base(b);
-#   asymmetry(a → b)  = (after(a → b) - after(b → a)) / (after(a → b) + after(b → a)) in [-1, 1]
-#       1: always a first; 0: either order; so a delivery kit leads to postpartum items (bought
-#       after it), not to pregnancy items (bought before it).
-
-
-@dataclass(frozen=True)
-class NextConfig:
-    """Thresholds of "next purchase" relations (:func:`classify_next`).
-
-    min_customers: customers who bought src, then dst, a relation needs (``tiein build --min-next``).
-    min_asymmetry: asymmetry a relation needs (> 0 means more customers in this order than in
-        the other, so a pair is never kept in both directions).
-    min_lift: lift a relation needs (1 = no more often than any returning customer buys dst).
-    prior: Bayesian shrinkage of the confidence in the score (after / (returning + prior)).
-    keep_per_product: relations kept per src (the best ones).
-    median_gap: also put ``median_gap_days`` in the evidence (one DuckDB join over the order
-        lines of the kept pairs: about 7 s on Online Retail's 50k relations on 2 loaded cores).
-    """
-
-    min_customers: int = 3
-    min_asymmetry: float = 0.2
-    min_lift: float = 1.0
-    prior: float = 5.0
-    keep_per_product: int = 20
-    median_gap: bool = True
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def next_confidence(after_sd: ArrayLike, returning_src: ArrayLike) -> ArrayLike:
-    """Of the customers who bought src and came back within the window, the share who bought dst.
-
-    >>> float(next_confidence(30, 120))
-    0.25
-    >>> float(next_confidence(0, 0))
-    0.0
-    """
-    a = np.asarray(after_sd, dtype=np.float64)
-    r = np.asarray(returning_src, dtype=np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(r > 0, a / np.where(r > 0, r, 1.0), 0.0)
-
-
-def next_lift(
-    after_sd: ArrayLike, returning_src: ArrayLike, later_dst: ArrayLike, returning_all: ArrayLike
-) -> ArrayLike:
-    """Confidence over dst's base rate among returning customers (``later_dst / returning_all``);
-    0 when the base is unknown.
-
-    >>> float(next_lift(30, 120, 50, 1000))   # 0.25 / 0.05
-    5.0
-    """
-    conf = next_confidence(after_sd, returning_src)
-    later = np.asarray(later_dst, dtype=np.float64)
-    total = np.asarray(returning_all, dtype=np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        base = np.where(total > 0, later / np.where(total > 0, total, 1.0), 0.0)
-        return np.where(base > 0, conf / np.where(base > 0, base, 1.0), 0.0)
-
-
-def asymmetry(after_sd: ArrayLike, after_ds: ArrayLike) -> ArrayLike:
-    """``(after_sd - after_ds) / (after_sd + after_ds)``: 1 when customers only buy src first,
-    -1 when only dst first, 0 when both orders are as common (or neither happens).
-
-    >>> float(asymmetry(30, 0)), float(asymmetry(30, 10)), float(asymmetry(10, 30)), float(asymmetry(0, 0))
-    (1.0, 0.5, -0.5, 0.0)
-    """
-    a = np.asarray(after_sd, dtype=np.float64)
-    b = np.asarray(after_ds, dtype=np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(a + b > 0, (a - b) / np.where(a + b > 0, a + b, 1.0), 0.0)
-
-
-def next_score(
-    after_sd: ArrayLike,
-    after_ds: ArrayLike,
-    returning_src: ArrayLike,
-    later_dst: ArrayLike,
-    returning_all: ArrayLike,
-    prior: float = 5.0,
-) -> ArrayLike:
-    """ "Next purchase" score in [0, 1): shrunk confidence ``after_sd / (returning_src + prior)``
-    times the share not explained by dst's base rate ``(1 - 1/lift)`` (0 when lift ≤ 1) times the
-    share of the pair's customers who bought in this order ``after_sd / (after_sd + after_ds)``.
-
-    A delivery kit → postpartum belt (30 of the kit's 40 returning customers, never the other way)
-    beats the reverse direction of a pregnancy pillow (2 customers after, 25 before):
-
-    >>> round(float(next_score(30, 0, 40, 60, 400)), 4)       # 30/45 * (1 - 1/5) * 1
-    0.5333
-    >>> round(float(next_score(2, 25, 40, 100, 400)), 4)      # 2/45 * (1 - 1/0.2 -> 0) * ...
-    0.0
-    """
-    prior_f = float(prior)
-    a = np.asarray(after_sd, dtype=np.float64)
-    b = np.asarray(after_ds, dtype=np.float64)
-    conf = a / (np.asarray(returning_src, dtype=np.float64) + prior_f)
-    lift = next_lift(after_sd, returning_src, later_dst, returning_all)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        excess = np.where(lift > 1.0, 1.0 - 1.0 / np.where(lift > 0, lift, 1.0), 0.0)
-        order = np.where(a + b > 0, a / np.where(a + b > 0, a + b, 1.0), 0.0)
-    return np.nan_to_num(np.clip(conf, 0.0, 1.0) * excess * order)
-
-
-def classify_next(
-    features: pa.Table,
-    returning_all: int,
-    cfg: NextConfig | None = None,
-    *,
-    window_days: int | None = None,
-    orders: pa.Table | None = None,
-) -> pa.Table:
-    """ "next" relations (RELATIONS rows, kind "next") from :func:`tiein.features.next_candidates`.
-
-    Kept: ``after_sd ≥ cfg.min_customers``, asymmetry ≥ ``cfg.min_asymmetry``, lift >
-    ``cfg.min_lift`` and a positive score; then each src's best ``cfg.keep_per_product`` by score
-    (ties by dst). ``returning_all`` is the number of returning customers (mining report
-    ``returning_customers``). With ``orders`` (ORDERS), the evidence also gets
-    ``median_gap_days``: the median over customers of their shortest gap in days from buying src
-    to buying dst later within the window. Columns: ``n_ab`` co-purchase count, ``lift`` /
-    ``confidence`` the next-purchase lift / confidence, ``co_view`` and ``similarity`` null.
-    """
-    cfg = cfg or NextConfig()
-    if features.num_rows == 0:
-        return RELATIONS.empty_table()
-    f = {c: features.column(c).to_numpy(zero_copy_only=False) for c in features.column_names}
-    ints = {
-        c: np.nan_to_num(f[c].astype(np.float64)).astype(np.int64)
-        for c in ("after_sd", "after_ds", "returning_src", "later_dst", "n_ab", "cat_rel")
-    }
-    conf = next_confidence(ints["after_sd"], ints["returning_src"])
-    lift = next_lift(ints["after_sd"], ints["returning_src"], ints["later_dst"], returning_all)
-    asym = asymmetry(ints["after_sd"], ints["after_ds"])
-    score = next_score(
-        ints["after_sd"], ints["after_ds"], ints["returning_src"], ints["later_dst"], returning_all, cfg.prior
-    )
-    keep = (
-        (ints["after_sd"] >= cfg.min_customers)
-        & (asym >= cfg.min_asymmetry)
-        & (lift > cfg.min_lift)
-        & (score > 0)
-    )
-    idx = np.flatnonzero(keep)
-    if idx.size == 0:
-        return RELATIONS.empty_table()
-    order = np.lexsort((f["dst"][idx], -score[idx], f["src"][idx]))
-    idx = idx[order]
-    src_sorted = f["src"][idx]
-    starts = np.r_[0, np.flatnonzero(src_sorted[1:] != src_sorted[:-1]) + 1]
-    rank = np.arange(idx.size) - np.repeat(starts, np.diff(np.r_[starts, idx.size]))
-    idx = idx[rank < cfg.keep_per_product]
-    sel = pa.table(
-        {
-            "src": pa.array(f["src"][idx], pa.string()),
-            "dst": pa.array(f["dst"][idx], pa.string()),
-            "score": pa.array(np.round(score[idx], 6)),
-            "n_ab": pa.array(ints["n_ab"][idx]),
-            "after_sd": pa.array(ints["after_sd"][idx]),
-            "after_ds": pa.array(ints["after_ds"][idx]),
-            "returning_src": pa.array(ints["returning_src"][idx]),
-            "later_dst": pa.array(ints["later_dst"][idx]),
-            "conf": pa.array(conf[idx]),
-            "lift": pa.array(lift[idx]),
-            "asym": pa.array(asym[idx]),
-            "category_relation": pa.array(CAT_NAMES[ints["cat_rel"][idx]].tolist(), pa.string()),
-            "price_ratio": pa.array(f["price_ratio"][idx].astype(np.float64)),
-        }
-    )
-    return _next_table(sel, returning_all, window_days, orders if cfg.median_gap else None)
-
-
-_NEXT_GAP_SQL = """
-WITH ev AS (
-    SELECT DISTINCT customer_id AS c, product_id AS p, epoch_us(ts) AS t FROM o
-    WHERE customer_id IS NOT NULL AND ts IS NOT NULL
-),
-k AS (SELECT DISTINCT src, dst FROM sel),
-ea AS (SELECT k.src, k.dst, ev.c, ev.t FROM k JOIN ev ON ev.p = k.src),
-gap AS (
-    SELECT a.src, a.dst, a.c, min(b.t - a.t) / 86400e6 AS days
-    FROM ea a JOIN ev b ON b.c = a.c AND b.p = a.dst AND b.t > a.t
-         AND ($window IS NULL OR b.t <= a.t + CAST($window AS BIGINT) * 86400000000)
-    GROUP BY ALL
-)
-SELECT src, dst, median(days) AS median_gap_days FROM gap GROUP BY ALL
-"""
-
-_NEXT_EVIDENCE_SQL = """
-SELECT s.src, s.dst, 'next' AS kind, s.score, s.n_ab,
-       CASE WHEN isfinite(s.lift) THEN round(s.lift, 6) END AS lift,
-       CASE WHEN isfinite(s.conf) THEN round(s.conf, 6) END AS confidence,
-       NULL::BIGINT AS co_view, NULL::DOUBLE AS similarity, s.category_relation,
-       CASE WHEN isfinite(s.price_ratio) THEN round(s.price_ratio, 6) END AS price_ratio,
-       to_json({
-           'kind': 'next',
-           'after_count': s.after_sd,
-           'before_count': s.after_ds,
-           'returning_customers': s.returning_src,
-           'confidence': round(s.conf, 4),
-           'base_rate': CASE WHEN $returning_all > 0 THEN round(s.later_dst / $returning_all, 4) END,
-           'lift': CASE WHEN isfinite(s.lift) THEN round(s.lift, 3) END,
-           'asymmetry': round(s.asym, 3),
-           'window_days': $window,
-           'median_gap_days': round(g.median_gap_days, 1),
-           'bought_together': s.n_ab,
-           'category_relation': s.category_relation,
-           'price_ratio': CASE WHEN isfinite(s.price_ratio) THEN round(s.price_ratio, 3) END
-       })::VARCHAR AS evidence
-FROM sel s LEFT JOIN g USING (src, dst)
-ORDER BY s.src, s.score DESC, s.dst
-"""
-
-
-def _next_table(
-    sel: pa.Table, returning_all: int, window_days: int | None, orders: pa.Table | None
-) -> pa.Table:
-    """RELATIONS rows of the kept "next" pairs, evidence built column-wise by DuckDB."""
-    import duckdb
-
-    con = duckdb.connect()
-    con.register("sel", sel)
-    params: dict[str, Any] = {"window": window_days}
-    if orders is not None and orders.num_rows:
-        con.register("o", orders.select(["customer_id", "product_id", "ts"]))
-        gaps = con.sql(_NEXT_GAP_SQL, params=params).to_arrow_table()
-    else:
-        gaps = pa.table(
-            {
-                "src": pa.array([], pa.string()),
-                "dst": pa.array([], pa.string()),
-                "median_gap_days": pa.array([], pa.float64()),
-            }
-        )
-    con.register("g", gaps)
-    out = con.sql(_NEXT_EVIDENCE_SQL, params={**params, "returning_all": int(returning_all)}).to_arrow_table()
     con.close()
     return out.cast(RELATIONS)

@@ -57,6 +57,7 @@ def _options_dict(opts: BuildOptions, model: str | None) -> dict[str, Any]:
         "ranker": opts.ranker.to_dict(),
         "next_purchase": opts.next_purchase.to_dict(),
         "roles": opts.roles.to_dict(),
+        "type_fallback": opts.type_fallback.to_dict(),
         "scenes": str(opts.scenes) if opts.scenes is not None else None,
         "discover_scenes": opts.discover_scenes,
         "max_scenes": opts.max_scenes,
@@ -65,8 +66,10 @@ def _options_dict(opts: BuildOptions, model: str | None) -> dict[str, Any]:
 
 def _options_from(d: dict[str, Any], home: Path, store_url: str | None, threads: int | None) -> BuildOptions:
     from tiein.features import RoleConfig
+    from tiein.next_purchase import NextConfig
     from tiein.ranker import RankerConfig
-    from tiein.relations import NextConfig, RelationConfig
+    from tiein.relations import RelationConfig
+    from tiein.type_fallback import TypeFallbackConfig
 
     return BuildOptions(
         home=home,
@@ -84,6 +87,7 @@ def _options_from(d: dict[str, Any], home: Path, store_url: str | None, threads:
         ranker=RankerConfig(**d.get("ranker", {})),  # states written before the ranker: defaults
         next_purchase=NextConfig(**d["next_purchase"]),
         roles=RoleConfig(**d["roles"]),
+        type_fallback=TypeFallbackConfig(**d.get("type_fallback", {})),  # older states: defaults
         scenes=Path(d["scenes"]) if d["scenes"] else None,
         discover_scenes=d["discover_scenes"],
         max_scenes=d["max_scenes"],

@@ -62,13 +62,13 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tiein.errors import ConfigError, InputError
-from tiein.merge import _catalog_columns, _changed_ids, _new_rows, _touched, _upsert_products
+from tiein.errors import ConfigError
+from tiein.merge import _catalog_columns, _changed_ids, _new_rows, _upsert_products
 from tiein.model import (
     ORDERS,
     PRODUCTS,
@@ -77,7 +77,12 @@ from tiein.model import (
 )
 from tiein.options import BuildOptions, Progress, default_home, default_store_url
 from tiein.pipeline import _phase, _Timer
-from tiein.state import GRAPH_PARTS, State, _count, _options_from, load_state, write_state
+from tiein.state import GRAPH_PARTS, State, _options_from, load_state, write_state
+
+if TYPE_CHECKING:
+    from tiein.graph.base import GraphDelta
+    from tiein.home import Staging
+    from tiein.update_recompute import Recomputed
 
 # An update writes the store with GraphStore.apply (only what changed) unless the change touches
 # more than this share of the graph's rows (or the basket count changed: then every pair edge's
@@ -158,238 +163,289 @@ def update(opts: UpdateOptions, progress: Progress | None = None) -> UpdateSumma
         return _update(opts, progress)
 
 
+@dataclass
+class _NewFiles:
+    """The update's files as read (each alone, loaders.Loaded): None for a file not given."""
+
+    catalog: Any = None
+    catalog_columns: set[str] = field(default_factory=set)  # the product columns the catalog file has
+    orders: Any = None
+    views: Any = None
+
+
+@dataclass
+class _Inputs:
+    """The normalised inputs after the merge: the union of the stored and the new data."""
+
+    products: pa.Table
+    orders: pa.Table
+    views: pa.Table
+    added_lines: pa.Table  # order lines new to the graph
+    added_views: pa.Table  # browsing events new to the graph
+
+
+@dataclass
+class _Changes:
+    """What the merge changed in the catalog and the baskets (picks the recompute path)."""
+
+    new_ids: pa.Array  # products added by the update
+    changed_class: set[str]  # stored products with a changed CLASSIFY_COLUMNS value
+    changed_text: set[str]  # ... with a changed TEXT_COLUMNS value (to embed again)
+    changed_any: set[str]  # ... with any changed column
+    lines_changed: bool  # new order lines or browsing events
+
+    @property
+    def products_only(self) -> bool:
+        """Only product properties changed (or nothing): the stock / price fast path."""
+        return not self.lines_changed and len(self.new_ids) == 0 and not self.changed_class
+
+
 def _update(opts: UpdateOptions, progress: Progress | None) -> UpdateSummary:
+    """The update's steps in order; each step is a function below."""
     from tiein import loaders
     from tiein.faults import fault
     from tiein.features import with_sales_roles
-    from tiein.graph import open_store
-    from tiein.graph.base import graph_delta
-    from tiein.home import INDEX, INPUTS, Staging, index_dir, switch
+    from tiein.home import switch
+    from tiein.update_recompute import recompute
 
     timer = _Timer()
     t0 = time.perf_counter()
     home = Path(opts.home)
     store_url = opts.store_url or default_store_url(home)
-    mapping = opts.mapping or loaders.Mapping()
     with timer.step("read state"):
         state = load_state(home)
     bopts = _options_from(state.build["options"], home, store_url, opts.threads)
     summary = UpdateSummary(store=store_url)
-    c = summary.counts
-
-    # 1. read the new files (each alone: a stock file must not drop order lines as unknown)
     with timer.step("load"):
-        cat = new_orders = new_views = None
-        if opts.catalog is not None:
-            cat = loaders.load_files(
-                catalog=opts.catalog, orders=None, mapping=mapping, progress=_phase(progress, "load")
-            )
-            cat_cols = _catalog_columns(opts.catalog, mapping)
-        if opts.orders is not None:
-            new_orders = loaders.load_files(
-                catalog=None, orders=opts.orders, mapping=mapping, progress=_phase(progress, "load")
-            )
-        if opts.views is not None:
-            new_views = loaders.load_files(
-                catalog=None,
-                orders=None,
-                views=opts.views,
-                mapping=mapping,
-                progress=_phase(progress, "load"),
-            )
-
-    # 2. merge the inputs
+        new = _read_files(opts, opts.mapping or loaders.Mapping(), progress)
     with timer.step("merge inputs"):
-        products = state.products
-        if cat is not None:
-            products, c["products_changed"], c["products_added"] = _upsert_products(
-                products, cat.products, cat_cols
-            )
-            c["catalog_rows"] = cat.products.num_rows
-        known = products.column("product_id").combine_chunks()
-        orders, views = state.orders, state.views
-        added_lines = ORDERS.empty_table()
-        if new_orders is not None:
-            lines = new_orders.orders
-            c["order_lines_read"] = lines.num_rows
-            unknown = pc.invert(pc.is_in(lines.column("product_id"), value_set=known))
-            n_unknown = pc.sum(unknown).as_py() or 0
-            if n_unknown and state.build["derived_catalog"]:
-                # the first build derived its catalog from order lines: so do new products
-                derived = new_orders.products.filter(
-                    pc.invert(pc.is_in(new_orders.products.column("product_id"), value_set=known))
-                )
-                products = pa.concat_tables([products, derived.cast(PRODUCTS)])
-                c["products_added"] = c.get("products_added", 0) + derived.num_rows
-                known = products.column("product_id").combine_chunks()
-                n_unknown = 0
-            elif n_unknown:
-                lines = lines.filter(pc.invert(unknown))
-                c["unknown_product_lines"] = n_unknown
-                summary.notes.append(f"{n_unknown:,} order lines of products not in the catalog dropped")
-            added_lines, dup = _new_rows(orders, lines, ["order_id", "product_id"])
-            c["duplicate_order_lines"] = dup
-            if dup:
-                summary.notes.append(
-                    f"{dup:,} order lines already in the graph skipped (deduplicated by order id + product id)"
-                )
-            c["order_lines_added"] = added_lines.num_rows
-            orders = pa.concat_tables([orders, added_lines]) if added_lines.num_rows else orders
-        added_views = VIEWS.empty_table()
-        if new_views is not None:
-            ev = new_views.views.filter(pc.is_in(new_views.views.column("product_id"), value_set=known))
-            added_views, dup = _new_rows(views, ev, ["session_id", "product_id", "ts", "event"])
-            c["duplicate_view_rows"] = dup
-            c["view_rows_added"] = added_views.num_rows
-            views = pa.concat_tables([views, added_views]) if added_views.num_rows else views
-
-    n_old = state.products.num_rows
-    new_ids = products.column("product_id").slice(n_old).combine_chunks()
-    changed_class = _changed_ids(state.products, products.slice(0, n_old), CLASSIFY_COLUMNS)
-    changed_text = _changed_ids(state.products, products.slice(0, n_old), TEXT_COLUMNS)
-    changed_any = _changed_ids(state.products, products.slice(0, n_old), PRODUCTS.names[1:-1])
-    c["products_changed"] = len(changed_any)
-    lines_changed = added_lines.num_rows > 0 or added_views.num_rows > 0
+        inputs = _merge_inputs(state, new, summary)
+    changes = _changes(state, inputs, summary)
     with timer.step("roles"):
-        products = with_sales_roles(products, orders, bopts.roles)
-
-    old = state.graph
-    co_counts, cv_counts = state.counts_orders, state.counts_views
-    if not lines_changed and len(new_ids) == 0 and not changed_class:
-        summary.path = "stock" if changed_any else "no-op"
-        new_data = GraphData(
-            products=products,
-            co_purchased=old.co_purchased,
-            co_viewed=old.co_viewed,
-            relations=old.relations,
-            scenes=old.scenes,
-            scene_members=old.scene_members,
-            meta=dict(old.meta),
-        )
-        neighbours = state.neighbours
-        index = None
-        summary.recomputed = ["sales roles"]
-    else:
-        summary.path = "full" if (lines_changed or len(new_ids) or changed_text) else "reclassify"
-        with timer.step("mine"):
-            if added_lines.num_rows:
-                touched = _touched(orders, added_lines)
-                before = state.orders.filter(pc.is_in(state.orders.column("order_id"), value_set=touched))
-                after = orders.filter(pc.is_in(orders.column("order_id"), value_set=touched))
-                c["recounted_order_lines"] = after.num_rows
-                co_counts = co_counts.combine(
-                    _count(after, bopts, views=False), _count(before, bopts, views=False)
-                )
-            if added_views.num_rows:
-                sessions = pc.unique(added_views.column("session_id"))
-                before = state.views.filter(pc.is_in(state.views.column("session_id"), value_set=sessions))
-                after = views.filter(pc.is_in(views.column("session_id"), value_set=sessions))
-                cv_counts = cv_counts.combine(
-                    _count(after, bopts, views=True), _count(before, bopts, views=True)
-                )
-            mined = co_counts.assemble(bopts.min_count) if orders.num_rows else None
-            mined_v = cv_counts.assemble(bopts.min_count) if views.num_rows else None
-        summary.recomputed = ["sales roles", "classification", "next purchase", "scenes"]
-        if added_lines.num_rows or added_views.num_rows:
-            summary.recomputed.insert(0, "pair statistics (merged)")
-        with timer.step("embed"):
-            vectors, ids, index, neighbours, model_name = _embeddings(
-                bopts, home, products, state, new_ids, bool(changed_text), summary
-            )
-        new_data = _graph(
-            bopts,
-            home,
-            products,
-            orders,
-            state.listed_pairs,
-            mined,
-            mined_v,
-            ids,
-            vectors,
-            neighbours,
-            model_name,
-            old.meta,
-            timer,
-        )
-
-    state_id = uuid.uuid4().hex
-    new_data.meta = {
-        **new_data.meta,
-        "state_id": state_id,
-        "updated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
+        inputs.products = with_sales_roles(inputs.products, inputs.orders, bopts.roles)
+    result = recompute(bopts, home, state, inputs, changes, summary, timer)
+    state_id = _stamp(result.data)
     with timer.step("state"):  # the new generation's inputs and index, not yet visible
-        stage = Staging(home, state_id)
-        try:
-            write_state(
-                stage.path / INPUTS,
-                bopts,
-                source=state.build["source"],
-                derived_catalog=state.build["derived_catalog"],
-                products=products,
-                orders=orders,
-                views=views,
-                listed_pairs=state.listed_pairs,
-                data=new_data,
-                model=state.build["options"]["model"],
-                neighbours=neighbours,
-                counts_orders=co_counts,
-                counts_views=cv_counts,
-            )
-            if index is not None:
-                index.save(stage.path / INDEX)
-            elif index_dir(home).is_dir():  # unchanged index: the same files, linked
-                shutil.copytree(index_dir(home), stage.path / INDEX, copy_function=_link_or_copy)
-            fault("update.after_stage")
-            stage.commit()
-        except BaseException:
-            stage.discard()
-            raise
+        stage = _stage(home, state_id, bopts, state, inputs, result)
     try:
-        store = open_store(store_url)
-        try:
-            current = store.stats().get("meta", {}).get("state_id")
-            if current != state.build.get("state_id"):
-                raise ConfigError(
-                    f"the graph in {store_url} is not the one the build state in {home} describes "
-                    f"(state {state.build.get('state_id')!r}, graph {current!r}): run `tiein build` again"
-                )
-            delta = None
-            if co_counts.n == state.counts_orders.n and cv_counts.n == state.counts_views.n:
-                with timer.step("diff"):
-                    if summary.path == "stock":  # only product-derived tables can differ: diff those
-                        delta = graph_delta(
-                            _products_only(old), _products_only(new_data), only=PRODUCT_TABLES
-                        )
-                        delta.meta = dict(new_data.meta)
-                    else:
-                        delta = graph_delta(old, new_data)
-                summary.delta = delta.counts()
-            with timer.step("store"):
-                if delta is not None and delta.size() <= REPLACE_SHARE * _graph_rows(new_data):
-                    summary.store_write = "apply"
-                    store.apply(delta, progress=_phase(progress, "store"))
-                else:
-                    # more baskets: every pair edge's support and lift changed (and with them most
-                    # relation scores), so a bulk replace is cheaper than an upsert of nearly all
-                    summary.store_write = "replace"
-                    store.replace(new_data, progress=_phase(progress, "store"))
-        finally:
-            store.close()
+        _write_store(store_url, home, state, result, summary, timer, progress)
     except BaseException:
         shutil.rmtree(stage.final, ignore_errors=True)
         raise
     fault("update.after_store")
     switch(home, state_id, store_url)
-    kinds = (
-        pc.value_counts(new_data.relations.column("kind")).to_pylist() if new_data.relations.num_rows else []
+    _summarise(summary, result.data, inputs, timer, t0)
+    return summary
+
+
+def _read_files(opts: UpdateOptions, mapping: Any, progress: Progress | None) -> _NewFiles:
+    """Step 1: read the new files, each alone (a stock file must not drop order lines as
+    unknown)."""
+    from tiein import loaders
+
+    new = _NewFiles()
+    if opts.catalog is not None:
+        new.catalog = loaders.load_files(
+            catalog=opts.catalog, orders=None, mapping=mapping, progress=_phase(progress, "load")
+        )
+        new.catalog_columns = _catalog_columns(opts.catalog, mapping)
+    if opts.orders is not None:
+        new.orders = loaders.load_files(
+            catalog=None, orders=opts.orders, mapping=mapping, progress=_phase(progress, "load")
+        )
+    if opts.views is not None:
+        new.views = loaders.load_files(
+            catalog=None,
+            orders=None,
+            views=opts.views,
+            mapping=mapping,
+            progress=_phase(progress, "load"),
+        )
+    return new
+
+
+def _merge_inputs(state: State, new: _NewFiles, summary: UpdateSummary) -> _Inputs:
+    """Step 2: the stored inputs with the new files merged in: catalog rows upserted, new order
+    lines and browsing events added once (counted in ``summary``)."""
+    c = summary.counts
+    products = state.products
+    if new.catalog is not None:
+        products, c["products_changed"], c["products_added"] = _upsert_products(
+            products, new.catalog.products, new.catalog_columns
+        )
+        c["catalog_rows"] = new.catalog.products.num_rows
+    orders, added_lines = state.orders, ORDERS.empty_table()
+    if new.orders is not None:
+        products, orders, added_lines = _merge_orders(state, products, new.orders, summary)
+    views, added_views = state.views, VIEWS.empty_table()
+    if new.views is not None:
+        known = products.column("product_id").combine_chunks()
+        ev = new.views.views.filter(pc.is_in(new.views.views.column("product_id"), value_set=known))
+        added_views, dup = _new_rows(views, ev, ["session_id", "product_id", "ts", "event"])
+        c["duplicate_view_rows"] = dup
+        c["view_rows_added"] = added_views.num_rows
+        views = pa.concat_tables([views, added_views]) if added_views.num_rows else views
+    return _Inputs(products, orders, views, added_lines, added_views)
+
+
+def _merge_orders(
+    state: State, products: pa.Table, new_orders: Any, summary: UpdateSummary
+) -> tuple[pa.Table, pa.Table, pa.Table]:
+    """(products, order lines, lines added) after merging the new order lines: lines of unknown
+    products are dropped, or derive new products when the first build derived its catalog;
+    lines already stored are skipped."""
+    c = summary.counts
+    known = products.column("product_id").combine_chunks()
+    lines = new_orders.orders
+    c["order_lines_read"] = lines.num_rows
+    unknown = pc.invert(pc.is_in(lines.column("product_id"), value_set=known))
+    n_unknown = pc.sum(unknown).as_py() or 0
+    if n_unknown and state.build["derived_catalog"]:
+        # the first build derived its catalog from order lines: so do new products
+        derived = new_orders.products.filter(
+            pc.invert(pc.is_in(new_orders.products.column("product_id"), value_set=known))
+        )
+        products = pa.concat_tables([products, derived.cast(PRODUCTS)])
+        c["products_added"] = c.get("products_added", 0) + derived.num_rows
+    elif n_unknown:
+        lines = lines.filter(pc.invert(unknown))
+        c["unknown_product_lines"] = n_unknown
+        summary.notes.append(f"{n_unknown:,} order lines of products not in the catalog dropped")
+    added_lines, dup = _new_rows(state.orders, lines, ["order_id", "product_id"])
+    c["duplicate_order_lines"] = dup
+    if dup:
+        summary.notes.append(
+            f"{dup:,} order lines already in the graph skipped (deduplicated by order id + product id)"
+        )
+    c["order_lines_added"] = added_lines.num_rows
+    orders = pa.concat_tables([state.orders, added_lines]) if added_lines.num_rows else state.orders
+    return products, orders, added_lines
+
+
+def _changes(state: State, inputs: _Inputs, summary: UpdateSummary) -> _Changes:
+    """What the merge changed: new products, stored products whose columns changed, new lines."""
+    n_old = state.products.num_rows
+    kept = inputs.products.slice(0, n_old)
+    changes = _Changes(
+        new_ids=inputs.products.column("product_id").slice(n_old).combine_chunks(),
+        changed_class=_changed_ids(state.products, kept, CLASSIFY_COLUMNS),
+        changed_text=_changed_ids(state.products, kept, TEXT_COLUMNS),
+        changed_any=_changed_ids(state.products, kept, PRODUCTS.names[1:-1]),
+        lines_changed=inputs.added_lines.num_rows > 0 or inputs.added_views.num_rows > 0,
     )
+    summary.counts["products_changed"] = len(changes.changed_any)
+    return changes
+
+
+def _stamp(data: GraphData) -> str:
+    """A new state id, written into the graph's meta with the update time."""
+    state_id = uuid.uuid4().hex
+    data.meta = {
+        **data.meta,
+        "state_id": state_id,
+        "updated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    return state_id
+
+
+def _stage(
+    home: Path, state_id: str, bopts: BuildOptions, state: State, inputs: _Inputs, result: Recomputed
+) -> Staging:
+    """Step 4: the new generation's inputs, graph tables and index, written to a staging
+    directory and committed (renamed in), not yet switched to; discarded on any failure."""
+    from tiein.faults import fault
+    from tiein.home import INDEX, INPUTS, Staging, index_dir
+
+    stage = Staging(home, state_id)
+    try:
+        write_state(
+            stage.path / INPUTS,
+            bopts,
+            source=state.build["source"],
+            derived_catalog=state.build["derived_catalog"],
+            products=inputs.products,
+            orders=inputs.orders,
+            views=inputs.views,
+            listed_pairs=state.listed_pairs,
+            data=result.data,
+            model=state.build["options"]["model"],
+            neighbours=result.neighbours,
+            counts_orders=result.counts_orders,
+            counts_views=result.counts_views,
+        )
+        if result.index is not None:
+            result.index.save(stage.path / INDEX)
+        elif index_dir(home).is_dir():  # unchanged index: the same files, linked
+            shutil.copytree(index_dir(home), stage.path / INDEX, copy_function=_link_or_copy)
+        fault("update.after_stage")
+        stage.commit()
+    except BaseException:
+        stage.discard()
+        raise
+    return stage
+
+
+def _write_store(
+    store_url: str,
+    home: Path,
+    state: State,
+    result: Recomputed,
+    summary: UpdateSummary,
+    timer: _Timer,
+    progress: Progress | None,
+) -> None:
+    """Step 5: the store gets the new graph: the delta (``apply``) when it is small enough, else
+    a bulk ``replace``. Refuses a store whose graph is not the one the state describes."""
+    from tiein.graph import open_store
+
+    store = open_store(store_url)
+    try:
+        current = store.stats().get("meta", {}).get("state_id")
+        if current != state.build.get("state_id"):
+            raise ConfigError(
+                f"the graph in {store_url} is not the one the build state in {home} describes "
+                f"(state {state.build.get('state_id')!r}, graph {current!r}): run `tiein build` again"
+            )
+        delta = _diff(state, result, summary, timer)
+        with timer.step("store"):
+            if delta is not None and delta.size() <= REPLACE_SHARE * _graph_rows(result.data):
+                summary.store_write = "apply"
+                store.apply(delta, progress=_phase(progress, "store"))
+            else:
+                # more baskets: every pair edge's support and lift changed (and with them most
+                # relation scores), so a bulk replace is cheaper than an upsert of nearly all
+                summary.store_write = "replace"
+                store.replace(result.data, progress=_phase(progress, "store"))
+    finally:
+        store.close()
+
+
+def _diff(state: State, result: Recomputed, summary: UpdateSummary, timer: _Timer) -> GraphDelta | None:
+    """The delta from the stored graph to the new one (counted in ``summary.delta``); None when
+    the basket count changed (every pair edge did: a replace is due)."""
+    from tiein.graph.base import graph_delta
+
+    if result.counts_orders.n != state.counts_orders.n or result.counts_views.n != state.counts_views.n:
+        return None
+    old, new_data = state.graph, result.data
+    with timer.step("diff"):
+        if summary.path == "stock":  # only product-derived tables can differ: diff those
+            delta = graph_delta(_products_only(old), _products_only(new_data), only=PRODUCT_TABLES)
+            delta.meta = dict(new_data.meta)
+        else:
+            delta = graph_delta(old, new_data)
+    summary.delta = delta.counts()
+    return delta
+
+
+def _summarise(summary: UpdateSummary, data: GraphData, inputs: _Inputs, timer: _Timer, t0: float) -> None:
+    """The summary's relation counts, final table sizes and step times."""
+    kinds = pc.value_counts(data.relations.column("kind")).to_pylist() if data.relations.num_rows else []
     summary.relations = {d["values"]: int(d["counts"]) for d in kinds}
-    c["products"] = products.num_rows
-    c["order_lines"] = orders.num_rows
+    summary.counts["products"] = inputs.products.num_rows
+    summary.counts["order_lines"] = inputs.orders.num_rows
     summary.seconds = dict(timer.seconds)
     summary.seconds["total"] = time.perf_counter() - t0
-    return summary
 
 
 def _link_or_copy(src: str, dst: str) -> None:
@@ -409,89 +465,3 @@ def _products_only(data: GraphData) -> GraphData:
 def _graph_rows(data: GraphData) -> int:
     """Rows of the graph's main tables (what a replace loads, roughly)."""
     return sum(getattr(data, part).num_rows for part in GRAPH_PARTS)
-
-
-def _embeddings(
-    bopts: BuildOptions,
-    home: Path,
-    products: pa.Table,
-    state: State,
-    new_ids: pa.Array,
-    text_changed: bool,
-    summary: UpdateSummary,
-) -> tuple[Any, list[str] | None, Any, pa.Table | None, str | None]:
-    """(vectors, ids, index to save or None, neighbours, model) for ``products``: vectors from
-    the embedding cache when every title is there (no model load), else from the encoder; the
-    FAISS index gets new products appended, or is rebuilt when a title changed."""
-    model = state.build["options"]["model"]
-    if not bopts.embeddings or products.num_rows == 0 or model is None:
-        return None, None, None, None, None
-    from tiein import embeddings
-    from tiein.embeddings.products import cached_vectors, product_texts
-
-    texts = product_texts(products)
-    vectors = cached_vectors(texts, home / "cache", model)
-    if vectors is None:
-        encoder = embeddings.load_encoder(model, threads=bopts.threads)
-        vectors = embeddings.embed_products(products, encoder, cache_dir=home / "cache")
-        summary.recomputed.append("embeddings (new titles encoded)")
-    ids = products.column("product_id").to_pylist()
-    if not text_changed and len(new_ids) == 0 and state.neighbours is not None:
-        return vectors, ids, None, state.neighbours, model
-    index = None
-    from tiein.home import index_dir
-
-    if not text_changed and index_dir(home).is_dir():
-        try:
-            index = embeddings.ProductIndex.load(index_dir(home), expect_model=model)
-        except (ConfigError, InputError):
-            index = None
-        if index is not None and index.ids == ids[: len(index)]:
-            index.add(ids[len(index) :], vectors[len(index) :])
-        else:
-            index = None
-    if index is None:
-        index = embeddings.ProductIndex.build(ids, vectors, model)
-    summary.recomputed.append("FAISS neighbours")
-    neighbours = index.neighbours(min(bopts.neighbours_k, max(1, len(ids) - 1)))
-    return vectors, ids, index, neighbours, model
-
-
-def _graph(
-    bopts: BuildOptions,
-    home: Path,
-    products: pa.Table,
-    orders: pa.Table,
-    listed: pa.Table,
-    mined: Any,
-    mined_v: Any,
-    ids: list[str] | None,
-    vectors: Any,
-    neighbours: pa.Table | None,
-    model_name: str | None,
-    old_meta: dict[str, Any],
-    timer: Any,
-) -> GraphData:
-    """The GraphData :func:`tiein.pipeline.build` makes from these inputs: its own stages
-    (:func:`tiein.pipeline.graph_from_stats`), timed under the same names."""
-    from tiein.pipeline import graph_from_stats
-    from tiein.scenes import load_scenes
-
-    data, _ = graph_from_stats(
-        bopts,
-        home,
-        products,
-        orders=orders,
-        co_purchase=mined.pairs if mined is not None else None,
-        co_view=mined_v.pairs if mined_v is not None else None,
-        listed=listed,
-        timeline=mined.timeline if mined is not None else None,
-        returning_customers=int(mined.report.get("returning_customers", 0)) if mined is not None else 0,
-        neighbours=neighbours,
-        ids=ids,
-        vectors=vectors,
-        user_scenes=load_scenes(bopts.scenes) if bopts.scenes is not None else None,
-        meta={**old_meta, "model": model_name if model_name is not None else old_meta.get("model")},
-        timer=timer,
-    )
-    return data

@@ -1,9 +1,9 @@
-"""The FastAPI app: :func:`create_app` wires the state and the routes; every route answers from
-:mod:`tiein.service`."""
+"""The FastAPI app: :func:`create_app` wires the state and the routes; every route answers with a
+payload of :mod:`tiein.service` (validated against and documented by the response models of
+:mod:`tiein.api.schemas`), and assembles none itself."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import quote, urlencode
@@ -36,13 +36,27 @@ from tiein.api.schemas import (
 )
 from tiein.api.settings import API_PREFIX, MAX_ID_LENGTH, MAX_QUERY_TEXT, TOKEN_COOKIE, Settings
 from tiein.api.state import FeedbackCache, Search, State, _state, _store, _token_ok, require_token
-from tiein.errors import (
-    ConfigError,
-    InputError,
-    ProductNotFound,
-    ServiceUnavailable,
-)
+from tiein.errors import ConfigError, InputError
 from tiein.model import RELATION_KINDS
+from tiein.service import (
+    AddonsPayload,
+    BundlePayload,
+    CypherPayload,
+    HealthPayload,
+    RelatedPayload,
+    SceneDetailPayload,
+    ScenesPayload,
+    SearchPayload,
+    addons_payload,
+    bundle_payload,
+    cypher_payload,
+    health_payload,
+    product_payload,
+    related_payload,
+    scene_payload,
+    scenes_payload,
+    search_payload,
+)
 
 if TYPE_CHECKING:
     from tiein.graph.base import GraphStore
@@ -152,18 +166,10 @@ def _routes(settings: Settings) -> Any:
     k_help = f"How many (1-{settings.max_k})."
 
     @router.get("/health", response_model=HealthResponse, responses=_errors(), tags=["meta"])
-    def health(request: Request) -> dict[str, Any]:
+    def health(request: Request) -> HealthPayload:
         """The store answers, with its node / relationship counts and build meta (no auth)."""
         st = _state(request)
-        snapshot = st.store.name == "snapshot"  # the embedded store, read from memory
-        return {
-            "status": "ok",
-            "version": __version__,
-            "store": "embedded" if snapshot else st.store.name,
-            "snapshot": snapshot,
-            "graph": st.store.stats(),
-            "search": st.search.available(),
-        }
+        return health_payload(st.store, search=st.search.available())
 
     @router.get(
         "/products/{product_id:path}/related",
@@ -185,14 +191,12 @@ def _routes(settings: Settings) -> Any:
             "item_impressions, item_successes (the item for other anchors), item_factor, "
             "rate (posterior mean), draw}.",
         ),
-    ) -> dict[str, Any]:
+    ) -> RelatedPayload:
         """Top-k related products of a kind, best first, with evidence and explanations; with
         ``feedback=true`` re-ranked by observed performance (the same answer for the same log)."""
-        from tiein.service import related_payload
-
         st = _state(request)
         stats = st.feedback.stats() if feedback and st.feedback is not None else None
-        return related_payload(st.store, product_id, kind, k, feedback=stats)
+        return related_payload(st.store, product_id, kind, k, feedback=stats, max_k=settings.max_k)
 
     @router.get(
         "/products/{product_id:path}/bundle",
@@ -220,7 +224,7 @@ def _routes(settings: Settings) -> Any:
             Text | None,
             Query(
                 max_length=200,
-                description="Sales roles of the add-ons in order, comma-separated (hero,profit).",
+                description="Sales roles of the add-ons in order, joined by ',' or '+' (hero,profit).",
             ),
         ] = None,
         discount: Annotated[
@@ -229,12 +233,12 @@ def _routes(settings: Settings) -> Any:
                 ge=0, lt=1, allow_inf_nan=False, description="Bundle discount (0.1 = 10 % off; default 0.1)."
             ),
         ] = None,
-    ) -> dict[str, Any]:
+    ) -> BundlePayload:
         """A bundle for the anchor product: complements under the merchant's rules, following a
         scene's roles (the given one, else the anchor's own), a sayable bundle price and a pitch;
         ``reason`` says why when there is none."""
-        return _bundle(
-            _state(request), product_id, scene=scene, size=size, budget=budget, mix=mix, discount=discount
+        return bundle_payload(
+            _store(request), product_id, scene=scene, size=size, budget=budget, mix=mix, discount=discount
         )
 
     @router.post(
@@ -244,13 +248,11 @@ def _routes(settings: Settings) -> Any:
         dependencies=auth,
         tags=["bundles"],
     )
-    def cart_addons(request: Request, body: Annotated[AddonsRequest, Body()]) -> dict[str, Any]:
+    def cart_addons(request: Request, body: Annotated[AddonsRequest, Body()]) -> AddonsPayload:
         """Complements of a whole cart; with a threshold, the items that reach it."""
-        from tiein.service import addons_payload
-
-        if body.k > settings.max_k:
-            raise ConfigError(f"k must be from 1 to {settings.max_k}, got {body.k}")
-        return addons_payload(_store(request), body.cart, threshold=body.threshold, k=body.k)
+        return addons_payload(
+            _store(request), body.cart, threshold=body.threshold, k=body.k, max_k=settings.max_k
+        )
 
     @router.post(
         "/events", response_model=EventsResponse, responses=_errors(400), dependencies=auth, tags=["feedback"]
@@ -284,27 +286,18 @@ def _routes(settings: Settings) -> Any:
             Text, Query(min_length=1, max_length=MAX_QUERY_TEXT, description="Text to search titles for.")
         ],
         k: int = Query(10, ge=1, le=settings.max_k, description=k_help),
-    ) -> dict[str, Any]:
+    ) -> SearchPayload:
         """Products whose titles mean what ``q`` says (embeddings + FAISS; any language the
         model knows). 503 when the home has no index."""
         st = _state(request)
-        if not q.strip():
-            raise ConfigError("query parameter 'q' is blank")
-        model, hits = st.search.search(q, k)
-        results = []
-        for pid, sim in hits:
-            try:
-                results.append({**st.store.product(pid), "similarity": sim})
-            except ProductNotFound:  # the index is older than the graph: skip what left it
-                continue
-        return {"query": q, "model": model, "results": results}
+        return search_payload(st.store, st.search, q, k, max_k=settings.max_k)
 
     @router.get(
         "/scenes", response_model=ScenesResponse, responses=_errors(), dependencies=auth, tags=["scenes"]
     )
-    def scenes(request: Request) -> dict[str, Any]:
+    def scenes(request: Request) -> ScenesPayload:
         """Every scene with its roles in order."""
-        return {"scenes": _store(request).scenes()}
+        return scenes_payload(_store(request))
 
     @router.get(
         "/scenes/{name}",
@@ -318,9 +311,9 @@ def _routes(settings: Settings) -> Any:
         name: Annotated[
             Text, PathParam(min_length=1, max_length=MAX_ID_LENGTH, description="Scene id or name.")
         ],
-    ) -> dict[str, Any]:
+    ) -> SceneDetailPayload:
         """One scene: its roles in order, each with its products."""
-        return _store(request).scene(name)
+        return scene_payload(_store(request), name)
 
     @router.post(
         "/cypher",
@@ -329,17 +322,19 @@ def _routes(settings: Settings) -> Any:
         dependencies=auth,
         tags=["analysts"],
     )
-    def cypher(request: Request, body: Annotated[CypherRequest, Body()]) -> dict[str, Any]:
+    def cypher(request: Request, body: Annotated[CypherRequest, Body()]) -> CypherPayload:
         """Run one read-only Cypher query (writes refused) with a row cap and a time limit; the
         answer says whether the cap truncated it."""
-        limit = body.limit if body.limit is not None else min(1000, settings.cypher_max_rows)
-        if limit > settings.cypher_max_rows:
-            raise ConfigError(f"limit must be at most {settings.cypher_max_rows}, got {limit}")
-        timeout = body.timeout_s if body.timeout_s is not None else settings.cypher_timeout_s
-        if timeout > settings.cypher_timeout_s:
-            raise ConfigError(f"timeout_s must be at most {settings.cypher_timeout_s:g}, got {timeout:g}")
-        return _run_cypher(
-            _store(request), body.query, body.params, limit, timeout, _state(request).cypher_worker
+        st = _state(request)
+        return cypher_payload(
+            st.store,
+            body.query,
+            body.params,
+            limit=body.limit,
+            timeout_s=body.timeout_s,
+            max_rows=settings.cypher_max_rows,
+            max_timeout_s=settings.cypher_timeout_s,
+            worker=st.cypher_worker,
         )
 
     @router.get(
@@ -394,49 +389,6 @@ def _routes(settings: Settings) -> Any:
     )
     def product(request: Request, product_id: ProductId) -> dict[str, Any]:
         """One product's fields."""
-        return _store(request).product(product_id)
+        return product_payload(_store(request), product_id)
 
     return router
-
-
-def _bundle(
-    st: State,
-    product_id: str,
-    *,
-    scene: str | None,
-    size: int,
-    budget: float | None,
-    mix: str | None,
-    discount: float | None,
-) -> dict[str, Any]:
-    from tiein.service import bundle_payload
-
-    roles: tuple[str, ...] | None = None
-    if mix is not None:
-        # "hero,profit", "hero+profit" (a '+' in a query string arrives as a space) or "hero profit"
-        roles = tuple(p for p in mix.replace("+", ",").replace(" ", ",").split(",") if p)
-        if not roles:
-            raise ConfigError("query parameter 'mix' names no sales role (e.g. mix=hero,profit)")
-    return bundle_payload(
-        st.store, product_id, scene=scene, size=size, budget=budget, mix=roles, discount=discount
-    )
-
-
-def _run_cypher(
-    store: GraphStore, query: str, params: dict[str, Any] | None, limit: int, timeout_s: float, worker: Any
-) -> dict[str, Any]:
-    try:
-        from tiein.cypher import run_cypher
-    except ImportError as exc:
-        raise ServiceUnavailable("analyst Cypher is not available in this version of tiein") from exc
-    # the embedded store: in a worker process (memory limit, killed at the time limit, no store lock)
-    result = run_cypher(store, query, params, limit=limit, timeout_s=timeout_s, worker=worker)
-    if isinstance(result, Mapping):
-        return dict(result)
-    if hasattr(result, "to_dict"):
-        return dict(result.to_dict())
-    return {
-        name: getattr(result, name)
-        for name in ("columns", "rows", "truncated", "elapsed_ms")
-        if hasattr(result, name)
-    }

@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 import html
+from collections.abc import Mapping
 from pathlib import Path
 from string import Template
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote
 
 from tiein import __version__
 from tiein.api.state import State
-from tiein.errors import (
-    ConfigError,
-)
-from tiein.model import RELATION_KINDS
-
-if TYPE_CHECKING:
-    pass
-
+from tiein.service import PAGE_K, NeighbourhoodPayload, neighbourhood_payload
 
 PAGE_KINDS = (
     ("complement", "Complements", "搭配"),
@@ -25,27 +19,13 @@ PAGE_KINDS = (
     ("upsell", "Upsells", "升级"),
     ("series", "Same series", "同系列"),
 )
-PAGE_K = 10
 TEMPLATE_FILE = Path(__file__).parent.parent / "templates" / "product.html"
 
 
-def neighbourhood(st: State, product_id: str) -> dict[str, Any]:
-    """What the product page shows, from the service payloads: the product, its related rows per
-    kind and its bundle (``bundle_error`` when the bundle rules reject the anchor)."""
-    from tiein.service import bundle_payload, related_payload
-
-    related = {kind: related_payload(st.store, product_id, kind, PAGE_K) for kind in RELATION_KINDS}
-    try:
-        bundle: dict[str, Any] | None = bundle_payload(st.store, product_id)
-        bundle_error = None
-    except ConfigError as exc:
-        bundle, bundle_error = None, str(exc)
-    return {
-        "product": related["complement"]["product"],
-        "related": {k: v["related"] for k, v in related.items()},
-        "bundle": bundle,
-        "bundle_error": bundle_error,
-    }
+def neighbourhood(st: State, product_id: str) -> NeighbourhoodPayload:
+    """What the product page shows: :func:`tiein.service.neighbourhood_payload` of the server's
+    store (the product, its related rows per kind and its bundle, or ``bundle_error``)."""
+    return neighbourhood_payload(st.store, product_id, PAGE_K)
 
 
 def _e(value: Any) -> str:
@@ -79,7 +59,7 @@ def _related_rows(rows: list[dict[str, Any]]) -> str:
     return "".join(out)
 
 
-def _bundle_html(bundle: dict[str, Any] | None, error: str | None) -> str:
+def _bundle_html(bundle: Mapping[str, Any] | None, error: str | None) -> str:
     if bundle is None:
         return f'<p class="none">{_e(error)}</p>'
     if bundle.get("reason"):
@@ -101,7 +81,7 @@ def _bundle_html(bundle: dict[str, Any] | None, error: str | None) -> str:
     )
 
 
-def render_product_page(data: dict[str, Any]) -> str:
+def render_product_page(data: NeighbourhoodPayload) -> str:
     """The self-contained HTML page (inline CSS and JS, no external resources) of
     :func:`neighbourhood`'s answer."""
     p = data["product"]

@@ -1,17 +1,18 @@
-"""Request and response models of the API: the OpenAPI schema and the validation of bodies."""
+"""Request and response models of the API: the OpenAPI schema and the validation of bodies.
+
+Every response is a payload of :mod:`tiein.service`; its response model here declares the same
+fields as the payload's type in :mod:`tiein.service.types` (tests/test_service_types.py keeps
+them in step) and documents each one."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import Path as PathParam
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from tiein.api.settings import MAX_CART, MAX_CYPHER_LENGTH, MAX_ID_LENGTH
-from tiein.service import MAX_K
-
-if TYPE_CHECKING:
-    pass
+from tiein.model import MAX_K
 
 
 def _valid_text(value: str) -> str:

@@ -47,10 +47,16 @@ from tiein.cli.base import (
     help="Browsing events: session/user, product, [time, event].",
 )
 @click.option(
+    "--pairs",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Pairs you list yourself: src, dst, kind (complement/substitute, also_bought/also_viewed, 搭配/替代); "
+    "evidence, and the labels the substitute-vs-complement classifier learns from.",
+)
+@click.option(
     "--mapping",
     "mapping_file",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="YAML/JSON column mapping for your files (see README).",
+    help="YAML/JSON column mapping for your files (see docs/building.md).",
 )
 @click.option(
     "--map",
@@ -111,7 +117,7 @@ from tiein.cli.base import (
     "--scenes",
     "scenes_file",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="YAML/JSON scenes file (露营 / camping: tent → chair → lamp …); see README. Without it scenes are discovered.",
+    help="YAML/JSON scenes file (露营 / camping: tent → chair → lamp …); see docs/scenes.md. Without it scenes are discovered.",
 )
 @click.option("--no-scenes", is_flag=True, help="Do not discover scenes (a --scenes file is still used).")
 @click.option(
@@ -141,6 +147,7 @@ def build(
     catalog: Path | None,
     orders: Path | None,
     views: Path | None,
+    pairs: Path | None,
     mapping_file: Path | None,
     map_pairs: tuple[str, ...],
     home: str | None,
@@ -165,13 +172,13 @@ def build(
     graph atomically (a failed build leaves the previous graph as it was)."""
     from tiein.checks import Floors
     from tiein.errors import ConfigError
+    from tiein.next_purchase import NextConfig
     from tiein.pipeline import BuildOptions
     from tiein.pipeline import build as run_build
-    from tiein.relations import NextConfig
 
     if not dataset and not (catalog or orders or views):
         raise ConfigError("say what to build from: --dataset NAME, or --catalog/--orders/--views files")
-    if dataset and (catalog or orders or views):
+    if dataset and (catalog or orders or views or pairs):
         raise ConfigError("use either --dataset or your own files, not both")
     if scenes_file is not None:  # a device or FIFO would be read without end
         from tiein.loaders.limits import require_regular_file
@@ -190,6 +197,7 @@ def build(
         catalog=catalog,
         orders=orders,
         views=views,
+        pairs=pairs,
         mapping=mapping,
         home=_home(home),
         store_url=store,

@@ -374,7 +374,7 @@ def export_cmd(
     store: str | None,
 ) -> None:
     """Export WHAT (bundles or related) for every product, in product_id order, through the same
-    code path as `tiein bundle` / `tiein related` and the API. Columns: README.md "Batch export".
+    code path as `tiein bundle` / `tiein related` and the API. Columns: docs/export.md.
 
     \b
       tiein export bundles --format parquet --out bundles.parquet

@@ -1,10 +1,11 @@
-"""Commands that read the graph: related, stats, scenes, bundle, addons."""
+"""Commands that read the graph: related, stats, scenes, bundle, addons. Each prints a payload of
+:mod:`tiein.service` (``--json``: as it is, the API's JSON) and assembles none itself."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -18,7 +19,10 @@ from tiein.cli.base import (
     where_options,
 )
 from tiein.errors import TieinError
-from tiein.model import RELATION_KINDS
+from tiein.model import MAX_K, RELATION_KINDS
+
+if TYPE_CHECKING:
+    from tiein.service import BundlePayload
 
 _KIND_PLURAL = {"series": "same-series products", "next": "next purchases"}
 
@@ -33,7 +37,7 @@ _KIND_PLURAL = {"series": "same-series products", "next": "next purchases"}
     help="Relation kind: complement (add-on), substitute, upsell, series (same line), next (bought next: customers buy it after PRODUCT).",
 )
 @click.option(
-    "-k", "k", default=10, show_default=True, type=click.IntRange(1, 1000), help="How many related products."
+    "-k", "k", default=10, show_default=True, type=click.IntRange(1, MAX_K), help="How many related products."
 )
 @json_option("JSON output (stable schema, with evidence).")
 @click.option(
@@ -88,15 +92,15 @@ def related(
 @json_option()
 def stats(home: str | None, store: str | None, as_json: bool) -> None:
     """Counts of nodes and relationships in the graph, and how it was built."""
-    from tiein.home import read_pointer, recover_if_idle
+    from tiein.home import recover_if_idle
     from tiein.pipeline import default_store_url
+    from tiein.service import stats_payload
 
     st = _open_store(home, store)
     try:
         for line in recover_if_idle(_home(home), st, store or default_store_url(_home(home))):
             click.echo(f"recovered: {line}", err=True)
-        s = st.stats()
-        s["generations"] = read_pointer(_home(home)).__dict__
+        s = stats_payload(st, _home(home))
     finally:
         st.close()
     if as_json:
@@ -132,14 +136,17 @@ def scenes() -> None:
 @json_option()
 def scenes_list(home: str | None, store: str | None, as_json: bool) -> None:
     """The scenes in the graph with their roles in order."""
+    from tiein.service import scenes_payload
+
     st = _open_store(home, store)
     try:
-        rows = st.scenes()
+        payload = scenes_payload(st)
     finally:
         st.close()
     if as_json:
-        click.echo(json.dumps({"scenes": rows}, ensure_ascii=False, indent=2))
+        click.echo(json.dumps(payload, ensure_ascii=False, indent=2))
         return
+    rows = payload["scenes"]
     if not rows:
         click.echo("no scenes in the graph: build with --scenes FILE, or let the build discover them")
         return
@@ -162,9 +169,11 @@ def scenes_list(home: str | None, store: str | None, as_json: bool) -> None:
 @json_option("JSON output (every member).")
 def scenes_show(name: str, k: int, home: str | None, store: str | None, as_json: bool) -> None:
     """One scene (by id or name): its roles in order, each with its products."""
+    from tiein.service import scene_payload
+
     st = _open_store(home, store)
     try:
-        sc = st.scene(name)
+        sc = scene_payload(st, name)
     finally:
         st.close()
     if as_json:
@@ -296,18 +305,19 @@ def bundle_cmd(
     _print_bundle(payload)
 
 
-def _print_bundle(b: dict[str, Any]) -> None:
+def _print_bundle(b: BundlePayload) -> None:
     a = b["anchor"]
     click.echo(f"{a['product_id']}  {a['title']}  (price {_fmt_price(a['price'])}{_fmt_role(a)})")
-    if b.get("scene"):
+    scene, mix = b.get("scene"), b.get("mix")
+    if scene:
         note = (
             " — no role of it could be filled, so: best complements by score"
             if b.get("scene_fallback")
             else ""
         )
-        click.echo(f"scene: {b['scene']['name']} ({b['scene']['scene_id']}){note}")
-    if b.get("mix"):
-        click.echo(f"mix: {' + '.join(b['mix'])}")
+        click.echo(f"scene: {scene['name']} ({scene['scene_id']}){note}")
+    if mix:
+        click.echo(f"mix: {' + '.join(mix)}")
     for n, item in enumerate(b["items"], 1):
         p = item["product"]
         role = f"[{item['role']}]" if item.get("role") else ""
@@ -347,7 +357,7 @@ def _print_bundle(b: dict[str, Any]) -> None:
     "k",
     default=5,
     show_default=True,
-    type=click.IntRange(1, 100),
+    type=click.IntRange(1, MAX_K),
     help="How many add-ons (and top-ups).",
 )
 @json_option("JSON output (the API's schema).")

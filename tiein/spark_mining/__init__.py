@@ -6,7 +6,7 @@ four ratios are computed from the same integers by the same IEEE-754 double oper
 same order; Java's double arithmetic is strict, so the bits agree), and the same report keys.
 
 Use it when the order history does not fit one machine. On one machine it is much slower
-than the numpy engine (see README, "Scale-out mining"). Input is an ``ORDERS``/``VIEWS`` Arrow
+than the numpy engine (see docs/scale-out.md). Input is an ``ORDERS``/``VIEWS`` Arrow
 table or, for data beyond the driver, Parquet files read by the Spark job itself.
 
 How the job runs (DataFrame API; nothing is collected to the driver but the result table):

@@ -1,0 +1,114 @@
+"""Product types from titles (tiein.product_type), variety instead of substitute, and the
+type-level complement fallback (tiein.type_fallback), on hand-checkable fixtures."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow as pa
+
+from tiein.model import ORDERS, PRODUCTS, RELATIONS
+from tiein.product_type import product_types
+from tiein.relations import RelationConfig, score_features
+from tiein.type_fallback import type_complements
+
+
+def test_types_from_titles_and_categories() -> None:
+    titles = [
+        "LUNCH BAG RED RETROSPOT",
+        "LUNCH BAG PINK POLKADOT",
+        "LUNCH BAG SUKI DESIGN",
+        "LUNCH BAG APPLE DESIGN",
+        "RED RETROSPOT PUDDING BOWL",
+        "RED RETROSPOT WASHBAG",
+        "PINK RETROSPOT MUG",
+        "全脂牛奶",
+        "低脂牛奶",
+        "Campr 2-person dome tent",
+    ]
+    cats = [None] * 9 + ["Outdoor > Tents"]
+    got = product_types(titles, cats)
+    assert got[:4] == ["lunch bag"] * 4
+    # the shared print is not the type: these are a bowl, a washbag and a mug
+    assert got[4:7] == ["pudding bowl", "washbag", "mug"]
+    assert got[7] == got[8] == "牛奶"
+    assert got[9] == "tents"  # the leaf category wins where there is one
+
+
+def _pair(same_type: float, n_ab: int, lift: float) -> dict[str, np.ndarray]:
+    one = np.ones(1)
+    return {
+        "src": np.array(["a"], dtype=object),
+        "dst": np.array(["b"], dtype=object),
+        "n_ab": np.array([n_ab]),
+        "n_src": np.array([100]),
+        "conf": one * n_ab / 100,
+        "lift": one * lift,
+        "after_sd": np.zeros(1, dtype=np.int64),
+        "after_ds": np.zeros(1, dtype=np.int64),
+        "co_view": np.zeros(1, dtype=np.int64),
+        "listed_buy": np.zeros(1, dtype=np.int64),
+        "listed_view": np.zeros(1, dtype=np.int64),
+        "similarity": one * 0.9,
+        "cat_rel": np.array([3]),
+        "price_ratio": one,
+        "same_line": np.zeros(1, dtype=bool),
+        "same_type": one * same_type,
+    }
+
+
+def test_variety_is_a_series_not_a_substitute_and_other_types_are_no_substitutes() -> None:
+    cfg = RelationConfig()
+    # same type, bought together 40 times at lift 6: variety (HEART OF WICKER SMALL and LARGE)
+    s = score_features(_pair(1.0, 40, 6.0), cfg)
+    assert s["substitute"][0] == 0 and s["series"][0] > 0
+    # same type, never bought together: a substitute
+    s = score_features(_pair(1.0, 0, 0.0), cfg)
+    assert s["substitute"][0] > 0 and s["series"][0] == 0 and s["complement"][0] == 0
+    # another type with a similar title (the same print on a bowl): never a substitute
+    s = score_features(_pair(0.0, 0, 0.0), cfg)
+    assert s["substitute"][0] == 0
+
+
+def test_products_without_complements_get_their_types_complements() -> None:
+    products = pa.table(
+        {
+            "product_id": ["top1", "top2", "top_new", "jeans1", "jeans2", "belt1"],
+            "title": ["T-shirt white", "T-shirt black", "T-shirt stripe", "Jeans slim", "Jeans wide", "Belt"],
+            "category": ["Tops", "Tops", "Tops", "Trousers", "Trousers", "Belts"],
+            "category_path": ["Tops", "Tops", "Tops", "Trousers", "Trousers", "Belts"],
+            "brand": [None] * 6,
+            "price": [10.0] * 6,
+            "stock": [5, 5, 5, 5, 0, 5],
+        }
+    )
+    products = products.cast(pa.schema([PRODUCTS.field(c) for c in products.column_names]))
+    lines = []
+    for i in range(30):  # tops go with trousers; belts are bought alone
+        lines += [(f"o{i}", "top1" if i % 2 else "top2"), (f"o{i}", "jeans1" if i % 3 else "jeans2")]
+    lines += [("x1", "top_new"), ("x2", "belt1"), ("x3", "belt1")]
+    orders = pa.table(
+        {
+            "order_id": [o for o, _ in lines],
+            "product_id": [p for _, p in lines],
+            "quantity": [1] * len(lines),
+            "customer_id": [None] * len(lines),
+            "ts": pa.nulls(len(lines), pa.timestamp("us")),
+        }
+    ).cast(ORDERS)
+    # item-level complements exist for the sellers, none for top_new (one order) and belt1
+    have = [("top1", "jeans1"), ("top2", "jeans1"), ("jeans1", "top1"), ("jeans2", "top2")]
+    rel = pa.table({c: pa.nulls(len(have), RELATIONS.field(c).type) for c in RELATIONS.names})
+    rel = rel.set_column(0, "src", pa.array([a for a, _ in have])).set_column(
+        2, "kind", pa.array(["complement"] * len(have))
+    )
+    out, report = type_complements(products, orders, rel)
+    rows = out.to_pylist()
+    assert {r["src"] for r in rows} == {"top_new"}  # belts are bought with no other type
+    assert [r["dst"] for r in rows] == ["jeans1"]  # jeans2 is out of stock
+    ev = json.loads(rows[0]["evidence"])
+    assert ev["level"] == "type" and ev["anchor_type"] == "tops" and ev["addon_type"] == "trousers"
+    assert ev["types_bought_together"] == 30 and rows[0]["kind"] == "complement" and 0 < rows[0]["score"] <= 1
+    assert report["without_item_complements"] == 2 and report["filled_by_type"] == 1
+    assert report["still_without"] == 1

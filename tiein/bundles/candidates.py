@@ -1,0 +1,122 @@
+"""Candidate reads for a bundle or a cart: memoised store reads, product checks, scene choice.
+
+Second step of the bundle data flow: :class:`_Graph` reads each product's fields, scenes,
+complements and substitute lists from the store once per request (``bundle_candidates``, plus
+``scene_summary`` / ``scene_roles_of`` when a scene is followed); :func:`_pick_scene` chooses the
+scene a bundle follows and the :class:`_Slot` roles to fill; the small product checks (stock,
+category, role names) are shared by bundles and cart add-ons.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from tiein.bundles.results import Product, Row
+
+if TYPE_CHECKING:
+    from tiein.graph.base import GraphStore
+
+
+def _in_stock(p: Mapping[str, Any]) -> bool:
+    stock = p.get("stock")
+    return stock is None or stock > 0
+
+
+def _category_key(p: Mapping[str, Any]) -> str | None:
+    return p.get("category") or p.get("category_path") or None
+
+
+def _role_names(p: Mapping[str, Any]) -> set[str]:
+    """Names a role can use for ``p``: its id, leaf category, category path and path leaf."""
+    names = {str(p["product_id"])}
+    for key in ("category", "category_path"):
+        v = p.get(key)
+        if v:
+            names.add(str(v))
+            names.add(str(v).split(" > ")[-1])
+    return {n.strip().casefold() for n in names}
+
+
+class _Graph:
+    """Memoised store reads for one request: one ``bundle_candidates`` call per product gives its
+    fields, scenes, complements and every substitute list a bundle checks; scene roles are read
+    once per product and scene."""
+
+    def __init__(self, store: GraphStore, k: int) -> None:
+        self.store = store
+        self.k = k
+        self._cand: dict[str, dict[str, Any]] = {}
+        self._subs: dict[str, set[str]] = {}
+        self._roles: dict[tuple[str, str], str | None] = {}
+
+    def candidates(self, pid: str) -> dict[str, Any]:
+        if pid not in self._cand:
+            c = self.store.bundle_candidates(pid, self.k)
+            self._cand[pid] = c
+            self._subs.setdefault(c["product"]["product_id"], set(c["substitutes"]))
+            for r in c["complements"]:
+                self._subs.setdefault(r["product_id"], set(r["substitutes"]))
+        return self._cand[pid]
+
+    def product(self, pid: str) -> Product:
+        return dict(self.candidates(pid)["product"])
+
+    def scenes(self, pid: str) -> list[dict[str, Any]]:
+        return list(self.candidates(pid)["scenes"])
+
+    def complements(self, pid: str) -> list[Row]:
+        return list(self.candidates(pid)["complements"])
+
+    def substitutes(self, pid: str) -> set[str]:
+        if pid not in self._subs:
+            self.candidates(pid)
+        return self._subs[pid]
+
+    def prefetch_roles(self, scene_id: str, pids: Iterable[str]) -> None:
+        todo = [p for p in dict.fromkeys(pids) if (scene_id, p) not in self._roles]
+        if todo:
+            found = self.store.scene_roles_of(scene_id, todo)
+            for p in todo:
+                self._roles[(scene_id, p)] = found.get(p)
+
+    def scene_role(self, scene_id: str, pid: str) -> str | None:
+        self.prefetch_roles(scene_id, [pid])
+        return self._roles[(scene_id, pid)]
+
+
+@dataclass(frozen=True)
+class _Slot:
+    """A role to fill: a set of category names / product ids (``roles=``) or a scene role."""
+
+    label: str
+    names: frozenset[str] = frozenset()  # casefolded; empty for a scene role
+    scene_role: str | None = None
+
+
+def _pick_scene(g: _Graph, anchor_id: str, scene: str | None) -> tuple[dict[str, Any] | None, list[str]]:
+    """The scene a bundle follows and the roles to fill, in order.
+
+    ``scene`` given: that scene (NotFound if unknown), every role but the anchor's own, in the
+    scene's order. Not given: among the anchor's scenes the one where its role comes earliest,
+    then the larger scene, then scene_id; the roles after the anchor's own, then (wrapping round)
+    the ones before it. (None, []) when the anchor is in no scene or that scene has no other
+    named role (a bundle then goes by score)."""
+    mine = g.scenes(anchor_id)
+    if scene is not None:
+        summary = g.store.scene_summary(scene)
+        own = next((r["role"] for r in mine if r["scene_id"] == summary["scene_id"]), None)
+        return summary, [r for r in summary["roles"] if r is not None and r != own]
+    if not mine:
+        return None, []
+    first = mine[0]["weight"]
+    tied = [r for r in mine if r["weight"] == first]
+    summaries = [g.store.scene_summary(r["scene_id"]) for r in tied]
+    summary = min(summaries, key=lambda s: (-int(s["members"]), s["scene_id"]))
+    own = next(r["role"] for r in tied if r["scene_id"] == summary["scene_id"])
+    names = [r for r in summary["roles"] if r is not None]
+    if own in names:
+        i = names.index(own)
+        names = names[i + 1 :] + names[:i]
+    return (summary, names) if names else (None, [])

@@ -1,0 +1,119 @@
+"""Why there is no bundle or no add-on: reason codes, their sentences and the skip order.
+
+Last step of a refused request: while :mod:`tiein.bundles.assembly` and :mod:`tiein.bundles.cart`
+pass candidates over they count a SKIP_ORDER code per candidate; when nothing is chosen, the
+furthest check any candidate reached becomes the answer's :class:`Reason` (SKIP_REASON), a stable
+``code`` with a sentence in Chinese and English.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from tiein.explain import format_amount
+
+# code -> (zh, en); {budget}, {threshold}, {lo}, {hi} are filled in.
+REASONS: dict[str, tuple[str, str]] = {
+    "anchor_out_of_stock": ("主商品缺货，无法组合套装", "the main item is out of stock"),
+    "anchor_price_unknown": (
+        "主商品没有价格，无法核对预算 {budget}",
+        "the main item has no price, so the budget of {budget} cannot be checked",
+    ),
+    "budget_price_unknown": (
+        "搭配商品没有价格，无法核对预算 {budget}",
+        "the complementary items have no price, so the budget of {budget} cannot be checked",
+    ),
+    "anchor_over_budget": (
+        "主商品价格已超出预算 {budget}",
+        "the main item alone is over the budget of {budget}",
+    ),
+    "no_complements": ("没有找到常一起购买的搭配商品", "no complementary items are known for this product"),
+    "only_substitutes": (
+        "搭配候选都是替代品，不适合一起卖",
+        "every candidate is a substitute, not an add-on",
+    ),
+    "none_in_stock": ("搭配商品都缺货", "every complementary item is out of stock"),
+    "outside_price_band": (
+        "有货的搭配商品价格都不在主商品的 {lo}–{hi} 之间",
+        "no in-stock complementary item is priced within {lo}-{hi} of the main item",
+    ),
+    "no_role_match": ("没有符合指定角色的搭配商品", "no complementary item fits the requested roles"),
+    "no_scene_role_match": (
+        "没有搭配商品属于场景“{scene}”的其他角色",
+        "no complementary item fills another role of the scene {scene}",
+    ),
+    "scene_has_no_roles": (
+        "场景“{scene}”除主商品的角色外没有其他角色",
+        "the scene {scene} has no roles besides the main item's",
+    ),
+    "no_mix_match": (
+        "没有符合“{mix}”组合的搭配商品",
+        "no complementary item has the sales roles asked for ({mix})",
+    ),
+    "category_taken": (
+        "搭配商品都与已选商品同一品类",
+        "every complementary item is in a category already taken",
+    ),
+    "over_budget": (
+        "加任何一件搭配商品都会超出预算 {budget}",
+        "every complementary item takes the bundle over the budget of {budget}",
+    ),
+    "cart_price_unknown": (
+        "购物车中有商品没有价格，无法计算凑单",
+        "an item in the cart has no price, so the gap cannot be computed",
+    ),
+    "threshold_unreachable": (
+        "没有一件搭配商品能让购物车达到 {threshold}",
+        "no single complementary item lifts the cart to {threshold}",
+    ),
+}
+
+# Why a single candidate was passed over (counted in ``skipped``), in check order. When nothing is
+# chosen, the reason is the one of the furthest check any candidate reached.
+SKIP_ORDER = (
+    "substitute_of_anchor",
+    "out_of_stock",
+    "outside_price_band",
+    "role_mismatch",
+    "sales_role_mismatch",
+    "category_taken",
+    "substitute_of_chosen",
+    "price_unknown",
+    "over_budget",
+)
+SKIP_REASON = {
+    "substitute_of_anchor": "only_substitutes",
+    "out_of_stock": "none_in_stock",
+    "outside_price_band": "outside_price_band",
+    "role_mismatch": "no_role_match",
+    "sales_role_mismatch": "no_mix_match",
+    "category_taken": "category_taken",
+    "substitute_of_chosen": "only_substitutes",
+    "price_unknown": "budget_price_unknown",
+    "over_budget": "over_budget",
+}
+
+
+@dataclass(frozen=True)
+class Reason:
+    """Why there is no bundle / no add-on: a stable ``code`` (keys of REASONS) and a sentence in
+    Chinese and English."""
+
+    code: str
+    zh: str
+    en: str
+
+    @classmethod
+    def of(cls, code: str, **values: Any) -> Reason:
+        zh, en = REASONS[code]
+        text = {k: format_amount(v) if isinstance(v, int | float) else str(v) for k, v in values.items()}
+        return cls(code, zh.format_map(_Blank(text)), en.format_map(_Blank(text)))
+
+    def to_dict(self) -> dict[str, str]:
+        return {"code": self.code, "zh": self.zh, "en": self.en}
+
+
+class _Blank(dict[str, str]):
+    def __missing__(self, key: str) -> str:
+        return "?"
