@@ -23,8 +23,19 @@ from tiein.model import GraphData
 Progress = Callable[[str, int, int], None]
 
 # Fields of a product as returned by ``product`` and inside every ``related`` row. ``sales_role``
-# is one of tiein.model.SALES_ROLES or None (see docs/schema.md).
-PRODUCT_FIELDS = ("product_id", "title", "category", "category_path", "brand", "price", "stock", "sales_role")
+# is one of tiein.model.SALES_ROLES or None; ``product_type`` the build's product type or None
+# (see docs/schema.md).
+PRODUCT_FIELDS = (
+    "product_id",
+    "title",
+    "category",
+    "category_path",
+    "brand",
+    "price",
+    "stock",
+    "sales_role",
+    "product_type",
+)
 
 # Fields of one related row (besides the product fields above), in this order.
 RELATED_FIELDS = (

@@ -50,7 +50,7 @@ EXPLAIN_PREFIX = "EXPLAIN "
 _PRODUCT_RETURN = (
     "q.product_id AS product_id, q.title AS title, q.category AS category, "
     "q.category_path AS category_path, q.brand AS brand, q.price AS price, q.stock AS stock, "
-    "q.sales_role AS sales_role"
+    "q.sales_role AS sales_role, q.product_type AS product_type"
 )
 
 PRODUCT = f"MATCH (q:Product {{product_id: $product_id}}) RETURN {_PRODUCT_RETURN}"

@@ -114,7 +114,7 @@ UPDATE_NODES: dict[str, str] = {
 PRODUCT_RETURN = (
     "p.product_id AS product_id, p.title AS title, p.category AS category, "
     "p.category_path AS category_path, p.brand AS brand, p.price AS price, p.stock AS stock, "
-    "p.sales_role AS sales_role"
+    "p.sales_role AS sales_role, p.product_type AS product_type"
 )
 
 PRODUCT = f"MATCH (p:Product {{product_id: $product_id}}) RETURN {PRODUCT_RETURN}"

@@ -167,7 +167,8 @@ def build_products(
               SELECT {ROW}, string_agg(v, {lit(model.CATEGORY_SEP)} ORDER BY pos) path, arg_max(v, pos) leaf
               FROM lv GROUP BY {ROW})
             SELECT c.product_id, coalesce(c.title, c.product_id) title, p.leaf category, p.path category_path,
-                   c.brand, c.price, c.stock, c.attributes, c.margin, NULL::VARCHAR sales_role
+                   c.brand, c.price, c.stock, c.attributes, c.margin, NULL::VARCHAR sales_role,
+                   NULL::VARCHAR product_type
             FROM __cat1 c LEFT JOIN paths p USING ({ROW}) ORDER BY c.{ROW}""",
         model.PRODUCTS,
     )

@@ -159,7 +159,7 @@ def derive_products(con: duckdb.DuckDBPyConnection, source: str) -> pa.Table:
             {title_cte}
             SELECT p.product_id, coalesce(t.title, p.product_id) title, NULL::VARCHAR category,
               NULL::VARCHAR category_path, NULL::VARCHAR brand, p.price, NULL::BIGINT stock, NULL::VARCHAR attributes,
-              NULL::DOUBLE margin, NULL::VARCHAR sales_role
+              NULL::DOUBLE margin, NULL::VARCHAR sales_role, NULL::VARCHAR product_type
             FROM p LEFT JOIN t ON t.product_id = p.product_id AND t.rn = 1 ORDER BY p.first_row, p.product_id""",
         model.PRODUCTS,
     )

@@ -4,6 +4,7 @@ type-level complement fallback (tiein.type_fallback), on hand-checkable fixtures
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -112,3 +113,62 @@ def test_products_without_complements_get_their_types_complements() -> None:
     assert ev["types_bought_together"] == 30 and rows[0]["kind"] == "complement" and 0 < rows[0]["score"] <= 1
     assert report["without_item_complements"] == 2 and report["filled_by_type"] == 1
     assert report["still_without"] == 1
+
+
+def test_bundle_takes_one_item_per_product_type_without_categories(tmp_path: Path) -> None:
+    """A catalog without categories: the anchor's three best complements are lunch bags; the
+    bundle takes the best one and goes on to another type (what a build fills product_type with)."""
+    from tiein.bundles import bundle
+    from tiein.graph import open_store
+    from tiein.model import GraphData
+
+    titles = {
+        "A": "PICNIC BASKET WICKER",
+        "L1": "LUNCH BAG RED RETROSPOT",
+        "L2": "LUNCH BAG PINK POLKADOT",
+        "L3": "LUNCH BAG SUKI DESIGN",
+        "M": "PINK RETROSPOT MUG",
+    }
+    types = {"A": "picnic basket", "L1": "lunch bag", "L2": "lunch bag", "L3": "lunch bag", "M": "mug"}
+    products = [
+        {"product_id": p, "title": t, "price": 10.0, "stock": 5, "product_type": types[p]}
+        for p, t in titles.items()
+    ]
+    rels = [
+        {"src": "A", "dst": d, "kind": "complement", "score": s, "n_ab": 5, "evidence": "{}"}
+        for d, s in (("L1", 0.9), ("L2", 0.8), ("L3", 0.7), ("M", 0.5))
+    ]
+    s = open_store(tmp_path / "graph")
+    try:
+        s.replace(
+            GraphData(
+                products=pa.Table.from_pylist(products, schema=PRODUCTS),
+                relations=pa.Table.from_pylist(rels, schema=RELATIONS),
+            )
+        )
+        b = bundle(s, "A", size=3)
+        assert [i.product["product_id"] for i in b.items] == ["L1", "M"]
+        assert b.skipped.get("category_taken", 0) >= 1
+    finally:
+        s.close()
+
+
+def test_build_stores_the_product_type(tmp_path: Path) -> None:
+    """The build fills product_type and every store answers it with the product."""
+    from tiein.graph import open_store
+    from tiein.pipeline import BuildOptions, build
+
+    camping = Path(__file__).parent / "fixtures" / "camping"
+    home = tmp_path / "home"
+    build(
+        BuildOptions(
+            catalog=camping / "catalog.csv", orders=camping / "orders.csv", home=home, embeddings=False
+        )
+    )
+    s = open_store(str(home / "graph"))
+    try:
+        assert s.product("tent")["product_type"] == "tents"  # the leaf category, lower case
+        related = s.related("tent", "complement", k=3)
+        assert related and all("product_type" in r for r in related)
+    finally:
+        s.close()

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tiein.model import CATEGORY_SEP, LISTED_PAIRS, PAIR_STATS
-from tiein.product_type import product_types, type_keys
+from tiein.product_type import type_keys, types_of
 from tiein.relations import line_key
 
 NEIGHBOURS = pa.schema([("src", pa.string()), ("dst", pa.string()), ("similarity", pa.float64())])
@@ -112,7 +112,7 @@ def product_frame(products: pa.Table) -> pa.Table:
         )
     ]
     titles = products.column("title").to_pylist()
-    types = product_types(titles, paths)
+    types = types_of(products)
     padded, heads = type_keys(titles, types)
     return pa.table(
         {

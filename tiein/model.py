@@ -17,6 +17,9 @@ Conventions
 - ``sales_role`` is computed by the build from sales volume, price and margin
   (:func:`tiein.features.sales_roles`): one of :data:`SALES_ROLES`, null when the product sold
   too little to judge. Loaders leave it null.
+- ``product_type`` is computed by the build (:func:`tiein.product_type.with_product_types`): the
+  leaf category where there is one, else the type learnt from the titles ("lunch bag", 牛奶);
+  null when a title gives nothing to go on. Loaders leave it null.
 """
 
 from __future__ import annotations
@@ -41,11 +44,12 @@ PRODUCTS = pa.schema(
         ("attributes", pa.string()),
         ("margin", pa.float64()),
         ("sales_role", pa.string()),
+        ("product_type", pa.string()),
     ]
 )
 
 # Optional PRODUCTS columns: a products table without them is read as all-null (tiein.graph.build).
-OPTIONAL_PRODUCT_FIELDS = ("margin", "sales_role")
+OPTIONAL_PRODUCT_FIELDS = ("margin", "sales_role", "product_type")
 
 # Sales roles of a product (商品角色): "traffic" 引流款 (high volume, low price: draws customers),
 # "hero" 爆款 (high revenue), "profit" 利润款 (high margin), "regular" 常规款 (sold enough, none of

@@ -143,6 +143,7 @@ def _build(opts: BuildOptions, progress: Progress | None) -> BuildSummary:
     from tiein.features import with_sales_roles
     from tiein.graph import open_store
     from tiein.home import INDEX, INPUTS, Staging, recover_store, switch
+    from tiein.product_type import with_product_types
     from tiein.scenes import load_scenes
 
     timer = _Timer()
@@ -173,7 +174,7 @@ def _build(opts: BuildOptions, progress: Progress | None) -> BuildSummary:
             )
     products = loaded.products
     with timer.step("roles"):
-        products = with_sales_roles(products, loaded.orders, opts.roles)
+        products = with_product_types(with_sales_roles(products, loaded.orders, opts.roles))
 
     with timer.step("mine"), _miner(opts) as mine_pairs:
         co_purchase = None

@@ -23,6 +23,8 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 
+import pyarrow as pa
+
 from tiein.model import CATEGORY_SEP
 
 COLOURS = frozenset(
@@ -163,3 +165,19 @@ def product_types(
         else:
             out.append(z or e)
     return out
+
+
+def with_product_types(products: pa.Table) -> pa.Table:
+    """``products`` (PRODUCTS) with ``product_type`` filled by :func:`product_types`."""
+    types = product_types(products.column("title").to_pylist(), products.column("category_path").to_pylist())
+    col = pa.array(types, pa.string())
+    if "product_type" in products.column_names:
+        return products.set_column(products.column_names.index("product_type"), "product_type", col)
+    return products.append_column("product_type", col)
+
+
+def types_of(products: pa.Table) -> list[str | None]:
+    """The products' types: the ``product_type`` column where the build filled it, else computed."""
+    if "product_type" in products.column_names and products.column("product_type").null_count < len(products):
+        return products.column("product_type").to_pylist()
+    return product_types(products.column("title").to_pylist(), products.column("category_path").to_pylist())

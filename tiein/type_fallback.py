@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tiein.model import RELATIONS
-from tiein.product_type import product_types
+from tiein.product_type import types_of
 
 
 @dataclass(frozen=True)
@@ -121,7 +121,7 @@ def type_complements(
     least one order that ``relations`` gives no complement; and a report (anchors filled, anchors
     still without a complement, types)."""
     cfg = cfg or TypeFallbackConfig()
-    types = product_types(products.column("title").to_pylist(), products.column("category_path").to_pylist())
+    types = types_of(products)
     prod = pa.table(
         {
             "product_id": products.column("product_id"),

@@ -206,6 +206,7 @@ def _update(opts: UpdateOptions, progress: Progress | None) -> UpdateSummary:
     from tiein.faults import fault
     from tiein.features import with_sales_roles
     from tiein.home import switch
+    from tiein.product_type import with_product_types
     from tiein.update_recompute import recompute
 
     timer = _Timer()
@@ -222,7 +223,7 @@ def _update(opts: UpdateOptions, progress: Progress | None) -> UpdateSummary:
         inputs = _merge_inputs(state, new, summary)
     changes = _changes(state, inputs, summary)
     with timer.step("roles"):
-        inputs.products = with_sales_roles(inputs.products, inputs.orders, bopts.roles)
+        inputs.products = with_product_types(with_sales_roles(inputs.products, inputs.orders, bopts.roles))
     result = recompute(bopts, home, state, inputs, changes, summary, timer)
     state_id = _stamp(result.data)
     with timer.step("state"):  # the new generation's inputs and index, not yet visible

@@ -44,6 +44,9 @@ class Product(Open):
     brand: str | None = Field(None, description="Brand.")
     price: float | None = Field(None, description="Price in the shop's currency (null = unknown).")
     stock: int | None = Field(None, description="Units in stock (null = unknown, treated as in stock).")
+    product_type: str | None = Field(
+        None, description="What kind of product it is: the leaf category, else learnt from the titles."
+    )
 
 
 class RelatedItem(Product):

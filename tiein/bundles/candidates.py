@@ -25,7 +25,9 @@ def _in_stock(p: Mapping[str, Any]) -> bool:
 
 
 def _category_key(p: Mapping[str, Any]) -> str | None:
-    return p.get("category") or p.get("category_path") or None
+    """What "one per category" counts: the category, else the build's product type (a catalog
+    without categories still gets one lunch bag per bundle, not three)."""
+    return p.get("category") or p.get("category_path") or p.get("product_type") or None
 
 
 def _role_names(p: Mapping[str, Any]) -> set[str]:

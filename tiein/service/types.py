@@ -4,7 +4,8 @@ which documents each field for the OpenAPI schema) declare the same fields; test
 keeps the two in step. Payloads may gain keys (additive changes only).
 
 A product is the store's product dict (``product_id``, ``title``, ``category``,
-``category_path``, ``brand``, ``price``, ``stock``, ``attributes``, ``margin``, ``sales_role``);
+``category_path``, ``brand``, ``price``, ``stock``, ``attributes``, ``margin``, ``sales_role``,
+``product_type``);
 nested rows are plain dicts, described on the payload that holds them.
 """
 
