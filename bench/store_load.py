@@ -85,6 +85,7 @@ def synthetic_graph(n_products: int = 50_000, n_edges: int = 2_000_000, seed: in
                 ].tolist(),
                 pa.string(),
             ),
+            "product_type": pa.array(cats[cat_idx]),
         },
         schema=PRODUCTS,
     )

@@ -341,6 +341,7 @@ def _products() -> pa.Table:
             "attributes": ['{"color": "green"}', None, None],
             "margin": [None, None, 0.25],
             "sales_role": ["hero", None, "profit"],
+            "product_type": [None, None, None],
         },
         schema=PRODUCTS,
     )

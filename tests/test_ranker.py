@@ -79,6 +79,7 @@ def _products() -> pa.Table:
             "attributes": pa.nulls(n, pa.string()),
             "margin": pa.nulls(n, pa.float64()),
             "sales_role": pa.nulls(n, pa.string()),
+            "product_type": pa.nulls(n, pa.string()),
         },
         schema=PRODUCTS,
     )

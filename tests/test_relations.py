@@ -61,6 +61,7 @@ def products() -> pa.Table:
             "attributes": pa.array([None] * 6, pa.string()),
             "margin": pa.nulls(6, pa.float64()),
             "sales_role": pa.nulls(6, pa.string()),
+            "product_type": pa.nulls(6, pa.string()),
         },
         schema=PRODUCTS,
     )

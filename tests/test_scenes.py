@@ -123,6 +123,7 @@ def test_assign_members_reports_empty_roles_and_scales() -> None:
             "attributes": [None] * n,
             "margin": [None] * n,
             "sales_role": [None] * n,
+            "product_type": [None] * n,
         },
         schema=PRODUCTS,
     )

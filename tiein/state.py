@@ -178,6 +178,15 @@ def write_state(
     (tmp / "build.json").write_text(json.dumps(build, ensure_ascii=False, indent=1), "utf-8")
 
 
+def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``table`` cast to ``schema``; columns a state written by an older version lacks (optional
+    PRODUCTS fields such as ``product_type``) are added as nulls."""
+    for f in schema:
+        if f.name not in table.column_names:
+            table = table.append_column(f.name, pa.nulls(table.num_rows, f.type))
+    return table.select(schema.names).cast(schema)
+
+
 def load_state(home: Path) -> State:
     """Read the inputs/ of the home's answering generation (tiein/home.py); ConfigError when
     there is none (no build yet, or a build by an older version) and InputError naming a damaged
@@ -199,7 +208,10 @@ def load_state(home: Path) -> State:
         tables = {
             n: pq.read_table(root / f"{n}.parquet") for n in ("products", "orders", "views", "listed_pairs")
         }
-        graph = {p: pq.read_table(root / "graph" / f"{p}.parquet").cast(s) for p, s in GRAPH_PARTS.items()}
+        graph = {
+            p: _conform(pq.read_table(root / "graph" / f"{p}.parquet"), s) for p, s in GRAPH_PARTS.items()
+        }
+        products = _conform(tables["products"], PRODUCTS)
         meta = json.loads((root / "graph" / "meta.json").read_text("utf-8"))
         counts = {n: PairCounts.load(root / f"counts_{n}.npz") for n in ("orders", "views")}
         nb = pq.read_table(root / "neighbours.parquet") if (root / "neighbours.parquet").exists() else None
@@ -209,7 +221,7 @@ def load_state(home: Path) -> State:
         ) from exc
     return State(
         build=build,
-        products=tables["products"].cast(PRODUCTS),
+        products=products,
         orders=tables["orders"].cast(ORDERS),
         views=tables["views"].cast(VIEWS),
         listed_pairs=tables["listed_pairs"].cast(LISTED_PAIRS),

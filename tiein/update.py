@@ -96,6 +96,8 @@ PRODUCT_TABLES = frozenset(
 # embeddings.product_texts, tiein.scenes): changing any of them re-classifies.
 CLASSIFY_COLUMNS = ("title", "brand", "category", "category_path", "price")
 TEXT_COLUMNS = ("title", "brand")
+# computed by the build, not read from the catalog: never a change of the input
+COMPUTED = ("sales_role", "product_type")
 
 
 @dataclass
@@ -331,7 +333,7 @@ def _changes(state: State, inputs: _Inputs, summary: UpdateSummary) -> _Changes:
         new_ids=inputs.products.column("product_id").slice(n_old).combine_chunks(),
         changed_class=_changed_ids(state.products, kept, CLASSIFY_COLUMNS),
         changed_text=_changed_ids(state.products, kept, TEXT_COLUMNS),
-        changed_any=_changed_ids(state.products, kept, PRODUCTS.names[1:-1]),
+        changed_any=_changed_ids(state.products, kept, [n for n in PRODUCTS.names[1:] if n not in COMPUTED]),
         lines_changed=inputs.added_lines.num_rows > 0 or inputs.added_views.num_rows > 0,
     )
     summary.counts["products_changed"] = len(changes.changed_any)
