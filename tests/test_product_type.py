@@ -172,3 +172,29 @@ def test_build_stores_the_product_type(tmp_path: Path) -> None:
         assert related and all("product_type" in r for r in related)
     finally:
         s.close()
+
+
+def test_a_state_written_before_product_type_still_updates(tmp_path: Path) -> None:
+    """A home built by an older version (no product_type in its saved products) still takes
+    `tiein update`, and the update fills the types."""
+    import pyarrow.parquet as pq
+    from click.testing import CliRunner
+
+    from tiein.cli import cli
+    from tiein.home import read_pointer
+    from tiein.pipeline import BuildOptions, build
+
+    camping = Path(__file__).parent / "fixtures" / "camping"
+    home = tmp_path / "home"
+    build(BuildOptions(catalog=camping / "catalog.csv", orders=camping / "orders.csv", home=home, embeddings=False))
+    saved = home / "gens" / str(read_pointer(home).current) / "inputs"
+    for part in (saved / "products.parquet", saved / "graph" / "products.parquet"):
+        t = pq.read_table(part)
+        pq.write_table(t.drop_columns(["product_type"]), part)
+    stock = tmp_path / "stock.csv"
+    stock.write_text("product_id,stock\nchair,0\n", encoding="utf-8")
+    res = CliRunner().invoke(cli, ["update", "--home", str(home), "--catalog", str(stock), "--quiet"])
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(cli, ["related", "tent", "--home", str(home), "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["product"]["product_type"] == "tents"

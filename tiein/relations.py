@@ -349,12 +349,10 @@ def score_features(
         known = np.isfinite(p_comp)
         says_sub = known & (p_comp < 0.5)
         sub = np.where(known, np.where(says_sub & ~together, np.maximum(sub, 1.0 - p_comp), 0.0), sub)
-    # One type per direction: a pair scored as both is a complement when bought together above
-    # chance (lift > 1), else a substitute (similar, and bought together less than chance).
-    both = (comp > 0) & (sub >= cfg.min_score)
-    above_chance = np.nan_to_num(f["lift"], nan=0.0) > 1.0
-    sub = np.where(both & above_chance, 0.0, sub)
-    comp = np.where(both & ~above_chance, 0.0, comp)
+    # One type per direction: a pair clearly bought together lost its substitute score above; one
+    # still scored as a substitute (similar, not clearly bought together: a few co-purchases of
+    # two tents) is not offered as a complement of the same anchor as well.
+    comp = np.where(sub >= cfg.min_score, 0.0, comp)
     up = upsell_score(sub, f["price_ratio"], cfg.upsell_min_ratio, cfg.upsell_max_ratio)
     # variety (同款不同色 / 同系列): the same product type bought together is a series, not a substitute
     variety = together & (same_type == 1) if same_type is not None else np.zeros(len(together), dtype=bool)

@@ -3,11 +3,11 @@
 A product with few orders gets no complement of its own (too few baskets to trust a pair), but
 its *type* has many: tops go with trousers even when this exact top sold twice. Baskets are
 lifted to product types (:mod:`tiein.product_type`: the leaf category, else the type learnt from
-the title); for a type T, the complement types U are those bought with T above chance
-(lift > 1, at least ``min_pairs`` baskets), ranked by the same shrunk association as item
-candidates, n_TU / (n_T + 5) · (1 − 1 / lift). The anchor is offered each complement type's best
-sellers (in stock, at most ``per_type`` each), scored as the probability estimate
-P(U | T) · share of the product among U's baskets. Relations carry ``"level": "type"`` in their
+the title); for a type T, the complement types U are those bought with T most often (shrunk
+confidence n_TU / (n_T + 5), at least ``min_pairs`` baskets, lift ≥ 0.8 so staples count as for
+item candidates). The anchor is offered each complement type's best sellers (in stock, at most
+``per_type`` each), ranked by the probability estimate P(U | T) · share of the product among
+U's baskets, which is also the score. Relations carry ``"level": "type"`` in their
 evidence, with both types and the type-pair counts, so an app and a seller can tell them apart.
 """
 
@@ -31,7 +31,7 @@ class TypeFallbackConfig:
 
     min_pairs: int = 3
     types_per_anchor: int = 5
-    per_type: int = 2
+    per_type: int = 3
     keep: int = 10
 
     def to_dict(self) -> dict[str, Any]:
@@ -68,9 +68,8 @@ scored AS (
     FROM tp, total JOIN tn ta ON ta.ptype = tp.t JOIN tn tb ON tb.ptype = tp.u
 ),
 top_types AS (
-    SELECT *, n_tu / (n_t + 5.0) * (1.0 - 1.0 / lift) AS assoc FROM scored WHERE lift > 1.0
-    QUALIFY row_number() OVER (PARTITION BY t ORDER BY n_tu / (n_t + 5.0) * (1.0 - 1.0 / lift) DESC, u)
-        <= $types_per_anchor
+    SELECT *, n_tu / (n_t + 5.0) AS assoc FROM scored WHERE lift >= 0.8
+    QUALIFY row_number() OVER (PARTITION BY t ORDER BY n_tu / (n_t + 5.0) DESC, u) <= $types_per_anchor
 ),
 sellers AS (
     SELECT pt.ptype, pt.product_id, s.n_p FROM pt JOIN sales s USING (product_id)
@@ -84,7 +83,10 @@ FROM anchors a
 JOIN top_types t ON t.t = a.ptype
 JOIN sellers s ON s.ptype = t.u
 WHERE s.product_id <> a.product_id
-QUALIFY row_number() OVER (PARTITION BY a.product_id ORDER BY t.assoc DESC, s.n_p DESC, s.product_id) <= $keep
+QUALIFY row_number() OVER (
+    PARTITION BY a.product_id
+    ORDER BY least(t.n_tu / t.n_t, 1.0) * least(s.n_p / t.n_u, 1.0) DESC, s.product_id
+) <= $keep
 ORDER BY src, score DESC, dst
 """
 
