@@ -44,6 +44,7 @@ from tiein.model import (
     SCENE_MEMBERS,
     SCENES,
     GraphData,
+    unknown_kind,
 )
 
 # ----------------------------------------------------------------------------- graph schema
@@ -313,7 +314,7 @@ def _relations(table: pa.Table, product_ids: pa.Array) -> dict[str, pa.Table]:
     bad = _first(pc.invert(pc.is_in(t.column("kind"), value_set=kinds)))
     if bad is not None:
         raise InputError(
-            f"unknown relation kind {t.column('kind')[bad].as_py()!r} (valid: {', '.join(RELATION_KINDS)})",
+            unknown_kind(t.column("kind")[bad].as_py()),
             file=name,
             row=bad + 1,
             column="kind",

@@ -113,6 +113,13 @@ def test_products_without_complements_get_their_types_complements() -> None:
     assert ev["types_bought_together"] == 30 and rows[0]["kind"] == "complement" and 0 < rows[0]["score"] <= 1
     assert report["without_item_complements"] == 2 and report["filled_by_type"] == 1
     assert report["still_without"] == 1
+    # one type per direction: a pair already typed (here a substitute) is not also a fallback complement
+    sub = (
+        rel.slice(0, 1).set_column(0, "src", pa.array(["top_new"])).set_column(1, "dst", pa.array(["jeans1"]))
+    )
+    sub = sub.set_column(2, "kind", pa.array(["substitute"]))
+    out, _ = type_complements(products, orders, pa.concat_tables([rel, sub]))
+    assert out.num_rows == 0
 
 
 def test_bundle_takes_one_item_per_product_type_without_categories(tmp_path: Path) -> None:
@@ -186,7 +193,11 @@ def test_a_state_written_before_product_type_still_updates(tmp_path: Path) -> No
 
     camping = Path(__file__).parent / "fixtures" / "camping"
     home = tmp_path / "home"
-    build(BuildOptions(catalog=camping / "catalog.csv", orders=camping / "orders.csv", home=home, embeddings=False))
+    build(
+        BuildOptions(
+            catalog=camping / "catalog.csv", orders=camping / "orders.csv", home=home, embeddings=False
+        )
+    )
     saved = home / "gens" / str(read_pointer(home).current) / "inputs"
     for part in (saved / "products.parquet", saved / "graph" / "products.parquet"):
         t = pq.read_table(part)

@@ -115,6 +115,12 @@ PAIR_STATS = pa.schema(
 RELATION_KINDS = ("complement", "substitute", "upsell", "series", "next")
 
 
+def unknown_kind(kind: object) -> str:
+    """The one "unknown relation kind" message (ConfigError in :func:`check_kind`, InputError with
+    file/row/column when a relations table carries one)."""
+    return f"unknown relation kind {kind!r}; valid kinds: {', '.join(RELATION_KINDS)}"
+
+
 def check_kind(kind: str) -> str:
     """``kind`` if it is a relation kind, else ConfigError naming the valid ones (the one check
     every store, the service and export share).
@@ -129,7 +135,7 @@ def check_kind(kind: str) -> str:
     if kind not in RELATION_KINDS:
         from tiein.errors import ConfigError
 
-        raise ConfigError(f"unknown relation kind {kind!r}; valid kinds: {', '.join(RELATION_KINDS)}")
+        raise ConfigError(unknown_kind(kind))
     return kind
 
 

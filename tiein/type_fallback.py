@@ -83,6 +83,8 @@ FROM anchors a
 JOIN top_types t ON t.t = a.ptype
 JOIN sellers s ON s.ptype = t.u
 WHERE s.product_id <> a.product_id
+  -- one relation type per direction: not an anchor's substitute, upsell or series as well
+  AND NOT EXISTS (SELECT 1 FROM taken k WHERE k.src = a.product_id AND k.dst = s.product_id)
 QUALIFY row_number() OVER (
     PARTITION BY a.product_id
     ORDER BY least(t.n_tu / t.n_t, 1.0) * least(s.n_p / t.n_u, 1.0) DESC, s.product_id
@@ -137,6 +139,7 @@ def type_complements(
         con.register("prod", prod)
         con.register("o", orders.select(["order_id", "product_id"]))
         con.register("have", have)
+        con.register("taken", relations.select(["src", "dst"]))
         params = {
             "max_basket": max_basket,
             "min_pairs": cfg.min_pairs,
