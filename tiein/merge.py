@@ -3,6 +3,7 @@ file has, new order and view rows deduplicated, and the baskets a change touches
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,7 @@ def _catalog_columns(path: Path, mapping: Any) -> set[str]:
     raw = read_file(Path(path), "catalog", mapping, LoadReport(name="update"))
     cols = mapping.catalog
     found: set[str] = set()
-    checks = {
+    checks: dict[str, Callable[[], object]] = {
         "title": lambda: sql.resolve(
             raw,
             "title",

@@ -179,5 +179,6 @@ def with_product_types(products: pa.Table) -> pa.Table:
 def types_of(products: pa.Table) -> list[str | None]:
     """The products' types: the ``product_type`` column where the build filled it, else computed."""
     if "product_type" in products.column_names and products.column("product_type").null_count < len(products):
-        return products.column("product_type").to_pylist()
+        given: list[str | None] = products.column("product_type").to_pylist()
+        return given
     return product_types(products.column("title").to_pylist(), products.column("category_path").to_pylist())

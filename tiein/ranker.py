@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pyarrow as pa
@@ -127,7 +127,7 @@ class ComplementRanker:
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.clip(z, -35.0, 35.0)))
+    return cast(np.ndarray, 1.0 / (1.0 + np.exp(-np.clip(z, -35.0, 35.0))))
 
 
 def _col(f: dict[str, np.ndarray], name: str, n: int) -> np.ndarray:
@@ -196,7 +196,7 @@ def design_matrix(f: dict[str, np.ndarray]) -> np.ndarray:
         w_cos,
     ]
     x = np.column_stack(cols)
-    return np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
+    return cast(np.ndarray, np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0))
 
 
 def fit_logistic(

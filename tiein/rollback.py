@@ -16,7 +16,8 @@ import pyarrow.parquet as pq
 
 from tiein.errors import ConfigError, InputError
 from tiein.model import GraphData
-from tiein.pipeline import Progress, _phase, default_store_url
+from tiein.options import Progress, default_store_url
+from tiein.pipeline import _phase
 
 
 @dataclass

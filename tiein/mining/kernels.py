@@ -4,7 +4,7 @@ bought-after counting (threads share chunks; the kernels release the GIL)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import numpy as np
 import pyarrow as pa
@@ -104,19 +104,19 @@ def _ts_column(table: pa.Table, name: str) -> np.ndarray:
     else:
         raise InputError(f"times must be timestamps or dates, got {t}", column=name)
     ints = pc.fill_null(col.cast(pa.int64()), np.iinfo(np.int64).min)
-    return ints.to_numpy()
+    return cast(np.ndarray, ints.to_numpy())
 
 
 def _encode(col: pa.ChunkedArray) -> np.ndarray:
     """Dense int64 codes (first-appearance order) of a non-null column."""
     enc = pc.dictionary_encode(col).combine_chunks()
-    return enc.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    return cast(np.ndarray, enc.indices.to_numpy(zero_copy_only=False).astype(np.int64))
 
 
 def _encode_nullable(col: pa.ChunkedArray) -> np.ndarray:
     """Dense int64 codes with -1 for nulls."""
     enc = pc.dictionary_encode(col).combine_chunks()
-    return pc.fill_null(enc.indices.cast(pa.int64()), -1).to_numpy()
+    return cast(np.ndarray, pc.fill_null(enc.indices.cast(pa.int64()), -1).to_numpy())
 
 
 def _rank(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -151,7 +151,7 @@ def _change(x: np.ndarray) -> np.ndarray:
 def _sorted_unique(x: np.ndarray) -> np.ndarray:
     """``np.unique`` through a plain sort (np.unique is slow on large int arrays in numpy 2.4)."""
     s = np.sort(x)
-    return s[_change(s)]
+    return cast(np.ndarray, s[_change(s)])
 
 
 def _runs(sorted_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -349,7 +349,7 @@ def _after_counts(
         x, y = pair >> shift, pair & item_mask
         lo_xy, hi_xy = np.minimum(x, y), np.maximum(x, y)
         out = (((lo_xy << shift) | hi_xy) << np.uint64(1)) | (x > y).astype(np.uint64)
-        return out[x != y]
+        return cast(np.ndarray, out[x != y])
 
     parts = []
     for k, part in enumerate(pool.map(directed, range(edges.size - 1))):
