@@ -1,19 +1,32 @@
-""" "Next purchase" relations on UCI Online Retail: the top pairs with their numbers, checks, and
-the precision of "next" predictions on a time split against a popularity baseline.
+""" "Next purchase" on UCI Online Retail I: tiein's "next" relations against baselines on a
+held-out time split, plus the build's own checks.
 
-    python bench/next_purchase.py [--window 90] [--cutoff 2011-09-01] [--top 15] [--k 10]
+    .venv/bin/python bench/next_purchase.py [--window 90] [--cutoffs 2011-09-01,2011-06-01] [--k 10]
 
-1. Build "next" relations from all orders (the build's own path: mine_pairs → next_candidates →
-   classify_next) and print the strongest pairs.
-2. Checks: directed (no pair kept both ways), within the window (median gaps ≤ window), and the
-   after counts of 200 kept pairs recomputed independently in DuckDB SQL from the order lines.
-3. Time split: relations from orders before ``--cutoff`` only. Customers with an order in the
-   ``window`` days before the cutoff and one in the ``window`` days after it are scored: their
-   items of the last ``window`` days before the cutoff are the anchors; "next" ranks products by
-   the summed scores of anchor → product relations, the baseline ranks products by how many
-   customers bought them in the ``window`` days before the cutoff. Both skip products the
-   customer bought before the cutoff; a hit is a product the customer bought after it (within the
-   window). Prints precision@k, hit rate and coverage of both.
+Protocol (per cutoff; everything trained on the orders before the cutoff only):
+
+- customers: active on both sides (an order in the ``window`` days before the cutoff and one in
+  the ``window`` days after it) with at least one target;
+- targets: the products new to the customer (never bought before the cutoff) bought within the
+  ``window`` days after it;
+- anchors: the customer's products of the ``window`` days before the cutoff; every method ranks
+  products the customer never bought, best ``k`` shown;
+- methods, side by side: popularity (customers whose first purchase of the product was in the
+  last ``window`` days before the cutoff and who had ordered before: returning customers, new
+  items), "bought later" raw counts (mining's after counts, any purchase, summed over the
+  anchors), same-basket co-occurrence (``n_ab`` summed), SAR-jaccard
+  (``n_ab / (n_a + n_b - n_ab)`` summed), tiein next with summed scores and with reciprocal-rank
+  aggregation (each anchor's list contributes ``1 / rank``);
+- metrics: P@k (hits / k, averaged over customers), HR@k (customers with a hit), R@k (hits /
+  targets, averaged); the ratio of tiein to the best baseline of each metric;
+- direction out of sample: for each relation src → dst, the customers who bought neither before
+  the cutoff and both after it (first purchase of each, different times); the share whose first
+  dst came first ("backwards"). The same for each baseline's 20 best partners per product
+  (bought-later counts, SAR-jaccard) as a reference.
+
+Checks on all the orders: relations are directed (no pair kept both ways), median gaps within
+the window, and the first-purchase after counts of a sample of relations equal an independent
+SQL recount from the order lines.
 """
 
 from __future__ import annotations
@@ -32,45 +45,46 @@ import pyarrow.compute as pc
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import loaders  # noqa: E402
+from tiein import loaders  # noqa: E402
 from tiein.features import next_candidates  # noqa: E402
 from tiein.mining import mine_pairs  # noqa: E402
 from tiein.next_purchase import NextConfig, classify_next  # noqa: E402
 
+BASELINES = ("popular", "bought_later", "co_count", "sar_jaccard")
+TIEIN = ("tiein_sum", "tiein_rr")
+
 
 def next_relations(
     orders: pa.Table, products: pa.Table, window: int, cfg: NextConfig
-) -> tuple[pa.Table, dict[str, Any]]:
-    """The "next" relations of ``orders`` (RELATIONS rows) and the mining report."""
+) -> tuple[pa.Table, dict[str, Any], pa.Table]:
+    """The build's path (mine_pairs → next_candidates → classify_next): the "next" relations
+    of ``orders``, the mining + next report and the mined PAIR_STATS."""
     mined = mine_pairs(orders, min_count=min(2, cfg.min_customers), after_window_days=window)
     feats = next_candidates(products, mined.pairs, mined.timeline, min_count=cfg.min_customers)
-    rel = classify_next(feats, mined.report["returning_customers"], cfg, window_days=window, orders=orders)
-    return rel, mined.report
+    rep: dict[str, Any] = {}
+    rel = classify_next(
+        feats, mined.report["returning_customers"], cfg, window_days=window, orders=orders, report=rep
+    )
+    return rel, {**mined.report, "next": rep}, mined.pairs
 
 
 def independent_after_counts(
     orders: pa.Table, pairs: pa.Table, window: int, max_items: int = 1000
 ) -> dict[tuple[str, str], int]:
-    """Customers who bought src, then dst at a strictly later time within ``window`` days, for
-    each (src, dst) of ``pairs``: plain SQL over the order lines, no tiein code. Wholesalers are
-    left out by mining's documented rule (more than ``max_items`` distinct products, or more than
-    ``max_items ** 2`` (event, later event in the window) pairs), restated here in SQL."""
+    """Customers whose first dst came strictly after their first src, within ``window`` days, for
+    each (src, dst) of ``pairs``: plain SQL over the order lines, no tiein code (customers with
+    more than ``max_items`` distinct products left out, the documented rule)."""
     con = duckdb.connect()
     con.register("o", orders.select(["customer_id", "product_id", "ts"]))
     con.register("k", pairs.select(["src", "dst"]))
     rows = con.execute(
         """
-        WITH ev0 AS (SELECT DISTINCT customer_id c, product_id p, ts FROM o
-                     WHERE customer_id IS NOT NULL AND ts IS NOT NULL),
-        per_t AS (SELECT c, ts, count(*) n FROM ev0 GROUP BY ALL),
-        inst AS (SELECT x.c, sum(x.n * y.n) n FROM per_t x JOIN per_t y ON y.c = x.c AND y.ts > x.ts
-                 AND y.ts <= x.ts + to_days(CAST($w AS INTEGER)) GROUP BY ALL),
-        skip AS (SELECT c FROM ev0 GROUP BY c HAVING count(DISTINCT p) > $m
-                 UNION SELECT c FROM inst WHERE n > $m * $m),
-        ev AS (SELECT * FROM ev0 WHERE c NOT IN (SELECT c FROM skip))
-        SELECT k.src, k.dst, count(DISTINCT a.c)
-        FROM k JOIN ev a ON a.p = k.src
-        JOIN ev b ON b.c = a.c AND b.p = k.dst AND b.ts > a.ts AND b.ts <= a.ts + to_days(CAST($w AS INTEGER))
+        WITH f AS (SELECT customer_id c, product_id p, min(ts) t FROM o
+                   WHERE customer_id IS NOT NULL AND ts IS NOT NULL GROUP BY ALL),
+        ok AS (SELECT c FROM f GROUP BY c HAVING count(*) <= $m)
+        SELECT k.src, k.dst, count(*)
+        FROM k JOIN f a ON a.p = k.src JOIN f b ON b.c = a.c AND b.p = k.dst
+        WHERE a.c IN (SELECT c FROM ok) AND b.t > a.t AND b.t <= a.t + to_days(CAST($w AS INTEGER))
         GROUP BY ALL
         """,
         {"w": window, "m": max_items},
@@ -97,165 +111,204 @@ def checks(orders: pa.Table, rel: pa.Table, window: int, sample: int = 200) -> d
         "relations": rel.num_rows,
         "mirrored_pairs": mirrored,
         "max_median_gap_days": max(gaps) if gaps else None,
-        "gaps_within_window": all(0 <= g <= window for g in gaps),  # 0.0: a later order the same day
+        "gaps_within_window": all(0 <= g <= window for g in gaps),
         "recounted": len(claimed),
         "recount_mismatches": sum(1 for key, n in claimed.items() if recount.get(key, 0) != n),
     }
 
 
-_SPLIT_SQL = """
+_TASK_SQL = """
 WITH tr AS (SELECT DISTINCT customer_id c, product_id p, ts FROM o WHERE customer_id IS NOT NULL AND ts < $cut),
 te AS (SELECT DISTINCT customer_id c, product_id p FROM o
        WHERE customer_id IS NOT NULL AND ts >= $cut AND ts < $cut + to_days(CAST($w AS INTEGER))),
 recent AS (SELECT DISTINCT c, p FROM tr WHERE ts >= $cut - to_days(CAST($w AS INTEGER))),
 owned AS (SELECT DISTINCT c, p FROM tr),
-users AS (SELECT DISTINCT c FROM recent WHERE c IN (SELECT c FROM te)),
-truth AS (SELECT te.c, te.p FROM te JOIN users USING (c) ANTI JOIN owned USING (c, p)),
-nx AS (
-    SELECT r.c, n.dst AS p, sum(n.score) AS s FROM recent r JOIN users USING (c) JOIN rel n ON n.src = r.p
+truth0 AS (SELECT te.c, te.p FROM te ANTI JOIN owned USING (c, p)),
+users AS (SELECT DISTINCT c FROM recent WHERE c IN (SELECT c FROM truth0)),
+truth AS (SELECT * FROM truth0 WHERE c IN (SELECT c FROM users)),
+ntruth AS (SELECT c, count(*) AS nt FROM truth GROUP BY c),
+first_tr AS (SELECT c, p, min(ts) AS f FROM tr GROUP BY ALL),
+ret_new AS (SELECT DISTINCT f.c, f.p FROM first_tr f JOIN tr ON tr.c = f.c AND tr.ts < f.f
+              WHERE f.f >= $cut - to_days(CAST($w AS INTEGER))),
+pop AS (SELECT p, count(*) AS s FROM ret_new GROUP BY p ORDER BY s DESC, p LIMIT 300),
+sym AS (SELECT a, b, n_ab, n_a, n_b, after_ab AS later FROM pairs
+        UNION ALL SELECT b, a, n_ab, n_b, n_a, after_ba FROM pairs),
+rel_rk AS (SELECT src, dst, score, row_number() OVER (PARTITION BY src ORDER BY score DESC, dst) AS rk FROM rel),
+cand AS (
+    SELECT 'popular' AS method, u.c, pop.p, pop.s FROM users u CROSS JOIN pop
+    UNION ALL SELECT 'bought_later', r.c, s.b, sum(s.later) FROM recent r JOIN users USING (c)
+        JOIN sym s ON s.a = r.p WHERE s.later > 0 GROUP BY ALL
+    UNION ALL SELECT 'co_count', r.c, s.b, sum(s.n_ab) FROM recent r JOIN users USING (c)
+        JOIN sym s ON s.a = r.p WHERE s.n_ab > 0 GROUP BY ALL
+    UNION ALL SELECT 'sar_jaccard', r.c, s.b, sum(s.n_ab / (s.n_a + s.n_b - s.n_ab)) FROM recent r JOIN users USING (c)
+        JOIN sym s ON s.a = r.p WHERE s.n_ab > 0 GROUP BY ALL
+    UNION ALL SELECT 'tiein_sum', r.c, n.dst, sum(n.score) FROM recent r JOIN users USING (c)
+        JOIN rel_rk n ON n.src = r.p GROUP BY ALL
+    UNION ALL SELECT 'tiein_rr', r.c, n.dst, sum(1.0 / n.rk) FROM recent r JOIN users USING (c)
+        JOIN rel_rk n ON n.src = r.p GROUP BY ALL
+),
+ranked AS (
+    SELECT method, c, p, row_number() OVER (PARTITION BY method, c ORDER BY s DESC, p) AS rk
+    FROM (SELECT * FROM cand ANTI JOIN owned USING (c, p))
+),
+per_user AS (
+    SELECT m.method, u.c,
+           coalesce(count(t.p), 0) AS hits, coalesce(count(r.p), 0) AS shown
+    FROM (SELECT DISTINCT method FROM cand) m CROSS JOIN users u
+    LEFT JOIN ranked r ON r.method = m.method AND r.c = u.c AND r.rk <= $k
+    LEFT JOIN truth t ON t.c = r.c AND t.p = r.p
     GROUP BY ALL
-),
-nx_rank AS (
-    SELECT c, p, row_number() OVER (PARTITION BY c ORDER BY s DESC, p) AS rk
-    FROM (SELECT * FROM nx ANTI JOIN owned USING (c, p))
-),
-pop AS (SELECT p, count(DISTINCT c) AS n FROM recent GROUP BY p),
-pop_rank AS (
-    SELECT c, p, row_number() OVER (PARTITION BY c ORDER BY n DESC, p) AS rk
-    FROM (SELECT u.c, pop.p, pop.n FROM users u CROSS JOIN (SELECT * FROM pop ORDER BY n DESC, p LIMIT 500) pop)
-    ANTI JOIN owned USING (c, p)
-),
-score AS (
-    SELECT 'next' AS method, c, count(*) FILTER (WHERE t.p IS NOT NULL) AS hits, count(*) AS shown
-    FROM nx_rank LEFT JOIN truth t USING (c, p) WHERE rk <= $k GROUP BY ALL
-    UNION ALL
-    SELECT 'popular', c, count(*) FILTER (WHERE t.p IS NOT NULL), count(*)
-    FROM pop_rank LEFT JOIN truth t USING (c, p) WHERE rk <= $k GROUP BY ALL
 )
-SELECT method, (SELECT count(*) FROM users) AS users, count(*) AS users_with_predictions,
-       sum(hits) / ((SELECT count(*) FROM users) * $k) AS precision_at_k,
-       avg(CASE WHEN hits > 0 THEN 1.0 ELSE 0.0 END) * count(*) / (SELECT count(*) FROM users) AS hit_rate
-FROM score GROUP BY method ORDER BY method
+SELECT method, count(*) AS users, avg(hits) / $k AS p_at_k, avg(CASE WHEN hits > 0 THEN 1.0 ELSE 0.0 END) AS hr_at_k,
+       avg(hits / nt) AS r_at_k, avg(CASE WHEN shown > 0 THEN 1.0 ELSE 0.0 END) AS covered
+FROM per_user JOIN ntruth USING (c) GROUP BY method ORDER BY method
+"""
+
+_BACKWARD_SQL = """
+WITH before AS (SELECT DISTINCT customer_id c, product_id p FROM o WHERE customer_id IS NOT NULL AND ts < $cut),
+after AS (SELECT customer_id c, product_id p, min(ts) AS f FROM o
+          WHERE customer_id IS NOT NULL AND ts >= $cut GROUP BY ALL),
+fresh AS (SELECT * FROM after ANTI JOIN before USING (c, p)),
+inst AS (
+    SELECT l.list, a.f AS fs, b.f AS fd
+    FROM lists l JOIN fresh a ON a.p = l.src JOIN fresh b ON b.c = a.c AND b.p = l.dst
+    WHERE a.f <> b.f
+)
+SELECT list, count(*) AS customers, avg(CASE WHEN fd < fs THEN 1.0 ELSE 0.0 END) AS backwards
+FROM inst GROUP BY list ORDER BY list
 """
 
 
-def time_split(
+def split_task(
     orders: pa.Table, products: pa.Table, cutoff: dt.datetime, window: int, k: int, cfg: NextConfig
 ) -> dict[str, Any]:
-    """Precision@k of "next" vs popularity for customers active around ``cutoff`` (module doc)."""
+    """The next-purchase task at ``cutoff`` (module doc): every method's P@k, HR@k, R@k, the
+    relations' backward share out of sample, and tiein's build cost on the training orders."""
     train = orders.filter(pc.less(orders.column("ts"), pa.scalar(cutoff, pa.timestamp("us"))))
-    rel, _ = next_relations(train, products, window, cfg)
+    t0 = time.perf_counter()
+    rel, report, pairs = next_relations(train, products, window, cfg)
+    seconds = time.perf_counter() - t0
     con = duckdb.connect()
     con.register("o", orders.select(["customer_id", "product_id", "ts"]))
     con.register("rel", rel.select(["src", "dst", "score"]))
-    rows = con.execute(_SPLIT_SQL, {"cut": cutoff, "w": window, "k": k}).fetchall()
+    con.register("pairs", pairs.select(["a", "b", "n_ab", "n_a", "n_b", "after_ab", "after_ba"]))
+    params = {"cut": cutoff, "w": window, "k": k}
+    rows = con.execute(_TASK_SQL, params).fetchall()
+    lists = con.sql(
+        """
+        SELECT 'tiein' AS list, src, dst FROM rel
+        UNION ALL SELECT * FROM (
+            SELECT 'bought_later', a, b FROM (SELECT a, b, after_ab AS s FROM pairs UNION ALL SELECT b, a, after_ba FROM pairs)
+            WHERE s > 0 QUALIFY row_number() OVER (PARTITION BY a ORDER BY s DESC, b) <= 20)
+        UNION ALL SELECT * FROM (
+            SELECT 'sar_jaccard', a, b FROM (SELECT a, b, n_ab / (n_a + n_b - n_ab) AS s FROM pairs WHERE n_ab > 0
+                                             UNION ALL SELECT b, a, n_ab / (n_a + n_b - n_ab) FROM pairs WHERE n_ab > 0)
+            QUALIFY row_number() OVER (PARTITION BY a ORDER BY s DESC, b) <= 20)
+        """
+    ).to_arrow_table()
+    con.register("lists", lists)
+    back = con.execute(_BACKWARD_SQL, {"cut": cutoff}).fetchall()
     con.close()
-    out: dict[str, Any] = {"cutoff": cutoff.date().isoformat(), "train_relations": rel.num_rows, "k": k}
-    for method, users, covered, prec, hit in rows:
-        out["users"] = int(users)
-        out[method] = {
-            "precision_at_k": round(float(prec or 0), 4),
-            "hit_rate": round(float(hit or 0), 4),
-            "users_with_predictions": int(covered),
-        }
-    return out
+    methods = {
+        m: {"p_at_k": float(p), "hr_at_k": float(h), "r_at_k": float(r), "covered": float(cov)}
+        for m, _u, p, h, r, cov in rows
+    }
+    users = int(rows[0][1]) if rows else 0
+    best = {
+        key: max(methods[m][key] for m in BASELINES if m in methods)
+        for key in ("p_at_k", "hr_at_k", "r_at_k")
+    }
+    ratios = {
+        m: {key: (methods[m][key] / best[key] if best[key] else None) for key in best}
+        for m in TIEIN
+        if m in methods
+    }
+    return {
+        "cutoff": cutoff.date().isoformat(),
+        "k": k,
+        "users": users,
+        "relations": rel.num_rows,
+        "dropped_by_direction": report["next"].get("dropped_by_direction"),
+        "build_seconds": round(seconds, 2),
+        "methods": methods,
+        "best_baseline": best,
+        "ratios": ratios,
+        "backwards": {lst: {"customers": int(n), "share": float(s)} for lst, n, s in back},
+    }
 
 
 def run(
-    data_dir: Path | None = None, window: int = 90, cutoff: str = "2011-09-01", top: int = 15, k: int = 10
+    data_dir: Path | None = None,
+    window: int = 90,
+    cutoffs: tuple[str, ...] = ("2011-09-01", "2011-06-01"),
+    k: int = 10,
+    cfg: NextConfig | None = None,
+    full_checks: bool = True,
 ) -> dict[str, Any]:
     """Everything the command prints, as a dict (the slow test calls this)."""
+    cfg = cfg or NextConfig()
     t0 = time.perf_counter()
     loaded = loaders.load_dataset("online_retail", data_dir=data_dir)
-    t_load = time.perf_counter() - t0
-    cfg = NextConfig()
-    t0 = time.perf_counter()
-    rel, report = next_relations(loaded.orders, loaded.products, window, cfg)
-    t_next = time.perf_counter() - t0
-    titles = dict(
-        zip(
-            loaded.products.column("product_id").to_pylist(),
-            loaded.products.column("title").to_pylist(),
-            strict=True,
+    out: dict[str, Any] = {"window_days": window, "config": cfg.to_dict(), "seconds": {}}
+    out["seconds"]["load"] = round(time.perf_counter() - t0, 2)
+    if full_checks:
+        t0 = time.perf_counter()
+        rel, report, _ = next_relations(loaded.orders, loaded.products, window, cfg)
+        out["seconds"]["next_relations_all_orders"] = round(time.perf_counter() - t0, 2)
+        out["next_report"] = report["next"]
+        out["checks"] = checks(loaded.orders, rel, window)
+    out["splits"] = [
+        split_task(loaded.orders, loaded.products, dt.datetime.fromisoformat(c), window, k, cfg)
+        for c in cutoffs
+    ]
+    return out
+
+
+def table(split: dict[str, Any]) -> str:
+    """One split as a text table, tiein's ratios to the best baseline underneath."""
+    k = split["k"]
+    lines = [
+        f"split {split['cutoff']}: {split['users']:,} customers, {split['relations']:,} relations "
+        f"({split['dropped_by_direction']:,} dropped by the held-back direction check), built in "
+        f"{split['build_seconds']} s",
+        f"  {'method':<14} {'P@' + str(k):>7} {'HR@' + str(k):>7} {'R@' + str(k):>7} {'covered':>8}",
+    ]
+    for m in (*BASELINES, *TIEIN):
+        r = split["methods"].get(m)
+        if r:
+            lines.append(
+                f"  {m:<14} {r['p_at_k']:7.4f} {r['hr_at_k']:7.4f} {r['r_at_k']:7.4f} {r['covered']:8.3f}"
+            )
+    for m, r in split["ratios"].items():
+        lines.append(
+            f"  {m + ' / best':<14} "
+            + " ".join(f"{v:6.2f}x" if v is not None else "   n/a " for v in r.values())
         )
-    )
-    best = rel.take(
-        pc.sort_indices(rel, sort_keys=[("score", "descending"), ("src", "ascending"), ("dst", "ascending")])
-    ).slice(0, top)
-    top_rows = []
-    for r in best.to_pylist():
-        ev = json.loads(r["evidence"])
-        top_rows.append(
-            {
-                "src": r["src"],
-                "src_title": titles.get(r["src"]),
-                "dst": r["dst"],
-                "dst_title": titles.get(r["dst"]),
-                "score": r["score"],
-                **{
-                    key: ev.get(key)
-                    for key in (
-                        "after_count",
-                        "before_count",
-                        "returning_customers",
-                        "confidence",
-                        "lift",
-                        "asymmetry",
-                        "median_gap_days",
-                    )
-                },
-            }
-        )
-    t0 = time.perf_counter()
-    chk = checks(loaded.orders, rel, window)
-    split = time_split(loaded.orders, loaded.products, dt.datetime.fromisoformat(cutoff), window, k, cfg)
-    return {
-        "window_days": window,
-        "returning_customers": report["returning_customers"],
-        "seconds": {
-            "load": round(t_load, 2),
-            "next_relations": round(t_next, 2),
-            "checks_and_split": round(time.perf_counter() - t0, 2),
-        },
-        "top": top_rows,
-        "checks": chk,
-        "time_split": split,
-    }
+    back = ", ".join(f"{lst} {v['share']:.1%} of {v['customers']:,}" for lst, v in split["backwards"].items())
+    lines.append(f"  backwards out of sample (customers new to both after the split): {back}")
+    return "\n".join(lines)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data-dir", type=Path)
     ap.add_argument("--window", type=int, default=90)
-    ap.add_argument("--cutoff", default="2011-09-01")
-    ap.add_argument("--top", type=int, default=15)
+    ap.add_argument("--cutoffs", default="2011-09-01,2011-06-01")
     ap.add_argument("--k", type=int, default=10)
+    ap.add_argument("--no-checks", action="store_true", help="skip the build on all orders and its checks")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
-    out = run(a.data_dir, a.window, a.cutoff, a.top, a.k)
+    out = run(a.data_dir, a.window, tuple(a.cutoffs.split(",")), a.k, full_checks=not a.no_checks)
     if a.json:
         print(json.dumps(out, ensure_ascii=False, indent=2))
         return
-    print(
-        f"Online Retail: {out['checks']['relations']:,} next relations (window {a.window} days, "
-        f"{out['returning_customers']:,} returning customers); seconds {out['seconds']}"
-    )
-    print(f"{'score':>6} {'after':>5} {'before':>6} {'conf':>6} {'lift':>6} {'gap':>5}  src → dst")
-    for r in out["top"]:
+    if "checks" in out:
         print(
-            f"{r['score']:6.3f} {r['after_count']:5d} {r['before_count']:6d} {r['confidence']:6.3f} {r['lift']:6.2f} "
-            f"{r['median_gap_days'] or 0:5.0f}  {r['src']} {r['src_title']} → {r['dst']} {r['dst_title']}"
+            f"all orders: next relations in {out['seconds']['next_relations_all_orders']} s; report {out['next_report']}"
         )
-    print("checks:", json.dumps(out["checks"]))
-    s = out["time_split"]
-    print(
-        f"time split at {s['cutoff']} ({s['train_relations']:,} relations from earlier orders; {s['users']:,} customers):"
-    )
-    for m in ("next", "popular"):
-        print(
-            f"  {m:<8} precision@{s['k']} {s[m]['precision_at_k']:.4f}  hit rate {s[m]['hit_rate']:.4f}  "
-            f"customers with predictions {s[m]['users_with_predictions']:,}"
-        )
+        print("checks:", json.dumps(out["checks"]))
+    for s in out["splits"]:
+        print(table(s))
 
 
 if __name__ == "__main__":

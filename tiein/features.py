@@ -271,6 +271,8 @@ def next_candidates(
     customers bought src, then dst (``after_sd``); ``after_ds`` is the other way round,
     ``returning_src`` the customers who bought src and came back within the window, ``later_dst``
     the customers who bought dst as a later purchase. Both ends must be catalog products.
+    These any-purchase counts only pick the candidates (a first-purchase count is never larger):
+    :func:`tiein.next_purchase.classify_next` recounts first purchases from the order lines.
     """
     con = duckdb.connect()
     con.register("prod", product_frame(products))

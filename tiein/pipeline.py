@@ -396,13 +396,16 @@ def graph_from_stats(
                 relations = pa.concat_tables([relations, fallback])
     with timer.step("next"):
         if co_purchase is not None and timeline is not None and timeline.num_rows:
+            next_report: dict[str, Any] = {}
             nxt = classify_next(
                 next_candidates(products, co_purchase, timeline, min_count=opts.next_purchase.min_customers),
                 returning_customers,
                 opts.next_purchase,
                 window_days=opts.after_window_days,
                 orders=orders,
+                report=next_report,
             )
+            meta = {**meta, "next_purchase": next_report}
             if nxt.num_rows:
                 relations = pa.concat_tables([relations, nxt])
     with timer.step("scenes"):

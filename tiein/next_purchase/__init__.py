@@ -21,13 +21,15 @@ weeks did, and in that order on the held-back latest months too. Counted
     asymmetry       = (after(s → d) - after(d → s)) / (after(s → d) + after(d → s)).
 
 Kept (:func:`classify_next`): ``after ≥ min_customers``, asymmetry ≥ ``min_asymmetry``, lift >
-``min_lift``, ``(after - expected) / sqrt(expected + 1) ≥ min_z`` and, on the held-back latest
-``held_share`` of the months, at least as many customers in this order as in the other (plus
-``held_margin``); the relations dropped by that direction check are counted in the report.
+``min_lift``, ``(after - expected) / sqrt(expected + 1) ≥ min_z`` and not reversed on the held-back latest
+``held_share`` of the months (``held_before < held_factor * held_after + held_margin``, counted
+over the customers whose first purchase of the pair falls in those months); the relations
+dropped by that direction check are counted in the report.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -36,7 +38,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tiein.model import RELATIONS
-from tiein.next_purchase.sequence import SequenceStats, lookup, sequence_stats
+from tiein.next_purchase.sequence import SequenceStats, first_gaps, lookup, sequence_stats
 from tiein.relations import CAT_NAMES
 
 ArrayLike = Any  # numpy array or scalar
@@ -67,25 +69,27 @@ class NextConfig:
     median_gap: also put ``median_gap_days`` (first src to first dst) in the evidence.
     min_z: ``(after - expected) / sqrt(expected + 1)`` a relation needs (small counts out).
     held_share: the latest share of the months whose customers check the direction (0: off).
-    held_margin: customers in this order minus the other way on the held-back months a
-        relation needs (0: not reversed).
+    held_factor / held_margin: a relation is dropped as reversed when, on the held-back months,
+        ``held_before >= held_factor * held_after + held_margin`` (customers the other way round
+        vs in this order; the defaults: at least 2 more than twice as many).
     max_customer_items: customers with more distinct products (wholesalers) are not counted.
     week_days: days per period of the time-matched base rate.
     base_prior: (customer, week) slots of shrinkage of a week's base rate toward all weeks'.
     """
 
     min_customers: int = 3
-    min_asymmetry: float = 0.2
-    min_lift: float = 1.0
+    min_asymmetry: float = 0.05
+    min_lift: float = 1.2
     prior: float = 5.0
-    keep_per_product: int = 20
+    keep_per_product: int = 50
     median_gap: bool = True
-    min_z: float = 1.0
+    min_z: float = 0.0
     held_share: float = 0.25
-    held_margin: int = 0
+    held_factor: float = 2.0
+    held_margin: int = 2
     max_customer_items: int = 1000
     week_days: int = 7
-    base_prior: float = 20.0
+    base_prior: float = 1.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -174,8 +178,12 @@ def next_stats(features: pa.Table, seq: SequenceStats, cfg: NextConfig) -> dict[
     share = np.where(exposed > 0, at_risk / np.maximum(exposed, 1), 0.0)
     expected = np.zeros(after.size)
     # only where the cheap tests pass: the time-matched expectation is a per-week computation
-    todo = np.flatnonzero(known & (after >= cfg.min_customers) & (asymmetry(after, before) >= cfg.min_asymmetry))
-    expected[todo] = seq.expected(s0[todo], d0[todo], after[todo].astype(np.float64), share[todo], cfg.base_prior)
+    todo = np.flatnonzero(
+        known & (after >= cfg.min_customers) & (asymmetry(after, before) >= cfg.min_asymmetry)
+    )
+    expected[todo] = seq.expected(
+        s0[todo], d0[todo], after[todo].astype(np.float64), share[todo], cfg.base_prior
+    )
     return {
         "after": after,
         "before": before,
@@ -212,12 +220,12 @@ def classify_next(
     Columns: ``n_ab`` co-purchase count, ``lift`` / ``confidence`` the next-purchase lift /
     confidence, ``co_view`` and ``similarity`` null; the evidence holds every count.
     """
-    import time
-
     cfg = cfg or NextConfig()
     t_start = time.perf_counter()
     rep: dict[str, Any] = report if report is not None else {}
-    rep.update(candidates=features.num_rows, relations=0, dropped_by_direction=0, returning_customers=returning_all)
+    rep.update(
+        candidates=features.num_rows, relations=0, dropped_by_direction=0, returning_customers=returning_all
+    )
     if features.num_rows == 0 or (seq is None and (orders is None or orders.num_rows == 0)):
         return RELATIONS.empty_table()
     if seq is None:
@@ -237,7 +245,8 @@ def classify_next(
         & (st["z"] >= cfg.min_z)
         & (st["score"] > 0)
     )
-    stable = st["held_after"] >= st["held_before"] + cfg.held_margin if cfg.held_share > 0 else passes
+    reversed_ = st["held_before"] >= cfg.held_factor * st["held_after"] + cfg.held_margin
+    stable = ~reversed_ if cfg.held_share > 0 else np.ones(passes.size, bool)
     rep["dropped_by_direction"] = int((passes & ~stable).sum())
     rep["customers_skipped"] = seq.customers_skipped
     idx = np.flatnonzero(passes & stable)
@@ -254,7 +263,9 @@ def classify_next(
     rank = np.arange(idx.size) - np.repeat(starts, np.diff(np.r_[starts, idx.size]))
     idx = idx[rank < cfg.keep_per_product]
     ints = {
-        c: np.nan_to_num(features.column(c).to_numpy(zero_copy_only=False).astype(np.float64)).astype(np.int64)
+        c: np.nan_to_num(features.column(c).to_numpy(zero_copy_only=False).astype(np.float64)).astype(
+            np.int64
+        )
         for c in ("n_ab", "cat_rel")
     }
     cols: dict[str, Any] = {
@@ -265,7 +276,9 @@ def classify_next(
         **{k: pa.array(st[k][idx]) for k in ("after", "before", "held_after", "held_before", "at_risk")},
         **{k: pa.array(st[k][idx].astype(np.float64)) for k in ("expected", "conf", "lift", "asym")},
         "category_relation": pa.array(CAT_NAMES[ints["cat_rel"][idx]].tolist(), pa.string()),
-        "price_ratio": pa.array(features.column("price_ratio").to_numpy(zero_copy_only=False)[idx].astype(np.float64)),
+        "price_ratio": pa.array(
+            features.column("price_ratio").to_numpy(zero_copy_only=False)[idx].astype(np.float64)
+        ),
     }
     sel = pa.table(cols)
     gaps = median_gaps(seq, sel) if cfg.median_gap else None
@@ -278,8 +291,6 @@ def classify_next(
 def median_gaps(seq: SequenceStats, sel: pa.Table) -> pa.Table:
     """src, dst, median_gap_days: the median over the counted customers of the days from their
     first src to their first dst (the pairs of ``sel``)."""
-    from tiein.next_purchase.sequence import first_gaps
-
     s = _codes(sel.column("src"), seq.names)
     d = _codes(sel.column("dst"), seq.names)
     med = first_gaps(seq, seq.keys(s, d))

@@ -87,7 +87,7 @@ class SequenceStats:
         return (src.astype(np.uint64) << b) | dst.astype(np.uint64)
 
     def expected(
-        self, src: np.ndarray, dst: np.ndarray, after: np.ndarray, risk_share: np.ndarray, prior: float = 20.0
+        self, src: np.ndarray, dst: np.ndarray, after: np.ndarray, risk_share: np.ndarray, prior: float = 1.0
     ) -> np.ndarray:
         """Buyers of dst expected among src's exposed customers at the time-matched base rate
         of the OTHER customers (module doc), times ``risk_share`` (the share of src's exposed
@@ -346,4 +346,6 @@ def first_gaps(seq: SequenceStats, keys: np.ndarray) -> np.ndarray:
     uk, counts = _runs(k)
     starts = np.cumsum(counts) - counts
     med = (g[starts + (counts - 1) // 2] + g[starts + counts // 2]) / 2
-    return np.where(np.isin(keys, uk), med[np.minimum(np.searchsorted(uk, keys), max(uk.size - 1, 0))], np.nan)
+    return np.where(
+        np.isin(keys, uk), med[np.minimum(np.searchsorted(uk, keys), max(uk.size - 1, 0))], np.nan
+    )
