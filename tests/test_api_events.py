@@ -166,12 +166,13 @@ def test_feedback_cache_refreshes_in_the_background(tmp_path: Path) -> None:
     from tiein.feedback import ingest_records
 
     ingest_records(tmp_path, [event(1, "tent", "chair")])
-    cache = FeedbackCache(tmp_path, refresh_s=0.3)
+    # 1.5 s: the ingest below must finish within it (0.2-0.4 s on a loaded 2-core machine)
+    cache = FeedbackCache(tmp_path, refresh_s=1.5)
     first = cache.stats()  # the first request computes in line
     assert first.kinds.to_pylist()[0]["impressions"] == 1
     ingest_records(tmp_path, [event(2, "tent", "chair"), event(3, "tent", "chair", what="purchase")])
     assert cache.stats() is first  # looked at the log less than refresh_s ago
-    time.sleep(0.35)
+    time.sleep(1.55)
     assert cache.stats() is first  # the log changed: a refresh starts, this request does not wait
     cache.wait(30)
     fresh = cache.stats()

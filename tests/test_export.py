@@ -205,7 +205,15 @@ def test_failed_export_leaves_no_file(store: GraphStore, tmp_path: Path) -> None
 
 def test_bad_options_write_nothing(store: GraphStore, tmp_path: Path) -> None:
     cases: list[tuple[dict[str, Any], str]] = [
-        ({"what": "bundles", "fmt": "xlsx"}, "format"),
+        ({"what": "bundles", "fmt": "xls"}, "format"),
+        (
+            {"what": "related", "fmt": "csv", "layout": "bundle"},
+            "for a csv, parquet or xlsx export of bundles",
+        ),
+        ({"what": "bundles", "fmt": "jsonl", "layout": "bundle"}, "one line per bundle already"),
+        ({"what": "bundles", "fmt": "csv", "layout": "wide"}, "unknown layout"),
+        ({"what": "bundles", "fmt": "parquet", "headers": "zh-en"}, "csv and xlsx"),
+        ({"what": "bundles", "fmt": "xlsx", "bom": True}, "csv only"),
         ({"what": "pairs", "fmt": "csv"}, "unknown export"),
         ({"what": "related", "fmt": "csv", "kinds": ["bundle"]}, "relation kind"),
         ({"what": "related", "fmt": "csv", "k": 0}, "k must"),

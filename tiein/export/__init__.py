@@ -1,7 +1,8 @@
-"""Batch export of every product's bundle or related products: CSV, JSON lines or Parquet.
+"""Batch export of every product's bundle or related products: CSV, JSON lines, Parquet or XLSX.
 
     tiein export bundles --format parquet --out bundles.parquet
     tiein export related --format csv --out related.csv --kind complement --kind substitute -k 10
+    tiein export bundles --format xlsx --layout bundle --out 套餐.xlsx
 
 One code path. Every anchor's answer comes from :func:`tiein.service.bundle_payload` /
 :func:`tiein.service.related_payload` — the functions behind ``tiein bundle``, ``tiein related``
@@ -15,11 +16,20 @@ Files.
 
 - **jsonl**: one line per anchor (bundles: the bundle payload; related: one line per anchor and
   kind, the related payload), nested exactly as the API answers, UTF-8.
-- **csv** / **parquet**: flat, one row per bundle item / related item, the anchor's fields
-  repeated on each row, ``evidence`` (and other nested values) as a JSON string; the columns are
-  :func:`columns` (documented in README.md "Batch export"). A bundle with no items is one row whose
-  ``item_*`` columns are empty and whose ``reason_*`` columns say why; an anchor with no related
-  items has no row. CSV is UTF-8 with a header row, Parquet has typed columns.
+- **csv** / **parquet** / **xlsx**: flat, one row per bundle item / related item, the anchor's
+  fields repeated on each row, ``evidence`` (and other nested values) as a JSON string; the
+  columns are :func:`columns` (documented in README.md "Batch export"). A bundle with no items is
+  one row whose ``item_*`` columns are empty and whose ``reason_*`` columns say why; an anchor with
+  no related items has no row. CSV is UTF-8 with a header row, Parquet has typed columns.
+- **xlsx** (Excel): one sheet, a frozen header row in both languages (``主商品ID / anchor_product_id``;
+  ``headers="en"`` for the plain names, which csv keeps by default and may switch with
+  ``headers="zh-en"``), ids and other text stored as text (``123456789012`` never turns into
+  ``1.23457E+11``, ``00123`` keeps its zeros), numbers as numbers; a text cell is never a formula.
+  The file's bytes depend only on its content (fixed timestamps), so resuming gives the same file.
+- **layout** ``"bundle"`` (bundles; csv, parquet, xlsx): one row per bundle instead of one per item,
+  the items side by side (``item1_product_id``, ``item1_title``, ... ``item2_...``; ``size - 1``
+  item slots; :data:`~tiein.export.rows.WIDE_ITEM_FIELDS`), ready for a merchandiser without a
+  pivot table.
 - Formula cells. A spreadsheet runs a CSV cell that starts with ``=``, ``+``, ``-``, ``@``, a tab
   or a carriage return as a formula (``=HYPERLINK(...)``, ``+cmd|...``): in CSV, such a *text*
   cell gets a leading ``'`` (OWASP's rule; :func:`escape_formula`), numbers stay numbers
@@ -54,11 +64,15 @@ from tiein.errors import ConfigError
 from tiein.export.files import MANIFEST, assemble, atomic_write, atomic_write_arrow, parts_dir
 from tiein.export.rows import (
     FORMULA_START,
+    HEADERS,
+    LAYOUTS,
     WHATS,
     bundle_rows,
+    bundle_wide_rows,
     columns,
     escape_formula,
     escape_formula_table,
+    header,
     related_rows,
     rows_table,
 )
@@ -71,18 +85,22 @@ __all__ = [
     "DEFAULT_CHUNK_SIZE",
     "FORMATS",
     "FORMULA_START",
+    "HEADERS",
+    "LAYOUTS",
     "MANIFEST",
     "WHATS",
     "ExportResult",
     "bundle_rows",
+    "bundle_wide_rows",
     "columns",
     "escape_formula",
     "escape_formula_table",
     "export",
+    "header",
     "related_rows",
 ]
 
-FORMATS = ("csv", "jsonl", "parquet")
+FORMATS = ("csv", "jsonl", "parquet", "xlsx")
 DEFAULT_CHUNK_SIZE = 500
 MANIFEST_VERSION = 1
 
@@ -160,15 +178,20 @@ def export(
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     bom: bool = False,
     formula_escape: bool = True,
+    layout: str = "item",
+    headers: str | None = None,
     progress: Progress | None = None,
 ) -> ExportResult:
     """Export ``what`` ("bundles" or "related") of every anchor product to ``out`` in ``fmt``
-    ("csv", "jsonl", "parquet"); see the module docstring for order, columns, atomicity and
+    ("csv", "jsonl", "parquet", "xlsx"); see the module docstring for order, columns, atomicity and
     resuming. ``kinds`` / ``k`` are for related, ``size`` / ``scene`` / ``budget`` / ``mix`` /
     ``discount`` for bundles (``scene`` also limits the anchors to the scene's members, for
     both). ``bom``: csv only, start the file with a UTF-8 byte-order mark (Excel then reads
     Chinese titles right). ``formula_escape``: csv only, a text cell starting with = + - @ tab or
-    CR gets a leading ``'`` (on by default; see the module doc). ``store`` is any graph store; it is read through a :class:`tiein.graph.snapshot.SnapshotStore`
+    CR gets a leading ``'`` (on by default; see the module doc). ``layout``: "item" (one row per
+    item) or "bundle" (bundles: one row per bundle, items side by side). ``headers``: "en" (the
+    column names) or "zh-en" (中文 / English) for csv and xlsx (default: "zh-en" for xlsx, "en"
+    otherwise). ``store`` is any graph store; it is read through a :class:`tiein.graph.snapshot.SnapshotStore`
     (one already given is used as it is). ``progress(step, done, total)`` gets anchors done.
 
     Raises ConfigError for bad options (before anything is written), NotFound for an unknown
@@ -181,6 +204,19 @@ def export(
         check_k(k)
     if bom and fmt != "csv":
         raise ConfigError(f"a byte-order mark is for csv only, not {fmt}")
+    if layout not in LAYOUTS:
+        raise ConfigError(f"unknown layout {layout!r}; choose one of: {', '.join(LAYOUTS)}")
+    if layout == "bundle" and (what != "bundles" or fmt == "jsonl"):
+        raise ConfigError(
+            "layout 'bundle' (one row per bundle) is for a csv, parquet or xlsx export of bundles"
+            + ("; jsonl is one line per bundle already" if fmt == "jsonl" else "")
+        )
+    if headers is None:
+        headers = "zh-en" if fmt == "xlsx" else "en"
+    if headers not in HEADERS:
+        raise ConfigError(f"unknown headers {headers!r}; choose one of: {', '.join(HEADERS)}")
+    if headers != "en" and fmt not in ("csv", "xlsx"):
+        raise ConfigError(f"bilingual headers are for csv and xlsx, not {fmt}")
     out = Path(out)
     if out.is_dir():
         raise ConfigError(f"--out {out} is a directory; give a file path")
@@ -191,6 +227,8 @@ def export(
     snapshot_s = time.perf_counter() - started
     anchors = _anchors(snap, scene)
     options = {"what": what, "format": fmt, "chunk_size": chunk_size, "scene": scene}
+    if layout != "item":
+        options["layout"] = layout
     payloads: Callable[[str], Sequence[Mapping[str, Any]]]
     if what == "related":
         options |= {"kinds": list(kinds), "k": k}
@@ -209,11 +247,11 @@ def export(
                 bundle_payload(snap, pid, scene=scene, size=size, budget=budget, mix=roles, discount=discount)
             ]
 
-        to_rows = bundle_rows
+        to_rows = bundle_wide_rows if layout == "bundle" else bundle_rows
     if anchors:
         payloads(anchors[0])  # bad options fail here, before anything is written
 
-    schema = columns(what)
+    schema = columns(what, layout, slots=size - 1)
     manifest = {
         "version": MANIFEST_VERSION,
         "options": options,
@@ -247,7 +285,18 @@ def export(
             done += len(chunk)
             if progress:
                 progress("export", done, len(anchors))
-        result.rows = assemble(parts, out, fmt, schema, n_chunks, ext, bom=bom, formula_escape=formula_escape)
+        result.rows = assemble(
+            parts,
+            out,
+            fmt,
+            schema,
+            n_chunks,
+            ext,
+            bom=bom,
+            formula_escape=formula_escape,
+            headers=headers,
+            what=what,
+        )
     shutil.rmtree(parts, ignore_errors=True)
     result.seconds = round(time.perf_counter() - started, 3)
     return result

@@ -6,13 +6,17 @@ a ``kind`` (complement, substitute, upsell, series, bundle, addon) on a ``surfac
 service, …) in an ``experiment``'s ``variant``. ``value`` is the amount of the order the purchase
 belongs to (``order_id`` lets several purchases of one order count it once).
 
-    read_events(path)                   # CSV/TSV, JSON lines, Parquet, XLSX -> EVENTS (strict)
+    read_events(path, columns={"user_id": "会员ID"}, timezone="Asia/Shanghai")
+                                        # CSV/TSV, JSON lines, Parquet, XLSX -> EVENTS (strict);
+                                        # 曝光/点击/加购/购买 accepted; zone-less times in the shop's zone
     ingest(home, table)                 # append to HOME/feedback/events/ (idempotent)
     ingest_records(home, records)       # the same for a POST body (list of JSON objects)
     feedback_stats(read_log(home))      # per (anchor, item, kind), per item and per kind, smoothed
     rerank(rows, stats, anchor_id=...)  # Thompson sampling, priors from score and item level
     assign(user_id, "exp-1")            # deterministic A/B variant
-    ab_report(events, experiment=...)   # add-on rate, AOV, lift with 95 % CIs; write_report()
+    ab_report(events, experiment=...)   # verdict (p-value, sample size needed), sample-ratio check,
+                                        # conversion, add-on rate, AOV, lifts with 95 % CIs, daily trend
+    write_report(report, out, lang="both")  # report.json / .png (CJK font: tiein.feedback.fonts) / .html
 
 **Log.** ``HOME/feedback/events/part-*.parquet``, append-only. Every event has a ``key``:
 ``id:<event_id>`` when the event carries an id, else ``h:<md5 of all its fields>``. An ingest
@@ -58,7 +62,8 @@ Modules: :mod:`tiein.loaders.events` (the EVENTS contract, reading files and req
 :mod:`~tiein.feedback.ab` (assignment and reports).
 """
 
-from tiein.feedback.ab import ab_report, assign, lift_ci, ratio_ci, wilson, write_report
+from tiein.feedback.ab import ab_report, assign, lift_ci, ratio_ci, wilson
+from tiein.feedback.ab_files import write_report
 from tiein.feedback.log import IngestResult, ingest, ingest_records, log_dir, log_version, read_log
 from tiein.feedback.rerank import rerank, stable_hash
 from tiein.feedback.stats import (

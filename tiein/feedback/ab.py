@@ -1,98 +1,65 @@
-"""A/B tests: deterministic assignment, the report with 95 % intervals, and its files."""
+"""A/B tests: deterministic assignment, the report with 95 % intervals, and its files.
+
+The report says in plain words whether each variant beat the control on the **primary metric**
+(default: conversion = purchases / impressions): the lift, its p-value and whether it is
+significant at the chosen level (``alpha``, default 0.05), and, when it is not, how many users per
+arm a test would need to detect a lift that size (two-sided, 80 % power). The p-value is that of
+the lift's z = ln(b / a) / se, the same delta method as its confidence interval, so at alpha 0.05
+a lift is significant exactly when its 95 % CI excludes 0 (a difference z-test where a rate is 0).
+
+It also checks the **sample ratio** (SRM): a chi-square test of the users per variant against the
+planned split (default equal); p < 0.001 means the assignment or the logging is broken and the
+lifts should not be trusted (Kohavi et al., *Trustworthy Online Controlled Experiments*, ch. 21).
+``daily`` is each variant's conversion per day in the shop's time zone, drawn as a trend.
+
+Labels are Chinese and English (``lang``: "zh", "en" or "both"); the chart needs a CJK font
+(:mod:`tiein.feedback.fonts`) and falls back to English labels when the system has none.
+"""
 
 from __future__ import annotations
 
-import json
-import math
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
 from tiein.errors import ConfigError
-from tiein.feedback.rerank import stable_hash
-from tiein.feedback.stats import Z95
+from tiein.feedback.ab_stats import (
+    PRIMARY_METRICS,
+    SRM_THRESHOLD,
+    assign,
+    chi2_sf,
+    compare,
+    lift_ci,
+    needed_per_arm,
+    normal_p,
+    parse_split,
+    ratio_ci,
+    srm_check,
+    wilson,
+)
 
-
-def assign(
-    user_id: str,
-    experiment: str,
-    variants: Sequence[str] = ("A", "B"),
-    weights: Sequence[float] | None = None,
-) -> str:
-    """The variant of ``user_id`` in ``experiment``: a stable hash (SHA-256, not ``hash()``) of
-    both mapped to [0, 1) and cut by ``weights`` (default equal). The same user always gets the
-    same variant of one experiment, and independent ones across experiments.
-
-    >>> assign("u-1", "exp") == assign("u-1", "exp")
-    True
-    >>> assign("u-1", "exp", variants=("only",))
-    'only'
-    """
-    if not variants:
-        raise ConfigError("assign needs at least one variant")
-    w = np.ones(len(variants)) if weights is None else np.asarray(weights, dtype=np.float64)
-    if w.shape != (len(variants),) or not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
-        raise ConfigError(
-            f"weights must be {len(variants)} non-negative numbers with a positive sum, got {weights!r}"
-        )
-    u = stable_hash("assign", experiment, user_id) / 2.0**64
-    i = int(np.searchsorted(np.cumsum(w) / w.sum(), u, side="right"))
-    return variants[min(i, len(variants) - 1)]
-
-
-def wilson(successes: float, n: float, z: float = Z95) -> tuple[float | None, float | None]:
-    """Wilson's score interval of a proportion ``successes / n`` (None, None when n = 0).
-
-    >>> [round(x, 4) for x in wilson(5, 10)]
-    [0.2366, 0.7634]
-    """
-    if n <= 0:
-        return None, None
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
-def ratio_ci(y: np.ndarray, x: np.ndarray, z: float = Z95) -> dict[str, float | None]:
-    """``sum(y) / sum(x)`` over independent units with its normal-approximation CI by the delta
-    method: ``se² = Σ(y - r·x)² / (n - 1) / (n · mean(x)²)``. With ``x = 1`` this is the mean of
-    ``y`` with ``sd / √n``. Returns {"value", "se", "low", "high"} (low clipped at 0; se, low,
-    high None with fewer than 2 units; all None when sum(x) = 0).
-
-    >>> ratio_ci(np.array([1.0, 3.0]), np.array([1.0, 1.0]))["se"]   # sd 1.414 / √2
-    1.0
-    """
-    y, x = np.asarray(y, dtype=np.float64), np.asarray(x, dtype=np.float64)
-    sx = float(x.sum())
-    if x.size == 0 or sx == 0:
-        return {"value": None, "se": None, "low": None, "high": None}
-    r = float(y.sum()) / sx
-    n = x.size
-    if n < 2:
-        return {"value": r, "se": None, "low": None, "high": None}
-    d = y - r * x
-    se = math.sqrt(float((d * d).sum()) / (n - 1) / (n * (sx / n) ** 2))
-    return {"value": r, "se": se, "low": max(0.0, r - z * se), "high": r + z * se}
-
-
-def lift_ci(
-    b: dict[str, float | None], a: dict[str, float | None], z: float = Z95
-) -> dict[str, float | None]:
-    """Lift ``b / a - 1`` of two independent estimates ({"value", "se"}) with a CI by the delta
-    method on ``log(b / a)``: ``se² = (se_b / b)² + (se_a / a)²``. None where undefined."""
-    va, vb, sa, sb = a.get("value"), b.get("value"), a.get("se"), b.get("se")
-    if not va or vb is None:
-        return {"value": None, "low": None, "high": None}
-    lift = vb / va - 1.0
-    if not vb or sa is None or sb is None:
-        return {"value": lift, "low": None, "high": None}
-    se = math.sqrt((sb / vb) ** 2 + (sa / va) ** 2)
-    ratio = vb / va
-    return {"value": lift, "low": ratio * math.exp(-z * se) - 1.0, "high": ratio * math.exp(z * se) - 1.0}
+__all__ = [  # the statistics are importable from here too, as before the split
+    "PRIMARY_METRICS",
+    "SRM_THRESHOLD",
+    "ab_report",
+    "assign",
+    "chi2_sf",
+    "compare",
+    "fmt_p",
+    "fmt_value",
+    "lift_ci",
+    "needed_per_arm",
+    "normal_p",
+    "parse_split",
+    "pct",
+    "ratio_ci",
+    "srm_check",
+    "srm_text",
+    "verdict",
+    "wilson",
+]
 
 
 _USERS_SQL = """
@@ -103,6 +70,15 @@ SELECT variant, user_id,
        count(*) FILTER (WHERE event = 'purchase') AS purchases
 FROM ev GROUP BY ALL HAVING count(*) FILTER (WHERE event = 'impression') > 0
 ORDER BY variant, user_id
+"""
+# Per day in the shop's zone and variant, the events of users with an impression in that variant.
+_DAILY_SQL = """
+SELECT ev.variant, CAST(timezone($zone, timezone('UTC', ev.ts)) AS DATE) AS day,
+       count(DISTINCT ev.user_id) FILTER (WHERE ev.event = 'impression') AS users,
+       count(*) FILTER (WHERE ev.event = 'impression') AS impressions,
+       count(*) FILTER (WHERE ev.event = 'purchase') AS purchases
+FROM ev SEMI JOIN users u ON u.variant = ev.variant AND u.user_id = ev.user_id
+GROUP BY ALL ORDER BY day, variant
 """
 # One row per order of an impression-user with a valued purchase: the order amount once.
 _ORDERS_SQL = """
@@ -115,16 +91,37 @@ SELECT variant, order_key, max(value) AS value FROM (
 
 
 def ab_report(
-    events: pa.Table, *, experiment: str | None = None, control: str | None = None
+    events: pa.Table,
+    *,
+    experiment: str | None = None,
+    control: str | None = None,
+    metric: str = "conversion",
+    alpha: float = 0.05,
+    power: float = 0.8,
+    split: str | Sequence[float] | Mapping[str, float] | None = None,
+    timezone: str | None = None,
 ) -> dict[str, Any]:
     """Compare the variants of ``experiment`` (None: the only experiment in ``events``; events
     without an experiment when there is none). Per variant: users with an impression, event
     counts, CTR and conversion per impression, **add-on rate** = purchases of recommended items
     per impression-user, and **AOV** = mean amount of the orders holding such a purchase (each
     order once); each with a 95 % CI (module docstring). ``lift``: every other variant against
-    ``control`` (default: the first variant by name) for add-on rate, conversion and AOV.
-    Purchases by users without an impression in that variant are not attributed to it.
+    ``control`` (default: the first variant by name) for add-on rate, conversion and AOV, each
+    with its p-value, ``significant`` at ``alpha`` and the units per arm needed to detect it with
+    ``power`` (users; orders for AOV). ``verdict``: one per variant on ``metric``, in words
+    ({"zh", "en"}). ``srm``: the sample-ratio check against the planned ``split``
+    (:func:`parse_split`; default equal). ``daily``: per day (in ``timezone``, default the
+    shop's, :func:`tiein.loaders.events.shop_timezone`) and variant: users, impressions,
+    purchases and conversion. Purchases by users without an impression in that variant are not
+    attributed to it.
     """
+    from tiein.loaders.events import shop_timezone
+
+    if metric not in PRIMARY_METRICS:
+        raise ConfigError(f"unknown metric {metric!r}; metrics: {', '.join(PRIMARY_METRICS)}")
+    if not 0 < alpha < 1 or not 0 < power < 1:
+        raise ConfigError(f"alpha and power must be between 0 and 1, got {alpha!r} and {power!r}")
+    zone = shop_timezone(timezone)
     import duckdb
     import pyarrow.compute as pc
 
@@ -149,6 +146,7 @@ def ab_report(
         multi = con.execute(
             "SELECT count(*) FROM (SELECT user_id FROM users GROUP BY user_id HAVING count(*) > 1)"
         ).fetchall()[0][0]
+        daily = con.sql(_DAILY_SQL, params={"zone": zone}).to_arrow_table().to_pylist()
     finally:
         con.close()
     variants = sorted(set(users.column("variant").to_pylist()))
@@ -179,101 +177,130 @@ def ab_report(
             "add_on_rate": ratio_ci(pur, np.ones(imp.size)),
             "aov": ratio_ci(oval[osel], np.ones(int(osel.sum()))),
         }
+
+    def units(v: str, m: str) -> int:
+        return int(rows[v]["orders"] if m == "aov" else rows[v]["users"])
+
     lifts = [
-        {"variant": v, "vs": control, "metric": metric, **lift_ci(rows[v][metric], rows[control][metric])}
+        {
+            "variant": v,
+            "vs": control,
+            "metric": m,
+            **lift_ci(rows[v][m], rows[control][m]),
+            **compare(rows[v][m], rows[control][m], units(v, m), units(control, m), alpha=alpha, power=power),
+            "unit": "orders" if m == "aov" else "users",
+        }
         for v in variants
         if v != control
-        for metric in ("add_on_rate", "conversion", "aov")
+        for m in ("add_on_rate", "conversion", "aov")
     ]
-    return {
+    for d in daily:
+        d["day"] = d["day"].isoformat()
+        d["conversion"] = d["purchases"] / d["impressions"] if d["impressions"] else None
+    srm = srm_check({v: rows[v]["users"] for v in variants}, parse_split(split, variants))
+    report: dict[str, Any] = {
         "experiment": experiment,
         "control": control,
         "ci": "95% normal approximation; ratios by the delta method over users; lift by the delta method on log(ratio)",
+        "metric": metric,
+        "alpha": alpha,
+        "power": power,
+        "timezone": zone,
         "users_in_several_variants": int(multi),
         "variants": [rows[v] for v in variants],
         "lift": lifts,
+        "srm": srm,
+        "daily": daily,
+    }
+    report["verdict"] = [verdict(x, report) for x in lifts if x["metric"] == metric]
+    return report
+
+
+METRIC_LABELS = {
+    "conversion": ("转化率", "conversion"),
+    "add_on_rate": ("人均连带购买", "add-on rate"),
+    "aov": ("客单价", "AOV"),
+    "ctr": ("点击率", "CTR"),
+}
+
+
+def pct(x: float | None, digits: int = 2, sign: bool = False) -> str:
+    """A rate as a percentage: ``pct(0.02478)`` = ``'2.48%'`` ("–" for None)."""
+    if x is None:
+        return "–"
+    return f"{x * 100:{'+' if sign else ''}.{digits}f}%"
+
+
+def fmt_value(metric: str, x: float | None) -> str:
+    """A metric's value as shown: rates as percentages (conversion, CTR, and the add-on rate as
+    purchases per 100 users: ``2.48%``, not ``0.02478``), AOV with 2 decimals."""
+    if x is None:
+        return "–"
+    if metric in ("conversion", "ctr", "add_on_rate"):
+        return pct(x)
+    return f"{x:,.2f}" if metric == "aov" else f"{x:,.3f}"
+
+
+def fmt_p(p: float | None) -> str:
+    if p is None:
+        return "–"
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def verdict(lift: Mapping[str, Any], report: Mapping[str, Any]) -> dict[str, Any]:
+    """One variant's result on one metric in words: {"variant", "vs", "metric", "significant",
+    "p_value", "needed_per_arm", "zh", "en"}."""
+    m, v, c = lift["metric"], lift["variant"], lift["vs"]
+    rows = {r["variant"]: r for r in report["variants"]}
+    zh_m, en_m = METRIC_LABELS[m]
+    level = f"{report['alpha'] * 100:g}%"
+    a, b = rows[c][m]["value"], rows[v][m]["value"]
+    change = f"{fmt_value(m, a)} → {fmt_value(m, b)}"
+    lift_s = pct(lift["value"], 1, sign=True) if lift["value"] is not None else "–"
+    p, need = lift["p_value"], lift["needed_per_arm"]
+    have = min(rows[v]["orders" if m == "aov" else "users"], rows[c]["orders" if m == "aov" else "users"])
+    unit_en, unit_zh = ("orders", "个订单") if m == "aov" else ("users", "位用户")
+    if p is None:
+        en = f"{v} vs {c}: {en_m} {change}: too little data to test"
+        zh = f"{v} 对比 {c}：{zh_m} {change}，数据太少，无法检验"
+    elif lift["significant"]:
+        word = "better" if (b or 0) > (a or 0) else "worse"
+        zh_word = "更好" if word == "better" else "更差"
+        en = f"{v} vs {c}: {en_m} {change} ({lift_s}), significantly {word} at the {level} level (p = {fmt_p(p)})"
+        zh = f"{v} 对比 {c}：{zh_m} {change}（{lift_s}），在 {level} 水平上显著{zh_word}（p = {fmt_p(p)}）"
+    else:
+        en = f"{v} vs {c}: {en_m} {change} ({lift_s}), not significant at the {level} level (p = {fmt_p(p)})"
+        zh = f"{v} 对比 {c}：{zh_m} {change}（{lift_s}），在 {level} 水平上不显著（p = {fmt_p(p)}）"
+        if need is not None:
+            pw = f"{report['power'] * 100:g}%"
+            en += f"; detecting a {lift_s} lift needs about {need:,} {unit_en} per arm ({pw} power), the smaller arm has {have:,}"
+            zh += f"；要测出 {lift_s} 的变化，每组约需 {need:,} {unit_zh}（检验力 {pw}），目前较小的一组只有 {have:,}"
+    if report["srm"]["mismatch"]:
+        en += " — but the sample ratio is off (SRM): do not trust this result"
+        zh += "——但样本比例异常（SRM），结果不可信"
+    return {
+        "variant": v,
+        "vs": c,
+        "metric": m,
+        "significant": lift["significant"],
+        "p_value": p,
+        "needed_per_arm": need,
+        "zh": zh,
+        "en": en,
     }
 
 
-def write_report(report: dict[str, Any], out: Path | str) -> dict[str, Path]:
-    """Write ``report`` (:func:`ab_report`) into ``out``: ``report.json``, ``report.png`` (add-on
-    rate and AOV per variant with CI bars; matplotlib, Agg) and ``report.html`` (self-contained:
-    the chart embedded, tables of variants and lifts). Returns {"json", "png", "html"} paths."""
-    import base64
-    import html
-
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as exc:
-        from tiein.errors import MissingDependency
-
-        raise MissingDependency("matplotlib", "report") from exc
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {"json": out / "report.json", "png": out / "report.png", "html": out / "report.html"}
-    paths["json"].write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
-
-    variants = report["variants"]
-    names = [v["variant"] for v in variants]
-    fig, axes = plt.subplots(1, 2, figsize=(8, 3.4), dpi=100)
-    for ax, metric, title in zip(
-        axes, ("add_on_rate", "aov"), ("add-on rate (purchases per user)", "average order value"), strict=True
-    ):
-        vals = [v[metric]["value"] or 0.0 for v in variants]
-        lo = [
-            max(0.0, val - (v[metric]["low"] if v[metric]["low"] is not None else val))
-            for val, v in zip(vals, variants, strict=True)
-        ]
-        hi = [
-            (v[metric]["high"] if v[metric]["high"] is not None else val) - val
-            for val, v in zip(vals, variants, strict=True)
-        ]
-        ax.bar(
-            names,
-            vals,
-            yerr=[lo, hi],
-            capsize=6,
-            color=["#4C72B0", "#DD8452", "#55A868", "#C44E52"][: len(names)],
-        )
-        ax.set_title(title, fontsize=10)
-        ax.grid(axis="y", alpha=0.3)
-    fig.suptitle(f"experiment {report['experiment'] or '(none)'} — 95% CI", fontsize=11)
-    fig.tight_layout()
-    fig.savefig(paths["png"])
-    plt.close(fig)
-
-    def fmt(x: float | None, pct: bool = False) -> str:
-        if x is None:
-            return "–"
-        return f"{x * 100:+.1f}%" if pct else f"{x:,.4g}"
-
-    def ci(m: dict[str, Any]) -> str:
-        return f"{fmt(m['value'])} [{fmt(m['low'])}, {fmt(m['high'])}]"
-
-    head = "<tr><th>variant</th><th>users</th><th>impressions</th><th>clicks</th><th>purchases</th><th>orders</th><th>conversion</th><th>add-on rate</th><th>AOV</th></tr>"
-    body = "".join(
-        f"<tr><td>{html.escape(str(v['variant']))}</td><td>{v['users']:,}</td><td>{v['impressions']:,}</td><td>{v['clicks']:,}</td>"
-        f"<td>{v['purchases']:,}</td><td>{v['orders']:,}</td><td>{ci(v['conversion'])}</td><td>{ci(v['add_on_rate'])}</td><td>{ci(v['aov'])}</td></tr>"
-        for v in variants
-    )
-    lifts = "".join(
-        f"<tr><td>{html.escape(str(x['variant']))} vs {html.escape(str(x['vs']))}</td><td>{x['metric']}</td>"
-        f"<td>{fmt(x['value'], True)} [{fmt(x['low'], True)}, {fmt(x['high'], True)}]</td></tr>"
-        for x in report["lift"]
-    )
-    png = base64.b64encode(paths["png"].read_bytes()).decode("ascii")
-    title = html.escape(f"A/B report: {report['experiment'] or '(no experiment)'}")
-    paths["html"].write_text(
-        f"""<!doctype html><html><head><meta charset="utf-8"><title>{title}</title>
-<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse;margin:1em 0}}
-td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}</style></head><body>
-<h1>{title}</h1><p>control: {html.escape(str(report["control"]))}. {html.escape(report["ci"])}.</p>
-<img alt="add-on rate and AOV per variant" src="data:image/png;base64,{png}">
-<table>{head}{body}</table><h2>lift</h2><table><tr><th>variants</th><th>metric</th><th>lift [95% CI]</th></tr>{lifts}</table>
-</body></html>""",
-        encoding="utf-8",
-    )
-    return paths
+def srm_text(srm: Mapping[str, Any]) -> dict[str, str]:
+    """The sample-ratio check in words, {"zh", "en"}."""
+    obs = " / ".join(f"{v} {n:,}" for v, n in srm["observed"].items())
+    plan = " / ".join(f"{w * 100:g}%" for w in srm["planned"].values())
+    p = fmt_p(srm["p_value"])
+    if srm["mismatch"]:
+        return {
+            "en": f"sample ratio MISMATCH: users {obs} against a planned {plan} split (chi-square p = {p} < {srm['threshold']:g}): check the assignment and the logging",
+            "zh": f"样本比例异常（SRM）：用户 {obs}，计划分流 {plan}（卡方检验 p = {p} < {srm['threshold']:g}），请检查分流和埋点",
+        }
+    return {
+        "en": f"sample ratio OK: users {obs} against a planned {plan} split (chi-square p = {p})",
+        "zh": f"样本比例正常：用户 {obs}，计划分流 {plan}（卡方检验 p = {p}）",
+    }
