@@ -12,7 +12,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.tiein-installed
 CYPHER_CHECK := tools/cypher-check
 
-.PHONY: setup demo test fast bench quality clean
+.PHONY: setup cjk-font demo test fast bench quality clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,7 +26,17 @@ $(CYPHER_CHECK)/node_modules/.installed: $(CYPHER_CHECK)/package.json $(CYPHER_C
 	npm ci --prefix $(CYPHER_CHECK) --no-audit --no-fund --loglevel=error
 	touch $@
 
-setup: $(STAMP) $(CYPHER_CHECK)/node_modules/.installed
+# A CJK font, so the A/B report's charts draw Chinese labels, not empty boxes (tiein/feedback/fonts.py):
+# Debian/Ubuntu's fonts-noto-cjk, installed when running as root; otherwise a note on what to install.
+cjk-font:
+	@fc-list 2>/dev/null | grep -qi cjk || { \
+	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-noto-cjk >/dev/null; \
+	  else \
+	    echo "note: no CJK font: install one (sudo apt-get install fonts-noto-cjk) for Chinese labels in A/B report charts"; \
+	  fi; }
+
+setup: $(STAMP) $(CYPHER_CHECK)/node_modules/.installed cjk-font
 
 demo: $(STAMP)
 	$(BIN)/tiein build --dataset online_retail --show 5

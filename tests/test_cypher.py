@@ -159,10 +159,12 @@ def test_values_are_json_on_every_store(store: GraphStore) -> None:
     node, rel, d, t, i, inf = r.rows[0]
     from tiein.graph.build import NODE_SCHEMAS, REL_SCHEMAS
 
-    assert list(node) == ["_LABEL", *NODE_SCHEMAS["Product"].names]  # every property, nulls included
+    # every property, nulls included, then the ids a client draws with (opaque text)
+    assert list(node) == ["_LABEL", *NODE_SCHEMAS["Product"].names, "_ID"]
     assert node["_LABEL"] == "Product" and node["product_id"] == "film-a" and node["brand"] is None
-    assert list(rel) == ["_LABEL", *REL_SCHEMAS["COMPLEMENT"].names[2:]]
+    assert list(rel) == ["_LABEL", *REL_SCHEMAS["COMPLEMENT"].names[2:], "_ID", "_START", "_END"]
     assert rel["score"] == 0.5 and rel["evidence"] is None
+    assert rel["_END"] == node["_ID"] and isinstance(rel["_START"], str) and rel["_START"] != node["_ID"]
     assert (d, t, i, inf) == ("2024-02-29", "2024-01-02T03:04:05", "P1DT2H", None)
     json.dumps(r.to_dict(), allow_nan=False)  # strict JSON
 
@@ -174,7 +176,40 @@ def test_paths_are_nodes_and_relationships(store: GraphStore) -> None:
     (path,) = r.rows[0]
     assert [n["product_id"] for n in path["_NODES"]] == ["phone-a", "phone-a-pro"]
     assert [x["_LABEL"] for x in path["_RELS"]] == ["UPSELL"] and path["_RELS"][0]["score"] == 0.7
-    assert "_ID" not in path["_NODES"][0] and "category_id" not in path["_NODES"][0]
+    assert "category_id" not in path["_NODES"][0]  # only the label's own properties
+    (rel,) = path["_RELS"]
+    assert (rel["_START"], rel["_END"]) == (path["_NODES"][0]["_ID"], path["_NODES"][1]["_ID"])
+
+
+def test_evidence_is_an_object_not_json_text(store: GraphStore) -> None:
+    from test_store_contract import EVIDENCE
+
+    r = run_cypher(
+        store,
+        "MATCH (:Product {product_id: 'phone-a'})-[r:COMPLEMENT]->(:Product {product_id: 'case-a'}) "
+        "RETURN r, r.score AS score",
+    )
+    rel, score = r.rows[0]
+    assert rel["evidence"] == json.loads(json.dumps(EVIDENCE)) and score == 0.9
+    assert json.loads(json.dumps(r.to_dict()))["rows"][0][0]["evidence"]["why"] == EVIDENCE["why"]
+
+
+def test_neo4j_values_carry_ids_and_evidence_objects() -> None:
+    """Neo4j's nodes and relationships as the embedded store gives them: element ids as _ID, a
+    relationship's _START / _END, evidence as an object (no server needed: the driver's types)."""
+    from neo4j.graph import Graph, Node
+
+    from tiein.graph.neo4j_support import _plain
+
+    g = Graph()
+    a = Node(g, "4:db:1", 1, ["Product"], {"product_id": "phone-a"})
+    b = Node(g, "4:db:2", 2, ["Product"], {"product_id": "case-a"})
+    rel = g.relationship_type("COMPLEMENT")(g, "5:db:9", 9, {"score": 0.9, "evidence": '{"why": "x"}'})
+    rel._start_node, rel._end_node = a, b
+    node, r = _plain(a), _plain(rel)
+    assert node["product_id"] == "phone-a" and node["_ID"] == "4:db:1" and list(node)[-1] == "_ID"
+    assert (r["_ID"], r["_START"], r["_END"]) == ("5:db:9", "4:db:1", "4:db:2")
+    assert r["evidence"] == {"why": "x"} and r["score"] == 0.9
 
 
 def test_iso_duration_matches_neo4j() -> None:
@@ -242,6 +277,10 @@ def test_cli_json_csv_and_refusal(store: GraphStore) -> None:
         ["phone-a", "film-a"],
         ["phone-b", "charger"],
     ]
+    out = _tiein("cypher", q, "--param", "min=0.6", "--csv", "--store", path, "--bom")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("\ufeffa,b\n")  # Excel then reads UTF-8 (Chinese titles) right
+    assert _tiein("cypher", q, "--param", "min=0.6", "--bom", "--store", path).returncode == 2
     out = _tiein("cypher", "MATCH (p:Product) DETACH DELETE p", "--store", path)
     assert out.returncode == 2 and out.stderr.startswith("error: queries are read-only: DETACH")
     assert "Traceback" not in out.stderr

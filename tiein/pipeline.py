@@ -17,13 +17,22 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from tiein.checks import check_build
+from tiein.errors import ConfigError
+from tiein.faults import fault
+from tiein.features import candidate_features, next_candidates, top_pairs, with_sales_roles
+from tiein.graph import open_store
+from tiein.home import INDEX, INPUTS, Staging, home_lock, recover_store, switch
+from tiein.mining import mine_pairs
 from tiein.model import PAIR_STATS, GraphData
+from tiein.next_purchase import classify_next
 from tiein.options import (  # noqa: F401  (re-exported: the build's public names)
     DISCOVERED_SCENES_FILE,
     MINING_BACKENDS,
@@ -32,6 +41,13 @@ from tiein.options import (  # noqa: F401  (re-exported: the build's public name
     default_home,
     default_store_url,
 )
+from tiein.product_type import with_product_types
+from tiein.ranker import feature_dict, fit_from_orders, with_basket_weights
+from tiein.relations import classify, score_features
+from tiein.scenes import assign_members, discover_scenes, dump_scenes, empty_roles, load_scenes
+from tiein.state import write_state
+from tiein.type_fallback import type_complements
+from tiein.typer import type_probability
 
 
 @dataclass
@@ -102,10 +118,6 @@ def _miner(opts: BuildOptions) -> Iterator[Callable[..., Any]]:
         with spark_miner(opts.threads) as mine:
             yield mine
     else:
-        from functools import partial
-
-        from tiein.mining import mine_pairs
-
         yield partial(mine_pairs, threads=opts.threads)  # --threads reaches the numpy miner
 
 
@@ -113,7 +125,6 @@ def build(opts: BuildOptions, progress: Progress | None = None) -> BuildSummary:
     """Run the whole build and switch the home to it atomically (tiein/home.py). Raises
     TieinError subclasses for user mistakes (bad file, unknown dataset, bad mapping, a build
     under ``opts.floors``) before anything is written."""
-    from tiein.home import home_lock
 
     check_options(opts)
     with home_lock(Path(opts.home)):
@@ -122,7 +133,6 @@ def build(opts: BuildOptions, progress: Progress | None = None) -> BuildSummary:
 
 def check_options(opts: BuildOptions) -> None:
     """ConfigError for option values no stage could use, before anything runs."""
-    from tiein.errors import ConfigError
 
     problems = []
     if opts.threads is not None and opts.threads < 1:
@@ -138,13 +148,6 @@ def check_options(opts: BuildOptions) -> None:
 
 def _build(opts: BuildOptions, progress: Progress | None) -> BuildSummary:
     from tiein import loaders
-    from tiein.checks import check_build
-    from tiein.faults import fault
-    from tiein.features import with_sales_roles
-    from tiein.graph import open_store
-    from tiein.home import INDEX, INPUTS, Staging, recover_store, switch
-    from tiein.product_type import with_product_types
-    from tiein.scenes import load_scenes
 
     timer = _Timer()
     t_all = time.perf_counter()
@@ -154,8 +157,6 @@ def _build(opts: BuildOptions, progress: Progress | None) -> BuildSummary:
     # a bad scenes file fails at once, before the slow stages
     user_scenes = load_scenes(opts.scenes) if opts.scenes is not None else None
     if opts.mining not in MINING_BACKENDS:
-        from tiein.errors import ConfigError
-
         raise ConfigError(f"unknown mining backend {opts.mining!r} (one of: {', '.join(MINING_BACKENDS)})")
 
     with timer.step("load"):
@@ -257,7 +258,6 @@ def _build(opts: BuildOptions, progress: Progress | None) -> BuildSummary:
         timer=timer,
     )
     check_build(opts.floors, loaded, data.relations)
-    from tiein.state import write_state
 
     with timer.step("state"):  # the new generation's index and inputs, not yet visible
         stage = Staging(home, state_id)
@@ -340,14 +340,6 @@ def graph_from_stats(
     relations, scenes, and each product's strongest pair edges; timed as classify, next, scenes,
     pairs. Returns the GraphData (with ``meta``) and a report: {"candidates": candidate pairs
     classified, "scenes": the scenes report}."""
-    from functools import partial
-
-    from tiein.features import candidate_features, next_candidates, top_pairs
-    from tiein.next_purchase import classify_next
-    from tiein.ranker import feature_dict, fit_from_orders, with_basket_weights
-    from tiein.relations import classify, score_features
-    from tiein.type_fallback import type_complements
-    from tiein.typer import type_probability
 
     features_of = partial(
         candidate_features,
@@ -437,7 +429,6 @@ def _scenes(
 ) -> tuple[tuple[pa.Table, pa.Table], dict[str, Any]]:
     """The scene tables of the build (user scenes win; otherwise discovered ones, also written to
     ``HOME/scenes.discovered.yaml`` for review) and the summary's report of them."""
-    from tiein.scenes import assign_members, discover_scenes, dump_scenes, empty_roles
 
     report: dict[str, Any] = {"source": None, "count": 0, "members": 0, "file": None, "empty_roles": []}
     if user_scenes is not None:

@@ -19,6 +19,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tiein.errors import ConfigError, InputError
+from tiein.features import RoleConfig
+from tiein.home import inputs_dir
+from tiein.mining import PairCounts, count_pairs
 from tiein.model import (
     LISTED_PAIRS,
     ORDERS,
@@ -30,7 +33,11 @@ from tiein.model import (
     VIEWS,
     GraphData,
 )
+from tiein.next_purchase import NextConfig
 from tiein.options import BuildOptions
+from tiein.ranker import RankerConfig
+from tiein.relations import RelationConfig
+from tiein.type_fallback import TypeFallbackConfig
 
 STATE_VERSION = 1
 GRAPH_PARTS = {
@@ -65,11 +72,6 @@ def _options_dict(opts: BuildOptions, model: str | None) -> dict[str, Any]:
 
 
 def _options_from(d: dict[str, Any], home: Path, store_url: str | None, threads: int | None) -> BuildOptions:
-    from tiein.features import RoleConfig
-    from tiein.next_purchase import NextConfig
-    from tiein.ranker import RankerConfig
-    from tiein.relations import RelationConfig
-    from tiein.type_fallback import TypeFallbackConfig
 
     return BuildOptions(
         home=home,
@@ -95,7 +97,6 @@ def _options_from(d: dict[str, Any], home: Path, store_url: str | None, threads:
 
 
 def _count(table: pa.Table, opts: BuildOptions, views: bool) -> Any:
-    from tiein.mining import PairCounts, count_pairs
 
     if table.num_rows == 0:
         return PairCounts.empty()
@@ -191,8 +192,6 @@ def load_state(home: Path) -> State:
     """Read the inputs/ of the home's answering generation (tiein/home.py); ConfigError when
     there is none (no build yet, or a build by an older version) and InputError naming a damaged
     file."""
-    from tiein.home import inputs_dir
-    from tiein.mining import PairCounts
 
     root = inputs_dir(home)
     if not (root / "build.json").is_file():

@@ -68,6 +68,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tiein.errors import ConfigError
+from tiein.faults import fault
+from tiein.features import with_sales_roles
+from tiein.graph import open_store
+from tiein.graph.base import graph_delta
+from tiein.home import INDEX, INPUTS, Staging, home_lock, index_dir, recover_store, switch
 from tiein.merge import _catalog_columns, _changed_ids, _new_rows, _upsert_products
 from tiein.model import (
     ORDERS,
@@ -77,7 +82,9 @@ from tiein.model import (
 )
 from tiein.options import BuildOptions, Progress, default_home, default_store_url
 from tiein.pipeline import _phase, _Timer
+from tiein.product_type import with_product_types
 from tiein.state import GRAPH_PARTS, State, _options_from, load_state, write_state
+from tiein.update_recompute import recompute
 
 if TYPE_CHECKING:
     from tiein.graph.base import GraphDelta
@@ -153,7 +160,6 @@ def update(opts: UpdateOptions, progress: Progress | None = None) -> UpdateSumma
     union of the data. Raises InputError (file, row, column) for bad files and ConfigError when
     there is nothing to update or no build state; a failed update leaves graph and state as they
     were."""
-    from tiein.home import home_lock, recover_store
 
     if opts.catalog is None and opts.orders is None and opts.views is None:
         raise ConfigError("nothing to update: give --orders, --catalog and/or --views files")
@@ -205,11 +211,6 @@ class _Changes:
 def _update(opts: UpdateOptions, progress: Progress | None) -> UpdateSummary:
     """The update's steps in order; each step is a function below."""
     from tiein import loaders
-    from tiein.faults import fault
-    from tiein.features import with_sales_roles
-    from tiein.home import switch
-    from tiein.product_type import with_product_types
-    from tiein.update_recompute import recompute
 
     timer = _Timer()
     t0 = time.perf_counter()
@@ -356,8 +357,6 @@ def _stage(
 ) -> Staging:
     """Step 4: the new generation's inputs, graph tables and index, written to a staging
     directory and committed (renamed in), not yet switched to; discarded on any failure."""
-    from tiein.faults import fault
-    from tiein.home import INDEX, INPUTS, Staging, index_dir
 
     stage = Staging(home, state_id)
     try:
@@ -399,7 +398,6 @@ def _write_store(
 ) -> None:
     """Step 5: the store gets the new graph: the delta (``apply``) when it is small enough, else
     a bulk ``replace``. Refuses a store whose graph is not the one the state describes."""
-    from tiein.graph import open_store
 
     store = open_store(store_url)
     try:
@@ -426,7 +424,6 @@ def _write_store(
 def _diff(state: State, result: Recomputed, summary: UpdateSummary, timer: _Timer) -> GraphDelta | None:
     """The delta from the stored graph to the new one (counted in ``summary.delta``); None when
     the basket count changed (every pair edge did: a replace is due)."""
-    from tiein.graph.base import graph_delta
 
     if result.counts_orders.n != state.counts_orders.n or result.counts_views.n != state.counts_views.n:
         return None

@@ -93,6 +93,14 @@ class Settings:
             "requests meanwhile use the previous ones; 0: recompute before the next request",
         },
     )
+    currency: str | None = field(
+        default=None,
+        metadata={
+            "env": "TIEIN_CURRENCY",
+            "help": "currency of the prices in bundle pitches and reasons: a symbol "
+            "(¥ $ € 元) or a code (CNY USD EUR), the same in zh and en text; default ¥",
+        },
+    )
     snapshot: bool | None = field(
         default=None,
         metadata={
@@ -121,6 +129,13 @@ class Settings:
             problems.append(f"neo4j_retry_s must be >= 0, got {self.neo4j_retry_s}")
         if not self.feedback_refresh_s >= 0:
             problems.append(f"feedback_refresh_s must be >= 0, got {self.feedback_refresh_s}")
+        if self.currency is not None:
+            from tiein.explain import currency_symbol
+
+            try:
+                currency_symbol(self.currency)
+            except ConfigError as exc:
+                problems.append(str(exc))
         if problems:
             raise ConfigError("bad API settings: " + "; ".join(problems))
 

@@ -3,7 +3,9 @@
 Used twice in the bundle data flow: while candidates are checked (:func:`_in_band`, the add-on's
 price against the anchor's) and once a bundle is assembled (:func:`price_maths`: the discounted,
 charm-rounded suggested price, the saving and the one-line pitch; :func:`unpriced_pitch` when a
-price is missing). See :mod:`tiein.bundles` for the rounding order.
+price is missing). See :mod:`tiein.bundles` for the rounding order. The pitch shows money with the
+shop's currency and two decimals (:func:`tiein.explain.format_money`: ``TIEIN_CURRENCY``, default
+¥; a ``currency`` on the rules wins).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from tiein.bundles.rules import BundleRules
-from tiein.explain import format_amount
+from tiein.explain import format_money
 
 
 def charm_price(amount: float, total: float, *, charm_digit: int | None = 8, slack: float = 0.03) -> float:
@@ -47,14 +49,17 @@ def charm_price(amount: float, total: float, *, charm_digit: int | None = 8, sla
     return round(amount, 2)
 
 
-def pitch(total: float, price: float, saving: float) -> tuple[str, str]:
-    """The one-line pitch in Chinese and English.
+def pitch(total: float, price: float, saving: float, currency: str | None = None) -> tuple[str, str]:
+    """The one-line pitch in Chinese and English, every amount with the currency and two decimals
+    (``currency``: a symbol or code, default ``TIEIN_CURRENCY`` or ¥).
 
-    >>> pitch(448, 398, 50)
-    ('分开买 448，一起拿 398，省 50', '448 apart, 398 together, save 50')
+    >>> pitch(448, 398, 50, "¥")
+    ('分开买 ¥448.00，一起拿 ¥398.00，省 ¥50.00', '¥448.00 separately, ¥398.00 together, save ¥50.00')
+    >>> pitch(102.8, 90, 12.8, "USD")[1]
+    '$102.80 separately, $90.00 together, save $12.80'
     """
-    t, p, s = format_amount(total), format_amount(price), format_amount(saving)
-    return f"分开买 {t}，一起拿 {p}，省 {s}", f"{t} apart, {p} together, save {s}"
+    t, p, s = (format_money(v, currency) for v in (total, price, saving))
+    return f"分开买 {t}，一起拿 {p}，省 {s}", f"{t} separately, {p} together, save {s}"
 
 
 def unpriced_pitch(n: int) -> tuple[str, str]:
@@ -75,7 +80,8 @@ def price_maths(total: float, rules: BundleRules) -> tuple[float, float, str, st
             total * (1 - rules.discount), total, charm_digit=rules.charm_digit, slack=rules.rounding_slack
         )
     saving = round(total - suggested, 2)
-    zh, en = pitch(total, suggested, saving)
+    # rules without a currency field (or None) show the shop's: TIEIN_CURRENCY, else ¥
+    zh, en = pitch(total, suggested, saving, getattr(rules, "currency", None))
     return suggested, saving, zh, en
 
 

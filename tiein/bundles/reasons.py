@@ -3,7 +3,8 @@
 Last step of a refused request: while :mod:`tiein.bundles.assembly` and :mod:`tiein.bundles.cart`
 pass candidates over they count a SKIP_ORDER code per candidate; when nothing is chosen, the
 furthest check any candidate reached becomes the answer's :class:`Reason` (SKIP_REASON), a stable
-``code`` with a sentence in Chinese and English.
+``code`` with a sentence in Chinese and English. Budgets and thresholds are money: shown with the
+shop's currency and two decimals (:func:`tiein.explain.format_money`).
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from tiein.explain import format_amount
+from tiein.explain import format_amount, format_money
 
-# code -> (zh, en); {budget}, {threshold}, {lo}, {hi} are filled in.
+# code -> (zh, en); {budget}, {threshold} (money), {lo}, {hi} (percentages), {scene}, {mix} are
+# filled in.
 REASONS: dict[str, tuple[str, str]] = {
     "anchor_out_of_stock": ("主商品缺货，无法组合套装", "the main item is out of stock"),
     "anchor_price_unknown": (
@@ -22,26 +24,26 @@ REASONS: dict[str, tuple[str, str]] = {
     ),
     "budget_price_unknown": (
         "搭配商品没有价格，无法核对预算 {budget}",
-        "the complementary items have no price, so the budget of {budget} cannot be checked",
+        "the add-ons have no price, so the budget of {budget} cannot be checked",
     ),
     "anchor_over_budget": (
         "主商品价格已超出预算 {budget}",
         "the main item alone is over the budget of {budget}",
     ),
-    "no_complements": ("没有找到常一起购买的搭配商品", "no complementary items are known for this product"),
+    "no_complements": ("还没有常和它一起买的搭配商品", "no add-ons are known for this product yet"),
     "only_substitutes": (
-        "搭配候选都是替代品，不适合一起卖",
-        "every candidate is a substitute, not an add-on",
+        "候选商品都能互相替代，不适合一起卖",
+        "every candidate is an alternative to it, not an add-on",
     ),
-    "none_in_stock": ("搭配商品都缺货", "every complementary item is out of stock"),
+    "none_in_stock": ("搭配商品都缺货", "every add-on is out of stock"),
     "outside_price_band": (
-        "有货的搭配商品价格都不在主商品的 {lo}–{hi} 之间",
-        "no in-stock complementary item is priced within {lo}-{hi} of the main item",
+        "有货的搭配商品价格都不在主商品价格的 {lo}–{hi} 之间",
+        "no in-stock add-on costs {lo}-{hi} of the main item's price",
     ),
-    "no_role_match": ("没有符合指定角色的搭配商品", "no complementary item fits the requested roles"),
+    "no_role_match": ("没有符合指定角色的搭配商品", "no add-on fits the requested roles"),
     "no_scene_role_match": (
         "没有搭配商品属于场景“{scene}”的其他角色",
-        "no complementary item fills another role of the scene {scene}",
+        "no add-on fills another role of the scene {scene}",
     ),
     "scene_has_no_roles": (
         "场景“{scene}”除主商品的角色外没有其他角色",
@@ -49,15 +51,15 @@ REASONS: dict[str, tuple[str, str]] = {
     ),
     "no_mix_match": (
         "没有符合“{mix}”组合的搭配商品",
-        "no complementary item has the sales roles asked for ({mix})",
+        "no add-on has the sales roles asked for ({mix})",
     ),
     "category_taken": (
         "搭配商品都与已选商品同一品类",
-        "every complementary item is in a category already taken",
+        "every add-on is in a category already taken",
     ),
     "over_budget": (
         "加任何一件搭配商品都会超出预算 {budget}",
-        "every complementary item takes the bundle over the budget of {budget}",
+        "every add-on takes the bundle over the budget of {budget}",
     ),
     "cart_price_unknown": (
         "购物车中有商品没有价格，无法计算凑单",
@@ -65,7 +67,7 @@ REASONS: dict[str, tuple[str, str]] = {
     ),
     "threshold_unreachable": (
         "没有一件搭配商品能让购物车达到 {threshold}",
-        "no single complementary item lifts the cart to {threshold}",
+        "no single add-on brings the cart up to {threshold}",
     ),
 }
 
@@ -105,13 +107,30 @@ class Reason:
     en: str
 
     @classmethod
-    def of(cls, code: str, **values: Any) -> Reason:
+    def of(cls, code: str, currency: str | None = None, **values: Any) -> Reason:
+        """The reason ``code`` with ``values`` filled in; money keys (MONEY_KEYS) are written with
+        ``currency`` (default ``TIEIN_CURRENCY`` or ¥) and two decimals.
+
+        >>> Reason.of("anchor_over_budget", budget=50, currency="¥").zh
+        '主商品价格已超出预算 ¥50.00'
+        >>> Reason.of("outside_price_band", lo="30%", hi="80%").en
+        "no in-stock add-on costs 30%-80% of the main item's price"
+        """
         zh, en = REASONS[code]
-        text = {k: format_amount(v) if isinstance(v, int | float) else str(v) for k, v in values.items()}
+        text = {k: _fill(k, v, currency) for k, v in values.items()}
         return cls(code, zh.format_map(_Blank(text)), en.format_map(_Blank(text)))
 
     def to_dict(self) -> dict[str, str]:
         return {"code": self.code, "zh": self.zh, "en": self.en}
+
+
+MONEY_KEYS = frozenset({"budget", "threshold"})
+
+
+def _fill(key: str, value: Any, currency: str | None) -> str:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return str(value)
+    return format_money(value, currency) if key in MONEY_KEYS else format_amount(value)
 
 
 class _Blank(dict[str, str]):

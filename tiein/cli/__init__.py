@@ -6,11 +6,11 @@ with status 2; no tracebacks.
 
 Modules: :mod:`~tiein.cli.base` (the group, shared options, output helpers, ``main``),
 :mod:`~tiein.cli.build` (build, update, rollback, datasets), :mod:`~tiein.cli.query` (related,
-stats, scenes, bundle, addons), :mod:`~tiein.cli.serve`, :mod:`~tiein.cli.ops` (cypher, export,
-feedback, report).
+stats, scenes, bundle, addons), :mod:`~tiein.cli.search`, :mod:`~tiein.cli.serve`,
+:mod:`~tiein.cli.ops` (cypher, export, feedback, report).
 """
 
-from tiein.cli import build, ops, query, serve  # noqa: F401  (each module adds its commands to the group)
+from tiein.cli import build, ops, query, rules, search, serve  # noqa: F401  (each module adds its commands to the group)
 from tiein.cli.base import cli, main
 
 __all__ = ["cli", "main"]

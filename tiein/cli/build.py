@@ -16,11 +16,12 @@ from tiein.cli.base import (
     _print_summary,
     cli,
     json_option,
+    map_fields_help,
     where_options,
 )
 
 
-@cli.command()
+@cli.command(epilog_fn=map_fields_help)
 @click.option(
     "--dataset",
     type=click.Choice(DATASET_NAMES),
@@ -63,7 +64,7 @@ from tiein.cli.base import (
     "map_pairs",
     multiple=True,
     metavar="FIELD=COLUMN",
-    help="Map one column, e.g. --map product_id=StockCode (repeatable).",
+    help="Map one column, e.g. --map product_id=StockCode (repeatable; the fields are listed below).",
 )
 @where_options
 @click.option(
@@ -140,7 +141,11 @@ from tiein.cli.base import (
     help="Switch to the new graph even if it kept no products, matched few order lines or found no basket with two products.",
 )
 @json_option("Print the build summary as JSON.")
-@click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.option(
+    "--quiet",
+    is_flag=True,
+    help="No progress bars or spinners (never drawn anyway when stderr is not a terminal).",
+)
 def build(
     dataset: str | None,
     data_dir: Path | None,
@@ -168,8 +173,10 @@ def build(
     as_json: bool,
     quiet: bool,
 ) -> None:
-    """Build the relation graph from a ready dataset or your own files, replacing the store's
-    graph atomically (a failed build leaves the previous graph as it was)."""
+    """Build the relation graph from a ready dataset or your own files.
+
+    The store's graph is replaced atomically: a failed build leaves the previous graph as it was.
+    """
     from tiein.checks import Floors
     from tiein.errors import ConfigError
     from tiein.next_purchase import NextConfig
@@ -231,7 +238,7 @@ def build(
             st.close()
 
 
-@cli.command()
+@cli.command(epilog_fn=map_fields_help)
 @click.option(
     "--orders",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -254,14 +261,18 @@ def build(
     "map_pairs",
     multiple=True,
     metavar="FIELD=COLUMN",
-    help="Map one column, e.g. --map stock=qty (repeatable).",
+    help="Map one column, e.g. --map stock=qty (repeatable; the fields are listed below).",
 )
 @where_options
 @click.option(
     "--threads", type=click.IntRange(1), help="CPU threads for mining and embeddings [default: all]."
 )
 @json_option("Print the update summary as JSON.")
-@click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.option(
+    "--quiet",
+    is_flag=True,
+    help="No progress bars or spinners (never drawn anyway when stderr is not a terminal).",
+)
 def update(
     orders: Path | None,
     catalog: Path | None,
@@ -274,8 +285,9 @@ def update(
     as_json: bool,
     quiet: bool,
 ) -> None:
-    """Add new orders, products, price and stock changes to the last build without rebuilding:
-    pair statistics are merged, only new titles are embedded, and only what changed is written
+    """Add new orders, products, price and stock changes to the last build, without rebuilding.
+
+    Pair statistics are merged, only new titles are embedded, and only what changed is written
     to the store. The graph equals a full build on all the data; a failed update changes nothing.
     A stock/price-only catalog re-mines nothing (out-of-stock items leave bundles at once)."""
     from tiein.update import UpdateOptions
@@ -338,8 +350,9 @@ def update(
 @where_options
 @json_option()
 def rollback(home: str | None, store: str | None, as_json: bool) -> None:
-    """Answer with the previous build or update again (graph, search index and update state
-    together); run it twice to return. The home keeps one generation before the current one."""
+    """Switch back to the previous build or update (graph, search index and update state together).
+
+    Run it twice to return. The home keeps one generation before the current one."""
     from tiein.rollback import rollback as run_rollback
 
     result = run_rollback(_home(home), store)
@@ -354,7 +367,7 @@ def rollback(home: str | None, store: str | None, as_json: bool) -> None:
 
 @cli.command()
 def datasets() -> None:
-    """The ready datasets (read from ../shared/data or TIEIN_DATA)."""
+    """List the ready datasets (read from ../shared/data or TIEIN_DATA)."""
     from tiein import loaders
 
     for name, desc in loaders.DATASETS.items():

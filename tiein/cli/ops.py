@@ -27,25 +27,52 @@ def feedback() -> None:
 
     \b
     tiein feedback ingest events.csv          # CSV/TSV, JSON lines, Parquet, XLSX; re-ingesting adds nothing
+    tiein feedback ingest 埋点.csv --map user_id=会员ID --timezone Asia/Shanghai
     tiein feedback stats --kind complement    # CTR and conversion per kind and per pair (smoothed)
-    tiein report --experiment exp-1 --out ab/ # A/B report: add-on rate, AOV, lift with 95% CIs
+    tiein report --experiment exp-1 --out ab/ # A/B report: verdict, p-value, sample ratio, daily trend
     """
 
 
 @feedback.command("ingest")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--map",
+    "map_pairs",
+    multiple=True,
+    metavar="FIELD=COLUMN",
+    help="Map one column, e.g. --map user_id=会员ID --map ts=日期,时间 (repeatable). Fields: event_id, ts, "
+    "user_id, anchor_id, item_id, kind, surface, experiment, variant, event, value, order_id; "
+    "unmapped fields are found by name.",
+)
+@click.option(
+    "--timezone",
+    "zone",
+    metavar="ZONE",
+    help="Time zone of times written without one, e.g. Asia/Shanghai, Europe/Berlin, UTC "
+    "[default: $TIEIN_TIMEZONE, else Asia/Shanghai]. Times with a zone (Z, +08:00) keep theirs.",
+)
 @home_option
 @json_option()
-def feedback_ingest(file: Path, home: str | None, as_json: bool) -> None:
-    """Append the events of FILE to the event log (HOME/feedback); events already there are skipped."""
-    from tiein.feedback import ingest, read_events
+def feedback_ingest(
+    file: Path, map_pairs: tuple[str, ...], zone: str | None, home: str | None, as_json: bool
+) -> None:
+    """Append the events of FILE to the event log (HOME/feedback); events already there are skipped.
+    Event names may be English or Chinese: 曝光 impression, 点击 click, 加购 add_to_cart, 购买/下单 purchase.
 
-    result = ingest(_home(home), read_events(file))
+    \b
+      tiein feedback ingest events.csv
+      tiein feedback ingest 埋点.xlsx --map ts=时间 --map user_id=会员ID --map event=行为 --timezone Asia/Shanghai"""
+    from tiein.feedback import ingest, read_events
+    from tiein.loaders.events import parse_map, shop_timezone
+
+    zone = shop_timezone(zone)
+    result = ingest(_home(home), read_events(file, columns=parse_map(map_pairs), timezone=zone))
     if as_json:
-        click.echo(json.dumps(result.to_dict(), indent=2))
+        click.echo(json.dumps({**result.to_dict(), "timezone": zone}, indent=2))
         return
     click.echo(
-        f"{result.added:,} of {result.received:,} events added ({result.duplicates:,} already in the log)"
+        f"{result.added:,} of {result.received:,} events added ({result.duplicates:,} already in the log); "
+        f"times without a zone read as {zone}"
     )
 
 
@@ -136,38 +163,121 @@ def _pct(x: float | None) -> str:
     required=True,
     help="Folder for report.json, report.png and report.html.",
 )
+@click.option(
+    "--metric",
+    default="conversion",
+    show_default=True,
+    type=click.Choice(["conversion", "add_on_rate", "aov"]),
+    help="The metric the verdict is about.",
+)
+@click.option(
+    "--alpha",
+    default=0.05,
+    show_default=True,
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    help="Significance level of the verdict.",
+)
+@click.option(
+    "--power",
+    default=0.8,
+    show_default=True,
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    help="Power for the sample size needed to detect the observed lift.",
+)
+@click.option(
+    "--split",
+    metavar="SPLIT",
+    help="Planned traffic split for the sample-ratio check: 50/50, 90/10 (variants by name) or A=90,B=10 "
+    "[default: equal].",
+)
+@click.option(
+    "--timezone",
+    "zone",
+    metavar="ZONE",
+    help="Time zone of the days in the daily trend [default: $TIEIN_TIMEZONE, else Asia/Shanghai].",
+)
+@click.option(
+    "--lang",
+    default="both",
+    show_default=True,
+    type=click.Choice(["both", "zh", "en"]),
+    help="Language of the labels and the verdict (both: 中文 and English).",
+)
 @home_option
 @json_option("Print the report as JSON.")
-def report(experiment: str | None, control: str | None, out: Path, home: str | None, as_json: bool) -> None:
-    """A/B report from the event log: per variant the add-on rate (purchases of recommended items
-    per user shown them) and average order value with 95% confidence intervals, and the lift."""
-    from tiein.feedback import ab_report, read_log, write_report
+def report(
+    experiment: str | None,
+    control: str | None,
+    out: Path,
+    metric: str,
+    alpha: float,
+    power: float,
+    split: str | None,
+    zone: str | None,
+    lang: str,
+    home: str | None,
+    as_json: bool,
+) -> None:
+    """A/B report from the event log: a plain verdict (significant or not, p-value, the sample size
+    a lift that size needs), a sample-ratio check, per variant conversion, add-on rate (purchases
+    of recommended items per user shown them) and average order value with 95% confidence
+    intervals, the lifts and a daily trend; Chinese and English labels.
 
-    rep = ab_report(read_log(_home(home)), experiment=experiment, control=control)
-    paths = write_report(rep, out)
+    \b
+      tiein report --experiment exp-1 --out ab/
+      tiein report --experiment exp-1 --split 90/10 --alpha 0.1 --lang zh --out ab/"""
+    from tiein.feedback import ab_report, read_log, write_report
+    from tiein.feedback.ab import fmt_p, fmt_value, srm_text
+
+    rep = ab_report(
+        read_log(_home(home)),
+        experiment=experiment,
+        control=control,
+        metric=metric,
+        alpha=alpha,
+        power=power,
+        split=split,
+        timezone=zone,
+    )
+    paths = write_report(rep, out, lang=lang)
     if as_json:
         click.echo(json.dumps(rep, ensure_ascii=False, indent=2))
         return
 
-    def ci(m: dict[str, Any], pct: bool = False) -> str:
-        f = (lambda x: f"{x * 100:.2f}%") if pct else (lambda x: f"{x:,.3f}")
-        if m["value"] is None:
-            return "-"
-        if m["low"] is None:
-            return f(m["value"])
-        return f"{f(m['value'])} [{f(m['low'])}, {f(m['high'])}]"
+    def ci(metric: str, m: dict[str, Any]) -> str:
+        if m["value"] is None or m["low"] is None:
+            return fmt_value(metric, m["value"])
+        return (
+            f"{fmt_value(metric, m['value'])} [{fmt_value(metric, m['low'])}, {fmt_value(metric, m['high'])}]"
+        )
 
+    langs = ("zh", "en") if lang == "both" else (lang,)
     click.echo(f"experiment {rep['experiment'] or '(none)'} · control {rep['control']} · {rep['ci']}")
     for v in rep["variants"]:
         click.echo(
             f"  {v['variant']:<10} {v['users']:>7,} users {v['impressions']:>8,} shown {v['purchases']:>6,} bought  "
-            f"add-on rate {ci(v['add_on_rate'])}  conversion {ci(v['conversion'], True)}  AOV {ci(v['aov'])}"
+            f"conversion {ci('conversion', v['conversion'])}  add-on rate {ci('add_on_rate', v['add_on_rate'])}  "
+            f"AOV {ci('aov', v['aov'])}"
         )
     for x in rep["lift"]:
         lo = "-" if x["low"] is None else f"{x['low'] * 100:+.1f}%"
         hi = "-" if x["high"] is None else f"{x['high'] * 100:+.1f}%"
         val = "-" if x["value"] is None else f"{x['value'] * 100:+.1f}%"
-        click.echo(f"  lift {x['variant']} vs {x['vs']} {x['metric']:<12} {val} [{lo}, {hi}]")
+        click.echo(
+            f"  lift {x['variant']} vs {x['vs']} {x['metric']:<12} {val} [{lo}, {hi}]  p = {fmt_p(x['p_value'])}"
+        )
+    srm = srm_text(rep["srm"])
+    for lg in langs:
+        click.echo(srm[lg])
+    for vd in rep["verdict"]:
+        for lg in langs:
+            click.echo(vd[lg])
+    if rep["chart_font"] is None and lang != "en":
+        click.echo(
+            "note: no CJK font found, the chart is labelled in English "
+            "(install one: apt-get install fonts-noto-cjk)",
+            err=True,
+        )
     click.echo(f"wrote {paths['html']} (and report.png, report.json)")
 
 
@@ -209,6 +319,11 @@ def report(experiment: str | None, control: str | None, out: Path, home: str | N
     help="--csv: write text cells as they are (no leading ' before = + - @ tab CR).",
 )
 @click.option(
+    "--bom",
+    is_flag=True,
+    help="--csv: start with a UTF-8 byte order mark, so Excel reads Chinese text right.",
+)
+@click.option(
     "--memory",
     "memory_mb",
     default=2048,
@@ -225,6 +340,7 @@ def cypher(
     as_json: bool,
     as_csv: bool,
     raw_csv: bool,
+    bom: bool,
     memory_mb: int,
     home: str | None,
     store: str | None,
@@ -246,6 +362,8 @@ def cypher(
 
     if as_json and as_csv:
         raise click.UsageError("choose one of --json and --csv")
+    if bom and not as_csv:
+        raise click.UsageError("--bom goes with --csv")
     values = dict(parse_param(p) for p in params)
     st = _open_store(home, store)
     try:
@@ -259,6 +377,8 @@ def cypher(
         click.echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
         return
     if as_csv:
+        if bom:
+            sys.stdout.write("\ufeff")
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow(result.columns)
         cell = (lambda v: v) if raw_csv else escape_formula
@@ -298,8 +418,23 @@ def cypher(
     "--format",
     "fmt",
     required=True,
-    type=click.Choice(["csv", "jsonl", "parquet"]),
-    help="csv / parquet: flat, one row per item; jsonl: one nested answer per anchor.",
+    type=click.Choice(["csv", "jsonl", "parquet", "xlsx"]),
+    help="csv / parquet / xlsx: flat, one row per item (or per bundle: --layout bundle); jsonl: one nested "
+    "answer per anchor. xlsx (Excel): ids kept as text, headers in Chinese and English.",
+)
+@click.option(
+    "--layout",
+    default="item",
+    show_default=True,
+    type=click.Choice(["item", "bundle"]),
+    help="bundles: item = one row per bundle item; bundle = one row per bundle, its items side by side "
+    "(item1_product_id, item1_title, ..., item2_...).",
+)
+@click.option(
+    "--headers",
+    type=click.Choice(["en", "zh-en"]),
+    help="Column headers of csv / xlsx: en (column names) or zh-en (主商品ID / anchor_product_id) "
+    "[default: zh-en for xlsx, en for csv].",
 )
 @click.option(
     "--out",
@@ -357,6 +492,8 @@ def cypher(
 def export_cmd(
     what: str,
     fmt: str,
+    layout: str,
+    headers: str | None,
     out: Path,
     scene: str | None,
     kinds: tuple[str, ...],
@@ -378,7 +515,8 @@ def export_cmd(
 
     \b
       tiein export bundles --format parquet --out bundles.parquet
-      tiein export related --format csv --out related.csv --kind complement --kind substitute -k 5"""
+      tiein export related --format csv --out related.csv --kind complement --kind substitute -k 5
+      tiein export bundles --format xlsx --layout bundle --out 套餐.xlsx"""
     from tiein.export import export
 
     st = _open_store(home, store)
@@ -399,6 +537,8 @@ def export_cmd(
             chunk_size=chunk_size,
             bom=bom,
             formula_escape=not raw_csv,
+            layout=layout,
+            headers=headers,
             progress=bar,
         )
     finally:
