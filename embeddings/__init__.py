@@ -29,7 +29,7 @@ same-type). Any sentence-transformers model can replace it by name or path (``lo
 """
 
 from tiein.embeddings.encoder import ALIASES, DEFAULT_MODEL, Encoder, load_encoder, model_key, normalize_rows
-from tiein.embeddings.index import ProductIndex
+from tiein.embeddings.index import ProductIndex, faiss_threads
 from tiein.embeddings.products import embed_products, embed_texts, product_texts
 
 __all__ = [
@@ -39,6 +39,7 @@ __all__ = [
     "ProductIndex",
     "embed_products",
     "embed_texts",
+    "faiss_threads",
     "load_encoder",
     "model_key",
     "normalize_rows",

@@ -225,8 +225,8 @@ def _build(opts: BuildOptions, progress: Progress | None) -> BuildSummary:
                 )
             ids = products.column("product_id").to_pylist()
         with timer.step("index"):
-            index = embeddings.ProductIndex.build(ids, vectors, model_name)
-            neighbours = index.neighbours(min(opts.neighbours_k, max(1, len(ids) - 1)))
+            index = embeddings.ProductIndex.build(ids, vectors, model_name, threads=opts.threads)
+            neighbours = index.neighbours(min(opts.neighbours_k, max(1, len(ids) - 1)), threads=opts.threads)
 
     state_id = uuid.uuid4().hex  # ties the generation's inputs and index (tiein/home.py) to this graph
     meta = {

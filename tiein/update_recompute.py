@@ -164,9 +164,9 @@ def _embeddings(
         else:
             index = None
     if index is None:
-        index = embeddings.ProductIndex.build(ids, vectors, model)
+        index = embeddings.ProductIndex.build(ids, vectors, model, threads=bopts.threads)
     summary.recomputed.append("FAISS neighbours")
-    neighbours = index.neighbours(min(bopts.neighbours_k, max(1, len(ids) - 1)))
+    neighbours = index.neighbours(min(bopts.neighbours_k, max(1, len(ids) - 1)), threads=bopts.threads)
     return vectors, ids, index, neighbours, model
 
 

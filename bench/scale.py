@@ -1,0 +1,263 @@
+"""Benchmark: how tiein behaves as the shop grows. One sub-benchmark per stage, chosen by ``--only``.
+
+    python bench/scale.py [--only search] [--sizes 50000,500000] [--quick]
+
+Sub-benchmarks (``--only NAME[,NAME]``; default: all):
+
+- ``search``: :class:`tiein.embeddings.ProductIndex` exact flat vs the approximate index ``build``
+  picks above ``FLAT_MAX`` (IVF, nprobe tuned at build), on synthetic unit vectors (512-d like the
+  default model, ``--dim``) at each ``--sizes``. The vectors are clustered like product titles,
+  not uniform: 50 departments, n/250 categories around them with Zipf-like sizes, products around
+  their category, and 20 % near-duplicate variants of an earlier product (top-1 cosine ≈ 0.9,
+  20th ≈ 0.54). Queries are held-out: catalog vectors plus noise (cosine ≈ 0.9 to their source),
+  as a new title would be. Per index: build seconds (FAISS on all CPUs), peak RSS growth during
+  the build and RSS kept after it, single-query latency with 1 FAISS thread (``search(q, 20)``,
+  wall p50/p99 and the thread's CPU p50/p99: on a shared machine the wall p99 is mostly time
+  spent waiting for a core), recall@20 against the exact answer, and the ratios flat / approx.
+
+Medians of 4 runs on 2 shared cores (2026-12-04, load average 5-11 from other work: the wall
+p99 is mostly time spent waiting for a core, 6.8-54 ms over the runs at 500k, so the CPU columns
+show the index's own cost; ~2.5 min a run)::
+
+    products  index  build s  peak +MB  kept MB  p50 ms  p99 ms  cpu p50  cpu p99  recall@20  nprobe
+      50,000  flat       0.4       124      124   19.2    35.0     7.61     8.70     1.000
+      50,000  ivf        4.0       307      148    0.38    8.7     0.36     0.90     0.990   8/224
+     500,000  flat       3.8      1053     1053  263     367      69.1     82.0      1.000
+     500,000  ivf       48.1      1598     1268    1.43   17.2     1.25     3.23     0.986   8/707
+
+"tuned recall" is the recall the build measured while choosing nprobe (module docstring of
+embeddings/index.py); "kept MB" of a freshly built IVF index includes the slack of its growing
+inverted lists (an index loaded from disk holds about what flat does).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tiein.embeddings import index as index_module  # noqa: E402
+from tiein.embeddings.index import ProductIndex, recall_at  # noqa: E402
+
+K = 20
+
+
+# ---------------------------------------------------------------- helpers shared by sub-benchmarks
+def rss_mb() -> float:
+    """Resident memory of this process, MB (Linux /proc)."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+
+
+class PeakRss:
+    """Samples RSS every 5 ms while in the ``with`` block: ``peak`` and ``start`` in MB."""
+
+    def __enter__(self) -> PeakRss:
+        self.start = self.peak = rss_mb()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.005):
+            self.peak = max(self.peak, rss_mb())
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, rss_mb())
+
+
+def print_table(header: list[str], rows: list[list[str]]) -> None:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    for r in [header, ["-" * w for w in widths], *rows]:
+        print("  ".join(str(c).rjust(w) for c, w in zip(r, widths, strict=True)))
+
+
+# ---------------------------------------------------------------- search
+def clustered_vectors(n: int, dim: int = 512, seed: int = 0) -> np.ndarray:
+    """``n`` unit float32 vectors clustered like product titles (see the module docstring)."""
+    rng = np.random.default_rng(seed)
+    n_dept, n_cat = 50, max(20, n // 250)
+
+    def noisy(base: np.ndarray, spread: float) -> np.ndarray:
+        # base + noise of norm ≈ spread: cosine to base ≈ 1 / sqrt(1 + spread²)
+        x = base + spread * rng.standard_normal(base.shape, dtype=np.float32) / np.float32(np.sqrt(dim))
+        return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+    dept = rng.standard_normal((n_dept, dim), dtype=np.float32)
+    dept /= np.linalg.norm(dept, axis=1, keepdims=True)
+    cat = noisy(dept[rng.integers(0, n_dept, n_cat)], 1.33)  # cosine ≈ 0.6 to the department
+    weight = 1.0 / np.arange(1, n_cat + 1) ** 0.8
+    weight /= weight.sum()
+    out = np.empty((n, dim), dtype=np.float32)
+    for start in range(0, n, 50_000):
+        stop = min(n, start + 50_000)
+        out[start:stop] = noisy(cat[rng.choice(n_cat, size=stop - start, p=weight)], 0.88)  # ≈ 0.75
+    variants = np.nonzero(rng.random(n) < 0.2)[0]
+    earlier = (rng.random(len(variants)) * variants).astype(np.int64)
+    out[variants] = noisy(out[earlier], 0.33)  # cosine ≈ 0.95 to the product it varies
+    return out
+
+
+def held_out_queries(vectors: np.ndarray, m: int, seed: int = 1) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    base = vectors[rng.choice(len(vectors), size=m, replace=False)]
+    q = base + 0.5 * rng.standard_normal(base.shape, dtype=np.float32) / np.float32(np.sqrt(base.shape[1]))
+    return np.ascontiguousarray(q / np.linalg.norm(q, axis=1, keepdims=True), dtype=np.float32)
+
+
+def single_query_latency(index: ProductIndex, queries: np.ndarray) -> tuple[list[float], list[float]]:
+    """Wall and CPU milliseconds of ``index.search(one query, K)`` for each query (1 thread)."""
+    for q in queries[:10]:  # warm-up
+        index.search(q[None, :], K)
+    wall, cpu = [], []
+    for q in queries:
+        w, c = time.perf_counter(), time.thread_time()
+        index.search(q[None, :], K)
+        cpu.append((time.thread_time() - c) * 1e3)
+        wall.append((time.perf_counter() - w) * 1e3)
+    return wall, cpu
+
+
+def bench_search(args: argparse.Namespace) -> None:
+    os.environ[index_module.FAISS_THREADS_ENV] = "1"  # the serving setting (also the default)
+    header = [
+        "products",
+        "index",
+        "build s",
+        "peak +MB",
+        "kept MB",
+        "p50 ms",
+        "p99 ms",
+        "cpu p50",
+        "cpu p99",
+        f"recall@{K}",
+        "tuned recall",
+        "nprobe/nlist",
+    ]
+    rows: list[list[str]] = []
+    ratios: list[list[str]] = []
+    for n in args.sizes:
+        t0 = time.perf_counter()
+        vectors = clustered_vectors(n, args.dim)
+        gen_s = time.perf_counter() - t0
+        queries = held_out_queries(vectors, args.queries)
+        ids = [f"p{i}" for i in range(n)]
+        print(f"# {n:,} products × {args.dim}-d: generated in {gen_s:.1f} s", flush=True)
+        truth: np.ndarray | None = None
+        results: dict[str, dict[str, float]] = {}
+        for kind in ("flat", "ivf"):
+            with PeakRss() as mem:
+                t0 = time.perf_counter()
+                index = ProductIndex.build(ids, vectors, "bench", kind=kind)
+                build_s = time.perf_counter() - t0
+            kept = rss_mb() - mem.start
+            index._vectors = None  # a served index holds the FAISS index only
+            lat_q = queries[: args.flat_queries] if kind == "flat" else queries
+            wall, cpu = single_query_latency(index, lat_q)
+            row_of = {pid: i for i, pid in enumerate(ids)}
+            found = np.array(
+                [[row_of[p] for p, _ in hits] for hits in _batched(index, queries)], dtype=np.int64
+            )
+            if truth is None:  # the flat index's answer is the exact one
+                truth = found
+            recall = recall_at(found, truth, K)
+            m = index.manifest()
+            r = {
+                "build": build_s,
+                "peak": mem.peak - mem.start,
+                "kept": kept,
+                "p50": float(np.median(wall)),
+                "p99": float(np.percentile(wall, 99)),
+                "cpu50": float(np.median(cpu)),
+                "cpu99": float(np.percentile(cpu, 99)),
+            }
+            results[kind] = r
+            rows.append(
+                [
+                    f"{n:,}",
+                    f"{kind} ({m['index']})",
+                    f"{build_s:.1f}",
+                    f"{r['peak']:.0f}",
+                    f"{kept:.0f}",
+                    f"{r['p50']:.2f}",
+                    f"{r['p99']:.2f}",
+                    f"{r['cpu50']:.2f}",
+                    f"{r['cpu99']:.2f}",
+                    f"{recall:.3f}",
+                    f"{m['tuned_recall']:.3f}" if m.get("tuned_recall") is not None else "exact",
+                    f"{m['nprobe']}/{m['nlist']}" if kind == "ivf" else "-",
+                ]
+            )
+            print("  " + "  ".join(rows[-1]), flush=True)
+            del index
+        f, a = results["flat"], results["ivf"]
+        ratios.append(
+            [
+                f"{n:,}",
+                "flat / ivf",
+                f"{f['build'] / a['build']:.2f}",
+                f"{f['peak'] / max(a['peak'], 1):.2f}",
+                f"{f['kept'] / max(a['kept'], 1):.2f}",
+                *(f"{f[x] / a[x]:.1f}" for x in ("p50", "p99", "cpu50", "cpu99")),
+                "",
+                "",
+                "",
+            ]
+        )
+        del vectors
+    print()
+    print(
+        f"search: single query, top {K}, 1 FAISS thread; {args.queries} held-out queries "
+        f"({args.flat_queries} timed on flat); ms"
+    )
+    print_table(header, rows + ratios)
+
+
+def _batched(index: ProductIndex, queries: np.ndarray) -> list[list[tuple[str, float]]]:
+    index.query_threads = max(1, os.cpu_count() or 1)  # the recall check only: all CPUs
+    try:
+        return index.search(queries, K)
+    finally:
+        index.query_threads = 1
+
+
+# ---------------------------------------------------------------- main
+BENCHES: dict[str, Callable[[argparse.Namespace], None]] = {"search": bench_search}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description="tiein at growing shop sizes")
+    ap.add_argument("--only", default=",".join(BENCHES), help=f"comma-separated of: {', '.join(BENCHES)}")
+    ap.add_argument("--sizes", default="50000,500000", help="search: product counts")
+    ap.add_argument("--dim", type=int, default=512, help="search: vector dimension")
+    ap.add_argument("--queries", type=int, default=500, help="search: held-out queries (recall, IVF latency)")
+    ap.add_argument("--flat-queries", type=int, default=100, help="search: queries timed on the flat index")
+    ap.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
+    args = ap.parse_args(argv)
+    args.sizes = [int(s) for s in args.sizes.split(",")]
+    if args.quick:
+        args.sizes, args.queries, args.flat_queries = [20_000], 100, 50
+    chosen = [b.strip() for b in args.only.split(",") if b.strip()]
+    unknown = [b for b in chosen if b not in BENCHES]
+    if unknown:
+        ap.error(f"unknown sub-benchmark {unknown[0]!r}; choose from {', '.join(BENCHES)}")
+    for name in chosen:
+        print(f"== {name}", flush=True)
+        BENCHES[name](args)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
