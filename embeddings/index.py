@@ -585,7 +585,7 @@ def _drop_self(labels: np.ndarray, k: int) -> np.ndarray:
     keep = ~is_self & (labels >= 0)
     over = np.cumsum(keep, axis=1) > k
     keep &= ~over
-    return keep
+    return np.asarray(keep)
 
 
 def _approx_search(vectors: np.ndarray, kk: int, nprobe: int | None) -> tuple[np.ndarray, np.ndarray]:

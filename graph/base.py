@@ -141,6 +141,13 @@ class GraphReader(Protocol):
         ids, sorted}. Raises ProductNotFound, and ConfigError for a bad k."""
         ...
 
+    def rules(self) -> dict[str, Any]:
+        """The merchant's curated rules kept beside the graph (they survive every ``replace`` and
+        ``apply``): ``{"version": int (0 before the first save, +1 per save), "updated_at": ISO
+        time or None, "rules": [rule dicts, by rule_id]}`` (see :func:`rules_answer`; their meaning
+        is tiein.rules', a store only keeps them)."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -160,6 +167,16 @@ class GraphWriter(Protocol):
 
     def clean(self) -> None:
         """Remove what an interrupted load left behind (a no-op where loads leave nothing)."""
+        ...
+
+    def save_rules(
+        self, rules: list[dict[str, Any]], *, expected_version: int | None = None
+    ) -> dict[str, Any]:
+        """Replace the merchant's rules with ``rules`` (flat dicts of str / int / float / bool /
+        None, each with an int ``rule_id``) atomically and bump the version; with
+        ``expected_version``, RulesConflict unless the stored version is still that one. Returns
+        the new :meth:`GraphReader.rules` answer. Rules live outside the graph: ``replace`` and
+        ``apply`` never touch them."""
         ...
 
     def close(self) -> None: ...
@@ -290,6 +307,54 @@ def candidates_answer(
         "complements": comps,
         "substitutes": sorted(subs.get(pid, ())),
     }
+
+
+class RulesConflict(ConfigError):
+    """The rules changed since the version the caller read (a concurrent edit): read and retry."""
+
+
+# A rule's stored fields: flat scalars only (both stores keep them as they are: JSON beside the
+# embedded store's generations, properties of :Rule nodes in Neo4j).
+RULE_SCALARS = (str, int, float, bool, type(None))
+
+
+def check_rule_rows(rules: Any) -> list[dict[str, Any]]:
+    """``rules`` as a list of flat dicts with distinct int ``rule_id`` s, sorted by it;
+    ConfigError for anything else. Shared by every store so they keep the same things."""
+    if isinstance(rules, str | bytes | dict) or not isinstance(rules, list | tuple):
+        raise ConfigError(f"rules must be a list of rule dicts, got {type(rules).__name__}")
+    out: list[dict[str, Any]] = []
+    seen: set[int] = set()
+    for i, r in enumerate(rules):
+        if not isinstance(r, dict) or not all(isinstance(k, str) for k in r):
+            raise ConfigError(f"rule {i} must be a dict with string keys, got {r!r}")
+        rid = r.get("rule_id")
+        if isinstance(rid, bool) or not isinstance(rid, int) or rid in seen:
+            raise ConfigError(f"rule {i} needs a distinct integer rule_id, got {rid!r}")
+        bad = [k for k, v in r.items() if not isinstance(v, RULE_SCALARS)]
+        if bad:
+            raise ConfigError(f"rule {rid}: fields {bad} must be plain values (str, number, bool, null)")
+        seen.add(rid)
+        out.append(dict(r))
+    return sorted(out, key=lambda r: r["rule_id"])
+
+
+def rules_answer(version: int, updated_at: str | None, rules: list[dict[str, Any]]) -> dict[str, Any]:
+    """``rules()``'s answer; shared by every store."""
+    return {
+        "version": int(version),
+        "updated_at": updated_at,
+        "rules": sorted((dict(r) for r in rules), key=lambda r: r["rule_id"]),
+    }
+
+
+def check_rules_version(current: int, expected: int | None) -> None:
+    """RulesConflict when ``expected`` is given and is not ``current``."""
+    if expected is not None and expected != current:
+        raise RulesConflict(
+            f"the rules changed meanwhile: version {current} is stored, the edit was based on version "
+            f"{expected}; read them again and retry"
+        )
 
 
 def id_list(product_ids: Any) -> list[str]:

@@ -43,8 +43,16 @@ REL_ENDPOINTS: dict[str, tuple[str, str]] = {
 # The label of the single node holding the meta of the last load (JSON in property ``json``).
 META_LABEL = "TieinMeta"
 
+# The merchant's curated rules (tiein.rules): one :Rule node per rule (its fields as properties,
+# readable in Neo4j Browser) and one :TieinRules node with the rules' version. Neither label is in
+# NODE_KEYS, so a load (which deletes by those labels) never touches them.
+RULE_LABEL = "Rule"
+RULES_LABEL = "TieinRules"
+
 # Module constants that are data, not Cypher (the grammar test skips them).
-NOT_CYPHER = frozenset({"NODE_KEYS", "REL_ENDPOINTS", "META_LABEL", "NOT_CYPHER", "PRODUCT_RETURN"})
+NOT_CYPHER = frozenset(
+    {"NODE_KEYS", "REL_ENDPOINTS", "META_LABEL", "NOT_CYPHER", "PRODUCT_RETURN", "RULE_LABEL", "RULES_LABEL"}
+)
 
 # ----------------------------------------------------------------------------- schema
 # Uniqueness constraints (each backed by a range index: every key lookup below uses it).
@@ -144,6 +152,22 @@ STATS = " UNION ALL ".join(
     ]
 )
 META = f"MATCH (m:{META_LABEL}) RETURN m.json AS json"
+
+# ----------------------------------------------------------------------------- merchant rules
+RULES_VERSION = f"MATCH (s:{RULES_LABEL}) RETURN s.version AS version, s.updated_at AS updated_at"
+RULES_ALL = f"MATCH (r:{RULE_LABEL}) RETURN properties(r) AS rule ORDER BY r.rule_id"
+# First statement of a save: MERGE + SET takes the write lock on the one :TieinRules node, so
+# concurrent saves run one after the other and each reads the version the previous one wrote.
+RULES_LOCK = (
+    f"MERGE (s:{RULES_LABEL} {{key: 'rules'}}) ON CREATE SET s.version = 0 "
+    "SET s.locked_at = timestamp() RETURN s.version AS version"
+)
+RULES_DELETE = f"MATCH (r:{RULE_LABEL}) DELETE r"
+# $rows: one map per rule; SET r = row drops null values (read back as absent = null).
+RULES_CREATE = f"UNWIND $rows AS row CREATE (r:{RULE_LABEL}) SET r = row RETURN count(r) AS created"
+RULES_SET_VERSION = (
+    f"MATCH (s:{RULES_LABEL} {{key: 'rules'}}) SET s.version = $version, s.updated_at = $updated_at"
+)
 
 # Test suites only (tests/stores.py): empty the whole TEST database before each test.
 WIPE_TEST_DATABASE = "MATCH (n) DETACH DELETE n"

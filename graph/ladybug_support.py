@@ -4,6 +4,7 @@ the writer lock (graph/ladybug_store.py)."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -154,14 +155,42 @@ _PROPS: dict[str, tuple[str, ...]] = {
 }
 
 
+def _ref(internal: Any) -> str | None:
+    """LadybugDB's internal id of a node or relationship (``{"table", "offset"}``) as the text
+    ``"table:offset"``: opaque, the same for the same element within one graph generation."""
+    if isinstance(internal, dict) and "table" in internal and "offset" in internal:
+        return f"{internal['table']}:{internal['offset']}"
+    return None if internal is None else str(internal)
+
+
+def _evidence(value: Any) -> Any:
+    """An ``evidence`` property stored as JSON text, as the object it holds (other text as is)."""
+    if isinstance(value, str) and value.lstrip()[:1] in ("{", "["):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
 def _clean(value: Any) -> Any:
     """A query value as plain JSON-able data: nodes and relationships become ``{"_LABEL": ...,
-    property: value}`` with their own properties only (internal ids dropped)."""
+    property: value, ..., "_ID": id}`` with their own properties only, a relationship also with
+    ``"_START"`` / ``"_END"``: the ``_ID`` of its start and end nodes (ids are opaque text, so a
+    client can draw the answer); an ``evidence`` property holding JSON text becomes its object."""
     if isinstance(value, dict):
         props = _PROPS.get(value.get("_LABEL", ""))
         if props is not None:
-            return {"_LABEL": value["_LABEL"], **{k: _clean(value.get(k)) for k in props}}
-        return {k: _clean(v) for k, v in value.items() if k not in ("_ID", "_SRC", "_DST")}
+            out = {"_LABEL": value["_LABEL"], **{k: _clean(value.get(k)) for k in props}}
+        else:
+            out = {k: _clean(v) for k, v in value.items() if k not in ("_ID", "_SRC", "_DST")}
+        if "_LABEL" in value and "_ID" in value:
+            if "evidence" in out:
+                out["evidence"] = _evidence(out["evidence"])
+            out["_ID"] = _ref(value["_ID"])
+            if "_SRC" in value and "_DST" in value:
+                out["_START"], out["_END"] = _ref(value["_SRC"]), _ref(value["_DST"])
+        return out
     if isinstance(value, list):
         return [_clean(v) for v in value]
     return value

@@ -59,10 +59,13 @@ from tiein.graph.base import (
     GraphDelta,
     Progress,
     candidates_answer,
+    check_rule_rows,
+    check_rules_version,
     id_list,
     parse_evidence,
     pick_scene,
     product_scene_list,
+    rules_answer,
     scene_detail,
     scene_list,
 )
@@ -470,6 +473,46 @@ class Neo4jStore:
 
         table: pa.Table = self._read(work, what="bulk read")
         return table
+
+    # ------------------------------------------------------------------------- merchant rules
+    def rules(self) -> dict[str, Any]:
+        """The :Rule nodes and the :TieinRules version, read in one READ transaction."""
+
+        def work(tx: ManagedTransaction) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+            head = tx.run(cy.RULES_VERSION).single()
+            rows = [dict(r["rule"]) for r in tx.run(cy.RULES_ALL)]
+            return (None if head is None else head.data()), rows
+
+        head, rows = self._read(work, what="rules")
+        if head is None:
+            return rules_answer(0, None, [])
+        return rules_answer(head["version"] or 0, head.get("updated_at"), rows)
+
+    def save_rules(
+        self, rules: list[dict[str, Any]], *, expected_version: int | None = None
+    ) -> dict[str, Any]:
+        """Replace every :Rule node and bump the :TieinRules version in ONE write transaction
+        (the first statement locks the version node, so concurrent saves serialise); the graph's
+        loads delete only tiein's graph labels, so the rules survive them."""
+        from datetime import UTC, datetime
+
+        rows = check_rule_rows(rules)
+        stamp = datetime.now(UTC).isoformat(timespec="seconds")
+        with _translate("saving the rules"):
+            with self._session(write=True) as session:
+                with session.begin_transaction() as tx:  # leaving without commit = rollback
+                    record = tx.run(cy.RULES_LOCK).single()
+                    current = int(record["version"] or 0) if record is not None else 0
+                    check_rules_version(current, expected_version)
+                    tx.run(cy.RULES_DELETE).consume()
+                    for start in range(0, len(rows), self.batch_size):
+                        batch = rows[start : start + self.batch_size]
+                        created = tx.run(cy.RULES_CREATE, {"rows": batch}).single()
+                        if created is None or created["created"] != len(batch):
+                            raise StoreError("saving the rules: a rule node was not created")
+                    tx.run(cy.RULES_SET_VERSION, {"version": current + 1, "updated_at": stamp}).consume()
+                    tx.commit()
+        return rules_answer(current + 1, stamp, rows)
 
     def generation(self) -> str | None:
         """None: a Neo4j graph is replaced in one transaction, with no generation token (a snapshot

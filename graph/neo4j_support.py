@@ -4,6 +4,7 @@ as the project's (graph/neo4j_store.py)."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Iterator, Mapping
@@ -140,7 +141,7 @@ def _redact(url: str) -> str:
 def _bolt_type_ok(t: pa.DataType) -> bool:
     if pa.types.is_list(t) or pa.types.is_large_list(t):
         return _bolt_type_ok(t.value_type) and not pa.types.is_list(t.value_type)
-    return (
+    return bool(
         pa.types.is_string(t)
         or pa.types.is_large_string(t)
         or pa.types.is_integer(t)
@@ -167,7 +168,8 @@ def node_rows(table: pa.Table) -> list[dict[str, Any]]:
     Floats stay the same IEEE doubles (Bolt sends 64-bit floats), nulls become None (``SET n =
     row`` then leaves the property absent), ``timestamp[us]`` becomes a naive ``datetime`` (a
     Neo4j LocalDateTime)."""
-    return table.to_pylist()
+    rows: list[dict[str, Any]] = table.to_pylist()
+    return rows
 
 
 def rel_rows(table: pa.Table) -> list[dict[str, Any]]:
@@ -181,7 +183,8 @@ def rel_rows(table: pa.Table) -> list[dict[str, Any]]:
         ]
     struct = pa.StructArray.from_arrays([table.column(c).combine_chunks() for c in props], names=props)
     keys = pa.table({"src": table.column(0), "dst": table.column(1), "props": struct})
-    return keys.to_pylist()
+    key_rows: list[dict[str, Any]] = keys.to_pylist()
+    return key_rows
 
 
 def batches(table: pa.Table, size: int) -> Iterator[pa.Table]:
@@ -206,15 +209,39 @@ def _props(name: str | None, entity: Any) -> list[str]:
     return known + sorted(k for k in entity.keys() if k not in known)
 
 
+def _evidence(value: Any) -> Any:
+    """An ``evidence`` property stored as JSON text, as the object it holds (other text as is)."""
+    if isinstance(value, str) and value.lstrip()[:1] in ("{", "["):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
 def _plain(value: Any) -> Any:
     """A driver value as plain JSON-able data, shaped like the embedded store's answers: a node
-    or relationship becomes ``{"_LABEL": label or type, property: value}``; temporal values
-    become Python ``datetime``/``date``/``time``; durations ISO-8601 strings."""
+    or relationship becomes ``{"_LABEL": label or type, property: value, ..., "_ID": element id}``,
+    a relationship also with ``"_START"`` / ``"_END"`` (its nodes' element ids, so a client can
+    draw the answer); an ``evidence`` property holding JSON text becomes its object; temporal
+    values become Python ``datetime``/``date``/``time``; durations ISO-8601 strings."""
     if isinstance(value, Node):
         label = sorted(value.labels)[0] if value.labels else None
-        return {"_LABEL": label, **{k: _plain(value.get(k)) for k in _props(label, value)}}
+        out = {"_LABEL": label, **{k: _plain(value.get(k)) for k in _props(label, value)}}
+        if "evidence" in out:
+            out["evidence"] = _evidence(out["evidence"])
+        return {**out, "_ID": value.element_id}
     if isinstance(value, Relationship):
-        return {"_LABEL": value.type, **{k: _plain(value.get(k)) for k in _props(value.type, value)}}
+        out = {"_LABEL": value.type, **{k: _plain(value.get(k)) for k in _props(value.type, value)}}
+        if "evidence" in out:
+            out["evidence"] = _evidence(out["evidence"])
+        start, end = value.start_node, value.end_node
+        return {
+            **out,
+            "_ID": value.element_id,
+            "_START": None if start is None else start.element_id,
+            "_END": None if end is None else end.element_id,
+        }
     if isinstance(value, Path):
         return {"_NODES": [_plain(n) for n in value.nodes], "_RELS": [_plain(r) for r in value.relationships]}
     if isinstance(value, (DateTime, Date, Time)):

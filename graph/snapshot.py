@@ -353,6 +353,18 @@ class SnapshotStore:
         """Delegated to the wrapped store (see :func:`tiein.cypher.run_cypher`)."""
         return self.store.query_rows(cypher, params, limit=limit, timeout_s=timeout_s)
 
+    def rules(self) -> dict[str, Any]:
+        """Delegated to the wrapped store: rules live beside the graph, not in the snapshot, so
+        an edit is answered at once (the embedded store re-reads its rules file only when it
+        changed)."""
+        return self.store.rules()
+
+    def save_rules(
+        self, rules: list[dict[str, Any]], *, expected_version: int | None = None
+    ) -> dict[str, Any]:
+        """Delegated to the wrapped store."""
+        return self.store.save_rules(rules, expected_version=expected_version)
+
     def product_ids(self) -> list[str]:
         """Every product id of the snapshot, sorted (the export's anchor order)."""
         return sorted(self._current().products)

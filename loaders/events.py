@@ -199,7 +199,7 @@ def _find_columns(raw: Any, mapped: Mapping[str, str]) -> tuple[dict[str, str], 
         if name in raw.columns:
             return name
         if name.lower() in lower:
-            return lower[name.lower()]
+            return str(lower[name.lower()])
         raise InputError(
             f"column {name!r} (--map {fld}={mapped[fld]}) is missing; the file has columns: "
             + ", ".join(raw.columns),

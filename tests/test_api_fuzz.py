@@ -54,6 +54,9 @@ OPERATIONS = [
     ("GET", "/v1/scenes"),
     ("GET", "/v1/scenes/{name}"),
     ("POST", "/v1/cypher"),
+    ("GET", "/v1/rules"),
+    ("PUT", "/v1/rules"),
+    ("DELETE", "/v1/rules"),
 ]
 
 

@@ -100,7 +100,8 @@ def test_one_price_shop_gets_priced_bundles(one_price: GraphStore) -> None:
     assert ids(b) == ["B", "C"] and b.reason is None and b.priced
     # 30 apart, 10 % off is 27; 18 and 20 give away more than 3 %, so 27 (whole number)
     assert (b.total, b.suggested_price, b.saving) == (30, 27, 3)
-    assert b.pitch_en == "30 apart, 27 together, save 3" and b.pitch_zh == "分开买 30，一起拿 27，省 3"
+    assert b.pitch_en == "¥30.00 separately, ¥27.00 together, save ¥3.00"
+    assert b.pitch_zh == "分开买 ¥30.00，一起拿 ¥27.00，省 ¥3.00"
     b = bundle(one_price, "B")  # B's only complement is A; then A's own complement C
     assert ids(b) == ["A", "C"] and [i.relation for i in b.items] == [
         "complement of anchor",
@@ -157,10 +158,10 @@ def test_budget_needs_known_prices(mixed: GraphStore) -> None:
     assert b.skipped == {"price_unknown": 1, "outside_price_band": 2}
     b = bundle(mixed, "A", budget=1000, roles=[{"B"}])
     assert b.items == [] and b.reason is not None and b.reason.code == "budget_price_unknown"
-    assert "1000" in b.reason.en and "1000" in b.reason.zh
+    assert "¥1,000.00" in b.reason.en and "¥1,000.00" in b.reason.zh
     u = bundle(mixed, "U", budget=50)
     assert u.items == [] and u.reason is not None and u.reason.code == "anchor_price_unknown"
-    assert "50" in u.reason.en and "50" in u.reason.zh and not u.priced and u.total is None
+    assert "¥50.00" in u.reason.en and "¥50.00" in u.reason.zh and not u.priced and u.total is None
 
 
 def test_unpriced_bundle_payload_schema_and_export_row(mixed: GraphStore) -> None:

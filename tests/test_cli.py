@@ -118,13 +118,13 @@ def test_json_rows_have_stable_fields_and_evidence(shop_home: Path) -> None:
     assert row["n_ab"] == 8 and row["evidence"]["bought_together"] == 8  # 8× phone_x+case
     assert row["price"] == 29.0 and row["category_relation"] == "different"
     # the seller's sentence is built from this row's own evidence
-    assert "常一起购买：8 单" in row["explanation_zh"] and "不同品类" in row["explanation_zh"]
+    assert "一起买过 8 单" in row["explanation_zh"] and "不同品类" in row["explanation_zh"]
     assert row["explanation_en"].startswith("bought together in 8 orders")
 
 
 def test_table_output_and_stats(shop_home: Path) -> None:
     out = run("related", "phone_x", "--kind", "complement", home=shop_home).stdout
-    assert "case" in out and "bought together in 8 orders" in out and "常一起购买：8 单" in out
+    assert "case" in out and "bought together in 8 orders" in out and "一起买过 8 单" in out
     stats = json.loads(run("stats", "--json", home=shop_home).stdout)
     assert stats["nodes"]["Product"] == 8
     assert stats["relationships"]["COMPLEMENT"] > 0

@@ -51,7 +51,7 @@ def run_checker(queries: dict[str, str], *, labels: bool = True) -> dict[str, An
     node = _need_checker()
     payload: dict[str, Any] = {"queries": queries}
     if labels:
-        payload["labels"] = [*cy.NODE_KEYS, cy.META_LABEL]
+        payload["labels"] = [*cy.NODE_KEYS, cy.META_LABEL, cy.RULE_LABEL, cy.RULES_LABEL]
         payload["relationshipTypes"] = list(cy.REL_ENDPOINTS)
     proc = subprocess.run(
         [node, str(CHECKER)],
@@ -168,11 +168,15 @@ def test_collection_is_complete(checked: dict[str, Any]) -> None:
             assert used == {"scene_id"}, name
         elif name in BUNDLE_PARAMS:
             assert used == BUNDLE_PARAMS[name], name
+        elif name in RULE_PARAMS:  # the merchant rules (tiein.rules)
+            assert used == RULE_PARAMS[name], name
         elif name.startswith(tuple(APPLY_PARAMS)):
             assert used == APPLY_PARAMS[name.split("[")[0] + "["], name
         elif not name.startswith("schema.md"):
             assert used == set(), name
 
+
+RULE_PARAMS = {"RULES_CREATE": {"rows"}, "RULES_SET_VERSION": {"version", "updated_at"}}
 
 # The bundle reads (issue 3) and the parameters each takes.
 BUNDLE_PARAMS = {

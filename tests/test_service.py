@@ -56,7 +56,7 @@ def test_every_row_explained_from_its_own_evidence() -> None:
     for r in out["related"]:
         e = explain(r, "complement")
         assert (r["explanation_zh"], r["explanation_en"]) == (e.zh, e.en)
-    assert out["related"][0]["explanation_zh"].startswith("常一起购买：12 单")
+    assert out["related"][0]["explanation_zh"].startswith("经常一起买：12 单")  # lift 4: "often"
     assert out["related"][1]["explanation_en"] == "bought together in 3 orders"
     assert st.calls == [("tent", "complement", 2)]
 

@@ -27,6 +27,7 @@ PAIRS: dict[Any, tuple[str, set[str]]] = {
     types.StatsPayload: ("GraphStats", {"generations"}),
     types.HealthPayload: ("HealthResponse", set()),
     types.CypherPayload: ("CypherResponse", {"limit", "row_count", "store"}),
+    types.RulesPayload: ("RulesResponse", set()),
 }
 
 

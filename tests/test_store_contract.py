@@ -1234,3 +1234,82 @@ def test_every_store_has_the_whole_reader_and_writer_interface(store: GraphStore
     answer = store.related(catalog().products.column("product_id")[0].as_py(), "complement")
     store.clean()  # nothing interrupted: nothing changes
     assert store.related(catalog().products.column("product_id")[0].as_py(), "complement") == answer
+
+
+# ----------------------------------------------------------------------------- merchant rules
+RULES = [
+    {"rule_id": 1, "anchor": "phone-a", "item": "tent", "kind": "complement", "action": "pin", "position": 1},
+    {
+        "rule_id": 2,
+        "anchor": "phone-a",
+        "item": "film-a",
+        "kind": None,
+        "action": "block",
+        "note": "品牌问题",
+    },
+    {
+        "rule_id": 3,
+        "anchor": "phone-b",
+        "item": "charger",
+        "kind": "complement",
+        "action": "boost",
+        "boost": 1.5,
+    },
+]
+
+
+def _rules_of(s: GraphStore) -> list[dict[str, Any]]:
+    """The stored rules with null fields left out (Neo4j keeps no null properties)."""
+    return [{k: v for k, v in r.items() if v is not None} for r in s.rules()["rules"]]
+
+
+def test_rules_start_empty_and_every_save_is_a_version(store: GraphStore) -> None:
+    assert store.rules() == {"version": 0, "updated_at": None, "rules": []}
+    saved = store.save_rules(RULES[::-1])
+    assert saved["version"] == 1 and isinstance(saved["updated_at"], str)
+    assert [r["rule_id"] for r in saved["rules"]] == [1, 2, 3]
+    assert _rules_of(store) == [{k: v for k, v in r.items() if v is not None} for r in RULES]
+    assert store.save_rules(RULES[:1])["version"] == 2
+    assert [r["rule_id"] for r in store.rules()["rules"]] == [1] and store.rules()["version"] == 2
+
+
+def test_rules_survive_replace_and_apply(store: GraphStore) -> None:
+    """Rules live outside the graph: a rebuild (replace) or an update (apply) never touches them."""
+    from tiein.graph.base import graph_delta
+
+    store.replace(catalog())
+    store.save_rules(RULES)
+    before = store.rules()
+    store.replace(catalog(meta={"built_at": "later"}))
+    assert store.rules() == before
+    store.apply(graph_delta(catalog(meta={"built_at": "later"}), catalog(meta={"built_at": "update"})))
+    assert store.rules() == before
+    assert store.stats()["meta"] == {"built_at": "update"}  # the update did land
+    store.save_rules([])
+    assert store.rules()["rules"] == [] and store.rules()["version"] == before["version"] + 1
+
+
+def test_rules_conflict_and_bad_rows(store: GraphStore) -> None:
+    from tiein.graph.base import RulesConflict
+
+    store.save_rules(RULES)
+    with pytest.raises(RulesConflict, match="version 1 is stored"):
+        store.save_rules([], expected_version=0)
+    assert store.save_rules([], expected_version=1)["version"] == 2
+    for bad in ("rules", [{"anchor": "a"}], [{"rule_id": 1}, {"rule_id": 1}], [{"rule_id": 1, "x": [1]}]):
+        with pytest.raises(ConfigError):
+            store.save_rules(bad)  # type: ignore[arg-type]
+    assert store.rules()["version"] == 2  # a refused save changes nothing
+
+
+def test_rules_seen_by_a_second_handle(store: GraphStore, store_kind: StoreKind) -> None:
+    store.replace(catalog())
+    other = store_kind.reopen(store)
+    try:
+        assert other.rules()["version"] == 0
+        store.save_rules(RULES)
+        assert other.rules() == store.rules()  # a server sees a CLI's import on its next request
+        other.save_rules(RULES[:2], expected_version=1)
+        assert [r["rule_id"] for r in store.rules()["rules"]] == [1, 2]
+    finally:
+        other.close()

@@ -10,13 +10,16 @@ from urllib.parse import quote, urlencode
 
 from fastapi import Body, Depends, FastAPI, Query, Request
 from fastapi import Path as PathParam
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from pydantic import StringConstraints
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tiein import __version__
 from tiein.api.errors import _install_error_handlers
 from tiein.api.page import neighbourhood, render_product_page
 from tiein.api.schemas import (
+    MAX_OFFSET,
     AddonsRequest,
     AddonsResponse,
     BundleResponse,
@@ -28,6 +31,9 @@ from tiein.api.schemas import (
     Product,
     ProductId,
     RelatedResponse,
+    RulesChange,
+    RulesRequest,
+    RulesResponse,
     SceneDetail,
     ScenesResponse,
     SearchResponse,
@@ -37,11 +43,13 @@ from tiein.api.schemas import (
 from tiein.api.settings import API_PREFIX, MAX_ID_LENGTH, MAX_QUERY_TEXT, TOKEN_COOKIE, Settings
 from tiein.api.state import FeedbackCache, Search, State, _state, _store, _token_ok, require_token
 from tiein.errors import ConfigError, InputError
+from tiein.graph.base import RulesConflict
 from tiein.model import RELATION_KINDS
 from tiein.service import (
     AddonsPayload,
     BundlePayload,
     CypherPayload,
+    Filters,
     HealthPayload,
     RelatedPayload,
     SceneDetailPayload,
@@ -51,8 +59,11 @@ from tiein.service import (
     bundle_payload,
     cypher_payload,
     health_payload,
+    import_rules,
     product_payload,
     related_payload,
+    remove_rules,
+    rules_payload,
     scene_payload,
     scenes_payload,
     search_payload,
@@ -97,6 +108,8 @@ def create_app(settings: Settings | None = None, *, store: GraphStore | None = N
             "When the server has a token, send `Authorization: Bearer <token>`."
         ),
         lifespan=lifespan,
+        docs_url=None,  # /docs and /redoc: tiein.api.pages, from local files (no CDN)
+        redoc_url=None,
     )
     from tiein.cypher_worker import WorkerLimits
 
@@ -105,7 +118,7 @@ def create_app(settings: Settings | None = None, *, store: GraphStore | None = N
     _install_error_handlers(app)
     from tiein.api.guard import BodyLimits, install_log_redaction
 
-    app.add_middleware(BodyLimits, max_bytes=settings.max_body_bytes)  # type: ignore[arg-type]
+    app.add_middleware(BodyLimits, max_bytes=settings.max_body_bytes)
     install_log_redaction()  # no ?token= in the access log
     if settings.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
@@ -117,6 +130,9 @@ def create_app(settings: Settings | None = None, *, store: GraphStore | None = N
             allow_headers=["Authorization", "Content-Type"],
         )
     app.include_router(_routes(settings))
+    from tiein.api.pages import install_pages
+
+    install_pages(app)  # the query page, /static/, offline /docs and /redoc, the product page's HTML 404
 
     @app.get("/", include_in_schema=False)
     def root() -> RedirectResponse:
@@ -155,12 +171,116 @@ def app_from_env() -> FastAPI:
     return create_app(Settings.from_env())
 
 
+def reject_unknown_query(request: Request) -> None:
+    """422 naming every query parameter the operation does not declare (FastAPI would ignore
+    them, so a typo such as ``instock=1`` silently did nothing)."""
+    if not request.query_params:
+        return
+    route = request.scope.get("route")
+    if route is None or getattr(route, "response_class", None) is HTMLResponse:
+        return  # pages opened in a browser keep working with tracking parameters (utm_*, ...)
+    allowed = _QUERY_NAMES.get(id(route))
+    if allowed is None:
+        allowed = set()
+        todo = [getattr(route, "dependant", None)]
+        while todo:
+            dep = todo.pop()
+            if dep is None:
+                continue
+            allowed |= {p.alias for p in dep.query_params}
+            todo += dep.dependencies
+        _QUERY_NAMES[id(route)] = allowed
+    unknown = sorted(set(request.query_params) - allowed)
+    if unknown:
+        known = ", ".join(sorted(allowed)) or "none"
+        raise RequestValidationError(
+            [
+                {
+                    "loc": ("query", name),
+                    "msg": f"unknown query parameter (this operation takes: {known})",
+                    "type": "extra_forbidden",
+                }
+                for name in unknown
+            ]
+        )
+
+
+_QUERY_NAMES: dict[int, set[str]] = {}
+MAX_EXCLUDE = 100  # exclude values one request may give (each an id, or ids joined by ',')
+
+
+def _conflict(exc: RulesConflict) -> JSONResponse:
+    """409 ``rules_conflict``: the rules changed since the version the request was based on."""
+    from tiein.api.errors import envelope
+
+    return envelope(409, "rules_conflict", str(exc))
+
+
+def list_filters(
+    in_stock: Annotated[
+        bool, Query(description="Only products in stock (unknown stock counts as in stock).")
+    ] = False,
+    exclude: Annotated[
+        list[Annotated[Text, StringConstraints(min_length=1, max_length=MAX_ID_LENGTH)]] | None,
+        Query(
+            max_length=MAX_EXCLUDE,
+            description="Product ids to leave out (repeat the parameter, or join ids with ',').",
+        ),
+    ] = None,
+    category: Annotated[
+        Text | None,
+        Query(
+            min_length=1, max_length=MAX_ID_LENGTH, description="Only this category (any level of the path)."
+        ),
+    ] = None,
+    brand: Annotated[
+        Text | None, Query(min_length=1, max_length=MAX_ID_LENGTH, description="Only this brand.")
+    ] = None,
+    min_price: Annotated[float | None, Query(ge=0, allow_inf_nan=False, description="Lowest price.")] = None,
+    max_price: Annotated[float | None, Query(ge=0, allow_inf_nan=False, description="Highest price.")] = None,
+    min_score: Annotated[
+        float | None,
+        Query(allow_inf_nan=False, description="Lowest score (similarity for search); pins stay."),
+    ] = None,
+) -> Filters:
+    """The filters every list operation takes (an unpriced product is left out when a price
+    bound is set)."""
+    return Filters.make(
+        in_stock=in_stock,
+        exclude=exclude,
+        category=category,
+        brand=brand,
+        min_price=min_price,
+        max_price=max_price,
+        min_score=min_score,
+    )
+
+
+def paged_filters(
+    filters: Annotated[Filters, Depends(list_filters)],
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Rows to skip (paging).")] = 0,
+) -> Filters:
+    """:func:`list_filters` and an ``offset``."""
+    from dataclasses import replace
+
+    return replace(filters, offset=offset)
+
+
+def _operation_id(route: Any) -> str:
+    """Readable operation ids: the route function's name (``related``, ``cart_addons``)."""
+    return str(route.name)
+
+
 def _routes(settings: Settings) -> Any:
     """The /v1 routes; caps (k, row limits) come from ``settings`` so the OpenAPI schema states
     the real ones."""
     from fastapi import APIRouter
 
-    router = APIRouter(prefix=API_PREFIX)
+    router = APIRouter(
+        prefix=API_PREFIX,
+        dependencies=[Depends(reject_unknown_query)],
+        generate_unique_id_function=_operation_id,
+    )
     # auth only when there is a token, so the OpenAPI spec states the truth either way
     auth = [Depends(require_token)] if settings.token is not None else []
     k_help = f"How many (1-{settings.max_k})."
@@ -181,6 +301,7 @@ def _routes(settings: Settings) -> Any:
     def related(
         request: Request,
         product_id: ProductId,
+        filters: Annotated[Filters, Depends(paged_filters)],
         kind: Annotated[Literal[RELATION_KINDS], Query(description="Relation kind.")] = "complement",  # type: ignore[valid-type]
         k: int = Query(10, ge=1, le=settings.max_k, description=k_help),
         feedback: bool = Query(
@@ -192,11 +313,15 @@ def _routes(settings: Settings) -> Any:
             "rate (posterior mean), draw}.",
         ),
     ) -> RelatedPayload:
-        """Top-k related products of a kind, best first, with evidence and explanations; with
-        ``feedback=true`` re-ranked by observed performance (the same answer for the same log)."""
+        """Top-k related products of a kind, best first, with evidence and explanations; merchant
+        rules apply (pins first, blocked items never); filters narrow the rows and ``offset``
+        pages them; with ``feedback=true`` re-ranked by observed performance (the same answer
+        for the same log)."""
         st = _state(request)
         stats = st.feedback.stats() if feedback and st.feedback is not None else None
-        return related_payload(st.store, product_id, kind, k, feedback=stats, max_k=settings.max_k)
+        return related_payload(
+            st.store, product_id, kind, k, feedback=stats, max_k=settings.max_k, filters=filters
+        )
 
     @router.get(
         "/products/{product_id:path}/bundle",
@@ -208,6 +333,7 @@ def _routes(settings: Settings) -> Any:
     def bundle(
         request: Request,
         product_id: ProductId,
+        filters: Annotated[Filters, Depends(list_filters)],
         scene: Annotated[
             Text | None,
             Query(
@@ -233,12 +359,68 @@ def _routes(settings: Settings) -> Any:
                 ge=0, lt=1, allow_inf_nan=False, description="Bundle discount (0.1 = 10 % off; default 0.1)."
             ),
         ] = None,
+        min_price_ratio: Annotated[
+            float | None,
+            Query(
+                ge=0,
+                le=100,
+                allow_inf_nan=False,
+                description="Price band: an add-on's lowest price as a share of the anchor's (default 0.3).",
+            ),
+        ] = None,
+        max_price_ratio: Annotated[
+            float | None,
+            Query(
+                ge=0,
+                le=100,
+                allow_inf_nan=False,
+                description="Price band: an add-on's highest price as a share of the anchor's (default 0.8).",
+            ),
+        ] = None,
+        charm_digit: Annotated[
+            int | None,
+            Query(
+                ge=-1,
+                le=9,
+                description="Rounding: the last digit of the bundle price (default 8: 398; -1: whole tens).",
+            ),
+        ] = None,
+        rounding_slack: Annotated[
+            float | None,
+            Query(
+                ge=0,
+                lt=1,
+                allow_inf_nan=False,
+                description="Rounding: how far below the discounted price it may go, as a share of the total (default 0.03).",
+            ),
+        ] = None,
+        currency: Annotated[
+            Text | None,
+            Query(
+                min_length=1,
+                max_length=8,
+                description="Currency of the pitch: a symbol or ISO code (default the shop's, ¥).",
+            ),
+        ] = None,
     ) -> BundlePayload:
         """A bundle for the anchor product: complements under the merchant's rules, following a
         scene's roles (the given one, else the anchor's own), a sayable bundle price and a pitch;
+        merchant pins come first, blocked pairs never together; filters narrow the add-ons;
         ``reason`` says why when there is none."""
         return bundle_payload(
-            _store(request), product_id, scene=scene, size=size, budget=budget, mix=mix, discount=discount
+            _store(request),
+            product_id,
+            scene=scene,
+            size=size,
+            budget=budget,
+            mix=mix,
+            discount=discount,
+            filters=filters,
+            min_price_ratio=min_price_ratio,  # the rules of tiein.service.RULE_OPTIONS
+            max_price_ratio=max_price_ratio,
+            charm_digit=charm_digit,
+            rounding_slack=rounding_slack,
+            currency=currency,
         )
 
     @router.post(
@@ -249,9 +431,26 @@ def _routes(settings: Settings) -> Any:
         tags=["bundles"],
     )
     def cart_addons(request: Request, body: Annotated[AddonsRequest, Body()]) -> AddonsPayload:
-        """Complements of a whole cart; with a threshold, the items that reach it."""
+        """Complements of a whole cart; with a threshold, the items that reach it. Merchant rules
+        apply; the body's filters narrow the suggestions; cart ids the graph does not hold are
+        listed in ``unknown_ids`` and the rest is answered (404 only when none is known)."""
+        filters = Filters.make(
+            in_stock=body.in_stock,
+            exclude=body.exclude,
+            category=body.category,
+            brand=body.brand,
+            min_price=body.min_price,
+            max_price=body.max_price,
+            min_score=body.min_score,
+            offset=body.offset,
+        )
         return addons_payload(
-            _store(request), body.cart, threshold=body.threshold, k=body.k, max_k=settings.max_k
+            _store(request),
+            body.cart,
+            threshold=body.threshold,
+            k=body.k,
+            max_k=settings.max_k,
+            filters=filters,
         )
 
     @router.post(
@@ -285,12 +484,86 @@ def _routes(settings: Settings) -> Any:
         q: Annotated[
             Text, Query(min_length=1, max_length=MAX_QUERY_TEXT, description="Text to search titles for.")
         ],
+        filters: Annotated[Filters, Depends(paged_filters)],
         k: int = Query(10, ge=1, le=settings.max_k, description=k_help),
     ) -> SearchPayload:
         """Products whose titles mean what ``q`` says (embeddings + FAISS; any language the
-        model knows). 503 when the home has no index."""
+        model knows); filters narrow the hits (``min_score``: the similarity). 503 when the home
+        has no index."""
         st = _state(request)
-        return search_payload(st.store, st.search, q, k, max_k=settings.max_k)
+        return search_payload(st.store, st.search, q, k, max_k=settings.max_k, filters=filters)
+
+    @router.get(
+        "/rules", response_model=RulesResponse, responses=_errors(), dependencies=auth, tags=["rules"]
+    )
+    def rules_list(
+        request: Request,
+        anchor: Annotated[
+            Text | None,
+            Query(
+                min_length=1,
+                max_length=MAX_ID_LENGTH,
+                description="Only the rules of this anchor (and of '*').",
+            ),
+        ] = None,
+    ) -> dict[str, Any]:
+        """The merchant's rules (pin / block / boost), kept beside the graph: every rebuild and
+        update keeps them; ``version`` counts the changes."""
+        return dict(rules_payload(_store(request), anchor=anchor))
+
+    @router.put(
+        "/rules", response_model=RulesChange, responses=_errors(400, 409), dependencies=auth, tags=["rules"]
+    )
+    def rules_put(request: Request, body: Annotated[RulesRequest, Body()]) -> dict[str, Any] | JSONResponse:
+        """Add rules (a rule for the same anchor, item and kind is replaced); ``replace=true``
+        makes them the whole set. With ``version``, 409 when the rules changed meanwhile."""
+        rows = [r.model_dump(exclude_none=True) for r in body.rules]
+        try:
+            return import_rules(_store(request), rows, replace=body.replace, expected_version=body.version)
+        except RulesConflict as exc:
+            return _conflict(exc)
+        except InputError as exc:  # name the rule as the body does
+            where = f"rules[{exc.row - 1}]: " if exc.row is not None else ""
+            raise ConfigError(where + str(exc).split(": ", 2)[-1]) from exc
+
+    @router.delete(
+        "/rules", response_model=RulesChange, responses=_errors(409), dependencies=auth, tags=["rules"]
+    )
+    def rules_delete(
+        request: Request,
+        rule_id: Annotated[
+            list[int] | None, Query(alias="id", description="Rule ids to remove (repeat the parameter).")
+        ] = None,
+        anchor: Annotated[
+            Text | None,
+            Query(min_length=1, max_length=MAX_ID_LENGTH, description="Remove the rules of this anchor."),
+        ] = None,
+        item: Annotated[
+            Text | None,
+            Query(
+                min_length=1,
+                max_length=MAX_ID_LENGTH,
+                description="Remove the rules about this item (with anchor: that pair).",
+            ),
+        ] = None,
+        remove_all: Annotated[bool, Query(alias="all", description="Remove every rule.")] = False,
+        version: Annotated[
+            int | None,
+            Query(ge=0, description="The version the change is based on: 409 when it changed meanwhile."),
+        ] = None,
+    ) -> dict[str, Any] | JSONResponse:
+        """Remove rules by id, by anchor (and item) or all."""
+        try:
+            return remove_rules(
+                _store(request),
+                ids=rule_id or (),
+                anchor=anchor,
+                item=item,
+                remove_all=remove_all,
+                expected_version=version,
+            )
+        except RulesConflict as exc:
+            return _conflict(exc)
 
     @router.get(
         "/scenes", response_model=ScenesResponse, responses=_errors(), dependencies=auth, tags=["scenes"]

@@ -14,6 +14,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from tiein.api.settings import MAX_CART, MAX_CYPHER_LENGTH, MAX_ID_LENGTH
 from tiein.model import MAX_K
 
+MAX_OFFSET = 10_000  # the most rows a list request may skip
+
 
 def _valid_text(value: str) -> str:
     """Text that can reach a store: no lone surrogates (they cannot be encoded as UTF-8)."""
@@ -36,6 +38,11 @@ class Open(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
+class Bilingual(Open):
+    zh: str | None = None
+    en: str | None = None
+
+
 class Product(Open):
     product_id: str = Field(description="The shop's product id (StockCode, SKU, ASIN).")
     title: str | None = Field(None, description="Product title.")
@@ -50,6 +57,9 @@ class Product(Open):
 
 
 class RelatedItem(Product):
+    """A related row. A merchant pin adds ``pinned: true`` and ``rule_id``; a boost rule adds
+    ``boost`` (the factor the score was multiplied by)."""
+
     kind: str = Field(description="Relation kind: complement, substitute, upsell or series.")
     score: float = Field(description="Relation score; rows are sorted by it, then product_id.")
     n_ab: int | None = Field(None, description="Orders holding both products.")
@@ -60,19 +70,25 @@ class RelatedItem(Product):
     category_relation: str | None = Field(None, description="same | sibling | different | unknown.")
     price_ratio: float | None = Field(None, description="price(this) / price(anchor).")
     evidence: dict[str, Any] = Field(description="Every number behind the decision.")
-    explanation_zh: str = Field(description="The evidence as one sentence in Chinese.")
-    explanation_en: str = Field(description="The evidence as one sentence in English.")
+    explanation_zh: str = Field(description="Deprecated: use explanation.zh.")
+    explanation_en: str = Field(description="Deprecated: use explanation.en.")
+    explanation: Bilingual | None = Field(
+        None,
+        description="The evidence as one sentence in Chinese and English (商家推荐 / picked by the shop when pinned).",
+    )
 
 
 class RelatedResponse(Open):
     product: Product
     kind: str
-    related: list[RelatedItem]
-
-
-class Bilingual(Open):
-    zh: str | None = None
-    en: str | None = None
+    items: list[RelatedItem] = Field(
+        default_factory=list, description="The related products, best first (merchant pins first)."
+    )
+    related: list[RelatedItem] = Field(description="Deprecated: the same rows as items.")
+    offset: int = Field(0, description="Rows skipped before these.")
+    limit: int | None = Field(None, description="The most rows asked for (k).")
+    filters: dict[str, Any] = Field(default_factory=dict, description="The filters applied.")
+    rules_version: int = Field(0, description="The version of the merchant rules applied.")
 
 
 class Reason(Open):
@@ -119,6 +135,8 @@ class BundleResponse(Open):
         description="Whether the anchor and every add-on have a price. False: a bundle without price "
         "maths (total, suggested_price and saving null; the price band was skipped for unpriced pairs).",
     )
+    filters: dict[str, Any] = Field(default_factory=dict, description="The filters applied to the add-ons.")
+    rules_version: int = Field(0, description="The version of the merchant rules applied.")
 
 
 class AddonItem(Open):
@@ -142,6 +160,13 @@ class AddonsResponse(Open):
     top_ups: list[AddonItem]
     top_up_reason: Reason | None = None
     skipped: dict[str, int]
+    unknown_ids: list[str] = Field(
+        default_factory=list, description="Cart ids the graph does not hold (left out; the rest answered)."
+    )
+    offset: int = Field(0, description="Suggestions skipped before these.")
+    limit: int | None = Field(None, description="The most suggestions asked for (k).")
+    filters: dict[str, Any] = Field(default_factory=dict, description="The filters applied.")
+    rules_version: int = Field(0, description="The version of the merchant rules applied.")
 
 
 class AddonsRequest(BaseModel):
@@ -157,6 +182,21 @@ class AddonsRequest(BaseModel):
         description="Free-shipping threshold: also suggest top-ups reaching it.",
     )
     k: int = Field(5, ge=1, le=MAX_K, description="How many add-ons (and top-ups).")
+    in_stock: bool = Field(False, description="Only products in stock (unknown stock counts as in stock).")
+    exclude: list[Annotated[Text, Field(min_length=1, max_length=MAX_ID_LENGTH)]] | None = Field(
+        None, max_length=MAX_CART, description="Product ids never to suggest."
+    )
+    category: Text | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_ID_LENGTH,
+        description="Only this category (any level of the path).",
+    )
+    brand: Text | None = Field(None, min_length=1, max_length=MAX_ID_LENGTH, description="Only this brand.")
+    min_price: float | None = Field(None, ge=0, allow_inf_nan=False, description="Lowest price.")
+    max_price: float | None = Field(None, ge=0, allow_inf_nan=False, description="Highest price.")
+    min_score: float | None = Field(None, allow_inf_nan=False, description="Lowest cart score.")
+    offset: int = Field(0, ge=0, le=MAX_OFFSET, description="Suggestions to skip (paging).")
 
 
 MAX_EVENTS = 10_000  # events one POST /v1/events may carry
@@ -247,16 +287,104 @@ class SearchHit(Product):
     similarity: float = Field(description="Cosine similarity of the query and the product's title.")
 
 
+class SearchItem(SearchHit):
+    explanation: Bilingual | None = None
+
+
 class SearchResponse(Open):
     query: str
     model: str = Field(description="The embedding model of the index.")
-    results: list[SearchHit]
+    items: list[SearchItem] = Field(default_factory=list, description="The hits, closest first.")
+    results: list[SearchHit] = Field(description="Deprecated: the same hits as items, without explanation.")
+    offset: int = Field(0, description="Hits skipped before these.")
+    limit: int | None = Field(None, description="The most hits asked for (k).")
+    filters: dict[str, Any] = Field(default_factory=dict, description="The filters applied.")
+
+
+class RulesSummary(Open):
+    version: int = Field(description="Incremented by every change of the rules.")
+    updated_at: str | None = None
+    count: int
+    active: int = Field(description="Rules in force now (inside their valid_from / valid_to).")
 
 
 class GraphStats(Open):
     nodes: dict[str, int]
     relationships: dict[str, int]
     meta: dict[str, Any] = Field(description="How the graph was built (source, time, model, ...).")
+    rules: RulesSummary | None = Field(None, description="The merchant rules kept beside the graph.")
+
+
+class RuleIn(BaseModel):
+    """One merchant rule (Chinese action / kind words such as 置顶, 屏蔽, 加权, 搭配 work too)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    anchor: Text = Field(
+        min_length=1, max_length=MAX_ID_LENGTH, description="The anchor product ('*': every one, block only)."
+    )
+    item: Text = Field(min_length=1, max_length=MAX_ID_LENGTH, description="The product the rule is about.")
+    kind: Text | None = Field(
+        None,
+        max_length=40,
+        description="Relation kind (default complement; a block without one blocks every kind).",
+    )
+    action: Text = Field(min_length=1, max_length=40, description="pin, block or boost.")
+    position: int | None = Field(None, ge=1, le=1000, description="A pin's place (1 = first).")
+    boost: float | None = Field(
+        None, gt=0, le=1000, allow_inf_nan=False, description="A boost's factor (default 1.5)."
+    )
+    valid_from: Text | None = Field(
+        None, max_length=40, description="ISO date or time (UTC) the rule starts."
+    )
+    valid_to: Text | None = Field(
+        None, max_length=40, description="ISO date or time (UTC) it ends (a date lasts the day)."
+    )
+    note: Text | None = Field(None, max_length=1000, description="Free text.")
+
+
+class RulesRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    rules: list[RuleIn] = Field(
+        max_length=10_000, description="Rules to add (or replace, same anchor, item and kind)."
+    )
+    replace: bool = Field(
+        False, description="True: these become the whole rule set (the others are removed)."
+    )
+    version: int | None = Field(
+        None, ge=0, description="The version the change is based on: 409 when the rules changed meanwhile."
+    )
+
+
+class Rule(Open):
+    rule_id: int
+    anchor: str
+    item: str
+    kind: str | None = None
+    action: str
+    position: int | None = None
+    boost: float | None = None
+    valid_from: str | None = None
+    valid_to: str | None = None
+    note: str | None = None
+    active: bool = Field(description="In force now.")
+
+
+class RulesResponse(Open):
+    version: int
+    updated_at: str | None = None
+    count: int
+    active: int
+    rules: list[Rule]
+
+
+class RulesChange(Open):
+    version: int = Field(description="The rules' version after the change.")
+    count: int = Field(description="Rules now.")
+    added: int | None = None
+    updated: int | None = None
+    removed: int | None = None
 
 
 class HealthResponse(Open):
@@ -304,6 +432,7 @@ def _errors(*statuses: int, html: bool = False) -> dict[int | str, dict[str, Any
         401: "Missing or wrong bearer token (only when the server has a token)",
         403: "The query tried to write",
         404: "Unknown product or scene",
+        409: "The rules changed since the version the request was based on",
         422: "A bad parameter (named in the message and in details.errors)",
         500: "Unexpected error (logged with details.error_id)",
         503: "The store cannot be reached, or the feature is unavailable here",

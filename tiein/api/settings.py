@@ -130,7 +130,7 @@ class Settings:
         if not self.feedback_refresh_s >= 0:
             problems.append(f"feedback_refresh_s must be >= 0, got {self.feedback_refresh_s}")
         if self.currency is not None:
-            from tiein.explain import currency_symbol
+            from tiein.money import currency_symbol
 
             try:
                 currency_symbol(self.currency)

@@ -22,10 +22,12 @@ from tiein.bundles.results import Bundle, BundleItem, Product, Row, _product_dic
 from tiein.bundles.rules import BundleRules, _is_int, _validate_budget, _validate_mix, _validate_roles
 from tiein.bundles.selection import _Picker
 from tiein.errors import ConfigError
-from tiein.explain import Explanation, explain, format_percent
+from tiein.explain import Explanation, explain
+from tiein.money import format_percent
 
 if TYPE_CHECKING:
     from tiein.graph.base import GraphStore
+    from tiein.rules import Filters, RuleSet
 
 
 def bundle(
@@ -38,6 +40,8 @@ def bundle(
     rules: BundleRules | None = None,
     roles: list[set[str]] | None = None,
     mix: Sequence[str] | str | None = None,
+    curation: RuleSet | None = None,
+    filters: Filters | None = None,
 ) -> Bundle:
     """A bundle for the shopper's ``anchor_id``: up to ``size - 1`` complements chosen under
     ``rules``; ``budget`` caps the bundle total.
@@ -58,12 +62,15 @@ def bundle(
     second a profit item, ... and caps the add-ons at ``len(mix)``.
 
     Returns a :class:`Bundle` with at least one item, or with ``reason`` set (never an empty
-    answer without a reason). Raises ProductNotFound for an unknown anchor, NotFound for an
+    answer without a reason). ``curation`` (merchant rules, :class:`tiein.rules.RuleSet`): the
+    anchor's pinned complements are chosen first when they pass the rules, and no two products a
+    block rule keeps apart are put together; ``filters`` (:class:`tiein.rules.Filters`) narrow the
+    add-on candidates. Raises ProductNotFound for an unknown anchor, NotFound for an
     unknown scene and ConfigError for a bad size, budget, roles, mix or scene.
     """
     rules = rules or BundleRules()
     req = _check_request(rules, size, budget, roles, mix, scene)
-    g = _Graph(store, rules.candidate_k)
+    g = _Graph(store, rules.candidate_k, curation, filters)
     anchor = g.product(anchor_id)
     out = Bundle(anchor=_product_dict(anchor), discount=rules.discount, budget=req.budget, mix=req.wanted)
     slots, scene_id = _plan_slots(g, anchor["product_id"], req, out)
@@ -165,6 +172,7 @@ def _fill_slots(picker: _Picker, slots: list[_Slot] | None, req: _Request, out: 
     nothing fills goes to ``out.skipped_roles``); a scene we picked (not the caller) that fills
     nothing falls back to score order (``out.scene_fallback``)."""
     n = req.n_slots
+    picker.take_pinned(n)  # a merchant's pins come first
     if slots is None:
         picker.fill(n)
         return
@@ -230,6 +238,10 @@ def _price_bundle(picker: _Picker, rules: BundleRules, out: Bundle) -> None:
 
 
 def _explain_item(row: Row, source: Mapping[str, Any], anchor_id: str) -> Explanation:
+    if row.get("pinned"):
+        from tiein.rules import PINNED_EN, PINNED_ZH
+
+        return Explanation(zh=PINNED_ZH, en=PINNED_EN)
     if source["product_id"] == anchor_id:
         return explain(row, "complement")
     title = source.get("title") or source["product_id"]

@@ -17,6 +17,7 @@ from tiein.bundles.results import Product, Row
 
 if TYPE_CHECKING:
     from tiein.graph.base import GraphStore
+    from tiein.rules import Filters, RuleSet
 
 
 def _in_stock(p: Mapping[str, Any]) -> bool:
@@ -28,6 +29,13 @@ def _category_key(p: Mapping[str, Any]) -> str | None:
     """What "one per category" counts: the category, else the build's product type (a catalog
     without categories still gets one lunch bag per bundle, not three)."""
     return p.get("category") or p.get("category_path") or p.get("product_type") or None
+
+
+def _cart_category_key(p: Mapping[str, Any]) -> str | None:
+    """What add-ons' "at most n per category" counts: the catalog's own category only (product
+    types learnt from titles are finer: two lunch bags in a cart's suggestions are what shoppers
+    of a giftware shop take; measured, limiting them lost 0.03 of Online Retail's cart HR@10)."""
+    return p.get("category") or p.get("category_path") or None
 
 
 def _role_names(p: Mapping[str, Any]) -> set[str]:
@@ -46,12 +54,21 @@ class _Graph:
     fields, scenes, complements and every substitute list a bundle checks; scene roles are read
     once per product and scene."""
 
-    def __init__(self, store: GraphStore, k: int) -> None:
+    def __init__(
+        self,
+        store: GraphStore,
+        k: int,
+        curation: RuleSet | None = None,
+        filters: Filters | None = None,
+    ) -> None:
         self.store = store
         self.k = k
+        self.curation = curation  # merchant rules: pins first, blocked pairs never together
+        self.filters = filters  # the caller's filters on the add-ons
         self._cand: dict[str, dict[str, Any]] = {}
         self._subs: dict[str, set[str]] = {}
         self._roles: dict[tuple[str, str], str | None] = {}
+        self._curated: dict[str, list[Row]] = {}
 
     def candidates(self, pid: str) -> dict[str, Any]:
         if pid not in self._cand:
@@ -69,7 +86,25 @@ class _Graph:
         return list(self.candidates(pid)["scenes"])
 
     def complements(self, pid: str) -> list[Row]:
-        return list(self.candidates(pid)["complements"])
+        """``pid``'s complements in score order; with merchant rules, pinned ones first (rows
+        marked ``pinned``) and none blocked with ``pid``; with filters, only those passing."""
+        if self.curation is None and self.filters is None:
+            return list(self.candidates(pid)["complements"])
+        if pid not in self._curated:
+            rows = list(self.candidates(pid)["complements"])
+            rules = self.curation
+            if rules:
+                rows = rules.curate(pid, "complement", rows, self.store.product)
+                rows = [r for r in rows if not rules.together_blocked(pid, r["product_id"])]
+            if self.filters is not None and self.filters.narrows:
+                rows = self.filters.keep(rows)
+            self._curated[pid] = rows
+        return list(self._curated[pid])
+
+    def blocked_with(self, pid: str, others: Iterable[str]) -> bool:
+        """Whether a merchant rule keeps ``pid`` apart from one of ``others``."""
+        rules = self.curation
+        return bool(rules) and any(rules.together_blocked(pid, o) for o in others if o != pid)  # type: ignore[union-attr]
 
     def substitutes(self, pid: str) -> set[str]:
         if pid not in self._subs:

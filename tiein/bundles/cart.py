@@ -14,16 +14,17 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from tiein.bundles.candidates import _category_key, _Graph, _in_stock
+from tiein.bundles.candidates import _cart_category_key, _Graph, _in_stock
 from tiein.bundles.pricing import _price
 from tiein.bundles.reasons import SKIP_ORDER, SKIP_REASON, Reason
 from tiein.bundles.results import AddonItem, Addons, Product, Row, _product_dict
 from tiein.bundles.rules import BundleRules, _is_int, _validate_budget
 from tiein.errors import ConfigError
-from tiein.explain import MAIN_EN, MAIN_ZH, explain
+from tiein.explain import MAIN_EN, MAIN_ZH, Explanation, explain
 
 if TYPE_CHECKING:
     from tiein.graph.base import GraphStore
+    from tiein.rules import Filters, RuleSet
 
 
 def addons(
@@ -33,6 +34,8 @@ def addons(
     threshold: float | None = None,
     k: int = 5,
     rules: BundleRules | None = None,
+    curation: RuleSet | None = None,
+    filters: Filters | None = None,
 ) -> Addons:
     """Complements of the cart as a whole: each complement edge's cart weight (evidence
     ``cart_weight``, :func:`tiein.ranker.cart_weight`: the learnt probability over the add-on's base
@@ -46,12 +49,16 @@ def addons(
     complements whose price closes the gap, least overspend first (a cart at 199 of 200 gets a
     screen film, not a second phone), up to ``k``. Price bands do not apply (there is no anchor).
 
+    ``curation`` (merchant rules, :class:`tiein.rules.RuleSet`): complements a merchant pinned
+    for a cart item come first, and nothing a block rule keeps apart from a cart item is
+    suggested; ``filters`` (:class:`tiein.rules.Filters`) narrow the suggestions.
+
     Raises ProductNotFound for an unknown cart id and ConfigError for an empty cart, bad ``k`` or
     ``threshold``.
     """
     rules = rules or BundleRules()
     ids, threshold = _check_cart(cart, k, threshold)
-    g = _Graph(store, rules.candidate_k)
+    g = _Graph(store, rules.candidate_k, curation, filters)
     products = [g.product(pid) for pid in ids]  # with their complements and substitutes
     prices = [_price(p) for p in products]
     total = round(sum(p for p in prices if p is not None), 2)
@@ -100,9 +107,12 @@ class _CartPool:
         self.sources: dict[str, list[str]] = {}
         self.cart_subs: set[str] = set()
         self.skipped: dict[str, str] = {}
+        self.pinned: dict[str, int] = {}  # pinned by a merchant rule -> order (first pin first)
         for p in products:
             self._add_complements_of(p)
-        self.ranked = sorted(self.score, key=lambda c: (-self.score[c], c))
+        self.ranked = sorted(
+            self.score, key=lambda c: (c not in self.pinned, self.pinned.get(c, 0), -self.score[c], c)
+        )
 
     def _add_complements_of(self, p: Product) -> None:
         pid = p["product_id"]
@@ -111,8 +121,10 @@ class _CartPool:
             self.cart_subs |= self.g.substitutes(pid) - {row["product_id"] for row in comps}
         for row in comps:
             c = row["product_id"]
-            if c in self.in_cart:
+            if c in self.in_cart or self.g.blocked_with(c, self.in_cart):
                 continue
+            if row.get("pinned"):
+                self.pinned.setdefault(c, len(self.pinned))
             weight = (row.get("evidence") or {}).get("cart_weight")
             self.score[c] = self.score.get(c, 0.0) + float(row["score"] if weight is None else weight)
             self.sources.setdefault(c, []).append(pid)
@@ -160,7 +172,12 @@ class _CartPool:
         else:
             title = str(src.get("title") or src["product_id"])
             main_zh, main_en = f"“{title}”", title
-        e = explain(row, "complement", main_zh=main_zh, main_en=main_en)
+        if c in self.pinned:
+            from tiein.rules import PINNED_EN, PINNED_ZH
+
+            e = Explanation(zh=PINNED_ZH, en=PINNED_EN)
+        else:
+            e = explain(row, "complement", main_zh=main_zh, main_en=main_en)
         return AddonItem(
             product=_product_dict(row),
             score=round(self.score[c], 6),
@@ -179,7 +196,7 @@ def _suggest(pool: _CartPool, eligible: list[str], k: int, out: Addons) -> None:
     for c in eligible:
         if len(out.items) >= k:
             break
-        cat = _category_key(pool.best[c][1])
+        cat = _cart_category_key(pool.best[c][1])
         if cat is not None and categories[cat] >= pool.rules.cart_per_category:
             pool.skipped[c] = "category_taken"
             continue

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from tiein.bundles.rules import BundleRules
-from tiein.explain import format_money
+from tiein.money import format_money
 
 
 def charm_price(amount: float, total: float, *, charm_digit: int | None = 8, slack: float = 0.03) -> float:

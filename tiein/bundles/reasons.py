@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from tiein.explain import format_amount, format_money
+from tiein.money import format_amount, format_money
 
 # code -> (zh, en); {budget}, {threshold} (money), {lo}, {hi} (percentages), {scene}, {mix} are
 # filled in.

@@ -77,7 +77,7 @@ class _Picker:
                 )
             for row in rows:
                 pid = row["product_id"]
-                if pid in taken:
+                if pid in taken or self.g.blocked_with(pid, taken):  # a merchant rule keeps them apart
                     continue
                 code = self.check(row, slot)
                 if code is not None:
@@ -86,6 +86,24 @@ class _Picker:
                 self._choose(row, source["product_id"], slot)
                 return True
         return False
+
+    def take_pinned(self, n: int) -> None:
+        """Choose the anchor's complements a merchant pinned (in pin order) that pass every
+        check, before any slot is filled, until there are ``n``."""
+        for row in self.g.complements(self.anchor_id):
+            if len(self.chosen) >= n:
+                return
+            if not row.get("pinned"):
+                continue
+            pid = row["product_id"]
+            taken = {self.anchor_id, *(r["product_id"] for r, _, _ in self.chosen)}
+            if pid in taken or self.g.blocked_with(pid, taken):
+                continue
+            code = self.check(row, None)
+            if code is not None:
+                self._passed_over(pid, code)
+                continue
+            self._choose(row, self.anchor_id, None)
 
     def check(self, row: Row, slot: _Slot | None) -> str | None:
         """The first rule ``row`` breaks (a SKIP_ORDER code), or None when it may join."""

@@ -9,7 +9,7 @@ import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -157,12 +157,15 @@ home_option = click.option("--home", help=HOME_HELP)
 store_option = click.option("--store", help=STORE_HELP)
 
 
-def where_options(fn: Any) -> Any:
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def where_options(fn: F) -> F:
     """``--home`` and ``--store``: which graph a command reads or writes."""
     return home_option(store_option(fn))
 
 
-def json_option(text: str = "JSON output.") -> Any:
+def json_option(text: str = "JSON output.") -> Callable[[F], F]:
     """``--json`` (parameter ``as_json``) with ``text`` as its help."""
     return click.option("--json", "as_json", is_flag=True, help=text)
 
@@ -201,7 +204,7 @@ def _currency_option(ctx: click.Context, param: click.Parameter, value: str | No
     """``--currency``: checked, then TIEIN_CURRENCY for this command."""
     if value is None:
         return
-    from tiein.explain import CURRENCY_ENV, currency_symbol
+    from tiein.money import CURRENCY_ENV, currency_symbol
 
     try:
         currency_symbol(value)

@@ -9,7 +9,6 @@ import click
 
 from tiein.cli.base import (
     DATASET_NAMES,
-    TqdmProgress,
     _home,
     _open_store,
     _print_product_block,
@@ -19,6 +18,7 @@ from tiein.cli.base import (
     map_fields_help,
     where_options,
 )
+from tiein.cli.display import TqdmProgress
 
 
 @cli.command(epilog_fn=map_fields_help)
@@ -180,7 +180,7 @@ def build(
     from tiein.checks import Floors
     from tiein.errors import ConfigError
     from tiein.next_purchase import NextConfig
-    from tiein.pipeline import BuildOptions
+    from tiein.options import BuildOptions
     from tiein.pipeline import build as run_build
 
     if not dataset and not (catalog or orders or views):

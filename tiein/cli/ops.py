@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
 from tiein.cli.base import (
-    TqdmProgress,
     _open_store,
     cli,
     json_option,
     where_options,
 )
+from tiein.cli.display import TqdmProgress
 from tiein.model import RELATION_KINDS
 
 
@@ -118,7 +120,7 @@ def cypher(
             sys.stdout.write("\ufeff")
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow(result.columns)
-        cell = (lambda v: v) if raw_csv else escape_formula
+        cell: Callable[[Any], Any] = (lambda v: v) if raw_csv else escape_formula
         for row in result.rows:
             writer.writerow(
                 [

@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import click
 
 from tiein.cli.base import (
+    F,
     _fmt_price,
     _fmt_role,
     _home,
@@ -25,6 +27,58 @@ if TYPE_CHECKING:
     from tiein.service import BundlePayload
 
 _KIND_PLURAL = {"series": "same-series products", "next": "next purchases"}
+
+
+def filter_options(*, offset: bool = True) -> Callable[[F], F]:
+    """The list filters (the API's query parameters) as options; the command gets them as one
+    ``filters`` argument (:class:`tiein.rules.Filters`)."""
+
+    def wrap(fn: F) -> F:
+        import functools
+
+        @functools.wraps(fn)
+        def inner(**kw: Any) -> Any:
+            from tiein.rules import Filters
+
+            kw["filters"] = Filters.make(
+                in_stock=kw.pop("in_stock"),
+                exclude=kw.pop("exclude"),
+                category=kw.pop("category"),
+                brand=kw.pop("brand"),
+                min_price=kw.pop("min_price"),
+                max_price=kw.pop("max_price"),
+                min_score=kw.pop("min_score"),
+                offset=kw.pop("offset", 0),
+            )
+            return fn(**kw)
+
+        opts = [
+            click.option(
+                "--in-stock", is_flag=True, help="Only products in stock (unknown stock counts as in stock)."
+            ),
+            click.option(
+                "--exclude",
+                multiple=True,
+                metavar="IDS",
+                help="Leave these product ids out (repeat, or join with ',').",
+            ),
+            click.option("--category", help="Only this category (any level of the path)."),
+            click.option("--brand", help="Only this brand."),
+            click.option("--min-price", type=float, help="Lowest price."),
+            click.option("--max-price", type=float, help="Highest price."),
+            click.option("--min-score", type=float, help="Lowest score; merchant pins stay."),
+        ]
+        if offset:
+            opts.append(
+                click.option(
+                    "--offset", default=0, type=click.IntRange(0, 10_000), help="Rows to skip (paging)."
+                )
+            )
+        for opt in reversed(opts):
+            inner = opt(inner)
+        return cast(F, inner)
+
+    return wrap
 
 
 @cli.command()
@@ -45,12 +99,21 @@ _KIND_PLURAL = {"series": "same-series products", "next": "next purchases"}
     is_flag=True,
     help="Re-rank by the home's feedback log (`tiein feedback ingest`), as the API's feedback=true does.",
 )
+@filter_options()
 @where_options
 def related(
-    product: str, kind: str, k: int, as_json: bool, feedback: bool, home: str | None, store: str | None
+    product: str,
+    kind: str,
+    k: int,
+    as_json: bool,
+    feedback: bool,
+    home: str | None,
+    store: str | None,
+    filters: Any,
 ) -> None:
     """Products related to PRODUCT (its id) by KIND, best first, with the evidence behind each
-    and a plain explanation (中文 + English) a seller can say out loud."""
+    and a plain explanation (中文 + English) a seller can say out loud. Merchant rules apply
+    (`tiein rules`: pins first, blocked items never)."""
     from tiein.service import related_payload
 
     stats = None
@@ -60,7 +123,7 @@ def related(
         stats = load_stats(_home(home))
     st = _open_store(home, store)
     try:
-        payload = related_payload(st, product, kind, k, feedback=stats)
+        payload = related_payload(st, product, kind, k, feedback=stats, filters=filters)
     finally:
         st.close()
     if as_json:
@@ -73,8 +136,9 @@ def related(
     if not rows:
         click.echo(f"  no {_KIND_PLURAL.get(kind, kind + 's')} found for this product")
     for r in rows:
+        mark = "  [pinned]" if r.get("pinned") else ""
         click.echo(
-            f"  {r['score']:.3f}  {r['product_id']:<12} {r['title']:<45}  {_fmt_price(r['price']):>9}{_fmt_role(r)}"
+            f"  {r['score']:.3f}  {r['product_id']:<12} {r['title'] or '':<45}  {_fmt_price(r['price']):>9}{_fmt_role(r)}{mark}"
         )
         if "feedback" in r:
             f = r["feedback"]
@@ -93,7 +157,7 @@ def related(
 def stats(home: str | None, store: str | None, as_json: bool) -> None:
     """Counts of nodes and relationships in the graph, and how it was built."""
     from tiein.home import recover_if_idle
-    from tiein.pipeline import default_store_url
+    from tiein.options import default_store_url
     from tiein.service import stats_payload
 
     st = _open_store(home, store)
@@ -115,6 +179,11 @@ def stats(home: str | None, store: str | None, as_json: bool) -> None:
     click.echo("relationships:")
     for t, n in sorted(s["relationships"].items()):
         click.echo(f"  {t:<14} {n:>10,}")
+    rules = s.get("rules")
+    if rules:
+        click.echo(
+            f"merchant rules: {rules['count']:,} ({rules['active']:,} in force, version {rules['version']}; `tiein rules list`)"
+        )
     meta = s.get("meta") or {}
     if meta:
         click.echo(f"built from {meta.get('source')} at {meta.get('built_at')} (model: {meta.get('model')})")
@@ -214,7 +283,7 @@ def scenes_discover(
     import pyarrow as pa
 
     from tiein.model import PRODUCTS, RELATIONS
-    from tiein.pipeline import DISCOVERED_SCENES_FILE
+    from tiein.options import DISCOVERED_SCENES_FILE
     from tiein.scenes import (
         STORE_COMPLEMENTS_QUERY,
         STORE_PRODUCTS_QUERY,
@@ -274,6 +343,27 @@ def scenes_discover(
 @click.option(
     "--discount", type=float, help="Bundle discount for the suggested price, 0.1 = 10 % off [default: 0.1]."
 )
+@click.option(
+    "--min-price-ratio",
+    type=float,
+    help="Price band: an add-on's lowest price as a share of PRODUCT's [default: 0.3].",
+)
+@click.option(
+    "--max-price-ratio",
+    type=float,
+    help="Price band: an add-on's highest price as a share of PRODUCT's [default: 0.8].",
+)
+@click.option(
+    "--charm-digit",
+    type=click.IntRange(-1, 9),
+    help="Rounding: the last digit of the bundle price (8: 398; -1: whole tens) [default: 8].",
+)
+@click.option(
+    "--rounding-slack",
+    type=float,
+    help="Rounding: how far below the discounted price it may go, as a share of the total [default: 0.03].",
+)
+@filter_options(offset=False)
 @json_option("JSON output (the API's schema).")
 @where_options
 def bundle_cmd(
@@ -283,6 +373,11 @@ def bundle_cmd(
     budget: float | None,
     mix: str | None,
     discount: float | None,
+    min_price_ratio: float | None,
+    max_price_ratio: float | None,
+    charm_digit: int | None,
+    rounding_slack: float | None,
+    filters: Any,
     as_json: bool,
     home: str | None,
     store: str | None,
@@ -295,7 +390,18 @@ def bundle_cmd(
     st = _open_store(home, store)
     try:
         payload = bundle_payload(
-            st, product, scene=scene, size=size, budget=budget, mix=mix, discount=discount
+            st,
+            product,
+            scene=scene,
+            size=size,
+            budget=budget,
+            mix=mix,
+            discount=discount,
+            filters=filters,
+            min_price_ratio=min_price_ratio,
+            max_price_ratio=max_price_ratio,
+            charm_digit=charm_digit,
+            rounding_slack=rounding_slack,
         )
     finally:
         st.close()
@@ -360,10 +466,17 @@ def _print_bundle(b: BundlePayload) -> None:
     type=click.IntRange(1, MAX_K),
     help="How many add-ons (and top-ups).",
 )
+@filter_options()
 @json_option("JSON output (the API's schema).")
 @where_options
 def addons_cmd(
-    ids: tuple[str, ...], threshold: float | None, k: int, as_json: bool, home: str | None, store: str | None
+    ids: tuple[str, ...],
+    threshold: float | None,
+    k: int,
+    filters: Any,
+    as_json: bool,
+    home: str | None,
+    store: str | None,
 ) -> None:
     """Add-ons for a cart of IDS as a whole: complements of the cart, never substitutes of what is
     in it; with --threshold, the items that reach it with the least overspend."""
@@ -371,7 +484,7 @@ def addons_cmd(
 
     st = _open_store(home, store)
     try:
-        payload = addons_payload(st, list(ids), threshold=threshold, k=k)
+        payload = addons_payload(st, list(ids), threshold=threshold, k=k, filters=filters)
     finally:
         st.close()
     if as_json:
@@ -379,6 +492,8 @@ def addons_cmd(
         return
     cart = ", ".join(f"{p['product_id']} ({_fmt_price(p['price'])})" for p in payload["cart"])
     click.echo(f"cart: {cart} — total {_fmt_price(payload['total'])}")
+    if payload.get("unknown_ids"):
+        click.echo(f"not in the graph (left out): {', '.join(payload['unknown_ids'])}")
 
     def show(items: list[dict[str, Any]], top_up: bool) -> None:
         for n, item in enumerate(items, 1):

@@ -12,12 +12,10 @@ from tiein.cli.base import (
     _home,
     _open_store,
     cli,
-    is_terminal,
     json_option,
-    pad,
-    spinner,
     where_options,
 )
+from tiein.cli.display import is_terminal, pad, spinner
 from tiein.model import MAX_K
 
 

@@ -228,7 +228,8 @@ def sequence_stats(
         i = np.searchsorted(ot, (cust_c << _T_BITS) | at, side="right")
         i_ok = i < ot.size
         nxt = ot[np.minimum(i, ot.size - 1)] if ot.size else np.zeros(i.size, np.int64)
-        return i_ok & ((nxt >> _T_BITS) == cust_c) & ((nxt & ((1 << _T_BITS) - 1)) - at <= window_s)
+        ok: np.ndarray = i_ok & ((nxt >> _T_BITS) == cust_c) & ((nxt & ((1 << _T_BITS) - 1)) - at <= window_s)
+        return ok
 
     fe = next_within(fc, ft)
     n_weeks = t_max // week_s + 1 if t.size else 1

@@ -18,14 +18,21 @@ change them only additively. Arguments are checked here (kind: :func:`tiein.mode
 - :func:`search_payload`: products by title meaning (an embedding index's searcher).
 - :func:`stats_payload`, :func:`health_payload`: the graph's counts and build meta.
 - :func:`cypher_payload`: one read-only analyst Cypher query.
+- :func:`rules_payload`, :func:`import_rules`, :func:`remove_rules`: the merchant's rules
+  (:mod:`tiein.rules`), applied by every list answer above (pins first, blocks out, boosts);
+  :class:`Filters` narrow related, bundle add-ons, cart add-ons and search.
+
+List answers carry their rows as ``items`` (the stable name; ``related`` / ``results`` are the
+same rows under the older names), each row with ``explanation: {zh, en}``.
 
 Modules: :mod:`~tiein.service.related`, :mod:`~tiein.service.bundle`,
 :mod:`~tiein.service.catalog`, :mod:`~tiein.service.analyst`, :mod:`~tiein.service.types`.
 """
 
 from tiein.model import MAX_K, check_k, check_kind, parse_mix
+from tiein.rules import Filters, RuleSet, import_rules, read_rules_file, remove_rules, rules_payload
 from tiein.service.analyst import CYPHER_LIMIT, cypher_payload
-from tiein.service.bundle import addons_payload, bundle_payload, check_discount
+from tiein.service.bundle import RULE_OPTIONS, addons_payload, bundle_payload, bundle_rules, check_discount
 from tiein.service.catalog import (
     Searcher,
     health_payload,
@@ -49,6 +56,7 @@ from tiein.service.types import (
     HealthPayload,
     NeighbourhoodPayload,
     RelatedPayload,
+    RulesPayload,
     SceneDetailPayload,
     ScenesPayload,
     SearchPayload,
@@ -60,12 +68,16 @@ __all__ = [
     "FEEDBACK_POOL",
     "MAX_K",
     "PAGE_K",
+    "RULE_OPTIONS",
     "AddonsPayload",
     "BundlePayload",
     "CypherPayload",
+    "Filters",
     "HealthPayload",
     "NeighbourhoodPayload",
     "RelatedPayload",
+    "RuleSet",
+    "RulesPayload",
     "SceneDetailPayload",
     "ScenesPayload",
     "SearchPayload",
@@ -73,16 +85,21 @@ __all__ = [
     "StatsPayload",
     "addons_payload",
     "bundle_payload",
+    "bundle_rules",
     "check_discount",
     "check_k",
     "check_kind",
     "cypher_payload",
     "explained",
     "health_payload",
+    "import_rules",
     "neighbourhood_payload",
     "parse_mix",
     "product_payload",
+    "read_rules_file",
     "related_payload",
+    "remove_rules",
+    "rules_payload",
     "scene_payload",
     "scenes_payload",
     "search_payload",

@@ -5,13 +5,65 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
 
-from tiein.errors import ConfigError
+from tiein.errors import ConfigError, ProductNotFound
 from tiein.model import MAX_K, check_k, parse_mix
+from tiein.rules import NO_FILTERS, Filters, RuleSet
 from tiein.service.types import AddonsPayload, BundlePayload
 
 if TYPE_CHECKING:
     from tiein.bundles import BundleRules
     from tiein.graph.base import GraphStore
+
+# BundleRules fields a caller may set per request (CLI options, API parameters, a config file)
+RULE_OPTIONS = ("min_price_ratio", "max_price_ratio", "charm_digit", "rounding_slack", "currency")
+
+
+def bundle_rules(rules: BundleRules | None = None, **overrides: Any) -> BundleRules:
+    """``rules`` (default :class:`tiein.bundles.BundleRules`) with the given overrides (None
+    leaves a field as it is): the price band (``min_price_ratio`` / ``max_price_ratio``), the
+    ``discount``, the rounding (``charm_digit``: the last digit of a bundle price, -1 for whole
+    tens; ``rounding_slack``) and the ``currency`` of the pitch. ConfigError for a bad value or
+    an unknown name."""
+    from dataclasses import fields, replace
+
+    from tiein.bundles import BundleRules
+
+    unknown = set(overrides) - {*RULE_OPTIONS, "discount", "size"}
+    if unknown:
+        raise ConfigError(f"unknown bundle rule(s): {', '.join(sorted(unknown))}")
+    base = rules or BundleRules()
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if "discount" in given:
+        given["discount"] = check_discount(given["discount"])
+    if given.get("charm_digit") == -1:
+        given["charm_digit"] = None
+    currency = given.pop("currency", None)
+    if currency is not None:
+        from tiein.money import currency_symbol
+
+        currency_symbol(currency)  # ConfigError for a bad one
+        if "currency" not in {f.name for f in fields(base)}:
+            base = _with_currency(base)
+        given["currency"] = currency
+    return replace(base, **given) if given else base
+
+
+def _with_currency(rules: BundleRules) -> BundleRules:
+    """``rules`` as a BundleRules that also carries a ``currency`` (read by the pricing)."""
+    from dataclasses import asdict, make_dataclass
+
+    from tiein.bundles import BundleRules
+
+    cls = _CURRENCY_RULES.get("cls")
+    if cls is None:
+        cls = make_dataclass(
+            "ShopBundleRules", [("currency", "str | None", None)], bases=(BundleRules,), frozen=True
+        )
+        _CURRENCY_RULES["cls"] = cls
+    return cast("BundleRules", cls(**asdict(rules)))
+
+
+_CURRENCY_RULES: dict[str, Any] = {}
 
 
 def check_discount(discount: float | None) -> float | None:
@@ -34,24 +86,39 @@ def bundle_payload(
     mix: Sequence[str] | str | None = None,
     discount: float | None = None,
     rules: BundleRules | None = None,
+    filters: Filters | None = None,
+    curation: RuleSet | None = None,
     **options: Any,
 ) -> BundlePayload:
     """:func:`tiein.bundles.bundle` as a JSON-ready dict: ``scene`` (id or name; default the
     anchor's own scene), ``mix`` (sales roles, ``("hero", "profit")`` or ``"hero+profit"``, read
     by :func:`tiein.model.parse_mix`), ``discount`` (overrides ``rules.discount``, 0.1 = 10 %
-    off); other ``options`` (``roles``) pass through. ConfigError for a bad mix or discount."""
-    from dataclasses import replace
+    off); the merchant rules (``curation``, default the store's in force now: pins first, blocked
+    pairs never together) and ``filters`` on the add-ons apply; ``options`` named in
+    :data:`RULE_OPTIONS` override ``rules`` (:func:`bundle_rules`), others (``roles``) pass
+    through. ConfigError for a bad mix, discount or rule."""
+    from tiein.bundles import bundle
 
-    from tiein.bundles import BundleRules, bundle
-
-    discount = check_discount(discount)
-    if discount is not None:
-        rules = replace(rules or BundleRules(), discount=discount)
+    overrides = {name: options.pop(name) for name in RULE_OPTIONS if name in options}
+    rules = bundle_rules(rules, discount=discount, **overrides)
     roles = parse_mix(mix)
+    curation = RuleSet.load(store) if curation is None else curation
     answer = bundle(
-        store, anchor_id, scene=scene, size=size, budget=budget, mix=roles, rules=rules, **options
+        store,
+        anchor_id,
+        scene=scene,
+        size=size,
+        budget=budget,
+        mix=roles,
+        rules=rules,
+        curation=curation,
+        filters=filters,
+        **options,
     )
-    return cast(BundlePayload, answer.to_dict())
+    out = cast(BundlePayload, answer.to_dict())
+    out["filters"] = (filters or NO_FILTERS).to_dict()
+    out["rules_version"] = curation.version
+    return out
 
 
 def addons_payload(
@@ -62,10 +129,44 @@ def addons_payload(
     k: int = 5,
     rules: BundleRules | None = None,
     max_k: int = MAX_K,
+    filters: Filters | None = None,
+    curation: RuleSet | None = None,
 ) -> AddonsPayload:
-    """:func:`tiein.bundles.addons` as a JSON-ready dict. ConfigError for a k outside
+    """:func:`tiein.bundles.addons` as a JSON-ready dict, with the merchant rules (``curation``,
+    default the store's in force now) and ``filters`` applied (``filters.offset`` skips the
+    first suggestions). Cart ids the graph does not hold are left out and listed in
+    ``unknown_ids``; ProductNotFound only when no cart id is known. ConfigError for a k outside
     1..``max_k`` (a server's cap, at most :data:`tiein.model.MAX_K`)."""
     from tiein.bundles import addons
 
     check_k(k, min(max_k, MAX_K))
-    return cast(AddonsPayload, addons(store, cart, threshold=threshold, k=k, rules=rules).to_dict())
+    filters = filters or NO_FILTERS
+    curation = RuleSet.load(store) if curation is None else curation
+    known = list(cart) if isinstance(cart, list | tuple) else cart
+    unknown: list[str] = []
+    while True:
+        try:
+            answer = addons(
+                store,
+                known,
+                threshold=threshold,
+                k=filters.offset + k,
+                rules=rules,
+                curation=curation,
+                filters=filters,
+            )
+            break
+        except ProductNotFound as exc:
+            missing = exc.product_id
+            if not isinstance(known, list) or missing not in known or len(set(known) - {missing}) == 0:
+                raise
+            unknown.append(missing)
+            known = [p for p in known if p != missing]
+    out = cast(AddonsPayload, answer.to_dict())
+    out["items"] = out["items"][filters.offset :]
+    out["unknown_ids"] = unknown
+    out["offset"] = filters.offset
+    out["limit"] = k
+    out["filters"] = filters.to_dict()
+    out["rules_version"] = curation.version
+    return out

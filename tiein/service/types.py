@@ -27,7 +27,12 @@ class RelatedPayload(TypedDict):
 
     product: Product
     kind: str
-    related: list[dict[str, Any]]
+    related: list[dict[str, Any]]  # deprecated name of ``items`` (the same rows)
+    items: NotRequired[list[dict[str, Any]]]
+    offset: NotRequired[int]
+    limit: NotRequired[int]
+    filters: NotRequired[dict[str, Any]]
+    rules_version: NotRequired[int]
 
 
 class BundlePayload(TypedDict):
@@ -49,6 +54,8 @@ class BundlePayload(TypedDict):
     mix: list[str] | None
     scene_fallback: bool
     priced: bool
+    filters: NotRequired[dict[str, Any]]
+    rules_version: NotRequired[int]
 
 
 class AddonsPayload(TypedDict):
@@ -64,6 +71,11 @@ class AddonsPayload(TypedDict):
     top_ups: list[dict[str, Any]]
     top_up_reason: Reason | None
     skipped: dict[str, int]
+    unknown_ids: NotRequired[list[str]]
+    offset: NotRequired[int]
+    limit: NotRequired[int]
+    filters: NotRequired[dict[str, Any]]
+    rules_version: NotRequired[int]
 
 
 class ScenesPayload(TypedDict):
@@ -87,7 +99,11 @@ class SearchPayload(TypedDict):
 
     query: str
     model: str
-    results: list[dict[str, Any]]
+    results: list[dict[str, Any]]  # deprecated name of ``items`` (the same rows)
+    items: NotRequired[list[dict[str, Any]]]
+    offset: NotRequired[int]
+    limit: NotRequired[int]
+    filters: NotRequired[dict[str, Any]]
 
 
 class StatsPayload(TypedDict):
@@ -98,6 +114,7 @@ class StatsPayload(TypedDict):
     relationships: dict[str, int]
     meta: dict[str, Any]
     generations: NotRequired[dict[str, Any]]
+    rules: NotRequired[dict[str, Any]]
 
 
 class HealthPayload(TypedDict):
@@ -109,6 +126,16 @@ class HealthPayload(TypedDict):
     snapshot: bool
     graph: StatsPayload
     search: bool
+
+
+class RulesPayload(TypedDict):
+    """``rules``: the merchant's rules (:func:`tiein.rules.rules_payload`), each with ``active``."""
+
+    version: int
+    updated_at: str | None
+    count: int
+    active: int
+    rules: list[dict[str, Any]]
 
 
 class CypherPayload(TypedDict):
