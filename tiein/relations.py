@@ -30,6 +30,7 @@ import pyarrow as pa
 
 from tiein.model import CATEGORY_SEP, RELATIONS
 from tiein.ranker import feature_dict
+from tiein.ranker.model import COUNT_COLUMNS
 
 ArrayLike = Any  # numpy array or scalar
 
@@ -456,17 +457,7 @@ def _relations_table(sel: dict[str, np.ndarray]) -> pa.Table:
         "category_relation": pa.array(sel["category_relation"], pa.string()),
         "same_line": pa.array(sel["same_line"], pa.bool_()),
     }
-    for c in (
-        "n_ab",
-        "n_src",
-        "n_dst",
-        "n_baskets",
-        "after_sd",
-        "after_ds",
-        "co_view",
-        "listed_buy",
-        "listed_view",
-    ):
+    for c in COUNT_COLUMNS:
         cols[c] = pa.array(sel[c], pa.int64())
     for c in ("conf", "lift", "similarity", "price_ratio", "cart_weight", "p_complement", "same_type"):
         cols[c] = pa.array(sel[c], pa.float64())  # NaN stays NaN; SQL maps it to null

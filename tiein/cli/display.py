@@ -14,38 +14,6 @@ from typing import IO, Any
 
 import click
 
-DATASET_NAMES = (
-    "online_retail",
-    "instacart",
-    "groceries",
-    "groceries_zh",
-    "taobao_makeup",
-    "amazon_gift_cards",
-    "bread_basket",
-)
-
-HOME_HELP = (
-    "Working directory for the graph, the FAISS index and caches [env TIEIN_HOME; default ./tiein-data]."
-)
-STORE_HELP = (
-    "Graph store: a directory for the embedded store (default HOME/graph) or a Neo4j URL "
-    "(bolt://host:7687, neo4j://…; credentials from TIEIN_NEO4J_USER / TIEIN_NEO4J_PASSWORD) [env TIEIN_STORE]."
-)
-CURRENCY_HELP = (
-    "Currency of the prices in bundle pitches and reasons: a symbol (¥ $ € 元) or a code "
-    "(CNY USD EUR), the same in the Chinese and the English text [env TIEIN_CURRENCY; default ¥]."
-)
-# Commands that show money (pitches, budgets, thresholds): their --help names the currency setting.
-MONEY_COMMANDS = frozenset({"build", "bundle", "addons", "export", "serve"})
-CURRENCY_NOTE = (
-    "Prices in pitches and reasons are shown with TIEIN_CURRENCY (a symbol ¥ $ € 元 or a code "
-    "CNY USD EUR; default ¥; or `tiein --currency CODE ...`) and two decimals."
-)
-
-# Environment set for every command (unless the user set it): third-party libraries draw no
-# progress bars of their own (Hugging Face's "Loading weights", downloads); tiein draws its own.
-QUIET_LIBRARIES = {"HF_HUB_DISABLE_PROGRESS_BARS": "1", "TRANSFORMERS_VERBOSITY": "error"}
-
 
 # ----------------------------------------------------------------------------- text width
 def display_width(text: str) -> int:

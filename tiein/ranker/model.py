@@ -282,20 +282,26 @@ def fit_ranker(
     return ComplementRanker(w, b, m, s, report), report
 
 
+# Candidate columns that are counts (int64 in the feature dict and in RELATIONS).
+COUNT_COLUMNS = (
+    "n_ab",
+    "n_src",
+    "n_dst",
+    "n_baskets",
+    "after_sd",
+    "after_ds",
+    "co_view",
+    "listed_buy",
+    "listed_view",
+)
+
+
 def feature_dict(features: pa.Table) -> dict[str, np.ndarray]:
     """A candidate feature table as numpy columns with the types classification uses (counts as
     int64, ratios as float64, NaN kept)."""
     f = {c: features.column(c).to_numpy(zero_copy_only=False) for c in features.column_names}
     for c in (
-        "n_ab",
-        "n_src",
-        "n_dst",
-        "n_baskets",
-        "after_sd",
-        "after_ds",
-        "co_view",
-        "listed_buy",
-        "listed_view",
+        *COUNT_COLUMNS,
         "cat_rel",
         "w_ab",
         "w_src",
