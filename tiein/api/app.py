@@ -10,16 +10,15 @@ from urllib.parse import quote, urlencode
 
 from fastapi import Body, Depends, FastAPI, Query, Request
 from fastapi import Path as PathParam
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
-from pydantic import StringConstraints
+from fastapi.responses import HTMLResponse, RedirectResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tiein import __version__
 from tiein.api.errors import _install_error_handlers
 from tiein.api.page import neighbourhood, render_product_page
+from tiein.api.params import _operation_id, list_filters, paged_filters, reject_unknown_query
+from tiein.api.rules_routes import add_rules_routes
 from tiein.api.schemas import (
-    MAX_OFFSET,
     AddonsRequest,
     AddonsResponse,
     BundleResponse,
@@ -31,9 +30,6 @@ from tiein.api.schemas import (
     Product,
     ProductId,
     RelatedResponse,
-    RulesChange,
-    RulesRequest,
-    RulesResponse,
     SceneDetail,
     ScenesResponse,
     SearchResponse,
@@ -43,7 +39,6 @@ from tiein.api.schemas import (
 from tiein.api.settings import API_PREFIX, MAX_ID_LENGTH, MAX_QUERY_TEXT, TOKEN_COOKIE, Settings
 from tiein.api.state import FeedbackCache, Search, State, _state, _store, _token_ok, require_token
 from tiein.errors import ConfigError, InputError
-from tiein.graph.base import RulesConflict
 from tiein.model import RELATION_KINDS
 from tiein.service import (
     AddonsPayload,
@@ -59,11 +54,8 @@ from tiein.service import (
     bundle_payload,
     cypher_payload,
     health_payload,
-    import_rules,
     product_payload,
     related_payload,
-    remove_rules,
-    rules_payload,
     scene_payload,
     scenes_payload,
     search_payload,
@@ -169,106 +161,6 @@ def open_api_store(settings: Settings) -> GraphStore:
 def app_from_env() -> FastAPI:
     """App factory for ``uvicorn --factory`` (what ``tiein serve`` runs in each worker)."""
     return create_app(Settings.from_env())
-
-
-def reject_unknown_query(request: Request) -> None:
-    """422 naming every query parameter the operation does not declare (FastAPI would ignore
-    them, so a typo such as ``instock=1`` silently did nothing)."""
-    if not request.query_params:
-        return
-    route = request.scope.get("route")
-    if route is None or getattr(route, "response_class", None) is HTMLResponse:
-        return  # pages opened in a browser keep working with tracking parameters (utm_*, ...)
-    allowed = _QUERY_NAMES.get(id(route))
-    if allowed is None:
-        allowed = set()
-        todo = [getattr(route, "dependant", None)]
-        while todo:
-            dep = todo.pop()
-            if dep is None:
-                continue
-            allowed |= {p.alias for p in dep.query_params}
-            todo += dep.dependencies
-        _QUERY_NAMES[id(route)] = allowed
-    unknown = sorted(set(request.query_params) - allowed)
-    if unknown:
-        known = ", ".join(sorted(allowed)) or "none"
-        raise RequestValidationError(
-            [
-                {
-                    "loc": ("query", name),
-                    "msg": f"unknown query parameter (this operation takes: {known})",
-                    "type": "extra_forbidden",
-                }
-                for name in unknown
-            ]
-        )
-
-
-_QUERY_NAMES: dict[int, set[str]] = {}
-MAX_EXCLUDE = 100  # exclude values one request may give (each an id, or ids joined by ',')
-
-
-def _conflict(exc: RulesConflict) -> JSONResponse:
-    """409 ``rules_conflict``: the rules changed since the version the request was based on."""
-    from tiein.api.errors import envelope
-
-    return envelope(409, "rules_conflict", str(exc))
-
-
-def list_filters(
-    in_stock: Annotated[
-        bool, Query(description="Only products in stock (unknown stock counts as in stock).")
-    ] = False,
-    exclude: Annotated[
-        list[Annotated[Text, StringConstraints(min_length=1, max_length=MAX_ID_LENGTH)]] | None,
-        Query(
-            max_length=MAX_EXCLUDE,
-            description="Product ids to leave out (repeat the parameter, or join ids with ',').",
-        ),
-    ] = None,
-    category: Annotated[
-        Text | None,
-        Query(
-            min_length=1, max_length=MAX_ID_LENGTH, description="Only this category (any level of the path)."
-        ),
-    ] = None,
-    brand: Annotated[
-        Text | None, Query(min_length=1, max_length=MAX_ID_LENGTH, description="Only this brand.")
-    ] = None,
-    min_price: Annotated[float | None, Query(ge=0, allow_inf_nan=False, description="Lowest price.")] = None,
-    max_price: Annotated[float | None, Query(ge=0, allow_inf_nan=False, description="Highest price.")] = None,
-    min_score: Annotated[
-        float | None,
-        Query(allow_inf_nan=False, description="Lowest score (similarity for search); pins stay."),
-    ] = None,
-) -> Filters:
-    """The filters every list operation takes (an unpriced product is left out when a price
-    bound is set)."""
-    return Filters.make(
-        in_stock=in_stock,
-        exclude=exclude,
-        category=category,
-        brand=brand,
-        min_price=min_price,
-        max_price=max_price,
-        min_score=min_score,
-    )
-
-
-def paged_filters(
-    filters: Annotated[Filters, Depends(list_filters)],
-    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Rows to skip (paging).")] = 0,
-) -> Filters:
-    """:func:`list_filters` and an ``offset``."""
-    from dataclasses import replace
-
-    return replace(filters, offset=offset)
-
-
-def _operation_id(route: Any) -> str:
-    """Readable operation ids: the route function's name (``related``, ``cart_addons``)."""
-    return str(route.name)
 
 
 def _routes(settings: Settings) -> Any:
@@ -493,77 +385,7 @@ def _routes(settings: Settings) -> Any:
         st = _state(request)
         return search_payload(st.store, st.search, q, k, max_k=settings.max_k, filters=filters)
 
-    @router.get(
-        "/rules", response_model=RulesResponse, responses=_errors(), dependencies=auth, tags=["rules"]
-    )
-    def rules_list(
-        request: Request,
-        anchor: Annotated[
-            Text | None,
-            Query(
-                min_length=1,
-                max_length=MAX_ID_LENGTH,
-                description="Only the rules of this anchor (and of '*').",
-            ),
-        ] = None,
-    ) -> dict[str, Any]:
-        """The merchant's rules (pin / block / boost), kept beside the graph: every rebuild and
-        update keeps them; ``version`` counts the changes."""
-        return dict(rules_payload(_store(request), anchor=anchor))
-
-    @router.put(
-        "/rules", response_model=RulesChange, responses=_errors(400, 409), dependencies=auth, tags=["rules"]
-    )
-    def rules_put(request: Request, body: Annotated[RulesRequest, Body()]) -> dict[str, Any] | JSONResponse:
-        """Add rules (a rule for the same anchor, item and kind is replaced); ``replace=true``
-        makes them the whole set. With ``version``, 409 when the rules changed meanwhile."""
-        rows = [r.model_dump(exclude_none=True) for r in body.rules]
-        try:
-            return import_rules(_store(request), rows, replace=body.replace, expected_version=body.version)
-        except RulesConflict as exc:
-            return _conflict(exc)
-        except InputError as exc:  # name the rule as the body does
-            where = f"rules[{exc.row - 1}]: " if exc.row is not None else ""
-            raise ConfigError(where + str(exc).split(": ", 2)[-1]) from exc
-
-    @router.delete(
-        "/rules", response_model=RulesChange, responses=_errors(409), dependencies=auth, tags=["rules"]
-    )
-    def rules_delete(
-        request: Request,
-        rule_id: Annotated[
-            list[int] | None, Query(alias="id", description="Rule ids to remove (repeat the parameter).")
-        ] = None,
-        anchor: Annotated[
-            Text | None,
-            Query(min_length=1, max_length=MAX_ID_LENGTH, description="Remove the rules of this anchor."),
-        ] = None,
-        item: Annotated[
-            Text | None,
-            Query(
-                min_length=1,
-                max_length=MAX_ID_LENGTH,
-                description="Remove the rules about this item (with anchor: that pair).",
-            ),
-        ] = None,
-        remove_all: Annotated[bool, Query(alias="all", description="Remove every rule.")] = False,
-        version: Annotated[
-            int | None,
-            Query(ge=0, description="The version the change is based on: 409 when it changed meanwhile."),
-        ] = None,
-    ) -> dict[str, Any] | JSONResponse:
-        """Remove rules by id, by anchor (and item) or all."""
-        try:
-            return remove_rules(
-                _store(request),
-                ids=rule_id or (),
-                anchor=anchor,
-                item=item,
-                remove_all=remove_all,
-                expected_version=version,
-            )
-        except RulesConflict as exc:
-            return _conflict(exc)
+    add_rules_routes(router, settings, auth)
 
     @router.get(
         "/scenes", response_model=ScenesResponse, responses=_errors(), dependencies=auth, tags=["scenes"]

@@ -1,0 +1,124 @@
+"""Request parameters shared by the routes: unknown query parameters refused, the list filters
+and paging as dependencies, readable operation ids, the rules-conflict answer."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import Depends, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse
+from pydantic import StringConstraints
+
+from tiein.api.schemas import (
+    MAX_OFFSET,
+    Text,
+)
+from tiein.api.settings import MAX_ID_LENGTH
+from tiein.graph.base import RulesConflict
+from tiein.service import (
+    Filters,
+)
+
+if TYPE_CHECKING:
+    pass
+
+
+def reject_unknown_query(request: Request) -> None:
+    """422 naming every query parameter the operation does not declare (FastAPI would ignore
+    them, so a typo such as ``instock=1`` silently did nothing)."""
+    if not request.query_params:
+        return
+    route = request.scope.get("route")
+    if route is None or getattr(route, "response_class", None) is HTMLResponse:
+        return  # pages opened in a browser keep working with tracking parameters (utm_*, ...)
+    allowed = _QUERY_NAMES.get(id(route))
+    if allowed is None:
+        allowed = set()
+        todo = [getattr(route, "dependant", None)]
+        while todo:
+            dep = todo.pop()
+            if dep is None:
+                continue
+            allowed |= {p.alias for p in dep.query_params}
+            todo += dep.dependencies
+        _QUERY_NAMES[id(route)] = allowed
+    unknown = sorted(set(request.query_params) - allowed)
+    if unknown:
+        known = ", ".join(sorted(allowed)) or "none"
+        raise RequestValidationError(
+            [
+                {
+                    "loc": ("query", name),
+                    "msg": f"unknown query parameter (this operation takes: {known})",
+                    "type": "extra_forbidden",
+                }
+                for name in unknown
+            ]
+        )
+
+
+_QUERY_NAMES: dict[int, set[str]] = {}
+MAX_EXCLUDE = 100  # exclude values one request may give (each an id, or ids joined by ',')
+
+
+def _conflict(exc: RulesConflict) -> JSONResponse:
+    """409 ``rules_conflict``: the rules changed since the version the request was based on."""
+    from tiein.api.errors import envelope
+
+    return envelope(409, "rules_conflict", str(exc))
+
+
+def list_filters(
+    in_stock: Annotated[
+        bool, Query(description="Only products in stock (unknown stock counts as in stock).")
+    ] = False,
+    exclude: Annotated[
+        list[Annotated[Text, StringConstraints(min_length=1, max_length=MAX_ID_LENGTH)]] | None,
+        Query(
+            max_length=MAX_EXCLUDE,
+            description="Product ids to leave out (repeat the parameter, or join ids with ',').",
+        ),
+    ] = None,
+    category: Annotated[
+        Text | None,
+        Query(
+            min_length=1, max_length=MAX_ID_LENGTH, description="Only this category (any level of the path)."
+        ),
+    ] = None,
+    brand: Annotated[
+        Text | None, Query(min_length=1, max_length=MAX_ID_LENGTH, description="Only this brand.")
+    ] = None,
+    min_price: Annotated[float | None, Query(ge=0, allow_inf_nan=False, description="Lowest price.")] = None,
+    max_price: Annotated[float | None, Query(ge=0, allow_inf_nan=False, description="Highest price.")] = None,
+    min_score: Annotated[
+        float | None,
+        Query(allow_inf_nan=False, description="Lowest score (similarity for search); pins stay."),
+    ] = None,
+) -> Filters:
+    """The filters every list operation takes (an unpriced product is left out when a price
+    bound is set)."""
+    return Filters.make(
+        in_stock=in_stock,
+        exclude=exclude,
+        category=category,
+        brand=brand,
+        min_price=min_price,
+        max_price=max_price,
+        min_score=min_score,
+    )
+
+
+def paged_filters(
+    filters: Annotated[Filters, Depends(list_filters)],
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Rows to skip (paging).")] = 0,
+) -> Filters:
+    """:func:`list_filters` and an ``offset``."""
+    from dataclasses import replace
+
+    return replace(filters, offset=offset)
+
+
+def _operation_id(route: Any) -> str:
+    """Readable operation ids: the route function's name (``related``, ``cart_addons``)."""
+    return str(route.name)
