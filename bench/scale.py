@@ -46,7 +46,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tiein.embeddings import index as index_module  # noqa: E402
-from tiein.embeddings.index import ProductIndex, recall_at  # noqa: E402
+from tiein.embeddings.index import ProductIndex  # noqa: E402
+from tiein.embeddings.ivf import recall_at  # noqa: E402
 
 K = 20
 
