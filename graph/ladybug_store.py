@@ -54,12 +54,9 @@ from tiein.graph.base import (
     GraphDelta,
     Progress,
     candidates_answer,
-    check_rule_rows,
-    check_rules_version,
     id_list,
     pick_scene,
     product_scene_list,
-    rules_answer,
     scene_detail,
     scene_list,
 )
@@ -67,6 +64,7 @@ from tiein.graph.build import NODE_SCHEMAS, REL_SCHEMAS, GraphTables, graph_tabl
 from tiein.graph.cypher_guard import parameters
 from tiein.graph.cypher_guard import refuse_writes as guard_refuse_writes
 from tiein.graph.ladybug_load import build_database, patch_database
+from tiein.graph.ladybug_rules import RulesFile
 from tiein.graph.ladybug_support import (
     _clean,
     _execute,
@@ -84,26 +82,6 @@ META_FILE = "meta.json"
 # in a generation while its first load runs: a crash there leaves debris, not a lost pointer
 BUILDING = ".building"
 GEN_PREFIX = "gen-"
-RULES_FILE = "rules.json"
-RULES_LOCK = ".rules.lock"
-
-
-@contextlib.contextmanager
-def _rules_lock(path: Path, wait_s: float = 5.0) -> Any:
-    """The rules lock, waiting up to ``wait_s`` for another saver (a save takes milliseconds)."""
-    deadline = time.monotonic() + wait_s
-    while True:
-        try:
-            lock = _WriterLock(path).__enter__()
-            break
-        except StoreError:
-            if time.monotonic() > deadline:
-                raise StoreError("another process is saving the rules; try again") from None
-            time.sleep(0.02)
-    try:
-        yield lock
-    finally:
-        lock.__exit__()
 
 
 def refuse_writes(cypher: str) -> None:
@@ -148,7 +126,7 @@ class EmbeddedStore:
         self._gen: str | None = None  # generation currently open
         self._opened = False  # a generation was open once: a missing pointer means damage now
         self._summary_memo: dict[tuple[str | None, str], dict[str, Any]] = {}  # scene_summary, per generation
-        self._rules_memo: tuple[Any, dict[str, Any]] | None = None  # (file identity, rules answer)
+        self._rules = RulesFile(self.path, self._lock)
 
     def __repr__(self) -> str:
         return f"EmbeddedStore({str(self.path)!r})"
@@ -502,59 +480,14 @@ class EmbeddedStore:
 
     # ------------------------------------------------------------------------- merchant rules
     def rules(self) -> dict[str, Any]:
-        """The rules in ``path/rules.json`` (version 0, none, before the first save). Re-read only
-        when the file changed (one ``stat`` per call), so a server sees another process's save
-        on its next request."""
-        target = self.path / RULES_FILE
-        try:
-            st = target.stat()
-        except FileNotFoundError:
-            return rules_answer(0, None, [])
-        except OSError as exc:
-            raise StoreUnavailable(f"cannot read the rules file {RULES_FILE}: {exc.strerror}") from exc
-        key = (st.st_ino, st.st_mtime_ns, st.st_size)
-        with self._lock:
-            memo = self._rules_memo
-            if memo is None or memo[0] != key:
-                try:
-                    doc = json.loads(target.read_text(encoding="utf-8"))
-                    answer = rules_answer(
-                        doc["version"], doc.get("updated_at"), check_rule_rows(doc["rules"])
-                    )
-                except (OSError, ValueError, KeyError, TypeError, ConfigError) as exc:
-                    raise StoreUnavailable(
-                        f"the rules file {RULES_FILE} of the graph store is damaged ({exc}): "
-                        "restore it from a backup or import the merchant file again"
-                    ) from exc
-                memo = self._rules_memo = (key, answer)
-        return {**memo[1], "rules": [dict(r) for r in memo[1]["rules"]]}
+        """The rules in ``path/rules.json`` (:class:`tiein.graph.ladybug_rules.RulesFile`)."""
+        return self._rules.read()
 
     def save_rules(
         self, rules: list[dict[str, Any]], *, expected_version: int | None = None
     ) -> dict[str, Any]:
-        """Write ``rules`` to ``path/rules.json`` atomically (temp file, fsync, ``os.replace``)
-        under ``path/.rules.lock``, version + 1. Independent of the generations: a build may
-        run meanwhile."""
-        from datetime import UTC, datetime
-
-        rows = check_rule_rows(rules)
-        self.path.mkdir(parents=True, exist_ok=True)
-        with _rules_lock(self.path / RULES_LOCK):
-            current = self.rules()["version"]
-            check_rules_version(current, expected_version)
-            answer = rules_answer(current + 1, datetime.now(UTC).isoformat(timespec="seconds"), rows)
-            tmp = self.path / f"{RULES_FILE}.{uuid.uuid4().hex[:8]}.tmp"
-            try:
-                with open(tmp, "w", encoding="utf-8") as f:
-                    json.dump(answer, f, ensure_ascii=False, sort_keys=True, indent=1)
-                    f.flush()
-                    os.fsync(f.fileno())
-                os.replace(tmp, self.path / RULES_FILE)
-            except BaseException:
-                tmp.unlink(missing_ok=True)
-                raise
-            fsync_dir(self.path)
-        return answer
+        """Save ``rules`` as the next version (:meth:`tiein.graph.ladybug_rules.RulesFile.save`)."""
+        return self._rules.save(rules, expected_version=expected_version)
 
     def generation(self) -> str | None:
         """The name of the generation that answers now (None before the first load): a cheap
