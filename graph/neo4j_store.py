@@ -60,7 +60,6 @@ from tiein.graph.base import (
     Progress,
     candidates_answer,
     check_rule_rows,
-    check_rules_version,
     id_list,
     parse_evidence,
     pick_scene,
@@ -79,7 +78,9 @@ from tiein.graph.neo4j_support import (
     batches,
     connection_settings,
     node_rows,
+    read_rules_tx,
     rel_rows,
+    save_rules_tx,
     unknown_names,
 )
 from tiein.model import REL_TYPE, GraphData, check_kind
@@ -478,12 +479,7 @@ class Neo4jStore:
     def rules(self) -> dict[str, Any]:
         """The :Rule nodes and the :TieinRules version, read in one READ transaction."""
 
-        def work(tx: ManagedTransaction) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
-            head = tx.run(cy.RULES_VERSION).single()
-            rows = [dict(r["rule"]) for r in tx.run(cy.RULES_ALL)]
-            return (None if head is None else head.data()), rows
-
-        head, rows = self._read(work, what="rules")
+        head, rows = self._read(read_rules_tx, what="rules")
         if head is None:
             return rules_answer(0, None, [])
         return rules_answer(head["version"] or 0, head.get("updated_at"), rows)
@@ -501,16 +497,7 @@ class Neo4jStore:
         with _translate("saving the rules"):
             with self._session(write=True) as session:
                 with session.begin_transaction() as tx:  # leaving without commit = rollback
-                    record = tx.run(cy.RULES_LOCK).single()
-                    current = int(record["version"] or 0) if record is not None else 0
-                    check_rules_version(current, expected_version)
-                    tx.run(cy.RULES_DELETE).consume()
-                    for start in range(0, len(rows), self.batch_size):
-                        batch = rows[start : start + self.batch_size]
-                        created = tx.run(cy.RULES_CREATE, {"rows": batch}).single()
-                        if created is None or created["created"] != len(batch):
-                            raise StoreError("saving the rules: a rule node was not created")
-                    tx.run(cy.RULES_SET_VERSION, {"version": current + 1, "updated_at": stamp}).consume()
+                    current = save_rules_tx(tx, rows, expected_version, self.batch_size, stamp)
                     tx.commit()
         return rules_answer(current + 1, stamp, rows)
 

@@ -26,6 +26,7 @@ from tiein.errors import (
     WriteRefused,
 )
 from tiein.graph import cypher_neo4j as cy
+from tiein.graph.base import check_rules_version
 
 if TYPE_CHECKING:
     from neo4j import ResultSummary
@@ -319,3 +320,29 @@ def _translate(what: str, *, analyst: bool = False, where: str = "Neo4j") -> Ite
         raise ConfigError(f"Neo4j driver configuration ({what}): {_message(exc)}") from exc
     except ne.DriverError as exc:
         raise StoreError(f"{what} failed on {where}: {_message(exc)}") from exc
+
+
+# ----------------------------------------------------------------------------- merchant rules
+def read_rules_tx(tx: Any) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """The :TieinRules head (version, updated_at; None before the first save) and every :Rule."""
+    head = tx.run(cy.RULES_VERSION).single()
+    rows = [dict(r["rule"]) for r in tx.run(cy.RULES_ALL)]
+    return (None if head is None else head.data()), rows
+
+
+def save_rules_tx(
+    tx: Any, rows: list[dict[str, Any]], expected_version: int | None, batch_size: int, stamp: str
+) -> int:
+    """Inside one write transaction: lock the version node (concurrent saves serialise), check
+    the version the caller read, replace every :Rule, bump the version. Returns the version read."""
+    record = tx.run(cy.RULES_LOCK).single()
+    current = int(record["version"] or 0) if record is not None else 0
+    check_rules_version(current, expected_version)
+    tx.run(cy.RULES_DELETE).consume()
+    for start in range(0, len(rows), batch_size):
+        batch = rows[start : start + batch_size]
+        created = tx.run(cy.RULES_CREATE, {"rows": batch}).single()
+        if created is None or created["created"] != len(batch):
+            raise StoreError("saving the rules: a rule node was not created")
+    tx.run(cy.RULES_SET_VERSION, {"version": current + 1, "updated_at": stamp}).consume()
+    return current

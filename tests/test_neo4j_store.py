@@ -603,6 +603,7 @@ def test_related_maps_rows_exactly(stub_store: Any) -> None:
         "price": 1e-300,
         "stock": None,
         "sales_role": "hero",
+        "product_type": "lamps",
         "score": 0.7000000000000001,
         "n_ab": 12,
         "lift": 2.5,
