@@ -6,11 +6,11 @@ with status 2; no tracebacks.
 
 Modules: :mod:`~tiein.cli.base` (the group, shared options, output helpers, ``main``),
 :mod:`~tiein.cli.build` (build, update, rollback, datasets), :mod:`~tiein.cli.query` (related,
-stats, scenes, bundle, addons), :mod:`~tiein.cli.search`, :mod:`~tiein.cli.serve`,
+stats, bundle, addons), :mod:`~tiein.cli.scenes`, :mod:`~tiein.cli.search`, :mod:`~tiein.cli.serve`,
 :mod:`~tiein.cli.ops` (cypher, export), :mod:`~tiein.cli.feedback` (feedback, report).
 """
 
-from tiein.cli import build, feedback, ops, query, rules, search, serve  # noqa: F401  (each module adds its commands to the group)
+from tiein.cli import build, feedback, ops, query, rules, scenes, search, serve  # noqa: F401  (each module adds its commands to the group)
 from tiein.cli.base import cli, main
 
 __all__ = ["cli", "main"]
