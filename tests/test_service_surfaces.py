@@ -119,7 +119,7 @@ def test_bundle_reads_mix_once(monkeypatch: pytest.MonkeyPatch) -> None:
         asked.append((options["mix"], options["rules"]))
         return _Answer()
 
-    monkeypatch.setattr("tiein.bundles.bundle", fake_bundle)
+    monkeypatch.setattr("tiein.service.bundle.bundle", fake_bundle)
     for raw in ("hero+profit", "hero profit", "Hero, profit", ["hero", "profit"]):
         bundle_payload(_Store(), "tent", mix=raw)  # type: ignore[arg-type]
     assert [m for m, _ in asked] == [["hero", "profit"]] * 4
@@ -170,7 +170,7 @@ def test_neighbourhood_holds_every_kind_and_a_rejected_bundle(monkeypatch: pytes
     def no_bundle(store: Any, anchor_id: str, **options: Any) -> Any:
         raise ConfigError("the anchor has no price band")
 
-    monkeypatch.setattr("tiein.bundles.bundle", no_bundle)
+    monkeypatch.setattr("tiein.service.bundle.bundle", no_bundle)
     page = neighbourhood_payload(_Store(), "tent", 5)  # type: ignore[arg-type]
     assert page["product"] == TENT and list(page["related"]) == list(RELATION_KINDS)
     assert page["related"]["upsell"][0]["explanation_en"]

@@ -28,8 +28,10 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from tiein.cypher_worker import WorkerLimits, run_isolated
 from tiein.errors import ConfigError, CypherError
 from tiein.graph.cypher_guard import parameters, refuse_writes
+from tiein.graph.ladybug_store import EmbeddedStore
 
 if TYPE_CHECKING:
     from tiein.cypher_worker import WorkerLimits
@@ -166,8 +168,6 @@ def run_cypher(
     start = time.perf_counter()
     path = embedded_path(store) if worker is not False else None
     if path is not None:
-        from tiein.cypher_worker import WorkerLimits, run_isolated
-
         limits = worker if isinstance(worker, WorkerLimits) else None
         columns, rows = run_isolated(
             path, query, params, limit=limit + 1, timeout_s=float(timeout_s), limits=limits
@@ -190,8 +190,6 @@ def embedded_path(store: Any) -> Any:
     """The directory of the embedded store ``store`` is (or that a snapshot wraps), where a
     worker process can open it; None for other stores and where no worker can run (not POSIX)."""
     import os
-
-    from tiein.graph.ladybug_store import EmbeddedStore
 
     inner = getattr(store, "store", store)  # tiein.graph.snapshot.SnapshotStore wraps the embedded store
     return inner.path if isinstance(inner, EmbeddedStore) and os.name == "posix" else None

@@ -44,6 +44,7 @@ from typing import Any
 from tiein.durable import fsync_dir
 from tiein.errors import ConfigError, StoreError
 from tiein.faults import fault
+from tiein.graph import open_store
 
 GENS = "gens"
 POINTER = "CURRENT"
@@ -278,7 +279,6 @@ def _migrate(home: Path, store_state: str | None, store_url: str) -> list[str]:
 def recover_store(home: Path | str, store_url: str) -> list[str]:
     """:func:`recover` with the store at ``store_url`` opened for it (an unreachable store fails
     here, before any slow work). The caller holds :func:`home_lock`."""
-    from tiein.graph import open_store
 
     store = open_store(store_url)
     try:

@@ -11,6 +11,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from tiein.loaders import sql
+from tiein.loaders.load import read_file
+from tiein.loaders.report import LoadReport
 from tiein.model import (
     PRODUCTS,
 )
@@ -29,9 +32,6 @@ _CATALOG_FIELDS: dict[str, tuple[str, ...]] = {
 
 def _catalog_columns(path: Path, mapping: Any) -> set[str]:
     """The PRODUCTS columns a catalog file sets (those of its columns the loader maps)."""
-    from tiein.loaders import sql
-    from tiein.loaders.load import read_file
-    from tiein.loaders.report import LoadReport
 
     raw = read_file(Path(path), "catalog", mapping, LoadReport(name="update"))
     cols = mapping.catalog

@@ -15,9 +15,13 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from tiein.errors import ConfigError, InputError
+from tiein.faults import fault
+from tiein.graph import open_store
+from tiein.home import INPUTS, gen_dir, home_lock, read_pointer, recover, switch
 from tiein.model import GraphData
 from tiein.options import Progress, default_store_url
 from tiein.pipeline import _phase
+from tiein.state import GRAPH_PARTS
 
 
 @dataclass
@@ -32,7 +36,6 @@ class RollbackResult:
 
 def load_graph(inputs: Path) -> GraphData:
     """The graph a generation loaded, from its ``inputs/graph`` Parquet files."""
-    from tiein.state import GRAPH_PARTS
 
     root = Path(inputs) / "graph"
     try:
@@ -46,9 +49,6 @@ def load_graph(inputs: Path) -> GraphData:
 def rollback(home: Path, store_url: str | None = None, progress: Progress | None = None) -> RollbackResult:
     """Switch the home and its store back to the previous generation (ConfigError when there is
     none). A crash at any point leaves the home on one of the two generations, whole."""
-    from tiein.faults import fault
-    from tiein.graph import open_store
-    from tiein.home import INPUTS, gen_dir, home_lock, read_pointer, recover, switch
 
     store_url = store_url or default_store_url(home)
     with home_lock(home):

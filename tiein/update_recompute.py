@@ -18,10 +18,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tiein.errors import ConfigError, InputError
+from tiein.home import index_dir
 from tiein.merge import _touched
 from tiein.model import GraphData
 from tiein.options import BuildOptions
-from tiein.pipeline import _Timer
+from tiein.pipeline import _Timer, graph_from_stats
+from tiein.scenes import load_scenes
 from tiein.state import State, _count
 
 if TYPE_CHECKING:
@@ -152,7 +154,6 @@ def _embeddings(
     if not text_changed and len(new_ids) == 0 and state.neighbours is not None:
         return vectors, ids, None, state.neighbours, model
     index = None
-    from tiein.home import index_dir
 
     if not text_changed and index_dir(home).is_dir():
         try:
@@ -187,8 +188,6 @@ def _graph(
 ) -> GraphData:
     """The GraphData :func:`tiein.pipeline.build` makes from these inputs: its own stages
     (:func:`tiein.pipeline.graph_from_stats`), timed under the same names."""
-    from tiein.pipeline import graph_from_stats
-    from tiein.scenes import load_scenes
 
     data, _ = graph_from_stats(
         bopts,

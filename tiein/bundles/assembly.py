@@ -24,6 +24,7 @@ from tiein.bundles.selection import _Picker
 from tiein.errors import ConfigError
 from tiein.explain import Explanation, explain
 from tiein.money import format_percent
+from tiein.rules import PINNED_EN, PINNED_ZH
 
 if TYPE_CHECKING:
     from tiein.graph.base import GraphStore
@@ -239,8 +240,6 @@ def _price_bundle(picker: _Picker, rules: BundleRules, out: Bundle) -> None:
 
 def _explain_item(row: Row, source: Mapping[str, Any], anchor_id: str) -> Explanation:
     if row.get("pinned"):
-        from tiein.rules import PINNED_EN, PINNED_ZH
-
         return Explanation(zh=PINNED_ZH, en=PINNED_EN)
     if source["product_id"] == anchor_id:
         return explain(row, "complement")

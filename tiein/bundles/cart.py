@@ -21,6 +21,7 @@ from tiein.bundles.results import AddonItem, Addons, Product, Row, _product_dict
 from tiein.bundles.rules import BundleRules, _is_int, _validate_budget
 from tiein.errors import ConfigError
 from tiein.explain import MAIN_EN, MAIN_ZH, Explanation, explain
+from tiein.rules import PINNED_EN, PINNED_ZH
 
 if TYPE_CHECKING:
     from tiein.graph.base import GraphStore
@@ -173,8 +174,6 @@ class _CartPool:
             title = str(src.get("title") or src["product_id"])
             main_zh, main_en = f"“{title}”", title
         if c in self.pinned:
-            from tiein.rules import PINNED_EN, PINNED_ZH
-
             e = Explanation(zh=PINNED_ZH, en=PINNED_EN)
         else:
             e = explain(row, "complement", main_zh=main_zh, main_en=main_en)

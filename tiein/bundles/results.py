@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tiein.bundles.reasons import Reason
+from tiein.graph.base import PRODUCT_FIELDS
 
 Product = dict[str, Any]
 Row = dict[str, Any]
@@ -154,6 +155,5 @@ class Addons:
 
 
 def _product_dict(p: Mapping[str, Any]) -> Product:
-    from tiein.graph.base import PRODUCT_FIELDS
 
     return {k: p.get(k) for k in PRODUCT_FIELDS}

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from tiein.errors import ConfigError
+from tiein.model import SALES_ROLES
 
 
 @dataclass(frozen=True)
@@ -111,7 +112,6 @@ def _validate_budget(value: float | None, name: str) -> float | None:
 def _validate_mix(mix: Sequence[str] | str | None) -> list[str] | None:
     """Sales roles in add-on order: a sequence or a ``"hero+profit"`` / ``"hero,profit"`` string.
     Each must be one of tiein.model.SALES_ROLES."""
-    from tiein.model import SALES_ROLES
 
     if mix is None:
         return None

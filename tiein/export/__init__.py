@@ -76,7 +76,16 @@ from tiein.export.rows import (
     related_rows,
     rows_table,
 )
+from tiein.graph.snapshot import SnapshotStore
 from tiein.model import RELATION_KINDS, check_k, check_kind, parse_mix
+from tiein.service import (
+    BundlePayload,
+    RelatedPayload,
+    bundle_payload,
+    check_discount,
+    related_payload,
+    scene_payload,
+)
 
 if TYPE_CHECKING:
     from tiein.graph.base import GraphStore, Progress
@@ -143,7 +152,6 @@ def _check(what: str, fmt: str, kinds: Sequence[str] | None, chunk_size: int) ->
 
 
 def _anchors(store: Any, scene: str | None) -> list[str]:
-    from tiein.service import scene_payload
 
     if scene is None:
         ids: list[str] = store.product_ids()
@@ -196,8 +204,6 @@ def export(
 
     Raises ConfigError for bad options (before anything is written), NotFound for an unknown
     scene; any failure leaves ``out`` as it was (absent, or the previous file)."""
-    from tiein.graph.snapshot import SnapshotStore
-    from tiein.service import BundlePayload, RelatedPayload, bundle_payload, check_discount, related_payload
 
     kinds = _check(what, fmt, kinds, chunk_size)
     if what == "related":

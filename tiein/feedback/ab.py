@@ -39,6 +39,7 @@ from tiein.feedback.ab_stats import (
     srm_check,
     wilson,
 )
+from tiein.loaders.events import shop_timezone
 
 __all__ = [  # the statistics are importable from here too, as before the split
     "PRIMARY_METRICS",
@@ -115,7 +116,6 @@ def ab_report(
     purchases and conversion. Purchases by users without an impression in that variant are not
     attributed to it.
     """
-    from tiein.loaders.events import shop_timezone
 
     if metric not in PRIMARY_METRICS:
         raise ConfigError(f"unknown metric {metric!r}; metrics: {', '.join(PRIMARY_METRICS)}")

@@ -8,8 +8,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from tiein.errors import ConfigError
+from tiein.errors import ConfigError, MissingDependency
 from tiein.feedback.ab import METRIC_LABELS, fmt_p, fmt_value, pct, srm_text
+from tiein.feedback.fonts import cjk_font, font_rc
 
 LANGS = ("both", "zh", "en")
 _COLORS = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860"]
@@ -62,10 +63,7 @@ def write_report(report: dict[str, Any], out: Path | str, *, lang: str = "both")
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError as exc:
-        from tiein.errors import MissingDependency
-
         raise MissingDependency("matplotlib", "report") from exc
-    from tiein.feedback.fonts import cjk_font, font_rc
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from tiein.mining import mine_pairs
 from tiein.ranker.model import (
     BASKET_UNIT,
     ComplementRanker,
@@ -211,7 +212,6 @@ def fit_from_orders(
     ``min_pair_count`` co-purchases in the feature baskets (or a listed pair), as complements do.
     The cart exponent (:func:`cart_weight`) is then chosen on the label baskets with the
     relations classification would keep (``min_probability``, ``keep_per_src``)."""
-    from tiein.mining import mine_pairs
 
     cfg = cfg or RankerConfig()
     if not cfg.enabled:

@@ -12,6 +12,7 @@ from time import monotonic
 from typing import TYPE_CHECKING, Any
 
 from tiein.errors import ProductNotFound
+from tiein.graph.base import RELATED_FIELDS
 from tiein.rules.model import ANY_ANCHOR, DEFAULT_BOOST, PINNED_EN, PINNED_ZH, is_active, stored
 
 if TYPE_CHECKING:
@@ -157,7 +158,6 @@ def forget(store: Any) -> None:
 
 def pinned_row(product: Mapping[str, Any], kind: str) -> dict[str, Any]:
     """A related row for a pinned product the graph does not relate to the anchor."""
-    from tiein.graph.base import RELATED_FIELDS
 
     row = {**product, **dict.fromkeys(RELATED_FIELDS)}
     row.update(kind=kind, score=0.0, evidence={})

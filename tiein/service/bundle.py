@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
 
+from tiein.bundles import BundleRules, addons, bundle
 from tiein.errors import ConfigError, ProductNotFound
 from tiein.model import MAX_K, check_k, parse_mix
+from tiein.money import currency_symbol
 from tiein.rules import NO_FILTERS, Filters, RuleSet
 from tiein.service.types import AddonsPayload, BundlePayload
 
@@ -26,8 +28,6 @@ def bundle_rules(rules: BundleRules | None = None, **overrides: Any) -> BundleRu
     an unknown name."""
     from dataclasses import fields, replace
 
-    from tiein.bundles import BundleRules
-
     unknown = set(overrides) - {*RULE_OPTIONS, "discount", "size"}
     if unknown:
         raise ConfigError(f"unknown bundle rule(s): {', '.join(sorted(unknown))}")
@@ -39,8 +39,6 @@ def bundle_rules(rules: BundleRules | None = None, **overrides: Any) -> BundleRu
         given["charm_digit"] = None
     currency = given.pop("currency", None)
     if currency is not None:
-        from tiein.money import currency_symbol
-
         currency_symbol(currency)  # ConfigError for a bad one
         if "currency" not in {f.name for f in fields(base)}:
             base = _with_currency(base)
@@ -51,8 +49,6 @@ def bundle_rules(rules: BundleRules | None = None, **overrides: Any) -> BundleRu
 def _with_currency(rules: BundleRules) -> BundleRules:
     """``rules`` as a BundleRules that also carries a ``currency`` (read by the pricing)."""
     from dataclasses import asdict, make_dataclass
-
-    from tiein.bundles import BundleRules
 
     cls = _CURRENCY_RULES.get("cls")
     if cls is None:
@@ -97,7 +93,6 @@ def bundle_payload(
     pairs never together) and ``filters`` on the add-ons apply; ``options`` named in
     :data:`RULE_OPTIONS` override ``rules`` (:func:`bundle_rules`), others (``roles``) pass
     through. ConfigError for a bad mix, discount or rule."""
-    from tiein.bundles import bundle
 
     overrides = {name: options.pop(name) for name in RULE_OPTIONS if name in options}
     rules = bundle_rules(rules, discount=discount, **overrides)
@@ -137,7 +132,6 @@ def addons_payload(
     first suggestions). Cart ids the graph does not hold are left out and listed in
     ``unknown_ids``; ProductNotFound only when no cart id is known. ConfigError for a k outside
     1..``max_k`` (a server's cap, at most :data:`tiein.model.MAX_K`)."""
-    from tiein.bundles import addons
 
     check_k(k, min(max_k, MAX_K))
     filters = filters or NO_FILTERS

@@ -6,8 +6,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, cast
 
 from tiein.errors import ConfigError, ProductNotFound
+from tiein.home import read_pointer
 from tiein.model import MAX_K, check_k
-from tiein.rules import NO_FILTERS, Filters
+from tiein.rules import NO_FILTERS, Filters, rules_payload
 from tiein.service.types import (
     HealthPayload,
     SceneDetailPayload,
@@ -94,13 +95,9 @@ def stats_payload(store: GraphStore, home: Path | None = None) -> StatsPayload:
     pointer (``generations``)."""
     stats = cast(StatsPayload, store.stats())
     if hasattr(store, "rules"):  # the merchant's rules: version and how many (tiein.rules)
-        from tiein.rules import rules_payload
-
         listed = rules_payload(store)
         stats["rules"] = {k: listed[k] for k in ("version", "updated_at", "count", "active")}
     if home is not None:
-        from tiein.home import read_pointer
-
         stats["generations"] = dict(read_pointer(home).__dict__)
     return stats
 

@@ -6,8 +6,10 @@ from typing import TYPE_CHECKING, Any
 
 from tiein.errors import ConfigError
 from tiein.explain import explain
+from tiein.feedback import rerank
 from tiein.model import MAX_K, RELATION_KINDS, check_k, check_kind
 from tiein.rules import NO_FILTERS, PINNED_EN, PINNED_ZH, Filters, RuleSet
+from tiein.service.bundle import bundle_payload
 from tiein.service.types import BundlePayload, NeighbourhoodPayload, Product, RelatedPayload
 
 if TYPE_CHECKING:
@@ -59,8 +61,6 @@ def curated_related(
     if feedback is None:
         rows = store.related(product_id, kind, pool)
     else:
-        from tiein.feedback import rerank
-
         fb_pool = (
             min(MAX_POOL, max(pool, FEEDBACK_POOL * need)) if narrowed else min(MAX_K, FEEDBACK_POOL * need)
         )
@@ -130,7 +130,6 @@ def related_payload(
 def neighbourhood_payload(store: GraphStore, product_id: str, k: int = PAGE_K) -> NeighbourhoodPayload:
     """What the analyst's product page shows: the product, its top-``k`` related rows of every
     kind and its bundle (``bundle_error`` when the bundle rules reject the anchor)."""
-    from tiein.service.bundle import bundle_payload
 
     rules = RuleSet.load(store)
     related = {kind: related_payload(store, product_id, kind, k, rules=rules) for kind in RELATION_KINDS}
