@@ -565,6 +565,11 @@ EVERY_COMMAND: list[tuple[str, list[str], tuple[str, ...]]] = [
     ("datasets", ["datasets", "extra-argument"], ("extra-argument",)),
     ("update", ["update", "--orders", "{tmp}/fifo"], ("fifo", "FIFO")),
     ("build", ["build", "--catalog", "{tmp}/garbage.csv", "--no-embeddings", "--quiet"], ("garbage.csv",)),
+    ("rules import", ["rules", "import", "{tmp}/garbage.csv"], ("garbage.csv",)),
+    ("rules import", ["rules", "import", "{tmp}/missing.csv"], ("missing.csv",)),
+    ("rules list", ["rules", "list", "--frobnicate"], ("--frobnicate",)),
+    ("rules remove", ["rules", "remove"], ("say which rules",)),
+    ("search", ["search", "lunch bag", "-k", "0"], ("-k",)),
 ]
 
 
