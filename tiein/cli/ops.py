@@ -17,7 +17,9 @@ from tiein.cli.base import (
     where_options,
 )
 from tiein.cli.display import TqdmProgress
+from tiein.cli.query import filter_options
 from tiein.model import RELATION_KINDS
+from tiein.rules import Filters
 
 
 @cli.command()
@@ -227,6 +229,7 @@ def cypher(
 )
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @json_option("Print the export summary as JSON.")
+@filter_options(offset=False)
 @where_options
 def export_cmd(
     what: str,
@@ -246,6 +249,7 @@ def export_cmd(
     raw_csv: bool,
     quiet: bool,
     as_json: bool,
+    filters: Filters,
     home: str | None,
     store: str | None,
 ) -> None:
@@ -278,6 +282,7 @@ def export_cmd(
             formula_escape=not raw_csv,
             layout=layout,
             headers=headers,
+            filters=filters,
             progress=bar,
         )
     finally:

@@ -78,6 +78,7 @@ from tiein.export.rows import (
 )
 from tiein.graph.snapshot import SnapshotStore
 from tiein.model import RELATION_KINDS, check_k, check_kind, parse_mix
+from tiein.rules import Filters
 from tiein.service import (
     BundlePayload,
     RelatedPayload,
@@ -188,6 +189,7 @@ def export(
     formula_escape: bool = True,
     layout: str = "item",
     headers: str | None = None,
+    filters: Filters | None = None,
     progress: Progress | None = None,
 ) -> ExportResult:
     """Export ``what`` ("bundles" or "related") of every anchor product to ``out`` in ``fmt``
@@ -199,7 +201,9 @@ def export(
     CR gets a leading ``'`` (on by default; see the module doc). ``layout``: "item" (one row per
     item) or "bundle" (bundles: one row per bundle, items side by side). ``headers``: "en" (the
     column names) or "zh-en" (中文 / English) for csv and xlsx (default: "zh-en" for xlsx, "en"
-    otherwise). ``store`` is any graph store; it is read through a :class:`tiein.graph.snapshot.SnapshotStore`
+    otherwise). ``filters`` (:class:`tiein.rules.Filters`, no offset): the list filters of the API
+    (in stock, exclude, category, brand, price range, minimum score) on every anchor's related
+    items or bundle items; merchant rules (pins, blocks) apply as everywhere. ``store`` is any graph store; it is read through a :class:`tiein.graph.snapshot.SnapshotStore`
     (one already given is used as it is). ``progress(step, done, total)`` gets anchors done.
 
     Raises ConfigError for bad options (before anything is written), NotFound for an unknown
@@ -233,6 +237,10 @@ def export(
     snapshot_s = time.perf_counter() - started
     anchors = _anchors(snap, scene)
     options = {"what": what, "format": fmt, "chunk_size": chunk_size, "scene": scene}
+    if filters is not None and filters.offset:
+        raise ConfigError("an export takes no offset: it writes every anchor's whole list")
+    if filters is not None and filters.narrows:
+        options["filters"] = filters.to_dict()
     if layout != "item":
         options["layout"] = layout
     payloads: Callable[[str], Sequence[Mapping[str, Any]]]
@@ -240,7 +248,7 @@ def export(
         options |= {"kinds": list(kinds), "k": k}
 
         def payloads(pid: str) -> list[RelatedPayload]:
-            return [related_payload(snap, pid, kind, k) for kind in kinds]
+            return [related_payload(snap, pid, kind, k, filters=filters) for kind in kinds]
 
         to_rows: Callable[[Mapping[str, Any]], Iterator[dict[str, Any]]] = related_rows
     else:
@@ -250,7 +258,16 @@ def export(
 
         def payloads(pid: str) -> list[BundlePayload]:
             return [
-                bundle_payload(snap, pid, scene=scene, size=size, budget=budget, mix=roles, discount=discount)
+                bundle_payload(
+                    snap,
+                    pid,
+                    scene=scene,
+                    size=size,
+                    budget=budget,
+                    mix=roles,
+                    discount=discount,
+                    filters=filters,
+                )
             ]
 
         to_rows = bundle_wide_rows if layout == "bundle" else bundle_rows
