@@ -45,6 +45,9 @@ import numpy as np
 ENDPOINTS = {
     "related": "/v1/products/{id}/related?kind=complement&k=10",
     "bundle": "/v1/products/{id}/bundle",
+    # the same with the list filters on (issue 13: p99 must hold with filters)
+    "related_filtered": "/v1/products/{id}/related?kind=complement&k=10&in_stock=true&max_price=20&exclude=85123A",
+    "bundle_filtered": "/v1/products/{id}/bundle?in_stock=true&max_price=20&exclude=85123A",
 }
 ANCHOR_QUERY = "MATCH (p:Product)-[:COMPLEMENT]->(:Product) RETURN DISTINCT p.product_id AS id ORDER BY id"
 MAX_ANCHORS = 1000
@@ -370,7 +373,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--seconds", type=float, default=30.0, help="how long to load the server [30]")
     ap.add_argument("--concurrency", type=int, default=8, help="closed loop: concurrent clients [8]")
     ap.add_argument("--rate", type=float, default=None, help="open loop at this many requests/s (e.g. 200)")
-    ap.add_argument("--endpoints", default="related,bundle", help="comma-separated: related, bundle")
+    ap.add_argument(
+        "--endpoints",
+        default="related,bundle",
+        help="comma-separated: related, bundle, related_filtered, bundle_filtered (with the list filters)",
+    )
     ap.add_argument("--workers", type=int, default=1, help="server worker processes [1]")
     ap.add_argument(
         "--snapshot",

@@ -58,6 +58,8 @@ class RelationConfig:
     upsell_min_ratio / upsell_max_ratio: price(dst)/price(src) band for an upsell.
     series_min_similarity: title similarity a same-brand pair needs to be a series.
     keep_per_kind: relations kept per product and kind (the best ones).
+    sub_max_together: a pair scored both substitute and complement is a complement when bought
+        together above chance in more than this many orders, else a substitute.
     sub_other_type: factor on the substitute score of two products of different product types
         (types from titles, :mod:`tiein.product_type`; categories, where known, decide instead).
     """
@@ -76,6 +78,7 @@ class RelationConfig:
     series_min_similarity: float = 0.45
     keep_per_kind: int = 20
     sub_other_type: float = 0.0
+    sub_max_together: int = 2
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -350,10 +353,13 @@ def score_features(
         known = np.isfinite(p_comp)
         says_sub = known & (p_comp < 0.5)
         sub = np.where(known, np.where(says_sub & ~together, np.maximum(sub, 1.0 - p_comp), 0.0), sub)
-    # One type per direction: a pair clearly bought together lost its substitute score above; one
-    # still scored as a substitute (similar, not clearly bought together: a few co-purchases of
-    # two tents) is not offered as a complement of the same anchor as well.
-    comp = np.where(sub >= cfg.min_score, 0.0, comp)
+    # One type per direction: a pair scored as both is a complement when shoppers do take both
+    # (bought together above chance in more than ``sub_max_together`` orders), else a substitute
+    # (similar, and bought together rarely: two tents in two orders).
+    both = (comp > 0) & (sub >= cfg.min_score)
+    taken_both = (np.nan_to_num(f["lift"], nan=0.0) > 1.0) & (f["n_ab"] > cfg.sub_max_together)
+    sub = np.where(both & taken_both, 0.0, sub)
+    comp = np.where(both & ~taken_both, 0.0, comp)
     up = upsell_score(sub, f["price_ratio"], cfg.upsell_min_ratio, cfg.upsell_max_ratio)
     # variety (同款不同色 / 同系列): the same product type bought together is a series, not a substitute
     variety = together & (same_type == 1) if same_type is not None else np.zeros(len(together), dtype=bool)
