@@ -25,7 +25,7 @@ Conventions
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import pyarrow as pa
@@ -113,6 +113,28 @@ PAIR_STATS = pa.schema(
 # "next": after buying src, customers go on to buy dst (a later order within the window;
 # tiein.next_purchase.classify_next).
 RELATION_KINDS = ("complement", "substitute", "upsell", "series", "next")
+
+
+# The mining parameters and their defaults, in one place: the numpy and Spark miners, the
+# incremental counts, the build options and the CLI all take their defaults from MINING.
+@dataclass(frozen=True)
+class MiningOptions:
+    """min_count: baskets (or customers, for "bought after") a pair needs to be kept;
+    max_basket: baskets with more distinct products are skipped (B2B orders, bots);
+    after_window_days: a later purchase within this many days counts as "bought after" (None:
+    no after counts); max_customer_items: customers with more distinct products are skipped in
+    the after counts (wholesalers)."""
+
+    min_count: int = 2
+    max_basket: int = 500
+    after_window_days: int | None = 90
+    max_customer_items: int = 1000
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+MINING = MiningOptions()
 
 
 def unknown_kind(kind: object) -> str:

@@ -11,6 +11,7 @@ from typing import Any
 
 from tiein.checks import Floors
 from tiein.features import RoleConfig
+from tiein.model import MINING
 from tiein.next_purchase import NextConfig
 from tiein.ranker import RankerConfig
 from tiein.relations import RelationConfig
@@ -46,9 +47,9 @@ class BuildOptions:
     neighbours_k: int = 20
     candidates_per_product: int = 60
     graph_pairs_per_product: int = 50
-    min_count: int = 2
-    max_basket: int = 500
-    after_window_days: int | None = 90
+    min_count: int = MINING.min_count
+    max_basket: int = MINING.max_basket
+    after_window_days: int | None = MINING.after_window_days
     threads: int | None = None
     mining: str = "numpy"  # pair-mining backend, one of MINING_BACKENDS ("spark": tiein.spark_mining)
     relations: RelationConfig = field(default_factory=RelationConfig)

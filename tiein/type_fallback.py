@@ -20,7 +20,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tiein.model import RELATIONS
+from tiein.model import MINING, RELATIONS
 from tiein.product_type import types_of
 
 
@@ -118,7 +118,7 @@ def type_complements(
     orders: pa.Table,
     relations: pa.Table,
     *,
-    max_basket: int = 500,
+    max_basket: int = MINING.max_basket,
     cfg: TypeFallbackConfig | None = None,
 ) -> tuple[pa.Table, dict[str, Any]]:
     """Type-level complement relations (RELATIONS rows) for every product with a type and at

@@ -19,6 +19,7 @@ from tiein.cli.base import (
     where_options,
 )
 from tiein.cli.display import TqdmProgress
+from tiein.model import MINING
 
 
 @cli.command(epilog_fn=map_fields_help)
@@ -78,21 +79,21 @@ from tiein.cli.display import TqdmProgress
 )
 @click.option(
     "--min-count",
-    default=2,
+    default=MINING.min_count,
     show_default=True,
     type=click.IntRange(1),
     help="Minimum co-purchase/co-view count for a pair.",
 )
 @click.option(
     "--max-basket",
-    default=500,
+    default=MINING.max_basket,
     show_default=True,
     type=click.IntRange(2),
     help="Baskets with more distinct items are skipped when pairing.",
 )
 @click.option(
     "--after-window",
-    default=90,
+    default=MINING.after_window_days,
     show_default=True,
     type=click.IntRange(0),
     help="Days within which a later purchase counts as 'bought after'.",

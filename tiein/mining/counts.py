@@ -29,6 +29,7 @@ from tiein.mining.kernels import (
     _ts_column,
 )
 from tiein.mining.mine import MinedPairs, _assemble
+from tiein.model import MINING
 
 
 @dataclass
@@ -156,7 +157,7 @@ class PairCounts:
             dict(self.report),
         )
 
-    def assemble(self, min_count: int = 2) -> MinedPairs:
+    def assemble(self, min_count: int = MINING.min_count) -> MinedPairs:
         """What :func:`mine_pairs` returns for the counted lines (the same ``pairs`` and
         ``timeline`` tables; ``report`` holds baskets, n, items, pairs_co, pairs_after,
         returning_customers, pairs, min_count)."""
@@ -220,9 +221,9 @@ def count_pairs(
     item_col: str = "product_id",
     customer_col: str | None = "customer_id",
     ts_col: str | None = "ts",
-    max_basket: int = 500,
-    after_window_days: int | None = 90,
-    max_customer_items: int = 1000,
+    max_basket: int = MINING.max_basket,
+    after_window_days: int | None = MINING.after_window_days,
+    max_customer_items: int = MINING.max_customer_items,
     threads: int | None = None,
 ) -> PairCounts:
     """The unfiltered counts of ``baskets`` (options as :func:`mine_pairs`);

@@ -31,7 +31,7 @@ from tiein.mining.kernels import (
     _timeline_table,
     _ts_column,
 )
-from tiein.model import PAIR_STATS, TIMELINE
+from tiein.model import MINING, PAIR_STATS, TIMELINE
 
 
 @dataclass
@@ -52,10 +52,10 @@ def mine_pairs(
     item_col: str = "product_id",
     customer_col: str | None = "customer_id",
     ts_col: str | None = "ts",
-    min_count: int = 2,
-    max_basket: int = 500,
-    after_window_days: int | None = 90,
-    max_customer_items: int = 1000,
+    min_count: int = MINING.min_count,
+    max_basket: int = MINING.max_basket,
+    after_window_days: int | None = MINING.after_window_days,
+    max_customer_items: int = MINING.max_customer_items,
     threads: int | None = None,
     progress: Progress | None = None,
 ) -> MinedPairs:

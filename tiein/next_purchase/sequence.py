@@ -33,6 +33,7 @@ import numpy as np
 import pyarrow as pa
 
 from tiein.mining.kernels import _encode_nullable, _encode_sorted, _id_column, _runs, _ts_column
+from tiein.model import MINING
 
 _SECOND_US = 1_000_000
 _DAY_S = 86_400
@@ -171,9 +172,9 @@ def _count(keys: list[np.ndarray], size: int) -> tuple[np.ndarray, np.ndarray]:
 def sequence_stats(
     orders: pa.Table,
     *,
-    window_days: int | None = 90,
+    window_days: int | None = MINING.after_window_days,
     held_share: float = 0.25,
-    max_customer_items: int = 1000,
+    max_customer_items: int = MINING.max_customer_items,
     week_days: int = 7,
 ) -> SequenceStats:
     """The first-purchase sequence statistics of ``orders`` (ORDERS: customer_id, product_id,

@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 
 from tiein.errors import ConfigError
 from tiein.mining import MinedPairs
-from tiein.model import PAIR_STATS, TIMELINE
+from tiein.model import MINING, PAIR_STATS, TIMELINE
 from tiein.spark_mining.inputs import _arrow_lines, _check_parquet_paths, _parquet_lines
 from tiein.spark_mining.session import _DAY_US, _pyspark, spark_session
 
@@ -34,10 +34,10 @@ def mine_pairs_spark(
     item_col: str = "product_id",
     customer_col: str | None = "customer_id",
     ts_col: str | None = "ts",
-    min_count: int = 2,
-    max_basket: int = 500,
-    after_window_days: int | None = 90,
-    max_customer_items: int = 1000,
+    min_count: int = MINING.min_count,
+    max_basket: int = MINING.max_basket,
+    after_window_days: int | None = MINING.after_window_days,
+    max_customer_items: int = MINING.max_customer_items,
     threads: int | None = None,
     progress: Progress | None = None,
     spark: SparkSession | None = None,
