@@ -326,6 +326,24 @@ def test_search_command(camping_home: Path) -> None:
     text = invoke("search", "折叠椅", "-k", "5", "--home", str(camping_home))
     assert text.startswith("5 products for “折叠椅”")
     assert len(text.strip().splitlines()) == 6
+    # the list filters, as on the API: the chair costs 129, lamp_pro is out of stock
+    cheap = json.loads(
+        invoke(
+            "search",
+            "camping",
+            "-k",
+            "10",
+            "--max-price",
+            "100",
+            "--in-stock",
+            "--json",
+            "--home",
+            str(camping_home),
+        )
+    )
+    assert cheap["results"] and all(
+        r["price"] <= 100 and r["product_id"] != "lamp_pro" for r in cheap["results"]
+    )
 
 
 def test_search_without_an_index_says_what_to_do(tmp_path: Path) -> None:

@@ -16,7 +16,9 @@ from tiein.cli.base import (
     where_options,
 )
 from tiein.cli.display import is_terminal, pad, spinner
+from tiein.cli.query import filter_options
 from tiein.model import MAX_K
+from tiein.rules import Filters
 
 
 class IndexSearcher:
@@ -56,6 +58,7 @@ class IndexSearcher:
 @click.option("--threads", type=click.IntRange(1), help="CPU threads for the embedding model [default: 1].")
 @json_option("JSON output (the API's /v1/search answer).")
 @click.option("--quiet", is_flag=True, help="No spinner while the embedding model loads.")
+@filter_options()
 @where_options
 def search(
     query: str,
@@ -63,6 +66,7 @@ def search(
     threads: int | None,
     as_json: bool,
     quiet: bool,
+    filters: Filters,
     home: str | None,
     store: str | None,
 ) -> None:
@@ -74,13 +78,14 @@ def search(
     \b
     tiein search "露营椅"
     tiein search "heart shaped candle holder" -k 5 --json
+    tiein search "lantern" --in-stock --max-price 20     # the list filters, as on the API
     """
     from tiein.service import search_payload
 
     searcher = IndexSearcher(home, threads=threads, quiet=quiet or as_json or not is_terminal(sys.stderr))
     st = _open_store(home, store)
     try:
-        payload = search_payload(st, searcher, query, k)
+        payload = search_payload(st, searcher, query, k, filters=filters)
     finally:
         st.close()
     if as_json:
