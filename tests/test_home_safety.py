@@ -234,7 +234,9 @@ def test_threads_reach_the_numpy_miner(tmp_path: Path, monkeypatch: pytest.Monke
         seen.append(kwargs.get("threads"))
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(mining, "mine_pairs", spy)
+    # where the miner is called: the build's mining step and the ranker's second mining
+    monkeypatch.setattr("tiein.pipeline.mine_pairs", spy)
+    monkeypatch.setattr("tiein.ranker.orders.mine_pairs", spy)
     build(
         BuildOptions(
             catalog=CAMPING / "catalog.csv",
