@@ -103,7 +103,7 @@ class GraphTables:
 
 
 # ----------------------------------------------------------------------------- helpers
-def _conform(table: pa.Table, schema: pa.Schema, name: str, optional: tuple[str, ...] = ()) -> pa.Table:
+def conform(table: pa.Table, schema: pa.Schema, name: str, optional: tuple[str, ...] = ()) -> pa.Table:
     """``table`` with exactly ``schema``'s columns, in order, cast where lossless; else InputError.
     Columns named in ``optional`` may be missing: they are read as all null."""
     cols = []
@@ -284,7 +284,7 @@ def _attributes(products: pa.Table) -> tuple[pa.Table, pa.Table]:
 
 def _pairs(table: pa.Table, name: str, product_ids: pa.Array) -> pa.Table:
     """CO_PURCHASED / CO_VIEWED rows from a PAIR_STATS table (validated: a < b, known, unique)."""
-    t = _conform(table, PAIR_STATS, name)
+    t = conform(table, PAIR_STATS, name)
     for c in ("a", "b"):
         _require_non_null(t, c, name)
         _require_in(t.column(c), product_ids, name, c, "Product")
@@ -305,7 +305,7 @@ def _pairs(table: pa.Table, name: str, product_ids: pa.Array) -> pa.Table:
 def _relations(table: pa.Table, product_ids: pa.Array) -> dict[str, pa.Table]:
     """One table per relation type from RELATIONS (validated: kind known, no self-loop, unique)."""
     name = "relations"
-    t = _conform(table, RELATIONS, name)
+    t = conform(table, RELATIONS, name)
     for c in ("src", "dst", "kind"):
         _require_non_null(t, c, name)
     for c in ("src", "dst"):
@@ -350,7 +350,7 @@ def graph_tables(data: GraphData) -> GraphTables:
 
     Raises InputError (file = the GraphData table, 1-based row, column) on invalid input.
     Output is deterministic: the same ``data`` gives identical tables."""
-    products = _conform(data.products, PRODUCTS, "products", optional=OPTIONAL_PRODUCT_FIELDS)
+    products = conform(data.products, PRODUCTS, "products", optional=OPTIONAL_PRODUCT_FIELDS)
     _require_non_null(products, "product_id", "products")
     role = products.column("sales_role")
     bad = _first(pc.and_(pc.is_valid(role), pc.invert(pc.is_in(role, value_set=pa.array(SALES_ROLES)))))
@@ -381,10 +381,10 @@ def graph_tables(data: GraphData) -> GraphTables:
 
     attr_nodes, has_attribute = _attributes(products)
 
-    scenes = _conform(data.scenes, SCENES, "scenes")
+    scenes = conform(data.scenes, SCENES, "scenes")
     _require_non_null(scenes, "scene_id", "scenes")
     scenes = _sorted_unique(scenes, ("scene_id",), "scenes", "scene id")
-    members = _conform(data.scene_members, SCENE_MEMBERS, "scene_members")
+    members = conform(data.scene_members, SCENE_MEMBERS, "scene_members")
     for c in ("product_id", "scene_id"):
         _require_non_null(members, c, "scene_members")
     _require_in(members.column("product_id"), pids, "scene_members", "product_id", "Product")

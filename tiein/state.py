@@ -20,10 +20,12 @@ import pyarrow.parquet as pq
 
 from tiein.errors import ConfigError, InputError
 from tiein.features import RoleConfig
+from tiein.graph.build import conform
 from tiein.home import inputs_dir
 from tiein.mining import PairCounts, count_pairs
 from tiein.model import (
     LISTED_PAIRS,
+    OPTIONAL_PRODUCT_FIELDS,
     ORDERS,
     PAIR_STATS,
     PRODUCTS,
@@ -179,13 +181,15 @@ def write_state(
     (tmp / "build.json").write_text(json.dumps(build, ensure_ascii=False, indent=1), "utf-8")
 
 
-def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
-    """``table`` cast to ``schema``; columns a state written by an older version lacks (optional
-    PRODUCTS fields such as ``product_type``) are added as nulls."""
-    for f in schema:
-        if f.name not in table.column_names:
-            table = table.append_column(f.name, pa.nulls(table.num_rows, f.type))
-    return table.select(schema.names).cast(schema)
+def _optional_nulls(table: pa.Table, name: str) -> pa.Table:
+    """A products table of a state written before an optional PRODUCTS field existed
+    (``product_type``): the field is read as nulls; any other missing column is an error."""
+    return conform(table, PRODUCTS, name, optional=OPTIONAL_PRODUCT_FIELDS)
+
+
+def _read_part(path: Path, schema: pa.Schema) -> pa.Table:
+    table = pq.read_table(path)
+    return _optional_nulls(table, str(path)) if schema.equals(PRODUCTS) else table.cast(schema)
 
 
 def load_state(home: Path) -> State:
@@ -207,10 +211,8 @@ def load_state(home: Path) -> State:
         tables = {
             n: pq.read_table(root / f"{n}.parquet") for n in ("products", "orders", "views", "listed_pairs")
         }
-        graph = {
-            p: _conform(pq.read_table(root / "graph" / f"{p}.parquet"), s) for p, s in GRAPH_PARTS.items()
-        }
-        products = _conform(tables["products"], PRODUCTS)
+        graph = {p: _read_part(root / "graph" / f"{p}.parquet", s) for p, s in GRAPH_PARTS.items()}
+        products = _optional_nulls(tables["products"], str(root / "products.parquet"))
         meta = json.loads((root / "graph" / "meta.json").read_text("utf-8"))
         counts = {n: PairCounts.load(root / f"counts_{n}.npz") for n in ("orders", "views")}
         nb = pq.read_table(root / "neighbours.parquet") if (root / "neighbours.parquet").exists() else None
