@@ -17,6 +17,12 @@ at random and alternates between the endpoints.
     python bench/api.py                              # Online Retail I, built once into a cached home
     python bench/api.py --rate 200 --seconds 30
     python bench/api.py --home tiein-data --seconds 5 --json
+    python bench/api.py --rate 200 --seconds 30 --switches 3   # 3 generation switches during the load
+
+With ``--switches N`` (open loop), ``tiein rollback`` switches the served generation N times during
+the run (the home gets a second build once, if it has one only); the table adds the latencies of
+the requests due in the ``--switch-window`` seconds after each switch, beside the rest: a server
+that stalls while it reloads shows up there.
 
 The Online Retail I graph is built on first use into ``--home`` (default
 ``$TIEIN_BENCH_HOME`` or ``<tmp>/tiein-bench/online_retail``) and reused afterwards.
@@ -48,6 +54,9 @@ ENDPOINTS = {
     # the same with the list filters on (issue 13: p99 must hold with filters)
     "related_filtered": "/v1/products/{id}/related?kind=complement&k=10&in_stock=true&max_price=20&exclude=85123A",
     "bundle_filtered": "/v1/products/{id}/bundle?in_stock=true&max_price=20&exclude=85123A",
+    # ranked for a date and a customer segment (issue 14: p99 must hold with at= and segment=)
+    "related_context": "/v1/products/{id}/related?kind=complement&k=10&at=2011-12-01&segment=France",
+    "bundle_context": "/v1/products/{id}/bundle?at=2011-12-01&segment=France",
 }
 ANCHOR_QUERY = "MATCH (p:Product)-[:COMPLEMENT]->(:Product) RETURN DISTINCT p.product_id AS id ORDER BY id"
 MAX_ANCHORS = 1000
@@ -187,9 +196,12 @@ class Samples:
     latencies: dict[str, list[float]] = field(default_factory=dict)
     errors: dict[str, int] = field(default_factory=dict)
     late: int = 0  # open loop: requests sent more than 1 ms after they were due
+    timeline: list[tuple[float, float]] = field(default_factory=list)  # (due, latency) per request
 
-    def add(self, name: str, seconds: float, ok: bool) -> None:
+    def add(self, name: str, seconds: float, ok: bool, due: float | None = None) -> None:
         self.latencies.setdefault(name, []).append(seconds)
+        if due is not None:
+            self.timeline.append((due, seconds))
         if not ok:
             self.errors[name] = self.errors.get(name, 0) + 1
 
@@ -288,7 +300,7 @@ async def open_loop(
                 if time.perf_counter() - due > 0.001:
                     samples.late += 1
                 status = await conn.get(_path(name, pid))
-                samples.add(name, time.perf_counter() - due, status == 200)  # from when it was due
+                samples.add(name, time.perf_counter() - due, status == 200, due)  # from when it was due
         finally:
             await conn.close()
 
@@ -304,6 +316,58 @@ async def open_loop(
         queue.put_nowait(None)
     await asyncio.gather(*workers)
     return samples, time.perf_counter() - t_start
+
+
+def ensure_two_generations(home: Path, dataset: str) -> None:
+    """Make ``home`` hold a previous generation to roll back to (a second build, once)."""
+    probe = subprocess.run(_tiein("rollback", home), capture_output=True, text=True)
+    if probe.returncode == 0:  # it had one: switch back to where it was
+        subprocess.run(_tiein("rollback", home), check=True, capture_output=True)
+        return
+    from tiein.pipeline import BuildOptions, build
+
+    print(
+        f"building {dataset} into {home} a second time (once, for --switches) …", file=sys.stderr, flush=True
+    )
+    build(BuildOptions(dataset=dataset, home=home, threads=1))
+
+
+def _tiein(command: str, home: Path) -> list[str]:
+    return [sys.executable, "-m", "tiein.cli", command, "--home", str(home)]
+
+
+class Switcher:
+    """Runs ``tiein rollback`` at the given offsets (s) from :meth:`start` in a thread; ``done``
+    holds when each switch finished (perf_counter)."""
+
+    def __init__(self, home: Path, offsets: list[float]) -> None:
+        import threading
+
+        self.home, self.offsets, self.done = home, offsets, []
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.t0 = 0.0
+
+    def start(self) -> None:
+        self.t0 = time.perf_counter()
+        self.thread.start()
+
+    def _run(self) -> None:
+        for off in self.offsets:
+            time.sleep(max(0.0, self.t0 + off - time.perf_counter()))
+            subprocess.run(_tiein("rollback", self.home), check=True, capture_output=True)
+            self.done.append(time.perf_counter())
+
+
+def switch_split(samples: Samples, switches: list[float], window: float) -> dict[str, Any]:
+    """Latencies of requests due within ``window`` s after a switch finished vs all others."""
+    near = [lat for due, lat in samples.timeline if any(0 <= due - t <= window for t in switches)]
+    far = [lat for due, lat in samples.timeline if not any(0 <= due - t <= window for t in switches)]
+    return {
+        "switches": len(switches),
+        "window_s": window,
+        "after_switch": _stats(near, window * max(1, len(switches)), 0),
+        "elsewhere": _stats(far, 1.0, 0),
+    }
 
 
 def _host_port(url: str) -> tuple[str, int]:
@@ -376,7 +440,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument(
         "--endpoints",
         default="related,bundle",
-        help="comma-separated: related, bundle, related_filtered, bundle_filtered (with the list filters)",
+        help="comma-separated: related, bundle, related_filtered, bundle_filtered (with the list filters), "
+        "related_context, bundle_context (at= and segment=; use a home built with --map segment=Country)",
     )
     ap.add_argument("--workers", type=int, default=1, help="server worker processes [1]")
     ap.add_argument(
@@ -390,6 +455,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--rebuild", action="store_true", help="rebuild the cached home first")
     ap.add_argument("--json", action="store_true", help="print the result as JSON")
+    ap.add_argument(
+        "--switches",
+        type=int,
+        default=0,
+        help="open loop: generation switches (tiein rollback) during the run [0]",
+    )
+    ap.add_argument(
+        "--switch-window",
+        type=float,
+        default=3.0,
+        help="seconds after a switch counted as 'after switch' [3]",
+    )
     args = ap.parse_args(argv)
 
     names = [n.strip() for n in args.endpoints.split(",") if n.strip()]
@@ -400,7 +477,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         ap.error("--seconds, --concurrency and --rate must be positive")
     home = (args.home or default_home()).expanduser()
     ensure_home(home, args.dataset, args.rebuild)
+    if args.switches and args.rate is None:
+        ap.error("--switches needs --rate (open loop)")
+    if args.switches:
+        ensure_two_generations(home, args.dataset)
     ids = anchors(home, args.seed)
+    switcher = Switcher(home, [args.seconds * (i + 1) / (args.switches + 1) for i in range(args.switches)])
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -411,6 +493,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             asyncio.run(closed_loop(url, ids, names, min(args.concurrency, 4), args.warmup, args.seed + 99))
         server_cpu0, client_cpu0 = process_cpu_seconds(proc.pid), time.process_time()
         if args.rate is not None:
+            if args.switches:
+                switcher.start()
             samples, elapsed = asyncio.run(open_loop(url, ids, names, args.rate, args.seconds, args.seed))
             mode = f"open loop at {args.rate:g} req/s"
         else:
@@ -441,10 +525,24 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     result["generator_cpu_ms_per_request"] = round(client_cpu * 1000 / n, 3)
     if hasattr(os, "getloadavg"):
         result["load_average_1m"] = round(os.getloadavg()[0], 2)
+    if args.switches:
+        switcher.thread.join(60)
+        if args.switches % 2:  # leave the home serving the generation it started with
+            subprocess.run(_tiein("rollback", home), check=True, capture_output=True)
+        result["switch"] = switch_split(samples, switcher.done, args.switch_window)
     if args.json:
         print(json.dumps(result, indent=2))
     else:
         print_table(result)
+        if "switch" in result:
+            sw = result["switch"]
+            for label in ("after_switch", "elsewhere"):
+                st = sw[label]
+                if st.get("requests"):
+                    print(
+                        f"{label:<13} {st['requests']:>7,} requests  p50 {st['p50_ms']:.2f}  p99 {st['p99_ms']:.2f}  "
+                        f"max {st['max_ms']:.2f} ms  ({sw['switches']} switches, {sw['window_s']:g} s window)"
+                    )
     return result
 
 

@@ -8,6 +8,9 @@ Protocols (orders split, the real build run on the training orders only):
   groceries_zh   the same, Chinese item names and categories
   bread_basket   transactions before 2017-03-01 train, later ones test
 
+--seasonal runs only the seasonal protocol instead (bench/seasonal.py: Online Retail, train
+before 2011-11-01, Nov-Dec 2011 baskets ranked at their own dates vs year-round).
+
 Test baskets keep only products seen in training and need ≥ 2 distinct of them.
 
 Tasks:
@@ -494,7 +497,23 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         help="where the builds go, one home per dataset (default bench/out/quality)",
     )
     ap.add_argument("--json", type=Path, default=OUT / "quality.json", help="where to write all numbers")
+    ap.add_argument(
+        "--seasonal",
+        action="store_true",
+        help="only the seasonal protocol (bench/seasonal.py): Online Retail, train before 2011-11-01, "
+        "seasonal vs year-round ranking of the Nov-Dec 2011 baskets; writes bench/out/quality_seasonal.json",
+    )
     args = ap.parse_args(argv)
+    if args.seasonal:
+        import seasonal
+
+        result = seasonal.run(build=build_tiein, home_root=args.home_root, threads=args.threads, seed=SEED)
+        print()
+        print(seasonal.table(result))
+        path = OUT / "quality_seasonal.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(result, indent=1, ensure_ascii=False, default=str), encoding="utf-8")
+        return result
     names = [n.strip() for n in args.datasets.split(",") if n.strip()]
     unknown = [n for n in names if n not in PROTOCOLS]
     if unknown:

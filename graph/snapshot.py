@@ -16,6 +16,11 @@ after a rebuild, so a long-lived snapshot never answers from an old graph; ``fol
 the graph it loaded (an export reads one consistent graph even if a rebuild lands meanwhile).
 Stores without a ``generation()`` (Neo4j) are loaded once; call :meth:`SnapshotStore.refresh`.
 
+``background=True`` (what the API server uses) switches without a stall: the call that sees a new
+generation starts reading it in a background thread and every call keeps answering from the
+previous graph until the new one is whole, then the reference is swapped (each answer still comes
+from one generation). A failed background read is logged and tried again at most once a second.
+
 Memory: roughly 1 KB per relation row and product (Python objects); 50k products with 800k
 relations take about 0.6-0.9 GB.
 
@@ -25,7 +30,9 @@ engine); ``replace`` loads the wrapped store and then reloads the snapshot.
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +55,9 @@ from tiein.graph.base import (
     scene_list,
 )
 from tiein.model import REL_TYPE, GraphData, check_kind
+
+log = logging.getLogger("tiein.snapshot")
+RETRY_S = 1.0  # background mode: the least time between two attempts at reading a new generation
 
 # The relation properties read per kind, in RELATED_FIELDS order ("kind" is the kind itself).
 REL_PROPS = tuple(f for f in RELATED_FIELDS if f != "kind")
@@ -146,15 +156,20 @@ class SnapshotStore:
 
     name = "snapshot"
 
-    def __init__(self, store: GraphStore, *, follow: bool = True) -> None:
+    def __init__(self, store: GraphStore, *, follow: bool = True, background: bool = False) -> None:
         self.store = store
         self.follow = follow
+        self.background = background
         self._lock = threading.RLock()
         self._graph: _Graph | None = None
+        self._reload_lock = threading.Lock()
+        self._reloading: threading.Thread | None = None
+        self._next_try = 0.0
+        self.reloads = 0  # background reloads finished (for tests and benchmarks)
         self.refresh()
 
     def __repr__(self) -> str:
-        return f"SnapshotStore({self.store!r}, follow={self.follow})"
+        return f"SnapshotStore({self.store!r}, follow={self.follow}, background={self.background})"
 
     # ------------------------------------------------------------------------- loading
     def _generation(self) -> str | None:
@@ -231,6 +246,15 @@ class SnapshotStore:
         )
 
     def _current(self) -> _Graph:
+        graph = self._graph
+        if self.background and graph is not None:
+            # while a reload is in flight the store is not asked at all: its lock is busy with the
+            # bulk reads, and the answer (a new generation) is known already
+            loading = self._reloading
+            busy = loading is not None and loading.is_alive()
+            if self.follow and not busy and self._generation() != graph.generation:
+                self._reload_in_background()
+            return graph  # the previous generation until the new one is whole
         with self._lock:
             graph = self._graph
             if graph is None or (self.follow and self._generation() != graph.generation):
@@ -238,6 +262,30 @@ class SnapshotStore:
                 graph = self._graph
             assert graph is not None
             return graph
+
+    def _reload_in_background(self) -> None:
+        with self._reload_lock:
+            busy = self._reloading is not None and self._reloading.is_alive()
+            if busy or time.monotonic() < self._next_try:
+                return
+            self._reloading = threading.Thread(target=self._reload, name="tiein-snapshot-reload", daemon=True)
+            self._reloading.start()
+
+    def _reload(self) -> None:
+        try:
+            self.refresh()  # builds the new graph aside; readers keep the old reference meanwhile
+            self.reloads += 1
+        except Exception as exc:  # the store is mid-switch or broken: keep serving, try again later
+            self._next_try = time.monotonic() + RETRY_S
+            log.warning("reading the new graph generation failed (%s); still serving the previous one", exc)
+
+    def wait_reloaded(self, timeout: float = 60.0) -> bool:
+        """Wait for a background reload in flight (True when none is left running)."""
+        t = self._reloading
+        if t is not None:
+            t.join(timeout)
+            return not t.is_alive()
+        return True
 
     # ------------------------------------------------------------------------- GraphStore
     def replace(self, data: GraphData, progress: Progress | None = None) -> None:

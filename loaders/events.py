@@ -12,10 +12,11 @@ add_to_cart, 购买/下单/支付 = purchase.
 ``…Z``, epoch seconds / milliseconds, a zone-aware Parquet column) is converted from its zone; a
 time *without* one (``2024-03-01 10:00``, an Excel date, a naive Parquet column) is read in the
 shop's zone: ``timezone`` when given, else the ``TIEIN_TIMEZONE`` environment variable, else
-:data:`DEFAULT_TIMEZONE` (``Asia/Shanghai``: most tiein shops sell in China; a shop elsewhere sets
-``TIEIN_TIMEZONE=Europe/London`` or passes ``--timezone``). Request bodies
-(:func:`records_table`, ``POST /v1/events``) keep reading zone-less times as UTC unless a zone is
-passed, as the API documents.
+``timezone`` in ``HOME/shop.toml`` (:mod:`tiein.shop_config`), else :data:`DEFAULT_TIMEZONE`
+(``Asia/Shanghai``: most tiein shops sell in China; a shop elsewhere sets ``timezone =
+"Europe/London"`` in shop.toml, ``TIEIN_TIMEZONE`` or passes ``--timezone``). ``POST /v1/events``
+reads its zone-less times the same way (its body may name a ``timezone``); :func:`records_table`
+itself takes the zone it is given (UTC by default).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import pyarrow as pa
 
 from tiein.errors import ConfigError, InputError
 from tiein.model import RELATION_KINDS
+from tiein.shop_config import check_zone, load_shop_config
 
 EVENT_TYPES = ("impression", "click", "add_to_cart", "purchase")
 # Other names of the event types (after folding), Chinese shop/analytics wording first.
@@ -88,26 +90,24 @@ _ZONED_RE = r"(?i)(\d:\d\d(:\d\d(\.\d+)?)?\s*(z|utc|gmt|[+-]\d\d(:?\d\d)?)|\s[a-
 _EPOCH_RE = r"\d{9,10}|\d{12,13}"
 
 
-def shop_timezone(zone: str | None = None) -> str:
+def shop_timezone(zone: str | None = None, home: Path | str | None = None) -> str:
     """The time zone zone-less event times are read in: ``zone``, else ``$TIEIN_TIMEZONE``, else
+    the ``timezone`` of ``HOME/shop.toml`` (:mod:`tiein.shop_config`), else
     :data:`DEFAULT_TIMEZONE`; an IANA name (``Asia/Shanghai``, ``Europe/Berlin``, ``UTC``).
     Raises ConfigError for a name the time zone database does not know.
 
     >>> shop_timezone("Europe/Berlin")
     'Europe/Berlin'
     """
-    import zoneinfo
-
-    name = (zone or os.environ.get(TIMEZONE_ENV) or DEFAULT_TIMEZONE).strip()
-    where = "--timezone" if zone else TIMEZONE_ENV if os.environ.get(TIMEZONE_ENV) else "the default"
-    try:
-        zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(
-            f"unknown time zone {name!r} ({where}); give an IANA name such as Asia/Shanghai, "
-            "Europe/Berlin, America/New_York or UTC"
-        ) from None
-    return name
+    if zone:
+        return check_zone(zone.strip(), "--timezone")
+    env = (os.environ.get(TIMEZONE_ENV) or "").strip()
+    if env:
+        return check_zone(env, TIMEZONE_ENV)
+    from_file = load_shop_config(home).timezone
+    if from_file:
+        return from_file  # checked when the file was read
+    return DEFAULT_TIMEZONE
 
 
 def parse_map(pairs: Sequence[str] | Mapping[str, str]) -> dict[str, str]:

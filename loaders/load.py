@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
@@ -34,6 +34,9 @@ class Loaded:
     views: pa.Table  # model.VIEWS (maybe empty)
     listed_pairs: pa.Table  # model.LISTED_PAIRS (maybe empty)
     report: LoadReport
+    sets: pa.Table = field(default_factory=model.SETS.empty_table)  # content sets (loaders/sets.py)
+    # each order's customer segment (``--map segment=COLUMN``; empty without one): tiein.segments
+    segments: pa.Table = field(default_factory=model.ORDER_SEGMENTS.empty_table)
 
 
 def read_file(path: Path, role: str, mapping: Mapping, report: LoadReport) -> RawTable:
@@ -72,6 +75,7 @@ def load_files(
     mapping: Mapping | None = None,
     progress: Progress | None = None,
     name: str | None = None,
+    sets: Path | None = None,
 ) -> Loaded:
     """Load any catalog / orders / views files (at least one) with ``mapping``.
 
@@ -80,6 +84,7 @@ def load_files(
     from the views. Raises :class:`InputError` (file, row, column) for bad input and
     :class:`ConfigError` for a bad mapping; nothing half-loaded is ever returned. ``pairs``: a file
     of listed pairs (:func:`tiein.loaders.pairs.read_pairs`), kept where both ends are products.
+    ``sets``: a file of content sets (:mod:`tiein.loaders.sets`), every product a catalog product.
     Rows in errors: header = row 1 for CSV/XLSX, record number for JSON lines/Parquet.
     """
     mapping = mapping or Mapping()
@@ -95,7 +100,7 @@ def load_files(
         raws[role] = read_file(Path(path), role, mapping, report)
         if progress:
             progress(f"read {role}", i, total)
-    return load_raw(
+    loaded = load_raw(
         label,
         raws.get("catalog"),
         raws.get("orders"),
@@ -108,6 +113,11 @@ def load_files(
         total=total,
         started=t0,
     )
+    if sets is not None:
+        from tiein.loaders.sets import read_sets
+
+        loaded.sets = read_sets(Path(sets), mapping, loaded.products, report)
+    return loaded
 
 
 def load_raw(
@@ -143,6 +153,7 @@ def load_raw(
             products = build.build_products(con, catalog, mapping.catalog, o, report)
         tick("catalog")
         order_table = model.empty(model.ORDERS)
+        segment_table = model.empty(model.ORDER_SEGMENTS)
         if orders is not None:
             titled = order_lines.stage_orders(
                 con, orders, mapping.orders, o, report, derive_catalog=products is None
@@ -155,6 +166,8 @@ def load_raw(
                         pc.sum(pc.equal(products["title"], products["product_id"])).as_py() or 0
                     )
             order_table = order_lines.finish_orders(con, products, o, report)
+            if mapping.orders.segment is not None:
+                segment_table = order_lines.order_segments(con)
         tick("orders")
         view_table = model.empty(model.VIEWS)
         if views is not None:
@@ -187,4 +200,5 @@ def load_raw(
     if view_table.num_rows:
         report.sessions = len(view_table.column("session_id").unique())
     report.seconds = time.perf_counter() - t0
-    return Loaded(name, products, order_table, view_table, pairs, report)
+    report.segments = len(segment_table.column("segment").unique()) if segment_table.num_rows else 0
+    return Loaded(name, products, order_table, view_table, pairs, report, segments=segment_table)

@@ -17,6 +17,7 @@ YAML (or JSON) form, sections optional::
       product_id: StockCode
       timestamp: [Date, Time]           # several columns are joined with a space
     views: {session: user_id, product_id: item_id, timestamp: ts, event: behavior}
+    sets: {set_id: 视频ID, kind: 类型, weight: 权重}   # content sets (tiein build --sets)
     options:
       exclude_product_regex: "^(POST|DOT)$"
       cancel_prefix: C
@@ -67,6 +68,7 @@ class OrderColumns:
     timestamp: list[str] = field(default_factory=list)
     title: str | None = None
     price: str | None = None
+    segment: str | None = None  # the order's customer segment (country, channel, tier; tiein.segments)
 
 
 @dataclass
@@ -77,6 +79,18 @@ class ViewColumns:
     product_id: str | None = None
     timestamp: list[str] = field(default_factory=list)
     event: str | None = None
+
+
+@dataclass
+class SetColumns:
+    """Content-set columns (``tiein build --sets``, :mod:`tiein.loaders.sets`): the set (a video,
+    a livestream, an outfit), the product, and optionally its kind, weight and time."""
+
+    set_id: str | None = None
+    product_id: str | None = None
+    kind: str | None = None
+    weight: str | None = None
+    timestamp: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -102,6 +116,7 @@ _SECTIONS: dict[str, type] = {
     "catalog": CatalogColumns,
     "orders": OrderColumns,
     "views": ViewColumns,
+    "sets": SetColumns,
     "options": Options,
 }
 _LIST_FIELDS = {"category", "attributes", "timestamp"}
@@ -120,6 +135,7 @@ class Mapping:
     catalog: CatalogColumns = field(default_factory=CatalogColumns)
     orders: OrderColumns = field(default_factory=OrderColumns)
     views: ViewColumns = field(default_factory=ViewColumns)
+    sets: SetColumns = field(default_factory=SetColumns)
     options: Options = field(default_factory=Options)
     files: dict[str, str] = field(default_factory=dict)  # ready datasets: role -> file name
 

@@ -53,6 +53,7 @@ def stage_orders(
     cust = resolve(raw, "customer", cols.customer, required=False, mapped_as="orders.customer")
     if cust is None and "customer_id" in raw.columns:
         cust = "customer_id"
+    seg = resolve(raw, "segment", cols.segment, required=False, mapped_as="orders.segment")
     tss = resolve_many(raw, "timestamp", cols.timestamp, mapped_as="orders.timestamp")
     if not tss and "ts" in raw.columns:
         tss = ["ts"]
@@ -93,7 +94,7 @@ def stage_orders(
               coalesce({excluded}, FALSE) excluded FROM (
             SELECT {ROW}, {id_expr(raw, oid)} order_id, {pid_expr(raw, pid, opts)} product_id, {qty_e} quantity,
               {id_expr(raw, cust) if cust else "NULL::VARCHAR"} customer_id, {ts_e} ts, {title_e} title,
-              {price_e} price FROM {view})"""
+              {price_e} price, {_segment_expr(seg)} segment FROM {view})"""
     )
     check_id_length(con, raw, "__ol1", {"order_id": oid, "product_id": pid, "customer_id": cust})
     con.unregister(view)
@@ -250,6 +251,26 @@ def finish_orders(
             WHERE order_id NOT IN (SELECT order_id FROM __giant) ORDER BY {ROW}, order_id, product_id""",
         model.ORDERS,
     )
+
+
+def order_segments(con: duckdb.DuckDBPyConnection) -> pa.Table:
+    """After :func:`finish_orders`: the segment of every kept order that has one (an order whose
+    lines name several gets the smallest), an :data:`tiein.model.ORDER_SEGMENTS` table."""
+    return fetch(
+        con,
+        """SELECT o.order_id, min(l.segment) AS segment FROM (SELECT DISTINCT order_id FROM __merged
+             WHERE order_id NOT IN (SELECT order_id FROM __giant)) o
+           JOIN __ol1 l ON l.order_id = o.order_id AND NOT l.is_cancel AND l.segment IS NOT NULL
+           GROUP BY o.order_id ORDER BY o.order_id""",
+        model.ORDER_SEGMENTS,
+    )
+
+
+def _segment_expr(col: str | None) -> str:
+    """The segment of a line: the column's text trimmed, blank as null (NULL without a column)."""
+    if col is None:
+        return "NULL::VARCHAR"
+    return f"nullif(trim(CAST({q(col)} AS VARCHAR)), '')"
 
 
 def basket_lines_table(lines: pa.Array, file: str, delimiter: str) -> RawTable:

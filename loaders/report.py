@@ -33,6 +33,7 @@ class LoadReport:
     order_lines: int = 0
     orders: int = 0
     customers: int = 0
+    segments: int = 0  # distinct customer segments of the orders (--map segment=COLUMN)
     views: int = 0
     sessions: int = 0
     listed_pairs: dict[str, int] = field(default_factory=dict)
@@ -84,6 +85,7 @@ class LoadReport:
         if self.order_lines:
             out.append(
                 f"orders: {self.orders:,} baskets, {self.order_lines:,} lines, {self.customers:,} customers"
+                + (f", {self.segments:,} customer segments" if self.segments else "")
             )
         if self.views:
             out.append(f"views: {self.views:,} events in {self.sessions:,} sessions")

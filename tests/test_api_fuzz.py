@@ -57,6 +57,9 @@ OPERATIONS = [
     ("GET", "/v1/rules"),
     ("PUT", "/v1/rules"),
     ("DELETE", "/v1/rules"),
+    ("GET", "/v1/pairings"),
+    ("GET", "/v1/trending"),
+    ("POST", "/v1/lineup"),
 ]
 
 

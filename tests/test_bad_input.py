@@ -570,6 +570,12 @@ EVERY_COMMAND: list[tuple[str, list[str], tuple[str, ...]]] = [
     ("rules list", ["rules", "list", "--frobnicate"], ("--frobnicate",)),
     ("rules remove", ["rules", "remove"], ("say which rules",)),
     ("search", ["search", "lunch bag", "-k", "0"], ("-k",)),
+    ("lineup", ["lineup", "no_such_product", "phone_x"], ("no_such_product",)),
+    ("lineup", ["lineup", "--top", "5", "--slot", "90", "--length", "30"], ("slot",)),
+    ("pairings", ["pairings", "-k", "0"], ("-k",)),
+    ("pairings", ["pairings", "--category", "no such category"], ("no such category",)),
+    ("trending", ["trending", "--days", "0"], ("--days",)),
+    ("trending", ["trending", "--at", "yesterday"], ("--at",)),
 ]
 
 

@@ -76,13 +76,14 @@ def test_summary_line_takes_the_first_sentence() -> None:
 
 @pytest.mark.parametrize("command", ["build", "update"])
 def test_map_fields_are_listed_from_the_mapping(command: str) -> None:
-    from tiein.loaders.mapping import CatalogColumns, Options, OrderColumns, ViewColumns
+    from tiein.loaders.mapping import CatalogColumns, Options, OrderColumns, SetColumns, ViewColumns
 
     text = invoke(command, "--help").split("--map FIELD=COLUMN fields", 1)[1]
     for section, dc in (
         ("catalog", CatalogColumns),
         ("orders", OrderColumns),
         ("views", ViewColumns),
+        ("sets", SetColumns),
         ("options", Options),
     ):
         # the section's line and its continuation lines, up to the next section or the footnote
@@ -90,7 +91,8 @@ def test_map_fields_are_listed_from_the_mapping(command: str) -> None:
         first = next(i for i, line in enumerate(lines) if line.strip().startswith(f"{section} "))
         block = [lines[first].strip()[len(section) :]]
         for line in lines[first + 1 :]:
-            if not line.strip() or line.strip().split()[0] in ("catalog", "orders", "views", "options", "*"):
+            sections = ("catalog", "orders", "views", "sets", "options", "*")
+            if not line.strip() or line.strip().split()[0] in sections:
                 break
             block.append(line)
         listed = {name.strip(" *") for name in " ".join(" ".join(block).split()).split(",")}
@@ -270,10 +272,12 @@ def test_build_show_block_lines_up_chinese_titles(monkeypatch: pytest.MonkeyPatc
         ]
         return {"related": rows}
 
-    def bundle_payload(st: object, pid: str) -> dict[str, object]:
+    def bundle_payload(st: object, pid: str, rules: object = None) -> dict[str, object]:
         return {"reason": {"en": "no add-ons are known for this product yet"}}
 
-    fake = types.SimpleNamespace(related_payload=related_payload, bundle_payload=bundle_payload)
+    fake = types.SimpleNamespace(
+        related_payload=related_payload, bundle_payload=bundle_payload, shop_bundle_rules=lambda home: None
+    )
     monkeypatch.setitem(sys.modules, "tiein.service", fake)
     store = types.SimpleNamespace(product=lambda pid: {"product_id": pid, "title": "帐篷", "price": 299.0})
 

@@ -101,6 +101,9 @@ def snapshot_queries() -> dict[str, str]:
         f"snapshot:{n}": getattr(snapshot, n) for n in ("PRODUCTS_ALL", "SCENES_ALL", "SCENE_MEMBERS_ALL")
     }
     found |= {f"snapshot:RELATIONS_ALL[{k}]": q for k, q in snapshot.RELATIONS_ALL.items()}
+    from tiein.lists import pairings  # the merchant lists' bulk reads run on both stores too
+
+    found |= {f"lists:{n}": getattr(pairings, n) for n in ("PAIRS_QUERY", "PAIR_DETAILS_QUERY")}
     return found
 
 
@@ -172,6 +175,8 @@ def test_collection_is_complete(checked: dict[str, Any]) -> None:
             assert used == RULE_PARAMS[name], name
         elif name.startswith(tuple(APPLY_PARAMS)):
             assert used == APPLY_PARAMS[name.split("[")[0] + "["], name
+        elif name == "lists:PAIR_DETAILS_QUERY":  # tiein.lists: the shown pairs' anchors
+            assert used == {"ids"}, name
         elif not name.startswith("schema.md"):
             assert used == set(), name
 

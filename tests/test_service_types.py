@@ -18,9 +18,12 @@ schemas = pytest.importorskip("tiein.api.schemas")
 
 # payload type -> (response model, keys the payload has that the model leaves undeclared)
 PAIRS: dict[Any, tuple[str, set[str]]] = {
-    types.RelatedPayload: ("RelatedResponse", set()),
-    types.BundlePayload: ("BundleResponse", {"scene_fallback"}),
-    types.AddonsPayload: ("AddonsResponse", set()),
+    # "fallback": present only on a trending fallback; "at": only when ranked for a date (so an
+    # answer without at= is the same JSON from the API and the CLI, key for key); "segment": only
+    # when a segment was asked
+    types.RelatedPayload: ("RelatedResponse", {"fallback", "at", "segment"}),
+    types.BundlePayload: ("BundleResponse", {"scene_fallback", "at", "segment"}),
+    types.AddonsPayload: ("AddonsResponse", {"at", "segment"}),
     types.ScenesPayload: ("ScenesResponse", set()),
     types.SceneDetailPayload: ("SceneDetail", set()),
     types.SearchPayload: ("SearchResponse", set()),
@@ -28,6 +31,8 @@ PAIRS: dict[Any, tuple[str, set[str]]] = {
     types.HealthPayload: ("HealthResponse", set()),
     types.CypherPayload: ("CypherResponse", {"limit", "row_count", "store"}),
     types.RulesPayload: ("RulesResponse", set()),
+    types.PairingsPayload: ("PairingsResponse", set()),
+    types.TrendingPayload: ("TrendingResponse", set()),
 }
 
 
@@ -48,3 +53,23 @@ def test_every_payload_type_is_paired() -> None:
         if isinstance(v, type) and issubclass(v, dict) and v.__module__ == types.__name__
     }
     assert declared - set(PAIRS) == {types.NeighbourhoodPayload}  # an HTML page, no JSON model
+
+
+def test_lineup_payloads_and_response_models_declare_the_same_fields() -> None:
+    """The lineup's payload types (tiein.lineup.types) and the response models of its route
+    (tiein.api.lineup_routes), nested rows included."""
+    from tiein.api import lineup_routes as routes
+    from tiein.lineup import types as lineup_types
+
+    pairs: dict[Any, Any] = {
+        lineup_types.LineupPayload: routes.LineupResponse,
+        lineup_types.LineupSlot: routes.LineupSlotModel,
+        lineup_types.LineupPick: routes.LineupPickModel,
+        lineup_types.LineupCheck: routes.LineupCheckModel,
+        lineup_types.LineupRelation: routes.LineupRelationModel,
+        lineup_types.LineupLeftOut: routes.LineupLeftOutModel,
+    }
+    for payload, model in pairs.items():
+        assert set(get_type_hints(payload)) == set(model.model_fields), (
+            f"{payload.__name__} vs {model.__name__}"
+        )

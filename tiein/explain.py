@@ -26,8 +26,10 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
+from tiein.content_sets import shown_parts
 from tiein.errors import ConfigError
 from tiein.model import RELATION_KINDS
 from tiein.money import (  # noqa: F401  (re-exported: bundles, settings and the CLI import them from here)
@@ -41,6 +43,7 @@ from tiein.money import (  # noqa: F401  (re-exported: bundles, settings and the
     format_money,
     format_percent,
 )
+from tiein.season.rank import season_clause
 
 # category_relation value -> (zh, en); "unknown" says nothing.
 CATEGORY_TEXT: dict[str, tuple[str, str]] = {
@@ -237,6 +240,7 @@ def explain_complement(
         )
     if _count(evidence, "listed_also_bought"):
         parts.append(("在店铺“一起买”列表中", "on the shop's also-bought list"))
+    parts.extend(shown_parts(evidence))  # content sets: outfits, videos, livestreams
     if evidence.get("level") == "type":
         parts.append(_type_level(evidence))
     cat = _category(evidence)
@@ -427,11 +431,14 @@ def explain(
     *,
     main_zh: str = MAIN_ZH,
     main_en: str = MAIN_EN,
+    at: date | None = None,
 ) -> Explanation:
     """Explain a relation. Takes either a ``related`` row (with ``kind`` and ``evidence``) or an
     evidence dict; ``kind`` defaults to the row's / the evidence's own ``kind``. ``main_zh`` /
     ``main_en`` name the item the price and the buying order refer to (default "主商品" / "the
-    main item"); a name too long to say is not used (see :func:`sayable_name`). Raises
+    main item"); a name too long to say is not used (see :func:`sayable_name`). With a query
+    date ``at`` inside the relation's peak season window the sentence starts with it ("圣诞季常一起买"
+    / "often bought together at Christmas", :func:`tiein.season.season_clause`). Raises
     ConfigError for an unknown kind.
 
     >>> row = {"kind": "series", "evidence": {"same_line": True}}
@@ -444,6 +451,11 @@ def explain(
     '价格相近'
     >>> explain({"price_ratio": 0.5}, "complement", main_zh=f"“{title}”", main_en=title).en
     '50% of the price of the item it goes with'
+    >>> xmas = {"season": {"by": "calendar", "peak": "christmas", "peak_zh": "圣诞季", "peak_en": "Christmas",
+    ...                    "seasonal": True, "spans": [["11-15", "12-25"]]}, "bought_together": 4, "lift": 3.0}
+    >>> e = explain(xmas, "complement", at=date(2024, 12, 10))
+    >>> e.zh, e.en
+    ('圣诞季常一起买；经常一起买：4 单', 'often bought together at Christmas; often bought together: 4 orders')
     """
     evidence = row_or_evidence.get("evidence")
     if isinstance(evidence, Mapping):
@@ -453,4 +465,8 @@ def explain(
     kind = kind or evidence.get("kind")
     if kind not in EXPLAINERS:
         raise ConfigError(f"cannot explain relation kind {kind!r}; valid kinds: {', '.join(RELATION_KINDS)}")
-    return EXPLAINERS[kind](evidence, main_zh, main_en)
+    said = EXPLAINERS[kind](evidence, main_zh, main_en)
+    season = season_clause(evidence, at)
+    if season is None:
+        return said
+    return Explanation(f"{season[0]}；{said.zh}", f"{season[1]}; {said.en}")

@@ -48,7 +48,7 @@ lp AS (
         SELECT DISTINCT dst, src, kind FROM lp_t WHERE src <> dst
     ) GROUP BY src, dst
 ),
-nb AS (SELECT src, dst FROM nb_t UNION SELECT dst, src FROM nb_t),
+nb AS (SELECT src, dst FROM nb_t UNION SELECT dst, src FROM nb_t),{set_ctes}
 -- bought-together candidates: the best per_product partners of each anchor by shrunk association
 cp_top AS (
     SELECT src, dst FROM cp
@@ -66,7 +66,7 @@ cv_top AS (
     QUALIFY row_number() OVER (PARTITION BY src ORDER BY co_view DESC, dst) <= $per_product
 ),
 cand AS (
-    SELECT src, dst FROM cp_top UNION SELECT src, dst FROM cp_staple UNION SELECT src, dst FROM cv_top UNION SELECT src, dst FROM lp UNION SELECT src, dst FROM nb
+    SELECT src, dst FROM cp_top UNION SELECT src, dst FROM cp_staple UNION SELECT src, dst FROM cv_top UNION SELECT src, dst FROM lp UNION SELECT src, dst FROM nb{set_candidates}
 )
 SELECT c.src, c.dst,
        coalesce(cp.n_ab, 0) AS n_ab,
@@ -88,14 +88,14 @@ SELECT c.src, c.dst,
        (ps.line IS NOT NULL AND ps.line = pd.line AND (ps.brand IS NOT NULL OR ps.category_path IS NOT DISTINCT FROM pd.category_path)) AS same_line,
        CASE WHEN ps.ptype IS NULL OR pd.ptype IS NULL THEN NULL
             WHEN ps.category_path IS NOT NULL AND pd.category_path IS NOT NULL THEN ps.ptype = pd.ptype
-            ELSE ps.ptype = pd.ptype OR contains(pd.wtitle, ps.phead) OR contains(ps.wtitle, pd.phead) END AS same_type
+            ELSE ps.ptype = pd.ptype OR contains(pd.wtitle, ps.phead) OR contains(ps.wtitle, pd.phead) END AS same_type{set_columns}
 FROM cand c
 JOIN prod ps ON ps.product_id = c.src
 JOIN prod pd ON pd.product_id = c.dst
 LEFT JOIN cp ON cp.src = c.src AND cp.dst = c.dst
 LEFT JOIN cv ON cv.src = c.src AND cv.dst = c.dst
 LEFT JOIN lp ON lp.src = c.src AND lp.dst = c.dst
-WHERE c.src <> c.dst
+{set_join}WHERE c.src <> c.dst
 ORDER BY c.src, c.dst
 """
 
@@ -141,6 +141,7 @@ def candidate_features(
     threads: int | None = None,
     per_product: int = 60,
     per_staple: int = 20,
+    sets: pa.Table | None = None,
 ) -> pa.Table:
     """Directed candidate pairs with their features (tiein.relations.FEATURE_COLUMNS).
 
@@ -153,6 +154,10 @@ def candidate_features(
 
     ``ids``/``vectors`` are the embedding matrix (rows L2-normalised, ``ids[i]`` is row i);
     without them similarity is null (NaN) for every pair.
+
+    ``sets``: co-appearance in content sets (:func:`tiein.content_sets.set_pairs`); each
+    product's ``per_product`` best shown-together partners become candidates too, and every
+    candidate gets :data:`tiein.content_sets.SET_FEATURE_COLUMNS` (without ``sets`` neither).
     """
     con = duckdb.connect()
     if threads:
@@ -164,8 +169,22 @@ def candidate_features(
     con.register(
         "nb_t", neighbours.select(["src", "dst"]) if neighbours is not None else NEIGHBOURS.empty_table()
     )
+    parts = dict.fromkeys(("set_ctes", "set_candidates", "set_columns", "set_join"), "")
+    if sets is not None:
+        from tiein import content_sets as cs
+
+        con.register("st_t", sets)
+        parts = {
+            "set_ctes": cs.SQL_CTES,
+            "set_candidates": cs.SQL_CANDIDATES,
+            "set_columns": cs.SQL_COLUMNS,
+            "set_join": cs.SQL_JOIN,
+        }
+    query = _SQL
+    for name, text in parts.items():
+        query = query.replace("{" + name + "}", text)
     table = con.sql(
-        _SQL, params={"per_product": int(per_product), "per_staple": int(per_staple)}
+        query, params={"per_product": int(per_product), "per_staple": int(per_staple)}
     ).to_arrow_table()
     con.close()
     sim = pair_similarity(table.column("src"), table.column("dst"), ids, vectors)

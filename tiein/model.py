@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import date
 from typing import Any
 
 import pyarrow as pa
@@ -67,6 +68,15 @@ ORDERS = pa.schema(
     ]
 )
 
+# The customer segment of each order (country, channel, member tier, …) when the orders file has
+# one (``--map segment=COLUMN``); orders without a segment are absent. See tiein.segments.
+ORDER_SEGMENTS = pa.schema(
+    [
+        ("order_id", pa.string()),
+        ("segment", pa.string()),
+    ]
+)
+
 # Browsing sessions: one row per event (view, cart, ...). Co-view pairs are mined per session.
 VIEWS = pa.schema(
     [
@@ -86,6 +96,20 @@ LISTED_PAIRS = pa.schema(
         ("kind", pa.string()),
     ]
 )
+
+# Content sets (内容场景): products shown together in one short video, livestream, styled outfit
+# or a hand-made list (tiein.loaders.sets). One row per (set, product); kind is one of SET_KINDS;
+# weight > 0 is the set's (the largest given on its rows, default 1); ts is null when not given.
+SETS = pa.schema(
+    [
+        ("set_id", pa.string()),
+        ("product_id", pa.string()),
+        ("kind", pa.string()),
+        ("weight", pa.float64()),
+        ("ts", pa.timestamp("us")),
+    ]
+)
+SET_KINDS = ("video", "live", "outfit", "manual")
 
 # Co-occurrence statistics of an unordered pair, stored once with a < b (string order).
 # n_ab: baskets (orders or sessions) with both; n_a / n_b: baskets with a / b; n: all baskets.
@@ -294,3 +318,24 @@ class GraphData:
     scenes: pa.Table = field(default_factory=lambda: empty(SCENES))
     scene_members: pa.Table = field(default_factory=lambda: empty(SCENE_MEMBERS))
     meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class QueryContext:
+    """Who asks and when: the per-request values that re-rank an answer without changing the
+    graph. ``at``: the date seasonal relations are ranked for (tiein.season.rank; None: the
+    year-round order, exactly as without it). ``segment``: the customer segment asked for
+    (tiein.segments; None: all customers), as named — the service resolves it against the graph
+    (an unknown one answers for all customers and says so). Frozen, so one context can ride
+    through the service, bundles and add-ons unchanged."""
+
+    at: date | None = None
+    segment: str | None = None
+
+    @property
+    def neutral(self) -> bool:
+        """Whether the context changes nothing (the year-round answer for all customers)."""
+        return self.at is None and self.segment is None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"at": self.at.isoformat() if self.at is not None else None, "segment": self.segment}

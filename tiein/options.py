@@ -15,6 +15,8 @@ from tiein.model import MINING
 from tiein.next_purchase import NextConfig
 from tiein.ranker import RankerConfig
 from tiein.relations import RelationConfig
+from tiein.season import SeasonConfig
+from tiein.segments import SegmentConfig
 from tiein.type_fallback import TypeFallbackConfig
 
 Progress = Callable[[str, int, int], None]
@@ -39,6 +41,7 @@ class BuildOptions:
     orders: Path | None = None
     views: Path | None = None
     pairs: Path | None = None  # listed pairs: curated complements/substitutes (tiein.loaders.pairs)
+    sets: Path | None = None  # content sets: videos, livestreams, outfits (tiein.loaders.sets)
     mapping: Any = None  # loaders.Mapping
     home: Path = field(default_factory=default_home)
     store_url: str | None = None
@@ -66,6 +69,10 @@ class BuildOptions:
     discover_scenes: bool = True  # without a scenes file: discover scenes from complements
     max_scenes: int = 12
     floors: Floors = field(default_factory=Floors)  # what the build must reach to replace the graph
+    # season evidence per relation: month windows, or named windows of a calendar (tiein.season)
+    season: SeasonConfig = field(default_factory=SeasonConfig)
+    # relations per customer segment when the orders name one (--map segment=COLUMN; tiein.segments)
+    segments: SegmentConfig = field(default_factory=SegmentConfig)
 
 
 DISCOVERED_SCENES_FILE = "scenes.discovered.yaml"

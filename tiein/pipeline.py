@@ -24,6 +24,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from tiein import content_sets
 from tiein.checks import check_build
 from tiein.errors import ConfigError
 from tiein.faults import fault
@@ -45,6 +46,8 @@ from tiein.product_type import with_product_types
 from tiein.ranker import feature_dict, fit_from_orders, with_basket_weights
 from tiein.relations import classify, score_features
 from tiein.scenes import assign_members, discover_scenes, dump_scenes, empty_roles, load_scenes
+from tiein.season import season_evidence
+from tiein.segments import segment_evidence
 from tiein.state import write_state
 from tiein.type_fallback import type_complements
 from tiein.typer import type_probability
@@ -69,6 +72,8 @@ class BuildSummary:
     # products with a type and orders: how many lacked item-level complements, how many the
     # type-level fallback filled (tiein.type_fallback)
     coverage: dict[str, Any] = field(default_factory=dict)
+    # season evidence: windows, pairs counted, relations marked seasonal (tiein.season)
+    season: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -84,6 +89,7 @@ class BuildSummary:
             "ranker": self.ranker,
             "type_classifier": self.type_classifier,
             "coverage": self.coverage,
+            "season": self.season,
         }
 
 
@@ -172,6 +178,13 @@ def _build(opts: BuildOptions, progress: Progress | None) -> BuildSummary:
                 pairs=opts.pairs,
                 mapping=opts.mapping,
                 progress=_phase(progress, "load"),
+                sets=opts.sets,
+            )
+        if opts.dataset and opts.sets is not None:  # content sets next to a ready dataset
+            from tiein.loaders.sets import read_sets
+
+            loaded.sets = read_sets(
+                opts.sets, opts.mapping or loaders.Mapping(), loaded.products, loaded.report
             )
     products = loaded.products
     with timer.step("roles"):
@@ -256,6 +269,8 @@ def _build(opts: BuildOptions, progress: Progress | None) -> BuildSummary:
         user_scenes=user_scenes,
         meta=meta,
         timer=timer,
+        sets=loaded.sets if loaded.sets.num_rows else None,
+        segments=loaded.segments if loaded.segments.num_rows else None,
     )
     check_build(opts.floors, loaded, data.relations)
 
@@ -276,6 +291,8 @@ def _build(opts: BuildOptions, progress: Progress | None) -> BuildSummary:
                 data=data,
                 model=model_name,
                 neighbours=neighbours,
+                sets=loaded.sets,
+                segments=loaded.segments,
             )
             fault("build.after_stage")
             stage.commit()
@@ -313,7 +330,15 @@ def _build(opts: BuildOptions, progress: Progress | None) -> BuildSummary:
     summary.ranker = report["ranker"]
     summary.type_classifier = report["type_classifier"]
     summary.coverage = report["coverage"]
+    summary.season = report["season"]
     summary.counts["scenes"] = report["scenes"]["count"]
+    seg_report = data.meta.get("segments")
+    if isinstance(seg_report, dict):  # only with --map segment=…: per-segment statistics kept
+        summary.counts["segments"] = len(seg_report.get("segments", {}))
+        summary.counts["segment_relations"] = int(seg_report.get("with_segments", 0))
+    if "content_sets" in report:  # only with --sets: a build without them reports as before
+        summary.counts["sets"] = report["content_sets"]["sets"]
+        summary.counts["set_pairs"] = report["content_sets"]["pairs"]
     return summary
 
 
@@ -334,12 +359,26 @@ def graph_from_stats(
     user_scenes: list[Any] | None,
     meta: dict[str, Any],
     timer: _Timer,
+    sets: pa.Table | None = None,
+    segments: pa.Table | None = None,
 ) -> tuple[GraphData, dict[str, Any]]:
     """The stages after mining and embedding, shared by :func:`build` and :func:`tiein.update.update`
     (so an update gives what a build gives): classify the candidate pairs, "next purchase"
-    relations, scenes, and each product's strongest pair edges; timed as classify, next, scenes,
+    relations, scenes, and each product's strongest pair edges; timed as classify, next, season, scenes,
     pairs. Returns the GraphData (with ``meta``) and a report: {"candidates": candidate pairs
-    classified, "scenes": the scenes report}."""
+    classified, "scenes": the scenes report}. ``sets`` (SETS, content sets): co-appearance mined
+    over them (step "sets") enters the candidates, the scores and the evidence
+    (:mod:`tiein.content_sets`); None changes nothing. ``segments`` (ORDER_SEGMENTS): each
+    order's customer segment; relations get per-segment evidence (step "segments",
+    :mod:`tiein.segments`); None changes nothing."""
+
+    set_stats, set_report = None, None
+    if sets is not None and sets.num_rows:
+        with timer.step("sets"):
+            set_stats, set_report = content_sets.set_pairs(
+                sets, partial(mine_pairs, threads=opts.threads), max_basket=opts.max_basket
+            )
+            meta = {**meta, "content_sets": set_report}
 
     features_of = partial(
         candidate_features,
@@ -351,6 +390,7 @@ def graph_from_stats(
         vectors=vectors,
         threads=opts.threads,
         per_product=opts.candidates_per_product,
+        sets=set_stats,
     )
     with timer.step("rank"):  # complement weights fitted on a time split of the shop's own orders
         ranker, ranker_report = fit_from_orders(
@@ -366,6 +406,7 @@ def graph_from_stats(
             keep_per_src=opts.relations.keep_per_kind,
             threads=opts.threads,
             cfg=opts.ranker,
+            relation_cfg=opts.relations,
         )
     meta = {**meta, "complement_ranker": ranker_report, "ranker_config": opts.ranker.to_dict()}
     with timer.step("classify"):
@@ -400,6 +441,21 @@ def graph_from_stats(
             meta = {**meta, "next_purchase": next_report}
             if nxt.num_rows:
                 relations = pa.concat_tables([relations, nxt])
+    with timer.step("season"):  # per-window co-purchases of the kept pairs as season evidence
+        relations, season_report = season_evidence(
+            orders, relations, opts.season, max_basket=opts.max_basket, threads=opts.threads
+        )
+        meta = {**meta, "season": season_report}
+    if segments is not None and segments.num_rows:
+        with timer.step("segments"):  # per-segment co-purchases of the kept pairs (tiein.segments)
+            seg_orders = orders.join(segments, "order_id", join_type="left outer")
+            relations, segment_report = segment_evidence(
+                seg_orders, relations, opts.segments, max_basket=opts.max_basket, threads=opts.threads
+            )
+            meta = {**meta, "segments": segment_report}
+    if set_stats is not None and sets is not None:
+        with timer.step("sets"):  # how often each relation's two products were shown together
+            relations = content_sets.with_set_evidence(relations, set_stats, sets, opts.max_basket)
     with timer.step("scenes"):
         (scenes, members), scene_report = _scenes(opts, home, products, relations, user_scenes)
     with timer.step("pairs"):  # the CO_PURCHASED / CO_VIEWED edges: each product's strongest partners
@@ -421,6 +477,8 @@ def graph_from_stats(
         "ranker": ranker_report,
         "type_classifier": meta.get("type_classifier", {"fitted": False, "reason": "no listed pairs"}),
         "coverage": meta.get("type_fallback", {}),
+        "season": season_report,
+        **({"content_sets": set_report} if set_report is not None else {}),
     }
 
 

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from tiein.content_sets import shown_score
 from tiein.model import CATEGORY_SEP, RELATIONS
 from tiein.ranker import feature_dict
 from tiein.ranker.model import COUNT_COLUMNS
@@ -62,6 +63,9 @@ class RelationConfig:
         together above chance in more than this many orders, else a substitute.
     sub_other_type: factor on the substitute score of two products of different product types
         (types from titles, :mod:`tiein.product_type`; categories, where known, decide instead).
+    set_weight / min_set_count: content sets (:mod:`tiein.content_sets`): the weight of the
+        shown-together association in the hand-set complement score (co-purchase: 1), and the
+        sets showing both products a complement from sets needs.
     """
 
     min_pair_count: int = 2
@@ -79,6 +83,8 @@ class RelationConfig:
     keep_per_kind: int = 20
     sub_other_type: float = 0.0
     sub_max_together: int = 2
+    set_weight: float = 0.5
+    min_set_count: int = 2
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -163,11 +169,13 @@ def complement_score(
     cat_rel: ArrayLike,
     direction: ArrayLike,
     dup_similarity: float = 0.92,
+    shown: ArrayLike = 0.0,
 ) -> ArrayLike:
     """Complement score in [0, 1].
 
     ``assoc`` is :func:`association` (orders), ``listed_buy`` 0/1/2 for a shop's own "also bought"
-    lists (src lists dst: 1, both ways: 2) which count as association 0.3 / 0.45. Damped for the
+    lists (src lists dst: 1, both ways: 2) which count as association 0.3 / 0.45, ``shown`` the
+    association from content sets (:func:`tiein.content_sets.shown_score`); the largest counts. Damped for the
     same category and for similar titles (similarity above ``dup_similarity - 0.2`` fades the score
     linearly to 0 at ``dup_similarity``: two near-identical items bought together are variety, not an add-on).
 
@@ -181,6 +189,7 @@ def complement_score(
     assoc = np.asarray(assoc, dtype=np.float64)
     listed = np.asarray(listed_buy, dtype=np.float64)
     base = np.maximum(assoc, np.where(listed >= 2, 0.45, np.where(listed >= 1, 0.3, 0.0)))
+    base = np.maximum(base, np.asarray(shown, dtype=np.float64))
     sim = np.nan_to_num(np.asarray(similarity, dtype=np.float64), nan=0.0)
     sim_damp = np.clip((dup_similarity - sim) / 0.2, 0.0, 1.0)
     cat = COMPLEMENT_CATEGORY[np.asarray(cat_rel, dtype=np.int64)]
@@ -321,11 +330,12 @@ def score_features(
     assoc = association(f["n_ab"], f["n_src"], f["lift"], cfg.prior_baskets)
     assoc = np.where(f["n_ab"] >= cfg.min_pair_count, assoc, 0.0)
     direction = direction_factor(f["price_ratio"], f["after_sd"], f["after_ds"])
+    shown = shown_score(f, cfg)  # content sets (0 without)
     hand = complement_score(
-        assoc, f["listed_buy"], f["similarity"], f["cat_rel"], direction, cfg.dup_similarity
+        assoc, f["listed_buy"], f["similarity"], f["cat_rel"], direction, cfg.dup_similarity, shown
     )
     if ranker is not None:
-        eligible = (f["n_ab"] >= cfg.min_pair_count) | (f["listed_buy"] > 0)
+        eligible = (f["n_ab"] >= cfg.min_pair_count) | (f["listed_buy"] > 0) | (shown > 0)
         comp = np.where(eligible, ranker.predict(f), 0.0)
     else:
         comp = hand

@@ -2,6 +2,8 @@
 merges new data into and what `tiein rollback` reloads.
 
     products.parquet orders.parquet views.parquet listed_pairs.parquet   normalised inputs
+    sets.parquet              content sets (only when the build had them; tiein.loaders.sets)
+    segments.parquet          each order's customer segment (only when the orders had one; tiein.segments)
     build.json                the build options, embedding model, source, state id
     counts_orders.npz counts_views.npz   unfiltered pair counts (tiein.mining.PairCounts)
     graph/*.parquet, graph/meta.json     the graph that was loaded (tiein.model.GraphData)
@@ -11,7 +13,7 @@ merges new data into and what `tiein rollback` reloads.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +28,14 @@ from tiein.mining import PairCounts, count_pairs
 from tiein.model import (
     LISTED_PAIRS,
     OPTIONAL_PRODUCT_FIELDS,
+    ORDER_SEGMENTS,
     ORDERS,
     PAIR_STATS,
     PRODUCTS,
     RELATIONS,
     SCENE_MEMBERS,
     SCENES,
+    SETS,
     VIEWS,
     GraphData,
 )
@@ -39,6 +43,8 @@ from tiein.next_purchase import NextConfig
 from tiein.options import BuildOptions
 from tiein.ranker import RankerConfig
 from tiein.relations import RelationConfig
+from tiein.season import SeasonConfig
+from tiein.segments import SegmentConfig
 from tiein.type_fallback import TypeFallbackConfig
 
 STATE_VERSION = 1
@@ -70,6 +76,8 @@ def _options_dict(opts: BuildOptions, model: str | None) -> dict[str, Any]:
         "scenes": str(opts.scenes) if opts.scenes is not None else None,
         "discover_scenes": opts.discover_scenes,
         "max_scenes": opts.max_scenes,
+        "season": opts.season.to_dict(),
+        "segments": opts.segments.to_dict(),
     }
 
 
@@ -95,6 +103,8 @@ def _options_from(d: dict[str, Any], home: Path, store_url: str | None, threads:
         scenes=Path(d["scenes"]) if d["scenes"] else None,
         discover_scenes=d["discover_scenes"],
         max_scenes=d["max_scenes"],
+        season=SeasonConfig.from_dict(d.get("season", {})),  # states written before seasons: defaults
+        segments=SegmentConfig.from_dict(d.get("segments", {})),  # older states: defaults
     )
 
 
@@ -130,6 +140,9 @@ class State:
     counts_views: Any
     graph: GraphData
     neighbours: pa.Table | None
+    sets: pa.Table = field(default_factory=SETS.empty_table)  # content sets (empty: none, or an older home)
+    # each order's customer segment (empty: none mapped, or an older home; tiein.segments)
+    segments: pa.Table = field(default_factory=ORDER_SEGMENTS.empty_table)
 
 
 def write_state(
@@ -147,6 +160,8 @@ def write_state(
     neighbours: pa.Table | None,
     counts_orders: Any = None,
     counts_views: Any = None,
+    sets: pa.Table | None = None,
+    segments: pa.Table | None = None,
 ) -> None:
     """Write the state an update needs into the new directory ``root`` (the ``inputs/`` of a
     generation being staged, tiein/home.py). ``products`` are the normalised catalog rows (sales
@@ -159,6 +174,10 @@ def write_state(
     pq.write_table(orders.cast(ORDERS), tmp / "orders.parquet")
     pq.write_table(views.cast(VIEWS), tmp / "views.parquet")
     pq.write_table(listed_pairs.cast(LISTED_PAIRS), tmp / "listed_pairs.parquet")
+    if sets is not None and sets.num_rows:
+        pq.write_table(sets.cast(SETS), tmp / "sets.parquet")
+    if segments is not None and segments.num_rows:
+        pq.write_table(segments.cast(ORDER_SEGMENTS), tmp / "segments.parquet")
     co = counts_orders if counts_orders is not None else _count(orders, opts, views=False)
     cv = counts_views if counts_views is not None else _count(views, opts, views=True)
     co.save(tmp / "counts_orders.npz")
@@ -216,6 +235,9 @@ def load_state(home: Path) -> State:
         meta = json.loads((root / "graph" / "meta.json").read_text("utf-8"))
         counts = {n: PairCounts.load(root / f"counts_{n}.npz") for n in ("orders", "views")}
         nb = pq.read_table(root / "neighbours.parquet") if (root / "neighbours.parquet").exists() else None
+        sets = pq.read_table(root / "sets.parquet").cast(SETS) if (root / "sets.parquet").exists() else None
+        seg_file = root / "segments.parquet"
+        segments = pq.read_table(seg_file).cast(ORDER_SEGMENTS) if seg_file.exists() else None
     except (OSError, ValueError, KeyError, pa.ArrowInvalid) as exc:
         raise InputError(
             f"the build state is damaged ({exc}); run `tiein build` again", file=str(root)
@@ -230,4 +252,6 @@ def load_state(home: Path) -> State:
         counts_views=counts["views"],
         graph=GraphData(**graph, meta=meta),
         neighbours=nb,
+        sets=sets if sets is not None else SETS.empty_table(),
+        segments=segments if segments is not None else ORDER_SEGMENTS.empty_table(),
     )

@@ -75,8 +75,10 @@ from tiein.graph.base import graph_delta
 from tiein.home import INDEX, INPUTS, Staging, home_lock, index_dir, recover_store, switch
 from tiein.merge import _catalog_columns, _changed_ids, _new_rows, _upsert_products
 from tiein.model import (
+    ORDER_SEGMENTS,
     ORDERS,
     PRODUCTS,
+    SETS,
     VIEWS,
     GraphData,
 )
@@ -120,6 +122,7 @@ class UpdateOptions:
     home: Path = field(default_factory=default_home)
     store_url: str | None = None
     threads: int | None = None
+    sets: Path | None = None  # content sets: a set id given replaces that set (tiein.loaders.sets.merge_sets)
 
 
 @dataclass
@@ -161,8 +164,8 @@ def update(opts: UpdateOptions, progress: Progress | None = None) -> UpdateSumma
     there is nothing to update or no build state; a failed update leaves graph and state as they
     were."""
 
-    if opts.catalog is None and opts.orders is None and opts.views is None:
-        raise ConfigError("nothing to update: give --orders, --catalog and/or --views files")
+    if opts.catalog is None and opts.orders is None and opts.views is None and opts.sets is None:
+        raise ConfigError("nothing to update: give --orders, --catalog, --views and/or --sets files")
     if opts.threads is not None and opts.threads < 1:
         raise ConfigError(f"--threads must be 1 or more, got {opts.threads}")
     home = Path(opts.home)
@@ -190,6 +193,9 @@ class _Inputs:
     views: pa.Table
     added_lines: pa.Table  # order lines new to the graph
     added_views: pa.Table  # browsing events new to the graph
+    sets: pa.Table = field(default_factory=SETS.empty_table)  # content sets, stored and new
+    sets_changed: bool = False
+    segments: pa.Table = field(default_factory=ORDER_SEGMENTS.empty_table)  # each order's segment
 
 
 @dataclass
@@ -224,6 +230,8 @@ def _update(opts: UpdateOptions, progress: Progress | None) -> UpdateSummary:
         new = _read_files(opts, opts.mapping or loaders.Mapping(), progress)
     with timer.step("merge inputs"):
         inputs = _merge_inputs(state, new, summary)
+        if opts.sets is not None:
+            _merge_sets(inputs, opts.sets, opts.mapping or loaders.Mapping(), summary)
     changes = _changes(state, inputs, summary)
     with timer.step("roles"):
         inputs.products = with_product_types(with_sales_roles(inputs.products, inputs.orders, bopts.roles))
@@ -289,7 +297,27 @@ def _merge_inputs(state: State, new: _NewFiles, summary: UpdateSummary) -> _Inpu
         c["duplicate_view_rows"] = dup
         c["view_rows_added"] = added_views.num_rows
         views = pa.concat_tables([views, added_views]) if added_views.num_rows else views
-    return _Inputs(products, orders, views, added_lines, added_views)
+    segments = state.segments
+    if new.orders is not None and new.orders.segments.num_rows:  # a new order's segment; stored ones stay
+        fresh = new.orders.segments.filter(
+            pc.invert(pc.is_in(new.orders.segments.column("order_id"), value_set=segments.column("order_id")))
+        )
+        segments = pa.concat_tables([segments, fresh]) if fresh.num_rows else segments
+    return _Inputs(products, orders, views, added_lines, added_views, sets=state.sets, segments=segments)
+
+
+def _merge_sets(inputs: _Inputs, path: Path, mapping: Any, summary: UpdateSummary) -> None:
+    """The content sets of ``path`` (read against the merged catalog) merged into ``inputs``: a
+    set id in the file replaces that set; counted in ``summary``."""
+    from tiein.loaders import LoadReport
+    from tiein.loaders.sets import merge_sets, read_sets
+
+    new = read_sets(path, mapping, inputs.products, LoadReport())
+    merged, replaced, added = merge_sets(inputs.sets, new)
+    keys = [("set_id", "ascending"), ("product_id", "ascending")]
+    inputs.sets_changed = not merged.sort_by(keys).equals(inputs.sets.sort_by(keys))
+    inputs.sets = merged
+    summary.counts["sets_added"], summary.counts["sets_replaced"] = added, replaced
 
 
 def _merge_orders(
@@ -335,7 +363,7 @@ def _changes(state: State, inputs: _Inputs, summary: UpdateSummary) -> _Changes:
         changed_class=_changed_ids(state.products, kept, CLASSIFY_COLUMNS),
         changed_text=_changed_ids(state.products, kept, TEXT_COLUMNS),
         changed_any=_changed_ids(state.products, kept, [n for n in PRODUCTS.names[1:] if n not in COMPUTED]),
-        lines_changed=inputs.added_lines.num_rows > 0 or inputs.added_views.num_rows > 0,
+        lines_changed=bool(inputs.added_lines.num_rows or inputs.added_views.num_rows or inputs.sets_changed),
     )
     summary.counts["products_changed"] = len(changes.changed_any)
     return changes
@@ -374,6 +402,8 @@ def _stage(
             neighbours=result.neighbours,
             counts_orders=result.counts_orders,
             counts_views=result.counts_views,
+            sets=inputs.sets,
+            segments=inputs.segments,
         )
         if result.index is not None:
             result.index.save(stage.path / INDEX)

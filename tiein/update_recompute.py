@@ -82,6 +82,8 @@ def recompute(
         model_name,
         state.graph.meta,
         timer,
+        sets=inputs.sets,
+        segments=inputs.segments,
     )
     return Recomputed(data, neighbours, index, co_counts, cv_counts)
 
@@ -185,6 +187,8 @@ def _graph(
     model_name: str | None,
     old_meta: dict[str, Any],
     timer: Any,
+    sets: pa.Table | None = None,
+    segments: pa.Table | None = None,
 ) -> GraphData:
     """The GraphData :func:`tiein.pipeline.build` makes from these inputs: its own stages
     (:func:`tiein.pipeline.graph_from_stats`), timed under the same names."""
@@ -205,5 +209,7 @@ def _graph(
         user_scenes=load_scenes(bopts.scenes) if bopts.scenes is not None else None,
         meta={**old_meta, "model": model_name if model_name is not None else old_meta.get("model")},
         timer=timer,
+        sets=sets if sets is not None and sets.num_rows else None,
+        segments=segments if segments is not None and segments.num_rows else None,
     )
     return data

@@ -15,8 +15,17 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tiein import __version__
 from tiein.api.errors import _install_error_handlers
+from tiein.api.lineup_routes import add_lineup_routes
+from tiein.api.lists_routes import add_lists_routes, lists_of
 from tiein.api.page import neighbourhood, render_product_page
-from tiein.api.params import _operation_id, list_filters, paged_filters, reject_unknown_query
+from tiein.api.params import (
+    _operation_id,
+    context_of,
+    list_filters,
+    paged_filters,
+    query_context,
+    reject_unknown_query,
+)
 from tiein.api.rules_routes import add_rules_routes
 from tiein.api.schemas import (
     AddonsRequest,
@@ -37,9 +46,18 @@ from tiein.api.schemas import (
     _errors,
 )
 from tiein.api.settings import API_PREFIX, MAX_ID_LENGTH, MAX_QUERY_TEXT, TOKEN_COOKIE, Settings
-from tiein.api.state import FeedbackCache, Search, State, _state, _store, _token_ok, require_token
+from tiein.api.state import (
+    FeedbackCache,
+    Search,
+    ShopRules,
+    State,
+    _state,
+    _store,
+    _token_ok,
+    require_token,
+)
 from tiein.errors import ConfigError, InputError
-from tiein.model import RELATION_KINDS
+from tiein.model import RELATION_KINDS, QueryContext
 from tiein.service import (
     AddonsPayload,
     BundlePayload,
@@ -152,7 +170,9 @@ def open_api_store(settings: Settings) -> GraphStore:
     from tiein.graph.snapshot import SnapshotStore
 
     try:
-        return SnapshotStore(store)  # follows the embedded store's generation: a rebuild is served
+        # follows the embedded store's generation: a rebuild is read in the background and served
+        # once whole (no stall: requests meanwhile get the previous graph)
+        return SnapshotStore(store, background=True)
     except BaseException:
         store.close()
         raise
@@ -176,6 +196,7 @@ def _routes(settings: Settings) -> Any:
     # auth only when there is a token, so the OpenAPI spec states the truth either way
     auth = [Depends(require_token)] if settings.token is not None else []
     k_help = f"How many (1-{settings.max_k})."
+    shop_rules = ShopRules(settings.home)  # the bundle rules of HOME/shop.toml
 
     @router.get("/health", response_model=HealthResponse, responses=_errors(), tags=["meta"])
     def health(request: Request) -> HealthPayload:
@@ -194,6 +215,7 @@ def _routes(settings: Settings) -> Any:
         request: Request,
         product_id: ProductId,
         filters: Annotated[Filters, Depends(paged_filters)],
+        context: Annotated[QueryContext | None, Depends(query_context)],
         kind: Annotated[Literal[RELATION_KINDS], Query(description="Relation kind.")] = "complement",  # type: ignore[valid-type]
         k: int = Query(10, ge=1, le=settings.max_k, description=k_help),
         feedback: bool = Query(
@@ -208,11 +230,20 @@ def _routes(settings: Settings) -> Any:
         """Top-k related products of a kind, best first, with evidence and explanations; merchant
         rules apply (pins first, blocked items never); filters narrow the rows and ``offset``
         pages them; with ``feedback=true`` re-ranked by observed performance (the same answer
-        for the same log)."""
+        for the same log). A product with no complements yet gets the trending items of its
+        category (else of the shop) instead, flagged ``fallback: "trending"``."""
         st = _state(request)
         stats = st.feedback.stats() if feedback and st.feedback is not None else None
         return related_payload(
-            st.store, product_id, kind, k, feedback=stats, max_k=settings.max_k, filters=filters
+            st.store,
+            product_id,
+            kind,
+            k,
+            feedback=stats,
+            max_k=settings.max_k,
+            filters=filters,
+            context=context,
+            trending=lists_of(request),  # an empty complement list: trending items, flagged
         )
 
     @router.get(
@@ -226,6 +257,7 @@ def _routes(settings: Settings) -> Any:
         request: Request,
         product_id: ProductId,
         filters: Annotated[Filters, Depends(list_filters)],
+        context: Annotated[QueryContext | None, Depends(query_context)],
         scene: Annotated[
             Text | None,
             Query(
@@ -234,7 +266,10 @@ def _routes(settings: Settings) -> Any:
                 description="Scene id or name whose role order to follow.",
             ),
         ] = None,
-        size: Annotated[int, Query(ge=2, le=6, description="Bundle size, anchor included.")] = 3,
+        size: Annotated[
+            int | None,
+            Query(ge=2, le=6, description="Bundle size, anchor included (default the shop's, 3)."),
+        ] = None,
         budget: Annotated[
             float | None, Query(gt=0, allow_inf_nan=False, description="Most the bundle may cost.")
         ] = None,
@@ -302,6 +337,7 @@ def _routes(settings: Settings) -> Any:
         return bundle_payload(
             _store(request),
             product_id,
+            rules=shop_rules(),  # HOME/shop.toml; the parameters override it
             scene=scene,
             size=size,
             budget=budget,
@@ -313,6 +349,7 @@ def _routes(settings: Settings) -> Any:
             charm_digit=charm_digit,
             rounding_slack=rounding_slack,
             currency=currency,
+            context=context,
         )
 
     @router.post(
@@ -339,10 +376,12 @@ def _routes(settings: Settings) -> Any:
         return addons_payload(
             _store(request),
             body.cart,
+            rules=shop_rules(),
             threshold=body.threshold,
             k=body.k,
             max_k=settings.max_k,
             filters=filters,
+            context=context_of(body.at, body.segment),
         )
 
     @router.post(
@@ -351,12 +390,16 @@ def _routes(settings: Settings) -> Any:
     def events(request: Request, body: Annotated[EventsRequest, Body()]) -> dict[str, Any]:
         """Log recommendation events (impressions, clicks, add-to-carts, purchases) for the feedback
         loop. All or nothing: one bad event rejects the request (422 naming ``events[i].field``);
-        re-posting the same events adds nothing."""
+        re-posting the same events adds nothing. Times without a zone are read in ``timezone``,
+        default the shop's (as ``tiein feedback ingest`` reads files)."""
         from tiein.feedback import ingest_records
+        from tiein.loaders.events import shop_timezone
 
         records = [e.model_dump(exclude_none=True) for e in body.events]
+        home = _state(request).settings.home
+        zone = shop_timezone(body.timezone, home)
         try:
-            result = ingest_records(_state(request).settings.home, records, source="request body")
+            result = ingest_records(home, records, source="request body", timezone=zone)
         except InputError as exc:
             if exc.row is None:
                 raise
@@ -386,6 +429,8 @@ def _routes(settings: Settings) -> Any:
         return search_payload(st.store, st.search, q, k, max_k=settings.max_k, filters=filters)
 
     add_rules_routes(router, settings, auth)
+    add_lineup_routes(router, settings, auth)
+    add_lists_routes(router, settings, auth)
 
     @router.get(
         "/scenes", response_model=ScenesResponse, responses=_errors(), dependencies=auth, tags=["scenes"]

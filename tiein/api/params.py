@@ -11,11 +11,14 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import StringConstraints
 
 from tiein.api.schemas import (
+    AT_HELP,
     MAX_OFFSET,
+    SEGMENT_HELP,
     Text,
 )
 from tiein.api.settings import MAX_ID_LENGTH
 from tiein.graph.base import RulesConflict
+from tiein.model import QueryContext
 from tiein.service import (
     Filters,
 )
@@ -107,6 +110,25 @@ def list_filters(
         max_price=max_price,
         min_score=min_score,
     )
+
+
+def query_context(
+    at: Annotated[Text | None, Query(min_length=1, max_length=10, description=AT_HELP)] = None,
+    segment: Annotated[Text | None, Query(min_length=1, max_length=100, description=SEGMENT_HELP)] = None,
+) -> QueryContext | None:
+    """The request's :class:`tiein.model.QueryContext` (``at``), None when it gives none (the
+    year-round answer); a bad date is a 422 naming it."""
+    return context_of(at, segment)
+
+
+def context_of(at: str | None, segment: str | None = None) -> QueryContext | None:
+    """``at`` (a date text, ``today`` or None) and ``segment`` (a name or None) as a
+    QueryContext, None when neither is given."""
+    from tiein.season import parse_at
+    from tiein.segments import check_segment
+
+    day, seg = parse_at(at), check_segment(segment)
+    return None if day is None and seg is None else QueryContext(at=day, segment=seg)
 
 
 def paged_filters(

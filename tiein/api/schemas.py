@@ -15,6 +15,14 @@ from tiein.api.settings import MAX_CART, MAX_CYPHER_LENGTH, MAX_ID_LENGTH
 from tiein.model import MAX_K
 
 MAX_OFFSET = 10_000  # the most rows a list request may skip
+AT_HELP = (
+    "Rank for this date (YYYY-MM-DD, or 'today'): relations bought together mostly in its season rank up, "
+    "out-of-season ones down (their monthly lift, evidence.season). Absent: the year-round order."
+)
+SEGMENT_HELP = (
+    "Customer segment to rank for (a value of the orders' segment column: a country, channel, tier); "
+    "an unknown or too small segment answers for all customers and says so in `segment`."
+)
 
 
 def _valid_text(value: str) -> str:
@@ -58,7 +66,10 @@ class Product(Open):
 
 class RelatedItem(Product):
     """A related row. A merchant pin adds ``pinned: true`` and ``rule_id``; a boost rule adds
-    ``boost`` (the factor the score was multiplied by)."""
+    ``boost`` (the factor the score was multiplied by); ranked for a date (``at=``), each row adds
+    ``season_weight`` (the relation's shrunk lift for that month, ``evidence.season.months``; 1
+    without season evidence) and ``season_score`` (score × season_weight, what the rows are then
+    sorted by)."""
 
     kind: str = Field(description="Relation kind: complement, substitute, upsell or series.")
     score: float = Field(description="Relation score; rows are sorted by it, then product_id.")
@@ -79,6 +90,11 @@ class RelatedItem(Product):
 
 
 class RelatedResponse(Open):
+    """A product's related rows. ``fallback: "trending"`` (a key present only then, on the answer
+    and on each row) when the product has no complements yet and the rows are the trending items
+    of its category, else of the shop, instead (as GET /v1/trending ranks them). Ranked for a
+    date (``at=``), the answer adds ``at``: the date used (absent without one)."""
+
     product: Product
     kind: str
     items: list[RelatedItem] = Field(
@@ -107,6 +123,8 @@ class BundleItem(Open):
 
 
 class BundleResponse(Open):
+    """Ranked for a date (``at=``), the answer adds ``at``: the date used (absent without one)."""
+
     anchor: Product
     items: list[BundleItem] = Field(description="Add-ons in bundle order (empty when reason is set).")
     total: float | None = Field(
@@ -151,6 +169,8 @@ class AddonItem(Open):
 
 
 class AddonsResponse(Open):
+    """Ranked for a date (``"at"`` in the request), the answer adds ``at``: the date used."""
+
     cart: list[Product]
     total: float | None
     items: list[AddonItem]
@@ -197,6 +217,8 @@ class AddonsRequest(BaseModel):
     max_price: float | None = Field(None, ge=0, allow_inf_nan=False, description="Highest price.")
     min_score: float | None = Field(None, allow_inf_nan=False, description="Lowest cart score.")
     offset: int = Field(0, ge=0, le=MAX_OFFSET, description="Suggestions to skip (paging).")
+    at: Text | None = Field(None, min_length=1, max_length=10, description=AT_HELP)
+    segment: Text | None = Field(None, min_length=1, max_length=100, description=SEGMENT_HELP)
 
 
 MAX_EVENTS = 10_000  # events one POST /v1/events may carry
@@ -244,6 +266,14 @@ class EventsRequest(BaseModel):
 
     events: list[EventIn] = Field(
         min_length=1, max_length=MAX_EVENTS, description=f"1 to {MAX_EVENTS:,} events, in any order."
+    )
+    timezone: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="Time zone of event times written without one (an IANA name: Asia/Shanghai, "
+        "Europe/Berlin, UTC); default the shop's: TIEIN_TIMEZONE, else `timezone` in HOME/shop.toml, "
+        "else Asia/Shanghai. Times with a zone (Z, +08:00) and epoch numbers keep theirs.",
     )
 
 
@@ -412,6 +442,65 @@ class CypherResponse(Open):
     rows: list[Any]
     truncated: bool = Field(description="True when the row cap cut the result.")
     elapsed_ms: float | None = None
+
+
+class PairingItem(Open):
+    rank: int = Field(description="1 = the best (per category with per_category).")
+    anchor: Product = Field(description="The product the pairing starts from.")
+    item: Product = Field(description="The product that goes with it (its complement).")
+    category: str | None = Field(None, description="The anchor's category.")
+    score: float = Field(description="The complement relation's score; the list is sorted by it.")
+    n_ab: int | None = Field(None, description="Orders holding both products.")
+    lift: float | None = Field(None, description="Co-purchase lift (evidence only).")
+    confidence: float | None = Field(None, description="Share of the anchor's orders that hold the item.")
+    evidence: dict[str, Any] = Field(description="Every number behind the relation.")
+    explanation: Bilingual = Field(description="Why they go together, sayable (zh / en).")
+
+
+class PairingsResponse(Open):
+    items: list[PairingItem] = Field(
+        description="The best pairs, best first (grouped by category with per_category)."
+    )
+    category: str | None = Field(None, description="Only pairs whose anchor is in this category.")
+    with_category: str | None = Field(None, description="Only pairs whose item is in this category.")
+    per_category: bool = Field(description="The top k of every anchor category instead of the top k overall.")
+    k: int = Field(description="The most pairs (per category) asked for.")
+    min_orders: int = Field(description="Orders with both a pair needs to be listed.")
+    total: int = Field(description="Pairs that qualify, before the cut to k.")
+    note: str | None = Field(None, description="Why the list is empty, when it is.")
+
+
+class TrendingItem(Product):
+    rank: int = Field(description="1 = the best (per category with per_category).")
+    orders: int = Field(description="Orders holding the product in the window.")
+    units: float = Field(description="Units sold in the window.")
+    previous_orders: int = Field(description="Orders in the window of the same length before it.")
+    previous_units: float = Field(description="Units in the window before.")
+    growth: float | None = Field(
+        None, description="orders / previous_orders - 1 (null when previous_orders is 0)."
+    )
+    score: float = Field(
+        description="(orders + 5) / (previous_orders + 5): the growth, shrunk so that a few orders "
+        "do not top the list; the list is sorted by it."
+    )
+    explanation: Bilingual = Field(description="The trend as a sayable sentence (zh / en).")
+
+
+class TrendingResponse(Open):
+    items: list[TrendingItem] = Field(
+        description="Rising products, best first (grouped by category with per_category)."
+    )
+    window: dict[str, Any] | None = Field(
+        None,
+        description="{days, at, start, end, previous_start, previous_end} (ISO dates, both ends "
+        "included); null when the orders carry no dates.",
+    )
+    category: str | None = Field(None, description="Only products in this category.")
+    per_category: bool = Field(description="The top k of every category instead of the top k overall.")
+    k: int = Field(description="The most items (per category) asked for.")
+    min_orders: int = Field(description="Orders in the window a product needs to be listed.")
+    total: int = Field(description="Products that qualify, before the cut to k.")
+    note: str | None = Field(None, description="Why the list is empty, when it is.")
 
 
 class ErrorBody(BaseModel):

@@ -26,6 +26,7 @@ from tiein.errors import (
 )
 
 if TYPE_CHECKING:
+    from tiein.bundles import BundleRules
     from tiein.embeddings import Encoder, ProductIndex
     from tiein.feedback import FeedbackStats
     from tiein.graph.base import GraphStore
@@ -154,6 +155,26 @@ class FeedbackCache:
         worker = self._worker
         if worker is not None:
             worker.join(timeout)
+
+
+class ShopRules:
+    """The bundle rules of the home's shop.toml (:func:`tiein.service.shop_bundle_rules`), read
+    again when the file changes. A bad file stops the server at start; an edit that breaks it
+    later keeps the last good rules (logged) rather than failing every bundle request."""
+
+    def __init__(self, home: Path) -> None:
+        from tiein.service import shop_bundle_rules
+
+        self.home = home
+        self._read = shop_bundle_rules
+        self._good = shop_bundle_rules(home)  # ConfigError at start for a bad file
+
+    def __call__(self) -> BundleRules:
+        try:
+            self._good = self._read(self.home)
+        except ConfigError as exc:
+            log.warning("%s; serving with the previous shop config", exc)
+        return self._good
 
 
 @dataclass

@@ -27,7 +27,10 @@ from tiein.money import format_percent
 from tiein.rules import PINNED_EN, PINNED_ZH
 
 if TYPE_CHECKING:
+    from datetime import date
+
     from tiein.graph.base import GraphStore
+    from tiein.model import QueryContext
     from tiein.rules import Filters, RuleSet
 
 
@@ -43,6 +46,7 @@ def bundle(
     mix: Sequence[str] | str | None = None,
     curation: RuleSet | None = None,
     filters: Filters | None = None,
+    context: QueryContext | None = None,
 ) -> Bundle:
     """A bundle for the shopper's ``anchor_id``: up to ``size - 1`` complements chosen under
     ``rules``; ``budget`` caps the bundle total.
@@ -66,12 +70,14 @@ def bundle(
     answer without a reason). ``curation`` (merchant rules, :class:`tiein.rules.RuleSet`): the
     anchor's pinned complements are chosen first when they pass the rules, and no two products a
     block rule keeps apart are put together; ``filters`` (:class:`tiein.rules.Filters`) narrow the
-    add-on candidates. Raises ProductNotFound for an unknown anchor, NotFound for an
-    unknown scene and ConfigError for a bad size, budget, roles, mix or scene.
+    add-on candidates. With a date in ``context`` (:class:`tiein.model.QueryContext`) the
+    complements are ranked for that date and items in their peak season say so. Raises
+    ProductNotFound for an unknown anchor, NotFound for an unknown scene and ConfigError for a
+    bad size, budget, roles, mix or scene.
     """
     rules = rules or BundleRules()
     req = _check_request(rules, size, budget, roles, mix, scene)
-    g = _Graph(store, rules.candidate_k, curation, filters)
+    g = _Graph.for_context(store, rules.candidate_k, curation, filters, context)
     anchor = g.product(anchor_id)
     out = Bundle(anchor=_product_dict(anchor), discount=rules.discount, budget=req.budget, mix=req.wanted)
     slots, scene_id = _plan_slots(g, anchor["product_id"], req, out)
@@ -160,9 +166,9 @@ def _anchor_refusal(
     if rules.require_in_stock and not _in_stock(anchor):
         return Reason.of("anchor_out_of_stock")
     if budget is not None and anchor_price is None:
-        return Reason.of("anchor_price_unknown", budget=budget)
+        return Reason.of("anchor_price_unknown", getattr(rules, "currency", None), budget=budget)
     if budget is not None and anchor_price is not None and anchor_price > budget:
-        return Reason.of("anchor_over_budget", budget=budget)
+        return Reason.of("anchor_over_budget", getattr(rules, "currency", None), budget=budget)
     if slots is not None and not slots:
         return Reason.of("scene_has_no_roles", scene=scene["name"] if scene else "?")
     return None
@@ -200,6 +206,7 @@ def _refusal(picker: _Picker, req: _Request, rules: BundleRules, scene: dict[str
         code = "no_scene_role_match"
     return Reason.of(
         code,
+        getattr(rules, "currency", None),  # a shop's currency (tiein.service.bundle_rules)
         budget=req.budget or 0,
         lo=format_percent(rules.min_price_ratio),
         hi=format_percent(rules.max_price_ratio),
@@ -213,7 +220,7 @@ def _add_items(picker: _Picker, out: Bundle) -> None:
     anchor_id = picker.anchor_id
     for row, source_id, role_name in picker.chosen:
         source = next(s for s in picker.sources if s["product_id"] == source_id)
-        e = _explain_item(row, source, anchor_id)
+        e = _explain_item(row, source, anchor_id, picker.g.at)
         out.items.append(
             BundleItem(
                 product=_product_dict(row),
@@ -238,13 +245,13 @@ def _price_bundle(picker: _Picker, rules: BundleRules, out: Bundle) -> None:
     out.suggested_price, out.saving, out.pitch_zh, out.pitch_en = price_maths(out.total, rules)
 
 
-def _explain_item(row: Row, source: Mapping[str, Any], anchor_id: str) -> Explanation:
+def _explain_item(row: Row, source: Mapping[str, Any], anchor_id: str, at: date | None = None) -> Explanation:
     if row.get("pinned"):
         return Explanation(zh=PINNED_ZH, en=PINNED_EN)
     if source["product_id"] == anchor_id:
-        return explain(row, "complement")
+        return explain(row, "complement", at=at)
     title = source.get("title") or source["product_id"]
-    return explain(row, "complement", main_zh=f"“{title}”", main_en=f"{title}")
+    return explain(row, "complement", main_zh=f"“{title}”", main_en=f"{title}", at=at)
 
 
 def _relation(source_id: str, anchor_id: str) -> str:

@@ -14,9 +14,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tiein.bundles.results import Product, Row
+from tiein.segments import Segment, context_rerank, store_segment
 
 if TYPE_CHECKING:
+    from datetime import date
+
     from tiein.graph.base import GraphStore
+    from tiein.model import QueryContext
     from tiein.rules import Filters, RuleSet
 
 
@@ -52,7 +56,9 @@ def _role_names(p: Mapping[str, Any]) -> set[str]:
 class _Graph:
     """Memoised store reads for one request: one ``bundle_candidates`` call per product gives its
     fields, scenes, complements and every substitute list a bundle checks; scene roles are read
-    once per product and scene."""
+    once per product and scene. With a query date ``at`` each product's complements are ranked
+    for that date (:func:`tiein.season.seasonal_rerank`: rows gain ``season_weight``), and for a
+    known customer ``segment`` by its lift there (:mod:`tiein.segments`: ``segment_weight``)."""
 
     def __init__(
         self,
@@ -60,9 +66,13 @@ class _Graph:
         k: int,
         curation: RuleSet | None = None,
         filters: Filters | None = None,
+        at: date | None = None,
+        segment: Segment | None = None,
     ) -> None:
         self.store = store
         self.k = k
+        self.at = at  # the query date seasonal complements are ranked for (None: year-round)
+        self.segment = segment  # the customer segment they are ranked for (tiein.segments)
         self.curation = curation  # merchant rules: pins first, blocked pairs never together
         self.filters = filters  # the caller's filters on the add-ons
         self._cand: dict[str, dict[str, Any]] = {}
@@ -70,9 +80,25 @@ class _Graph:
         self._roles: dict[tuple[str, str], str | None] = {}
         self._curated: dict[str, list[Row]] = {}
 
+    @classmethod
+    def for_context(
+        cls,
+        store: GraphStore,
+        k: int,
+        curation: RuleSet | None,
+        filters: Filters | None,
+        context: QueryContext | None,
+    ) -> _Graph:
+        """A reader for one request: its date and (resolved) customer segment from ``context``."""
+        if context is None:
+            return cls(store, k, curation, filters)
+        return cls(store, k, curation, filters, context.at, store_segment(store, context.segment))
+
     def candidates(self, pid: str) -> dict[str, Any]:
         if pid not in self._cand:
             c = self.store.bundle_candidates(pid, self.k)
+            if self.at is not None or (self.segment is not None and self.segment.known):
+                c = {**c, "complements": context_rerank(list(c["complements"]), self.at, self.segment)}
             self._cand[pid] = c
             self._subs.setdefault(c["product"]["product_id"], set(c["substitutes"]))
             for r in c["complements"]:

@@ -25,6 +25,7 @@ from tiein.rules import PINNED_EN, PINNED_ZH
 
 if TYPE_CHECKING:
     from tiein.graph.base import GraphStore
+    from tiein.model import QueryContext
     from tiein.rules import Filters, RuleSet
 
 
@@ -37,6 +38,7 @@ def addons(
     rules: BundleRules | None = None,
     curation: RuleSet | None = None,
     filters: Filters | None = None,
+    context: QueryContext | None = None,
 ) -> Addons:
     """Complements of the cart as a whole: each complement edge's cart weight (evidence
     ``cart_weight``, :func:`tiein.ranker.cart_weight`: the learnt probability over the add-on's base
@@ -54,12 +56,16 @@ def addons(
     for a cart item come first, and nothing a block rule keeps apart from a cart item is
     suggested; ``filters`` (:class:`tiein.rules.Filters`) narrow the suggestions.
 
+    With a date in ``context`` (:class:`tiein.model.QueryContext`) each edge's cart weight is
+    multiplied by its season weight at that date (:func:`tiein.season.season_weight`) and items
+    in their peak season say so.
+
     Raises ProductNotFound for an unknown cart id and ConfigError for an empty cart, bad ``k`` or
     ``threshold``.
     """
     rules = rules or BundleRules()
     ids, threshold = _check_cart(cart, k, threshold)
-    g = _Graph(store, rules.candidate_k, curation, filters)
+    g = _Graph.for_context(store, rules.candidate_k, curation, filters, context)
     products = [g.product(pid) for pid in ids]  # with their complements and substitutes
     prices = [_price(p) for p in products]
     total = round(sum(p for p in prices if p is not None), 2)
@@ -127,7 +133,12 @@ class _CartPool:
             if row.get("pinned"):
                 self.pinned.setdefault(c, len(self.pinned))
             weight = (row.get("evidence") or {}).get("cart_weight")
-            self.score[c] = self.score.get(c, 0.0) + float(row["score"] if weight is None else weight)
+            edge = (
+                float(row["score"] if weight is None else weight)
+                * float(row.get("season_weight", 1.0))
+                * float(row.get("segment_weight", 1.0))
+            )
+            self.score[c] = self.score.get(c, 0.0) + edge
             self.sources.setdefault(c, []).append(pid)
             s = float(row["score"])
             if c not in self.best or s > self.best[c][0]:
@@ -176,7 +187,7 @@ class _CartPool:
         if c in self.pinned:
             e = Explanation(zh=PINNED_ZH, en=PINNED_EN)
         else:
-            e = explain(row, "complement", main_zh=main_zh, main_en=main_en)
+            e = explain(row, "complement", main_zh=main_zh, main_en=main_en, at=self.g.at)
         return AddonItem(
             product=_product_dict(row),
             score=round(self.score[c], 6),
@@ -233,5 +244,7 @@ def _top_ups(
         out.top_ups.append(top)
     if not out.top_ups:
         out.top_up_reason = (
-            Reason.of("threshold_unreachable", threshold=threshold) if eligible else out.reason
+            Reason.of("threshold_unreachable", getattr(pool.rules, "currency", None), threshold=threshold)
+            if eligible
+            else out.reason
         )

@@ -96,6 +96,36 @@ SKIP_REASON = {
     "over_budget": "over_budget",
 }
 
+# The same codes in words, for "left out: ..." lines under a refused bundle (the CLI table).
+SKIP_WORDS: dict[str, tuple[str, str]] = {
+    "substitute_of_anchor": ("可替代主商品", "alternatives to the main item"),
+    "out_of_stock": ("缺货", "out of stock"),
+    "outside_price_band": ("价格不在主商品价格区间内", "outside the price band"),
+    "role_mismatch": ("不属于场景的其他角色", "in no other role of the scene"),
+    "sales_role_mismatch": ("销售角色不符", "not the sales role asked for"),
+    "category_taken": ("品类已有商品", "in a category already taken"),
+    "substitute_of_chosen": ("可替代已选商品", "alternatives to an item already chosen"),
+    "price_unknown": ("没有价格", "without a price"),
+    "over_budget": ("超出预算", "over the budget"),
+}
+
+
+def skipped_lines(skipped: dict[str, int]) -> list[str]:
+    """Two lines (English, then Chinese) saying which candidates were left out and why, in check
+    order, from a bundle's or add-ons' ``skipped`` counts; [] when none were.
+
+    >>> skipped_lines({"outside_price_band": 4, "substitute_of_anchor": 1})
+    ['left out: 1 alternatives to the main item, 4 outside the price band', '未选用：可替代主商品 1 件，价格不在主商品价格区间内 4 件']
+    """
+    codes = [c for c in SKIP_ORDER if skipped.get(c)] + sorted(
+        c for c in skipped if c not in SKIP_ORDER and skipped[c]
+    )
+    if not codes:
+        return []
+    en = ", ".join(f"{skipped[c]:,} {SKIP_WORDS.get(c, (c, c))[1]}" for c in codes)
+    zh = "，".join(f"{SKIP_WORDS.get(c, (c, c))[0]} {skipped[c]:,} 件" for c in codes)
+    return [f"left out: {en}", f"未选用：{zh}"]
+
 
 @dataclass(frozen=True)
 class Reason:

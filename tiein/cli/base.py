@@ -86,7 +86,7 @@ def map_fields_help() -> str:
     import textwrap
     from dataclasses import MISSING, fields
 
-    from tiein.loaders.mapping import CatalogColumns, Options, OrderColumns, ViewColumns
+    from tiein.loaders.mapping import CatalogColumns, Options, OrderColumns, SetColumns, ViewColumns
 
     def names(t: type) -> str:
         return ", ".join(f.name + ("*" if f.default_factory is not MISSING else "") for f in fields(t))
@@ -95,6 +95,7 @@ def map_fields_help() -> str:
         ("catalog", CatalogColumns),
         ("orders", OrderColumns),
         ("views", ViewColumns),
+        ("sets", SetColumns),
         ("options", Options),
     ]
     lines = [
@@ -249,8 +250,17 @@ def _print_summary(summary: Any) -> None:
         f"{c['co_purchase_pairs']:,} co-purchase pairs · {c['co_view_pairs']:,} co-view pairs · "
         f"{c['listed_pairs']:,} listed pairs"
     )
+    if "sets" in c:  # content sets (--sets)
+        click.echo(f"  {c['sets']:,} content sets · {c['set_pairs']:,} shown-together pairs")
     rel = ", ".join(f"{k} {v:,}" for k, v in sorted(summary.relations.items())) or "none"
     click.echo(f"  relations: {rel}  (from {c['candidates']:,} candidate pairs)")
+    season = getattr(summary, "season", None) or {}
+    if season.get("with_season"):  # tiein.season: relations with per-window evidence
+        windows = season.get("calendar") or "months"
+        click.echo(
+            f"  seasons ({windows}): {season['with_season']:,} relations with season evidence, "
+            f"{season['seasonal']:,} seasonal (`tiein related ID --at YYYY-MM-DD`)"
+        )
     if summary.model:
         click.echo(f"  embeddings: {summary.model}")
     secs = " · ".join(f"{k} {v:.1f}s" for k, v in summary.seconds.items() if k != "total")
@@ -276,10 +286,11 @@ def _fmt_role(product: dict[str, Any]) -> str:
     return f", {role} item" if role else ""
 
 
-def _print_product_block(st: Any, pid: str) -> None:
+def _print_product_block(st: Any, pid: str, home: Path | None = None) -> None:
     """The demo's view of one product: its best complements and substitutes with the seller's
-    explanation, then its bundle and pitch (all through tiein.service, like the API)."""
-    from tiein.service import bundle_payload, related_payload
+    explanation, then its bundle and pitch (all through tiein.service, like the API; the bundle
+    under the rules of ``home``'s shop.toml)."""
+    from tiein.service import bundle_payload, related_payload, shop_bundle_rules
 
     p = st.product(pid)
     click.echo("")
@@ -295,7 +306,7 @@ def _print_product_block(st: Any, pid: str) -> None:
                 f"{pad(_fmt_price(r['price']), 9, '>')}"
             )
             click.echo(f"           {r['explanation_en']}")
-    b = bundle_payload(st, pid)
+    b = bundle_payload(st, pid, rules=shop_bundle_rules(home))
     if b["reason"]:
         click.echo(f"  bundle: none — {b['reason']['en']}")
     else:

@@ -55,6 +55,13 @@ from tiein.model import MINING
     "evidence, and the labels the substitute-vs-complement classifier learns from.",
 )
 @click.option(
+    "--sets",
+    "sets_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Content sets: set id, product id, [kind video/live/outfit/manual (视频/直播/穿搭/手动), weight, time]: "
+    "products shown together in a video, livestream or outfit; evidence of their own (docs/building.md).",
+)
+@click.option(
     "--mapping",
     "mapping_file",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -123,6 +130,22 @@ from tiein.model import MINING
 )
 @click.option("--no-scenes", is_flag=True, help="Do not discover scenes (a --scenes file is still used).")
 @click.option(
+    "--calendar",
+    metavar="FILE|builtin",
+    help="Season windows: a CSV/YAML calendar (name, zh, en, from, to; docs/relations.md, Seasons) or 'builtin' "
+    "(春节, 618, 双11, 双12, Christmas …) [default: the twelve months].",
+)
+@click.option(
+    "--season-prior",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(0, min_open=True),
+    help="Seasons: co-purchases at the year-round rate each window is shrunk with (larger: fewer seasonal pairs).",
+)
+@click.option(
+    "--no-season", is_flag=True, help="No season evidence on the relations (at= then changes nothing)."
+)
+@click.option(
     "--show",
     default=0,
     show_default=True,
@@ -154,6 +177,7 @@ def build(
     orders: Path | None,
     views: Path | None,
     pairs: Path | None,
+    sets_file: Path | None,
     mapping_file: Path | None,
     map_pairs: tuple[str, ...],
     home: str | None,
@@ -168,6 +192,9 @@ def build(
     mining: str,
     scenes_file: Path | None,
     no_scenes: bool,
+    calendar: str | None,
+    season_prior: float,
+    no_season: bool,
     show: int,
     min_matched: float,
     allow_empty: bool,
@@ -183,6 +210,7 @@ def build(
     from tiein.next_purchase import NextConfig
     from tiein.options import BuildOptions
     from tiein.pipeline import build as run_build
+    from tiein.season import SeasonConfig, load_calendar
 
     if not dataset and not (catalog or orders or views):
         raise ConfigError("say what to build from: --dataset NAME, or --catalog/--orders/--views files")
@@ -206,6 +234,7 @@ def build(
         orders=orders,
         views=views,
         pairs=pairs,
+        sets=sets_file,
         mapping=mapping,
         home=_home(home),
         store_url=store,
@@ -219,6 +248,12 @@ def build(
         mining=mining,
         scenes=scenes_file,
         discover_scenes=not no_scenes,
+        season=SeasonConfig(
+            enabled=not no_season,
+            prior=season_prior,
+            calendar=load_calendar(calendar) if calendar else (),
+            calendar_name=calendar,
+        ),
         floors=Floors(min_matched=min_matched, allow_empty=allow_empty),
     )
     progress = TqdmProgress(enabled=not quiet and not as_json)
@@ -234,7 +269,7 @@ def build(
         st = _open_store(home, store)
         try:
             for pid in summary.top_products[:show]:
-                _print_product_block(st, pid)
+                _print_product_block(st, pid, _home(home))
         finally:
             st.close()
 
@@ -251,6 +286,12 @@ def build(
     help="New or changed products: only the columns the file has change (a product_id,stock file changes stock only).",
 )
 @click.option("--views", type=click.Path(dir_okay=False, path_type=Path), help="New browsing events.")
+@click.option(
+    "--sets",
+    "sets_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Content sets (as for build): a set id in the file replaces that set; the others stay.",
+)
 @click.option(
     "--mapping",
     "mapping_file",
@@ -278,6 +319,7 @@ def update(
     orders: Path | None,
     catalog: Path | None,
     views: Path | None,
+    sets_file: Path | None,
     mapping_file: Path | None,
     map_pairs: tuple[str, ...],
     home: str | None,
@@ -305,6 +347,7 @@ def update(
         catalog=catalog,
         orders=orders,
         views=views,
+        sets=sets_file,
         mapping=mapping,
         home=_home(home),
         store_url=store,
@@ -327,6 +370,8 @@ def update(
             ("products_added", "new products"),
             ("products_changed", "changed products"),
             ("view_rows_added", "new view events"),
+            ("sets_added", "new content sets"),
+            ("sets_replaced", "content sets replaced"),
         )
         if c.get(k)
     ]

@@ -44,7 +44,8 @@ def feedback() -> None:
     "zone",
     metavar="ZONE",
     help="Time zone of times written without one, e.g. Asia/Shanghai, Europe/Berlin, UTC "
-    "[default: $TIEIN_TIMEZONE, else Asia/Shanghai]. Times with a zone (Z, +08:00) keep theirs.",
+    "[default: $TIEIN_TIMEZONE, else timezone in HOME/shop.toml, else Asia/Shanghai]. Times with a "
+    "zone (Z, +08:00) keep theirs.",
 )
 @home_option
 @json_option()
@@ -60,7 +61,7 @@ def feedback_ingest(
     from tiein.feedback import ingest, read_events
     from tiein.loaders.events import parse_map, shop_timezone
 
-    zone = shop_timezone(zone)
+    zone = shop_timezone(zone, _home(home))
     result = ingest(_home(home), read_events(file, columns=parse_map(map_pairs), timezone=zone))
     if as_json:
         click.echo(json.dumps({**result.to_dict(), "timezone": zone}, indent=2))
@@ -189,7 +190,8 @@ def _pct(x: float | None) -> str:
     "--timezone",
     "zone",
     metavar="ZONE",
-    help="Time zone of the days in the daily trend [default: $TIEIN_TIMEZONE, else Asia/Shanghai].",
+    help="Time zone of the days in the daily trend [default: $TIEIN_TIMEZONE, else timezone in "
+    "HOME/shop.toml, else Asia/Shanghai].",
 )
 @click.option(
     "--lang",
@@ -223,6 +225,7 @@ def report(
       tiein report --experiment exp-1 --split 90/10 --alpha 0.1 --lang zh --out ab/"""
     from tiein.feedback import ab_report, read_log, write_report
     from tiein.feedback.ab import fmt_p, fmt_value, srm_text
+    from tiein.loaders.events import shop_timezone
 
     rep = ab_report(
         read_log(_home(home)),
@@ -232,7 +235,7 @@ def report(
         alpha=alpha,
         power=power,
         split=split,
-        timezone=zone,
+        timezone=shop_timezone(zone, _home(home)),
     )
     paths = write_report(rep, out, lang=lang)
     if as_json:

@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from tiein.cli.base import (
+    _home,
     _open_store,
     cli,
     json_option,
@@ -154,7 +155,7 @@ def cypher(
 
 
 @cli.command("export")
-@click.argument("what", type=click.Choice(["bundles", "related"]))
+@click.argument("what", type=click.Choice(["bundles", "related", "pairings", "trending"]))
 @click.option(
     "--format",
     "fmt",
@@ -201,10 +202,8 @@ def cypher(
 )
 @click.option(
     "--size",
-    default=3,
-    show_default=True,
     type=click.IntRange(2, 6),
-    help="bundles: items per bundle, anchor included.",
+    help="bundles: items per bundle, anchor included [default: size in HOME/shop.toml, else 3].",
 )
 @click.option("--budget", type=float, help="bundles: the most a bundle may cost at full price.")
 @click.option("--mix", help="bundles: sales roles of the add-ons in order, e.g. hero+profit.")
@@ -228,6 +227,32 @@ def cypher(
     help="csv: write text cells as they are; by default a text cell starting with = + - @ tab or CR gets a leading ' so spreadsheets do not run it as a formula (numbers are never changed).",
 )
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option(
+    "--days",
+    default=30,
+    show_default=True,
+    type=click.IntRange(1, 3660),
+    help="trending: the window in days.",
+)
+@click.option(
+    "--at",
+    type=click.DateTime(["%Y-%m-%d"]),
+    help="trending: the window's last day [default: the last order's]; related / bundles: rank for this "
+    "date's season, as `tiein related --at` [default: the year-round order].",
+)
+@click.option(
+    "--segment",
+    metavar="NAME",
+    help="related / bundles: rank for this customer segment, as `tiein related --segment`.",
+)
+@click.option(
+    "--min-orders",
+    default=3,
+    show_default=True,
+    type=click.IntRange(1),
+    help="pairings / trending: orders an item needs.",
+)
+@click.option("--per-category", is_flag=True, help="pairings / trending: the top k of every category.")
 @json_option("Print the export summary as JSON.")
 @filter_options(offset=False)
 @where_options
@@ -240,7 +265,7 @@ def export_cmd(
     scene: str | None,
     kinds: tuple[str, ...],
     k: int,
-    size: int,
+    size: int | None,
     budget: float | None,
     mix: str | None,
     discount: float | None,
@@ -249,6 +274,11 @@ def export_cmd(
     raw_csv: bool,
     quiet: bool,
     as_json: bool,
+    days: int,
+    at: Any,
+    segment: str | None,
+    min_orders: int,
+    per_category: bool,
     filters: Filters,
     home: str | None,
     store: str | None,
@@ -259,9 +289,43 @@ def export_cmd(
     \b
       tiein export bundles --format parquet --out bundles.parquet
       tiein export related --format csv --out related.csv --kind complement --kind substitute -k 5
-      tiein export bundles --format xlsx --layout bundle --out 套餐.xlsx"""
+      tiein export bundles --format xlsx --layout bundle --out 套餐.xlsx
+      tiein export trending --format xlsx --days 7 --per-category --out 热销榜.xlsx   # one list (docs/lists.md)"""
     from tiein.export import export
 
+    if what in ("pairings", "trending"):  # one list, not one answer per product (tiein.cli.lists)
+        from tiein.cli.lists import export_list_cmd
+
+        export_list_cmd(
+            what,
+            out,
+            fmt,
+            headers,
+            bom,
+            raw_csv,
+            as_json,
+            k,
+            days,
+            at,
+            min_orders,
+            per_category,
+            filters,
+            home,
+            store,
+            scene=scene,
+            kinds=kinds,
+            layout=layout,
+            size=size,
+            budget=budget,
+            mix=mix,
+            discount=discount,
+        )
+        return
+    from tiein.model import QueryContext
+    from tiein.segments import check_segment
+    from tiein.service import shop_bundle_rules
+
+    rules = shop_bundle_rules(_home(home)) if what == "bundles" else None
     st = _open_store(home, store)
     bar = TqdmProgress(enabled=not quiet)
     try:
@@ -283,7 +347,11 @@ def export_cmd(
             layout=layout,
             headers=headers,
             filters=filters,
+            rules=rules,
             progress=bar,
+            context=None
+            if at is None and segment is None
+            else QueryContext(at=at.date() if at is not None else None, segment=check_segment(segment)),
         )
     finally:
         bar.close()
@@ -295,3 +363,26 @@ def export_cmd(
     click.echo(
         f"wrote {result.path}: {result.rows:,} rows for {result.anchors:,} products in {result.seconds:.1f} s{resumed}"
     )
+    if result.no_bundle:
+        _print_no_bundle(result.no_bundle, result.anchors, rules, budget, mix)
+
+
+def _print_no_bundle(
+    counts: dict[str, int], anchors: int, rules: Any, budget: float | None, mix: str | None
+) -> None:
+    """Why products got no bundle, most frequent reason first (the rows carry reason_code)."""
+    from tiein.bundles import Reason
+
+    total = sum(counts.values())
+    click.echo(f"no bundle for {total:,} of {anchors:,} products ({100 * total / max(anchors, 1):.0f} %):")
+    fill: dict[str, Any] = {
+        "lo": f"{rules.min_price_ratio:.0%}",
+        "hi": f"{rules.max_price_ratio:.0%}",
+        "budget": budget if budget is not None else "…",
+        "mix": mix or "…",
+        "scene": "…",
+    }
+    currency = getattr(rules, "currency", None)
+    for code, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
+        why = Reason.of(code, currency, **fill)
+        click.echo(f"  {n:>8,}  {why.en} / {why.zh}  [{code}]")

@@ -27,6 +27,39 @@ if TYPE_CHECKING:
 _KIND_PLURAL = {"series": "same-series products", "next": "next purchases"}
 
 
+def at_option(fn: F) -> F:
+    """``--at DATE`` and ``--segment NAME``: rank for a date and a customer segment (the API's
+    ``at`` / ``segment``); the command gets ``context`` (:class:`tiein.model.QueryContext`, None
+    without either)."""
+    import functools
+
+    @functools.wraps(fn)
+    def inner(**kw: Any) -> Any:
+        from tiein.model import QueryContext
+        from tiein.season import parse_at
+        from tiein.segments import check_segment
+
+        day, segment = parse_at(kw.pop("at")), check_segment(kw.pop("segment"))
+        kw["context"] = None if day is None and segment is None else QueryContext(at=day, segment=segment)
+        return fn(**kw)
+
+    with_at = click.option(
+        "--at",
+        metavar="YYYY-MM-DD|today",
+        help="Rank for this date: pairs bought together mostly in its season rank up, out-of-season "
+        "ones down (by month; docs/relations.md, Seasons) [default: the year-round order].",
+    )(inner)
+    return cast(
+        F,
+        click.option(
+            "--segment",
+            metavar="NAME",
+            help="Rank for this customer segment (a value of the orders' segment column, "
+            "`build --map segment=COLUMN`); an unknown one answers for all customers and says so.",
+        )(with_at),
+    )
+
+
 def filter_options(*, offset: bool = True) -> Callable[[F], F]:
     """The list filters (the API's query parameters) as options; the command gets them as one
     ``filters`` argument (:class:`tiein.rules.Filters`)."""
@@ -98,6 +131,7 @@ def filter_options(*, offset: bool = True) -> Callable[[F], F]:
     help="Re-rank by the home's feedback log (`tiein feedback ingest`), as the API's feedback=true does.",
 )
 @filter_options()
+@at_option
 @where_options
 def related(
     product: str,
@@ -108,10 +142,12 @@ def related(
     home: str | None,
     store: str | None,
     filters: Any,
+    context: Any = None,
 ) -> None:
     """Products related to PRODUCT (its id) by KIND, best first, with the evidence behind each
     and a plain explanation (中文 + English) a seller can say out loud. Merchant rules apply
     (`tiein rules`: pins first, blocked items never)."""
+    from tiein.lists import Lists
     from tiein.service import related_payload
 
     stats = None
@@ -121,16 +157,28 @@ def related(
         stats = load_stats(_home(home))
     st = _open_store(home, store)
     try:
-        payload = related_payload(st, product, kind, k, feedback=stats, filters=filters)
+        payload = related_payload(
+            st,
+            product,
+            kind,
+            k,
+            feedback=stats,
+            filters=filters,
+            context=context,
+            trending=Lists(_home(home)),
+        )
     finally:
         st.close()
     if as_json:
         click.echo(json.dumps(payload, ensure_ascii=False, indent=2))
         return
     anchor, rows = payload["product"], payload["related"]
+    when = f" at {payload['at']}" if payload.get("at") else ""
     click.echo(
-        f"{anchor['product_id']}  {anchor['title']}  (price {_fmt_price(anchor['price'])}{_fmt_role(anchor)}) — {_KIND_PLURAL.get(kind, kind + 's')}"
+        f"{anchor['product_id']}  {anchor['title']}  (price {_fmt_price(anchor['price'])}{_fmt_role(anchor)}) — {_KIND_PLURAL.get(kind, kind + 's')}{when}"
     )
+    if payload.get("fallback"):
+        click.echo(f"  no {_KIND_PLURAL.get(kind, kind + 's')} yet: trending items instead (同类热销)")
     if not rows:
         click.echo(f"  no {_KIND_PLURAL.get(kind, kind + 's')} found for this product")
     for r in rows:
@@ -194,10 +242,8 @@ def stats(home: str | None, store: str | None, as_json: bool) -> None:
 )
 @click.option(
     "--size",
-    default=3,
-    show_default=True,
     type=click.IntRange(2, 6),
-    help="Items in the bundle, PRODUCT included.",
+    help="Items in the bundle, PRODUCT included [default: size in HOME/shop.toml, else 3].",
 )
 @click.option("--budget", type=float, help="The most the bundle may cost at full price.")
 @click.option(
@@ -227,12 +273,13 @@ def stats(home: str | None, store: str | None, as_json: bool) -> None:
     help="Rounding: how far below the discounted price it may go, as a share of the total [default: 0.03].",
 )
 @filter_options(offset=False)
+@at_option
 @json_option("JSON output (the API's schema).")
 @where_options
 def bundle_cmd(
     product: str,
     scene: str | None,
-    size: int,
+    size: int | None,
     budget: float | None,
     mix: str | None,
     discount: float | None,
@@ -244,17 +291,21 @@ def bundle_cmd(
     as_json: bool,
     home: str | None,
     store: str | None,
+    context: Any = None,
 ) -> None:
     """A bundle for PRODUCT: add-ons in scene-role order under the merchant's rules (30-80 % of
     its price, in stock, no substitutes, one per category), a sayable bundle price and the pitch.
-    When no bundle is possible it says why (not an error)."""
-    from tiein.service import bundle_payload
+    When no bundle is possible it says why (not an error). Defaults of the rules come from
+    HOME/shop.toml where it has a [bundle] table (docs/bundles.md)."""
+    from tiein.service import bundle_payload, shop_bundle_rules
 
+    rules = shop_bundle_rules(_home(home))
     st = _open_store(home, store)
     try:
         payload = bundle_payload(
             st,
             product,
+            rules=rules,
             scene=scene,
             size=size,
             budget=budget,
@@ -265,6 +316,7 @@ def bundle_cmd(
             max_price_ratio=max_price_ratio,
             charm_digit=charm_digit,
             rounding_slack=rounding_slack,
+            context=context,
         )
     finally:
         st.close()
@@ -275,6 +327,8 @@ def bundle_cmd(
 
 
 def _print_bundle(b: BundlePayload) -> None:
+    from tiein.bundles.reasons import skipped_lines
+
     a = b["anchor"]
     click.echo(f"{a['product_id']}  {a['title']}  (price {_fmt_price(a['price'])}{_fmt_role(a)})")
     scene, mix = b.get("scene"), b.get("mix")
@@ -300,6 +354,8 @@ def _print_bundle(b: BundlePayload) -> None:
     if b["reason"]:
         click.echo(f"no bundle: {b['reason']['en']}")
         click.echo(f"无法组合套装：{b['reason']['zh']}")
+        for line in skipped_lines(b.get("skipped") or {}):
+            click.echo(f"  {line}")
         return
     if not b.get("priced", True):
         click.echo("not every item has a price: no bundle price (prices at checkout)")
@@ -330,6 +386,7 @@ def _print_bundle(b: BundlePayload) -> None:
     help="How many add-ons (and top-ups).",
 )
 @filter_options()
+@at_option
 @json_option("JSON output (the API's schema).")
 @where_options
 def addons_cmd(
@@ -340,14 +397,18 @@ def addons_cmd(
     as_json: bool,
     home: str | None,
     store: str | None,
+    context: Any = None,
 ) -> None:
     """Add-ons for a cart of IDS as a whole: complements of the cart, never substitutes of what is
     in it; with --threshold, the items that reach it with the least overspend."""
-    from tiein.service import addons_payload
+    from tiein.service import addons_payload, shop_bundle_rules
 
+    rules = shop_bundle_rules(_home(home))
     st = _open_store(home, store)
     try:
-        payload = addons_payload(st, list(ids), threshold=threshold, k=k, filters=filters)
+        payload = addons_payload(
+            st, list(ids), threshold=threshold, k=k, filters=filters, rules=rules, context=context
+        )
     finally:
         st.close()
     if as_json:

@@ -51,17 +51,19 @@ escaping), :mod:`~tiein.export.files` (parts, manifest, atomic writes, the final
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import shutil
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tiein.bundles import BundleRules
 from tiein.errors import ConfigError
-from tiein.export.files import MANIFEST, assemble, atomic_write, atomic_write_arrow, parts_dir
+from tiein.export.files import MANIFEST, _read_arrow, assemble, atomic_write, atomic_write_arrow, parts_dir
 from tiein.export.rows import (
     FORMULA_START,
     HEADERS,
@@ -77,7 +79,7 @@ from tiein.export.rows import (
     rows_table,
 )
 from tiein.graph.snapshot import SnapshotStore
-from tiein.model import RELATION_KINDS, check_k, check_kind, parse_mix
+from tiein.model import RELATION_KINDS, QueryContext, check_k, check_kind, parse_mix
 from tiein.rules import Filters
 from tiein.service import (
     BundlePayload,
@@ -129,12 +131,41 @@ class ExportResult:
     chunks: int
     chunks_reused: int = 0
     restarted: bool = False
+    # bundles: anchors without a bundle, by reason code (tiein.bundles.REASONS)
+    no_bundle: dict[str, int] = field(default_factory=dict)
     snapshot_s: float = 0.0
     seconds: float = 0.0
     options: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.__dict__, "path": str(self.path)}
+
+
+def _count_reasons(counts: dict[str, int], codes: Iterable[str | None]) -> None:
+    for code in codes:
+        if code:
+            counts[code] = counts.get(code, 0) + 1
+
+
+def _reason_code(answer: Mapping[str, Any]) -> str | None:
+    reason = answer.get("reason")
+    return reason.get("code") if isinstance(reason, Mapping) else None
+
+
+def _part_reasons(part: Path, ext: str) -> list[str | None]:
+    """The reason code of every anchor of a finished chunk (a resumed export counts them too)."""
+    if ext == "jsonl":
+        lines = part.read_text(encoding="utf-8").splitlines()
+        return [(json.loads(line).get("reason") or {}).get("code") for line in lines if line]
+    table = _read_arrow(part)
+    if "reason_code" not in table.column_names:
+        return []
+    seen: dict[str, str | None] = {}
+    for pid, code in zip(
+        table.column("anchor_product_id").to_pylist(), table.column("reason_code").to_pylist(), strict=True
+    ):
+        seen.setdefault(pid, code)
+    return list(seen.values())
 
 
 def _check(what: str, fmt: str, kinds: Sequence[str] | None, chunk_size: int) -> tuple[str, ...]:
@@ -179,7 +210,7 @@ def export(
     fmt: str,
     kinds: Sequence[str] | str | None = None,
     k: int = 10,
-    size: int = 3,
+    size: int | None = None,
     scene: str | None = None,
     budget: float | None = None,
     mix: Sequence[str] | str | None = None,
@@ -190,7 +221,9 @@ def export(
     layout: str = "item",
     headers: str | None = None,
     filters: Filters | None = None,
+    rules: BundleRules | None = None,
     progress: Progress | None = None,
+    context: QueryContext | None = None,
 ) -> ExportResult:
     """Export ``what`` ("bundles" or "related") of every anchor product to ``out`` in ``fmt``
     ("csv", "jsonl", "parquet", "xlsx"); see the module docstring for order, columns, atomicity and
@@ -203,13 +236,19 @@ def export(
     column names) or "zh-en" (中文 / English) for csv and xlsx (default: "zh-en" for xlsx, "en"
     otherwise). ``filters`` (:class:`tiein.rules.Filters`, no offset): the list filters of the API
     (in stock, exclude, category, brand, price range, minimum score) on every anchor's related
-    items or bundle items; merchant rules (pins, blocks) apply as everywhere. ``store`` is any graph store; it is read through a :class:`tiein.graph.snapshot.SnapshotStore`
+    items or bundle items; merchant rules (pins, blocks) apply as everywhere. ``rules``: the bundle
+    rules (default :class:`tiein.bundles.BundleRules`; the CLI passes the shop's,
+    :func:`tiein.service.shop_bundle_rules`); ``size`` defaults to ``rules.size``. ``store`` is any graph store; it is read through a :class:`tiein.graph.snapshot.SnapshotStore`
     (one already given is used as it is). ``progress(step, done, total)`` gets anchors done.
+    ``context`` (:class:`tiein.model.QueryContext`): rank every answer for its date (``at``), as
+    the API's ``at=`` does; None: the year-round answers.
 
     Raises ConfigError for bad options (before anything is written), NotFound for an unknown
     scene; any failure leaves ``out`` as it was (absent, or the previous file)."""
 
     kinds = _check(what, fmt, kinds, chunk_size)
+    rules = rules or BundleRules()
+    size = rules.size if size is None else size
     if what == "related":
         check_k(k)
     if bom and fmt != "csv":
@@ -243,18 +282,23 @@ def export(
         options["filters"] = filters.to_dict()
     if layout != "item":
         options["layout"] = layout
+    if context is not None and context.at is not None:  # a resume never mixes two dates
+        options["at"] = context.at.isoformat()
+    if context is not None and context.segment is not None:  # … nor two segments
+        options["segment"] = context.segment
     payloads: Callable[[str], Sequence[Mapping[str, Any]]]
     if what == "related":
         options |= {"kinds": list(kinds), "k": k}
 
         def payloads(pid: str) -> list[RelatedPayload]:
-            return [related_payload(snap, pid, kind, k, filters=filters) for kind in kinds]
+            return [related_payload(snap, pid, kind, k, filters=filters, context=context) for kind in kinds]
 
         to_rows: Callable[[Mapping[str, Any]], Iterator[dict[str, Any]]] = related_rows
     else:
         roles = parse_mix(mix)
         discount = check_discount(discount)
         options |= {"size": size, "budget": budget, "mix": roles, "discount": discount}
+        options["rules"] = {k: v for k, v in dataclasses.asdict(rules).items() if k != "size"}
 
         def payloads(pid: str) -> list[BundlePayload]:
             return [
@@ -267,6 +311,8 @@ def export(
                     mix=roles,
                     discount=discount,
                     filters=filters,
+                    rules=rules,
+                    context=context,
                 )
             ]
 
@@ -297,8 +343,12 @@ def export(
             part = parts / f"part-{c:06d}.{ext}"
             if part.exists():
                 result.chunks_reused += 1
+                if what == "bundles":
+                    _count_reasons(result.no_bundle, _part_reasons(part, ext))
             else:
                 answers = [p for pid in chunk for p in payloads(pid)]
+                if what == "bundles":
+                    _count_reasons(result.no_bundle, [_reason_code(a) for a in answers])
                 if fmt == "jsonl":
                     text = "".join(json.dumps(a, ensure_ascii=False, sort_keys=True) + "\n" for a in answers)
                     atomic_write(part, text.encode("utf-8"))

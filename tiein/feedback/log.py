@@ -208,11 +208,14 @@ def _compact(d: Path, parts: list[str]) -> Path:
     return path
 
 
-def ingest_records(home: Path | str, records: Sequence[Any], source: str = "request") -> IngestResult:
+def ingest_records(
+    home: Path | str, records: Sequence[Any], source: str = "request", *, timezone: str = "UTC"
+) -> IngestResult:
     """Validate a list of event objects (a ``POST /v1/events`` body) and :func:`ingest` them.
     Field names and rules as for files (:func:`read_events`); errors name ``source`` and the
-    1-based position of the bad event."""
-    return ingest(home, records_table(records, source))
+    1-based position of the bad event; times without a zone are read in ``timezone`` (the API
+    passes the shop's, :func:`tiein.loaders.events.shop_timezone`)."""
+    return ingest(home, records_table(records, source, timezone=timezone))
 
 
 def read_log(home: Path | str) -> pa.Table:

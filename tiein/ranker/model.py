@@ -39,6 +39,19 @@ FEATURES = (
     "log_basket_weighted",  # log1p(co-purchases weighted 1 / basket size): BM25's signal
     "basket_weighted_cosine",  # the same over sqrt(src's and dst's weighted orders)
 )
+# Added when the candidates come with content sets (tiein.content_sets; a build without sets
+# fits FEATURES only, as before).
+SET_FEATURES = (
+    "log_shown_together",  # log1p(sets showing both, weighted)
+    "shown_confidence",  # weighted sets showing both / (sets showing src + 5)
+    "log_set_lift",  # log lift over sets (0 never shown together), clipped to ±5
+)
+
+
+def feature_names(f: dict[str, np.ndarray]) -> tuple[str, ...]:
+    """The model's inputs for feature dict ``f``: :data:`FEATURES`, plus :data:`SET_FEATURES`
+    when ``f`` has content-set columns."""
+    return FEATURES + SET_FEATURES if "n_sets" in f else FEATURES
 
 
 @dataclass(frozen=True)
@@ -73,6 +86,7 @@ class ComplementRanker:
     scale: np.ndarray
     report: dict[str, Any] = field(default_factory=dict)
     cart_exponent: float = 0.0  # see cart_weight; chosen per shop by choose_cart_exponent
+    names: tuple[str, ...] = FEATURES  # the inputs fitted on (feature_names)
 
     def predict(self, f: dict[str, np.ndarray]) -> np.ndarray:
         """P(dst in basket | src in basket) for every row of a feature dict (columns of
@@ -86,7 +100,7 @@ class ComplementRanker:
         return {
             "fitted": True,
             "model": "logistic regression (IRLS, L2) on standardised features",
-            "weights": {n: round(float(w), 4) for n, w in zip(FEATURES, self.weights, strict=True)},
+            "weights": {n: round(float(w), 4) for n, w in zip(self.names, self.weights, strict=True)},
             "intercept": round(float(self.intercept), 4),
             "cart_exponent": self.cart_exponent,
             **self.report,
@@ -162,6 +176,14 @@ def design_matrix(f: dict[str, np.ndarray]) -> np.ndarray:
         np.log1p(w_ab),
         w_cos,
     ]
+    if "n_sets" in f:  # content sets (SET_FEATURES)
+        shown, lift = _col(f, "w_sets", n), _col(f, "set_lift", n)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            cols += [
+                np.log1p(np.maximum(shown, 0.0)),
+                shown / (_col(f, "sets_src", n) + 5.0),
+                np.clip(np.where((shown > 0) & (lift > 0), np.log(lift), 0.0), -5.0, 5.0),
+            ]
     x = np.column_stack(cols)
     return cast(np.ndarray, np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0))
 
@@ -279,7 +301,7 @@ def fit_ranker(
         report["validation_auc"] = auc(pred, k[held] > 0)
         report["validation_auc_hand_set"] = auc(np.asarray(baseline, dtype=np.float64)[held], k[held] > 0)
     w, b, m, s = fit_logistic(x, k, n, cfg.l2, cfg.max_iter)
-    return ComplementRanker(w, b, m, s, report), report
+    return ComplementRanker(w, b, m, s, report, names=feature_names(f)), report
 
 
 # Candidate columns that are counts (int64 in the feature dict and in RELATIONS).

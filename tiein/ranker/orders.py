@@ -204,6 +204,7 @@ def fit_from_orders(
     keep_per_src: int = 20,
     threads: int | None = None,
     cfg: RankerConfig | None = None,
+    relation_cfg: Any = None,
 ) -> tuple[ComplementRanker | None, dict[str, Any]]:
     """Fit the ranker from ``orders`` (ORDERS) as the module docstring says. ``features(pairs)``
     returns the candidate feature table for pair statistics (the build's own
@@ -211,7 +212,9 @@ def fit_from_orders(
     ``baseline(f)`` the hand-set complement score of a feature dict. Candidates need
     ``min_pair_count`` co-purchases in the feature baskets (or a listed pair), as complements do.
     The cart exponent (:func:`cart_weight`) is then chosen on the label baskets with the
-    relations classification would keep (``min_probability``, ``keep_per_src``)."""
+    relations classification would keep (``min_probability``, ``keep_per_src``). With content
+    sets in the features, pairs shown together are candidates too (``relation_cfg``: the
+    tiein.relations.RelationConfig that says how, default its defaults)."""
 
     cfg = cfg or RankerConfig()
     if not cfg.enabled:
@@ -231,6 +234,11 @@ def fit_from_orders(
     table = with_basket_weights(features(mined.pairs), early, max_basket, min_pair_count)
     f = feature_dict(table)
     eligible = (f["n_ab"] >= min_pair_count) | (f["listed_buy"] > 0)
+    if "n_sets" in f:  # shown together in content sets: a candidate as in classification
+        from tiein.content_sets import shown_score
+        from tiein.relations import RelationConfig
+
+        eligible |= np.asarray(shown_score(f, relation_cfg or RelationConfig()), dtype=np.float64) > 0
     lab = with_basket_weights(
         table.select(["src", "dst", "n_ab"]).filter(pa.array(eligible)), late, max_basket, min_pair_count
     )
@@ -248,7 +256,9 @@ def fit_from_orders(
     exponent, report["cart_hit_rates"] = _cart_exponent(
         model, f, eligible, late, min_probability, keep_per_src
     )
-    fitted = ComplementRanker(model.weights, model.intercept, model.mean, model.scale, report, exponent)
+    fitted = ComplementRanker(
+        model.weights, model.intercept, model.mean, model.scale, report, exponent, names=model.names
+    )
     return fitted, fitted.describe()
 
 

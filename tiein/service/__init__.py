@@ -32,7 +32,14 @@ Modules: :mod:`~tiein.service.related`, :mod:`~tiein.service.bundle`,
 from tiein.model import MAX_K, check_k, check_kind, parse_mix
 from tiein.rules import Filters, RuleSet, import_rules, read_rules_file, remove_rules, rules_payload
 from tiein.service.analyst import CYPHER_LIMIT, cypher_payload
-from tiein.service.bundle import RULE_OPTIONS, addons_payload, bundle_payload, bundle_rules, check_discount
+from tiein.service.bundle import (
+    RULE_OPTIONS,
+    addons_payload,
+    bundle_payload,
+    bundle_rules,
+    check_discount,
+    shop_bundle_rules,
+)
 from tiein.service.catalog import (
     Searcher,
     health_payload,
@@ -86,6 +93,7 @@ __all__ = [
     "addons_payload",
     "bundle_payload",
     "bundle_rules",
+    "shop_bundle_rules",
     "check_discount",
     "check_k",
     "check_kind",

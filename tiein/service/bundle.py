@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from tiein.bundles import BundleRules, addons, bundle
 from tiein.errors import ConfigError, ProductNotFound
-from tiein.model import MAX_K, check_k, parse_mix
+from tiein.model import MAX_K, QueryContext, check_k, parse_mix
 from tiein.money import currency_symbol
 from tiein.rules import NO_FILTERS, Filters, RuleSet
+from tiein.segments import store_segment
 from tiein.service.types import AddonsPayload, BundlePayload
+from tiein.shop_config import load_shop_config, shop_currency
 
 if TYPE_CHECKING:
     from tiein.bundles import BundleRules
@@ -46,6 +49,16 @@ def bundle_rules(rules: BundleRules | None = None, **overrides: Any) -> BundleRu
     return replace(base, **given) if given else base
 
 
+def shop_bundle_rules(home: Path | str | None) -> BundleRules:
+    """The shop's bundle rules: the defaults of :class:`tiein.bundles.BundleRules` with what the
+    ``[bundle]`` table and ``currency`` of ``HOME/shop.toml`` say (:mod:`tiein.shop_config`;
+    ``TIEIN_CURRENCY`` still wins over the file's currency). The CLI, the API and export start
+    from these; their own options and parameters override them. ConfigError for a bad file."""
+    config = load_shop_config(home)
+    values: dict[str, Any] = dict(config.bundle)
+    return bundle_rules(None, **values, currency=shop_currency(home))
+
+
 def _with_currency(rules: BundleRules) -> BundleRules:
     """``rules`` as a BundleRules that also carries a ``currency`` (read by the pricing)."""
     from dataclasses import asdict, make_dataclass
@@ -77,13 +90,14 @@ def bundle_payload(
     anchor_id: str,
     *,
     scene: str | None = None,
-    size: int = 3,
+    size: int | None = None,
     budget: float | None = None,
     mix: Sequence[str] | str | None = None,
     discount: float | None = None,
     rules: BundleRules | None = None,
     filters: Filters | None = None,
     curation: RuleSet | None = None,
+    context: QueryContext | None = None,
     **options: Any,
 ) -> BundlePayload:
     """:func:`tiein.bundles.bundle` as a JSON-ready dict: ``scene`` (id or name; default the
@@ -92,7 +106,8 @@ def bundle_payload(
     off); the merchant rules (``curation``, default the store's in force now: pins first, blocked
     pairs never together) and ``filters`` on the add-ons apply; ``options`` named in
     :data:`RULE_OPTIONS` override ``rules`` (:func:`bundle_rules`), others (``roles``) pass
-    through. ConfigError for a bad mix, discount or rule."""
+    through; ``size`` (anchor included) defaults to ``rules.size`` (3 unless the shop config
+    says otherwise). ConfigError for a bad mix, discount or rule."""
 
     overrides = {name: options.pop(name) for name in RULE_OPTIONS if name in options}
     rules = bundle_rules(rules, discount=discount, **overrides)
@@ -102,17 +117,23 @@ def bundle_payload(
         store,
         anchor_id,
         scene=scene,
-        size=size,
+        size=rules.size if size is None else size,
         budget=budget,
         mix=roles,
         rules=rules,
         curation=curation,
         filters=filters,
+        context=context,
         **options,
     )
     out = cast(BundlePayload, answer.to_dict())
     out["filters"] = (filters or NO_FILTERS).to_dict()
     out["rules_version"] = curation.version
+    if context is not None and context.at is not None:
+        out["at"] = context.at.isoformat()
+    segment = store_segment(store, context.segment) if context is not None else None
+    if segment is not None:
+        out["segment"] = segment.to_dict()
     return out
 
 
@@ -126,6 +147,7 @@ def addons_payload(
     max_k: int = MAX_K,
     filters: Filters | None = None,
     curation: RuleSet | None = None,
+    context: QueryContext | None = None,
 ) -> AddonsPayload:
     """:func:`tiein.bundles.addons` as a JSON-ready dict, with the merchant rules (``curation``,
     default the store's in force now) and ``filters`` applied (``filters.offset`` skips the
@@ -148,6 +170,7 @@ def addons_payload(
                 rules=rules,
                 curation=curation,
                 filters=filters,
+                context=context,
             )
             break
         except ProductNotFound as exc:
@@ -163,4 +186,9 @@ def addons_payload(
     out["limit"] = k
     out["filters"] = filters.to_dict()
     out["rules_version"] = curation.version
+    if context is not None and context.at is not None:
+        out["at"] = context.at.isoformat()
+    segment = store_segment(store, context.segment) if context is not None else None
+    if segment is not None:
+        out["segment"] = segment.to_dict()
     return out

@@ -33,6 +33,10 @@ class RelatedPayload(TypedDict):
     limit: NotRequired[int]
     filters: NotRequired[dict[str, Any]]
     rules_version: NotRequired[int]
+    at: NotRequired[str]  # the query date the rows were ranked for (only when one was given)
+    segment: NotRequired[dict[str, Any]]  # the customer segment asked: {name, known, note?} (tiein.segments)
+    # "trending" when a complement list had no rows and holds trending items instead (tiein.lists)
+    fallback: NotRequired[str]
 
 
 class BundlePayload(TypedDict):
@@ -56,6 +60,8 @@ class BundlePayload(TypedDict):
     priced: bool
     filters: NotRequired[dict[str, Any]]
     rules_version: NotRequired[int]
+    at: NotRequired[str]  # the query date the add-ons were ranked for (only when one was given)
+    segment: NotRequired[dict[str, Any]]  # the customer segment asked: {name, known, note?}
 
 
 class AddonsPayload(TypedDict):
@@ -76,6 +82,8 @@ class AddonsPayload(TypedDict):
     limit: NotRequired[int]
     filters: NotRequired[dict[str, Any]]
     rules_version: NotRequired[int]
+    at: NotRequired[str]  # the query date the add-ons were ranked for (only when one was given)
+    segment: NotRequired[dict[str, Any]]  # the customer segment asked: {name, known, note?}
 
 
 class ScenesPayload(TypedDict):
@@ -158,3 +166,36 @@ class NeighbourhoodPayload(TypedDict):
     related: dict[str, list[dict[str, Any]]]
     bundle: BundlePayload | None
     bundle_error: str | None
+
+
+class PairingsPayload(TypedDict):
+    """``pairings`` (搭配榜, :mod:`tiein.lists.pairings`): the best complement pairs. An item is
+    ``{rank, anchor, item, category, score, n_ab, lift, confidence, co_view, similarity,
+    category_relation, price_ratio, evidence, explanation, explanation_zh, explanation_en}``
+    (``anchor`` / ``item``: product fields; ``n_ab``: orders holding both)."""
+
+    items: list[dict[str, Any]]
+    category: str | None
+    with_category: str | None
+    per_category: bool
+    k: int
+    min_orders: int
+    total: int
+    note: str | None
+
+
+class TrendingPayload(TypedDict):
+    """``trending`` (品类热销榜, :mod:`tiein.lists.trending`): products selling more in the window
+    than in the one before. An item is the product's fields with ``rank``, ``orders``, ``units``,
+    ``previous_orders``, ``previous_units``, ``growth``, ``score`` and ``explanation`` (also
+    ``explanation_zh`` / ``explanation_en``); ``window``: ``{days, at, start, end,
+    previous_start, previous_end}`` (ISO dates; null when the orders carry no dates)."""
+
+    items: list[dict[str, Any]]
+    window: dict[str, Any] | None
+    category: str | None
+    per_category: bool
+    k: int
+    min_orders: int
+    total: int
+    note: str | None
