@@ -343,7 +343,9 @@ class Switcher:
     def __init__(self, home: Path, offsets: list[float]) -> None:
         import threading
 
-        self.home, self.offsets, self.done = home, offsets, []
+        self.home, self.offsets = home, offsets
+        self.started: list[float] = []
+        self.done: list[float] = []
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.t0 = 0.0
 
@@ -354,18 +356,30 @@ class Switcher:
     def _run(self) -> None:
         for off in self.offsets:
             time.sleep(max(0.0, self.t0 + off - time.perf_counter()))
+            self.started.append(time.perf_counter())
             subprocess.run(_tiein("rollback", self.home), check=True, capture_output=True)
             self.done.append(time.perf_counter())
 
 
-def switch_split(samples: Samples, switches: list[float], window: float) -> dict[str, Any]:
-    """Latencies of requests due within ``window`` s after a switch finished vs all others."""
-    near = [lat for due, lat in samples.timeline if any(0 <= due - t <= window for t in switches)]
-    far = [lat for due, lat in samples.timeline if not any(0 <= due - t <= window for t in switches)]
+def switch_split(samples: Samples, started: list[float], done: list[float], window: float) -> dict[str, Any]:
+    """Latencies of requests due while a switch ran (``tiein rollback`` from start to end) or
+    within ``window`` s after it, vs all others; and the p99 of each second of the run."""
+    spans = list(zip(started, done, strict=False))
+    near = [lat for due, lat in samples.timeline if any(a <= due <= b + window for a, b in spans)]
+    far = [lat for due, lat in samples.timeline if not any(a <= due <= b + window for a, b in spans)]
+    t0 = min((due for due, _ in samples.timeline), default=0.0)
+    per_second: dict[int, list[float]] = {}
+    for due, lat in samples.timeline:
+        per_second.setdefault(int(due - t0), []).append(lat)
     return {
-        "switches": len(switches),
+        "switch_seconds": [round(b - a, 2) for a, b in spans],
+        "switch_at_s": [round(a - t0, 1) for a, _ in spans],
+        "p99_ms_by_second": {
+            s: round(float(np.percentile(v, 99)) * 1000, 1) for s, v in sorted(per_second.items())
+        },
+        "switches": len(spans),
         "window_s": window,
-        "after_switch": _stats(near, window * max(1, len(switches)), 0),
+        "after_switch": _stats(near, window * max(1, len(spans)), 0),
         "elsewhere": _stats(far, 1.0, 0),
     }
 
@@ -529,7 +543,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         switcher.thread.join(60)
         if args.switches % 2:  # leave the home serving the generation it started with
             subprocess.run(_tiein("rollback", home), check=True, capture_output=True)
-        result["switch"] = switch_split(samples, switcher.done, args.switch_window)
+        result["switch"] = switch_split(samples, switcher.started, switcher.done, args.switch_window)
     if args.json:
         print(json.dumps(result, indent=2))
     else:
@@ -543,6 +557,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         f"{label:<13} {st['requests']:>7,} requests  p50 {st['p50_ms']:.2f}  p99 {st['p99_ms']:.2f}  "
                         f"max {st['max_ms']:.2f} ms  ({sw['switches']} switches, {sw['window_s']:g} s window)"
                     )
+            print(f"switches at {sw['switch_at_s']} s, each `tiein rollback` took {sw['switch_seconds']} s")
+            print("p99 ms by second: " + " ".join(f"{k}:{v:g}" for k, v in sw["p99_ms_by_second"].items()))
     return result
 
 
