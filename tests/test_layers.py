@@ -43,6 +43,7 @@ LAYERS: dict[str, int] = {
     "tiein.merge": 3,
     "tiein.home": 3,
     "tiein.pipeline": 3,
+    "tiein.stages": 3,
     "tiein.update": 3,
     "tiein.update_recompute": 3,
     "tiein.rollback": 3,

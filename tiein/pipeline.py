@@ -8,6 +8,8 @@ Home directory (``--home``, env ``TIEIN_HOME``, default ``./tiein-data``): see t
 its layout and the one switch that makes a build visible (graph + index + inputs together, or
 nothing). Before anything is written the build is checked (tiein/checks.py): a build that kept no
 products, matched too few order lines or found no basket with two products refuses.
+
+The stages after mining and embedding (shared with ``tiein update``) are in tiein/stages.py.
 """
 
 from __future__ import annotations
@@ -24,16 +26,13 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tiein import content_sets
 from tiein.checks import check_build
 from tiein.errors import ConfigError
 from tiein.faults import fault
-from tiein.features import candidate_features, next_candidates, top_pairs, with_sales_roles
+from tiein.features import with_sales_roles
 from tiein.graph import open_store
 from tiein.home import INDEX, INPUTS, Staging, home_lock, recover_store, switch
 from tiein.mining import mine_pairs
-from tiein.model import PAIR_STATS, GraphData
-from tiein.next_purchase import classify_next
 from tiein.options import (  # noqa: F401  (re-exported: the build's public names)
     DISCOVERED_SCENES_FILE,
     MINING_BACKENDS,
@@ -43,14 +42,9 @@ from tiein.options import (  # noqa: F401  (re-exported: the build's public name
     default_store_url,
 )
 from tiein.product_type import with_product_types
-from tiein.ranker import feature_dict, fit_from_orders, with_basket_weights
-from tiein.relations import classify, score_features
-from tiein.scenes import assign_members, discover_scenes, dump_scenes, empty_roles, load_scenes
-from tiein.season import season_evidence
-from tiein.segments import segment_evidence
+from tiein.scenes import load_scenes
+from tiein.stages import _Timer, graph_from_stats  # noqa: F401  (re-exported)
 from tiein.state import write_state
-from tiein.type_fallback import type_complements
-from tiein.typer import type_probability
 
 
 @dataclass
@@ -99,19 +93,6 @@ def _phase(progress: Progress | None, phase: str) -> Progress | None:
         return None
     report = progress
     return lambda step, done, total: report(f"{phase} · {step}", done, total)
-
-
-class _Timer:
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
-
-    @contextmanager
-    def step(self, name: str) -> Iterator[None]:
-        t0 = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
 
 
 @contextmanager
@@ -340,176 +321,6 @@ def _build(opts: BuildOptions, progress: Progress | None) -> BuildSummary:
         summary.counts["sets"] = report["content_sets"]["sets"]
         summary.counts["set_pairs"] = report["content_sets"]["pairs"]
     return summary
-
-
-def graph_from_stats(
-    opts: BuildOptions,
-    home: Path,
-    products: pa.Table,
-    *,
-    orders: pa.Table,
-    co_purchase: pa.Table | None,
-    co_view: pa.Table | None,
-    listed: pa.Table,
-    timeline: pa.Table | None,
-    returning_customers: int,
-    neighbours: pa.Table | None,
-    ids: list[str] | None,
-    vectors: Any,
-    user_scenes: list[Any] | None,
-    meta: dict[str, Any],
-    timer: _Timer,
-    sets: pa.Table | None = None,
-    segments: pa.Table | None = None,
-) -> tuple[GraphData, dict[str, Any]]:
-    """The stages after mining and embedding, shared by :func:`build` and :func:`tiein.update.update`
-    (so an update gives what a build gives): classify the candidate pairs, "next purchase"
-    relations, scenes, and each product's strongest pair edges; timed as classify, next, season, scenes,
-    pairs. Returns the GraphData (with ``meta``) and a report: {"candidates": candidate pairs
-    classified, "scenes": the scenes report}. ``sets`` (SETS, content sets): co-appearance mined
-    over them (step "sets") enters the candidates, the scores and the evidence
-    (:mod:`tiein.content_sets`); None changes nothing. ``segments`` (ORDER_SEGMENTS): each
-    order's customer segment; relations get per-segment evidence (step "segments",
-    :mod:`tiein.segments`); None changes nothing."""
-
-    set_stats, set_report = None, None
-    if sets is not None and sets.num_rows:
-        with timer.step("sets"):
-            set_stats, set_report = content_sets.set_pairs(
-                sets, partial(mine_pairs, threads=opts.threads), max_basket=opts.max_basket
-            )
-            meta = {**meta, "content_sets": set_report}
-
-    features_of = partial(
-        candidate_features,
-        products,
-        co_view=co_view,
-        listed=listed if listed.num_rows else None,
-        neighbours=neighbours,
-        ids=ids,
-        vectors=vectors,
-        threads=opts.threads,
-        per_product=opts.candidates_per_product,
-        sets=set_stats,
-    )
-    with timer.step("rank"):  # complement weights fitted on a time split of the shop's own orders
-        ranker, ranker_report = fit_from_orders(
-            products,
-            orders,
-            features=lambda pairs: features_of(co_purchase=pairs),
-            min_count=opts.min_count,
-            max_basket=opts.max_basket,
-            after_window_days=opts.after_window_days,
-            min_pair_count=opts.relations.min_pair_count,
-            baseline=lambda f: score_features(f, opts.relations)["complement"],
-            min_probability=opts.relations.min_probability,
-            keep_per_src=opts.relations.keep_per_kind,
-            threads=opts.threads,
-            cfg=opts.ranker,
-            relation_cfg=opts.relations,
-        )
-    meta = {**meta, "complement_ranker": ranker_report, "ranker_config": opts.ranker.to_dict()}
-    with timer.step("classify"):
-        features = features_of(co_purchase=co_purchase)
-        if ranker is not None:  # the ranker's basket-size weighted counts, from all the orders
-            features = with_basket_weights(features, orders, opts.max_basket, opts.relations.min_pair_count)
-        if listed.num_rows:  # substitute vs complement learnt from the shop's own lists
-            p_comp, typer_report = type_probability(feature_dict(features), listed)
-            meta = {**meta, "type_classifier": typer_report}
-            if p_comp is not None:
-                features = features.append_column("p_complement", pa.array(p_comp, pa.float64()))
-        relations = classify(features, opts.relations, ranker)
-    with timer.step("types"):  # products without an item-level complement get their type's
-        if orders.num_rows:
-            fallback, fallback_report = type_complements(
-                products, orders, relations, max_basket=opts.max_basket, cfg=opts.type_fallback
-            )
-            meta = {**meta, "type_fallback": fallback_report}
-            if fallback.num_rows:
-                relations = pa.concat_tables([relations, fallback])
-    with timer.step("next"):
-        if co_purchase is not None and timeline is not None and timeline.num_rows:
-            next_report: dict[str, Any] = {}
-            nxt = classify_next(
-                next_candidates(products, co_purchase, timeline, min_count=opts.next_purchase.min_customers),
-                returning_customers,
-                opts.next_purchase,
-                window_days=opts.after_window_days,
-                orders=orders,
-                report=next_report,
-            )
-            meta = {**meta, "next_purchase": next_report}
-            if nxt.num_rows:
-                relations = pa.concat_tables([relations, nxt])
-    with timer.step("season"):  # per-window co-purchases of the kept pairs as season evidence
-        relations, season_report = season_evidence(
-            orders, relations, opts.season, max_basket=opts.max_basket, threads=opts.threads
-        )
-        meta = {**meta, "season": season_report}
-    if segments is not None and segments.num_rows:
-        with timer.step("segments"):  # per-segment co-purchases of the kept pairs (tiein.segments)
-            seg_orders = orders.join(segments, "order_id", join_type="left outer")
-            relations, segment_report = segment_evidence(
-                seg_orders, relations, opts.segments, max_basket=opts.max_basket, threads=opts.threads
-            )
-            meta = {**meta, "segments": segment_report}
-    if set_stats is not None and sets is not None:
-        with timer.step("sets"):  # how often each relation's two products were shown together
-            relations = content_sets.with_set_evidence(relations, set_stats, sets, opts.max_basket)
-    with timer.step("scenes"):
-        (scenes, members), scene_report = _scenes(opts, home, products, relations, user_scenes)
-    with timer.step("pairs"):  # the CO_PURCHASED / CO_VIEWED edges: each product's strongest partners
-        empty = PAIR_STATS.empty_table()
-        data = GraphData(
-            products=products,
-            co_purchased=top_pairs(co_purchase, opts.graph_pairs_per_product)
-            if co_purchase is not None
-            else empty,
-            co_viewed=top_pairs(co_view, opts.graph_pairs_per_product) if co_view is not None else empty,
-            relations=relations,
-            scenes=scenes,
-            scene_members=members,
-            meta=meta,
-        )
-    return data, {
-        "candidates": features.num_rows,
-        "scenes": scene_report,
-        "ranker": ranker_report,
-        "type_classifier": meta.get("type_classifier", {"fitted": False, "reason": "no listed pairs"}),
-        "coverage": meta.get("type_fallback", {}),
-        "season": season_report,
-        **({"content_sets": set_report} if set_report is not None else {}),
-    }
-
-
-def _scenes(
-    opts: BuildOptions, home: Path, products: pa.Table, relations: pa.Table, user_scenes: list[Any] | None
-) -> tuple[tuple[pa.Table, pa.Table], dict[str, Any]]:
-    """The scene tables of the build (user scenes win; otherwise discovered ones, also written to
-    ``HOME/scenes.discovered.yaml`` for review) and the summary's report of them."""
-
-    report: dict[str, Any] = {"source": None, "count": 0, "members": 0, "file": None, "empty_roles": []}
-    if user_scenes is not None:
-        defs, report["source"], report["file"] = user_scenes, "user", str(opts.scenes)
-    elif opts.discover_scenes:
-        defs = discover_scenes(products, relations, max_scenes=opts.max_scenes)
-        report["source"] = "discovered"
-        if not defs:
-            report["note"] = (
-                "no scenes discovered (no complements between different categories"
-                + ("" if pc.any(pc.is_valid(products.column("category"))).as_py() else ", and no categories")
-                + ")"
-            )
-            (home / DISCOVERED_SCENES_FILE).unlink(missing_ok=True)  # no stale file from an older build
-        else:
-            report["file"] = str(dump_scenes(defs, home / DISCOVERED_SCENES_FILE))
-    else:
-        defs = []
-    tables = assign_members(products, defs)
-    report["count"] = tables[0].num_rows
-    report["members"] = tables[1].num_rows
-    report["empty_roles"] = empty_roles(defs, tables[1])
-    return tables, report
 
 
 def top_products(orders: pa.Table, relations: pa.Table, n: int) -> list[str]:

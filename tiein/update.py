@@ -83,8 +83,9 @@ from tiein.model import (
     GraphData,
 )
 from tiein.options import BuildOptions, Progress, default_home, default_store_url
-from tiein.pipeline import _phase, _Timer
+from tiein.pipeline import _phase
 from tiein.product_type import with_product_types
+from tiein.stages import _Timer
 from tiein.state import GRAPH_PARTS, State, _options_from, load_state, write_state
 from tiein.update_recompute import recompute
 

@@ -22,8 +22,8 @@ from tiein.home import index_dir
 from tiein.merge import _touched
 from tiein.model import GraphData
 from tiein.options import BuildOptions
-from tiein.pipeline import _Timer, graph_from_stats
 from tiein.scenes import load_scenes
+from tiein.stages import _Timer, graph_from_stats
 from tiein.state import State, _count
 
 if TYPE_CHECKING:
@@ -191,7 +191,7 @@ def _graph(
     segments: pa.Table | None = None,
 ) -> GraphData:
     """The GraphData :func:`tiein.pipeline.build` makes from these inputs: its own stages
-    (:func:`tiein.pipeline.graph_from_stats`), timed under the same names."""
+    (:func:`tiein.stages.graph_from_stats`), timed under the same names."""
 
     data, _ = graph_from_stats(
         bopts,
