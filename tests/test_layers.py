@@ -32,6 +32,7 @@ LAYERS: dict[str, int] = {
     "tiein.ranker": 2,
     "tiein.typer": 2,
     "tiein.segments": 2,
+    "tiein.basket_pairs": 2,
     "tiein.product_type": 2,
     "tiein.type_fallback": 2,
     "tiein.scenes": 2,

@@ -25,6 +25,7 @@ for seasons (tiein.season.rank).
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -32,9 +33,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from tiein.basket_pairs import append_evidence, basket_pairs
 from tiein.errors import ConfigError
 
-SKIP_KINDS = ("next",)  # a later order, not the same basket: no per-segment basket counts
 MAX_SEGMENT_NAME = 100
 CLAUSE_LIFT = 1.3  # from this shrunk lift an explanation names the segment ("solo customers buy it")
 
@@ -80,28 +81,6 @@ class SegmentConfig:
         )
 
 
-# one segment per basket: the order's (the smallest name if an order's lines disagree)
-_BASKETS_SQL = """
-CREATE TEMP TABLE b AS
-SELECT order_id, min(segment) AS segment
-FROM o WHERE segment IS NOT NULL
-GROUP BY order_id
-HAVING count(DISTINCT product_id) BETWEEN 2 AND $max_basket
-"""
-_CO_SQL = """
-CREATE TEMP TABLE co AS
-WITH ends AS (SELECT a AS product_id FROM p UNION SELECT b FROM p),
-l AS (
-    SELECT DISTINCT o.order_id, o.product_id FROM o
-    JOIN b ON b.order_id = o.order_id
-    WHERE o.product_id IN (SELECT product_id FROM ends)
-)
-SELECT p.pid, l1.order_id
-FROM p JOIN l l1 ON l1.product_id = p.a
-JOIN l l2 ON l2.order_id = l1.order_id AND l2.product_id = p.b
-"""
-
-
 def segment_evidence(
     orders: pa.Table,
     relations: pa.Table,
@@ -114,78 +93,34 @@ def segment_evidence(
     in a basket of a kept segment, and the build's segment meta (:func:`segment_meta`'s
     shape plus counts). ``orders`` needs a ``segment`` column (null: no segment); without one, or
     without segments, ``relations`` as they are and an empty meta."""
-    import duckdb
-
     cfg = cfg or SegmentConfig()
     meta: dict[str, Any] = {"prior": cfg.prior, "strength": cfg.strength, "segments": {}, "small": []}
     if not cfg.enabled or "segment" not in orders.column_names or not relations.num_rows:
         return relations, {**meta, "pairs": 0, "with_segments": 0}
-    src = relations.column("src").to_pylist()
-    dst = relations.column("dst").to_pylist()
-    kinds = relations.column("kind").to_pylist()
-    pair_of: dict[tuple[str, str], int] = {}
-    row_pair = np.full(len(src), -1, dtype=np.int64)
-    for i, (s, d, k) in enumerate(zip(src, dst, kinds, strict=True)):
-        if k not in SKIP_KINDS:
-            row_pair[i] = pair_of.setdefault((s, d) if s < d else (d, s), len(pair_of))
-    pairs = list(pair_of)
-    con = duckdb.connect()
-    try:
-        if threads:
-            con.execute(f"SET threads = {int(threads)}")
-        con.register("o", orders.select(["order_id", "product_id", "segment"]))
-        con.execute(_BASKETS_SQL, {"max_basket": max_basket})
-        sizes = con.execute("SELECT segment, count(*) FROM b GROUP BY 1 ORDER BY 2 DESC, 1").fetchall()
-        baskets = sum(int(n) for _, n in sizes)
-        kept = [(str(s), int(n)) for s, n in sizes if n >= cfg.min_baskets][: cfg.max_segments]
-        meta["small"] = sorted(str(s) for s, n in sizes if (str(s), int(n)) not in kept)
-        meta["baskets"] = baskets
-        meta["segments"] = {s: {"baskets": n, "share": round(n / baskets, 6)} for s, n in kept}
-        if not kept or not pairs:
-            return relations, {**meta, "pairs": 0, "with_segments": 0}
-        index = {s: i for i, (s, _) in enumerate(kept)}
-        con.register(
-            "p",
-            pa.table(
-                {
-                    "pid": pa.array(range(len(pairs)), pa.int64()),
-                    "a": pa.array([a for a, _ in pairs], pa.string()),
-                    "b": pa.array([b for _, b in pairs], pa.string()),
-                }
-            ),
-        )
-        con.execute(_CO_SQL)
-        rows = con.execute(
-            "SELECT co.pid, b.segment, count(*) AS c FROM co JOIN b USING (order_id) GROUP BY ALL"
-        ).fetchnumpy()
-    finally:
-        con.close()
-    n = np.zeros(len(pairs), dtype=np.float64)  # co-purchases in every basket with a segment
-    obs = np.zeros((len(pairs), len(kept)), dtype=np.float64)
-    pid = rows["pid"].astype(np.int64)
-    count = rows["c"].astype(np.float64)
-    np.add.at(n, pid, count)
-    seg_col = [index.get(str(s), -1) for s in rows["segment"].tolist()]
-    seg = np.asarray(seg_col, dtype=np.int64)
-    mine = seg >= 0
-    obs[pid[mine], seg[mine]] = count[mine]
+    # one segment per basket: the order's (the smallest name if an order's lines disagree)
+    bp = basket_pairs(orders, relations, "min(segment)", "segment", max_basket=max_basket, threads=threads)
+    sizes = Counter(str(a) for a in bp.attrs)
+    baskets = len(bp.attrs)
+    ranked = sorted(sizes.items(), key=lambda sn: (-sn[1], sn[0]))
+    kept = [(seg, n) for seg, n in ranked if n >= cfg.min_baskets][: cfg.max_segments]
+    meta["small"] = sorted(seg for seg, n in ranked if (seg, n) not in kept)
+    meta["baskets"] = baskets
+    meta["segments"] = {seg: {"baskets": n, "share": round(n / baskets, 6)} for seg, n in kept}
+    if not kept or not len(bp.row):
+        return relations, {**meta, "pairs": 0, "with_segments": 0}
+    index = {seg: i for i, (seg, _) in enumerate(kept)}
+    seg_of_basket = np.array([index.get(str(a), -1) for a in bp.attrs], dtype=np.int64)
+    n_pairs = len(bp.ai)
+    n = np.bincount(bp.pid, minlength=n_pairs).astype(np.float64)  # co-purchases, all segments
+    mine = seg_of_basket[bp.j] >= 0
+    obs = np.zeros((n_pairs, len(kept)), dtype=np.float64)
+    np.add.at(obs, (bp.pid[mine], seg_of_basket[bp.j][mine]), 1.0)
     share = np.array([k / baskets for _, k in kept])
     lift = (obs + cfg.prior) / (n[:, None] * share[None, :] + cfg.prior)
-    texts = _segment_json([s for s, _ in kept], n, obs, lift)
-    evidence = relations.column("evidence").to_pylist()
-    out: list[str | None] = []
-    with_segments = 0
-    for i, ev in enumerate(evidence):
-        p = int(row_pair[i])
-        text = texts[p] if p >= 0 else None
-        if text is None:
-            out.append(ev)
-            continue
-        with_segments += 1
-        body = (ev or "{}").rstrip()[:-1].rstrip()
-        out.append(f'{body}{"," if body != "{" else ""}"segments":{text}}}')
-    idx = relations.schema.get_field_index("evidence")
-    table = relations.set_column(idx, relations.schema.field(idx), pa.array(out, pa.string()))
+    texts = _segment_json([seg for seg, _ in kept], n, obs, lift)
+    table, with_segments = append_evidence(
+        relations, bp.row, [texts[p] for p in bp.row_pid.tolist()], "segments"
+    )
     return table, {**meta, "pairs": int((n > 0).sum()), "with_segments": with_segments}
 
 

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from tiein.errors import ConfigError
-from tiein.money import currency_symbol
+from tiein.money import CURRENCY_ENV, currency_symbol
 
 SHOP_FILE = "shop.toml"
 TOP_KEYS = ("currency", "timezone", "bundle")
@@ -160,6 +160,6 @@ def shop_currency(home: Path | str | None, currency: str | None = None) -> str |
     money formatting reads it), else the shop config's, else None (the default, ¥)."""
     if currency is not None:
         return currency
-    if os.environ.get("TIEIN_CURRENCY"):
+    if os.environ.get(CURRENCY_ENV):
         return None
     return load_shop_config(home).currency

@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from tiein.errors import ConfigError
 from tiein.export.files import atomic_write, write_xlsx
-from tiein.export.rows import escape_formula_table, rows_table
+from tiein.export.rows import escape_formula_table, rows_table, zh_name
 from tiein.graph.base import PRODUCT_FIELDS
 from tiein.model import PRODUCTS
 
@@ -31,15 +31,6 @@ _ZH = {
     "role": "环节",
     "role_zh": "环节（中文）",
     "item": "件序",
-    "product_id": "商品ID",
-    "title": "标题",
-    "category": "类目",
-    "category_path": "类目路径",
-    "brand": "品牌",
-    "price": "价格",
-    "stock": "库存",
-    "sales_role": "商品角色",
-    "product_type": "商品类型",
     "orders": "订单数",
     "with_id": "搭配主推",
     "why_zh": "排序理由（中文）",
@@ -104,7 +95,8 @@ def lineup_rows(payload: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
 
 
 def lineup_header(column: str, headers: str) -> str:
-    zh = _ZH.get(column) if headers == "zh-en" else None
+    # the product columns are named as in every other export (tiein.export.rows.zh_name)
+    zh = (_ZH.get(column) or zh_name(column, "lineup")) if headers == "zh-en" else None
     return f"{zh} / {column}" if zh else column
 
 

@@ -27,11 +27,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from tiein.basket_pairs import append_evidence, basket_pairs
 from tiein.errors import ConfigError
 from tiein.season.calendar import Window, month_windows
-
-SKIP_KINDS = ("next",)
-BITMAP_BITS = 1 << 27  # baskets x products up to this many: a lookup table (128 MiB at most) finds pairs
 
 
 @dataclass(frozen=True)
@@ -82,58 +80,6 @@ def shrunk_lift(observed: np.ndarray, expected: np.ndarray, prior: float) -> np.
     return (observed + prior) / (expected + prior)
 
 
-# dated baskets of 2 to max_basket distinct products, numbered j; their lines as (product code i,
-# basket j); the related pairs (next aside) once each, a < b, numbered pid, with their ends' codes
-_SQL = """
-CREATE TEMP TABLE b AS
-SELECT order_id, CAST(min(ts) AS DATE) AS d, (row_number() OVER (ORDER BY order_id) - 1)::BIGINT AS j
-FROM o GROUP BY order_id
-HAVING count(DISTINCT product_id) BETWEEN 2 AND $max_basket AND min(ts) IS NOT NULL;
-CREATE TEMP TABLE l AS SELECT DISTINCT b.j, o.product_id FROM o JOIN b ON b.order_id = o.order_id;
-CREATE TEMP TABLE prod AS
-SELECT product_id, (row_number() OVER (ORDER BY product_id) - 1)::BIGINT AS i
-FROM (SELECT DISTINCT product_id FROM l UNION SELECT src FROM r UNION SELECT dst FROM r);
-CREATE TEMP TABLE pr AS
-SELECT least(src, dst) AS a, greatest(src, dst) AS b, (dense_rank() OVER (ORDER BY least(src, dst), greatest(src, dst)) - 1)::BIGINT AS pid,
-       row, src < dst AS src_is_a
-FROM r WHERE kind NOT IN (SELECT unnest($skip));
-"""
-_PAIRS_SQL = """
-SELECT DISTINCT pr.pid, pa.i AS ai, pb.i AS bi FROM pr
-JOIN prod pa ON pa.product_id = pr.a JOIN prod pb ON pb.product_id = pr.b ORDER BY pr.pid
-"""
-_LINES_SQL = "SELECT prod.i, l.j FROM l JOIN prod USING (product_id)"
-
-
-def _co_baskets(
-    ai: np.ndarray, bi: np.ndarray, li: np.ndarray, lj: np.ndarray, n_prod: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """(pair index, basket) for every basket holding both ends of pair ``k`` = (ai[k], bi[k]),
-    from the lines (product li, basket lj): the baskets of each pair's rarer end are probed for
-    the other end in the sorted line keys (one vectorised pass; no basket self-join)."""
-    counts = np.bincount(li, minlength=n_prod)
-    order = np.lexsort((lj, li))
-    baskets_of = lj[order]
-    ptr = np.concatenate([[0], np.cumsum(counts)])
-    keys = np.sort(lj * n_prod + li)
-    rare = np.where(counts[ai] <= counts[bi], ai, bi)
-    other = np.where(rare == ai, bi, ai)
-    lens = counts[rare]
-    rep = np.repeat(np.arange(len(ai)), lens)
-    offs = np.arange(int(lens.sum())) - np.repeat(np.cumsum(lens) - lens, lens)
-    js = baskets_of[np.repeat(ptr[rare], lens) + offs]
-    probe = js * n_prod + other[rep]
-    n_bits = (int(lj.max()) + 1 if len(lj) else 0) * n_prod
-    if n_bits <= BITMAP_BITS:  # a flag per (basket, product): one lookup per probe
-        present = np.zeros(n_bits, dtype=bool)
-        present[keys] = True
-        found = present[probe]
-    else:
-        at = np.minimum(np.searchsorted(keys, probe), max(len(keys) - 1, 0))
-        found = keys[at] == probe if len(keys) else np.zeros(len(probe), dtype=bool)
-    return rep[found], js[found]
-
-
 def _membership(days: list[date], windows: tuple[Window, ...]) -> Any:
     """Baskets x windows 0/1 matrix (scipy CSR) from each basket's day; windows may overlap."""
     import scipy.sparse as sp
@@ -173,36 +119,20 @@ def season_evidence(
     was bought together in a dated basket (see the module docstring and docs/relations.md), and a
     report: {"by": "month" | "calendar", "windows", "pairs" counted, "with_season" relations,
     "seasonal" relations, "baskets" dated}. Without dated orders, ``relations`` as they are."""
-    import duckdb
-
     cfg = cfg or SeasonConfig()
     by = "calendar" if cfg.calendar else "month"
     report: dict[str, Any] = {"by": by, "calendar": cfg.calendar_name, "windows": len(cfg.calendar) or 12}
     nothing = {**report, "baskets": 0, "pairs": 0, "with_season": 0, "seasonal": 0}
     if not cfg.enabled or not relations.num_rows or not orders.num_rows:
         return relations, nothing
-    con = duckdb.connect()
-    try:
-        if threads:
-            con.execute(f"SET threads = {int(threads)}")
-        con.register("o", orders.select(["order_id", "product_id", "ts"]))
-        r = relations.select(["src", "dst", "kind"])
-        con.register("r", r.append_column("row", pa.array(np.arange(r.num_rows, dtype=np.int64))))
-        for statement in filter(str.strip, _SQL.split(";")):
-            named = {"max_basket": max_basket, "skip": list(SKIP_KINDS)}
-            con.execute(statement, {k: v for k, v in named.items() if f"${k}" in statement})
-        days = [x[0] for x in con.execute("SELECT d FROM b ORDER BY j").fetchall()]
-        pairs = con.execute(_PAIRS_SQL).fetchnumpy()
-        rows = con.execute("SELECT row, pid, src_is_a FROM pr ORDER BY row").fetchnumpy()
-        lines = con.execute(_LINES_SQL).fetchnumpy()
-        n_prod = int(con.execute("SELECT count(*) FROM prod").fetchone()[0])  # type: ignore[index]
-    finally:
-        con.close()
-    if not days or not len(rows["row"]):
+    bp = basket_pairs(
+        orders, relations, "CAST(min(ts) AS DATE)", "ts", max_basket=max_basket, threads=threads
+    )
+    days: list[date] = bp.attrs
+    if not days or not len(bp.row):
         return relations, {**nothing, "baskets": len(days)}
-    ai, bi = pairs["ai"].astype(np.int64), pairs["bi"].astype(np.int64)
-    li, lj = lines["i"].astype(np.int64), lines["j"].astype(np.int64)
-    pid, j = _co_baskets(ai, bi, li, lj, n_prod)
+    ai, bi, li, lj, n_prod = bp.ai, bp.bi, bp.li, bp.lj, bp.n_prod
+    pid, j = bp.pid, bp.j
     windows = cfg.calendar or month_windows()
     member_m = _membership(days, month_windows())
     member_c = _membership(days, cfg.calendar) if cfg.calendar else member_m
@@ -214,25 +144,15 @@ def season_evidence(
     own_c = _per_window(li, lj, n_prod, member_c) if cfg.calendar else own_m
     own_all = np.bincount(li, minlength=n_prod).astype(np.float64)
 
-    row = rows["row"].astype(np.int64)
-    rp = rows["pid"].astype(np.int64)
-    src_i = np.where(rows["src_is_a"].astype(bool), ai[rp], bi[rp])
+    row, rp = bp.row, bp.row_pid
+    src_i = np.where(bp.src_is_a, ai[rp], bi[rp])
     n = obs_m.sum(axis=1)[rp]
     share_src = (n / np.maximum(own_all[src_i], 1.0))[:, None]
     lift_m = shrunk_lift(obs_m[rp], own_m[src_i] * share_src, cfg.prior)
     lift_c = shrunk_lift(obs_c[rp], own_c[src_i] * share_src, cfg.prior) if cfg.calendar else lift_m
     texts = _season_json(windows, by, n, obs_c[rp], lift_c, lift_m, cfg.min_lift)
-    evidence = relations.column("evidence").to_pylist()
-    with_season = n_seasonal = 0
-    for k, text in zip(row.tolist(), texts, strict=True):
-        if text is None:
-            continue
-        with_season += 1
-        n_seasonal += '"seasonal":true' in text
-        body = (evidence[k] or "{}").rstrip()[:-1].rstrip()
-        evidence[k] = f'{body}{"," if body != "{" else ""}"season":{text}}}'
-    idx = relations.schema.get_field_index("evidence")
-    table = relations.set_column(idx, relations.schema.field(idx), pa.array(evidence, pa.string()))
+    table, with_season = append_evidence(relations, row, texts, "season")
+    n_seasonal = sum('"seasonal":true' in t for t in texts if t is not None)
     return table, {
         **report,
         "baskets": len(days),

@@ -63,6 +63,7 @@ def curated_related(
     feedback: FeedbackStats | None = None,
     seed: int | None = None,
     context: QueryContext | None = None,
+    segment: Segment | None = None,
 ) -> list[dict[str, Any]]:
     """The anchor's ``kind`` rows with merchant rules (:class:`tiein.rules.RuleSet`) and
     ``filters`` applied, best first, at least ``need`` when the graph has them (the offset is
@@ -72,7 +73,8 @@ def curated_related(
     narrowed = filters.narrows or rules.touches(product_id, kind)
     pool = pool_size(need, narrowed)
     at = context.at if context is not None else None
-    segment = store_segment(store, context.segment) if context is not None else None
+    if segment is None and context is not None:  # related_payload resolves it once per request
+        segment = store_segment(store, context.segment)
     reranked = at is not None or (segment is not None and segment.known)
     if reranked:
         pool = min(max(pool, SEASON_POOL * need), max(pool, MAX_K))
@@ -145,6 +147,7 @@ def related_payload(
     product = store.product(product_id)
     rules = RuleSet.load(store) if rules is None else rules
     pid = product["product_id"]
+    segment = store_segment(store, context.segment) if context is not None else None
     rows = curated_related(
         store,
         pid,
@@ -155,9 +158,9 @@ def related_payload(
         feedback=feedback,
         seed=seed,
         context=context,
+        segment=segment,
     )
     at = context.at if context is not None else None
-    segment = store_segment(store, context.segment) if context is not None else None
     shown = [explained(r, kind, at, segment) for r in rows[filters.offset : filters.offset + k]]
     payload: RelatedPayload = {
         "product": product,

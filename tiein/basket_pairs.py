@@ -1,0 +1,163 @@
+"""Which baskets hold both ends of each related pair: the counting that season evidence
+(tiein.season.stats, per month or calendar window) and segment evidence (tiein.segments, per
+customer segment) share.
+
+:func:`basket_pairs` numbers the baskets that have the attribute asked for (a date, a segment) and
+2 to ``max_basket`` distinct products, the products, and the related pairs (``next`` aside: their
+signal is a later order, not the same basket) once each; :func:`co_baskets` then finds, in one
+vectorised pass, every (pair, basket) where both ends were bought. :func:`append_evidence` puts one
+JSON object per relation into its evidence string under a key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+SKIP_KINDS = ("next",)
+BITMAP_BITS = 1 << 27  # baskets x products up to this many: a lookup table (128 MiB at most) finds pairs
+
+# baskets of 2 to max_basket distinct products with the attribute, numbered j; their lines as
+# (product code i, basket j); the related pairs (next aside) once each, a < b, numbered pid, with
+# their ends' codes
+_SQL = """
+CREATE TEMP TABLE b AS
+SELECT order_id, {attr} AS attr, (row_number() OVER (ORDER BY order_id) - 1)::BIGINT AS j
+FROM o GROUP BY order_id
+HAVING count(DISTINCT product_id) BETWEEN 2 AND $max_basket AND {attr} IS NOT NULL;
+CREATE TEMP TABLE l AS SELECT DISTINCT b.j, o.product_id FROM o JOIN b ON b.order_id = o.order_id;
+CREATE TEMP TABLE prod AS
+SELECT product_id, (row_number() OVER (ORDER BY product_id) - 1)::BIGINT AS i
+FROM (SELECT DISTINCT product_id FROM l UNION SELECT src FROM r UNION SELECT dst FROM r);
+CREATE TEMP TABLE pr AS
+SELECT least(src, dst) AS a, greatest(src, dst) AS b, (dense_rank() OVER (ORDER BY least(src, dst), greatest(src, dst)) - 1)::BIGINT AS pid,
+       row, src < dst AS src_is_a
+FROM r WHERE kind NOT IN (SELECT unnest($skip));
+"""
+_PAIRS_SQL = """
+SELECT DISTINCT pr.pid, pa.i AS ai, pb.i AS bi FROM pr
+JOIN prod pa ON pa.product_id = pr.a JOIN prod pb ON pb.product_id = pr.b ORDER BY pr.pid
+"""
+_LINES_SQL = "SELECT prod.i, l.j FROM l JOIN prod USING (product_id)"
+
+
+@dataclass
+class BasketPairs:
+    """``attrs[j]``: basket j's attribute; pairs ``(ai[p], bi[p])`` as product codes; per
+    counted relation (``row`` into the relations table) its pair ``row_pid`` and whether its
+    source is the pair's first end (``src_is_a``); lines (product ``li``, basket ``lj``);
+    ``n_prod`` product codes; ``pid`` / ``j``: every (pair, basket) holding both ends."""
+
+    attrs: list[Any]
+    ai: np.ndarray
+    bi: np.ndarray
+    row: np.ndarray
+    row_pid: np.ndarray
+    src_is_a: np.ndarray
+    li: np.ndarray
+    lj: np.ndarray
+    n_prod: int
+    pid: np.ndarray
+    j: np.ndarray
+
+
+def basket_pairs(
+    orders: pa.Table,
+    relations: pa.Table,
+    attr_sql: str,
+    column: str,
+    *,
+    max_basket: int,
+    threads: int | None = None,
+) -> BasketPairs:
+    """The baskets of ``orders`` whose attribute ``attr_sql`` (an aggregate over an order's lines
+    of ``column``, e.g. ``CAST(min(ts) AS DATE)``) is not null, and the co-purchase baskets of
+    ``relations``' pairs (module docstring)."""
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        if threads:
+            con.execute(f"SET threads = {int(threads)}")
+        con.register("o", orders.select(["order_id", "product_id", column]))
+        r = relations.select(["src", "dst", "kind"])
+        con.register("r", r.append_column("row", pa.array(np.arange(r.num_rows, dtype=np.int64))))
+        for statement in filter(str.strip, _SQL.format(attr=attr_sql).split(";")):
+            named = {"max_basket": max_basket, "skip": list(SKIP_KINDS)}
+            con.execute(statement, {k: v for k, v in named.items() if f"${k}" in statement})
+        attrs = [x[0] for x in con.execute("SELECT attr FROM b ORDER BY j").fetchall()]
+        pairs = con.execute(_PAIRS_SQL).fetchnumpy()
+        rows = con.execute("SELECT row, pid, src_is_a FROM pr ORDER BY row").fetchnumpy()
+        lines = con.execute(_LINES_SQL).fetchnumpy()
+        n_prod = int(con.execute("SELECT count(*) FROM prod").fetchone()[0])  # type: ignore[index]
+    finally:
+        con.close()
+    ai, bi = pairs["ai"].astype(np.int64), pairs["bi"].astype(np.int64)
+    li, lj = lines["i"].astype(np.int64), lines["j"].astype(np.int64)
+    row = rows["row"].astype(np.int64)
+    if attrs and len(row):
+        pid, j = co_baskets(ai, bi, li, lj, n_prod)
+    else:
+        pid, j = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    return BasketPairs(
+        attrs,
+        ai,
+        bi,
+        row,
+        rows["pid"].astype(np.int64),
+        rows["src_is_a"].astype(bool),
+        li,
+        lj,
+        n_prod,
+        pid,
+        j,
+    )
+
+
+def append_evidence(
+    relations: pa.Table, rows: np.ndarray, texts: list[str | None], key: str
+) -> tuple[pa.Table, int]:
+    """``relations`` with ``"key": texts[k]`` added to the evidence JSON object of row
+    ``rows[k]`` (a None text adds nothing), and how many rows got one."""
+    evidence = relations.column("evidence").to_pylist()
+    added = 0
+    for k, text in zip(rows.tolist(), texts, strict=True):
+        if text is None:
+            continue
+        added += 1
+        body = (evidence[k] or "{}").rstrip()[:-1].rstrip()
+        evidence[k] = f'{body}{"," if body != "{" else ""}"{key}":{text}}}'
+    idx = relations.schema.get_field_index("evidence")
+    return relations.set_column(idx, relations.schema.field(idx), pa.array(evidence, pa.string())), added
+
+
+def co_baskets(
+    ai: np.ndarray, bi: np.ndarray, li: np.ndarray, lj: np.ndarray, n_prod: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(pair index, basket) for every basket holding both ends of pair ``k`` = (ai[k], bi[k]),
+    from the lines (product li, basket lj): the baskets of each pair's rarer end are probed for
+    the other end in the sorted line keys (one vectorised pass; no basket self-join)."""
+    counts = np.bincount(li, minlength=n_prod)
+    order = np.lexsort((lj, li))
+    baskets_of = lj[order]
+    ptr = np.concatenate([[0], np.cumsum(counts)])
+    keys = np.sort(lj * n_prod + li)
+    rare = np.where(counts[ai] <= counts[bi], ai, bi)
+    other = np.where(rare == ai, bi, ai)
+    lens = counts[rare]
+    rep = np.repeat(np.arange(len(ai)), lens)
+    offs = np.arange(int(lens.sum())) - np.repeat(np.cumsum(lens) - lens, lens)
+    js = baskets_of[np.repeat(ptr[rare], lens) + offs]
+    probe = js * n_prod + other[rep]
+    n_bits = (int(lj.max()) + 1 if len(lj) else 0) * n_prod
+    if n_bits <= BITMAP_BITS:  # a flag per (basket, product): one lookup per probe
+        present = np.zeros(n_bits, dtype=bool)
+        present[keys] = True
+        found = present[probe]
+    else:
+        at = np.minimum(np.searchsorted(keys, probe), max(len(keys) - 1, 0))
+        found = keys[at] == probe if len(keys) else np.zeros(len(probe), dtype=bool)
+    return rep[found], js[found]
