@@ -381,7 +381,15 @@ def run_dataset(
         "tiein_relations": summary["relations"],
         "tiein_ranker": {
             k: summary.get("ranker", {}).get(k)
-            for k in ("fitted", "reason", "cart_exponent", "validation_auc", "validation_auc_hand_set")
+            for k in (
+                "fitted",
+                "reason",
+                "cart_exponent",
+                "cart_gamma",
+                "cart_similarity",
+                "validation_auc",
+                "validation_auc_hand_set",
+            )
         },
         "build_seconds": round(build_s, 1),
         "seconds": round(time.perf_counter() - t0, 1),
@@ -459,7 +467,8 @@ def table(name: str, r: dict[str, Any]) -> str:
         )
     rk = r.get("tiein_ranker") or {}
     lines.append(
-        f"complement ranker: fitted {rk.get('fitted')}, cart exponent {rk.get('cart_exponent')}, validation AUC "
+        f"complement ranker: fitted {rk.get('fitted')}, cart weighting exponent {rk.get('cart_exponent')} "
+        f"power {rk.get('cart_gamma')} similarity {rk.get('cart_similarity')}, validation AUC "
         f"{rk.get('validation_auc')} (hand-set score {rk.get('validation_auc_hand_set')}){' — ' + rk['reason'] if rk.get('reason') else ''}"
     )
     lines.append(

@@ -55,9 +55,49 @@ def test_the_cart_exponent_is_the_one_that_completes_carts() -> None:
     dst = np.arange(1, 13)
     score = np.r_[np.full(11, 0.5), 0.2]
     base = np.r_[np.full(11, 0.5), 0.01]
-    e, rates = rk.choose_cart_exponent(src, dst, score, base, [np.array([0])], np.array([12]), 13)
-    assert e == 0.25 and rates["0.0"] == 0.0 and rates["1.0"] == 1.0
+    w, rates = rk.choose_cart_weighting(
+        src, dst, score, base, np.zeros(12), [np.array([0])], np.array([12]), 13
+    )
+    e = w.exponent
+    assert e == 0.25 and rates["a=0 g=1 s=0"] == 0.0 and rates["a=1 g=1 s=0"] == 1.0
     assert rk.cart_weight(0.2, 1, 100, e) == pytest.approx(0.2 / 0.01**0.25)
+
+
+def test_a_power_above_one_lets_one_strong_edge_beat_several_weak_ones() -> None:
+    # cart [0, 1] hides 12: ten items 2..11 have a weak edge (P 0.3) from both cart items, the
+    # hidden item one strong edge (P 0.5) from item 0; equal base rates, so no exponent helps.
+    # Summed: 0.6 beats 0.5 (a miss); to the power 1.5: 2 * 0.3**1.5 = 0.329 < 0.5**1.5 = 0.354
+    weak = np.arange(2, 12)
+    src = np.r_[np.zeros(10, dtype=np.int64), np.ones(10, dtype=np.int64), 0]
+    dst = np.r_[weak, weak, 12]
+    score = np.r_[np.full(20, 0.3), 0.5]
+    w, rates = rk.choose_cart_weighting(
+        src, dst, score, np.full(21, 0.1), np.zeros(21), [np.array([0, 1])], np.array([12]), 13
+    )
+    assert w == rk.CartWeighting(exponent=0.0, gamma=1.5, similarity=0.0)
+    assert rates["a=0 g=1 s=0"] == 0.0 and rates["a=0 g=1.5 s=0"] == 1.0
+    assert rk.cart_weight(0.5, 1, 10, 0.0, 1.5) == pytest.approx(0.5**1.5)
+
+
+def test_a_title_like_the_carts_can_count_more() -> None:
+    # cart [0] hides 11: ten items with P 0.105 and no title likeness, the hidden item P 0.1 and a
+    # title cosine of 0.5 to the cart item: boosted by exp(1 * 0.5) it comes first
+    src = np.zeros(11, dtype=np.int64)
+    sim = np.r_[np.zeros(10), 0.5]
+    w, rates = rk.choose_cart_weighting(
+        src,
+        np.arange(1, 12),
+        np.r_[np.full(10, 0.105), 0.1],
+        np.full(11, 0.1),
+        sim,
+        [np.array([0])],
+        np.array([11]),
+        12,
+    )
+    assert w == rk.CartWeighting(exponent=0.0, gamma=1.0, similarity=1.0)
+    assert rates["a=0 g=1 s=0"] == 0.0 and rates["a=0 g=1 s=1"] == 1.0
+    # an unknown similarity (NaN) counts as none
+    assert rk.cart_weight(0.1, 0, 0, 0.0, 1.0, np.nan, 1.0) == pytest.approx(0.1)
 
 
 # --- fitting from orders -------------------------------------------------------------------------
@@ -131,6 +171,7 @@ def test_fit_from_orders_learns_the_shops_pairs_deterministically() -> None:
     assert model is not None and report["fitted"] is True
     assert report["label_baskets"] == 120 and report["feature_baskets"] == 480  # the latest 20 % label
     assert report["validation_auc"] is not None and report["cart_exponent"] in rk.CART_EXPONENTS
+    assert report["cart_gamma"] in rk.CART_GAMMAS and report["cart_similarity"] in rk.CART_SIMILARITY
     again, report2 = _fit(cfg)
     assert again is not None and np.array_equal(model.weights, again.weights) and report == report2
     json.dumps(report)  # goes into the graph's meta as it is

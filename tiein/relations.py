@@ -30,7 +30,7 @@ import pyarrow as pa
 
 from tiein.content_sets import shown_score
 from tiein.model import CATEGORY_SEP, RELATIONS
-from tiein.ranker import feature_dict
+from tiein.ranker import cart_weight, feature_dict, round_significant
 from tiein.ranker.model import COUNT_COLUMNS
 
 ArrayLike = Any  # numpy array or scalar
@@ -417,13 +417,28 @@ def classify(features: pa.Table, cfg: RelationConfig | None = None, ranker: Any 
     sel["score"] = np.round(np.concatenate([p[2] for p in parts]), 6)
     # what each complement adds to a cart's add-on score (tiein.ranker.cart_weight; the score itself
     # for other kinds and for the hand-set score)
-    exponent = float(getattr(ranker, "cart_exponent", 0.0)) if ranker is not None else 0.0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ok = (sel["n_dst"] > 0) & (sel["n_baskets"] > 0) & (kinds == "complement")
-        base = np.where(ok, sel["n_dst"] / np.where(ok, sel["n_baskets"], 1), 1.0)
-    sel["cart_weight"] = np.round(np.where(ok, sel["score"] / base**exponent, sel["score"]), 6)
+    sel["cart_weight"] = complement_cart_weights(sel, kinds, ranker)
     sel["category_relation"] = CAT_NAMES[sel["cat_rel"]]
     return _relations_table(sel)
+
+
+def complement_cart_weights(sel: dict[str, np.ndarray], kinds: np.ndarray, ranker: Any) -> np.ndarray:
+    """What each selected relation adds to a cart's add-on score: for complements the fitted
+    ranker's :func:`tiein.ranker.cart_weight` (its exponent, power and similarity boost; 6
+    significant digits), the score itself for other kinds and for the hand-set score."""
+    score = np.asarray(sel["score"], dtype=np.float64)
+    if ranker is None:
+        return score
+    w = cart_weight(
+        score,
+        sel["n_dst"],
+        sel["n_baskets"],
+        float(getattr(ranker, "cart_exponent", 0.0)),
+        float(getattr(ranker, "cart_gamma", 1.0)),
+        sel["similarity"],
+        float(getattr(ranker, "cart_similarity", 0.0)),
+    )
+    return np.where(kinds == "complement", round_significant(w), score)
 
 
 # The evidence JSON is built column-wise by DuckDB: 200k relations take ~0.2 s instead of seconds

@@ -85,8 +85,10 @@ class ComplementRanker:
     mean: np.ndarray
     scale: np.ndarray
     report: dict[str, Any] = field(default_factory=dict)
-    cart_exponent: float = 0.0  # see cart_weight; chosen per shop by choose_cart_exponent
+    cart_exponent: float = 0.0  # see tiein.ranker.cart_weight; chosen per shop by choose_cart_weighting
     names: tuple[str, ...] = FEATURES  # the inputs fitted on (feature_names)
+    cart_gamma: float = 1.0  # the same: the power of the probability
+    cart_similarity: float = 0.0  # the same: the boost of a title like a cart item's
 
     def predict(self, f: dict[str, np.ndarray]) -> np.ndarray:
         """P(dst in basket | src in basket) for every row of a feature dict (columns of
@@ -103,6 +105,8 @@ class ComplementRanker:
             "weights": {n: round(float(w), 4) for n, w in zip(self.names, self.weights, strict=True)},
             "intercept": round(float(self.intercept), 4),
             "cart_exponent": self.cart_exponent,
+            "cart_gamma": self.cart_gamma,
+            "cart_similarity": self.cart_similarity,
             **self.report,
         }
 

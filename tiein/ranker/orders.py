@@ -4,7 +4,8 @@ cart (see :mod:`tiein.ranker` for the method)."""
 from __future__ import annotations
 
 import zlib
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, cast
 
 import numpy as np
 import pyarrow as pa
@@ -23,90 +24,172 @@ ArrayLike = Any
 
 # --- from pair probabilities to a cart ---------------------------------------------------------
 
-#: exponents :func:`choose_cart_exponent` tries
+#: base-rate exponents (``a``), sharpening powers (``g``) and title-similarity boosts (``s``)
+#: :func:`choose_cart_weighting` tries
 CART_EXPONENTS = (0.0, 0.25, 0.5, 0.75, 1.0)
+CART_GAMMAS = (1.0, 1.5, 2.0)
+CART_SIMILARITY = (0.0, 1.0, 2.0)
 
 
-def cart_weight(score: ArrayLike, n_dst: ArrayLike, n_baskets: ArrayLike, exponent: float) -> np.ndarray:
-    """What one complement edge adds to a cart's add-on score: ``score / base_rate(dst) **
-    exponent`` with ``base_rate = n_dst / n_baskets`` (the share of orders holding dst; the score
-    unchanged where it is unknown). Exponent 0 sums the probabilities; 1 sums probability over
-    base rate (a calibrated lift), which keeps best sellers from filling every big cart.
+@dataclass(frozen=True)
+class CartWeighting:
+    """How one complement edge counts in a cart's add-on score (:func:`cart_weight`):
+    ``score ** gamma * exp(similarity * title similarity) / base_rate(dst) ** exponent``.
+
+    exponent: the base-rate discount (0 sums probabilities; 1 keeps best sellers from filling
+        every big cart).
+    gamma: sharpening (1 sums the edges; above 1 one strong edge outweighs several weak ones).
+    similarity: how much a title like a cart item's counts (0: not at all).
+    """
+
+    exponent: float = 0.0
+    gamma: float = 1.0
+    similarity: float = 0.0
+
+    def key(self) -> str:
+        return f"a={self.exponent:g} g={self.gamma:g} s={self.similarity:g}"
+
+
+def cart_weight(
+    score: ArrayLike,
+    n_dst: ArrayLike,
+    n_baskets: ArrayLike,
+    exponent: float,
+    gamma: float = 1.0,
+    similarity: ArrayLike = 0.0,
+    boost: float = 0.0,
+) -> np.ndarray:
+    """What one complement edge adds to a cart's add-on score: ``score ** gamma * exp(boost *
+    similarity) / base_rate(dst) ** exponent`` with ``base_rate = n_dst / n_baskets`` (the share of
+    orders holding dst; no division where it is unknown; a NaN similarity counts 0). Exponent 0
+    and gamma 1 sum the probabilities; exponent 1 sums probability over base rate (a calibrated
+    lift), which keeps best sellers from filling every big cart; gamma above 1 lets one strong
+    edge outweigh several weak ones.
 
     >>> cart_weight(np.array([0.2, 0.2]), np.array([100, 10]), np.array([1000, 1000]), 1.0).tolist()
     [2.0, 20.0]
     >>> cart_weight(np.array([0.2]), np.array([0]), np.array([0]), 1.0).tolist()
     [0.2]
+    >>> cart_weight(np.array([0.2]), np.array([0]), np.array([0]), 0.0, 2.0, np.array([0.5]), 2.0).round(4).tolist()
+    [0.1087]
     """
     s = np.asarray(score, dtype=np.float64)
     n_d = np.asarray(n_dst, dtype=np.float64)
     n = np.asarray(n_baskets, dtype=np.float64)
     ok = (n_d > 0) & (n > 0)
     base = np.where(ok, n_d / np.where(ok, n, 1.0), 1.0)
-    return np.where(ok, s / base**exponent, s)
+    sim = np.nan_to_num(np.asarray(similarity, dtype=np.float64), nan=0.0)
+    w = np.power(np.maximum(s, 0.0), gamma) * np.exp(boost * sim)
+    return np.where(ok, w / base**exponent, w)
 
 
-def choose_cart_exponent(
+def round_significant(x: ArrayLike, digits: int = 6) -> np.ndarray:
+    """``x`` rounded to ``digits`` significant digits (a weight of 3e-9 stays 3e-9, not 0).
+
+    >>> round_significant(np.array([123.456789, 3.14159e-9, 0.0])).tolist()
+    [123.457, 3.14159e-09, 0.0]
+    """
+    v = np.asarray(x, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mag = np.where(v != 0, np.floor(np.log10(np.abs(np.where(v != 0, v, 1.0)))), 0.0)
+    scale = 10.0 ** (digits - 1 - mag)
+    return cast(np.ndarray, np.round(v * scale) / scale)
+
+
+class _CartCases:
+    """Held-out carts against candidate edges: the hit rate at 10 of any edge weighting
+    (:meth:`hit_rate`), the edge expansion done once."""
+
+    def __init__(
+        self, src: np.ndarray, dst: np.ndarray, carts: list[np.ndarray], hidden: np.ndarray, n_items: int
+    ) -> None:
+        order = np.argsort(src, kind="stable")
+        self.order, self.n_items = order, n_items
+        src_s, self.dst = src[order], dst[order]
+        indptr = np.searchsorted(src_s, np.arange(n_items + 1))
+        items = np.concatenate(carts)
+        cart_of = np.repeat(np.arange(len(carts)), [c.size for c in carts])
+        starts, ends = indptr[items], indptr[items + 1]
+        counts = ends - starts
+        self.edge = np.repeat(starts - np.r_[0, np.cumsum(counts)[:-1]], counts) + np.arange(counts.sum())
+        self.row = np.repeat(cart_of, counts)
+        self.items, self.cart_of, self.hidden, self.n = items, cart_of, hidden, len(carts)
+
+    def hit_rate(self, weight: np.ndarray, chunk: int = 256) -> float:
+        """Share of carts whose hidden item is in the top 10 of the summed ``weight`` (one per
+        edge, in the order given to the constructor), cart items excluded; ties by position."""
+        w = np.asarray(weight, dtype=np.float64)[self.order][self.edge]
+        d = self.dst[self.edge]
+        n_items, hits = self.n_items, 0
+        for a in range(0, self.n, chunk):
+            b = min(a + chunk, self.n)
+            sel = (self.row >= a) & (self.row < b)
+            flat = (self.row[sel] - a) * n_items + d[sel]
+            S = np.bincount(flat, weights=w[sel], minlength=(b - a) * n_items).reshape(b - a, n_items)
+            mine = (self.cart_of >= a) & (self.cart_of < b)
+            S[self.cart_of[mine] - a, self.items[mine]] = -1.0
+            h = self.hidden[a:b]
+            target = S[np.arange(h.size), h]
+            # the hidden item is in the top 10 when fewer than 10 items beat it (ties by position)
+            better = (S > target[:, None]).sum(axis=1) + (
+                (S == target[:, None]) & (np.arange(n_items)[None, :] < h[:, None])
+            ).sum(axis=1)
+            hits += int(((target > 0) & (better < 10)).sum())
+        return hits / self.n if self.n else 0.0
+
+
+def choose_cart_weighting(
     src: np.ndarray,
     dst: np.ndarray,
     score: np.ndarray,
     base: np.ndarray,
+    similarity: np.ndarray,
     carts: list[np.ndarray],
     hidden: np.ndarray,
     n_items: int,
-    exponents: tuple[float, ...] = CART_EXPONENTS,
-) -> tuple[float, dict[str, float]]:
-    """The exponent of :func:`cart_weight` that completes most held-out carts: edges
-    ``src[i] → dst[i]`` (item positions < ``n_items``) with ``score`` and dst base rate ``base``;
-    each cart (item positions) misses its ``hidden`` item, which should be in the top 10 of the
-    summed weights (cart items excluded). Ties go to the smaller exponent. Returns (exponent,
-    {exponent: hit rate}).
+) -> tuple[CartWeighting, dict[str, float]]:
+    """The :class:`CartWeighting` that completes most held-out carts: edges ``src[i] → dst[i]``
+    (item positions < ``n_items``) with ``score``, dst base rate ``base`` and title
+    ``similarity``; each cart (item positions) misses its ``hidden`` item, which should be in the
+    top 10 of the summed weights (cart items excluded). A coordinate search from summed
+    probabilities: the exponent (:data:`CART_EXPONENTS`), then every power (:data:`CART_GAMMAS`)
+    with every exponent, then the similarity boost (:data:`CART_SIMILARITY`);
+    a step is taken only when it completes more carts, so ties keep the simpler weighting.
+    Returns (weighting, {key: hit rate} of every weighting tried).
 
-    Cart [0, 1] hides 3: the popular item 2 wins on summed probabilities, the rare item 3 on
-    probability over base rate... with a top 10 of one item only this would matter, so here
-    both make the top 10 and the smaller exponent wins the tie:
+    Cart [0] hides 12, a rare add-on (P 0.2, base 0.01) behind eleven best sellers (P 0.5, base
+    0.5): summed probabilities miss it, over base rate to the power 0.25 it is first:
 
-    >>> choose_cart_exponent(np.array([0, 1, 0]), np.array([2, 2, 3]), np.array([0.5, 0.5, 0.3]),
-    ...                      np.array([0.5, 0.5, 0.05]), [np.array([0, 1])], np.array([3]), 4)
-    (0.0, {'0.0': 1.0, '0.25': 1.0, '0.5': 1.0, '0.75': 1.0, '1.0': 1.0})
+    >>> w, rates = choose_cart_weighting(np.zeros(12, dtype=np.int64), np.arange(1, 13),
+    ...     np.r_[np.full(11, 0.5), 0.2], np.r_[np.full(11, 0.5), 0.01], np.zeros(12),
+    ...     [np.array([0])], np.array([12]), 13)
+    >>> w, rates["a=0 g=1 s=0"]
+    (CartWeighting(exponent=0.25, gamma=1.0, similarity=0.0), 0.0)
     """
-    hit_rates: dict[str, float] = {}
-    best, best_hr = 0.0, -1.0
+    rates: dict[str, float] = {}
     if not carts:
-        return best, hit_rates
-    # every edge leaving a cart item, once per cart: (cart row, dst, score, base)
-    order = np.argsort(src, kind="stable")
-    src_s, dst_s, score_s, base_s = src[order], dst[order], score[order], np.maximum(base[order], 1e-12)
-    indptr = np.searchsorted(src_s, np.arange(n_items + 1))
-    items = np.concatenate(carts)
-    cart_of = np.repeat(np.arange(len(carts)), [c.size for c in carts])
-    starts, ends = indptr[items], indptr[items + 1]
-    counts = ends - starts
-    edge = np.repeat(starts - np.r_[0, np.cumsum(counts)[:-1]], counts) + np.arange(counts.sum())
-    row = np.repeat(cart_of, counts)
-    for e in exponents:
-        w = score_s[edge] / base_s[edge] ** e
-        hits = 0
-        for a in range(0, len(carts), 64):
-            b = min(a + 64, len(carts))
-            sel = (row >= a) & (row < b)
-            S = np.zeros((b - a, n_items))
-            np.add.at(S, (row[sel] - a, dst_s[edge[sel]]), w[sel])
-            in_cart = cart_of[(cart_of >= a) & (cart_of < b)]
-            S[in_cart - a, items[(cart_of >= a) & (cart_of < b)]] = -1.0
-            top = (
-                np.argpartition(-S, 9, axis=1)[:, :10]
-                if n_items > 10
-                else np.tile(np.arange(n_items), (b - a, 1))
-            )
-            h = hidden[a:b]
-            ok = S[np.arange(h.size), h] > 0
-            hits += int((ok & (top == h[:, None]).any(axis=1)).sum())
-        hr = hits / len(carts)
-        hit_rates[str(e)] = round(hr, 4)
-        if hr > best_hr + 1e-12:
-            best, best_hr = e, hr
-    return best, hit_rates
+        return CartWeighting(), rates
+    cases = _CartCases(src, dst, carts, hidden, n_items)
+    base = np.maximum(base, 1e-12)
+
+    def rate(cw: CartWeighting) -> float:
+        if cw.key() not in rates:
+            w = cart_weight(score, base, np.ones_like(base), cw.exponent, cw.gamma, similarity, cw.similarity)
+            rates[cw.key()] = round(cases.hit_rate(w), 4)
+        return rates[cw.key()]
+
+    best = CartWeighting()
+
+    def step(options: list[CartWeighting]) -> None:
+        nonlocal best
+        for cw in options:
+            if rate(cw) > rate(best) + 1e-12:
+                best = cw
+
+    step([CartWeighting(e, 1.0, 0.0) for e in CART_EXPONENTS])
+    step([CartWeighting(e, g, 0.0) for g in CART_GAMMAS[1:] for e in CART_EXPONENTS])
+    step([CartWeighting(best.exponent, best.gamma, s) for s in CART_SIMILARITY[1:]])
+    return best, rates
 
 
 _WEIGHT_SQL = """
@@ -253,16 +336,24 @@ def fit_from_orders(
     report["label_baskets"] = int(late.group_by("order_id").aggregate([]).num_rows)
     if model is None:
         return None, report
-    exponent, report["cart_hit_rates"] = _cart_exponent(
+    weighting, report["cart_hit_rates"] = _cart_weighting(
         model, f, eligible, late, min_probability, keep_per_src
     )
     fitted = ComplementRanker(
-        model.weights, model.intercept, model.mean, model.scale, report, exponent, names=model.names
+        model.weights,
+        model.intercept,
+        model.mean,
+        model.scale,
+        report,
+        weighting.exponent,
+        names=model.names,
+        cart_gamma=weighting.gamma,
+        cart_similarity=weighting.similarity,
     )
     return fitted, fitted.describe()
 
 
-def _cart_exponent(
+def _cart_weighting(
     model: ComplementRanker,
     f: dict[str, np.ndarray],
     eligible: np.ndarray,
@@ -270,8 +361,8 @@ def _cart_exponent(
     min_probability: float,
     keep_per_src: int,
     max_carts: int = 2000,
-) -> tuple[float, dict[str, float]]:
-    """:func:`choose_cart_exponent` on the label baskets, with the relations the feature baskets
+) -> tuple[CartWeighting, dict[str, float]]:
+    """:func:`choose_cart_weighting` on the label baskets, with the relations the feature baskets
     give (each src's best ``keep_per_src`` complements scoring ≥ ``min_probability``); up to
     ``max_carts`` baskets (by md5 of the order id), each hiding one item (by crc32)."""
     import hashlib
@@ -305,4 +396,5 @@ def _cart_exponent(
         h = b.pop(zlib.crc32(o.encode("utf-8")) % len(b))
         carts.append(np.array(b, dtype=np.int64))
         hidden.append(h)
-    return choose_cart_exponent(si, di, p, base, carts, np.array(hidden, dtype=np.int64), len(items))
+    sim = f["similarity"][idx].astype(np.float64) if "similarity" in f else np.zeros(idx.size)
+    return choose_cart_weighting(si, di, p, base, sim, carts, np.array(hidden, dtype=np.int64), len(items))
