@@ -126,10 +126,15 @@ def test_direction_reversed_on_held_back_months_is_dropped_and_reported() -> Non
         }
     )
     report: dict = {}
-    rel = relations(o, products, NextConfig(), report)
-    assert rel.num_rows == 0 and report["dropped_by_direction"] == 1
+    rel = edges(relations(o, products, NextConfig(), report))
+    # x → y reverses on the held-back months: dropped and reported. y → x (4 customers, all in the
+    # latest months, 5 the other way: asymmetry -1/9 ≥ -0.5) is the order that holds now
+    assert list(rel) == [("y", "x")] and report["dropped_by_direction"] == 1
+    directed: dict = {}
+    assert relations(o, products, NextConfig(min_asymmetry=0.05), directed).num_rows == 0
+    assert directed["dropped_by_direction"] == 1
     kept = edges(relations(o, products, NextConfig(held_share=0)))
-    assert list(kept) == [("x", "y")]
+    assert sorted(kept) == [("x", "y"), ("y", "x")]  # bought in either order about as often
     ev = kept[("x", "y")]["evidence"]
     assert (ev["after_count"], ev["before_count"], ev["held_after_count"], ev["held_before_count"]) == (
         5,
@@ -137,6 +142,70 @@ def test_direction_reversed_on_held_back_months_is_dropped_and_reported() -> Non
         0,
         0,
     )
+
+
+def _products(ids: list[str]) -> pa.Table:
+    n = len(ids)
+    return pa.table(
+        {
+            "product_id": ids,
+            "title": ids,
+            "brand": pa.array([None] * n, pa.string()),
+            "category_path": pa.array([None] * n, pa.string()),
+            "price": pa.array([None] * n, pa.float64()),
+        }
+    )
+
+
+def test_a_pair_bought_clearly_more_often_the_other_way_round_is_not_next() -> None:
+    """3 customers buy x then y, 8 (then 10) buy y then x. asymmetry(x → y) = (3 - 8) / 11 =
+    -0.45 ≥ -0.5: both orders are common, x → y and y → x are both "next"; with 10 the other way
+    round it is (3 - 10) / 13 = -0.54: only y → x."""
+
+    def shop(n_reverse: int) -> pa.Table:
+        rows = []
+        for i in range(3):
+            rows += [(f"c{i}", "x", i), (f"c{i}", "y", i + 20)]
+        for i in range(n_reverse):
+            rows += [(f"d{i}", "y", i), (f"d{i}", "x", i + 20)]
+        return _orders(rows)
+
+    both = edges(relations(shop(8), _products(["x", "y"]), NextConfig(held_share=0)))
+    assert sorted(both) == [("x", "y"), ("y", "x")]
+    assert both[("x", "y")]["evidence"]["asymmetry"] == round(-5 / 11, 3)
+    one = edges(relations(shop(10), _products(["x", "y"]), NextConfig(held_share=0)))
+    assert list(one) == [("y", "x")]
+
+
+def test_same_order_buyers_beyond_their_base_rate_add_to_the_score() -> None:
+    """Everyone buys a on day 0 and comes back on day 30: b1-b5 for b, s1-s4 for s; t1-t3 buy s
+    with a on day 0 and come back for z. No one else buys b or s, so the later-order expectation
+    is 0 (the week-0 customers are all a's). a → b: 5 after, 12 at risk: 5 / 17 = 0.294118.
+    a → s: 4 after, at risk 12 - 3 (t1-t3 had s with a) = 9, 3 in the same order. Same-order base
+    rate (``expected_together``): week 0 holds a's 12 customers (own rate 3 / (12 × 9/12) = 1/3),
+    so its 3 control slots (12 - 12 × 9/12) bought s at 0 and fall back on all weeks' control rate:
+    week 4 (day 30), 12 slots of which 9 had not had s, 4 bought it: 4/12 = 1/3, shrunk by one
+    slot: (0 + 1/3) / (3 + 1) = 1/12; expected 12 × 9/12 × 1/12 = 0.75. Score (4 + 0.5 × (3 -
+    0.75)) / (9 + 0.5 × 3 + 5) = 5.125 / 15.5 = 0.330645: above a → b. Counting after only
+    (``same_order_weight=0``): 4 / 14 = 0.285714, below a → b."""
+    rows = []
+    for i in range(5):
+        rows += [(f"b{i}", "a", 0), (f"b{i}", "b", 30)]
+    for i in range(4):
+        rows += [(f"s{i}", "a", 0), (f"s{i}", "s", 30)]
+    for i in range(3):
+        rows += [(f"t{i}", "a", 0), (f"t{i}", "s", 0), (f"t{i}", "z", 30)]
+    o = _orders(rows)
+    products = _products(["a", "b", "s", "z"])
+    rel = edges(relations(o, products, NextConfig(held_share=0)))
+    assert rel[("a", "s")]["score"] == pytest.approx(5.125 / 15.5, abs=1e-6)
+    assert rel[("a", "b")]["score"] == pytest.approx(5 / 17, abs=1e-6)
+    ev = rel[("a", "s")]["evidence"]
+    assert (ev["after_count"], ev["same_order_count"], ev["same_order_expected"]) == (4, 3, 0.75)
+    assert (ev["returning_customers"], ev["expected_count"]) == (9, 0)
+    plain = edges(relations(o, products, NextConfig(held_share=0, same_order_weight=0)))
+    assert plain[("a", "s")]["score"] == pytest.approx(4 / 14, abs=1e-6)
+    assert plain[("a", "s")]["score"] < plain[("a", "b")]["score"] == pytest.approx(5 / 17, abs=1e-6)
 
 
 def test_config_roundtrip_and_old_states() -> None:

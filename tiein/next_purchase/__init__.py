@@ -2,7 +2,8 @@
 
 A relation src → dst says: customers who bought src for the first time bought dst for the first
 time afterwards (within the window) clearly more often than comparable customers in the same
-weeks did, and in that order on the held-back latest months too. Counted
+weeks did, not clearly more often the other way round, and not reversed on the held-back latest
+months. Counted
 (:mod:`tiein.next_purchase.sequence`), per customer and first purchases only:
 
     after(s → d)    customers whose first d came after their first s, within the window;
@@ -12,16 +13,28 @@ weeks did, and in that order on the held-back latest months too. Counted
                     the share of ALL customers active in the week of their first s (and back
                     within the window, d not yet bought) who bought d for the first time next.
                     So a product that sells later (a launch, a season) expects its buyers;
-    lift            = (after + 1) / (expected + 1),
-    score           = (after - expected) / (at_risk + prior): the rate after src shrunk toward
-                    the base rate (``(after + prior * base) / (at_risk + prior)``, base =
-                    expected / at_risk) minus the base rate; the chance of buying dst next that
+    together(s, d)  customers whose first d was in the same order as their first s, and
+    expected_together what the same-order base rate of the same weeks predicts for them
+                    (:meth:`SequenceStats.expected_together`);
+    got             = after + same_order_weight * max(together - expected_together, 0): the
+                    same-order buyers beyond their base rate add to the evidence (a customer who
+                    bought both at once is evidence that the two go together, so the ones who
+                    bought src alone are likely to come back for dst), never take from it;
+    lift            = (got + 1) / (expected + 1),
+    score           = (got - expected) / (at_risk + same_order_weight * together + prior): the
+                    rate shrunk toward the base rate (``(got + prior * base) / (n + prior)``,
+                    base = expected / n) minus the base rate; the chance of buying dst next that
                     having bought src adds, in probability units, so scores of different anchors
-                    compare (calibrated);
-    asymmetry       = (after(s → d) - after(d → s)) / (after(s → d) + after(d → s)).
+                    compare (calibrated). Without same-order buyers: (after - expected) /
+                    (at_risk + prior);
+    asymmetry       = (after(s → d) - after(d → s)) / (after(s → d) + after(d → s)), on the
+                    later-order counts only.
 
-Kept (:func:`classify_next`): ``after ≥ min_customers``, asymmetry ≥ ``min_asymmetry``, lift >
-``min_lift``, ``(after - expected) / sqrt(expected + 1) ≥ min_z`` and not reversed on the held-back latest
+Kept (:func:`classify_next`): ``after ≥ min_customers`` (at least that many came back for dst),
+asymmetry ≥ ``min_asymmetry`` (-0.5: the other order at most 3 times as common; a pair bought in
+either order about as often is "next" both ways, one bought mostly the other way round only that
+way), lift > ``min_lift``, ``(got - expected) / sqrt(expected + 1) ≥ min_z`` and not reversed on
+the held-back latest
 ``held_share`` of the months (``held_before < held_factor * held_after + held_margin``, counted
 over the customers whose first purchase of the pair falls in those months); the relations
 dropped by that direction check are counted in the report.
@@ -61,13 +74,15 @@ class NextConfig:
 
     min_customers: customers whose first dst followed their first src a relation needs
         (``tiein build --min-next``).
-    min_asymmetry: asymmetry a relation needs (> 0: more customers in this order than in the
-        other, so a pair is never kept in both directions).
-    min_lift: shrunk lift ``(after + 1) / (expected + 1)`` a relation needs.
+    min_asymmetry: asymmetry a relation needs (-0.5: at most 3 times as many customers the other
+        way round; > 0: more customers in this order than in the other, so a pair is never kept
+        in both directions). The default was chosen on validation splits inside the training
+        months (bench/next_purchase.py, docs/relations.md).
+    min_lift: shrunk lift ``(got + 1) / (expected + 1)`` a relation needs.
     prior: shrinkage strength (pseudo-customers at the base rate) of the score.
     keep_per_product: relations kept per src (the best ones).
     median_gap: also put ``median_gap_days`` (first src to first dst) in the evidence.
-    min_z: ``(after - expected) / sqrt(expected + 1)`` a relation needs (small counts out).
+    min_z: ``(got - expected) / sqrt(expected + 1)`` a relation needs (small counts out).
     held_share: the latest share of the months whose customers check the direction (0: off).
     held_factor / held_margin: a relation is dropped as reversed when, on the held-back months,
         ``held_before >= held_factor * held_after + held_margin`` (customers the other way round
@@ -75,10 +90,12 @@ class NextConfig:
     max_customer_items: customers with more distinct products (wholesalers) are not counted.
     week_days: days per period of the time-matched base rate.
     base_prior: (customer, week) slots of shrinkage of a week's base rate toward all weeks'.
+    same_order_weight: weight of the same-order buyers beyond their base rate in ``got`` (0: the
+        later-order counts only); chosen with min_asymmetry.
     """
 
     min_customers: int = 3
-    min_asymmetry: float = 0.05
+    min_asymmetry: float = -0.5
     min_lift: float = 1.2
     prior: float = 5.0
     keep_per_product: int = 50
@@ -90,6 +107,7 @@ class NextConfig:
     max_customer_items: int = 1000
     week_days: int = 7
     base_prior: float = 1.0
+    same_order_weight: float = 0.5
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -176,7 +194,9 @@ def next_stats(features: pa.Table, seq: SequenceStats, cfg: NextConfig) -> dict[
     had = np.where(known, lookup(seq.had_keys, seq.had, fwd), 0)
     at_risk = np.maximum(exposed - had, 0)
     share = np.where(exposed > 0, at_risk / np.maximum(exposed, 1), 0.0)
+    together = np.where(known, lookup(seq.together_keys, seq.together, fwd), 0)
     expected = np.zeros(after.size)
+    expected_t = np.zeros(after.size)
     # only where the cheap tests pass: the time-matched expectation is a per-week computation
     todo = np.flatnonzero(
         known & (after >= cfg.min_customers) & (asymmetry(after, before) >= cfg.min_asymmetry)
@@ -184,6 +204,15 @@ def next_stats(features: pa.Table, seq: SequenceStats, cfg: NextConfig) -> dict[
     expected[todo] = seq.expected(
         s0[todo], d0[todo], after[todo].astype(np.float64), share[todo], cfg.base_prior
     )
+    w = float(cfg.same_order_weight)
+    if w > 0:  # only needed where someone bought both at once (else nothing is added)
+        tt = todo[together[todo] > 0]
+        expected_t[tt] = seq.expected_together(
+            s0[tt], d0[tt], together[tt].astype(np.float64), share[tt], cfg.base_prior
+        )
+    # same-order buyers beyond their time-matched expectation add (weighted) to the after count;
+    # they never take anything away from it
+    got = after + w * np.maximum(together - expected_t, 0.0)
     return {
         "after": after,
         "before": before,
@@ -191,11 +220,13 @@ def next_stats(features: pa.Table, seq: SequenceStats, cfg: NextConfig) -> dict[
         "held_before": held_before,
         "at_risk": at_risk,
         "expected": expected,
+        "together": together,
+        "expected_together": expected_t,
         "conf": next_confidence(after, at_risk),
-        "lift": next_lift(after, expected),
+        "lift": next_lift(got, expected),
         "asym": asymmetry(after, before),
-        "score": next_score(after, at_risk, expected, cfg.prior),
-        "z": (after - expected) / np.sqrt(expected + 1.0),
+        "score": next_score(got, at_risk + w * together, expected, cfg.prior),
+        "z": (got - expected) / np.sqrt(expected + 1.0),
     }
 
 
@@ -273,8 +304,14 @@ def classify_next(
         "dst": pa.array(dst[idx], pa.string()),
         "score": pa.array(np.round(score[idx], 6)),
         "n_ab": pa.array(ints["n_ab"][idx]),
-        **{k: pa.array(st[k][idx]) for k in ("after", "before", "held_after", "held_before", "at_risk")},
-        **{k: pa.array(st[k][idx].astype(np.float64)) for k in ("expected", "conf", "lift", "asym")},
+        **{
+            k: pa.array(st[k][idx])
+            for k in ("after", "before", "held_after", "held_before", "at_risk", "together")
+        },
+        **{
+            k: pa.array(st[k][idx].astype(np.float64))
+            for k in ("expected", "expected_together", "conf", "lift", "asym")
+        },
         "category_relation": pa.array(CAT_NAMES[ints["cat_rel"][idx]].tolist(), pa.string()),
         "price_ratio": pa.array(
             features.column("price_ratio").to_numpy(zero_copy_only=False)[idx].astype(np.float64)
@@ -309,6 +346,8 @@ SELECT s.src, s.dst, 'next' AS kind, s.score, s.n_ab,
            'before_count': s.before,
            'returning_customers': s.at_risk,
            'expected_count': round(s.expected, 2),
+           'same_order_count': s.together,
+           'same_order_expected': CASE WHEN s.together > 0 THEN round(s.expected_together, 2) END,
            'confidence': round(s.conf, 4),
            'base_rate': CASE WHEN s.at_risk > 0 THEN round(s.expected / s.at_risk, 4) END,
            'lift': CASE WHEN isfinite(s.lift) THEN round(s.lift, 3) END,

@@ -17,6 +17,10 @@ makes an "A then B", and a customer who had B before A is no evidence for A → 
   their first a, so a product that everyone buys once it is launched (or in the season) expects
   as many buyers after a as it gets. Weeks with few other customers are shrunk toward the
   other customers' rate over all weeks;
+- ``together(a, b)``: customers whose first a and first b came in the same order (symmetric);
+  its time-matched base rate is the same-order one: of the other customers with an order in
+  week ``w`` who had not bought b before it, the share whose first b was in that order
+  (``expected_together``);
 - ``after_held(a → b)``: the after count of the customers whose first a falls in the held-back
   (latest) part of the months, for the direction check.
 
@@ -57,7 +61,11 @@ class SequenceStats:
     distinct products; ``held_from``: start of the held-back months (seconds since ``t0``);
     ``t0``: the first order time (µs since the epoch); ``window_s``: the window in seconds;
     ``first_c`` / ``first_p`` / ``first_t``: the first purchases counted (customer code, product
-    code, seconds since ``t0``), sorted by customer, time and product."""
+    code, seconds since ``t0``), sorted by customer, time and product; ``together_keys`` /
+    ``together``: customers whose first a and first b are in the same order (both directions);
+    ``customer_weeks[a, w]``: customers whose first a is in week w (returning or not);
+    ``same[w, b]`` / ``same_risk[w, b]``: the (customer, week) slots of week w whose first b was
+    in the week's first order / that had not bought b before it."""
 
     names: pa.Array
     after_keys: np.ndarray
@@ -77,6 +85,11 @@ class SequenceStats:
     first_c: np.ndarray
     first_p: np.ndarray
     first_t: np.ndarray
+    together_keys: np.ndarray
+    together: np.ndarray
+    customer_weeks: np.ndarray
+    same: np.ndarray
+    same_risk: np.ndarray
 
     @property
     def bits(self) -> int:
@@ -99,23 +112,51 @@ class SequenceStats:
         the week's minus src's (at src's own rate ``after / at_risk``); the control rate is shrunk
         toward the control rate of all weeks by ``prior`` slots, so a week where src's customers
         are (nearly) all the active customers falls back on the other weeks."""
-        out = np.zeros(src.size)
-        step = 1 << 14
-        new_t, risk_t = self.new.T, self.risk.T
-        for s in range(0, src.size, step):
-            sl = slice(s, s + step)
-            na = self.exposed_weeks[src[sl]]
-            share = risk_share[sl][:, None]
-            n = na.sum(axis=1)
-            at_risk = n * risk_share[sl]
-            own = np.where(at_risk > 0, after[sl] / np.maximum(at_risk, 1e-12), 0.0)[:, None]
-            ctrl_risk = np.maximum(risk_t[dst[sl]] - na * share, 0.0)
-            ctrl_new = np.minimum(np.maximum(new_t[dst[sl]] - na * share * own, 0.0), ctrl_risk)
-            total = ctrl_risk.sum(axis=1, keepdims=True)
-            glob = np.where(total > 0, ctrl_new.sum(axis=1, keepdims=True) / np.maximum(total, 1e-12), 0.0)
-            rate = (ctrl_new + prior * glob) / (ctrl_risk + prior)
-            out[sl] = np.einsum("ij,ij->i", na * share, rate)
-        return out
+        return _matched(self.exposed_weeks, self.new, self.risk, src, dst, after, risk_share, prior)
+
+    def expected_together(
+        self,
+        src: np.ndarray,
+        dst: np.ndarray,
+        together: np.ndarray,
+        risk_share: np.ndarray,
+        prior: float = 1.0,
+    ) -> np.ndarray:
+        """Customers of src expected to buy dst in the same order as their first src, at the
+        same-order rate of the OTHER customers of each week (``same / same_risk``, less src's own
+        customers at src's own rate, shrunk as in :meth:`expected`), times ``risk_share``."""
+        return _matched(self.customer_weeks, self.same, self.same_risk, src, dst, together, risk_share, prior)
+
+
+def _matched(
+    weeks: np.ndarray,
+    new: np.ndarray,
+    risk: np.ndarray,
+    src: np.ndarray,
+    dst: np.ndarray,
+    count: np.ndarray,
+    risk_share: np.ndarray,
+    prior: float,
+) -> np.ndarray:
+    """``sum_w weeks[src, w] * risk_share * rate[w, dst]``: the control rate of each week (the
+    week's slots ``risk[w, dst]`` and buyers ``new[w, dst]`` less src's own, at src's own rate
+    ``count / (weeks[src].sum() * risk_share)``) shrunk toward all weeks' by ``prior`` slots."""
+    out = np.zeros(src.size)
+    step = 1 << 14
+    new_t, risk_t = new.T, risk.T
+    for s in range(0, src.size, step):
+        sl = slice(s, s + step)
+        na = weeks[src[sl]]
+        share = risk_share[sl][:, None]
+        at_risk = na.sum(axis=1) * risk_share[sl]
+        own = np.where(at_risk > 0, count[sl] / np.maximum(at_risk, 1e-12), 0.0)[:, None]
+        ctrl_risk = np.maximum(risk_t[dst[sl]] - na * share, 0.0)
+        ctrl_new = np.minimum(np.maximum(new_t[dst[sl]] - na * share * own, 0.0), ctrl_risk)
+        total = ctrl_risk.sum(axis=1, keepdims=True)
+        glob = np.where(total > 0, ctrl_new.sum(axis=1, keepdims=True) / np.maximum(total, 1e-12), 0.0)
+        rate = (ctrl_new + prior * glob) / (ctrl_risk + prior)
+        out[sl] = np.einsum("ij,ij->i", na * share, rate)
+    return out
 
 
 def lookup(keys: np.ndarray, values: np.ndarray, query: np.ndarray) -> np.ndarray:
@@ -238,6 +279,8 @@ def sequence_stats(
     exposed = np.bincount(fp[fe], minlength=n_items).astype(np.int64)
     exposed_weeks = np.bincount(fp[fe] * n_weeks + fw[fe], minlength=n_items * n_weeks)
     exposed_weeks = exposed_weeks.reshape(n_items, n_weeks).astype(np.float64)
+    customer_weeks = np.bincount(fp * n_weeks + fw, minlength=n_items * n_weeks)
+    customer_weeks = customer_weeks.reshape(n_items, n_weeks).astype(np.float64)
 
     # pairs of first purchases within the window: (i, j) with ft[i] <= ft[j] <= ft[i] + window
     bits = max(n_items - 1, 1).bit_length()
@@ -246,6 +289,7 @@ def sequence_stats(
     after_k: list[np.ndarray] = []
     held_k: list[np.ndarray] = []
     had_k: list[np.ndarray] = []
+    tog_k: list[np.ndarray] = []
     for a, b in _chunks(hi - lo):
         rows, j = _ranges(lo[a:b], hi[a:b])
         i = rows + a
@@ -259,12 +303,14 @@ def sequence_stats(
         ex = fe[jj]
         had_k.append((fp[jj][ex] << shift) | fp[ii][ex])
         si, sj = i[same], j[same]
+        tog_k.append((fp[si] << shift) | fp[sj])
         ex = fe[si]
         had_k.append((fp[si][ex] << shift) | fp[sj][ex])
     size = 1 << (2 * bits)
     after_keys, after = _count(after_k, size)
     held_keys, held = _count(held_k, size)
     had_keys, had = _count(had_k, size)
+    together_keys, together = _count(tog_k, size)
     after_held = lookup(held_keys, held, after_keys)
 
     # time-matched base rates over (customer, week) slots: the first order of the week
@@ -272,6 +318,7 @@ def sequence_stats(
     sc = slot >> _T_BITS
     sw = slot & ((1 << _T_BITS) - 1)
     st = ot[np.searchsorted(ot, (sc << _T_BITS) | (sw * week_s))] & ((1 << _T_BITS) - 1)
+    same, same_risk = _same_order(cf, fp, sc, sw, st, n_weeks, n_items)
     se = next_within(sc, st)
     sc, sw, st = sc[se], sw[se], st[se]
     n_slots = np.bincount(sw, minlength=n_weeks).astype(np.float64)
@@ -306,6 +353,32 @@ def sequence_stats(
         first_c=fc,
         first_p=fp,
         first_t=ft,
+        together_keys=together_keys,
+        together=together,
+        customer_weeks=customer_weeks,
+        same=same,
+        same_risk=same_risk,
+    )
+
+
+def _same_order(
+    cf: np.ndarray, fp: np.ndarray, sc: np.ndarray, sw: np.ndarray, st: np.ndarray, n_weeks: int, n_items: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``same[w, b]``: the slots (customer ``sc``, week ``sw``, first order time ``st``) whose
+    first b is in that order; ``same_risk[w, b]``: the slots that had not bought b before it."""
+    base = (sc << _T_BITS).astype(np.int64)
+    c_lo = np.searchsorted(cf, base, side="left")
+    at_lo = np.searchsorted(cf, base | st, side="left")
+    at_hi = np.searchsorted(cf, base | st, side="right")
+    same = np.zeros(n_weeks * n_items, np.int64)
+    before = np.zeros(n_weeks * n_items, np.int64)
+    for dst, (x, y) in ((same, (at_lo, at_hi)), (before, (c_lo, at_lo))):
+        for a, b in _chunks(y - x):
+            rows, j = _ranges(x[a:b], y[a:b])
+            dst += np.bincount(sw[rows + a] * n_items + fp[j], minlength=n_weeks * n_items)
+    n_slots = np.bincount(sw, minlength=n_weeks).astype(np.float64)
+    return same.reshape(n_weeks, n_items).astype(np.float64), n_slots[:, None] - before.reshape(
+        n_weeks, n_items
     )
 
 
