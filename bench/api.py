@@ -18,6 +18,11 @@ at random and alternates between the endpoints.
     python bench/api.py --rate 200 --seconds 30
     python bench/api.py --home tiein-data --seconds 5 --json
     python bench/api.py --rate 200 --seconds 30 --switches 3   # 3 generation switches during the load
+    python bench/api.py --workers 2 --seconds 20    # two worker processes sharing the snapshot files
+
+The result also holds the server's memory after start-up and after the load, per process and
+summed (Linux ``/proc/<pid>/smaps_rollup``): RSS counts the pages of the memory-mapped snapshot in
+every worker that touched them, PSS shares them out, so total PSS is what the server really takes.
 
 With ``--switches N`` (open loop), ``tiein rollback`` switches the served generation N times during
 the run (the home gets a second build once, if it has one only); the table adds the latencies of
@@ -187,6 +192,63 @@ def process_cpu_seconds(pid: int) -> float | None:
                 family.add(child)
                 todo.append(child)
     return sum(cpu[p] for p in family)
+
+
+def _family(pid: int) -> list[int]:
+    """``pid`` and its descendants (Linux /proc)."""
+    parents: dict[int, int] = {}
+    for e in os.listdir("/proc"):
+        if e.isdigit():
+            try:
+                with open(f"/proc/{e}/stat", encoding="ascii", errors="replace") as f:
+                    parents[int(e)] = int(f.read().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                continue
+    family, todo = [pid], [pid]
+    while todo:
+        parent = todo.pop()
+        for child, ppid in parents.items():
+            if ppid == parent and child not in family:
+                family.append(child)
+                todo.append(child)
+    return family
+
+
+def server_memory(pid: int) -> dict[str, Any] | None:
+    """Memory of the server ``pid`` and its processes (Linux ``/proc/<pid>/smaps_rollup``): RSS
+    (counts a shared page in every process that maps it) and PSS (a page shared by n processes
+    counts 1/n in each: their sum is the memory the server really takes), in MB, per process
+    and summed; None where /proc is not available."""
+    procs = []
+    try:
+        family = _family(pid)
+    except OSError:
+        return None
+    for p in family:
+        try:
+            with open(f"/proc/{p}/smaps_rollup", encoding="ascii") as f:
+                fields = {k: int(v.split()[0]) for k, v in (line.split(":", 1) for line in f if ":" in line)}
+            with open(f"/proc/{p}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except (OSError, ValueError):
+            continue
+        role = "worker" if "spawn_main" in cmd else ("server" if p == pid else "other")
+        procs.append(
+            {
+                "pid": p,
+                "role": role,
+                "rss_mb": round(fields.get("Rss", 0) / 1024, 1),
+                "pss_mb": round(fields.get("Pss", 0) / 1024, 1),
+                "shared_mb": round((fields.get("Shared_Clean", 0) + fields.get("Shared_Dirty", 0)) / 1024, 1),
+            }
+        )
+    if not procs:
+        return None
+    return {
+        "processes": procs,
+        "total_rss_mb": round(sum(p["rss_mb"] for p in procs), 1),
+        "total_pss_mb": round(sum(p["pss_mb"] for p in procs), 1),
+    }
 
 
 @dataclass
@@ -436,6 +498,13 @@ def print_table(result: dict[str, Any]) -> None:
         f"CPU ms per request: {', '.join(c for c in cpu if c)}"
         f"  (load average {result.get('load_average_1m', '?')} on {result['cpus']} CPUs)"
     )
+    mem = result.get("memory")
+    if mem:
+        each = ", ".join(f"{p['role']} {p['rss_mb']:.0f}/{p['pss_mb']:.0f}" for p in mem["processes"])
+        print(
+            f"memory after the load, MB RSS/PSS: {each}; total RSS {mem['total_rss_mb']:.0f}, "
+            f"PSS {mem['total_pss_mb']:.0f} (ready in {result['ready_s']:.1f} s)"
+        )
     if result.get("late_sends"):
         print(f"late sends (generator behind schedule by > 1 ms): {result['late_sends']:,}")
 
@@ -501,8 +570,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     proc = start_server(home, port, args.workers, args.snapshot)
+    t_start = time.perf_counter()
     try:
         wait_ready(url, proc)
+        ready_s = time.perf_counter() - t_start
+        memory_ready = server_memory(proc.pid)
         if args.warmup > 0:
             asyncio.run(closed_loop(url, ids, names, min(args.concurrency, 4), args.warmup, args.seed + 99))
         server_cpu0, client_cpu0 = process_cpu_seconds(proc.pid), time.process_time()
@@ -518,6 +590,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             mode = f"closed loop, concurrency {args.concurrency}"
         mode += ", snapshot store" if args.snapshot else ", LadybugDB per request"
         server_cpu1, client_cpu = process_cpu_seconds(proc.pid), time.process_time() - client_cpu0
+        memory = server_memory(proc.pid)  # after the load: the pages the answers touched are in
     finally:
         proc.terminate()
         try:
@@ -530,6 +603,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "anchors": len(ids),
         "workers": args.workers,
         "cpus": os.cpu_count(),
+        "ready_s": round(ready_s, 2),  # start until /v1/health answers (every worker loaded)
+        "memory_ready": memory_ready,
+        "memory": memory,
         **summarise(samples, elapsed),
     }
     n = max(1, result["all"].get("requests", 0))

@@ -1,28 +1,41 @@
-"""A read snapshot of a graph store held in memory: the same answers, without a query per call.
+"""A read snapshot of a graph store: the same answers, without a query per call.
 
 :class:`SnapshotStore` wraps any :class:`tiein.graph.base.GraphStore` (embedded or Neo4j). It reads
 every product, every relation of each kind, the scenes and their members once, in bulk — one
 query per label / relationship type, columnar (``read_table``: Arrow straight from LadybugDB, or
-built column by column from Neo4j records) — and then answers ``product``, ``related``,
-``scenes``, ``scene`` and ``stats`` from memory with exactly the answers of the wrapped store
-(tiein.graph.base's ordering rule and shared helpers; tests/stores.py runs the whole contract suite on
-a snapshot of the embedded store). This is what makes a batch export of 50k products through the
-ordinary ``bundle()`` / ``related_payload()`` code path fast.
+built column by column from Neo4j records) — into Arrow tables (tiein.graph.snapshot_arrow: one
+product's related list of a kind is a contiguous slice, found through an offsets column) and then
+answers ``product``, ``related``, ``scenes``, ``scene`` and ``stats`` from them with exactly the
+answers of the wrapped store (tiein.graph.base's ordering rule and shared helpers; tests/stores.py
+runs the whole contract suite on a snapshot of the embedded store). This is what makes a batch
+export of 50k products through the ordinary ``bundle()`` / ``related_payload()`` code path fast.
+
+Shared between processes. For the embedded store the tables are written once per generation as
+uncompressed Arrow IPC files beside it (``gen-*/snapshot-v1.<generation>/``, by the first process
+that needs them, under a file lock, renamed in whole) and every process memory-maps them: the
+workers of ``tiein serve --workers N`` share the page cache's one copy instead of holding one each,
+and a snapshot whose files exist opens in milliseconds without querying LadybugDB at all. With
+``files=False``, for Neo4j (no generation directory) or where the directory cannot be written, the
+tables are held in the process's memory.
 
 Consistency. The snapshot is one generation of the graph: the bulk reads are retried until the
-store's ``generation()`` token (embedded store) is the same before and after them. With
-``follow=True`` (the default) each call compares that token (one small file read) and reloads
-after a rebuild, so a long-lived snapshot never answers from an old graph; ``follow=False`` keeps
-the graph it loaded (an export reads one consistent graph even if a rebuild lands meanwhile).
-Stores without a ``generation()`` (Neo4j) are loaded once; call :meth:`SnapshotStore.refresh`.
+store's ``generation()`` token (embedded store) is the same before and after them (files are
+written only for a generation read whole). With ``follow=True`` (the default) each call compares
+that token (one small file read) and reloads after a rebuild, so a long-lived snapshot never
+answers from an old graph; ``follow=False`` keeps the graph it loaded (an export reads one
+consistent graph even if a rebuild lands meanwhile). Stores without a ``generation()`` (Neo4j) are
+loaded once; call :meth:`SnapshotStore.refresh`.
 
 ``background=True`` (what the API server uses) switches without a stall: the call that sees a new
-generation starts reading it in a background thread and every call keeps answering from the
-previous graph until the new one is whole, then the reference is swapped (each answer still comes
-from one generation). A failed background read is logged and tried again at most once a second.
+generation starts loading it in a background thread (opening its files, or reading the store and
+writing them) and every call keeps answering from the previous graph until the new one is whole,
+then the reference is swapped (each answer still comes from one generation; the old generation's
+mapping goes when its last answer is done). A failed background read is logged and tried again at
+most once a second.
 
-Memory: roughly 1 KB per relation row and product (Python objects); 50k products with 800k
-relations take about 0.6-0.9 GB.
+Memory: the tables take about a fifth of what per-row Python objects took (Online Retail: see
+docs/stores.md); memory-mapped, they are counted once for all processes. Each process keeps only
+a product id -> row dict and the scenes' small indexes.
 
 ``query`` / ``query_rows`` are delegated to the wrapped store (analysts' Cypher needs the real
 engine); ``replace`` loads the wrapped store and then reloads the snapshot.
@@ -30,19 +43,19 @@ engine); ``replace`` loads the wrapped store and then reloads the snapshot.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from tiein.errors import ConfigError, ProductNotFound, StoreError
+from tiein.errors import ConfigError, ProductNotFound, StoreError, StoreUnavailable
 from tiein.graph.base import (
     PRODUCT_FIELDS,
-    RELATED_FIELDS,
     GraphDelta,
     GraphStore,
     Progress,
@@ -52,15 +65,23 @@ from tiein.graph.base import (
     pick_scene,
     product_scene_list,
     scene_detail,
-    scene_list,
+)
+from tiein.graph.snapshot_arrow import (
+    LOCK_FILE,
+    REL_PROPS,
+    Graph,
+    build_tables,
+    file_lock,
+    graph_of,
+    open_files,
+    snapshot_dir,
+    write_files,
 )
 from tiein.model import REL_TYPE, GraphData, check_kind
 
 log = logging.getLogger("tiein.snapshot")
 RETRY_S = 1.0  # background mode: the least time between two attempts at reading a new generation
-
-# The relation properties read per kind, in RELATED_FIELDS order ("kind" is the kind itself).
-REL_PROPS = tuple(f for f in RELATED_FIELDS if f != "kind")
+__all__ = ["PRODUCTS_ALL", "REL_PROPS", "RELATIONS_ALL", "SnapshotStore"]
 
 # ----------------------------------------------------------------------------- bulk reads
 # Plain Cypher that runs unchanged on LadybugDB and Neo4j (checked by Neo4j's parser in
@@ -83,85 +104,31 @@ SCENE_MEMBERS_ALL = (
     "MATCH (q:Product)-[m:IN_SCENE]->(s:Scene) "
     "RETURN q.product_id AS product_id, s.scene_id AS scene_id, m.role AS role, m.weight AS weight"
 )
-
-_RELATION_TYPES = {
-    "score": pa.float64(),
-    "n_ab": pa.int64(),
-    "lift": pa.float64(),
-    "confidence": pa.float64(),
-    "co_view": pa.int64(),
-    "similarity": pa.float64(),
-    "category_relation": pa.string(),
-    "price_ratio": pa.float64(),
-    "evidence": pa.string(),
+QUERIES = {
+    "products": PRODUCTS_ALL,
+    "relations": RELATIONS_ALL,
+    "scenes": SCENES_ALL,
+    "members": SCENE_MEMBERS_ALL,
 }
 
 
-def _columns(table: pa.Table, names: list[str] | tuple[str, ...]) -> dict[str, list[Any]]:
-    """``table``'s columns as Python lists (an empty table without columns gives empty lists)."""
-    if table.num_columns == 0 or table.num_rows == 0:
-        return {n: [] for n in names}
-    return {n: table.column(n).to_pylist() for n in names}
-
-
-@dataclass
-class _Relations:
-    """One kind's relations sorted by (src, score desc, dst asc): rows ``start:end`` of every
-    column are ``src``'s related list in the store's order."""
-
-    spans: dict[str, tuple[int, int]] = field(default_factory=dict)
-    dst: list[str] = field(default_factory=list)
-    props: dict[str, list[Any]] = field(default_factory=dict)
-
-
-@dataclass
-class _Graph:
-    products: dict[str, dict[str, Any]]
-    relations: dict[str, _Relations]
-    scenes: list[dict[str, Any]]  # SCENE_FIELDS rows by scene_id
-    members: dict[str, list[dict[str, Any]]]  # scene_id -> PRODUCT_FIELDS + role, weight
-    stats: dict[str, Any]
-    generation: str | None
-    # product_id -> [{scene_id, name, source, role, weight}]; scene_id -> {product_id: role}
-    product_scenes: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    roles: dict[str, dict[str, str | None]] = field(default_factory=dict)
-    scene_list: list[dict[str, Any]] = field(default_factory=list)  # scenes()'s answer
-    scene_keys: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # lower(id / name) -> scenes
-
-
-def _sorted_relations(table: pa.Table) -> _Relations:
-    """Relations of one kind in tiein.graph.base's order, indexed by source product."""
-    out = _Relations(props={f: [] for f in REL_PROPS})
-    if table.num_columns == 0 or table.num_rows == 0:
-        return out
-    table = table.sort_by([("src", "ascending"), ("score", "descending"), ("dst", "ascending")])
-    src = table.column("src").combine_chunks()
-    n = len(src)
-    if n > 1:
-        change = pc.not_equal(src.slice(1), src.slice(0, n - 1)).to_numpy(zero_copy_only=False)
-        starts = [0, *(change.nonzero()[0] + 1).tolist()]
-    else:
-        starts = [0]
-    ends = [*starts[1:], n]
-    firsts = pc.take(src, pa.array(starts)).to_pylist()
-    out.spans = {s: (a, b) for s, a, b in zip(firsts, starts, ends, strict=True)}
-    out.dst = table.column("dst").to_pylist()
-    out.props = {f: table.column(f).cast(_RELATION_TYPES.get(f, pa.string())).to_pylist() for f in REL_PROPS}
-    return out
-
-
 class SnapshotStore:
-    """:class:`tiein.graph.base.GraphStore` answering from an in-memory snapshot of ``store`` (see the
-    module docstring). Takes ownership of ``store``: :meth:`close` closes it. Thread-safe."""
+    """:class:`tiein.graph.base.GraphStore` answering from a snapshot of ``store`` (see the module
+    docstring). ``files``: share memory-mapped files beside each generation of the embedded store
+    (None, the default: wherever the store has generation directories; False: always in memory).
+    Takes ownership of ``store``: :meth:`close` closes it. Thread-safe."""
 
     name = "snapshot"
 
-    def __init__(self, store: GraphStore, *, follow: bool = True, background: bool = False) -> None:
+    def __init__(
+        self, store: GraphStore, *, follow: bool = True, background: bool = False, files: bool | None = None
+    ) -> None:
         self.store = store
         self.follow = follow
         self.background = background
+        self.files = files
         self._lock = threading.RLock()
-        self._graph: _Graph | None = None
+        self._graph: Graph | None = None
         self._reload_lock = threading.Lock()
         self._reloading: threading.Thread | None = None
         self._next_try = 0.0
@@ -173,7 +140,15 @@ class SnapshotStore:
 
     # ------------------------------------------------------------------------- loading
     def _generation(self) -> str | None:
-        return self.store.generation()
+        gen = self.store.generation()
+        graph = self._graph
+        if gen is None and graph is not None and graph.generation is not None:
+            # the embedded store says this itself once it has opened a database; a snapshot that
+            # answers from its files may never have made it open one
+            raise StoreUnavailable(
+                "the graph store lost its generation pointer: rebuild it or run `tiein rollback`"
+            )
+        return gen
 
     def generation(self) -> str | None:
         """The wrapped store's generation (the snapshot follows it when ``follow``)."""
@@ -187,12 +162,19 @@ class SnapshotStore:
         """Delegated to the wrapped store."""
         self.store.clean()
 
+    @property
+    def source(self) -> Path | None:
+        """The directory of memory-mapped files the snapshot answers from (None: in memory)."""
+        graph = self._graph
+        return graph.source if graph is not None else None
+
     def refresh(self) -> None:
-        """Read the whole graph of the wrapped store again (a few bulk queries)."""
+        """Load the graph of the wrapped store's current generation again (its files, or a few
+        bulk queries)."""
         with self._lock:
             for _ in range(5):
                 before = self._generation()
-                graph = self._read(before)
+                graph = self._load(before)
                 if self._generation() == before:
                     self._graph = graph
                     return
@@ -202,50 +184,68 @@ class SnapshotStore:
         table: pa.Table = self.store.read_table(cypher)
         return table
 
-    def _read(self, generation: str | None) -> _Graph:
+    def _read(self) -> tuple[dict[str, pa.Table], dict[str, Any]]:
+        """The graph's tables and stats, read from the wrapped store (a few bulk queries)."""
         stats = self.store.stats()
         if not any(stats["nodes"].values()):  # nothing loaded: the stores cannot be queried yet
-            return _Graph({}, {k: _Relations() for k in REL_TYPE}, [], {}, stats, generation)
-        pt = self._read_table(PRODUCTS_ALL)
-        cols = _columns(pt, PRODUCT_FIELDS)
-        products = {
-            row[0]: dict(zip(PRODUCT_FIELDS, row, strict=True))
-            for row in zip(*(cols[f] for f in PRODUCT_FIELDS), strict=True)
-        }
-        relations = {kind: _sorted_relations(self._read_table(q)) for kind, q in RELATIONS_ALL.items()}
-        scenes = pa_rows(self._read_table(SCENES_ALL), ("scene_id", "name", "source"))
-        by_id = {s["scene_id"]: s for s in scenes}
-        members: dict[str, list[dict[str, Any]]] = {s["scene_id"]: [] for s in scenes}
-        product_scenes: dict[str, list[dict[str, Any]]] = {}
-        roles: dict[str, dict[str, str | None]] = {s["scene_id"]: {} for s in scenes}
-        for m in pa_rows(self._read_table(SCENE_MEMBERS_ALL), ("product_id", "scene_id", "role", "weight")):
-            pid, sid = m["product_id"], m["scene_id"]
-            p = products.get(pid)
-            if p is None or sid not in members:
-                raise StoreError(f"scene member {pid!r} of {sid!r} is not in the graph")
-            members[sid].append({**p, "role": m["role"], "weight": m["weight"]})
-            product_scenes.setdefault(pid, []).append(
-                {**by_id[sid], "role": m["role"], "weight": m["weight"]}
-            )
-            roles[sid][pid] = m["role"]
-        keys: dict[str, list[dict[str, Any]]] = {}
-        for sc in scenes:
-            for name in {sc["scene_id"].lower(), (sc["name"] or "").lower()} - {""}:
-                keys.setdefault(name, []).append(sc)
-        return _Graph(
-            products,
-            relations,
-            scenes,
-            members,
-            stats,
-            generation,
-            product_scenes,
-            roles,
-            _scene_list(scenes, members),
-            keys,
-        )
+            return build_tables(lambda _: pa.table({}), QUERIES), stats
+        return build_tables(self._read_table, QUERIES), stats
 
-    def _current(self) -> _Graph:
+    def _in_memory(self, generation: str | None) -> Graph:
+        return graph_of(*self._read(), generation, None)
+
+    def _generation_dir(self, generation: str | None) -> Path | None:
+        """Where the files of ``generation`` go: the embedded store's generation directory."""
+        path = getattr(self.store, "path", None)
+        if self.files is False or generation is None or not isinstance(path, Path):
+            return None
+        gen_dir = path / generation
+        return gen_dir if gen_dir.is_dir() else None
+
+    def _load(self, generation: str | None) -> Graph:
+        gen_dir = self._generation_dir(generation)
+        if gen_dir is None or generation is None:
+            return self._in_memory(generation)
+        path = snapshot_dir(gen_dir, generation)
+        if not path.is_dir():
+            with contextlib.ExitStack() as stack:
+                try:
+                    stack.enter_context(file_lock(gen_dir / LOCK_FILE))
+                except OSError as exc:  # the generation was just removed, or a read-only home
+                    log.info("no snapshot files for %s (%s); reading it into memory", generation, exc)
+                    return self._in_memory(generation)
+                if not path.is_dir():  # nobody wrote them while this process waited: write them
+                    tables, stats = self._read()
+                    if self._generation() != generation:  # not one generation: refresh reads again
+                        return graph_of(tables, stats, generation, None)
+                    try:
+                        if json.loads(json.dumps(stats)) != stats:
+                            raise OSError("the store's stats do not survive JSON")
+                        write_files(gen_dir, generation, tables, stats)
+                    except OSError as exc:
+                        log.warning(
+                            "cannot write the snapshot files of %s (%s); serving from memory", generation, exc
+                        )
+                        return graph_of(tables, stats, generation, None)
+                    self._release_store()
+                    del tables
+                    pa.default_memory_pool().release_unused()  # what reading took goes back to the OS
+        try:
+            tables, stats = open_files(path, generation)
+        except (OSError, ValueError, pa.ArrowException, StoreError) as exc:
+            log.warning("cannot open the snapshot files %s (%s); reading the store into memory", path, exc)
+            return self._in_memory(generation)
+        return graph_of(tables, stats, generation, path)
+
+    def _release_store(self) -> None:
+        """After writing the files: close the embedded store's database (it reopens on demand,
+        e.g. for a Cypher query); the snapshot answers from the files alone."""
+        from tiein.graph.ladybug_store import EmbeddedStore
+
+        if isinstance(self.store, EmbeddedStore):
+            self.store.close()
+
+    def _current(self) -> Graph:
         graph = self._graph
         if self.background and graph is not None:
             # while a reload is in flight the store is not asked at all: its lock is busy with the
@@ -301,31 +301,29 @@ class SnapshotStore:
             self.refresh()
 
     def product(self, product_id: str) -> dict[str, Any]:
-        p = self._current().products.get(product_id)
-        if p is None:
+        graph = self._current()
+        row = graph.ids.get(product_id)
+        if row is None:
             raise ProductNotFound(product_id)
-        return dict(p)
+        return graph.product(row)
 
     def related(self, product_id: str, kind: str, k: int = 10) -> list[dict[str, Any]]:
         check_kind(kind)
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise ConfigError(f"k must be a positive integer, got {k!r}")
-        graph = self._current()
-        if product_id not in graph.products:
+        return self._related(self._current(), product_id, kind, k)
+
+    @staticmethod
+    def _related(graph: Graph, product_id: str, kind: str, k: int) -> list[dict[str, Any]]:
+        src = graph.ids.get(product_id)
+        if src is None:
             raise ProductNotFound(product_id)
-        rel = graph.relations[kind]
-        span = rel.spans.get(product_id)
-        if span is None:
-            return []
-        start, end = span
+        start, end = graph.span(kind, src)
+        dst, related_row = graph.dst[kind], graph.related_row[kind]
         out = []
         for i in range(start, min(end, start + k)):
-            dst = rel.dst[i]
-            row = dict(graph.products[dst])
-            row["kind"] = kind
-            for f in REL_PROPS:
-                row[f] = rel.props[f][i]
-            row["evidence"] = parse_evidence(row["evidence"], product_id, dst, kind)
+            row = related_row(i, dst[i])
+            row["evidence"] = parse_evidence(row["evidence"], product_id, row["product_id"], kind)
             out.append(row)
         return out
 
@@ -337,7 +335,7 @@ class SnapshotStore:
     def scenes(self) -> list[dict[str, Any]]:
         return [{**s, "roles": list(s["roles"])} for s in self._current().scene_list]
 
-    def _pick_scene(self, graph: _Graph, name_or_id: str) -> dict[str, Any]:
+    def _pick_scene(self, graph: Graph, name_or_id: str) -> dict[str, Any]:
         """As the stores' SCENE_LOOKUP: scenes whose id is ``name_or_id`` or whose id or name
         equals it lower-cased (an exact id always equals it lower-cased too)."""
         key = str(name_or_id)
@@ -347,7 +345,7 @@ class SnapshotStore:
     def scene(self, name_or_id: str) -> dict[str, Any]:
         graph = self._current()
         scene = self._pick_scene(graph, name_or_id)
-        return scene_detail(scene, [dict(m) for m in graph.members[scene["scene_id"]]])
+        return scene_detail(scene, graph.member_rows(scene["scene_id"]))
 
     def scene_summary(self, name_or_id: str) -> dict[str, Any]:
         graph = self._current()
@@ -357,7 +355,7 @@ class SnapshotStore:
 
     def product_scenes(self, product_id: str) -> list[dict[str, Any]]:
         graph = self._current()
-        if product_id not in graph.products:
+        if product_id not in graph.ids:
             raise ProductNotFound(product_id)
         return product_scene_list([dict(r) for r in graph.product_scenes.get(product_id, [])])
 
@@ -367,24 +365,24 @@ class SnapshotStore:
         roles = graph.roles.get(str(scene_id), {})
         return {pid: roles[pid] for pid in sorted(ids) if pid in roles}
 
-    def _all_substitutes(self, graph: _Graph, product_id: str) -> list[dict[str, Any]]:
-        rel = graph.relations["substitute"]
-        start, end = rel.spans.get(product_id, (0, 0))
-        return [{"a": product_id, "b": b} for b in rel.dst[start:end]]
+    def _all_substitutes(self, graph: Graph, product_id: str) -> list[dict[str, Any]]:
+        start, end = graph.span("substitute", graph.ids[product_id])
+        pids = graph.product_ids
+        return [{"a": product_id, "b": pids[j]} for j in graph.dst["substitute"][start:end].tolist()]
 
     def bundle_candidates(self, product_id: str, k: int = 50) -> dict[str, Any]:
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise ConfigError(f"k must be a positive integer, got {k!r}")
         graph = self._current()
-        product = graph.products.get(product_id)
-        if product is None:
+        row = graph.ids.get(product_id)
+        if row is None:
             raise ProductNotFound(product_id)
-        complements = self.related(product_id, "complement", k)
+        complements = self._related(graph, product_id, "complement", k)  # one generation
         pairs = self._all_substitutes(graph, product_id)
         for r in complements:
             pairs += self._all_substitutes(graph, r["product_id"])
         scenes = [dict(r) for r in graph.product_scenes.get(product_id, [])]
-        return candidates_answer(dict(product), scenes, complements, pairs, k)
+        return candidates_answer(graph.product(row), scenes, complements, pairs, k)
 
     def query(self, cypher: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         """Delegated to the wrapped store (read-only there): analysts' Cypher needs the engine."""
@@ -415,7 +413,7 @@ class SnapshotStore:
 
     def product_ids(self) -> list[str]:
         """Every product id of the snapshot, sorted (the export's anchor order)."""
-        return sorted(self._current().products)
+        return list(self._current().product_ids)
 
     def close(self) -> None:
         self.store.close()
@@ -425,28 +423,3 @@ class SnapshotStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _scene_list(
-    scenes: list[dict[str, Any]], members: dict[str, list[dict[str, Any]]]
-) -> list[dict[str, Any]]:
-    """``scenes()``'s answer: the rows a store's SCENES statement gives (one per scene and role:
-    smallest weight, member count; a scene without members once, with 0), folded by
-    tiein.graph.base.scene_list."""
-    rows: list[dict[str, Any]] = []
-    for s in scenes:
-        by_role: dict[str | None, list[float | None]] = {}
-        for m in members[s["scene_id"]]:
-            by_role.setdefault(m["role"], []).append(m["weight"])
-        if not by_role:
-            rows.append({**s, "role": None, "weight": None, "members": 0})
-        for role, weights in by_role.items():
-            known = [w for w in weights if w is not None]
-            rows.append({**s, "role": role, "weight": min(known) if known else None, "members": len(weights)})
-    return scene_list(rows)
-
-
-def pa_rows(table: pa.Table, names: tuple[str, ...]) -> list[dict[str, Any]]:
-    """``table``'s rows as dicts of ``names`` (none for an empty table without columns)."""
-    cols = _columns(table, names)
-    return [dict(zip(names, row, strict=True)) for row in zip(*(cols[n] for n in names), strict=True)]
