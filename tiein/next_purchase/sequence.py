@@ -326,12 +326,8 @@ def sequence_stats(
     c_lo = np.searchsorted(cf, base, side="left")
     at = np.searchsorted(cf, base | st, side="right")
     c_hi = np.searchsorted(cf, base | (st + window_s), side="right")
-    new = np.zeros(n_weeks * n_items, np.int64)
-    held_before = np.zeros(n_weeks * n_items, np.int64)
-    for dst, (x, y) in ((new, (at, c_hi)), (held_before, (c_lo, at))):
-        for a, b in _chunks(y - x):
-            rows, j = _ranges(x[a:b], y[a:b])
-            dst += np.bincount(sw[rows + a] * n_items + fp[j], minlength=n_weeks * n_items)
+    new = _slot_counts(at, c_hi, sw, fp, n_weeks, n_items)
+    held_before = _slot_counts(c_lo, at, sw, fp, n_weeks, n_items)
     new_m = new.reshape(n_weeks, n_items).astype(np.float64)
     risk = n_slots[:, None] - held_before.reshape(n_weeks, n_items)
     return SequenceStats(
@@ -361,6 +357,18 @@ def sequence_stats(
     )
 
 
+def _slot_counts(
+    x: np.ndarray, y: np.ndarray, sw: np.ndarray, fp: np.ndarray, n_weeks: int, n_items: int
+) -> np.ndarray:
+    """Flat ``[week * n_items + product]`` counts: slot i (week ``sw[i]``) counts the first
+    purchases ``fp[x[i]:y[i]]``."""
+    out = np.zeros(n_weeks * n_items, np.int64)
+    for a, b in _chunks(y - x):
+        rows, j = _ranges(x[a:b], y[a:b])
+        out += np.bincount(sw[rows + a] * n_items + fp[j], minlength=n_weeks * n_items)
+    return out
+
+
 def _same_order(
     cf: np.ndarray, fp: np.ndarray, sc: np.ndarray, sw: np.ndarray, st: np.ndarray, n_weeks: int, n_items: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -370,12 +378,8 @@ def _same_order(
     c_lo = np.searchsorted(cf, base, side="left")
     at_lo = np.searchsorted(cf, base | st, side="left")
     at_hi = np.searchsorted(cf, base | st, side="right")
-    same = np.zeros(n_weeks * n_items, np.int64)
-    before = np.zeros(n_weeks * n_items, np.int64)
-    for dst, (x, y) in ((same, (at_lo, at_hi)), (before, (c_lo, at_lo))):
-        for a, b in _chunks(y - x):
-            rows, j = _ranges(x[a:b], y[a:b])
-            dst += np.bincount(sw[rows + a] * n_items + fp[j], minlength=n_weeks * n_items)
+    same = _slot_counts(at_lo, at_hi, sw, fp, n_weeks, n_items)
+    before = _slot_counts(c_lo, at_lo, sw, fp, n_weeks, n_items)
     n_slots = np.bincount(sw, minlength=n_weeks).astype(np.float64)
     return same.reshape(n_weeks, n_items).astype(np.float64), n_slots[:, None] - before.reshape(
         n_weeks, n_items
