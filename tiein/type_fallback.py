@@ -3,12 +3,13 @@
 A product with few orders gets no complement of its own (too few baskets to trust a pair), but
 its *type* has many: tops go with trousers even when this exact top sold twice. Baskets are
 lifted to product types (:mod:`tiein.product_type`: the leaf category, else the type learnt from
-the title); for a type T, the complement types U are those bought with T most often (shrunk
-confidence n_TU / (n_T + 5), at least ``min_pairs`` baskets, lift ≥ 0.8 so staples count as for
-item candidates). The anchor is offered each complement type's best sellers (in stock, at most
-``per_type`` each), ranked by the probability estimate P(U | T) · share of the product among
-U's baskets, which is also the score. Relations carry ``"level": "type"`` in their
-evidence, with both types and the type-pair counts, so an app and a seller can tell them apart.
+the title); for a type T, the add-ons are the in-stock products of other types most often in
+T's baskets: P(j | T) shrunk as n_Tj / (n_T + 5), at least ``min_pairs`` baskets, lift ≥ 0.8 so
+staples count as for item candidates. That estimate is also the score: what a basket holding
+the anchor's type tends to hold (an earlier version offered each complement type's three best
+sellers, which hit held-out baskets less often than plain best sellers on Instacart). Relations
+carry ``"level": "type"`` in their evidence, with both types, the type-pair counts and the
+orders holding the anchor's type and the add-on, so an app and a seller can tell them apart.
 """
 
 from __future__ import annotations
@@ -26,12 +27,12 @@ from tiein.product_type import types_of
 
 @dataclass(frozen=True)
 class TypeFallbackConfig:
-    """min_pairs: baskets a type pair needs; types_per_anchor: complement types offered;
-    per_type: products per complement type; keep: relations per anchor."""
+    """min_pairs: baskets an anchor type and an add-on need together; pool: add-ons ranked per
+    anchor type (a few more than ``keep``, as the anchor itself and pairs typed otherwise are
+    left out); keep: relations per anchor."""
 
     min_pairs: int = 3
-    types_per_anchor: int = 5
-    per_type: int = 3
+    pool: int = 30
     keep: int = 10
 
     def to_dict(self) -> dict[str, Any]:
@@ -67,28 +68,30 @@ scored AS (
            tp.n_tu * total.n / (ta.n_t * tb.n_t) AS lift
     FROM tp, total JOIN tn ta ON ta.ptype = tp.t JOIN tn tb ON tb.ptype = tp.u
 ),
-top_types AS (
-    SELECT *, n_tu / (n_t + 5.0) AS assoc FROM scored WHERE lift >= 0.8
-    QUALIFY row_number() OVER (PARTITION BY t ORDER BY n_tu / (n_t + 5.0) DESC, u) <= $types_per_anchor
+-- the items bought with each needed type: P(item | a basket holds that type), other types only
+ti AS MATERIALIZED (
+    SELECT a.ptype AS t, x.product_id AS j, pj.ptype AS u, count(DISTINCT a.order_id) AS n_tj
+    FROM an a JOIN o x ON x.order_id = a.order_id
+    JOIN pt pj ON pj.product_id = x.product_id AND pj.ptype <> a.ptype
+    WHERE pj.stock IS NULL OR pj.stock > 0
+    GROUP BY ALL HAVING count(DISTINCT a.order_id) >= $min_pairs
 ),
-sellers AS (
-    SELECT pt.ptype, pt.product_id, s.n_p FROM pt JOIN sales s USING (product_id)
-    WHERE pt.stock IS NULL OR pt.stock > 0
-    QUALIFY row_number() OVER (PARTITION BY pt.ptype ORDER BY s.n_p DESC, pt.product_id) <= $per_type
+items AS (
+    SELECT ti.t, ti.j, ti.u, ti.n_tj, tn.n_t, sc.n_tu, sc.n_u, sc.lift, s.n_p,
+           ti.n_tj / (tn.n_t + 5.0) AS p
+    FROM ti JOIN tn ON tn.ptype = ti.t JOIN sales s ON s.product_id = ti.j
+    JOIN scored sc ON sc.t = ti.t AND sc.u = ti.u
+    WHERE ti.n_tj * (SELECT n FROM total) >= 0.8 * tn.n_t * s.n_p
+    QUALIFY row_number() OVER (PARTITION BY ti.t ORDER BY ti.n_tj / (tn.n_t + 5.0) DESC, ti.j) <= $pool
 )
-SELECT a.product_id AS src, s.product_id AS dst, a.ptype AS src_type, s.ptype AS dst_type,
-       t.n_tu, t.n_t, t.lift, s.n_p, t.n_u,
-       least(t.n_tu / t.n_t, 1.0) * least(s.n_p / t.n_u, 1.0) AS score
+SELECT a.product_id AS src, i.j AS dst, a.ptype AS src_type, i.u AS dst_type,
+       i.n_tu, i.n_t, i.lift, i.n_p, i.n_u, i.n_tj, i.p AS score
 FROM anchors a
-JOIN top_types t ON t.t = a.ptype
-JOIN sellers s ON s.ptype = t.u
-WHERE s.product_id <> a.product_id
+JOIN items i ON i.t = a.ptype
+WHERE i.j <> a.product_id
   -- one relation type per direction: not an anchor's substitute, upsell or series as well
-  AND NOT EXISTS (SELECT 1 FROM taken k WHERE k.src = a.product_id AND k.dst = s.product_id)
-QUALIFY row_number() OVER (
-    PARTITION BY a.product_id
-    ORDER BY least(t.n_tu / t.n_t, 1.0) * least(s.n_p / t.n_u, 1.0) DESC, s.product_id
-) <= $keep
+  AND NOT EXISTS (SELECT 1 FROM taken k WHERE k.src = a.product_id AND k.dst = i.j)
+QUALIFY row_number() OVER (PARTITION BY a.product_id ORDER BY i.p DESC, i.j) <= $keep
 ORDER BY src, score DESC, dst
 """
 
@@ -106,6 +109,7 @@ SELECT src, dst, 'complement' AS kind, round(score, 6) AS score, 0::BIGINT AS n_
            'orders_with_anchor_type': n_t,
            'orders_with_addon_type': n_u,
            'type_lift': round(lift, 3),
+           'orders_with_anchor_type_and_addon': n_tj,
            'orders_with_addon': n_p,
            'cart_weight': round(score, 6)
        })::VARCHAR AS evidence
@@ -143,8 +147,7 @@ def type_complements(
         params = {
             "max_basket": max_basket,
             "min_pairs": cfg.min_pairs,
-            "types_per_anchor": cfg.types_per_anchor,
-            "per_type": cfg.per_type,
+            "pool": cfg.pool,
             "keep": cfg.keep,
         }
         fb = con.sql(_SQL, params=params).to_arrow_table()
