@@ -3,19 +3,26 @@ the next command works and no folder is left behind; a build that kept nothing n
 good graph; `tiein rollback` returns to the previous build and back.
 
 Kills are real: the command runs in a subprocess with ``TIEIN_FAULT=<point>`` (tiein/faults.py),
-which ends it with ``os._exit`` at that step — no ``finally``, no cleanup, like ``kill -9``.
+which ends it with ``os._exit`` at that step — no ``finally``, no cleanup, like ``kill -9``;
+every command that changes the home (build, update, rollback) runs as a subprocess too. The
+read-only checks (``tiein stats``, which runs recovery like every command that opens the home, and
+``tiein related``) run in-process through ``tiein.cli.main``, the console script's entry point:
+the same code and error boundary without an interpreter start-up per check.
 The camping shop (tests/fixtures/camping) is built with embeddings once; the other builds take
 every vector from the embedding cache, so each run costs about the import time.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import json
 import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -44,6 +51,48 @@ def run(
     return proc
 
 
+@contextlib.contextmanager
+def _cli_env(home: Path) -> Iterator[None]:
+    """The subprocess environment of :func:`run` (no fault), set for an in-process command."""
+    names = ("TIEIN_HOME", "HF_HUB_OFFLINE", "TIEIN_STORE", "TIEIN_FAULT")
+    old = {k: os.environ.get(k) for k in names}
+    os.environ.pop("TIEIN_STORE", None)
+    os.environ.pop("TIEIN_FAULT", None)
+    os.environ.update(TIEIN_HOME=str(home), HF_HUB_OFFLINE="1")
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def read(*args: str, home: Path) -> str:
+    """A read-only command (``stats``, ``related``) run in-process through the console entry
+    point ``tiein.cli.main``: fails like :func:`run` on an exit status other than 0 or on an
+    exception escaping ``main`` (a traceback a user would see); returns its stdout."""
+    from tiein.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    argv = sys.argv
+    sys.argv = ["tiein", *args]
+    try:
+        with _cli_env(home), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                main()
+                code = 0
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else 1
+    finally:
+        sys.argv = argv
+    if code != 0:
+        raise AssertionError(f"tiein {' '.join(args)} failed ({code}):\n{out.getvalue()}\n{err.getvalue()}")
+    assert "Traceback" not in err.getvalue()
+    return out.getvalue()
+
+
 def build_args(orders: Path, *extra: str) -> list[str]:
     return ["build", "--catalog", str(CAMPING / "catalog.csv"), "--orders", str(orders), "--quiet", *extra]
 
@@ -61,12 +110,12 @@ def half_orders(tmp: Path) -> Path:
 
 
 def stats(home: Path) -> dict:
-    return json.loads(run("stats", "--json", home=home).stdout)
+    return json.loads(read("stats", "--json", home=home))
 
 
 def answers(home: Path) -> list:
     """What the graph answers: the complements of the tent (ids, in order)."""
-    out = json.loads(run("related", "tent", "--kind", "complement", "--json", home=home).stdout)
+    out = json.loads(read("related", "tent", "--kind", "complement", "--json", home=home))
     rows = out["related"] if isinstance(out, dict) else out
     return [r["product_id"] for r in rows]
 

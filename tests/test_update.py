@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import random
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -90,6 +91,22 @@ def assert_same_graph(updated: Path, full: Path) -> None:
     assert store_answers(updated) == store_answers(full)
 
 
+@pytest.fixture(scope="module")
+def camping_built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The whole camping shop built once per module with :func:`_opts` (never changed: tests take
+    a copy with :func:`camping_home`)."""
+    home = tmp_path_factory.mktemp("camping-built") / "home"
+    build(_opts(home, catalog=CAMPING / "catalog.csv", orders=CAMPING / "orders.csv"))
+    return home
+
+
+def camping_home(camping_built: Path, home: Path) -> Path:
+    """A fresh home holding the whole camping shop, as ``build(_opts(home, catalog=CAMPING /
+    "catalog.csv", orders=CAMPING / "orders.csv"))`` leaves it: a copy of the module's one build."""
+    shutil.copytree(camping_built, home)
+    return home
+
+
 @pytest.fixture()
 def camping_split(tmp_path: Path) -> dict[str, Path]:
     """The camping shop cut in two: the first catalog rows with the orders of only those products
@@ -108,7 +125,9 @@ def camping_split(tmp_path: Path) -> dict[str, Path]:
     }
 
 
-def test_update_equals_full_build_on_the_camping_shop(tmp_path: Path, camping_split: dict[str, Path]) -> None:
+def test_update_equals_full_build_on_the_camping_shop(
+    tmp_path: Path, camping_split: dict[str, Path], camping_built: Path
+) -> None:
     s = camping_split
     build(_opts(tmp_path / "inc", catalog=s["catalog1"], orders=s["orders1"]))
     before = graph_of(tmp_path / "inc")
@@ -119,7 +138,7 @@ def test_update_equals_full_build_on_the_camping_shop(tmp_path: Path, camping_sp
     assert summary.counts["products_added"] == 4
     assert summary.counts["order_lines_added"] > 100
     assert "pair statistics (merged)" in summary.recomputed
-    build(_opts(tmp_path / "full", catalog=CAMPING / "catalog.csv", orders=CAMPING / "orders.csv"))
+    camping_home(camping_built, tmp_path / "full")
     assert_same_graph(tmp_path / "inc", tmp_path / "full")
     assert graph_of(tmp_path / "inc")["relations"] != before["relations"]  # the update did change it
     # more baskets change every pair edge's support and lift: a bulk replace, not an upsert of all
@@ -228,9 +247,9 @@ def test_stock_update_drops_the_chair_from_the_bundle_at_once(tmp_path: Path) ->
     assert graph_of(home)["relations"] == rel_before
 
 
-def test_price_change_reclassifies_like_a_full_build(tmp_path: Path) -> None:
+def test_price_change_reclassifies_like_a_full_build(tmp_path: Path, camping_built: Path) -> None:
     cat_h, cat = _rows(CAMPING / "catalog.csv")
-    build(_opts(tmp_path / "inc", catalog=CAMPING / "catalog.csv", orders=CAMPING / "orders.csv"))
+    camping_home(camping_built, tmp_path / "inc")
     price = _write(tmp_path / "price.csv", ["product_id", "price"], [{"product_id": "chair", "price": 399}])
     summary = update(UpdateOptions(catalog=price, home=tmp_path / "inc"))
     assert summary.path == "reclassify"
@@ -245,9 +264,8 @@ def test_price_change_reclassifies_like_a_full_build(tmp_path: Path) -> None:
     assert tent_chair and all(r["price_ratio"] == round(399 / 299, 6) for r in tent_chair)
 
 
-def test_bad_update_leaves_graph_and_state_untouched(tmp_path: Path) -> None:
-    home = tmp_path / "home"
-    build(_opts(home, catalog=CAMPING / "catalog.csv", orders=CAMPING / "orders.csv"))
+def test_bad_update_leaves_graph_and_state_untouched(tmp_path: Path, camping_built: Path) -> None:
+    home = camping_home(camping_built, tmp_path / "home")
     state = {p.name: p.read_bytes() for p in (inputs_dir(home)).rglob("*") if p.is_file()}
     answers = store_answers(home)
     bad = _write(
@@ -276,10 +294,9 @@ def test_bad_update_leaves_graph_and_state_untouched(tmp_path: Path) -> None:
         update(UpdateOptions(orders=bad, home=tmp_path / "empty"))
 
 
-def test_update_refuses_a_state_that_is_not_the_graph(tmp_path: Path) -> None:
+def test_update_refuses_a_state_that_is_not_the_graph(tmp_path: Path, camping_built: Path) -> None:
     """A build into another store leaves HOME/inputs describing that graph: refuse, change nothing."""
-    home = tmp_path / "home"
-    build(_opts(home, catalog=CAMPING / "catalog.csv", orders=CAMPING / "orders.csv"))
+    home = camping_home(camping_built, tmp_path / "home")
     build(
         _opts(
             home,
@@ -330,7 +347,13 @@ def test_cached_titles_do_not_load_the_model(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_online_retail_slice_update_equals_full_build(tmp_path: Path) -> None:
     """Real data: Online Retail normalised lines, built on all but the last 1 % (by time), then
-    updated with that 1 %; the graph equals a full build on all of it."""
+    updated with that 1 %; the graph equals a full build on all of it.
+
+    The two builds are independent, so the full one runs in a child process (the same
+    ``build(BuildOptions(...))`` call) while this one builds and updates the other home."""
+    import subprocess
+    import textwrap
+
     from tiein import loaders
 
     loaded = loaders.load_dataset("online_retail")
@@ -343,21 +366,38 @@ def test_online_retail_slice_update_equals_full_build(tmp_path: Path) -> None:
     pq.write_table(orders.filter(pc.invert(early)), tmp_path / "o2.parquet")
     pq.write_table(orders, tmp_path / "all.parquet")
     kw = {"threads": 2, "embeddings": False}
-    build(
-        BuildOptions(
-            catalog=tmp_path / "catalog.parquet", orders=tmp_path / "o1.parquet", home=tmp_path / "inc", **kw
+    full_build = textwrap.dedent(f"""
+        from pathlib import Path
+        from tiein.pipeline import BuildOptions, build
+        build(
+            BuildOptions(
+                catalog=Path({str(tmp_path / "catalog.parquet")!r}),
+                orders=Path({str(tmp_path / "all.parquet")!r}),
+                home=Path({str(tmp_path / "full")!r}),
+                **{kw!r},
+            )
         )
-    )
-    summary = update(UpdateOptions(orders=tmp_path / "o2.parquet", home=tmp_path / "inc", threads=2))
+    """)
+    log = tmp_path / "full-build.log"  # a file, not a pipe: a full pipe would stall the child
+    with open(log, "wb") as out:
+        full = subprocess.Popen([sys.executable, "-c", full_build], stdout=out, stderr=subprocess.STDOUT)
+    try:
+        build(
+            BuildOptions(
+                catalog=tmp_path / "catalog.parquet",
+                orders=tmp_path / "o1.parquet",
+                home=tmp_path / "inc",
+                **kw,
+            )
+        )
+        summary = update(UpdateOptions(orders=tmp_path / "o2.parquet", home=tmp_path / "inc", threads=2))
+    except BaseException:
+        full.kill()
+        raise
+    finally:
+        full.wait(timeout=1200)
+    assert full.returncode == 0, log.read_text(encoding="utf-8", errors="replace")[-5000:]
     assert summary.counts["order_lines_added"] == orders.num_rows - pc.sum(early).as_py()
-    build(
-        BuildOptions(
-            catalog=tmp_path / "catalog.parquet",
-            orders=tmp_path / "all.parquet",
-            home=tmp_path / "full",
-            **kw,
-        )
-    )
     a, b = graph_of(tmp_path / "inc"), graph_of(tmp_path / "full")
     for part in GRAPH_PARTS:
         assert a[part] == b[part], part
