@@ -98,41 +98,57 @@ def round_significant(x: ArrayLike, digits: int = 6) -> np.ndarray:
 
 class _CartCases:
     """Held-out carts against candidate edges: the hit rate at 10 of any edge weighting
-    (:meth:`hit_rate`), the edge expansion done once."""
+    (:meth:`hit_rate`). The edge expansion is done once, in chunks of ``chunk`` carts whose
+    columns are only the items those carts can reach (plus their own and hidden items), so an
+    evaluation costs the edges, not carts × catalog."""
 
     def __init__(
-        self, src: np.ndarray, dst: np.ndarray, carts: list[np.ndarray], hidden: np.ndarray, n_items: int
+        self,
+        src: np.ndarray,
+        dst: np.ndarray,
+        carts: list[np.ndarray],
+        hidden: np.ndarray,
+        n_items: int,
+        chunk: int = 256,
     ) -> None:
         order = np.argsort(src, kind="stable")
-        self.order, self.n_items = order, n_items
-        src_s, self.dst = src[order], dst[order]
+        src_s, dst_s = src[order], dst[order]
         indptr = np.searchsorted(src_s, np.arange(n_items + 1))
-        items = np.concatenate(carts)
+        items = np.concatenate(carts) if carts else np.zeros(0, dtype=np.int64)
         cart_of = np.repeat(np.arange(len(carts)), [c.size for c in carts])
         starts, ends = indptr[items], indptr[items + 1]
         counts = ends - starts
-        self.edge = np.repeat(starts - np.r_[0, np.cumsum(counts)[:-1]], counts) + np.arange(counts.sum())
-        self.row = np.repeat(cart_of, counts)
-        self.items, self.cart_of, self.hidden, self.n = items, cart_of, hidden, len(carts)
-
-    def hit_rate(self, weight: np.ndarray, chunk: int = 256) -> float:
-        """Share of carts whose hidden item is in the top 10 of the summed ``weight`` (one per
-        edge, in the order given to the constructor), cart items excluded; ties by position."""
-        w = np.asarray(weight, dtype=np.float64)[self.order][self.edge]
-        d = self.dst[self.edge]
-        n_items, hits = self.n_items, 0
+        edge = np.repeat(starts - np.r_[0, np.cumsum(counts)[:-1]], counts) + np.arange(counts.sum())
+        row = np.repeat(cart_of, counts)
+        self.pick = order[edge]  # weight[self.pick] = each expanded edge's weight
+        self.n = len(carts)
+        # per chunk: (expanded edges, flat cell of each, excluded cells, hidden column, rows, width)
+        self.chunks: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, int]] = []
         for a in range(0, self.n, chunk):
             b = min(a + chunk, self.n)
-            sel = (self.row >= a) & (self.row < b)
-            flat = (self.row[sel] - a) * n_items + d[sel]
-            S = np.bincount(flat, weights=w[sel], minlength=(b - a) * n_items).reshape(b - a, n_items)
-            mine = (self.cart_of >= a) & (self.cart_of < b)
-            S[self.cart_of[mine] - a, self.items[mine]] = -1.0
-            h = self.hidden[a:b]
-            target = S[np.arange(h.size), h]
+            sel = np.flatnonzero((row >= a) & (row < b))
+            mine = (cart_of >= a) & (cart_of < b)
+            h = hidden[a:b]
+            # sorted unique columns keep the items' order, so ties still go by position
+            cols = np.unique(np.r_[dst_s[edge[sel]], items[mine], h])
+            width = cols.size
+            flat = (row[sel] - a) * width + np.searchsorted(cols, dst_s[edge[sel]])
+            excluded = (cart_of[mine] - a) * width + np.searchsorted(cols, items[mine])
+            self.chunks.append((sel, flat, excluded, np.searchsorted(cols, h), b - a, width))
+
+    def hit_rate(self, weight: np.ndarray) -> float:
+        """Share of carts whose hidden item is in the top 10 of the summed ``weight`` (one per
+        edge, in the order given to the constructor), cart items excluded; ties by position."""
+        w = np.asarray(weight, dtype=np.float64)[self.pick]
+        hits = 0
+        for sel, flat, excluded, h, rows, width in self.chunks:
+            S = np.bincount(flat, weights=w[sel], minlength=rows * width)
+            S[excluded] = -1.0
+            S = S.reshape(rows, width)
+            target = S[np.arange(rows), h]
             # the hidden item is in the top 10 when fewer than 10 items beat it (ties by position)
             better = (S > target[:, None]).sum(axis=1) + (
-                (S == target[:, None]) & (np.arange(n_items)[None, :] < h[:, None])
+                (S == target[:, None]) & (np.arange(width)[None, :] < h[:, None])
             ).sum(axis=1)
             hits += int(((target > 0) & (better < 10)).sum())
         return hits / self.n if self.n else 0.0
