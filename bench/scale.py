@@ -14,6 +14,11 @@ Sub-benchmarks (``--only NAME[,NAME]``; default: all):
   the build and RSS kept after it, single-query latency with 1 FAISS thread (``search(q, 20)``,
   wall p50/p99 and the thread's CPU p50/p99: on a shared machine the wall p99 is mostly time
   spent waiting for a core), recall@20 against the exact answer, and the ratios flat / approx.
+- ``build``: ``tiein build`` of the synthetic shop of bench/synthetic.py (``--build-lines``, default
+  4M lines over 50k products; the catalog derived from the orders) or of a ready ``--dataset``, in
+  a new home under /tmp unless ``--home`` (a home with an embedding cache skips the model): the
+  build's own seconds per step and the peak RSS while each step ran (sampled every 10 ms), then
+  the process's VmHWM. Not in the default set (minutes): ``--only build``.
 
 Medians of 4 runs on 2 shared cores (2026-12-04, load average 5-11 from other work: the wall
 p99 is mostly time spent waiting for a core, 6.8-54 ms over the runs at 500k, so the CPU columns
@@ -39,6 +44,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -234,22 +240,96 @@ def _batched(index: ProductIndex, queries: np.ndarray) -> list[list[tuple[str, f
         index.query_threads = 1
 
 
+# ---------------------------------------------------------------- build
+def vm_kb(field: str) -> int:
+    """A ``/proc/self/status`` field in kB (VmRSS, VmHWM)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def bench_build(args: argparse.Namespace) -> None:
+    """``tiein build`` of a synthetic shop (``--build-lines`` order lines, 50k products; the catalog
+    derived from the orders) or of ``--dataset``: seconds and peak RSS of each step, sampled every
+    10 ms by a thread that charges the RSS to the step running (tiein.stages._Timer)."""
+    import tempfile
+
+    import pyarrow.parquet as pq
+
+    from tiein import stages
+    from tiein.pipeline import BuildOptions, build
+
+    current = ["start"]
+    peaks: dict[str, float] = {}
+    original_step = stages._Timer.step
+
+    def step(self: stages._Timer, name: str) -> Any:
+        current[0] = name
+        return original_step(self, name)
+
+    stages._Timer.step = step  # type: ignore[method-assign]
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(0.01):
+            mb = vm_kb("VmRSS") / 1e3
+            peaks[current[0]] = max(peaks.get(current[0], 0.0), mb)
+
+    work = Path(tempfile.mkdtemp(prefix="tiein_scale_"))
+    home = args.home or work / "home"
+    if args.dataset:
+        opts = BuildOptions(dataset=args.dataset, home=home, threads=args.threads)
+        label = args.dataset
+    else:
+        from synthetic import synthetic_orders
+
+        orders = work / "orders.parquet"
+        pq.write_table(synthetic_orders(args.build_lines), orders)
+        opts = BuildOptions(orders=orders, home=home, threads=args.threads)
+        label = f"synthetic {args.build_lines:,} lines"
+    print(f"# build {label} -> {home}", flush=True)
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    t0 = time.perf_counter()
+    summary = build(opts)
+    wall = time.perf_counter() - t0
+    stop.set()
+    thread.join()
+    total = summary.seconds.get("total", wall)
+    rows = [
+        [name, f"{s:.1f}", f"{100 * s / total:.0f} %", f"{peaks.get(name, 0.0):,.0f}"]
+        for name, s in summary.seconds.items()
+        if name != "total"
+    ]
+    rows.append(["total", f"{total:.1f}", "100 %", f"{vm_kb('VmHWM') / 1e3:,.0f} (VmHWM)"])
+    print(f"counts: {summary.counts}")
+    print(f"relations: {summary.relations}")
+    print_table(["step", "s", "share", "peak RSS MB"], rows)
+
+
 # ---------------------------------------------------------------- main
-BENCHES: dict[str, Callable[[argparse.Namespace], None]] = {"search": bench_search}
+BENCHES: dict[str, Callable[[argparse.Namespace], None]] = {"search": bench_search, "build": bench_build}
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="tiein at growing shop sizes")
-    ap.add_argument("--only", default=",".join(BENCHES), help=f"comma-separated of: {', '.join(BENCHES)}")
+    ap.add_argument("--only", default="search", help=f"comma-separated of: {', '.join(BENCHES)}")
     ap.add_argument("--sizes", default="50000,500000", help="search: product counts")
     ap.add_argument("--dim", type=int, default=512, help="search: vector dimension")
     ap.add_argument("--queries", type=int, default=500, help="search: held-out queries (recall, IVF latency)")
     ap.add_argument("--flat-queries", type=int, default=100, help="search: queries timed on the flat index")
+    ap.add_argument("--build-lines", type=int, default=4_000_000, help="build: synthetic order lines")
+    ap.add_argument("--dataset", default=None, help="build: a ready dataset instead of the synthetic shop")
+    ap.add_argument("--home", type=Path, default=None, help="build: home (default: a new temp folder)")
+    ap.add_argument("--threads", type=int, default=None, help="build: --threads")
     ap.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
     args = ap.parse_args(argv)
     args.sizes = [int(s) for s in args.sizes.split(",")]
     if args.quick:
         args.sizes, args.queries, args.flat_queries = [20_000], 100, 50
+        args.build_lines = min(args.build_lines, 200_000)
     chosen = [b.strip() for b in args.only.split(",") if b.strip()]
     unknown = [b for b in chosen if b not in BENCHES]
     if unknown:

@@ -160,6 +160,26 @@ def test_chunked_input_gives_the_same_table() -> None:
     assert mine_pairs(chunked, min_count=1).pairs.equals(mine_pairs(t.combine_chunks(), min_count=1).pairs)
 
 
+def test_kept_counts_equal_count_pairs() -> None:
+    """``keep_counts`` hands back what count_pairs gives (a build's state reuses them)."""
+    from tiein.mining import PairCounts, count_pairs
+
+    t = pa.concat_tables([random_orders(5), orders([("G", p) for p in "ABCDEFGHIJ"])])
+    for kw in ({}, {"customer_col": None, "ts_col": None}, {"after_window_days": None}):
+        got = mine_pairs(t, min_count=2, max_basket=8, keep_counts=True, **kw).counts
+        want = count_pairs(t, max_basket=8, **kw)
+        assert got.names.equals(want.names)
+        for k in PairCounts.ARRAYS:
+            np.testing.assert_array_equal(getattr(got, k), getattr(want, k), err_msg=k)
+            assert getattr(got, k).dtype == getattr(want, k).dtype, k
+        assert (got.n, got.returning_customers, got.baskets) == (
+            want.n,
+            want.returning_customers,
+            want.baskets,
+        )
+    assert mine_pairs(t).counts is None
+
+
 def test_string_order_of_pairs() -> None:
     # "10" < "9" as strings: the pair is stored as a="10", b="9"
     t = orders([("1", "9"), ("1", "10"), ("2", "9"), ("2", "10"), ("3", "9")])

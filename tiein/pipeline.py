@@ -171,6 +171,10 @@ def _build(opts: BuildOptions, progress: Progress | None) -> BuildSummary:
     with timer.step("roles"):
         products = with_product_types(with_sales_roles(products, loaded.orders, opts.roles))
 
+    # the numpy miner also hands back its unfiltered counts, which the state keeps (tiein/state.py):
+    # the lines are not counted a second time there
+    keep = {"keep_counts": True} if opts.mining == "numpy" else {}
+    counts_orders = counts_views = None
     with timer.step("mine"), _miner(opts) as mine_pairs:
         co_purchase = None
         timeline = None
@@ -182,8 +186,11 @@ def _build(opts: BuildOptions, progress: Progress | None) -> BuildSummary:
                 max_basket=opts.max_basket,
                 after_window_days=opts.after_window_days,
                 progress=_phase(progress, "mine"),
+                **keep,
             )
             co_purchase, mining_report, timeline = mined.pairs, mined.report, mined.timeline
+            counts_orders = getattr(mined, "counts", None)
+            del mined  # the counts are held once, and only until the state is written
         co_view = None
         if loaded.views.num_rows:
             mined_v = mine_pairs(
@@ -195,8 +202,11 @@ def _build(opts: BuildOptions, progress: Progress | None) -> BuildSummary:
                 max_basket=opts.max_basket,
                 after_window_days=None,
                 progress=_phase(progress, "co-view"),
+                **keep,
             )
             co_view = mined_v.pairs
+            counts_views = getattr(mined_v, "counts", None)
+            del mined_v
 
     ids: list[str] | None = None
     vectors = None
@@ -272,6 +282,8 @@ def _build(opts: BuildOptions, progress: Progress | None) -> BuildSummary:
                 data=data,
                 model=model_name,
                 neighbours=neighbours,
+                counts_orders=counts_orders,
+                counts_views=counts_views,
                 sets=loaded.sets,
                 segments=loaded.segments,
             )
@@ -280,6 +292,10 @@ def _build(opts: BuildOptions, progress: Progress | None) -> BuildSummary:
         except BaseException:
             stage.discard()
             raise
+    # what only the state needed: freed before the store load, the build's peak of memory
+    n_co_purchase = co_purchase.num_rows if co_purchase is not None else 0
+    n_co_view = co_view.num_rows if co_view is not None else 0
+    counts_orders = counts_views = index = vectors = neighbours = co_purchase = co_view = timeline = None
     fault("build.before_store")
     with timer.step("store"):  # the commit point: the store switches to the new graph
         store = open_store(store_url)
@@ -295,8 +311,8 @@ def _build(opts: BuildOptions, progress: Progress | None) -> BuildSummary:
         "products": products.num_rows,
         "order_lines": loaded.orders.num_rows,
         "baskets": int(mining_report.get("baskets", 0)),
-        "co_purchase_pairs": co_purchase.num_rows if co_purchase is not None else 0,
-        "co_view_pairs": co_view.num_rows if co_view is not None else 0,
+        "co_purchase_pairs": n_co_purchase,
+        "co_view_pairs": n_co_view,
         "listed_pairs": loaded.listed_pairs.num_rows,
         "candidates": report["candidates"],
     }

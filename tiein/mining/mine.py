@@ -43,6 +43,8 @@ class MinedPairs:
     pairs: pa.Table
     report: dict[str, Any] = field(default_factory=dict)
     timeline: pa.Table = field(default_factory=TIMELINE.empty_table)
+    # the unfiltered counts (tiein.mining.PairCounts) when asked for (``keep_counts``), else None
+    counts: Any = None
 
 
 def mine_pairs(
@@ -58,6 +60,7 @@ def mine_pairs(
     max_customer_items: int = MINING.max_customer_items,
     threads: int | None = None,
     progress: Progress | None = None,
+    keep_counts: bool = False,
 ) -> MinedPairs:
     """Count co-occurring and bought-after product pairs in ``baskets``.
 
@@ -77,6 +80,10 @@ def mine_pairs(
     after pairs), returning_customers (customers with an order within the window after an
     earlier one: the base of "next" lifts), pairs (rows kept), min_count, max_basket, after_window_days,
     max_customer_items, seconds ({step: seconds}).
+
+    ``keep_counts``: also return the unfiltered counts as ``counts`` (a
+    :class:`tiein.mining.PairCounts`, equal to what :func:`tiein.mining.count_pairs` gives for the
+    same lines and options), so a build need not count the lines a second time for its state.
 
     >>> t = pa.table({"order_id": ["1", "1", "2", "2", "3"], "product_id": ["x", "y", "x", "y", "x"]})
     >>> r = mine_pairs(t, customer_col=None, ts_col=None)
@@ -107,6 +114,7 @@ def mine_pairs(
             max_customer_items,
             pool,
             progress,
+            keep_counts,
         )
 
 
@@ -122,6 +130,7 @@ def _mine(
     max_customer_items: int,
     pool: _Pool,
     progress: Progress | None,
+    keep_counts: bool = False,
 ) -> MinedPairs:
     """:func:`mine_pairs` once the options are checked; ``pool`` runs the chunks."""
     report: dict[str, Any] = {
@@ -220,7 +229,29 @@ def _mine(
     timeline = _timeline_table(tl, names)
     tick("assemble")
     report["seconds"] = seconds
-    return MinedPairs(pairs=table, report=report, timeline=timeline)
+    counts = None
+    if keep_counts:  # what count_pairs returns for these lines (same kernels, same arrays)
+        from tiein.mining.counts import PairCounts
+
+        zeros = np.zeros(n_items, np.int64)
+        customers, returning, later = (
+            (np.asarray(v, np.int64) for v in tl) if tl is not None else (zeros, zeros, zeros)
+        )
+        counts = PairCounts(
+            names,
+            np.asarray(item_n, np.int64),
+            n,
+            co_keys.astype(np.uint64),
+            co_counts.astype(np.int64),
+            af_keys.astype(np.uint64),
+            af_counts.astype(np.int64),
+            customers,
+            returning,
+            later,
+            int(report.get("returning_customers", 0)),
+            n_baskets_in,
+        )
+    return MinedPairs(pairs=table, report=report, timeline=timeline, counts=counts)
 
 
 def _assemble(

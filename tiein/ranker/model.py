@@ -325,7 +325,7 @@ COUNT_COLUMNS = (
 def feature_dict(features: pa.Table) -> dict[str, np.ndarray]:
     """A candidate feature table as numpy columns with the types classification uses (counts as
     int64, ratios as float64, NaN kept)."""
-    f = {c: features.column(c).to_numpy(zero_copy_only=False) for c in features.column_names}
+    f = {c: _numpy(features.column(c)) for c in features.column_names}
     for c in (
         *COUNT_COLUMNS,
         "cat_rel",
@@ -333,8 +333,13 @@ def feature_dict(features: pa.Table) -> dict[str, np.ndarray]:
         "w_src",
         "w_dst",
     ):
-        if c in f:
-            f[c] = np.nan_to_num(f[c].astype(np.float64)).astype(np.int64)
+        if c in f:  # integers without nulls as they are (the float round trip gives the same values)
+            v = f[c]
+            f[c] = (
+                v.astype(np.int64)
+                if v.dtype.kind in "iub"
+                else np.nan_to_num(v.astype(np.float64)).astype(np.int64)
+            )
     for c in ("conf", "lift", "similarity", "price_ratio", "p_complement"):
         if c in f:
             f[c] = f[c].astype(np.float64)
@@ -343,3 +348,15 @@ def feature_dict(features: pa.Table) -> dict[str, np.ndarray]:
     if "same_type" in f:  # 1 same product type, 0 different, NaN a type unknown
         f["same_type"] = pc.cast(features.column("same_type"), pa.float64()).to_numpy(zero_copy_only=False)
     return f
+
+
+def _numpy(column: pa.ChunkedArray) -> np.ndarray:
+    """``column.to_numpy(zero_copy_only=False)``; a string column without nulls through its
+    dictionary, so that each distinct id is one Python string shared by its rows (the same values;
+    3.5M candidate rows over 50k products: ~200 MB less per column than a string object per row)."""
+    if column.null_count == 0 and len(column) and pa.types.is_string(column.type):
+        enc = pc.dictionary_encode(column.combine_chunks())
+        values = np.empty(len(enc.dictionary), dtype=object)
+        values[:] = enc.dictionary.to_pylist()
+        return cast(np.ndarray, values[enc.indices.to_numpy()])
+    return cast(np.ndarray, column.to_numpy(zero_copy_only=False))
