@@ -4,8 +4,9 @@ A product with few orders gets no complement of its own (too few baskets to trus
 its *type* has many: tops go with trousers even when this exact top sold twice. Baskets are
 lifted to product types (:mod:`tiein.product_type`: the leaf category, else the type learnt from
 the title); for a type T, the add-ons are the in-stock products of other types most often in
-T's baskets: P(j | T) shrunk as n_Tj / (n_T + 5), at least ``min_pairs`` baskets, lift ≥ 0.8 so
-staples count as for item candidates. That estimate is also the score: what a basket holding
+T's baskets: P(j | T) shrunk as n_Tj / (n_T + 5), at least ``min_pairs`` baskets, lift ≥ 0.8 of
+the item with T and of the two types (so staples count as for item candidates, and "these two
+kinds often go together" stays true). That estimate is also the score: what a basket holding
 the anchor's type tends to hold (an earlier version offered each complement type's three best
 sellers, which hit held-out baskets less often than plain best sellers on Instacart). Relations
 carry ``"level": "type"`` in their evidence, with both types, the type-pair counts and the
@@ -81,7 +82,7 @@ items AS (
            ti.n_tj / (tn.n_t + 5.0) AS p
     FROM ti JOIN tn ON tn.ptype = ti.t JOIN sales s ON s.product_id = ti.j
     JOIN scored sc ON sc.t = ti.t AND sc.u = ti.u
-    WHERE ti.n_tj * (SELECT n FROM total) >= 0.8 * tn.n_t * s.n_p
+    WHERE ti.n_tj * (SELECT n FROM total) >= 0.8 * tn.n_t * s.n_p AND sc.lift >= 0.8
     QUALIFY row_number() OVER (PARTITION BY ti.t ORDER BY ti.n_tj / (tn.n_t + 5.0) DESC, ti.j) <= $pool
 )
 SELECT a.product_id AS src, i.j AS dst, a.ptype AS src_type, i.u AS dst_type,
