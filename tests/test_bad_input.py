@@ -10,7 +10,6 @@ here, small and fast: the bombs are a few kilobytes that would inflate past the 
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import io
 import json
@@ -19,13 +18,11 @@ import subprocess
 import sys
 import time
 import zipfile
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
-from tiein.cli import main
+from cli_inprocess import Result, run_cli
 
 SHOP = Path(__file__).parent / "fixtures" / "shop"
 CATALOG = SHOP / "catalog.csv"
@@ -34,49 +31,7 @@ HEADER = "product_id,title,category,brand,price,stock\n"
 GOOD_ROWS = CATALOG.read_text(encoding="utf-8").split("\n", 1)[1]
 
 
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-    @property
-    def lines(self) -> list[str]:
-        return [ln for ln in self.err.splitlines() if ln.strip()]
-
-
-@contextlib.contextmanager
-def _env(**values: str) -> Iterator[None]:
-    old = {k: os.environ.get(k) for k in [*values, "TIEIN_STORE"]}
-    os.environ.pop("TIEIN_STORE", None)
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
-def tiein(*args: str, home: Path, **env: str) -> Result:
-    """Run ``tiein ARGS`` in-process through the console entry point; an exception that escapes
-    ``main`` (a traceback a user would see) fails the test."""
-    out, err = io.StringIO(), io.StringIO()
-    argv = sys.argv
-    sys.argv = ["tiein", *args]
-    try:
-        with _env(TIEIN_HOME=str(home), HF_HUB_OFFLINE="1", **env):
-            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-                try:
-                    main()
-                    code = 0
-                except SystemExit as exc:
-                    code = exc.code if isinstance(exc.code, int) else 1
-    finally:
-        sys.argv = argv
-    return Result(code, out.getvalue(), err.getvalue())
+tiein = run_cli
 
 
 def tiein_subprocess(*args: str, home: Path) -> Result:

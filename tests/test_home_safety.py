@@ -14,18 +14,16 @@ every vector from the embedding cache, so each run costs about the import time.
 
 from __future__ import annotations
 
-import contextlib
 import csv
-import io
 import json
 import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cli_inprocess import run_cli
 
 from tiein.faults import EXIT_CODE, POINTS
 from tiein.home import GENS, INDEX, INPUTS, read_pointer
@@ -51,46 +49,14 @@ def run(
     return proc
 
 
-@contextlib.contextmanager
-def _cli_env(home: Path) -> Iterator[None]:
-    """The subprocess environment of :func:`run` (no fault), set for an in-process command."""
-    names = ("TIEIN_HOME", "HF_HUB_OFFLINE", "TIEIN_STORE", "TIEIN_FAULT")
-    old = {k: os.environ.get(k) for k in names}
-    os.environ.pop("TIEIN_STORE", None)
-    os.environ.pop("TIEIN_FAULT", None)
-    os.environ.update(TIEIN_HOME=str(home), HF_HUB_OFFLINE="1")
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
 def read(*args: str, home: Path) -> str:
-    """A read-only command (``stats``, ``related``) run in-process through the console entry
-    point ``tiein.cli.main``: fails like :func:`run` on an exit status other than 0 or on an
-    exception escaping ``main`` (a traceback a user would see); returns its stdout."""
-    from tiein.cli import main
-
-    out, err = io.StringIO(), io.StringIO()
-    argv = sys.argv
-    sys.argv = ["tiein", *args]
-    try:
-        with _cli_env(home), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            try:
-                main()
-                code = 0
-            except SystemExit as exc:
-                code = exc.code if isinstance(exc.code, int) else 1
-    finally:
-        sys.argv = argv
-    if code != 0:
-        raise AssertionError(f"tiein {' '.join(args)} failed ({code}):\n{out.getvalue()}\n{err.getvalue()}")
-    assert "Traceback" not in err.getvalue()
-    return out.getvalue()
+    """A read-only command (``stats``, ``related``) run in-process (tests/cli_inprocess.py): fails
+    like :func:`run` on an exit status other than 0 or a traceback in stderr; returns stdout."""
+    res = run_cli(*args, home=home)
+    if res.code != 0:
+        raise AssertionError(f"tiein {' '.join(args)} failed ({res.code}):\n{res.out}\n{res.err}")
+    assert "Traceback" not in res.err
+    return res.out
 
 
 def build_args(orders: Path, *extra: str) -> list[str]:
