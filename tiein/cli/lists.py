@@ -36,6 +36,17 @@ def _min_orders_option(what: str) -> Callable[[F], F]:
     return click.option("--min-orders", default=3, show_default=True, type=click.IntRange(1), help=what)
 
 
+def _lists_payload(what: str, home: str | None, store: str | None, **query: Any) -> Any:
+    """``Lists(home).<what>(store, **query)`` (pairings or trending), the store closed after."""
+    from tiein.lists import Lists
+
+    st = _open_store(home, store)
+    try:
+        return getattr(Lists(_home(home)), what)(st, **query)
+    finally:
+        st.close()
+
+
 def _echo_json(payload: Any) -> None:
     click.echo(json.dumps(payload, ensure_ascii=False, indent=2))
 
@@ -70,21 +81,17 @@ def pairings(
     tiein pairings --category 帐篷 --with-category 灯具     # tents with lamps
     tiein pairings --per-category -k 3 --json
     """
-    from tiein.lists import Lists
-
-    st = _open_store(home, store)
-    try:
-        payload = Lists(_home(home)).pairings(
-            st,
-            category=category,
-            with_category=with_category,
-            k=k,
-            min_orders=min_orders,
-            per_category=per_category,
-            in_stock=in_stock,
-        )
-    finally:
-        st.close()
+    payload = _lists_payload(
+        "pairings",
+        home,
+        store,
+        category=category,
+        with_category=with_category,
+        k=k,
+        min_orders=min_orders,
+        per_category=per_category,
+        in_stock=in_stock,
+    )
     if as_json:
         _echo_json(payload)
         return
@@ -146,22 +153,18 @@ def trending(
     tiein trending --category 咖啡 --days 30 --at 2024-06-30
     tiein trending --per-category -k 3 --json
     """
-    from tiein.lists import Lists
-
-    st = _open_store(home, store)
-    try:
-        payload = Lists(_home(home)).trending(
-            st,
-            category=category,
-            days=days,
-            at=at.date() if at else None,
-            k=k,
-            min_orders=min_orders,
-            per_category=per_category,
-            in_stock=in_stock,
-        )
-    finally:
-        st.close()
+    payload = _lists_payload(
+        "trending",
+        home,
+        store,
+        category=category,
+        days=days,
+        at=at.date() if at else None,
+        k=k,
+        min_orders=min_orders,
+        per_category=per_category,
+        in_stock=in_stock,
+    )
     if as_json:
         _echo_json(payload)
         return
@@ -218,7 +221,6 @@ def export_list_cmd(
     `tiein trending` and the API give) written by :func:`tiein.export.lists.write_list`.
     ``others``: the export options that are for bundles / related, refused when given."""
     from tiein.export.lists import write_list
-    from tiein.lists import Lists
 
     given = [
         f"--{name.rstrip('s') if name == 'kinds' else name}"
@@ -229,32 +231,18 @@ def export_list_cmd(
     if given or narrowing:
         bad = given + [f"--{name.replace('_', '-')}" for name in narrowing]
         raise click.UsageError(f"{', '.join(bad)} {'is' if len(bad) == 1 else 'are'} not for {what}")
-    lists = Lists(_home(home))
-    st = _open_store(home, store)
-    try:
-        payload: Any
-        if what == "pairings":
-            payload = lists.pairings(
-                st,
-                category=filters.category,
-                k=k,
-                min_orders=min_orders,
-                per_category=per_category,
-                in_stock=filters.in_stock,
-            )
-        else:
-            payload = lists.trending(
-                st,
-                category=filters.category,
-                days=days,
-                at=at.date() if at else None,
-                k=k,
-                min_orders=min_orders,
-                per_category=per_category,
-                in_stock=filters.in_stock,
-            )
-    finally:
-        st.close()
+    query: dict[str, Any] = {"days": days, "at": at.date() if at else None} if what == "trending" else {}
+    payload = _lists_payload(
+        what,
+        home,
+        store,
+        category=filters.category,
+        k=k,
+        min_orders=min_orders,
+        per_category=per_category,
+        in_stock=filters.in_stock,
+        **query,
+    )
     summary = write_list(what, payload, out, fmt=fmt, headers=headers, bom=bom, formula_escape=not raw_csv)
     if as_json:
         _echo_json(summary)
