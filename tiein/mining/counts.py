@@ -67,6 +67,42 @@ class PairCounts:
         z = np.zeros(0, np.int64)
         return cls(pa.array([], pa.string()), z, 0, z.astype(np.uint64), z, z.astype(np.uint64), z, z, z, z)
 
+    @classmethod
+    def from_kernels(
+        cls,
+        names: pa.Array,
+        item_n: np.ndarray,
+        n: int,
+        co: tuple[np.ndarray, np.ndarray],
+        after: tuple[np.ndarray, np.ndarray],
+        timeline: Any,
+        report: dict[str, Any],
+        baskets: int,
+        keep_report: bool,
+    ) -> PairCounts:
+        """The counts as the mining kernels leave them: ``co`` / ``after`` (keys, counts),
+        ``timeline`` the (customers, returning, later) per product or None (zeros), and the
+        returning customers from ``report`` (kept whole with ``keep_report``)."""
+        zeros = np.zeros(len(names), np.int64)
+        customers, returning, later = (
+            (np.asarray(v, np.int64) for v in timeline) if timeline is not None else (zeros, zeros, zeros)
+        )
+        return cls(
+            names,
+            np.asarray(item_n, np.int64),
+            int(n),
+            co[0].astype(np.uint64),
+            co[1].astype(np.int64),
+            after[0].astype(np.uint64),
+            after[1].astype(np.int64),
+            customers,
+            returning,
+            later,
+            int(report.get("returning_customers", 0)),
+            baskets,
+            report if keep_report else {},
+        )
+
     def recode(self, names: pa.Array) -> PairCounts:
         """The same counts over ``names`` (sorted, a superset of ``self.names``)."""
         if self.names.equals(names):
@@ -261,7 +297,6 @@ def count_pairs(
         item_n = np.bincount(line_i, minlength=n_items).astype(np.int64)
         rem = np.repeat(starts + sizes, sizes) - np.arange(line_b.size, dtype=np.int64) - 1
         co_keys, co_counts, _ = _co_counts(line_i.astype(np.uint64), rem, n_items, pool, tick)
-        zeros = np.zeros(n_items, np.int64)
         tl: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         af_keys, af_counts = np.zeros(0, np.uint64), np.zeros(0, np.int64)
         report["returning_customers"] = 0
@@ -283,21 +318,14 @@ def count_pairs(
                 pool,
                 tick,
             )
-    customers, returning, later = (
-        (np.asarray(v, np.int64) for v in tl) if tl is not None else (zeros, zeros, zeros)
-    )
-    return PairCounts(
+    return PairCounts.from_kernels(
         names,
         item_n,
         int(sizes.size),
-        co_keys.astype(np.uint64),
-        co_counts.astype(np.int64),
-        af_keys.astype(np.uint64),
-        af_counts.astype(np.int64),
-        customers,
-        returning,
-        later,
-        int(report.get("returning_customers", 0)),
-        n_baskets_in,
+        (co_keys, co_counts),
+        (af_keys, af_counts),
+        tl,
         report,
+        n_baskets_in,
+        keep_report=True,
     )

@@ -233,23 +233,16 @@ def _mine(
     if keep_counts:  # what count_pairs returns for these lines (same kernels, same arrays)
         from tiein.mining.counts import PairCounts
 
-        zeros = np.zeros(n_items, np.int64)
-        customers, returning, later = (
-            (np.asarray(v, np.int64) for v in tl) if tl is not None else (zeros, zeros, zeros)
-        )
-        counts = PairCounts(
+        counts = PairCounts.from_kernels(
             names,
-            np.asarray(item_n, np.int64),
+            item_n,
             n,
-            co_keys.astype(np.uint64),
-            co_counts.astype(np.int64),
-            af_keys.astype(np.uint64),
-            af_counts.astype(np.int64),
-            customers,
-            returning,
-            later,
-            int(report.get("returning_customers", 0)),
+            (co_keys, co_counts),
+            (af_keys, af_counts),
+            tl,
+            report,
             n_baskets_in,
+            keep_report=False,
         )
     return MinedPairs(pairs=table, report=report, timeline=timeline, counts=counts)
 
