@@ -447,3 +447,36 @@ def graph_answers(home: Path) -> list[list[tuple[str, float]]]:
         return [[(r["product_id"], r["score"]) for r in store.related(i, "substitute", 10)] for i in ids]
     finally:
         store.close()
+
+
+# ---------------------------------------------------------------- background embedding (the build)
+
+
+def test_background_embedding_gives_the_in_place_vectors_and_fills_the_cache(
+    tmp_path: Path, encoder: embeddings.Encoder
+) -> None:
+    """What the build embeds on a background thread while it mines equals embedding in place; the
+    thread's progress reaches the caller's callback, and the cache then holds every title."""
+    from tiein.embeddings.background import embed_in_background
+    from tiein.embeddings.products import cached_vectors
+
+    texts = [*TITLES, "", TITLES[0]]  # an empty text (zero row) and a repeated one
+    calls: list[tuple[str, int, int]] = []
+    pending = embed_in_background(texts, None, threads=1, cache_dir=tmp_path)
+    got, name = pending.result(lambda *a: calls.append(a), poll_s=0.01)
+    want = embeddings.embed_texts(texts, encoder)
+    assert name == encoder.name == embeddings.DEFAULT_MODEL
+    np.testing.assert_allclose(got, want, atol=1e-6)
+    assert calls and calls[-1] == ("encode", len(TITLES), len(TITLES))  # distinct non-empty texts
+    cached = cached_vectors(texts, tmp_path, name)
+    assert cached is not None
+    np.testing.assert_array_equal(cached, got)
+
+
+def test_background_embedding_raises_the_encoder_error_in_the_waiting_thread(tmp_path: Path) -> None:
+    from tiein.embeddings.background import embed_in_background
+
+    pending = embed_in_background(["a title"], str(tmp_path), threads=1, cache_dir=tmp_path / "cache")
+    with pytest.raises(ConfigError, match="cannot load embedding model"):
+        pending.result()
+    assert not (tmp_path / "cache").exists()  # nothing was written

@@ -43,7 +43,7 @@ from tiein.options import (  # noqa: F401  (re-exported: the build's public name
 )
 from tiein.product_type import with_product_types
 from tiein.scenes import load_scenes
-from tiein.stages import _Timer, graph_from_stats  # noqa: F401  (re-exported)
+from tiein.stages import _Timer, graph_from_stats, next_relations  # noqa: F401  (re-exported)
 from tiein.state import write_state
 
 
@@ -168,6 +168,19 @@ def _build(opts: BuildOptions, progress: Progress | None) -> BuildSummary:
                 opts.sets, opts.mapping or loaders.Mapping(), loaded.products, loaded.report
             )
     products = loaded.products
+    # titles not yet in the embedding cache are embedded on a background thread while the orders
+    # are mined (tiein/embeddings/background.py); a rebuild with every title cached loads no model
+    pending = cached = None
+    if opts.embeddings and products.num_rows:
+        from tiein import embeddings
+        from tiein.embeddings.background import embed_in_background
+        from tiein.embeddings.products import cached_vectors
+
+        cache_key = embeddings.model_key(opts.model)
+        texts = embeddings.product_texts(products)
+        cached = cached_vectors(texts, home / "cache", cache_key)
+        if cached is None:
+            pending = embed_in_background(texts, opts.model, threads=opts.threads, cache_dir=home / "cache")
     with timer.step("roles"):
         products = with_product_types(with_sales_roles(products, loaded.orders, opts.roles))
 
@@ -208,6 +221,17 @@ def _build(opts: BuildOptions, progress: Progress | None) -> BuildSummary:
             counts_views = getattr(mined_v, "counts", None)
             del mined_v
 
+    # "next purchase" needs only the mined orders: run while the titles are still being embedded
+    with timer.step("next"):
+        next_purchase = next_relations(
+            opts,
+            products,
+            loaded.orders,
+            co_purchase,
+            timeline,
+            int(mining_report.get("returning_customers", 0)),
+        )
+
     ids: list[str] | None = None
     vectors = None
     neighbours = None
@@ -215,18 +239,13 @@ def _build(opts: BuildOptions, progress: Progress | None) -> BuildSummary:
     index = None
     if opts.embeddings and products.num_rows:
         from tiein import embeddings
-        from tiein.embeddings.products import cached_vectors
 
-        with timer.step("embed"):
-            # every title already in the cache (a rebuild): no model load, no torch import
-            model_name = embeddings.model_key(opts.model)
-            vectors = cached_vectors(embeddings.product_texts(products), home / "cache", model_name)
-            if vectors is None:
-                encoder = embeddings.load_encoder(opts.model, threads=opts.threads)
-                model_name = encoder.name
-                vectors = embeddings.embed_products(
-                    products, encoder, cache_dir=home / "cache", progress=_phase(progress, "embed")
-                )
+        with timer.step("embed"):  # the time still waited for the background thread
+            if pending is not None:
+                vectors, model_name = pending.result(_phase(progress, "embed"))
+            else:  # every title was in the cache
+                assert cached is not None
+                vectors, model_name = cached, embeddings.model_key(opts.model)
             ids = products.column("product_id").to_pylist()
         with timer.step("index"):
             index = embeddings.ProductIndex.build(ids, vectors, model_name, threads=opts.threads)
@@ -262,6 +281,7 @@ def _build(opts: BuildOptions, progress: Progress | None) -> BuildSummary:
         timer=timer,
         sets=loaded.sets if loaded.sets.num_rows else None,
         segments=loaded.segments if loaded.segments.num_rows else None,
+        next_purchase=next_purchase,
     )
     check_build(opts.floors, loaded, data.relations)
 

@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 from tiein import content_sets
 from tiein.features import candidate_features, next_candidates, top_pairs
 from tiein.mining import mine_pairs
-from tiein.model import PAIR_STATS, GraphData
+from tiein.model import PAIR_STATS, RELATIONS, GraphData
 from tiein.next_purchase import classify_next
 from tiein.options import DISCOVERED_SCENES_FILE, BuildOptions
 from tiein.ranker import feature_dict, fit_from_orders, with_basket_weights
@@ -63,6 +63,7 @@ def graph_from_stats(
     timer: _Timer,
     sets: pa.Table | None = None,
     segments: pa.Table | None = None,
+    next_purchase: tuple[pa.Table, dict[str, Any] | None] | None = None,
 ) -> tuple[GraphData, dict[str, Any]]:
     """The stages after mining and embedding, shared by :func:`build` and :func:`tiein.update.update`
     (so an update gives what a build gives): classify the candidate pairs, "next purchase"
@@ -72,7 +73,9 @@ def graph_from_stats(
     over them (step "sets") enters the candidates, the scores and the evidence
     (:mod:`tiein.content_sets`); None changes nothing. ``segments`` (ORDER_SEGMENTS): each
     order's customer segment; relations get per-segment evidence (step "segments",
-    :mod:`tiein.segments`); None changes nothing."""
+    :mod:`tiein.segments`); None changes nothing. ``next_purchase``: what :func:`next_relations`
+    returned, when the caller ran it earlier (the build does, while titles are embedded); None:
+    computed here (step "next")."""
 
     set_stats, set_report = None, None
     if sets is not None and sets.num_rows:
@@ -129,20 +132,14 @@ def graph_from_stats(
             meta = {**meta, "type_fallback": fallback_report}
             if fallback.num_rows:
                 relations = pa.concat_tables([relations, fallback])
-    with timer.step("next"):
-        if co_purchase is not None and timeline is not None and timeline.num_rows:
-            next_report: dict[str, Any] = {}
-            nxt = classify_next(
-                next_candidates(products, co_purchase, timeline, min_count=opts.next_purchase.min_customers),
-                returning_customers,
-                opts.next_purchase,
-                window_days=opts.after_window_days,
-                orders=orders,
-                report=next_report,
-            )
-            meta = {**meta, "next_purchase": next_report}
-            if nxt.num_rows:
-                relations = pa.concat_tables([relations, nxt])
+    if next_purchase is None:
+        with timer.step("next"):
+            next_purchase = next_relations(opts, products, orders, co_purchase, timeline, returning_customers)
+    nxt, next_report = next_purchase
+    if next_report is not None:
+        meta = {**meta, "next_purchase": next_report}
+    if nxt.num_rows:
+        relations = pa.concat_tables([relations, nxt])
     with timer.step("season"):  # per-window co-purchases of the kept pairs as season evidence
         relations, season_report = season_evidence(
             orders, relations, opts.season, max_basket=opts.max_basket, threads=opts.threads
@@ -182,6 +179,31 @@ def graph_from_stats(
         "season": season_report,
         **({"content_sets": set_report} if set_report is not None else {}),
     }
+
+
+def next_relations(
+    opts: BuildOptions,
+    products: pa.Table,
+    orders: pa.Table,
+    co_purchase: pa.Table | None,
+    timeline: pa.Table | None,
+    returning_customers: int,
+) -> tuple[pa.Table, dict[str, Any] | None]:
+    """The "next purchase" relations (tiein.next_purchase) and their report for the meta (None,
+    with no relations, when the orders have no customer timeline). Needs only the mined orders,
+    not the embeddings or the other relations."""
+    if co_purchase is None or timeline is None or not timeline.num_rows:
+        return RELATIONS.empty_table(), None
+    report: dict[str, Any] = {}
+    nxt = classify_next(
+        next_candidates(products, co_purchase, timeline, min_count=opts.next_purchase.min_customers),
+        returning_customers,
+        opts.next_purchase,
+        window_days=opts.after_window_days,
+        orders=orders,
+        report=report,
+    )
+    return nxt, report
 
 
 def _scenes(
