@@ -431,3 +431,62 @@ def test_bench_quick_runs() -> None:
     assert out.returncode == 0, out.stderr
     assert "identical: no" not in out.stdout
     assert out.stdout.count("identical: yes") >= 4
+
+
+# ---------------------------------------------------------------- basket-size weighted pair counts
+
+
+def test_weighted_pair_counts_by_hand() -> None:
+    """unit 12: basket o1 {a, b} weighs 6, o2 {a, b, c} 4 (a repeated line counts once), o3 {a}
+    is a single product and o4 (5 products) is over max_basket 4: both skipped."""
+    from tiein.mining.weighted import weighted_pair_counts
+
+    t = orders(
+        [("o1", "a"), ("o1", "b"), ("o2", "a"), ("o2", "b"), ("o2", "c"), ("o2", "a"), ("o3", "a")]
+        + [("o4", x) for x in "abcde"]
+    )
+    src, dst = pa.array(["a", "b", "c", "a", "x", "a"]), pa.array(["b", "a", "a", "d", "a", "a"])
+    w_ab, w_src, w_dst = weighted_pair_counts(t, src, dst, max_basket=4, unit=12)
+    assert w_ab.tolist() == [10, 10, 4, 0, 0, 0]  # both ways alike; d only in o4; x never sold; a-a
+    assert w_src.tolist() == [10, 10, 4, 10, 0, 10]
+    assert w_dst.tolist() == [10, 10, 10, 0, 10, 10]
+
+
+@pytest.mark.parametrize("chunk", [1 << 22, 7])
+@pytest.mark.parametrize("n_products", [6, 400])  # few products: dense sums; many: sums at the asked keys
+def test_weighted_pair_counts_match_brute_force(
+    monkeypatch: pytest.MonkeyPatch, chunk: int, n_products: int
+) -> None:
+    """Random shops against a Python loop over the baskets, with one chunk and with many."""
+    import tiein.mining.weighted as weighted
+
+    monkeypatch.setattr(weighted, "CHUNK_PAIRS", chunk)
+    rng = np.random.default_rng(n_products)
+    rows = [
+        (f"o{o}", f"p{int(rng.zipf(1.6)) % n_products}")
+        for o in range(300)
+        for _ in range(int(rng.integers(1, 9)))
+    ]
+    max_basket, unit = 6, 720720
+    baskets: dict[str, set[str]] = defaultdict(set)
+    for o, p in rows:
+        baskets[o].add(p)
+    want_ab: dict[tuple[str, str], int] = defaultdict(int)
+    want_item: dict[str, int] = defaultdict(int)
+    for items in baskets.values():
+        if 2 <= len(items) <= max_basket:
+            w = unit // len(items)
+            for p in items:
+                want_item[p] += w
+            for x, y in itertools.permutations(items, 2):
+                want_ab[x, y] += w
+    products = [f"p{i}" for i in range(n_products)] + ["never"]
+    asked = [(x, y) for x in products for y in products if rng.random() < 0.3]
+    src, dst = pa.array([x for x, _ in asked]), pa.array([y for _, y in asked])
+    w_ab, w_src, w_dst = weighted.weighted_pair_counts(
+        orders(rows), src, dst, max_basket=max_basket, unit=unit
+    )
+    assert w_ab.tolist() == [want_ab.get(pair, 0) for pair in asked]
+    assert w_src.tolist() == [want_item.get(x, 0) for x, _ in asked]
+    assert w_dst.tolist() == [want_item.get(y, 0) for _, y in asked]
+    assert w_ab.any()

@@ -197,7 +197,7 @@ def _distinct_rows(cols: list[np.ndarray], radices: list[int]) -> list[np.ndarra
     return [c[new].astype(np.int64) for c in srt]
 
 
-def _expand(left: np.ndarray, start: np.ndarray, count: np.ndarray, right: np.ndarray) -> np.ndarray:
+def expand(left: np.ndarray, start: np.ndarray, count: np.ndarray, right: np.ndarray) -> np.ndarray:
     """For every i and d < count[i], the key ``left[i] + right[start[i] + d]`` (dtype of ``right``).
 
     Vectorised by offset: the rows are ordered by count (descending, stable), so the rows
@@ -248,11 +248,11 @@ def _co_counts(
         m = int(rem[sel].sum())
         span = (hi - lo) << ib
         if span <= DENSE_FACTOR * m:  # dense enough: count into an array indexed by the key
-            rel = _expand(np.left_shift(item[sel] - kt(lo), shift), sel + 1, rem[sel], item)
+            rel = expand(np.left_shift(item[sel] - kt(lo), shift), sel + 1, rem[sel], item)
             dense = np.bincount(rel.astype(np.intp, copy=False), minlength=span)
             nz = np.flatnonzero(dense)
             return nz.astype(np.uint64) + np.uint64(lo << ib), dense[nz]  # 64-bit keys from here
-        chunk = _expand(item[sel] << shift, sel + 1, rem[sel], item)
+        chunk = expand(item[sel] << shift, sel + 1, rem[sel], item)
         chunk.sort()
         u, c = _runs(chunk)
         return u.astype(np.uint64), c
@@ -337,13 +337,13 @@ def _after_counts(
         if _bits(int(ev_c[e1 - 1]) - c0 + 1) + 2 * ib <= _KEY_BITS:
             # (customer-local, a, b) packed in one key; distinct through one sort
             base = ((ev_c[sel] - c0).astype(np.uint64) << np.uint64(2 * ib)) | (ev_iu[sel] << shift)
-            trip = _expand(base, lo[sel], cnt[sel], ev_iu)
+            trip = expand(base, lo[sel], cnt[sel], ev_iu)
             trip.sort()
             pair = trip[_change(trip)] & pair_mask
         else:  # too many bits: distinct triples through a lexsort
-            pk = _expand(ev_iu[sel] << shift, lo[sel], cnt[sel], ev_iu)
+            pk = expand(ev_iu[sel] << shift, lo[sel], cnt[sel], ev_iu)
             # the owner of each instance, in _expand's order (owner + 0)
-            owner = _expand(ev_c[sel].astype(np.uint64), lo[sel], cnt[sel], np.zeros_like(ev_iu))
+            owner = expand(ev_c[sel].astype(np.uint64), lo[sel], cnt[sel], np.zeros_like(ev_iu))
             _, op = _distinct_rows([owner.astype(np.int64), pk.astype(np.int64)], [n_cust, 1 << 2 * ib])
             pair = op.astype(np.uint64)
         x, y = pair >> shift, pair & item_mask

@@ -11,6 +11,7 @@ import numpy as np
 import pyarrow as pa
 
 from tiein.mining import mine_pairs
+from tiein.mining.weighted import weighted_pair_counts
 from tiein.ranker.model import (
     BASKET_UNIT,
     ComplementRanker,
@@ -208,58 +209,28 @@ def choose_cart_weighting(
     return best, rates
 
 
-_WEIGHT_SQL = """
-WITH l AS (SELECT DISTINCT order_id, product_id FROM o),
-sz AS (SELECT order_id, count(*) AS s FROM l GROUP BY order_id HAVING count(*) BETWEEN 2 AND $max_basket),
-lw AS (SELECT l.order_id, l.product_id, CAST($unit // sz.s AS BIGINT) AS w FROM l JOIN sz USING (order_id)),
-iw AS (SELECT product_id, sum(w)::BIGINT AS w FROM lw GROUP BY product_id),
-cu AS (SELECT DISTINCT least(src, dst) AS a, greatest(src, dst) AS b FROM cand),
-pw AS (
-    SELECT cu.a, cu.b, sum(x.w)::BIGINT AS w
-    FROM cu JOIN lw x ON x.product_id = cu.a JOIN lw y ON y.order_id = x.order_id AND y.product_id = cu.b
-    GROUP BY ALL
-)
-SELECT c.i, coalesce(pw.w, 0) AS w_ab, coalesce(s.w, 0) AS w_src, coalesce(d.w, 0) AS w_dst
-FROM cand c
-LEFT JOIN pw ON pw.a = least(c.src, c.dst) AND pw.b = greatest(c.src, c.dst)
-LEFT JOIN iw s ON s.product_id = c.src
-LEFT JOIN iw d ON d.product_id = c.dst
-ORDER BY c.i
-"""
-
-
 def with_basket_weights(
     features: pa.Table, orders: pa.Table, max_basket: int, min_pair_count: int
 ) -> pa.Table:
     """``features`` with ``w_ab`` / ``w_src`` / ``w_dst``: orders holding both / src / dst, each
     weighing ``BASKET_UNIT // basket size`` (a pair in a 200-product wholesale order says less
-    than in a 3-product one; baskets over ``max_basket`` are skipped, as the miner does). Only
-    rows with ``min_pair_count`` co-purchases get them (0 elsewhere): complements need that."""
-    import duckdb
-
+    than in a 3-product one; baskets over ``max_basket`` are skipped, as the miner does; counted
+    by :func:`tiein.mining.weighted.weighted_pair_counts`). Only rows with ``min_pair_count``
+    co-purchases get them (0 elsewhere): complements need that."""
     n_ab = features.column("n_ab").to_numpy(zero_copy_only=False)
     idx = np.flatnonzero(n_ab >= min_pair_count)
     w = {c: np.zeros(features.num_rows, dtype=np.int64) for c in ("w_ab", "w_src", "w_dst")}
     if idx.size and orders.num_rows:
-        con = duckdb.connect()
-        con.register("o", orders.select(["order_id", "product_id"]))
-        con.register(
-            "cand",
-            pa.table(
-                {
-                    "i": pa.array(idx),
-                    "src": features.column("src").take(pa.array(idx)),
-                    "dst": features.column("dst").take(pa.array(idx)),
-                }
-            ),
+        take = pa.array(idx)
+        got = weighted_pair_counts(
+            orders,
+            features.column("src").take(take),
+            features.column("dst").take(take),
+            max_basket=max_basket,
+            unit=BASKET_UNIT,
         )
-        out = con.sql(
-            _WEIGHT_SQL, params={"max_basket": int(max_basket), "unit": BASKET_UNIT}
-        ).to_arrow_table()
-        con.close()
-        rows = out.column("i").to_numpy()
-        for c in w:
-            w[c][rows] = out.column(c).to_numpy()
+        for c, v in zip(w, got, strict=True):
+            w[c][idx] = v
     for c, v in w.items():
         features = features.append_column(c, pa.array(v, pa.int64()))
     return features
