@@ -382,3 +382,25 @@ def test_every_store_keeps_season_evidence(store_kind: Any, home: Path, tmp_path
         assert _ids(related_payload(st, "MUG", "complement", context=QueryContext(at=DECEMBER))) == CHRISTMAS
     finally:
         st.close()
+
+
+def test_append_evidence_adds_one_key_to_each_object() -> None:
+    """The evidence JSON gets the key where a text is given (a null or blank evidence becomes an
+    object of that key alone); rows without a text keep their evidence byte for byte."""
+    import numpy as np
+
+    from tiein.basket_pairs import append_evidence
+
+    rel = pa.table({"evidence": pa.array(['{"a":1}', None, "", ' {"b":2} ', '{"c":3} '], pa.string())})
+    out, added = append_evidence(rel, np.array([4, 0, 1, 2, 3]), ["[1]", '{"x":1}', "2", "3", None], "season")
+    got = out.column("evidence").to_pylist()
+    assert got == [
+        '{"a":1,"season":{"x":1}}',
+        '{"season":2}',
+        '{"season":3}',
+        ' {"b":2} ',
+        '{"c":3,"season":[1]}',
+    ]
+    assert added == 4 and [json.loads(t) for t in got]
+    same, none = append_evidence(rel, np.array([0]), [None], "season")
+    assert none == 0 and same.column("evidence").equals(rel.column("evidence"))

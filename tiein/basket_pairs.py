@@ -121,17 +121,28 @@ def append_evidence(
     relations: pa.Table, rows: np.ndarray, texts: list[str | None], key: str
 ) -> tuple[pa.Table, int]:
     """``relations`` with ``"key": texts[k]`` added to the evidence JSON object of row
-    ``rows[k]`` (a None text adds nothing), and how many rows got one."""
-    evidence = relations.column("evidence").to_pylist()
+    ``rows[k]`` (a None text adds nothing), and how many rows got one. String kernels over the
+    whole column (a Python loop took 3.4 s for 800k relations)."""
+    import pyarrow.compute as pc
+
+    n = relations.num_rows
+    full: list[str | None] = [None] * n
     added = 0
     for k, text in zip(rows.tolist(), texts, strict=True):
-        if text is None:
-            continue
-        added += 1
-        body = (evidence[k] or "{}").rstrip()[:-1].rstrip()
-        evidence[k] = f'{body}{"," if body != "{" else ""}"{key}":{text}}}'
+        if text is not None:
+            full[k] = text
+            added += 1
     idx = relations.schema.get_field_index("evidence")
-    return relations.set_column(idx, relations.schema.field(idx), pa.array(evidence, pa.string())), added
+    if added == 0:
+        return relations, 0
+    text_col = pa.array(full, pa.string())
+    evidence = pc.utf8_rtrim_whitespace(pc.fill_null(relations.column("evidence").combine_chunks(), ""))
+    evidence = pc.if_else(pc.equal(evidence, ""), "{}", evidence)  # null or blank: an empty object
+    body = pc.utf8_rtrim_whitespace(pc.utf8_slice_codeunits(evidence, 0, -1))  # without the closing brace
+    sep = pc.if_else(pc.equal(body, "{"), "", ",")
+    joined = pc.binary_join_element_wise(body, sep, f'"{key}":', text_col, "}", "")
+    out = pc.if_else(pc.is_valid(text_col), joined, relations.column("evidence").combine_chunks())
+    return relations.set_column(idx, relations.schema.field(idx), out), added
 
 
 def co_baskets(
