@@ -404,3 +404,35 @@ def test_append_evidence_adds_one_key_to_each_object() -> None:
     assert added == 4 and [json.loads(t) for t in got]
     same, none = append_evidence(rel, np.array([0]), [None], "season")
     assert none == 0 and same.column("evidence").equals(rel.column("evidence"))
+
+
+@pytest.mark.parametrize("bitmap_bits", [1 << 27, 0])  # the flag table, and the walk over basket pairs
+@pytest.mark.parametrize("chunk", [1 << 22, 5])
+def test_co_baskets_match_brute_force(monkeypatch: pytest.MonkeyPatch, bitmap_bits: int, chunk: int) -> None:
+    """Every (pair, basket) holding both ends of a pair, sorted by pair then basket, on a random
+    shop: a Python loop over the baskets is the reference for both ways of finding them."""
+    import numpy as np
+
+    import tiein.basket_pairs as bp
+
+    monkeypatch.setattr(bp, "BITMAP_BITS", bitmap_bits)
+    monkeypatch.setattr(bp, "ENUM_CHUNK", chunk)
+    rng = np.random.default_rng(7)
+    n_prod, n_baskets = 40, 200
+    lines = {
+        (int(rng.zipf(1.5)) % n_prod, j) for j in range(n_baskets) for _ in range(int(rng.integers(1, 7)))
+    }
+    li = np.array([i for i, _ in lines], np.int64)
+    lj = np.array([j for _, j in lines], np.int64)
+    pairs = sorted({tuple(sorted(rng.choice(n_prod, 2, replace=False).tolist())) for _ in range(150)})
+    ai = np.array([a for a, _ in pairs], np.int64)
+    bi = np.array([b for _, b in pairs], np.int64)
+    want = sorted(
+        (k, j)
+        for k, (a, b) in enumerate(pairs)
+        for j in range(n_baskets)
+        if (a, j) in lines and (b, j) in lines
+    )
+    pid, js = bp.co_baskets(ai, bi, li, lj, n_prod)
+    assert list(zip(pid.tolist(), js.tolist(), strict=True)) == want
+    assert len(want) > 20
