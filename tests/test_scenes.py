@@ -279,6 +279,12 @@ def test_discover_without_categories_falls_back_to_products() -> None:
     assert all(s.name for s in found)
     assert found[1].name == "camping · campr · chair"  # most frequent title words, then alphabetical
     assert discover_scenes(plain, relations([])) == []
+    # a graph over max_nodes keeps its strongest nodes by weighted degree: phone-1 7, case-1 6.1,
+    # tent-1 6 (lamp-1 5.1, chair-1 5 and film-1 5 out); of their edges only phone-1 - case-1 is left
+    # (inside it both weigh 4: ties by id)
+    capped = discover_scenes(plain, relations(two_triangles), max_nodes=3)
+    assert [[r.products for r in s.roles] for s in capped] == [[("case-1",), ("phone-1",)]]
+    assert discover_scenes(plain, relations(two_triangles), max_nodes=6) == found
 
 
 # ----------------------------------------------------------------------------- build + CLI
