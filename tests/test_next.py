@@ -309,3 +309,20 @@ def test_online_retail_next_purchase() -> None:
     assert split["users"] > 500
     m = split["methods"]
     assert m["tiein_rr"]["p_at_k"] > m["popular"]["p_at_k"] > 0
+
+
+@pytest.mark.parametrize("bits", [8, 16, 20])  # a dense count; sorted 32-bit keys; sorted 64-bit keys
+def test_sequence_pair_counts_at_every_key_width(bits: int) -> None:
+    """The pair-key counter of the sequence statistics gives np.unique's keys and counts whichever
+    way it counts (bincount up to 2**24 keys, then a sort of 32-bit or of 64-bit keys)."""
+    from tiein.next_purchase.sequence import _count
+
+    rng = np.random.default_rng(bits)
+    top = (1 << (2 * bits)) - 1
+    chunks = [rng.integers(0, top, 5000, dtype=np.int64) for _ in range(3)] + [
+        np.array([top, top, 0], np.int64)
+    ]
+    keys, counts = _count(chunks, 1 << (2 * bits))
+    want_keys, want_counts = np.unique(np.concatenate(chunks), return_counts=True)
+    assert keys.dtype == np.uint64 and keys.tolist() == want_keys.tolist()
+    assert counts.tolist() == want_counts.tolist() and counts.max() >= 2

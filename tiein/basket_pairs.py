@@ -122,28 +122,28 @@ def append_evidence(
     relations: pa.Table, rows: np.ndarray, texts: list[str | None], key: str
 ) -> tuple[pa.Table, int]:
     """``relations`` with ``"key": texts[k]`` added to the evidence JSON object of row
-    ``rows[k]`` (a None text adds nothing), and how many rows got one. String kernels over the
-    whole column (a Python loop took 3.4 s for 800k relations)."""
+    ``rows[k]`` (each row at most once; a None text adds nothing), and how many rows got one.
+    String kernels on the rows that change only (a Python loop took 3.4 s for 800k relations)."""
     import pyarrow.compute as pc
 
-    n = relations.num_rows
-    full: list[str | None] = [None] * n
-    added = 0
-    for k, text in zip(rows.tolist(), texts, strict=True):
-        if text is not None:
-            full[k] = text
-            added += 1
-    idx = relations.schema.get_field_index("evidence")
-    if added == 0:
+    given = [k for k, text in enumerate(texts) if text is not None]
+    if not given:
         return relations, 0
-    text_col = pa.array(full, pa.string())
-    evidence = pc.utf8_rtrim_whitespace(pc.fill_null(relations.column("evidence").combine_chunks(), ""))
-    evidence = pc.if_else(pc.equal(evidence, ""), "{}", evidence)  # null or blank: an empty object
-    body = pc.utf8_rtrim_whitespace(pc.utf8_slice_codeunits(evidence, 0, -1))  # without the closing brace
+    at = np.asarray(rows, dtype=np.int64)[given]
+    order = np.argsort(at, kind="stable")
+    at = at[order]
+    text_col = pa.array([texts[given[i]] for i in order.tolist()], pa.string())
+    evidence = relations.column("evidence").combine_chunks()
+    old = pc.utf8_rtrim_whitespace(pc.fill_null(evidence.take(pa.array(at)), ""))
+    old = pc.if_else(pc.less(pc.utf8_length(old), 2), "{}", old)  # null or blank: an empty object
+    body = pc.utf8_rtrim_whitespace(pc.utf8_slice_codeunits(old, 0, -1))  # without the closing brace
     sep = pc.if_else(pc.equal(body, "{"), "", ",")
     joined = pc.binary_join_element_wise(body, sep, f'"{key}":', text_col, "}", "")
-    out = pc.if_else(pc.is_valid(text_col), joined, relations.column("evidence").combine_chunks())
-    return relations.set_column(idx, relations.schema.field(idx), out), added
+    mask = np.zeros(relations.num_rows, dtype=bool)
+    mask[at] = True
+    out = pc.replace_with_mask(evidence, pa.array(mask), joined)
+    idx = relations.schema.get_field_index("evidence")
+    return relations.set_column(idx, relations.schema.field(idx), out), len(given)
 
 
 def co_baskets(
