@@ -14,6 +14,7 @@ import pyarrow.compute as pc
 ArrayLike = Any
 
 #: The model's inputs, each computed by :func:`design_matrix` from a candidate feature table.
+PREDICT_ROWS = 1 << 15  # rows scored at a time by ComplementRanker.predict
 BASKET_UNIT = 720720  # a basket of s products weighs BASKET_UNIT // s: integer sums are exact
 
 FEATURES = (
@@ -93,8 +94,13 @@ class ComplementRanker:
     def predict(self, f: dict[str, np.ndarray]) -> np.ndarray:
         """P(dst in basket | src in basket) for every row of a feature dict (columns of
         :data:`tiein.relations.FEATURE_COLUMNS`, optionally ``n_dst`` and ``n_baskets``)."""
-        x = (design_matrix(f) - self.mean) / self.scale
-        return _sigmoid(self.intercept + x @ self.weights)
+        n = len(f["n_ab"])
+        out = np.empty(n)
+        for s in range(0, n, PREDICT_ROWS):  # in blocks: the temporaries stay in cache
+            block = {c: v[s : s + PREDICT_ROWS] for c, v in f.items()}
+            x = (design_matrix(block) - self.mean) / self.scale
+            out[s : s + PREDICT_ROWS] = _sigmoid(self.intercept + x @ self.weights)
+        return out
 
     def describe(self) -> dict[str, Any]:
         """What the build's meta keeps: the standardised weights by feature, the intercept and
