@@ -50,6 +50,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from tiein.mining.kernels import _encode_sorted
 from tiein.model import RELATIONS
 from tiein.next_purchase.sequence import SequenceStats, first_gaps, lookup, sequence_stats
 from tiein.relations import CAT_NAMES
@@ -284,8 +285,9 @@ def classify_next(
     if idx.size == 0:
         rep["seconds"] = round(time.perf_counter() - t_start, 3)
         return RELATIONS.empty_table()
-    src = features.column("src").to_numpy(zero_copy_only=False)
-    dst = features.column("dst").to_numpy(zero_copy_only=False)
+    # ids as codes in string order: sorting them sorts the ids (object arrays of strings: seconds)
+    src, _ = _encode_sorted(features.column("src"))
+    dst, _ = _encode_sorted(features.column("dst"))
     score = st["score"]
     order = np.lexsort((dst[idx], -score[idx], src[idx]))
     idx = idx[order]
@@ -300,8 +302,8 @@ def classify_next(
         for c in ("n_ab", "cat_rel")
     }
     cols: dict[str, Any] = {
-        "src": pa.array(src[idx], pa.string()),
-        "dst": pa.array(dst[idx], pa.string()),
+        "src": features.column("src").take(pa.array(idx)).combine_chunks().cast(pa.string()),
+        "dst": features.column("dst").take(pa.array(idx)).combine_chunks().cast(pa.string()),
         "score": pa.array(np.round(score[idx], 6)),
         "n_ab": pa.array(ints["n_ab"][idx]),
         **{
