@@ -29,6 +29,7 @@ import numpy as np
 import pyarrow as pa
 
 from tiein.content_sets import shown_score
+from tiein.mining.kernels import order_codes
 from tiein.model import CATEGORY_SEP, RELATIONS
 from tiein.ranker import cart_weight, feature_dict, round_significant
 from tiein.ranker.model import COUNT_COLUMNS
@@ -388,6 +389,9 @@ def classify(features: pa.Table, cfg: RelationConfig | None = None, ranker: Any 
         return RELATIONS.empty_table()
     f = feature_dict(features)
     scores = score_features(f, cfg, ranker)
+    # ids as codes in string order: sorting them sorts the ids (object arrays of strings: seconds)
+    src_code = order_codes(features.column("src"))
+    dst_code = order_codes(features.column("dst"))
 
     parts = []
     for kind, s in scores.items():
@@ -396,9 +400,9 @@ def classify(features: pa.Table, cfg: RelationConfig | None = None, ranker: Any 
         if idx.size == 0:
             continue
         # best keep_per_kind per src: sort by (src, -score, dst)
-        order = np.lexsort((f["dst"][idx], -s[idx], f["src"][idx]))
+        order = np.lexsort((dst_code[idx], -s[idx], src_code[idx]))
         idx = idx[order]
-        src_sorted = f["src"][idx]
+        src_sorted = src_code[idx]
         starts = np.r_[0, np.nonzero(src_sorted[1:] != src_sorted[:-1])[0] + 1]
         rank = np.arange(idx.size) - np.repeat(starts, np.diff(np.r_[starts, idx.size]))
         idx = idx[rank < cfg.keep_per_kind]

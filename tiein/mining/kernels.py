@@ -126,6 +126,17 @@ def _rank(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return codes, distinct.to_numpy()
 
 
+def order_codes(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """int64 codes of a string column that follow the strings' order (equal ids, equal codes):
+    sorting or comparing the codes sorts or compares the ids, without object arrays of strings.
+
+    >>> order_codes(pa.array(["b", "a", "c", "a"])).tolist()
+    [1, 0, 2, 0]
+    """
+    codes, _ = _encode_sorted(col if isinstance(col, pa.ChunkedArray) else pa.chunked_array([col]))
+    return codes
+
+
 def _encode_sorted(col: pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
     """Codes that follow the string order of the ids, and the sorted distinct ids."""
     enc = pc.dictionary_encode(col).combine_chunks()

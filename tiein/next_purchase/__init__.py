@@ -50,7 +50,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tiein.mining.kernels import _encode_sorted
+from tiein.mining.kernels import order_codes
 from tiein.model import RELATIONS
 from tiein.next_purchase.sequence import SequenceStats, first_gaps, lookup, sequence_stats
 from tiein.relations import CAT_NAMES
@@ -286,8 +286,8 @@ def classify_next(
         rep["seconds"] = round(time.perf_counter() - t_start, 3)
         return RELATIONS.empty_table()
     # ids as codes in string order: sorting them sorts the ids (object arrays of strings: seconds)
-    src, _ = _encode_sorted(features.column("src"))
-    dst, _ = _encode_sorted(features.column("dst"))
+    src = order_codes(features.column("src"))
+    dst = order_codes(features.column("dst"))
     score = st["score"]
     order = np.lexsort((dst[idx], -score[idx], src[idx]))
     idx = idx[order]
