@@ -11,6 +11,7 @@ import numpy as np
 import pyarrow as pa
 
 from tiein.mining import mine_pairs
+from tiein.mining.kernels import _encode_sorted
 from tiein.mining.weighted import weighted_pair_counts
 from tiein.ranker.model import (
     BASKET_UNIT,
@@ -324,7 +325,13 @@ def fit_from_orders(
     if model is None:
         return None, report
     weighting, report["cart_hit_rates"] = _cart_weighting(
-        model, f, eligible, late, min_probability, keep_per_src
+        model,
+        f,
+        eligible,
+        late,
+        min_probability,
+        keep_per_src,
+        ids=(table.column("src"), table.column("dst")),
     )
     fitted = ComplementRanker(
         model.weights,
@@ -348,17 +355,29 @@ def _cart_weighting(
     min_probability: float,
     keep_per_src: int,
     max_carts: int = 2000,
+    ids: tuple[pa.ChunkedArray, pa.ChunkedArray] | None = None,
 ) -> tuple[CartWeighting, dict[str, float]]:
     """:func:`choose_cart_weighting` on the label baskets, with the relations the feature baskets
     give (each src's best ``keep_per_src`` complements scoring ≥ ``min_probability``); up to
-    ``max_carts`` baskets (by md5 of the order id), each hiding one item (by crc32)."""
+    ``max_carts`` baskets (by md5 of the order id), each hiding one item (by crc32). ``ids``: the
+    src and dst columns of the feature table ``f`` came from (else taken from ``f``)."""
     import hashlib
+
+    import pyarrow.compute as pc
 
     idx = np.flatnonzero(eligible)
     p = model.predict({c: v[idx] for c, v in f.items()})
     keep = p >= min_probability
     idx, p = idx[keep], p[keep]
-    src, dst = f["src"][idx].astype(str), f["dst"][idx].astype(str)
+    # src and dst as codes in string order over one dictionary (sorting codes sorts the ids)
+    src_ids, dst_ids = (
+        ids if ids is not None else (pa.chunked_array([f["src"]]), pa.chunked_array([f["dst"]]))
+    )
+    both = pa.chunked_array(
+        [*src_ids.cast(pa.string()).chunks, *dst_ids.cast(pa.string()).chunks], pa.string()
+    )
+    codes, names = _encode_sorted(both)
+    src, dst = codes[: len(src_ids)][idx], codes[len(src_ids) :][idx]
     order = np.lexsort((dst, -p, src))
     src, dst, p, idx = src[order], dst[order], p[order], idx[order]
     starts = np.r_[0, np.flatnonzero(src[1:] != src[:-1]) + 1] if src.size else np.array([], dtype=np.int64)
@@ -369,18 +388,25 @@ def _cart_weighting(
     si, di = inv[: src.size], inv[src.size :]
     n_b = np.maximum(f["n_baskets"][idx].astype(np.float64), 1.0) if "n_baskets" in f else np.ones(idx.size)
     base = f["n_dst"][idx] / n_b if "n_dst" in f else np.ones(idx.size)
-    pos = {x: i for i, x in enumerate(items.tolist())}
-    baskets: dict[str, set[int]] = {}
-    for o, q in zip(late.column("order_id").to_pylist(), late.column("product_id").to_pylist(), strict=True):
-        if (j := pos.get(q)) is not None:
-            baskets.setdefault(o, set()).add(j)
+    # the label baskets as sets of those items: distinct (order, item) sorted by order, then item
+    item = pc.index_in(late.column("product_id").cast(pa.string()), value_set=names.take(pa.array(items)))
+    known = pc.is_valid(item)
+    orders, order_names = _encode_sorted(late.column("order_id").cast(pa.string()).filter(known))
+    j = item.filter(known).to_numpy(zero_copy_only=False).astype(np.int64)
+    pair = np.unique(orders * max(items.size, 1) + j)
+    o, j = pair // max(items.size, 1), pair % max(items.size, 1)
+    bounds = np.r_[0, np.flatnonzero(o[1:] != o[:-1]) + 1, o.size] if o.size else np.zeros(1, np.int64)
+    sizes = np.diff(bounds)
+    multi = np.flatnonzero(sizes >= 2)
+    order_ids: list[str] = order_names.take(pa.array(o[bounds[multi]])).to_pylist() if multi.size else []
     chosen = sorted(
-        (hashlib.md5(o.encode("utf-8")).hexdigest(), o) for o, b in baskets.items() if len(b) >= 2
+        (hashlib.md5(oid.encode("utf-8")).hexdigest(), oid, int(k))
+        for oid, k in zip(order_ids, multi.tolist(), strict=True)
     )
     carts, hidden = [], []
-    for _, o in chosen[:max_carts]:
-        b = sorted(baskets[o])
-        h = b.pop(zlib.crc32(o.encode("utf-8")) % len(b))
+    for _, oid, k in chosen[:max_carts]:
+        b = j[bounds[k] : bounds[k + 1]].tolist()
+        h = b.pop(zlib.crc32(oid.encode("utf-8")) % len(b))
         carts.append(np.array(b, dtype=np.int64))
         hidden.append(h)
     sim = f["similarity"][idx].astype(np.float64) if "similarity" in f else np.zeros(idx.size)
