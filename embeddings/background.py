@@ -16,7 +16,9 @@ leaves the previous cache).
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -28,14 +30,26 @@ class PendingVectors:
     """The vectors of ``texts`` being computed on a background thread (see the module docstring).
 
     ``model`` and ``threads`` are :func:`tiein.embeddings.load_encoder`'s; ``cache_dir`` the
-    embedding cache :func:`tiein.embeddings.embed_texts` reads and extends.
+    embedding cache :func:`tiein.embeddings.embed_texts` reads and extends. ``then(vectors, encoder
+    name)``, when given, runs on the same thread afterwards (the build searches each product's
+    neighbours there); its result is :attr:`extra` once :meth:`result` returned.
     """
 
-    def __init__(self, texts: list[str], model: str | None, *, threads: int | None, cache_dir: Path) -> None:
+    def __init__(
+        self,
+        texts: list[str],
+        model: str | None,
+        *,
+        threads: int | None,
+        cache_dir: Path,
+        then: Callable[[np.ndarray, str], Any] | None = None,
+    ) -> None:
         self._texts = texts
         self._model = model
         self._threads = threads
         self._cache_dir = cache_dir
+        self._then = then
+        self.extra: Any = None
         self._done = threading.Event()
         self._progress: tuple[str, int, int] | None = None
         self._vectors: np.ndarray | None = None
@@ -49,6 +63,8 @@ class PendingVectors:
             encoder = load_encoder(self._model, threads=self._threads)
             self._name = encoder.name
             self._vectors = embed_texts(self._texts, encoder, cache_dir=self._cache_dir, progress=self._note)
+            if self._then is not None:
+                self.extra = self._then(self._vectors, self._name)
         except BaseException as exc:  # handed to the thread that waits, raised there
             self._error = exc
         finally:
@@ -75,7 +91,12 @@ class PendingVectors:
 
 
 def embed_in_background(
-    texts: list[str], model: str | None, *, threads: int | None, cache_dir: Path
+    texts: list[str],
+    model: str | None,
+    *,
+    threads: int | None,
+    cache_dir: Path,
+    then: Callable[[np.ndarray, str], Any] | None = None,
 ) -> PendingVectors:
     """Start embedding ``texts`` with ``model`` on a background thread (see :class:`PendingVectors`)."""
-    return PendingVectors(texts, model, threads=threads, cache_dir=cache_dir)
+    return PendingVectors(texts, model, threads=threads, cache_dir=cache_dir, then=then)

@@ -457,15 +457,21 @@ def test_background_embedding_gives_the_in_place_vectors_and_fills_the_cache(
 ) -> None:
     """What the build embeds on a background thread while it mines equals embedding in place; the
     thread's progress reaches the caller's callback, and the cache then holds every title."""
+    import threading
+
     from tiein.embeddings.background import embed_in_background
     from tiein.embeddings.products import cached_vectors
 
     texts = [*TITLES, "", TITLES[0]]  # an empty text (zero row) and a repeated one
     calls: list[tuple[str, int, int]] = []
-    pending = embed_in_background(texts, None, threads=1, cache_dir=tmp_path)
+    pending = embed_in_background(
+        texts, None, threads=1, cache_dir=tmp_path, then=lambda v, n: (v.shape, n, threading.current_thread())
+    )
     got, name = pending.result(lambda *a: calls.append(a), poll_s=0.01)
     want = embeddings.embed_texts(texts, encoder)
     assert name == encoder.name == embeddings.DEFAULT_MODEL
+    # what the build runs after the encoder (its neighbour search) ran on the background thread
+    assert pending.extra[:2] == (want.shape, name) and pending.extra[2] is not threading.current_thread()
     np.testing.assert_allclose(got, want, atol=1e-6)
     assert calls and calls[-1] == ("encode", len(TITLES), len(TITLES))  # distinct non-empty texts
     cached = cached_vectors(texts, tmp_path, name)

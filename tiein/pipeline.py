@@ -171,6 +171,7 @@ def _build(opts: BuildOptions, progress: Progress | None) -> BuildSummary:
     # titles not yet in the embedding cache are embedded on a background thread while the orders
     # are mined (tiein/embeddings/background.py); a rebuild with every title cached loads no model
     pending = cached = None
+    ids: list[str] | None = None
     if opts.embeddings and products.num_rows:
         from tiein import embeddings
         from tiein.embeddings.background import embed_in_background
@@ -178,9 +179,20 @@ def _build(opts: BuildOptions, progress: Progress | None) -> BuildSummary:
 
         cache_key = embeddings.model_key(opts.model)
         texts = embeddings.product_texts(products)
+        product_ids: list[str] = products.column("product_id").to_pylist()
+        ids = product_ids
         cached = cached_vectors(texts, home / "cache", cache_key)
-        if cached is None:
-            pending = embed_in_background(texts, opts.model, threads=opts.threads, cache_dir=home / "cache")
+
+        def index_of(vectors: Any, name: str) -> tuple[Any, pa.Table]:
+            """The FAISS index of the titles and each product's nearest titles."""
+            index = embeddings.ProductIndex.build(product_ids, vectors, name, threads=opts.threads)
+            k = min(opts.neighbours_k, max(1, len(product_ids) - 1))
+            return index, index.neighbours(k, threads=opts.threads)
+
+        if cached is None:  # the neighbour search runs on that thread too
+            pending = embed_in_background(
+                texts, opts.model, threads=opts.threads, cache_dir=home / "cache", then=index_of
+            )
     with timer.step("roles"):
         products = with_product_types(with_sales_roles(products, loaded.orders, opts.roles))
 
@@ -232,7 +244,6 @@ def _build(opts: BuildOptions, progress: Progress | None) -> BuildSummary:
             int(mining_report.get("returning_customers", 0)),
         )
 
-    ids: list[str] | None = None
     vectors = None
     neighbours = None
     model_name: str | None = None
@@ -246,10 +257,8 @@ def _build(opts: BuildOptions, progress: Progress | None) -> BuildSummary:
             else:  # every title was in the cache
                 assert cached is not None
                 vectors, model_name = cached, embeddings.model_key(opts.model)
-            ids = products.column("product_id").to_pylist()
         with timer.step("index"):
-            index = embeddings.ProductIndex.build(ids, vectors, model_name, threads=opts.threads)
-            neighbours = index.neighbours(min(opts.neighbours_k, max(1, len(ids) - 1)), threads=opts.threads)
+            index, neighbours = pending.extra if pending is not None else index_of(vectors, model_name)
 
     state_id = uuid.uuid4().hex  # ties the generation's inputs and index (tiein/home.py) to this graph
     meta = {
