@@ -404,6 +404,15 @@ def test_append_evidence_adds_one_key_to_each_object() -> None:
     assert added == 4 and [json.loads(t) for t in got]
     same, none = append_evidence(rel, np.array([0]), [None], "season")
     assert none == 0 and same.column("evidence").equals(rel.column("evidence"))
+    # tiein's own evidence (compact objects) takes the one-pass way: the same result
+    compact = pa.table({"evidence": pa.array(['{"a":1}', '{"b":"x}"}', '{"c":3}'], pa.string())})
+    out, added = append_evidence(compact, np.array([1, 0, 2]), ['{"y":2}', None, "[1]"], "season")
+    assert out.column("evidence").to_pylist() == [
+        '{"a":1}',
+        '{"b":"x}","season":{"y":2}}',
+        '{"c":3,"season":[1]}',
+    ]
+    assert added == 2
 
 
 @pytest.mark.parametrize("bitmap_bits", [1 << 27, 0])  # the flag table, and the walk over basket pairs

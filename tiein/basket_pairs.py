@@ -123,27 +123,42 @@ def append_evidence(
 ) -> tuple[pa.Table, int]:
     """``relations`` with ``"key": texts[k]`` added to the evidence JSON object of row
     ``rows[k]`` (each row at most once; a None text adds nothing), and how many rows got one.
-    String kernels on the rows that change only (a Python loop took 3.4 s for 800k relations)."""
+    Arrow string kernels, no loop over rows: when every evidence is a compact non-empty object
+    (what tiein writes) the closing brace is replaced in one pass; otherwise the rows that change
+    are trimmed and joined one by one in kernels (null or blank evidence becomes the new key alone)."""
     import pyarrow.compute as pc
 
-    given = [k for k, text in enumerate(texts) if text is not None]
-    if not given:
+    text_of = np.full(relations.num_rows, None, dtype=object)
+    given = np.asarray(texts, dtype=object)
+    has = np.fromiter((t is not None for t in texts), dtype=bool, count=len(texts))
+    at = np.sort(np.asarray(rows, dtype=np.int64)[has])  # the rows that change
+    text_of[np.asarray(rows, dtype=np.int64)[has]] = given[has]
+    added = int(has.sum())
+    if added == 0:
         return relations, 0
-    at = np.asarray(rows, dtype=np.int64)[given]
-    order = np.argsort(at, kind="stable")
-    at = at[order]
-    text_col = pa.array([texts[given[i]] for i in order.tolist()], pa.string())
+    text_col = pa.array(text_of, pa.string())
     evidence = relations.column("evidence").combine_chunks()
+    idx = relations.schema.get_field_index("evidence")
+    compact = (
+        evidence.null_count == 0
+        and pc.all(pc.ends_with(evidence, "}")).as_py()
+        and not pc.any(pc.less(pc.utf8_length(evidence), 3)).as_py()
+    )
+    if compact:
+        suffix = pc.if_else(
+            pc.is_valid(text_col), pc.binary_join_element_wise(f',"{key}":', text_col, "}", ""), "}"
+        )
+        out = pc.binary_join_element_wise(pc.utf8_slice_codeunits(evidence, 0, -1), suffix, "")
+        return relations.set_column(idx, relations.schema.field(idx), out), added
     old = pc.utf8_rtrim_whitespace(pc.fill_null(evidence.take(pa.array(at)), ""))
     old = pc.if_else(pc.less(pc.utf8_length(old), 2), "{}", old)  # null or blank: an empty object
     body = pc.utf8_rtrim_whitespace(pc.utf8_slice_codeunits(old, 0, -1))  # without the closing brace
     sep = pc.if_else(pc.equal(body, "{"), "", ",")
-    joined = pc.binary_join_element_wise(body, sep, f'"{key}":', text_col, "}", "")
+    joined = pc.binary_join_element_wise(body, sep, f'"{key}":', text_col.take(pa.array(at)), "}", "")
     mask = np.zeros(relations.num_rows, dtype=bool)
     mask[at] = True
     out = pc.replace_with_mask(evidence, pa.array(mask), joined)
-    idx = relations.schema.get_field_index("evidence")
-    return relations.set_column(idx, relations.schema.field(idx), out), len(given)
+    return relations.set_column(idx, relations.schema.field(idx), out), added
 
 
 def co_baskets(
@@ -179,9 +194,9 @@ def _enumerated(
     ``ENUM_CHUNK`` pairs at a time) and looked up among the asked pairs (a dense table where the
     chunk's key range is small, else a binary search). 50k products / 4M lines: 12 s where probing
     the rarer end's baskets in the sorted line keys took 28 s, with the same pairs."""
-    from tiein.mining.kernels import DENSE_FACTOR, expand
+    from tiein.mining.kernels import DENSE_FACTOR, expand, sorted_unique
 
-    key = np.unique(lj * n_prod + li)  # distinct lines by basket, then product
+    key = sorted_unique(lj * n_prod + li)  # distinct lines by basket, then product
     j, p = key // n_prod, key % n_prod
     rem = np.searchsorted(j, j, side="right") - np.arange(j.size) - 1  # partners after each line
     a, b = np.minimum(ai, bi), np.maximum(ai, bi)

@@ -27,9 +27,9 @@ from tiein.mining.kernels import (
     _lookup,
     _Pool,
     _Serial,
-    _sorted_unique,
     _timeline_table,
     _ts_column,
+    sorted_unique,
 )
 from tiein.model import MINING, PAIR_STATS, TIMELINE
 
@@ -265,7 +265,7 @@ def _assemble(
     keys = co_keys[strong]
     hot = af_keys[af_counts >= min_count] >> one
     if hot.size:
-        keys = _sorted_unique(np.concatenate([keys, hot]))
+        keys = sorted_unique(np.concatenate([keys, hot]))
         n_ab = _lookup(co_keys, co_counts, keys)
     else:
         n_ab = co_counts[strong].astype(np.int64)

@@ -36,7 +36,14 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from tiein.mining.kernels import _encode_nullable, _encode_sorted, _id_column, _runs, _ts_column
+from tiein.mining.kernels import (
+    _encode_nullable,
+    _encode_sorted,
+    _id_column,
+    _runs,
+    _ts_column,
+    sorted_unique,
+)
 from tiein.model import MINING
 
 _SECOND_US = 1_000_000
@@ -266,7 +273,7 @@ def sequence_stats(
 
     # distinct order times of each customer; "exposed": another order within the window
     keep_o = ~big[c]
-    ot = np.unique((c[keep_o] << _T_BITS) | t[keep_o])
+    ot = sorted_unique((c[keep_o] << _T_BITS) | t[keep_o])
 
     def next_within(cust_c: np.ndarray, at: np.ndarray) -> np.ndarray:
         i = np.searchsorted(ot, (cust_c << _T_BITS) | at, side="right")
@@ -316,7 +323,7 @@ def sequence_stats(
     after_held = lookup(held_keys, held, after_keys)
 
     # time-matched base rates over (customer, week) slots: the first order of the week
-    slot = np.unique((c[keep_o] << _T_BITS) | (t[keep_o] // week_s))
+    slot = sorted_unique((c[keep_o] << _T_BITS) | (t[keep_o] // week_s))
     sc = slot >> _T_BITS
     sw = slot & ((1 << _T_BITS) - 1)
     st = ot[np.searchsorted(ot, (sc << _T_BITS) | (sw * week_s))] & ((1 << _T_BITS) - 1)
@@ -343,7 +350,7 @@ def sequence_stats(
         exposed_weeks=exposed_weeks,
         new=new_m,
         risk=risk,
-        customers=int(np.unique(fc).size),
+        customers=int(sorted_unique(fc).size),
         customers_skipped=int(big.sum()),
         held_from=held_from,
         t0=t0,
@@ -405,7 +412,7 @@ def first_gaps(seq: SequenceStats, keys: np.ndarray) -> np.ndarray:
     if keys.size == 0 or seq.first_c.size == 0:
         return out
     fc, fp, ft = seq.first_c, seq.first_p, seq.first_t
-    want = np.unique(keys.astype(np.uint64))
+    want = sorted_unique(keys.astype(np.uint64))
     shift = np.uint64(seq.bits)
     lo, hi = _pairs_within(fc, ft, seq.window_s)
     got_k: list[np.ndarray] = []

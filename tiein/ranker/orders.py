@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 
 from tiein.mining import mine_pairs
-from tiein.mining.kernels import _encode_sorted
+from tiein.mining.kernels import _encode_sorted, sorted_unique
 from tiein.mining.weighted import weighted_pair_counts
 from tiein.ranker.model import (
     BASKET_UNIT,
@@ -393,7 +393,7 @@ def _cart_weighting(
     known = pc.is_valid(item)
     orders, order_names = _encode_sorted(late.column("order_id").cast(pa.string()).filter(known))
     j = item.filter(known).to_numpy(zero_copy_only=False).astype(np.int64)
-    pair = np.unique(orders * max(items.size, 1) + j)
+    pair = sorted_unique(orders * max(items.size, 1) + j)
     o, j = pair // max(items.size, 1), pair % max(items.size, 1)
     bounds = np.r_[0, np.flatnonzero(o[1:] != o[:-1]) + 1, o.size] if o.size else np.zeros(1, np.int64)
     sizes = np.diff(bounds)
