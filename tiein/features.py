@@ -253,22 +253,33 @@ def top_pairs(pairs: pa.Table, per_product: int) -> pa.Table:
     without millions of two-order coincidences."""
     if per_product <= 0 or pairs.num_rows == 0:
         return pairs
+    # ids as integer codes in string order (ties broken the same way), rows picked by index
+    tables, _ = _coded(
+        {
+            "p": (
+                pairs.select(["a", "b", "n_ab", "lift"]).append_column(
+                    "i", pa.array(np.arange(pairs.num_rows))
+                ),
+                ("a", "b"),
+            )
+        }
+    )
     con = duckdb.connect()
-    con.register("p", pairs)
-    out = con.sql(
+    con.register("p", tables["p"])
+    kept = con.sql(
         """
         WITH ends AS (
-            SELECT a AS x, a, b, n_ab, lift FROM p UNION ALL SELECT b AS x, a, b, n_ab, lift FROM p
+            SELECT a AS x, a, b, n_ab, lift, i FROM p UNION ALL SELECT b AS x, a, b, n_ab, lift, i FROM p
         ), kept AS (
-            SELECT DISTINCT a, b FROM ends
+            SELECT DISTINCT a, b, i FROM ends
             QUALIFY row_number() OVER (PARTITION BY x ORDER BY n_ab DESC, lift DESC, a, b) <= $k
         )
-        SELECT p.* FROM p JOIN kept USING (a, b) ORDER BY a, b
+        SELECT i FROM kept ORDER BY a, b
         """,
         params={"k": int(per_product)},
     ).to_arrow_table()
     con.close()
-    return out.cast(PAIR_STATS)
+    return pairs.take(kept.column("i")).cast(PAIR_STATS)
 
 
 # --- "next purchase" candidates ----------------------------------------------------------------
