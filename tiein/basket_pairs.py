@@ -131,8 +131,9 @@ def append_evidence(
     text_of = np.full(relations.num_rows, None, dtype=object)
     given = np.asarray(texts, dtype=object)
     has = np.fromiter((t is not None for t in texts), dtype=bool, count=len(texts))
-    at = np.sort(np.asarray(rows, dtype=np.int64)[has])  # the rows that change
-    text_of[np.asarray(rows, dtype=np.int64)[has]] = given[has]
+    changed = np.asarray(rows, dtype=np.int64)[has]
+    text_of[changed] = given[has]
+    at = np.sort(changed)  # the rows that change, in table order
     added = int(has.sum())
     if added == 0:
         return relations, 0
@@ -168,7 +169,8 @@ def co_baskets(
     from the lines (product li, basket lj), sorted by pair then basket. Where a flag per
     (basket, product) fits in :data:`BITMAP_BITS`, the baskets of each pair's rarer end are probed
     for the other end (one vectorised pass); else :func:`_enumerated` walks every basket's pairs."""
-    if (int(lj.max()) + 1 if len(lj) else 0) * n_prod > BITMAP_BITS:
+    n_bits = (int(lj.max()) + 1 if len(lj) else 0) * n_prod
+    if n_bits > BITMAP_BITS:
         return _enumerated(ai, bi, li, lj, n_prod)
     counts = np.bincount(li, minlength=n_prod)
     order = np.lexsort((lj, li))
@@ -180,7 +182,7 @@ def co_baskets(
     rep = np.repeat(np.arange(len(ai)), lens)
     offs = np.arange(int(lens.sum())) - np.repeat(np.cumsum(lens) - lens, lens)
     js = baskets_of[np.repeat(ptr[rare], lens) + offs]
-    present = np.zeros((int(lj.max()) + 1 if len(lj) else 0) * n_prod, dtype=bool)
+    present = np.zeros(n_bits, dtype=bool)
     present[lj * n_prod + li] = True
     found = present[js * n_prod + other[rep]]
     return rep[found], js[found]
@@ -190,42 +192,17 @@ def _enumerated(
     ai: np.ndarray, bi: np.ndarray, li: np.ndarray, lj: np.ndarray, n_prod: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`co_baskets` for shops too big for the flag table: every basket's product pairs are
-    generated chunk by chunk of left products (:func:`tiein.mining.kernels.expand`, about
-    ``ENUM_CHUNK`` pairs at a time) and looked up among the asked pairs (a dense table where the
-    chunk's key range is small, else a binary search). 50k products / 4M lines: 12 s where probing
-    the rarer end's baskets in the sorted line keys took 28 s, with the same pairs."""
-    from tiein.mining.kernels import DENSE_FACTOR, expand, sorted_unique
+    walked (:func:`tiein.mining.weighted.basket_pair_hits`, about ``ENUM_CHUNK`` pairs at a time).
+    50k products / 4M lines: 12 s where probing the rarer end's baskets in the sorted line keys
+    took 28 s, with the same pairs."""
+    from tiein.mining.weighted import basket_pair_hits, distinct_lines
 
-    key = sorted_unique(lj * n_prod + li)  # distinct lines by basket, then product
-    j, p = key // n_prod, key % n_prod
-    rem = np.searchsorted(j, j, side="right") - np.arange(j.size) - 1  # partners after each line
+    j, p = distinct_lines(lj, li, n_prod)
     a, b = np.minimum(ai, bi), np.maximum(ai, bi)
-    cum = np.cumsum(np.bincount(p, weights=rem, minlength=n_prod))
-    bounds = np.searchsorted(cum, np.arange(ENUM_CHUNK, cum[-1], ENUM_CHUNK), side="left") + 1
-    edges = np.unique(np.concatenate(([0], bounds, [n_prod])))
-    no_offset = np.zeros(j.size, np.int64)
     out_pair, out_basket = [], []
-    for lo, hi in zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True):
-        asked = np.flatnonzero((a >= lo) & (a < hi) & (a != b))
-        if asked.size == 0:
-            continue
-        sel = np.flatnonzero((p >= lo) & (p < hi) & (rem > 0))
-        keys = expand((p[sel] - lo) * n_prod, sel + 1, rem[sel], p)
-        basket = expand(j[sel], sel + 1, rem[sel], no_offset)  # each generated pair's basket
-        want = (a[asked] - lo) * n_prod + b[asked]
-        span = (hi - lo) * n_prod
-        if span <= DENSE_FACTOR * max(keys.size, 1):
-            table = np.full(span, -1, np.int64)
-            table[want] = asked
-            pair = table[keys]
-            hit = pair >= 0
-            out_pair.append(pair[hit])
-        else:
-            order = np.argsort(want, kind="stable")
-            pos = np.minimum(np.searchsorted(want[order], keys), asked.size - 1)
-            hit = want[order][pos] == keys
-            out_pair.append(asked[order[pos[hit]]])
-        out_basket.append(basket[hit])
+    for k, line in basket_pair_hits(j, p, n_prod, a, b, chunk=ENUM_CHUNK):
+        out_pair.append(k)
+        out_basket.append(j[line])
     if not out_pair:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     pair, basket = np.concatenate(out_pair), np.concatenate(out_basket)

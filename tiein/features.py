@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tiein.mining.kernels import _encode_sorted
+from tiein.mining.kernels import shared_order_codes
 from tiein.model import CATEGORY_SEP, LISTED_PAIRS, PAIR_STATS
 from tiein.product_type import type_keys, types_of
 from tiein.relations import line_key
@@ -207,16 +207,11 @@ def _coded(tables: dict[str, tuple[pa.Table, tuple[str, ...]]]) -> tuple[dict[st
     """Each table with its id columns replaced by int64 codes, and the ids (``ids[code]``): one
     dictionary over every listed column, its codes in the ids' string order."""
     cols = [(name, c) for name, (_, id_cols) in tables.items() for c in id_cols]
-    parts = [tables[name][0].column(c).cast(pa.string()) for name, c in cols]
-    codes, names = _encode_sorted(pa.chunked_array([ch for part in parts for ch in part.chunks], pa.string()))
+    codes, names = shared_order_codes([tables[name][0].column(c) for name, c in cols])
     out = {name: table for name, (table, _) in tables.items()}
-    start = 0
-    for (name, c), part in zip(cols, parts, strict=True):
+    for (name, c), code in zip(cols, codes, strict=True):
         table = out[name]
-        out[name] = table.set_column(
-            table.column_names.index(c), c, pa.array(codes[start : start + len(part)], pa.int64())
-        )
-        start += len(part)
+        out[name] = table.set_column(table.column_names.index(c), c, pa.array(code, pa.int64()))
     return out, names
 
 

@@ -256,7 +256,7 @@ def _build(opts: BuildOptions, progress: Progress | None) -> BuildSummary:
                 vectors, model_name = pending.result(_phase(progress, "embed"))
             else:  # every title was in the cache
                 assert cached is not None
-                vectors, model_name = cached, embeddings.model_key(opts.model)
+                vectors, model_name = cached, cache_key
         with timer.step("index"):
             index, neighbours = pending.extra if pending is not None else index_of(vectors, model_name)
 

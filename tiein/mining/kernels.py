@@ -133,8 +133,21 @@ def order_codes(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
     >>> order_codes(pa.array(["b", "a", "c", "a"])).tolist()
     [1, 0, 2, 0]
     """
-    codes, _ = _encode_sorted(col if isinstance(col, pa.ChunkedArray) else pa.chunked_array([col]))
-    return codes
+    return shared_order_codes([col])[0][0]
+
+
+def shared_order_codes(cols: list[pa.ChunkedArray | pa.Array]) -> tuple[list[np.ndarray], pa.Array]:
+    """:func:`order_codes` of several id columns over one dictionary, and that dictionary (the
+    sorted distinct ids: ``ids[code]``); equal ids get equal codes across the columns.
+
+    >>> codes, ids = shared_order_codes([pa.array(["b", "a"]), pa.array(["c", "b"])])
+    >>> [c.tolist() for c in codes], ids.to_pylist()
+    ([[1, 0], [2, 1]], ['a', 'b', 'c'])
+    """
+    parts = [c.cast(pa.string()) for c in cols]
+    chunks = [ch for part in parts for ch in (part.chunks if isinstance(part, pa.ChunkedArray) else [part])]
+    codes, ids = _encode_sorted(pa.chunked_array(chunks, pa.string()))
+    return np.split(codes, np.cumsum([len(part) for part in parts])[:-1]), ids
 
 
 def _encode_sorted(col: pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:

@@ -1,29 +1,77 @@
-"""Basket-size weighted co-occurrence of given product pairs (the complement ranker's counts).
+"""Walking every basket's product pairs, and the basket-size weighted co-occurrence of given
+pairs (the complement ranker's counts) built on it.
 
-A basket of ``s`` distinct products weighs ``unit // s`` (a pair in a 200-product wholesale order
-says less than in a 3-product one); baskets of one product or of more than ``max_basket`` are
-skipped, as the miner skips them. :func:`weighted_pair_counts` returns, for each asked pair, the
-summed weight of the baskets holding both, and of those holding each product: integers (sums of
-integer weights), so the numbers are exact and the same at any chunking.
+:func:`basket_pair_hits` finds, for distinct product pairs asked, every basket holding both ends:
+the distinct (basket, product) lines sorted by basket then product (:func:`distinct_lines`); every
+line is paired with the lines after it in its basket (:func:`tiein.mining.kernels.expand`), chunk
+by chunk of left products (about ``chunk`` pair instances each), and the generated pairs are
+looked up among the asked ones: a dense table where the chunk's key range is small, else a binary
+search. Chunks holding no asked pair are not expanded. It serves :func:`weighted_pair_counts` and
+:func:`tiein.basket_pairs.co_baskets` (shops too big for its flag table).
 
-How: the distinct (basket, product) lines sorted by basket then product; every line is paired
-with the lines after it in its basket (:func:`tiein.mining.kernels.expand`), chunk by chunk of
-left products (about ``CHUNK_PAIRS`` pair instances each), and the instances' weights are summed
-per pair key: into a dense array where the chunk's key range is small, else only at the asked
-pairs' keys (binary search). Chunks holding no asked pair are not expanded. On Online Retail
-(485k lines, 1.3M asked pairs) 0.8 s where the DuckDB self-join it replaces took 2.2 s; on
-Instacart's sample 0.22 s against 0.38 s; the same numbers (tests/test_ranker.py).
+:func:`weighted_pair_counts`: a basket of ``s`` distinct products weighs ``unit // s`` (a pair in
+a 200-product wholesale order says less than in a 3-product one); baskets of one product or of
+more than ``max_basket`` are skipped, as the miner skips them. For each asked pair, the summed
+weight of the baskets holding both, and of those holding each product: integers (sums of integer
+weights), so the numbers are exact and the same at any chunking. On Online Retail (485k lines,
+1.3M asked pairs) 0.8 s where the DuckDB self-join it replaces took 2.2 s; on Instacart's sample
+0.22 s against 0.38 s; the same numbers (tests/test_mining.py).
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tiein.mining.kernels import DENSE_FACTOR, expand
+from tiein.mining.kernels import DENSE_FACTOR, expand, sorted_unique
 
-CHUNK_PAIRS = 1 << 22  # pair instances expanded at a time (float64 weights: ~100 MB of temporaries)
+CHUNK_PAIRS = 1 << 22  # pair instances expanded at a time by weighted_pair_counts
+
+
+def distinct_lines(basket: np.ndarray, product: np.ndarray, n_items: int) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct (basket, product) lines of int64 codes (products below ``n_items``), sorted by
+    basket, then product: ``(basket, product)``."""
+    key = sorted_unique(basket * n_items + product)
+    return key // n_items, key % n_items
+
+
+def basket_pair_hits(
+    basket: np.ndarray, product: np.ndarray, n_items: int, a: np.ndarray, b: np.ndarray, *, chunk: int
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """For lines from :func:`distinct_lines` and distinct product pairs ``a[k] < b[k]`` (a pair
+    with ``a[k] >= b[k]`` is never found): per chunk of left products, ``(k, line)`` for every
+    basket holding both ends of pair ``k``, ``line`` being that basket's line of ``a[k]`` (see the
+    module docstring)."""
+    if basket.size == 0:
+        return
+    rem = np.searchsorted(basket, basket, side="right") - np.arange(basket.size) - 1  # partners after
+    cum = np.cumsum(np.bincount(product, weights=rem, minlength=n_items))
+    bounds = np.searchsorted(cum, np.arange(chunk, cum[-1], chunk), side="left") + 1
+    edges = np.unique(np.concatenate(([0], bounds, [n_items])))
+    no_offset = np.zeros(basket.size, np.int64)
+    for lo, hi in zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True):
+        asked = np.flatnonzero((a >= lo) & (a < hi) & (b > a))
+        if asked.size == 0:
+            continue
+        sel = np.flatnonzero((product >= lo) & (product < hi) & (rem > 0))
+        keys = expand((product[sel] - lo) * n_items, sel + 1, rem[sel], product)
+        line = expand(sel, sel + 1, rem[sel], no_offset)  # the line each generated pair starts from
+        want = (a[asked] - lo) * n_items + b[asked]
+        span = (hi - lo) * n_items
+        if span <= DENSE_FACTOR * max(keys.size, 1):
+            table = np.full(span, -1, np.int64)
+            table[want] = asked
+            k = table[keys]
+            hit = k >= 0
+            yield k[hit], line[hit]
+        else:
+            order = np.argsort(want, kind="stable")
+            pos = np.minimum(np.searchsorted(want[order], keys), asked.size - 1)
+            hit = want[order][pos] == keys
+            yield asked[order[pos[hit]]], line[hit]
 
 
 def _codes(col: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, pa.Array]:
@@ -46,10 +94,7 @@ def weighted_pair_counts(
     p, names = _codes(orders.column("product_id"))
     o, _ = _codes(orders.column("order_id"))
     n_items = len(names)
-    key = o * n_items + p  # distinct lines, sorted by basket then product
-    key.sort()
-    key = key[np.r_[True, key[1:] != key[:-1]]]
-    o, p = key // n_items, key % n_items
+    o, p = distinct_lines(o, p, n_items)
     size = np.bincount(o)
     w_basket = np.where((size >= 2) & (size <= max_basket), unit // np.maximum(size, 1), 0)
     kept = w_basket[o] > 0
@@ -62,29 +107,12 @@ def weighted_pair_counts(
     known = (s >= 0) & (d >= 0) & (s != d)
     w_src = np.where(s >= 0, w_item[np.maximum(s, 0)], 0)
     w_dst = np.where(d >= 0, w_item[np.maximum(d, 0)], 0)
-    a, b = np.minimum(s, d), np.maximum(s, d)  # within a basket, later lines hold larger codes
-
-    rem = np.searchsorted(o, o, side="right") - np.arange(o.size) - 1  # partners after each line
-    cum = np.cumsum(np.bincount(p, weights=rem, minlength=n_items))
-    bounds = np.searchsorted(cum, np.arange(CHUNK_PAIRS, cum[-1], CHUNK_PAIRS), side="left") + 1
-    edges = np.unique(np.concatenate(([0], bounds, [n_items])))
-    no_weight = np.zeros(o.size, np.float64)
+    # each unordered pair once (within a basket, later lines hold larger codes)
+    key = np.minimum(s, d)[known] * n_items + np.maximum(s, d)[known]
+    pairs = sorted_unique(key)
+    w_pair = np.zeros(pairs.size)
+    for k, line in basket_pair_hits(o, p, n_items, pairs // n_items, pairs % n_items, chunk=CHUNK_PAIRS):
+        w_pair += np.bincount(k, weights=w_line[line], minlength=pairs.size)
     w_ab = np.zeros(n, np.int64)
-    for lo, hi in zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True):
-        asked = np.flatnonzero(known & (a >= lo) & (a < hi))
-        if asked.size == 0:
-            continue
-        sel = np.flatnonzero((p >= lo) & (p < hi) & (rem > 0))
-        keys = expand((p[sel] - lo) * n_items, sel + 1, rem[sel], p)
-        weights = expand(w_line[sel], sel + 1, rem[sel], no_weight)  # each instance's basket weight
-        want = (a[asked] - lo) * n_items + b[asked]
-        span = (hi - lo) * n_items
-        if span <= DENSE_FACTOR * max(keys.size, 1):
-            sums = np.bincount(keys, weights=weights, minlength=span)[want]
-        else:
-            distinct, inverse = np.unique(want, return_inverse=True)
-            pos = np.minimum(np.searchsorted(distinct, keys), distinct.size - 1)
-            hit = distinct[pos] == keys
-            sums = np.bincount(pos[hit], weights=weights[hit], minlength=distinct.size)[inverse]
-        w_ab[asked] = np.rint(sums).astype(np.int64)
+    w_ab[known] = np.rint(w_pair[np.searchsorted(pairs, key)]).astype(np.int64)
     return w_ab, w_src, w_dst

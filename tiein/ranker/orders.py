@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 
 from tiein.mining import mine_pairs
-from tiein.mining.kernels import _encode_sorted, sorted_unique
+from tiein.mining.kernels import _encode_sorted, shared_order_codes, sorted_unique
 from tiein.mining.weighted import weighted_pair_counts
 from tiein.ranker.model import (
     BASKET_UNIT,
@@ -354,13 +354,13 @@ def _cart_weighting(
     late: pa.Table,
     min_probability: float,
     keep_per_src: int,
+    ids: tuple[pa.ChunkedArray, pa.ChunkedArray],
     max_carts: int = 2000,
-    ids: tuple[pa.ChunkedArray, pa.ChunkedArray] | None = None,
 ) -> tuple[CartWeighting, dict[str, float]]:
     """:func:`choose_cart_weighting` on the label baskets, with the relations the feature baskets
     give (each src's best ``keep_per_src`` complements scoring ≥ ``min_probability``); up to
     ``max_carts`` baskets (by md5 of the order id), each hiding one item (by crc32). ``ids``: the
-    src and dst columns of the feature table ``f`` came from (else taken from ``f``)."""
+    src and dst columns of the feature table ``f`` came from."""
     import hashlib
 
     import pyarrow.compute as pc
@@ -370,14 +370,8 @@ def _cart_weighting(
     keep = p >= min_probability
     idx, p = idx[keep], p[keep]
     # src and dst as codes in string order over one dictionary (sorting codes sorts the ids)
-    src_ids, dst_ids = (
-        ids if ids is not None else (pa.chunked_array([f["src"]]), pa.chunked_array([f["dst"]]))
-    )
-    both = pa.chunked_array(
-        [*src_ids.cast(pa.string()).chunks, *dst_ids.cast(pa.string()).chunks], pa.string()
-    )
-    codes, names = _encode_sorted(both)
-    src, dst = codes[: len(src_ids)][idx], codes[len(src_ids) :][idx]
+    (src_codes, dst_codes), names = shared_order_codes(list(ids))
+    src, dst = src_codes[idx], dst_codes[idx]
     order = np.lexsort((dst, -p, src))
     src, dst, p, idx = src[order], dst[order], p[order], idx[order]
     starts = np.r_[0, np.flatnonzero(src[1:] != src[:-1]) + 1] if src.size else np.array([], dtype=np.int64)
