@@ -20,6 +20,7 @@ from tiein.api.lists_routes import add_lists_routes, lists_of
 from tiein.api.page import neighbourhood, render_product_page
 from tiein.api.params import (
     _operation_id,
+    bundle_options,
     context_of,
     list_filters,
     paged_filters,
@@ -211,7 +212,7 @@ def _routes(settings: Settings) -> Any:
         dependencies=auth,
         tags=["products"],
     )
-    def related(
+    async def related(
         request: Request,
         product_id: ProductId,
         filters: Annotated[Filters, Depends(paged_filters)],
@@ -233,18 +234,22 @@ def _routes(settings: Settings) -> Any:
         for the same log). A product with no complements yet gets the trending items of its
         category (else of the shop) instead, flagged ``fallback: "trending"``."""
         st = _state(request)
-        stats = st.feedback.stats() if feedback and st.feedback is not None else None
-        return related_payload(
-            st.store,
-            product_id,
-            kind,
-            k,
-            feedback=stats,
-            max_k=settings.max_k,
-            filters=filters,
-            context=context,
-            trending=lists_of(request),  # an empty complement list: trending items, flagged
-        )
+
+        def answer() -> RelatedPayload:
+            stats = st.feedback.stats() if feedback and st.feedback is not None else None
+            return related_payload(
+                st.store,
+                product_id,
+                kind,
+                k,
+                feedback=stats,
+                max_k=settings.max_k,
+                filters=filters,
+                context=context,
+                trending=lists_of(request),  # an empty complement list: trending items, flagged
+            )
+
+        return await st.call(answer)
 
     @router.get(
         "/products/{product_id:path}/bundle",
@@ -253,103 +258,27 @@ def _routes(settings: Settings) -> Any:
         dependencies=auth,
         tags=["bundles"],
     )
-    def bundle(
+    async def bundle(
         request: Request,
         product_id: ProductId,
+        options: Annotated[dict[str, Any], Depends(bundle_options)],
         filters: Annotated[Filters, Depends(list_filters)],
         context: Annotated[QueryContext | None, Depends(query_context)],
-        scene: Annotated[
-            Text | None,
-            Query(
-                min_length=1,
-                max_length=MAX_ID_LENGTH,
-                description="Scene id or name whose role order to follow.",
-            ),
-        ] = None,
-        size: Annotated[
-            int | None,
-            Query(ge=2, le=6, description="Bundle size, anchor included (default the shop's, 3)."),
-        ] = None,
-        budget: Annotated[
-            float | None, Query(gt=0, allow_inf_nan=False, description="Most the bundle may cost.")
-        ] = None,
-        mix: Annotated[
-            Text | None,
-            Query(
-                max_length=200,
-                description="Sales roles of the add-ons in order, joined by ',' or '+' (hero,profit).",
-            ),
-        ] = None,
-        discount: Annotated[
-            float | None,
-            Query(
-                ge=0, lt=1, allow_inf_nan=False, description="Bundle discount (0.1 = 10 % off; default 0.1)."
-            ),
-        ] = None,
-        min_price_ratio: Annotated[
-            float | None,
-            Query(
-                ge=0,
-                le=100,
-                allow_inf_nan=False,
-                description="Price band: an add-on's lowest price as a share of the anchor's (default 0.3).",
-            ),
-        ] = None,
-        max_price_ratio: Annotated[
-            float | None,
-            Query(
-                ge=0,
-                le=100,
-                allow_inf_nan=False,
-                description="Price band: an add-on's highest price as a share of the anchor's (default 0.8).",
-            ),
-        ] = None,
-        charm_digit: Annotated[
-            int | None,
-            Query(
-                ge=-1,
-                le=9,
-                description="Rounding: the last digit of the bundle price (default 8: 398; -1: whole tens).",
-            ),
-        ] = None,
-        rounding_slack: Annotated[
-            float | None,
-            Query(
-                ge=0,
-                lt=1,
-                allow_inf_nan=False,
-                description="Rounding: how far below the discounted price it may go, as a share of the total (default 0.03).",
-            ),
-        ] = None,
-        currency: Annotated[
-            Text | None,
-            Query(
-                min_length=1,
-                max_length=8,
-                description="Currency of the pitch: a symbol or ISO code (default the shop's, ¥).",
-            ),
-        ] = None,
     ) -> BundlePayload:
         """A bundle for the anchor product: complements under the merchant's rules, following a
         scene's roles (the given one, else the anchor's own), a sayable bundle price and a pitch;
         merchant pins come first, blocked pairs never together; filters narrow the add-ons;
         ``reason`` says why when there is none."""
-        return bundle_payload(
-            _store(request),
+        st = _state(request)
+        # HOME/shop.toml's rules; the parameters override them
+        return await st.call(
+            bundle_payload,
+            st.store,
             product_id,
-            rules=shop_rules(),  # HOME/shop.toml; the parameters override it
-            scene=scene,
-            size=size,
-            budget=budget,
-            mix=mix,
-            discount=discount,
+            rules=shop_rules(),
             filters=filters,
-            min_price_ratio=min_price_ratio,  # the rules of tiein.service.RULE_OPTIONS
-            max_price_ratio=max_price_ratio,
-            charm_digit=charm_digit,
-            rounding_slack=rounding_slack,
-            currency=currency,
             context=context,
+            **options,
         )
 
     @router.post(
@@ -359,7 +288,7 @@ def _routes(settings: Settings) -> Any:
         dependencies=auth,
         tags=["bundles"],
     )
-    def cart_addons(request: Request, body: Annotated[AddonsRequest, Body()]) -> AddonsPayload:
+    async def cart_addons(request: Request, body: Annotated[AddonsRequest, Body()]) -> AddonsPayload:
         """Complements of a whole cart; with a threshold, the items that reach it. Merchant rules
         apply; the body's filters narrow the suggestions; cart ids the graph does not hold are
         listed in ``unknown_ids`` and the rest is answered (404 only when none is known)."""
@@ -373,8 +302,10 @@ def _routes(settings: Settings) -> Any:
             min_score=body.min_score,
             offset=body.offset,
         )
-        return addons_payload(
-            _store(request),
+        st = _state(request)
+        return await st.call(
+            addons_payload,
+            st.store,
             body.cart,
             rules=shop_rules(),
             threshold=body.threshold,
@@ -527,8 +458,9 @@ def _routes(settings: Settings) -> Any:
         dependencies=auth,
         tags=["products"],
     )
-    def product(request: Request, product_id: ProductId) -> dict[str, Any]:
+    async def product(request: Request, product_id: ProductId) -> dict[str, Any]:
         """One product's fields."""
-        return product_payload(_store(request), product_id)
+        st = _state(request)
+        return await st.call(product_payload, st.store, product_id)
 
     return router

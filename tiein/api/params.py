@@ -1,5 +1,6 @@
-"""Request parameters shared by the routes: unknown query parameters refused, the list filters
-and paging as dependencies, readable operation ids, the rules-conflict answer."""
+"""Request parameters shared by the routes: unknown query parameters refused, the list filters,
+paging and the bundle options as dependencies (``async``: they run on the event loop, no thread
+hop), readable operation ids, the rules-conflict answer."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     pass
 
 
-def reject_unknown_query(request: Request) -> None:
+async def reject_unknown_query(request: Request) -> None:
     """422 naming every query parameter the operation does not declare (FastAPI would ignore
     them, so a typo such as ``instock=1`` silently did nothing)."""
     if not request.query_params:
@@ -72,7 +73,7 @@ def _conflict(exc: RulesConflict) -> JSONResponse:
     return envelope(409, "rules_conflict", str(exc))
 
 
-def list_filters(
+async def list_filters(
     in_stock: Annotated[
         bool, Query(description="Only products in stock (unknown stock counts as in stock).")
     ] = False,
@@ -112,7 +113,7 @@ def list_filters(
     )
 
 
-def query_context(
+async def query_context(
     at: Annotated[Text | None, Query(min_length=1, max_length=10, description=AT_HELP)] = None,
     segment: Annotated[Text | None, Query(min_length=1, max_length=100, description=SEGMENT_HELP)] = None,
 ) -> QueryContext | None:
@@ -131,7 +132,7 @@ def context_of(at: str | None, segment: str | None = None) -> QueryContext | Non
     return None if day is None and seg is None else QueryContext(at=day, segment=seg)
 
 
-def paged_filters(
+async def paged_filters(
     filters: Annotated[Filters, Depends(list_filters)],
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Rows to skip (paging).")] = 0,
 ) -> Filters:
@@ -144,3 +145,90 @@ def paged_filters(
 def _operation_id(route: Any) -> str:
     """Readable operation ids: the route function's name (``related``, ``cart_addons``)."""
     return str(route.name)
+
+
+async def bundle_options(
+    scene: Annotated[
+        Text | None,
+        Query(
+            min_length=1,
+            max_length=MAX_ID_LENGTH,
+            description="Scene id or name whose role order to follow.",
+        ),
+    ] = None,
+    size: Annotated[
+        int | None,
+        Query(ge=2, le=6, description="Bundle size, anchor included (default the shop's, 3)."),
+    ] = None,
+    budget: Annotated[
+        float | None, Query(gt=0, allow_inf_nan=False, description="Most the bundle may cost.")
+    ] = None,
+    mix: Annotated[
+        Text | None,
+        Query(
+            max_length=200,
+            description="Sales roles of the add-ons in order, joined by ',' or '+' (hero,profit).",
+        ),
+    ] = None,
+    discount: Annotated[
+        float | None,
+        Query(ge=0, lt=1, allow_inf_nan=False, description="Bundle discount (0.1 = 10 % off; default 0.1)."),
+    ] = None,
+    min_price_ratio: Annotated[
+        float | None,
+        Query(
+            ge=0,
+            le=100,
+            allow_inf_nan=False,
+            description="Price band: an add-on's lowest price as a share of the anchor's (default 0.3).",
+        ),
+    ] = None,
+    max_price_ratio: Annotated[
+        float | None,
+        Query(
+            ge=0,
+            le=100,
+            allow_inf_nan=False,
+            description="Price band: an add-on's highest price as a share of the anchor's (default 0.8).",
+        ),
+    ] = None,
+    charm_digit: Annotated[
+        int | None,
+        Query(
+            ge=-1,
+            le=9,
+            description="Rounding: the last digit of the bundle price (default 8: 398; -1: whole tens).",
+        ),
+    ] = None,
+    rounding_slack: Annotated[
+        float | None,
+        Query(
+            ge=0,
+            lt=1,
+            allow_inf_nan=False,
+            description="Rounding: how far below the discounted price it may go, as a share of the total (default 0.03).",
+        ),
+    ] = None,
+    currency: Annotated[
+        Text | None,
+        Query(
+            min_length=1,
+            max_length=8,
+            description="Currency of the pitch: a symbol or ISO code (default the shop's, ¥).",
+        ),
+    ] = None,
+) -> dict[str, Any]:
+    """The bundle's own parameters as keywords of :func:`tiein.service.bundle_payload` (scene,
+    size, budget, mix and the price rules of :data:`tiein.service.RULE_OPTIONS`); None: the shop's."""
+    return {
+        "scene": scene,
+        "size": size,
+        "budget": budget,
+        "mix": mix,
+        "discount": discount,
+        "min_price_ratio": min_price_ratio,
+        "max_price_ratio": max_price_ratio,
+        "charm_digit": charm_digit,
+        "rounding_slack": rounding_slack,
+        "currency": currency,
+    }

@@ -129,6 +129,10 @@ def serve(
         f" · auth {'on' if settings.token else 'off'}",
         err=True,
     )
-    uvicorn.run(
-        "tiein.api:app_from_env", factory=True, host=host, port=port, workers=workers, log_level=log_level
-    )
+    app = "tiein.api:app_from_env"
+    if workers == 1:
+        uvicorn.run(app, factory=True, host=host, port=port, log_level=log_level)
+        return
+    from tiein.api.workers import run_workers  # one socket per worker: connections spread over them
+
+    run_workers(uvicorn.Config(app, factory=True, host=host, port=port, workers=workers, log_level=log_level))
