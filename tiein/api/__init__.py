@@ -23,7 +23,11 @@ made; request validation errors are reshaped into the same envelope (422, naming
 anything unexpected is a 500 envelope with an ``error_id`` that is logged server-side with the
 traceback (the body never holds one).
 
-Concurrency. Endpoints are plain functions run in the server's thread pool. The store is opened
+Concurrency. Reads of the in-memory snapshot (the embedded store's default) run on the event
+loop: they take well under a millisecond, less than a hop to a worker thread and back costs;
+everything that waits on disk or the network (LadybugDB read per request, Neo4j, Cypher, search)
+runs in the server's thread pool (``State.call``). ``tiein serve --workers N`` runs N processes,
+each on its own ``SO_REUSEPORT`` socket (:mod:`~tiein.api.workers`). The store is opened
 once per process; the embedded store serialises calls with its own lock (one LadybugDB connection;
 a call takes 0.3-3 ms) and re-reads its generation pointer on every call, so a rebuild by
 ``tiein build`` in another process is picked up without a restart. The Neo4j store uses the
