@@ -399,13 +399,16 @@ def _tiein(command: str, home: Path) -> list[str]:
 
 
 class Switcher:
-    """Runs ``tiein rollback`` at the given offsets (s) from :meth:`start` in a thread; ``done``
-    holds when each switch finished (perf_counter)."""
+    """Runs ``tiein rollback`` (or, with ``by="update"``, a stock-only ``tiein update`` of
+    ``ids``: a new generation the servers have no snapshot files for yet) at the given offsets (s)
+    from :meth:`start` in a thread; ``done`` holds when each switch finished (perf_counter)."""
 
-    def __init__(self, home: Path, offsets: list[float]) -> None:
+    def __init__(
+        self, home: Path, offsets: list[float], by: str = "rollback", ids: list[str] | None = None
+    ) -> None:
         import threading
 
-        self.home, self.offsets = home, offsets
+        self.home, self.offsets, self.by, self.ids = home, offsets, by, ids or []
         self.started: list[float] = []
         self.done: list[float] = []
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -419,8 +422,18 @@ class Switcher:
         for off in self.offsets:
             time.sleep(max(0.0, self.t0 + off - time.perf_counter()))
             self.started.append(time.perf_counter())
-            subprocess.run(_tiein("rollback", self.home), check=True, capture_output=True)
+            subprocess.run(self._command(len(self.done)), check=True, capture_output=True)
             self.done.append(time.perf_counter())
+
+    def _command(self, i: int) -> list[str]:
+        if self.by == "rollback":
+            return _tiein("rollback", self.home)
+        stock = Path(tempfile.gettempdir()) / f"tiein-bench-stock-{os.getpid()}.csv"
+        level = 0 if i % 2 == 0 else 50  # the first 100 anchors out of stock, then back in
+        stock.write_text(
+            "product_id,stock\n" + "".join(f'"{p}",{level}\n' for p in self.ids[:100]), encoding="utf-8"
+        )
+        return [*_tiein("update", self.home), "--catalog", str(stock), "--quiet"]
 
 
 def switch_split(samples: Samples, started: list[float], done: list[float], window: float) -> dict[str, Any]:
@@ -545,6 +558,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         help="open loop: generation switches (tiein rollback) during the run [0]",
     )
     ap.add_argument(
+        "--switch-by",
+        choices=("rollback", "update"),
+        default="rollback",
+        help="how to switch: `tiein rollback` (a kept generation: its snapshot files exist) or a "
+        "stock-only `tiein update` of 100 anchors (a new generation: the first server process to "
+        "see it writes its files) [rollback]",
+    )
+    ap.add_argument(
         "--switch-window",
         type=float,
         default=3.0,
@@ -565,7 +586,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.switches:
         ensure_two_generations(home, args.dataset)
     ids = anchors(home, args.seed)
-    switcher = Switcher(home, [args.seconds * (i + 1) / (args.switches + 1) for i in range(args.switches)])
+    offsets = [args.seconds * (i + 1) / (args.switches + 1) for i in range(args.switches)]
+    switcher = Switcher(home, offsets, args.switch_by, ids)
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -617,8 +639,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         result["load_average_1m"] = round(os.getloadavg()[0], 2)
     if args.switches:
         switcher.thread.join(60)
-        if args.switches % 2:  # leave the home serving the generation it started with
-            subprocess.run(_tiein("rollback", home), check=True, capture_output=True)
+        if args.switches % 2:  # leave the home serving the graph it started with
+            subprocess.run(switcher._command(args.switches), check=True, capture_output=True)
         result["switch"] = switch_split(samples, switcher.started, switcher.done, args.switch_window)
     if args.json:
         print(json.dumps(result, indent=2))
@@ -633,7 +655,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         f"{label:<13} {st['requests']:>7,} requests  p50 {st['p50_ms']:.2f}  p99 {st['p99_ms']:.2f}  "
                         f"max {st['max_ms']:.2f} ms  ({sw['switches']} switches, {sw['window_s']:g} s window)"
                     )
-            print(f"switches at {sw['switch_at_s']} s, each `tiein rollback` took {sw['switch_seconds']} s")
+            print(
+                f"switches at {sw['switch_at_s']} s, each `tiein {args.switch_by}` took {sw['switch_seconds']} s"
+            )
             print("p99 ms by second: " + " ".join(f"{k}:{v:g}" for k, v in sw["p99_ms_by_second"].items()))
     return result
 

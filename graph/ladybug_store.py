@@ -13,7 +13,8 @@ Layout of a store directory ``path``::
 Atomic replace. ``replace`` validates and derives the tables (tiein.graph.build), builds a complete new
 generation with ``COPY`` from Arrow (graph/ladybug_load.py), checkpoints and closes it, then writes
 ``CURRENT.tmp`` and ``os.replace``-s it over ``CURRENT`` (atomic on POSIX and Windows), and only then
-deletes the older generations. A failure or an interruption at any point before the switch leaves
+deletes the generations before the one it replaced (that one stays: ``tiein rollback`` points
+``CURRENT`` back at it, tiein/graph/ladybug_gens.py). A failure or an interruption at any point before the switch leaves
 ``CURRENT`` on the previous generation, untouched; a half-built generation is removed at once or,
 after a crash, by the next ``replace``.
 
@@ -31,7 +32,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import shutil
 import threading
 import time
@@ -40,7 +40,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tiein.durable import fsync_dir
 from tiein.errors import (
     ConfigError,
     CypherError,
@@ -63,6 +62,17 @@ from tiein.graph.base import (
 from tiein.graph.build import NODE_SCHEMAS, REL_SCHEMAS, GraphTables, graph_tables
 from tiein.graph.cypher_guard import parameters
 from tiein.graph.cypher_guard import refuse_writes as guard_refuse_writes
+from tiein.graph.ladybug_gens import (
+    BUILDING,
+    DB_FILE,
+    GEN_PREFIX,
+    META_FILE,
+    generation_holding,
+    previous_of,
+    read_pointer,
+    remove_old,
+    write_pointer,
+)
 from tiein.graph.ladybug_load import build_database, patch_database
 from tiein.graph.ladybug_rules import RulesFile
 from tiein.graph.ladybug_support import (
@@ -74,14 +84,8 @@ from tiein.graph.ladybug_support import (
     _WriterLock,
     refuse_unsafe_plan,
 )
+from tiein.graph.snapshot_arrow import DIR_PREFIX, LOCK_FILE
 from tiein.model import GraphData, check_kind
-
-CURRENT = "CURRENT"
-DB_FILE = "graph.lbug"
-META_FILE = "meta.json"
-# in a generation while its first load runs: a crash there leaves debris, not a lost pointer
-BUILDING = ".building"
-GEN_PREFIX = "gen-"
 
 
 def refuse_writes(cypher: str) -> None:
@@ -133,30 +137,7 @@ class EmbeddedStore:
 
     # ------------------------------------------------------------------------- generations
     def _read_pointer(self) -> str | None:
-        try:
-            name = (self.path / CURRENT).read_text(encoding="utf-8").strip()
-        except FileNotFoundError:
-            if self._opened or self._has_generations():
-                # it answered before (or generations exist): the store was damaged, not never built
-                raise StoreUnavailable(
-                    f"the graph store {self.path.name}/ lost its pointer {CURRENT}: rebuild it or run `tiein rollback`"
-                ) from None
-            return None
-        except OSError as exc:
-            raise StoreUnavailable(
-                f"cannot read the graph store's pointer {CURRENT}: {exc.strerror}"
-            ) from exc
-        if not name.startswith(GEN_PREFIX) or "/" in name or "\\" in name:
-            raise StoreUnavailable(f"the graph store's pointer {CURRENT} is corrupt: {name[:40]!r}")
-        return name
-
-    def _has_generations(self) -> bool:
-        try:
-            return any(
-                c.name.startswith(GEN_PREFIX) and not (c / BUILDING).exists() for c in self.path.iterdir()
-            )
-        except OSError:
-            return False
+        return read_pointer(self.path, damaged_if_missing=self._opened)
 
     def _connection(self) -> Any | None:
         """The read-only connection to the current generation (reopened when ``CURRENT`` names
@@ -219,20 +200,19 @@ class EmbeddedStore:
 
     def _new_generation(self, make: Callable[[Path], None]) -> None:
         """``make`` a new generation directory, then point CURRENT at it atomically and drop the
-        old generations; on any failure the new directory is removed and CURRENT is untouched.
-        The caller holds the writer lock."""
+        generations before the one it replaces (that one is kept for ``switch_to_state``); on any
+        failure the new directory is removed and CURRENT is untouched. The caller holds the
+        writer lock."""
+        try:
+            before = self._read_pointer()
+        except StoreError:
+            before = None  # a lost or corrupt pointer: nothing to keep
         gen = f"{GEN_PREFIX}{time.time_ns()}-{uuid.uuid4().hex[:8]}"
         gen_dir = self.path / gen
         try:
             make(gen_dir)
             fault("store.before_switch")
-            tmp = self.path / f"{CURRENT}.{uuid.uuid4().hex[:8]}.tmp"
-            with open(tmp, "w", encoding="utf-8") as f:
-                f.write(gen + "\n")
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path / CURRENT)
-            fsync_dir(self.path)
+            write_pointer(self.path, gen)
         except BaseException:
             shutil.rmtree(gen_dir, ignore_errors=True)
             raise
@@ -240,7 +220,23 @@ class EmbeddedStore:
             (gen_dir / BUILDING).unlink(missing_ok=True)
         fault("store.after_switch")
         self._close_db()
-        self._remove_old_generations(keep=gen)
+        remove_old(self.path, {gen} | ({before} if before else set()))
+
+    def switch_to_state(self, state_id: str) -> bool:
+        """Answer with the kept generation that holds the build ``state_id`` again (``tiein
+        rollback``): CURRENT is pointed at it atomically, nothing is loaded. False when no kept
+        generation holds it (the caller then loads that build)."""
+        if not self.path.is_dir():
+            return False
+        with self._lock, _WriterLock(self.path / ".lock"):
+            current = self._read_pointer()
+            gen = generation_holding(self.path, state_id, current)
+            if gen is None:
+                return False
+            fault("store.before_switch")
+            write_pointer(self.path, gen)
+            self._close_db()
+            return True
 
     def _build(self, gen_dir: Path, tables: GraphTables, progress: Progress | None) -> None:
         gen_dir.mkdir()
@@ -252,27 +248,17 @@ class EmbeddedStore:
         build_database(gen_dir / DB_FILE, tables, self.num_threads, progress)
 
     def clean(self) -> None:
-        """Remove generations that do not answer (a crash left them) unless a load is running."""
+        """Remove generations that do not answer (a crash left them) unless a load is running;
+        the current one and the one before it stay."""
         if not self.path.is_dir():
             return
         try:
             with self._lock, _WriterLock(self.path / ".lock"):
                 current = self._read_pointer()
                 if current is not None:
-                    self._remove_old_generations(keep=current)
+                    remove_old(self.path, {current, previous_of(self.path, current) or current})
         except StoreError:
             return  # another process is loading: it cleans up itself
-
-    def _remove_old_generations(self, keep: str) -> None:
-        """Delete every generation but ``keep`` (and stray pointer temp files). Caller holds the
-        writer lock, so no other process is building one of them."""
-        for child in self.path.iterdir():
-            if child.name == keep:
-                continue
-            if child.name.startswith(GEN_PREFIX) and child.is_dir():
-                shutil.rmtree(child, ignore_errors=True)
-            elif child.name.startswith(f"{CURRENT}.") and child.name.endswith(".tmp"):
-                child.unlink(missing_ok=True)
 
     def apply(self, delta: GraphDelta, progress: Progress | None = None) -> None:
         """Apply ``delta`` (tiein.graph.base.GraphDelta) as a new generation: a file copy of the current
@@ -292,7 +278,10 @@ class EmbeddedStore:
                 )
 
             def make(gen_dir: Path) -> None:
-                shutil.copytree(self.path / current, gen_dir)
+                # not the snapshot files: they are named after (and only serve) their generation
+                shutil.copytree(
+                    self.path / current, gen_dir, ignore=shutil.ignore_patterns(f"{DIR_PREFIX}*", LOCK_FILE)
+                )
                 self._patch(gen_dir, delta, progress)
                 (gen_dir / META_FILE).write_text(
                     json.dumps(delta.meta, ensure_ascii=False, sort_keys=True), encoding="utf-8"

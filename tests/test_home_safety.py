@@ -26,6 +26,7 @@ import pytest
 from cli_inprocess import run_cli
 
 from tiein.faults import EXIT_CODE, POINTS
+from tiein.graph.ladybug_gens import state_of
 from tiein.home import GENS, INDEX, INPUTS, read_pointer
 
 CAMPING = Path(__file__).parent / "fixtures" / "camping"
@@ -98,9 +99,14 @@ def assert_whole(home: Path) -> str:
     left = sorted(p.name for p in (home / GENS).iterdir())
     assert left == sorted({pointer.current, pointer.previous} - {None}), left
     assert not [p.name for p in home.iterdir() if p.name.startswith((".index", ".inputs", ".CURRENT"))]
-    graph_dirs = [p.name for p in (home / "graph").iterdir() if p.name.startswith("gen-")]
-    assert len(graph_dirs) == 1, graph_dirs
+    # the store keeps the generation that answers and the one before it (for a pointer rollback)
+    held = [state_of(p) for p in (home / "graph").iterdir() if p.name.startswith("gen-")]
+    assert len(held) <= 2 and set(held) <= {pointer.current, pointer.previous}, held
     return pointer.current
+
+
+def store_generation(home: Path) -> str:
+    return (home / "graph" / "CURRENT").read_text().strip()
 
 
 @pytest.fixture(scope="module")
@@ -165,15 +171,24 @@ def test_rollback_returns_and_comes_back(template: Path, tmp_path: Path) -> None
     full_state, full = assert_whole(home), answers(home)
     proc = run("rollback", home=home, check=False)  # one build only: nothing to roll back to
     assert proc.returncode == 2 and "nothing to roll back" in proc.stderr
+    full_gen = store_generation(home)
     run(*build_args(half_orders(tmp_path)), home=home)
     half_state, half = assert_whole(home), answers(home)
+    half_gen = store_generation(home)
     assert half != full and "chair" not in half
     run("rollback", home=home)
     assert assert_whole(home) == full_state and answers(home) == full
+    assert store_generation(home) == full_gen  # the kept generation answers again: nothing reloaded
     # killed after the store switched back: recovery finishes the rollback
     proc = run("rollback", home=home, fault="rollback.after_store", check=False)
     assert proc.returncode == EXIT_CODE
     assert assert_whole(home) == half_state and answers(home) == half
+    assert store_generation(home) == half_gen
+    # a store that no longer holds the previous build (deleted by hand): it is loaded again
+    shutil.rmtree(home / "graph" / full_gen)
+    run("rollback", home=home)
+    assert assert_whole(home) == full_state and answers(home) == full
+    assert store_generation(home) not in (full_gen, half_gen)
 
 
 def test_a_build_that_keeps_nothing_never_replaces_the_graph(template: Path, tmp_path: Path) -> None:

@@ -206,7 +206,7 @@ def test_damaged_files_are_not_answered_from(graph: Path) -> None:
         snap.close()
 
 
-def test_apply_copies_the_old_files_but_they_are_never_used(graph: Path) -> None:
+def test_apply_does_not_copy_the_old_files(graph: Path) -> None:
     from tiein.graph.base import graph_delta
 
     SnapshotStore(EmbeddedStore(graph)).close()
@@ -215,7 +215,8 @@ def test_apply_copies_the_old_files_but_they_are_never_used(graph: Path) -> None
         writer.apply(graph_delta(catalog(), renamed(catalog(), "tent", "new tent")))
         new_gen = writer.generation() or ""
     copied = graph / new_gen / f"{DIR_PREFIX}{old_gen}"
-    assert copied.is_dir()  # apply copied the whole generation directory
+    assert not copied.exists()  # apply copied the database, not the old generation's snapshot
+    assert (graph / old_gen / f"{DIR_PREFIX}{old_gen}").is_dir()  # kept with its generation
     snap = SnapshotStore(EmbeddedStore(graph))
     try:
         assert snap.source == graph / new_gen / f"{DIR_PREFIX}{new_gen}"
@@ -234,7 +235,9 @@ def test_a_switch_opens_the_new_files_beside_the_old(graph: Path) -> None:
         assert old_graph is not None and old_source is not None
         old_answers = everything(snap)
         writer.replace(renamed(catalog(), "tent", "新帐篷"))
-        assert not old_source.exists()  # the old generation is gone from the disk ...
+        assert old_source.is_dir()  # the generation replaced is kept (a rollback points back at it) ...
+        writer.replace(renamed(catalog(), "tent", "新帐篷"))
+        assert not old_source.exists()  # ... until the next one: then it is gone from the disk ...
         assert snap.product("tent")["title"] == "2-person tent 帐篷"  # ... still answered: the previous graph
         assert snap.wait_reloaded(60) and snap.reloads == 1
         assert snap.source is not None and snap.source != old_source and snap.source.is_dir()

@@ -679,9 +679,41 @@ def test_embedded_killed_load_leaves_the_old_graph(store: GraphStore, store_kind
     assert len(gens) == 2  # the old one and the half-built one
     assert answers(store) == before
     assert answers(store_kind.reopen(store)) == before
+    old = (path / "CURRENT").read_text().strip()
     store.replace(catalog())
-    assert len([p for p in path.iterdir() if p.name.startswith("gen-")]) == 1
+    # the half-built one is gone; the one replaced stays (a rollback points back at it)
+    gens = sorted(p.name for p in path.iterdir() if p.name.startswith("gen-"))
+    assert len(gens) == 2 and old in gens, gens
     assert answers(store) == before
+
+
+def test_embedded_keeps_the_generation_before_and_switches_back_to_it(store: GraphStore) -> None:
+    """``switch_to_state`` (what ``tiein rollback`` uses) points CURRENT back at the kept
+    generation holding a build: no reload; older generations and unknown builds are refused."""
+    from test_snapshot_switch import renamed
+
+    from tiein.graph.ladybug_store import EmbeddedStore
+
+    path = _embedded(store)
+    assert isinstance(store, EmbeddedStore)
+    assert store.switch_to_state("s1") is False  # nothing loaded yet
+    store.replace(catalog(meta={"state_id": "s1"}))
+    first = store.generation()
+    store.replace(renamed(catalog(meta={"state_id": "s2"}), "tent", "new tent"))
+    second = store.generation()
+    assert store.switch_to_state("s1") is True
+    assert store.generation() == first and store.product("tent")["title"] == "2-person tent 帐篷"
+    assert store.stats()["meta"] == {"state_id": "s1"}
+    assert store.switch_to_state("s1") is False  # it answers already: nothing else holds it
+    assert store.switch_to_state("s9") is False and store.generation() == first
+    store.clean()  # keeps the current generation and the one before it
+    assert sorted(p.name for p in path.iterdir() if p.name.startswith("gen-")) == sorted([first, second])
+    assert store.switch_to_state("s2") is True and store.product("tent")["title"] == "new tent"
+    store.replace(catalog(meta={"state_id": "s3"}))  # s1 is two builds back now: deleted
+    assert store.switch_to_state("s1") is False
+    assert sorted(p.name for p in path.iterdir() if p.name.startswith("gen-")) == sorted(
+        [second, store.generation()]
+    )
 
 
 def test_embedded_server_process_reads_while_rebuilding(store: GraphStore) -> None:

@@ -312,6 +312,29 @@ def test_update_refuses_a_state_that_is_not_the_graph(tmp_path: Path, camping_bu
     assert store_answers(home) == answers
 
 
+def test_a_home_built_by_an_older_version_updates(tmp_path: Path, camping_built: Path) -> None:
+    """Options removed since the home was built are dropped, options added since take their
+    defaults (a removed ``type_fallback.types_per_anchor`` once made every update crash)."""
+    home = camping_home(camping_built, tmp_path / "home")
+    path = inputs_dir(home) / "build.json"
+    saved = json.loads(path.read_text("utf-8"))
+    options = saved["options"]
+    options["type_fallback"]["types_per_anchor"] = 3
+    options["relations"]["a_knob_removed_since"] = 1.5
+    options["ranker"].pop(next(iter(options["ranker"])))
+    path.write_text(json.dumps(saved), encoding="utf-8")
+    stock = _write(tmp_path / "stock.csv", ["product_id", "stock"], [{"product_id": "chair", "stock": 0}])
+    summary = update(UpdateOptions(catalog=stock, home=home))
+    assert summary.path == "stock" and summary.delta
+    st = open_store(str(home / "graph"))
+    try:
+        assert st.product("chair")["stock"] == 0
+    finally:
+        st.close()
+    now = json.loads((inputs_dir(home) / "build.json").read_text("utf-8"))["options"]
+    assert "types_per_anchor" not in now["type_fallback"]  # the state now holds this version's options
+
+
 def test_cached_titles_do_not_load_the_model(tmp_path: Path) -> None:
     """With every title already embedded, an update reads vectors from the cache: torch is never
     imported (checked in a fresh interpreter)."""

@@ -250,7 +250,8 @@ def _limit_memory(cap: int) -> None:
 
 def _answer(req: dict[str, Any]) -> dict[str, Any]:
     from tiein.cypher import json_safe
-    from tiein.graph.ladybug_store import DB_FILE, EmbeddedStore
+    from tiein.graph.ladybug_gens import DB_FILE
+    from tiein.graph.ladybug_store import EmbeddedStore
 
     sys.stdout.buffer.write(READY)
     sys.stdout.buffer.flush()

@@ -13,7 +13,7 @@ merges new data into and what `tiein rollback` reloads.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +81,14 @@ def _options_dict(opts: BuildOptions, model: str | None) -> dict[str, Any]:
     }
 
 
+def _known(cls: Any, d: dict[str, Any]) -> Any:
+    """``cls(**d)`` with only the fields ``cls`` still has: a home built by an older version may
+    hold options since removed (``tiein update`` then builds as this version does), and lacks
+    the ones added since (their defaults)."""
+    names = {f.name for f in fields(cls)}
+    return cls(**{k: v for k, v in d.items() if k in names})
+
+
 def _options_from(d: dict[str, Any], home: Path, store_url: str | None, threads: int | None) -> BuildOptions:
 
     return BuildOptions(
@@ -95,11 +103,11 @@ def _options_from(d: dict[str, Any], home: Path, store_url: str | None, threads:
         max_basket=d["max_basket"],
         after_window_days=d["after_window_days"],
         threads=threads,
-        relations=RelationConfig(**d["relations"]),
-        ranker=RankerConfig(**d.get("ranker", {})),  # states written before the ranker: defaults
-        next_purchase=NextConfig(**d["next_purchase"]),
-        roles=RoleConfig(**d["roles"]),
-        type_fallback=TypeFallbackConfig(**d.get("type_fallback", {})),  # older states: defaults
+        relations=_known(RelationConfig, d["relations"]),
+        ranker=_known(RankerConfig, d.get("ranker", {})),  # states written before the ranker: defaults
+        next_purchase=_known(NextConfig, d["next_purchase"]),
+        roles=_known(RoleConfig, d["roles"]),
+        type_fallback=_known(TypeFallbackConfig, d.get("type_fallback", {})),  # older states: defaults
         scenes=Path(d["scenes"]) if d["scenes"] else None,
         discover_scenes=d["discover_scenes"],
         max_scenes=d["max_scenes"],
