@@ -119,8 +119,12 @@ class EmbeddedStore:
         query_timeout_s: float = 30.0,
         num_threads: int = 0,
         db_options: dict[str, Any] | None = None,
+        generation: str | None = None,
+        snapshot_files: bool = True,
     ) -> None:
         self.path = Path(path)
+        self.pinned = generation  # read this generation, whatever CURRENT says (a load's own check)
+        self.snapshot_files = snapshot_files  # a new generation gets its serving snapshot before the switch
         self.db_options = dict(db_options or {})  # more ladybug.Database options (buffer_pool_size, ...)
         self.query_timeout_s = query_timeout_s
         self.num_threads = num_threads
@@ -137,6 +141,8 @@ class EmbeddedStore:
 
     # ------------------------------------------------------------------------- generations
     def _read_pointer(self) -> str | None:
+        if self.pinned is not None:
+            return self.pinned
         return read_pointer(self.path, damaged_if_missing=self._opened)
 
     def _connection(self) -> Any | None:
@@ -211,6 +217,10 @@ class EmbeddedStore:
         gen_dir = self.path / gen
         try:
             make(gen_dir)
+            if self.snapshot_files:  # servers then open its files at the switch instead of writing them
+                from tiein.graph.snapshot import write_generation_files
+
+                write_generation_files(self.path, gen)
             fault("store.before_switch")
             write_pointer(self.path, gen)
         except BaseException:

@@ -112,6 +112,27 @@ QUERIES = {
 }
 
 
+def write_generation_files(path: Path, generation: str) -> None:
+    """Write the snapshot files of the embedded store ``path``'s ``generation`` (finished, not
+    yet current) into its directory, so the servers open them at the switch instead of reading
+    the store and writing them while they serve (Online Retail: ~1.3 s here, once). A failure is
+    logged, not raised: the first server to need the files writes them, as before."""
+    from tiein.graph.ladybug_store import EmbeddedStore
+
+    reader = EmbeddedStore(path, generation=generation)
+    try:
+        stats = reader.stats()
+        if any(stats["nodes"].values()) and json.loads(json.dumps(stats)) == stats:
+            tables = build_tables(lambda cypher: reader.read_table(cypher), QUERIES)
+            write_files(path / generation, generation, tables, stats)
+    except (OSError, StoreError, pa.ArrowException) as exc:
+        log.warning(
+            "cannot write the snapshot files of %s (%s); the first server writes them", generation, exc
+        )
+    finally:
+        reader.close()
+
+
 class SnapshotStore:
     """:class:`tiein.graph.base.GraphStore` answering from a snapshot of ``store`` (see the module
     docstring). ``files``: share memory-mapped files beside each generation of the embedded store

@@ -59,9 +59,32 @@ def mapped_files() -> set[str]:
 
 @pytest.fixture
 def graph(tmp_path: Path) -> Path:
-    with EmbeddedStore(tmp_path / "graph") as writer:
+    """A store loaded without the files (``snapshot_files=False``): the first snapshot writes them."""
+    with EmbeddedStore(tmp_path / "graph", snapshot_files=False) as writer:
         writer.replace(catalog())
     return tmp_path / "graph"
+
+
+def test_a_load_writes_its_files_before_the_switch(tmp_path: Path) -> None:
+    """``replace`` and ``apply`` write the new generation's files before CURRENT names it, so a
+    server opens them at the switch (no store read, no write while it serves)."""
+    from tiein.graph.base import graph_delta
+
+    with EmbeddedStore(tmp_path / "graph") as writer:
+        writer.replace(catalog())
+        first = writer.generation() or ""
+        assert (tmp_path / "graph" / first / f"{DIR_PREFIX}{first}").is_dir()
+        snap = SnapshotStore(NoReads(tmp_path / "graph"), background=True)
+        try:
+            assert everything(snap) == everything(writer)
+            writer.apply(graph_delta(catalog(), renamed(catalog(), "tent", "new tent")))
+            second = writer.generation() or ""
+            assert second != first and (tmp_path / "graph" / second / f"{DIR_PREFIX}{second}").is_dir()
+            assert snap.product("tent")["title"] != "new tent"  # noticed: opened in the background
+            assert snap.wait_reloaded(60) and snap.reloads == 1
+            assert snap.product("tent")["title"] == "new tent" and everything(snap) == everything(writer)
+        finally:
+            snap.close()
 
 
 def test_written_once_per_generation_and_reused(graph: Path) -> None:
