@@ -15,7 +15,8 @@ Sub-benchmarks (``--only NAME[,NAME]``; default: all):
   wall p50/p99 and the thread's CPU p50/p99: on a shared machine the wall p99 is mostly time
   spent waiting for a core), recall@20 against the exact answer, and the ratios flat / approx.
 - ``build``: ``tiein build`` of the synthetic shop of bench/synthetic.py (``--build-lines``, default
-  4M lines over 50k products; the catalog derived from the orders) or of a ready ``--dataset``, in
+  4M lines, over ``--build-products``, default 50k, in one category per 100 products; the catalog
+  derived from the orders; ``--max-rss-gb`` stops it before the machine runs out of memory) or of a ready ``--dataset``, in
   a new home under /tmp unless ``--home`` (a home with an embedding cache skips the model): the
   build's own seconds per step and the peak RSS while each step ran (sampled every 10 ms), then
   the process's VmHWM. Not in the default set (minutes): ``--only build``.
@@ -272,10 +273,21 @@ def bench_build(args: argparse.Namespace) -> None:
     stages._Timer.step = step  # type: ignore[method-assign]
     stop = threading.Event()
 
+    t_start = time.perf_counter()
+
     def sample() -> None:
         while not stop.wait(0.01):
             mb = vm_kb("VmRSS") / 1e3
             peaks[current[0]] = max(peaks.get(current[0], 0.0), mb)
+            if args.max_rss_gb and mb > args.max_rss_gb * 1000:
+                # stop before the machine's OOM killer does: what ran so far, and where it broke
+                print(
+                    f"ABORTED: RSS {mb:,.0f} MB > --max-rss-gb {args.max_rss_gb:g} in step {current[0]!r} "
+                    f"after {time.perf_counter() - t_start:.0f} s; peak RSS per step so far (MB): "
+                    + ", ".join(f"{k} {v:,.0f}" for k, v in peaks.items()),
+                    flush=True,
+                )
+                os._exit(3)
 
     work = Path(tempfile.mkdtemp(prefix="tiein_scale_"))
     home = args.home or work / "home"
@@ -286,9 +298,10 @@ def bench_build(args: argparse.Namespace) -> None:
         from synthetic import synthetic_orders
 
         orders = work / "orders.parquet"
-        pq.write_table(synthetic_orders(args.build_lines), orders)
+        products = args.build_products
+        pq.write_table(synthetic_orders(args.build_lines, products, max(1, products // 100)), orders)
         opts = BuildOptions(orders=orders, home=home, threads=args.threads)
-        label = f"synthetic {args.build_lines:,} lines"
+        label = f"synthetic {args.build_lines:,} lines over {products:,} products"
     print(f"# build {label} -> {home}", flush=True)
     thread = threading.Thread(target=sample, daemon=True)
     thread.start()
@@ -321,6 +334,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--queries", type=int, default=500, help="search: held-out queries (recall, IVF latency)")
     ap.add_argument("--flat-queries", type=int, default=100, help="search: queries timed on the flat index")
     ap.add_argument("--build-lines", type=int, default=4_000_000, help="build: synthetic order lines")
+    ap.add_argument(
+        "--build-products", type=int, default=50_000, help="build: synthetic products (categories: 1 per 100)"
+    )
+    ap.add_argument(
+        "--max-rss-gb",
+        type=float,
+        default=None,
+        help="build: stop (exit 3) when the build's RSS passes this, printing the steps so far",
+    )
     ap.add_argument("--dataset", default=None, help="build: a ready dataset instead of the synthetic shop")
     ap.add_argument("--home", type=Path, default=None, help="build: home (default: a new temp folder)")
     ap.add_argument("--threads", type=int, default=None, help="build: --threads")
