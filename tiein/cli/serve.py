@@ -48,7 +48,7 @@ More settings, from the environment:
     default=1,
     show_default=True,
     type=click.IntRange(1, 64),
-    help="Worker processes (each opens the store once; with the snapshot they share one memory-mapped copy of the graph).",
+    help="Worker processes, one per core (each accepts on its own socket, so connections spread over them; with the snapshot they share one memory-mapped copy of the graph; a worker that dies is started again).",
 )
 @click.option(
     "--max-k",
