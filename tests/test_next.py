@@ -35,7 +35,7 @@ from tiein.explain import explain
 from tiein.features import next_candidates
 from tiein.graph import open_store
 from tiein.mining import mine_pairs
-from tiein.model import RELATIONS
+from tiein.model import PRODUCTS, RELATIONS
 from tiein.next_purchase import NextConfig, classify_next
 from tiein.pipeline import BuildOptions, build
 
@@ -322,7 +322,54 @@ def test_sequence_pair_counts_at_every_key_width(bits: int) -> None:
     chunks = [rng.integers(0, top, 5000, dtype=np.int64) for _ in range(3)] + [
         np.array([top, top, 0], np.int64)
     ]
-    keys, counts = _count(chunks, 1 << (2 * bits))
     want_keys, want_counts = np.unique(np.concatenate(chunks), return_counts=True)
+    keys, counts = _count(chunks, 1 << (2 * bits))
+    assert chunks == []  # emptied: the chunks go as soon as they are joined
     assert keys.dtype == np.uint64 and keys.tolist() == want_keys.tolist()
     assert counts.tolist() == want_counts.tolist() and counts.max() >= 2
+
+
+def test_sequence_stats_kept_for_the_relations_are_exact() -> None:
+    """``min_after`` keeps after of the pairs with after >= min and of their reverses, had and
+    together of the former, each equal to the full count; the relations are the same."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    from synthetic import synthetic_orders
+
+    from tiein.next_purchase.sequence import lookup, sequence_stats
+
+    orders = synthetic_orders(300_000, 3_000, 30)
+    full = sequence_stats(orders, window_days=90)
+    kept = sequence_stats(orders, window_days=90, min_after=3)
+    strong = full.after_keys[full.after >= 3]
+    bits = np.uint64(full.bits)
+    reverse = ((strong & np.uint64((1 << full.bits) - 1)) << bits) | (strong >> bits)
+    assert 1_000 < strong.size < full.after_keys.size // 3  # most pairs: one or two customers
+    assert kept.after_keys.size < full.after_keys.size // 2
+    for keys in (strong, reverse):
+        for name in ("after", "after_held"):
+            assert (
+                lookup(kept.after_keys, getattr(kept, name), keys)
+                == lookup(full.after_keys, getattr(full, name), keys)
+            ).all()
+        assert np.isin(keys[np.isin(keys, full.after_keys)], kept.after_keys).all()  # reverses bought
+    assert (lookup(kept.had_keys, kept.had, strong) == lookup(full.had_keys, full.had, strong)).all()
+    assert (
+        lookup(kept.together_keys, kept.together, strong) == lookup(full.together_keys, full.together, strong)
+    ).all()
+    assert (
+        lookup(full.had_keys, full.had, strong).sum() > 0
+        and lookup(full.together_keys, full.together, strong).sum() > 0
+    )
+    assert set(kept.had_keys.tolist()) <= set(strong.tolist())
+    # the relations: computed from the full statistics or from what min_after keeps
+    ids = pc.unique(orders.column("product_id"))
+    products = pa.table(
+        {f.name: ids if f.name == "product_id" else pa.nulls(len(ids), f.type) for f in PRODUCTS},
+        schema=PRODUCTS,
+    )
+    mined = mine_pairs(orders, min_count=2, after_window_days=90, threads=1)
+    cand = next_candidates(products, mined.pairs, mined.timeline)
+    cfg = NextConfig()
+    mine = classify_next(cand, 0, cfg, window_days=90, orders=orders)
+    everything = classify_next(cand, 0, cfg, window_days=90, seq=full)
+    assert mine.num_rows > 50 and mine.equals(everything)

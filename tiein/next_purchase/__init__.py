@@ -268,6 +268,7 @@ def classify_next(
             held_share=cfg.held_share,
             max_customer_items=cfg.max_customer_items,
             week_days=cfg.week_days,
+            min_after=cfg.min_customers,  # what the relations can use (the counts kept are exact)
         )
     st = next_stats(features, seq, cfg)
     passes = (

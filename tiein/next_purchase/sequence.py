@@ -31,6 +31,7 @@ dense pair keys when the catalogue is small enough (else a sort).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -206,8 +207,11 @@ def _chunks(n: np.ndarray) -> list[tuple[int, int]]:
 
 
 def _count(keys: list[np.ndarray], size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted distinct keys (uint64) and their counts: ``bincount`` when ``size`` is small."""
+    """Sorted distinct keys (uint64) and their counts: ``bincount`` when ``size`` is small.
+    Empties ``keys``: the chunks go as soon as they are joined (at 8M lines the four key lists
+    of :func:`sequence_stats` hold ~240M pair instances)."""
     allk = np.concatenate(keys) if keys else np.zeros(0, np.uint64)
+    keys.clear()
     if size <= _DENSE_KEYS:
         counts = np.bincount(allk.astype(np.int64), minlength=size)
         nz = np.flatnonzero(counts)
@@ -226,11 +230,18 @@ def sequence_stats(
     held_share: float = 0.25,
     max_customer_items: int = MINING.max_customer_items,
     week_days: int = 7,
+    min_after: int = 1,
 ) -> SequenceStats:
     """The first-purchase sequence statistics of ``orders`` (ORDERS: customer_id, product_id,
     ts; lines without a customer or a time are left out). ``held_share``: the latest share of the
     months (by time) whose customers make ``after_held``. Customers with more than
     ``max_customer_items`` distinct products (wholesalers) are left out, as in mining.
+
+    ``min_after`` > 1 keeps only what a relation with ``after(a → b) >= min_after`` can use:
+    ``after`` of those pairs and of their reverses, ``had`` and ``together`` of those pairs
+    (their instances are generated in a second pass and dropped unless kept, so the many pairs
+    one customer bought once are never held: at 8M synthetic lines 240M pair instances). The
+    kept counts are exact; 1 (the default) keeps every pair.
 
     Two customers buy x, then y 10 days later; a third buys y, then x (and y again later: a
     repeat, which counts for nothing):
@@ -295,32 +306,42 @@ def sequence_stats(
     bits = max(n_items - 1, 1).bit_length()
     shift = np.int64(bits)
     lo, hi = _pairs_within(fc, ft, window_s)
+    size = 1 << (2 * bits)
     after_k: list[np.ndarray] = []
     held_k: list[np.ndarray] = []
-    had_k: list[np.ndarray] = []
-    tog_k: list[np.ndarray] = []
-    for a, b in _chunks(hi - lo):
-        rows, j = _ranges(lo[a:b], hi[a:b])
-        i = rows + a
+    for i, j in _window_pairs(lo, hi):
         later = ft[j] > ft[i]
-        same = (ft[j] == ft[i]) & (j != i)
         ii, jj = i[later], j[later]
         k = (fp[ii] << shift) | fp[jj]
         after_k.append(k)
         held_k.append(k[ft[ii] >= held_from])
-        # exposed customers of the later product who had the earlier one before it
-        ex = fe[jj]
-        had_k.append((fp[jj][ex] << shift) | fp[ii][ex])
-        si, sj = i[same], j[same]
-        tog_k.append((fp[si] << shift) | fp[sj])
-        ex = fe[si]
-        had_k.append((fp[si][ex] << shift) | fp[sj][ex])
-    size = 1 << (2 * bits)
     after_keys, after = _count(after_k, size)
     held_keys, held = _count(held_k, size)
+    used = None  # pairs had and together are kept for (None: all)
+    if min_after > 1:
+        used = after_keys[after >= min_after]
+        b64 = np.uint64(bits)
+        mirror = np.sort(((used & np.uint64((1 << bits) - 1)) << b64) | (used >> b64))
+        keep = after >= min_after
+        keep |= _member(mirror, after_keys)  # the reverse counts of those pairs (their direction test)
+        after_keys, after = after_keys[keep], after[keep]
+    after_held = lookup(held_keys, held, after_keys)
+    del held_keys, held
+    had_k: list[np.ndarray] = []
+    tog_k: list[np.ndarray] = []
+    for i, j in _window_pairs(lo, hi):
+        later = ft[j] > ft[i]
+        ii, jj = i[later], j[later]
+        # exposed customers of the later product who had the earlier one before it
+        ex = fe[jj]
+        had_k.append(_kept((fp[jj][ex] << shift) | fp[ii][ex], used))
+        same = (ft[j] == ft[i]) & (j != i)
+        si, sj = i[same], j[same]
+        tog_k.append(_kept((fp[si] << shift) | fp[sj], used))
+        ex = fe[si]
+        had_k.append(_kept((fp[si][ex] << shift) | fp[sj][ex], used))
     had_keys, had = _count(had_k, size)
     together_keys, together = _count(tog_k, size)
-    after_held = lookup(held_keys, held, after_keys)
 
     # time-matched base rates over (customer, week) slots: the first order of the week
     slot = sorted_unique((c[keep_o] << _T_BITS) | (t[keep_o] // week_s))
@@ -393,6 +414,31 @@ def _same_order(
     return same.reshape(n_weeks, n_items).astype(np.float64), n_slots[:, None] - before.reshape(
         n_weeks, n_items
     )
+
+
+def _window_pairs(lo: np.ndarray, hi: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Every (i, j) with ``lo[i] <= j < hi[i]`` (:func:`_pairs_within`), in chunks of about
+    :data:`_CHUNK` pairs."""
+    for a, b in _chunks(hi - lo):
+        rows, j = _ranges(lo[a:b], hi[a:b])
+        yield rows + a, j
+
+
+def _member(sorted_keys: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """Whether each of ``query`` is in ``sorted_keys`` (both uint64)."""
+    if sorted_keys.size == 0:
+        return np.zeros(query.size, bool)
+    pos = np.minimum(np.searchsorted(sorted_keys, query), sorted_keys.size - 1)
+    found: np.ndarray = sorted_keys[pos] == query
+    return found
+
+
+def _kept(keys: np.ndarray, used: np.ndarray | None) -> np.ndarray:
+    """``keys`` (int64 pair keys) that are in ``used`` (sorted uint64; None: all of them)."""
+    if used is None:
+        return keys
+    out: np.ndarray = keys[_member(used, keys.astype(np.uint64))]
+    return out
 
 
 def _pairs_within(fc: np.ndarray, ft: np.ndarray, window_s: int) -> tuple[np.ndarray, np.ndarray]:
