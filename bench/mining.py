@@ -1,31 +1,67 @@
 """Benchmark: tiein's pair mining against the usual ways of counting co-purchased pairs.
 
-    python bench/mining.py [--quick] [--min-count 5] [--max-basket 500] [--spark]
+    python bench/mining.py [--quick] [--min-count 5] [--max-basket 500] [--engines ...] [--spark]
+    python bench/mining.py --sizes 1M,4M,16M,40M --engines duckdb-sql,scipy,polars,floor --repeat 2
 
-Datasets: (1) UCI Online Retail I (cancellations and quantity <= 0 dropped) read from the
-shared data folder (``$TIEIN_DATA`` or ``../shared/data``), (2) a deterministic synthetic 4M-line
-Zipf basket set (bench/synthetic.py). ``--quick`` uses the first 60k Online Retail lines and 200k
-synthetic lines (a CI smoke run).
+Datasets. Without ``--sizes``: (1) UCI Online Retail I (cancellations and quantity <= 0 dropped)
+read from the shared data folder (``$TIEIN_DATA`` or ``../shared/data``), (2) a deterministic
+synthetic Zipf basket set of ``--lines`` lines (4M; bench/synthetic.py). ``--quick`` uses the
+first 8k Online Retail lines and 40k synthetic lines (a CI smoke run). With ``--sizes`` (line
+counts such as ``1M,4M,16M,40M`` or plain integers): only synthetic sets, each generated once
+and given to every engine; one table per size, then a summary table (a row per size: seconds
+per engine, peer / tiein, identical checks, the floor ratios, whether tiein was fastest).
 
 Engines, all with the same ``min_count`` and the same giant-basket rule (baskets with more than
 ``max_basket`` distinct products are left out), all from the same Arrow table with string ids:
 
 - tiein: ``mine_pairs(..., customer_col=None)`` (co-basket statistics: n_ab, n_a, n_b, support,
-  confidence, lift);
-- duckdb-sql: the obvious self-join on string ids;
+  confidence, lift). Its "pairs step" (``report["seconds"]["pairs"]`` of the best run: counting
+  the pairs of the already encoded, deduplicated lines) is printed apart;
+- duckdb-sql: the obvious self-join on string ids (held to ``--max-gib`` by ``memory_limit``;
+  past that it spills to a temp folder);
 - scipy: X^T X of the sparse basket x product matrix;
+- polars: the Polars way: product ids coded by a join with their sorted distinct values (codes
+  keep the ids' order), order ids as Categorical codes, distinct (order, product) lines, giant
+  baskets dropped (``pl.len().over(order) <= max_basket``), a self-join on the order code,
+  ``a < b``, group by (a, b), count, filter by ``min_count``; then n_a, n_b, n and support,
+  confidence and lift in float64 as tiein defines them (lift = n_ab * n / (n_a * n_b)). Its
+  check compares the counts (identical) and lift, support and confidences (1e-9 relative)
+  with tiein's, and says how many pairs have n_a * n_b >= 2^32: there a product taken in
+  Polars' UInt32 counts would overflow, so a silent 32-bit lift shows as "identical: no";
+- floor: a C counting floor, the bound a compiled exact counter sets. A small kernel (the
+  ``FLOOR_C`` string below) compiled at run time with the system C compiler (``cc -O3 -shared
+  -fPIC``, plus ``-fopenmp`` when that works: one thread per CPU) into a temp folder and called
+  through ctypes; skipped with a message when there is no compiler or it fails. Input: the
+  baskets as int32 product codes in CSR form (sorted and distinct within a basket, giant
+  baskets dropped). Method: an inverted index product -> (position in basket, basket end);
+  for each product a, every partner after it in each of its baskets (so b > a) is counted in a
+  dense int32 row; the touched entries are scanned, (a, b, n_ab >= min_count) emitted and reset.
+  "floor (count only)" times the kernel alone (index, counting, emitting codes) on the CSR
+  made beforehand: no id reading, encoding, deduplication, giant-basket removal, names or
+  n_a / lift. "floor incl. encoding" adds the encoding: pyarrow dictionary encoding of the
+  string ids (product codes in id order), numpy sort-based deduplication, giant-basket removal,
+  the CSR arrays and the (a, b, n_ab) table with names (still no n_a, n_b, lift). Reported:
+  tiein / floor incl. encoding (whole runs) and tiein's pairs step / floor count only (the
+  counting alone); the (a, b, n_ab) sets are compared with tiein's;
 - spark-local (``--spark``): :func:`tiein.spark_mining.mine_pairs_spark` in Spark local mode on
   all CPUs (one run; the session start is timed and printed apart);
 - mlxtend: fpgrowth with ``min_support = min_count / n`` and ``max_len=2`` on the dense one-hot
-  DataFrame it needs; a size check runs first and prints "cannot run (needs ~X GiB)" instead of
-  asking the machine for more than it has.
+  DataFrame it needs.
 
-A second comparison adds the bought-after counts (90-day window, no customer cap):
-"tiein +after" against "duckdb-sql +after" (a self-join of customer timelines); columns
-(a, b, n_ab, after_ab, after_ba) are compared.
+Memory: before an engine runs on a set, its peak is estimated from the set's shape (lines,
+pair instances = sum of s(s-1)/2 over the kept baskets, distinct pairs from tiein's report;
+per-line and per-pair bytes measured on the synthetic sets); an engine whose estimate is over
+``--max-gib`` (12) or 80% of MemAvailable prints "cannot run (needs ~X GiB)" and is skipped.
+mlxtend keeps its own check (its dense one-hot frame against half of MemAvailable) and runs in
+a child process with a time limit.
+
+A second comparison (engine ``after``, on by default) adds the bought-after counts (90-day
+window, no customer cap): "tiein +after" against "duckdb-sql +after" (a self-join of customer
+timelines); columns (a, b, n_ab, after_ab, after_ba) are compared.
 
 Every peer's table is compared with tiein's: "identical: yes/no". Times are the best wall
-seconds of ``--repeat`` runs in this one process; the ratio is peer / tiein.
+seconds of ``--repeat`` runs in this one process (one run per engine on sets of 16M lines or
+more); the ratio is peer / tiein.
 """
 
 from __future__ import annotations
@@ -33,204 +69,69 @@ from __future__ import annotations
 import argparse
 import gc
 import os
+import re
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from mining_floor import Csr, basket_csr, floor_count, floor_library, floor_table, floor_threads, run_floor  # noqa: E402
+from mining_peers import (  # noqa: E402
+    AFTER_COLUMNS,
+    canonical,
+    mlxtend_need_gib,
+    online_retail,
+    run_duckdb,
+    run_duckdb_after,
+    run_mlxtend,
+    run_polars,
+    run_scipy,
+    run_spark,
+    run_tiein,
+    run_tiein_after,
+    stats_check,
+    timed,
+    timed_in_child,
+)
 from synthetic import synthetic_orders  # noqa: E402
 
 from tiein.mining import mine_pairs  # noqa: E402
-from tiein.model import ORDERS  # noqa: E402
 
-DUCKDB_SQL = """
-WITH lines AS (SELECT DISTINCT order_id, product_id FROM baskets),
-ok AS (SELECT order_id FROM lines GROUP BY order_id HAVING count(*) <= $max_basket),
-kept AS (SELECT * FROM lines SEMI JOIN ok USING (order_id))
-SELECT x.product_id AS a, y.product_id AS b, count(*) AS n_ab
-FROM kept x JOIN kept y ON x.order_id = y.order_id AND x.product_id < y.product_id
-GROUP BY ALL
-HAVING count(*) >= $min_count
-"""
-
-# The same with the bought-after counts (no customer cap), kept by tiein's rule.
-DUCKDB_AFTER_SQL = """
-WITH lines AS (SELECT DISTINCT order_id, product_id FROM baskets),
-ok AS (SELECT order_id FROM lines GROUP BY order_id HAVING count(*) <= $max_basket),
-kept AS (SELECT * FROM lines SEMI JOIN ok USING (order_id)),
-co AS (
-  SELECT x.product_id AS a, y.product_id AS b, count(*) AS n_ab
-  FROM kept x JOIN kept y ON x.order_id = y.order_id AND x.product_id < y.product_id
-  GROUP BY ALL),
-ev AS (
-  SELECT DISTINCT customer_id AS c, product_id AS p, ts FROM baskets SEMI JOIN ok USING (order_id)
-  WHERE customer_id IS NOT NULL AND ts IS NOT NULL),
-seq AS (
-  SELECT x.p AS x, y.p AS y, count(DISTINCT x.c) AS k
-  FROM ev x JOIN ev y ON x.c = y.c AND y.ts > x.ts AND y.ts <= x.ts + to_days($window) AND x.p <> y.p
-  GROUP BY ALL),
-af AS (
-  SELECT least(x, y) AS a, greatest(x, y) AS b,
-         coalesce(sum(k) FILTER (WHERE x < y), 0) AS after_ab,
-         coalesce(sum(k) FILTER (WHERE x > y), 0) AS after_ba
-  FROM seq GROUP BY ALL)
-SELECT a, b, coalesce(n_ab, 0)::BIGINT AS n_ab, coalesce(after_ab, 0)::BIGINT AS after_ab,
-       coalesce(after_ba, 0)::BIGINT AS after_ba
-FROM co FULL JOIN af USING (a, b)
-WHERE coalesce(n_ab, 0) >= $min_count OR coalesce(after_ab, 0) >= $min_count
-   OR coalesce(after_ba, 0) >= $min_count
-"""
-WINDOW_DAYS = 90
-AFTER_COLUMNS = ["a", "b", "n_ab", "after_ab", "after_ba"]
-
-# mlxtend needs a dense one-hot frame (1 byte a cell) plus working copies.
-MLXTEND_OVERHEAD = 3.0
+# Peak memory an engine adds over the input table, in bytes per input line, per pair instance
+# (a pair of products in one kept basket) and per distinct pair (pairs_co). Measured on the
+# synthetic sets (VmHWM over VmRSS before the run; 4M and 16M lines: tiein 0.4 / 1.7 GiB,
+# duckdb-sql 1.6 / 4.6, scipy 0.55 / 1.7, polars 1.2 / 4.3, floor 0.4 at 16M) and rounded up.
+MEMORY_MODEL: dict[str, tuple[float, float, float]] = {
+    "tiein": (80.0, 0.0, 24.0),  # before it runs, distinct pairs are bounded by the instances
+    "duckdb-sql": (32.0, 0.0, 160.0),  # its hash aggregate: ~155 bytes per distinct pair
+    "scipy": (48.0, 0.0, 40.0),
+    "polars": (0.0, 52.0, 0.0),  # the self-join's rows (both orders and a = b) before the filter
+    "floor": (64.0, 0.0, 0.0),  # plus 12 bytes per instance / min_count: room for the pairs
+}
+PEERS = ("duckdb-sql", "scipy", "polars", "floor", "mlxtend", "spark-local")
+BIG_SIZE = 16_000_000  # sets this large get one run per engine
 
 
-def data_dir() -> Path:
-    """The shared data folder: ``$TIEIN_DATA`` or ``../shared/data`` next to the repository."""
-    return Path(os.environ.get("TIEIN_DATA", ROOT.parent / "shared" / "data"))
+# --- memory ---------------------------------------------------------------------------------
 
 
-def online_retail(limit: int | None = None) -> pa.Table:
-    """Online Retail I as ORDERS: C-invoices and quantity <= 0 dropped."""
-    path = data_dir() / "online_retail" / "online_retail_I.parquet"
-    t = pq.read_table(path, columns=["InvoiceNo", "StockCode", "Quantity", "CustomerID", "InvoiceDate"])
-    keep = pc.and_(
-        pc.invert(pc.starts_with(t["InvoiceNo"].cast(pa.string()), "C")), pc.greater(t["Quantity"], 0)
-    )
-    t = t.filter(keep)
-    if limit is not None:
-        t = t.slice(0, limit)
-    cust = pc.cast(pc.cast(t["CustomerID"], pa.int64()), pa.string())
-    return pa.table(
-        [
-            t["InvoiceNo"].cast(pa.string()),
-            t["StockCode"].cast(pa.string()),
-            t["Quantity"].cast(pa.float64()),
-            cust,
-            t["InvoiceDate"].cast(pa.timestamp("us")),
-        ],
-        schema=ORDERS,
-    )
-
-
-# --- engines: each returns a table (a, b, n_ab) ----------------------------------------------
-
-
-def run_tiein(t: pa.Table, min_count: int, max_basket: int) -> pa.Table:
-    res = mine_pairs(t, customer_col=None, ts_col=None, min_count=min_count, max_basket=max_basket)
-    return res.pairs.select(["a", "b", "n_ab"])
-
-
-def run_tiein_after(t: pa.Table, min_count: int, max_basket: int) -> pa.Table:
-    """Co-basket and bought-after counts, no customer skipped (as the SQL peer)."""
-    res = mine_pairs(
-        t, min_count=min_count, max_basket=max_basket, after_window_days=WINDOW_DAYS, max_customer_items=10**9
-    )
-    return res.pairs.select(AFTER_COLUMNS)
-
-
-def run_duckdb_after(t: pa.Table, min_count: int, max_basket: int) -> pa.Table:
-    import duckdb
-
-    con = duckdb.connect()
-    con.register("baskets", t.select(["order_id", "product_id", "customer_id", "ts"]))
-    params = {"min_count": min_count, "max_basket": max_basket, "window": WINDOW_DAYS}
-    out = con.sql(DUCKDB_AFTER_SQL, params=params).to_arrow_table()
-    con.close()
-    return out
-
-
-def run_spark(t: pa.Table, min_count: int, max_basket: int, spark: Any) -> pa.Table:
-    """tiein.spark_mining on the local session started by main (same options as run_tiein)."""
-    from tiein.spark_mining import mine_pairs_spark
-
-    res = mine_pairs_spark(
-        t, customer_col=None, ts_col=None, min_count=min_count, max_basket=max_basket, spark=spark
-    )
-    return res.pairs.select(["a", "b", "n_ab"])
-
-
-def run_duckdb(t: pa.Table, min_count: int, max_basket: int) -> pa.Table:
-    import duckdb
-
-    con = duckdb.connect()
-    con.register("baskets", t.select(["order_id", "product_id"]))
-    out = con.sql(DUCKDB_SQL, params={"min_count": min_count, "max_basket": max_basket}).to_arrow_table()
-    con.close()
-    return out
-
-
-def _sparse_baskets(t: pa.Table, max_basket: int):  # noqa: ANN202 - scipy types
-    """Binary basket x product CSR matrix (giant baskets dropped) and the sorted product names."""
-    import pandas as pd
-    from scipy import sparse
-
-    rows, _ = pd.factorize(t["order_id"].to_numpy(zero_copy_only=False))
-    cols, names = pd.factorize(t["product_id"].to_numpy(zero_copy_only=False), sort=True)
-    x = sparse.csr_matrix(
-        (np.ones(rows.size, np.int32), (rows, cols)), shape=(int(rows.max()) + 1, len(names))
-    )
-    x.sum_duplicates()
-    x.data[:] = 1
-    x = x[np.diff(x.indptr) <= max_basket]
-    return x, names
-
-
-def run_scipy(t: pa.Table, min_count: int, max_basket: int) -> pa.Table:
-    from scipy import sparse
-
-    x, names = _sparse_baskets(t, max_basket)
-    co = sparse.triu(x.T.tocsr() @ x, k=1).tocoo()
-    keep = co.data >= min_count
-    return pa.table(
-        {"a": names[co.row[keep]], "b": names[co.col[keep]], "n_ab": co.data[keep].astype(np.int64)}
-    )
-
-
-def mlxtend_need_gib(t: pa.Table, max_basket: int) -> float:
-    """Memory mlxtend would ask for: the dense one-hot frame times working copies."""
-    lines = (
-        pa.table({"o": t["order_id"], "p": t["product_id"]})
-        .group_by(["o"])
-        .aggregate([("p", "count_distinct")])
-    )
-    n_baskets = int(pc.sum(pc.less_equal(lines["p_count_distinct"], max_basket)).as_py())
-    n_items = len(pc.unique(t["product_id"]))
-    return n_baskets * n_items * MLXTEND_OVERHEAD / 2**30
-
-
-def run_mlxtend(t: pa.Table, min_count: int, max_basket: int) -> pa.Table:
-    import pandas as pd
-    from mlxtend.frequent_patterns import fpgrowth
-
-    x, names = _sparse_baskets(t, max_basket)
-    frame = pd.DataFrame(x.toarray().astype(bool), columns=np.arange(len(names)))
-    n = frame.shape[0]
-    found = fpgrowth(frame, min_support=(min_count - 0.5) / n, max_len=2)
-    pairs = found[found["itemsets"].map(len) == 2]
-    ab = np.array([sorted(s) for s in pairs["itemsets"]], dtype=np.int64).reshape(-1, 2)
-    n_ab = np.rint(pairs["support"].to_numpy() * n).astype(np.int64)
-    out = pa.table({"a": names[ab[:, 0]], "b": names[ab[:, 1]], "n_ab": n_ab})
-    return out.filter(pc.greater_equal(out["n_ab"], min_count))
-
-
-def canonical(t: pa.Table, columns: tuple[str, ...] = ("a", "b", "n_ab")) -> pa.Table:
-    """``columns`` with plain types, sorted by (a, b), for an exact comparison."""
-    schema = pa.schema([(c, pa.string() if c in ("a", "b") else pa.int64()) for c in columns])
-    t = t.select(list(columns)).cast(schema)
-    return t.sort_by([("a", "ascending"), ("b", "ascending")]).combine_chunks()
+def estimate_gib(engine: str, csr: Csr, pairs_co: int | None, min_count: int) -> float:
+    """Peak memory ``engine`` needs on the set ``csr`` was made from (MEMORY_MODEL), in GiB;
+    before tiein has run, distinct pairs are bounded by the pair instances."""
+    per_line, per_instance, per_pair = MEMORY_MODEL[engine]
+    n_items = len(csr.names)
+    pairs = pairs_co if pairs_co is not None else min(csr.instances, n_items * (n_items - 1) // 2)
+    need = per_line * csr.lines + per_instance * csr.instances + per_pair * pairs
+    if engine == "floor":
+        need += 12 * csr.instances / min_count
+    return need / 2**30
 
 
 def available_gib() -> float:
@@ -244,133 +145,356 @@ def available_gib() -> float:
     return 4.0
 
 
-def timed(fn: Callable[[], pa.Table], repeat: int = 1) -> tuple[float, pa.Table]:
-    """Best wall time of ``repeat`` runs, and the last result."""
-    best = float("inf")
-    for _ in range(repeat):
-        out = None
-        gc.collect()
-        start = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - start)
-    return best, out
+def memory_limit_gib(args: argparse.Namespace) -> float:
+    """What an engine may use now: ``--max-gib``, or 80% of MemAvailable when that is less."""
+    return min(args.max_gib, 0.8 * available_gib())
 
 
-def _child(fn: Callable[[], pa.Table], conn) -> None:  # noqa: ANN001 - a Pipe end
-    try:
-        start = time.perf_counter()
-        out = fn()
-        conn.send((time.perf_counter() - start, out))
-    except MemoryError:
-        conn.send((None, None))
+# --- one data set ----------------------------------------------------------------------------
 
 
-def timed_in_child(fn: Callable[[], pa.Table], limit_s: float) -> tuple[float | None, pa.Table | None]:
-    """Run ``fn`` in a forked child with a time limit; (None, None) when it ran out of time or memory."""
-    import multiprocessing as mp
-
-    ctx = mp.get_context("fork")
-    parent, child = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child, args=(fn, child))
-    proc.start()
-    got = parent.recv() if parent.poll(limit_s) else (None, None)
-    if proc.is_alive():
-        proc.terminate()
-    proc.join()
-    return got
-
-
-def bench(name: str, t: pa.Table, args: argparse.Namespace, rows: list[list[str]]) -> None:
-    """Run every engine on ``t``; append one result row per engine."""
+def bench(
+    name: str,
+    t: pa.Table,
+    args: argparse.Namespace,
+    rows: list[list[str]],
+    repeat: int,
+    after_report: bool = True,
+) -> dict[str, Any]:
+    """Run every chosen engine on ``t``; append one result row per engine to ``rows`` and
+    return the results (seconds, identical, notes) for the summary."""
     min_count, max_basket = args.min_count, args.max_basket
     print(f"\n== {name}: {t.num_rows:,} lines, min_count={min_count}, max_basket={max_basket}", flush=True)
+    result: dict[str, Any] = {"name": name, "lines": t.num_rows, "engines": {}, "notes": []}
+    engines = result["engines"]
+
+    def skip(engine: str, msg: str) -> None:
+        print(f"{engine}: {msg}", flush=True)
+        rows.append([name, engine, msg, "-", "-", "-"])
+        engines[engine] = {"seconds": None, "msg": msg}
+        result["notes"].append(f"{name} {engine}: {msg}")
+
+    def too_big(engine: str, pairs_co: int | None) -> bool:
+        need, limit = estimate_gib(engine, csr, pairs_co, min_count), memory_limit_gib(args)
+        if need > limit:
+            skip(engine, f"cannot run (needs ~{need:.1f} GiB; limit {limit:.1f} GiB)")
+            return True
+        return False
+
     mine_pairs(t.slice(0, 1000), customer_col=None, ts_col=None)  # warm imports
-    tiein_s, ref = timed(lambda: run_tiein(t, min_count, max_basket), args.repeat)
-    ref = canonical(ref)
-    res = mine_pairs(t, min_count=min_count, max_basket=max_basket).report
-    print(f"tiein steps (with after): {res['seconds']}")
+    csr = basket_csr(t, max_basket)  # untimed: the set's shape (memory estimates), the floor's input
     print(
-        f"tiein report: baskets {res['baskets']:,}, giant {res['giant_baskets']}, duplicates "
-        f"{res['duplicate_lines']:,}, pair instances {res['pair_instances']:,}, after instances "
-        f"{res['after_pair_instances']:,}, customers skipped {res['customers_skipped']}"
+        f"set: {csr.baskets:,} baskets ({csr.giant} giant), {csr.items.size:,} distinct lines kept, "
+        f"{len(csr.names):,} products, {csr.instances:,} pair instances",
+        flush=True,
     )
-    rows.append([name, "tiein", f"{tiein_s:.2f}", "1.00", f"{ref.num_rows:,}", "reference"])
-    peers: list[tuple[str, Callable[[], pa.Table]]] = [
-        ("duckdb-sql", lambda: run_duckdb(t, min_count, max_basket)),
-        ("scipy", lambda: run_scipy(t, min_count, max_basket)),
-        ("mlxtend", lambda: run_mlxtend(t, min_count, max_basket)),
-        ("spark-local", lambda: run_spark(t, min_count, max_basket, args.spark_session)),
-    ]
-    for engine, fn in peers:
+    if too_big("tiein", None):
+        return result
+    tiein_s, best = float("inf"), None
+    for _ in range(repeat):
+        best = None
+        gc.collect()
+        start = time.perf_counter()
+        res = run_tiein(t, min_count, max_basket)
+        took = time.perf_counter() - start
+        if took < tiein_s:
+            tiein_s, best = took, res
+        del res
+    assert best is not None
+    report, steps = best.report, best.report["seconds"]
+    ref_full = best.pairs
+    del best
+    ref = canonical(ref_full)
+    pairs_step = float(steps["pairs"])
+    print(f"tiein: {sec(tiein_s)} s, {ref.num_rows:,} pairs; steps of the best run: {steps}", flush=True)
+    if after_report:
+        res = mine_pairs(t, min_count=min_count, max_basket=max_basket).report
+        print(f"tiein steps (with after): {res['seconds']}")
+        print(
+            f"tiein report: baskets {res['baskets']:,}, giant {res['giant_baskets']}, duplicates "
+            f"{res['duplicate_lines']:,}, pair instances {res['pair_instances']:,}, after instances "
+            f"{res['after_pair_instances']:,}, customers skipped {res['customers_skipped']}"
+        )
+    else:
+        print(
+            f"tiein report: baskets {report['baskets']:,}, giant {report['giant_baskets']}, duplicates "
+            f"{report['duplicate_lines']:,}, pair instances {report['pair_instances']:,}, distinct pairs "
+            f"{report['pairs_co']:,}"
+        )
+    rows.append([name, "tiein", sec(tiein_s), "1.00", f"{ref.num_rows:,}", "reference"])
+    rows.append([name, "tiein pairs step", sec(pairs_step), "-", "-", "(part of tiein)"])
+    result.update(tiein=tiein_s, pairs_step=pairs_step, pairs=ref.num_rows)
+    pairs_co = int(report["pairs_co"])
+    peers: dict[str, Callable[[], pa.Table]] = {
+        "duckdb-sql": lambda: run_duckdb(t, min_count, max_basket, memory_limit_gib(args)),
+        "scipy": lambda: run_scipy(t, min_count, max_basket),
+        "polars": lambda: run_polars(t, min_count, max_basket),
+        "mlxtend": lambda: run_mlxtend(t, min_count, max_basket),
+        "spark-local": lambda: run_spark(t, min_count, max_basket, args.spark_session),
+    }
+    for engine in PEERS:
         if engine not in args.engines:
             continue
+        if engine == "floor":
+            floor_bench(name, t, csr, args, rows, repeat, result, ref, tiein_s, pairs_step, skip, too_big)
+            continue
+        fn = peers[engine]
         secs: float | None
         if engine == "mlxtend":
             need = mlxtend_need_gib(t, max_basket)
-            if need > 0.5 * available_gib():
-                msg = f"cannot run (needs ~{need:.0f} GiB)"
-                print(f"{engine}: {msg}", flush=True)
-                rows.append([name, engine, msg, "-", "-", "-"])
+            if need > min(0.5 * available_gib(), args.max_gib):
+                skip(engine, f"cannot run (needs ~{need:.0f} GiB)")
                 continue
             secs, out = timed_in_child(fn, args.mlxtend_limit)
             if secs is None:
-                msg = f"cannot run (over {args.mlxtend_limit:.0f} s or out of memory)"
-                print(f"{engine}: {msg}", flush=True)
-                rows.append([name, engine, msg, "-", "-", "-"])
+                skip(engine, f"cannot run (over {args.mlxtend_limit:.0f} s or out of memory)")
                 continue
+        elif engine == "polars":
+            try:
+                import polars  # noqa: F401
+            except ImportError:
+                skip(engine, "skipped (polars is not installed: pip install polars)")
+                continue
+            if too_big(engine, pairs_co):
+                continue
+            secs, out = timed(fn, repeat)
         else:
+            if engine in MEMORY_MODEL and too_big(engine, pairs_co):
+                continue
             # Spark: one run (minutes at 4M lines); its session was started (and timed) before
-            secs, out = timed(fn, 1 if engine == "spark-local" else args.repeat)
-        assert out is not None
-        same = canonical(out).equals(ref)
+            secs, out = timed(fn, 1 if engine == "spark-local" else repeat)
+        assert out is not None and secs is not None
+        extra = ""
+        if engine == "polars":
+            counts, lift, others, big = stats_check(
+                out, canonical(ref_full, tuple(ref_full.column_names[:10]))
+            )
+            same = counts and lift and others
+            extra = (
+                f" (counts {'yes' if counts else 'no'}, lift {'yes' if lift else 'no'}, support and "
+                f"confidence {'yes' if others else 'no'}; {big:,} pairs with n_a * n_b >= 2^32)"
+            )
+        else:
+            same = canonical(out).equals(ref)
+        n_out = out.num_rows
+        del out
         print(
-            f"{engine}: {secs:.2f} s, {out.num_rows:,} pairs, identical: {'yes' if same else 'no'}",
+            f"{engine}: {sec(secs)} s, {n_out:,} pairs, identical: {'yes' if same else 'no'}{extra}",
             flush=True,
         )
-        rows.append(
-            [
-                name,
-                engine,
-                f"{secs:.2f}",
-                f"{secs / tiein_s:.2f}",
-                f"{out.num_rows:,}",
-                "yes" if same else "no",
-            ]
-        )
+        rows.append([name, engine, sec(secs), f"{secs / tiein_s:.2f}", f"{n_out:,}", "yes" if same else "no"])
+        engines[engine] = {"seconds": secs, "same": same}
     if "after" in args.engines:
         # Bought-after counts too (window 90 days, no customer cap): only DuckDB SQL is a peer.
         cols = tuple(AFTER_COLUMNS)
-        after_s, ref_after = timed(lambda: run_tiein_after(t, min_count, max_basket), args.repeat)
+        after_s, ref_after = timed(lambda: run_tiein_after(t, min_count, max_basket), repeat)
         ref_after = canonical(ref_after, cols)
-        rows.append([name, "tiein +after", f"{after_s:.2f}", "1.00", f"{ref_after.num_rows:,}", "reference"])
-        print(f"tiein +after: {after_s:.2f} s, {ref_after.num_rows:,} pairs", flush=True)
-        secs, out = timed(lambda: run_duckdb_after(t, min_count, max_basket), args.repeat)
+        rows.append([name, "tiein +after", sec(after_s), "1.00", f"{ref_after.num_rows:,}", "reference"])
+        print(f"tiein +after: {sec(after_s)} s, {ref_after.num_rows:,} pairs", flush=True)
+        secs, out = timed(lambda: run_duckdb_after(t, min_count, max_basket, memory_limit_gib(args)), repeat)
         same = canonical(out, cols).equals(ref_after)
         print(
-            f"duckdb-sql +after: {secs:.2f} s, {out.num_rows:,} pairs, identical: {'yes' if same else 'no'}",
+            f"duckdb-sql +after: {sec(secs)} s, {out.num_rows:,} pairs, identical: {'yes' if same else 'no'}",
             flush=True,
         )
         rows.append(
             [
                 name,
                 "duckdb-sql +after",
-                f"{secs:.2f}",
+                sec(secs),
                 f"{secs / after_s:.2f}",
                 f"{out.num_rows:,}",
                 "yes" if same else "no",
             ]
         )
+    return result
+
+
+def floor_bench(
+    name: str,
+    t: pa.Table,
+    csr: Csr,
+    args: argparse.Namespace,
+    rows: list[list[str]],
+    repeat: int,
+    result: dict[str, Any],
+    ref: pa.Table,
+    tiein_s: float,
+    pairs_step: float,
+    skip: Callable[[str, str], None],
+    too_big: Callable[[str, int | None], bool],
+) -> None:
+    """The C counting floor: count only (on ``csr``) and with its encoding (from ``t``)."""
+    lib, how = floor_library()
+    if lib is None:
+        skip("floor", f"skipped: {how}")
+        return
+    if too_big("floor", None):
+        return
+    threads = floor_threads(how)
+    min_count, max_basket = args.min_count, args.max_basket
+    count_s, codes = timed(lambda: floor_count(lib, csr, min_count, threads), repeat)
+    same_count = canonical(floor_table(csr, *codes)).equals(ref)
+    del codes
+    one_s = timed(lambda: floor_count(lib, csr, min_count, 1), 1)[0] if threads > 1 else count_s
+    incl_s, out = timed(lambda: run_floor(lib, t, min_count, max_basket, threads), repeat)
+    same = same_count and canonical(out).equals(ref)
+    yes = "yes" if same else "no"
+    print(
+        f"floor ({how}; {threads} thread(s)): count only {sec(count_s)} s (1 thread {sec(one_s)} s), incl. "
+        f"encoding {sec(incl_s)} s, {out.num_rows:,} pairs, identical: {yes}; tiein / floor incl. "
+        f"encoding {tiein_s / incl_s:.2f}, tiein pairs step / floor count only {pairs_step / count_s:.2f}",
+        flush=True,
+    )
+    n_out = f"{out.num_rows:,}"
+    rows.append([name, "floor (count only)", sec(count_s), f"{count_s / tiein_s:.2f}", n_out, yes])
+    rows.append([name, "floor incl. encoding", sec(incl_s), f"{incl_s / tiein_s:.2f}", n_out, yes])
+    result["engines"]["floor"] = {
+        "seconds": incl_s,
+        "count": count_s,
+        "count_1": one_s,
+        "threads": threads,
+        "same": same,
+    }
+
+
+# --- output ----------------------------------------------------------------------------------
+
+
+def sec(x: float) -> str:
+    """Seconds for a table: three decimals under one second, else two."""
+    return f"{x:.3f}" if x < 1 else f"{x:.2f}"
+
+
+def print_table(head: list[str], rows: list[list[str]]) -> None:
+    widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
+    for r in [head, *rows]:
+        print("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+
+
+def size_label(n: int) -> str:
+    """1000000 -> '1M', 40000 -> '40k', else the number."""
+    for unit, name in ((10**9, "G"), (10**6, "M"), (10**3, "k")):
+        if n >= unit and n % unit == 0:
+            return f"{n // unit}{name}"
+    return str(n)
+
+
+def parse_sizes(text: str) -> list[int]:
+    """'1M,4M,16M,40M' or '200000,1.5M,40k' -> line counts."""
+    out = []
+    for part in text.split(","):
+        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmMgG]?)\s*", part.replace("_", ""))
+        if m is None:
+            raise argparse.ArgumentTypeError(f"not a line count: {part!r} (use e.g. 1M,4M or 200000)")
+        value = int(
+            round(float(m.group(1)) * {"": 1, "k": 10**3, "m": 10**6, "g": 10**9}[m.group(2).lower()])
+        )
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"not a line count: {part!r}")
+        out.append(value)
+    return out
+
+
+def summary(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
+    """One row per size: seconds per engine, peer / tiein, identical, the floor ratios."""
+    peers = [e for e in PEERS if e in args.engines and e != "floor"]
+    head = ["size", "lines", "pairs", "tiein s", "tiein pairs step s"]
+    for e in peers:
+        head += [f"{e} s", f"{e}/tiein", f"{e} identical"]
+    with_floor = "floor" in args.engines
+    if with_floor:
+        head += [
+            "floor count only s",
+            "floor incl. encoding s",
+            "tiein/floor incl. enc",
+            "pairs step/floor count",
+            "floor identical",
+        ]
+    head.append("tiein fastest")
+    rows = []
+    fastest_all, within_2x, ratios = True, True, []
+    for r in results:
+        label = size_label(r["lines"])
+        if "tiein" not in r:
+            rows.append([label, f"{r['lines']:,}", "-", "n/a", *["-"] * (len(head) - 4)])
+            fastest_all = within_2x = False
+            continue
+        row = [label, f"{r['lines']:,}", f"{r['pairs']:,}", sec(r["tiein"]), sec(r["pairs_step"])]
+        fastest = True
+        for e in peers:
+            got = r["engines"].get(e, {})
+            if got.get("seconds") is None:
+                row += ["n/a", "-", "-"]
+                fastest = False if e in ("duckdb-sql", "scipy", "polars") else fastest
+                continue
+            secs = got["seconds"]
+            fastest &= r["tiein"] < secs
+            row += [sec(secs), f"{secs / r['tiein']:.2f}", "yes" if got["same"] else "no"]
+        if with_floor:
+            got = r["engines"].get("floor", {})
+            if got.get("seconds") is None:
+                row += ["n/a", "n/a", "-", "-", "-"]
+                within_2x = False
+            else:
+                ratio = r["pairs_step"] / got["count"]
+                ratios.append(ratio)
+                within_2x &= ratio <= 2.0
+                row += [
+                    sec(got["count"]),
+                    sec(got["seconds"]),
+                    f"{r['tiein'] / got['seconds']:.2f}",
+                    f"{ratio:.2f}",
+                    "yes" if got["same"] else "no",
+                ]
+        row.append("yes" if fastest else "no")
+        fastest_all &= fastest
+        rows.append(row)
+    print(
+        f"\n== summary: {os.cpu_count()} CPUs; best wall seconds of {args.repeat} run(s) per engine "
+        f"(one run at {size_label(BIG_SIZE)} lines and more), one process; peer/tiein = peer s / tiein s"
+    )
+    print_table(head, rows)
+    notes = [n for r in results for n in r["notes"]]
+    for n in notes:
+        print(f"note: {n}")
+    print(f"tiein fastest at every size: {'yes' if fastest_all else 'no'}")
+    if with_floor and ratios:
+        print(
+            f"tiein pairs step within 2x of the floor's count at every size: {'yes' if within_2x else 'no'} "
+            f"(pairs step / floor count only: {', '.join(f'{x:.2f}' for x in ratios)})"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description="tiein pair mining vs DuckDB SQL, SciPy and mlxtend")
+    ap = argparse.ArgumentParser(
+        description="tiein pair mining vs DuckDB SQL, SciPy, Polars, mlxtend and a C counting floor"
+    )
     ap.add_argument("--quick", action="store_true", help="small inputs (CI smoke run)")
     ap.add_argument("--min-count", type=int, default=5)
     ap.add_argument("--max-basket", type=int, default=500)
-    ap.add_argument("--lines", type=int, default=4_000_000, help="synthetic lines")
-    ap.add_argument("--repeat", type=int, default=3, help="runs per engine (best time is kept)")
+    ap.add_argument("--lines", type=int, default=4_000_000, help="synthetic lines (without --sizes)")
+    ap.add_argument(
+        "--sizes",
+        type=parse_sizes,
+        default=None,
+        help="synthetic line counts to compare at, e.g. 1M,4M,16M,40M (no Online Retail then)",
+    )
+    ap.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help=f"runs per engine, best time kept (one run on sets of {size_label(BIG_SIZE)} lines and more)",
+    )
     ap.add_argument("--mlxtend-limit", type=float, default=120.0, help="seconds before mlxtend is stopped")
-    ap.add_argument("--engines", default="duckdb-sql,scipy,mlxtend,after", help="peers to run")
+    ap.add_argument(
+        "--max-gib", type=float, default=12.0, help="skip an engine whose memory estimate is over this"
+    )
+    ap.add_argument(
+        "--engines",
+        default="duckdb-sql,scipy,polars,floor,mlxtend,after",
+        help="peers to run: duckdb-sql, scipy, polars, floor, mlxtend, after (+ spark-local with --spark)",
+    )
     ap.add_argument(
         "--spark",
         action="store_true",
@@ -390,16 +514,32 @@ def main(argv: list[str] | None = None) -> int:
         args.spark_session = spark_session(threads=os.cpu_count())
         took = time.perf_counter() - start
         print(f"spark session start (local[{os.cpu_count()}]): {took:.1f} s", flush=True)
+    head = ["dataset", "engine", "seconds", "peer/tiein", "pairs", "identical"]
+    if args.sizes:
+        results = []
+        for lines in args.sizes:
+            start = time.perf_counter()
+            synth = synthetic_orders(lines)
+            print(
+                f"\nsynthetic {size_label(lines)}: generated in {time.perf_counter() - start:.1f} s",
+                flush=True,
+            )
+            size_rows: list[list[str]] = []
+            repeat = 1 if lines >= BIG_SIZE else args.repeat
+            results.append(bench(f"synthetic {size_label(lines)}", synth, args, size_rows, repeat, False))
+            del synth
+            gc.collect()
+            print(f"\n{os.cpu_count()} CPUs; best wall seconds of {repeat} run(s) per engine, one process")
+            print_table(head, size_rows)
+        summary(results, args)
+        return 0
     retail = online_retail(8_000 if args.quick else None)
-    bench("online-retail", retail, args, rows)
+    bench("online-retail", retail, args, rows, args.repeat)
     del retail
     synth = synthetic_orders(40_000 if args.quick else args.lines)
-    bench("synthetic", synth, args, rows)
-    head = ["dataset", "engine", "seconds", "peer/tiein", "pairs", "identical"]
-    widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
+    bench("synthetic", synth, args, rows, args.repeat)
     print(f"\n{os.cpu_count()} CPUs; best wall seconds of {args.repeat} run(s) per engine, one process")
-    for r in [head, *rows]:
-        print("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)))
+    print_table(head, rows)
     return 0
 
 
