@@ -490,3 +490,17 @@ def test_weighted_pair_counts_match_brute_force(
     assert w_src.tolist() == [want_item.get(x, 0) for x, _ in asked]
     assert w_dst.tolist() == [want_item.get(y, 0) for _, y in asked]
     assert w_ab.any()
+
+
+@pytest.mark.parametrize("n_set", [0, 50, 5_000])  # hashed (set not larger than 2x the query) or searched
+def test_member_and_index_of_agree_with_numpy(n_set: int) -> None:
+    from tiein.mining.kernels import index_of, member
+
+    rng = np.random.default_rng(n_set)
+    keys = np.unique(rng.integers(0, 10_000, n_set).astype(np.uint64))
+    query = rng.integers(0, 10_000, 1_000).astype(np.uint64)
+    assert member(keys, query).tolist() == np.isin(query, keys).tolist()
+    want = rng.permutation(keys).astype(np.int64)
+    hit, at = index_of(query.astype(np.int64), want)
+    assert hit.tolist() == np.isin(query, keys).tolist()
+    assert want[at].tolist() == query[hit].astype(np.int64).tolist()

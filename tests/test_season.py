@@ -417,14 +417,19 @@ def test_append_evidence_adds_one_key_to_each_object() -> None:
 
 @pytest.mark.parametrize("bitmap_bits", [1 << 27, 0])  # the flag table, and the walk over basket pairs
 @pytest.mark.parametrize("chunk", [1 << 22, 5])
-def test_co_baskets_match_brute_force(monkeypatch: pytest.MonkeyPatch, bitmap_bits: int, chunk: int) -> None:
+@pytest.mark.parametrize("dense", [4, 0])  # walked pairs looked up in a dense table, or hashed
+def test_co_baskets_match_brute_force(
+    monkeypatch: pytest.MonkeyPatch, bitmap_bits: int, chunk: int, dense: int
+) -> None:
     """Every (pair, basket) holding both ends of a pair, sorted by pair then basket, on a random
-    shop: a Python loop over the baskets is the reference for both ways of finding them."""
+    shop: a Python loop over the baskets is the reference for every way of finding them."""
     import numpy as np
 
     import tiein.basket_pairs as bp
+    import tiein.mining.weighted as weighted
 
     monkeypatch.setattr(bp, "BITMAP_BITS", bitmap_bits)
+    monkeypatch.setattr(weighted, "DENSE_FACTOR", dense)
     monkeypatch.setattr(bp, "ENUM_CHUNK", chunk)
     rng = np.random.default_rng(7)
     n_prod, n_baskets = 40, 200
@@ -445,3 +450,19 @@ def test_co_baskets_match_brute_force(monkeypatch: pytest.MonkeyPatch, bitmap_bi
     pid, js = bp.co_baskets(ai, bi, li, lj, n_prod)
     assert list(zip(pid.tolist(), js.tolist(), strict=True)) == want
     assert len(want) > 20
+
+
+def test_month_lifts_are_written_as_json_writes_them() -> None:
+    """The monthly lifts' text (Arrow table lookups) is byte for byte what json.dumps writes, for
+    lifts under 100 (the lookup), larger ones (hundredths split) and ones it cannot take."""
+    from tiein.season.stats import _number_rows
+
+    rng = np.random.default_rng(2)
+    for scale in (0.01, 1.0, 60.0, 1e6):
+        x = np.round(rng.gamma(2.0, scale, (2_000, 12)), 2)
+        x[:50] = np.round(np.arange(600).reshape(50, 12) / 100, 2)  # 0.0, 0.01 ... 5.99
+        x[50, :3] = [99.99, 100.0, 0.1]
+        assert _number_rows(x) == json.dumps(x.tolist(), separators=(",", ":"))[2:-2].split("],[")
+    odd = np.array([[-1.5, 2.0], [1e13, 0.25]])
+    assert _number_rows(odd) == ["-1.5,2.0", "10000000000000.0,0.25"]
+    assert _number_rows(np.zeros((0, 12))) == []

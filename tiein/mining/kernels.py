@@ -179,6 +179,30 @@ def sorted_unique(x: np.ndarray) -> np.ndarray:
     return cast(np.ndarray, s[_change(s)])
 
 
+def index_of(keys: np.ndarray, want: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For integer ``keys`` and distinct ``want``: whether each key is one of ``want`` and, for
+    those that are, its position in ``want``. A hash lookup (Arrow ``index_in``): 4M keys against
+    1-3M wanted take 0.5-0.9 s where a binary search of a sorted copy took 0.9-2.5 s (cache misses)."""
+    idx = pc.index_in(pa.array(keys), value_set=pa.array(want))
+    found = idx.is_valid()
+    return found.to_numpy(zero_copy_only=False), idx.filter(found).to_numpy(zero_copy_only=False)
+
+
+def member(sorted_keys: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """Whether each of ``query`` is in ``sorted_keys`` (sorted, distinct, same dtype): a hash
+    lookup when the set is not much larger than the query (2-3x faster), else a binary search
+    (building the hash set would cost more than it saves)."""
+    if sorted_keys.size == 0:
+        return np.zeros(query.size, bool)
+    if sorted_keys.size <= 2 * query.size:
+        return cast(
+            np.ndarray,
+            pc.is_in(pa.array(query), value_set=pa.array(sorted_keys)).to_numpy(zero_copy_only=False),
+        )
+    pos = np.minimum(np.searchsorted(sorted_keys, query), sorted_keys.size - 1)
+    return cast(np.ndarray, sorted_keys[pos] == query)
+
+
 def _runs(sorted_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Distinct keys of a sorted array and how often each occurs."""
     first = np.flatnonzero(_change(sorted_keys))

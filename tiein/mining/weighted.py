@@ -26,7 +26,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tiein.mining.kernels import DENSE_FACTOR, expand, sorted_unique
+from tiein.mining.kernels import DENSE_FACTOR, expand, index_of, sorted_unique
 
 CHUNK_PAIRS = 1 << 22  # pair instances expanded at a time by weighted_pair_counts
 
@@ -68,10 +68,8 @@ def basket_pair_hits(
             hit = k >= 0
             yield k[hit], line[hit]
         else:
-            order = np.argsort(want, kind="stable")
-            pos = np.minimum(np.searchsorted(want[order], keys), asked.size - 1)
-            hit = want[order][pos] == keys
-            yield asked[order[pos[hit]]], line[hit]
+            hit, at = index_of(keys, want)
+            yield asked[at], line[hit]
 
 
 def _codes(col: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, pa.Array]:

