@@ -384,11 +384,12 @@ def test_every_store_keeps_season_evidence(store_kind: Any, home: Path, tmp_path
         st.close()
 
 
-def test_append_evidence_adds_one_key_to_each_object() -> None:
+def test_append_evidence_adds_one_key_to_each_object(monkeypatch: pytest.MonkeyPatch) -> None:
     """The evidence JSON gets the key where a text is given (a null or blank evidence becomes an
     object of that key alone); rows without a text keep their evidence byte for byte."""
     import numpy as np
 
+    import tiein.basket_pairs as bp
     from tiein.basket_pairs import append_evidence
 
     rel = pa.table({"evidence": pa.array(['{"a":1}', None, "", ' {"b":2} ', '{"c":3} '], pa.string())})
@@ -407,12 +408,15 @@ def test_append_evidence_adds_one_key_to_each_object() -> None:
     # tiein's own evidence (compact objects) takes the one-pass way: the same result
     compact = pa.table({"evidence": pa.array(['{"a":1}', '{"b":"x}"}', '{"c":3}'], pa.string())})
     out, added = append_evidence(compact, np.array([1, 0, 2]), ['{"y":2}', None, "[1]"], "season")
-    assert out.column("evidence").to_pylist() == [
-        '{"a":1}',
-        '{"b":"x}","season":{"y":2}}',
-        '{"c":3,"season":[1]}',
-    ]
+    want = ['{"a":1}', '{"b":"x}","season":{"y":2}}', '{"c":3,"season":[1]}']
+    assert out.column("evidence").to_pylist() == want
     assert added == 2
+    # joined in slices of JOIN_ROWS rows, from evidence in several chunks: the same
+    monkeypatch.setattr(bp, "JOIN_ROWS", 2)
+    chunked = pa.table({"evidence": pa.chunked_array([['{"a":1}'], ['{"b":"x}"}', '{"c":3}']])})
+    out, added = append_evidence(chunked, np.array([1, 0, 2]), ['{"y":2}', None, "[1]"], "season")
+    assert out.column("evidence").to_pylist() == want and added == 2
+    assert out.column("evidence").num_chunks == 2
 
 
 @pytest.mark.parametrize("bitmap_bits", [1 << 27, 0])  # the flag table, and the walk over basket pairs

@@ -20,6 +20,7 @@ import pyarrow as pa
 SKIP_KINDS = ("next",)
 BITMAP_BITS = 1 << 27  # baskets x products up to this many: a lookup table (128 MiB at most) finds pairs
 ENUM_CHUNK = 1 << 22  # basket pairs generated at a time above it (co_baskets)
+JOIN_ROWS = 1 << 17  # evidence rows joined at a time (append_evidence)
 
 # baskets of 2 to max_basket distinct products with the attribute, numbered j; their lines as
 # (product code i, basket j); the related pairs (next aside) once each, a < b, numbered pid, with
@@ -137,20 +138,26 @@ def append_evidence(
     added = int(has.sum())
     if added == 0:
         return relations, 0
-    text_col = pa.array(text_of, pa.string())
-    evidence = relations.column("evidence").combine_chunks()
+    evidence = relations.column("evidence")
     idx = relations.schema.get_field_index("evidence")
     compact = (
         evidence.null_count == 0
         and pc.all(pc.ends_with(evidence, "}")).as_py()
         and not pc.any(pc.less(pc.utf8_length(evidence), 3)).as_py()
     )
-    if compact:
-        suffix = pc.if_else(
-            pc.is_valid(text_col), pc.binary_join_element_wise(f',"{key}":', text_col, "}", ""), "}"
-        )
-        out = pc.binary_join_element_wise(pc.utf8_slice_codeunits(evidence, 0, -1), suffix, "")
+    if compact:  # in slices: temporaries stay small and no chunk passes Arrow's 2 GiB string limit
+        pieces = []
+        for start in range(0, relations.num_rows, JOIN_ROWS):
+            text = pa.array(text_of[start : start + JOIN_ROWS], pa.string())
+            suffix = pc.if_else(
+                pc.is_valid(text), pc.binary_join_element_wise(f',"{key}":', text, "}", ""), "}"
+            )
+            body = pc.utf8_slice_codeunits(evidence.slice(start, JOIN_ROWS).combine_chunks(), 0, -1)
+            pieces.append(pc.binary_join_element_wise(body, suffix, ""))
+        out = pa.chunked_array(pieces, pa.string())
         return relations.set_column(idx, relations.schema.field(idx), out), added
+    text_col = pa.array(text_of, pa.string())
+    evidence = evidence.combine_chunks()
     old = pc.utf8_rtrim_whitespace(pc.fill_null(evidence.take(pa.array(at)), ""))
     old = pc.if_else(pc.less(pc.utf8_length(old), 2), "{}", old)  # null or blank: an empty object
     body = pc.utf8_rtrim_whitespace(pc.utf8_slice_codeunits(old, 0, -1))  # without the closing brace
