@@ -504,3 +504,19 @@ def test_member_and_index_of_agree_with_numpy(n_set: int) -> None:
     hit, at = index_of(query.astype(np.int64), want)
     assert hit.tolist() == np.isin(query, keys).tolist()
     assert want[at].tolist() == query[hit].astype(np.int64).tolist()
+
+
+@pytest.mark.parametrize("dense", [0, 4])  # counted by sort only, or by bincount where dense
+def test_pairs_of_a_catalog_over_65536_products(monkeypatch: pytest.MonkeyPatch, dense: int) -> None:
+    """Product codes past 16 bits (the lines are grouped by product with a wider sort): baskets
+    {P2k, P2k+1} twice each over 70,000 products, plus two baskets of P0 and P69999."""
+    monkeypatch.setattr(mining, "DENSE_FACTOR", dense)
+    monkeypatch.setattr(mining, "CHUNK_PAIRS", 1000)  # many chunks
+    n = 70_000
+    rows = [(f"o{k}-{r}", f"P{i:05d}") for k in range(0, n, 2) for r in range(2) for i in (k, k + 1)]
+    rows += [(f"x{r}", p) for r in range(2) for p in ("P00000", "P69999")]
+    got = mine_pairs(orders(rows), customer_col=None, ts_col=None, min_count=2).pairs
+    pairs = set(zip(got.column("a").to_pylist(), got.column("b").to_pylist(), strict=True))
+    want = {(f"P{k:05d}", f"P{k + 1:05d}") for k in range(0, n, 2)} | {("P00000", "P69999")}
+    assert pairs == want
+    assert set(got.column("n_ab").to_pylist()) == {2}

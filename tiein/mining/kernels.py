@@ -290,10 +290,16 @@ def _co_counts(
     cum = np.cumsum(per_item)
     bounds = np.searchsorted(cum, np.arange(CHUNK_PAIRS, cum[-1], CHUNK_PAIRS), side="left") + 1
     edges = np.unique(np.concatenate(([0], bounds, [n_items])))
+    # the lines with partners grouped by product once (16-bit codes: a radix sort), so a chunk's
+    # lines are a slice: a scan of every line per chunk cost 9 of 14 s at 40M lines
+    live = np.flatnonzero(rem > 0)
+    code_type = np.uint16 if n_items <= 1 << 16 else item.dtype
+    by_item = live[np.argsort(item[live].astype(code_type), kind="stable")]
+    first = np.searchsorted(item[by_item], edges.astype(item.dtype))
 
     def count(k: int) -> tuple[np.ndarray, np.ndarray]:
         lo, hi = int(edges[k]), int(edges[k + 1])
-        sel = np.flatnonzero((item >= lo) & (item < hi) & (rem > 0))
+        sel = by_item[first[k] : first[k + 1]]
         m = int(rem[sel].sum())
         span = (hi - lo) << ib
         if span <= DENSE_FACTOR * m:  # dense enough: count into an array indexed by the key
