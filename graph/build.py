@@ -28,6 +28,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -122,7 +123,37 @@ def conform(table: pa.Table, schema: pa.Schema, name: str, optional: tuple[str, 
                     f"has type {col.type}, expected {f.type}: {exc}", file=name, column=f.name
                 ) from exc
         cols.append(col)
-    return pa.Table.from_arrays([_flat(c) for c in cols], schema=schema)
+    return pa.Table.from_arrays([_one_chunk_if_small(c) for c in cols], schema=schema)
+
+
+# Columns at least this big stay in chunks: a string column past 2 GiB cannot be one chunk
+# (Arrow's 32-bit offsets; the evidence text of a 200k-product, 16M-line shop is ~2.5 GB).
+_ONE_CHUNK_MAX = 1 << 30
+
+
+def _one_chunk_if_small(col: pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    return col if col.nbytes >= _ONE_CHUNK_MAX else _flat(col)
+
+
+def _take(table: pa.Table, order: pa.Array | pa.ChunkedArray) -> pa.Table:
+    """``table.take(order)``, nothing taken when ``order`` is already 0..n-1, and string columns
+    of :data:`_ONE_CHUNK_MAX` bytes or more taken as 64-bit-offset strings and cut back into
+    chunks under that size (Arrow's take joins a column's chunks first: past 2 GiB of text that
+    overflows)."""
+    n = table.num_rows
+    if n == 0 or pc.all(pc.equal(order, pa.array(np.arange(n)))).as_py():
+        return table
+    cols = []
+    for col in table.columns:
+        if pa.types.is_string(col.type) and col.nbytes >= _ONE_CHUNK_MAX:
+            wide = pa.chunked_array([c.cast(pa.large_string()) for c in col.chunks], pa.large_string())
+            joined = wide.combine_chunks()  # 64-bit offsets: may pass 2 GiB
+            step = max(1, n * (_ONE_CHUNK_MAX // 2) // max(col.nbytes, 1))
+            pieces = [joined.take(order[s : s + step]).cast(col.type) for s in range(0, n, step)]
+            cols.append(pa.chunked_array(pieces, col.type))
+        else:
+            cols.append(col.take(order))
+    return pa.Table.from_arrays(cols, schema=table.schema)
 
 
 def _first(mask: pa.Array | pa.ChunkedArray) -> int | None:
@@ -145,7 +176,7 @@ def _sorted_unique(table: pa.Table, keys: tuple[str, ...], name: str, what: str)
     if table.num_rows == 0:
         return table
     order = pc.sort_indices(table, sort_keys=[(k, "ascending") for k in keys])
-    out = table.take(order)
+    out = _take(table, order)
     n = out.num_rows
     same = None
     for k in keys:

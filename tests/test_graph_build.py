@@ -360,3 +360,23 @@ def test_meta_must_be_json() -> None:
     d = small()
     d.meta = {"when": object()}
     assert _error(d).file == "meta"
+
+
+def test_big_text_columns_stay_in_chunks_and_sort_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A string column past _ONE_CHUNK_MAX bytes (2.5 GB of evidence at 16M lines: past Arrow's 2 GiB
+    one-chunk limit) is kept in chunks and taken through 64-bit offsets: the same tables as when
+    everything is one chunk; a duplicate is still named by its row."""
+    data = small()
+    want = graph_tables(data)
+    rel = data.relations
+    evidence = pa.chunked_array([rel.column("evidence").slice(0, 2), rel.column("evidence").slice(2)])
+    data.relations = rel.set_column(rel.schema.get_field_index("evidence"), "evidence", evidence)
+    monkeypatch.setattr(build, "_ONE_CHUNK_MAX", 40)  # every evidence column counts as big
+    got = graph_tables(data)
+    for rt, table in want.rels.items():
+        assert got.rels[rt].equals(table), rt
+    assert got.rels["COMPLEMENT"].column("evidence").num_chunks == 2  # 40 // 2 bytes a chunk
+    data.relations = pa.concat_tables([data.relations, data.relations.slice(1, 1)])
+    with pytest.raises(InputError) as err:
+        graph_tables(data)
+    assert err.value.row == 6 and "duplicate relation" in str(err.value)
