@@ -12,7 +12,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.tiein-installed
 CYPHER_CHECK := tools/cypher-check
 
-.PHONY: setup cjk-font demo test fast bench quality clean
+.PHONY: setup cjk-font browser demo test fast bench quality clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,7 +36,17 @@ cjk-font:
 	    echo "note: no CJK font: install one (sudo apt-get install fonts-noto-cjk) for Chinese labels in A/B report charts"; \
 	  fi; }
 
-setup: $(STAMP) $(CYPHER_CHECK)/node_modules/.installed cjk-font
+# Chromium, so tests/test_api_page.py checks the analyst page in a real headless browser (CI
+# requires it; without it those tests skip here): installed when running as root with apt.
+browser:
+	@command -v chromium >/dev/null || { \
+	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "note: no chromium: install it (sudo apt-get install chromium) to run the analyst page tests"; \
+	  fi; }
+
+setup: $(STAMP) $(CYPHER_CHECK)/node_modules/.installed cjk-font browser
 
 demo: $(STAMP)
 	$(BIN)/tiein build --dataset online_retail --show 5
