@@ -48,6 +48,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +113,18 @@ QUERIES = {
 }
 
 
+def read_graph(
+    store: Any, read: Callable[[str], pa.Table] | None = None
+) -> tuple[dict[str, pa.Table], dict[str, Any]]:
+    """The snapshot tables and stats of ``store`` (a GraphStore), read with a few bulk queries
+    (``read``, default ``store.read_table``); empty tables when nothing is loaded (the store
+    cannot be queried yet)."""
+    stats = store.stats()
+    if not any(stats["nodes"].values()):
+        return build_tables(lambda _: pa.table({}), QUERIES), stats
+    return build_tables(read or store.read_table, QUERIES), stats
+
+
 def write_generation_files(path: Path, generation: str) -> None:
     """Write the snapshot files of the embedded store ``path``'s ``generation`` (finished, not
     yet current) into its directory, so the servers open them at the switch instead of reading
@@ -121,9 +134,8 @@ def write_generation_files(path: Path, generation: str) -> None:
 
     reader = EmbeddedStore(path, generation=generation)
     try:
-        stats = reader.stats()
+        tables, stats = read_graph(reader)
         if any(stats["nodes"].values()) and json.loads(json.dumps(stats)) == stats:
-            tables = build_tables(lambda cypher: reader.read_table(cypher), QUERIES)
             write_files(path / generation, generation, tables, stats)
     except (OSError, StoreError, pa.ArrowException) as exc:
         log.warning(
@@ -207,10 +219,7 @@ class SnapshotStore:
 
     def _read(self) -> tuple[dict[str, pa.Table], dict[str, Any]]:
         """The graph's tables and stats, read from the wrapped store (a few bulk queries)."""
-        stats = self.store.stats()
-        if not any(stats["nodes"].values()):  # nothing loaded: the stores cannot be queried yet
-            return build_tables(lambda _: pa.table({}), QUERIES), stats
-        return build_tables(self._read_table, QUERIES), stats
+        return read_graph(self.store, self._read_table)
 
     def _in_memory(self, generation: str | None) -> Graph:
         return graph_of(*self._read(), generation, None)

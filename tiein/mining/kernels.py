@@ -188,19 +188,23 @@ def index_of(keys: np.ndarray, want: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return found.to_numpy(zero_copy_only=False), idx.filter(found).to_numpy(zero_copy_only=False)
 
 
-def member(sorted_keys: np.ndarray, query: np.ndarray) -> np.ndarray:
-    """Whether each of ``query`` is in ``sorted_keys`` (sorted, distinct, same dtype): a hash
-    lookup when the set is not much larger than the query (2-3x faster), else a binary search
-    (building the hash set would cost more than it saves)."""
+def find(sorted_keys: np.ndarray, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For ``sorted_keys`` (sorted, distinct, same dtype as ``query``): whether each of ``query``
+    is one of them and, for those that are, its position. A hash lookup (:func:`index_of`) when
+    the keys are not much more than the query (2-3x faster on unsorted queries), else a binary
+    search (building the hash set would cost more than it saves)."""
     if sorted_keys.size == 0:
-        return np.zeros(query.size, bool)
+        return np.zeros(query.size, bool), np.zeros(0, np.int64)
     if sorted_keys.size <= 2 * query.size:
-        return cast(
-            np.ndarray,
-            pc.is_in(pa.array(query), value_set=pa.array(sorted_keys)).to_numpy(zero_copy_only=False),
-        )
+        return index_of(query, sorted_keys)
     pos = np.minimum(np.searchsorted(sorted_keys, query), sorted_keys.size - 1)
-    return cast(np.ndarray, sorted_keys[pos] == query)
+    hit = sorted_keys[pos] == query
+    return hit, pos[hit]
+
+
+def member(sorted_keys: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """Whether each of ``query`` is in ``sorted_keys`` (see :func:`find`)."""
+    return find(sorted_keys, query)[0]
 
 
 def _runs(sorted_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

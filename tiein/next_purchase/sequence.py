@@ -43,7 +43,7 @@ from tiein.mining.kernels import (
     _id_column,
     _runs,
     _ts_column,
-    index_of,
+    find,
     member,
     sorted_unique,
 )
@@ -177,15 +177,10 @@ def lookup(keys: np.ndarray, values: np.ndarray, query: np.ndarray) -> np.ndarra
     >>> lookup(np.array([2, 5, 9, 11, 12], np.uint64), np.arange(5), np.array([11], np.uint64)).tolist()
     [3]
     """
-    if keys.size == 0:
-        return np.zeros(query.size, np.int64)
-    if keys.size <= 2 * query.size:  # a hash lookup (see tiein.mining.kernels.member)
-        hit, at = index_of(query, keys)
-        out = np.zeros(query.size, np.int64)
-        out[hit] = values[at]
-        return out
-    pos = np.minimum(np.searchsorted(keys, query), keys.size - 1)
-    return np.where(keys[pos] == query, values[pos], 0).astype(np.int64)
+    hit, at = find(keys, query)
+    out = np.zeros(query.size, np.int64)
+    out[hit] = values[at]
+    return out
 
 
 def _ranges(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
