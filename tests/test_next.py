@@ -373,3 +373,34 @@ def test_sequence_stats_kept_for_the_relations_are_exact() -> None:
     mine = classify_next(cand, 0, cfg, window_days=90, orders=orders)
     everything = classify_next(cand, 0, cfg, window_days=90, seq=full)
     assert mine.num_rows > 50 and mine.equals(everything)
+
+
+def test_kept_pairs_filter_dense_or_sorted_gives_the_same_statistics(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pairs ``min_after`` keeps are tested with a bool mask over every key (small shops) or
+    against their sorted keys (large ones): the counts and median gaps are the same either way."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    from synthetic import synthetic_orders
+
+    from tiein.next_purchase import sequence
+
+    keys = np.array([3, 17, 40, 41], np.uint64)
+    query = np.array([41, 0, 3, 3, 63, 17], np.int64)
+    dense = sequence.key_filter(keys, 64)
+    assert dense.dtype == np.bool_ and dense.size == 64
+    want = np.isin(query, keys.astype(np.int64)).tolist()
+    assert sequence.in_filter(query, dense).tolist() == want == [True, False, True, True, False, True]
+    monkeypatch.setattr(sequence, "_DENSE_FILTER", 0)
+    assert sequence.key_filter(keys, 64) is keys
+    assert sequence.in_filter(query, keys).tolist() == want
+
+    orders = synthetic_orders(100_000, 1_500, 30)
+    stats = {}
+    for limit in (0, 1 << 26):
+        monkeypatch.setattr(sequence, "_DENSE_FILTER", limit)
+        seq = sequence.sequence_stats(orders, window_days=90, min_after=3)
+        stats[limit] = (seq, sequence.first_gaps(seq, seq.after_keys))
+    (a, gaps_a), (b, gaps_b) = stats.values()
+    for name in ("after_keys", "after", "had_keys", "had", "together_keys", "together"):
+        assert np.array_equal(getattr(a, name), getattr(b, name)), name
+    assert a.had.sum() > 0 and a.together.sum() > 0
+    assert np.array_equal(gaps_a, gaps_b, equal_nan=True) and np.isfinite(gaps_a).sum() > 100

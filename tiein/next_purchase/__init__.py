@@ -52,7 +52,7 @@ import pyarrow.compute as pc
 
 from tiein.mining.kernels import order_codes
 from tiein.model import RELATIONS
-from tiein.next_purchase.sequence import SequenceStats, first_gaps, lookup, sequence_stats
+from tiein.next_purchase.sequence import SequenceStats, first_gaps, lookup, lookups, sequence_stats
 from tiein.relations import CAT_NAMES
 
 ArrayLike = Any  # numpy array or scalar
@@ -187,10 +187,9 @@ def next_stats(features: pa.Table, seq: SequenceStats, cfg: NextConfig) -> dict[
     known = (s >= 0) & (d >= 0)
     s0, d0 = np.where(known, s, 0), np.where(known, d, 0)
     fwd, rev = seq.keys(s0, d0), seq.keys(d0, s0)
-    after = np.where(known, lookup(seq.after_keys, seq.after, fwd), 0)
-    before = np.where(known, lookup(seq.after_keys, seq.after, rev), 0)
-    held_after = np.where(known, lookup(seq.after_keys, seq.after_held, fwd), 0)
-    held_before = np.where(known, lookup(seq.after_keys, seq.after_held, rev), 0)
+    counted = (seq.after, seq.after_held)
+    after, held_after = (np.where(known, v, 0) for v in lookups(seq.after_keys, counted, fwd))
+    before, held_before = (np.where(known, v, 0) for v in lookups(seq.after_keys, counted, rev))
     exposed = np.where(known, seq.exposed[s0], 0)
     had = np.where(known, lookup(seq.had_keys, seq.had, fwd), 0)
     at_risk = np.maximum(exposed - had, 0)
