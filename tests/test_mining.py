@@ -520,3 +520,23 @@ def test_pairs_of_a_catalog_over_65536_products(monkeypatch: pytest.MonkeyPatch,
     want = {(f"P{k:05d}", f"P{k + 1:05d}") for k in range(0, n, 2)} | {("P00000", "P69999")}
     assert pairs == want
     assert set(got.column("n_ab").to_pylist()) == {2}
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 5_000, 200_000])
+def test_keyset_answers_as_isin(n: int) -> None:
+    """The hash set the next-purchase statistics build once answers membership like np.isin, for
+    keys spread over 63 bits, keys crowded into a few slots (long probe runs) and absent keys."""
+    from tiein.mining.keyset import KeySet
+
+    rng = np.random.default_rng(n)
+    spread = np.unique(rng.integers(0, 1 << 63, n, dtype=np.int64).astype(np.uint64))
+    crowded = np.arange(n, dtype=np.uint64) << np.uint64(40)  # multiples of 2**40
+    for keys in (spread, crowded):
+        s = KeySet(keys)
+        assert s.nbytes >= 2 * keys.size * 8  # load factor at most 1/2
+        query = np.concatenate([keys, rng.integers(0, 1 << 63, 3 * n + 5, dtype=np.int64).astype(np.uint64)])
+        query = np.concatenate([query, keys[: n // 2] + np.uint64(1)])
+        rng.shuffle(query)
+        got = s.contains(query)
+        assert got.tolist() == np.isin(query, keys).tolist()
+        assert int(got.sum()) >= keys.size

@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tiein.errors import InputError
+from tiein.mining.keyset import KeySet
 from tiein.model import TIMELINE
 
 Progress = Callable[[str, int, int], None]
@@ -203,7 +204,12 @@ def find(sorted_keys: np.ndarray, query: np.ndarray) -> tuple[np.ndarray, np.nda
 
 
 def member(sorted_keys: np.ndarray, query: np.ndarray) -> np.ndarray:
-    """Whether each of ``query`` is in ``sorted_keys`` (see :func:`find`)."""
+    """Whether each of ``query`` (non-negative integers) is in ``sorted_keys`` (sorted, distinct):
+    a hash table of the keys (:class:`tiein.mining.keyset.KeySet`; 5M keys, 4M queries: 0.8 s
+    where Arrow's ``is_in`` took 1.8 s) when they are not much more than the query, else a binary
+    search."""
+    if 0 < sorted_keys.size <= 2 * query.size:
+        return KeySet(sorted_keys).contains(query)
     return find(sorted_keys, query)[0]
 
 

@@ -47,6 +47,7 @@ from tiein.mining.kernels import (
     member,
     sorted_unique,
 )
+from tiein.mining.keyset import KeySet
 from tiein.model import MINING
 
 _SECOND_US = 1_000_000
@@ -330,7 +331,7 @@ def sequence_stats(
         held_k.append(k[ft[ii] >= held_from])
     after_keys, after = _count(after_k, size)
     held_keys, held = _count(held_k, size)
-    used = None  # pairs had and together are kept for (None: all)
+    used: np.ndarray | KeySet | None = None  # pairs had and together are kept for (None: all)
     if min_after > 1:
         wanted = after_keys[after >= min_after]
         b64 = np.uint64(bits)
@@ -351,9 +352,10 @@ def sequence_stats(
         had_k.append(_kept((fp[jj][ex] << shift) | fp[ii][ex], used))
         same = (ft[j] == ft[i]) & (j != i)
         si, sj = i[same], j[same]
-        tog_k.append(_kept((fp[si] << shift) | fp[sj], used))
-        ex = fe[si]
-        had_k.append(_kept((fp[si][ex] << shift) | fp[sj][ex], used))
+        together_now = (fp[si] << shift) | fp[sj]
+        kept = np.ones(si.size, np.bool_) if used is None else in_filter(together_now, used)
+        tog_k.append(together_now[kept])
+        had_k.append(together_now[kept & fe[si]])  # and those of exposed customers: had before
     had_keys, had = _count(had_k, size)
     together_keys, together = _count(tog_k, size)
 
@@ -438,27 +440,28 @@ def _window_pairs(lo: np.ndarray, hi: np.ndarray) -> Iterator[tuple[np.ndarray, 
         yield rows + a, j
 
 
-def key_filter(sorted_keys: np.ndarray, size: int) -> np.ndarray:
+def key_filter(sorted_keys: np.ndarray, size: int) -> np.ndarray | KeySet:
     """``sorted_keys`` (distinct uint64 below ``size``) made ready for many :func:`in_filter`
     tests: a bool mask over all ``size`` keys when that is at most :data:`_DENSE_FILTER` (one
-    array read per test; Online Retail's next purchase 2.6 s → 0.3 s against hashing the keys anew
-    for each chunk), else the sorted keys themselves."""
+    array read per test), else a hash table built once (:class:`tiein.mining.keyset.KeySet`).
+    Either replaces hashing the kept keys anew for every chunk: next purchase on Online Retail
+    9.0 → 6.1 s; on 4M lines over 50k products the three filters per chunk took 12.8 s."""
     if size > _DENSE_FILTER:
-        return sorted_keys
+        return KeySet(sorted_keys)
     mask = np.zeros(size, np.bool_)
     mask[sorted_keys.astype(np.int64)] = True
     return mask
 
 
-def in_filter(keys: np.ndarray, kept: np.ndarray) -> np.ndarray:
+def in_filter(keys: np.ndarray, kept: np.ndarray | KeySet) -> np.ndarray:
     """Whether each of ``keys`` (non-negative integer pair keys) is in a :func:`key_filter`."""
-    if kept.dtype == np.bool_:
-        out: np.ndarray = kept[keys.astype(np.int64, copy=False)]
-        return out
-    return member(kept, keys.astype(np.uint64, copy=False))
+    if isinstance(kept, KeySet):
+        return kept.contains(keys)
+    out: np.ndarray = kept[keys.astype(np.int64, copy=False)]
+    return out
 
 
-def _kept(keys: np.ndarray, used: np.ndarray | None) -> np.ndarray:
+def _kept(keys: np.ndarray, used: np.ndarray | KeySet | None) -> np.ndarray:
     """``keys`` (int64 pair keys) that are in ``used`` (a :func:`key_filter`; None: all of them)."""
     if used is None:
         return keys

@@ -1,0 +1,62 @@
+"""A set of integer keys built once and asked many times: an open-addressing hash table in numpy.
+
+The next-purchase statistics ask, chunk after chunk of a few million pair keys, which of them are
+among the pairs they keep. Arrow's ``is_in`` hashes the kept keys anew on every call and a binary
+search of the sorted keys misses the cache on every step; this table is built once (linear
+probing, load factor at most 1/2, Fibonacci hashing) and answers each chunk with a few vectorised
+gathers. 5M kept keys, 4M queries (half of them kept): built in 0.5 s, then 0.26 s a chunk where
+Arrow took 1.8 s and a binary search 4.1 s.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+_EMPTY = np.uint64(0xFFFF_FFFF_FFFF_FFFF)  # no key is all ones: keys are below 2**63
+_GOLDEN = np.uint64(0x9E37_79B9_7F4A_7C15)  # 2**64 / golden ratio
+
+
+class KeySet:
+    """The distinct non-negative integer ``keys`` (below 2**63), for :meth:`contains` tests.
+
+    >>> s = KeySet(np.array([3, 17, 1 << 40], np.uint64))
+    >>> s.contains(np.array([17, 4, 1 << 40, 3], np.uint64)).tolist()
+    [True, False, True, True]
+    >>> KeySet(np.zeros(0, np.uint64)).contains(np.array([0], np.uint64)).tolist()
+    [False]
+    """
+
+    def __init__(self, keys: np.ndarray) -> None:
+        k = np.ascontiguousarray(keys, np.uint64)
+        self._bits = max(4, int(2 * k.size).bit_length())
+        self._shift = np.uint64(64 - self._bits)
+        self._mask = np.int64((1 << self._bits) - 1)
+        self._table = np.full(1 << self._bits, _EMPTY)
+        slot = self._slot(k)
+        while k.size:  # each round: keys whose slot is free take it (one per slot), the rest probe on
+            free = self._table[slot] == _EMPTY
+            self._table[slot[free]] = k[free]
+            left = self._table[slot] != k
+            k, slot = k[left], (slot[left] + 1) & self._mask
+
+    def _slot(self, k: np.ndarray) -> np.ndarray:
+        out: np.ndarray = ((k * _GOLDEN) >> self._shift).astype(np.int64)
+        return out
+
+    @property
+    def nbytes(self) -> int:
+        return int(self._table.nbytes)
+
+    def contains(self, query: np.ndarray) -> np.ndarray:
+        """Whether each of ``query`` (non-negative integers) is one of the keys."""
+        q = np.ascontiguousarray(query, np.uint64)
+        out = np.zeros(q.size, np.bool_)
+        at = np.arange(q.size)
+        slot = self._slot(q)
+        while at.size:  # probe until the key or an empty slot
+            seen = self._table[slot]
+            hit = seen == q
+            out[at[hit]] = True
+            on = ~hit & (seen != _EMPTY)
+            at, q, slot = at[on], q[on], (slot[on] + 1) & self._mask
+        return out
