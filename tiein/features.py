@@ -41,8 +41,8 @@ cv AS (
 ),
 lp AS (
     SELECT src, dst,
-           sum(CASE WHEN kind = 'co_purchase' THEN 1 ELSE 0 END) AS listed_buy,
-           sum(CASE WHEN kind = 'co_view' THEN 1 ELSE 0 END) AS listed_view
+           count(*) FILTER (WHERE kind = 'co_purchase') AS listed_buy,
+           count(*) FILTER (WHERE kind = 'co_view') AS listed_view
     FROM (
         SELECT DISTINCT src, dst, kind FROM lp_t WHERE src <> dst
         UNION ALL

@@ -387,7 +387,7 @@ def classify(features: pa.Table, cfg: RelationConfig | None = None, ranker: Any 
     cfg = cfg or RelationConfig()
     if features.num_rows == 0:
         return RELATIONS.empty_table()
-    f = feature_dict(features)
+    f = feature_dict(features, ids=False)
     scores = score_features(f, cfg, ranker)
     # ids as codes in string order: sorting them sorts the ids (object arrays of strings: seconds)
     src_code = order_codes(features.column("src"))
@@ -412,7 +412,9 @@ def classify(features: pa.Table, cfg: RelationConfig | None = None, ranker: Any 
         return RELATIONS.empty_table()
     idx = np.concatenate([p[1] for p in parts])
     kinds = np.concatenate([np.full(p[1].size, p[0], dtype=object) for p in parts])
-    sel = {c: f[c][idx] for c in FEATURE_COLUMNS}
+    take = pa.array(idx)
+    sel: dict[str, Any] = {c: f[c][idx] for c in FEATURE_COLUMNS if c not in ("src", "dst")}
+    sel["src"], sel["dst"] = features.column("src").take(take), features.column("dst").take(take)
     for c in ("n_dst", "n_baskets"):
         sel[c] = f[c][idx] if c in f else np.zeros(idx.size, dtype=np.int64)
     for c in ("p_complement", "same_type"):
@@ -481,12 +483,12 @@ ORDER BY src, kind, score DESC, dst
 """
 
 
-def _relations_table(sel: dict[str, np.ndarray]) -> pa.Table:
+def _relations_table(sel: dict[str, Any]) -> pa.Table:
     import duckdb
 
     cols = {
-        "src": pa.array(sel["src"], pa.string()),
-        "dst": pa.array(sel["dst"], pa.string()),
+        "src": sel["src"],
+        "dst": sel["dst"],
         "kind": pa.array(sel["kind"], pa.string()),
         "score": pa.array(sel["score"], pa.float64()),
         "category_relation": pa.array(sel["category_relation"], pa.string()),

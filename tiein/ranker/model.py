@@ -278,13 +278,15 @@ def fit_ranker(
     n: np.ndarray,
     baseline: np.ndarray,
     cfg: RankerConfig | None = None,
+    held: np.ndarray | None = None,
 ) -> tuple[ComplementRanker | None, dict[str, Any]]:
     """Fit on labelled candidate rows (feature dict ``f``; ``k`` label baskets with both, ``n``
     with src); ``baseline`` is the hand-set score of the same rows, for the report. Returns
     (None, report) when there are fewer than ``cfg.min_positives`` positive rows.
 
-    The validation fifth is chosen by crc32 of the src id (whole anchors held out), the final
-    weights are fitted on all rows."""
+    The validation fifth is chosen by crc32 of the src id (whole anchors held out:
+    :func:`held_anchors` of ``f["src"]``, or ``held`` when given), the final weights are fitted on
+    all rows."""
     cfg = cfg or RankerConfig()
     k = np.asarray(k, dtype=np.float64)
     n = np.asarray(n, dtype=np.float64)
@@ -301,10 +303,7 @@ def fit_ranker(
             **report,
         }
     x = design_matrix(f)
-    src = f["src"]
-    uniq, inv = np.unique(src.astype(str), return_inverse=True)
-    held_src = np.array([zlib.crc32(s.encode("utf-8")) % 5 == 0 for s in uniq.tolist()], dtype=bool)
-    held = held_src[inv]
+    held = held_anchors(f["src"]) if held is None else held
     if (k[held] > 0).any() and (k[~held] > 0).any():
         w, b, m, s = fit_logistic(x[~held], k[~held], n[~held], cfg.l2, cfg.max_iter)
         pred = _sigmoid(b + ((x[held] - m) / s) @ w)
@@ -312,6 +311,17 @@ def fit_ranker(
         report["validation_auc_hand_set"] = auc(np.asarray(baseline, dtype=np.float64)[held], k[held] > 0)
     w, b, m, s = fit_logistic(x, k, n, cfg.l2, cfg.max_iter)
     return ComplementRanker(w, b, m, s, report, names=feature_names(f)), report
+
+
+def held_anchors(src: np.ndarray | pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """Whether each row's src id is in the validation fifth of the anchors (crc32 of the id)."""
+    column = pa.chunked_array([src]) if isinstance(src, pa.Array) else src
+    if not isinstance(column, pa.ChunkedArray):
+        column = pa.chunked_array([pa.array(np.asarray(src).astype(str), pa.string())])
+    enc = pc.dictionary_encode(column.combine_chunks())
+    ids: list[str] = enc.dictionary.to_pylist()
+    held = np.array([zlib.crc32(s.encode("utf-8")) % 5 == 0 for s in ids], dtype=bool)
+    return cast(np.ndarray, held[enc.indices.to_numpy(zero_copy_only=False)])
 
 
 # Candidate columns that are counts (int64 in the feature dict and in RELATIONS).
@@ -328,10 +338,11 @@ COUNT_COLUMNS = (
 )
 
 
-def feature_dict(features: pa.Table) -> dict[str, np.ndarray]:
+def feature_dict(features: pa.Table, *, ids: bool = True) -> dict[str, np.ndarray]:
     """A candidate feature table as numpy columns with the types classification uses (counts as
-    int64, ratios as float64, NaN kept)."""
-    f = {c: _numpy(features.column(c)) for c in features.column_names}
+    int64, ratios as float64, NaN kept). ``ids=False`` leaves the src and dst ids out (as Python
+    strings they cost seconds on millions of rows; who needs them takes them from the table)."""
+    f = {c: _numpy(features.column(c)) for c in features.column_names if ids or c not in ("src", "dst")}
     for c in (
         *COUNT_COLUMNS,
         "cat_rel",

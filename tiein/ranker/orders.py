@@ -19,6 +19,7 @@ from tiein.ranker.model import (
     RankerConfig,
     feature_dict,
     fit_ranker,
+    held_anchors,
 )
 
 ArrayLike = Any
@@ -302,8 +303,12 @@ def fit_from_orders(
         after_window_days=after_window_days,
         threads=threads,
     )
-    table = with_basket_weights(features(mined.pairs), early, max_basket, min_pair_count)
-    f = feature_dict(table)
+    feature_baskets = int(mined.report.get("baskets", 0))
+    pairs = mined.pairs
+    del mined  # its timeline and counts: not needed here
+    table = with_basket_weights(features(pairs), early, max_basket, min_pair_count)
+    del pairs
+    f = feature_dict(table, ids=False)
     eligible = (f["n_ab"] >= min_pair_count) | (f["listed_buy"] > 0)
     if "n_sets" in f:  # shown together in content sets: a candidate as in classification
         from tiein.content_sets import shown_score
@@ -319,8 +324,10 @@ def fit_from_orders(
     keep = n > 0
     i, k, n = i[keep], k[keep], n[keep]
     sub = {c: v[i] for c, v in f.items()}
-    model, report = fit_ranker(sub, k, n, baseline(sub), cfg)
-    report["feature_baskets"] = int(mined.report.get("baskets", 0))
+    held = held_anchors(table.column("src"))[i]
+    model, report = fit_ranker(sub, k, n, baseline(sub), cfg, held=held)
+    del sub
+    report["feature_baskets"] = feature_baskets
     report["label_baskets"] = int(late.group_by("order_id").aggregate([]).num_rows)
     if model is None:
         return None, report
