@@ -25,6 +25,7 @@ LAYERS: dict[str, int] = {
     "tiein.graph": 1,
     "tiein.mining": 2,
     "tiein.spark_mining": 2,
+    "tiein.spark_classify": 2,
     "tiein.features": 2,
     "tiein.relations": 2,
     "tiein.content_sets": 2,

@@ -13,8 +13,8 @@ import and fails on one that points up)::
       ↓                         tiein.cypher_worker
     pipeline                    tiein.pipeline, tiein.update, tiein.merge, tiein.rollback,
       ↓                         tiein.options, tiein.state, tiein.home
-    mining / relations          tiein.mining, tiein.spark_mining, tiein.features, tiein.relations,
-      ↓                         tiein.scenes, tiein.explain, tiein.checks
+    mining / relations          tiein.mining, tiein.spark_mining, tiein.spark_classify, tiein.features,
+      ↓                         tiein.relations, tiein.scenes, tiein.explain, tiein.checks
     loaders / embeddings / graph   tiein.loaders, tiein.embeddings, tiein.graph
       ↓
     contracts and errors        tiein.errors, tiein.model, tiein.faults, tiein.durable

@@ -115,6 +115,11 @@ def build(opts: BuildOptions, progress: Progress | None = None) -> BuildSummary:
 
     check_options(opts)
     with home_lock(Path(opts.home)):
+        if opts.mining == "spark":  # one Spark session from mining to classification
+            from tiein.spark_mining.session import session_for
+
+            with session_for(opts.threads):
+                return _build(opts, progress)
         return _build(opts, progress)
 
 

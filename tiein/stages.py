@@ -115,15 +115,29 @@ def graph_from_stats(
         )
     meta = {**meta, "complement_ranker": ranker_report, "ranker_config": opts.ranker.to_dict()}
     with timer.step("classify"):
-        features = features_of(co_purchase=co_purchase)
-        if ranker is not None:  # the ranker's basket-size weighted counts, from all the orders
-            features = with_basket_weights(features, orders, opts.max_basket, opts.relations.min_pair_count)
-        if listed.num_rows:  # substitute vs complement learnt from the shop's own lists
-            p_comp, typer_report = type_probability(feature_dict(features), listed)
-            meta = {**meta, "type_classifier": typer_report}
-            if p_comp is not None:
-                features = features.append_column("p_complement", pa.array(p_comp, pa.float64()))
-        relations = classify(features, opts.relations, ranker)
+        spark_why = _spark_classify_blocked(opts, listed, set_stats, co_purchase)
+        if spark_why is None:  # features and classification on Spark (tiein.spark_classify)
+            assert co_purchase is not None
+            relations, n_candidates = _classify_on_spark(
+                opts, products, co_purchase, orders, co_view, neighbours, ids, vectors, ranker
+            )
+            meta = {**meta, "classified_on": "spark"}
+        else:
+            if opts.mining == "spark":
+                meta = {**meta, "classified_on": f"this machine ({spark_why})"}
+            features = features_of(co_purchase=co_purchase)
+            if ranker is not None:  # the ranker's basket-size weighted counts, from all the orders
+                features = with_basket_weights(
+                    features, orders, opts.max_basket, opts.relations.min_pair_count
+                )
+            if listed.num_rows:  # substitute vs complement learnt from the shop's own lists
+                p_comp, typer_report = type_probability(feature_dict(features), listed)
+                meta = {**meta, "type_classifier": typer_report}
+                if p_comp is not None:
+                    features = features.append_column("p_complement", pa.array(p_comp, pa.float64()))
+            relations = classify(features, opts.relations, ranker)
+            n_candidates = features.num_rows
+            del features
     with timer.step("types"):  # products without an item-level complement get their type's
         if orders.num_rows:
             fallback, fallback_report = type_complements(
@@ -171,7 +185,7 @@ def graph_from_stats(
             meta=meta,
         )
     return data, {
-        "candidates": features.num_rows,
+        "candidates": n_candidates,
         "scenes": scene_report,
         "ranker": ranker_report,
         "type_classifier": meta.get("type_classifier", {"fitted": False, "reason": "no listed pairs"}),
@@ -179,6 +193,52 @@ def graph_from_stats(
         "season": season_report,
         **({"content_sets": set_report} if set_report is not None else {}),
     }
+
+
+def _spark_classify_blocked(
+    opts: BuildOptions, listed: pa.Table, set_stats: pa.Table | None, co_purchase: pa.Table | None
+) -> str | None:
+    """None when the build classifies on Spark (``--mining spark``), else why not."""
+    if opts.mining != "spark":
+        return "numpy mining"
+    if co_purchase is None:
+        return "no orders"
+    if listed.num_rows:
+        return "listed pairs: their typer learns from every candidate at once"
+    if set_stats is not None:
+        return "content sets"
+    return None
+
+
+def _classify_on_spark(
+    opts: BuildOptions,
+    products: pa.Table,
+    co_purchase: pa.Table,
+    orders: pa.Table,
+    co_view: pa.Table | None,
+    neighbours: pa.Table | None,
+    ids: list[str] | None,
+    vectors: Any,
+    ranker: Any,
+) -> tuple[pa.Table, int]:
+    from tiein.spark_classify import classify_spark
+    from tiein.spark_mining.session import session_for
+
+    with session_for(opts.threads) as spark:
+        return classify_spark(
+            spark,
+            products,
+            co_purchase,
+            orders,
+            cfg=opts.relations,
+            ranker=ranker,
+            max_basket=opts.max_basket,
+            neighbours=neighbours,
+            ids=ids,
+            vectors=vectors,
+            co_view=co_view,
+            per_product=opts.candidates_per_product,
+        )
 
 
 def next_relations(

@@ -17,7 +17,7 @@ from tiein.errors import ConfigError
 from tiein.mining import MinedPairs
 from tiein.model import MINING, PAIR_STATS, TIMELINE
 from tiein.spark_mining.inputs import _arrow_lines, _check_parquet_paths, _parquet_lines
-from tiein.spark_mining.session import _DAY_US, _pyspark, spark_session
+from tiein.spark_mining.session import _DAY_US, session_for, spark_session
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -390,13 +390,5 @@ def _after_pairs(
 def spark_miner(threads: int | None = None) -> Iterator[Callable[..., MinedPairs]]:
     """:func:`mine_pairs_spark` bound to a session: the active one, else a new one from
     :func:`spark_session` that is stopped on exit (the build's wiring uses this)."""
-    _pyspark()
-    from pyspark.sql import SparkSession
-
-    active = SparkSession.getActiveSession()
-    spark = active or spark_session(threads=threads)
-    try:
+    with session_for(threads) as spark:
         yield partial(mine_pairs_spark, spark=spark)
-    finally:
-        if active is None:
-            spark.stop()

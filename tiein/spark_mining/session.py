@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable, Mapping, Sequence
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,7 +49,8 @@ def spark_session(
     ``min(4, CPUs)``); under ``spark-submit`` the master of the submit command is kept. Local
     sessions get the web UI off, ``2 * threads`` shuffle partitions (unless given) and
     ``driver_memory`` (env ``TIEIN_SPARK_DRIVER_MEMORY``, default ``4g``: in local mode the whole
-    job runs in the driver's JVM). ``conf`` adds Spark settings. Logs are cut to errors. Raises :class:`MissingDependency` when
+    job runs in the driver's JVM) and this Python for the Python workers (env ``PYSPARK_PYTHON``
+    wins). ``conf`` adds Spark settings. Logs are cut to errors. Raises :class:`MissingDependency` when
     pyspark or Java is missing.
     """
     _pyspark()
@@ -72,6 +75,9 @@ def spark_session(
             .config("spark.sql.shuffle.partitions", str(shuffle_partitions or 2 * workers))
             .config("spark.driver.memory", memory)
         )
+        # the Python workers (relations classified on Spark, tiein.spark_classify) run this
+        # interpreter, which has tiein's packages; pyspark reads the variable when the context starts
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     elif shuffle_partitions is not None:
         builder = builder.config("spark.sql.shuffle.partitions", str(shuffle_partitions))
     for key, value in (conf or {}).items():
@@ -82,3 +88,19 @@ def spark_session(
         raise MissingDependency("java", "spark", hint=f"{JAVA_HINT} (Spark could not start: {exc})") from exc
     spark.sparkContext.setLogLevel("ERROR")
     return spark
+
+
+@contextmanager
+def session_for(threads: int | None = None) -> Iterator[SparkSession]:
+    """The active Spark session, else a new one from :func:`spark_session` that is stopped on exit
+    (a build keeps one session from mining to classification)."""
+    _pyspark()
+    from pyspark.sql import SparkSession
+
+    active = SparkSession.getActiveSession()
+    spark = active or spark_session(threads=threads)
+    try:
+        yield spark
+    finally:
+        if active is None:
+            spark.stop()

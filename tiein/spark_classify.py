@@ -1,0 +1,219 @@
+"""Candidate features and relation classification on Apache Spark: the scale-out twin of the
+build's ``classify`` step (:func:`tiein.features.candidate_features`,
+:func:`tiein.ranker.with_basket_weights`, :func:`tiein.relations.classify`), giving the same
+RELATIONS rows in the same order.
+
+Everything a relation of product ``p`` depends on is either a pair row with ``p`` at one end or
+a property of a product, so the work splits by the anchor (src): each product falls in one of
+``buckets`` buckets (crc32 of its id), every bought-together pair goes to the buckets of its
+two ends, and ``groupBy(bucket).applyInArrow`` runs the build's own functions on each bucket's
+pairs, keeping the rows whose src is in that bucket (the best candidates of an anchor, its
+top-k per kind and each relation's evidence depend on that anchor's rows only). The executors
+hold one bucket's candidate features at a time; the driver gets back relations only.
+
+The complement ranker's basket-size weights (orders holding both products / each product, a
+basket of ``s`` products weighing ``BASKET_UNIT // s``) are counted by Spark from the order
+lines beforehand: co-basket pair instances (``posexplode`` + ``slice`` of each basket's sorted
+products, as the pair miner does) summed per kept pair, and per product. Integer sums: equal to
+the numpy counts.
+
+What stays on the driver: the ranker fit (it learns from a time split of the orders), the
+substitute/complement typer of shops with listed pairs and content sets; a build with listed
+pairs or content sets classifies locally (said in the build's meta).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from tiein.features import candidate_features
+from tiein.model import PAIR_STATS, RELATIONS
+from tiein.ranker.model import BASKET_UNIT
+from tiein.relations import RelationConfig, classify
+from tiein.spark_mining.inputs import _arrow_lines
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+WEIGHTS = ("w_ab", "w_src", "w_dst")
+
+
+def buckets_of(ids: pa.Array | pa.ChunkedArray, buckets: int) -> np.ndarray:
+    """Each id's bucket: crc32 of its UTF-8 bytes modulo ``buckets`` (the same on every machine).
+
+    >>> buckets_of(pa.array(["tent", "chair", "tent"]), 4).tolist()
+    [1, 3, 1]
+    """
+    column = ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids
+    enc = pc.dictionary_encode(column)
+    of = np.array([zlib.crc32(s.encode("utf-8")) % buckets for s in enc.dictionary.to_pylist()], np.int32)
+    out: np.ndarray = of[enc.indices.to_numpy(zero_copy_only=False)]
+    return out
+
+
+def basket_weights_spark(
+    spark: SparkSession, orders: pa.Table, pairs: pa.Table, *, max_basket: int, unit: int = BASKET_UNIT
+) -> tuple[pa.Table, pa.Table]:
+    """Spark's count of the basket weights (:func:`tiein.mining.weighted.weighted_pair_counts`):
+    ``(pair weights, product weights)``: the orders holding both products of each row of
+    ``pairs`` (``a`` < ``b``, product ids), each weighing ``unit // basket size``, as columns
+    a, b, w_ab (pairs no kept basket holds are left out), and per product: product_id, w."""
+    from pyspark.sql import functions as F
+
+    lines = _arrow_lines(spark, orders, "order_id", "product_id", None, None).select("b", "i").distinct()
+    baskets = (
+        lines.groupBy("b")
+        .agg(F.array_sort(F.collect_list("i")).alias("items"))
+        .withColumn("size", F.size("items"))
+        .filter((F.col("size") >= 2) & (F.col("size") <= max_basket))
+        .withColumn("w", F.floor(F.lit(unit) / F.col("size")).cast("long"))
+    )
+    items = (
+        baskets.select(F.explode("items").alias("product_id"), "w")
+        .groupBy("product_id")
+        .agg(F.sum("w").cast("long").alias("w"))
+    )
+    wanted: DataFrame = spark.createDataFrame(pairs.select(["a", "b"]))
+    instances = (
+        baskets.select("items", "size", "w", F.posexplode("items").alias("pos", "a"))
+        .filter(F.col("pos") < F.col("size") - 1)
+        .select(
+            "a",
+            F.explode(F.slice("items", F.col("pos") + 2, F.col("size") - F.col("pos") - 1)).alias("b"),
+            "w",
+        )
+    )
+    summed = (
+        instances.join(wanted, ["a", "b"], "left_semi")
+        .groupBy("a", "b")
+        .agg(F.sum("w").cast("long").alias("w_ab"))
+    )
+    return summed.toArrow(), items.toArrow()
+
+
+def with_pair_weights(
+    features: pa.Table, pair_w: pa.Table, item_w: pa.Table, min_pair_count: int
+) -> pa.Table:
+    """``features`` with ``w_ab`` / ``w_src`` / ``w_dst`` looked up from Spark's counts
+    (:func:`basket_weights_spark`): what :func:`tiein.ranker.with_basket_weights` counts from the
+    order lines, for the rows with ``min_pair_count`` co-purchases (0 elsewhere)."""
+    src, dst = features.column("src"), features.column("dst")
+    a = pc.if_else(pc.less(src, dst), src, dst)
+    b = pc.if_else(pc.less(src, dst), dst, src)
+    key = pc.binary_join_element_wise(a, b, "\x00")
+    pair_key = pc.binary_join_element_wise(pair_w.column("a"), pair_w.column("b"), "\x00")
+    w_ab = _looked_up(key, pair_key, pair_w.column("w_ab"))
+    ids = item_w.column("product_id")
+    w_src, w_dst = _looked_up(src, ids, item_w.column("w")), _looked_up(dst, ids, item_w.column("w"))
+    on = features.column("n_ab").to_numpy(zero_copy_only=False) >= min_pair_count
+    for name, values in zip(WEIGHTS, (w_ab, w_src, w_dst), strict=True):
+        features = features.append_column(name, pa.array(np.where(on, values, 0), pa.int64()))
+    return features
+
+
+def _looked_up(query: Any, keys: Any, values: Any) -> np.ndarray:
+    at = pc.index_in(query, value_set=pa.chunked_array(keys).combine_chunks())
+    got = pc.take(pa.chunked_array(values).combine_chunks(), at)
+    return np.asarray(pc.fill_null(got, 0).to_numpy(zero_copy_only=False), np.int64)
+
+
+def bucket_rows(pairs: pa.Table, buckets: int) -> pa.Table:
+    """The PAIR_STATS ``pairs`` with a ``bucket`` column: each row once for the bucket of ``a``
+    and once more for that of ``b`` when it differs; and one row of nulls per bucket, so that
+    every bucket runs (its anchors may have only title neighbours)."""
+    ba, bb = buckets_of(pairs.column("a"), buckets), buckets_of(pairs.column("b"), buckets)
+    other = bb != ba
+    marks = pa.table(
+        {f.name: pa.nulls(buckets, f.type) for f in PAIR_STATS}, schema=PAIR_STATS
+    ).append_column("bucket", pa.array(np.arange(buckets, dtype=np.int32)))
+    return pa.concat_tables(
+        [
+            pairs.append_column("bucket", pa.array(ba)),
+            pairs.filter(pa.array(other)).append_column("bucket", pa.array(bb[other])),
+            marks,
+        ]
+    )
+
+
+def classify_spark(
+    spark: SparkSession,
+    products: pa.Table,
+    co_purchase: pa.Table,
+    orders: pa.Table,
+    *,
+    cfg: RelationConfig,
+    ranker: Any,
+    max_basket: int,
+    neighbours: pa.Table | None = None,
+    ids: list[str] | None = None,
+    vectors: np.ndarray | None = None,
+    co_view: pa.Table | None = None,
+    per_product: int = 60,
+    buckets: int | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> tuple[pa.Table, int]:
+    """The RELATIONS of the candidate pairs, classified on Spark (module docstring), and how many
+    candidate pairs were classified: the rows
+    :func:`tiein.relations.classify` gives for ``candidate_features(products, co_purchase=…,
+    co_view=…, neighbours=…, ids=…, vectors=…)`` with the basket weights of ``orders`` when
+    ``ranker`` is given, in the same order. ``buckets``: how many groups the anchors are split
+    into (default: 4 per Spark core)."""
+    from pyspark.sql import types as T
+
+    n_buckets = buckets or 4 * spark.sparkContext.defaultParallelism
+    weights: tuple[pa.Table, pa.Table] | None = None
+    if ranker is not None and co_purchase.num_rows and orders.num_rows:
+        if progress:
+            progress("basket weights", 0, 2)
+        needed = co_purchase.filter(pc.greater_equal(co_purchase.column("n_ab"), cfg.min_pair_count))
+        weights = basket_weights_spark(spark, orders, needed, max_basket=max_basket)
+    if progress:
+        progress("features and classification", 1, 2)
+
+    def one_bucket(rows: pa.Table) -> pa.Table:
+        k = int(rows.column("bucket")[0].as_py())
+        pairs = rows.filter(pc.is_valid(rows.column("a"))).drop_columns(["bucket"]).cast(PAIR_STATS)
+        nb = neighbours
+        if nb is not None and nb.num_rows:
+            near = (buckets_of(nb.column("src"), n_buckets) == k) | (
+                buckets_of(nb.column("dst"), n_buckets) == k
+            )
+            nb = nb.filter(pa.array(near))
+        features = candidate_features(
+            products,
+            co_purchase=pairs,
+            co_view=co_view,
+            neighbours=nb,
+            ids=ids,
+            vectors=vectors,
+            threads=1,
+            per_product=per_product,
+        )
+        features = features.filter(pa.array(buckets_of(features.column("src"), n_buckets) == k))
+        counted.add(features.num_rows)
+        if weights is not None:
+            features = with_pair_weights(features, weights[0], weights[1], cfg.min_pair_count)
+        return classify(features, cfg, ranker)
+
+    def run(group: pa.Table) -> pa.Table:
+        return one_bucket(group).cast(RELATIONS)
+
+    counted = spark.sparkContext.accumulator(0)
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    schema: T.StructType = from_arrow_schema(RELATIONS)
+    frame = spark.createDataFrame(bucket_rows(co_purchase, n_buckets))
+    got = frame.groupBy("bucket").applyInArrow(run, schema).toArrow()
+    table = pa.table([got.column(f.name).cast(f.type) for f in RELATIONS], schema=RELATIONS)
+    order = pc.sort_indices(
+        table, [("src", "ascending"), ("kind", "ascending"), ("score", "descending"), ("dst", "ascending")]
+    )
+    if progress:
+        progress("features and classification", 2, 2)
+    return table.take(order).combine_chunks(), int(counted.value)
