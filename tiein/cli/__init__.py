@@ -10,7 +10,7 @@ stats, bundle, addons), :mod:`~tiein.cli.scenes`, :mod:`~tiein.cli.search`, :mod
 :mod:`~tiein.cli.ops` (cypher, export), :mod:`~tiein.cli.feedback` (feedback, report).
 """
 
-from tiein.cli import build, feedback, lineup, lists, ops, query, rules, scenes, search, serve  # noqa: F401  (each module adds its commands to the group)
+from tiein.cli import build, feedback, graph_files, lineup, lists, ops, query, rules, scenes, search, serve  # noqa: F401  (each module adds its commands to the group)
 from tiein.cli.base import cli, main
 
 __all__ = ["cli", "main"]

@@ -1,0 +1,147 @@
+"""The graph as files for bulk loaders: Neo4j's ``neo4j-admin database import`` and the embedded
+store's ``COPY ... FROM`` (``tiein export-graph``).
+
+A shop too big for the ``UNWIND`` batches of :class:`tiein.graph.neo4j_store.Neo4jStore` (one
+transaction holding the whole graph in the server's memory) loads an offline Neo4j database from
+files instead. The files hold what a load writes, table by table (:func:`tiein.graph.build.graph_tables`:
+the same rows, columns and types, nulls left out as ``SET n = row`` leaves them out):
+
+- ``nodes/<Label>.<ext>`` (Product, Category, Brand, Attribute, Scene, and TieinMeta with the
+  build's meta JSON) and ``relationships/<TYPE>.<ext>`` (IN_CATEGORY … NEXT_PURCHASE; empty
+  tables are left out), columns named and ordered as the embedded store's tables: ``COPY Product
+  FROM 'nodes/Product.parquet'`` takes them as they are (``embedded.cypher``: every statement of
+  a new embedded database, run in the export's directory);
+- beside each a ``.header.csv`` for neo4j-admin: ids as ``product_id:ID(Product)`` (one id
+  space per label), ``:START_ID(Product)`` / ``:END_ID(Category)``, properties typed
+  (``score:double``, ``n_ab:long``, ``same_line:boolean``). For Parquet (Neo4j 5.25 and later,
+  ``--input-type=parquet``) the header's second row names the file's column for each entry;
+- ``neo4j-admin-import.sh``: the import command with every file; ``schema.cypher``: the
+  constraints and indexes :class:`~tiein.graph.neo4j_store.Neo4jStore` creates, to run once the
+  database is started (``cypher-shell -f schema.cypher``).
+
+CSV (``--format csv``) is for Neo4j versions before Parquet import: RFC 4180 quoting, UTF-8, the
+header in its own file, ``--multiline-fields=true`` in the command (titles may hold line breaks).
+The directory is written beside its final place and renamed into it when whole.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.csv as pcsv
+import pyarrow.parquet as pq
+
+from tiein.errors import ConfigError, InputError
+from tiein.graph import cypher_ladybug as lcy
+from tiein.graph import cypher_neo4j as ncy
+from tiein.graph.build import REL_ENDPOINTS, graph_tables
+from tiein.model import GraphData
+
+FORMATS = ("parquet", "csv")
+_NEO4J_TYPES = {pa.float64(): "double", pa.int64(): "long", pa.int32(): "int", pa.bool_(): "boolean"}
+
+
+def neo4j_header(
+    table: pa.Table, *, key: str | None = None, label: str = "", start: str = "", end: str = ""
+) -> list[str]:
+    """The neo4j-admin header entries of a node table (``key`` column is the id, in ``label``'s
+    id space) or of a relationship table (``src``/``dst`` from the ``start``/``end`` labels).
+
+    >>> t = pa.table({"src": ["a"], "dst": ["b"], "score": [0.5], "n_ab": [3], "kind": ["x"]})
+    >>> neo4j_header(t, start="Product", end="Category")
+    [':START_ID(Product)', ':END_ID(Category)', 'score:double', 'n_ab:long', 'kind']
+    """
+    out = []
+    for f in table.schema:
+        if key is not None and f.name == key:
+            out.append(f"{f.name}:ID({label})")
+        elif key is None and f.name == "src":
+            out.append(f":START_ID({start})")
+        elif key is None and f.name == "dst":
+            out.append(f":END_ID({end})")
+        elif pa.types.is_string(f.type) or pa.types.is_large_string(f.type):
+            out.append(f.name)
+        elif f.type in _NEO4J_TYPES:
+            out.append(f"{f.name}:{_NEO4J_TYPES[f.type]}")
+        else:
+            raise InputError(f"has Arrow type {f.type}, which neo4j-admin import cannot type", column=f.name)
+    return out
+
+
+def write_graph_files(data: GraphData, out: Path, fmt: str = "parquet") -> dict[str, Any]:
+    """Write the files of ``data`` (module docstring) into the new directory ``out``; returns a
+    summary: {"format", "dir", "nodes": {label: rows}, "relationships": {type: rows}, "command"}.
+    ConfigError when ``out`` exists (nothing is overwritten) or ``fmt`` is unknown."""
+    if fmt not in FORMATS:
+        raise ConfigError(f"unknown graph file format {fmt!r} (one of: {', '.join(FORMATS)})")
+    out = Path(out)
+    if out.exists():
+        raise ConfigError(f"{out} already exists: give a new directory")
+    tables = graph_tables(data)  # InputError (bad rows) before anything is written
+    meta_json = json.dumps(tables.meta, ensure_ascii=False, sort_keys=True)
+    tmp = out.with_name(f".{out.name}.partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    (tmp / "nodes").mkdir(parents=True)
+    (tmp / "relationships").mkdir()
+    summary: dict[str, Any] = {"format": fmt, "dir": str(out), "nodes": {}, "relationships": {}}
+    args: list[str] = []
+    embedded: list[str] = [*lcy.CREATE_NODE_TABLE.values(), *lcy.CREATE_REL_TABLE.values()]
+    try:
+        nodes = {**tables.nodes, ncy.META_LABEL: pa.table({"json": pa.array([meta_json], pa.string())})}
+        for label, table in nodes.items():
+            if not table.num_rows:
+                continue
+            key = ncy.NODE_KEYS.get(label)
+            header = neo4j_header(table, key=key, label=label)
+            name = _write(tmp / "nodes", label, table, header, fmt)
+            args.append(f"--nodes={label}={name[0]},{name[1]}")
+            summary["nodes"][label] = table.num_rows
+            if label in lcy.CREATE_NODE_TABLE:
+                embedded.append(f"COPY {label} FROM '{name[1]}'")
+        for rel, table in tables.rels.items():
+            if not table.num_rows:
+                continue
+            start, end = REL_ENDPOINTS[rel]
+            header = neo4j_header(table, start=start, end=end)
+            name = _write(tmp / "relationships", rel, table, header, fmt)
+            args.append(f"--relationships={rel}={name[0]},{name[1]}")
+            summary["relationships"][rel] = table.num_rows
+            embedded.append(f"COPY {rel} FROM '{name[1]}'")
+        options = ["--input-type=parquet"] if fmt == "parquet" else ["--multiline-fields=true"]
+        command = "neo4j-admin database import full neo4j --overwrite-destination=true " + " ".join(
+            [*options, *args]
+        )
+        lines = command.replace(" --", " \\\n  --")  # one option per line
+        (tmp / "neo4j-admin-import.sh").write_text(
+            "#!/bin/sh\n# run in this directory on the Neo4j server, with the database stopped\n"
+            f"set -e\n{lines}\n",
+            "utf-8",
+        )
+        (tmp / "neo4j-admin-import.sh").chmod(0o755)
+        schema = [*ncy.CONSTRAINTS.values(), ncy.PRODUCT_TITLE_INDEX, ncy.CATEGORY_NAME_INDEX]
+        (tmp / "schema.cypher").write_text("".join(f"{s};\n" for s in schema), "utf-8")
+        (tmp / "embedded.cypher").write_text("".join(f"{s};\n" for s in embedded), "utf-8")
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    summary["command"] = command
+    return summary
+
+
+def _write(folder: Path, name: str, table: pa.Table, header: list[str], fmt: str) -> tuple[str, str]:
+    """One table's data file and its neo4j-admin header file; their paths relative to the export."""
+    head = folder / f"{name}.header.csv"
+    rows = [header] + ([table.column_names] if fmt == "parquet" else [])
+    head.write_text("".join(",".join(r) + "\n" for r in rows), "utf-8")
+    data = folder / f"{name}.{fmt}"
+    if fmt == "parquet":
+        pq.write_table(table, data, compression="zstd")
+    else:
+        pcsv.write_csv(table, data, pcsv.WriteOptions(include_header=False, quoting_style="needed"))
+    base = folder.parent
+    return str(head.relative_to(base)), str(data.relative_to(base))
