@@ -507,6 +507,8 @@ EVERY_COMMAND: list[tuple[str, list[str], tuple[str, ...]]] = [
     ("cypher", ["cypher", "RETURN 1", "--limit", "0"], ("--limit",)),
     ("export", ["export", "related", "--format", "csv", "--out", "/dev/zero/x.csv"], ("/dev/zero",)),
     ("export", ["export", "related", "--format", "xml", "--out", "x.xml"], ("--format",)),
+    ("export-graph", ["export-graph", "--out", "/dev/zero/graph"], ("/dev/zero",)),
+    ("export-graph", ["export-graph", "--format", "xml", "--out", "{tmp}/g"], ("--format",)),
     ("feedback ingest", ["feedback", "ingest", "/dev/zero"], ("/dev/zero",)),
     ("feedback ingest", ["feedback", "ingest", "{tmp}/missing.csv"], ("missing.csv",)),
     ("feedback ingest", ["feedback", "ingest", "{tmp}/garbage.csv"], ("garbage.csv",)),

@@ -31,24 +31,14 @@ from tiein.relations import classify, score_features
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("TIEIN_DATA", ROOT.parent / "shared" / "data"))
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 HAVE_RETAIL = (DATA / "online_retail").is_dir()
 
 
 @pytest.fixture(scope="module")
 def spark() -> Iterator[Any]:
-    from test_spark_mining import _spark_missing
+    from test_spark_mining import local_spark
 
-    missing = _spark_missing()
-    if missing:
-        if IN_CI:
-            pytest.fail(f"CI=true but {missing}")
-        pytest.skip(missing)
-    from tiein.spark_mining import spark_session
-
-    session = spark_session("local[2]", shuffle_partitions=4, driver_memory="2g")
-    yield session
-    session.stop()
+    yield from local_spark(shuffle_partitions=4)
 
 
 @pytest.fixture(scope="module")

@@ -49,8 +49,9 @@ def _spark_missing() -> str | None:
     return None
 
 
-@pytest.fixture(scope="module")
-def spark() -> Iterator[Any]:
+def local_spark(**options: Any) -> Iterator[Any]:
+    """A ``local[2]`` session for a test module (skipped without pyspark or Java, a failure under
+    CI), stopped after it; ``options`` go to spark_session."""
     missing = _spark_missing()
     if missing:
         if IN_CI:
@@ -58,9 +59,14 @@ def spark() -> Iterator[Any]:
         pytest.skip(missing)
     from tiein.spark_mining import spark_session
 
-    session = spark_session("local[2]", shuffle_partitions=2, driver_memory="2g", conf=SMALL_DATA)
+    session = spark_session("local[2]", driver_memory="2g", **options)
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="module")
+def spark() -> Iterator[Any]:
+    yield from local_spark(shuffle_partitions=2, conf=SMALL_DATA)
 
 
 def mined_equal(got: MinedPairs, ref: MinedPairs) -> None:

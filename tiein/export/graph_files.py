@@ -84,13 +84,13 @@ def write_graph_files(data: GraphData, out: Path, fmt: str = "parquet") -> dict[
     tables = graph_tables(data)  # InputError (bad rows) before anything is written
     meta_json = json.dumps(tables.meta, ensure_ascii=False, sort_keys=True)
     tmp = out.with_name(f".{out.name}.partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    (tmp / "nodes").mkdir(parents=True)
-    (tmp / "relationships").mkdir()
     summary: dict[str, Any] = {"format": fmt, "dir": str(out), "nodes": {}, "relationships": {}}
     args: list[str] = []
     embedded: list[str] = [*lcy.CREATE_NODE_TABLE.values(), *lcy.CREATE_REL_TABLE.values()]
     try:
+        shutil.rmtree(tmp, ignore_errors=True)
+        (tmp / "nodes").mkdir(parents=True)
+        (tmp / "relationships").mkdir()
         nodes = {**tables.nodes, ncy.META_LABEL: pa.table({"json": pa.array([meta_json], pa.string())})}
         for label, table in nodes.items():
             if not table.num_rows:
@@ -126,6 +126,9 @@ def write_graph_files(data: GraphData, out: Path, fmt: str = "parquet") -> dict[
         (tmp / "schema.cypher").write_text("".join(f"{s};\n" for s in schema), "utf-8")
         (tmp / "embedded.cypher").write_text("".join(f"{s};\n" for s in embedded), "utf-8")
         tmp.rename(out)
+    except OSError as exc:  # a folder that cannot be written: one plain line, nothing left behind
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise ConfigError(f"cannot write the graph files to {out}: {exc.strerror or exc}") from exc
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
