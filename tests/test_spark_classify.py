@@ -127,7 +127,8 @@ def _neighbours(products: pa.Table, k: int = 5) -> tuple[pa.Table, list[str], np
 def test_classify_on_spark_equals_the_local_step(spark: Any, retail: tuple[pa.Table, pa.Table]) -> None:
     """Features and classification per anchor bucket on Spark give the RELATIONS the build's
     classify step gives: with the fitted complement ranker and its basket weights, title
-    neighbours and similarity, every row and column equal, in the same order."""
+    neighbours and similarity, viewed-together pairs, every row and column equal, in the same
+    order."""
     from tiein.spark_classify import classify_spark
 
     products, orders = retail
@@ -135,9 +136,16 @@ def test_classify_on_spark_equals_the_local_step(spark: Any, retail: tuple[pa.Ta
     cfg = opts.relations
     mined = mine_pairs(orders, min_count=2, max_basket=opts.max_basket, after_window_days=90, threads=1)
     nb, ids, vectors = _neighbours(products)
+    # viewed together: a stand-in from the same customers' baskets (as sessions), other pairs
+    sessions = orders.set_column(0, "order_id", orders.column("customer_id").cast(pa.string()))
+    views = sessions.filter(pc.is_valid(sessions.column("order_id")))
+    co_view = mine_pairs(views, customer_col=None, ts_col=None, min_count=3, max_basket=200, threads=1).pairs
+    assert co_view.num_rows > 1_000
 
     def features(pairs: pa.Table) -> pa.Table:
-        return candidate_features(products, co_purchase=pairs, neighbours=nb, ids=ids, vectors=vectors)
+        return candidate_features(
+            products, co_purchase=pairs, co_view=co_view, neighbours=nb, ids=ids, vectors=vectors
+        )
 
     ranker, report = fit_from_orders(
         products,
@@ -167,12 +175,14 @@ def test_classify_on_spark_equals_the_local_step(spark: Any, retail: tuple[pa.Ta
         neighbours=nb,
         ids=ids,
         vectors=vectors,
+        co_view=co_view,
         buckets=5,
     )
     assert got.schema == RELATIONS
     assert candidates == local_features.num_rows
     kinds = set(local.column("kind").to_pylist())
     assert local.num_rows > 5_000 and {"complement", "substitute"} <= kinds
+    assert pc.sum(pc.greater(local.column("co_view"), 0)).as_py() > 100  # the views count
     for name in RELATIONS.names:
         assert got.column(name).equals(local.column(name)), name
     assert got.equals(local)

@@ -123,6 +123,14 @@ def _looked_up(query: Any, keys: Any, values: Any) -> np.ndarray:
     return np.asarray(pc.fill_null(got, 0).to_numpy(zero_copy_only=False), np.int64)
 
 
+def _touching(table: pa.Table | None, a: str, b: str, bucket: int, buckets: int) -> pa.Table | None:
+    """The rows of ``table`` whose ``a`` or ``b`` end is in ``bucket``."""
+    if table is None or not table.num_rows:
+        return table
+    near = (buckets_of(table.column(a), buckets) == bucket) | (buckets_of(table.column(b), buckets) == bucket)
+    return table.filter(pa.array(near))
+
+
 def bucket_rows(pairs: pa.Table, buckets: int) -> pa.Table:
     """The PAIR_STATS ``pairs`` with a ``bucket`` column: each row once for the bucket of ``a``
     and once more for that of ``b`` when it differs; and one row of nulls per bucket, so that
@@ -179,16 +187,13 @@ def classify_spark(
     def one_bucket(rows: pa.Table) -> pa.Table:
         k = int(rows.column("bucket")[0].as_py())
         pairs = rows.filter(pc.is_valid(rows.column("a"))).drop_columns(["bucket"]).cast(PAIR_STATS)
-        nb = neighbours
-        if nb is not None and nb.num_rows:
-            near = (buckets_of(nb.column("src"), n_buckets) == k) | (
-                buckets_of(nb.column("dst"), n_buckets) == k
-            )
-            nb = nb.filter(pa.array(near))
+        # the neighbours and viewed-together pairs with an end in this bucket (both directions
+        # of each are candidates of its ends)
+        nb, cv = _touching(neighbours, "src", "dst", k, n_buckets), _touching(co_view, "a", "b", k, n_buckets)
         features = candidate_features(
             products,
             co_purchase=pairs,
-            co_view=co_view,
+            co_view=cv,
             neighbours=nb,
             ids=ids,
             vectors=vectors,
