@@ -120,7 +120,7 @@ from tiein.model import MINING
     type=click.Choice(["numpy", "spark"]),
     default="numpy",
     show_default=True,
-    help="Pair-mining backend: numpy (one machine, fastest) or spark (pip install 'tiein[spark]' + Java; master from TIEIN_SPARK_MASTER, else local).",
+    help="Where pairs are mined and candidates scored and typed: numpy (one machine, fastest) or spark (pip install 'tiein[spark]' + Java; master from TIEIN_SPARK_MASTER, else local; the same graph, docs/scale-out.md).",
 )
 @click.option(
     "--scenes",
