@@ -150,3 +150,16 @@ def test_an_existing_directory_is_refused_and_nothing_changes(built: Path, tmp_p
     assert got.exit_code != 0 and "already exists" in str(got.exception or got.output)
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
     assert not list(tmp_path.glob(".files.partial"))
+
+
+def test_csv_writes_nan_as_an_empty_field(tmp_path: Path) -> None:
+    """neo4j-admin's CSV reader does not parse NaN: a NaN float is written as an empty field (no
+    property), as a null is; Parquet keeps it."""
+    from tiein.export.graph_files import _write
+
+    t = pa.table({"src": ["a", "b", "c"], "dst": ["x", "y", "z"], "lift": [1.5, float("nan"), None]})
+    _write(tmp_path, "T", t, ["src", "dst", "lift:double"], "csv")
+    assert (tmp_path / "T.csv").read_text("utf-8").splitlines() == ['"a","x",1.5', '"b","y",', '"c","z",']
+    _write(tmp_path, "T", t, ["src", "dst", "lift:double"], "parquet")
+    lift = pq.read_table(tmp_path / "T.parquet").column("lift").to_pylist()
+    assert lift[0] == 1.5 and lift[1] != lift[1] and lift[2] is None  # NaN kept, null kept

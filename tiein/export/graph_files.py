@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
@@ -144,7 +145,11 @@ def _write(folder: Path, name: str, table: pa.Table, header: list[str], fmt: str
     data = folder / f"{name}.{fmt}"
     if fmt == "parquet":
         pq.write_table(table, data, compression="zstd")
-    else:
+    else:  # NaN (which neo4j-admin's CSV reader does not parse) as an empty field: no property
+        for i, f in enumerate(table.schema):
+            if pa.types.is_floating(f.type):
+                col = table.column(i)
+                table = table.set_column(i, f, pc.if_else(pc.is_nan(col), pa.scalar(None, f.type), col))
         pcsv.write_csv(table, data, pcsv.WriteOptions(include_header=False, quoting_style="needed"))
     base = folder.parent
     return str(head.relative_to(base)), str(data.relative_to(base))
