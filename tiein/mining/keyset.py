@@ -24,6 +24,8 @@ class KeySet:
     [True, False, True, True]
     >>> KeySet(np.zeros(0, np.uint64)).contains(np.array([0], np.uint64)).tolist()
     [False]
+    >>> KeySet(np.array([5], np.uint64)).contains(np.array([-1, 5], np.int64).astype(np.uint64)).tolist()
+    [False, True]
     """
 
     def __init__(self, keys: np.ndarray) -> None:
@@ -51,12 +53,13 @@ class KeySet:
         """Whether each of ``query`` (non-negative integers) is one of the keys."""
         q = np.ascontiguousarray(query, np.uint64)
         out = np.zeros(q.size, np.bool_)
+        q_ok = q != _EMPTY  # -1 cast to uint64 is the empty mark: never a key
         at = np.arange(q.size)
         slot = self._slot(q)
         while at.size:  # probe until the key or an empty slot
             seen = self._table[slot]
-            hit = seen == q
+            hit = (seen == q) & q_ok
             out[at[hit]] = True
             on = ~hit & (seen != _EMPTY)
-            at, q, slot = at[on], q[on], (slot[on] + 1) & self._mask
+            at, q, q_ok, slot = at[on], q[on], q_ok[on], (slot[on] + 1) & self._mask
         return out
