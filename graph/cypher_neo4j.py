@@ -68,6 +68,9 @@ CONSTRAINTS: dict[str, str] = {
 PRODUCT_TITLE_INDEX = "CREATE TEXT INDEX tiein_product_title IF NOT EXISTS FOR (n:Product) ON (n.title)"
 # Category names are matched by analysts (`MATCH (c:Category {name: 'tents'})`).
 CATEGORY_NAME_INDEX = "CREATE INDEX tiein_category_name IF NOT EXISTS FOR (n:Category) ON (n.name)"
+# Every schema statement, in order: run before a load (Neo4jStore) and written to schema.cypher
+# for an offline import (tiein export-graph).
+SCHEMA = (*CONSTRAINTS.values(), PRODUCT_TITLE_INDEX, CATEGORY_NAME_INDEX)
 
 # ----------------------------------------------------------------------------- load (one transaction)
 # Deleting by label only touches tiein's own graph; other data in the database is left alone.

@@ -255,7 +255,7 @@ class Neo4jStore:
 
     @staticmethod
     def _schema_statements() -> list[str]:
-        return [*cy.CONSTRAINTS.values(), cy.PRODUCT_TITLE_INDEX, cy.CATEGORY_NAME_INDEX]
+        return list(cy.SCHEMA)
 
     @staticmethod
     def _check_tables(tables: GraphTables) -> None:

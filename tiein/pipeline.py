@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -95,17 +95,16 @@ def _phase(progress: Progress | None, phase: str) -> Progress | None:
     return lambda step, done, total: report(f"{phase} · {step}", done, total)
 
 
-@contextmanager
-def _miner(opts: BuildOptions) -> Iterator[Callable[..., Any]]:
+def _miner(opts: BuildOptions, scope: ExitStack) -> Callable[..., Any]:
     """The pair miner of ``opts.mining``: :func:`tiein.mining.mine_pairs`, or the Spark backend bound
-    to a session (started here and stopped after mining, unless one is already active)."""
+    to a session: the active one, else one started here and stopped when ``scope`` (the build)
+    ends, so that the classification step runs on it too (tiein.stages)."""
     if opts.mining == "spark":
-        from tiein.spark_mining import spark_miner
+        from tiein.spark_mining import mine_pairs_spark
+        from tiein.spark_mining.session import session_for
 
-        with spark_miner(opts.threads) as mine:
-            yield mine
-    else:
-        yield partial(mine_pairs, threads=opts.threads)  # --threads reaches the numpy miner
+        return partial(mine_pairs_spark, spark=scope.enter_context(session_for(opts.threads)))
+    return partial(mine_pairs, threads=opts.threads)  # --threads reaches the numpy miner
 
 
 def build(opts: BuildOptions, progress: Progress | None = None) -> BuildSummary:
@@ -114,13 +113,8 @@ def build(opts: BuildOptions, progress: Progress | None = None) -> BuildSummary:
     under ``opts.floors``) before anything is written."""
 
     check_options(opts)
-    with home_lock(Path(opts.home)):
-        if opts.mining == "spark":  # one Spark session from mining to classification
-            from tiein.spark_mining.session import session_for
-
-            with session_for(opts.threads):
-                return _build(opts, progress)
-        return _build(opts, progress)
+    with home_lock(Path(opts.home)), ExitStack() as scope:  # scope: a Spark session, if one is started
+        return _build(opts, progress, scope)
 
 
 def check_options(opts: BuildOptions) -> None:
@@ -138,7 +132,7 @@ def check_options(opts: BuildOptions) -> None:
         raise ConfigError("; ".join(problems))
 
 
-def _build(opts: BuildOptions, progress: Progress | None) -> BuildSummary:
+def _build(opts: BuildOptions, progress: Progress | None, scope: ExitStack) -> BuildSummary:
     from tiein import loaders
 
     timer = _Timer()
@@ -205,7 +199,8 @@ def _build(opts: BuildOptions, progress: Progress | None) -> BuildSummary:
     # the lines are not counted a second time there
     keep = {"keep_counts": True} if opts.mining == "numpy" else {}
     counts_orders = counts_views = None
-    with timer.step("mine"), _miner(opts) as mine_pairs:
+    with timer.step("mine"):
+        mine_pairs = _miner(opts, scope)
         co_purchase = None
         timeline = None
         mining_report: dict[str, Any] = {}

@@ -24,8 +24,6 @@ pairs or content sets classifies locally (said in the build's meta).
 
 from __future__ import annotations
 
-import zlib
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -34,7 +32,7 @@ import pyarrow.compute as pc
 
 from tiein.features import candidate_features
 from tiein.model import PAIR_STATS, RELATIONS
-from tiein.ranker.model import BASKET_UNIT
+from tiein.ranker.model import BASKET_UNIT, buckets_of
 from tiein.relations import RelationConfig, classify
 from tiein.spark_mining.inputs import _arrow_lines
 
@@ -42,19 +40,6 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 WEIGHTS = ("w_ab", "w_src", "w_dst")
-
-
-def buckets_of(ids: pa.Array | pa.ChunkedArray, buckets: int) -> np.ndarray:
-    """Each id's bucket: crc32 of its UTF-8 bytes modulo ``buckets`` (the same on every machine).
-
-    >>> buckets_of(pa.array(["tent", "chair", "tent"]), 4).tolist()
-    [0, 1, 0]
-    """
-    column = ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids
-    enc = pc.dictionary_encode(column)
-    of = np.array([zlib.crc32(s.encode("utf-8")) % buckets for s in enc.dictionary.to_pylist()], np.int32)
-    out: np.ndarray = of[enc.indices.to_numpy(zero_copy_only=False)]
-    return out
 
 
 def basket_weights_spark(
@@ -164,7 +149,6 @@ def classify_spark(
     co_view: pa.Table | None = None,
     per_product: int = 60,
     buckets: int | None = None,
-    progress: Callable[[str, int, int], None] | None = None,
 ) -> tuple[pa.Table, int]:
     """The RELATIONS of the candidate pairs, classified on Spark (module docstring), and how many
     candidate pairs were classified: the rows
@@ -172,17 +156,14 @@ def classify_spark(
     co_view=…, neighbours=…, ids=…, vectors=…)`` with the basket weights of ``orders`` when
     ``ranker`` is given, in the same order. ``buckets``: how many groups the anchors are split
     into (default: 4 per Spark core)."""
-    from pyspark.sql import types as T
+    from pyspark.sql.pandas.types import from_arrow_schema
 
     n_buckets = buckets or 4 * spark.sparkContext.defaultParallelism
     weights: tuple[pa.Table, pa.Table] | None = None
     if ranker is not None and co_purchase.num_rows and orders.num_rows:
-        if progress:
-            progress("basket weights", 0, 2)
         needed = co_purchase.filter(pc.greater_equal(co_purchase.column("n_ab"), cfg.min_pair_count))
         weights = basket_weights_spark(spark, orders, needed, max_basket=max_basket)
-    if progress:
-        progress("features and classification", 1, 2)
+    counted = spark.sparkContext.accumulator(0)  # candidates classified, summed over the buckets
 
     def one_bucket(rows: pa.Table) -> pa.Table:
         k = int(rows.column("bucket")[0].as_py())
@@ -204,21 +185,12 @@ def classify_spark(
         counted.add(features.num_rows)
         if weights is not None:
             features = with_pair_weights(features, weights[0], weights[1], cfg.min_pair_count)
-        return classify(features, cfg, ranker)
+        return classify(features, cfg, ranker).cast(RELATIONS)
 
-    def run(group: pa.Table) -> pa.Table:
-        return one_bucket(group).cast(RELATIONS)
-
-    counted = spark.sparkContext.accumulator(0)
-    from pyspark.sql.pandas.types import from_arrow_schema
-
-    schema: T.StructType = from_arrow_schema(RELATIONS)
     frame = spark.createDataFrame(bucket_rows(co_purchase, n_buckets))
-    got = frame.groupBy("bucket").applyInArrow(run, schema).toArrow()
+    got = frame.groupBy("bucket").applyInArrow(one_bucket, from_arrow_schema(RELATIONS)).toArrow()
     table = pa.table([got.column(f.name).cast(f.type) for f in RELATIONS], schema=RELATIONS)
     order = pc.sort_indices(
         table, [("src", "ascending"), ("kind", "ascending"), ("score", "descending"), ("dst", "ascending")]
     )
-    if progress:
-        progress("features and classification", 2, 2)
     return table.take(order).combine_chunks(), int(counted.value)

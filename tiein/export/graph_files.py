@@ -92,26 +92,32 @@ def write_graph_files(data: GraphData, out: Path, fmt: str = "parquet") -> dict[
         shutil.rmtree(tmp, ignore_errors=True)
         (tmp / "nodes").mkdir(parents=True)
         (tmp / "relationships").mkdir()
-        nodes = {**tables.nodes, ncy.META_LABEL: pa.table({"json": pa.array([meta_json], pa.string())})}
-        for label, table in nodes.items():
+        meta = pa.table({"json": pa.array([meta_json], pa.string())})
+        entries = [  # (folder, label or type, rows, neo4j-admin header, loaded by the embedded store)
+            *(
+                ("nodes", label, t, neo4j_header(t, key=ncy.NODE_KEYS.get(label), label=label), True)
+                for label, t in tables.nodes.items()
+            ),
+            ("nodes", ncy.META_LABEL, meta, neo4j_header(meta), False),  # the build's meta
+            *(
+                (
+                    "relationships",
+                    rel,
+                    t,
+                    neo4j_header(t, start=REL_ENDPOINTS[rel][0], end=REL_ENDPOINTS[rel][1]),
+                    True,
+                )
+                for rel, t in tables.rels.items()
+            ),
+        ]
+        for folder, name, table, header, copied in entries:
             if not table.num_rows:
                 continue
-            key = ncy.NODE_KEYS.get(label)
-            header = neo4j_header(table, key=key, label=label)
-            name = _write(tmp / "nodes", label, table, header, fmt)
-            args.append(f"--nodes={label}={name[0]},{name[1]}")
-            summary["nodes"][label] = table.num_rows
-            if label in lcy.CREATE_NODE_TABLE:
-                embedded.append(f"COPY {label} FROM '{name[1]}'")
-        for rel, table in tables.rels.items():
-            if not table.num_rows:
-                continue
-            start, end = REL_ENDPOINTS[rel]
-            header = neo4j_header(table, start=start, end=end)
-            name = _write(tmp / "relationships", rel, table, header, fmt)
-            args.append(f"--relationships={rel}={name[0]},{name[1]}")
-            summary["relationships"][rel] = table.num_rows
-            embedded.append(f"COPY {rel} FROM '{name[1]}'")
+            files = _write(tmp / folder, name, table, header, fmt)
+            args.append(f"--{folder}={name}={files[0]},{files[1]}")
+            summary[folder][name] = table.num_rows
+            if copied:
+                embedded.append(f"COPY {name} FROM '{files[1]}'")
         options = ["--input-type=parquet"] if fmt == "parquet" else ["--multiline-fields=true"]
         command = "neo4j-admin database import full neo4j --overwrite-destination=true " + " ".join(
             [*options, *args]
@@ -123,8 +129,7 @@ def write_graph_files(data: GraphData, out: Path, fmt: str = "parquet") -> dict[
             "utf-8",
         )
         (tmp / "neo4j-admin-import.sh").chmod(0o755)
-        schema = [*ncy.CONSTRAINTS.values(), ncy.PRODUCT_TITLE_INDEX, ncy.CATEGORY_NAME_INDEX]
-        (tmp / "schema.cypher").write_text("".join(f"{s};\n" for s in schema), "utf-8")
+        (tmp / "schema.cypher").write_text("".join(f"{s};\n" for s in ncy.SCHEMA), "utf-8")
         (tmp / "embedded.cypher").write_text("".join(f"{s};\n" for s in embedded), "utf-8")
         tmp.rename(out)
     except OSError as exc:  # a folder that cannot be written: one plain line, nothing left behind

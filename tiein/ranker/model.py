@@ -313,15 +313,24 @@ def fit_ranker(
     return ComplementRanker(w, b, m, s, report, names=feature_names(f)), report
 
 
+def buckets_of(ids: np.ndarray | pa.Array | pa.ChunkedArray, buckets: int) -> np.ndarray:
+    """Each id's bucket: crc32 of its UTF-8 bytes modulo ``buckets`` (the same on every machine
+    and in every run; each distinct id hashed once).
+
+    >>> buckets_of(pa.array(["tent", "chair", "tent"]), 4).tolist()
+    [0, 1, 0]
+    """
+    arr = pa.array(ids.astype(str), pa.string()) if isinstance(ids, np.ndarray) else ids
+    if isinstance(arr, pa.ChunkedArray):  # one dictionary over every chunk
+        arr = arr.combine_chunks()
+    enc = pc.dictionary_encode(arr)
+    of = np.array([zlib.crc32(s.encode("utf-8")) % buckets for s in enc.dictionary.to_pylist()], np.int32)
+    return cast(np.ndarray, of[enc.indices.to_numpy(zero_copy_only=False)])
+
+
 def held_anchors(src: np.ndarray | pa.Array | pa.ChunkedArray) -> np.ndarray:
     """Whether each row's src id is in the validation fifth of the anchors (crc32 of the id)."""
-    column = pa.chunked_array([src]) if isinstance(src, pa.Array) else src
-    if not isinstance(column, pa.ChunkedArray):
-        column = pa.chunked_array([pa.array(np.asarray(src).astype(str), pa.string())])
-    enc = pc.dictionary_encode(column.combine_chunks())
-    ids: list[str] = enc.dictionary.to_pylist()
-    held = np.array([zlib.crc32(s.encode("utf-8")) % 5 == 0 for s in ids], dtype=bool)
-    return cast(np.ndarray, held[enc.indices.to_numpy(zero_copy_only=False)])
+    return cast(np.ndarray, buckets_of(src, 5) == 0)
 
 
 # Candidate columns that are counts (int64 in the feature dict and in RELATIONS).

@@ -25,12 +25,12 @@ How the job runs (DataFrame API; nothing is collected to the driver but the resu
    ``after_ab`` and ``after_ba``; the kept pairs are joined with the product counts, the ratios
    computed, and the result collected as Arrow and sorted by ``(a, b)``.
 
-Modules: :mod:`~tiein.spark_mining.session` (pyspark on demand, the session, :func:`spark_miner`),
+Modules: :mod:`~tiein.spark_mining.session` (pyspark on demand, the session, :func:`~tiein.spark_mining.session.session_for`),
 :mod:`~tiein.spark_mining.inputs` (Arrow or Parquet order lines), :mod:`~tiein.spark_mining.mine`
 (:func:`mine_pairs_spark`).
 """
 
-from tiein.spark_mining.mine import mine_pairs_spark, spark_miner
+from tiein.spark_mining.mine import mine_pairs_spark
 from tiein.spark_mining.session import spark_session
 
-__all__ = ["mine_pairs_spark", "spark_miner", "spark_session"]
+__all__ = ["mine_pairs_spark", "spark_session"]

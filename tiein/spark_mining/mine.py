@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from functools import partial
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +15,7 @@ from tiein.errors import ConfigError
 from tiein.mining import MinedPairs
 from tiein.model import MINING, PAIR_STATS, TIMELINE
 from tiein.spark_mining.inputs import _arrow_lines, _check_parquet_paths, _parquet_lines
-from tiein.spark_mining.session import _DAY_US, session_for, spark_session
+from tiein.spark_mining.session import _DAY_US, spark_session
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -384,11 +382,3 @@ def _after_pairs(
         F.when(x_first, 0).otherwise(1).alias("after_ba"),
     )
     return directed, timeline
-
-
-@contextmanager
-def spark_miner(threads: int | None = None) -> Iterator[Callable[..., MinedPairs]]:
-    """:func:`mine_pairs_spark` bound to a session: the active one, else a new one from
-    :func:`spark_session` that is stopped on exit (the build's wiring uses this)."""
-    with session_for(threads) as spark:
-        yield partial(mine_pairs_spark, spark=spark)

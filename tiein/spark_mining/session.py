@@ -1,5 +1,5 @@
 """The Spark session for pair mining: pyspark imported on demand (with an install hint), a local or
-configured session, and :func:`spark_miner` binding the miner to it."""
+configured session, and :func:`session_for`: the active session or one for the length of a block."""
 
 from __future__ import annotations
 
