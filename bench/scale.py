@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import threading
 import time
@@ -287,6 +288,8 @@ def bench_build(args: argparse.Namespace) -> None:
                     + ", ".join(f"{k} {v:,.0f}" for k, v in peaks.items()),
                     flush=True,
                 )
+                if not args.keep:
+                    shutil.rmtree(work, ignore_errors=True)
                 os._exit(3)
 
     work = Path(tempfile.mkdtemp(prefix="tiein_scale_"))
@@ -320,6 +323,8 @@ def bench_build(args: argparse.Namespace) -> None:
     print(f"counts: {summary.counts}")
     print(f"relations: {summary.relations}")
     print_table(["step", "s", "share", "peak RSS MB"], rows)
+    if not args.keep:  # a 4M-line run leaves ~3 GB (orders, home)
+        shutil.rmtree(work, ignore_errors=True)
 
 
 # ---------------------------------------------------------------- main
@@ -344,7 +349,12 @@ def main(argv: list[str] | None = None) -> int:
         help="build: stop (exit 3) when the build's RSS passes this, printing the steps so far",
     )
     ap.add_argument("--dataset", default=None, help="build: a ready dataset instead of the synthetic shop")
-    ap.add_argument("--home", type=Path, default=None, help="build: home (default: a new temp folder)")
+    ap.add_argument(
+        "--home", type=Path, default=None, help="build: home (default: a temp folder, removed at the end)"
+    )
+    ap.add_argument(
+        "--keep", action="store_true", help="build: keep the temp folder (synthetic orders, home) at the end"
+    )
     ap.add_argument("--threads", type=int, default=None, help="build: --threads")
     ap.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
     args = ap.parse_args(argv)

@@ -200,12 +200,13 @@ class EmbeddedStore:
         with self._lock:
             self.path.mkdir(parents=True, exist_ok=True)
             with _WriterLock(self.path / ".lock"):
-                self._new_generation(lambda gen_dir: self._build(gen_dir, tables, progress))
+                self._new_generation(lambda gen_dir: self._build(gen_dir, tables, progress), tables)
         if progress:
             progress("switch", 1, 1)
 
-    def _new_generation(self, make: Callable[[Path], None]) -> None:
-        """``make`` a new generation directory, then point CURRENT at it atomically and drop the
+    def _new_generation(self, make: Callable[[Path], None], tables: GraphTables | None = None) -> None:
+        """``make`` a new generation directory (from ``tables`` when given: its snapshot files
+        are then written from them), then point CURRENT at it atomically and drop the
         generations before the one it replaces (that one is kept for ``switch_to_state``); on any
         failure the new directory is removed and CURRENT is untouched. The caller holds the
         writer lock."""
@@ -220,7 +221,7 @@ class EmbeddedStore:
             if self.snapshot_files:  # servers then open its files at the switch instead of writing them
                 from tiein.graph.snapshot import write_generation_files
 
-                write_generation_files(self.path, gen)
+                write_generation_files(self.path, gen, tables)
             fault("store.before_switch")
             write_pointer(self.path, gen)
         except BaseException:
