@@ -24,6 +24,7 @@ pairs or content sets classifies locally (said in the build's meta).
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -34,7 +35,7 @@ from tiein.features import candidate_features
 from tiein.model import PAIR_STATS, RELATIONS
 from tiein.ranker.model import BASKET_UNIT, buckets_of
 from tiein.relations import RelationConfig, classify
-from tiein.spark_mining.inputs import _arrow_lines
+from tiein.spark_mining.inputs import arrow_lines
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -51,7 +52,7 @@ def basket_weights_spark(
     a, b, w_ab (pairs no kept basket holds are left out), and per product: product_id, w."""
     from pyspark.sql import functions as F
 
-    lines = _arrow_lines(spark, orders, "order_id", "product_id", None, None).select("b", "i").distinct()
+    lines = arrow_lines(spark, orders, "order_id", "product_id", None, None).select("b", "i").distinct()
     baskets = (
         lines.groupBy("b")
         .agg(F.array_sort(F.collect_list("i")).alias("items"))
@@ -188,7 +189,13 @@ def classify_spark(
         return classify(features, cfg, ranker).cast(RELATIONS)
 
     frame = spark.createDataFrame(bucket_rows(co_purchase, n_buckets))
-    got = frame.groupBy("bucket").applyInArrow(one_bucket, from_arrow_schema(RELATIONS)).toArrow()
+    with warnings.catch_warnings():
+        # pyspark 4.x warns that pandas >= 3 is not fully supported; applyInArrow passes Arrow
+        # tables, not pandas frames, and tests/test_spark_classify.py checks the rows with pandas 3
+        warnings.filterwarnings(
+            "ignore", message="PySpark does not yet fully support pandas", category=FutureWarning
+        )
+        got = frame.groupBy("bucket").applyInArrow(one_bucket, from_arrow_schema(RELATIONS)).toArrow()
     table = pa.table([got.column(f.name).cast(f.type) for f in RELATIONS], schema=RELATIONS)
     order = pc.sort_indices(
         table, [("src", "ascending"), ("kind", "ascending"), ("score", "descending"), ("dst", "ascending")]

@@ -34,7 +34,7 @@ def _check_parquet_paths(src: ParquetSource) -> None:
             raise InputError("no such file or directory", file=p)
 
 
-def _arrow_lines(
+def arrow_lines(
     spark: SparkSession,
     t: pa.Table,
     basket_col: str,

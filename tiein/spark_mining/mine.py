@@ -14,7 +14,7 @@ import pyarrow.compute as pc
 from tiein.errors import ConfigError
 from tiein.mining import MinedPairs
 from tiein.model import MINING, PAIR_STATS, TIMELINE
-from tiein.spark_mining.inputs import _arrow_lines, _check_parquet_paths, _parquet_lines
+from tiein.spark_mining.inputs import _check_parquet_paths, _parquet_lines, arrow_lines
 from tiein.spark_mining.session import _DAY_US, spark_session
 
 if TYPE_CHECKING:
@@ -155,7 +155,7 @@ def _mine(
     # 1. encode: validated lines ----------------------------------------------------------------
     want_after = customer_col is not None and ts_col is not None
     if isinstance(src, pa.Table):
-        lines = _arrow_lines(spark, src, basket_col, item_col, customer_col, ts_col)
+        lines = arrow_lines(spark, src, basket_col, item_col, customer_col, ts_col)
         report["lines"] = src.num_rows
     else:
         lines, report["lines"] = _parquet_lines(spark, src, basket_col, item_col, customer_col, ts_col)
