@@ -158,8 +158,8 @@ def _reseason(relations: pa.Table, orders: pa.Table, prior: float) -> pa.Table:
 
 
 def run(*, build: Any, home_root: Path, threads: int | None, seed: int) -> dict[str, Any]:
-    """The protocol above; ``build(name, products, train, home, threads)`` is bench/quality.py's
-    build_tiein."""
+    """The protocol above; ``build(name, products, train, home, threads)`` is
+    bench/quality_tiein.py's build_tiein."""
     from tiein import loaders
     from tiein.season import STRENGTH, most_seasonal
 

@@ -81,7 +81,7 @@ def probe(graph: Path, background: bool, seconds_after: float = 1.5) -> dict[str
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    from api import default_home, ensure_home
+    from api_server import default_home, ensure_home
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--home", type=Path, default=None)

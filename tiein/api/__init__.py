@@ -35,9 +35,9 @@ driver's thread-safe pool. The encoder and the FAISS index for ``/v1/search`` lo
 the index is reloaded when its manifest changes (a rebuild).
 
 Modules: :mod:`~tiein.api.settings` (Settings, limits), :mod:`~tiein.api.errors` (ERROR_MAP, the
-envelope), :mod:`~tiein.api.schemas` (request / response models), :mod:`~tiein.api.state` (store,
-search, feedback cache, token check), :mod:`~tiein.api.app` (create_app and the routes),
-:mod:`~tiein.api.page` (the analyst's HTML page).
+envelope), :mod:`~tiein.api.schemas` (response models), :mod:`~tiein.api.bodies` (request bodies),
+:mod:`~tiein.api.state` (store, search, feedback cache, token check), :mod:`~tiein.api.app`
+(create_app and the routes), :mod:`~tiein.api.page` (the analyst's HTML page).
 """
 
 from tiein.api.app import app_from_env, create_app, open_api_store

@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tiein import __version__
+from tiein.api.bodies import AddonsRequest, CypherRequest, EventsRequest
 from tiein.api.errors import _install_error_handlers
 from tiein.api.lineup_routes import add_lineup_routes
 from tiein.api.lists_routes import add_lists_routes, lists_of
@@ -29,12 +30,9 @@ from tiein.api.params import (
 )
 from tiein.api.rules_routes import add_rules_routes
 from tiein.api.schemas import (
-    AddonsRequest,
     AddonsResponse,
     BundleResponse,
-    CypherRequest,
     CypherResponse,
-    EventsRequest,
     EventsResponse,
     HealthResponse,
     Product,

@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import JSONResponse
 
+from tiein.api.bodies import RulesRequest
 from tiein.api.params import _conflict
 from tiein.api.schemas import (
     RulesChange,
-    RulesRequest,
     RulesResponse,
     Text,
     _errors,
