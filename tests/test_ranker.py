@@ -217,3 +217,100 @@ def test_pairs_bought_together_well_above_chance_are_never_substitutes() -> None
         {**base, "n_ab": np.array([6]), "lift": np.array([2.0])}, rel.RelationConfig()
     )
     assert rare["substitute"][0] > 0 and together["substitute"][0] == 0
+
+
+# --- the fit's anchor sample (RankerConfig.max_anchors) -------------------------------------------
+
+
+def test_the_fit_sample_is_fixed_nested_proportional_and_apart_from_the_validation_fifth() -> None:
+    from tiein.ranker.model import fit_sample, held_anchors
+
+    ids = pa.array([f"sku-{i}" for i in range(20_000)])
+    small, large = fit_sample(ids, 0.1), fit_sample(ids, 0.3)
+    assert np.array_equal(small, fit_sample(ids, 0.1))  # the same ids in every run
+    assert not (small & ~large).any()  # a larger share holds every id of a smaller one
+    assert 1_800 <= small.sum() <= 2_200 and 5_600 <= large.sum() <= 6_400
+    # an independent hash: a fifth of the sample is in the validation fifth, not all or none
+    assert 0.15 < (small & held_anchors(ids)).sum() / small.sum() < 0.25
+    assert fit_sample(ids, 1.0).all() and not fit_sample(ids, 0.0).any()
+
+
+def test_the_sampled_anchors_get_the_features_all_the_pairs_give_them() -> None:
+    """Only the pairs touching a sampled anchor go into the features, and the sampled anchors'
+    candidate rows are exactly those of the full pair table (every column)."""
+    from tiein.mining import mine_pairs
+    from tiein.ranker.model import fit_sample
+    from tiein.ranker.orders import _sample_anchors
+
+    products = _products()
+    pairs = mine_pairs(_orders(), min_count=1).pairs
+    sampled, info = _sample_anchors(pairs, 12)
+    assert info is not None and info["of"] == 30 and 0 < info["anchors"] < 30
+    assert 0 < sampled.num_rows < pairs.num_rows
+    assert _sample_anchors(pairs, 30) == (pairs, None) and _sample_anchors(pairs, 0) == (pairs, None)
+
+    def rows_of_sample(table: pa.Table) -> pa.Table:
+        keep = fit_sample(table.column("src"), info["share"])
+        return table.filter(pa.array(keep)).sort_by([("src", "ascending"), ("dst", "ascending")])
+
+    def cells(table: pa.Table) -> dict[str, list[object]]:  # NaN as "nan": equal to itself
+        return {c: ["nan" if x != x else x for x in table.column(c).to_pylist()] for c in table.column_names}
+
+    full = rows_of_sample(candidate_features(products, co_purchase=pairs))
+    part = rows_of_sample(candidate_features(products, co_purchase=sampled))
+    assert full.num_rows > 0 and part.schema == full.schema and cells(part) == cells(full)
+
+
+def test_a_fit_on_a_sample_of_anchors_says_so_and_is_deterministic() -> None:
+    cfg = rk.RankerConfig(min_positives=10, max_anchors=15)
+    model, report = _fit(cfg)
+    assert model is not None and report["fitted"] is True
+    sample = report["anchor_sample"]
+    assert sample["of"] == 30 and 0 < sample["anchors"] < 30 and sample["share"] == 0.5
+    again, report2 = _fit(cfg)
+    assert again is not None and np.array_equal(model.weights, again.weights) and report == report2
+    whole, whole_report = _fit(rk.RankerConfig(min_positives=10))
+    assert "anchor_sample" not in whole_report and whole is not None
+    assert report["positives"] < whole_report["positives"]  # fewer anchors, fewer labelled pairs
+
+
+def test_the_sample_keeps_real_anchors_features_exact() -> None:
+    """The same on 60k lines of Online Retail, where each anchor's candidates are capped (the
+    per-anchor windows of tiein.features bind)."""
+    import os
+    from pathlib import Path
+
+    from tiein import loaders
+    from tiein.features import with_sales_roles
+    from tiein.mining import mine_pairs
+    from tiein.options import BuildOptions
+    from tiein.product_type import with_product_types
+    from tiein.ranker.model import fit_sample
+    from tiein.ranker.orders import _sample_anchors
+
+    data = Path(os.environ.get("TIEIN_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+    if not (data / "online_retail").is_dir():
+        pytest.skip(f"no Online Retail under {data}")
+    loaded = loaders.load_dataset("online_retail", data_dir=data)
+    orders = loaded.orders.slice(0, 60_000)
+    products = with_product_types(with_sales_roles(loaded.products, orders, BuildOptions().roles))
+    pairs = mine_pairs(orders, min_count=2).pairs
+    sampled, info = _sample_anchors(pairs, 400)
+    assert info is not None and info["of"] > 1_000 and 300 < info["anchors"] < 500
+
+    def rows_of_sample(table: pa.Table) -> pa.Table:
+        keep = fit_sample(table.column("src"), info["share"])
+        return table.filter(pa.array(keep)).sort_by([("src", "ascending"), ("dst", "ascending")])
+
+    full = rows_of_sample(candidate_features(products, co_purchase=pairs, per_product=20))
+    part = rows_of_sample(candidate_features(products, co_purchase=sampled, per_product=20))
+    assert full.num_rows > 5_000 and part.schema == full.schema
+    for name in full.column_names:
+        a, b = (
+            full.column(name).to_numpy(zero_copy_only=False),
+            part.column(name).to_numpy(zero_copy_only=False),
+        )
+        if a.dtype.kind == "f":
+            assert np.array_equal(a, b, equal_nan=True), name
+        else:
+            assert (a == b).all(), name

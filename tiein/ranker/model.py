@@ -65,6 +65,10 @@ class RankerConfig:
         small to learn from and keeps the hand-set score.
     l2: L2 penalty on the standardised weights (the intercept is not penalised).
     max_iter: Newton steps at most.
+    max_anchors: anchors (products bought with others in the feature baskets) the fit learns
+        from at most; a bigger shop fits on a fixed sample of them (:func:`fit_sample`: by a hash
+        of the id, the same in every run), which bounds the fit's time and memory. The weights
+        then score every candidate as before. 0: no limit.
     """
 
     enabled: bool = True
@@ -72,6 +76,7 @@ class RankerConfig:
     min_positives: int = 200
     l2: float = 1.0
     max_iter: int = 30
+    max_anchors: int = 20_000
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -313,9 +318,10 @@ def fit_ranker(
     return ComplementRanker(w, b, m, s, report, names=feature_names(f)), report
 
 
-def buckets_of(ids: np.ndarray | pa.Array | pa.ChunkedArray, buckets: int) -> np.ndarray:
-    """Each id's bucket: crc32 of its UTF-8 bytes modulo ``buckets`` (the same on every machine
-    and in every run; each distinct id hashed once).
+def buckets_of(ids: np.ndarray | pa.Array | pa.ChunkedArray, buckets: int, salt: bytes = b"") -> np.ndarray:
+    """Each id's bucket: crc32 of its UTF-8 bytes (after ``salt``: another, independent
+    bucketing) modulo ``buckets``; the same on every machine and in every run; each distinct id
+    hashed once.
 
     >>> buckets_of(pa.array(["tent", "chair", "tent"]), 4).tolist()
     [0, 1, 0]
@@ -324,8 +330,25 @@ def buckets_of(ids: np.ndarray | pa.Array | pa.ChunkedArray, buckets: int) -> np
     if isinstance(arr, pa.ChunkedArray):  # one dictionary over every chunk
         arr = arr.combine_chunks()
     enc = pc.dictionary_encode(arr)
-    of = np.array([zlib.crc32(s.encode("utf-8")) % buckets for s in enc.dictionary.to_pylist()], np.int32)
+    start = zlib.crc32(salt)
+    of = np.array(
+        [zlib.crc32(s.encode("utf-8"), start) % buckets for s in enc.dictionary.to_pylist()], np.int32
+    )
     return cast(np.ndarray, of[enc.indices.to_numpy(zero_copy_only=False)])
+
+
+FIT_SAMPLE_SALT = b"tiein-fit-sample:"  # independent of held_anchors' fifth (unsalted crc32)
+
+
+def fit_sample(ids: np.ndarray | pa.Array | pa.ChunkedArray, share: float) -> np.ndarray:
+    """Whether each id is among the ``share`` of ids the ranker's fit learns from (a salted
+    crc32 of the id in millionths below ``share``: the same ids in every run, and a larger share
+    holds every id a smaller one does).
+
+    >>> fit_sample(pa.array(["tent", "chair", "lamp"]), 1.0).tolist()
+    [True, True, True]
+    """
+    return cast(np.ndarray, buckets_of(ids, 1_000_000, FIT_SAMPLE_SALT) < round(share * 1_000_000))
 
 
 def held_anchors(src: np.ndarray | pa.Array | pa.ChunkedArray) -> np.ndarray:

@@ -19,6 +19,7 @@ from tiein.ranker.model import (
     RankerConfig,
     feature_dict,
     fit_ranker,
+    fit_sample,
     held_anchors,
 )
 
@@ -262,6 +263,26 @@ def split_orders(orders: pa.Table, holdout_share: float) -> tuple[pa.Table, pa.T
     return orders.filter(pa.compute.invert(is_late)), orders.filter(is_late)
 
 
+def _sample_anchors(pairs: pa.Table, max_anchors: int) -> tuple[pa.Table, dict[str, Any] | None]:
+    """The pair statistics the fit needs when it learns from at most ``max_anchors`` anchors
+    (the ends of ``pairs``): every pair touching an anchor of the sample (:func:`fit_sample`),
+    so the sampled anchors' candidate features are exactly those of all the pairs (a candidate
+    depends on its anchor's pairs and the two products only; the same decomposition as
+    tiein.spark_classify's buckets), and what was sampled (None: every anchor)."""
+    if max_anchors <= 0 or pairs.num_rows == 0:
+        return pairs, None
+    import pyarrow.compute as pc
+
+    ends = pa.chunked_array([*pairs.column("a").chunks, *pairs.column("b").chunks])
+    anchors = pc.unique(ends)
+    if len(anchors) <= max_anchors:
+        return pairs, None
+    share = max_anchors / len(anchors)
+    keep = fit_sample(pairs.column("a"), share) | fit_sample(pairs.column("b"), share)
+    sampled = int(fit_sample(anchors, share).sum())
+    return pairs.filter(pa.array(keep)), {"share": share, "anchors": sampled, "of": len(anchors)}
+
+
 def fit_from_orders(
     products: pa.Table,
     orders: pa.Table,
@@ -306,8 +327,12 @@ def fit_from_orders(
     feature_baskets = int(mined.report.get("baskets", 0))
     pairs = mined.pairs
     del mined  # its timeline and counts: not needed here
-    table = with_basket_weights(features(pairs), early, max_basket, min_pair_count)
+    pairs, sample = _sample_anchors(pairs, cfg.max_anchors)
+    table = features(pairs)
     del pairs
+    if sample is not None:  # the sampled anchors' rows: exactly what all the pairs give them
+        table = table.filter(pa.array(fit_sample(table.column("src"), sample["share"])))
+    table = with_basket_weights(table, early, max_basket, min_pair_count)
     f = feature_dict(table, ids=False)
     eligible = (f["n_ab"] >= min_pair_count) | (f["listed_buy"] > 0)
     if "n_sets" in f:  # shown together in content sets: a candidate as in classification
@@ -328,6 +353,8 @@ def fit_from_orders(
     model, report = fit_ranker(sub, k, n, baseline(sub), cfg, held=held)
     del sub
     report["feature_baskets"] = feature_baskets
+    if sample is not None:
+        report["anchor_sample"] = sample
     report["label_baskets"] = int(late.group_by("order_id").aggregate([]).num_rows)
     if model is None:
         return None, report
