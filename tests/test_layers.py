@@ -26,6 +26,7 @@ LAYERS: dict[str, int] = {
     "tiein.mining": 2,
     "tiein.spark_mining": 2,
     "tiein.spark_classify": 2,
+    "tiein.classify_buckets": 2,
     "tiein.features": 2,
     "tiein.relations": 2,
     "tiein.content_sets": 2,

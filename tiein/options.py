@@ -49,6 +49,9 @@ class BuildOptions:
     embeddings: bool = True
     neighbours_k: int = 20
     candidates_per_product: int = 60
+    # candidate pairs featured and classified at a time: a shop with more (estimated) is
+    # classified in buckets of anchors (tiein.classify_buckets; same relations, bounded memory)
+    classify_rows: int = 6_000_000
     graph_pairs_per_product: int = 50
     min_count: int = MINING.min_count
     max_basket: int = MINING.max_basket

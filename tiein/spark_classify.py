@@ -31,16 +31,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tiein.features import candidate_features
+from tiein.classify_buckets import RELATION_ORDER, classify_bucket
 from tiein.model import PAIR_STATS, RELATIONS
 from tiein.ranker.model import BASKET_UNIT, buckets_of
-from tiein.relations import RelationConfig, classify
+from tiein.relations import RelationConfig
 from tiein.spark_mining.inputs import arrow_lines
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
-
-WEIGHTS = ("w_ab", "w_src", "w_dst")
 
 
 def basket_weights_spark(
@@ -81,40 +79,6 @@ def basket_weights_spark(
         .agg(F.sum("w").cast("long").alias("w_ab"))
     )
     return summed.toArrow(), items.toArrow()
-
-
-def with_pair_weights(
-    features: pa.Table, pair_w: pa.Table, item_w: pa.Table, min_pair_count: int
-) -> pa.Table:
-    """``features`` with ``w_ab`` / ``w_src`` / ``w_dst`` looked up from Spark's counts
-    (:func:`basket_weights_spark`): what :func:`tiein.ranker.with_basket_weights` counts from the
-    order lines, for the rows with ``min_pair_count`` co-purchases (0 elsewhere)."""
-    src, dst = features.column("src"), features.column("dst")
-    a = pc.if_else(pc.less(src, dst), src, dst)
-    b = pc.if_else(pc.less(src, dst), dst, src)
-    key = pc.binary_join_element_wise(a, b, "\x00")
-    pair_key = pc.binary_join_element_wise(pair_w.column("a"), pair_w.column("b"), "\x00")
-    w_ab = _looked_up(key, pair_key, pair_w.column("w_ab"))
-    ids = item_w.column("product_id")
-    w_src, w_dst = _looked_up(src, ids, item_w.column("w")), _looked_up(dst, ids, item_w.column("w"))
-    on = features.column("n_ab").to_numpy(zero_copy_only=False) >= min_pair_count
-    for name, values in zip(WEIGHTS, (w_ab, w_src, w_dst), strict=True):
-        features = features.append_column(name, pa.array(np.where(on, values, 0), pa.int64()))
-    return features
-
-
-def _looked_up(query: Any, keys: Any, values: Any) -> np.ndarray:
-    at = pc.index_in(query, value_set=pa.chunked_array(keys).combine_chunks())
-    got = pc.take(pa.chunked_array(values).combine_chunks(), at)
-    return np.asarray(pc.fill_null(got, 0).to_numpy(zero_copy_only=False), np.int64)
-
-
-def _touching(table: pa.Table | None, a: str, b: str, bucket: int, buckets: int) -> pa.Table | None:
-    """The rows of ``table`` whose ``a`` or ``b`` end is in ``bucket``."""
-    if table is None or not table.num_rows:
-        return table
-    near = (buckets_of(table.column(a), buckets) == bucket) | (buckets_of(table.column(b), buckets) == bucket)
-    return table.filter(pa.array(near))
 
 
 def bucket_rows(pairs: pa.Table, buckets: int) -> pa.Table:
@@ -169,24 +133,23 @@ def classify_spark(
     def one_bucket(rows: pa.Table) -> pa.Table:
         k = int(rows.column("bucket")[0].as_py())
         pairs = rows.filter(pc.is_valid(rows.column("a"))).drop_columns(["bucket"]).cast(PAIR_STATS)
-        # the neighbours and viewed-together pairs with an end in this bucket (both directions
-        # of each are candidates of its ends)
-        nb, cv = _touching(neighbours, "src", "dst", k, n_buckets), _touching(co_view, "a", "b", k, n_buckets)
-        features = candidate_features(
+        got, n = classify_bucket(
+            k,
+            n_buckets,
+            pairs,
             products,
-            co_purchase=pairs,
-            co_view=cv,
-            neighbours=nb,
+            cfg=cfg,
+            ranker=ranker,
+            weights=weights,
+            neighbours=neighbours,
+            co_view=co_view,
             ids=ids,
             vectors=vectors,
-            threads=1,
             per_product=per_product,
+            threads=1,
         )
-        features = features.filter(pa.array(buckets_of(features.column("src"), n_buckets) == k))
-        counted.add(features.num_rows)
-        if weights is not None:
-            features = with_pair_weights(features, weights[0], weights[1], cfg.min_pair_count)
-        return classify(features, cfg, ranker).cast(RELATIONS)
+        counted.add(n)
+        return got
 
     frame = spark.createDataFrame(bucket_rows(co_purchase, n_buckets))
     with warnings.catch_warnings():
@@ -197,7 +160,4 @@ def classify_spark(
         )
         got = frame.groupBy("bucket").applyInArrow(one_bucket, from_arrow_schema(RELATIONS)).toArrow()
     table = pa.table([got.column(f.name).cast(f.type) for f in RELATIONS], schema=RELATIONS)
-    order = pc.sort_indices(
-        table, [("src", "ascending"), ("kind", "ascending"), ("score", "descending"), ("dst", "ascending")]
-    )
-    return table.take(order).combine_chunks(), int(counted.value)
+    return table.take(pc.sort_indices(table, RELATION_ORDER)).combine_chunks(), int(counted.value)

@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tiein import content_sets
+from tiein.classify_buckets import bucket_count, classify_in_buckets, estimated_candidates
 from tiein.features import candidate_features, next_candidates, top_pairs
 from tiein.mining import mine_pairs
 from tiein.model import PAIR_STATS, RELATIONS, GraphData
@@ -122,6 +123,24 @@ def graph_from_stats(
                 opts, products, co_purchase, orders, co_view, neighbours, ids, vectors, ranker
             )
             meta = {**meta, "classified_on": "spark"}
+        elif (buckets := _classify_buckets(opts, listed, set_stats, co_purchase, neighbours)) > 1:
+            assert co_purchase is not None
+            relations, n_candidates = classify_in_buckets(
+                products,
+                co_purchase,
+                orders,
+                buckets=buckets,
+                cfg=opts.relations,
+                ranker=ranker,
+                max_basket=opts.max_basket,
+                neighbours=neighbours,
+                ids=ids,
+                vectors=vectors,
+                co_view=co_view,
+                per_product=opts.candidates_per_product,
+                threads=opts.threads,
+            )
+            meta = {**meta, "classified_in_buckets": buckets}
         else:
             if opts.mining == "spark":
                 meta = {**meta, "classified_on": f"this machine ({spark_why})"}
@@ -208,6 +227,23 @@ def _spark_classify_blocked(
     if set_stats is not None:
         return "content sets"
     return None
+
+
+def _classify_buckets(
+    opts: BuildOptions,
+    listed: pa.Table,
+    set_stats: pa.Table | None,
+    co_purchase: pa.Table | None,
+    neighbours: pa.Table | None,
+) -> int:
+    """How many buckets of anchors the candidates are classified in on this machine
+    (tiein.classify_buckets): about ``opts.classify_rows`` candidates each; 1 (all at once) for a
+    smaller shop, and with listed pairs or content sets (their typer and set features need every
+    candidate at once)."""
+    if co_purchase is None or listed.num_rows or set_stats is not None:
+        return 1
+    estimate = estimated_candidates(co_purchase, neighbours, opts.candidates_per_product)
+    return bucket_count(estimate, opts.classify_rows)
 
 
 def _classify_on_spark(
