@@ -51,7 +51,7 @@ class BuildOptions:
     candidates_per_product: int = 60
     # candidate pairs featured and classified at a time: a shop with more (estimated) is
     # classified in buckets of anchors (tiein.classify_buckets; same relations, bounded memory)
-    classify_rows: int = 6_000_000
+    classify_rows: int = 8_000_000
     graph_pairs_per_product: int = 50
     min_count: int = MINING.min_count
     max_basket: int = MINING.max_basket
