@@ -1,6 +1,7 @@
 """Shared fixtures: ``store`` is a fresh, empty graph store, once per kind in tests/stores.py;
 ``home`` / ``client`` (module scope) a home holding the contract suite's hand-made catalog and an
-API test client over it, for modules that do not define their own."""
+API test client over it, for modules that do not define their own; ``retail`` (module scope) the
+first 60k order lines of Online Retail I and their products."""
 
 from __future__ import annotations
 
@@ -46,3 +47,23 @@ def client(home: Path) -> Iterator[Any]:
 
     with TestClient(create_app(Settings(home=home)), raise_server_exceptions=False) as c:
         yield c
+
+
+@pytest.fixture(scope="module")
+def retail() -> tuple[Any, Any]:
+    """The first 60k order lines of Online Retail I (``$TIEIN_DATA`` or ../shared/data) and their
+    products, with sales roles and product types, as the build has them before mining."""
+    import os
+
+    from tiein import loaders
+    from tiein.features import with_sales_roles
+    from tiein.options import BuildOptions
+    from tiein.product_type import with_product_types
+
+    data = Path(os.environ.get("TIEIN_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+    if not (data / "online_retail").is_dir():
+        pytest.skip(f"no Online Retail under {data}")
+    loaded = loaders.load_dataset("online_retail", data_dir=data)
+    orders = loaded.orders.slice(0, 60_000)
+    products = with_product_types(with_sales_roles(loaded.products, orders, BuildOptions().roles))
+    return products, orders

@@ -274,26 +274,14 @@ def test_a_fit_on_a_sample_of_anchors_says_so_and_is_deterministic() -> None:
     assert report["positives"] < whole_report["positives"]  # fewer anchors, fewer labelled pairs
 
 
-def test_the_sample_keeps_real_anchors_features_exact() -> None:
+def test_the_sample_keeps_real_anchors_features_exact(retail: tuple[pa.Table, pa.Table]) -> None:
     """The same on 60k lines of Online Retail, where each anchor's candidates are capped (the
     per-anchor windows of tiein.features bind)."""
-    import os
-    from pathlib import Path
-
-    from tiein import loaders
-    from tiein.features import with_sales_roles
     from tiein.mining import mine_pairs
-    from tiein.options import BuildOptions
-    from tiein.product_type import with_product_types
     from tiein.ranker.model import fit_sample
     from tiein.ranker.orders import _sample_anchors
 
-    data = Path(os.environ.get("TIEIN_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
-    if not (data / "online_retail").is_dir():
-        pytest.skip(f"no Online Retail under {data}")
-    loaded = loaders.load_dataset("online_retail", data_dir=data)
-    orders = loaded.orders.slice(0, 60_000)
-    products = with_product_types(with_sales_roles(loaded.products, orders, BuildOptions().roles))
+    products, orders = retail
     pairs = mine_pairs(orders, min_count=2).pairs
     sampled, info = _sample_anchors(pairs, 400)
     assert info is not None and info["of"] > 1_000 and 300 < info["anchors"] < 500

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +21,11 @@ import pyarrow.compute as pc
 import pytest
 
 from tiein import loaders
-from tiein.features import candidate_features, with_sales_roles
+from tiein.features import candidate_features
 from tiein.mining import mine_pairs
 from tiein.mining.weighted import weighted_pair_counts
 from tiein.model import RELATIONS
 from tiein.options import BuildOptions
-from tiein.product_type import with_product_types
 from tiein.ranker import BASKET_UNIT, fit_from_orders, with_basket_weights
 from tiein.relations import classify, score_features
 
@@ -39,18 +39,6 @@ def spark() -> Iterator[Any]:
     from test_spark_mining import local_spark
 
     yield from local_spark(shuffle_partitions=4)
-
-
-@pytest.fixture(scope="module")
-def retail() -> tuple[pa.Table, pa.Table]:
-    """The first 60k order lines of Online Retail and their products, with roles and types."""
-    if not HAVE_RETAIL:
-        pytest.skip(f"no Online Retail under {DATA}")
-    loaded = loaders.load_dataset("online_retail", data_dir=DATA)
-    orders = loaded.orders.slice(0, 60_000)
-    opts = BuildOptions()
-    products = with_product_types(with_sales_roles(loaded.products, orders, opts.roles))
-    return products, orders
 
 
 def test_buckets_split_pairs_by_either_end() -> None:
@@ -124,14 +112,23 @@ def _neighbours(products: pa.Table, k: int = 5) -> tuple[pa.Table, list[str], np
     return nb, ids, vectors
 
 
-def test_classify_on_spark_equals_the_local_step(spark: Any, retail: tuple[pa.Table, pa.Table]) -> None:
-    """Features and classification per anchor bucket on Spark give the RELATIONS the build's
-    classify step gives: with the fitted complement ranker and its basket weights, title
-    neighbours and similarity, viewed-together pairs, every row and column equal, in the same
-    order."""
-    from tiein.spark_classify import classify_spark
+@dataclass
+class AtOnce:
+    """60k Online Retail lines classified all at once, as the build's classify step does, and
+    what went in: mined pairs, title neighbours (random unit vectors), viewed-together pairs, the
+    fitted ranker, the candidate features with basket weights."""
 
-    products, orders = retail
+    pairs: pa.Table
+    neighbours: pa.Table
+    ids: list[str]
+    vectors: np.ndarray
+    co_view: pa.Table
+    ranker: Any
+    features: pa.Table
+    relations: pa.Table
+
+
+def classified_at_once(products: pa.Table, orders: pa.Table) -> AtOnce:
     opts = BuildOptions()
     cfg = opts.relations
     mined = mine_pairs(orders, min_count=2, max_basket=opts.max_basket, after_window_days=90, threads=1)
@@ -162,20 +159,36 @@ def test_classify_on_spark_equals_the_local_step(spark: Any, retail: tuple[pa.Ta
         relation_cfg=cfg,
     )
     assert ranker is not None, report
-    local_features = with_basket_weights(features(mined.pairs), orders, opts.max_basket, cfg.min_pair_count)
-    local = classify(local_features, cfg, ranker)
+    weighted = with_basket_weights(features(mined.pairs), orders, opts.max_basket, cfg.min_pair_count)
+    whole = classify(weighted, cfg, ranker)
+    assert whole.num_rows > 5_000 and {"complement", "substitute"} <= set(whole.column("kind").to_pylist())
+    return AtOnce(mined.pairs, nb, ids, vectors, co_view, ranker, weighted, whole)
+
+
+def test_classify_on_spark_equals_the_local_step(spark: Any, retail: tuple[pa.Table, pa.Table]) -> None:
+    """Features and classification per anchor bucket on Spark give the RELATIONS the build's
+    classify step gives: with the fitted complement ranker and its basket weights, title
+    neighbours and similarity, viewed-together pairs, every row and column equal, in the same
+    order."""
+    from tiein.spark_classify import classify_spark
+
+    products, orders = retail
+    opts = BuildOptions()
+    cfg = opts.relations
+    at_once = classified_at_once(products, orders)
+    local_features, local = at_once.features, at_once.relations
     got, candidates = classify_spark(
         spark,
         products,
-        mined.pairs,
+        at_once.pairs,
         orders,
         cfg=cfg,
-        ranker=ranker,
+        ranker=at_once.ranker,
         max_basket=opts.max_basket,
-        neighbours=nb,
-        ids=ids,
-        vectors=vectors,
-        co_view=co_view,
+        neighbours=at_once.neighbours,
+        ids=at_once.ids,
+        vectors=at_once.vectors,
+        co_view=at_once.co_view,
         buckets=5,
     )
     assert got.schema == RELATIONS
@@ -188,13 +201,10 @@ def test_classify_on_spark_equals_the_local_step(spark: Any, retail: tuple[pa.Ta
     assert got.equals(local)
 
 
-@pytest.mark.slow
-def test_build_on_spark_gives_the_same_graph(spark: Any, tmp_path: Path) -> None:
-    """``tiein build --mining spark`` (pairs mined, candidates featured and classified on Spark,
-    title embeddings and the rest on the driver) gives the graph of the numpy build: every table
-    the store serves (products, every relation kind with its evidence, scenes) equal, on 40k
-    Online Retail lines with their catalog (titles not embedded here: the classification with
-    title neighbours and similarity is compared above)."""
+def built_graph(tmp_path: Path, name: str, **options: Any) -> tuple[dict[str, pa.Table], dict[str, Any]]:
+    """The served tables and stats of a build of the first 40k Online Retail lines with their
+    catalog (product id, title, price; titles not embedded) into ``tmp_path / name``, with
+    ``options`` for BuildOptions."""
     import pyarrow.parquet as pq
 
     from tiein.graph import open_store
@@ -203,29 +213,34 @@ def test_build_on_spark_gives_the_same_graph(spark: Any, tmp_path: Path) -> None
 
     if not HAVE_RETAIL:
         pytest.skip(f"no Online Retail under {DATA}")
-    loaded = loaders.load_dataset("online_retail", data_dir=DATA)
-    orders = loaded.orders.slice(0, 40_000)
-    ordered = pc.is_in(loaded.products.column("product_id"), value_set=pc.unique(orders.column("product_id")))
-    pq.write_table(orders, tmp_path / "orders.parquet")
-    pq.write_table(
-        loaded.products.filter(ordered).select(["product_id", "title", "price"]), tmp_path / "catalog.parquet"
-    )
-    graphs = []
-    for backend in ("numpy", "spark"):
-        opts = BuildOptions(
-            catalog=tmp_path / "catalog.parquet",
-            orders=tmp_path / "orders.parquet",
-            home=tmp_path / backend,
-            mining=backend,
-            embeddings=False,
+    orders_file, catalog_file = tmp_path / "orders.parquet", tmp_path / "catalog.parquet"
+    if not orders_file.exists():
+        loaded = loaders.load_dataset("online_retail", data_dir=DATA)
+        orders = loaded.orders.slice(0, 40_000)
+        ordered = pc.is_in(
+            loaded.products.column("product_id"), value_set=pc.unique(orders.column("product_id"))
         )
-        summary = build(opts)
-        store = open_store(summary.store)
-        try:
-            graphs.append(read_graph(store)[0])
-        finally:
-            store.close()
-    local, on_spark = graphs
+        pq.write_table(orders, orders_file)
+        pq.write_table(loaded.products.filter(ordered).select(["product_id", "title", "price"]), catalog_file)
+    opts = BuildOptions(
+        catalog=catalog_file, orders=orders_file, home=tmp_path / name, embeddings=False, **options
+    )
+    store = open_store(build(opts).store)
+    try:
+        return read_graph(store)
+    finally:
+        store.close()
+
+
+@pytest.mark.slow
+def test_build_on_spark_gives_the_same_graph(spark: Any, tmp_path: Path) -> None:
+    """``tiein build --mining spark`` (pairs mined, candidates featured and classified on Spark,
+    title embeddings and the rest on the driver) gives the graph of the numpy build: every table
+    the store serves (products, every relation kind with its evidence, scenes) equal, on 40k
+    Online Retail lines with their catalog (titles not embedded here: the classification with
+    title neighbours and similarity is compared above)."""
+    local, _ = built_graph(tmp_path, "numpy", mining="numpy")
+    on_spark, _ = built_graph(tmp_path, "spark", mining="spark")
     assert local["rel_complement"].num_rows > 3_000 and local["rel_next"].num_rows > 300
     assert local["scenes"].num_rows > 0
     assert local.keys() == on_spark.keys()

@@ -119,26 +119,14 @@ def graph_from_stats(
         spark_why = _spark_classify_blocked(opts, listed, set_stats, co_purchase)
         if spark_why is None:  # features and classification on Spark (tiein.spark_classify)
             assert co_purchase is not None
-            relations, n_candidates = _classify_on_spark(
-                opts, products, co_purchase, orders, co_view, neighbours, ids, vectors, ranker
+            relations, n_candidates = _classify_by_anchor_bucket(
+                opts, products, co_purchase, orders, co_view, neighbours, ids, vectors, ranker, None
             )
             meta = {**meta, "classified_on": "spark"}
         elif (buckets := _classify_buckets(opts, listed, set_stats, co_purchase, neighbours)) > 1:
             assert co_purchase is not None
-            relations, n_candidates = classify_in_buckets(
-                products,
-                co_purchase,
-                orders,
-                buckets=buckets,
-                cfg=opts.relations,
-                ranker=ranker,
-                max_basket=opts.max_basket,
-                neighbours=neighbours,
-                ids=ids,
-                vectors=vectors,
-                co_view=co_view,
-                per_product=opts.candidates_per_product,
-                threads=opts.threads,
+            relations, n_candidates = _classify_by_anchor_bucket(
+                opts, products, co_purchase, orders, co_view, neighbours, ids, vectors, ranker, buckets
             )
             meta = {**meta, "classified_in_buckets": buckets}
         else:
@@ -246,7 +234,7 @@ def _classify_buckets(
     return bucket_count(estimate, opts.classify_rows)
 
 
-def _classify_on_spark(
+def _classify_by_anchor_bucket(
     opts: BuildOptions,
     products: pa.Table,
     co_purchase: pa.Table,
@@ -256,25 +244,30 @@ def _classify_on_spark(
     ids: list[str] | None,
     vectors: Any,
     ranker: Any,
+    buckets: int | None,
 ) -> tuple[pa.Table, int]:
+    """The candidates featured and classified per bucket of anchors: here in ``buckets``
+    buckets (tiein.classify_buckets), or on Spark with ``buckets=None`` (tiein.spark_classify,
+    its own bucket count). The relations and the candidate count."""
+    common: dict[str, Any] = {
+        "cfg": opts.relations,
+        "ranker": ranker,
+        "max_basket": opts.max_basket,
+        "neighbours": neighbours,
+        "ids": ids,
+        "vectors": vectors,
+        "co_view": co_view,
+        "per_product": opts.candidates_per_product,
+    }
+    if buckets is not None:
+        return classify_in_buckets(
+            products, co_purchase, orders, buckets=buckets, threads=opts.threads, **common
+        )
     from tiein.spark_classify import classify_spark
     from tiein.spark_mining.session import session_for
 
     with session_for(opts.threads) as spark:
-        return classify_spark(
-            spark,
-            products,
-            co_purchase,
-            orders,
-            cfg=opts.relations,
-            ranker=ranker,
-            max_basket=opts.max_basket,
-            neighbours=neighbours,
-            ids=ids,
-            vectors=vectors,
-            co_view=co_view,
-            per_product=opts.candidates_per_product,
-        )
+        return classify_spark(spark, products, co_purchase, orders, **common)
 
 
 def next_relations(
