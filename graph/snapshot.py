@@ -71,6 +71,7 @@ from tiein.graph.build import GraphTables
 from tiein.graph.snapshot_arrow import (
     LOCK_FILE,
     REL_PROPS,
+    SCENE_COLUMNS,
     Graph,
     build_tables,
     file_lock,
@@ -134,7 +135,7 @@ def tables_reader(tables: GraphTables) -> tuple[Callable[[str], pa.Table], dict[
     members = tables.rels["IN_SCENE"].select(["src", "dst", "role", "weight"])
     answers = {
         PRODUCTS_ALL: tables.nodes["Product"].select(list(PRODUCT_FIELDS)),
-        SCENES_ALL: tables.nodes["Scene"].select(["scene_id", "name", "source"]).sort_by("scene_id"),
+        SCENES_ALL: tables.nodes["Scene"].select(list(SCENE_COLUMNS)).sort_by("scene_id"),
         SCENE_MEMBERS_ALL: members.rename_columns(["product_id", "scene_id", "role", "weight"]),
     }
     for kind, rel in REL_TYPE.items():

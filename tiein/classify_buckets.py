@@ -101,12 +101,13 @@ def _looked_up(query: Any, keys: Any, values: Any) -> np.ndarray:
     return np.asarray(pc.fill_null(got, 0).to_numpy(zero_copy_only=False), np.int64)
 
 
-def touching(table: pa.Table | None, a: str, b: str, bucket: int, buckets: int) -> pa.Table | None:
-    """The rows of ``table`` whose ``a`` or ``b`` end is in ``bucket``."""
+def by_end_bucket(table: pa.Table | None, a: str, b: str, buckets: int) -> Callable[[int], pa.Table | None]:
+    """A function of a bucket giving the rows of ``table`` whose ``a`` or ``b`` end is in it
+    (the ends' buckets hashed once, however many buckets are asked for)."""
     if table is None or not table.num_rows:
-        return table
-    near = (buckets_of(table.column(a), buckets) == bucket) | (buckets_of(table.column(b), buckets) == bucket)
-    return table.filter(pa.array(near))
+        return lambda _bucket: table
+    ends_a, ends_b = buckets_of(table.column(a), buckets), buckets_of(table.column(b), buckets)
+    return lambda bucket: table.filter(pa.array((ends_a == bucket) | (ends_b == bucket)))
 
 
 def classify_bucket(
@@ -126,15 +127,14 @@ def classify_bucket(
     threads: int | None,
 ) -> tuple[pa.Table, int]:
     """The RELATIONS of the anchors in ``bucket`` (of ``buckets``) and how many candidates they
-    had. ``pairs``: the co-purchase pairs with an end in the bucket; the neighbours and
-    viewed-together pairs are cut to the bucket here (both directions of each are candidates of
-    its ends)."""
-    nb, cv = touching(neighbours, "src", "dst", bucket, buckets), touching(co_view, "a", "b", bucket, buckets)
+    had. ``pairs``, ``neighbours`` and ``co_view``: the co-purchase pairs, title neighbours and
+    viewed-together pairs with an end in the bucket (:func:`by_end_bucket`; both directions of
+    each are candidates of its ends)."""
     features = candidate_features(
         products,
         co_purchase=pairs,
-        co_view=cv,
-        neighbours=nb,
+        co_view=co_view,
+        neighbours=neighbours,
         ids=ids,
         vectors=vectors,
         threads=threads,
@@ -171,13 +171,16 @@ def classify_in_buckets(
     weights = None
     if ranker is not None and co_purchase.num_rows and orders.num_rows:
         weights = pair_weights(orders, co_purchase, min_pair_count=cfg.min_pair_count, max_basket=max_basket)
-    ends = (buckets_of(co_purchase.column("a"), buckets), buckets_of(co_purchase.column("b"), buckets))
+    pairs_in = by_end_bucket(co_purchase, "a", "b", buckets)
+    neighbours_in = by_end_bucket(neighbours, "src", "dst", buckets)
+    co_view_in = by_end_bucket(co_view, "a", "b", buckets)
     parts: list[pa.Table] = []
     counted = 0
     for k in range(buckets):
         if progress:
             progress(k, buckets)
-        pairs = co_purchase.filter(pa.array((ends[0] == k) | (ends[1] == k)))
+        pairs = pairs_in(k)
+        assert pairs is not None  # co_purchase is a table
         rel, n = classify_bucket(
             k,
             buckets,
@@ -186,8 +189,8 @@ def classify_in_buckets(
             cfg=cfg,
             ranker=ranker,
             weights=weights,
-            neighbours=neighbours,
-            co_view=co_view,
+            neighbours=neighbours_in(k),
+            co_view=co_view_in(k),
             ids=ids,
             vectors=vectors,
             per_product=per_product,

@@ -31,7 +31,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tiein.classify_buckets import RELATION_ORDER, classify_bucket
+from tiein.classify_buckets import RELATION_ORDER, by_end_bucket, classify_bucket
 from tiein.model import PAIR_STATS, RELATIONS
 from tiein.ranker.model import BASKET_UNIT, buckets_of
 from tiein.relations import RelationConfig
@@ -141,8 +141,8 @@ def classify_spark(
             cfg=cfg,
             ranker=ranker,
             weights=weights,
-            neighbours=neighbours,
-            co_view=co_view,
+            neighbours=by_end_bucket(neighbours, "src", "dst", n_buckets)(k),
+            co_view=by_end_bucket(co_view, "a", "b", n_buckets)(k),
             ids=ids,
             vectors=vectors,
             per_product=per_product,

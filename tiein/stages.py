@@ -202,12 +202,11 @@ def graph_from_stats(
     }
 
 
-def _spark_classify_blocked(
-    opts: BuildOptions, listed: pa.Table, set_stats: pa.Table | None, co_purchase: pa.Table | None
+def _classify_at_once(
+    listed: pa.Table, set_stats: pa.Table | None, co_purchase: pa.Table | None
 ) -> str | None:
-    """None when the build classifies on Spark (``--mining spark``), else why not."""
-    if opts.mining != "spark":
-        return "numpy mining"
+    """Why this shop's candidates must be classified all at once on this machine (None: they
+    can go bucket by bucket of anchors, here or on Spark)."""
     if co_purchase is None:
         return "no orders"
     if listed.num_rows:
@@ -215,6 +214,15 @@ def _spark_classify_blocked(
     if set_stats is not None:
         return "content sets"
     return None
+
+
+def _spark_classify_blocked(
+    opts: BuildOptions, listed: pa.Table, set_stats: pa.Table | None, co_purchase: pa.Table | None
+) -> str | None:
+    """None when the build classifies on Spark (``--mining spark``), else why not."""
+    if opts.mining != "spark":
+        return "numpy mining"
+    return _classify_at_once(listed, set_stats, co_purchase)
 
 
 def _classify_buckets(
@@ -226,9 +234,8 @@ def _classify_buckets(
 ) -> int:
     """How many buckets of anchors the candidates are classified in on this machine
     (tiein.classify_buckets): about ``opts.classify_rows`` candidates each; 1 (all at once) for a
-    smaller shop, and with listed pairs or content sets (their typer and set features need every
-    candidate at once)."""
-    if co_purchase is None or listed.num_rows or set_stats is not None:
+    smaller shop and where :func:`_classify_at_once` says so."""
+    if co_purchase is None or _classify_at_once(listed, set_stats, co_purchase) is not None:
         return 1
     estimate = estimated_candidates(co_purchase, neighbours, opts.candidates_per_product)
     return bucket_count(estimate, opts.classify_rows)
