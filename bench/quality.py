@@ -17,7 +17,9 @@ Tasks:
   cart completion  hide one item of each test basket (chosen by hash), rank from the rest:
                    HR@10, MRR@10. Scores are summed over the cart items.
   anchor           every item of every test basket as anchor, its top 10: hit rate (another
-                   item of the basket in it) and precision@10.
+                   item of the basket in it) and precision@10. Beside it, the anchor HR@10 no
+                   method can pass: the best possible top-10 list of each anchor, chosen with
+                   the test baskets in hand (quality_metrics.anchor_bound, an LP bound).
 
 Methods: popularity, co-occurrence count, SAR jaccard, SAR lift, item cosine, item BM25
 (numpy/scipy), tiein complements (anchors: by relation score, a learnt P(dst | src); carts: the
@@ -174,6 +176,11 @@ def run_dataset(
         )
 
     best = max(qm.BASELINES, key=lambda m: (rows[m]["cart"]["hr"], m))
+    tb = time.perf_counter()
+    bound = qm.anchor_bound(test_pos.values())
+    log(
+        f"[{name}] anchor HR@10 no fixed top-10 lists can pass: {bound['lp']:.4f} ({time.perf_counter() - tb:.1f} s)"
+    )
 
     def hits(m: str) -> list[bool]:
         return [c.hidden in lst for (lst, _), c in zip(all_lists[m], cases, strict=True)]
@@ -239,6 +246,7 @@ def run_dataset(
         "quick": quick,
         "methods": rows,
         "ratios": ratios(rows),
+        "anchor_bound": bound,
     }
 
 
@@ -298,6 +306,13 @@ def table(name: str, r: dict[str, Any]) -> str:
             s += f", addons {a['ratio']:.2f} (best on its {rows_n(r)} carts: {a['best']} {a['best_value']:.3f})"
         parts.append(s)
     lines.append("ratio tiein / best baseline: " + "; ".join(parts))
+    bound, e = r.get("anchor_bound"), r["ratios"]["anchor hr"]
+    if bound and e["best_value"]:
+        lines.append(
+            f"anchor HR@10 that no method can pass (best possible top-10 lists, chosen on the test baskets "
+            f"themselves; LP bound): {bound['lp']:.3f} = {bound['lp'] / e['best_value']:.2f} × the best baseline "
+            f"(1.10 × would be {1.1 * e['best_value']:.3f})"
+        )
     mr = r["tiein_misses_vs_best_cart_baseline"]
     lines.append(
         f"carts {mr['best']} completed and tiein complements missed: "

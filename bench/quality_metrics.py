@@ -300,3 +300,65 @@ def anchor_metrics(
     if not hits:
         return {"hr": float("nan"), "p": float("nan"), "own": float("nan"), "n": 0}
     return {"hr": float(np.mean(hits)), "p": float(np.mean(prec)), "own": float(np.mean(own)), "n": len(hits)}
+
+
+def anchor_bound(baskets: Iterable[Sequence[int]], k: int = K, *, exact: bool = False) -> dict[str, float]:
+    """The most anchor HR@k that *any* fixed top-k list per anchor can reach on ``baskets`` (the
+    test baskets themselves, as :func:`anchor_metrics` counts them): per anchor, the share of its
+    baskets that a best set of ``k`` other products covers (a basket is hit when it holds one of
+    them). ``lp`` is the linear-programming relaxation of that maximum coverage problem, an upper
+    bound for every method, whatever it learns from; with ``exact`` also ``ilp``, the optimum itself
+    (mixed-integer, slower). No method ranked from training data can pass either.
+
+    >>> anchor_bound([[0, 1], [0, 2], [0, 2]], k=1, exact=True)
+    {'n': 6, 'lp': 0.8333, 'ilp': 0.8333}
+    """
+    from scipy.optimize import Bounds, LinearConstraint, linprog, milp
+
+    by_anchor: dict[int, list[list[int]]] = {}
+    for b in baskets:
+        items = sorted(set(b))
+        if len(items) >= 2:
+            for a in items:
+                by_anchor.setdefault(a, []).append(items)
+    n = sum(len(v) for v in by_anchor.values())
+    lp = ilp = 0.0
+    for a, bs in by_anchor.items():
+        others = sorted({j for b in bs for j in b if j != a})
+        if len(others) <= k:  # every basket of this anchor is hit
+            lp += len(bs)
+            ilp += len(bs)
+            continue
+        col = {j: i for i, j in enumerate(others)}
+        nx, ny = len(others), len(bs)
+        # variables: x (is each product in the list) then y (is each basket hit); max sum(y)
+        # subject to y_b <= sum of x over b's other products and sum(x) = k
+        r, c, v = [], [], []
+        for bi, b in enumerate(bs):
+            r.append(bi)
+            c.append(nx + bi)
+            v.append(1.0)
+            for j in b:
+                if j != a:
+                    r.append(bi)
+                    c.append(col[j])
+                    v.append(-1.0)
+        cover = sp.csr_matrix((v, (r, c)), shape=(ny, nx + ny))
+        size = sp.csr_matrix(np.r_[np.ones(nx), np.zeros(ny)][None, :])
+        cost = np.r_[np.zeros(nx), -np.ones(ny)]
+        res = linprog(cost, A_ub=cover, b_ub=np.zeros(ny), A_eq=size, b_eq=[k], bounds=(0, 1), method="highs")
+        lp += -float(res.fun)
+        if exact:
+            m = milp(
+                cost,
+                constraints=LinearConstraint(
+                    sp.vstack([cover, size]).tocsr(), np.r_[np.full(ny, -np.inf), k], np.r_[np.zeros(ny), k]
+                ),
+                integrality=np.r_[np.ones(nx), np.zeros(ny)],
+                bounds=Bounds(0, 1),
+            )
+            ilp += -float(m.fun)
+    out = {"n": n, "lp": round(lp / n, 4) if n else float("nan")}
+    if exact:
+        out["ilp"] = round(ilp / n, 4) if n else float("nan")
+    return out

@@ -69,6 +69,25 @@ def test_anchor_metrics_by_hand() -> None:
     assert m["n"] == 5 and m["hr"] == pytest.approx(4 / 5) and m["p"] == pytest.approx(6 / 15)
 
 
+def test_anchor_bound_by_hand() -> None:
+    # the anchor-metrics baskets, k=1: each anchor has one basket, which any other item of it hits,
+    # so the best possible lists hit all 5; co-occurrence's top 1 misses d (-> e) and f (-> b)
+    lists = qm.anchor_lists(qm.cooccurrence(X), [a, b, c, d, f], POP, k=1)
+    got = qm.anchor_metrics(lists, [[a, b, c], [d, f], [e]], k=1)["hr"]
+    assert qm.anchor_bound([[a, b, c], [d, f], [e]], k=1, exact=True) == {"n": 5, "lp": 1.0, "ilp": 1.0}
+    assert got == pytest.approx(3 / 5)
+    # anchor 0 in [0, 1], [0, 2], [0, 2]: one product covers at most 2 of its 3 baskets -> 5 of 6
+    assert qm.anchor_bound([[0, 1], [0, 2], [0, 2], [7]], k=1, exact=True) == {
+        "n": 6,
+        "lp": 0.8333,
+        "ilp": 0.8333,
+    }
+    # anchor 0 with every pair of 1-4: two products miss one basket ({3, 4} when 1, 2 are chosen)
+    # but half of each covers all six, so the LP bound (1.0) lies above the optimum (17 / 18)
+    pairs = [[0, i, j] for i in range(1, 5) for j in range(i + 1, 5)]
+    assert qm.anchor_bound(pairs, k=2, exact=True) == {"n": 18, "lp": 1.0, "ilp": 0.9444}
+
+
 def test_relation_matrix_scores_and_reciprocal_rank() -> None:
     rels = [("a", "c", 0.2), ("a", "b", 0.9), ("a", "zz", 5.0), ("d", "e", 0.4)]  # zz: not in training
     S = qm.relation_matrix(rels, IDX)
@@ -123,5 +142,8 @@ def test_bench_end_to_end_bread_basket(tmp_path: Path, capsys: pytest.CaptureFix
         ]
         == 500
     )
+    bound = r["anchor_bound"]["lp"]  # no method, baseline or tiein, passes the best possible lists
+    assert 0.85 < bound < 1 and all(row["anchor"]["hr"] <= bound for row in methods.values() if row["anchor"])
     printed = capsys.readouterr().out
+    assert "anchor HR@10 that no method can pass" in printed
     assert "| tiein complements |" in printed and "ratio tiein / best baseline" in printed
