@@ -43,7 +43,7 @@ from tiein.options import (  # noqa: F401  (re-exported: the build's public name
 )
 from tiein.product_type import with_product_types
 from tiein.scenes import load_scenes
-from tiein.stages import _Timer, graph_from_stats, next_relations  # noqa: F401  (re-exported)
+from tiein.stages import _Timer, give_back_memory, graph_from_stats, next_relations  # noqa: F401  (re-exported)
 from tiein.state import write_state
 
 
@@ -325,6 +325,8 @@ def _build(opts: BuildOptions, progress: Progress | None, scope: ExitStack) -> B
     n_co_purchase = co_purchase.num_rows if co_purchase is not None else 0
     n_co_view = co_view.num_rows if co_view is not None else 0
     counts_orders = counts_views = index = vectors = neighbours = co_purchase = co_view = timeline = None
+    pending = cached = None  # they hold the vectors and the search index too
+    give_back_memory()
     fault("build.before_store")
     with timer.step("store"):  # the commit point: the store switches to the new graph
         store = open_store(store_url)

@@ -6,6 +6,9 @@ scenes and each product's strongest pair edges, each timed under its own name.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import gc
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,7 +35,31 @@ from tiein.type_fallback import type_complements
 from tiein.typer import type_probability
 
 
+def _libc_trim() -> Any:
+    """glibc's ``malloc_trim``, or None (another C library, or none found)."""
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+_TRIM = _libc_trim()
+
+
+def give_back_memory() -> None:
+    """Hand memory the build has freed back to the operating system: Python's cycles collected,
+    Arrow's pool (mimalloc / jemalloc) told to release what it caches, and glibc's heap trimmed.
+    Freed blocks otherwise stay counted in the process's RSS and the next step's peak sits on top
+    of them (at 50k products / 4M lines ~0.4 GB before the store step)."""
+    gc.collect()
+    pa.default_memory_pool().release_unused()
+    if _TRIM is not None:
+        _TRIM(0)
+
+
 class _Timer:
+    """Seconds per named step; memory freed by a step is handed back when it ends."""
+
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
 
@@ -42,6 +69,7 @@ class _Timer:
         try:
             yield
         finally:
+            give_back_memory()
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
 
 
