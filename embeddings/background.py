@@ -6,7 +6,9 @@ build can already mine its orders. :func:`embed_in_background` starts that work 
 thread and hands back a :class:`PendingVectors`; :meth:`PendingVectors.result` waits for it (passing
 the thread's progress on, from the calling thread) and returns what
 :func:`tiein.embeddings.embed_texts` would have returned in place, or raises what it would have
-raised. The encoder's numpy and torch work releases the GIL, so the two threads share the cores.
+raised. The encoder's numpy and torch work releases the GIL, so the two threads share the cores;
+once the build waits for the vectors, a second encoding thread takes half of the remaining batches
+(the same batches, the same vectors: :meth:`tiein.embeddings.encoder.Encoder.encode`).
 
 A daemon thread: a build that fails while titles are being embedded reports its error at once
 instead of waiting for the encoder (the cache file is written atomically, so an interrupted write
@@ -51,6 +53,8 @@ class PendingVectors:
         self._then = then
         self.extra: Any = None
         self._done = threading.Event()
+        # set by result(): the caller waits, so its core is free and a second thread encodes too
+        self._waiting = threading.Event()
         self._progress: tuple[str, int, int] | None = None
         self._vectors: np.ndarray | None = None
         self._name: str | None = None
@@ -62,7 +66,13 @@ class PendingVectors:
         try:
             encoder = load_encoder(self._model, threads=self._threads)
             self._name = encoder.name
-            self._vectors = embed_texts(self._texts, encoder, cache_dir=self._cache_dir, progress=self._note)
+            self._vectors = embed_texts(
+                self._texts,
+                encoder,
+                cache_dir=self._cache_dir,
+                progress=self._note,
+                help_wanted=self._waiting,
+            )
             if self._then is not None:
                 self.extra = self._then(self._vectors, self._name)
         except BaseException as exc:  # handed to the thread that waits, raised there
@@ -78,6 +88,7 @@ class PendingVectors:
         ``progress(stage, done, total)`` is called from this thread whenever the encoder's progress
         changed, at most every ``poll_s`` seconds."""
         shown = None
+        self._waiting.set()
         while not self._done.wait(poll_s):
             if progress is not None and self._progress is not None and self._progress != shown:
                 shown = self._progress

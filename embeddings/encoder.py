@@ -6,7 +6,9 @@ them, so importing this module is cheap.
 
 from __future__ import annotations
 
+import itertools
 import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -53,13 +55,23 @@ class Encoder:
         return f"Encoder(name={self.name!r}, dim={self.dim}, threads={self.threads})"
 
     def encode(
-        self, texts: list[str], *, batch_size: int = 256, progress: Progress | None = None
+        self,
+        texts: list[str],
+        *,
+        batch_size: int = 256,
+        progress: Progress | None = None,
+        help_wanted: threading.Event | None = None,
     ) -> np.ndarray:
         """Embed ``texts``: float32 array of shape ``(len(texts), dim)`` with L2-normalised rows.
 
         Texts are encoded longest first (less padding for transformer models) in batches of
         ``batch_size``; ``progress("encode", done, total)`` is called after each batch. Only the
         first ``MAX_ENCODE_CHARS`` characters of a text are encoded (memory and time stay bounded).
+
+        ``help_wanted``: once it is set (someone is now waiting for these vectors, so a core is
+        free), a second thread takes batches too, with BLAS held at one thread in both. The
+        batches are the same whoever encodes them, so the vectors are identical to a one-thread
+        run (bit for bit; tested). Only with ``threads == 1``: more threads already use the cores.
         """
         if batch_size <= 0:
             raise ConfigError(f"batch_size must be positive, got {batch_size}")
@@ -70,21 +82,65 @@ class Encoder:
         texts = [t[:MAX_ENCODE_CHARS] for t in texts]
         lengths = np.fromiter((len(t) for t in texts), dtype=np.int64, count=n)
         order = np.argsort(-lengths, kind="stable")
+        batches = [order[start : start + batch_size] for start in range(0, n, batch_size)]
         import torch
 
         torch.set_num_threads(self.threads)
-        for start in range(0, n, batch_size):
-            rows = order[start : start + batch_size]
-            vectors = self.model.encode(
-                [texts[i] for i in rows],
-                batch_size=batch_size,
-                convert_to_numpy=True,
-                normalize_embeddings=False,
-                show_progress_bar=False,
-            )
-            out[rows] = vectors
-            if progress is not None:
-                progress("encode", min(start + batch_size, n), n)
+        taken = itertools.count()  # the next batch to encode, shared by the threads
+        lock = threading.Lock()
+        done = [0]
+        failed: list[BaseException] = []
+
+        def run() -> None:
+            for k in taken:
+                if k >= len(batches) or failed:
+                    return
+                rows = batches[k]
+                out[rows] = self.model.encode(
+                    [texts[i] for i in rows],
+                    batch_size=batch_size,
+                    convert_to_numpy=True,
+                    normalize_embeddings=False,
+                    show_progress_bar=False,
+                )
+                with lock:
+                    done[0] += len(rows)
+                    now = done[0]
+                if progress is not None:
+                    progress("encode", now, n)
+                if helper is None and help_wanted is not None and help_wanted.is_set():
+                    start_helper()
+
+        def help_out() -> None:
+            try:
+                run()
+            except BaseException as exc:  # raised once both threads stopped
+                failed.append(exc)
+
+        helper: threading.Thread | None = None
+        limits: Any = None
+
+        def start_helper() -> None:
+            nonlocal helper, limits
+            if self.threads != 1 or threading.current_thread() is helper:
+                return
+            try:
+                from threadpoolctl import threadpool_limits
+            except ImportError:  # without it BLAS threads could vary: no helper
+                return
+            limits = threadpool_limits(1, user_api="blas")
+            helper = threading.Thread(target=help_out, name="tiein-embed-helper", daemon=True)
+            helper.start()
+
+        try:
+            help_out()  # this thread's share; an error stops the helper at its next batch
+        finally:
+            if helper is not None:
+                helper.join()
+            if limits is not None:
+                limits.restore_original_limits()
+        if failed:
+            raise failed[0]
         return normalize_rows(out)
 
 

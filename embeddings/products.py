@@ -6,6 +6,7 @@ import hashlib
 import os
 import re
 import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -96,12 +97,14 @@ def embed_texts(
     *,
     cache_dir: Path | None = None,
     progress: Progress | None = None,
+    help_wanted: threading.Event | None = None,
 ) -> np.ndarray:
     """Embed ``texts`` (float32, ``(n, encoder.dim)``, unit rows; ``""`` gives a zero row).
 
     Each distinct text is encoded once. With ``cache_dir``, vectors are looked up by
     (``encoder.name``, blake2b of the text) first, and the newly encoded ones are added to the
-    cache (written atomically; entries are never evicted).
+    cache (written atomically; entries are never evicted). ``help_wanted``: see
+    :meth:`tiein.embeddings.encoder.Encoder.encode`.
     """
     n = len(texts)
     out = np.zeros((n, encoder.dim), dtype=np.float32)
@@ -127,7 +130,9 @@ def embed_texts(
 
     todo = np.flatnonzero(~found & nonempty)
     if len(todo):
-        uniq_vectors[todo] = encoder.encode([texts[first[i]] for i in todo], progress=progress)
+        uniq_vectors[todo] = encoder.encode(
+            [texts[first[i]] for i in todo], progress=progress, help_wanted=help_wanted
+        )
         if path is not None:
             assert cache_keys is not None and cache_vectors is not None
             _write_cache(

@@ -169,6 +169,68 @@ def test_encode_progress_and_order(encoder: embeddings.Encoder) -> None:
     assert encoder.encode([]).shape == (0, encoder.dim)
 
 
+def test_a_helper_thread_gives_the_same_vectors_bit_for_bit(encoder: embeddings.Encoder) -> None:
+    """Once someone waits (``help_wanted`` set), a second thread takes batches too: the batches
+    and BLAS threads are the same, so are the vectors; with threads > 1 no helper starts."""
+    import threading
+
+    texts = [f"{t} {i}" for i in range(30) for t in TITLES]  # 600 texts, 38 batches of 16
+    plain = encoder.encode(texts, batch_size=16)
+    seen: list[tuple[str, int]] = []
+    wanted = threading.Event()
+    wanted.set()
+    helped = encoder.encode(
+        texts,
+        batch_size=16,
+        help_wanted=wanted,
+        progress=lambda _s, d, _n: seen.append((threading.current_thread().name, d)),
+    )
+    assert np.array_equal(helped, plain)
+    names = {name for name, _ in seen}
+    assert "tiein-embed-helper" in names and threading.current_thread().name in names
+    assert sorted(d for _, d in seen)[-1] == len(texts) and len(seen) == 38
+    two = embeddings.Encoder(encoder.name, encoder.model, threads=2)
+    seen.clear()
+    two.encode(
+        texts[:64],
+        batch_size=16,
+        help_wanted=wanted,
+        progress=lambda _s, d, _n: seen.append((threading.current_thread().name, d)),
+    )
+    assert {name for name, _ in seen} == {threading.current_thread().name} and len(seen) == 4
+
+
+def test_an_error_in_either_encoding_thread_is_raised_once_both_stopped(encoder: embeddings.Encoder) -> None:
+    import threading
+
+    class Failing:
+        """The real model, failing on its fourth batch (whichever thread encodes it)."""
+
+        def __init__(self) -> None:
+            self.calls = 0
+            self.lock = threading.Lock()
+
+        def get_embedding_dimension(self) -> int:
+            return encoder.dim
+
+        def encode(self, batch: list[str], **kw: object) -> np.ndarray:
+            with self.lock:
+                self.calls += 1
+                n = self.calls
+            if n == 4:
+                raise RuntimeError("batch 4 failed")
+            return encoder.model.encode(batch, **kw)
+
+    model = Failing()
+    wanted = threading.Event()
+    wanted.set()
+    failing = embeddings.Encoder(encoder.name, model, threads=1)
+    with pytest.raises(RuntimeError, match="batch 4 failed"):
+        failing.encode([f"{t} {i}" for i in range(10) for t in TITLES], batch_size=8, help_wanted=wanted)
+    assert model.calls < 25  # both stopped at their next batch, not after all 25
+    assert not any(t.name == "tiein-embed-helper" for t in threading.enumerate())
+
+
 def test_unknown_model_raises_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot load embedding model"):
         load_encoder(str(tmp_path))  # a directory without a model
@@ -468,6 +530,7 @@ def test_background_embedding_gives_the_in_place_vectors_and_fills_the_cache(
         texts, None, threads=1, cache_dir=tmp_path, then=lambda v, n: (v.shape, n, threading.current_thread())
     )
     got, name = pending.result(lambda *a: calls.append(a), poll_s=0.01)
+    assert pending._waiting.is_set()  # from then on a helper thread may take batches
     want = embeddings.embed_texts(texts, encoder)
     assert name == encoder.name == embeddings.DEFAULT_MODEL
     # what the build runs after the encoder (its neighbour search) ran on the background thread
