@@ -376,6 +376,42 @@ def test_cli_discovered_scenes(tmp_path: Path) -> None:
     assert f"scenes: {len(written)} user" in out
 
 
+def test_discovery_runs_beside_the_season_step_and_its_error_is_the_builds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Scenes are discovered on their own thread while season evidence is counted (they need only
+    the complements' ends and scores); the build waits for them, and a failure there fails the
+    build with that error, leaving no thread behind and no graph switched."""
+    import threading
+
+    from tiein import stages
+    from tiein.pipeline import BuildOptions, build
+
+    opts = BuildOptions(
+        catalog=SHOP / "catalog.csv", orders=SHOP / "orders.csv", home=tmp_path, embeddings=False
+    )
+    seen: list[str] = []
+    real = stages.discover_scenes
+
+    def spy(*args: object, **kwargs: object) -> object:
+        seen.append(threading.current_thread().name)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(stages, "discover_scenes", spy)
+    summary = build(opts)
+    assert seen == ["tiein-beside"] and summary.scenes["count"] == 2
+
+    def broken(*args: object, **kwargs: object) -> object:
+        raise RuntimeError("scene discovery broke")
+
+    monkeypatch.setattr(stages, "discover_scenes", broken)
+    before = (tmp_path / "CURRENT").read_text()
+    with pytest.raises(RuntimeError, match="scene discovery broke"):
+        build(opts)
+    assert (tmp_path / "CURRENT").read_text() == before  # the previous build still serves
+    assert not any(t.name == "tiein-beside" for t in threading.enumerate())
+
+
 def test_store_queries_for_discovery_are_portable(tmp_path: Path) -> None:
     """The two read-back queries run on the embedded store and pass Neo4j's parser."""
     from test_neo4j_cypher import run_checker

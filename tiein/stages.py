@@ -9,8 +9,9 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import gc
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
@@ -189,6 +190,10 @@ def graph_from_stats(
         meta = {**meta, "next_purchase": next_report}
     if nxt.num_rows:
         relations = pa.concat_tables([relations, nxt])
+    # scenes need only the complements' ends and scores, which the evidence steps below leave as
+    # they are: discovered on a thread of their own (networkx's Louvain is pure Python) while the
+    # season step counts (DuckDB and numpy, which release the GIL)
+    scenes_job = _beside(partial(_scenes, opts, home, products, relations, user_scenes))
     with timer.step("season"):  # per-window co-purchases of the kept pairs as season evidence
         relations, season_report = season_evidence(
             orders, relations, opts.season, max_basket=opts.max_basket, threads=opts.threads
@@ -204,8 +209,8 @@ def graph_from_stats(
     if set_stats is not None and sets is not None:
         with timer.step("sets"):  # how often each relation's two products were shown together
             relations = content_sets.with_set_evidence(relations, set_stats, sets, opts.max_basket)
-    with timer.step("scenes"):
-        (scenes, members), scene_report = _scenes(opts, home, products, relations, user_scenes)
+    with timer.step("scenes"):  # what is still waited for
+        (scenes, members), scene_report = scenes_job.result()
     with timer.step("pairs"):  # the CO_PURCHASED / CO_VIEWED edges: each product's strongest partners
         empty = PAIR_STATS.empty_table()
         data = GraphData(
@@ -303,6 +308,35 @@ def _classify_by_anchor_bucket(
 
     with session_for(opts.threads) as spark:
         return classify_spark(spark, products, co_purchase, orders, **common)
+
+
+class _Beside:
+    """``fn()`` running on a daemon thread; :meth:`result` waits and returns or raises what it did.
+    A daemon: a build failing meanwhile reports its own error at once."""
+
+    def __init__(self, fn: Callable[[], Any]) -> None:
+        self._fn = fn
+        self._value: Any = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="tiein-beside", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._value = self._fn()
+        except BaseException as exc:  # raised in the thread that waits
+            self._error = exc
+
+    def result(self) -> Any:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
+def _beside(fn: Callable[[], Any]) -> _Beside:
+    """Start ``fn`` on a thread of its own (:class:`_Beside`)."""
+    return _Beside(fn)
 
 
 def next_relations(
