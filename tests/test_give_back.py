@@ -31,10 +31,11 @@ def test_freed_heap_goes_back_to_the_system() -> None:
 
 def test_each_timed_step_gives_memory_back(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[str] = []
-    monkeypatch.setattr(stages, "give_back_memory", lambda: calls.append("gave back"))
+    monkeypatch.setattr(stages, "give_back_memory", lambda **kw: calls.append(f"gave back {kw}"))
     timer = stages._Timer()
     with timer.step("mine"):
         calls.append("mine")
     with pytest.raises(ValueError), timer.step("rank"):
         raise ValueError("a failing step gives back too")
-    assert calls == ["mine", "gave back", "gave back"] and set(timer.seconds) == {"mine", "rank"}
+    # without a cycle collection: it costs ~0.25 s once torch is loaded, ~3 s a build over 14 steps
+    assert calls == ["mine", "gave back {}", "gave back {}"] and set(timer.seconds) == {"mine", "rank"}

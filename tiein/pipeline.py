@@ -326,7 +326,7 @@ def _build(opts: BuildOptions, progress: Progress | None, scope: ExitStack) -> B
     n_co_view = co_view.num_rows if co_view is not None else 0
     counts_orders = counts_views = index = vectors = neighbours = co_purchase = co_view = timeline = None
     pending = cached = None  # they hold the vectors and the search index too
-    give_back_memory()
+    give_back_memory(collect=True)
     fault("build.before_store")
     with timer.step("store"):  # the commit point: the store switches to the new graph
         store = open_store(store_url)
