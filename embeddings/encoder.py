@@ -87,6 +87,7 @@ class Encoder:
 
         torch.set_num_threads(self.threads)
         taken = itertools.count()  # the next batch to encode, shared by the threads
+        can_help = help_wanted is not None and self.threads == 1  # more threads already use the cores
         lock = threading.Lock()
         done = [0]
         failed: list[BaseException] = []
@@ -108,8 +109,8 @@ class Encoder:
                     now = done[0]
                 if progress is not None:
                     progress("encode", now, n)
-                if helper is None and help_wanted is not None and help_wanted.is_set():
-                    start_helper()
+                if can_help and helper is None and help_wanted is not None and help_wanted.is_set():
+                    start_helper()  # only this thread: the helper exists while it runs
 
         def help_out() -> None:
             try:
@@ -122,8 +123,6 @@ class Encoder:
 
         def start_helper() -> None:
             nonlocal helper, limits
-            if self.threads != 1 or threading.current_thread() is helper:
-                return
             try:
                 from threadpoolctl import threadpool_limits
             except ImportError:  # without it BLAS threads could vary: no helper

@@ -129,6 +129,9 @@ def classify_spark(
         needed = co_purchase.filter(pc.greater_equal(co_purchase.column("n_ab"), cfg.min_pair_count))
         weights = basket_weights_spark(spark, orders, needed, max_basket=max_basket)
     counted = spark.sparkContext.accumulator(0)  # candidates classified, summed over the buckets
+    # the neighbours' and viewed-together pairs' ends hashed once, here, not in every bucket
+    neighbours_in = by_end_bucket(neighbours, "src", "dst", n_buckets)
+    co_view_in = by_end_bucket(co_view, "a", "b", n_buckets)
 
     def one_bucket(rows: pa.Table) -> pa.Table:
         k = int(rows.column("bucket")[0].as_py())
@@ -141,8 +144,8 @@ def classify_spark(
             cfg=cfg,
             ranker=ranker,
             weights=weights,
-            neighbours=by_end_bucket(neighbours, "src", "dst", n_buckets)(k),
-            co_view=by_end_bucket(co_view, "a", "b", n_buckets)(k),
+            neighbours=neighbours_in(k),
+            co_view=co_view_in(k),
             ids=ids,
             vectors=vectors,
             per_product=per_product,

@@ -195,7 +195,7 @@ def graph_from_stats(
     # scenes need only the complements' ends and scores, which the evidence steps below leave as
     # they are: discovered on a thread of their own (networkx's Louvain is pure Python) while the
     # season step counts (DuckDB and numpy, which release the GIL)
-    scenes_job = _beside(partial(_scenes, opts, home, products, relations, user_scenes))
+    scenes_job = _Beside(partial(_scenes, opts, home, products, relations, user_scenes))
     with timer.step("season"):  # per-window co-purchases of the kept pairs as season evidence
         relations, season_report = season_evidence(
             orders, relations, opts.season, max_basket=opts.max_basket, threads=opts.threads
@@ -334,11 +334,6 @@ class _Beside:
         if self._error is not None:
             raise self._error
         return self._value
-
-
-def _beside(fn: Callable[[], Any]) -> _Beside:
-    """Start ``fn`` on a thread of its own (:class:`_Beside`)."""
-    return _Beside(fn)
 
 
 def next_relations(
