@@ -261,6 +261,7 @@ def bench_build(args: argparse.Namespace) -> None:
     import pyarrow.parquet as pq
 
     from tiein import stages
+    from tiein.errors import TieinError
     from tiein.pipeline import BuildOptions, build
 
     current = ["start"]
@@ -309,7 +310,17 @@ def bench_build(args: argparse.Namespace) -> None:
     thread = threading.Thread(target=sample, daemon=True)
     thread.start()
     t0 = time.perf_counter()
-    summary = build(opts)
+    try:
+        summary = build(opts)
+    except TieinError as exc:  # e.g. the store's memory check: what ran so far, and why it stopped
+        print(
+            f"STOPPED in step {current[0]!r} after {time.perf_counter() - t_start:.0f} s: {exc}\n"
+            "peak RSS per step so far (MB): " + ", ".join(f"{k} {v:,.0f}" for k, v in peaks.items()),
+            flush=True,
+        )
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+        raise SystemExit(3) from None
     wall = time.perf_counter() - t0
     stop.set()
     thread.join()

@@ -6,13 +6,63 @@ database file it is given."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from pathlib import Path
 
-from tiein.errors import StoreError
+import pyarrow as pa
+
+from tiein.errors import NotEnoughMemory, StoreError
 from tiein.graph import cypher_ladybug as cy
 from tiein.graph.base import GraphDelta, Progress
 from tiein.graph.build import NODE_SCHEMAS, REL_SCHEMAS, GraphTables
 from tiein.graph.ladybug_support import _load
+from tiein.sysmem import available_memory
+
+# LadybugDB's COPY of a relationship table holds the whole table in memory, its text columns
+# dictionary-encoded (every string hashed; measured: +0.6 GB for 95 MB of evidence text, +2.7 GB
+# for 428 MB, +4.5 GB for 550 MB; without the text +0.3 GB for 913k rows): the low end, 6 x the
+# text, so that only loads that cannot fit are refused (docs/scale-out.md)
+COPY_TEXT_FACTOR = 6
+SKIP_CHECK_ENV = "TIEIN_SKIP_MEMORY_CHECK"  # "1": load anyway (the operating system may kill it)
+
+
+def copy_memory_need(tables: GraphTables) -> tuple[int, str, int]:
+    """The least extra memory (bytes) the ``COPY`` of the heaviest relationship table needs, that
+    table and its text bytes. The tables are copied one after the other, so the heaviest one
+    sets the need."""
+    heaviest, text = "", 0
+    for name, rows in tables.rels.items():
+        size = sum(  # the property columns: the keys are looked up, not stored as text
+            col.nbytes
+            for col, f in zip(rows.columns, rows.schema, strict=True)
+            if f.name not in ("src", "dst") and pa.types.is_string(f.type)
+        )
+        if size > text:
+            heaviest, text = name, size
+    return COPY_TEXT_FACTOR * text, heaviest, text
+
+
+def check_copy_memory(tables: GraphTables, available: Callable[[], int | None] | None = None) -> None:
+    """NotEnoughMemory when the heaviest ``COPY`` cannot fit in the memory left (tiein.sysmem),
+    before anything is written: the build stops with what to do instead of being killed by the
+    operating system midway. Skipped with ``TIEIN_SKIP_MEMORY_CHECK=1`` or where the free memory
+    cannot be read."""
+    if os.environ.get(SKIP_CHECK_ENV) == "1":
+        return
+    need, table, text = copy_memory_need(tables)
+    left = (available or available_memory)()
+    if left is None or need <= left:
+        return
+    gb = 1e9
+    raise NotEnoughMemory(
+        f"the embedded store cannot load this graph in the memory left: its {table} relationships "
+        f"carry {text / gb:.1f} GB of evidence text, and LadybugDB's COPY holds at least "
+        f"{COPY_TEXT_FACTOR} x that ({need / gb:.1f} GB) while {left / gb:.1f} GB are available. "
+        "Nothing was switched: the graph before this build still answers. Load this shop into "
+        "Neo4j instead (--store bolt://HOST:7687; docs/scale-out.md), build on a machine with more "
+        f"memory, or set {SKIP_CHECK_ENV}=1 to try anyway"
+    )
 
 
 def build_database(db_path: Path, tables: GraphTables, num_threads: int, progress: Progress | None) -> None:

@@ -73,7 +73,7 @@ from tiein.graph.ladybug_gens import (
     remove_old,
     write_pointer,
 )
-from tiein.graph.ladybug_load import build_database, patch_database
+from tiein.graph.ladybug_load import build_database, check_copy_memory, patch_database
 from tiein.graph.ladybug_rules import RulesFile
 from tiein.graph.ladybug_support import (
     _clean,
@@ -195,6 +195,7 @@ class EmbeddedStore:
     def replace(self, data: GraphData, progress: Progress | None = None) -> None:
         """Load ``data`` as a new generation and switch to it atomically (see the module doc)."""
         tables = graph_tables(data)  # validation first: bad input never touches the disk
+        check_copy_memory(tables)  # then whether LadybugDB's COPY can fit: refused before any write
         if self.path.exists() and not self.path.is_dir():
             raise ConfigError(f"the embedded store path {self.path} is a file, not a directory")
         with self._lock:

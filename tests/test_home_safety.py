@@ -227,6 +227,28 @@ def test_a_build_that_keeps_nothing_never_replaces_the_graph(template: Path, tmp
     assert assert_whole(home) != state
 
 
+def test_a_store_load_that_cannot_fit_in_memory_is_refused_before_it_starts(
+    template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """LadybugDB's COPY holds a relationship table whole (about 6-8 x its evidence text): when
+    the memory left cannot hold it, the build stops before the store writes anything, in one
+    plain line that says what to do, and the graph before it still answers. Run in-process
+    (tests/cli_inprocess.py) so that the free memory can be made small."""
+    home = fresh(template, tmp_path)
+    state, before, gen = assert_whole(home), answers(home), store_generation(home)
+    monkeypatch.setattr("tiein.graph.ladybug_load.available_memory", lambda: 1000)
+    res = run_cli(*build_args(half_orders(tmp_path)), home=home)
+    assert res.code == 1 and len(res.lines) == 1, res.err
+    assert "cannot load this graph in the memory left: its COMPLEMENT relationships" in res.err
+    assert "Nothing was switched" in res.err and "TIEIN_SKIP_MEMORY_CHECK=1" in res.err
+    assert "Traceback" not in res.err
+    assert store_generation(home) == gen and assert_whole(home) == state and answers(home) == before
+    # the user may try anyway
+    res = run_cli(*build_args(half_orders(tmp_path)), home=home, TIEIN_SKIP_MEMORY_CHECK="1")
+    assert res.code == 0, res.err
+    assert assert_whole(home) != state and answers(home) != before
+
+
 def test_bad_option_refused_before_anything_runs(template: Path, tmp_path: Path) -> None:
     home = fresh(template, tmp_path)
     state = assert_whole(home)

@@ -20,6 +20,7 @@ LAYERS: dict[str, int] = {
     "tiein.durable": 0,
     "tiein.money": 0,
     "tiein.shop_config": 0,
+    "tiein.sysmem": 0,
     "tiein.loaders": 1,
     "tiein.embeddings": 1,
     "tiein.graph": 1,

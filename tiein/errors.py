@@ -11,7 +11,8 @@
     ├── ServiceUnavailable          a part of the API this deployment cannot serve now          503
     └── StoreError                  the graph store failed                                      500
         ├── StoreUnavailable        the store cannot be reached / opened, or is damaged         503
-        └── StorageFull             no space left to write (disk full)                          507
+        ├── StorageFull             no space left to write (disk full)                          507
+        └── NotEnoughMemory         a load that cannot fit in the memory left (refused before)  507
 
 * the HTTP API answers 422 for these: in a request they are a bad parameter (tiein.api.ERROR_MAP).
 
@@ -111,4 +112,11 @@ class StoreUnavailable(StoreError):
 
 
 class StorageFull(StoreError):
+    status = 507
+
+
+class NotEnoughMemory(StoreError):
+    """A store load refused before it starts: it would need more memory than the machine (or
+    the container) has left, and the operating system would kill the process midway."""
+
     status = 507

@@ -1,0 +1,78 @@
+"""How much memory this process can still take: the kernel's ``MemAvailable`` (free memory plus
+the page cache and other memory it can reclaim, /proc/meminfo), bounded by the container's limit
+when the process runs under one (cgroup v2 ``memory.max``, v1 ``memory.limit_in_bytes``: the
+limit less what the group uses, its reclaimable file cache counted as free). Linux only; None
+elsewhere or when nothing can be read. Imports nothing of tiein.
+
+>>> meminfo = "MemTotal: 24000000 kB\\nMemAvailable: 12000000 kB\\n"
+>>> available_memory(meminfo=meminfo, cgroup=None)
+12288000000
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+PROC_MEMINFO = Path("/proc/meminfo")
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+def _meminfo_kb(text: str, key: str) -> int | None:
+    for line in text.splitlines():
+        name, _, rest = line.partition(":")
+        if name.strip() == key:
+            parts = rest.split()
+            return int(parts[0]) if parts and parts[0].isdigit() else None
+    return None
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return None
+
+
+def _number(text: str | None) -> int | None:
+    value = (text or "").strip()
+    return int(value) if value.isdigit() else None
+
+
+def _stat(text: str | None, key: str) -> int:
+    for line in (text or "").splitlines():
+        name, _, value = line.partition(" ")
+        if name == key and value.strip().isdigit():
+            return int(value.strip())
+    return 0
+
+
+def cgroup_available(root: Path = CGROUP_ROOT) -> int | None:
+    """What the memory cgroup under ``root`` still allows (bytes), None without a limit. v2:
+    ``memory.max`` - ``memory.current`` + ``inactive_file``; v1: ``memory.limit_in_bytes`` -
+    ``memory.usage_in_bytes`` + ``total_inactive_file``. A "limit" at or above 2^60 is none."""
+    v2_limit = _read(root / "memory.max")
+    if v2_limit is not None:
+        limit, used = _number(v2_limit), _number(_read(root / "memory.current"))
+        cache = _stat(_read(root / "memory.stat"), "inactive_file")
+    else:
+        v1 = root / "memory"
+        limit, used = (
+            _number(_read(v1 / "memory.limit_in_bytes")),
+            _number(_read(v1 / "memory.usage_in_bytes")),
+        )
+        cache = _stat(_read(v1 / "memory.stat"), "total_inactive_file")
+    if limit is None or limit >= 1 << 60 or used is None:  # "max", unlimited, or unreadable
+        return None
+    return max(limit - used + cache, 0)
+
+
+def available_memory(meminfo: str | None = None, cgroup: Path | None = CGROUP_ROOT) -> int | None:
+    """Bytes of memory this process can still take (module doc); ``meminfo`` / ``cgroup`` stand
+    in for /proc/meminfo and /sys/fs/cgroup (tests). None when it cannot be told."""
+    text = meminfo if meminfo is not None else _read(PROC_MEMINFO)
+    kb = _meminfo_kb(text, "MemAvailable") if text else None
+    found = [kb * 1024] if kb is not None else []
+    limited = cgroup_available(cgroup) if cgroup is not None else None
+    if limited is not None:
+        found.append(limited)
+    return min(found) if found else None
