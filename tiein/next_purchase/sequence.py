@@ -38,6 +38,8 @@ import numpy as np
 import pyarrow as pa
 
 from tiein.mining.kernels import (
+    _bits,
+    _change,
     _encode_nullable,
     _encode_sorted,
     _id_column,
@@ -283,18 +285,16 @@ def sequence_stats(
     held_from = int(t_max - held_share * t_max) if held_share > 0 else t_max + 1
 
     # first purchase of each (customer, product); wholesalers out
-    order = np.lexsort((t, p, c))
-    c, p, t = c[order], p[order], t[order]
-    first = np.ones(c.size, bool)
-    first[1:] = (c[1:] != c[:-1]) | (p[1:] != p[:-1])
-    fc, fp, ft = c[first], p[first], t[first]
+    fc, fp, ft = _first_purchases(c, p, t, n_items)
     per_c = np.bincount(fc, minlength=int(c.max()) + 1 if c.size else 0)
     big = per_c > max_customer_items
     keep = ~big[fc]
     fc, fp, ft = fc[keep], fp[keep], ft[keep]
-    o2 = np.lexsort((fp, ft, fc))
-    fc, fp, ft = fc[o2], fp[o2], ft[o2]
+    # by customer, time and product: a stable sort on (customer, time) of rows that are in
+    # (customer, product) order (one packed key instead of a three-column lexsort: 4M lines 0.8 s)
     cf = (fc << _T_BITS) | ft
+    o2 = np.argsort(cf, kind="stable")
+    fc, fp, ft, cf = fc[o2], fp[o2], ft[o2], cf[o2]
 
     # distinct order times of each customer; "exposed": another order within the window
     keep_o = ~big[c]
@@ -467,6 +467,35 @@ def _kept(keys: np.ndarray, used: np.ndarray | KeySet | None) -> np.ndarray:
         return keys
     out: np.ndarray = keys[in_filter(keys, used)]
     return out
+
+
+def _first_purchases(
+    c: np.ndarray, p: np.ndarray, t: np.ndarray, n_items: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each (customer, product)'s first purchase time, in (customer, product) order: the rows
+    sorted by one packed (customer, product) key and the minimum time of each run (a
+    three-column lexsort by customer, product and time took 1.5 s at 4M lines).
+
+    >>> [x.tolist() for x in _first_purchases(np.array([1, 0, 1, 1]), np.array([2, 5, 2, 0]), np.array([9, 4, 3, 7]), 6)]
+    [[0, 1, 1], [5, 0, 2], [4, 7, 3]]
+    """
+    if c.size == 0:
+        return c, p, t
+    bits = _bits(n_items)
+    if int(c.max()).bit_length() + bits > 63:  # cannot pack: the lexsort
+        order = np.lexsort((t, p, c))
+        cs, ps, ts = c[order], p[order], t[order]
+        first = np.ones(cs.size, bool)
+        first[1:] = (cs[1:] != cs[:-1]) | (ps[1:] != ps[:-1])
+        return cs[first], ps[first], ts[first]
+    key = (c.astype(np.int64) << np.int64(bits)) | p.astype(np.int64)
+    order = np.argsort(key)
+    key = key[order]
+    starts = np.flatnonzero(_change(key))
+    ft = np.minimum.reduceat(t[order], starts)
+    key = key[starts]
+    fc, fp = key >> np.int64(bits), key & np.int64((1 << bits) - 1)
+    return fc.astype(c.dtype, copy=False), fp.astype(p.dtype, copy=False), ft
 
 
 def _pairs_within(fc: np.ndarray, ft: np.ndarray, window_s: int) -> tuple[np.ndarray, np.ndarray]:
