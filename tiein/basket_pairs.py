@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from tiein.mining.kernels import sorted_by
+
 SKIP_KINDS = ("next",)
 BITMAP_BITS = 1 << 27  # baskets x products up to this many: a lookup table (128 MiB at most) finds pairs
 ENUM_CHUNK = 1 << 22  # basket pairs generated at a time above it (co_baskets)
@@ -180,8 +182,7 @@ def co_baskets(
     if n_bits > BITMAP_BITS:
         return _enumerated(ai, bi, li, lj, n_prod)
     counts = np.bincount(li, minlength=n_prod)
-    order = np.lexsort((lj, li))
-    baskets_of = lj[order]
+    baskets_of = sorted_by(li, lj)[1]
     ptr = np.concatenate([[0], np.cumsum(counts)])
     rare = np.where(counts[ai] <= counts[bi], ai, bi)
     other = np.where(rare == ai, bi, ai)
@@ -212,6 +213,4 @@ def _enumerated(
         out_basket.append(j[line])
     if not out_pair:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    pair, basket = np.concatenate(out_pair), np.concatenate(out_basket)
-    o = np.lexsort((basket, pair))
-    return pair[o], basket[o]
+    return sorted_by(np.concatenate(out_pair), np.concatenate(out_basket))

@@ -47,6 +47,7 @@ from tiein.mining.kernels import (
     _ts_column,
     find,
     member,
+    sorted_by,
     sorted_unique,
 )
 from tiein.mining.keyset import KeySet
@@ -528,11 +529,9 @@ def first_gaps(seq: SequenceStats, keys: np.ndarray) -> np.ndarray:
         k = (fp[i].astype(np.uint64) << shift) | fp[j].astype(np.uint64)
         hit = in_filter(k, want)
         got_k.append(k[hit])
-        got_g.append((ft[j][hit] - ft[i][hit]) / _DAY_S)
-    k = np.concatenate(got_k)
-    g = np.concatenate(got_g)
-    order = np.lexsort((g, k))
-    k, g = k[order], g[order]
+        got_g.append(ft[j][hit] - ft[i][hit])  # seconds
+    k, gap_s = sorted_by(np.concatenate(got_k), np.concatenate(got_g))
+    g = gap_s / _DAY_S
     uk, counts = _runs(k)
     starts = np.cumsum(counts) - counts
     med = (g[starts + (counts - 1) // 2] + g[starts + counts // 2]) / 2
