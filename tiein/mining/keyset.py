@@ -62,8 +62,9 @@ class KeySet:
         return int(self._table.nbytes + self._filter.nbytes)
 
     def maybe(self, query: np.ndarray) -> np.ndarray:
-        """Positions in ``query`` (uint64) that the filter lets through: every key among them."""
-        bit = (query * _GOLDEN) >> self._fshift
+        """Positions in ``query`` (non-negative integers) that the filter lets through: every
+        key among them, and few others."""
+        bit = (np.ascontiguousarray(query, np.uint64) * _GOLDEN) >> self._fshift
         word = self._filter[(bit >> np.uint64(6)).astype(np.intp)]
         word >>= bit & np.uint64(63)
         out: np.ndarray = np.flatnonzero(word & np.uint64(1))
