@@ -59,7 +59,7 @@ def check_copy_memory(tables: GraphTables, available: Callable[[], int | None] |
         f"the embedded store cannot load this graph in the memory left: its {table} relationships "
         f"carry {text / gb:.1f} GB of evidence text, and LadybugDB's COPY holds at least "
         f"{COPY_TEXT_FACTOR} x that ({need / gb:.1f} GB) while {left / gb:.1f} GB are available. "
-        "Nothing was switched: the graph before this build still answers. Load this shop into "
+        "Nothing was switched: the graph before this build, if any, still answers. Load this shop into "
         "Neo4j instead (--store bolt://HOST:7687; docs/scale-out.md), build on a machine with more "
         f"memory, or set {SKIP_CHECK_ENV}=1 to try anyway"
     )
