@@ -277,20 +277,22 @@ def bench_build(args: argparse.Namespace) -> None:
 
     t_start = time.perf_counter()
 
+    def stopped(why: str) -> None:
+        """What ran so far and where it broke; the temporary folder removed unless --keep."""
+        print(
+            f"{why} in step {current[0]!r} after {time.perf_counter() - t_start:.0f} s; "
+            "peak RSS per step so far (MB): " + ", ".join(f"{k} {v:,.0f}" for k, v in peaks.items()),
+            flush=True,
+        )
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+
     def sample() -> None:
         while not stop.wait(0.01):
             mb = vm_kb("VmRSS") / 1e3
             peaks[current[0]] = max(peaks.get(current[0], 0.0), mb)
-            if args.max_rss_gb and mb > args.max_rss_gb * 1000:
-                # stop before the machine's OOM killer does: what ran so far, and where it broke
-                print(
-                    f"ABORTED: RSS {mb:,.0f} MB > --max-rss-gb {args.max_rss_gb:g} in step {current[0]!r} "
-                    f"after {time.perf_counter() - t_start:.0f} s; peak RSS per step so far (MB): "
-                    + ", ".join(f"{k} {v:,.0f}" for k, v in peaks.items()),
-                    flush=True,
-                )
-                if not args.keep:
-                    shutil.rmtree(work, ignore_errors=True)
+            if args.max_rss_gb and mb > args.max_rss_gb * 1000:  # before the machine's OOM killer
+                stopped(f"ABORTED: RSS {mb:,.0f} MB > --max-rss-gb {args.max_rss_gb:g}")
                 os._exit(3)
 
     work = Path(tempfile.mkdtemp(prefix="tiein_scale_"))
@@ -312,14 +314,8 @@ def bench_build(args: argparse.Namespace) -> None:
     t0 = time.perf_counter()
     try:
         summary = build(opts)
-    except TieinError as exc:  # e.g. the store's memory check: what ran so far, and why it stopped
-        print(
-            f"STOPPED in step {current[0]!r} after {time.perf_counter() - t_start:.0f} s: {exc}\n"
-            "peak RSS per step so far (MB): " + ", ".join(f"{k} {v:,.0f}" for k, v in peaks.items()),
-            flush=True,
-        )
-        if not args.keep:
-            shutil.rmtree(work, ignore_errors=True)
+    except TieinError as exc:  # e.g. the store's memory check
+        stopped(f"STOPPED: {exc};")
         raise SystemExit(3) from None
     wall = time.perf_counter() - t0
     stop.set()

@@ -17,12 +17,12 @@ PROC_MEMINFO = Path("/proc/meminfo")
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
-def _meminfo_kb(text: str, key: str) -> int | None:
-    for line in text.splitlines():
-        name, _, rest = line.partition(":")
-        if name.strip() == key:
-            parts = rest.split()
-            return int(parts[0]) if parts and parts[0].isdigit() else None
+def _field(text: str | None, key: str) -> int | None:
+    """The number after ``key`` in "key: 123 kB" (/proc/meminfo) or "key 123" (memory.stat) lines."""
+    for line in (text or "").splitlines():
+        parts = line.replace(":", " ", 1).split()
+        if len(parts) > 1 and parts[0] == key:
+            return int(parts[1]) if parts[1].isdigit() else None
     return None
 
 
@@ -38,14 +38,6 @@ def _number(text: str | None) -> int | None:
     return int(value) if value.isdigit() else None
 
 
-def _stat(text: str | None, key: str) -> int:
-    for line in (text or "").splitlines():
-        name, _, value = line.partition(" ")
-        if name == key and value.strip().isdigit():
-            return int(value.strip())
-    return 0
-
-
 def cgroup_available(root: Path = CGROUP_ROOT) -> int | None:
     """What the memory cgroup under ``root`` still allows (bytes), None without a limit. v2:
     ``memory.max`` - ``memory.current`` + ``inactive_file``; v1: ``memory.limit_in_bytes`` -
@@ -53,14 +45,14 @@ def cgroup_available(root: Path = CGROUP_ROOT) -> int | None:
     v2_limit = _read(root / "memory.max")
     if v2_limit is not None:
         limit, used = _number(v2_limit), _number(_read(root / "memory.current"))
-        cache = _stat(_read(root / "memory.stat"), "inactive_file")
+        cache = _field(_read(root / "memory.stat"), "inactive_file") or 0
     else:
         v1 = root / "memory"
         limit, used = (
             _number(_read(v1 / "memory.limit_in_bytes")),
             _number(_read(v1 / "memory.usage_in_bytes")),
         )
-        cache = _stat(_read(v1 / "memory.stat"), "total_inactive_file")
+        cache = _field(_read(v1 / "memory.stat"), "total_inactive_file") or 0
     if limit is None or limit >= 1 << 60 or used is None:  # "max", unlimited, or unreadable
         return None
     return max(limit - used + cache, 0)
@@ -70,7 +62,7 @@ def available_memory(meminfo: str | None = None, cgroup: Path | None = CGROUP_RO
     """Bytes of memory this process can still take (module doc); ``meminfo`` / ``cgroup`` stand
     in for /proc/meminfo and /sys/fs/cgroup (tests). None when it cannot be told."""
     text = meminfo if meminfo is not None else _read(PROC_MEMINFO)
-    kb = _meminfo_kb(text, "MemAvailable") if text else None
+    kb = _field(text, "MemAvailable")
     found = [kb * 1024] if kb is not None else []
     limited = cgroup_available(cgroup) if cgroup is not None else None
     if limited is not None:
