@@ -20,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from tiein.candidate_pairs import candidate_table, top_pair_rows
 from tiein.mining.kernels import shared_order_codes
 from tiein.model import CATEGORY_SEP, LISTED_PAIRS, PAIR_STATS
 from tiein.product_type import type_keys, types_of
@@ -160,11 +161,8 @@ def candidate_features(
     product's ``per_product`` best shown-together partners become candidates too, and every
     candidate gets :data:`tiein.content_sets.SET_FEATURE_COLUMNS` (without ``sets`` neither).
     """
-    con = duckdb.connect()
-    if threads:
-        con.execute(f"SET threads = {int(threads)}")
-    # product ids as integer codes in the ids' order: DuckDB joins, ranks and sorts integers faster
-    # than strings, and ordering by a code is ordering by the id (the same rows, the same ties)
+    # product ids as integer codes in the ids' order: pairs are joined, ranked and sorted as
+    # integers, and ordering by a code is ordering by the id (the same rows, the same ties)
     tables, names = _coded(
         {
             "prod": (product_frame(products), ("product_id",)),
@@ -178,10 +176,29 @@ def candidate_features(
             **({"st_t": (sets, ("a", "b"))} if sets is not None else {}),
         }
     )
+    table = None
+    if sets is None:  # numpy kernels (tiein.candidate_pairs), 5-10 x faster than the query
+        table = candidate_table(tables, len(names), per_product=per_product, per_staple=per_staple)
+    if table is None:  # content sets, or a pair table that repeats a pair: the query itself
+        table = _candidate_query(tables, threads, per_product, per_staple, sets is not None)
+    for c in ("src", "dst"):  # codes back to ids
+        table = table.set_column(table.column_names.index(c), c, names.take(table.column(c)))
+    sim = pair_similarity(table.column("src"), table.column("dst"), ids, vectors)
+    return table.append_column("similarity", pa.array(sim, pa.float64()))
+
+
+def _candidate_query(
+    tables: dict[str, pa.Table], threads: int | None, per_product: int, per_staple: int, with_sets: bool
+) -> pa.Table:
+    """The candidate rows by the query _SQL (DuckDB) from the coded tables: the definition that
+    :func:`tiein.candidate_pairs.candidate_table` follows, and the way with content sets."""
+    con = duckdb.connect()
+    if threads:
+        con.execute(f"SET threads = {int(threads)}")
     for name, table in tables.items():
         con.register(name, table)
     parts = dict.fromkeys(("set_ctes", "set_candidates", "set_columns", "set_join"), "")
-    if sets is not None:
+    if with_sets:
         from tiein import content_sets as cs
 
         parts = {
@@ -197,10 +214,7 @@ def candidate_features(
         query, params={"per_product": int(per_product), "per_staple": int(per_staple)}
     ).to_arrow_table()
     con.close()
-    for c in ("src", "dst"):  # codes back to ids
-        table = table.set_column(table.column_names.index(c), c, names.take(table.column(c)))
-    sim = pair_similarity(table.column("src"), table.column("dst"), ids, vectors)
-    return table.append_column("similarity", pa.array(sim, pa.float64()))
+    return table
 
 
 def _coded(tables: dict[str, tuple[pa.Table, tuple[str, ...]]]) -> tuple[dict[str, pa.Table], pa.Array]:
@@ -249,32 +263,16 @@ def top_pairs(pairs: pa.Table, per_product: int) -> pa.Table:
     if per_product <= 0 or pairs.num_rows == 0:
         return pairs
     # ids as integer codes in string order (ties broken the same way), rows picked by index
-    tables, _ = _coded(
-        {
-            "p": (
-                pairs.select(["a", "b", "n_ab", "lift"]).append_column(
-                    "i", pa.array(np.arange(pairs.num_rows))
-                ),
-                ("a", "b"),
-            )
-        }
+    tables, _ = _coded({"p": (pairs.select(["a", "b", "n_ab", "lift"]), ("a", "b"))})
+    p = tables["p"]
+    kept = top_pair_rows(
+        p.column("a").to_numpy(),
+        p.column("b").to_numpy(),
+        pc.fill_null(p.column("n_ab"), 0).to_numpy(),
+        p.column("lift").cast(pa.float64()).to_numpy(),
+        int(per_product),
     )
-    con = duckdb.connect()
-    con.register("p", tables["p"])
-    kept = con.sql(
-        """
-        WITH ends AS (
-            SELECT a AS x, a, b, n_ab, lift, i FROM p UNION ALL SELECT b AS x, a, b, n_ab, lift, i FROM p
-        ), kept AS (
-            SELECT DISTINCT a, b, i FROM ends
-            QUALIFY row_number() OVER (PARTITION BY x ORDER BY n_ab DESC, lift DESC, a, b) <= $k
-        )
-        SELECT i FROM kept ORDER BY a, b
-        """,
-        params={"k": int(per_product)},
-    ).to_arrow_table()
-    con.close()
-    return pairs.take(kept.column("i")).cast(PAIR_STATS)
+    return pairs.take(pa.array(kept)).cast(PAIR_STATS)
 
 
 # --- "next purchase" candidates ----------------------------------------------------------------

@@ -1,0 +1,297 @@
+"""The numpy candidate pairs and pair edges (tiein.candidate_pairs) against the DuckDB queries
+that define them: the same rows, in the same order, with the same values and nulls — on random
+shops full of nulls, ties and odd listed pairs, on Chinese titles, and on real Online Retail
+orders. The pair-edge query is kept here as the oracle (the build no longer runs it)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from tiein import candidate_pairs as cpairs
+from tiein.features import (
+    LISTED_PAIRS,
+    NEIGHBOURS,
+    PAIR_STATS,
+    _candidate_query,
+    _coded,
+    candidate_features,
+    product_frame,
+    top_pairs,
+)
+from tiein.mining import mine_pairs
+from tiein.model import PRODUCTS
+
+
+def _query_top_pairs(pairs: pa.Table, k: int) -> pa.Table:
+    """top_pairs as the query it was (DuckDB): the oracle for the numpy pair edges."""
+    tables, _ = _coded(
+        {
+            "p": (
+                pairs.select(["a", "b", "n_ab", "lift"]).append_column(
+                    "i", pa.array(np.arange(pairs.num_rows))
+                ),
+                ("a", "b"),
+            )
+        }
+    )
+    con = duckdb.connect()
+    con.register("p", tables["p"])
+    kept = con.sql(
+        """
+        WITH ends AS (
+            SELECT a AS x, a, b, n_ab, lift, i FROM p UNION ALL SELECT b AS x, a, b, n_ab, lift, i FROM p
+        ), kept AS (
+            SELECT DISTINCT a, b, i FROM ends
+            QUALIFY row_number() OVER (PARTITION BY x ORDER BY n_ab DESC, lift DESC, a, b) <= $k
+        )
+        SELECT i FROM kept ORDER BY a, b
+        """,
+        params={"k": k},
+    ).to_arrow_table()
+    con.close()
+    return pairs.take(kept.column("i")).cast(PAIR_STATS)
+
+
+def _both(
+    products: pa.Table,
+    *,
+    co_purchase: pa.Table | None = None,
+    co_view: pa.Table | None = None,
+    listed: pa.Table | None = None,
+    neighbours: pa.Table | None = None,
+    per_product: int = 60,
+    per_staple: int = 20,
+) -> tuple[pa.Table, pa.Table | None]:
+    """(the query's rows, the numpy rows) for the same coded inputs."""
+    tables, names = _coded(
+        {
+            "prod": (product_frame(products), ("product_id",)),
+            "cp_t": (co_purchase if co_purchase is not None else PAIR_STATS.empty_table(), ("a", "b")),
+            "cv_t": (co_view if co_view is not None else PAIR_STATS.empty_table(), ("a", "b")),
+            "lp_t": (listed if listed is not None else LISTED_PAIRS.empty_table(), ("src", "dst")),
+            "nb_t": (
+                neighbours.select(["src", "dst"]) if neighbours is not None else NEIGHBOURS.empty_table(),
+                ("src", "dst"),
+            ),
+        }
+    )
+    query = _candidate_query(tables, 1, per_product, per_staple, False)
+    mine = cpairs.candidate_table(tables, len(names), per_product=per_product, per_staple=per_staple)
+    return query, mine
+
+
+WORDS = ["BAG", "LUNCH", "RED", "CUP", "TEA", "MUG", "SET", "BOX", "JAR", "CANDLE"]
+ZH = ["牛奶", "全脂牛奶", "酸奶", "面包", "全麦面包", "咖啡"]
+
+
+def _random_shop(seed: int, n: int = 60) -> dict[str, Any]:
+    """A small shop with every column sometimes null, repeated values (ties), Chinese and English
+    titles, categories on some products only, and pair tables with ties in counts and lifts."""
+    rng = np.random.default_rng(seed)
+    ids = [f"p{i:03d}" for i in range(n)]
+
+    def maybe(values: list[Any], p_null: float) -> list[Any]:
+        return [None if rng.random() < p_null else v for v in values]
+
+    titles: list[str | None] = []
+    for _ in range(n):
+        if rng.random() < 0.3:
+            titles.append("".join(rng.choice(ZH, size=int(rng.integers(1, 3)))))
+        else:
+            titles.append(" ".join(rng.choice(WORDS, size=int(rng.integers(1, 4)))).lower())
+    cats = ["Home>Kitchen>Cups", "Home>Kitchen>Mugs", "Home>Bags", "Food>Milk"]
+    products = pa.table(
+        {
+            "product_id": ids,
+            "title": maybe(titles, 0.05),
+            "category": [None] * n,
+            "category_path": maybe([cats[int(i)] for i in rng.integers(0, 4, n)], 0.5),
+            "brand": maybe([f"B{int(i)}" for i in rng.integers(0, 3, n)], 0.5),
+            "price": maybe([float(x) for x in rng.choice([0.0, 1.5, 2.0, 9.99, 20.0], n)], 0.2),
+        }
+    )
+    cols = {
+        f.name: products.column(f.name) if f.name in products.column_names else pa.nulls(n, f.type)
+        for f in PRODUCTS
+    }
+    products = pa.table(cols, schema=PRODUCTS)
+    from tiein.product_type import with_product_types
+
+    products = with_product_types(products)
+
+    def pairs(m: int, lifts: list[float]) -> pa.Table:
+        seen: set[tuple[int, int]] = set()
+        rows = []
+        while len(rows) < m:
+            a, b = sorted(int(x) for x in rng.integers(0, n, 2))
+            if a == b or (a, b) in seen:
+                continue
+            seen.add((a, b))
+            n_ab = int(rng.integers(1, 6))
+            rows.append(
+                {
+                    "a": ids[a],
+                    "b": ids[b],
+                    "n_ab": n_ab,
+                    "n_a": n_ab + int(rng.integers(0, 4)),
+                    "n_b": n_ab + int(rng.integers(0, 4)),
+                    "n": 100,
+                    "support": 0.01,
+                    "conf_ab": float(rng.choice([0.1, 0.5, 1.0])),
+                    "conf_ba": float(rng.choice([0.1, 0.5, 1.0])),
+                    "lift": None if rng.random() < 0.05 else float(rng.choice(lifts)),
+                    "after_ab": None if rng.random() < 0.1 else int(rng.integers(0, 3)),
+                    "after_ba": int(rng.integers(0, 3)),
+                }
+            )
+        return pa.Table.from_pylist(rows, schema=PAIR_STATS)
+
+    listed = pa.table(
+        {
+            "src": [ids[int(i)] for i in rng.integers(0, n + 3, 40).clip(0, n - 1)]
+            + ["unknown", ids[0], ids[1]],
+            "dst": [ids[int(i)] for i in rng.integers(0, n, 40)] + [ids[2], ids[0], ids[0]],
+            "kind": [str(k) for k in rng.choice(["co_purchase", "co_view", "bundle"], 40)]
+            + ["co_purchase", "co_view", "co_purchase"],
+        }
+    )
+    listed = pa.concat_tables([listed, listed.slice(0, 5)])  # repeated rows: DISTINCT in the query
+    neighbours = pa.table(
+        {
+            "src": [ids[int(i)] for i in rng.integers(0, n, 80)],
+            "dst": [ids[int(i)] for i in rng.integers(0, n, 80)],
+            "similarity": rng.random(80),
+        }
+    )
+    return {
+        "products": products,
+        "co_purchase": pairs(300, [0.5, 0.8, 1.0, 1.5, 2.0, 3.0]),
+        "co_view": pairs(120, [1.0]),
+        "listed": listed.cast(LISTED_PAIRS) if listed.schema != LISTED_PAIRS else listed,
+        "neighbours": neighbours,
+    }
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_candidate_rows_equal_the_query_on_random_shops(seed: int) -> None:
+    shop = _random_shop(seed)
+    for per_product, per_staple in ((60, 20), (2, 1), (1, 3)):  # small k: ties at the cut
+        query, mine = _both(
+            shop["products"],
+            co_purchase=shop["co_purchase"],
+            co_view=shop["co_view"],
+            listed=shop["listed"],
+            neighbours=shop["neighbours"],
+            per_product=per_product,
+            per_staple=per_staple,
+        )
+        assert mine is not None
+        assert query.num_rows > 50
+        assert mine.schema == query.schema
+        assert mine.equals(query), (seed, per_product, per_staple)
+    # the nullable columns do hold nulls here (the three-valued logic is exercised)
+    assert query.column("same_type").null_count > 0
+    assert query.column("price_ratio").null_count > 0
+
+
+def test_candidate_rows_with_only_some_inputs() -> None:
+    shop = _random_shop(11)
+    for kw in (
+        {"co_purchase": shop["co_purchase"]},
+        {"listed": shop["listed"]},
+        {"neighbours": shop["neighbours"]},
+        {"co_view": shop["co_view"]},
+        {},
+    ):
+        query, mine = _both(shop["products"], **kw)
+        assert mine is not None and mine.equals(query), sorted(kw)
+
+
+def test_a_pair_table_that_repeats_a_pair_goes_to_the_query() -> None:
+    shop = _random_shop(3)
+    cp = shop["co_purchase"]
+    twice = pa.concat_tables([cp, cp.slice(0, 1)])
+    query, mine = _both(shop["products"], co_purchase=twice)
+    assert mine is None  # the caller runs the query, which repeats the rows as SQL does
+    feats = candidate_features(shop["products"], co_purchase=twice)
+    assert feats.num_rows == query.num_rows
+
+
+def test_ranked_with_floats_that_share_their_top_bits_is_exact() -> None:
+    """The coarse float rank drops low mantissa bits; values differing only there must still
+    be ordered exactly where they straddle the k-th place."""
+    rng = np.random.default_rng(5)
+    n = 1 << 20  # 20 bits a code: 23 bits left for the float, so neighbours collide
+    src = rng.integers(0, 30, 5000)
+    dst = rng.integers(0, n, 5000)
+    keys = np.unique(src * n + dst)
+    src, dst = keys // n, keys % n
+    base = rng.choice([0.25, 0.5, 1.0, 3.0], src.size)
+    desc = base + rng.integers(0, 4, src.size) * np.spacing(base)  # 1-3 ulps apart: same top bits
+    desc[::7] = 0.0
+    desc[1::11] = -0.0
+    for k in (1, 3, 10, 100):
+        got = np.sort(cpairs._ranked(src, dst, desc, n, k))
+        want = np.sort(cpairs._exact_top(src, dst, desc, n, k))
+        assert got.tolist() == want.tolist(), k
+
+
+def test_top_pairs_equal_the_query() -> None:
+    shop = _random_shop(2)
+    cp = shop["co_purchase"]
+    lifts = cp.column("lift").to_pylist()
+    lifts[:3] = [None, None, None]  # NULLS LAST
+    cp = cp.set_column(cp.column_names.index("lift"), "lift", pa.array(lifts, pa.float64()))
+    for k in (1, 2, 5, 50):
+        assert top_pairs(cp, k).equals(_query_top_pairs(cp, k)), k
+    assert top_pairs(cp, 0).equals(cp)
+    assert top_pairs(cp.slice(0, 0), 3).num_rows == 0
+
+
+def test_candidates_and_pair_edges_equal_the_queries_on_online_retail(retail: tuple[Any, Any]) -> None:
+    products, orders = retail
+    pairs = mine_pairs(orders, min_count=2).pairs
+    neighbours = pa.table(  # every product's next two ids: a stand-in for embedding neighbours
+        {
+            "src": products.column("product_id"),
+            "dst": pa.concat_arrays(
+                [
+                    products.column("product_id").combine_chunks().slice(1),
+                    products.column("product_id").combine_chunks().slice(0, 1),
+                ]
+            ),
+            "similarity": np.ones(products.num_rows),
+        }
+    )
+    query, mine = _both(products, co_purchase=pairs, neighbours=neighbours)
+    assert mine is not None
+    assert query.num_rows > 10_000
+    assert mine.equals(query)
+    assert top_pairs(pairs, 50).equals(_query_top_pairs(pairs, 50))
+
+
+def test_contains_follows_sql_on_nulls_words_and_substrings() -> None:
+    """SQL's contains(hay, needle) row by row, nulls included, by each of the three ways
+    (word lookup, one match per repeated needle, one Python test per row)."""
+    hays = pa.array([" LUNCH BAG RED ", None, "全脂牛奶", " TEA  CUP ", " MUG ", "x BAG y", " BAG "])
+    needles = pa.array([" BAG ", " BAG ", "牛奶", " CUP ", None, " BAG ", "牛奶"])
+    words = cpairs._Words(hays, needles)
+    rng = np.random.default_rng(1)
+    for size in (7, 400):  # few rows: needles hardly repeat; many: they do
+        h = rng.integers(0, len(hays), size)
+        n = rng.integers(0, len(needles), size)
+        value, null = cpairs._contains(hays, needles, words, h, n)
+        con = duckdb.connect()
+        want = con.execute(
+            "SELECT contains(h, s) FROM (SELECT unnest(?) AS h, unnest(?) AS s)",
+            [hays.take(pa.array(h)).to_pylist(), needles.take(pa.array(n)).to_pylist()],
+        ).fetchall()
+        con.close()
+        got = [None if nu else bool(v) for v, nu in zip(value, null, strict=True)]
+        assert got == [w[0] for w in want]
+        assert any(x is None for x in got) and any(got) and False in got
