@@ -1,12 +1,16 @@
 """The candidate pairs and their features, and each product's strongest pair edges, in numpy.
 
 :func:`tiein.features.candidate_features` and :func:`tiein.features.top_pairs` take their rows
-from here; they answered with DuckDB queries before, and their SQL stays there as the definition
-these kernels follow row for row (``tests/test_candidate_pairs.py`` compares both on real shops:
-the same rows in the same order with the same values). Every product id is an integer code in
-the ids' string order (:func:`tiein.features._coded`), so a directed pair is one int64 key
-``src * n + dst`` and "ORDER BY src, dst" is a sort of that key. Online Retail: the two candidate
-tables 2.3 + 2.6 s and the pair edges 1.3 s with DuckDB (both cores); see the test for these.
+from here. DuckDB queries answered before; the candidates' query stays in tiein.features as the
+definition these kernels follow row for row (and as the way with content sets), the pair edges'
+in ``tests/test_candidate_pairs.py``, which compares both ways on random shops and on Online
+Retail: the same rows in the same order with the same values and nulls. Every product id is an
+integer code in the ids' string order (:func:`tiein.features._coded`), so a directed pair is one
+int64 key ``src * n + dst``, "ORDER BY src, dst" is a sort of that key, and a ranking within each
+src is one sort of a packed (src, rank, dst) key (numpy sorts int64 ~5 x faster than it
+argsorts). One core, where the queries took two: a call on Online Retail 2.2-2.6 s -> 1.2-1.7 s
+(pair edges 1.3-1.5 -> 0.8 s), Instacart's 1.6M candidates 0.9-1.2 -> 0.3-0.6 s, a 50k-product
+4M-line shop's 3.5M 4.7-5.2 -> 2.7-4.4 s.
 
 SQL's three-valued logic is kept where a column can be null: ``same_line`` and ``same_type`` are
 nullable booleans exactly where the query's ``AND`` / ``OR`` gave NULL.

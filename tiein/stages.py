@@ -129,6 +129,13 @@ def graph_from_stats(
         per_product=opts.candidates_per_product,
         sets=set_stats,
     )
+    spark_why = _spark_classify_blocked(opts, listed, set_stats, co_purchase)
+    buckets = _classify_buckets(opts, listed, set_stats, co_purchase, neighbours) if spark_why else 1
+    # a shop classified all at once: its candidates' features (one core, numpy) are computed on a
+    # thread of their own while the ranker is fitted on the other core; they need no ranker
+    features_job = None
+    if spark_why is not None and buckets <= 1:
+        features_job = _Beside(partial(_classify_features, opts, features_of, orders, co_purchase))
     with timer.step("rank"):  # complement weights fitted on a time split of the shop's own orders
         ranker, ranker_report = fit_from_orders(
             products,
@@ -147,14 +154,13 @@ def graph_from_stats(
         )
     meta = {**meta, "complement_ranker": ranker_report, "ranker_config": opts.ranker.to_dict()}
     with timer.step("classify"):
-        spark_why = _spark_classify_blocked(opts, listed, set_stats, co_purchase)
         if spark_why is None:  # features and classification on Spark (tiein.spark_classify)
             assert co_purchase is not None
             relations, n_candidates = _classify_by_anchor_bucket(
                 opts, products, co_purchase, orders, co_view, neighbours, ids, vectors, ranker, None
             )
             meta = {**meta, "classified_on": "spark"}
-        elif (buckets := _classify_buckets(opts, listed, set_stats, co_purchase, neighbours)) > 1:
+        elif features_job is None:
             assert co_purchase is not None
             relations, n_candidates = _classify_by_anchor_bucket(
                 opts, products, co_purchase, orders, co_view, neighbours, ids, vectors, ranker, buckets
@@ -163,11 +169,9 @@ def graph_from_stats(
         else:
             if opts.mining == "spark":
                 meta = {**meta, "classified_on": f"this machine ({spark_why})"}
-            features = features_of(co_purchase=co_purchase)
-            if ranker is not None:  # the ranker's basket-size weighted counts, from all the orders
-                features = with_basket_weights(
-                    features, orders, opts.max_basket, opts.relations.min_pair_count
-                )
+            plain, weighted = features_job.result()
+            features = plain if ranker is None else weighted  # weights: what the ranker reads
+            del plain, weighted
             if listed.num_rows:  # substitute vs complement learnt from the shop's own lists
                 p_comp, typer_report = type_probability(feature_dict(features), listed)
                 meta = {**meta, "type_classifier": typer_report}
@@ -235,6 +239,19 @@ def graph_from_stats(
         "season": season_report,
         **({"content_sets": set_report} if set_report is not None else {}),
     }
+
+
+def _classify_features(
+    opts: BuildOptions, features_of: Callable[..., pa.Table], orders: pa.Table, co_purchase: pa.Table | None
+) -> tuple[pa.Table, pa.Table]:
+    """The candidates' features, without and with the ranker's basket-size weighted counts (from
+    all the orders; the same columns plus three, sharing their memory): the weights before the
+    ranker is known to be fitted, unless it cannot be (disabled, no orders)."""
+    features = features_of(co_purchase=co_purchase)
+    if not opts.ranker.enabled or not orders.num_rows:  # no ranker will read them
+        return features, features
+    weighted = with_basket_weights(features, orders, opts.max_basket, opts.relations.min_pair_count)
+    return features, weighted
 
 
 def _classify_at_once(
