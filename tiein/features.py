@@ -184,9 +184,9 @@ def candidate_features(
         table = candidate_table(tables, len(names), per_product=per_product, per_staple=per_staple)
     if table is None:  # content sets, or a pair table that repeats a pair: the query itself
         table = _candidate_query(tables, threads, per_product, per_staple, sets is not None)
+    sim = pair_similarity(table.column("src"), table.column("dst"), names, ids, vectors)
     for c in ("src", "dst"):  # codes back to ids
         table = table.set_column(table.column_names.index(c), c, names.take(table.column(c)))
-    sim = pair_similarity(table.column("src"), table.column("dst"), ids, vectors)
     return table.append_column("similarity", pa.array(sim, pa.float64()))
 
 
@@ -233,21 +233,24 @@ def _coded(tables: dict[str, tuple[pa.Table, tuple[str, ...]]]) -> tuple[dict[st
 
 
 def pair_similarity(
-    src: pa.ChunkedArray, dst: pa.ChunkedArray, ids: list[str] | None, vectors: np.ndarray | None
+    src: pa.ChunkedArray,
+    dst: pa.ChunkedArray,
+    names: pa.Array,
+    ids: list[str] | None,
+    vectors: np.ndarray | None,
 ) -> np.ndarray:
-    """Cosine similarity of each (src[i], dst[i]) from normalised embedding rows; NaN where a
-    product has no vector."""
+    """Cosine similarity of each (src[i], dst[i]), product codes into ``names``, from the
+    normalised embedding rows (``ids[r]`` is row r); NaN where a product has no vector."""
     n = len(src)
     if ids is None or vectors is None or n == 0:
         return np.full(n, np.nan)
-    value_set = pa.array(ids, pa.string())
-    si = pc.index_in(src, value_set=value_set).to_numpy(zero_copy_only=False)
-    di = pc.index_in(dst, value_set=value_set).to_numpy(zero_copy_only=False)
-    si = np.asarray(si, dtype=np.float64)
-    di = np.asarray(di, dtype=np.float64)
-    ok = ~(np.isnan(si) | np.isnan(di))
+    # each code's embedding row (-1: none): one lookup per product instead of one per pair
+    row = pc.fill_null(pc.index_in(names, value_set=pa.array(ids, pa.string())), -1).to_numpy()
+    si = row[np.asarray(src)]
+    di = row[np.asarray(dst)]
+    ok = (si >= 0) & (di >= 0)
     out = np.full(n, np.nan)
-    a, b = si[ok].astype(np.int64), di[ok].astype(np.int64)
+    a, b = si[ok], di[ok]
     # in small chunks: the gathered rows stay in cache (4,096 pairs: 5-15x faster than 200k-pair
     # chunks on 300k Online Retail pairs, which spent seconds faulting in gigabyte temporaries)
     step = 4096
