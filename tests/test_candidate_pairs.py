@@ -295,3 +295,58 @@ def test_contains_follows_sql_on_nulls_words_and_substrings() -> None:
         got = [None if nu else bool(v) for v, nu in zip(value, null, strict=True)]
         assert got == [w[0] for w in want]
         assert any(x is None for x in got) and any(got) and False in got
+
+
+def _query_next(products: pa.Table, pairs: pa.Table, timeline: pa.Table, min_count: int) -> pa.Table:
+    """next_candidates as the query it was, over the ids themselves (DuckDB orders the strings)."""
+    from tiein.features import _NEXT_SQL
+
+    con = duckdb.connect()
+    con.register("prod", product_frame(products))
+    con.register("cp_t", pairs)
+    con.register("tl", timeline)
+    out = con.sql(_NEXT_SQL, params={"min_count": min_count}).to_arrow_table()
+    con.close()
+    return out
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_next_candidates_equal_the_query_on_random_shops(seed: int) -> None:
+    from tiein.features import next_candidates
+    from tiein.model import TIMELINE
+
+    shop = _random_shop(seed)
+    rng = np.random.default_rng(seed)
+    ids = shop["products"].column("product_id").to_pylist()
+    timeline = pa.Table.from_pylist(
+        [
+            {
+                "product_id": p,
+                "customers": 5,
+                "returning": int(rng.integers(0, 5)),
+                "later": int(rng.integers(0, 5)),
+            }
+            for p in ids
+            if rng.random() < 0.7
+        ],
+        schema=TIMELINE,
+    )
+    for min_count in (0, 1, 2):
+        want = _query_next(shop["products"], shop["co_purchase"], timeline, min_count)
+        got = next_candidates(shop["products"], shop["co_purchase"], timeline, min_count=min_count)
+        assert want.num_rows > 20
+        assert got.equals(want), min_count
+    twice = pa.concat_tables([timeline, timeline.slice(0, 1)])  # the query repeats those rows
+    assert next_candidates(shop["products"], shop["co_purchase"], twice).equals(
+        _query_next(shop["products"], shop["co_purchase"], twice, 1)
+    )
+
+
+def test_next_candidates_equal_the_query_on_online_retail(retail: tuple[Any, Any]) -> None:
+    from tiein.features import next_candidates
+
+    products, orders = retail
+    mined = mine_pairs(orders, min_count=2, after_window_days=90)
+    want = _query_next(products, mined.pairs, mined.timeline, 2)
+    assert want.num_rows > 1000
+    assert next_candidates(products, mined.pairs, mined.timeline, min_count=2).equals(want)

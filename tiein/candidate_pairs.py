@@ -268,6 +268,69 @@ def _same_line(p: _Products, s: np.ndarray, d: np.ndarray) -> pa.Array:
     return pa.array(rest & (ls == ld), pa.bool_(), mask=null)
 
 
+def _cat_rel(p: _Products, s: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """The queries' ``cat_rel``: 3 without both category paths, 0 the same path, 1 the same
+    parent, else 2 (int32, as DuckDB types the CASE)."""
+    cs, cd, ps, pd = p.category[s], p.category[d], p.parent[s], p.parent[d]
+    out = np.where((cs < 0) | (cd < 0), 3, np.where(cs == cd, 0, np.where((ps >= 0) & (ps == pd), 1, 2)))
+    return out.astype(np.int32)
+
+
+def _price_ratio(p: _Products, s: np.ndarray, d: np.ndarray) -> pa.Array:
+    """price(dst) / price(src), null unless both are above 0."""
+    price_s, price_d = p.price[s], p.price[d]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = price_d / price_s
+    return pa.array(ratio, pa.float64(), mask=~((price_s > 0) & (price_d > 0)))
+
+
+def next_table(tables: dict[str, pa.Table], n: int, *, min_count: int) -> pa.Table | None:
+    """The "bought next" candidate query's rows (:data:`tiein.features.NEXT_FEATURE_COLUMNS`,
+    ids still codes < ``n``) from coded "prod", "cp_t" (PAIR_STATS) and "tl" (TIMELINE): each
+    direction bought one after the other by ``min_count`` customers or more, both ends catalog
+    products, sorted by (src, dst); None when a product is twice in the timeline."""
+    cp, tl = tables["cp_t"], tables["tl"]
+    tl_code = tl.column("product_id").to_numpy()
+    if np.unique(tl_code).size != tl_code.size:
+        return None
+    a, b = cp.column("a").to_numpy(), cp.column("b").to_numpy()
+    after_ab, after_ba = cp.column("after_ab"), cp.column("after_ba")
+    ab_ok = pc.fill_null(pc.greater_equal(after_ab, min_count), False).to_numpy(zero_copy_only=False)
+    ba_ok = pc.fill_null(pc.greater_equal(after_ba, min_count), False).to_numpy(zero_copy_only=False)
+    fwd, rev = np.flatnonzero(ab_ok), np.flatnonzero(ba_ok)
+    src = np.concatenate([a[fwd], b[rev]])
+    dst = np.concatenate([b[fwd], a[rev]])
+    prod = _Products(tables["prod"], n)
+    keep = (src != dst) & prod.present[src] & prod.present[dst]
+    row = np.concatenate([fwd, rev])[keep]
+    forward = np.concatenate([np.ones(fwd.size, bool), np.zeros(rev.size, bool)])[keep]
+    src, dst = src[keep], dst[keep]
+    order = _order([src, dst])
+    src, dst, row, forward = src[order], dst[order], row[order], forward[order]
+    take = pa.array(row)
+    sd = pc.if_else(pa.array(forward), after_ab.take(take), after_ba.take(take))
+    ds = pc.if_else(pa.array(forward), after_ba.take(take), after_ab.take(take))
+
+    def by_code(column: str) -> np.ndarray:
+        out = np.zeros(n, np.int64)
+        out[tl_code] = _ints(tl, column)
+        return out
+
+    return pa.table(
+        {
+            "src": src,
+            "dst": dst,
+            "after_sd": sd.cast(pa.int64()),
+            "after_ds": ds.cast(pa.int64()),
+            "n_ab": cp.column("n_ab").take(take).cast(pa.int64()),
+            "returning_src": by_code("returning")[src],
+            "later_dst": by_code("later")[dst],
+            "cat_rel": _cat_rel(prod, src, dst),
+            "price_ratio": _price_ratio(prod, src, dst),
+        }
+    )
+
+
 def candidate_table(
     tables: dict[str, pa.Table], n: int, *, per_product: int, per_staple: int
 ) -> pa.Table | None:
@@ -342,15 +405,6 @@ def candidate_table(
     conf = np.concatenate([_floats(cp, "conf_ab"), _floats(cp, "conf_ba")])
     after_ab, after_ba = _ints(cp, "after_ab"), _ints(cp, "after_ba")
 
-    cs, cd = prod.category[s], prod.category[d]
-    ps, pd = prod.parent[s], prod.parent[d]
-    cat_rel = np.where(
-        (cs < 0) | (cd < 0), 3, np.where(cs == cd, 0, np.where((ps >= 0) & (ps == pd), 1, 2))
-    ).astype(np.int32)
-    price_s, price_d = prod.price[s], prod.price[d]
-    priced = (price_s > 0) & (price_d > 0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = price_d / price_s
     return pa.table(
         {
             "src": s,
@@ -366,8 +420,8 @@ def candidate_table(
             "co_view": _take(co_view, cv_row),
             "listed_buy": _take(listed_buy, lp_row),
             "listed_view": _take(listed_view, lp_row),
-            "cat_rel": cat_rel,
-            "price_ratio": pa.array(ratio, pa.float64(), mask=~priced),
+            "cat_rel": _cat_rel(prod, s, d),
+            "price_ratio": _price_ratio(prod, s, d),
             "same_line": _same_line(prod, s, d),
             "same_type": _same_type(prod, s, d),
         }

@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tiein.candidate_pairs import candidate_table, top_pair_rows
+from tiein.candidate_pairs import candidate_table, next_table, top_pair_rows
 from tiein.mining.kernels import shared_order_codes
 from tiein.model import CATEGORY_SEP, LISTED_PAIRS, PAIR_STATS
 from tiein.product_type import type_keys, types_of
@@ -332,11 +332,28 @@ def next_candidates(
     These any-purchase counts only pick the candidates (a first-purchase count is never larger):
     :func:`tiein.next_purchase.classify_next` recounts first purchases from the order lines.
     """
+    tables, names = _coded(
+        {
+            "prod": (product_frame(products), ("product_id",)),
+            "cp_t": (pairs, ("a", "b")),
+            "tl": (timeline, ("product_id",)),
+        }
+    )
+    out = next_table(tables, len(names), min_count=int(min_count))  # tiein.candidate_pairs
+    if out is None:  # a product twice in the timeline: the query, which repeats rows as SQL does
+        out = _next_query(tables, int(min_count))
+    for c in ("src", "dst"):  # codes back to ids
+        out = out.set_column(out.column_names.index(c), c, names.take(out.column(c)))
+    return out
+
+
+def _next_query(tables: dict[str, pa.Table], min_count: int) -> pa.Table:
+    """The "bought next" candidates by the query _NEXT_SQL (DuckDB) over the coded tables: the
+    definition that :func:`tiein.candidate_pairs.next_table` follows."""
     con = duckdb.connect()
-    con.register("prod", product_frame(products))
-    con.register("cp_t", pairs)
-    con.register("tl", timeline)
-    out = con.sql(_NEXT_SQL, params={"min_count": int(min_count)}).to_arrow_table()
+    for name, table in tables.items():
+        con.register(name, table)
+    out = con.sql(_NEXT_SQL, params={"min_count": min_count}).to_arrow_table()
     con.close()
     return out
 
