@@ -15,11 +15,11 @@ import pytest
 from tiein import candidate_pairs as cpairs
 from tiein.features import (
     LISTED_PAIRS,
-    NEIGHBOURS,
     PAIR_STATS,
     _candidate_query,
     _coded,
     candidate_features,
+    coded_inputs,
     product_frame,
     top_pairs,
 )
@@ -68,18 +68,7 @@ def _both(
     per_staple: int = 20,
 ) -> tuple[pa.Table, pa.Table | None]:
     """(the query's rows, the numpy rows) for the same coded inputs."""
-    tables, names = _coded(
-        {
-            "prod": (product_frame(products), ("product_id",)),
-            "cp_t": (co_purchase if co_purchase is not None else PAIR_STATS.empty_table(), ("a", "b")),
-            "cv_t": (co_view if co_view is not None else PAIR_STATS.empty_table(), ("a", "b")),
-            "lp_t": (listed if listed is not None else LISTED_PAIRS.empty_table(), ("src", "dst")),
-            "nb_t": (
-                neighbours.select(["src", "dst"]) if neighbours is not None else NEIGHBOURS.empty_table(),
-                ("src", "dst"),
-            ),
-        }
-    )
+    tables, names = coded_inputs(products, co_purchase, co_view, listed, neighbours)
     query = _candidate_query(tables, 1, per_product, per_staple, False)
     mine = cpairs.candidate_table(tables, len(names), per_product=per_product, per_staple=per_staple)
     return query, mine

@@ -27,27 +27,6 @@ import pyarrow.compute as pc
 from tiein.mining.kernels import sorted_unique
 from tiein.mining.keyset import KeySet
 
-# the feature columns of the candidate query, in its order (similarity is appended afterwards)
-COLUMNS = (
-    "src",
-    "dst",
-    "n_ab",
-    "n_src",
-    "n_dst",
-    "n_baskets",
-    "conf",
-    "lift",
-    "after_sd",
-    "after_ds",
-    "co_view",
-    "listed_buy",
-    "listed_view",
-    "cat_rel",
-    "price_ratio",
-    "same_line",
-    "same_type",
-)
-
 
 def _ints(table: pa.Table, name: str) -> np.ndarray:
     """An integer column as int64, nulls as 0 (the query's ``coalesce(…, 0)``)."""
@@ -334,7 +313,7 @@ def next_table(tables: dict[str, pa.Table], n: int, *, min_count: int) -> pa.Tab
 def candidate_table(
     tables: dict[str, pa.Table], n: int, *, per_product: int, per_staple: int
 ) -> pa.Table | None:
-    """The candidate query's rows (COLUMNS, ids still codes < ``n``) from the coded tables of
+    """The candidate query's rows (its columns in its order, ids still codes < ``n``) from the coded tables of
     :func:`tiein.features.candidate_features` ("prod", "cp_t", "cv_t", "lp_t", "nb_t"); None when
     a pair table repeats a pair (the query would repeat rows: the caller runs it instead)."""
     cp, cv, lp, nb = tables["cp_t"], tables["cv_t"], tables["lp_t"], tables["nb_t"]

@@ -164,9 +164,31 @@ def candidate_features(
     product's ``per_product`` best shown-together partners become candidates too, and every
     candidate gets :data:`tiein.content_sets.SET_FEATURE_COLUMNS` (without ``sets`` neither).
     """
-    # product ids as integer codes in the ids' order: pairs are joined, ranked and sorted as
-    # integers, and ordering by a code is ordering by the id (the same rows, the same ties)
-    tables, names = _coded(
+    tables, names = coded_inputs(products, co_purchase, co_view, listed, neighbours, sets)
+    table = None
+    if sets is None:  # numpy kernels (tiein.candidate_pairs), 5-10 x faster than the query
+        table = candidate_table(tables, len(names), per_product=per_product, per_staple=per_staple)
+    if table is None:  # content sets, or a pair table that repeats a pair: the query itself
+        table = _candidate_query(tables, threads, per_product, per_staple, sets is not None)
+    sim = pair_similarity(table.column("src"), table.column("dst"), names, ids, vectors)
+    for c in ("src", "dst"):  # codes back to ids
+        table = table.set_column(table.column_names.index(c), c, names.take(table.column(c)))
+    return table.append_column("similarity", pa.array(sim, pa.float64()))
+
+
+def coded_inputs(
+    products: pa.Table,
+    co_purchase: pa.Table | None,
+    co_view: pa.Table | None,
+    listed: pa.Table | None,
+    neighbours: pa.Table | None,
+    sets: pa.Table | None = None,
+) -> tuple[dict[str, pa.Table], pa.Array]:
+    """The candidate query's input tables ("prod", "cp_t", "cv_t", "lp_t", "nb_t", and "st_t" with
+    sets; empty where not given) with product ids as integer codes in the ids' order, and the ids
+    (``ids[code]``): pairs are joined, ranked and sorted as integers, and ordering by a code is
+    ordering by the id (the same rows, the same ties)."""
+    return _coded(
         {
             "prod": (product_frame(products), ("product_id",)),
             "cp_t": (co_purchase if co_purchase is not None else PAIR_STATS.empty_table(), ("a", "b")),
@@ -179,15 +201,6 @@ def candidate_features(
             **({"st_t": (sets, ("a", "b"))} if sets is not None else {}),
         }
     )
-    table = None
-    if sets is None:  # numpy kernels (tiein.candidate_pairs), 5-10 x faster than the query
-        table = candidate_table(tables, len(names), per_product=per_product, per_staple=per_staple)
-    if table is None:  # content sets, or a pair table that repeats a pair: the query itself
-        table = _candidate_query(tables, threads, per_product, per_staple, sets is not None)
-    sim = pair_similarity(table.column("src"), table.column("dst"), names, ids, vectors)
-    for c in ("src", "dst"):  # codes back to ids
-        table = table.set_column(table.column_names.index(c), c, names.take(table.column(c)))
-    return table.append_column("similarity", pa.array(sim, pa.float64()))
 
 
 def _candidate_query(
