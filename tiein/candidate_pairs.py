@@ -347,6 +347,7 @@ def candidate_table(
         _ranked(src[staple], dst[staple], n_ab[staple], n, per_staple),
         _ranked(cv_src, cv_dst, co_view, n, per_product),
     ]
+    del shrunk, top, staple, lift_valid, src, dst, cp_key, cv_src, cv_dst, cv_key  # the peak
 
     # listed pairs: distinct (src, dst, kind) both ways, counted per directed pair and kind
     ls, ld = lp.column("src").to_numpy(), lp.column("dst").to_numpy()
