@@ -339,3 +339,60 @@ def test_next_candidates_equal_the_query_on_online_retail(retail: tuple[Any, Any
     want = _query_next(products, mined.pairs, mined.timeline, 2)
     assert want.num_rows > 1000
     assert next_candidates(products, mined.pairs, mined.timeline, min_count=2).equals(want)
+
+
+def test_nan_lifts_and_prices_give_what_the_queries_give() -> None:
+    """DuckDB orders NaN above every number and finds it above 1: a NaN lift or price (no loader
+    lets one in, but a pair table can be handed over) sends the candidates to the query, and the
+    pair edges rank a NaN lift first, a null one last, as the query did."""
+    from tiein.features import next_candidates
+    from tiein.model import TIMELINE
+
+    shop = _random_shop(4)
+    cp = shop["co_purchase"]
+    lifts = cp.column("lift").to_pylist()
+    lifts[0], lifts[1] = float("nan"), None
+    cp = cp.set_column(cp.column_names.index("lift"), "lift", pa.array(lifts, pa.float64()))
+    products = shop["products"]
+    prices = products.column("price").to_pylist()
+    prices[3] = float("nan")
+    products = products.set_column(
+        products.column_names.index("price"), "price", pa.array(prices, pa.float64())
+    )
+    query, mine = _both(products, co_purchase=cp, neighbours=shop["neighbours"], per_product=2, per_staple=1)
+    assert mine is None  # the query answers, and candidate_features gives its rows
+    _, names = coded_inputs(products, cp, None, None, shop["neighbours"])
+    for c in ("src", "dst"):
+        query = query.set_column(query.column_names.index(c), c, names.take(query.column(c)))
+    got = candidate_features(
+        products, co_purchase=cp, neighbours=shop["neighbours"], per_product=2, per_staple=1
+    )
+    assert got.drop(["similarity"]).schema == query.schema
+    assert repr(got.drop(["similarity"]).to_pylist()) == repr(query.to_pylist())  # NaN == NaN here
+    for k in (1, 2, 50):  # NaN == NaN in the repr
+        assert repr(top_pairs(cp, k).to_pylist()) == repr(_query_top_pairs(cp, k).to_pylist()), k
+    timeline = pa.Table.from_pylist(
+        [
+            {"product_id": p, "customers": 3, "returning": 1, "later": 1}
+            for p in products.column("product_id").to_pylist()
+        ],
+        schema=TIMELINE,
+    )
+    want = _query_next(products, cp, timeline, 1)
+    assert repr(next_candidates(products, cp, timeline).to_pylist()) == repr(want.to_pylist())
+
+
+def test_pair_edges_rank_a_nan_lift_first_and_a_null_one_last() -> None:
+    """x's three partners tie on n_ab; the query (DuckDB) keeps the NaN lift over 2.0 over null."""
+    rows = [("x", "y", 5, float("nan")), ("x", "z", 5, 2.0), ("w", "x", 5, None)]
+    rows += [(e, f"q{e}", 9, 1.0) for e in ("y", "z", "w")]  # each other end keeps a stronger pair
+    pairs = pa.Table.from_pylist(
+        [{"a": a, "b": b, "n_ab": n, "n_a": 9, "n_b": 9, "n": 99, "lift": lift} for a, b, n, lift in rows],
+        schema=PAIR_STATS,
+    )
+    for k, kept in ((1, ("x", "y")), (2, ("x", "z"))):
+        got = top_pairs(pairs, k)
+        assert repr(got.to_pylist()) == repr(_query_top_pairs(pairs, k).to_pylist())
+        assert kept in list(zip(got.column("a").to_pylist(), got.column("b").to_pylist(), strict=True))
+    one = top_pairs(pairs, 1)  # w keeps its stronger pair, x the NaN one: (w, x) is nobody's
+    assert ("w", "x") not in list(zip(one.column("a").to_pylist(), one.column("b").to_pylist(), strict=True))

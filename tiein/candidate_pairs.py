@@ -137,6 +137,11 @@ class _Products:
         self.phead = prod.column("phead").combine_chunks().take(slot)
 
 
+def _has_nan(col: pa.ChunkedArray) -> bool:
+    """Whether a float column holds NaN (not null: null is no value)."""
+    return pa.types.is_floating(col.type) and bool(pc.any(pc.is_nan(col)).as_py())
+
+
 def _kind_codes(col: pa.ChunkedArray) -> tuple[np.ndarray, list[str | None]]:
     """Codes of the listed pairs' kinds (null: -1) and the kinds they stand for."""
     enc = pc.dictionary_encode(col).combine_chunks()
@@ -267,10 +272,11 @@ def next_table(tables: dict[str, pa.Table], n: int, *, min_count: int) -> pa.Tab
     """The "bought next" candidate query's rows (:data:`tiein.features.NEXT_FEATURE_COLUMNS`,
     ids still codes < ``n``) from coded "prod", "cp_t" (PAIR_STATS) and "tl" (TIMELINE): each
     direction bought one after the other by ``min_count`` customers or more, both ends catalog
-    products, sorted by (src, dst); None when a product is twice in the timeline."""
+    products, sorted by (src, dst); None (the caller runs the query) when a product is twice in the
+    timeline or a price is NaN (see :func:`candidate_table`)."""
     cp, tl = tables["cp_t"], tables["tl"]
     tl_code = tl.column("product_id").to_numpy()
-    if np.unique(tl_code).size != tl_code.size:
+    if np.unique(tl_code).size != tl_code.size or _has_nan(tables["prod"].column("price")):
         return None
     a, b = cp.column("a").to_numpy(), cp.column("b").to_numpy()
     after_ab, after_ba = cp.column("after_ab"), cp.column("after_ba")
@@ -313,9 +319,11 @@ def next_table(tables: dict[str, pa.Table], n: int, *, min_count: int) -> pa.Tab
 def candidate_table(
     tables: dict[str, pa.Table], n: int, *, per_product: int, per_staple: int
 ) -> pa.Table | None:
-    """The candidate query's rows (its columns in its order, ids still codes < ``n``) from the coded tables of
-    :func:`tiein.features.candidate_features` ("prod", "cp_t", "cv_t", "lp_t", "nb_t"); None when
-    a pair table repeats a pair (the query would repeat rows: the caller runs it instead)."""
+    """The candidate query's rows (its columns in its order, ids still codes < ``n``) from the
+    coded tables of :func:`tiein.features.candidate_features` ("prod", "cp_t", "cv_t", "lp_t",
+    "nb_t"); None where the query is the only exact way (the caller runs it then): a pair table
+    that repeats a pair (the query repeats rows), a NaN lift or price (DuckDB orders NaN above
+    every number and finds it above 1)."""
     cp, cv, lp, nb = tables["cp_t"], tables["cv_t"], tables["lp_t"], tables["nb_t"]
     n64 = np.int64(n)
     a, b = cp.column("a").to_numpy(), cp.column("b").to_numpy()
@@ -329,6 +337,8 @@ def candidate_table(
     cv_order = _order([cv_src, cv_dst])
     cv_keys = cv_key[cv_order]
     if np.any(cp_keys[1:] == cp_keys[:-1]) or np.any(cv_keys[1:] == cv_keys[:-1]):
+        return None
+    if _has_nan(cp.column("lift")) or _has_nan(tables["prod"].column("price")):
         return None
 
     n_ab = np.tile(_ints(cp, "n_ab"), 2)

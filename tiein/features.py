@@ -284,11 +284,13 @@ def top_pairs(pairs: pa.Table, per_product: int) -> pa.Table:
     # ids as integer codes in string order (ties broken the same way), rows picked by index
     tables, _ = _coded({"p": (pairs.select(["a", "b", "n_ab", "lift"]), ("a", "b"))})
     p = tables["p"]
+    lift = p.column("lift").cast(pa.float64())
     kept = top_pair_rows(
         p.column("a").to_numpy(),
         p.column("b").to_numpy(),
         pc.fill_null(p.column("n_ab"), 0).to_numpy(),
-        p.column("lift").cast(pa.float64()).to_numpy(),
+        # null lifts last, NaN first (as DuckDB orders them); a real lift is a finite number >= 0
+        pc.fill_null(pc.if_else(pc.is_nan(lift), np.inf, lift), -1.0).to_numpy(),
         int(per_product),
     )
     return pairs.take(pa.array(kept)).cast(PAIR_STATS)
