@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from tiein.mining.kernels import sorted_by
+from tiein.mining.packed import sorted_by
 
 SKIP_KINDS = ("next",)
 BITMAP_BITS = 1 << 27  # baskets x products up to this many: a lookup table (128 MiB at most) finds pairs

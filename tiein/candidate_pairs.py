@@ -7,10 +7,10 @@ in ``tests/test_candidate_pairs.py``, which compares both ways on random shops a
 Retail: the same rows in the same order with the same values and nulls. Every product id is an
 integer code in the ids' string order (:func:`tiein.features._coded`), so a directed pair is one
 int64 key ``src * n + dst``, "ORDER BY src, dst" is a sort of that key, and a ranking within each
-src is one sort of a packed (src, rank, dst) key (numpy sorts int64 ~5 x faster than it
-argsorts). One core, where the queries took two: a call on Online Retail 2.2-2.6 s -> 1.2-1.7 s
-(pair edges 1.3-1.5 -> 0.8 s), Instacart's 1.6M candidates 0.9-1.2 -> 0.3-0.6 s, a 50k-product
-4M-line shop's 3.5M 4.7-5.2 -> 2.7-4.4 s.
+src is one sort of a packed (src, rank, dst) key (:mod:`tiein.mining.packed`). One core, where
+the queries took two: a call on Online Retail 2.2-2.6 s -> 1.2-1.7 s (pair edges 1.3-1.5 -> 0.8
+s), Instacart's 1.6M candidates 0.9-1.2 -> 0.3-0.6 s, a 50k-product 4M-line shop's 3.5M 4.7-5.2
+-> 2.7-4.4 s.
 
 SQL's three-valued logic is kept where a column can be null: ``same_line`` and ``same_type`` are
 nullable booleans exactly where the query's ``AND`` / ``OR`` gave NULL.
@@ -26,6 +26,7 @@ import pyarrow.compute as pc
 
 from tiein.mining.kernels import sorted_unique
 from tiein.mining.keyset import KeySet
+from tiein.mining.packed import desc_rank, first_k, packed_order, sorted_keys
 
 
 def _ints(table: pa.Table, name: str) -> np.ndarray:
@@ -56,15 +57,12 @@ def _ranked(src: np.ndarray, dst: np.ndarray, desc: np.ndarray, n: int, k: int) 
         rank, exact = np.int64((1 << free) - 1) - coarse, False
     else:
         return _exact_top(src, dst, desc, n, k)
-    bits_r = max(int(rank.max()), 1).bit_length()
-    if 2 * bits_n + bits_r > 63:
+    packed = sorted_keys([src, rank, dst])
+    if packed is None:
         return _exact_top(src, dst, desc, n, k)
-    key = (((src.astype(np.int64) << bits_r) | rank) << bits_n) | dst
-    key.sort()
-    s, r, d = key >> (bits_r + bits_n), (key >> bits_n) & ((1 << bits_r) - 1), key & ((1 << bits_n) - 1)
-    start = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
-    first = np.repeat(start, np.diff(np.r_[start, s.size]))
-    top = np.arange(s.size) - first < k
+    key, (_, bits_r, bits_d) = packed
+    s, r, d = key >> (bits_r + bits_d), (key >> bits_d) & ((1 << bits_r) - 1), key & ((1 << bits_d) - 1)
+    top, start = first_k(s, k)
     kept: np.ndarray = s[top] * np.int64(n) + d[top]
     if exact:
         return kept
@@ -79,11 +77,9 @@ def _ranked(src: np.ndarray, dst: np.ndarray, desc: np.ndarray, n: int, k: int) 
 
 def _exact_top(src: np.ndarray, dst: np.ndarray, desc: np.ndarray, n: int, k: int) -> np.ndarray:
     """:func:`_ranked` by a lexsort on the exact values (NaN last)."""
-    order = np.lexsort((dst, _desc_rank(desc), src))
+    order = np.lexsort((dst, desc_rank(desc), src))
     s, d = src[order], dst[order]
-    start = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
-    first = np.repeat(start, np.diff(np.r_[start, s.size]))
-    top = np.arange(s.size) - first < k
+    top, _ = first_k(s, k)
     return cast(np.ndarray, s[top] * np.int64(n) + d[top])
 
 
@@ -104,10 +100,16 @@ def _take(values: np.ndarray, rows: np.ndarray) -> np.ndarray:
 
 def _codes(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
     """Equal values, equal codes; null is -1."""
+    return _encoded(col)[0]
+
+
+def _encoded(col: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, pa.Array]:
+    """:func:`_codes` and the values they stand for (``values[code]``)."""
     enc = pc.dictionary_encode(col)
     if isinstance(enc, pa.ChunkedArray):
         enc = enc.combine_chunks()
-    return cast(np.ndarray, pc.fill_null(enc.indices, -1).to_numpy().astype(np.int64, copy=False))
+    codes = pc.fill_null(enc.indices, -1).to_numpy().astype(np.int64, copy=False)
+    return cast(np.ndarray, codes), enc.dictionary
 
 
 class _Products:
@@ -140,13 +142,6 @@ class _Products:
 def _has_nan(col: pa.ChunkedArray) -> bool:
     """Whether a float column holds NaN (not null: null is no value)."""
     return pa.types.is_floating(col.type) and bool(pc.any(pc.is_nan(col)).as_py())
-
-
-def _kind_codes(col: pa.ChunkedArray) -> tuple[np.ndarray, list[str | None]]:
-    """Codes of the listed pairs' kinds (null: -1) and the kinds they stand for."""
-    enc = pc.dictionary_encode(col).combine_chunks()
-    codes = pc.fill_null(enc.indices, -1).to_numpy().astype(np.int64, copy=False)
-    return codes, enc.dictionary.to_pylist()
 
 
 class _Words:
@@ -208,7 +203,7 @@ def _contains(
     rows = np.flatnonzero(~null & ~by_word)
     if rows.size == 0:
         return value, null
-    rows = rows[_order([n[rows]])]  # grouped by needle
+    rows = rows[packed_order([n[rows]])]  # grouped by needle
     groups = n[rows]
     starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]])
     if starts.size * 16 > rows.size:  # needles hardly repeat: one Python test a row
@@ -276,7 +271,7 @@ def next_table(tables: dict[str, pa.Table], n: int, *, min_count: int) -> pa.Tab
     timeline or a price is NaN (see :func:`candidate_table`)."""
     cp, tl = tables["cp_t"], tables["tl"]
     tl_code = tl.column("product_id").to_numpy()
-    if np.unique(tl_code).size != tl_code.size or _has_nan(tables["prod"].column("price")):
+    if sorted_unique(tl_code).size != tl_code.size or _has_nan(tables["prod"].column("price")):
         return None
     a, b = cp.column("a").to_numpy(), cp.column("b").to_numpy()
     after_ab, after_ba = cp.column("after_ab"), cp.column("after_ba")
@@ -290,7 +285,7 @@ def next_table(tables: dict[str, pa.Table], n: int, *, min_count: int) -> pa.Tab
     row = np.concatenate([fwd, rev])[keep]
     forward = np.concatenate([np.ones(fwd.size, bool), np.zeros(rev.size, bool)])[keep]
     src, dst = src[keep], dst[keep]
-    order = _order([src, dst])
+    order = packed_order([src, dst])
     src, dst, row, forward = src[order], dst[order], row[order], forward[order]
     take = pa.array(row)
     sd = pc.if_else(pa.array(forward), after_ab.take(take), after_ba.take(take))
@@ -329,12 +324,12 @@ def candidate_table(
     a, b = cp.column("a").to_numpy(), cp.column("b").to_numpy()
     src, dst = np.concatenate([a, b]), np.concatenate([b, a])
     cp_key = src * n64 + dst
-    cp_order = _order([src, dst])
+    cp_order = packed_order([src, dst])
     cp_keys = cp_key[cp_order]
     ca, cb = cv.column("a").to_numpy(), cv.column("b").to_numpy()
     cv_src, cv_dst = np.concatenate([ca, cb]), np.concatenate([cb, ca])
     cv_key = cv_src * n64 + cv_dst
-    cv_order = _order([cv_src, cv_dst])
+    cv_order = packed_order([cv_src, cv_dst])
     cv_keys = cv_key[cv_order]
     if np.any(cp_keys[1:] == cp_keys[:-1]) or np.any(cv_keys[1:] == cv_keys[:-1]):
         return None
@@ -361,7 +356,8 @@ def candidate_table(
 
     # listed pairs: distinct (src, dst, kind) both ways, counted per directed pair and kind
     ls, ld = lp.column("src").to_numpy(), lp.column("dst").to_numpy()
-    kind, kind_names = _kind_codes(lp.column("kind"))
+    kind, kinds = _encoded(lp.column("kind"))
+    kind_names = kinds.to_pylist()
     n_kinds = np.int64(len(kind_names) + 1)
     off = ls != ld
     fwd = sorted_unique((ls[off] * n64 + ld[off]) * n_kinds + kind[off] + 1)
@@ -418,62 +414,18 @@ def candidate_table(
     )
 
 
-def _bits(x: np.ndarray) -> int:
-    """Bits of the largest of the non-negative ints ``x`` (at least 1)."""
-    return max(int(x.max(initial=0)), 1).bit_length()
-
-
-def _desc_rank(values: np.ndarray) -> np.ndarray:
-    """Dense rank, highest value first (0), equal values equal (NaN last, as SQL's NULLS LAST)."""
-    if np.issubdtype(values.dtype, np.integer):
-        return int(values.max(initial=0)) - values.astype(np.int64)
-    order = np.argsort(values)  # NaN sorts last: ranked after every number (SQL's NULLS LAST)
-    ordered = values[order]
-    nan = np.isnan(ordered)
-    dense = np.cumsum(np.r_[False, ordered[1:] != ordered[:-1]] & ~nan)  # ascending, from 0
-    top = int(dense[~nan][-1]) if (~nan).any() else 0
-    rank = np.empty(values.size, np.int64)
-    rank[order] = np.where(nan, top + 1, top - dense)
-    return rank
-
-
-def _sorted_keys(cols: list[np.ndarray]) -> tuple[np.ndarray, list[int]] | None:
-    """The non-negative int columns ``cols`` (most significant first) packed into one int64 key
-    per row and sorted (numpy's sort of int64 is ~5 x faster than its argsort), with the bits of
-    each column; None when they need more than 63 bits."""
-    widths = [_bits(c) for c in cols]
-    if sum(widths) > 63:
-        return None
-    key = np.zeros(cols[0].size, np.int64)
-    for c, w in zip(cols, widths, strict=True):
-        key = (key << w) | c.astype(np.int64)
-    key.sort()
-    return key, widths
-
-
-def _order(cols: list[np.ndarray]) -> np.ndarray:
-    """Row indices sorted by ``cols`` (non-negative ints, most significant first), ties by row:
-    the row index rides in the packed key's low bits; a lexsort when it does not fit."""
-    rows = np.arange(cols[0].size, dtype=np.int64)
-    packed = _sorted_keys([*cols, rows])
-    if packed is None:
-        return np.lexsort([rows, *cols[::-1]])
-    key, widths = packed
-    return key & np.int64((1 << widths[-1]) - 1)
-
-
 def top_pair_rows(a: np.ndarray, b: np.ndarray, n_ab: np.ndarray, lift: np.ndarray, k: int) -> np.ndarray:
     """Row indices of the pairs among the ``k`` strongest (n_ab, then lift, high first; ties by
     a, b) of either of their products, in (a, b) order: :func:`tiein.features.top_pairs`."""
     if a.size == 0:
         return np.zeros(0, np.int64)
-    by_ab = _order([a, b])  # a pair's place in (a, b) order breaks ties in strength
+    by_ab = packed_order([a, b])  # a pair's place in (a, b) order breaks ties in strength
     ab_rank = np.empty(a.size, np.int64)
     ab_rank[by_ab] = np.arange(a.size)
     # each pair's place in one order: strength (n_ab, then lift), then (a, b); intermediates
     # are dropped as soon as they are used (16M lines: 15M pairs, ~100 bytes a pair at the peak)
-    cols = [_desc_rank(n_ab), _desc_rank(lift), ab_rank]
-    packed = _sorted_keys(cols)  # unique: ab_rank is
+    cols = [desc_rank(n_ab), desc_rank(lift), ab_rank]
+    packed = sorted_keys(cols)  # unique: ab_rank is
     if packed is None:
         strongest = by_ab[np.lexsort(cols[::-1])]
     else:
@@ -484,7 +436,7 @@ def top_pair_rows(a: np.ndarray, b: np.ndarray, n_ab: np.ndarray, lift: np.ndarr
     del strongest
     ends = np.concatenate([a, b])
     places = np.concatenate([place, place])
-    packed = _sorted_keys([ends, places])  # (end, place) is unique: no row index needed
+    packed = sorted_keys([ends, places])  # (end, place) is unique: no row index needed
     if packed is None:
         order = np.lexsort((places, ends))
         e, pl = ends[order], places[order]
@@ -494,12 +446,10 @@ def top_pair_rows(a: np.ndarray, b: np.ndarray, n_ab: np.ndarray, lift: np.ndarr
         e, pl = key >> widths[1], key & np.int64((1 << widths[1]) - 1)
         del key
     del packed, ends, places
-    change = np.flatnonzero(np.r_[True, e[1:] != e[:-1]])
+    kept, _ = first_k(e, k)
     del e
-    rank_in_end = np.arange(pl.size)
-    rank_in_end -= np.repeat(change, np.diff(np.r_[change, pl.size]))
-    pl = pl[rank_in_end < k]
-    del rank_in_end
+    pl = pl[kept]
+    del kept
     row_at = place  # reused: the row at each place
     row_at[place.copy()] = np.arange(a.size)
     return cast(np.ndarray, by_ab[sorted_unique(ab_rank[row_at[pl]])])

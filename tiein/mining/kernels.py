@@ -229,27 +229,6 @@ def _runs(sorted_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return sorted_keys[first], counts
 
 
-def sorted_by(major: np.ndarray, minor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``major`` and ``minor`` (non-negative integers, same length) sorted by (major, minor): one
-    sort of a packed int64 key when both fit in 63 bits (50k products / 4M lines: 3-5 x faster
-    than the two-column lexsort), else a lexsort.
-
-    >>> [x.tolist() for x in sorted_by(np.array([2, 0, 2, 1]), np.array([5, 9, 1, 0]))]
-    [[0, 1, 2, 2], [9, 0, 1, 5]]
-    """
-    if major.size == 0:
-        return major, minor
-    shift = max(int(minor.max()).bit_length(), 1)
-    if int(major.max()).bit_length() + shift > 63:
-        order = np.lexsort((minor, major))
-        return major[order], minor[order]
-    key = (major.astype(np.int64) << np.int64(shift)) | minor.astype(np.int64)
-    key.sort()
-    low = key & np.int64((1 << shift) - 1)
-    key >>= np.int64(shift)
-    return key.astype(major.dtype, copy=False), low.astype(minor.dtype, copy=False)
-
-
 def _bits(n: int) -> int:
     """Bits needed for the values 0..n-1."""
     return max(int(n) - 1, 1).bit_length()

@@ -47,10 +47,10 @@ from tiein.mining.kernels import (
     _ts_column,
     find,
     member,
-    sorted_by,
     sorted_unique,
 )
 from tiein.mining.keyset import KeySet
+from tiein.mining.packed import sorted_by
 from tiein.model import MINING
 
 _SECOND_US = 1_000_000
