@@ -329,6 +329,12 @@ def bench_build(args: argparse.Namespace) -> None:
     rows.append(["total", f"{total:.1f}", "100 %", f"{vm_kb('VmHWM') / 1e3:,.0f} (VmHWM)"])
     print(f"counts: {summary.counts}")
     print(f"relations: {summary.relations}")
+    if summary.staged:  # the embedded store's early COPY, on a thread beside the season step
+        st = summary.staged
+        print(
+            f"store, early part beside the last steps: {len(st['tables'])} tables, {st['seconds']:.1f} s"
+            + (f"; RELOADED whole ({st['reloaded']} changed)" if st["reloaded"] else "")
+        )
     print_table(["step", "s", "share", "peak RSS MB"], rows)
     if not args.keep:  # a 4M-line run leaves ~3 GB (orders, home)
         shutil.rmtree(work, ignore_errors=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 import uuid
 from pathlib import Path
 
@@ -25,6 +26,11 @@ META_FILE = "meta.json"
 # in a generation while its first load runs: a crash there leaves debris, not a lost pointer
 BUILDING = ".building"
 GEN_PREFIX = "gen-"
+
+
+def new_generation_name() -> str:
+    """A fresh generation name: ``gen-`` + the time in ns (so names sort by age) + a random tag."""
+    return f"{GEN_PREFIX}{time.time_ns()}-{uuid.uuid4().hex[:8]}"
 
 
 def read_pointer(path: Path, *, damaged_if_missing: bool = False) -> str | None:

@@ -6,6 +6,7 @@ database file it is given."""
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -65,22 +66,43 @@ def check_copy_memory(tables: GraphTables, available: Callable[[], int | None] |
     )
 
 
-def build_database(db_path: Path, tables: GraphTables, num_threads: int, progress: Progress | None) -> None:
-    """Create the database ``db_path`` and load ``tables`` into it: every node and relationship
-    table, one ``COPY`` per non-empty table (progress per table), then a checkpoint."""
+def write_meta(path: Path, meta: dict[str, object]) -> None:
+    """A generation's ``meta.json``: the build's meta as sorted JSON (what ``stats()`` returns)."""
+    path.write_text(json.dumps(meta, ensure_ascii=False, sort_keys=True), encoding="utf-8")
+
+
+def build_database(
+    db_path: Path,
+    tables: GraphTables,
+    num_threads: int,
+    progress: Progress | None,
+    *,
+    only: frozenset[str] | None = None,
+    skip: frozenset[str] = frozenset(),
+) -> None:
+    """Load ``tables`` into the database ``db_path``: created with every node and relationship
+    table unless it exists (a staged load's second part, graph/ladybug_staged.py), then one
+    ``COPY`` per non-empty table (progress per table) — only the tables named in ``only`` when
+    given, never those in ``skip`` — then a checkpoint."""
     import ladybug
 
     gen_dir = db_path.parent
-    steps = [*tables.nodes.items(), *tables.rels.items()]
+    create = not db_path.exists()
+    steps = [
+        (name, rows)
+        for name, rows in [*tables.nodes.items(), *tables.rels.items()]
+        if (only is None or name in only) and name not in skip
+    ]
     db = conn = None
     try:
         try:
             db = ladybug.Database(str(db_path))
             conn = ladybug.Connection(db, num_threads=num_threads)
-            for label in NODE_SCHEMAS:
-                _load(conn, cy.CREATE_NODE_TABLE[label], None, gen_dir)
-            for rel in REL_SCHEMAS:
-                _load(conn, cy.CREATE_REL_TABLE[rel], None, gen_dir)
+            if create:
+                for label in NODE_SCHEMAS:
+                    _load(conn, cy.CREATE_NODE_TABLE[label], None, gen_dir)
+                for rel in REL_SCHEMAS:
+                    _load(conn, cy.CREATE_REL_TABLE[rel], None, gen_dir)
         except RuntimeError as exc:
             raise StoreError(f"creating a graph in {gen_dir} failed: {exc}") from exc
         for done, (name, rows) in enumerate(steps):

@@ -34,9 +34,7 @@ import contextlib
 import json
 import shutil
 import threading
-import time
-import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -65,16 +63,17 @@ from tiein.graph.cypher_guard import refuse_writes as guard_refuse_writes
 from tiein.graph.ladybug_gens import (
     BUILDING,
     DB_FILE,
-    GEN_PREFIX,
     META_FILE,
     generation_holding,
+    new_generation_name,
     previous_of,
     read_pointer,
     remove_old,
     write_pointer,
 )
-from tiein.graph.ladybug_load import build_database, check_copy_memory, patch_database
+from tiein.graph.ladybug_load import build_database, check_copy_memory, patch_database, write_meta
 from tiein.graph.ladybug_rules import RulesFile
+from tiein.graph.ladybug_staged import StagedLoad, early_fits
 from tiein.graph.ladybug_support import (
     _clean,
     _execute,
@@ -86,6 +85,7 @@ from tiein.graph.ladybug_support import (
 )
 from tiein.graph.snapshot_arrow import DIR_PREFIX, LOCK_FILE
 from tiein.model import GraphData, check_kind
+from tiein.sysmem import give_back_memory
 
 
 def refuse_writes(cypher: str) -> None:
@@ -195,6 +195,7 @@ class EmbeddedStore:
     def replace(self, data: GraphData, progress: Progress | None = None) -> None:
         """Load ``data`` as a new generation and switch to it atomically (see the module doc)."""
         tables = graph_tables(data)  # validation first: bad input never touches the disk
+        give_back_memory()  # what deriving them freed (Arrow's pool): LadybugDB's COPY cannot reuse it
         check_copy_memory(tables)  # then whether LadybugDB's COPY can fit: refused before any write
         if self.path.exists() and not self.path.is_dir():
             raise ConfigError(f"the embedded store path {self.path} is a file, not a directory")
@@ -205,17 +206,32 @@ class EmbeddedStore:
         if progress:
             progress("switch", 1, 1)
 
-    def _new_generation(self, make: Callable[[Path], None], tables: GraphTables | None = None) -> None:
+    def stage(self, early: GraphData, kinds: Iterable[str] = ()) -> StagedLoad | None:
+        """Start loading a new generation with the tables of ``early`` that no later step changes
+        (the products and their nodes, the pair edges, the relation kinds in ``kinds``), on a
+        thread, while the caller computes the rest; :meth:`StagedLoad.finish` with the whole
+        graph switches to it (graph/ladybug_staged.py). The writer lock is held until then.
+        None (load it all with ``replace``) when that ``COPY`` would take more than a quarter of
+        the memory left: the caller's next steps need theirs."""
+        if self.path.exists() and not self.path.is_dir():
+            raise ConfigError(f"the embedded store path {self.path} is a file, not a directory")
+        if not early_fits(early):
+            return None
+        return StagedLoad(self, early, kinds)
+
+    def _new_generation(
+        self, make: Callable[[Path], None], tables: GraphTables | None = None, gen: str | None = None
+    ) -> None:
         """``make`` a new generation directory (from ``tables`` when given: its snapshot files
         are then written from them), then point CURRENT at it atomically and drop the
         generations before the one it replaces (that one is kept for ``switch_to_state``); on any
         failure the new directory is removed and CURRENT is untouched. The caller holds the
-        writer lock."""
+        writer lock. ``gen``: the generation's name when ``make`` continues one begun earlier."""
         try:
             before = self._read_pointer()
         except StoreError:
             before = None  # a lost or corrupt pointer: nothing to keep
-        gen = f"{GEN_PREFIX}{time.time_ns()}-{uuid.uuid4().hex[:8]}"
+        gen = gen or new_generation_name()
         gen_dir = self.path / gen
         try:
             make(gen_dir)
@@ -254,9 +270,7 @@ class EmbeddedStore:
         gen_dir.mkdir()
         (gen_dir / BUILDING).touch()
         fault("store.building")
-        (gen_dir / META_FILE).write_text(
-            json.dumps(tables.meta, ensure_ascii=False, sort_keys=True), encoding="utf-8"
-        )
+        write_meta(gen_dir / META_FILE, tables.meta)
         build_database(gen_dir / DB_FILE, tables, self.num_threads, progress)
 
     def clean(self) -> None:
@@ -295,9 +309,7 @@ class EmbeddedStore:
                     self.path / current, gen_dir, ignore=shutil.ignore_patterns(f"{DIR_PREFIX}*", LOCK_FILE)
                 )
                 self._patch(gen_dir, delta, progress)
-                (gen_dir / META_FILE).write_text(
-                    json.dumps(delta.meta, ensure_ascii=False, sort_keys=True), encoding="utf-8"
-                )
+                write_meta(gen_dir / META_FILE, delta.meta)
 
             self._new_generation(make)
         if progress:

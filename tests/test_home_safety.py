@@ -140,7 +140,7 @@ def test_build_killed_at_each_step_leaves_a_whole_home(point: str, template: Pat
     assert answers(home) == before
 
 
-@pytest.mark.parametrize("point", ["store.building", "store.before_switch"])
+@pytest.mark.parametrize("point", ["store.building", "store.staged", "store.before_switch"])
 def test_first_build_killed_in_the_store_leaves_no_damage(point: str, tmp_path: Path) -> None:
     """A first build killed while the store loads leaves a generation folder and no pointer: that
     is an unfinished load, not a store that lost its pointer; the next build just works."""

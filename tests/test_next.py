@@ -110,6 +110,8 @@ def test_timeline_counts_by_hand(shop: loaders.Loaded) -> None:
 def test_delivery_kit_leads_to_postpartum_items_not_pregnancy_items(built: Any) -> None:
     store, summary = built
     assert summary.relations["next"] > 0
+    # the store loaded them beside the season step, and they were final (graph/ladybug_staged.py)
+    assert "NEXT_PURCHASE" in summary.staged["tables"] and summary.staged["reloaded"] is None
     rows = store.related("K01", "next", k=20)
     assert [r["product_id"] for r in rows] == POSTPARTUM
     assert not PREGNANCY & {r["product_id"] for r in rows}

@@ -42,6 +42,8 @@ def seg_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     home = tmp_path_factory.mktemp("segments")
     summary = build(options(home))
     assert summary.counts["segments"] == 2 and summary.counts["segment_relations"] > 0
+    # segment evidence skips "next purchase": the store's early copy of it stood (ladybug_staged)
+    assert "NEXT_PURCHASE" in summary.staged["tables"] and summary.staged["reloaded"] is None
     return home
 
 

@@ -137,6 +137,8 @@ def test_sets_and_orders_kept_apart(tmp_path: Path) -> None:
             embeddings=False,
         )
     )
+    # content sets add to every relation's evidence: "next purchase" is loaded with the rest
+    assert summary.staged["reloaded"] is None and "NEXT_PURCHASE" not in summary.staged["tables"]
     store = open_store(summary.store)
     try:
         rows = {r["product_id"]: r for r in store.related("dress_floral", "complement")}

@@ -16,9 +16,10 @@ import os
 
 # point -> where it is (kept in the order the steps run)
 POINTS: dict[str, str] = {
+    "store.building": "embedded store: a new generation's folder made, its database not yet loaded",
+    "store.staged": "embedded store: a new generation's first tables loaded beside the build's last steps",
     "build.after_stage": "index and inputs of the new generation written, not renamed in",
     "build.before_store": "generation complete on disk, the store still answers the old graph",
-    "store.building": "embedded store: a new generation's folder made, its database not yet loaded",
     "store.before_switch": "embedded store: new generation built, its CURRENT not yet replaced",
     "store.after_switch": "embedded store: CURRENT replaced, old generations not yet removed",
     "build.after_store": "the store answers the new graph, the home pointer still names the old one",

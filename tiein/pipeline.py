@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
-from contextlib import ExitStack
+from contextlib import ExitStack, closing
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -33,6 +33,7 @@ from tiein.features import with_sales_roles
 from tiein.graph import open_store
 from tiein.home import INDEX, INPUTS, Staging, home_lock, recover_store, switch
 from tiein.mining import mine_pairs
+from tiein.model import GraphData
 from tiein.options import (  # noqa: F401  (re-exported: the build's public names)
     DISCOVERED_SCENES_FILE,
     MINING_BACKENDS,
@@ -43,8 +44,9 @@ from tiein.options import (  # noqa: F401  (re-exported: the build's public name
 )
 from tiein.product_type import with_product_types
 from tiein.scenes import load_scenes
-from tiein.stages import _Timer, give_back_memory, graph_from_stats, next_relations  # noqa: F401  (re-exported)
+from tiein.stages import _Timer, graph_from_stats, next_relations  # noqa: F401  (re-exported)
 from tiein.state import write_state
+from tiein.sysmem import give_back_memory
 
 
 @dataclass
@@ -68,6 +70,9 @@ class BuildSummary:
     coverage: dict[str, Any] = field(default_factory=dict)
     # season evidence: windows, pairs counted, relations marked seasonal (tiein.season)
     season: dict[str, Any] = field(default_factory=dict)
+    # the embedded store's early part (graph/ladybug_staged.py): tables loaded beside the last
+    # steps, the thread's seconds, and the early table that changed when it all had to be reloaded
+    staged: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -84,6 +89,7 @@ class BuildSummary:
             "type_classifier": self.type_classifier,
             "coverage": self.coverage,
             "season": self.season,
+            "staged": self.staged,
         }
 
 
@@ -272,6 +278,18 @@ def _build(opts: BuildOptions, progress: Progress | None, scope: ExitStack) -> B
         "role_config": opts.roles.to_dict(),
         "state_id": state_id,
     }
+    # the embedded store loads what no later step changes (products, pair edges, "next purchase")
+    # on a thread while the evidence steps run (graph/ladybug_staged.py); Neo4j loads it all at once
+    store = scope.enter_context(closing(open_store(store_url)))
+    staged: list[Any] = []
+
+    def early(part: GraphData, kinds: tuple[str, ...]) -> None:
+        stage = getattr(store, "stage", None)
+        load = stage(part, kinds) if stage is not None else None
+        if load is not None:  # None: not enough memory to load beside the next steps
+            staged.append(load)
+            scope.callback(load.discard)  # a failure before the switch removes it
+
     data, report = graph_from_stats(
         opts,
         home,
@@ -291,6 +309,7 @@ def _build(opts: BuildOptions, progress: Progress | None, scope: ExitStack) -> B
         sets=loaded.sets if loaded.sets.num_rows else None,
         segments=loaded.segments if loaded.segments.num_rows else None,
         next_purchase=next_purchase,
+        early=early,
     )
     check_build(opts.floors, loaded, data.relations)
 
@@ -329,11 +348,10 @@ def _build(opts: BuildOptions, progress: Progress | None, scope: ExitStack) -> B
     give_back_memory(collect=True)
     fault("build.before_store")
     with timer.step("store"):  # the commit point: the store switches to the new graph
-        store = open_store(store_url)
-        try:
+        if staged:
+            staged[0].finish(data, progress=_phase(progress, "store"))
+        else:
             store.replace(data, progress=_phase(progress, "store"))
-        finally:
-            store.close()
     fault("build.after_store")
     switch(home, state_id, store_url)
 
@@ -359,6 +377,9 @@ def _build(opts: BuildOptions, progress: Progress | None, scope: ExitStack) -> B
     summary.type_classifier = report["type_classifier"]
     summary.coverage = report["coverage"]
     summary.season = report["season"]
+    if staged:
+        load = staged[0]
+        summary.staged = {"tables": sorted(load.names), "seconds": load.seconds, "reloaded": load.reloaded}
     summary.counts["scenes"] = report["scenes"]["count"]
     seg_report = data.meta.get("segments")
     if isinstance(seg_report, dict):  # only with --map segment=…: per-segment statistics kept

@@ -6,9 +6,6 @@ scenes and each product's strongest pair edges, each timed under its own name.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-import gc
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -32,32 +29,10 @@ from tiein.relations import classify, score_features
 from tiein.scenes import assign_members, discover_scenes, dump_scenes, empty_roles
 from tiein.season import season_evidence
 from tiein.segments import segment_evidence
+from tiein.sysmem import _TRIM as _TRIM  # tests read it here
+from tiein.sysmem import give_back_memory as give_back_memory  # the timer calls it by this name
 from tiein.type_fallback import type_complements
 from tiein.typer import type_probability
-
-
-def _libc_trim() -> Any:
-    """glibc's ``malloc_trim``, or None (another C library, or none found)."""
-    try:
-        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
-    except (OSError, AttributeError):
-        return None
-
-
-_TRIM = _libc_trim()
-
-
-def give_back_memory(*, collect: bool = False) -> None:
-    """Hand memory the build has freed back to the operating system: Arrow's pool (mimalloc /
-    jemalloc) told to release what it caches and glibc's heap trimmed (~0.1 ms). Freed blocks
-    otherwise stay counted in the process's RSS and the next step's peak sits on top of them (at
-    50k products / 4M lines ~0.4 GB before the store step). ``collect``: Python's cycles collected
-    first (~0.25 s once torch is loaded: only before the store, not after every step)."""
-    if collect:
-        gc.collect()
-    pa.default_memory_pool().release_unused()
-    if _TRIM is not None:
-        _TRIM(0)
 
 
 class _Timer:
@@ -96,6 +71,7 @@ def graph_from_stats(
     sets: pa.Table | None = None,
     segments: pa.Table | None = None,
     next_purchase: tuple[pa.Table, dict[str, Any] | None] | None = None,
+    early: Callable[[GraphData, tuple[str, ...]], None] | None = None,
 ) -> tuple[GraphData, dict[str, Any]]:
     """The stages after mining and embedding, shared by :func:`build` and :func:`tiein.update.update`
     (so an update gives what a build gives): classify the candidate pairs, "next purchase"
@@ -107,7 +83,10 @@ def graph_from_stats(
     order's customer segment; relations get per-segment evidence (step "segments",
     :mod:`tiein.segments`); None changes nothing. ``next_purchase``: what :func:`next_relations`
     returned, when the caller ran it earlier (the build does, while titles are embedded); None:
-    computed here (step "next")."""
+    computed here (step "next"). ``early``: called once, before the evidence steps, with the part of
+    the graph no later step changes — the products, the pair edges and the relations of the kinds
+    it names ("next" unless content sets add to its evidence) — so a store can start loading it
+    (``EmbeddedStore.stage``)."""
 
     set_stats, set_report = None, None
     if sets is not None and sets.num_rows:
@@ -196,6 +175,15 @@ def graph_from_stats(
         meta = {**meta, "next_purchase": next_report}
     if nxt.num_rows:
         relations = pa.concat_tables([relations, nxt])
+    with timer.step("pairs"):  # the CO_PURCHASED / CO_VIEWED edges: each product's strongest partners
+        empty = PAIR_STATS.empty_table()
+        k_pairs = opts.graph_pairs_per_product
+        co_purchased = top_pairs(co_purchase, k_pairs) if co_purchase is not None else empty
+        co_viewed = top_pairs(co_view, k_pairs) if co_view is not None else empty
+    if early is not None:  # season and segment evidence skip "next"; content sets add to every kind
+        final = ("next",) if set_stats is None else ()
+        rows = nxt if final else RELATIONS.empty_table()
+        early(GraphData(products, co_purchased=co_purchased, co_viewed=co_viewed, relations=rows), final)
     # scenes need only the complements' ends and scores, which the evidence steps below leave as
     # they are: discovered on a thread of their own (networkx's Louvain is pure Python) while the
     # season step counts (DuckDB and numpy, which release the GIL)
@@ -217,19 +205,15 @@ def graph_from_stats(
             relations = content_sets.with_set_evidence(relations, set_stats, sets, opts.max_basket)
     with timer.step("scenes"):  # what is still waited for
         (scenes, members), scene_report = scenes_job.result()
-    with timer.step("pairs"):  # the CO_PURCHASED / CO_VIEWED edges: each product's strongest partners
-        empty = PAIR_STATS.empty_table()
-        data = GraphData(
-            products=products,
-            co_purchased=top_pairs(co_purchase, opts.graph_pairs_per_product)
-            if co_purchase is not None
-            else empty,
-            co_viewed=top_pairs(co_view, opts.graph_pairs_per_product) if co_view is not None else empty,
-            relations=relations,
-            scenes=scenes,
-            scene_members=members,
-            meta=meta,
-        )
+    data = GraphData(
+        products=products,
+        co_purchased=co_purchased,
+        co_viewed=co_viewed,
+        relations=relations,
+        scenes=scenes,
+        scene_members=members,
+        meta=meta,
+    )
     return data, {
         "candidates": n_candidates,
         "scenes": scene_report,

@@ -2,7 +2,8 @@
 the page cache and other memory it can reclaim, /proc/meminfo), bounded by the container's limit
 when the process runs under one (cgroup v2 ``memory.max``, v1 ``memory.limit_in_bytes``: the
 limit less what the group uses, its reclaimable file cache counted as free). Linux only; None
-elsewhere or when nothing can be read. Imports nothing of tiein.
+elsewhere or when nothing can be read. And :func:`give_back_memory`: what the process freed,
+handed back to the operating system. Imports nothing of tiein.
 
 >>> meminfo = "MemTotal: 24000000 kB\\nMemAvailable: 12000000 kB\\n"
 >>> available_memory(meminfo=meminfo, cgroup=None)
@@ -11,7 +12,13 @@ elsewhere or when nothing can be read. Imports nothing of tiein.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import gc
 from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
 
 PROC_MEMINFO = Path("/proc/meminfo")
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -68,3 +75,27 @@ def available_memory(meminfo: str | None = None, cgroup: Path | None = CGROUP_RO
     if limited is not None:
         found.append(limited)
     return min(found) if found else None
+
+
+def _libc_trim() -> Any:
+    """glibc's ``malloc_trim``, or None (another C library, or none found)."""
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+_TRIM = _libc_trim()
+
+
+def give_back_memory(*, collect: bool = False) -> None:
+    """Hand memory the build has freed back to the operating system: Arrow's pool (mimalloc /
+    jemalloc) told to release what it caches and glibc's heap trimmed (~0.1 ms). Freed blocks
+    otherwise stay counted in the process's RSS and the next step's peak sits on top of them (at
+    50k products / 4M lines ~0.4 GB before the store step). ``collect``: Python's cycles collected
+    first (~0.25 s once torch is loaded: only before the store, not after every step)."""
+    if collect:
+        gc.collect()
+    pa.default_memory_pool().release_unused()
+    if _TRIM is not None:
+        _TRIM(0)
