@@ -16,7 +16,8 @@ generation with ``COPY`` from Arrow (graph/ladybug_load.py), checkpoints and clo
 deletes the generations before the one it replaced (that one stays: ``tiein rollback`` points
 ``CURRENT`` back at it, tiein/graph/ladybug_gens.py). A failure or an interruption at any point before the switch leaves
 ``CURRENT`` on the previous generation, untouched; a half-built generation is removed at once or,
-after a crash, by the next ``replace``.
+after a crash, by the next ``replace``. A build loads in two parts (``stage``, then ``finish``:
+graph/ladybug_staged.py), the tables it knows early beside its last steps, with the same safety.
 
 How a server and a rebuild coexist. LadybugDB lets one process open a database read-write, but
 many open it read-only. This store only ever opens a *finished* generation, and always read-only
@@ -40,7 +41,6 @@ from typing import Any
 
 from tiein.errors import (
     ConfigError,
-    CypherError,
     ProductNotFound,
     StoreError,
     StoreUnavailable,
@@ -58,8 +58,6 @@ from tiein.graph.base import (
     scene_list,
 )
 from tiein.graph.build import NODE_SCHEMAS, REL_SCHEMAS, GraphTables, graph_tables
-from tiein.graph.cypher_guard import parameters
-from tiein.graph.cypher_guard import refuse_writes as guard_refuse_writes
 from tiein.graph.ladybug_gens import (
     BUILDING,
     DB_FILE,
@@ -81,27 +79,13 @@ from tiein.graph.ladybug_support import (
     _related_rows,
     _translate,
     _WriterLock,
+    check_params,
     refuse_unsafe_plan,
+    refuse_writes,
 )
 from tiein.graph.snapshot_arrow import DIR_PREFIX, LOCK_FILE
 from tiein.model import GraphData, check_kind
 from tiein.sysmem import give_back_memory
-
-
-def refuse_writes(cypher: str) -> None:
-    """Raise WriteRefused if ``cypher`` has a writing clause or statement, CypherError for several
-    statements: :func:`graph.cypher_guard.refuse_writes` (a tokenizer: strings, comments, identifiers
-    and aliases are never keywords). The real guard is the read-only database; this gives the
-    clearer message."""
-    guard_refuse_writes(cypher)
-
-
-def check_params(cypher: str, params: dict[str, Any] | None) -> None:
-    """Raise CypherError for a ``$name`` the query uses but ``params`` lacks (LadybugDB would
-    silently read it as null; Neo4j refuses it)."""
-    missing = sorted(parameters(cypher) - set(params or {}))
-    if missing:
-        raise CypherError(f"missing query parameter(s): {', '.join('$' + m for m in missing)}")
 
 
 class EmbeddedStore:

@@ -24,6 +24,8 @@ from tiein.graph.base import (
     parse_evidence,
 )
 from tiein.graph.build import NODE_SCHEMAS, REL_SCHEMAS
+from tiein.graph.cypher_guard import parameters
+from tiein.graph.cypher_guard import refuse_writes as guard_refuse_writes
 
 ANALYST = ("query", "query plan")  # what an analyst's statement is run as (every other: tiein's own)
 
@@ -260,3 +262,19 @@ def _related_rows(cols: list[str], rows: list[list[Any]], product_id: str, kind:
         rec["evidence"] = parse_evidence(rec["evidence"], product_id, rec["product_id"], kind)
         out.append({f: (kind if f == "kind" else rec[f]) for f in (*PRODUCT_FIELDS, *RELATED_FIELDS)})
     return out
+
+
+def refuse_writes(cypher: str) -> None:
+    """Raise WriteRefused if ``cypher`` has a writing clause or statement, CypherError for several
+    statements: :func:`graph.cypher_guard.refuse_writes` (a tokenizer: strings, comments, identifiers
+    and aliases are never keywords). The real guard is the read-only database; this gives the
+    clearer message."""
+    guard_refuse_writes(cypher)
+
+
+def check_params(cypher: str, params: dict[str, Any] | None) -> None:
+    """Raise CypherError for a ``$name`` the query uses but ``params`` lacks (LadybugDB would
+    silently read it as null; Neo4j refuses it)."""
+    missing = sorted(parameters(cypher) - set(params or {}))
+    if missing:
+        raise CypherError(f"missing query parameter(s): {', '.join('$' + m for m in missing)}")
