@@ -28,41 +28,75 @@ COPY_TEXT_FACTOR = 6
 SKIP_CHECK_ENV = "TIEIN_SKIP_MEMORY_CHECK"  # "1": load anyway (the operating system may kill it)
 
 
+# Stored forward only (``storage_direction = 'fwd'``: each relationship once, not also under its
+# target) the same COPY needs ~2 x the text (913k complements, 550 MB of evidence: +1.2 GB, 10 s,
+# against +4.6 GB and 25 s both ways); LadybugDB then refuses undirected patterns over that table
+FORWARD_TEXT_FACTOR = 2
+FORWARD_ONLY = "forward_only"  # the meta key listing the tables stored so (stats(), meta.json)
+
+
+def _text_bytes(rows: pa.Table) -> int:
+    """The bytes of a relationship table's text properties (the keys are looked up, not stored)."""
+    return sum(
+        col.nbytes
+        for col, f in zip(rows.columns, rows.schema, strict=True)
+        if f.name not in ("src", "dst") and pa.types.is_string(f.type)
+    )
+
+
 def copy_memory_need(tables: GraphTables) -> tuple[int, str, int]:
-    """The least extra memory (bytes) the ``COPY`` of the heaviest relationship table needs, that
-    table and its text bytes. The tables are copied one after the other, so the heaviest one
-    sets the need."""
+    """The least extra memory (bytes) the ``COPY`` of the heaviest relationship table needs stored
+    both ways, that table and its text bytes. The tables are copied one after the other, so the
+    heaviest one sets the need."""
     heaviest, text = "", 0
     for name, rows in tables.rels.items():
-        size = sum(  # the property columns: the keys are looked up, not stored as text
-            col.nbytes
-            for col, f in zip(rows.columns, rows.schema, strict=True)
-            if f.name not in ("src", "dst") and pa.types.is_string(f.type)
-        )
+        size = _text_bytes(rows)
         if size > text:
             heaviest, text = name, size
     return COPY_TEXT_FACTOR * text, heaviest, text
 
 
-def check_copy_memory(tables: GraphTables, available: Callable[[], int | None] | None = None) -> None:
-    """NotEnoughMemory when the heaviest ``COPY`` cannot fit in the memory left (tiein.sysmem),
-    before anything is written: the build stops with what to do instead of being killed by the
-    operating system midway. Skipped with ``TIEIN_SKIP_MEMORY_CHECK=1`` or where the free memory
-    cannot be read."""
+def plan_copy(
+    tables: GraphTables,
+    available: Callable[[], int | None] | None = None,
+    skip: frozenset[str] = frozenset(),
+) -> frozenset[str]:
+    """The relationship tables (of those not in ``skip``) whose ``COPY`` would not fit in the
+    memory left (tiein.sysmem) stored both ways, and that are therefore stored forward only;
+    NotEnoughMemory, before anything is written, when one does not fit even so: the build stops
+    with what to do instead of being killed by the operating system midway. Nothing is checked
+    with ``TIEIN_SKIP_MEMORY_CHECK=1`` or where the free memory cannot be read."""
     if os.environ.get(SKIP_CHECK_ENV) == "1":
-        return
-    need, table, text = copy_memory_need(tables)
+        return frozenset()
     left = (available or available_memory)()
-    if left is None or need <= left:
-        return
-    gb = 1e9
-    raise NotEnoughMemory(
-        f"the embedded store cannot load this graph in the memory left: its {table} relationships "
-        f"carry {text / gb:.1f} GB of evidence text, and LadybugDB's COPY holds at least "
-        f"{COPY_TEXT_FACTOR} x that ({need / gb:.1f} GB) while {left / gb:.1f} GB are available. "
-        "Nothing was switched: the graph before this build, if any, still answers. Load this shop into "
-        "Neo4j instead (--store bolt://HOST:7687; docs/scale-out.md), build on a machine with more "
-        f"memory, or set {SKIP_CHECK_ENV}=1 to try anyway"
+    if left is None:
+        return frozenset()
+    forward = set()
+    for name, rows in tables.rels.items():
+        text = 0 if name in skip else _text_bytes(rows)
+        if COPY_TEXT_FACTOR * text <= left:
+            continue
+        if FORWARD_TEXT_FACTOR * text <= left:
+            forward.add(name)
+            continue
+        gb = 1e9
+        raise NotEnoughMemory(
+            f"the embedded store cannot load this graph in the memory left: its {name} relationships "
+            f"carry {text / gb:.1f} GB of evidence text, and LadybugDB's COPY holds at least "
+            f"{FORWARD_TEXT_FACTOR} x that ({FORWARD_TEXT_FACTOR * text / gb:.1f} GB) even stored forward "
+            f"only, while {left / gb:.1f} GB are available. Nothing was switched: the graph before this "
+            "build, if any, still answers. Load this shop into Neo4j instead (--store bolt://HOST:7687; "
+            f"docs/scale-out.md), build on a machine with more memory, or set {SKIP_CHECK_ENV}=1 to try anyway"
+        )
+    return frozenset(forward)
+
+
+def with_forward_only(tables: GraphTables, forward: frozenset[str]) -> GraphTables:
+    """``tables`` whose meta lists the tables stored forward only (unchanged when none are)."""
+    if not forward:
+        return tables
+    return GraphTables(
+        nodes=tables.nodes, rels=tables.rels, meta={**tables.meta, FORWARD_ONLY: sorted(forward)}
     )
 
 
@@ -79,15 +113,18 @@ def build_database(
     *,
     only: frozenset[str] | None = None,
     skip: frozenset[str] = frozenset(),
+    forward: frozenset[str] = frozenset(),
 ) -> None:
-    """Load ``tables`` into the database ``db_path``: created with every node and relationship
-    table unless it exists (a staged load's second part, graph/ladybug_staged.py), then one
-    ``COPY`` per non-empty table (progress per table) — only the tables named in ``only`` when
-    given, never those in ``skip`` — then a checkpoint."""
+    """Load ``tables`` into the database ``db_path`` — only the tables named in ``only`` when
+    given, never those in ``skip``: a new database gets every node table, then each relationship
+    table loaded here is created (stored forward only when named in ``forward``: plan_copy), then
+    one ``COPY`` per non-empty table (progress per table), then a checkpoint. A database that
+    exists already (a staged load's second part, graph/ladybug_staged.py) gets only the
+    relationship tables loaded here."""
     import ladybug
 
     gen_dir = db_path.parent
-    create = not db_path.exists()
+    fresh = not db_path.exists()
     steps = [
         (name, rows)
         for name, rows in [*tables.nodes.items(), *tables.rels.items()]
@@ -98,11 +135,12 @@ def build_database(
         try:
             db = ladybug.Database(str(db_path))
             conn = ladybug.Connection(db, num_threads=num_threads)
-            if create:
-                for label in NODE_SCHEMAS:
-                    _load(conn, cy.CREATE_NODE_TABLE[label], None, gen_dir)
-                for rel in REL_SCHEMAS:
-                    _load(conn, cy.CREATE_REL_TABLE[rel], None, gen_dir)
+            for label in NODE_SCHEMAS if fresh else ():
+                _load(conn, cy.CREATE_NODE_TABLE[label], None, gen_dir)
+            for rel in REL_SCHEMAS:
+                if (only is None or rel in only) and rel not in skip:
+                    forward_only = " WITH (storage_direction = 'fwd')" if rel in forward else ""
+                    _load(conn, cy.CREATE_REL_TABLE[rel] + forward_only, None, gen_dir)
         except RuntimeError as exc:
             raise StoreError(f"creating a graph in {gen_dir} failed: {exc}") from exc
         for done, (name, rows) in enumerate(steps):

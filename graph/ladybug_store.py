@@ -69,7 +69,14 @@ from tiein.graph.ladybug_gens import (
     remove_old,
     write_pointer,
 )
-from tiein.graph.ladybug_load import build_database, check_copy_memory, patch_database, write_meta
+from tiein.graph.ladybug_load import (
+    FORWARD_ONLY,
+    build_database,
+    patch_database,
+    plan_copy,
+    with_forward_only,
+    write_meta,
+)
 from tiein.graph.ladybug_rules import RulesFile
 from tiein.graph.ladybug_staged import StagedLoad, early_fits
 from tiein.graph.ladybug_support import (
@@ -180,7 +187,8 @@ class EmbeddedStore:
         """Load ``data`` as a new generation and switch to it atomically (see the module doc)."""
         tables = graph_tables(data)  # validation first: bad input never touches the disk
         give_back_memory()  # what deriving them freed (Arrow's pool): LadybugDB's COPY cannot reuse it
-        check_copy_memory(tables)  # then whether LadybugDB's COPY can fit: refused before any write
+        # then whether LadybugDB's COPY can fit (both ways, or forward only): refused before any write
+        tables = with_forward_only(tables, plan_copy(tables))
         if self.path.exists() and not self.path.is_dir():
             raise ConfigError(f"the embedded store path {self.path} is a file, not a directory")
         with self._lock:
@@ -255,7 +263,8 @@ class EmbeddedStore:
         (gen_dir / BUILDING).touch()
         fault("store.building")
         write_meta(gen_dir / META_FILE, tables.meta)
-        build_database(gen_dir / DB_FILE, tables, self.num_threads, progress)
+        forward = frozenset(tables.meta.get(FORWARD_ONLY, ()))
+        build_database(gen_dir / DB_FILE, tables, self.num_threads, progress, forward=forward)
 
     def clean(self) -> None:
         """Remove generations that do not answer (a crash left them) unless a load is running;
@@ -293,7 +302,8 @@ class EmbeddedStore:
                     self.path / current, gen_dir, ignore=shutil.ignore_patterns(f"{DIR_PREFIX}*", LOCK_FILE)
                 )
                 self._patch(gen_dir, delta, progress)
-                write_meta(gen_dir / META_FILE, delta.meta)
+                stored = json.loads((gen_dir / META_FILE).read_text(encoding="utf-8")).get(FORWARD_ONLY)
+                write_meta(gen_dir / META_FILE, {**delta.meta, **({FORWARD_ONLY: stored} if stored else {})})
 
             self._new_generation(make)
         if progress:

@@ -41,6 +41,13 @@ def _translate(exc: Exception, what: str) -> TieinError:
         )
     if "read-only" in msg:
         return WriteRefused(f"query() is read-only: {msg}")
+    if "Undirected rel pattern" in msg:  # a table stored forward only (graph/ladybug_load.py plan_copy)
+        return CypherError(
+            "this graph stores some relationship tables forward only (stats: meta.forward_only; the "
+            "shop was too big to store them both ways in the memory of the machine that built it): "
+            "give the pattern a direction, (a)-[r]->(b) or (a)<-[r]-(b), or UNION ALL the two "
+            f"({_no_paths(msg)})"
+        )
     if msg.startswith(("Parser exception", "Binder exception")):
         return CypherError(f"invalid Cypher: {msg}")
     if msg.startswith("Interrupted"):

@@ -13,7 +13,13 @@ import pytest
 
 from tiein.errors import NotEnoughMemory
 from tiein.graph.build import GraphTables
-from tiein.graph.ladybug_load import COPY_TEXT_FACTOR, SKIP_CHECK_ENV, check_copy_memory, copy_memory_need
+from tiein.graph.ladybug_load import (
+    COPY_TEXT_FACTOR,
+    FORWARD_TEXT_FACTOR,
+    SKIP_CHECK_ENV,
+    copy_memory_need,
+    plan_copy,
+)
 from tiein.sysmem import available_memory, cgroup_available
 
 MEMINFO = "MemTotal:       24683784 kB\nMemFree:        10693220 kB\nMemAvailable:   23113232 kB\n"
@@ -89,13 +95,16 @@ def test_the_heaviest_relationship_table_sets_the_need(monkeypatch: pytest.Monke
     # 600 kB of evidence text and its offsets; the ids are looked up, not counted
     assert table == "COMPLEMENT" and text == t.rels["COMPLEMENT"].column("evidence").nbytes
     assert 600_000 < text < 610_000 and need == COPY_TEXT_FACTOR * text
-    check_copy_memory(t, available=lambda: need)  # fits exactly: loads
-    check_copy_memory(t, available=lambda: None)  # cannot tell: loads
+    assert plan_copy(t, available=lambda: need) == frozenset()  # fits both ways exactly
+    assert plan_copy(t, available=lambda: None) == frozenset()  # cannot tell: both ways
+    # not both ways: stored forward only (tests/test_forward_only.py), the lighter table both ways
+    assert plan_copy(t, available=lambda: need - 1) == {"COMPLEMENT"}
+    assert plan_copy(t, available=lambda: FORWARD_TEXT_FACTOR * text) == {"COMPLEMENT", "NEXT"}
     with pytest.raises(NotEnoughMemory) as err:
-        check_copy_memory(t, available=lambda: need - 1)
+        plan_copy(t, available=lambda: FORWARD_TEXT_FACTOR * text - 1)
     msg = str(err.value)
     assert "COMPLEMENT relationships carry 0.0 GB of evidence text" in msg
     assert "Nothing was switched" in msg and "bolt://" in msg and SKIP_CHECK_ENV in msg
     assert err.value.status == 507
     monkeypatch.setenv(SKIP_CHECK_ENV, "1")  # the user's call
-    check_copy_memory(t, available=lambda: 0)
+    assert plan_copy(t, available=lambda: 0) == frozenset()
