@@ -22,15 +22,17 @@ from tiein.sysmem import available_memory
 
 # LadybugDB's COPY of a relationship table holds the whole table in memory, its text columns
 # dictionary-encoded (every string hashed; measured: +0.6 GB for 95 MB of evidence text, +2.7 GB
-# for 428 MB, +4.5 GB for 550 MB; without the text +0.3 GB for 913k rows): the low end, 6 x the
-# text, so that only loads that cannot fit are refused (docs/scale-out.md)
-COPY_TEXT_FACTOR = 6
+# for 428 MB, +4.5 GB for 550 MB, +4.9 GB for 632 MB; without the text +0.3 GB for 913k rows):
+# stored both ways only when 9 x the text fits (above the 6-8.4 x measured: the 16M-line shop's
+# 2.2 GB at 6 x seemed to fit its 15 GB and did not), else forward only (docs/scale-out.md)
+COPY_TEXT_FACTOR = 9
 SKIP_CHECK_ENV = "TIEIN_SKIP_MEMORY_CHECK"  # "1": load anyway (the operating system may kill it)
 
 
 # Stored forward only (``storage_direction = 'fwd'``: each relationship once, not also under its
 # target) the same COPY needs ~2 x the text (913k complements, 550 MB of evidence: +1.2 GB, 10 s,
-# against +4.6 GB and 25 s both ways); LadybugDB then refuses undirected patterns over that table
+# against +4.6 GB and 25 s both ways): the low end, so that only loads that cannot fit are refused;
+# LadybugDB then refuses undirected patterns over that table
 FORWARD_TEXT_FACTOR = 2
 FORWARD_ONLY = "forward_only"  # the meta key listing the tables stored so (stats(), meta.json)
 
