@@ -52,6 +52,7 @@ import pyarrow.compute as pc
 from tiein.durable import fsync_dir
 from tiein.errors import StoreError
 from tiein.graph.base import PRODUCT_FIELDS, RELATED_FIELDS, scene_list
+from tiein.graph.build import _take
 from tiein.model import REL_TYPE
 
 log = logging.getLogger("tiein.snapshot")
@@ -281,7 +282,10 @@ def relations_table(table: pa.Table, ids: pa.Array) -> tuple[pa.Table, np.ndarra
     n = len(ids)
     if _empty(table):
         return REL_SCHEMA.empty_table(), np.zeros(n + 1, dtype=np.int64)
-    table = table.sort_by([("src", "ascending"), ("score", "descending"), ("dst", "ascending")])
+    keys = [("src", "ascending"), ("score", "descending"), ("dst", "ascending")]
+    # the order from the keys alone, then every column taken (big text in pieces: Arrow's sort_by
+    # would join a column's chunks, past 2 GiB of evidence an offset overflow)
+    table = _take(table, pc.sort_indices(table.select([k for k, _ in keys]), sort_keys=keys))
     src = _rows_of(ids, table.column("src"), "a relation").to_numpy()
     columns = [_rows_of(ids, table.column("dst"), "a relation")]
     columns += [_wide(table.column(f).cast(RELATION_TYPES.get(f, pa.string()))) for f in REL_PROPS]
