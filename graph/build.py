@@ -126,13 +126,11 @@ def conform(table: pa.Table, schema: pa.Schema, name: str, optional: tuple[str, 
     return pa.Table.from_arrays([_one_chunk_if_small(c) for c in cols], schema=schema)
 
 
-# Columns at least this big stay in chunks: a string column past 2 GiB cannot be one chunk
-# (Arrow's 32-bit offsets; the evidence text of a 200k-product, 16M-line shop is ~2.5 GB).
-_ONE_CHUNK_MAX = 1 << 30
-# Columns at least this big stay in the chunks they come in, and string ones are taken in pieces
-# of about this size (_take_in_pieces): joining or Arrow's take would copy the whole column first
-# (the 4M-line shop's graph tables, 680 MB of evidence: +2.4-2.9 GB, 1.8-3.4 s when joined below
-# 1 GiB, +1.45 GB, 1.7 s kept in pieces; every table equal)
+# Columns at least this big stay in the chunks they come in (a string column past 2 GiB cannot be
+# one chunk: Arrow's 32-bit offsets; the evidence of a 200k-product, 16M-line shop is ~2.5 GB),
+# and string ones are taken in pieces of about this size (_take_in_pieces): joining, or Arrow's
+# take, would copy the whole column first (the 4M-line shop's graph tables, 680 MB of evidence:
+# +2.4-2.9 GB, 1.8-3.4 s joined below 1 GiB; +1.45-1.9 GB, 1.7-3.0 s in pieces; every table equal)
 _PIECE_BYTES = 1 << 26
 
 
@@ -143,11 +141,10 @@ def _one_chunk_if_small(col: pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
 
 def _take(table: pa.Table, order: pa.Array | pa.ChunkedArray) -> pa.Table:
     """``table.take(order)``, nothing taken when ``order`` is already 0..n-1, and string columns
-    of :data:`_ONE_CHUNK_MAX` bytes or more taken as 64-bit-offset strings and cut back into
-    chunks under that size (Arrow's take joins a column's chunks first: past 2 GiB of text that
-    overflows)."""
+    of :data:`_PIECE_BYTES` or more taken in pieces (:func:`_take_in_pieces`: Arrow's take joins
+    a column's chunks first, which copies it whole and past 2 GiB of text overflows)."""
     n = table.num_rows
-    if n == 0 or pc.all(pc.equal(order, pa.array(np.arange(n)))).as_py():
+    if n == 0 or (len(order) == n and pc.all(pc.equal(order, pa.array(np.arange(n)))).as_py()):
         return table
     cols = []
     for col in table.columns:
@@ -162,7 +159,7 @@ def _take_in_pieces(col: pa.ChunkedArray, order: pa.Array | pa.ChunkedArray) -> 
     """``col.take(order)`` for a big string column (one chunk cannot pass 2 GiB): the output in
     pieces of about :data:`_PIECE_BYTES`, each gathered from the chunks its rows are in, so that
     neither the column nor the output is ever joined (the text is copied once, plus a piece)."""
-    at = np.asarray(pc.cast(order, pa.int64()) if isinstance(order, pa.Array) else order.to_numpy())
+    at = np.asarray(pc.cast(order, pa.int64()).to_numpy(), dtype=np.int64)
     starts = np.cumsum([0, *(len(c) for c in col.chunks)])
     n = len(at)
     step = max(1, n * _PIECE_BYTES // max(col.nbytes, 1))
@@ -199,15 +196,21 @@ def _require_non_null(table: pa.Table, column: str, name: str) -> None:
 
 def _sorted_unique(table: pa.Table, keys: tuple[str, ...], name: str, what: str) -> pa.Table:
     """``table`` sorted by ``keys``; InputError naming the first row (in input order) that repeats
-    an earlier row's keys. One stable sort serves both: duplicates end up adjacent."""
+    an earlier row's keys."""
     if table.num_rows == 0:
         return table
+    return _take(table, _unique_order(table, keys, name, what))
+
+
+def _unique_order(table: pa.Table, keys: tuple[str, ...], name: str, what: str) -> pa.Array:
+    """The order that sorts ``table`` by ``keys``; InputError naming the first row (in input
+    order) that repeats an earlier row's keys. One stable sort serves both: duplicates end up
+    adjacent. Only the key columns are taken."""
     order = pc.sort_indices(table, sort_keys=[(k, "ascending") for k in keys])
-    out = _take(table, order)
-    n = out.num_rows
+    n = table.num_rows
     same = None
     for k in keys:
-        col = _flat(out.column(k))
+        col = _flat(table.column(k).take(order))
         eq = pc.equal(col.slice(1), col.slice(0, n - 1))
         same = eq if same is None else pc.and_(same, eq)
     assert same is not None
@@ -216,7 +219,7 @@ def _sorted_unique(table: pa.Table, keys: tuple[str, ...], name: str, what: str)
         row = int(pc.min(later).as_py())
         values = ", ".join(repr(table.column(k)[row].as_py()) for k in keys)
         raise InputError(f"duplicate {what} ({values})", file=name, row=row + 1, column=",".join(keys))
-    return out
+    return order
 
 
 def _require_in(
@@ -386,9 +389,10 @@ def _relations(table: pa.Table, product_ids: pa.Array) -> dict[str, pa.Table]:
             column="dst",
         )
     ev = t.column("evidence")
-    bad = _first(pc.invert(_json_object_like(ev)))  # untrimmed first: no copy of the text
+    like = _json_object_like(ev)  # untrimmed first: no copy of the text
+    bad = _first(pc.invert(like))
     if bad is not None:
-        odd = pc.indices_nonzero(pc.invert(pc.fill_null(_json_object_like(ev), False)))
+        odd = pc.indices_nonzero(pc.invert(pc.fill_null(like, False)))
         trimmed = pc.utf8_trim_whitespace(ev.take(odd))
         still = _first(pc.invert(_json_object_like(trimmed)))
         bad = None if still is None else int(odd[still].as_py())
@@ -397,15 +401,14 @@ def _relations(table: pa.Table, product_ids: pa.Array) -> dict[str, pa.Table]:
     bad = _first(pc.is_null(t.column("score")))
     if bad is not None:
         raise InputError("score is missing", file=name, row=bad + 1, column="score")
-    _sorted_unique(t.select(["src", "dst", "kind"]), ("src", "dst", "kind"), name, "relation")
+    keys = ("src", "dst", "kind")
+    order = _unique_order(t, keys, name, "relation") if t.num_rows else pa.array([], pa.uint64())
+    kind_of = t.column("kind").take(order)
+    rows = t.select(["src", "dst", *[f.name for f in _RELATION_PROPS]])
     out = {}
-    props = ["src", "dst", *[f.name for f in _RELATION_PROPS]]
-    for kind in RELATION_KINDS:  # each kind's rows, then sorted: the text is copied once, not twice
+    for kind in RELATION_KINDS:  # one sort; each kind's rows taken from it: the text copied once
         rt = REL_TYPE[kind]
-        sub = t.filter(pc.equal(t.column("kind"), kind)).select(props)
-        order = pc.sort_indices(sub, sort_keys=[("src", "ascending"), ("dst", "ascending")])
-        out[rt] = _take(sub, order).cast(REL_SCHEMAS[rt])
-        del sub
+        out[rt] = _take(rows, order.filter(pc.equal(kind_of, kind))).cast(REL_SCHEMAS[rt])
     return out
 
 

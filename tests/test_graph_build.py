@@ -363,16 +363,15 @@ def test_meta_must_be_json() -> None:
 
 
 def test_big_text_columns_stay_in_chunks_and_sort_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A string column past _ONE_CHUNK_MAX bytes (2.5 GB of evidence at 16M lines: past Arrow's 2 GiB
-    one-chunk limit) is kept in chunks and taken through 64-bit offsets: the same tables as when
-    everything is one chunk; a duplicate is still named by its row."""
+    """A string column past _PIECE_BYTES (2.5 GB of evidence at 16M lines: past Arrow's 2 GiB
+    one-chunk limit) is kept in chunks and taken in pieces: the same tables as when everything is
+    one chunk; a duplicate is still named by its row."""
     data = small()
     want = graph_tables(data)
     rel = data.relations
     evidence = pa.chunked_array([rel.column("evidence").slice(0, 2), rel.column("evidence").slice(2)])
     data.relations = rel.set_column(rel.schema.get_field_index("evidence"), "evidence", evidence)
-    monkeypatch.setattr(build, "_ONE_CHUNK_MAX", 40)  # every evidence column counts as big
-    monkeypatch.setattr(build, "_PIECE_BYTES", 40)  # and is taken in pieces of ~40 bytes
+    monkeypatch.setattr(build, "_PIECE_BYTES", 40)  # every evidence column counts as big: ~40-byte pieces
     got = graph_tables(data)
     for rt, table in want.rels.items():
         assert got.rels[rt].equals(table), rt
