@@ -16,9 +16,10 @@ import pyarrow as pa
 from tiein.errors import NotEnoughMemory, StoreError
 from tiein.graph import cypher_ladybug as cy
 from tiein.graph.base import GraphDelta, Progress
-from tiein.graph.build import NODE_SCHEMAS, REL_SCHEMAS, GraphTables
+from tiein.graph.build import NODE_SCHEMAS, REL_SCHEMAS, GraphTables, graph_tables
 from tiein.graph.ladybug_support import _load
-from tiein.sysmem import available_memory
+from tiein.model import GraphData
+from tiein.sysmem import available_memory, give_back_memory
 
 # LadybugDB's COPY of a relationship table holds the whole table in memory, its text columns
 # dictionary-encoded (every string hashed; measured: +0.6 GB for 95 MB of evidence text, +2.7 GB
@@ -93,8 +94,14 @@ def plan_copy(
     return frozenset(forward)
 
 
-def with_forward_only(tables: GraphTables, forward: frozenset[str]) -> GraphTables:
-    """``tables`` whose meta lists the tables stored forward only (unchanged when none are)."""
+def loadable_tables(data: GraphData, skip: frozenset[str] = frozenset()) -> GraphTables:
+    """The tables a load writes (tiein.graph.build.graph_tables: validation first, bad input
+    never touches the disk), with the memory deriving them freed handed back (Arrow's pool:
+    LadybugDB's ``COPY`` cannot reuse it), and their meta naming the tables (of those not in
+    ``skip``) to store forward only (:func:`plan_copy`; NotEnoughMemory before any write)."""
+    tables = graph_tables(data)
+    give_back_memory()
+    forward = plan_copy(tables, skip=skip)
     if not forward:
         return tables
     return GraphTables(
@@ -115,11 +122,10 @@ def build_database(
     *,
     only: frozenset[str] | None = None,
     skip: frozenset[str] = frozenset(),
-    forward: frozenset[str] = frozenset(),
 ) -> None:
     """Load ``tables`` into the database ``db_path`` — only the tables named in ``only`` when
     given, never those in ``skip``: a new database gets every node table, then each relationship
-    table loaded here is created (stored forward only when named in ``forward``: plan_copy), then
+    table loaded here is created (stored forward only when its meta names it: plan_copy), then
     one ``COPY`` per non-empty table (progress per table), then a checkpoint. A database that
     exists already (a staged load's second part, graph/ladybug_staged.py) gets only the
     relationship tables loaded here."""
@@ -127,6 +133,7 @@ def build_database(
 
     gen_dir = db_path.parent
     fresh = not db_path.exists()
+    forward = frozenset(tables.meta.get(FORWARD_ONLY, ()))
     steps = [
         (name, rows)
         for name, rows in [*tables.nodes.items(), *tables.rels.items()]

@@ -40,10 +40,10 @@ from tiein.faults import fault
 from tiein.graph.base import Progress
 from tiein.graph.build import GraphTables, graph_tables
 from tiein.graph.ladybug_gens import BUILDING, DB_FILE, META_FILE, new_generation_name
-from tiein.graph.ladybug_load import FORWARD_ONLY, build_database, plan_copy, with_forward_only, write_meta
+from tiein.graph.ladybug_load import build_database, loadable_tables, write_meta
 from tiein.graph.ladybug_support import _WriterLock
 from tiein.model import REL_TYPE, GraphData
-from tiein.sysmem import available_memory, give_back_memory
+from tiein.sysmem import available_memory
 
 if TYPE_CHECKING:
     from tiein.graph.ladybug_store import EmbeddedStore
@@ -145,10 +145,9 @@ class StagedLoad:
         if self._ended:
             raise StoreError("this staged load has ended already")
         try:
-            tables = graph_tables(data)  # validation first, as replace does
-            give_back_memory()  # what deriving them freed (Arrow's pool): LadybugDB's COPY cannot reuse it
-            # the early tables are loaded already, both ways: only the others may need storing forward only
-            tables = with_forward_only(tables, plan_copy(tables, skip=self.names))
+            # as replace does; the early tables are loaded already, both ways: only the others may
+            # need storing forward only
+            tables = loadable_tables(data, skip=self.names)
             self._thread.join()
             if self._error is not None:
                 raise self._error
@@ -172,10 +171,7 @@ class StagedLoad:
 
     def _rest(self, tables: GraphTables, progress: Progress | None) -> None:
         write_meta(self.gen_dir / META_FILE, tables.meta)
-        forward = frozenset(tables.meta.get(FORWARD_ONLY, ()))
-        build_database(
-            self.gen_dir / DB_FILE, tables, self.store.num_threads, progress, skip=self.names, forward=forward
-        )
+        build_database(self.gen_dir / DB_FILE, tables, self.store.num_threads, progress, skip=self.names)
 
     def discard(self) -> None:
         """Stop here: wait for the early ``COPY``, remove the generation (unless it was switched

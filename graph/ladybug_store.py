@@ -57,7 +57,7 @@ from tiein.graph.base import (
     scene_detail,
     scene_list,
 )
-from tiein.graph.build import NODE_SCHEMAS, REL_SCHEMAS, GraphTables, graph_tables
+from tiein.graph.build import NODE_SCHEMAS, REL_SCHEMAS, GraphTables
 from tiein.graph.ladybug_gens import (
     BUILDING,
     DB_FILE,
@@ -72,9 +72,8 @@ from tiein.graph.ladybug_gens import (
 from tiein.graph.ladybug_load import (
     FORWARD_ONLY,
     build_database,
+    loadable_tables,
     patch_database,
-    plan_copy,
-    with_forward_only,
     write_meta,
 )
 from tiein.graph.ladybug_rules import RulesFile
@@ -92,7 +91,6 @@ from tiein.graph.ladybug_support import (
 )
 from tiein.graph.snapshot_arrow import DIR_PREFIX, LOCK_FILE
 from tiein.model import GraphData, check_kind
-from tiein.sysmem import give_back_memory
 
 
 class EmbeddedStore:
@@ -185,10 +183,7 @@ class EmbeddedStore:
     # ------------------------------------------------------------------------- GraphStore
     def replace(self, data: GraphData, progress: Progress | None = None) -> None:
         """Load ``data`` as a new generation and switch to it atomically (see the module doc)."""
-        tables = graph_tables(data)  # validation first: bad input never touches the disk
-        give_back_memory()  # what deriving them freed (Arrow's pool): LadybugDB's COPY cannot reuse it
-        # then whether LadybugDB's COPY can fit (both ways, or forward only): refused before any write
-        tables = with_forward_only(tables, plan_copy(tables))
+        tables = loadable_tables(data)  # validated, and whether each COPY fits: before any write
         if self.path.exists() and not self.path.is_dir():
             raise ConfigError(f"the embedded store path {self.path} is a file, not a directory")
         with self._lock:
@@ -263,8 +258,7 @@ class EmbeddedStore:
         (gen_dir / BUILDING).touch()
         fault("store.building")
         write_meta(gen_dir / META_FILE, tables.meta)
-        forward = frozenset(tables.meta.get(FORWARD_ONLY, ()))
-        build_database(gen_dir / DB_FILE, tables, self.num_threads, progress, forward=forward)
+        build_database(gen_dir / DB_FILE, tables, self.num_threads, progress)
 
     def clean(self) -> None:
         """Remove generations that do not answer (a crash left them) unless a load is running;
