@@ -263,6 +263,7 @@ def bench_build(args: argparse.Namespace) -> None:
     from tiein import stages
     from tiein.errors import TieinError
     from tiein.pipeline import BuildOptions, build
+    from tiein.sysmem import parse_size
 
     current = ["start"]
     peaks: dict[str, float] = {}
@@ -295,10 +296,11 @@ def bench_build(args: argparse.Namespace) -> None:
                 stopped(f"ABORTED: RSS {mb:,.0f} MB > --max-rss-gb {args.max_rss_gb:g}")
                 os._exit(3)
 
+    budget = parse_size(args.memory_budget, "--memory-budget") if args.memory_budget else None
     work = Path(tempfile.mkdtemp(prefix="tiein_scale_"))
     home = args.home or work / "home"
     if args.dataset:
-        opts = BuildOptions(dataset=args.dataset, home=home, threads=args.threads)
+        opts = BuildOptions(dataset=args.dataset, home=home, threads=args.threads, memory_budget=budget)
         label = args.dataset
     else:
         from synthetic import synthetic_orders
@@ -306,7 +308,7 @@ def bench_build(args: argparse.Namespace) -> None:
         orders = work / "orders.parquet"
         products = args.build_products
         pq.write_table(synthetic_orders(args.build_lines, products, max(1, products // 100)), orders)
-        opts = BuildOptions(orders=orders, home=home, threads=args.threads)
+        opts = BuildOptions(orders=orders, home=home, threads=args.threads, memory_budget=budget)
         label = f"synthetic {args.build_lines:,} lines over {products:,} products"
     print(f"# build {label} -> {home}", flush=True)
     thread = threading.Thread(target=sample, daemon=True)
@@ -334,6 +336,16 @@ def bench_build(args: argparse.Namespace) -> None:
         print(
             f"store, early part beside the last steps: {len(st['tables'])} tables, {st['seconds']:.1f} s"
             + (f"; RELOADED whole ({st['reloaded']} changed)" if st["reloaded"] else "")
+        )
+    mem = summary.memory
+    if mem.get("budget") or mem.get("forward_only"):
+        print(
+            f"memory budget: {mem['budget'] / (1 << 30):.1f} GB"
+            if mem.get("budget")
+            else "memory budget: none",
+            f"peak {mem['peak'] / (1 << 30):.1f} GB" if mem.get("peak") else "",
+            f"stored forward only: {', '.join(mem['forward_only']) or 'none'}",
+            sep="; ",
         )
     print_table(["step", "s", "share", "peak RSS MB"], rows)
     if not args.keep:  # a 4M-line run leaves ~3 GB (orders, home)
@@ -369,6 +381,9 @@ def main(argv: list[str] | None = None) -> int:
         "--keep", action="store_true", help="build: keep the temp folder (synthetic orders, home) at the end"
     )
     ap.add_argument("--threads", type=int, default=None, help="build: --threads")
+    ap.add_argument(
+        "--memory-budget", default=None, metavar="SIZE", help="build: --memory-budget (e.g. 4G; tiein.sysmem)"
+    )
     ap.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
     args = ap.parse_args(argv)
     args.sizes = [int(s) for s in args.sizes.split(",")]

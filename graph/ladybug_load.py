@@ -19,22 +19,24 @@ from tiein.graph.base import GraphDelta, Progress
 from tiein.graph.build import NODE_SCHEMAS, REL_SCHEMAS, GraphTables, graph_tables
 from tiein.graph.ladybug_support import _load
 from tiein.model import GraphData
-from tiein.sysmem import available_memory, give_back_memory
+from tiein.sysmem import BUDGET_ENV, available_memory, current_budget, give_back_memory
 
 # LadybugDB's COPY of a relationship table holds the whole table in memory, its text columns
 # dictionary-encoded (every string hashed; measured: +0.6 GB for 95 MB of evidence text, +2.7 GB
-# for 428 MB, +4.5 GB for 550 MB, +4.9 GB for 632 MB; without the text +0.3 GB for 913k rows):
-# stored both ways only when 9 x the text fits (above the 6-8.4 x measured: the 16M-line shop's
-# 2.2 GB at 6 x seemed to fit its 15 GB and did not), else forward only (docs/scale-out.md)
-COPY_TEXT_FACTOR = 9
+# for 428 MB, +4.5 GB for 550 MB, +4.9 GB for 632 MB, +5.1 GB for 560 MB; without the text
+# +0.3 GB for 913k rows): stored both ways only when 10 x the text fits (above the 6-9.1 x
+# measured: the 16M-line shop's 2.2 GB at 6 x seemed to fit its 15 GB and did not), else
+# forward only (docs/scale-out.md)
+COPY_TEXT_FACTOR = 10
 SKIP_CHECK_ENV = "TIEIN_SKIP_MEMORY_CHECK"  # "1": load anyway (the operating system may kill it)
 
 
 # Stored forward only (``storage_direction = 'fwd'``: each relationship once, not also under its
-# target) the same COPY needs ~2 x the text (913k complements, 550 MB of evidence: +1.2 GB, 10 s,
-# against +4.6 GB and 25 s both ways): the low end, so that only loads that cannot fit are refused;
-# LadybugDB then refuses undirected patterns over that table
-FORWARD_TEXT_FACTOR = 2
+# target) with one LadybugDB thread the same COPY peaks at 4.7-5.5 x the text (913k complements,
+# 560 MB of evidence: +3.1 GB at the peak, +1.2 GB held after, 11 s; with two threads +3.9 GB,
+# 12 s; both ways +5.1 GB, 26 s; the 16M-line shop's 2.2 GB: ~+10 GB), so it is refused when 6 x
+# does not fit; LadybugDB then refuses undirected patterns over that table
+FORWARD_TEXT_FACTOR = 6
 FORWARD_ONLY = "forward_only"  # the meta key listing the tables stored so (stats(), meta.json)
 
 
@@ -57,6 +59,11 @@ def copy_memory_need(tables: GraphTables) -> tuple[int, str, int]:
         if size > text:
             heaviest, text = name, size
     return COPY_TEXT_FACTOR * text, heaviest, text
+
+
+def _size(n: int) -> str:
+    """Bytes as "2.5 GB" (from a tenth of one) or "12 MB" (GB and MB of 1024s, as --memory-budget)."""
+    return f"{n / (1 << 30):.1f} GB" if n >= (1 << 30) // 10 else f"{n / (1 << 20):.0f} MB"
 
 
 def plan_copy(
@@ -82,14 +89,17 @@ def plan_copy(
         if FORWARD_TEXT_FACTOR * text <= left:
             forward.add(name)
             continue
-        gb = 1e9
+        budget = current_budget()
+        within = f" within the memory budget of {_size(budget)}" if budget is not None else ""
         raise NotEnoughMemory(
             f"the embedded store cannot load this graph in the memory left: its {name} relationships "
-            f"carry {text / gb:.1f} GB of evidence text, and LadybugDB's COPY holds at least "
-            f"{FORWARD_TEXT_FACTOR} x that ({FORWARD_TEXT_FACTOR * text / gb:.1f} GB) even stored forward "
-            f"only, while {left / gb:.1f} GB are available. Nothing was switched: the graph before this "
-            "build, if any, still answers. Load this shop into Neo4j instead (--store bolt://HOST:7687; "
-            f"docs/scale-out.md), build on a machine with more memory, or set {SKIP_CHECK_ENV}=1 to try anyway"
+            f"carry {_size(text)} of evidence text, and LadybugDB's COPY holds at least "
+            f"{FORWARD_TEXT_FACTOR} x that ({_size(FORWARD_TEXT_FACTOR * text)}) even stored forward "
+            f"only, while {_size(left)} are available{within}. Nothing was switched: the graph "
+            "before this build, if any, still answers. Load this shop into Neo4j instead (--store "
+            "bolt://HOST:7687; docs/scale-out.md), build on a machine with more memory"
+            + (f", raise --memory-budget / {BUDGET_ENV}" if budget is not None else "")
+            + f", or set {SKIP_CHECK_ENV}=1 to try anyway"
         )
     return frozenset(forward)
 
@@ -155,7 +165,11 @@ def build_database(
         for done, (name, rows) in enumerate(steps):
             if progress:
                 progress(name, done, len(steps))
-            if rows.num_rows:
+            if rows.num_rows and name in forward:  # one thread: less memory, no slower (above)
+                conn.set_max_threads_for_exec(1)
+                _load(conn, cy.COPY_TABLE[name], {"rows": rows}, gen_dir)
+                conn.set_max_threads_for_exec(num_threads or os.cpu_count() or 1)
+            elif rows.num_rows:
                 _load(conn, cy.COPY_TABLE[name], {"rows": rows}, gen_dir)
         _load(conn, cy.CHECKPOINT, None, gen_dir)
         if progress:

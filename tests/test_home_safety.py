@@ -249,6 +249,43 @@ def test_a_store_load_that_cannot_fit_in_memory_is_refused_before_it_starts(
     assert assert_whole(home) != state and answers(home) != before
 
 
+def test_a_memory_budget_too_small_for_the_store_is_refused_and_changes_nothing(
+    template: Path, tmp_path: Path
+) -> None:
+    """No double: with ``--memory-budget 1M`` this process holds more than the budget already, so
+    the store's check before its COPY finds no room and refuses in one line naming the budget;
+    the graph before it still answers. A budget that holds the build builds, and its summary
+    reports the budget and the peak."""
+    home = fresh(template, tmp_path)
+    state, before, gen = assert_whole(home), answers(home), store_generation(home)
+    res = run_cli(*build_args(half_orders(tmp_path), "--memory-budget", "1M"), home=home)
+    assert res.code == 1 and len(res.lines) == 1, res.err
+    assert "cannot load this graph in the memory left" in res.err and "0 MB are available" in res.err
+    assert "within the memory budget of 1 MB" in res.err and "raise --memory-budget" in res.err
+    assert "Traceback" not in res.err
+    assert store_generation(home) == gen and assert_whole(home) == state and answers(home) == before
+    res = run_cli(*build_args(half_orders(tmp_path), "--memory-budget", "64G", "--json"), home=home)
+    assert res.code == 0, res.err
+    memory = json.loads(res.out)["memory"]
+    assert memory["budget"] == 64 << 30 and 10 << 20 < memory["peak"] < 64 << 30
+    assert memory["forward_only"] == []
+    assert assert_whole(home) != state and answers(home) != before
+
+
+def test_a_memory_budget_that_is_not_a_size_is_refused_before_anything_runs(
+    template: Path, tmp_path: Path
+) -> None:
+    home = fresh(template, tmp_path)
+    state = assert_whole(home)
+    for bad in ("0", "lots", "6X", "-1G"):
+        res = run_cli(*build_args(CAMPING / "orders.csv", "--memory-budget", bad), home=home)
+        assert res.code == 2 and f"--memory-budget {bad!r} is not a size" in res.err, res.err
+    res = run_cli(*build_args(CAMPING / "orders.csv"), home=home, TIEIN_MEMORY_BUDGET="lots")
+    assert res.code == 2 and "TIEIN_MEMORY_BUDGET 'lots' is not a size" in res.err, res.err
+    assert "Traceback" not in res.err
+    assert assert_whole(home) == state
+
+
 def test_bad_option_refused_before_anything_runs(template: Path, tmp_path: Path) -> None:
     home = fresh(template, tmp_path)
     state = assert_whole(home)

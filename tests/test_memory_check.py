@@ -99,11 +99,15 @@ def test_the_heaviest_relationship_table_sets_the_need(monkeypatch: pytest.Monke
     assert plan_copy(t, available=lambda: None) == frozenset()  # cannot tell: both ways
     # not both ways: stored forward only (tests/test_forward_only.py), the lighter table both ways
     assert plan_copy(t, available=lambda: need - 1) == {"COMPLEMENT"}
-    assert plan_copy(t, available=lambda: FORWARD_TEXT_FACTOR * text) == {"COMPLEMENT", "NEXT"}
+    assert plan_copy(t, available=lambda: FORWARD_TEXT_FACTOR * text) == {"COMPLEMENT"}
+    # each table decided on its own: NEXT forward only where its both-ways COPY does not fit
+    next_text = t.rels["NEXT"].column("evidence").nbytes
+    skip = frozenset({"COMPLEMENT"})
+    assert plan_copy(t, available=lambda: COPY_TEXT_FACTOR * next_text - 1, skip=skip) == {"NEXT"}
     with pytest.raises(NotEnoughMemory) as err:
         plan_copy(t, available=lambda: FORWARD_TEXT_FACTOR * text - 1)
     msg = str(err.value)
-    assert "COMPLEMENT relationships carry 0.0 GB of evidence text" in msg
+    assert "COMPLEMENT relationships carry 1 MB of evidence text" in msg
     assert "Nothing was switched" in msg and "bolt://" in msg and SKIP_CHECK_ENV in msg
     assert err.value.status == 507
     monkeypatch.setenv(SKIP_CHECK_ENV, "1")  # the user's call

@@ -57,6 +57,9 @@ class BuildOptions:
     max_basket: int = MINING.max_basket
     after_window_days: int | None = MINING.after_window_days
     threads: int | None = None
+    # bytes this build's process may hold (None: TIEIN_MEMORY_BUDGET's, or none): the store's
+    # load keeps within it (tiein.sysmem); the summary reports the peak against it
+    memory_budget: int | None = None
     mining: str = "numpy"  # pair-mining backend, one of MINING_BACKENDS ("spark": tiein.spark_mining)
     relations: RelationConfig = field(default_factory=RelationConfig)
     # complement scores learnt from the shop's own baskets (tiein.ranker); too small a shop keeps

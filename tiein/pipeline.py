@@ -31,6 +31,7 @@ from tiein.errors import ConfigError
 from tiein.faults import fault
 from tiein.features import with_sales_roles
 from tiein.graph import open_store
+from tiein.graph.ladybug_load import FORWARD_ONLY
 from tiein.home import INDEX, INPUTS, Staging, home_lock, recover_store, switch
 from tiein.mining import mine_pairs
 from tiein.model import GraphData
@@ -46,7 +47,7 @@ from tiein.product_type import with_product_types
 from tiein.scenes import load_scenes
 from tiein.stages import _Timer, graph_from_stats, next_relations  # noqa: F401  (re-exported)
 from tiein.state import write_state
-from tiein.sysmem import give_back_memory
+from tiein.sysmem import current_budget, give_back_memory, memory_budget, peak_memory, reset_peak_memory
 
 
 @dataclass
@@ -73,6 +74,9 @@ class BuildSummary:
     # the embedded store's early part (graph/ladybug_staged.py): tables loaded beside the last
     # steps, the thread's seconds, and the early table that changed when it all had to be reloaded
     staged: dict[str, Any] = field(default_factory=dict)
+    # the process's peak resident bytes during the build, the budget it had (bytes, or None) and
+    # the relationship tables the embedded store keeps forward only (graph/ladybug_load.plan_copy)
+    memory: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -90,6 +94,7 @@ class BuildSummary:
             "coverage": self.coverage,
             "season": self.season,
             "staged": self.staged,
+            "memory": self.memory,
         }
 
 
@@ -119,8 +124,15 @@ def build(opts: BuildOptions, progress: Progress | None = None) -> BuildSummary:
     under ``opts.floors``) before anything is written."""
 
     check_options(opts)
-    with home_lock(Path(opts.home)), ExitStack() as scope:  # scope: a Spark session, if one is started
-        return _build(opts, progress, scope)
+    with (
+        memory_budget(opts.memory_budget) as budget,
+        home_lock(Path(opts.home)),
+        ExitStack() as scope,  # scope: a Spark session, if one is started
+    ):
+        reset_peak_memory()
+        summary = _build(opts, progress, scope)
+        summary.memory = {"budget": budget, "peak": peak_memory(), **summary.memory}
+        return summary
 
 
 def check_options(opts: BuildOptions) -> None:
@@ -134,6 +146,9 @@ def check_options(opts: BuildOptions) -> None:
             problems.append(f"{name} must be {low} or more, got {value}")
     if opts.after_window_days is not None and opts.after_window_days < 0:
         problems.append(f"--after-window must be 0 days or more, got {opts.after_window_days}")
+    if opts.memory_budget is not None and opts.memory_budget < 1:
+        problems.append(f"--memory-budget must be a positive size, got {opts.memory_budget}")
+    current_budget()  # ConfigError for a TIEIN_MEMORY_BUDGET that is not a size
     if problems:
         raise ConfigError("; ".join(problems))
 
@@ -377,6 +392,7 @@ def _build(opts: BuildOptions, progress: Progress | None, scope: ExitStack) -> B
     summary.type_classifier = report["type_classifier"]
     summary.coverage = report["coverage"]
     summary.season = report["season"]
+    summary.memory = {"forward_only": list(store.stats()["meta"].get(FORWARD_ONLY, []))}
     if staged:
         load = staged[0]
         summary.staged = {"tables": sorted(load.names), "seconds": load.seconds, "reloaded": load.reloaded}

@@ -1,9 +1,15 @@
 """How much memory this process can still take: the kernel's ``MemAvailable`` (free memory plus
 the page cache and other memory it can reclaim, /proc/meminfo), bounded by the container's limit
 when the process runs under one (cgroup v2 ``memory.max``, v1 ``memory.limit_in_bytes``: the
-limit less what the group uses, its reclaimable file cache counted as free). Linux only; None
-elsewhere or when nothing can be read. And :func:`give_back_memory`: what the process freed,
-handed back to the operating system. Imports nothing of tiein.
+limit less what the group uses, its reclaimable file cache counted as free), and by the user's
+memory budget when one is set (``tiein build --memory-budget 6G`` or ``TIEIN_MEMORY_BUDGET``:
+the budget less what this process holds already). Linux only; None elsewhere or when nothing
+can be read. And :func:`give_back_memory`: what the process freed, handed back to the operating
+system. Imports nothing of tiein but its errors.
+
+What reads it decides by it: the embedded store stores a relationship table forward only, or
+refuses before writing anything, when its ``COPY`` would not fit (graph/ladybug_load.py), and
+loads its early part beside the last steps only when that fits (graph/ladybug_staged.py).
 
 >>> meminfo = "MemTotal: 24000000 kB\\nMemAvailable: 12000000 kB\\n"
 >>> available_memory(meminfo=meminfo, cgroup=None)
@@ -15,13 +21,26 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import gc
+import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
+from tiein.errors import ConfigError
+
 PROC_MEMINFO = Path("/proc/meminfo")
+PROC_STATM = Path("/proc/self/statm")
+PROC_STATUS = Path("/proc/self/status")
+PROC_CLEAR_REFS = Path("/proc/self/clear_refs")
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+BUDGET_ENV = "TIEIN_MEMORY_BUDGET"
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([KMGT]?)(?:I?B)?\s*$", re.IGNORECASE)
+_budget: list[int | None] = [None]  # the budget a running build set (memory_budget), else the env's
 
 
 def _field(text: str | None, key: str) -> int | None:
@@ -65,15 +84,94 @@ def cgroup_available(root: Path = CGROUP_ROOT) -> int | None:
     return max(limit - used + cache, 0)
 
 
-def available_memory(meminfo: str | None = None, cgroup: Path | None = CGROUP_ROOT) -> int | None:
-    """Bytes of memory this process can still take (module doc); ``meminfo`` / ``cgroup`` stand
-    in for /proc/meminfo and /sys/fs/cgroup (tests). None when it cannot be told."""
+def parse_size(text: str, what: str = "a memory size") -> int:
+    """Bytes of a size written as a number with an optional K, M, G or T (powers of 1024; "B" /
+    "iB" after it allowed): ConfigError naming ``what`` for anything else, or for 0.
+
+    >>> parse_size("6G"), parse_size("1.5GiB"), parse_size("800m"), parse_size("4096")
+    (6442450944, 1610612736, 838860800, 4096)
+    """
+    m = _SIZE.match(text)
+    value = int(float(m.group(1)) * _UNITS[m.group(2).upper()]) if m else 0
+    if value <= 0:
+        raise ConfigError(
+            f"{what} {text!r} is not a size: give bytes or a number with K, M, G or T (e.g. 6G)"
+        )
+    return value
+
+
+def current_budget() -> int | None:
+    """The memory budget in force (bytes): the one a running build set (:func:`memory_budget`),
+    else ``TIEIN_MEMORY_BUDGET`` (ConfigError when that is not a size), else None."""
+    if _budget[0] is not None:
+        return _budget[0]
+    env = os.environ.get(BUDGET_ENV, "").strip()
+    return parse_size(env, BUDGET_ENV) if env else None
+
+
+@contextmanager
+def memory_budget(limit: int | None) -> Iterator[int | None]:
+    """While the block runs, :func:`available_memory` keeps this process within ``limit`` bytes
+    (None: ``TIEIN_MEMORY_BUDGET``'s, or none); yields the budget in force."""
+    before = _budget[0]
+    _budget[0] = limit
+    try:
+        yield current_budget()
+    finally:
+        _budget[0] = before
+
+
+def resident_bytes(statm: str | None = None) -> int | None:
+    """The memory this process holds now (resident set, /proc/self/statm); None when unreadable."""
+    fields = (statm if statm is not None else _read(PROC_STATM) or "").split()
+    if len(fields) < 2 or not fields[1].isdigit():
+        return None
+    return int(fields[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def reset_peak_memory() -> None:
+    """Start counting this process's peak resident memory afresh (Linux: /proc/self/clear_refs;
+    elsewhere nothing), so that :func:`peak_memory` tells one build's peak in a long-lived process."""
+    try:
+        PROC_CLEAR_REFS.write_text("5", encoding="ascii")
+    except OSError:
+        pass
+
+
+def peak_memory(status: str | None = None) -> int | None:
+    """This process's peak resident bytes (``VmHWM``) since it started or since
+    :func:`reset_peak_memory`; None when unreadable.
+
+    >>> peak_memory("Name: python\\nVmHWM:\\t  2048 kB\\n")
+    2097152
+    """
+    kb = _field(status if status is not None else _read(PROC_STATUS), "VmHWM")
+    return kb * 1024 if kb is not None else None
+
+
+def available_memory(
+    meminfo: str | None = None,
+    cgroup: Path | None = CGROUP_ROOT,
+    budget: int | None = None,
+    resident: int | None = None,
+) -> int | None:
+    """Bytes of memory this process can still take (module doc); ``meminfo`` / ``cgroup`` /
+    ``budget`` / ``resident`` stand in for /proc/meminfo, /sys/fs/cgroup, :func:`current_budget`
+    and :func:`resident_bytes` (tests). None when it cannot be told.
+
+    >>> available_memory(meminfo="MemAvailable: 12000000 kB", cgroup=None, budget=6 << 30, resident=2 << 30)
+    4294967296
+    """
     text = meminfo if meminfo is not None else _read(PROC_MEMINFO)
     kb = _field(text, "MemAvailable")
     found = [kb * 1024] if kb is not None else []
     limited = cgroup_available(cgroup) if cgroup is not None else None
     if limited is not None:
         found.append(limited)
+    limit = budget if budget is not None else current_budget()
+    held = resident if resident is not None else resident_bytes()
+    if limit is not None and held is not None:
+        found.append(max(limit - held, 0))
     return min(found) if found else None
 
 

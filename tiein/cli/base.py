@@ -153,7 +153,6 @@ class TieinGroup(click.Group):
 
 
 # The options most commands share, declared once.
-# The options most commands share, declared once.
 home_option = click.option("--home", help=HOME_HELP)
 store_option = click.option("--store", help=STORE_HELP)
 
@@ -164,6 +163,33 @@ F = TypeVar("F", bound=Callable[..., Any])
 def where_options(fn: F) -> F:
     """``--home`` and ``--store``: which graph a command reads or writes."""
     return home_option(store_option(fn))
+
+
+class _Size(click.ParamType):  # type: ignore[type-arg]  # generic only from click 8.2
+    """A memory size: bytes, or a number with K, M, G or T (tiein.sysmem.parse_size)."""
+
+    name = "SIZE"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        from tiein.errors import ConfigError
+        from tiein.sysmem import parse_size
+
+        try:
+            return parse_size(str(value), "--memory-budget")
+        except ConfigError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+memory_budget_option = click.option(
+    "--memory-budget",
+    type=_Size(),
+    help="Memory this build may hold, e.g. 6G: the store's load keeps within it (a relationship "
+    "table too big to store both ways is stored forward only; one too big even so is refused "
+    "before anything is written) and the summary reports the peak against it [env "
+    "TIEIN_MEMORY_BUDGET; default: the memory free].",
+)
 
 
 def json_option(text: str = "JSON output.") -> Callable[[F], F]:
@@ -265,6 +291,9 @@ def _print_summary(summary: Any) -> None:
         click.echo(f"  embeddings: {summary.model}")
     secs = " · ".join(f"{k} {v:.1f}s" for k, v in summary.seconds.items() if k != "total")
     click.echo(f"  time: {summary.seconds['total']:.1f}s ({secs})")
+    line = _memory_line(getattr(summary, "memory", None) or {})
+    if line:
+        click.echo(f"  memory: {line}")
     sc = summary.scenes or {}
     if sc.get("count"):
         click.echo(f"  scenes: {sc['count']} {sc['source']} · {sc['members']:,} members  ({sc['file']})")
@@ -274,6 +303,26 @@ def _print_summary(summary: Any) -> None:
         click.echo(f"  scenes: {sc['note']}")
     for line in summary.load_report:
         click.echo(f"  input: {line}")
+
+
+def _memory_line(memory: dict[str, Any]) -> str:
+    """ "peak 2.3 GB · budget 4.0 GB · stored forward only: COMPLEMENT (…)" from a build summary's
+    ``memory``; "" when it holds nothing to say."""
+    gb = 1 << 30
+    parts = []
+    peak, budget = memory.get("peak"), memory.get("budget")
+    if peak:
+        parts.append(f"peak {peak / gb:.1f} GB")
+    if budget:
+        over = " (exceeded: the steps before the store do not keep to it yet; docs/scale-out.md)"
+        parts.append(f"budget {budget / gb:.1f} GB" + (over if peak and peak > budget else ""))
+    if memory.get("forward_only"):
+        parts.append(
+            "stored forward only: "
+            + ", ".join(memory["forward_only"])
+            + " (give their Cypher patterns a direction; docs/cypher.md)"
+        )
+    return " · ".join(parts)
 
 
 def _fmt_price(p: Any) -> str:

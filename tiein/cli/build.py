@@ -16,6 +16,7 @@ from tiein.cli.base import (
     cli,
     json_option,
     map_fields_help,
+    memory_budget_option,
     where_options,
 )
 from tiein.cli.display import TqdmProgress
@@ -115,6 +116,7 @@ from tiein.model import MINING
 @click.option(
     "--threads", type=click.IntRange(1), help="CPU threads for mining and embeddings [default: all]."
 )
+@memory_budget_option
 @click.option(
     "--mining",
     type=click.Choice(["numpy", "spark"]),
@@ -189,6 +191,7 @@ def build(
     after_window: int,
     min_next: int,
     threads: int | None,
+    memory_budget: int | None,
     mining: str,
     scenes_file: Path | None,
     no_scenes: bool,
@@ -245,6 +248,7 @@ def build(
         after_window_days=after_window,
         next_purchase=NextConfig(min_customers=min_next),
         threads=threads,
+        memory_budget=memory_budget,
         mining=mining,
         scenes=scenes_file,
         discover_scenes=not no_scenes,
