@@ -1,22 +1,31 @@
-"""Embedding product titles on a background thread while the build does other work.
+"""Embedding product titles in a worker process while the build does other work.
 
 Loading the default encoder costs ~7 s before the first title is embedded (importing torch and
 sentence-transformers), and embedding Online Retail's 4k titles ~4 s more: time in which the
-build can already mine its orders. :func:`embed_in_background` starts that work on a daemon
-thread and hands back a :class:`PendingVectors`; :meth:`PendingVectors.result` waits for it (passing
-the thread's progress on, from the calling thread) and returns what
-:func:`tiein.embeddings.embed_texts` would have returned in place, or raises what it would have
-raised. The encoder's numpy and torch work releases the GIL, so the two threads share the cores;
-once the build waits for the vectors, a second encoding thread takes half of the remaining batches
-(the same batches, the same vectors: :meth:`tiein.embeddings.encoder.Encoder.encode`).
+build can already mine its orders. :func:`embed_in_background` starts that work in a process of
+its own (tiein/embeddings/worker.py), watched by a daemon thread, and hands back a
+:class:`PendingVectors`; :meth:`PendingVectors.result` waits for it (passing the worker's progress
+on, from the calling thread) and returns what :func:`tiein.embeddings.embed_texts` would have
+returned in place, or raises what it would have raised. In a process of its own the imports'
+pure-Python seconds do not hold the build's interpreter lock, and the ~0.5 GB torch and the
+encoder take stay out of the build's memory (they are gone when the worker ends). Once the build
+waits for the vectors, the worker is told so and a second encoding thread takes half of the
+remaining batches (the same batches, the same vectors: tiein.embeddings.encoder).
 
-A daemon thread: a build that fails while titles are being embedded reports its error at once
-instead of waiting for the encoder (the cache file is written atomically, so an interrupted write
-leaves the previous cache).
+A build that fails while titles are being embedded reports its error at once instead of waiting
+for the encoder: :meth:`PendingVectors.cancel` (and the worker's end of its input closing, however
+the build ended) stops the worker; the cache file is written atomically, so an interrupted write
+leaves the previous cache.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -24,34 +33,39 @@ from typing import Any
 
 import numpy as np
 
-from tiein.embeddings.encoder import Progress, load_encoder
-from tiein.embeddings.products import embed_texts
+import tiein
+from tiein import errors
+from tiein.embeddings.encoder import Progress
+from tiein.embeddings.worker import JOB_FILE, TEXTS_FILE, VECTORS_FILE
+
+
+def _error(name: str, message: str) -> errors.TieinError:
+    """The worker's error as the class it was raised as (tiein.errors; TieinError otherwise)."""
+    cls = getattr(errors, name, None)
+    if not (isinstance(cls, type) and issubclass(cls, errors.TieinError)):
+        cls = errors.TieinError
+    exc = cls.__new__(cls)
+    errors.TieinError.__init__(exc, message)  # the message as raised, whatever the class's arguments
+    return exc
 
 
 class PendingVectors:
-    """The vectors of ``texts`` being computed on a background thread (see the module docstring).
+    """Titles' vectors being computed by a worker process (see the module doc), started before the
+    texts are known (:func:`start_embedding`: the worker loads the encoder meanwhile) and given
+    them by :meth:`embed`.
 
     ``model`` and ``threads`` are :func:`tiein.embeddings.load_encoder`'s; ``cache_dir`` the
     embedding cache :func:`tiein.embeddings.embed_texts` reads and extends. ``then(vectors, encoder
-    name)``, when given, runs on the same thread afterwards (the build searches each product's
-    neighbours there); its result is :attr:`extra` once :meth:`result` returned.
+    name)``, given to :meth:`embed`, runs on the watching thread afterwards (the build searches each
+    product's neighbours there); its result is :attr:`extra` once :meth:`result` returned.
+    :attr:`peak`: the worker's peak resident bytes, once it ended (None if unknown).
     """
 
-    def __init__(
-        self,
-        texts: list[str],
-        model: str | None,
-        *,
-        threads: int | None,
-        cache_dir: Path,
-        then: Callable[[np.ndarray, str], Any] | None = None,
-    ) -> None:
-        self._texts = texts
-        self._model = model
-        self._threads = threads
-        self._cache_dir = cache_dir
-        self._then = then
+    def __init__(self, model: str | None, *, threads: int | None, cache_dir: Path) -> None:
+        self._cache_dir = Path(cache_dir)
+        self._then: Callable[[np.ndarray, str], Any] | None = None
         self.extra: Any = None
+        self.peak: int | None = None
         self._done = threading.Event()
         # set by result(): the caller waits, so its core is free and a second thread encodes too
         self._waiting = threading.Event()
@@ -59,36 +73,130 @@ class PendingVectors:
         self._vectors: np.ndarray | None = None
         self._name: str | None = None
         self._error: BaseException | None = None
+        self._lock = threading.Lock()  # the worker's input: told of the texts, to help, or closed
+        self._cancelled = False
+        self._proc: subprocess.Popen[str] | None = None
+        self._cache_dir.parent.mkdir(parents=True, exist_ok=True)
+        self._job = Path(tempfile.mkdtemp(prefix=".embedding-", dir=self._cache_dir.parent))
+        try:
+            spec = {"model": model, "threads": threads, "cache_dir": str(self._cache_dir.absolute())}
+            (self._job / JOB_FILE).write_text(json.dumps(spec), encoding="utf-8")
+            self._proc = self._start()
+        except OSError as exc:
+            self._error = errors.TieinError(
+                f"embedding the titles failed: cannot start its worker process ({exc})"
+            )
+            shutil.rmtree(self._job, ignore_errors=True)
+            self._done.set()
+            return
         self._thread = threading.Thread(target=self._run, name="tiein-embed", daemon=True)
         self._thread.start()
 
-    def _run(self) -> None:
-        try:
-            encoder = load_encoder(self._model, threads=self._threads)
-            self._name = encoder.name
-            self._vectors = embed_texts(
-                self._texts,
-                encoder,
-                cache_dir=self._cache_dir,
-                progress=self._note,
-                help_wanted=self._waiting,
+    def _start(self) -> subprocess.Popen[str]:
+        root = str(Path(tiein.__file__).resolve().parent.parent)  # the same tiein, however it was found
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])),
+        }
+        with open(self._job / "stderr.txt", "w", encoding="utf-8") as err:
+            return subprocess.Popen(
+                [sys.executable, "-m", "tiein.embeddings.worker", str(self._job)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=err,
+                text=True,
+                encoding="utf-8",
+                env=env,
             )
+
+    def embed(self, texts: list[str], then: Callable[[np.ndarray, str], Any] | None = None) -> PendingVectors:
+        """Hand the worker the texts to embed (once); ``then`` as in the class doc. Returns self."""
+        self._then = then
+        with self._lock:
+            if not self._done.is_set():
+                (self._job / TEXTS_FILE).write_text(json.dumps(texts, ensure_ascii=False), encoding="utf-8")
+                self._tell("texts")
+        return self
+
+    def _run(self) -> None:
+        proc = self._proc
+        assert proc is not None and proc.stdout is not None
+        try:
+            outcome: dict[str, Any] = {}
+            for line in proc.stdout:
+                try:
+                    message = json.loads(line)
+                except ValueError:
+                    continue  # not one of the worker's lines
+                if "progress" in message:
+                    stage, done, total = message["progress"]
+                    self._progress = (str(stage), int(done), int(total))
+                else:
+                    outcome = message
+            proc.wait()
+            self._close_input()
+            if self._cancelled:
+                raise errors.TieinError("the titles' embedding was stopped")
+            if "done" in outcome:
+                self._vectors = np.load(self._job / VECTORS_FILE)
+                self._name = str(outcome["done"])
+                self.peak = outcome.get("peak")
+            elif "error" in outcome:
+                raise _error(str(outcome["error"]), str(outcome.get("message", "")))
+            else:
+                text = (self._job / "stderr.txt").read_text(encoding="utf-8", errors="replace")
+                last = text.strip().splitlines()
+                raise errors.TieinError(
+                    f"embedding the titles failed: the worker process ended with status {proc.returncode}"
+                    + (f" ({last[-1][:300]})" if last else "")
+                )
             if self._then is not None:
                 self.extra = self._then(self._vectors, self._name)
         except BaseException as exc:  # handed to the thread that waits, raised there
             self._error = exc
         finally:
+            shutil.rmtree(self._job, ignore_errors=True)
             self._done.set()
 
-    def _note(self, stage: str, done: int, total: int) -> None:
-        self._progress = (stage, done, total)
+    def _tell(self, line: str) -> None:
+        """Write ``line`` to the worker (under the lock); a worker that ended hears nothing."""
+        proc = self._proc
+        if proc is not None and proc.stdin is not None and not proc.stdin.closed:
+            try:
+                proc.stdin.write(line + "\n")
+                proc.stdin.flush()
+            except (OSError, ValueError):  # it ended (a broken pipe)
+                pass
+
+    def _close_input(self) -> None:
+        with self._lock:
+            proc = self._proc
+            if proc is not None and proc.stdin is not None and not proc.stdin.closed:
+                try:
+                    proc.stdin.close()
+                except OSError:
+                    pass
+
+    def cancel(self) -> None:
+        """Stop the worker if it still runs (a build that failed, or every title was cached);
+        nothing once it ended."""
+        with self._lock:
+            self._cancelled = not self._done.is_set()
+            proc = self._proc
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        self._close_input()
+        self._done.wait()  # its job folder removed
 
     def result(self, progress: Progress | None = None, poll_s: float = 0.5) -> tuple[np.ndarray, str]:
-        """Wait for the thread; ``(vectors, encoder name)``, or the exception it raised.
+        """Wait for the worker; ``(vectors, encoder name)``, or the exception it raised.
         ``progress(stage, done, total)`` is called from this thread whenever the encoder's progress
         changed, at most every ``poll_s`` seconds."""
         shown = None
-        self._waiting.set()
+        with self._lock:
+            self._waiting.set()
+            self._tell("help")
         while not self._done.wait(poll_s):
             if progress is not None and self._progress is not None and self._progress != shown:
                 shown = self._progress
@@ -101,6 +209,12 @@ class PendingVectors:
         return self._vectors, self._name
 
 
+def start_embedding(model: str | None, *, threads: int | None, cache_dir: Path) -> PendingVectors:
+    """Start the worker process now, so that it loads the encoder while the build reads its files;
+    :meth:`PendingVectors.embed` gives it the texts, :meth:`PendingVectors.cancel` stops it."""
+    return PendingVectors(model, threads=threads, cache_dir=cache_dir)
+
+
 def embed_in_background(
     texts: list[str],
     model: str | None,
@@ -109,5 +223,5 @@ def embed_in_background(
     cache_dir: Path,
     then: Callable[[np.ndarray, str], Any] | None = None,
 ) -> PendingVectors:
-    """Start embedding ``texts`` with ``model`` on a background thread (see :class:`PendingVectors`)."""
-    return PendingVectors(texts, model, threads=threads, cache_dir=cache_dir, then=then)
+    """Start embedding ``texts`` with ``model`` in a worker process (see :class:`PendingVectors`)."""
+    return start_embedding(model, threads=threads, cache_dir=cache_dir).embed(texts, then)

@@ -62,8 +62,10 @@ def copy_memory_need(tables: GraphTables) -> tuple[int, str, int]:
 
 
 def _size(n: int) -> str:
-    """Bytes as "2.5 GB" (from a tenth of one) or "12 MB" (GB and MB of 1024s, as --memory-budget)."""
-    return f"{n / (1 << 30):.1f} GB" if n >= (1 << 30) // 10 else f"{n / (1 << 20):.0f} MB"
+    """Bytes as "2.5 GB" (from a tenth of one), "12 MB" or "600 KB" (1024s, as --memory-budget)."""
+    if n >= (1 << 30) // 10:
+        return f"{n / (1 << 30):.1f} GB"
+    return f"{n / (1 << 20):.0f} MB" if n >= 1 << 20 else f"{n / (1 << 10):.0f} KB"
 
 
 def plan_copy(
@@ -82,8 +84,8 @@ def plan_copy(
     if left is None:
         return frozenset()
     forward = set()
-    for name, rows in tables.rels.items():
-        text = 0 if name in skip else _text_bytes(rows)
+    sizes = {name: 0 if name in skip else _text_bytes(rows) for name, rows in tables.rels.items()}
+    for name, text in sorted(sizes.items(), key=lambda kv: -kv[1]):  # a refusal names the heaviest
         if COPY_TEXT_FACTOR * text <= left:
             continue
         if FORWARD_TEXT_FACTOR * text <= left:

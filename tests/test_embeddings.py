@@ -14,7 +14,7 @@ import pytest
 
 from tiein import embeddings
 from tiein.embeddings import ProductIndex, embed_products, load_encoder, product_texts
-from tiein.errors import ConfigError, InputError, ProductNotFound
+from tiein.errors import ConfigError, InputError, ProductNotFound, TieinError
 from tiein.home import index_dir
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -549,3 +549,65 @@ def test_background_embedding_raises_the_encoder_error_in_the_waiting_thread(tmp
     with pytest.raises(ConfigError, match="cannot load embedding model"):
         pending.result()
     assert not (tmp_path / "cache").exists()  # nothing was written
+
+
+def test_background_embedding_runs_in_a_worker_process_the_build_can_stop(tmp_path: Path) -> None:
+    """The titles are embedded in a process of its own (torch never enters the build's process):
+    a build that fails stops it (cancel), and so does the build's end however it ended (the
+    worker's input closing), leaving no job folder behind."""
+    import time
+
+    from tiein.embeddings import background
+    from tiein.embeddings.background import embed_in_background
+
+    pending = embed_in_background(TITLES * 50, None, threads=1, cache_dir=tmp_path / "cache")
+    for _ in range(200):  # the worker starts
+        if pending._proc is not None:
+            break
+        time.sleep(0.05)
+    proc = pending._proc
+    assert proc is not None and proc.pid != os.getpid() and proc.poll() is None
+    pending.cancel()
+    assert proc.poll() is not None  # stopped
+    with pytest.raises(TieinError, match="stopped"):
+        pending.result(poll_s=0.01)
+    assert not list(tmp_path.glob(".embedding-*"))  # the job folder removed
+
+    # its input closed (the build gone, even killed): the worker ends by itself
+    job = tmp_path / "job"
+    job.mkdir()
+    (job / background.TEXTS_FILE).write_text(json.dumps(TITLES), encoding="utf-8")
+    (job / background.JOB_FILE).write_text(
+        json.dumps({"model": None, "threads": 1, "cache_dir": str(tmp_path / "c2")}), encoding="utf-8"
+    )
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "tiein.embeddings.worker", str(job)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    assert worker.stdin is not None
+    worker.stdin.close()
+    assert worker.wait(timeout=60) == 1 and not (job / background.VECTORS_FILE).exists()
+
+
+def test_a_worker_that_dies_is_one_plain_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker killed from outside (the OOM killer) or one whose interpreter cannot start is a
+    TieinError naming its exit status, raised where the build waits, not a hang or a traceback."""
+    from tiein.embeddings import background
+    from tiein.embeddings.background import embed_in_background
+
+    monkeypatch.setattr(background.sys, "executable", str(tmp_path / "no-python"))
+    with pytest.raises(TieinError, match="embedding the titles failed") as err:
+        embed_in_background(["a"], None, threads=1, cache_dir=tmp_path / "cache").result(poll_s=0.01)
+    assert "Traceback" not in str(err.value)
+    monkeypatch.undo()
+    import signal
+    import time
+
+    pending = embed_in_background(TITLES * 50, None, threads=1, cache_dir=tmp_path / "cache")
+    while pending._proc is None:
+        time.sleep(0.02)
+    os.kill(pending._proc.pid, signal.SIGKILL)
+    with pytest.raises(TieinError, match=r"worker process ended with status -9"):
+        pending.result(poll_s=0.01)

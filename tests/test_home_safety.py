@@ -260,7 +260,7 @@ def test_a_memory_budget_too_small_for_the_store_is_refused_and_changes_nothing(
     state, before, gen = assert_whole(home), answers(home), store_generation(home)
     res = run_cli(*build_args(half_orders(tmp_path), "--memory-budget", "1M"), home=home)
     assert res.code == 1 and len(res.lines) == 1, res.err
-    assert "cannot load this graph in the memory left" in res.err and "0 MB are available" in res.err
+    assert "cannot load this graph in the memory left" in res.err and "0 KB are available" in res.err
     assert "within the memory budget of 1 MB" in res.err and "raise --memory-budget" in res.err
     assert "Traceback" not in res.err
     assert store_generation(home) == gen and assert_whole(home) == state and answers(home) == before

@@ -107,7 +107,7 @@ def test_the_heaviest_relationship_table_sets_the_need(monkeypatch: pytest.Monke
     with pytest.raises(NotEnoughMemory) as err:
         plan_copy(t, available=lambda: FORWARD_TEXT_FACTOR * text - 1)
     msg = str(err.value)
-    assert "COMPLEMENT relationships carry 1 MB of evidence text" in msg
+    assert f"COMPLEMENT relationships carry {text / 1024:.0f} KB of evidence text" in msg
     assert "Nothing was switched" in msg and "bolt://" in msg and SKIP_CHECK_ENV in msg
     assert err.value.status == 507
     monkeypatch.setenv(SKIP_CHECK_ENV, "1")  # the user's call

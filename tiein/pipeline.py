@@ -188,8 +188,10 @@ def _build(opts: BuildOptions, progress: Progress | None, scope: ExitStack) -> B
                 opts.sets, opts.mapping or loaders.Mapping(), loaded.products, loaded.report
             )
     products = loaded.products
-    # titles not yet in the embedding cache are embedded on a background thread while the orders
-    # are mined (tiein/embeddings/background.py); a rebuild with every title cached loads no model
+    # titles not yet in the embedding cache are embedded in a worker process while the orders are
+    # mined (tiein/embeddings/background.py); a rebuild with every title cached loads no model.
+    # Started after the files are read, not before: on two cores the encoder's imports beside the
+    # reading slowed it as much as they gained (Online Retail 27.4 -> 28.0-30.8 s, 4M lines 113 -> 115 s)
     pending = cached = None
     ids: list[str] | None = None
     if opts.embeddings and products.num_rows:
@@ -209,10 +211,11 @@ def _build(opts: BuildOptions, progress: Progress | None, scope: ExitStack) -> B
             k = min(opts.neighbours_k, max(1, len(product_ids) - 1))
             return index, index.neighbours(k, threads=opts.threads)
 
-        if cached is None:  # the neighbour search runs on that thread too
+        if cached is None:  # the neighbour search runs on its watching thread too
             pending = embed_in_background(
                 texts, opts.model, threads=opts.threads, cache_dir=home / "cache", then=index_of
             )
+            scope.callback(pending.cancel)  # a build that fails stops the worker process
     with timer.step("roles"):
         products = with_product_types(with_sales_roles(products, loaded.orders, opts.roles))
 
@@ -280,6 +283,8 @@ def _build(opts: BuildOptions, progress: Progress | None, scope: ExitStack) -> B
                 vectors, model_name = cached, cache_key
         with timer.step("index"):
             index, neighbours = pending.extra if pending is not None else index_of(vectors, model_name)
+    # the embedding worker's own peak (its process ended; not in this process's peak)
+    embedding_peak = pending.peak if pending is not None else None
 
     state_id = uuid.uuid4().hex  # ties the generation's inputs and index (tiein/home.py) to this graph
     meta = {
@@ -392,7 +397,10 @@ def _build(opts: BuildOptions, progress: Progress | None, scope: ExitStack) -> B
     summary.type_classifier = report["type_classifier"]
     summary.coverage = report["coverage"]
     summary.season = report["season"]
-    summary.memory = {"forward_only": list(store.stats()["meta"].get(FORWARD_ONLY, []))}
+    summary.memory = {
+        "forward_only": list(store.stats()["meta"].get(FORWARD_ONLY, [])),
+        "embedding_peak": embedding_peak,
+    }
     if staged:
         load = staged[0]
         summary.staged = {"tables": sorted(load.names), "seconds": load.seconds, "reloaded": load.reloaded}
