@@ -161,3 +161,17 @@ def test_the_early_part_is_loaded_beside_the_last_steps_only_within_the_budget(
         load = store.stage(early, ("next",))
         assert load is not None
         load.discard()
+
+
+def test_the_build_summary_line_reports_the_peak_against_the_budget() -> None:
+    from tiein.cli.base import _memory_line
+
+    assert _memory_line({}) == ""
+    assert _memory_line({"peak": 3 * GB // 2, "budget": None, "forward_only": []}) == "peak 1.5 GB"
+    within = _memory_line({"peak": 3 * GB, "budget": 4 * GB, "embedding_peak": GB // 2, "forward_only": []})
+    assert within == "peak 3.0 GB · budget 4.0 GB · embedding worker 0.5 GB"
+    over = _memory_line({"peak": 5 * GB, "budget": 4 * GB, "forward_only": ["COMPLEMENT"]})
+    assert over.startswith("peak 5.0 GB · budget 4.0 GB (exceeded: the steps before the store")
+    assert over.endswith(
+        "stored forward only: COMPLEMENT (give their Cypher patterns a direction; docs/cypher.md)"
+    )

@@ -316,6 +316,8 @@ def _memory_line(memory: dict[str, Any]) -> str:
     if budget:
         over = " (exceeded: the steps before the store do not keep to it yet; docs/scale-out.md)"
         parts.append(f"budget {budget / gb:.1f} GB" + (over if peak and peak > budget else ""))
+    if memory.get("embedding_peak"):  # its own process, before the steps that peak
+        parts.append(f"embedding worker {memory['embedding_peak'] / gb:.1f} GB")
     if memory.get("forward_only"):
         parts.append(
             "stored forward only: "
