@@ -36,7 +36,7 @@ import numpy as np
 import tiein
 from tiein import errors
 from tiein.embeddings.encoder import Progress
-from tiein.embeddings.worker import JOB_FILE, TEXTS_FILE, VECTORS_FILE
+from tiein.embeddings.worker import JOB_FILE, TEXTS_FILE, VECTORS_FILE, run
 
 
 def _error(name: str, message: str) -> errors.TieinError:
@@ -58,10 +58,23 @@ class PendingVectors:
     embedding cache :func:`tiein.embeddings.embed_texts` reads and extends. ``then(vectors, encoder
     name)``, given to :meth:`embed`, runs on the watching thread afterwards (the build searches each
     product's neighbours there); its result is :attr:`extra` once :meth:`result` returned.
-    :attr:`peak`: the worker's peak resident bytes, once it ended (None if unknown).
+    :attr:`peak`: the worker's peak resident bytes, once it ended (None if unknown, or in process).
+
+    ``in_process``: run the worker's code on a thread of this process, over a pipe, instead of in a
+    process of its own; by default where sentence-transformers is imported here already (a test
+    run, a server: nothing to keep out of this process, and no imports to pay again).
     """
 
-    def __init__(self, model: str | None, *, threads: int | None, cache_dir: Path) -> None:
+    def __init__(
+        self, model: str | None, *, threads: int | None, cache_dir: Path, in_process: bool | None = None
+    ) -> None:
+        # a process that imported sentence-transformers already (a test run, a server) gains
+        # nothing from a worker process: the same worker code runs on a thread, over a pipe
+        self.in_process = "sentence_transformers" in sys.modules if in_process is None else in_process
+        self._texts_ready = threading.Event()  # in process: the worker's "texts" and "help" lines
+        self._help_wanted = threading.Event()
+        self._lines: Any = None  # the worker's messages, read by _run
+        self._status = [1]  # in process: the worker's exit status
         self._cache_dir = Path(cache_dir)
         self._then: Callable[[np.ndarray, str], Any] | None = None
         self.extra: Any = None
@@ -81,7 +94,11 @@ class PendingVectors:
         try:
             spec = {"model": model, "threads": threads, "cache_dir": str(self._cache_dir.absolute())}
             (self._job / JOB_FILE).write_text(json.dumps(spec), encoding="utf-8")
-            self._proc = self._start()
+            if self.in_process:
+                self._start_thread()
+            else:
+                self._proc = self._start()
+                self._lines = self._proc.stdout
         except OSError as exc:
             self._error = errors.TieinError(
                 f"embedding the titles failed: cannot start its worker process ({exc})"
@@ -109,6 +126,19 @@ class PendingVectors:
                 env=env,
             )
 
+    def _start_thread(self) -> None:
+        read, write = os.pipe()
+        self._lines = os.fdopen(read, "r", encoding="utf-8")
+        out = os.fdopen(write, "w", encoding="utf-8")
+
+        def work() -> None:
+            try:
+                self._status[0] = run(self._job, out, self._texts_ready, self._help_wanted)
+            finally:
+                out.close()  # the reader's end of the messages
+
+        threading.Thread(target=work, name="tiein-embed-worker", daemon=True).start()
+
     def embed(self, texts: list[str], then: Callable[[np.ndarray, str], Any] | None = None) -> PendingVectors:
         """Hand the worker the texts to embed (once); ``then`` as in the class doc. Returns self."""
         self._then = then
@@ -120,10 +150,10 @@ class PendingVectors:
 
     def _run(self) -> None:
         proc = self._proc
-        assert proc is not None and proc.stdout is not None
+        assert self._lines is not None
         try:
             outcome: dict[str, Any] = {}
-            for line in proc.stdout:
+            for line in self._lines:
                 try:
                     message = json.loads(line)
                 except ValueError:
@@ -133,21 +163,22 @@ class PendingVectors:
                     self._progress = (str(stage), int(done), int(total))
                 else:
                     outcome = message
-            proc.wait()
+            status = proc.wait() if proc is not None else self._status[0]
+            self._lines.close()
             self._close_input()
             if self._cancelled:
                 raise errors.TieinError("the titles' embedding was stopped")
             if "done" in outcome:
                 self._vectors = np.load(self._job / VECTORS_FILE)
                 self._name = str(outcome["done"])
-                self.peak = outcome.get("peak")
+                self.peak = None if self.in_process else outcome.get("peak")  # in process: the build's own
             elif "error" in outcome:
                 raise _error(str(outcome["error"]), str(outcome.get("message", "")))
             else:
                 text = (self._job / "stderr.txt").read_text(encoding="utf-8", errors="replace")
                 last = text.strip().splitlines()
                 raise errors.TieinError(
-                    f"embedding the titles failed: the worker process ended with status {proc.returncode}"
+                    f"embedding the titles failed: the worker process ended with status {status}"
                     + (f" ({last[-1][:300]})" if last else "")
                 )
             if self._then is not None:
@@ -160,6 +191,9 @@ class PendingVectors:
 
     def _tell(self, line: str) -> None:
         """Write ``line`` to the worker (under the lock); a worker that ended hears nothing."""
+        if self.in_process:
+            (self._texts_ready if line == "texts" else self._help_wanted).set()
+            return
         proc = self._proc
         if proc is not None and proc.stdin is not None and not proc.stdin.closed:
             try:
@@ -183,6 +217,9 @@ class PendingVectors:
         with self._lock:
             self._cancelled = not self._done.is_set()
             proc = self._proc
+        if self.in_process:  # a thread cannot be stopped: it ends after its batches, unread
+            self._texts_ready.set()
+            return
         if proc is not None and proc.poll() is None:
             proc.kill()
             proc.wait()
@@ -209,10 +246,12 @@ class PendingVectors:
         return self._vectors, self._name
 
 
-def start_embedding(model: str | None, *, threads: int | None, cache_dir: Path) -> PendingVectors:
-    """Start the worker process now, so that it loads the encoder while the build reads its files;
-    :meth:`PendingVectors.embed` gives it the texts, :meth:`PendingVectors.cancel` stops it."""
-    return PendingVectors(model, threads=threads, cache_dir=cache_dir)
+def start_embedding(
+    model: str | None, *, threads: int | None, cache_dir: Path, in_process: bool | None = None
+) -> PendingVectors:
+    """Start the worker now, so that it loads the encoder meanwhile; :meth:`PendingVectors.embed`
+    gives it the texts, :meth:`PendingVectors.cancel` stops it. ``in_process``: see the class."""
+    return PendingVectors(model, threads=threads, cache_dir=cache_dir, in_process=in_process)
 
 
 def embed_in_background(
@@ -222,6 +261,9 @@ def embed_in_background(
     threads: int | None,
     cache_dir: Path,
     then: Callable[[np.ndarray, str], Any] | None = None,
+    in_process: bool | None = None,
 ) -> PendingVectors:
-    """Start embedding ``texts`` with ``model`` in a worker process (see :class:`PendingVectors`)."""
-    return start_embedding(model, threads=threads, cache_dir=cache_dir).embed(texts, then)
+    """Start embedding ``texts`` with ``model`` in a worker (see :class:`PendingVectors`)."""
+    return start_embedding(model, threads=threads, cache_dir=cache_dir, in_process=in_process).embed(
+        texts, then
+    )

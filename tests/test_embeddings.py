@@ -514,8 +514,9 @@ def graph_answers(home: Path) -> list[list[tuple[str, float]]]:
 # ---------------------------------------------------------------- background embedding (the build)
 
 
+@pytest.mark.parametrize("in_process", [False, True], ids=["worker-process", "worker-thread"])
 def test_background_embedding_gives_the_in_place_vectors_and_fills_the_cache(
-    tmp_path: Path, encoder: embeddings.Encoder
+    tmp_path: Path, encoder: embeddings.Encoder, in_process: bool
 ) -> None:
     """What the build embeds on a background thread while it mines equals embedding in place; the
     thread's progress reaches the caller's callback, and the cache then holds every title."""
@@ -527,8 +528,14 @@ def test_background_embedding_gives_the_in_place_vectors_and_fills_the_cache(
     texts = [*TITLES, "", TITLES[0]]  # an empty text (zero row) and a repeated one
     calls: list[tuple[str, int, int]] = []
     pending = embed_in_background(
-        texts, None, threads=1, cache_dir=tmp_path, then=lambda v, n: (v.shape, n, threading.current_thread())
+        texts,
+        None,
+        threads=1,
+        cache_dir=tmp_path,
+        then=lambda v, n: (v.shape, n, threading.current_thread()),
+        in_process=in_process,
     )
+    assert pending.in_process is in_process and (pending._proc is None) is in_process
     got, name = pending.result(lambda *a: calls.append(a), poll_s=0.01)
     assert pending._waiting.is_set()  # from then on a helper thread may take batches
     want = embeddings.embed_texts(texts, encoder)
@@ -540,12 +547,19 @@ def test_background_embedding_gives_the_in_place_vectors_and_fills_the_cache(
     cached = cached_vectors(texts, tmp_path, name)
     assert cached is not None
     np.testing.assert_array_equal(cached, got)
+    assert (pending.peak is None) is in_process  # a process of its own reports its own peak
+    assert not list(tmp_path.glob(".embedding-*"))  # the job folder removed
 
 
-def test_background_embedding_raises_the_encoder_error_in_the_waiting_thread(tmp_path: Path) -> None:
+@pytest.mark.parametrize("in_process", [False, True], ids=["worker-process", "worker-thread"])
+def test_background_embedding_raises_the_encoder_error_in_the_waiting_thread(
+    tmp_path: Path, in_process: bool
+) -> None:
     from tiein.embeddings.background import embed_in_background
 
-    pending = embed_in_background(["a title"], str(tmp_path), threads=1, cache_dir=tmp_path / "cache")
+    pending = embed_in_background(
+        ["a title"], str(tmp_path), threads=1, cache_dir=tmp_path / "cache", in_process=in_process
+    )
     with pytest.raises(ConfigError, match="cannot load embedding model"):
         pending.result()
     assert not (tmp_path / "cache").exists()  # nothing was written
@@ -560,7 +574,9 @@ def test_background_embedding_runs_in_a_worker_process_the_build_can_stop(tmp_pa
     from tiein.embeddings import background
     from tiein.embeddings.background import embed_in_background
 
-    pending = embed_in_background(TITLES * 50, None, threads=1, cache_dir=tmp_path / "cache")
+    pending = embed_in_background(
+        TITLES * 50, None, threads=1, cache_dir=tmp_path / "cache", in_process=False
+    )
     for _ in range(200):  # the worker starts
         if pending._proc is not None:
             break
@@ -599,15 +615,32 @@ def test_a_worker_that_dies_is_one_plain_error(tmp_path: Path, monkeypatch: pyte
 
     monkeypatch.setattr(background.sys, "executable", str(tmp_path / "no-python"))
     with pytest.raises(TieinError, match="embedding the titles failed") as err:
-        embed_in_background(["a"], None, threads=1, cache_dir=tmp_path / "cache").result(poll_s=0.01)
+        embed_in_background(["a"], None, threads=1, cache_dir=tmp_path / "cache", in_process=False).result(
+            poll_s=0.01
+        )
     assert "Traceback" not in str(err.value)
     monkeypatch.undo()
     import signal
     import time
 
-    pending = embed_in_background(TITLES * 50, None, threads=1, cache_dir=tmp_path / "cache")
+    pending = embed_in_background(
+        TITLES * 50, None, threads=1, cache_dir=tmp_path / "cache", in_process=False
+    )
     while pending._proc is None:
         time.sleep(0.02)
     os.kill(pending._proc.pid, signal.SIGKILL)
     with pytest.raises(TieinError, match=r"worker process ended with status -9"):
         pending.result(poll_s=0.01)
+
+
+def test_a_worker_thread_cancelled_is_stopped_for_the_build(tmp_path: Path) -> None:
+    """In process (sentence-transformers imported here already) the worker's code runs on a
+    thread: cancel cannot kill it, but the build that cancelled gets no vectors, and the job
+    folder goes once it ended."""
+    from tiein.embeddings.background import embed_in_background
+
+    pending = embed_in_background(TITLES, None, threads=1, cache_dir=tmp_path / "cache", in_process=True)
+    pending.cancel()
+    with pytest.raises(TieinError, match="stopped"):
+        pending.result(poll_s=0.01)
+    assert not list(tmp_path.glob(".embedding-*"))
