@@ -50,14 +50,12 @@ def _error(name: str, message: str) -> errors.TieinError:
 
 
 class PendingVectors:
-    """Titles' vectors being computed by a worker process (see the module doc), started before the
-    texts are known (:func:`start_embedding`: the worker loads the encoder meanwhile) and given
-    them by :meth:`embed`.
+    """The vectors of ``texts`` being computed by a worker process (see the module doc).
 
     ``model`` and ``threads`` are :func:`tiein.embeddings.load_encoder`'s; ``cache_dir`` the
     embedding cache :func:`tiein.embeddings.embed_texts` reads and extends. ``then(vectors, encoder
-    name)``, given to :meth:`embed`, runs on the watching thread afterwards (the build searches each
-    product's neighbours there); its result is :attr:`extra` once :meth:`result` returned.
+    name)``, when given, runs on the watching thread afterwards (the build searches each product's
+    neighbours there); its result is :attr:`extra` once :meth:`result` returned.
     :attr:`peak`: the worker's peak resident bytes, once it ended (None if unknown, or in process).
 
     ``in_process``: run the worker's code on a thread of this process, over a pipe, instead of in a
@@ -66,17 +64,23 @@ class PendingVectors:
     """
 
     def __init__(
-        self, model: str | None, *, threads: int | None, cache_dir: Path, in_process: bool | None = None
+        self,
+        texts: list[str],
+        model: str | None,
+        *,
+        threads: int | None,
+        cache_dir: Path,
+        then: Callable[[np.ndarray, str], Any] | None = None,
+        in_process: bool | None = None,
     ) -> None:
         # a process that imported sentence-transformers already (a test run, a server) gains
         # nothing from a worker process: the same worker code runs on a thread, over a pipe
         self.in_process = "sentence_transformers" in sys.modules if in_process is None else in_process
-        self._texts_ready = threading.Event()  # in process: the worker's "texts" and "help" lines
-        self._help_wanted = threading.Event()
+        self._help_wanted = threading.Event()  # in process: the worker's "help" line
         self._lines: Any = None  # the worker's messages, read by _run
-        self._status = [1]  # in process: the worker's exit status
+        self._status = 1  # in process: the worker's exit status
         self._cache_dir = Path(cache_dir)
-        self._then: Callable[[np.ndarray, str], Any] | None = None
+        self._then = then
         self.extra: Any = None
         self.peak: int | None = None
         self._done = threading.Event()
@@ -86,7 +90,7 @@ class PendingVectors:
         self._vectors: np.ndarray | None = None
         self._name: str | None = None
         self._error: BaseException | None = None
-        self._lock = threading.Lock()  # the worker's input: told of the texts, to help, or closed
+        self._lock = threading.Lock()  # the worker's input: told to help, or closed
         self._cancelled = False
         self._proc: subprocess.Popen[str] | None = None
         self._cache_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -94,6 +98,7 @@ class PendingVectors:
         try:
             spec = {"model": model, "threads": threads, "cache_dir": str(self._cache_dir.absolute())}
             (self._job / JOB_FILE).write_text(json.dumps(spec), encoding="utf-8")
+            (self._job / TEXTS_FILE).write_text(json.dumps(texts, ensure_ascii=False), encoding="utf-8")
             if self.in_process:
                 self._start_thread()
             else:
@@ -133,20 +138,11 @@ class PendingVectors:
 
         def work() -> None:
             try:
-                self._status[0] = run(self._job, out, self._texts_ready, self._help_wanted)
+                self._status = run(self._job, out, self._help_wanted)
             finally:
                 out.close()  # the reader's end of the messages
 
         threading.Thread(target=work, name="tiein-embed-worker", daemon=True).start()
-
-    def embed(self, texts: list[str], then: Callable[[np.ndarray, str], Any] | None = None) -> PendingVectors:
-        """Hand the worker the texts to embed (once); ``then`` as in the class doc. Returns self."""
-        self._then = then
-        with self._lock:
-            if not self._done.is_set():
-                (self._job / TEXTS_FILE).write_text(json.dumps(texts, ensure_ascii=False), encoding="utf-8")
-                self._tell("texts")
-        return self
 
     def _run(self) -> None:
         proc = self._proc
@@ -163,7 +159,7 @@ class PendingVectors:
                     self._progress = (str(stage), int(done), int(total))
                 else:
                     outcome = message
-            status = proc.wait() if proc is not None else self._status[0]
+            status = proc.wait() if proc is not None else self._status
             self._lines.close()
             self._close_input()
             if self._cancelled:
@@ -189,15 +185,15 @@ class PendingVectors:
             shutil.rmtree(self._job, ignore_errors=True)
             self._done.set()
 
-    def _tell(self, line: str) -> None:
-        """Write ``line`` to the worker (under the lock); a worker that ended hears nothing."""
+    def _ask_help(self) -> None:
+        """Tell the worker the build waits (under the lock); a worker that ended hears nothing."""
         if self.in_process:
-            (self._texts_ready if line == "texts" else self._help_wanted).set()
+            self._help_wanted.set()
             return
         proc = self._proc
         if proc is not None and proc.stdin is not None and not proc.stdin.closed:
             try:
-                proc.stdin.write(line + "\n")
+                proc.stdin.write("help\n")
                 proc.stdin.flush()
             except (OSError, ValueError):  # it ended (a broken pipe)
                 pass
@@ -212,13 +208,11 @@ class PendingVectors:
                     pass
 
     def cancel(self) -> None:
-        """Stop the worker if it still runs (a build that failed, or every title was cached);
-        nothing once it ended."""
+        """Stop the worker if it still runs (a build that failed); nothing once it ended."""
         with self._lock:
             self._cancelled = not self._done.is_set()
             proc = self._proc
         if self.in_process:  # a thread cannot be stopped: it ends after its batches, unread
-            self._texts_ready.set()
             return
         if proc is not None and proc.poll() is None:
             proc.kill()
@@ -233,7 +227,7 @@ class PendingVectors:
         shown = None
         with self._lock:
             self._waiting.set()
-            self._tell("help")
+            self._ask_help()
         while not self._done.wait(poll_s):
             if progress is not None and self._progress is not None and self._progress != shown:
                 shown = self._progress
@@ -246,14 +240,6 @@ class PendingVectors:
         return self._vectors, self._name
 
 
-def start_embedding(
-    model: str | None, *, threads: int | None, cache_dir: Path, in_process: bool | None = None
-) -> PendingVectors:
-    """Start the worker now, so that it loads the encoder meanwhile; :meth:`PendingVectors.embed`
-    gives it the texts, :meth:`PendingVectors.cancel` stops it. ``in_process``: see the class."""
-    return PendingVectors(model, threads=threads, cache_dir=cache_dir, in_process=in_process)
-
-
 def embed_in_background(
     texts: list[str],
     model: str | None,
@@ -264,6 +250,6 @@ def embed_in_background(
     in_process: bool | None = None,
 ) -> PendingVectors:
     """Start embedding ``texts`` with ``model`` in a worker (see :class:`PendingVectors`)."""
-    return start_embedding(model, threads=threads, cache_dir=cache_dir, in_process=in_process).embed(
-        texts, then
+    return PendingVectors(
+        texts, model, threads=threads, cache_dir=cache_dir, then=then, in_process=in_process
     )

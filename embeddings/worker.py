@@ -1,10 +1,9 @@
 """The build's title embedding in a process of its own: ``python -m tiein.embeddings.worker JOB``.
 
-The build (tiein/embeddings/background.py) writes the job (model, threads, cache folder) into
-the folder ``JOB`` and starts this worker as it starts, before its files are read; the worker
-loads the encoder meanwhile, then waits for the texts (``texts.json`` in the same folder, the
-build says when with a ``texts`` line), embeds them through the cache as
-:func:`tiein.embeddings.embed_texts` always does, writes ``vectors.npy`` and ends. Torch and sentence-transformers are imported here, not in the build: their half a
+The build (tiein/embeddings/background.py) writes the texts and the job (model, threads, cache
+folder) into the folder ``JOB`` and starts this worker, which loads the encoder, embeds the texts
+through the cache as :func:`tiein.embeddings.embed_texts` always does, writes ``vectors.npy``
+and ends. Torch and sentence-transformers are imported here, not in the build: their half a
 gigabyte is never part of the build's memory, and their seconds of pure-Python imports no longer
 hold the build's interpreter lock while it mines.
 
@@ -12,7 +11,7 @@ It talks to the build in JSON lines: on its standard output ``{"progress": [stag
 after each batch, then ``{"done": model name, "peak": bytes}`` or ``{"error": class name,
 "message": text}`` (a :class:`tiein.errors.TieinError`, raised again in the build as that class);
 anything a library prints goes to its standard error instead. On its standard input the build
-writes ``texts`` once the texts are written, and ``help`` once it waits for the vectors (a core is free: a second thread takes batches,
+writes ``help`` once it waits for the vectors (a core is free: a second thread takes batches,
 the same vectors, tiein.embeddings.encoder); when that input closes (the build ended, failed or
 was killed) the worker stops at once.
 """
@@ -21,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import threading
 from pathlib import Path
@@ -35,19 +35,18 @@ TEXTS_FILE = "texts.json"  # the texts, a JSON list
 VECTORS_FILE = "vectors.npy"  # float32 (len(texts), dim), written last
 
 
-def _watch(stream: IO[str], texts_ready: threading.Event, help_wanted: threading.Event) -> None:
-    """Set ``texts_ready`` / ``help_wanted`` on a ``texts`` / ``help`` line; stop the process when
-    ``stream`` closes."""
+def _watch(stream: IO[str], help_wanted: threading.Event, job: Path) -> None:
+    """Set ``help_wanted`` on a ``help`` line; when ``stream`` closes before the worker ended, the
+    build is gone (killed: it removes the job folder itself otherwise), so remove the job folder
+    and stop the process at once."""
     for line in stream:
-        word = line.strip()
-        if word == "texts":
-            texts_ready.set()
-        elif word == "help":
+        if line.strip() == "help":
             help_wanted.set()
-    os._exit(1)  # the build is gone: nothing will read the vectors
+    shutil.rmtree(job, ignore_errors=True)
+    os._exit(1)  # nothing will read the vectors
 
 
-def run(job: Path, out: IO[str], texts_ready: threading.Event, help_wanted: threading.Event) -> int:
+def run(job: Path, out: IO[str], help_wanted: threading.Event) -> int:
     """Embed the job's texts (see the module doc); the exit status."""
     from tiein.embeddings.encoder import load_encoder
     from tiein.embeddings.products import embed_texts
@@ -59,9 +58,8 @@ def run(job: Path, out: IO[str], texts_ready: threading.Event, help_wanted: thre
 
     try:
         spec = json.loads((job / JOB_FILE).read_text(encoding="utf-8"))
-        encoder = load_encoder(spec["model"], threads=spec["threads"])
-        texts_ready.wait()
         texts = json.loads((job / TEXTS_FILE).read_text(encoding="utf-8"))
+        encoder = load_encoder(spec["model"], threads=spec["threads"])
         vectors = embed_texts(
             texts,
             encoder,
@@ -73,7 +71,7 @@ def run(job: Path, out: IO[str], texts_ready: threading.Event, help_wanted: thre
     except TieinError as exc:
         send({"error": type(exc).__name__, "message": str(exc)})
         return 1
-    except (Exception, MemoryError) as exc:  # noqa: BLE001  (the build gets one plain line)
+    except Exception as exc:  # noqa: BLE001  (the build gets one plain line; MemoryError too)
         send({"error": "TieinError", "message": f"embedding the titles failed: {type(exc).__name__}: {exc}"})
         return 1
     send({"done": encoder.name, "peak": peak_memory()})
@@ -86,9 +84,10 @@ def main(argv: list[str]) -> int:
         return 2
     out = os.fdopen(os.dup(1), "w", encoding="utf-8")  # the messages' own copy of standard output
     os.dup2(2, 1)  # what libraries print goes to standard error
-    texts_ready, help_wanted = threading.Event(), threading.Event()
-    threading.Thread(target=_watch, args=(sys.stdin, texts_ready, help_wanted), daemon=True).start()
-    return run(Path(argv[0]), out, texts_ready, help_wanted)
+    help_wanted = threading.Event()
+    job = Path(argv[0])
+    threading.Thread(target=_watch, args=(sys.stdin, help_wanted, job), daemon=True).start()
+    return run(job, out, help_wanted)
 
 
 if __name__ == "__main__":

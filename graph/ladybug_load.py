@@ -167,12 +167,14 @@ def build_database(
         for done, (name, rows) in enumerate(steps):
             if progress:
                 progress(name, done, len(steps))
-            if rows.num_rows and name in forward:  # one thread: less memory, no slower (above)
+            if not rows.num_rows:
+                continue
+            one_thread = name in forward  # less memory, no slower (FORWARD_TEXT_FACTOR)
+            if one_thread:
                 conn.set_max_threads_for_exec(1)
-                _load(conn, cy.COPY_TABLE[name], {"rows": rows}, gen_dir)
+            _load(conn, cy.COPY_TABLE[name], {"rows": rows}, gen_dir)
+            if one_thread:
                 conn.set_max_threads_for_exec(num_threads or os.cpu_count() or 1)
-            elif rows.num_rows:
-                _load(conn, cy.COPY_TABLE[name], {"rows": rows}, gen_dir)
         _load(conn, cy.CHECKPOINT, None, gen_dir)
         if progress:
             progress("checkpoint", len(steps), len(steps))
