@@ -53,7 +53,9 @@ def test_sizes_are_read_in_units_of_1024(text: str, size: int) -> None:
     assert parse_size(text) == size
 
 
-@pytest.mark.parametrize("bad", ["", "G", "6X", "-1G", "0", "0.0G", "6 G B", "1e9", "six"])
+@pytest.mark.parametrize(
+    "bad", ["", "G", "6X", "-1G", "0", "0.0G", "6 G B", "1e9", "six", "6G\u200b", "9" * 400]
+)
 def test_a_size_that_is_not_one_is_refused_by_name(bad: str) -> None:
     with pytest.raises(ConfigError) as err:
         parse_size(bad, "--memory-budget")

@@ -21,6 +21,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import gc
+import math
 import os
 import re
 from collections.abc import Iterator
@@ -92,7 +93,8 @@ def parse_size(text: str, what: str = "a memory size") -> int:
     (6442450944, 1610612736, 838860800, 4096)
     """
     m = _SIZE.match(text)
-    value = int(float(m.group(1)) * _UNITS[m.group(2).upper()]) if m else 0
+    number = float(m.group(1)) * _UNITS[m.group(2).upper()] if m else 0.0
+    value = int(number) if math.isfinite(number) else 0  # 400 digits: infinite, not a size
     if value <= 0:
         raise ConfigError(
             f"{what} {text!r} is not a size: give bytes or a number with K, M, G or T (e.g. 6G)"
