@@ -140,12 +140,17 @@ def _one_chunk_if_small(col: pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
 
 
 def _take(table: pa.Table, order: pa.Array | pa.ChunkedArray) -> pa.Table:
-    """``table.take(order)``, nothing taken when ``order`` is already 0..n-1, and string columns
-    of :data:`_PIECE_BYTES` or more taken in pieces (:func:`_take_in_pieces`: Arrow's take joins
-    a column's chunks first, which copies it whole and past 2 GiB of text overflows)."""
+    """``table.take(order)``: a slice of ``table`` (nothing copied) when ``order`` is one run of
+    consecutive rows (0..n-1 included); otherwise string columns of :data:`_PIECE_BYTES` or more
+    are taken in pieces (:func:`_take_in_pieces`: Arrow's take joins a column's chunks first,
+    which copies it whole and past 2 GiB of text overflows)."""
     n = table.num_rows
-    if n == 0 or (len(order) == n and pc.all(pc.equal(order, pa.array(np.arange(n)))).as_py()):
+    if n == 0:
         return table
+    m = len(order)
+    first = int(order[0].as_py()) if m else 0
+    if first + m <= n and pc.all(pc.equal(order, pa.array(np.arange(first, first + m)))).as_py():
+        return table.slice(first, m)
     cols = []
     for col in table.columns:
         if pa.types.is_string(col.type) and col.nbytes >= _PIECE_BYTES:
@@ -202,10 +207,13 @@ def _sorted_unique(table: pa.Table, keys: tuple[str, ...], name: str, what: str)
     return _take(table, _unique_order(table, keys, name, what))
 
 
-def _unique_order(table: pa.Table, keys: tuple[str, ...], name: str, what: str) -> pa.Array:
+def _unique_order(
+    table: pa.Table, keys: tuple[str, ...], name: str, what: str, shown: tuple[str, ...] | None = None
+) -> pa.Array:
     """The order that sorts ``table`` by ``keys``; InputError naming the first row (in input
-    order) that repeats an earlier row's keys. One stable sort serves both: duplicates end up
-    adjacent. Only the key columns are taken."""
+    order) that repeats an earlier row's keys (its values in the order of ``shown``, default
+    ``keys``). One stable sort serves both: duplicates end up adjacent. Only the key columns are
+    taken."""
     order = pc.sort_indices(table, sort_keys=[(k, "ascending") for k in keys])
     n = table.num_rows
     same = None
@@ -217,8 +225,10 @@ def _unique_order(table: pa.Table, keys: tuple[str, ...], name: str, what: str) 
     if pc.any(same).as_py():
         later = _flat(order).slice(1).filter(same)  # stable: the later row of each equal pair
         row = int(pc.min(later).as_py())
-        values = ", ".join(repr(table.column(k)[row].as_py()) for k in keys)
-        raise InputError(f"duplicate {what} ({values})", file=name, row=row + 1, column=",".join(keys))
+        values = ", ".join(repr(table.column(k)[row].as_py()) for k in shown or keys)
+        raise InputError(
+            f"duplicate {what} ({values})", file=name, row=row + 1, column=",".join(shown or keys)
+        )
     return order
 
 
@@ -279,8 +289,11 @@ def _categories(paths: pa.ChunkedArray) -> tuple[pa.Table, pa.Table, pa.Array]:
 
 
 def _flat(arr: pa.Array | pa.ChunkedArray) -> pa.Array:
-    """A ChunkedArray as one Array (no copy when it has one chunk)."""
-    return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+    """A ChunkedArray as one Array (no copy when it has one chunk: Arrow's combine_chunks copies
+    even then)."""
+    if not isinstance(arr, pa.ChunkedArray):
+        return arr
+    return arr.chunk(0) if arr.num_chunks == 1 else arr.combine_chunks()
 
 
 def _attribute_value(value: Any) -> str:
@@ -363,6 +376,25 @@ def _pairs(table: pa.Table, name: str, product_ids: pa.Array) -> pa.Table:
     return t.cast(REL_SCHEMAS["CO_PURCHASED"])
 
 
+# the order the store's relation tables follow (one table per kind, sorted by its ends): relations
+# handed to graph_tables in this order are sliced into those tables, not copied (the evidence text
+# is most of a big shop's memory at the store step: 50k products / 4M lines, ~0.9 GB)
+STORE_ORDER = ("kind", "src", "dst")
+
+
+def in_store_order(relations: pa.Table) -> pa.Table:
+    """``relations`` sorted by :data:`STORE_ORDER`, every row kept (nothing copied when sorted
+    already; big text columns taken in pieces, as :func:`graph_tables` would).
+
+    >>> t = pa.table({"src": ["b", "a", "a"], "dst": ["c", "d", "c"], "kind": ["next", "next", "complement"]})
+    >>> in_store_order(t).to_pydict()
+    {'src': ['a', 'a', 'b'], 'dst': ['c', 'd', 'c'], 'kind': ['complement', 'next', 'next']}
+    """
+    if relations.num_rows < 2:
+        return relations
+    return _take(relations, pc.sort_indices(relations, sort_keys=[(k, "ascending") for k in STORE_ORDER]))
+
+
 def _relations(table: pa.Table, product_ids: pa.Array) -> dict[str, pa.Table]:
     """One table per relation type from RELATIONS (validated: kind known, no self-loop, unique)."""
     name = "relations"
@@ -401,12 +433,17 @@ def _relations(table: pa.Table, product_ids: pa.Array) -> dict[str, pa.Table]:
     bad = _first(pc.is_null(t.column("score")))
     if bad is not None:
         raise InputError("score is missing", file=name, row=bad + 1, column="score")
-    keys = ("src", "dst", "kind")
-    order = _unique_order(t, keys, name, "relation") if t.num_rows else pa.array([], pa.uint64())
+    # sorted as the store keeps them (STORE_ORDER): each kind's rows one range of the sort, so
+    # relations that come in that order (tiein.stages) are sliced, not copied
+    order = (
+        _unique_order(t, STORE_ORDER, name, "relation", shown=("src", "dst", "kind"))
+        if t.num_rows
+        else pa.array([], pa.uint64())
+    )
     kind_of = t.column("kind").take(order)
     rows = t.select(["src", "dst", *[f.name for f in _RELATION_PROPS]])
     out = {}
-    for kind in RELATION_KINDS:  # one sort; each kind's rows taken from it: the text copied once
+    for kind in RELATION_KINDS:  # one sort; each kind's rows taken from it: the text copied at most once
         rt = REL_TYPE[kind]
         out[rt] = _take(rows, order.filter(pc.equal(kind_of, kind))).cast(REL_SCHEMAS[rt])
     return out

@@ -470,3 +470,21 @@ def test_month_lifts_are_written_as_json_writes_them() -> None:
     odd = np.array([[-1.5, 2.0], [1e13, 0.25]])
     assert _number_rows(odd) == ["-1.5,2.0", "10000000000000.0,0.25"]
     assert _number_rows(np.zeros((0, 12))) == []
+
+
+def test_a_build_hands_the_store_its_relations_in_store_order(home: Path) -> None:
+    """The build sorts its relations as the store keeps them before the evidence steps, and the
+    season step keeps that order: so the store's per-kind tables are slices of the build's
+    relations (no copy of the evidence at the store step, tests/test_graph_build.py)."""
+    from tiein.graph.build import graph_tables, in_store_order
+    from tiein.state import load_state
+
+    graph = load_state(home).graph
+    rel = graph.relations
+    assert rel.num_rows > 10 and "season" in rel.column("evidence")[0].as_py()
+    keys = list(zip(*(rel.column(c).to_pylist() for c in ("kind", "src", "dst")), strict=True))
+    assert keys == sorted(keys)
+    assert in_store_order(rel).equals(rel)
+    text = rel.column("evidence").chunk(0).buffers()[2].address
+    complements = graph_tables(graph).rels["COMPLEMENT"]
+    assert complements.num_rows and complements.column("evidence").chunk(0).buffers()[2].address == text

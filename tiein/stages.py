@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 from tiein import content_sets
 from tiein.classify_buckets import bucket_count, classify_in_buckets, estimated_candidates
 from tiein.features import candidate_features, next_candidates, top_pairs
+from tiein.graph.build import in_store_order
 from tiein.mining import mine_pairs
 from tiein.model import PAIR_STATS, RELATIONS, GraphData
 from tiein.next_purchase import classify_next
@@ -175,6 +176,9 @@ def graph_from_stats(
         meta = {**meta, "next_purchase": next_report}
     if nxt.num_rows:
         relations = pa.concat_tables([relations, nxt])
+    # sorted as the store keeps them, while the evidence is still short: the later steps keep the
+    # order, and the store then slices its tables instead of copying the evidence (graph_tables)
+    relations = in_store_order(relations)
     with timer.step("pairs"):  # the CO_PURCHASED / CO_VIEWED edges: each product's strongest partners
         empty = PAIR_STATS.empty_table()
         k_pairs = opts.graph_pairs_per_product
