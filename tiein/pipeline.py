@@ -360,9 +360,25 @@ def _build(opts: BuildOptions, progress: Progress | None, scope: ExitStack) -> B
         except BaseException:
             stage.discard()
             raise
-    # what only the state needed: freed before the store load, the build's peak of memory
-    n_co_purchase = co_purchase.num_rows if co_purchase is not None else 0
-    n_co_view = co_view.num_rows if co_view is not None else 0
+    # what the summary says of the inputs, taken now: the orders are not held through the store load
+    summary = BuildSummary(source=loaded.name, store=store_url, model=model_name)
+    summary.counts = {
+        "products": products.num_rows,
+        "order_lines": loaded.orders.num_rows,
+        "baskets": int(mining_report.get("baskets", 0)),
+        "co_purchase_pairs": co_purchase.num_rows if co_purchase is not None else 0,
+        "co_view_pairs": co_view.num_rows if co_view is not None else 0,
+        "listed_pairs": loaded.listed_pairs.num_rows,
+        "candidates": report["candidates"],
+    }
+    relations = data.relations
+    kinds = pc.value_counts(relations.column("kind")).to_pylist() if relations.num_rows else []
+    summary.relations = {d["values"]: int(d["counts"]) for d in kinds}
+    summary.load_report = loaded.report.lines()
+    summary.top_products = top_products(loaded.orders, relations, 5)
+    # what only the state and the summary needed: freed before the store load, the build's peak
+    # of memory (the orders: 16M lines ~0.7 GB)
+    del loaded, relations
     counts_orders = counts_views = index = vectors = neighbours = co_purchase = co_view = timeline = None
     pending = cached = None  # they hold the vectors and the search index too
     give_back_memory(collect=True)
@@ -375,23 +391,8 @@ def _build(opts: BuildOptions, progress: Progress | None, scope: ExitStack) -> B
     fault("build.after_store")
     switch(home, state_id, store_url)
 
-    summary = BuildSummary(source=loaded.name, store=store_url, model=model_name)
-    summary.counts = {
-        "products": products.num_rows,
-        "order_lines": loaded.orders.num_rows,
-        "baskets": int(mining_report.get("baskets", 0)),
-        "co_purchase_pairs": n_co_purchase,
-        "co_view_pairs": n_co_view,
-        "listed_pairs": loaded.listed_pairs.num_rows,
-        "candidates": report["candidates"],
-    }
-    relations = data.relations
-    kinds = pc.value_counts(relations.column("kind")).to_pylist() if relations.num_rows else []
-    summary.relations = {d["values"]: int(d["counts"]) for d in kinds}
     summary.seconds = dict(timer.seconds)
     summary.seconds["total"] = time.perf_counter() - t_all
-    summary.load_report = loaded.report.lines()
-    summary.top_products = top_products(loaded.orders, relations, 5)
     summary.scenes = report["scenes"]
     summary.ranker = report["ranker"]
     summary.type_classifier = report["type_classifier"]
