@@ -36,7 +36,7 @@ import numpy as np
 import tiein
 from tiein import errors
 from tiein.embeddings.encoder import Progress
-from tiein.embeddings.worker import JOB_FILE, TEXTS_FILE, VECTORS_FILE, run
+from tiein.embeddings.worker import JOB_FILE, JOB_PREFIX, TEXTS_FILE, VECTORS_FILE, run
 
 
 def _error(name: str, message: str) -> errors.TieinError:
@@ -94,7 +94,7 @@ class PendingVectors:
         self._cancelled = False
         self._proc: subprocess.Popen[str] | None = None
         self._cache_dir.parent.mkdir(parents=True, exist_ok=True)
-        self._job = Path(tempfile.mkdtemp(prefix=".embedding-", dir=self._cache_dir.parent))
+        self._job = Path(tempfile.mkdtemp(prefix=JOB_PREFIX, dir=self._cache_dir.parent))
         try:
             spec = {"model": model, "threads": threads, "cache_dir": str(self._cache_dir.absolute())}
             (self._job / JOB_FILE).write_text(json.dumps(spec), encoding="utf-8")

@@ -30,6 +30,9 @@ import numpy as np
 
 from tiein.errors import TieinError
 
+# a job's folder, made in the build's home (its name starts so): removed by the build or the worker
+# when it ends, and by the home's recovery (tiein/home.py) when both were killed at once
+JOB_PREFIX = ".embedding-"
 JOB_FILE = "job.json"  # {"model": name or null, "threads": int or null, "cache_dir": path}
 TEXTS_FILE = "texts.json"  # the texts, a JSON list
 VECTORS_FILE = "vectors.npy"  # float32 (len(texts), dim), written last

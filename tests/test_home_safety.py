@@ -98,7 +98,9 @@ def assert_whole(home: Path) -> str:
     assert (gen / INDEX / "manifest.json").is_file()
     left = sorted(p.name for p in (home / GENS).iterdir())
     assert left == sorted({pointer.current, pointer.previous} - {None}), left
-    assert not [p.name for p in home.iterdir() if p.name.startswith((".index", ".inputs", ".CURRENT"))]
+    assert not [
+        p.name for p in home.iterdir() if p.name.startswith((".index", ".inputs", ".CURRENT", ".embedding"))
+    ]
     # the store keeps the generation that answers and the one before it (for a pointer rollback)
     held = [state_of(p) for p in (home / "graph").iterdir() if p.name.startswith("gen-")]
     assert len(held) <= 2 and set(held) <= {pointer.current, pointer.previous}, held
@@ -310,6 +312,26 @@ def test_older_layout_is_moved_into_a_generation(template: Path, tmp_path: Path)
     stock.write_text("product_id,stock\nchair,0\n", encoding="utf-8")
     run("update", "--catalog", str(stock), "--quiet", home=home)
     assert assert_whole(home) != state
+
+
+def test_an_embedding_job_left_by_a_killed_build_is_removed(template: Path, tmp_path: Path) -> None:
+    """A build and its embedding worker killed at once (an out-of-memory kill of the group) leave
+    the job's folder with the titles in the home: the next command's recovery removes it, and
+    nothing else."""
+    from tiein.embeddings.worker import JOB_PREFIX
+    from tiein.home import EMBEDDING_JOB_PREFIX
+
+    assert EMBEDDING_JOB_PREFIX == JOB_PREFIX
+    home = fresh(template, tmp_path)
+    state = assert_whole(home)
+    job = home / f"{JOB_PREFIX}k1ll3d"
+    job.mkdir()
+    (job / "texts.json").write_text('["帐篷", "camping chair"]', encoding="utf-8")
+    kept = home / "embedding-notes.txt"  # not a job folder: left alone
+    kept.write_text("mine", encoding="utf-8")
+    assert assert_whole(home) == state
+    assert not job.exists() and kept.read_text(encoding="utf-8") == "mine"
+    assert answers(home)
 
 
 def test_threads_reach_the_numpy_miner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

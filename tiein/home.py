@@ -11,6 +11,8 @@ Layout::
                             generation that answers, the one `tiein rollback` returns to, and
                             the store they were loaded into
     .build.lock             held by the one build / update / rollback writing this home
+    .embedding-*/           the titles a build's embedding worker is given (removed when it
+                            ends, and by recovery when the build and its worker were killed)
     cache/ feedback/ scenes.discovered.yaml
 
 How a build switches (so that a crash at any point leaves the old or the new home whole):
@@ -52,8 +54,13 @@ LOCK = ".build.lock"
 INDEX = "index"
 INPUTS = "inputs"
 _TMP = ".tmp-"
-# debris of the older layout (before generations): temp and old copies of index/ and inputs/
-_LEGACY_DEBRIS = (".index.tmp-", ".index.old-", ".inputs.tmp-", ".inputs.old-")
+# debris of the older layout (before generations): temp and old copies of index/ and inputs/;
+# and the titles an embedding job was given, left when a build and its worker were killed at once
+# (an out-of-memory kill of the whole group; a job runs only inside a build, which holds the home
+# lock that recovery takes). The prefix is
+# tiein.embeddings.worker.JOB_PREFIX, written out: importing tiein.embeddings costs ~0.13 s
+EMBEDDING_JOB_PREFIX = ".embedding-"
+_DEBRIS = (".index.tmp-", ".index.old-", ".inputs.tmp-", ".inputs.old-", EMBEDDING_JOB_PREFIX)
 
 
 @dataclass(frozen=True)
@@ -211,8 +218,8 @@ def switch(home: Path | str, state_id: str, store_url: str, *, previous: str | N
 
 
 def remove_debris(home: Path | str, pointer: Pointer) -> list[str]:
-    """Delete staged and unreferenced generations and the older layout's temp copies; returns
-    the names removed. The caller holds :func:`home_lock`."""
+    """Delete staged and unreferenced generations, the older layout's temp copies and embedding
+    jobs' folders; returns the names removed. The caller holds :func:`home_lock`."""
     home = Path(home)
     keep = {pointer.current, pointer.previous}
     removed = []
@@ -223,7 +230,7 @@ def remove_debris(home: Path | str, pointer: Pointer) -> list[str]:
                 _remove(child)
                 removed.append(f"{GENS}/{child.name}")
     for child in home.iterdir() if home.is_dir() else []:
-        if child.name.startswith(_LEGACY_DEBRIS) or child.name == f".{POINTER}.tmp":
+        if child.name.startswith(_DEBRIS) or child.name == f".{POINTER}.tmp":
             _remove(child)
             removed.append(child.name)
     return removed
