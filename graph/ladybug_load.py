@@ -146,9 +146,14 @@ def build_database(
     gen_dir = db_path.parent
     fresh = not db_path.exists()
     forward = frozenset(tables.meta.get(FORWARD_ONLY, ()))
+    # the nodes first (relationships need their ends), then the relationship tables heaviest
+    # first: LadybugDB keeps what a COPY loaded in memory until the database closes, so the
+    # heaviest COPY runs before the others have added theirs (4M lines loaded whole: the
+    # complements' COPY no longer on top of the 1.5M pair edges')
+    rels = sorted(tables.rels.items(), key=lambda kv: (-_text_bytes(kv[1]), -kv[1].num_rows))
     steps = [
         (name, rows)
-        for name, rows in [*tables.nodes.items(), *tables.rels.items()]
+        for name, rows in [*tables.nodes.items(), *rels]
         if (only is None or name in only) and name not in skip
     ]
     db = conn = None

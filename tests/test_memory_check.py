@@ -7,6 +7,7 @@ tests/test_home_safety.py."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pytest
@@ -112,3 +113,41 @@ def test_the_heaviest_relationship_table_sets_the_need(monkeypatch: pytest.Monke
     assert err.value.status == 507
     monkeypatch.setenv(SKIP_CHECK_ENV, "1")  # the user's call
     assert plan_copy(t, available=lambda: 0) == frozenset()
+
+
+def test_the_heaviest_relationship_table_is_copied_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """build_database COPYs the node tables first, then the relationship tables heaviest first
+    (most text, then most rows): LadybugDB keeps what each COPY loaded until the database closes,
+    so the heaviest COPY — the one the memory check sizes — never runs on top of the others'.
+    A real database; the graph it holds is the contract catalog's."""
+    from test_store_contract import catalog
+
+    from tiein.graph import ladybug_load
+    from tiein.graph.build import NODE_SCHEMAS, graph_tables
+
+    copied: list[str] = []
+    load = ladybug_load._load
+
+    def recorded(conn: Any, statement: str, params: Any, gen_dir: Path) -> Any:
+        if statement.startswith("COPY "):
+            copied.append(statement.split()[1])
+        return load(conn, statement, params, gen_dir)
+
+    monkeypatch.setattr(ladybug_load, "_load", recorded)
+    t = graph_tables(catalog())
+    evidence = t.rels["COMPLEMENT"].column("evidence")
+    heavy = t.rels["COMPLEMENT"].set_column(  # the complements carry the most text by far
+        t.rels["COMPLEMENT"].schema.get_field_index("evidence"),
+        "evidence",
+        pa.array(['{"note":"' + "x" * 5000 + '"}'] * len(evidence)),
+    )
+    t = GraphTables(nodes=t.nodes, rels={**t.rels, "COMPLEMENT": heavy}, meta=t.meta)
+    ladybug_load.build_database(tmp_path / "db", t, 1, None)
+    nodes = [n for n in copied if n in NODE_SCHEMAS]
+    rels = [r for r in copied if r not in NODE_SCHEMAS]
+    assert copied[: len(nodes)] == nodes and nodes == [n for n in NODE_SCHEMAS if t.nodes[n].num_rows]
+    weights = [(ladybug_load._text_bytes(t.rels[r]), t.rels[r].num_rows) for r in rels]
+    assert rels[0] == "COMPLEMENT" and weights == sorted(weights, reverse=True)
+    assert len(rels) == sum(1 for r in t.rels.values() if r.num_rows) > 3
