@@ -2,10 +2,9 @@
 
 Loading the default encoder costs ~7 s before the first title is embedded (importing torch and
 sentence-transformers), and embedding Online Retail's 4k titles ~4 s more: time in which the
-build can already mine its orders. :func:`embed_in_background` starts that work in a process of
-its own (tiein/embeddings/worker.py), watched by a daemon thread, and hands back a
-:class:`PendingVectors`; :meth:`PendingVectors.result` waits for it (passing the worker's progress
-on, from the calling thread) and returns what :func:`tiein.embeddings.embed_texts` would have
+build can already mine its orders. A :class:`PendingVectors` starts that work in a process of
+its own (tiein/embeddings/worker.py), watched by a daemon thread; :meth:`PendingVectors.result`
+waits for it (passing the worker's progress on, from the calling thread) and returns what :func:`tiein.embeddings.embed_texts` would have
 returned in place, or raises what it would have raised. In a process of its own the imports'
 pure-Python seconds do not hold the build's interpreter lock, and the ~0.5 GB torch and the
 encoder take stay out of the build's memory (they are gone when the worker ends). Once the build
@@ -238,18 +237,3 @@ class PendingVectors:
             progress(*self._progress)
         assert self._vectors is not None and self._name is not None
         return self._vectors, self._name
-
-
-def embed_in_background(
-    texts: list[str],
-    model: str | None,
-    *,
-    threads: int | None,
-    cache_dir: Path,
-    then: Callable[[np.ndarray, str], Any] | None = None,
-    in_process: bool | None = None,
-) -> PendingVectors:
-    """Start embedding ``texts`` with ``model`` in a worker (see :class:`PendingVectors`)."""
-    return PendingVectors(
-        texts, model, threads=threads, cache_dir=cache_dir, then=then, in_process=in_process
-    )

@@ -522,12 +522,12 @@ def test_background_embedding_gives_the_in_place_vectors_and_fills_the_cache(
     thread's progress reaches the caller's callback, and the cache then holds every title."""
     import threading
 
-    from tiein.embeddings.background import embed_in_background
+    from tiein.embeddings.background import PendingVectors
     from tiein.embeddings.products import cached_vectors
 
     texts = [*TITLES, "", TITLES[0]]  # an empty text (zero row) and a repeated one
     calls: list[tuple[str, int, int]] = []
-    pending = embed_in_background(
+    pending = PendingVectors(
         texts,
         None,
         threads=1,
@@ -555,9 +555,9 @@ def test_background_embedding_gives_the_in_place_vectors_and_fills_the_cache(
 def test_background_embedding_raises_the_encoder_error_in_the_waiting_thread(
     tmp_path: Path, in_process: bool
 ) -> None:
-    from tiein.embeddings.background import embed_in_background
+    from tiein.embeddings.background import PendingVectors
 
-    pending = embed_in_background(
+    pending = PendingVectors(
         ["a title"], str(tmp_path), threads=1, cache_dir=tmp_path / "cache", in_process=in_process
     )
     with pytest.raises(ConfigError, match="cannot load embedding model"):
@@ -572,11 +572,9 @@ def test_background_embedding_runs_in_a_worker_process_the_build_can_stop(tmp_pa
     import time
 
     from tiein.embeddings import background
-    from tiein.embeddings.background import embed_in_background
+    from tiein.embeddings.background import PendingVectors
 
-    pending = embed_in_background(
-        TITLES * 50, None, threads=1, cache_dir=tmp_path / "cache", in_process=False
-    )
+    pending = PendingVectors(TITLES * 50, None, threads=1, cache_dir=tmp_path / "cache", in_process=False)
     for _ in range(200):  # the worker starts
         if pending._proc is not None:
             break
@@ -612,11 +610,11 @@ def test_a_worker_that_dies_is_one_plain_error(tmp_path: Path, monkeypatch: pyte
     """A worker killed from outside (the OOM killer) or one whose interpreter cannot start is a
     TieinError naming its exit status, raised where the build waits, not a hang or a traceback."""
     from tiein.embeddings import background
-    from tiein.embeddings.background import embed_in_background
+    from tiein.embeddings.background import PendingVectors
 
     monkeypatch.setattr(background.sys, "executable", str(tmp_path / "no-python"))
     with pytest.raises(TieinError, match="embedding the titles failed") as err:
-        embed_in_background(["a"], None, threads=1, cache_dir=tmp_path / "cache", in_process=False).result(
+        PendingVectors(["a"], None, threads=1, cache_dir=tmp_path / "cache", in_process=False).result(
             poll_s=0.01
         )
     assert "Traceback" not in str(err.value)
@@ -624,9 +622,7 @@ def test_a_worker_that_dies_is_one_plain_error(tmp_path: Path, monkeypatch: pyte
     import signal
     import time
 
-    pending = embed_in_background(
-        TITLES * 50, None, threads=1, cache_dir=tmp_path / "cache", in_process=False
-    )
+    pending = PendingVectors(TITLES * 50, None, threads=1, cache_dir=tmp_path / "cache", in_process=False)
     while pending._proc is None:
         time.sleep(0.02)
     os.kill(pending._proc.pid, signal.SIGKILL)
@@ -638,9 +634,9 @@ def test_a_worker_thread_cancelled_is_stopped_for_the_build(tmp_path: Path) -> N
     """In process (sentence-transformers imported here already) the worker's code runs on a
     thread: cancel cannot kill it, but the build that cancelled gets no vectors, and the job
     folder goes once it ended."""
-    from tiein.embeddings.background import embed_in_background
+    from tiein.embeddings.background import PendingVectors
 
-    pending = embed_in_background(TITLES, None, threads=1, cache_dir=tmp_path / "cache", in_process=True)
+    pending = PendingVectors(TITLES, None, threads=1, cache_dir=tmp_path / "cache", in_process=True)
     pending.cancel()
     with pytest.raises(TieinError, match="stopped"):
         pending.result(poll_s=0.01)

@@ -57,8 +57,8 @@ _TMP = ".tmp-"
 # debris of the older layout (before generations): temp and old copies of index/ and inputs/;
 # and the titles an embedding job was given, left when a build and its worker were killed at once
 # (an out-of-memory kill of the whole group; a job runs only inside a build, which holds the home
-# lock that recovery takes). The prefix is
-# tiein.embeddings.worker.JOB_PREFIX, written out: importing tiein.embeddings costs ~0.13 s
+# lock that recovery takes). The prefix is tiein.embeddings.worker.JOB_PREFIX, written out here:
+# importing tiein.embeddings costs ~0.13 s per command (a test checks the two agree)
 EMBEDDING_JOB_PREFIX = ".embedding-"
 _DEBRIS = (".index.tmp-", ".index.old-", ".inputs.tmp-", ".inputs.old-", EMBEDDING_JOB_PREFIX)
 

@@ -196,7 +196,7 @@ def _build(opts: BuildOptions, progress: Progress | None, scope: ExitStack) -> B
     ids: list[str] | None = None
     if opts.embeddings and products.num_rows:
         from tiein import embeddings
-        from tiein.embeddings.background import embed_in_background
+        from tiein.embeddings.background import PendingVectors
         from tiein.embeddings.products import cached_vectors
 
         cache_key = embeddings.model_key(opts.model)
@@ -212,7 +212,7 @@ def _build(opts: BuildOptions, progress: Progress | None, scope: ExitStack) -> B
             return index, index.neighbours(k, threads=opts.threads)
 
         if cached is None:  # the neighbour search runs on its watching thread too
-            pending = embed_in_background(
+            pending = PendingVectors(
                 texts, opts.model, threads=opts.threads, cache_dir=home / "cache", then=index_of
             )
             scope.callback(pending.cancel)  # a build that fails stops the worker process
