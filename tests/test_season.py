@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -393,7 +393,8 @@ def test_append_evidence_adds_one_key_to_each_object(monkeypatch: pytest.MonkeyP
     from tiein.basket_pairs import append_evidence
 
     rel = pa.table({"evidence": pa.array(['{"a":1}', None, "", ' {"b":2} ', '{"c":3} '], pa.string())})
-    out, added = append_evidence(rel, np.array([4, 0, 1, 2, 3]), ["[1]", '{"x":1}', "2", "3", None], "season")
+    texts = pa.array(['{"x":1}', "2", "3", None, "[1]"], pa.string())
+    out, added = append_evidence(rel, np.array([0, 1, 2, 3, 4]), texts, "season")
     got = out.column("evidence").to_pylist()
     assert got == [
         '{"a":1,"season":{"x":1}}',
@@ -403,18 +404,19 @@ def test_append_evidence_adds_one_key_to_each_object(monkeypatch: pytest.MonkeyP
         '{"c":3,"season":[1]}',
     ]
     assert added == 4 and [json.loads(t) for t in got]
-    same, none = append_evidence(rel, np.array([0]), [None], "season")
+    same, none = append_evidence(rel, np.array([0]), pa.array([None], pa.string()), "season")
     assert none == 0 and same.column("evidence").equals(rel.column("evidence"))
     # tiein's own evidence (compact objects) takes the one-pass way: the same result
     compact = pa.table({"evidence": pa.array(['{"a":1}', '{"b":"x}"}', '{"c":3}'], pa.string())})
-    out, added = append_evidence(compact, np.array([1, 0, 2]), ['{"y":2}', None, "[1]"], "season")
+    texts = pa.array([None, '{"y":2}', "[1]"], pa.string())
+    out, added = append_evidence(compact, np.array([0, 1, 2]), texts, "season")
     want = ['{"a":1}', '{"b":"x}","season":{"y":2}}', '{"c":3,"season":[1]}']
     assert out.column("evidence").to_pylist() == want
     assert added == 2
     # joined in slices of JOIN_ROWS rows, from evidence in several chunks: the same
     monkeypatch.setattr(bp, "JOIN_ROWS", 2)
     chunked = pa.table({"evidence": pa.chunked_array([['{"a":1}'], ['{"b":"x}"}', '{"c":3}']])})
-    out, added = append_evidence(chunked, np.array([1, 0, 2]), ['{"y":2}', None, "[1]"], "season")
+    out, added = append_evidence(chunked, np.array([0, 1, 2]), texts, "season")
     assert out.column("evidence").to_pylist() == want and added == 2
     assert out.column("evidence").num_chunks == 2
 
@@ -422,11 +424,16 @@ def test_append_evidence_adds_one_key_to_each_object(monkeypatch: pytest.MonkeyP
 @pytest.mark.parametrize("bitmap_bits", [1 << 27, 0])  # the flag table, and the walk over basket pairs
 @pytest.mark.parametrize("chunk", [1 << 22, 5])
 @pytest.mark.parametrize("dense", [4, 0])  # walked pairs looked up in a dense table, or hashed
+@pytest.mark.parametrize(
+    "shuffled", [False, True]
+)  # pairs numbered by first end (as basket_pairs does), or not
 def test_co_baskets_match_brute_force(
-    monkeypatch: pytest.MonkeyPatch, bitmap_bits: int, chunk: int, dense: int
+    monkeypatch: pytest.MonkeyPatch, bitmap_bits: int, chunk: int, dense: int, shuffled: bool
 ) -> None:
     """Every (pair, basket) holding both ends of a pair, sorted by pair then basket, on a random
-    shop: a Python loop over the baskets is the reference for every way of finding them."""
+    shop: a Python loop over the baskets is the reference for every way of finding them (the
+    walk's chunks, sorted one by one, need a sort of all of them only when the pairs are not
+    numbered in order of their first end)."""
     import numpy as np
 
     import tiein.basket_pairs as bp
@@ -443,6 +450,8 @@ def test_co_baskets_match_brute_force(
     li = np.array([i for i, _ in lines], np.int64)
     lj = np.array([j for _, j in lines], np.int64)
     pairs = sorted({tuple(sorted(rng.choice(n_prod, 2, replace=False).tolist())) for _ in range(150)})
+    if shuffled:
+        pairs = [pairs[k] for k in rng.permutation(len(pairs))]
     ai = np.array([a for a, _ in pairs], np.int64)
     bi = np.array([b for _, b in pairs], np.int64)
     want = sorted(
@@ -466,10 +475,11 @@ def test_month_lifts_are_written_as_json_writes_them() -> None:
         x = np.round(rng.gamma(2.0, scale, (2_000, 12)), 2)
         x[:50] = np.round(np.arange(600).reshape(50, 12) / 100, 2)  # 0.0, 0.01 ... 5.99
         x[50, :3] = [99.99, 100.0, 0.1]
-        assert _number_rows(x) == json.dumps(x.tolist(), separators=(",", ":"))[2:-2].split("],[")
+        want = json.dumps(x.tolist(), separators=(",", ":"))[2:-2].split("],[")
+        assert _number_rows(x).to_pylist() == want
     odd = np.array([[-1.5, 2.0], [1e13, 0.25]])
-    assert _number_rows(odd) == ["-1.5,2.0", "10000000000000.0,0.25"]
-    assert _number_rows(np.zeros((0, 12))) == []
+    assert _number_rows(odd).to_pylist() == ["-1.5,2.0", "10000000000000.0,0.25"]
+    assert _number_rows(np.zeros((0, 12))).to_pylist() == []
 
 
 def test_a_build_hands_the_store_its_relations_in_store_order(home: Path) -> None:
@@ -488,3 +498,132 @@ def test_a_build_hands_the_store_its_relations_in_store_order(home: Path) -> Non
     text = rel.column("evidence").chunk(0).buffers()[2].address
     complements = graph_tables(graph).rels["COMPLEMENT"]
     assert complements.num_rows and complements.column("evidence").chunk(0).buffers()[2].address == text
+
+
+@pytest.mark.parametrize("by", ["month", "calendar"])
+def test_season_texts_are_the_json_of_their_fields(by: str) -> None:
+    """Each relation's season text (assembled from Arrow pieces) is exactly ``json.dumps`` of
+    its fields in order, Chinese labels unescaped; null where the pair was never bought in a dated
+    basket; the seasonal ones are counted. Lifts past 100 and a calendar's spans included."""
+    from tiein.season.calendar import Window, month_windows
+    from tiein.season.stats import _SeasonJson
+
+    windows = month_windows()
+    if by == "calendar":
+        windows = (
+            Window("christmas", "圣诞季", "Christmas", (("11-15", "12-25"),)),
+            Window("q", 'say "hi"', "Back\\slash", (("2011-03-01", "2011-03-09"), ("07-01", "07-02"))),
+        )
+    rng = np.random.default_rng(5)
+    rows = 3_000
+    n = rng.integers(1, 40, rows).astype(np.float64)
+    n[:10] = 0
+    obs = np.floor(rng.random((rows, len(windows))) * (n[:, None] + 1))
+    lift = rng.gamma(1.5, 1.0, (rows, len(windows)))
+    lift[10:20] *= 300  # past the lookup table's 100
+    lift_m = np.round(rng.gamma(2.0, 0.6, (rows, 12)), 2)
+    json_of = _SeasonJson(windows, by, 1.5)
+    got = json_of(n, obs, lift, lift_m).to_pylist()
+    want: list[str | None] = []
+    for i in range(rows):
+        if n[i] == 0:
+            want.append(None)
+            continue
+        p = int(lift[i].argmax())
+        w = windows[p]
+        peak_lift = float(np.round(lift[i, p], 3))
+        fields = {
+            "by": by,
+            "peak": w.key,
+            "peak_zh": w.zh,
+            "peak_en": w.en,
+            "share": float(np.round(obs[i, p] / n[i], 3)),
+            "lift": peak_lift,
+            "seasonal": peak_lift >= 1.5,
+            "bought_together": int(n[i]),
+            "months": lift_m[i].tolist(),
+        }
+        if by == "calendar" and peak_lift >= 1.5:
+            fields["spans"] = [list(s) for s in w.spans]
+        want.append(json.dumps(fields, ensure_ascii=False, separators=(",", ":")))
+    assert got == want
+    assert json_of.seasonal == sum(1 for t in want if t and json.loads(t)["seasonal"]) > 100
+    assert sum(t is None for t in got) == 10
+
+
+def test_decimals_are_written_as_repr_writes_them() -> None:
+    """Shares and lifts to 3 decimals: the text of each is ``repr`` of the rounded float, small
+    (the lookup), large (whole and fraction joined) and out of range (``json.dumps``)."""
+    from tiein.season.stats import _decimals
+
+    rng = np.random.default_rng(9)
+    for scale in (0.001, 0.3, 40.0, 1e7):
+        x = rng.gamma(1.2, scale, 5_000)
+        x[:3] = [0.0, 0.0005, 99.9995]
+        assert _decimals(x, 3).to_pylist() == [repr(v) for v in np.round(x, 3).tolist()]
+    assert _decimals(np.array([-0.25, 2e12, 1.0]), 3).to_pylist() == ["-0.25", "2000000000000.0", "1.0"]
+
+
+def test_append_evidence_asks_for_each_slices_texts_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Given a function, append_evidence asks it for the entries of one slice of the table at a
+    time (so a build never holds every text at once) and joins them where a list would."""
+    import numpy as np
+
+    import tiein.basket_pairs as bp
+    from tiein.basket_pairs import append_evidence
+
+    monkeypatch.setattr(bp, "JOIN_ROWS", 3)
+    rel = pa.table({"evidence": pa.array([f'{{"r":{i}}}' for i in range(8)], pa.string())})
+    rows = np.array([0, 2, 3, 7])
+    texts = pa.array(["0", None, "3", "7"], pa.string())
+    asked: list[tuple[int, int]] = []
+
+    def texts_of(lo: int, hi: int) -> pa.Array:
+        asked.append((lo, hi))
+        return texts.slice(lo, hi - lo)
+
+    out, added = append_evidence(rel, rows, texts_of, "k")
+    assert asked == [(0, 2), (2, 3), (3, 4)]  # rows 0-2, 3-5, 6-7
+    assert out.column("evidence").to_pylist() == [
+        '{"r":0,"k":0}',
+        '{"r":1}',
+        '{"r":2}',
+        '{"r":3,"k":3}',
+        '{"r":4}',
+        '{"r":5}',
+        '{"r":6}',
+        '{"r":7,"k":7}',
+    ]
+    assert added == 3
+    same, none = append_evidence(rel, rows, lambda lo, hi: pa.nulls(hi - lo, pa.string()), "k")
+    assert none == 0 and same is rel
+    with pytest.raises(ValueError, match="ascending"):
+        append_evidence(rel, np.array([3, 0]), pa.array(["a", "b"]), "k")
+
+
+@pytest.mark.parametrize("overlapping", [False, True])
+def test_per_window_counts_match_brute_force(overlapping: bool) -> None:
+    """Per-window counts of (key, basket) rows: months (each basket in one window or none,
+    counted directly) and overlapping calendar windows (a sparse product) both equal a loop."""
+    from tiein.season.calendar import Window, month_windows
+    from tiein.season.stats import _membership, _per_window
+
+    rng = np.random.default_rng(3)
+    days = [date(2011, 1, 1) + timedelta(days=int(d)) for d in rng.integers(0, 700, 300)]
+    windows = month_windows()
+    if overlapping:
+        windows = (
+            Window("xmas", "圣诞", "Xmas", (("11-15", "12-25"),)),
+            Window("dec", "十二月", "December", (("12-01", "12-31"),)),
+            Window("spring", "春", "Spring", (("2011-03-01", "2011-05-31"),)),
+        )
+    member = _membership(days, windows)
+    keys = rng.integers(0, 50, 5_000).astype(np.int32)
+    baskets = rng.integers(0, len(days), 5_000)
+    want = np.zeros((50, len(windows)))
+    for k, b in zip(keys.tolist(), baskets.tolist(), strict=True):
+        for w, win in enumerate(windows):
+            want[k, w] += win.contains(days[b])
+    got = _per_window(keys, baskets, 50, member)
+    assert got.dtype == np.float64 and np.array_equal(got, want)
+    assert want.sum() > 1_000

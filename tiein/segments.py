@@ -117,9 +117,10 @@ def segment_evidence(
     np.add.at(obs, (bp.pid[mine], seg_of_basket[bp.j][mine]), 1.0)
     share = np.array([k / baskets for _, k in kept])
     lift = (obs + cfg.prior) / (n[:, None] * share[None, :] + cfg.prior)
-    texts = _segment_json([seg for seg, _ in kept], n, obs, lift)
+    texts = pa.array(_segment_json([seg for seg, _ in kept], n, obs, lift), pa.string())
+    row_pid = bp.row_pid
     table, with_segments = append_evidence(
-        relations, bp.row, [texts[p] for p in bp.row_pid.tolist()], "segments"
+        relations, bp.row, lambda lo, hi: texts.take(pa.array(row_pid[lo:hi])), "segments"
     )
     return table, {**meta, "pairs": int((n > 0).sum()), "with_segments": with_segments}
 

@@ -62,7 +62,7 @@ def basket_pair_hits(
         want = (a[asked] - lo) * n_items + b[asked]
         span = (hi - lo) * n_items
         if span <= DENSE_FACTOR * max(keys.size, 1):
-            table = np.full(span, -1, np.int64)
+            table = np.full(span, -1, np.int32 if len(a) < 2**31 else np.int64)  # int32: half the table
             table[want] = asked
             k = table[keys]
             hit = k >= 0
