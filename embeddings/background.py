@@ -4,8 +4,9 @@ Loading the default encoder costs ~7 s before the first title is embedded (impor
 sentence-transformers), and embedding Online Retail's 4k titles ~4 s more: time in which the
 build can already mine its orders. A :class:`PendingVectors` starts that work in a process of
 its own (tiein/embeddings/worker.py), watched by a daemon thread; :meth:`PendingVectors.result`
-waits for it (passing the worker's progress on, from the calling thread) and returns what :func:`tiein.embeddings.embed_texts` would have
-returned in place, or raises what it would have raised. In a process of its own the imports'
+waits for it (passing the worker's progress on, from the calling thread) and returns what
+:func:`tiein.embeddings.embed_texts` would have returned in place, or raises what it would have
+raised. In a process of its own the imports'
 pure-Python seconds do not hold the build's interpreter lock, and the ~0.5 GB torch and the
 encoder take stay out of the build's memory (they are gone when the worker ends). Once the build
 waits for the vectors, the worker is told so and a second encoding thread takes half of the

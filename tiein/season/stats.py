@@ -186,12 +186,12 @@ def season_evidence(
 
 
 @functools.cache
-def _decimal_table(places: int, below: int) -> tuple[pa.Array, pa.Array]:
+def _decimal_table(places: int) -> tuple[pa.Array, pa.Array]:
     """(the text of each fraction 0 .. 10^places - 1 after the point, trailing zeros cut: "0"
-    for 0; the text of every value k / 10^places under ``below``) as ``repr`` writes them."""
+    for 0; the text of every value k / 10^places under 100) as ``repr`` writes them."""
     scale = 10**places
     frac = pa.array(["0", *(f"{k:0{places}d}".rstrip("0") for k in range(1, scale))])
-    k = np.arange(below * scale)
+    k = np.arange(100 * scale)
     small = pc.binary_join_element_wise(
         pc.cast(pa.array(k // scale), pa.string()), frac.take(pa.array(k % scale)), "."
     )
@@ -208,7 +208,7 @@ def _decimals(x: np.ndarray, places: int) -> pa.Array:
     if not (np.isfinite(flat).all() and (flat >= 0).all() and (flat < 1e12).all()):
         return pa.array([json.dumps(v) for v in flat.tolist()], pa.string())
     v = np.rint(flat * 10**places).astype(np.int64)
-    frac, small = _decimal_table(places, 100)
+    frac, small = _decimal_table(places)
     if (v < len(small)).all():  # every value under 100 (lifts): one lookup per value
         return small.take(pa.array(v))
     whole, part = np.divmod(v, 10**places)
