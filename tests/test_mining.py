@@ -406,13 +406,11 @@ def test_matches_brute_force(seed: int, monkeypatch: pytest.MonkeyPatch) -> None
         max_customer_items=params["cap"],
     )
     assert_same(mine_pairs(t, **kw).pairs, want)
-    # counting by sort only, then by bincount only, one thread
-    monkeypatch.setattr(mining, "DENSE_FACTOR", 0)
-    assert_same(mine_pairs(t, **kw).pairs, want)
-    monkeypatch.setattr(mining, "DENSE_FACTOR", 10**9)
     assert_same(mine_pairs(t, threads=1, **kw).pairs, want)
-    # tiny chunks: many pair and after chunks must give the same table
+    # tiny chunks: many pair and after chunks (side by side, their regions closed up) must give
+    # the same table
     monkeypatch.setattr(mining, "CHUNK_PAIRS", 5)
+    monkeypatch.setattr(mining, "CO_CHUNK_PAIRS", 5)
     assert_same(mine_pairs(t, **kw).pairs, want)
     # no room for packed keys: the lexsort fallbacks must give the same table
     monkeypatch.setattr(mining, "_KEY_BITS", 8)
@@ -506,12 +504,11 @@ def test_member_and_index_of_agree_with_numpy(n_set: int) -> None:
     assert want[at].tolist() == query[hit].astype(np.int64).tolist()
 
 
-@pytest.mark.parametrize("dense", [0, 4])  # counted by sort only, or by bincount where dense
-def test_pairs_of_a_catalog_over_65536_products(monkeypatch: pytest.MonkeyPatch, dense: int) -> None:
-    """Product codes past 16 bits (the lines are grouped by product with a wider sort): baskets
-    {P2k, P2k+1} twice each over 70,000 products, plus two baskets of P0 and P69999."""
-    monkeypatch.setattr(mining, "DENSE_FACTOR", dense)
-    monkeypatch.setattr(mining, "CHUNK_PAIRS", 1000)  # many chunks
+@pytest.mark.parametrize("chunk", [1000, 1 << 22])  # many chunks, or one
+def test_pairs_of_a_catalog_over_65536_products(monkeypatch: pytest.MonkeyPatch, chunk: int) -> None:
+    """Product codes past 16 bits: baskets {P2k, P2k+1} twice each over 70,000 products, plus
+    two baskets of P0 and P69999 (a partner 69,999 codes away: the last word of the bitmap)."""
+    monkeypatch.setattr(mining, "CO_CHUNK_PAIRS", chunk)
     n = 70_000
     rows = [(f"o{k}-{r}", f"P{i:05d}") for k in range(0, n, 2) for r in range(2) for i in (k, k + 1)]
     rows += [(f"x{r}", p) for r in range(2) for p in ("P00000", "P69999")]

@@ -18,11 +18,12 @@ How it is computed (columnar, no Python loop over lines or pairs):
    crawler sessions) are dropped before ANY counting: they count neither in ``n`` nor in
    ``n_a`` nor in the after counts, so confidence and lift describe the baskets that were
    mined. The report says how many were dropped;
-4. pair instances are generated in chunks by the smaller product's code (the chunks hold
-   disjoint key ranges, so nothing needs merging) by a vectorised "offset" expansion into
-   packed keys ``a << B | b`` (32-bit when two codes fit), then counted either by ``bincount``
-   when the chunk's key range is dense (small catalogues) or by sorting (numpy's SIMD sort)
-   and run-length encoding. Chunks run on a thread pool (numpy releases the GIL);
+4. pairs are counted by a compiled kernel (numba, tiein/mining/jit.py) in chunks by the
+   smaller product's code (the chunks hold disjoint key ranges, so nothing needs merging): an
+   inverted index product -> (its lines, the rest of each basket), each product's partners
+   counted in a dense row and read back in order from a bitmap of the ones touched, as packed
+   keys ``a << B | b``. No temporary per pair instance. Chunks run on a thread pool (the kernel
+   releases the GIL), each writing to a region of its own;
 5. "bought after" pairs come from each customer's timeline of distinct
    ``(time, product)`` events: every event is paired with the events of the same customer in
    ``(t, t + window]``, the triples ``(customer, a, b)`` are made distinct, then counted.

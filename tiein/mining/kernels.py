@@ -1,5 +1,5 @@
-"""The numpy kernels of pair mining: id encoding, packed sort keys, chunked co-occurrence and
-bought-after counting (threads share chunks; the kernels release the GIL)."""
+"""The kernels of pair mining: id encoding, packed sort keys, chunked co-occurrence (compiled:
+tiein/mining/jit.py) and bought-after counting (threads share chunks; the kernels release the GIL)."""
 
 from __future__ import annotations
 
@@ -32,8 +32,10 @@ class _Serial:
 # chunks to keep every thread busy; 1 << 20 measured fastest on Online Retail and synthetic).
 CHUNK_PAIRS = 1 << 20
 # A chunk whose key range is at most this many times its pair instances is counted with
-# bincount (one pass) instead of a sort.
+# bincount (one pass) instead of a sort (tiein.mining.weighted).
 DENSE_FACTOR = 4
+# Pair instances per chunk of the compiled co-basket counter (bigger: no temporaries per instance).
+CO_CHUNK_PAIRS = 1 << 22
 _DAY_US = 86_400_000_000
 # Bits available for packed sort keys (int64 keys must stay non-negative).
 _KEY_BITS = 63
@@ -291,51 +293,46 @@ def expand(left: np.ndarray, start: np.ndarray, count: np.ndarray, right: np.nda
 def _co_counts(
     item: np.ndarray, rem: np.ndarray, n_items: int, pool: _Pool, tick: Callable[..., None]
 ) -> tuple[np.ndarray, np.ndarray, int]:
-    """Sorted pair keys ``a << B | b`` (a < b, B = bits of an item code) and their basket counts."""
+    """Sorted pair keys ``a << B | b`` (a < b, B = bits of an item code) and their basket counts.
+
+    Counted by the compiled kernel :func:`tiein.mining.jit.co_pair_counts` in chunks of
+    consecutive smaller products ``a`` (about :data:`CO_CHUNK_PAIRS` pair instances each: disjoint
+    key ranges, nothing to merge), the chunks side by side on ``pool``."""
+    from tiein.mining.jit import Scratch, co_pair_bound, co_pair_counts, group_lines  # numba: 0.3 s to import
+
     total = int(rem.sum())
     if total == 0:
         tick("pairs")
         return np.zeros(0, np.uint64), np.zeros(0, np.int64), 0
     ib = _bits(n_items)
-    # 32-bit keys when two item codes fit: half the memory traffic
-    kt = np.uint32 if 2 * ib <= 32 else np.uint64
-    item = item.astype(kt)
-    shift = kt(ib)
-    # Chunk by ranges of the left (smaller) product so chunks hold disjoint keys.
-    per_item = np.bincount(item.astype(np.int64), weights=rem, minlength=n_items)
+    item = item.astype(np.int32)  # codes of products (fewer than 2^31)
+    index = group_lines(item, rem, n_items)
+    per_item = np.bincount(item, weights=rem, minlength=n_items)
     cum = np.cumsum(per_item)
-    bounds = np.searchsorted(cum, np.arange(CHUNK_PAIRS, cum[-1], CHUNK_PAIRS), side="left") + 1
+    bounds = np.searchsorted(cum, np.arange(CO_CHUNK_PAIRS, cum[-1], CO_CHUNK_PAIRS), side="left") + 1
     edges = np.unique(np.concatenate(([0], bounds, [n_items])))
-    # the lines with partners grouped by product once (16-bit codes: a radix sort), so a chunk's
-    # lines are a slice: a scan of every line per chunk cost 9 of 14 s at 40M lines
-    live = np.flatnonzero(rem > 0)
-    code_type = np.uint16 if n_items <= 1 << 16 else item.dtype
-    by_item = live[np.argsort(item[live].astype(code_type), kind="stable")]
-    first = np.searchsorted(item[by_item], edges.astype(item.dtype))
+    # each chunk writes to a region of its own, as big as its bound; the regions are closed up
+    # in order after and the pages past the last pair handed back. Pages never written cost no memory.
+    room = np.array(
+        [co_pair_bound(int(a), int(b), index, n_items) for a, b in zip(edges[:-1], edges[1:], strict=True)]
+    )
+    at = np.concatenate(([0], np.cumsum(room)))
+    keys, counts = Scratch(int(at[-1]), np.uint64), Scratch(int(at[-1]), np.int64)
 
-    def count(k: int) -> tuple[np.ndarray, np.ndarray]:
-        lo, hi = int(edges[k]), int(edges[k + 1])
-        sel = by_item[first[k] : first[k + 1]]
-        m = int(rem[sel].sum())
-        span = (hi - lo) << ib
-        if span <= DENSE_FACTOR * m:  # dense enough: count into an array indexed by the key
-            rel = expand(np.left_shift(item[sel] - kt(lo), shift), sel + 1, rem[sel], item)
-            dense = np.bincount(rel.astype(np.intp, copy=False), minlength=span)
-            nz = np.flatnonzero(dense)
-            return nz.astype(np.uint64) + np.uint64(lo << ib), dense[nz]  # 64-bit keys from here
-        chunk = expand(item[sel] << shift, sel + 1, rem[sel], item)
-        chunk.sort()
-        u, c = _runs(chunk)
-        return u.astype(np.uint64), c
+    def count(k: int) -> int:
+        region = slice(int(at[k]), int(at[k + 1]))
+        out = (keys.array[region], counts.array[region])
+        return co_pair_counts(int(edges[k]), int(edges[k + 1]), index, item, ib, out)
 
-    keys, counts = [], []
-    for k, (u, c) in enumerate(pool.map(count, range(edges.size - 1))):
-        keys.append(u)
-        counts.append(c)
+    w = 0
+    for k, found in enumerate(pool.map(count, range(edges.size - 1))):
+        if w != at[k]:  # close the gap (moving down: numpy copies overlapping ranges safely)
+            for x in (keys.array, counts.array):
+                x[w : w + found] = x[at[k] : at[k] + found]
+        w += found
         tick("pairs", k + 1, edges.size)
-    out = np.concatenate(keys), np.concatenate(counts), total
     tick("pairs", edges.size, edges.size)
-    return out
+    return keys.keep(w), counts.keep(w), total
 
 
 def _after_counts(

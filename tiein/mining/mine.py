@@ -188,7 +188,7 @@ def _mine(
     # 3. co-basket pair counts ----------------------------------------------------------------
     # rem[i]: products after line i in its basket (lines sorted by basket, then product code).
     rem = np.repeat(starts + sizes, sizes) - np.arange(line_b.size, dtype=np.int64) - 1
-    co_keys, co_counts, instances = _co_counts(line_i.astype(np.uint64), rem, n_items, pool, tick)
+    co_keys, co_counts, instances = _co_counts(line_i, rem, n_items, pool, tick)
     report["pair_instances"] = instances
     report["pairs_co"] = int(co_keys.size)
 

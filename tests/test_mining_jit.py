@@ -1,0 +1,105 @@
+"""The compiled mining kernels (tiein/mining/jit.py) against plain Python counting."""
+
+from __future__ import annotations
+
+import itertools
+import mmap
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+import tiein.mining.kernels as mining
+from tiein.mining.jit import Scratch, co_pair_bound, co_pair_counts, group_lines
+
+
+def baskets_of(seed: int, n_items: int, n_baskets: int, max_size: int) -> list[list[int]]:
+    """Random baskets (sorted, distinct codes), some of them holding many products, with a
+    few products bought everywhere (dense rows) and codes spread over many bitmap words."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n_baskets):
+        size = int(rng.integers(0, max_size + 1))
+        hot = rng.integers(0, min(n_items, 5), size=size // 3)
+        rest = rng.integers(0, n_items, size=size - hot.size)
+        out.append(sorted(set(hot.tolist()) | set(rest.tolist())))
+    return out
+
+
+def lines_of(baskets: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """Lines sorted by basket, then product, and the products after each line in its basket."""
+    item = np.array([p for b in baskets for p in b], np.int32)
+    rem = np.array([len(b) - 1 - k for b in baskets for k in range(len(b))], np.int64)
+    return item, rem
+
+
+def brute(baskets: list[list[int]]) -> Counter[tuple[int, int]]:
+    return Counter(pair for b in baskets for pair in itertools.combinations(b, 2))
+
+
+@pytest.mark.parametrize(
+    ("seed", "n_items", "n_baskets", "max_size"),
+    [(0, 3, 10, 3), (1, 64, 200, 12), (2, 65, 200, 40), (3, 1000, 400, 60), (4, 130, 50, 130)],
+)
+def test_co_pair_counts_equal_brute_force(seed: int, n_items: int, n_baskets: int, max_size: int) -> None:
+    baskets = baskets_of(seed, n_items, n_baskets, max_size)
+    item, rem = lines_of(baskets)
+    index = group_lines(item, rem, n_items)
+    want = brute(baskets)
+    shift = mining._bits(n_items)
+    # the whole range at once, then in slices of products (every cut point for small catalogues)
+    cuts = [0, n_items] if n_items > 70 else list(range(n_items + 1))
+    for lo, hi in [(0, n_items), *zip(cuts[:-1], cuts[1:], strict=True)]:
+        room = co_pair_bound(lo, hi, index, n_items)
+        keys, counts = np.empty(room, np.uint64), np.empty(room, np.int64)
+        w = co_pair_counts(lo, hi, index, item, shift, (keys, counts))
+        got = {
+            (int(k) >> shift, int(k) & ((1 << shift) - 1)): int(c)
+            for k, c in zip(keys[:w], counts[:w], strict=True)
+        }
+        part = {p: c for p, c in want.items() if lo <= p[0] < hi}
+        assert got == part
+        assert keys[:w].tolist() == sorted(keys[:w].tolist())  # sorted, hence distinct
+        assert w <= room
+
+
+def test_group_lines_is_an_inverted_index() -> None:
+    baskets = baskets_of(5, 90, 60, 20)
+    item, rem = lines_of(baskets)
+    head, start, end = group_lines(item, rem, 90)
+    for a in range(90):
+        lines = [j for j in range(item.size) if item[j] == a and rem[j] > 0]
+        assert start[head[a] : head[a + 1]].tolist() == [j + 1 for j in lines]
+        assert (end - start)[head[a] : head[a + 1]].tolist() == [int(rem[j]) for j in lines]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("chunk", [1, 7, 1 << 22])
+def test_co_counts_in_chunks_side_by_side(monkeypatch: pytest.MonkeyPatch, threads: int, chunk: int) -> None:
+    """Many chunks counted on two threads, each in its own region, closed up in order."""
+    monkeypatch.setattr(mining, "CO_CHUNK_PAIRS", chunk)
+    baskets = baskets_of(6, 300, 300, 30)
+    item, rem = lines_of(baskets)
+    ticks: list[tuple[int, int]] = []
+    with ThreadPoolExecutor(threads) as pool:
+        keys, counts, total = mining._co_counts(
+            item.astype(np.int64), rem, 300, pool, lambda step, d=1, t=1: ticks.append((d, t))
+        )
+    want = brute(baskets)
+    shift = mining._bits(300)
+    assert total == sum(want.values())
+    assert keys.tolist() == sorted((a << shift) | b for a, b in want)
+    assert counts.tolist() == [want[(int(k) >> shift, int(k) & ((1 << shift) - 1))] for k in keys]
+    assert ticks[-1][0] == ticks[-1][1]  # progress ends complete
+
+
+def test_scratch_hands_back_the_pages_not_kept() -> None:
+    n = 64 * mmap.PAGESIZE // 8  # 64 pages of int64
+    s = Scratch(n, np.int64)
+    s.array[:] = 7  # every page written
+    kept = s.keep(10)
+    assert kept.tolist() == [7] * 10
+    # the pages after the first are zero again: handed back, then mapped afresh on reading
+    assert int(s.array[mmap.PAGESIZE // 8 :].max()) == 0
+    assert int(s.array[: mmap.PAGESIZE // 8].min()) == 7
