@@ -20,6 +20,8 @@ $(STAMP): pyproject.toml
 	# torch first and pinned: an unpinned torch pulls a multi-GB CUDA build
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e '.[embeddings,api,dev,bench,spark]'
+	# the compiled mining kernels, compiled once now rather than in the first build
+	$(BIN)/python -c 'from tiein.jit import warm; warm()'
 	touch $(STAMP)
 
 $(CYPHER_CHECK)/node_modules/.installed: $(CYPHER_CHECK)/package.json $(CYPHER_CHECK)/package-lock.json

@@ -13,6 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+import tiein.mining.jit as mining_jit
 import tiein.mining.kernels as mining
 from tiein.errors import ConfigError, InputError
 from tiein.mining import mine_pairs
@@ -410,7 +411,7 @@ def test_matches_brute_force(seed: int, monkeypatch: pytest.MonkeyPatch) -> None
     # tiny chunks: many pair and after chunks (side by side, their regions closed up) must give
     # the same table
     monkeypatch.setattr(mining, "CHUNK_PAIRS", 5)
-    monkeypatch.setattr(mining, "CO_CHUNK_PAIRS", 5)
+    monkeypatch.setattr(mining_jit, "CHUNK_PAIRS", 5)
     assert_same(mine_pairs(t, **kw).pairs, want)
     # no room for packed keys: the lexsort fallbacks must give the same table
     monkeypatch.setattr(mining, "_KEY_BITS", 8)
@@ -508,7 +509,7 @@ def test_member_and_index_of_agree_with_numpy(n_set: int) -> None:
 def test_pairs_of_a_catalog_over_65536_products(monkeypatch: pytest.MonkeyPatch, chunk: int) -> None:
     """Product codes past 16 bits: baskets {P2k, P2k+1} twice each over 70,000 products, plus
     two baskets of P0 and P69999 (a partner 69,999 codes away: the last word of the bitmap)."""
-    monkeypatch.setattr(mining, "CO_CHUNK_PAIRS", chunk)
+    monkeypatch.setattr(mining_jit, "CHUNK_PAIRS", chunk)
     n = 70_000
     rows = [(f"o{k}-{r}", f"P{i:05d}") for k in range(0, n, 2) for r in range(2) for i in (k, k + 1)]
     rows += [(f"x{r}", p) for r in range(2) for p in ("P00000", "P69999")]

@@ -1,4 +1,4 @@
-"""The compiled mining kernels (tiein/mining/jit.py) against plain Python counting."""
+"""The compiled pair-counting kernels (tiein/mining/jit.py) against plain Python counting."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
+import tiein.mining.jit as mining_jit
 import tiein.mining.kernels as mining
-from tiein.mining.jit import Scratch, co_pair_bound, co_pair_counts, group_lines
+from tiein.jit import Scratch
+from tiein.mining.jit import group_lines, group_ranges, pair_bound, pair_counts, range_pair_counts
 
 
 def baskets_of(seed: int, n_items: int, n_baskets: int, max_size: int) -> list[list[int]]:
@@ -51,9 +53,9 @@ def test_co_pair_counts_equal_brute_force(seed: int, n_items: int, n_baskets: in
     # the whole range at once, then in slices of products (every cut point for small catalogues)
     cuts = [0, n_items] if n_items > 70 else list(range(n_items + 1))
     for lo, hi in [(0, n_items), *zip(cuts[:-1], cuts[1:], strict=True)]:
-        room = co_pair_bound(lo, hi, index, n_items)
+        room = pair_bound(lo, hi, index, n_items)
         keys, counts = np.empty(room, np.uint64), np.empty(room, np.int64)
-        w = co_pair_counts(lo, hi, index, item, shift, (keys, counts))
+        w = pair_counts(lo, hi, index, item, shift, (keys, counts))
         got = {
             (int(k) >> shift, int(k) & ((1 << shift) - 1)): int(c)
             for k, c in zip(keys[:w], counts[:w], strict=True)
@@ -78,7 +80,7 @@ def test_group_lines_is_an_inverted_index() -> None:
 @pytest.mark.parametrize("chunk", [1, 7, 1 << 22])
 def test_co_counts_in_chunks_side_by_side(monkeypatch: pytest.MonkeyPatch, threads: int, chunk: int) -> None:
     """Many chunks counted on two threads, each in its own region, closed up in order."""
-    monkeypatch.setattr(mining, "CO_CHUNK_PAIRS", chunk)
+    monkeypatch.setattr(mining_jit, "CHUNK_PAIRS", chunk)
     baskets = baskets_of(6, 300, 300, 30)
     item, rem = lines_of(baskets)
     ticks: list[tuple[int, int]] = []
@@ -103,3 +105,59 @@ def test_scratch_hands_back_the_pages_not_kept() -> None:
     # the pages after the first are zero again: handed back, then mapped afresh on reading
     assert int(s.array[mmap.PAGESIZE // 8 :].max()) == 0
     assert int(s.array[: mmap.PAGESIZE // 8].min()) == 7
+
+
+def ranges_of(seed: int, n_rows: int, n_items: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows of random products (repeating) with random partner ranges, the row itself among
+    its partners for some."""
+    rng = np.random.default_rng(seed)
+    item = rng.integers(0, n_items, n_rows).astype(np.int32)
+    lo = rng.integers(0, n_rows, n_rows)
+    hi = np.minimum(lo + rng.integers(0, 12, n_rows), n_rows)
+    return item, lo, hi
+
+
+def brute_ranges(item: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> Counter[tuple[int, int]]:
+    got: Counter[tuple[int, int]] = Counter()
+    for j in range(item.size):
+        for p in range(lo[j], hi[j]):
+            if item[p] != item[j]:  # a partner holding the row's own product is no pair
+                got[(int(item[j]), int(item[p]))] += 1
+    return got
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("chunk", [3, 1 << 22])
+def test_range_pair_counts_equal_brute_force(monkeypatch: pytest.MonkeyPatch, seed: int, chunk: int) -> None:
+    """Partners before and after the row, the row itself in its range, products in either
+    order; every pair, then only a wanted set (some of them never seen)."""
+    monkeypatch.setattr(mining_jit, "CHUNK_PAIRS", chunk)
+    n_items = [5, 70, 200, 1000][seed]
+    item, lo, hi = ranges_of(seed, 400, n_items)
+    want = brute_ranges(item, lo, hi)
+    shift = mining._bits(n_items)
+    index = group_ranges(item, lo, hi, n_items)
+    with ThreadPoolExecutor(2) as pool:
+        keys, counts = range_pair_counts(index, item, n_items, shift, pool)
+        got = {
+            (int(k) >> shift, int(k) & ((1 << shift) - 1)): int(c) for k, c in zip(keys, counts, strict=True)
+        }
+        assert got == dict(want)
+        assert keys.tolist() == sorted(keys.tolist())
+        rng = np.random.default_rng(seed)
+        some = sorted(
+            set(rng.choice(keys, size=keys.size // 3, replace=False).tolist()) | {(1 << 2 * shift) - 1}
+        )
+        wanted = np.array(some, np.uint64)
+        k2, c2 = range_pair_counts(index, item, n_items, shift, pool, want=wanted)
+    assert k2.tolist() == [k for k in some if k in set(keys.tolist())]
+    assert c2.tolist() == [got[(k >> shift, k & ((1 << shift) - 1))] for k in k2.tolist()]
+
+
+def test_group_ranges_leaves_out_rows_without_partners() -> None:
+    item, lo, hi = ranges_of(9, 300, 40)
+    head, start, end = group_ranges(item, lo, hi, 40)
+    for a in range(40):
+        rows = [j for j in range(item.size) if item[j] == a and hi[j] > lo[j]]
+        assert start[head[a] : head[a + 1]].tolist() == [int(lo[j]) for j in rows]
+        assert end[head[a] : head[a + 1]].tolist() == [int(hi[j]) for j in rows]

@@ -313,24 +313,6 @@ def test_online_retail_next_purchase() -> None:
     assert m["tiein_rr"]["p_at_k"] > m["popular"]["p_at_k"] > 0
 
 
-@pytest.mark.parametrize("bits", [8, 16, 20])  # a dense count; sorted 32-bit keys; sorted 64-bit keys
-def test_sequence_pair_counts_at_every_key_width(bits: int) -> None:
-    """The pair-key counter of the sequence statistics gives np.unique's keys and counts whichever
-    way it counts (bincount up to 2**24 keys, then a sort of 32-bit or of 64-bit keys)."""
-    from tiein.next_purchase.sequence import _count
-
-    rng = np.random.default_rng(bits)
-    top = (1 << (2 * bits)) - 1
-    chunks = [rng.integers(0, top, 5000, dtype=np.int64) for _ in range(3)] + [
-        np.array([top, top, 0], np.int64)
-    ]
-    want_keys, want_counts = np.unique(np.concatenate(chunks), return_counts=True)
-    keys, counts = _count(chunks, 1 << (2 * bits))
-    assert chunks == []  # emptied: the chunks go as soon as they are joined
-    assert keys.dtype == np.uint64 and keys.tolist() == want_keys.tolist()
-    assert counts.tolist() == want_counts.tolist() and counts.max() >= 2
-
-
 def test_sequence_stats_kept_for_the_relations_are_exact() -> None:
     """``min_after`` keeps after of the pairs with after >= min and of their reverses, had and
     together of the former, each equal to the full count; the relations are the same."""
@@ -377,34 +359,83 @@ def test_sequence_stats_kept_for_the_relations_are_exact() -> None:
     assert mine.num_rows > 50 and mine.equals(everything)
 
 
-def test_kept_pairs_filter_dense_or_sorted_gives_the_same_statistics(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The pairs ``min_after`` keeps are tested with a bool mask over every key (small shops) or
-    a hash table of them (large ones): the counts and median gaps are the same either way."""
+def brute_sequence(seq: Any, exposed: np.ndarray) -> dict[str, dict[tuple[int, int], Any]]:
+    """after / held / had / together and the median gaps, by a loop over every customer's pairs
+    of first purchases (the definitions of tiein/next_purchase/sequence.py); ``exposed``: which
+    first purchases were followed by another order within the window."""
+    from statistics import median
+
+    window = seq.window_s
+    by_c: dict[int, list[tuple[int, int, bool]]] = {}
+    for c, p, t, e in zip(
+        seq.first_c.tolist(), seq.first_p.tolist(), seq.first_t.tolist(), exposed, strict=True
+    ):
+        by_c.setdefault(c, []).append((p, t, bool(e)))
+    out: dict[str, dict[tuple[int, int], Any]] = {k: {} for k in ("after", "held", "had", "together", "gaps")}
+
+    def add(name: str, key: tuple[int, int]) -> None:
+        out[name][key] = out[name].get(key, 0) + 1
+
+    for rows in by_c.values():
+        for a, ta, a_exposed in rows:
+            for b, tb, _ in rows:
+                if a == b:
+                    continue
+                if ta < tb <= ta + window:
+                    add("after", (a, b))
+                    out["gaps"].setdefault((a, b), []).append((tb - ta) / 86_400)
+                    if ta >= seq.held_from:
+                        add("held", (a, b))
+                if ta == tb:
+                    add("together", (a, b))
+                if a_exposed and ta - window <= tb <= ta:
+                    add("had", (a, b))
+    out["gaps"] = {k: median(v) for k, v in out["gaps"].items()}
+    return out
+
+
+@pytest.mark.parametrize("min_after", [1, 3])
+def test_sequence_stats_equal_a_loop_over_every_customer(min_after: int) -> None:
+    """The compiled pair counts of the sequence statistics (after, held-back after, had,
+    together) and the median gaps equal a plain loop over each customer's first purchases;
+    with ``min_after`` had and together only for the pairs it keeps."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
     from synthetic import synthetic_orders
 
-    from tiein.mining.keyset import KeySet
+    from tiein.mining.kernels import _encode_nullable, _id_column, _ts_column
     from tiein.next_purchase import sequence
 
-    keys = np.array([3, 17, 40, 41], np.uint64)
-    query = np.array([41, 0, 3, 3, 63, 17], np.int64)
-    dense = sequence.key_filter(keys, 64)
-    assert dense.dtype == np.bool_ and dense.size == 64
-    want = np.isin(query, keys.astype(np.int64)).tolist()
-    assert sequence.in_filter(query, dense).tolist() == want == [True, False, True, True, False, True]
-    monkeypatch.setattr(sequence, "_DENSE_FILTER", 0)
-    hashed = sequence.key_filter(keys, 64)
-    assert isinstance(hashed, KeySet)
-    assert sequence.in_filter(query, hashed).tolist() == want
+    orders = synthetic_orders(60_000, 400, 20)
+    seq = sequence.sequence_stats(orders, window_days=60, min_after=min_after)
+    # exposed: the customer ordered again (a repeat order counts too) within the window after it
+    cust = _encode_nullable(_id_column(orders, "customer_id", nullable=True)).tolist()
+    secs = ((_ts_column(orders, "ts") - seq.t0) // 1_000_000).tolist()
+    times: dict[int, list[int]] = {}
+    for c, t in zip(cust, secs, strict=True):
+        times.setdefault(c, []).append(t)
+    exposed = [
+        any(t < u <= t + seq.window_s for u in times[c])
+        for c, t in zip(seq.first_c.tolist(), seq.first_t.tolist(), strict=True)
+    ]
+    assert 0 < sum(exposed) < len(exposed)
+    want = brute_sequence(seq, np.array(exposed))
+    bits = seq.bits
 
-    orders = synthetic_orders(100_000, 1_500, 30)
-    stats = {}
-    for limit in (0, 1 << 26):
-        monkeypatch.setattr(sequence, "_DENSE_FILTER", limit)
-        seq = sequence.sequence_stats(orders, window_days=90, min_after=3)
-        stats[limit] = (seq, sequence.first_gaps(seq, seq.after_keys))
-    (a, gaps_a), (b, gaps_b) = stats.values()
-    for name in ("after_keys", "after", "had_keys", "had", "together_keys", "together"):
-        assert np.array_equal(getattr(a, name), getattr(b, name)), name
-    assert a.had.sum() > 0 and a.together.sum() > 0
-    assert np.array_equal(gaps_a, gaps_b, equal_nan=True) and np.isfinite(gaps_a).sum() > 100
+    def as_dict(keys: np.ndarray, values: np.ndarray) -> dict[tuple[int, int], int]:
+        return {
+            (int(k) >> bits, int(k) & ((1 << bits) - 1)): int(v) for k, v in zip(keys, values, strict=True)
+        }
+
+    after = as_dict(seq.after_keys, seq.after)
+    strong = {k for k, v in want["after"].items() if v >= min_after}
+    kept_after = {k: v for k, v in want["after"].items() if k in strong or (k[1], k[0]) in strong}
+    assert after == kept_after and len(strong) > 100
+    assert as_dict(seq.after_keys, seq.after_held) == {k: want["held"].get(k, 0) for k in kept_after}
+    for name in ("had", "together"):  # every pair, or with min_after those it keeps
+        got = as_dict(getattr(seq, f"{name}_keys"), getattr(seq, name))
+        assert got == {k: v for k, v in want[name].items() if min_after == 1 or k in strong}, name
+    assert sum(want["had"].values()) > 0 and sum(want["together"].values()) > 0
+    gaps = sequence.first_gaps(seq, seq.after_keys[::-1].copy())[::-1]  # any order of keys
+    assert gaps.tolist() == pytest.approx([want["gaps"][k] for k in after])
+    absent = seq.keys(np.array([0]), np.array([0]))  # a product never follows itself
+    assert np.isnan(sequence.first_gaps(seq, absent)).all()

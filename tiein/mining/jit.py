@@ -1,32 +1,34 @@
 """Compiled kernels (numba) for the loops numpy can only write with big temporaries.
 
-Each kernel is a plain loop compiled to machine code on first use (``cache=True``: the machine
-code is kept beside this file, or in ``NUMBA_CACHE_DIR``, so only the first process after an
-install compiles; ``make setup`` warms it) and releases the GIL (``nogil=True``), so the mining
-thread pool runs them side by side. The typed wrappers below are what the rest of tiein calls.
+Each kernel is a plain loop compiled to machine code (:func:`tiein.jit.compiled`) that releases
+the GIL, so the mining thread pool runs them side by side. The typed wrappers below are what the
+rest of tiein calls.
 
-:func:`co_pair_counts` counts the co-basket pairs of a range of products the way the C counting
-floor of bench/mining.py does (an inverted index product → baskets, a dense counter row per
-product), but emits every pair, sorted, not only the frequent ones: the mergeable counts of
-``tiein update`` need them all.
+Pair counting over an inverted index. Rows (basket lines, first purchases) each hold a product
+``a`` and a range of partner rows ``start:end`` (the rest of its basket; the purchases after it
+within the window); :func:`group_lines` / :func:`group_ranges` index them by product.
+:func:`range_pair_counts` then counts every pair (a, product of a partner row) the way the C
+counting floor of bench/mining.py does: one product at a time, its partners counted in a dense
+row and read back in order from a bitmap of the touched ones, so the keys come out sorted
+with no sort and no temporary per pair instance. Unlike the floor it emits every pair, not only
+the frequent ones (the mergeable counts of ``tiein update`` need them all), or the pairs of a
+given set.
 """
 
 from __future__ import annotations
 
-import mmap
-from collections.abc import Callable
-from typing import Any, TypeVar, cast
+import os
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any, Protocol, cast
 
-import numba as nb
 import numpy as np
 
-_F = TypeVar("_F", bound=Callable[..., Any])
+from tiein.jit import Scratch, compiled
 
-
-def _jit(fn: _F) -> _F:
-    """``fn`` compiled on first use (machine code cached on disk, the GIL released)."""
-    return cast(_F, nb.njit(cache=True, nogil=True)(fn))
-
+# Pair instances per chunk of products (a chunk's output room is at most 16 bytes each).
+CHUNK_PAIRS = 1 << 22
 
 # Bit positions by de Bruijn multiplication: the lowest set bit ``x & -x`` of a 64-bit word,
 # times _DE_BRUIJN, has a distinct top 6 bits for each position.
@@ -35,8 +37,27 @@ _BIT_AT = np.zeros(64, np.int64)
 for _i in range(64):
     _BIT_AT[((1 << _i) * int(_DE_BRUIJN) & (1 << 64) - 1) >> 58] = _i
 
+Index = tuple[np.ndarray, np.ndarray, np.ndarray]
 
-@_jit
+
+class Pool(Protocol):
+    def map(self, fn: Callable[[int], Any], items: Iterable[int]) -> Iterator[Any]: ...
+
+
+class Serial:
+    """A one-thread stand-in for ThreadPoolExecutor."""
+
+    def map(self, fn: Callable[[int], Any], items: Iterable[int]) -> Iterator[Any]:
+        return map(fn, items)
+
+
+def thread_pool(threads: int | None = None) -> AbstractContextManager[Pool]:
+    """Threads for chunks of pairs (default ``min(4, CPUs)``; one: no pool)."""
+    workers = threads if threads is not None else min(4, os.cpu_count() or 1)
+    return ThreadPoolExecutor(workers) if workers > 1 else nullcontext(Serial())
+
+
+@compiled
 def _group_lines(item: Any, rem: Any, n_items: int) -> tuple[Any, Any, Any]:  # pragma: no cover - compiled
     head = np.zeros(n_items + 1, np.int64)
     for j in range(item.size):
@@ -56,8 +77,28 @@ def _group_lines(item: Any, rem: Any, n_items: int) -> tuple[Any, Any, Any]:  # 
     return head, start, end
 
 
-@_jit
-def _co_rows(
+@compiled
+def _group_ranges(item: Any, lo: Any, hi: Any, n_items: int) -> tuple[Any, Any, Any]:  # pragma: no cover
+    head = np.zeros(n_items + 1, np.int64)
+    for j in range(item.size):
+        if hi[j] > lo[j]:
+            head[item[j] + 1] += 1
+    for a in range(n_items):
+        head[a + 1] += head[a]
+    fill = head[:-1].copy()
+    start = np.empty(head[n_items], np.int64)
+    end = np.empty(head[n_items], np.int64)
+    for j in range(item.size):
+        if hi[j] > lo[j]:
+            a = item[j]
+            start[fill[a]] = lo[j]
+            end[fill[a]] = hi[j]
+            fill[a] += 1
+    return head, start, end
+
+
+@compiled
+def _pair_rows(
     a_lo: int,
     a_hi: int,
     head: Any,
@@ -66,6 +107,8 @@ def _co_rows(
     item: Any,
     shift: int,
     bit_at: Any,
+    want: Any,
+    filtered: bool,
     row: Any,
     bits: Any,
     out_keys: Any,
@@ -73,11 +116,14 @@ def _co_rows(
 ) -> int:  # pragma: no cover - compiled
     one = np.uint64(1)
     w = 0
+    q = np.searchsorted(want, np.uint64(a_lo) << np.uint64(shift)) if filtered else 0
     for a in range(a_lo, a_hi):
         w_lo, w_hi = bits.size, -1
         for s in range(head[a], head[a + 1]):
             for p in range(start[s], end[s]):
                 b = item[p]
+                if b == a:  # the row itself (a product is in a basket, or first bought, once)
+                    continue
                 if row[b] == 0:  # first time: mark b in the bitmap
                     wi = b >> 6
                     bits[wi] |= one << np.uint64(b & 63)
@@ -94,14 +140,21 @@ def _co_rows(
                 low = x & (~x + one)
                 x ^= low
                 b = (wi << 6) + bit_at[(low * _DE_BRUIJN) >> np.uint64(58)]
-                out_keys[w] = base | np.uint64(b)
-                out_counts[w] = row[b]
+                key = base | np.uint64(b)
+                c = row[b]
                 row[b] = 0
+                if filtered:  # keys come in order: one pass along the wanted ones
+                    while q < want.size and want[q] < key:
+                        q += 1
+                    if q == want.size or want[q] != key:
+                        continue
+                out_keys[w] = key
+                out_counts[w] = c
                 w += 1
     return w
 
 
-def group_lines(item: np.ndarray, rem: np.ndarray, n_items: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def group_lines(item: np.ndarray, rem: np.ndarray, n_items: int) -> Index:
     """An inverted index of the lines with partners (``rem[j] > 0``: the products after line j
     in its basket), a counting sort by product: product a's lines are the entries
     ``head[a]:head[a + 1]``, each giving the line range ``start:end`` of its partners.
@@ -116,70 +169,191 @@ def group_lines(item: np.ndarray, rem: np.ndarray, n_items: int) -> tuple[np.nda
     return cast(np.ndarray, head), cast(np.ndarray, start), cast(np.ndarray, end)
 
 
-def co_pair_counts(
+def group_ranges(item: np.ndarray, lo: np.ndarray, hi: np.ndarray, n_items: int) -> Index:
+    """:func:`group_lines` of rows whose partners are the rows ``lo[j]:hi[j]`` (rows with none
+    left out), in row order within each product.
+
+    >>> [x.tolist() for x in group_ranges(np.array([1, 0, 1]), np.array([1, 0, 0]), np.array([3, 3, 2]), 2)]
+    [[0, 1, 3], [0, 1, 0], [3, 3, 2]]
+    """
+    head, start, end = _group_ranges(
+        np.ascontiguousarray(item, np.int32),
+        np.ascontiguousarray(lo, np.int64),
+        np.ascontiguousarray(hi, np.int64),
+        n_items,
+    )
+    return cast(np.ndarray, head), cast(np.ndarray, start), cast(np.ndarray, end)
+
+
+def pair_counts(
     a_lo: int,
     a_hi: int,
-    index: tuple[np.ndarray, np.ndarray, np.ndarray],
+    index: Index,
     item: np.ndarray,
     shift: int,
     out: tuple[np.ndarray, np.ndarray],
+    want: np.ndarray | None = None,
 ) -> int:
-    """Writes the sorted keys ``a << shift | b`` and basket counts of every co-basket pair whose
-    smaller product ``a`` is in ``[a_lo, a_hi)`` to the start of ``out`` (keys uint64, counts
-    int64; room for :func:`co_pair_bound` of them) and returns how many. Lines are sorted by
-    basket, then product (``item``: int32 codes); ``index``: :func:`group_lines`. Each
-    product's partners are counted in a dense row and read back in order from a bitmap of the
-    touched ones (no sort).
+    """Writes the sorted keys ``a << shift | b`` and counts of every pair whose first product
+    ``a`` is in ``[a_lo, a_hi)`` to the start of ``out`` (keys uint64, counts int64; room for
+    :func:`pair_bound` of them) and returns how many. ``index``: :func:`group_lines` or
+    :func:`group_ranges` over rows whose products are ``item`` (int32 codes); a partner row
+    holding ``a`` itself is not a pair. With ``want`` (sorted uint64 keys), only those pairs.
 
     Baskets [0, 1, 2] and [0, 2]: the pairs (0, 1) once, (0, 2) twice, (1, 2) once.
 
     >>> item, rem = np.array([0, 1, 2, 0, 2], np.int32), np.array([2, 1, 0, 1, 0])
     >>> index = group_lines(item, rem, 3)
-    >>> keys, counts = np.empty(co_pair_bound(0, 3, index, 3), np.uint64), np.empty(5, np.int64)
-    >>> w = co_pair_counts(0, 3, index, item, 2, (keys, counts))
+    >>> keys, counts = np.empty(pair_bound(0, 3, index, 3), np.uint64), np.empty(5, np.int64)
+    >>> w = pair_counts(0, 3, index, item, 2, (keys, counts))
     >>> keys[:w].tolist(), counts[:w].tolist()
     ([1, 2, 6], [1, 2, 1])
+    >>> w = pair_counts(0, 3, index, item, 2, (keys, counts), want=np.array([2, 5], np.uint64))
+    >>> keys[:w].tolist(), counts[:w].tolist()
+    ([2], [2])
     """
     head, start, end = index
     n_items = head.size - 1
     row = np.zeros(n_items, np.int32)
     bits = np.zeros((n_items + 63) >> 6, np.uint64)
-    return int(_co_rows(a_lo, a_hi, head, start, end, item, shift, _BIT_AT, row, bits, out[0], out[1]))
+    keys = want if want is not None else np.zeros(0, np.uint64)
+    return int(
+        _pair_rows(
+            a_lo,
+            a_hi,
+            head,
+            start,
+            end,
+            item,
+            shift,
+            _BIT_AT,
+            keys,
+            want is not None,
+            row,
+            bits,
+            out[0],
+            out[1],
+        )
+    )
 
 
-def co_pair_bound(
-    a_lo: int, a_hi: int, index: tuple[np.ndarray, np.ndarray, np.ndarray], n_items: int
-) -> int:
-    """At most how many pairs :func:`co_pair_counts` finds for ``[a_lo, a_hi)``: its pair
-    instances, and no more than the pairs those products can form."""
+def pair_bound(a_lo: int, a_hi: int, index: Index, n_items: int) -> int:
+    """At most how many pairs :func:`pair_counts` finds for ``[a_lo, a_hi)``: for each
+    product, its pair instances, and no more than the other products."""
+    return int(np.minimum(_instances(index, n_items)[a_lo:a_hi], max(n_items - 1, 1)).sum())
+
+
+def _instances(index: Index, n_items: int) -> np.ndarray:
+    """The pair instances of each product of ``index`` (int64)."""
     head, start, end = index
-    lo, hi = int(head[a_lo]), int(head[a_hi])
-    return min(int((end[lo:hi] - start[lo:hi]).sum()), (n_items - a_lo) * (a_hi - a_lo))
+    if start.size == 0:
+        return np.zeros(n_items, np.int64)
+    owner = np.repeat(np.arange(n_items), np.diff(head))
+    return np.bincount(owner, weights=end - start, minlength=n_items).astype(np.int64)
 
 
-class Scratch:
-    """An array of ``n`` items of ``dtype`` for a kernel that writes an unknown part of it from
-    the start: memory the kernel never writes costs nothing (the array is an anonymous memory
-    map, so its pages come as they are first written), and :meth:`keep` hands back the pages
-    past the part kept.
+def range_pair_counts(
+    index: Index,
+    item: np.ndarray,
+    n_items: int,
+    shift: int,
+    pool: Pool,
+    tick: Callable[[int, int], None] | None = None,
+    want: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted keys ``a << shift | b`` and counts of every pair of ``index`` (:func:`pair_counts`;
+    with ``want``, only those), counted in chunks of consecutive products ``a`` of about
+    :data:`CHUNK_PAIRS` pair instances, the chunks side by side on ``pool``. Each chunk writes
+    to a region of its own, as big as its bound; the regions are closed up in order after and
+    the pages past the last pair handed back (pages never written cost no memory).
+    ``tick(done, total)`` after each chunk."""
+    item = np.ascontiguousarray(item, np.int32)
+    per = _instances(index, n_items)
+    cum = np.cumsum(per)
+    total = int(cum[-1]) if cum.size else 0
+    if total == 0:
+        return np.zeros(0, np.uint64), np.zeros(0, np.int64)
+    bounds = np.searchsorted(cum, np.arange(CHUNK_PAIRS, total, CHUNK_PAIRS), side="left") + 1
+    edges = np.unique(np.concatenate(([0], bounds, [n_items])))
+    room = np.minimum(per, max(n_items - 1, 1))
+    room_cum = np.concatenate(([0], np.cumsum(room)))
+    at = room_cum[edges]
+    keys, counts = Scratch(int(at[-1]), np.uint64), Scratch(int(at[-1]), np.int64)
 
-    >>> s = Scratch(1 << 20, np.int64)
-    >>> s.array[:3] = [4, 5, 6]
-    >>> s.keep(3).tolist()
-    [4, 5, 6]
+    def count(k: int) -> int:
+        region = slice(int(at[k]), int(at[k + 1]))
+        out = (keys.array[region], counts.array[region])
+        return pair_counts(int(edges[k]), int(edges[k + 1]), index, item, shift, out, want)
+
+    w = 0
+    for k, found in enumerate(pool.map(count, range(edges.size - 1))):
+        if w != at[k]:  # close the gap (moving down: numpy copies overlapping ranges safely)
+            for x in (keys.array, counts.array):
+                x[w : w + found] = x[at[k] : at[k] + found]
+        w += found
+        if tick is not None:
+            tick(k + 1, edges.size - 1)
+    return keys.keep(w), counts.keep(w)
+
+
+@compiled
+def _bucket_heads(keys: Any, shift: int, n_buckets: int) -> Any:  # pragma: no cover - compiled
+    heads = np.zeros(n_buckets + 1, np.int64)
+    for k in keys:
+        heads[(k >> np.uint64(shift)) + 1] += 1
+    for i in range(n_buckets):
+        heads[i + 1] += heads[i]
+    return heads
+
+
+@compiled
+def _positions(keys: Any, heads: Any, shift: int, query: Any, out: Any) -> None:  # pragma: no cover
+    n_buckets = heads.size - 1
+    for i in range(query.size):
+        q = query[i]
+        b = q >> np.uint64(shift)
+        out[i] = -1
+        if b >= n_buckets:
+            continue
+        lo, hi = heads[b], heads[b + 1]
+        while lo < hi:  # binary search within the bucket (a handful of keys)
+            mid = (lo + hi) >> 1
+            if keys[mid] < q:
+                lo = mid + 1
+            else:
+                hi = mid
+        if lo < heads[b + 1] and keys[lo] == q:
+            out[i] = lo
+
+
+def positions(keys: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """The position of each of ``query`` in ``keys`` (sorted, distinct, non-negative integers),
+    -1 where absent. The keys are bucketed by their top bits (about one key per bucket), so a
+    query reads its bucket's bounds and a key or two: no hash table to build, no binary search
+    over all the keys (millions of queries: cache misses).
+
+    >>> positions(np.array([2, 5, 9, 40], np.uint64), np.array([9, 3, 40, 2, 41, 1 << 40], np.uint64)).tolist()
+    [2, -1, 3, 0, -1, -1]
     """
+    keys = np.ascontiguousarray(keys, np.uint64)
+    query = np.ascontiguousarray(query, np.uint64)
+    out = np.empty(query.size, np.int64)
+    if keys.size == 0:
+        out[:] = -1
+        return out
+    span_bits = int(keys[-1]).bit_length()
+    bucket_bits = max(int(keys.size).bit_length(), 1)
+    shift = max(span_bits - bucket_bits, 0)
+    heads = _bucket_heads(keys, shift, (int(keys[-1]) >> shift) + 1)
+    _positions(keys, heads, shift, query, out)
+    return out
 
-    def __init__(self, n: int, dtype: type[np.generic]) -> None:
-        size = max(int(n), 1) * np.dtype(dtype).itemsize
-        self._map = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-        if hasattr(mmap, "MADV_HUGEPAGE"):  # as numpy asks for its big arrays: fewer page faults
-            self._map.madvise(mmap.MADV_HUGEPAGE)
-        self.array: np.ndarray = np.frombuffer(self._map, dtype, count=int(n))
 
-    def keep(self, n: int) -> np.ndarray:
-        """The first ``n`` items (a view of the map, which stays alive with it); the whole pages
-        after them are handed back to the operating system."""
-        start = -(-int(n) * self.array.itemsize // mmap.PAGESIZE) * mmap.PAGESIZE
-        if start < len(self._map):
-            self._map.madvise(mmap.MADV_DONTNEED, start, len(self._map) - start)
-        return self.array[:n]
+def warm() -> None:
+    """Compile (or load from the cache) the kernels of this module on a tiny input."""
+
+    item, rem = np.array([0, 1, 2, 0, 2], np.int32), np.array([2, 1, 0, 1, 0], np.int64)
+    range_pair_counts(group_lines(item, rem, 3), item, 3, 2, Serial())
+    index = group_ranges(item, np.zeros(5, np.int64), np.full(5, 5), 3)
+    range_pair_counts(index, item, 3, 2, Serial(), want=np.array([1], np.uint64))
+    positions(np.array([1, 2], np.uint64), np.array([2], np.uint64))

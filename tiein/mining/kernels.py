@@ -34,8 +34,6 @@ CHUNK_PAIRS = 1 << 20
 # A chunk whose key range is at most this many times its pair instances is counted with
 # bincount (one pass) instead of a sort (tiein.mining.weighted).
 DENSE_FACTOR = 4
-# Pair instances per chunk of the compiled co-basket counter (bigger: no temporaries per instance).
-CO_CHUNK_PAIRS = 1 << 22
 _DAY_US = 86_400_000_000
 # Bits available for packed sort keys (int64 keys must stay non-negative).
 _KEY_BITS = 63
@@ -293,46 +291,21 @@ def expand(left: np.ndarray, start: np.ndarray, count: np.ndarray, right: np.nda
 def _co_counts(
     item: np.ndarray, rem: np.ndarray, n_items: int, pool: _Pool, tick: Callable[..., None]
 ) -> tuple[np.ndarray, np.ndarray, int]:
-    """Sorted pair keys ``a << B | b`` (a < b, B = bits of an item code) and their basket counts.
-
-    Counted by the compiled kernel :func:`tiein.mining.jit.co_pair_counts` in chunks of
-    consecutive smaller products ``a`` (about :data:`CO_CHUNK_PAIRS` pair instances each: disjoint
-    key ranges, nothing to merge), the chunks side by side on ``pool``."""
-    from tiein.mining.jit import Scratch, co_pair_bound, co_pair_counts, group_lines  # numba: 0.3 s to import
+    """Sorted pair keys ``a << B | b`` (a < b, B = bits of an item code) and their basket counts,
+    counted by the compiled :func:`tiein.mining.jit.range_pair_counts` over the lines' inverted
+    index (chunks of products side by side on ``pool``)."""
+    from tiein.mining.jit import group_lines, range_pair_counts  # numba: 0.3 s to import
 
     total = int(rem.sum())
     if total == 0:
         tick("pairs")
         return np.zeros(0, np.uint64), np.zeros(0, np.int64), 0
-    ib = _bits(n_items)
     item = item.astype(np.int32)  # codes of products (fewer than 2^31)
     index = group_lines(item, rem, n_items)
-    per_item = np.bincount(item, weights=rem, minlength=n_items)
-    cum = np.cumsum(per_item)
-    bounds = np.searchsorted(cum, np.arange(CO_CHUNK_PAIRS, cum[-1], CO_CHUNK_PAIRS), side="left") + 1
-    edges = np.unique(np.concatenate(([0], bounds, [n_items])))
-    # each chunk writes to a region of its own, as big as its bound; the regions are closed up
-    # in order after and the pages past the last pair handed back. Pages never written cost no memory.
-    room = np.array(
-        [co_pair_bound(int(a), int(b), index, n_items) for a, b in zip(edges[:-1], edges[1:], strict=True)]
+    keys, counts = range_pair_counts(
+        index, item, n_items, _bits(n_items), pool, lambda done, of: tick("pairs", done, of)
     )
-    at = np.concatenate(([0], np.cumsum(room)))
-    keys, counts = Scratch(int(at[-1]), np.uint64), Scratch(int(at[-1]), np.int64)
-
-    def count(k: int) -> int:
-        region = slice(int(at[k]), int(at[k + 1]))
-        out = (keys.array[region], counts.array[region])
-        return co_pair_counts(int(edges[k]), int(edges[k + 1]), index, item, ib, out)
-
-    w = 0
-    for k, found in enumerate(pool.map(count, range(edges.size - 1))):
-        if w != at[k]:  # close the gap (moving down: numpy copies overlapping ranges safely)
-            for x in (keys.array, counts.array):
-                x[w : w + found] = x[at[k] : at[k] + found]
-        w += found
-        tick("pairs", k + 1, edges.size)
-    tick("pairs", edges.size, edges.size)
-    return keys.keep(w), counts.keep(w), total
+    return keys, counts, total
 
 
 def _after_counts(
