@@ -109,14 +109,17 @@ def _pair_rows(
     bit_at: Any,
     want: Any,
     filtered: bool,
+    owner: Any,
     row: Any,
     bits: Any,
+    stamp: Any,
     out_keys: Any,
     out_counts: Any,
 ) -> int:  # pragma: no cover - compiled
     one = np.uint64(1)
     w = 0
     q = np.searchsorted(want, np.uint64(a_lo) << np.uint64(shift)) if filtered else 0
+    distinct = owner.size > 0
     for a in range(a_lo, a_hi):
         w_lo, w_hi = bits.size, -1
         for s in range(head[a], head[a + 1]):
@@ -124,6 +127,11 @@ def _pair_rows(
                 b = item[p]
                 if b == a:  # the row itself (a product is in a basket, or first bought, once)
                     continue
+                if distinct:  # each owner (customer) once per pair
+                    o = owner[p] + 1
+                    if stamp[b] == o:
+                        continue
+                    stamp[b] = o
                 if row[b] == 0:  # first time: mark b in the bitmap
                     wi = b >> 6
                     bits[wi] |= one << np.uint64(b & 63)
@@ -143,6 +151,8 @@ def _pair_rows(
                 key = base | np.uint64(b)
                 c = row[b]
                 row[b] = 0
+                if distinct:
+                    stamp[b] = 0
                 if filtered:  # keys come in order: one pass along the wanted ones
                     while q < want.size and want[q] < key:
                         q += 1
@@ -193,12 +203,14 @@ def pair_counts(
     shift: int,
     out: tuple[np.ndarray, np.ndarray],
     want: np.ndarray | None = None,
+    owner: np.ndarray | None = None,
 ) -> int:
     """Writes the sorted keys ``a << shift | b`` and counts of every pair whose first product
     ``a`` is in ``[a_lo, a_hi)`` to the start of ``out`` (keys uint64, counts int64; room for
     :func:`pair_bound` of them) and returns how many. ``index``: :func:`group_lines` or
     :func:`group_ranges` over rows whose products are ``item`` (int32 codes); a partner row
     holding ``a`` itself is not a pair. With ``want`` (sorted uint64 keys), only those pairs.
+    With ``owner`` (int64, one per row: the customer), a pair counts distinct owners.
 
     Baskets [0, 1, 2] and [0, 2]: the pairs (0, 1) once, (0, 2) twice, (1, 2) once.
 
@@ -211,30 +223,19 @@ def pair_counts(
     >>> w = pair_counts(0, 3, index, item, 2, (keys, counts), want=np.array([2, 5], np.uint64))
     >>> keys[:w].tolist(), counts[:w].tolist()
     ([2], [2])
+    >>> w = pair_counts(0, 3, index, item, 2, (keys, counts), owner=np.zeros(5, np.int64))  # one owner
+    >>> keys[:w].tolist(), counts[:w].tolist()
+    ([1, 2, 6], [1, 1, 1])
     """
     head, start, end = index
     n_items = head.size - 1
     row = np.zeros(n_items, np.int32)
     bits = np.zeros((n_items + 63) >> 6, np.uint64)
     keys = want if want is not None else np.zeros(0, np.uint64)
-    return int(
-        _pair_rows(
-            a_lo,
-            a_hi,
-            head,
-            start,
-            end,
-            item,
-            shift,
-            _BIT_AT,
-            keys,
-            want is not None,
-            row,
-            bits,
-            out[0],
-            out[1],
-        )
-    )
+    owners = np.ascontiguousarray(owner, np.int64) if owner is not None else np.zeros(0, np.int64)
+    stamp = np.zeros(n_items if owner is not None else 0, np.int64)
+    args = (keys, want is not None, owners, row, bits, stamp, out[0], out[1])
+    return int(_pair_rows(a_lo, a_hi, head, start, end, item, shift, _BIT_AT, *args))
 
 
 def pair_bound(a_lo: int, a_hi: int, index: Index, n_items: int) -> int:
@@ -260,9 +261,10 @@ def range_pair_counts(
     pool: Pool,
     tick: Callable[[int, int], None] | None = None,
     want: np.ndarray | None = None,
+    owner: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Sorted keys ``a << shift | b`` and counts of every pair of ``index`` (:func:`pair_counts`;
-    with ``want``, only those), counted in chunks of consecutive products ``a`` of about
+    with ``want``, only those; with ``owner``, distinct owners), counted in chunks of consecutive products ``a`` of about
     :data:`CHUNK_PAIRS` pair instances, the chunks side by side on ``pool``. Each chunk writes
     to a region of its own, as big as its bound; the regions are closed up in order after and
     the pages past the last pair handed back (pages never written cost no memory).
@@ -283,7 +285,7 @@ def range_pair_counts(
     def count(k: int) -> int:
         region = slice(int(at[k]), int(at[k + 1]))
         out = (keys.array[region], counts.array[region])
-        return pair_counts(int(edges[k]), int(edges[k + 1]), index, item, shift, out, want)
+        return pair_counts(int(edges[k]), int(edges[k + 1]), index, item, shift, out, want, owner)
 
     w = 0
     for k, found in enumerate(pool.map(count, range(edges.size - 1))):
@@ -356,4 +358,5 @@ def warm() -> None:
     range_pair_counts(group_lines(item, rem, 3), item, 3, 2, Serial())
     index = group_ranges(item, np.zeros(5, np.int64), np.full(5, 5), 3)
     range_pair_counts(index, item, 3, 2, Serial(), want=np.array([1], np.uint64))
+    range_pair_counts(index, item, 3, 2, Serial(), owner=np.zeros(5, np.int64))
     positions(np.array([1, 2], np.uint64), np.array([2], np.uint64))

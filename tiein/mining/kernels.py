@@ -12,6 +12,7 @@ import pyarrow.compute as pc
 
 from tiein.errors import InputError
 from tiein.mining.keyset import KeySet
+from tiein.mining.packed import sorted_by
 from tiein.model import TIMELINE
 
 Progress = Callable[[str, int, int], None]
@@ -360,47 +361,22 @@ def _after_counts(
     if not cnt.any():
         tick("after")
         return (*empty, tl)
-    # Chunks of whole customers (events are sorted by customer).
-    cum = np.cumsum(cnt)
-    cuts = np.searchsorted(cum, np.arange(CHUNK_PAIRS, cum[-1], CHUNK_PAIRS))
-    cuts = np.searchsorted(ev_c, ev_c[np.minimum(cuts, ev_c.size - 1)], side="left")
-    edges = np.unique(np.concatenate(([0], cuts, [ev_c.size])))
+
+    # Distinct customers per directed pair, counted by the compiled pair counter over the events
+    # indexed by product (a skipped customer's events have no partners)
+    from tiein.mining.jit import group_ranges, range_pair_counts  # numba: 0.3 s to import
+
     ib = _bits(n_items)
-    shift, pair_mask, item_mask = np.uint64(ib), np.uint64((1 << 2 * ib) - 1), np.uint64((1 << ib) - 1)
-    ev_iu = ev_i.astype(np.uint64)
-
-    def directed(k: int) -> np.ndarray:
-        e0, e1 = int(edges[k]), int(edges[k + 1])
-        sel = np.flatnonzero(cnt[e0:e1]) + e0
-        if sel.size == 0:
-            return np.zeros(0, np.uint64)
-        c0 = int(ev_c[e0])
-        if _bits(int(ev_c[e1 - 1]) - c0 + 1) + 2 * ib <= _KEY_BITS:
-            # (customer-local, a, b) packed in one key; distinct through one sort
-            base = ((ev_c[sel] - c0).astype(np.uint64) << np.uint64(2 * ib)) | (ev_iu[sel] << shift)
-            trip = expand(base, lo[sel], cnt[sel], ev_iu)
-            trip.sort()
-            pair = trip[_change(trip)] & pair_mask
-        else:  # too many bits: distinct triples through a lexsort
-            pk = expand(ev_iu[sel] << shift, lo[sel], cnt[sel], ev_iu)
-            # the owner of each instance, in _expand's order (owner + 0)
-            owner = expand(ev_c[sel].astype(np.uint64), lo[sel], cnt[sel], np.zeros_like(ev_iu))
-            _, op = _distinct_rows([owner.astype(np.int64), pk.astype(np.int64)], [n_cust, 1 << 2 * ib])
-            pair = op.astype(np.uint64)
-        x, y = pair >> shift, pair & item_mask
-        lo_xy, hi_xy = np.minimum(x, y), np.maximum(x, y)
-        out = (((lo_xy << shift) | hi_xy) << np.uint64(1)) | (x > y).astype(np.uint64)
-        return cast(np.ndarray, out[x != y])
-
-    parts = []
-    for k, part in enumerate(pool.map(directed, range(edges.size - 1))):
-        parts.append(part)
-        tick("after", k + 1, edges.size)
-    allp = np.concatenate(parts)
-    del parts
-    allp.sort()
-    keys, counts = _runs(allp)
-    tick("after", edges.size, edges.size)
+    index = group_ranges(ev_i, lo, np.where(skip[ev_c], lo, hi), n_items)
+    dk, dc = range_pair_counts(
+        index, ev_i, n_items, ib, pool, lambda done, of: tick("after", done, of), owner=ev_c
+    )
+    shift, item_mask = np.uint64(ib), np.uint64((1 << ib) - 1)
+    x, y = dk >> shift, dk & item_mask
+    del dk
+    keys = (((np.minimum(x, y) << shift) | np.maximum(x, y)) << np.uint64(1)) | (x > y).astype(np.uint64)
+    del x, y
+    keys, counts = sorted_by(keys, dc)
     return keys, counts, tl
 
 
@@ -439,8 +415,13 @@ def _timeline_counts(
 
 
 def _lookup(keys: np.ndarray, values: np.ndarray, query: np.ndarray) -> np.ndarray:
-    """``values`` at ``query`` in sorted ``keys`` (0 where absent). Fast when ``query`` is sorted."""
-    if keys.size == 0:
-        return np.zeros(query.size, np.int64)
-    pos = np.minimum(np.searchsorted(keys, query), keys.size - 1)
-    return np.where(keys[pos] == query, values[pos], 0).astype(np.int64)
+    """``values`` at ``query`` in sorted ``keys`` (0 where absent; int64): the compiled
+    :func:`tiein.mining.jit.positions` (2.4M queries against 3.7M keys 0.02 s, a binary search
+    over all the keys 0.07-0.1 s)."""
+    from tiein.mining.jit import positions  # numba: 0.3 s to import
+
+    at = positions(keys, query)
+    out = np.zeros(query.size, np.int64)
+    hit = at >= 0
+    out[hit] = values[at[hit]]
+    return out
