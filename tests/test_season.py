@@ -421,27 +421,20 @@ def test_append_evidence_adds_one_key_to_each_object(monkeypatch: pytest.MonkeyP
     assert out.column("evidence").num_chunks == 2
 
 
-@pytest.mark.parametrize("bitmap_bits", [1 << 27, 0])  # the flag table, and the walk over basket pairs
-@pytest.mark.parametrize("chunk", [1 << 22, 5])
-@pytest.mark.parametrize("dense", [4, 0])  # walked pairs looked up in a dense table, or hashed
+@pytest.mark.parametrize("chunk", [1 << 22, 5])  # one chunk of pairs, or many side by side
 @pytest.mark.parametrize(
     "shuffled", [False, True]
 )  # pairs numbered by first end (as basket_pairs does), or not
-def test_co_baskets_match_brute_force(
-    monkeypatch: pytest.MonkeyPatch, bitmap_bits: int, chunk: int, dense: int, shuffled: bool
-) -> None:
+def test_co_baskets_match_brute_force(monkeypatch: pytest.MonkeyPatch, chunk: int, shuffled: bool) -> None:
     """Every (pair, basket) holding both ends of a pair, sorted by pair then basket, on a random
-    shop: a Python loop over the baskets is the reference for every way of finding them (the
-    walk's chunks, sorted one by one, need a sort of all of them only when the pairs are not
-    numbered in order of their first end)."""
+    shop (popular products in most baskets: long lists to gallop through): a Python loop over
+    the baskets is the reference."""
     import numpy as np
 
     import tiein.basket_pairs as bp
-    import tiein.mining.weighted as weighted
+    import tiein.mining.jit as mining_jit
 
-    monkeypatch.setattr(bp, "BITMAP_BITS", bitmap_bits)
-    monkeypatch.setattr(weighted, "DENSE_FACTOR", dense)
-    monkeypatch.setattr(bp, "ENUM_CHUNK", chunk)
+    monkeypatch.setattr(mining_jit, "CHUNK_PAIRS", chunk)
     rng = np.random.default_rng(7)
     n_prod, n_baskets = 40, 200
     lines = {
@@ -460,7 +453,8 @@ def test_co_baskets_match_brute_force(
         for j in range(n_baskets)
         if (a, j) in lines and (b, j) in lines
     )
-    pid, js = bp.co_baskets(ai, bi, li, lj, n_prod)
+    # a line given twice counts once
+    pid, js = bp.co_baskets(ai, bi, np.concatenate([li, li[:9]]), np.concatenate([lj, lj[:9]]), n_prod)
     assert list(zip(pid.tolist(), js.tolist(), strict=True)) == want
     assert len(want) > 20
 

@@ -264,11 +264,9 @@ def range_pair_counts(
     owner: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Sorted keys ``a << shift | b`` and counts of every pair of ``index`` (:func:`pair_counts`;
-    with ``want``, only those; with ``owner``, distinct owners), counted in chunks of consecutive products ``a`` of about
-    :data:`CHUNK_PAIRS` pair instances, the chunks side by side on ``pool``. Each chunk writes
-    to a region of its own, as big as its bound; the regions are closed up in order after and
-    the pages past the last pair handed back (pages never written cost no memory).
-    ``tick(done, total)`` after each chunk."""
+    with ``want``, only those; with ``owner``, distinct owners), counted in chunks of
+    consecutive products ``a`` of about :data:`CHUNK_PAIRS` pair instances, the chunks side by
+    side on ``pool`` (:func:`in_regions`). ``tick(done, total)`` after each chunk."""
     item = np.ascontiguousarray(item, np.int32)
     per = _instances(index, n_items)
     cum = np.cumsum(per)
@@ -277,25 +275,109 @@ def range_pair_counts(
         return np.zeros(0, np.uint64), np.zeros(0, np.int64)
     bounds = np.searchsorted(cum, np.arange(CHUNK_PAIRS, total, CHUNK_PAIRS), side="left") + 1
     edges = np.unique(np.concatenate(([0], bounds, [n_items])))
-    room = np.minimum(per, max(n_items - 1, 1))
-    room_cum = np.concatenate(([0], np.cumsum(room)))
-    at = room_cum[edges]
-    keys, counts = Scratch(int(at[-1]), np.uint64), Scratch(int(at[-1]), np.int64)
+    room = np.concatenate(([0], np.cumsum(np.minimum(per, max(n_items - 1, 1)))))[edges]
 
-    def count(k: int) -> int:
+    def count(k: int, out: tuple[np.ndarray, ...]) -> int:
+        return pair_counts(
+            int(edges[k]), int(edges[k + 1]), index, item, shift, (out[0], out[1]), want, owner
+        )
+
+    keys, counts = in_regions(room, (np.uint64, np.int64), count, pool, tick)
+    return keys, counts
+
+
+def in_regions(
+    at: np.ndarray,
+    dtypes: tuple[type[np.generic], ...],
+    run: Callable[[int, tuple[np.ndarray, ...]], int],
+    pool: Pool,
+    tick: Callable[[int, int], None] | None = None,
+) -> list[np.ndarray]:
+    """Output columns (one per ``dtypes``) of chunks that each write an unknown number of rows,
+    at most ``at[k + 1] - at[k]`` for chunk k: ``run(k, regions)`` writes its rows to the start
+    of its regions of the columns and returns how many. The chunks run side by side on
+    ``pool``, each in a region of its own; the regions are closed up in order after and the
+    pages past the last row handed back (:class:`tiein.jit.Scratch`: pages never written cost
+    no memory). ``tick(done, total)`` after each chunk."""
+    cols = [Scratch(int(at[-1]), d) for d in dtypes]
+
+    def one(k: int) -> int:
         region = slice(int(at[k]), int(at[k + 1]))
-        out = (keys.array[region], counts.array[region])
-        return pair_counts(int(edges[k]), int(edges[k + 1]), index, item, shift, out, want, owner)
+        return run(k, tuple(c.array[region] for c in cols))
 
     w = 0
-    for k, found in enumerate(pool.map(count, range(edges.size - 1))):
+    for k, found in enumerate(pool.map(one, range(at.size - 1))):
         if w != at[k]:  # close the gap (moving down: numpy copies overlapping ranges safely)
-            for x in (keys.array, counts.array):
-                x[w : w + found] = x[at[k] : at[k] + found]
+            for c in cols:
+                c.array[w : w + found] = c.array[at[k] : at[k] + found]
         w += found
         if tick is not None:
-            tick(k + 1, edges.size - 1)
-    return keys.keep(w), counts.keep(w)
+            tick(k + 1, at.size - 1)
+    return [c.keep(w) for c in cols]
+
+
+@compiled
+def _pair_baskets(
+    k_lo: int, k_hi: int, ai: Any, bi: Any, ptr: Any, baskets: Any, out_pair: Any, out_basket: Any
+) -> int:  # pragma: no cover - compiled
+    w = 0
+    for k in range(k_lo, k_hi):
+        x0, x1, y0, y1 = ptr[ai[k]], ptr[ai[k] + 1], ptr[bi[k]], ptr[bi[k] + 1]
+        if x1 - x0 > y1 - y0:  # walk the shorter list, gallop along the longer
+            x0, x1, y0, y1 = y0, y1, x0, x1
+        y = y0
+        for i in range(x0, x1):
+            if y >= y1:
+                break
+            v = baskets[i]
+            if baskets[y] < v:  # the first basket >= v after y: doubling steps, then halving
+                step = 1
+                while y + step < y1 and baskets[y + step] < v:
+                    step <<= 1
+                lo, hi = y + (step >> 1) + 1, min(y + step, y1)
+                while lo < hi:
+                    mid = (lo + hi) >> 1
+                    if baskets[mid] < v:
+                        lo = mid + 1
+                    else:
+                        hi = mid
+                y = lo
+            if y < y1 and baskets[y] == v:
+                out_pair[w] = k
+                out_basket[w] = v
+                w += 1
+                y += 1
+    return w
+
+
+def pair_baskets(
+    ai: np.ndarray, bi: np.ndarray, ptr: np.ndarray, baskets: np.ndarray, pool: Pool
+) -> tuple[np.ndarray, np.ndarray]:
+    """(pair k, basket) for every basket holding both products ``ai[k]`` and ``bi[k]``, sorted
+    by pair then basket: the sorted basket lists of the two ends intersected (the shorter one
+    walked, the longer galloped through). Product p's baskets are ``baskets[ptr[p]:ptr[p + 1]]``
+    (sorted, distinct). int32 where the numbers fit, else int64.
+
+    >>> ptr, baskets = np.array([0, 3, 5, 6]), np.array([0, 2, 7, 2, 7, 1])
+    >>> [x.tolist() for x in pair_baskets(np.array([0, 0]), np.array([1, 2]), ptr, baskets, Serial())]
+    [[0, 0], [2, 7]]
+    """
+    n = np.diff(ptr)
+    room = np.minimum(n[ai], n[bi]) if ai.size else np.zeros(0, np.int64)
+    cum = np.concatenate(([0], np.cumsum(room)))
+    cuts = np.searchsorted(cum, np.arange(CHUNK_PAIRS, int(cum[-1]), CHUNK_PAIRS), side="left")
+    edges = np.unique(np.concatenate(([0], cuts, [ai.size])))
+    small = ai.size < 2**31 and (baskets.size == 0 or int(baskets.max()) < 2**31)
+    dtype = np.int32 if small else np.int64
+    args = [np.ascontiguousarray(x, dtype) for x in (ai, bi, baskets)]
+    ptr64 = np.ascontiguousarray(ptr, np.int64)
+
+    def run(k: int, out: tuple[np.ndarray, ...]) -> int:
+        lo, hi = int(edges[k]), int(edges[k + 1])
+        return int(_pair_baskets(lo, hi, args[0], args[1], ptr64, args[2], out[0], out[1]))
+
+    pair, basket = in_regions(cum[edges], (dtype, dtype), run, pool)
+    return pair, basket
 
 
 @compiled
@@ -360,3 +442,6 @@ def warm() -> None:
     range_pair_counts(index, item, 3, 2, Serial(), want=np.array([1], np.uint64))
     range_pair_counts(index, item, 3, 2, Serial(), owner=np.zeros(5, np.int64))
     positions(np.array([1, 2], np.uint64), np.array([2], np.uint64))
+    pair_baskets(
+        np.zeros(1, np.int64), np.ones(1, np.int64), np.array([0, 1, 2]), np.zeros(2, np.int64), Serial()
+    )
