@@ -13,7 +13,14 @@ import pytest
 import tiein.mining.jit as mining_jit
 import tiein.mining.kernels as mining
 from tiein.jit import Scratch
-from tiein.mining.jit import group_lines, group_ranges, pair_bound, pair_counts, range_pair_counts
+from tiein.mining.jit import (
+    group_lines,
+    group_ranges,
+    pair_bound,
+    pair_counts,
+    range_pair_counts,
+    unordered_keys,
+)
 
 
 def baskets_of(seed: int, n_items: int, n_baskets: int, max_size: int) -> list[list[int]]:
@@ -161,3 +168,22 @@ def test_group_ranges_leaves_out_rows_without_partners() -> None:
         rows = [j for j in range(item.size) if item[j] == a and hi[j] > lo[j]]
         assert start[head[a] : head[a + 1]].tolist() == [int(lo[j]) for j in rows]
         assert end[head[a] : head[a + 1]].tolist() == [int(hi[j]) for j in rows]
+
+
+@pytest.mark.parametrize("n_items", [2, 50, 3000])
+def test_unordered_keys_equal_numpy(n_items: int) -> None:
+    """Directed keys as unordered keys with a direction bit, sorted: what a sort of the
+    recomputed keys gives."""
+    rng = np.random.default_rng(n_items)
+    shift = mining._bits(n_items)
+    a, b = rng.integers(0, n_items, 5000), rng.integers(0, n_items, 5000)
+    keys = np.unique(((a << shift) | b)[a != b].astype(np.uint64))
+    counts = rng.integers(1, 9, keys.size)
+    got_k, got_c = unordered_keys(keys, counts, shift, n_items)
+    x, y = keys >> np.uint64(shift), keys & np.uint64((1 << shift) - 1)
+    want = (((np.minimum(x, y) << np.uint64(shift)) | np.maximum(x, y)) << np.uint64(1)) | (x > y).astype(
+        np.uint64
+    )
+    order = np.argsort(want)
+    assert got_k.tolist() == want[order].tolist()
+    assert got_c.tolist() == counts[order].tolist()

@@ -381,6 +381,78 @@ def pair_baskets(
 
 
 @compiled
+def _unordered(
+    keys: Any, counts: Any, shift: int, n_items: int, out_keys: Any, out_counts: Any
+) -> None:  # pragma: no cover
+    mask = (np.uint64(1) << np.uint64(shift)) - np.uint64(1)
+    sh = np.uint64(shift)
+    one = np.uint64(1)
+    # the b -> a entries (a > b) bucketed by b, in order of a within each: sorted by (b, a)
+    head = np.zeros(n_items + 1, np.int64)
+    for k in keys:
+        a, b = k >> sh, k & mask
+        if a > b:
+            head[b + one] += 1
+    for i in range(n_items):
+        head[i + 1] += head[i]
+    rk = np.empty(head[n_items], np.uint64)
+    rc = np.empty(head[n_items], np.int64)
+    fill = head[:-1].copy()
+    for i in range(keys.size):
+        a, b = keys[i] >> sh, keys[i] & mask
+        if a > b:
+            rk[fill[b]] = (((b << sh) | a) << one) | one
+            rc[fill[b]] = counts[i]
+            fill[b] += 1
+    # merged with the a -> b entries (a < b), already in order
+    w, r = 0, 0
+    for i in range(keys.size):
+        a, b = keys[i] >> sh, keys[i] & mask
+        if a > b:
+            continue
+        key = ((a << sh) | b) << one
+        while r < rk.size and rk[r] < key:
+            out_keys[w] = rk[r]
+            out_counts[w] = rc[r]
+            w += 1
+            r += 1
+        out_keys[w] = key
+        out_counts[w] = counts[i]
+        w += 1
+    while r < rk.size:
+        out_keys[w] = rk[r]
+        out_counts[w] = rc[r]
+        w += 1
+        r += 1
+
+
+def unordered_keys(
+    keys: np.ndarray, counts: np.ndarray, shift: int, n_items: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Directed pair keys ``a << shift | b`` (sorted, a != b) as keys of the unordered pair with
+    the direction, ``(min << shift | max) << 1 | (a > b)``, sorted, with their counts: the
+    b -> a entries bucketed by b (a counting sort), merged with the a -> b ones. No sort.
+
+    (0, 1) five times, (0, 2) six, (1, 0) seven, (1, 2) eight:
+
+    >>> k, c = unordered_keys(np.array([1, 2, 4, 6], np.uint64), np.array([5, 6, 7, 8]), 2, 3)
+    >>> k.tolist(), c.tolist()
+    ([2, 3, 4, 12], [5, 7, 6, 8])
+    """
+    out_k = np.empty(keys.size, np.uint64)
+    out_c = np.empty(keys.size, np.int64)
+    _unordered(
+        np.ascontiguousarray(keys, np.uint64),
+        np.ascontiguousarray(counts, np.int64),
+        shift,
+        n_items,
+        out_k,
+        out_c,
+    )
+    return out_k, out_c
+
+
+@compiled
 def _bucket_heads(keys: Any, shift: int, n_buckets: int) -> Any:  # pragma: no cover - compiled
     heads = np.zeros(n_buckets + 1, np.int64)
     for k in keys:
@@ -442,6 +514,7 @@ def warm() -> None:
     range_pair_counts(index, item, 3, 2, Serial(), want=np.array([1], np.uint64))
     range_pair_counts(index, item, 3, 2, Serial(), owner=np.zeros(5, np.int64))
     positions(np.array([1, 2], np.uint64), np.array([2], np.uint64))
+    unordered_keys(np.array([1, 2], np.uint64), np.array([1, 1], np.int64), 1, 2)
     pair_baskets(
         np.zeros(1, np.int64), np.ones(1, np.int64), np.array([0, 1, 2]), np.zeros(2, np.int64), Serial()
     )

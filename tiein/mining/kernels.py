@@ -12,7 +12,6 @@ import pyarrow.compute as pc
 
 from tiein.errors import InputError
 from tiein.mining.keyset import KeySet
-from tiein.mining.packed import sorted_by
 from tiein.model import TIMELINE
 
 Progress = Callable[[str, int, int], None]
@@ -364,19 +363,14 @@ def _after_counts(
 
     # Distinct customers per directed pair, counted by the compiled pair counter over the events
     # indexed by product (a skipped customer's events have no partners)
-    from tiein.mining.jit import group_ranges, range_pair_counts  # numba: 0.3 s to import
+    from tiein.mining.jit import group_ranges, range_pair_counts, unordered_keys  # numba: 0.3 s to import
 
     ib = _bits(n_items)
     index = group_ranges(ev_i, lo, np.where(skip[ev_c], lo, hi), n_items)
     dk, dc = range_pair_counts(
         index, ev_i, n_items, ib, pool, lambda done, of: tick("after", done, of), owner=ev_c
     )
-    shift, item_mask = np.uint64(ib), np.uint64((1 << ib) - 1)
-    x, y = dk >> shift, dk & item_mask
-    del dk
-    keys = (((np.minimum(x, y) << shift) | np.maximum(x, y)) << np.uint64(1)) | (x > y).astype(np.uint64)
-    del x, y
-    keys, counts = sorted_by(keys, dc)
+    keys, counts = unordered_keys(dk, dc, ib, n_items)
     return keys, counts, tl
 
 
