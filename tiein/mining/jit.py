@@ -454,11 +454,16 @@ def unordered_keys(
 
 @compiled
 def _bucket_heads(keys: Any, shift: int, n_buckets: int) -> Any:  # pragma: no cover - compiled
-    heads = np.zeros(n_buckets + 1, np.int64)
-    for k in keys:
-        heads[(k >> np.uint64(shift)) + 1] += 1
-    for i in range(n_buckets):
-        heads[i + 1] += heads[i]
+    heads = np.empty(n_buckets + 1, np.int64)  # heads[b]: the first key in bucket b or after
+    b = 0
+    for i in range(keys.size):  # the keys are sorted: one pass, writes in order
+        top = np.int64(keys[i] >> np.uint64(shift))
+        while b <= top:
+            heads[b] = i
+            b += 1
+    while b <= n_buckets:
+        heads[b] = keys.size
+        b += 1
     return heads
 
 
@@ -491,18 +496,22 @@ def positions(keys: np.ndarray, query: np.ndarray) -> np.ndarray:
     >>> positions(np.array([2, 5, 9, 40], np.uint64), np.array([9, 3, 40, 2, 41, 1 << 40], np.uint64)).tolist()
     [2, -1, 3, 0, -1, -1]
     """
+    return positions_many(keys, [query])[0]
+
+
+def positions_many(keys: np.ndarray, queries: list[np.ndarray]) -> list[np.ndarray]:
+    """:func:`positions` of several queries in the same keys (bucketed once)."""
     keys = np.ascontiguousarray(keys, np.uint64)
-    query = np.ascontiguousarray(query, np.uint64)
-    out = np.empty(query.size, np.int64)
+    outs = [np.full(q.size, -1, np.int64) for q in queries]
     if keys.size == 0:
-        out[:] = -1
-        return out
+        return outs
     span_bits = int(keys[-1]).bit_length()
-    bucket_bits = max(int(keys.size).bit_length(), 1)
+    bucket_bits = max(int(keys.size).bit_length() - 1, 1)  # about two keys a bucket
     shift = max(span_bits - bucket_bits, 0)
     heads = _bucket_heads(keys, shift, (int(keys[-1]) >> shift) + 1)
-    _positions(keys, heads, shift, query, out)
-    return out
+    for q, out in zip(queries, outs, strict=True):
+        _positions(keys, heads, shift, np.ascontiguousarray(q, np.uint64), out)
+    return outs
 
 
 def warm() -> None:

@@ -266,12 +266,11 @@ def _assemble(
     hot = af_keys[af_counts >= min_count] >> one
     if hot.size:
         keys = sorted_unique(np.concatenate([keys, hot]))
-        n_ab = _lookup(co_keys, co_counts, keys)
+        (n_ab,) = _lookup(co_keys, co_counts, keys)
     else:
         n_ab = co_counts[strong].astype(np.int64)
     if af_keys.size:
-        after_ab = _lookup(af_keys, af_counts, keys << one)
-        after_ba = _lookup(af_keys, af_counts, (keys << one) | one)
+        after_ab, after_ba = _lookup(af_keys, af_counts, keys << one, (keys << one) | one)
     else:
         after_ab = after_ba = np.zeros(keys.size, np.int64)
     a = (keys >> shift).astype(np.int64)
