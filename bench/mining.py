@@ -189,8 +189,7 @@ def bench(
     if too_big("tiein", None):
         return result
     tiein_s, best = float("inf"), None
-    for _ in range(repeat):
-        best = None
+    for _ in range(repeat):  # the fastest run's result is kept (a table of the frequent pairs: small)
         gc.collect()
         start = time.perf_counter()
         res = run_tiein(t, min_count, max_basket)

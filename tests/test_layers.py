@@ -21,6 +21,7 @@ LAYERS: dict[str, int] = {
     "tiein.money": 0,
     "tiein.shop_config": 0,
     "tiein.sysmem": 0,
+    "tiein.jit": 0,
     "tiein.loaders": 1,
     "tiein.embeddings": 1,
     "tiein.graph": 1,

@@ -187,3 +187,15 @@ def test_unordered_keys_equal_numpy(n_items: int) -> None:
     order = np.argsort(want)
     assert got_k.tolist() == want[order].tolist()
     assert got_c.tolist() == counts[order].tolist()
+
+
+def test_compiled_without_a_cache_folder_compiles_anyway() -> None:
+    """numba refuses to cache a function it finds no folder for (here: no source file at all,
+    as with a read-only package and no writable home); the kernel is compiled uncached instead
+    of failing the import."""
+    from tiein.jit import compiled
+
+    namespace: dict[str, object] = {}
+    exec("def f(x):\n    return x + 1\n", namespace)  # noqa: S102 - a function with no file
+    kernel = compiled(namespace["f"])  # type: ignore[arg-type]
+    assert kernel(41) == 42

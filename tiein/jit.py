@@ -3,7 +3,8 @@
 :func:`compiled` compiles a plain Python loop to machine code on first use. ``cache=True`` keeps
 the machine code beside the module (or in ``NUMBA_CACHE_DIR``, or the user's cache folder when the
 package folder is read-only), so only the first process after an install compiles (~1 s);
-``make setup`` and the Docker image call :func:`warm`. Kernels release the GIL (``nogil=True``).
+``make setup`` and the Docker image call each kernel module's ``warm()``. Kernels release the GIL
+(``nogil=True``).
 numba takes ~0.3 s to import, so modules import their kernels where they use them, never at the
 top of a module the API or the CLI's read commands load.
 """
@@ -22,8 +23,13 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 
 def compiled(fn: _F) -> _F:
     """``fn`` compiled on first use (machine code cached on disk, the GIL released; division by
-    zero gives inf or nan as in numpy, no exception)."""
-    return cast(_F, nb.njit(cache=True, nogil=True, error_model="numpy")(fn))
+    zero gives inf or nan as in numpy, no exception). Where numba finds no folder to write its
+    cache to (the package read-only and no writable home or ``NUMBA_CACHE_DIR``), each process
+    compiles for itself instead of failing."""
+    try:
+        return cast(_F, nb.njit(cache=True, nogil=True, error_model="numpy")(fn))
+    except RuntimeError:  # numba: "cannot cache function ...: no locator available"
+        return cast(_F, nb.njit(cache=False, nogil=True, error_model="numpy")(fn))
 
 
 class Scratch:
@@ -52,12 +58,3 @@ class Scratch:
         if start < len(self._map):
             self._map.madvise(mmap.MADV_DONTNEED, start, len(self._map) - start)
         return self.array[:n]
-
-
-def warm() -> None:
-    """Compile (or load from the cache) every kernel on a tiny input."""
-    from tiein.mining import jit as mining_jit
-    from tiein.next_purchase import jit as next_jit
-
-    mining_jit.warm()
-    next_jit.warm()

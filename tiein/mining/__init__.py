@@ -26,7 +26,8 @@ How it is computed (columnar, no Python loop over lines or pairs):
    releases the GIL), each writing to a region of its own;
 5. "bought after" pairs come from each customer's timeline of distinct
    ``(time, product)`` events: every event is paired with the events of the same customer in
-   ``(t, t + window]``, the triples ``(customer, a, b)`` are made distinct, then counted.
+   ``(t, t + window]`` and each pair counts its distinct customers (the same compiled counter,
+   a customer stamp per partner product), then keyed by the unordered pair and the direction.
    Customers with more than ``max_customer_items`` distinct products, or whose timeline would
    produce more than ``max_customer_items ** 2`` pair instances, are skipped (wholesalers) and
    counted in the report. The same timelines give each product's :data:`~tiein.model.TIMELINE`
@@ -37,8 +38,8 @@ A pair is kept when ``n_ab``, ``after_ab`` or ``after_ba`` reaches ``min_count``
 bought in sequence may never share a basket), so kept rows may carry ``n_ab == 0``.
 
 Modules: :mod:`~tiein.mining.mine` (:func:`mine_pairs`), :mod:`~tiein.mining.counts`
-(:class:`PairCounts`, :func:`count_pairs`), :mod:`~tiein.mining.kernels` (the numpy kernels and
-their tuning constants).
+(:class:`PairCounts`, :func:`count_pairs`), :mod:`~tiein.mining.jit` (the compiled counters),
+:mod:`~tiein.mining.kernels` (the numpy kernels and their tuning constants).
 """
 
 from tiein.mining.counts import PairCounts, count_pairs
