@@ -112,6 +112,7 @@ def _pair_rows(
     owner: Any,
     row: Any,
     bits: Any,
+    words: Any,
     stamp: Any,
     out_keys: Any,
     out_counts: Any,
@@ -121,7 +122,7 @@ def _pair_rows(
     q = np.searchsorted(want, np.uint64(a_lo) << np.uint64(shift)) if filtered else 0
     distinct = owner.size > 0
     for a in range(a_lo, a_hi):
-        w_lo, w_hi = bits.size, -1
+        w_lo, w_hi, n_words = bits.size, -1, 0
         for s in range(head[a], head[a + 1]):
             for p in range(start[s], end[s]):
                 b = item[p]
@@ -134,12 +135,20 @@ def _pair_rows(
                     stamp[b] = o
                 if row[b] == 0:  # first time: mark b in the bitmap
                     wi = b >> 6
+                    if bits[wi] == 0:  # and its word among the touched ones
+                        words[n_words] = wi
+                        n_words += 1
                     bits[wi] |= one << np.uint64(b & 63)
                     w_lo = min(w_lo, wi)
                     w_hi = max(w_hi, wi)
                 row[b] += 1
         base = np.uint64(a) << np.uint64(shift)
-        for wi in range(w_lo, w_hi + 1):  # the partners in order: the bitmap's set bits
+        span = w_hi + 1 - w_lo
+        few = n_words * 8 < span  # few words touched: sort them rather than scan the span
+        if few:
+            words[:n_words].sort()
+        for k in range(n_words if few else max(span, 0)):  # the partners in order: the set bits
+            wi = words[k] if few else w_lo + k
             x = bits[wi]
             if x == 0:
                 continue
@@ -231,10 +240,11 @@ def pair_counts(
     n_items = head.size - 1
     row = np.zeros(n_items, np.int32)
     bits = np.zeros((n_items + 63) >> 6, np.uint64)
+    words = np.empty(bits.size, np.int64)
     keys = want if want is not None else np.zeros(0, np.uint64)
     owners = np.ascontiguousarray(owner, np.int64) if owner is not None else np.zeros(0, np.int64)
     stamp = np.zeros(n_items if owner is not None else 0, np.int64)
-    args = (keys, want is not None, owners, row, bits, stamp, out[0], out[1])
+    args = (keys, want is not None, owners, row, bits, words, stamp, out[0], out[1])
     return int(_pair_rows(a_lo, a_hi, head, start, end, item, shift, _BIT_AT, *args))
 
 
@@ -245,12 +255,18 @@ def pair_bound(a_lo: int, a_hi: int, index: Index, n_items: int) -> int:
 
 
 def _instances(index: Index, n_items: int) -> np.ndarray:
-    """The pair instances of each product of ``index`` (int64)."""
+    """The pair instances of each product of ``index`` (int64; compiled: one ordered pass)."""
     head, start, end = index
-    if start.size == 0:
-        return np.zeros(n_items, np.int64)
-    owner = np.repeat(np.arange(n_items), np.diff(head))
-    return np.bincount(owner, weights=end - start, minlength=n_items).astype(np.int64)
+    return cast(np.ndarray, _per_product(head, start, end, n_items))
+
+
+@compiled
+def _per_product(head: Any, start: Any, end: Any, n_items: int) -> Any:  # pragma: no cover - compiled
+    per = np.zeros(n_items, np.int64)
+    for a in range(min(n_items, head.size - 1)):
+        for s in range(head[a], head[a + 1]):
+            per[a] += end[s] - start[s]
+    return per
 
 
 def range_pair_counts(
@@ -273,7 +289,8 @@ def range_pair_counts(
     total = int(cum[-1]) if cum.size else 0
     if total == 0:
         return np.zeros(0, np.uint64), np.zeros(0, np.int64)
-    bounds = np.searchsorted(cum, np.arange(CHUNK_PAIRS, total, CHUNK_PAIRS), side="left") + 1
+    step = _chunk(total)
+    bounds = np.searchsorted(cum, np.arange(step, total, step), side="left") + 1
     edges = np.unique(np.concatenate(([0], bounds, [n_items])))
     room = np.concatenate(([0], np.cumsum(np.minimum(per, max(n_items - 1, 1)))))[edges]
 
@@ -284,6 +301,12 @@ def range_pair_counts(
 
     keys, counts = in_regions(room, (np.uint64, np.int64), count, pool, tick)
     return keys, counts
+
+
+def _chunk(total: int) -> int:
+    """Pair instances per chunk: :data:`CHUNK_PAIRS`, or less for small inputs so that there are
+    at least 16 chunks for the threads to share evenly."""
+    return max(min(CHUNK_PAIRS, total // 16), 1 << 14, 1) if CHUNK_PAIRS > 1 << 14 else CHUNK_PAIRS
 
 
 def in_regions(
@@ -365,7 +388,8 @@ def pair_baskets(
     n = np.diff(ptr)
     room = np.minimum(n[ai], n[bi]) if ai.size else np.zeros(0, np.int64)
     cum = np.concatenate(([0], np.cumsum(room)))
-    cuts = np.searchsorted(cum, np.arange(CHUNK_PAIRS, int(cum[-1]), CHUNK_PAIRS), side="left")
+    step = _chunk(int(cum[-1]))
+    cuts = np.searchsorted(cum, np.arange(step, int(cum[-1]), step), side="left")
     edges = np.unique(np.concatenate(([0], cuts, [ai.size])))
     small = ai.size < 2**31 and (baskets.size == 0 or int(baskets.max()) < 2**31)
     dtype = np.int32 if small else np.int64
