@@ -58,9 +58,12 @@ def matched(
     risk_share: np.ndarray,
     prior: float,
 ) -> np.ndarray:
-    """:func:`tiein.next_purchase.sequence._matched` (its docstring says what), one candidate
-    at a time with no temporary per candidate and week. ``weeks``, ``new`` and ``risk`` are
-    ``[product, week]`` (float64)."""
+    """``sum_w weeks[src, w] * risk_share * rate[dst, w]``: the control rate of each week (the
+    week's slots ``risk[dst, w]`` and buyers ``new[dst, w]`` less src's own, at src's own rate
+    ``count / (weeks[src].sum() * risk_share)``) shrunk toward all weeks' by ``prior`` slots
+    (:meth:`tiein.next_purchase.sequence.SequenceStats.expected`). One candidate at a time, no
+    temporary per candidate and week (Online Retail's 1.2M candidates: 1.3 s as numpy arrays of
+    candidates x weeks). ``weeks``, ``new`` and ``risk`` are ``[product, week]`` (float64)."""
     out = np.zeros(src.size)
     _matched(
         np.ascontiguousarray(weeks, np.float64),

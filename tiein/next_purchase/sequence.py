@@ -118,7 +118,9 @@ class SequenceStats:
         the week's minus src's (at src's own rate ``after / at_risk``); the control rate is shrunk
         toward the control rate of all weeks by ``prior`` slots, so a week where src's customers
         are (nearly) all the active customers falls back on the other weeks."""
-        return _matched(self.exposed_weeks, self.new, self.risk, src, dst, after, risk_share, prior)
+        from tiein.next_purchase.jit import matched  # numba: imported where used
+
+        return matched(self.exposed_weeks, self.new, self.risk, src, dst, after, risk_share, prior)
 
     def expected_together(
         self,
@@ -131,27 +133,9 @@ class SequenceStats:
         """Customers of src expected to buy dst in the same order as their first src, at the
         same-order rate of the OTHER customers of each week (``same / same_risk``, less src's own
         customers at src's own rate, shrunk as in :meth:`expected`), times ``risk_share``."""
-        return _matched(self.customer_weeks, self.same, self.same_risk, src, dst, together, risk_share, prior)
+        from tiein.next_purchase.jit import matched  # numba: imported where used
 
-
-def _matched(
-    weeks: np.ndarray,
-    new: np.ndarray,
-    risk: np.ndarray,
-    src: np.ndarray,
-    dst: np.ndarray,
-    count: np.ndarray,
-    risk_share: np.ndarray,
-    prior: float,
-) -> np.ndarray:
-    """``sum_w weeks[src, w] * risk_share * rate[dst, w]``: the control rate of each week (the
-    week's slots ``risk[dst, w]`` and buyers ``new[dst, w]`` less src's own, at src's own rate
-    ``count / (weeks[src].sum() * risk_share)``) shrunk toward all weeks' by ``prior`` slots.
-    Compiled (:func:`tiein.next_purchase.jit.matched`): Online Retail's 1.2M candidates
-    1.3 s -> s as numpy arrays of candidates x weeks."""
-    from tiein.next_purchase.jit import matched  # numba: imported where used
-
-    return matched(weeks, new, risk, src, dst, count, risk_share, prior)
+        return matched(self.customer_weeks, self.same, self.same_risk, src, dst, together, risk_share, prior)
 
 
 def lookup(keys: np.ndarray, values: np.ndarray, query: np.ndarray) -> np.ndarray:
