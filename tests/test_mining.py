@@ -410,7 +410,6 @@ def test_matches_brute_force(seed: int, monkeypatch: pytest.MonkeyPatch) -> None
     assert_same(mine_pairs(t, threads=1, **kw).pairs, want)
     # tiny chunks: many pair and after chunks (side by side, their regions closed up) must give
     # the same table
-    monkeypatch.setattr(mining, "CHUNK_PAIRS", 5)
     monkeypatch.setattr(mining_jit, "CHUNK_PAIRS", 5)
     assert_same(mine_pairs(t, **kw).pairs, want)
     # no room for packed keys: the lexsort fallbacks must give the same table

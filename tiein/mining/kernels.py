@@ -28,9 +28,6 @@ class _Serial:
         return map(fn, items)
 
 
-# Pair instances generated per chunk: temporaries stay near 8 MB (cache-friendly, and enough
-# chunks to keep every thread busy; 1 << 20 measured fastest on Online Retail and synthetic).
-CHUNK_PAIRS = 1 << 20
 # A chunk whose key range is at most this many times its pair instances is counted with
 # bincount (one pass) instead of a sort (tiein.mining.weighted).
 DENSE_FACTOR = 4
