@@ -19,8 +19,8 @@ from tiein.mining.jit import (
     pair_bound,
     pair_counts,
     range_pair_counts,
-    unordered_keys,
 )
+from tiein.mining.jit_keys import unordered_keys
 
 
 def baskets_of(seed: int, n_items: int, n_baskets: int, max_size: int) -> list[list[int]]:

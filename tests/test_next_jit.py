@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tiein.mining.jit import positions
+from tiein.mining.jit_keys import positions
 from tiein.next_purchase.jit import matched, slot_counts
 
 

@@ -203,10 +203,11 @@ def co_baskets(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(pair index, basket) for every basket holding both ends of pair ``k`` = (ai[k], bi[k]),
     from the lines (product li, basket lj), sorted by pair then basket: each end's sorted
-    baskets intersected by the compiled :func:`tiein.mining.jit.pair_baskets` (int32 where the
+    baskets intersected by the compiled :func:`tiein.mining.jit_keys.pair_baskets` (int32 where the
     numbers fit). 50k products / 4M lines: 1.x s where walking every basket's pairs took 12 s
     and probing a flag table per (basket, product) did not fit."""
-    from tiein.mining.jit import pair_baskets, thread_pool  # numba: imported where used
+    from tiein.mining.jit import thread_pool  # numba: imported where used
+    from tiein.mining.jit_keys import pair_baskets
 
     p, j = sorted_by(li, lj)  # by product, then basket
     if p.size:

@@ -38,8 +38,9 @@ A pair is kept when ``n_ab``, ``after_ab`` or ``after_ba`` reaches ``min_count``
 bought in sequence may never share a basket), so kept rows may carry ``n_ab == 0``.
 
 Modules: :mod:`~tiein.mining.mine` (:func:`mine_pairs`), :mod:`~tiein.mining.counts`
-(:class:`PairCounts`, :func:`count_pairs`), :mod:`~tiein.mining.jit` (the compiled counters),
-:mod:`~tiein.mining.kernels` (the numpy kernels and their tuning constants).
+(:class:`PairCounts`, :func:`count_pairs`), :mod:`~tiein.mining.jit` and
+:mod:`~tiein.mining.jit_keys` (compiled kernels), :mod:`~tiein.mining.kernels` (the numpy
+kernels and their tuning constants).
 """
 
 from tiein.mining.counts import PairCounts, count_pairs

@@ -151,9 +151,9 @@ def lookup(keys: np.ndarray, values: np.ndarray, query: np.ndarray) -> np.ndarra
 
 def lookups(keys: np.ndarray, columns: tuple[np.ndarray, ...], query: np.ndarray) -> list[np.ndarray]:
     """:func:`lookup` of several value ``columns`` of the same ``keys``: the keys are searched
-    once (:func:`tiein.mining.jit.positions`: 1.2M candidates against ~3M keys 0.03 s, where a
+    once (:func:`tiein.mining.jit_keys.positions`: 1.2M candidates against ~3M keys 0.03 s, where a
     hash lookup took ~0.15 s)."""
-    from tiein.mining.jit import positions  # numba: imported where used
+    from tiein.mining.jit_keys import positions  # numba: imported where used
 
     at = positions(keys, query)
     hit = at >= 0
@@ -250,7 +250,8 @@ def sequence_stats(
     lo, hi = _pairs_within(fc, ft, window_s)
     same = np.searchsorted(cf, cf, side="right")
     back = np.searchsorted(cf, (fc << _T_BITS) | np.maximum(ft - window_s, 0), side="left")
-    from tiein.mining.jit import group_ranges, positions, range_pair_counts, thread_pool  # numba: where used
+    from tiein.mining.jit import group_ranges, range_pair_counts, thread_pool  # numba: where used
+    from tiein.mining.jit_keys import positions
 
     with thread_pool() as pool:
 
