@@ -206,8 +206,8 @@ def co_baskets(
     baskets intersected by the compiled :func:`tiein.mining.jit_keys.pair_baskets` (int32 where the
     numbers fit). 50k products / 4M lines: 1.x s where walking every basket's pairs took 12 s
     and probing a flag table per (basket, product) did not fit."""
-    from tiein.mining.jit import thread_pool  # numba: imported where used
-    from tiein.mining.jit_keys import pair_baskets
+    from tiein.mining.jit_keys import pair_baskets  # numba: imported where used
+    from tiein.mining.kernels import thread_pool
 
     p, j = sorted_by(li, lj)  # by product, then basket
     if p.size:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,9 +21,10 @@ from tiein.mining.kernels import (
     _encode_nullable,
     _encode_sorted,
     _id_column,
-    _Serial,
     _timeline_table,
     _ts_column,
+    default_threads,
+    thread_pool,
 )
 from tiein.mining.mine import MinedPairs, _assemble
 from tiein.model import MINING
@@ -269,7 +267,7 @@ def count_pairs(
         raise ConfigError(f"max_basket must be at least 2, got {max_basket}")
     if after_window_days is not None and after_window_days < 0:
         raise ConfigError(f"after_window_days must be >= 0 or None, got {after_window_days}")
-    workers = threads if threads is not None else min(4, os.cpu_count() or 1)
+    workers = threads if threads is not None else default_threads()
     if workers < 1:
         raise ConfigError(f"threads must be at least 1, got {threads}")
     report: dict[str, Any] = {"max_basket": max_basket, "after_window_days": after_window_days}
@@ -279,7 +277,7 @@ def count_pairs(
 
     if baskets.num_rows == 0:
         return PairCounts.empty()
-    with ThreadPoolExecutor(workers) if workers > 1 else nullcontext(_Serial()) as pool:
+    with thread_pool(workers) as pool:
         item_codes, names = _encode_sorted(_id_column(baskets, item_col))
         basket_codes = _encode(_id_column(baskets, basket_col))
         n_items = len(names)

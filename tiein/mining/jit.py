@@ -17,15 +17,13 @@ given set.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager, nullcontext
-from typing import Any, Protocol, cast
+from collections.abc import Callable
+from typing import Any, cast
 
 import numpy as np
 
 from tiein.jit import Scratch, compiled
+from tiein.mining.kernels import Pool, Serial
 
 # Pair instances per chunk of products (a chunk's output room is at most 16 bytes each).
 CHUNK_PAIRS = 1 << 22
@@ -38,23 +36,6 @@ for _i in range(64):
     _BIT_AT[((1 << _i) * int(_DE_BRUIJN) & (1 << 64) - 1) >> 58] = _i
 
 Index = tuple[np.ndarray, np.ndarray, np.ndarray]
-
-
-class Pool(Protocol):
-    def map(self, fn: Callable[[int], Any], items: Iterable[int]) -> Iterator[Any]: ...
-
-
-class Serial:
-    """A one-thread stand-in for ThreadPoolExecutor."""
-
-    def map(self, fn: Callable[[int], Any], items: Iterable[int]) -> Iterator[Any]:
-        return map(fn, items)
-
-
-def thread_pool(threads: int | None = None) -> AbstractContextManager[Pool]:
-    """Threads for chunks of pairs (default ``min(4, CPUs)``; one: no pool)."""
-    workers = threads if threads is not None else min(4, os.cpu_count() or 1)
-    return ThreadPoolExecutor(workers) if workers > 1 else nullcontext(Serial())
 
 
 @compiled
@@ -306,7 +287,7 @@ def range_pair_counts(
 def _chunk(total: int) -> int:
     """Pair instances per chunk: :data:`CHUNK_PAIRS`, or less for small inputs so that there are
     at least 16 chunks for the threads to share evenly."""
-    return max(min(CHUNK_PAIRS, total // 16), 1 << 14, 1) if CHUNK_PAIRS > 1 << 14 else CHUNK_PAIRS
+    return max(min(CHUNK_PAIRS, total // 16), 1 << 14) if CHUNK_PAIRS > 1 << 14 else CHUNK_PAIRS
 
 
 def in_regions(

@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 
 from tiein.jit import compiled
-from tiein.mining.jit import Pool, Serial, _chunk, in_regions
+from tiein.mining.jit import _chunk, in_regions
+from tiein.mining.kernels import Pool, Serial
 
 
 @compiled
@@ -195,6 +196,18 @@ def positions(keys: np.ndarray, query: np.ndarray) -> np.ndarray:
     [2, -1, 3, 0, -1, -1]
     """
     return positions_many(keys, [query])[0]
+
+
+def found_values(values: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """``values`` at positions ``at`` from :func:`positions` (int64), 0 where a key was absent.
+
+    >>> found_values(np.array([7, 8, 9]), np.array([2, -1, 0])).tolist()
+    [9, 0, 7]
+    """
+    out = np.zeros(at.size, np.int64)
+    hit = at >= 0
+    out[hit] = values[at[hit]]
+    return out
 
 
 def positions_many(keys: np.ndarray, queries: list[np.ndarray]) -> list[np.ndarray]:

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import time
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +11,7 @@ import pyarrow as pa
 
 from tiein.errors import ConfigError
 from tiein.mining.kernels import (
+    Pool,
     Progress,
     _after_counts,
     _bits,
@@ -25,11 +23,11 @@ from tiein.mining.kernels import (
     _encode_sorted,
     _id_column,
     _lookup,
-    _Pool,
-    _Serial,
     _timeline_table,
     _ts_column,
+    default_threads,
     sorted_unique,
+    thread_pool,
 )
 from tiein.model import MINING, PAIR_STATS, TIMELINE
 
@@ -98,10 +96,10 @@ def mine_pairs(
         raise ConfigError(f"after_window_days must be >= 0 or None, got {after_window_days}")
     if max_customer_items < 2:
         raise ConfigError(f"max_customer_items must be at least 2, got {max_customer_items}")
-    workers = threads if threads is not None else min(4, os.cpu_count() or 1)
+    workers = threads if threads is not None else default_threads()
     if workers < 1:
         raise ConfigError(f"threads must be at least 1, got {threads}")
-    with ThreadPoolExecutor(workers) if workers > 1 else nullcontext(_Serial()) as pool:
+    with thread_pool(workers) as pool:
         return _mine(
             baskets,
             basket_col,
@@ -128,7 +126,7 @@ def _mine(
     max_basket: int,
     after_window_days: int | None,
     max_customer_items: int,
-    pool: _Pool,
+    pool: Pool,
     progress: Progress | None,
     keep_counts: bool = False,
 ) -> MinedPairs:

@@ -153,16 +153,10 @@ def lookups(keys: np.ndarray, columns: tuple[np.ndarray, ...], query: np.ndarray
     """:func:`lookup` of several value ``columns`` of the same ``keys``: the keys are searched
     once (:func:`tiein.mining.jit_keys.positions`: 1.2M candidates against ~3M keys 0.03 s, where a
     hash lookup took ~0.15 s)."""
-    from tiein.mining.jit_keys import positions  # numba: imported where used
+    from tiein.mining.jit_keys import found_values, positions  # numba: imported where used
 
     at = positions(keys, query)
-    hit = at >= 0
-    out = []
-    for values in columns:
-        got = np.zeros(query.size, np.int64)
-        got[hit] = values[at[hit]]
-        out.append(got)
-    return out
+    return [found_values(values, at) for values in columns]
 
 
 def sequence_stats(
@@ -247,11 +241,11 @@ def sequence_stats(
     # row i's same-time group is lo[i]:same[i], its later purchases within the window same[i]:hi[i]
     # and its earlier ones within the window back[i]:lo[i]
     bits = max(n_items - 1, 1).bit_length()
-    lo, hi = _pairs_within(fc, ft, window_s)
-    same = np.searchsorted(cf, cf, side="right")
+    lo, same, hi = _window_rows(fc, ft, window_s)
     back = np.searchsorted(cf, (fc << _T_BITS) | np.maximum(ft - window_s, 0), side="left")
-    from tiein.mining.jit import group_ranges, range_pair_counts, thread_pool  # numba: where used
+    from tiein.mining.jit import group_ranges, range_pair_counts  # numba: imported where used
     from tiein.mining.jit_keys import positions
+    from tiein.mining.kernels import thread_pool
 
     with thread_pool() as pool:
 
@@ -270,9 +264,7 @@ def sequence_stats(
             b64 = np.uint64(bits)
             mirror = np.sort(((wanted & np.uint64((1 << bits) - 1)) << b64) | (wanted >> b64))
             keep = after >= min_after
-            keep |= (
-                positions(mirror, after_keys) >= 0
-            )  # the reverse counts of those pairs (their direction test)
+            keep |= positions(mirror, after_keys) >= 0  # the reverse counts (their direction test)
             after_keys, after = after_keys[keep], after[keep]
         after_held = lookup(held_keys, held, after_keys)
         del held_keys, held
@@ -380,14 +372,16 @@ def _first_purchases(
     return fc.astype(c.dtype, copy=False), fp.astype(p.dtype, copy=False), ft
 
 
-def _pairs_within(fc: np.ndarray, ft: np.ndarray, window_s: int) -> tuple[np.ndarray, np.ndarray]:
-    """For the first purchases sorted by (customer, time): the start of each row's same-time
-    group and the end of its window (rows ``lo[i] <= j < hi[i]`` are the same customer's first
-    purchases at ``ft[i] <= ft[j] <= ft[i] + window``)."""
+def _window_rows(fc: np.ndarray, ft: np.ndarray, window_s: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For the first purchases sorted by (customer, time): the start and the end of each row's
+    same-time group and the end of its window (rows ``lo[i] <= j < hi[i]`` are the same
+    customer's first purchases at ``ft[i] <= ft[j] <= ft[i] + window``, those from ``same[i]``
+    on the later ones)."""
     cf = (fc << _T_BITS) | ft
     lo = np.searchsorted(cf, cf, side="left")
+    same = np.searchsorted(cf, cf, side="right")
     hi = np.searchsorted(cf, (fc << _T_BITS) | (ft + window_s), side="right")
-    return lo, hi
+    return lo, same, hi
 
 
 def first_gaps(seq: SequenceStats, keys: np.ndarray) -> np.ndarray:
@@ -403,9 +397,7 @@ def first_gaps(seq: SequenceStats, keys: np.ndarray) -> np.ndarray:
         return out
     fc, fp, ft = seq.first_c, seq.first_p, seq.first_t
     n_items = len(seq.names)
-    cf = (fc << _T_BITS) | ft
-    same = np.searchsorted(cf, cf, side="right")
-    hi = np.searchsorted(cf, (fc << _T_BITS) | (ft + seq.window_s), side="right")
+    _, same, hi = _window_rows(fc, ft, seq.window_s)
     uk = sorted_unique(keys.astype(np.uint64))
     med = gap_medians(group_ranges(fp, same, hi, n_items), fp, ft, uk, seq.bits, _DAY_S, n_items)
     return med[np.searchsorted(uk, keys.astype(np.uint64))]
