@@ -2,10 +2,9 @@
 
 :func:`compiled` compiles a plain Python loop to machine code on first use. ``cache=True`` keeps
 the machine code beside the module (or in ``NUMBA_CACHE_DIR``, or the user's cache folder when the
-package folder is read-only), so only the first process after an install compiles (~1 s);
-``make setup`` and the Docker image call each kernel module's ``warm()``. Kernels release the GIL
-(``nogil=True``).
-numba takes ~0.3 s to import, so modules import their kernels where they use them, never at the
+package folder is read-only), so only the first process after an install compiles (~4.5 s for all
+the kernels); ``make setup`` and the Docker image call each kernel module's ``warm()``. Kernels
+release the GIL (``nogil=True``). numba takes ~0.3 s to import, so modules import their kernels where they use them, never at the
 top of a module the API or the CLI's read commands load.
 """
 
