@@ -338,15 +338,9 @@ def bench_build(args: argparse.Namespace) -> None:
             + (f"; RELOADED whole ({st['reloaded']} changed)" if st["reloaded"] else "")
         )
     mem = summary.memory
-    if mem.get("budget") or mem.get("forward_only"):
-        print(
-            f"memory budget: {mem['budget'] / (1 << 30):.1f} GB"
-            if mem.get("budget")
-            else "memory budget: none",
-            f"peak {mem['peak'] / (1 << 30):.1f} GB" if mem.get("peak") else "",
-            f"stored forward only: {', '.join(mem['forward_only']) or 'none'}",
-            sep="; ",
-        )
+    if mem.get("budget"):
+        peak = f"; peak {mem['peak'] / (1 << 30):.1f} GB" if mem.get("peak") else ""
+        print(f"memory budget: {mem['budget'] / (1 << 30):.1f} GB{peak}")
     print_table(["step", "s", "share", "peak RSS MB"], rows)
     if not args.keep:  # a 4M-line run leaves ~3 GB (orders, home)
         shutil.rmtree(work, ignore_errors=True)

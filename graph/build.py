@@ -25,7 +25,7 @@ table, the 1-based row and the column.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -33,6 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tiein.errors import InputError
+from tiein.graph.evidence import EVIDENCE, evidence_ids, evidence_nodes
 from tiein.model import (
     CATEGORY_SEP,
     OPTIONAL_PRODUCT_FIELDS,
@@ -56,10 +57,16 @@ NODE_SCHEMAS: dict[str, pa.Schema] = {
     "Brand": pa.schema([("name", pa.string())]),
     "Attribute": pa.schema([("attribute_id", pa.string()), ("key", pa.string()), ("value", pa.string())]),
     "Scene": SCENES,
+    # each relation's evidence JSON, kept out of the relationship tables: LadybugDB's COPY of a
+    # relationship table holds ~9 x its text in memory, a node table ~1.2 x (docs/scale-out.md)
+    "Evidence": EVIDENCE,
 }
 
 _PAIR_PROPS = [f for f in PAIR_STATS if f.name not in ("a", "b")]
-_RELATION_PROPS = [f for f in RELATIONS if f.name not in ("src", "dst", "kind")]
+_RELATION_PROPS = [
+    *(f for f in RELATIONS if f.name not in ("src", "dst", "kind", "evidence")),
+    pa.field("evidence_id", pa.int64()),  # the key of its Evidence node
+]
 _KEYS = [pa.field("src", pa.string()), pa.field("dst", pa.string())]
 
 # Relationship type -> (from label, to label, schema with src, dst, then the properties).
@@ -89,11 +96,14 @@ REL_SCHEMAS: dict[str, pa.Schema] = {
 class GraphTables:
     """Rows to load: ``nodes[label]`` follows ``NODE_SCHEMAS[label]`` (key first, unique, non-null);
     ``rels[type]`` follows ``REL_SCHEMAS[type]`` (``src``, ``dst`` keys, then properties).
-    Every label and type is present (possibly empty); tables are in a deterministic order."""
+    Every label and type is present (possibly empty); tables are in a deterministic order.
+    ``evidence[type]``: the Evidence nodes of one relation type's relationships, in their order
+    (``nodes["Evidence"]`` is these one after the other, nothing copied)."""
 
     nodes: dict[str, pa.Table]
     rels: dict[str, pa.Table]
     meta: dict[str, Any]
+    evidence: dict[str, pa.Table] = field(default_factory=dict)
 
     def counts(self) -> dict[str, dict[str, int]]:
         """{"nodes": {label: rows}, "relationships": {type: rows}} — what a store must report."""
@@ -395,8 +405,9 @@ def in_store_order(relations: pa.Table) -> pa.Table:
     return _take(relations, pc.sort_indices(relations, sort_keys=[(k, "ascending") for k in STORE_ORDER]))
 
 
-def _relations(table: pa.Table, product_ids: pa.Array) -> dict[str, pa.Table]:
-    """One table per relation type from RELATIONS (validated: kind known, no self-loop, unique)."""
+def _relations(table: pa.Table, product_ids: pa.Array) -> tuple[dict[str, pa.Table], dict[str, pa.Table]]:
+    """One table per relation type from RELATIONS (validated: kind known, no self-loop, unique),
+    and the Evidence nodes of each (:func:`evidence_ids`)."""
     name = "relations"
     t = conform(table, RELATIONS, name)
     for c in ("src", "dst", "kind"):
@@ -441,12 +452,17 @@ def _relations(table: pa.Table, product_ids: pa.Array) -> dict[str, pa.Table]:
         else pa.array([], pa.uint64())
     )
     kind_of = t.column("kind").take(order)
-    rows = t.select(["src", "dst", *[f.name for f in _RELATION_PROPS]])
-    out = {}
+    rows = t.select(["src", "dst", *[f.name for f in _RELATION_PROPS if f.name != "evidence_id"], "evidence"])
+    out, evidence = {}, {}
+    ids = pa.array(evidence_ids(t.select(["src", "dst"]).take(order).append_column("kind", kind_of)))
     for kind in RELATION_KINDS:  # one sort; each kind's rows taken from it: the text copied at most once
         rt = REL_TYPE[kind]
-        out[rt] = _take(rows, order.filter(pc.equal(kind_of, kind))).cast(REL_SCHEMAS[rt])
-    return out
+        mask = pc.equal(kind_of, kind)
+        part = _take(rows, order.filter(mask))
+        key = ids.take(pc.indices_nonzero(mask))
+        evidence[rt] = pa.Table.from_arrays([key, part.column("evidence")], schema=EVIDENCE)
+        out[rt] = part.drop_columns(["evidence"]).append_column("evidence_id", key).cast(REL_SCHEMAS[rt])
+    return out, evidence
 
 
 def _json_object_like(text: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
@@ -512,16 +528,18 @@ def graph_tables(data: GraphData) -> GraphTables:
         "IN_SCENE": in_scene,
         "CO_PURCHASED": _pairs(data.co_purchased, "co_purchased", pids),
         "CO_VIEWED": _pairs(data.co_viewed, "co_viewed", pids),
-        **_relations(data.relations, pids),
     }
+    relations, evidence = _relations(data.relations, pids)
+    rels.update(relations)
     nodes = {
         "Product": products,
         "Category": cat_nodes,
         "Brand": brand_nodes,
         "Attribute": attr_nodes,
         "Scene": scenes,
+        "Evidence": evidence_nodes(evidence),
     }
-    return GraphTables(nodes=nodes, rels=rels, meta=_meta(data.meta))
+    return GraphTables(nodes=nodes, rels=rels, meta=_meta(data.meta), evidence=evidence)
 
 
 def _meta(meta: dict[str, Any]) -> dict[str, Any]:

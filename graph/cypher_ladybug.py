@@ -59,14 +59,19 @@ PRODUCT = f"MATCH (q:Product {{product_id: $product_id}}) RETURN {_PRODUCT_RETUR
 RELATED: dict[str, str] = {
     kind: (
         f"MATCH (p:Product {{product_id: $product_id}})-[r:{rel}]->(q:Product) "
+        # the key passed on by name: LadybugDB then looks the Evidence node up by its key
+        # (0.2 ms) instead of scanning the table for r.evidence_id (~185 ms at 913k relations)
+        f"WITH q, r, r.evidence_id AS i MATCH (e:Evidence {{evidence_id: i}}) "
         f"RETURN {_PRODUCT_RETURN}, r.score AS score, r.n_ab AS n_ab, r.lift AS lift, "
         "r.confidence AS confidence, r.co_view AS co_view, r.similarity AS similarity, "
         "r.category_relation AS category_relation, r.price_ratio AS price_ratio, "
-        "r.evidence AS evidence "
+        "e.evidence AS evidence "
         "ORDER BY r.score DESC, q.product_id ASC"
     )
     for kind, rel in REL_TYPE.items()
 }
+# The evidence of the given Evidence keys (analysts' relationships get theirs: ladybug_support)
+EVIDENCE_OF = "UNWIND $ids AS i MATCH (e:Evidence {evidence_id: i}) RETURN e.evidence_id, e.evidence"
 # No ``LIMIT $k``: in LadybugDB 0.22 a parameter in LIMIT costs ~1.2 ms per call (0.3 ms without);
 # the store reads only the first k rows of the sorted result instead.
 

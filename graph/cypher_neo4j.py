@@ -22,6 +22,7 @@ NODE_KEYS: dict[str, str] = {
     "Brand": "name",
     "Attribute": "attribute_id",
     "Scene": "scene_id",
+    "Evidence": "evidence_id",
 }
 
 # Relationship type -> (start label, end label), as tiein.graph.build.REL_ENDPOINTS.
@@ -136,11 +137,12 @@ PRODUCT_EXISTS = "MATCH (p:Product {product_id: $product_id}) RETURN count(p) > 
 RELATED: dict[str, str] = {
     rel_type: (
         f"MATCH (:Product {{product_id: $product_id}})-[r:{rel_type}]->(p:Product) "
+        "MATCH (e:Evidence {evidence_id: r.evidence_id}) "
         f"RETURN {PRODUCT_RETURN}, "
         "r.score AS score, r.n_ab AS n_ab, r.lift AS lift, r.confidence AS confidence, "
         "r.co_view AS co_view, r.similarity AS similarity, "
         "r.category_relation AS category_relation, r.price_ratio AS price_ratio, "
-        "r.evidence AS evidence "
+        "e.evidence AS evidence "
         "ORDER BY score DESC, product_id ASC LIMIT $k"
     )
     for rel_type in ("COMPLEMENT", "SUBSTITUTE", "UPSELL", "SAME_SERIES", "NEXT_PURCHASE")
@@ -155,6 +157,8 @@ STATS = " UNION ALL ".join(
     ]
 )
 META = f"MATCH (m:{META_LABEL}) RETURN m.json AS json"
+# The evidence of the given Evidence keys (analysts' relationships get theirs: neo4j_support)
+EVIDENCE_OF = "UNWIND $ids AS i MATCH (e:Evidence {evidence_id: i}) RETURN e.evidence_id, e.evidence"
 
 # ----------------------------------------------------------------------------- merchant rules
 RULES_VERSION = f"MATCH (s:{RULES_LABEL}) RETURN s.version AS version, s.updated_at AS updated_at"

@@ -65,10 +65,10 @@ EARLY_STATIC = (
 
 
 # measured COPYing the 50k-product / 4M-line shop's early tables one by one: ~420 bytes a
-# relationship (1.5M co-purchase edges: +0.65 GB) and ~9 x the evidence text (252k next-purchase
-# relations, 101 MB of text: +0.89 GB); together, in one session, +0.89 GB
+# relationship (1.5M co-purchase edges: +0.65 GB); the evidence text goes into Evidence nodes,
+# ~1.2 x the text (graph/ladybug_load.py)
 EARLY_BYTES_PER_ROW = 500
-EARLY_TEXT_FACTOR = 8
+EARLY_TEXT_FACTOR = 2
 EARLY_SHARE = 4  # the early COPY may take at most 1/4 of the memory left (the build's steps go on)
 
 
@@ -97,6 +97,7 @@ class StagedLoad:
         self.reloaded: str | None = None  # the early table that differed, when finish reloaded it all
         self._early = early
         self._kept: dict[str, pa.Table] = {}
+        self._kept_evidence: dict[str, pa.Table] = {}
         self._error: BaseException | None = None
         self._ended = False
         self._lock = _WriterLock(store.path / ".lock")
@@ -121,6 +122,7 @@ class StagedLoad:
             build_database(self.gen_dir / DB_FILE, tables, 1, None, only=self.names)
             # kept to compare: the relations (the other early tables follow from the very same inputs)
             self._kept = {name: tables.rels[name] for name in self.names if name not in EARLY_STATIC}
+            self._kept_evidence = {name: tables.evidence[name] for name in self._kept}
             fault("store.staged")
         except BaseException as exc:  # handed to finish, which raises it on the caller's thread
             self._error = exc
@@ -136,6 +138,8 @@ class StagedLoad:
         for name, part in self._kept.items():
             if not part.equals(whole.rels[name], check_metadata=True):
                 return name
+            if not self._kept_evidence[name].equals(whole.evidence[name], check_metadata=True):
+                return name
         return None
 
     def finish(self, data: GraphData, progress: Progress | None = None) -> None:
@@ -145,8 +149,7 @@ class StagedLoad:
         if self._ended:
             raise StoreError("this staged load has ended already")
         try:
-            # as replace does; the early tables are loaded already, both ways: only the others may
-            # need storing forward only
+            # as replace does (the memory check of the tables not loaded yet)
             tables = loadable_tables(data, skip=self.names)
             self._thread.join()
             if self._error is not None:

@@ -58,6 +58,7 @@ from tiein.graph.base import (
     scene_list,
 )
 from tiein.graph.build import NODE_SCHEMAS, REL_SCHEMAS, GraphTables
+from tiein.graph.evidence import attach_evidence
 from tiein.graph.ladybug_gens import (
     BUILDING,
     DB_FILE,
@@ -70,7 +71,6 @@ from tiein.graph.ladybug_gens import (
     write_pointer,
 )
 from tiein.graph.ladybug_load import (
-    FORWARD_ONLY,
     build_database,
     loadable_tables,
     patch_database,
@@ -296,8 +296,7 @@ class EmbeddedStore:
                     self.path / current, gen_dir, ignore=shutil.ignore_patterns(f"{DIR_PREFIX}*", LOCK_FILE)
                 )
                 self._patch(gen_dir, delta, progress)
-                stored = json.loads((gen_dir / META_FILE).read_text(encoding="utf-8")).get(FORWARD_ONLY)
-                write_meta(gen_dir / META_FILE, {**delta.meta, **({FORWARD_ONLY: stored} if stored else {})})
+                write_meta(gen_dir / META_FILE, delta.meta)
 
             self._new_generation(make)
         if progress:
@@ -455,9 +454,13 @@ class EmbeddedStore:
             try:
                 refuse_unsafe_plan(conn, cypher, params)
                 cols, rows = _execute(conn, cypher, params, "query", limit)
+                out = [[_clean(v) for v in row] for row in rows]
+                attach_evidence(
+                    out, lambda ids: dict(_execute(conn, cy.EVIDENCE_OF, {"ids": ids}, "query")[1])
+                )
             finally:
                 conn.set_query_timeout(int(self.query_timeout_s * 1000))
-        return cols, [[_clean(v) for v in row] for row in rows]
+        return cols, out
 
     def read_table(self, cypher: str, params: dict[str, Any] | None = None) -> Any:
         """The whole answer of one of tiein's own read statements as a ``pyarrow.Table``

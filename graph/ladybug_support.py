@@ -34,6 +34,11 @@ def _translate(exc: Exception, what: str) -> TieinError:
     """A LadybugDB error (they are all RuntimeError) as the project's error. tiein's own
     statements are known to be valid, so their failure means a damaged database: 503."""
     msg = str(exc).strip()
+    if what not in ANALYST and "Table Evidence does not exist" in msg:
+        return StoreUnavailable(
+            "this graph was built by an earlier tiein, which kept each relation's evidence on the "
+            "relationship instead of in an Evidence node (docs/schema.md): run `tiein build` again"
+        )
     if what not in ANALYST and not msg.startswith("Interrupted"):
         return StoreUnavailable(
             f"the graph cannot answer ({what}): its database looks damaged; rebuild it or run "
@@ -41,12 +46,11 @@ def _translate(exc: Exception, what: str) -> TieinError:
         )
     if "read-only" in msg:
         return WriteRefused(f"query() is read-only: {msg}")
-    if "Undirected rel pattern" in msg:  # a table stored forward only (graph/ladybug_load.py plan_copy)
+    if "Cannot find property evidence for" in msg:
         return CypherError(
-            "this graph stores some relationship tables forward only (stats: meta.forward_only; the "
-            "shop was too big to store them both ways in the memory of the machine that built it): "
-            "give the pattern a direction, (a)-[r]->(b) or (a)<-[r]-(b), or UNION ALL the two "
-            f"({_no_paths(msg)})"
+            f"invalid Cypher: {msg} (a relation's evidence is in its Evidence node: "
+            "WITH r, r.evidence_id AS i MATCH (e:Evidence {evidence_id: i}) RETURN e.evidence; "
+            "or RETURN r, which carries it; docs/cypher.md)"
         )
     if msg.startswith(("Parser exception", "Binder exception")):
         return CypherError(f"invalid Cypher: {msg}")

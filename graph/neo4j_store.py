@@ -40,6 +40,7 @@ from tiein.graph.base import (
     scene_detail,
     scene_list,
 )
+from tiein.graph.evidence import attach_evidence
 from tiein.graph.neo4j_load import Neo4jLoader
 from tiein.graph.neo4j_support import (
     DEFAULT_BATCH_SIZE,
@@ -300,6 +301,7 @@ class Neo4jStore(Neo4jLoader):
                     f"unknown label or relationship type {unknown[0]!r} (the graph has labels "
                     f"{', '.join(cy.NODE_KEYS)} and types {', '.join(cy.REL_ENDPOINTS)})"
                 )
+            attach_evidence(rows, lambda ids: {r[0]: r[1] for r in tx.run(cy.EVIDENCE_OF, {"ids": ids})})
             return cols, rows
 
         result: tuple[list[str], list[list[Any]]] = self._read(work, what="query", analyst=True)

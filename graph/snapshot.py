@@ -95,8 +95,9 @@ PRODUCTS_ALL = (
 )
 RELATIONS_ALL: dict[str, str] = {
     kind: (
-        f"MATCH (p:Product)-[r:{rel}]->(q:Product) RETURN p.product_id AS src, q.product_id AS dst, "
-        + ", ".join(f"r.{f} AS {f}" for f in REL_PROPS)
+        f"MATCH (p:Product)-[r:{rel}]->(q:Product) WITH p, q, r, r.evidence_id AS i "
+        "MATCH (e:Evidence {evidence_id: i}) RETURN p.product_id AS src, q.product_id AS dst, "
+        + ", ".join(f"e.{f} AS {f}" if f == "evidence" else f"r.{f} AS {f}" for f in REL_PROPS)
     )
     for kind, rel in REL_TYPE.items()
 }
@@ -139,7 +140,9 @@ def tables_reader(tables: GraphTables) -> tuple[Callable[[str], pa.Table], dict[
         SCENE_MEMBERS_ALL: members.rename_columns(["product_id", "scene_id", "role", "weight"]),
     }
     for kind, rel in REL_TYPE.items():
-        answers[RELATIONS_ALL[kind]] = tables.rels[rel].select(["src", "dst", *REL_PROPS])
+        # a relation's Evidence node is the row of tables.evidence[rel] at its own position
+        rows = tables.rels[rel].append_column("evidence", tables.evidence[rel].column("evidence"))
+        answers[RELATIONS_ALL[kind]] = rows.select(["src", "dst", *REL_PROPS])
     counts = tables.counts()
     meta = json.loads(json.dumps(tables.meta, ensure_ascii=False, sort_keys=True))  # as meta.json holds it
     return answers.__getitem__, {**counts, "meta": meta}

@@ -162,7 +162,8 @@ def test_values_are_json_on_every_store(store: GraphStore) -> None:
     # every property, nulls included, then the ids a client draws with (opaque text)
     assert list(node) == ["_LABEL", *NODE_SCHEMAS["Product"].names, "_ID"]
     assert node["_LABEL"] == "Product" and node["product_id"] == "film-a" and node["brand"] is None
-    assert list(rel) == ["_LABEL", *REL_SCHEMAS["COMPLEMENT"].names[2:], "_ID", "_START", "_END"]
+    # the evidence (in its Evidence node) right after its key
+    assert list(rel) == ["_LABEL", *REL_SCHEMAS["COMPLEMENT"].names[2:], "evidence", "_ID", "_START", "_END"]
     assert rel["score"] == 0.5 and rel["evidence"] is None
     assert rel["_END"] == node["_ID"] and isinstance(rel["_START"], str) and rel["_START"] != node["_ID"]
     assert (d, t, i, inf) == ("2024-02-29", "2024-01-02T03:04:05", "P1DT2H", None)
@@ -192,6 +193,30 @@ def test_evidence_is_an_object_not_json_text(store: GraphStore) -> None:
     rel, score = r.rows[0]
     assert rel["evidence"] == json.loads(json.dumps(EVIDENCE)) and score == 0.9
     assert json.loads(json.dumps(r.to_dict()))["rows"][0][0]["evidence"]["why"] == EVIDENCE["why"]
+
+
+def test_evidence_is_read_from_its_node(store: GraphStore) -> None:
+    """The evidence lives in Evidence nodes (docs/schema.md): an analyst looks it up by the
+    relationship's key; relationships in paths get it too; ``r.evidence`` says where it went."""
+    from test_store_contract import EVIDENCE
+
+    r = run_cypher(
+        store,
+        "MATCH (:Product {product_id: 'phone-a'})-[r:COMPLEMENT]->(q:Product) "
+        "WITH q, r.evidence_id AS i MATCH (e:Evidence {evidence_id: i}) "
+        "RETURN q.product_id AS id, e.evidence AS evidence, e ORDER BY id",
+    )
+    rows = {row[0]: row[1:] for row in r.rows}
+    text, node = rows["case-a"]
+    assert json.loads(text) == json.loads(json.dumps(EVIDENCE)) and node["evidence"] == json.loads(text)
+    assert list(node) == ["_LABEL", "evidence_id", "evidence", "_ID"]
+    path = run_cypher(
+        store,
+        "MATCH p = (:Product {product_id: 'phone-a'})-[:COMPLEMENT]->(:Product {product_id: 'case-a'}) RETURN p",
+    ).rows[0][0]
+    assert path["_RELS"][0]["evidence"] == node["evidence"]
+    with pytest.raises(CypherError, match="Evidence node"):
+        run_cypher(store, "MATCH ()-[r:COMPLEMENT]->() RETURN r.evidence")
 
 
 def test_neo4j_values_carry_ids_and_evidence_objects() -> None:

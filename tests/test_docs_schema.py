@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_store_contract import CATALOG, catalog
+from test_store_contract import CATALOG, EVIDENCE, catalog
 
 from tiein.cypher import run_cypher
 from tiein.graph.base import GraphStore
@@ -114,6 +114,12 @@ EXPECTED: dict[int, list[dict[str, Any]]] = {
             for p in sorted(CATALOG, key=lambda p: p[3])
             if p[2] != "phones"
         ),
+    ],
+    # the texts as the catalog stores them (tests/test_store_contract.py RELS)
+    22: [
+        {"product_id": "case-a", "score": 0.9, "evidence": json.dumps(EVIDENCE, ensure_ascii=False)},
+        {"product_id": "charger", "score": 0.75, "evidence": '{"n_ab": 10}'},
+        {"product_id": "film-a", "score": 0.75, "evidence": '{"n_ab": 12}'},
     ],
 }
 

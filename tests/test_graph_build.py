@@ -6,6 +6,7 @@ from __future__ import annotations
 import doctest
 import json
 
+import numpy as np
 import pyarrow as pa
 import pytest
 
@@ -209,7 +210,11 @@ def test_pairs_relations_and_scenes() -> None:
     assert [(r["src"], r["dst"]) for r in t.rels["SUBSTITUTE"].to_pylist()] == [("p1", "p2"), ("p2", "p1")]
     assert t.rels["UPSELL"].num_rows == 1 and t.rels["SAME_SERIES"].num_rows == 0
     assert "kind" not in t.rels["COMPLEMENT"].column_names
-    assert json.loads(t.rels["UPSELL"].column("evidence")[0].as_py()) == {"score": 0.1}
+    # the evidence in Evidence nodes, each relation's by its key (graph/evidence.py)
+    assert json.loads(t.evidence["UPSELL"].column("evidence")[0].as_py()) == {"score": 0.1}
+    assert t.evidence["UPSELL"].column("evidence_id").equals(t.rels["UPSELL"].column("evidence_id"))
+    assert t.nodes["Evidence"].num_rows == sum(r.num_rows for r in t.evidence.values()) == 5
+    assert len(set(t.nodes["Evidence"].column("evidence_id").to_pylist())) == 5
     assert t.nodes["Scene"].column("scene_id").to_pylist() == ["s1", "s2"]
     assert t.rels["IN_SCENE"].to_pylist() == [
         {"src": "c1", "dst": "s1", "role": None, "weight": 0.5},
@@ -375,7 +380,8 @@ def test_big_text_columns_stay_in_chunks_and_sort_the_same(monkeypatch: pytest.M
     got = graph_tables(data)
     for rt, table in want.rels.items():
         assert got.rels[rt].equals(table), rt
-    assert got.rels["COMPLEMENT"].column("evidence").num_chunks > 1  # never joined
+        assert rt not in want.evidence or got.evidence[rt].equals(want.evidence[rt]), rt
+    assert got.evidence["COMPLEMENT"].column("evidence").num_chunks > 1  # never joined
     data.relations = pa.concat_tables([data.relations, data.relations.slice(1, 1)])
     with pytest.raises(InputError) as err:
         graph_tables(data)
@@ -392,7 +398,9 @@ def test_snapshot_relations_with_big_text_are_taken_in_pieces_the_same(
 
     tables = graph_tables(small())
     ids = tables.nodes["Product"].column("product_id").combine_chunks()
-    rel = tables.rels["COMPLEMENT"]
+    rel = tables.rels["COMPLEMENT"].append_column(
+        "evidence", tables.evidence["COMPLEMENT"].column("evidence")
+    )
     rel = rel.append_column("kind", pa.array(["complement"] * rel.num_rows))
     want, want_offsets = snapshot_arrow.relations_table(rel, ids)
     ev = rel.column("evidence")
@@ -442,12 +450,14 @@ def test_relations_in_store_order_are_sliced_not_copied() -> None:
     got = graph_tables(data)
     for rt, table in want.rels.items():
         assert got.rels[rt].equals(table), rt
+        assert rt not in want.evidence or got.evidence[rt].equals(want.evidence[rt]), rt
     text = _text_buffer(data.relations)
     for rt in ("COMPLEMENT", "SUBSTITUTE", "UPSELL"):
-        assert _text_buffer(got.rels[rt]) == text, rt  # shared, not copied
+        assert _text_buffer(got.evidence[rt]) == text, rt  # shared, not copied
+    assert _text_buffer(got.nodes["Evidence"]) == text  # the Evidence nodes: the same text
     assert build.in_store_order(data.relations).equals(data.relations)  # sorted already: as it is
     data.relations = shuffled
-    assert _text_buffer(graph_tables(data).rels["COMPLEMENT"]) != _text_buffer(shuffled)
+    assert _text_buffer(graph_tables(data).evidence["COMPLEMENT"]) != _text_buffer(shuffled)
 
 
 def test_take_of_consecutive_rows_is_a_slice() -> None:
@@ -463,3 +473,28 @@ def test_take_of_consecutive_rows_is_a_slice() -> None:
         assert (
             got.column("s").chunk(0).buffers()[2].address == t.column("s").chunk(0).buffers()[2].address
         ) == (consecutive), order
+
+
+def test_evidence_keys_follow_the_relation_not_the_table() -> None:
+    """An Evidence node's key is a function of the relation's kind and ends (graph/evidence.py):
+    the same in any table that holds the relation, so an update's delta only touches the evidence
+    that changed; a key two relations would share goes to the next free one."""
+    from tiein.graph.evidence import evidence_ids, free_ids
+
+    data = small()
+    full = graph_tables(data)
+    data.relations = data.relations.slice(1)
+    part = graph_tables(data)
+    keys = {
+        (rt, r["src"], r["dst"]): r["evidence_id"]
+        for rt, t in full.rels.items()
+        if rt in full.evidence
+        for r in t.to_pylist()
+    }
+    for rt, t in part.evidence.items():
+        for r, e in zip(part.rels[rt].to_pylist(), t.to_pylist(), strict=True):
+            assert keys[(rt, r["src"], r["dst"])] == r["evidence_id"] == e["evidence_id"]
+    same = pa.table({"src": ["a", "a"], "dst": ["b", "b"], "kind": ["upsell", "upsell"]})
+    ids = evidence_ids(same)  # a repeated key stands in for a collision of two hashes
+    assert ids[1] == ids[0] + 1 and evidence_ids(same.slice(0, 1))[0] == ids[0]
+    assert free_ids(np.array([(1 << 63) - 1, (1 << 63) - 1, 0])).tolist() == [(1 << 63) - 1, 1, 0]

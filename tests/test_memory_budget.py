@@ -1,7 +1,7 @@
 """The user's memory budget (``tiein build --memory-budget 6G`` / ``TIEIN_MEMORY_BUDGET``,
 tiein/sysmem.py): sizes read, the memory left computed as the budget less what the process holds,
-and the embedded store keeping its load within it (a relationship table stored forward only
-instead of both ways). The refusal through ``tiein build`` with a budget too small, and bad
+and the embedded store keeping its load within it (a load that would not fit refused before
+anything is written). The refusal through ``tiein build`` with a budget too small, and bad
 budgets refused before anything runs, are in tests/test_home_safety.py."""
 
 from __future__ import annotations
@@ -9,14 +9,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_forward_only import texts, tight
 from test_staged_load import early_part
 from test_store_contract import catalog
 
 from tiein import sysmem
 from tiein.errors import ConfigError, NotEnoughMemory
 from tiein.graph.build import graph_tables
-from tiein.graph.ladybug_load import FORWARD_ONLY, SKIP_CHECK_ENV, plan_copy
+from tiein.graph.ladybug_load import SKIP_CHECK_ENV, check_copy, copy_memory_need
 from tiein.graph.ladybug_staged import early_fits
 from tiein.graph.ladybug_store import EmbeddedStore
 from tiein.sysmem import (
@@ -116,32 +115,27 @@ def test_resident_and_peak_memory_of_this_process() -> None:
 
 
 def test_the_store_keeps_its_load_within_the_budget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The real check (tiein.sysmem.available_memory through plan_copy) with a budget: the budget
+    """The real check (tiein.sysmem.available_memory through check_copy) with a budget: the budget
     less what the process holds, which a double fixes here so that the test does not depend on
-    this process's size. A budget that leaves the complements' COPY room only forward only stores
-    them so; no budget stores everything both ways; a budget that leaves no room refuses."""
+    this process's size. A budget that leaves the heaviest COPY room loads the graph; one that
+    does not refuses before anything is written, and the graph before it still answers."""
     monkeypatch.delenv(SKIP_CHECK_ENV, raising=False)
     monkeypatch.delenv(BUDGET_ENV, raising=False)
     held = 3 * GB
     monkeypatch.setattr(sysmem, "resident_bytes", lambda: held)
     data = catalog()
-    left = tight(data)  # room for every table both ways but COMPLEMENT
-    with memory_budget(held + left):
-        assert plan_copy(graph_tables(data)) == {"COMPLEMENT"}
-        store = EmbeddedStore(tmp_path / "budget")
+    need, _ = copy_memory_need(graph_tables(data))
+    store = EmbeddedStore(tmp_path / "budget")
+    with memory_budget(held + need):
+        check_copy(graph_tables(data))
         store.replace(data)
-        assert store.stats()["meta"][FORWARD_ONLY] == ["COMPLEMENT"]
         within = store.related("phone-a", "complement", 10)
-        store.close()
-    store = EmbeddedStore(tmp_path / "free")
-    store.replace(data)
-    assert FORWARD_ONLY not in store.stats()["meta"]
     assert [r["product_id"] for r in within] == ["case-a", "charger", "film-a"]
-    assert within == store.related("phone-a", "complement", 10)  # answers as ever
-    store.close()
-    with memory_budget(held + texts(graph_tables(data))["COMPLEMENT"]):  # not even forward only
+    with memory_budget(held + need - 1):
         with pytest.raises(NotEnoughMemory) as err:
-            plan_copy(graph_tables(data))
+            store.replace(catalog())
+    assert store.related("phone-a", "complement", 10) == within  # the graph before still answers
+    store.close()
     msg = str(err.value)
     assert "within the memory budget of 3.0 GB" in msg and f"raise --memory-budget / {BUDGET_ENV}" in msg
 
@@ -169,11 +163,8 @@ def test_the_build_summary_line_reports_the_peak_against_the_budget() -> None:
     from tiein.cli.base import _memory_line
 
     assert _memory_line({}) == ""
-    assert _memory_line({"peak": 3 * GB // 2, "budget": None, "forward_only": []}) == "peak 1.5 GB"
-    within = _memory_line({"peak": 3 * GB, "budget": 4 * GB, "embedding_peak": GB // 2, "forward_only": []})
+    assert _memory_line({"peak": 3 * GB // 2, "budget": None}) == "peak 1.5 GB"
+    within = _memory_line({"peak": 3 * GB, "budget": 4 * GB, "embedding_peak": GB // 2})
     assert within == "peak 3.0 GB · budget 4.0 GB · embedding worker 0.5 GB"
-    over = _memory_line({"peak": 5 * GB, "budget": 4 * GB, "forward_only": ["COMPLEMENT"]})
+    over = _memory_line({"peak": 5 * GB, "budget": 4 * GB})
     assert over.startswith("peak 5.0 GB · budget 4.0 GB (exceeded: the steps before the store")
-    assert over.endswith(
-        "stored forward only: COMPLEMENT (give their Cypher patterns a direction; docs/cypher.md)"
-    )

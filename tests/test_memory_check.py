@@ -1,7 +1,7 @@
 """The memory the build can still take (tiein/sysmem.py: /proc/meminfo and the container's cgroup
 limit, read from stand-in files here) and the embedded store's check before its ``COPY``
-(graph/ladybug_load.py): a load whose heaviest relationship table cannot fit is refused before
-anything is written. The refusal through ``tiein build`` (the old graph still answering) is in
+(graph/ladybug_load.py): a load whose heaviest ``COPY`` cannot fit is refused before anything is
+written. The refusal through ``tiein build`` (the old graph still answering) is in
 tests/test_home_safety.py."""
 
 from __future__ import annotations
@@ -15,11 +15,12 @@ import pytest
 from tiein.errors import NotEnoughMemory
 from tiein.graph.build import GraphTables
 from tiein.graph.ladybug_load import (
-    COPY_TEXT_FACTOR,
-    FORWARD_TEXT_FACTOR,
+    NODE_TEXT_FACTOR,
+    REL_BYTES_PER_ROW,
     SKIP_CHECK_ENV,
+    check_copy,
     copy_memory_need,
-    plan_copy,
+    copy_needs,
 )
 from tiein.sysmem import available_memory, cgroup_available
 
@@ -74,45 +75,43 @@ def test_a_container_limit_below_the_machine_wins(tmp_path: Path) -> None:
     assert cgroup_available(over) == 0
 
 
-def tables(evidence: dict[str, list[str]]) -> GraphTables:
+def tables(evidence: dict[str, list[str]], rows: dict[str, int] | None = None) -> GraphTables:
+    """Evidence nodes with these texts, and relationship tables of these sizes (no text)."""
     rels = {
         name: pa.table(
-            {
-                "src": [f"p{i}" for i in range(len(texts))],
-                "dst": [f"q{i}" for i in range(len(texts))],
-                "score": [1.0] * len(texts),
-                "evidence": texts,
-            }
+            {"src": [f"p{i}" for i in range(n)], "dst": [f"q{i}" for i in range(n)], "score": [1.0] * n}
         )
-        for name, texts in evidence.items()
+        for name, n in (rows or {}).items()
     }
-    return GraphTables(nodes={}, rels=rels, meta={})
+    nodes = {
+        label: pa.table({"evidence_id": list(range(len(texts))), "evidence": texts})
+        for label, texts in evidence.items()
+    }
+    return GraphTables(nodes=nodes, rels=rels, meta={})
 
 
-def test_the_heaviest_relationship_table_sets_the_need(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_heaviest_copy_sets_the_need(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(SKIP_CHECK_ENV, raising=False)
-    t = tables({"COMPLEMENT": ["x" * 600] * 1000, "NEXT": ["y" * 300] * 1000, "UPSELL": []})
-    need, table, text = copy_memory_need(t)
-    # 600 kB of evidence text and its offsets; the ids are looked up, not counted
-    assert table == "COMPLEMENT" and text == t.rels["COMPLEMENT"].column("evidence").nbytes
-    assert 600_000 < text < 610_000 and need == COPY_TEXT_FACTOR * text
-    assert plan_copy(t, available=lambda: need) == frozenset()  # fits both ways exactly
-    assert plan_copy(t, available=lambda: None) == frozenset()  # cannot tell: both ways
-    # not both ways: stored forward only (tests/test_forward_only.py), the lighter table both ways
-    assert plan_copy(t, available=lambda: need - 1) == {"COMPLEMENT"}
-    assert plan_copy(t, available=lambda: FORWARD_TEXT_FACTOR * text) == {"COMPLEMENT"}
-    # each table decided on its own: NEXT forward only where its both-ways COPY does not fit
-    next_text = t.rels["NEXT"].column("evidence").nbytes
-    skip = frozenset({"COMPLEMENT"})
-    assert plan_copy(t, available=lambda: COPY_TEXT_FACTOR * next_text - 1, skip=skip) == {"NEXT"}
+    t = tables({"Evidence": ["x" * 600] * 1000}, {"CO_PURCHASED": 100, "COMPLEMENT": 0})
+    text = t.nodes["Evidence"].column("evidence").nbytes  # 600 kB of text and its offsets
+    assert 600_000 < text < 610_000
+    assert copy_needs(t) == {"Evidence": NODE_TEXT_FACTOR * text, "CO_PURCHASED": REL_BYTES_PER_ROW * 100}
+    need, table = copy_memory_need(t)
+    assert table == "Evidence" and need == NODE_TEXT_FACTOR * text
+    check_copy(t, available=lambda: need)  # fits exactly
+    check_copy(t, available=lambda: None)  # cannot tell: loaded
+    check_copy(t, available=lambda: REL_BYTES_PER_ROW * 100, skip=frozenset({"Evidence"}))
+    # a relationship table of many rows, or one with text, outweighs the evidence
+    heavy = tables({"Evidence": ["x" * 600] * 1000}, {"CO_PURCHASED": 5000})
+    assert copy_memory_need(heavy) == (REL_BYTES_PER_ROW * 5000, "CO_PURCHASED")
     with pytest.raises(NotEnoughMemory) as err:
-        plan_copy(t, available=lambda: FORWARD_TEXT_FACTOR * text - 1)
+        check_copy(t, available=lambda: need - 1)
     msg = str(err.value)
-    assert f"COMPLEMENT relationships carry {text / 1024:.0f} KB of evidence text" in msg
+    assert "loading its Evidence table (1,000 rows) takes about 1 MB" in msg
     assert "Nothing was switched" in msg and "bolt://" in msg and SKIP_CHECK_ENV in msg
     assert err.value.status == 507
     monkeypatch.setenv(SKIP_CHECK_ENV, "1")  # the user's call
-    assert plan_copy(t, available=lambda: 0) == frozenset()
+    check_copy(t, available=lambda: 0)
 
 
 def test_the_heaviest_relationship_table_is_copied_first(
@@ -137,17 +136,11 @@ def test_the_heaviest_relationship_table_is_copied_first(
 
     monkeypatch.setattr(ladybug_load, "_load", recorded)
     t = graph_tables(catalog())
-    evidence = t.rels["COMPLEMENT"].column("evidence")
-    heavy = t.rels["COMPLEMENT"].set_column(  # the complements carry the most text by far
-        t.rels["COMPLEMENT"].schema.get_field_index("evidence"),
-        "evidence",
-        pa.array(['{"note":"' + "x" * 5000 + '"}'] * len(evidence)),
-    )
-    t = GraphTables(nodes=t.nodes, rels={**t.rels, "COMPLEMENT": heavy}, meta=t.meta)
     ladybug_load.build_database(tmp_path / "db", t, 1, None)
     nodes = [n for n in copied if n in NODE_SCHEMAS]
     rels = [r for r in copied if r not in NODE_SCHEMAS]
     assert copied[: len(nodes)] == nodes and nodes == [n for n in NODE_SCHEMAS if t.nodes[n].num_rows]
+    assert "Evidence" in nodes
     weights = [(ladybug_load._text_bytes(t.rels[r]), t.rels[r].num_rows) for r in rels]
-    assert rels[0] == "COMPLEMENT" and weights == sorted(weights, reverse=True)
+    assert weights == sorted(weights, reverse=True)
     assert len(rels) == sum(1 for r in t.rels.values() if r.num_rows) > 3

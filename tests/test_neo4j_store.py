@@ -550,13 +550,20 @@ def test_replace_is_one_transaction_with_exact_batches(stub_store: Any) -> None:
     comp = [r for q, p in in_tx if q == cy.CREATE_RELS["COMPLEMENT"] for r in p["rows"]]
     assert [(r["src"], r["dst"]) for r in comp] == [("p1", "p2"), ("p1", "p3")]
     assert comp[0]["props"]["score"] == 0.7000000000000001 and comp[1]["props"]["score"] == 1 / 3
-    assert comp[1]["props"]["confidence"] is None and comp[0]["props"]["evidence"] == '{"n_ab": 12}'
-    assert set(comp[0]["props"]) == set(RELATIONS.names) - {"src", "dst", "kind"}
+    assert comp[1]["props"]["confidence"] is None
+    assert set(comp[0]["props"]) == set(RELATIONS.names) - {"src", "dst", "kind", "evidence"} | {
+        "evidence_id"
+    }
+    # the evidence goes into an Evidence node each, keyed by the relationship's evidence_id
+    evidence = {r["evidence_id"]: r for q, p in in_tx if q == cy.CREATE_NODES["Evidence"] for r in p["rows"]}
+    assert evidence[comp[0]["props"]["evidence_id"]]["evidence"] == '{"n_ab": 12}'
+    relations = [r for q, p in in_tx if q in {cy.CREATE_RELS[t] for t in cy.RELATED} for r in p["rows"]]
+    assert sorted(evidence) == sorted(r["props"]["evidence_id"] for r in relations)  # one each
     meta = [p for q, p in in_tx if q == cy.CREATE_META]
     assert len(meta) == 1 and json.loads(meta[0]["json"]) == {"source": "unit", "n": 3}
     # empty tables send no statement at all
     assert not [q for q, _ in in_tx if q == cy.CREATE_RELS["CO_VIEWED"]]
-    assert steps[0] == ("Product", 0, 17) and steps[-1] == ("switch", 1, 1)  # 5 labels + 12 types
+    assert steps[0] == ("Product", 0, 18) and steps[-1] == ("switch", 1, 1)  # 6 labels + 12 types
 
 
 def test_lost_edge_rolls_back(stub_store: Any) -> None:
@@ -659,7 +666,14 @@ def test_stats_and_product(stub_store: Any) -> None:
 
     store, _ = stub_store(handler)
     stats = store.stats()
-    assert stats["nodes"] == {"Product": 3, "Category": 0, "Brand": 0, "Attribute": 0, "Scene": 0}
+    assert stats["nodes"] == {
+        "Product": 3,
+        "Category": 0,
+        "Brand": 0,
+        "Attribute": 0,
+        "Scene": 0,
+        "Evidence": 0,
+    }
     assert stats["relationships"]["COMPLEMENT"] == 2 and set(stats["relationships"]) == set(cy.REL_ENDPOINTS)
     assert stats["meta"] == {"source": "unit"}
     assert store.product("p9") == {**dict.fromkeys(PRODUCT_FIELDS), "product_id": "p9"}

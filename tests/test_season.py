@@ -490,7 +490,7 @@ def test_a_build_hands_the_store_its_relations_in_store_order(home: Path) -> Non
     assert keys == sorted(keys)
     assert in_store_order(rel).equals(rel)
     text = rel.column("evidence").chunk(0).buffers()[2].address
-    complements = graph_tables(graph).rels["COMPLEMENT"]
+    complements = graph_tables(graph).evidence["COMPLEMENT"]  # their Evidence nodes
     assert complements.num_rows and complements.column("evidence").chunk(0).buffers()[2].address == text
 
 

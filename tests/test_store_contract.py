@@ -245,7 +245,7 @@ def catalog(meta: dict[str, Any] | None = None) -> GraphData:
 
 
 EXPECTED_COUNTS = {
-    "nodes": {"Product": 7, "Category": 9, "Brand": 3, "Attribute": 6, "Scene": 2},
+    "nodes": {"Product": 7, "Category": 9, "Brand": 3, "Attribute": 6, "Scene": 2, "Evidence": 12},
     "relationships": {
         "IN_CATEGORY": 7,
         "CHILD_OF": 7,
@@ -944,6 +944,7 @@ def reference_answers(d: GraphData) -> dict[str, Any]:
             "Brand": len({r["brand"] for r in products.values() if r["brand"]}),
             "Attribute": len({a for _, a in attr_edges}),
             "Scene": d.scenes.num_rows,
+            "Evidence": d.relations.num_rows,  # one per relation
         },
         "relationships": {
             "IN_CATEGORY": sum(1 for r in products.values() if r["category_path"]),
@@ -1201,7 +1202,7 @@ def test_apply_equals_replace_with_the_new_data(
     assert c["added_nodes"] >= 10 and c["changed_nodes"] >= 40 and c["removed_nodes"] >= 10
     assert c["upserted_rels"] > 100 and c["removed_rels"] > 100
     # a delta is much smaller than the graph: unchanged rows are never written
-    assert delta.size() < sum(graph_tables(new).counts()["relationships"].values()) / 2
+    assert delta.size() < sum(sum(part.values()) for part in graph_tables(new).counts().values()) / 2
     store.replace(old)
     store.apply(delta)
     assert_answers(store, new)

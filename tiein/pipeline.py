@@ -31,7 +31,6 @@ from tiein.errors import ConfigError
 from tiein.faults import fault
 from tiein.features import with_sales_roles
 from tiein.graph import open_store
-from tiein.graph.ladybug_load import FORWARD_ONLY
 from tiein.home import INDEX, INPUTS, Staging, home_lock, recover_store, switch
 from tiein.mining import mine_pairs
 from tiein.model import GraphData
@@ -75,7 +74,7 @@ class BuildSummary:
     # steps, the thread's seconds, and the early table that changed when it all had to be reloaded
     staged: dict[str, Any] = field(default_factory=dict)
     # the process's peak resident bytes during the build, the budget it had (bytes, or None) and
-    # the relationship tables the embedded store keeps forward only (graph/ladybug_load.plan_copy)
+    # the embedding worker's own peak
     memory: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -399,7 +398,6 @@ def _build(opts: BuildOptions, progress: Progress | None, scope: ExitStack) -> B
     summary.coverage = report["coverage"]
     summary.season = report["season"]
     summary.memory = {
-        "forward_only": list(store.stats()["meta"].get(FORWARD_ONLY, [])),
         "embedding_peak": embedding_peak,
     }
     if staged:

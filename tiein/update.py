@@ -78,6 +78,8 @@ from tiein.model import (
     ORDER_SEGMENTS,
     ORDERS,
     PRODUCTS,
+    REL_TYPE,
+    RELATION_KINDS,
     SETS,
     VIEWS,
     GraphData,
@@ -432,7 +434,8 @@ def _write_store(
 
     store = open_store(store_url)
     try:
-        current = store.stats().get("meta", {}).get("state_id")
+        stats = store.stats()
+        current = stats.get("meta", {}).get("state_id")
         if current != state.build.get("state_id"):
             raise ConfigError(
                 f"the graph in {store_url} is not the one the build state in {home} describes "
@@ -440,7 +443,11 @@ def _write_store(
             )
         delta = _diff(state, result, summary, timer)
         with timer.step("store"):
-            if delta is not None and delta.size() <= REPLACE_SHARE * _graph_rows(result.data):
+            if (
+                delta is not None
+                and delta.size() <= REPLACE_SHARE * _graph_rows(result.data)
+                and _evidence_in_nodes(stats)
+            ):
                 summary.store_write = "apply"
                 store.apply(delta, progress=_phase(progress, "store"))
             else:
@@ -450,6 +457,16 @@ def _write_store(
                 store.replace(result.data, progress=_phase(progress, "store"))
     finally:
         store.close()
+
+
+def _evidence_in_nodes(stats: dict[str, Any]) -> bool:
+    """Whether the stored graph keeps one Evidence node per relation (docs/schema.md), as a delta
+    assumes: a Neo4j graph loaded by an earlier tiein keeps the evidence on its relationships
+    and gets a full replace instead. (An embedded store that old cannot even count its
+    Evidence nodes: ``stats()`` says to rebuild.)"""
+    rels = stats.get("relationships", {})
+    relations = sum(int(rels.get(REL_TYPE[kind], 0)) for kind in RELATION_KINDS)
+    return int(stats.get("nodes", {}).get("Evidence", 0)) == relations
 
 
 def _diff(state: State, result: Recomputed, summary: UpdateSummary, timer: _Timer) -> GraphDelta | None:

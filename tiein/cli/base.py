@@ -185,9 +185,8 @@ class _Size(click.ParamType):  # type: ignore[type-arg]  # generic only from cli
 memory_budget_option = click.option(
     "--memory-budget",
     type=_Size(),
-    help="Memory this build may hold, e.g. 6G: the store's load keeps within it (a relationship "
-    "table too big to store both ways is stored forward only; one too big even so is refused "
-    "before anything is written) and the summary reports the peak against it [env "
+    help="Memory this build may hold, e.g. 6G: the store's load keeps within it (a table "
+    "whose load would not fit is refused before anything is written) and the summary reports the peak against it [env "
     "TIEIN_MEMORY_BUDGET; default: the memory free].",
 )
 
@@ -306,7 +305,7 @@ def _print_summary(summary: Any) -> None:
 
 
 def _memory_line(memory: dict[str, Any]) -> str:
-    """ "peak 2.3 GB · budget 4.0 GB · stored forward only: COMPLEMENT (…)" from a build summary's
+    """ "peak 2.3 GB · budget 4.0 GB · embedding worker 0.7 GB" from a build summary's
     ``memory``; "" when it holds nothing to say."""
     gb = 1 << 30
     parts = []
@@ -318,12 +317,6 @@ def _memory_line(memory: dict[str, Any]) -> str:
         parts.append(f"budget {budget / gb:.1f} GB" + (over if peak and peak > budget else ""))
     if memory.get("embedding_peak"):  # its own process, before the steps that peak
         parts.append(f"embedding worker {memory['embedding_peak'] / gb:.1f} GB")
-    if memory.get("forward_only"):
-        parts.append(
-            "stored forward only: "
-            + ", ".join(memory["forward_only"])
-            + " (give their Cypher patterns a direction; docs/cypher.md)"
-        )
     return " · ".join(parts)
 
 

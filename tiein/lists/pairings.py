@@ -39,8 +39,10 @@ PAIRS_QUERY = (
 )
 PAIR_DETAILS_QUERY = (
     "MATCH (p:Product)-[r:COMPLEMENT]->(q:Product) WHERE p.product_id IN $ids "
+    "WITH p, q, r, r.evidence_id AS i MATCH (e:Evidence {evidence_id: i}) "  # docs/schema.md
     "RETURN p.product_id AS src, q.product_id AS dst, r.score AS score, "
-    + ", ".join(f"r.{f} AS {f}" for f in (*EVIDENCE_FIELDS, "evidence"))
+    + ", ".join(f"r.{f} AS {f}" for f in EVIDENCE_FIELDS)
+    + ", e.evidence AS evidence"
 )
 
 
