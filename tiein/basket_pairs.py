@@ -121,8 +121,29 @@ def basket_pairs(
     )
 
 
+class Handed:
+    """A table handed over for good: the caller drops its own reference (``Handed(t)``, then
+    ``del t``), so that :func:`append_evidence` can let the old evidence go a chunk at a time as
+    it writes the new one (200k products / 16M lines: ~2 GB of evidence not held twice)."""
+
+    def __init__(self, table: pa.Table) -> None:
+        self._table: pa.Table | None = table
+
+    @property
+    def table(self) -> pa.Table:
+        """The table, to read (keep no reference past the hand-over)."""
+        assert self._table is not None, "handed over already"
+        return self._table
+
+    def take(self) -> pa.Table:
+        """The table; this holder no longer has it."""
+        table = self.table
+        self._table = None
+        return table
+
+
 def append_evidence(
-    relations: pa.Table, rows: np.ndarray, texts: pa.Array | TextsOf, key: str
+    relations: pa.Table | Handed, rows: np.ndarray, texts: pa.Array | TextsOf, key: str
 ) -> tuple[pa.Table, int]:
     """``relations`` with ``"key": text`` added to the evidence JSON object of row ``rows[k]``
     for each entry k (``rows`` ascending, each row at most once; a null text adds nothing), and how
@@ -131,38 +152,67 @@ def append_evidence(
     a large table never exist all at once). Arrow string kernels, no loop over rows: when every
     evidence is a compact non-empty object (what tiein writes) the closing brace is replaced in
     slices; otherwise the rows that change are trimmed and joined in kernels (null or blank evidence
-    becomes the new key alone)."""
+    becomes the new key alone). ``relations`` :class:`Handed` over: each old evidence chunk is let
+    go once its rows are rewritten (the table comes back rewritten even when nothing was added)."""
     import pyarrow.compute as pc
 
     rows = np.asarray(rows, dtype=np.int64)
     if len(rows) > 1 and not (np.diff(rows) > 0).all():
         raise ValueError("append_evidence: rows must be ascending and distinct")
     texts_of = _slicer(texts) if isinstance(texts, pa.Array) else texts
-    if not relations.num_rows or not len(rows):
-        return relations, 0
-    evidence = relations.column("evidence")
-    idx = relations.schema.get_field_index("evidence")
+    handed = isinstance(relations, Handed)
+    table = relations.table if isinstance(relations, Handed) else relations
+    if not table.num_rows or not len(rows):
+        return (relations.take() if isinstance(relations, Handed) else table), 0
+    evidence = table.column("evidence")
+    idx = table.schema.get_field_index("evidence")
     compact = (
         evidence.null_count == 0
         and pc.all(pc.ends_with(evidence, "}")).as_py()
         and not pc.any(pc.less(pc.utf8_length(evidence), 3)).as_py()
     )
     if not compact:
-        return _append_loose(relations, rows, texts_of(0, len(rows)), key)
+        return _append_loose(table, rows, texts_of(0, len(rows)), key)
+    n, field = table.num_rows, table.schema.field(idx)
+    chunks: list[pa.Array | None] = list(evidence.chunks)
+    ends = np.cumsum([len(c) for c in evidence.chunks])
+    del evidence
+    if isinstance(relations, Handed):  # from here on the old evidence lives in ``chunks`` only
+        table = relations.take().remove_column(idx)
     # in slices: temporaries stay small and no chunk passes Arrow's 2 GiB string limit
-    pieces, added = [], 0
-    for start in range(0, relations.num_rows, JOIN_ROWS):
-        size = min(JOIN_ROWS, relations.num_rows - start)
+    pieces, added, first = [], 0, 0
+    for start in range(0, n, JOIN_ROWS):
+        size = min(JOIN_ROWS, n - start)
         lo, hi = np.searchsorted(rows, [start, start + size]).tolist()
         text = _spread(texts_of(lo, hi), rows[lo:hi] - start, size)
         added += len(text) - text.null_count
         suffix = pc.if_else(pc.is_valid(text), pc.binary_join_element_wise(f',"{key}":', text, "}", ""), "}")
-        body = pc.utf8_slice_codeunits(evidence.slice(start, size).combine_chunks(), 0, -1)
+        body = pc.utf8_slice_codeunits(_rows(chunks, ends, start, size), 0, -1)
         pieces.append(pc.binary_join_element_wise(body, suffix, ""))
-    if added == 0:
-        return relations, 0
+        while first < len(chunks) and ends[first] <= start + size:  # rewritten: let it go
+            chunks[first] = None
+            first += 1
+    if added == 0 and not handed:
+        return table, 0
     out = pa.chunked_array(pieces, pa.string())
-    return relations.set_column(idx, relations.schema.field(idx), out), added
+    if handed:
+        return table.add_column(idx, field, out), added
+    return table.set_column(idx, field, out), added
+
+
+def _rows(chunks: list[pa.Array | None], ends: np.ndarray, start: int, size: int) -> pa.Array:
+    """Rows ``start:start + size`` of the column whose chunks are ``chunks`` (ending at ``ends``),
+    as one array."""
+    c = int(np.searchsorted(ends, start, side="right"))
+    parts = []
+    while size > 0:
+        chunk = chunks[c]
+        assert chunk is not None, "a chunk still needed was let go"
+        at = start - (int(ends[c - 1]) if c else 0)
+        part = chunk.slice(at, min(size, len(chunk) - at))
+        parts.append(part)
+        start, size, c = start + len(part), size - len(part), c + 1
+    return parts[0] if len(parts) == 1 else pa.concat_arrays(parts)
 
 
 def _slicer(texts: pa.Array) -> TextsOf:

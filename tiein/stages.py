@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tiein import content_sets
+from tiein.basket_pairs import Handed
 from tiein.classify_buckets import bucket_count, classify_in_buckets, estimated_candidates
 from tiein.features import candidate_features, next_candidates, top_pairs
 from tiein.graph.build import in_store_order
@@ -191,10 +192,15 @@ def graph_from_stats(
     # scenes need only the complements' ends and scores, which the evidence steps below leave as
     # they are: discovered on a thread of their own (networkx's Louvain is pure Python) while the
     # season step counts (DuckDB and numpy, which release the GIL)
-    scenes_job = _Beside(partial(_scenes, opts, home, products, relations, user_scenes))
+    # (given the columns they read only: the evidence is not held, nor copied by their filter)
+    ends = relations.select(["src", "dst", "kind", "score"])
+    scenes_job = _Beside(partial(_scenes, opts, home, products, ends, user_scenes))
+    del ends
     with timer.step("season"):  # per-window co-purchases of the kept pairs as season evidence
+        handed = Handed(relations)  # given up: the old evidence goes as the new is written
+        del relations
         relations, season_report = season_evidence(
-            orders, relations, opts.season, max_basket=opts.max_basket, threads=opts.threads
+            orders, handed, opts.season, max_basket=opts.max_basket, threads=opts.threads
         )
         meta = {**meta, "season": season_report}
     if segments is not None and segments.num_rows:

@@ -29,7 +29,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tiein.basket_pairs import append_evidence, basket_pairs
+from tiein.basket_pairs import Handed, append_evidence, basket_pairs
 from tiein.errors import ConfigError
 from tiein.season.calendar import Window, month_windows
 
@@ -128,7 +128,7 @@ def _per_window(keys: np.ndarray, baskets: np.ndarray, n_keys: int, member: Any)
 
 def season_evidence(
     orders: pa.Table,
-    relations: pa.Table,
+    relations: pa.Table | Handed,
     cfg: SeasonConfig | None = None,
     *,
     max_basket: int,
@@ -137,19 +137,25 @@ def season_evidence(
     """``relations`` with a ``season`` object added to the evidence of each relation whose pair
     was bought together in a dated basket (see the module docstring and docs/relations.md), and a
     report: {"by": "month" | "calendar", "windows", "pairs" counted, "with_season" relations,
-    "seasonal" relations, "baskets" dated}. Without dated orders, ``relations`` as they are."""
+    "seasonal" relations, "baskets" dated}. Without dated orders, ``relations`` as they are.
+    ``relations`` :class:`~tiein.basket_pairs.Handed` over: the old evidence is let go as the new
+    is written."""
     cfg = cfg or SeasonConfig()
+    table = relations.table if isinstance(relations, Handed) else relations
+
+    def unchanged() -> pa.Table:
+        return relations.take() if isinstance(relations, Handed) else relations
+
     by = "calendar" if cfg.calendar else "month"
     report: dict[str, Any] = {"by": by, "calendar": cfg.calendar_name, "windows": len(cfg.calendar) or 12}
     nothing = {**report, "baskets": 0, "pairs": 0, "with_season": 0, "seasonal": 0}
-    if not cfg.enabled or not relations.num_rows or not orders.num_rows:
-        return relations, nothing
-    bp = basket_pairs(
-        orders, relations, "CAST(min(ts) AS DATE)", "ts", max_basket=max_basket, threads=threads
-    )
+    if not cfg.enabled or not table.num_rows or not orders.num_rows:
+        return unchanged(), nothing
+    bp = basket_pairs(orders, table, "CAST(min(ts) AS DATE)", "ts", max_basket=max_basket, threads=threads)
+    del table  # no reference of this function's past the hand-over
     days: list[date] = bp.attrs
     if not days or not len(bp.row):
-        return relations, {**nothing, "baskets": len(days)}
+        return unchanged(), {**nothing, "baskets": len(days)}
     ai, bi, li, lj, n_prod = bp.ai, bp.bi, bp.li, bp.lj, bp.n_prod
     pid, j = bp.pid, bp.j
     windows = cfg.calendar or month_windows()
@@ -175,8 +181,8 @@ def season_evidence(
         lift_c = shrunk_lift(obs_c[rp], own_c[src_i] * share_src, cfg.prior) if cfg.calendar else lift_m
         return json_of(n, obs_c[rp], lift_c, lift_m)
 
-    table, with_season = append_evidence(relations, bp.row, texts_of, "season")
-    return table, {
+    out, with_season = append_evidence(relations, bp.row, texts_of, "season")
+    return out, {
         **report,
         "baskets": len(days),
         "pairs": int((n_pair > 0).sum()),
