@@ -7,8 +7,8 @@ the budget less what this process holds already). Linux only; None elsewhere or 
 can be read. And :func:`give_back_memory`: what the process freed, handed back to the operating
 system. Imports nothing of tiein but its errors.
 
-What reads it decides by it: the embedded store stores a relationship table forward only, or
-refuses before writing anything, when its ``COPY`` would not fit (graph/ladybug_load.py), and
+What reads it decides by it: the embedded store refuses before writing anything when its
+heaviest ``COPY`` would not fit (graph/ladybug_load.py), and
 loads its early part beside the last steps only when that fits (graph/ladybug_staged.py).
 
 >>> meminfo = "MemTotal: 24000000 kB\\nMemAvailable: 12000000 kB\\n"

@@ -26,7 +26,7 @@ TEMPLATES = Path(__file__).parent.parent / "templates"
 TEMPLATE_FILE = TEMPLATES / "product.html"
 QUERY_PAGE = "/v1/query"  # the analysts' Cypher page (tiein.api.pages)
 # what the product page's link to the query page opens with (and runs)
-# (two directed patterns: a big shop's relation tables may be stored forward only, docs/scale-out.md)
+# (two directed patterns: each half keeps its own LIMIT, out of and into the product)
 NEIGHBOURS_QUERY = (
     "MATCH (p:Product {product_id: $id})-[r]->(q:Product) RETURN p, r, q LIMIT 100 "
     "UNION ALL MATCH (p:Product {product_id: $id})<-[r]-(q:Product) RETURN p, r, q LIMIT 100"
