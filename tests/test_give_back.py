@@ -74,3 +74,45 @@ def test_the_inputs_are_not_held_through_the_store_load(
     )
     assert alive == [0]
     assert summary.counts["order_lines"] > 0 and summary.relations and summary.load_report
+
+
+def test_the_pair_counts_are_written_then_let_go_after_mining(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The unfiltered pair counts (what an update merges, tiein/state.py) go into the new
+    generation's state right after mining and are let go: no PairCounts is alive when the
+    relations are classified, and the state holds counts equal to a fresh count of the orders."""
+    import gc
+
+    import numpy as np
+
+    from tiein import stages as st
+    from tiein.home import gen_dir, read_pointer
+    from tiein.mining import PairCounts
+    from tiein.options import BuildOptions
+    from tiein.pipeline import build
+    from tiein.state import load_state
+
+    alive: list[int] = []
+    classify = st.classify
+
+    def watched(*args: Any, **kwargs: Any) -> Any:
+        gc.collect()
+        alive.append(sum(isinstance(o, PairCounts) for o in gc.get_objects()))
+        return classify(*args, **kwargs)
+
+    monkeypatch.setattr(st, "classify", watched)
+    shop = Path(__file__).parent / "fixtures" / "shop"
+    build(
+        BuildOptions(
+            catalog=shop / "catalog.csv", orders=shop / "orders.csv", home=tmp_path, embeddings=False
+        )
+    )
+    assert alive == [0]
+    current = read_pointer(tmp_path).current
+    assert current is not None and gen_dir(tmp_path, current).is_dir()
+    assert not list((tmp_path / "gens").glob(".tmp-*"))  # the early state directory was committed
+    state = load_state(tmp_path)
+    assert state.counts_orders.n > 0 and len(state.counts_orders.co_keys) > 0
+    assert state.build["returning_customers"] == state.counts_orders.returning_customers
+    assert np.array_equal(state.counts_views.co_keys, np.zeros(0, np.uint64))

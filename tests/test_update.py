@@ -425,3 +425,16 @@ def test_online_retail_slice_update_equals_full_build(tmp_path: Path) -> None:
     for part in GRAPH_PARTS:
         assert a[part] == b[part], part
     assert len(a["relations"]) > 10_000
+
+
+def test_a_graph_without_evidence_nodes_is_replaced_not_patched() -> None:
+    """A delta assumes one Evidence node per relation (docs/schema.md); a Neo4j graph loaded by
+    an earlier tiein kept the evidence on its relationships instead: its counts say so, and the
+    update then replaces the graph whole."""
+    from tiein.update import _evidence_in_nodes
+
+    rels = {"COMPLEMENT": 5, "NEXT_PURCHASE": 2, "CO_PURCHASED": 9}
+    assert _evidence_in_nodes({"nodes": {"Product": 4, "Evidence": 7}, "relationships": rels})
+    assert not _evidence_in_nodes({"nodes": {"Product": 4, "Evidence": 0}, "relationships": rels})
+    assert not _evidence_in_nodes({"nodes": {"Product": 4}, "relationships": rels})
+    assert _evidence_in_nodes({"nodes": {}, "relationships": {}})  # nothing related: nothing stale

@@ -32,7 +32,7 @@ from tiein.faults import fault
 from tiein.features import with_sales_roles
 from tiein.graph import open_store
 from tiein.home import INDEX, INPUTS, Staging, home_lock, recover_store, switch
-from tiein.mining import mine_pairs
+from tiein.mining import PairCounts, mine_pairs
 from tiein.model import GraphData
 from tiein.options import (  # noqa: F401  (re-exported: the build's public names)
     DISCOVERED_SCENES_FILE,
@@ -45,7 +45,7 @@ from tiein.options import (  # noqa: F401  (re-exported: the build's public name
 from tiein.product_type import with_product_types
 from tiein.scenes import load_scenes
 from tiein.stages import _Timer, graph_from_stats, next_relations  # noqa: F401  (re-exported)
-from tiein.state import write_state
+from tiein.state import write_counts, write_state
 from tiein.sysmem import current_budget, give_back_memory, memory_budget, peak_memory, reset_peak_memory
 
 
@@ -255,6 +255,19 @@ def _build(opts: BuildOptions, progress: Progress | None, scope: ExitStack) -> B
             co_view = mined_v.pairs
             counts_views = getattr(mined_v, "counts", None)
             del mined_v
+        # the new generation's state directory, made now: the unfiltered counts go into it at
+        # once and are let go, not held through every later step (4M lines: ~0.6 GB)
+        state_id = uuid.uuid4().hex  # ties the generation's inputs and index (tiein/home.py) to this graph
+        stage = Staging(home, state_id)
+        scope.callback(stage.discard)  # a failure before the commit removes it (after it: a no-op)
+        counts_written = None
+        if keep:  # the numpy miner's counts (an empty table's are empty)
+            counts_written = write_counts(
+                stage.path / INPUTS,
+                counts_orders if counts_orders is not None else PairCounts.empty(),
+                counts_views if counts_views is not None else PairCounts.empty(),
+            )
+            counts_orders = counts_views = None
 
     # "next purchase" needs only the mined orders: run while the titles are still being embedded
     with timer.step("next"):
@@ -285,7 +298,6 @@ def _build(opts: BuildOptions, progress: Progress | None, scope: ExitStack) -> B
     # the embedding worker's own peak (its process ended; not in this process's peak)
     embedding_peak = pending.peak if pending is not None else None
 
-    state_id = uuid.uuid4().hex  # ties the generation's inputs and index (tiein/home.py) to this graph
     meta = {
         "source": loaded.name,
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -333,7 +345,6 @@ def _build(opts: BuildOptions, progress: Progress | None, scope: ExitStack) -> B
     check_build(opts.floors, loaded, data.relations)
 
     with timer.step("state"):  # the new generation's index and inputs, not yet visible
-        stage = Staging(home, state_id)
         try:
             if index is not None:
                 index.save(stage.path / INDEX)
@@ -353,6 +364,7 @@ def _build(opts: BuildOptions, progress: Progress | None, scope: ExitStack) -> B
                 counts_views=counts_views,
                 sets=loaded.sets,
                 segments=loaded.segments,
+                counts_written=counts_written,
             )
             fault("build.after_stage")
             stage.commit()

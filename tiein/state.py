@@ -153,6 +153,18 @@ class State:
     segments: pa.Table = field(default_factory=ORDER_SEGMENTS.empty_table)
 
 
+def write_counts(root: Path, counts_orders: Any, counts_views: Any) -> int:
+    """Write the unfiltered pair counts (tiein.mining.PairCounts) into the state directory
+    ``root`` ahead of the rest, so that a build can let them go right after mining instead of
+    holding them through every later step; the orders' returning customers, which
+    :func:`write_state` then takes as ``counts_written``."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    counts_orders.save(root / "counts_orders.npz")
+    counts_views.save(root / "counts_views.npz")
+    return int(counts_orders.returning_customers)
+
+
 def write_state(
     root: Path,
     opts: BuildOptions,
@@ -170,14 +182,16 @@ def write_state(
     counts_views: Any = None,
     sets: pa.Table | None = None,
     segments: pa.Table | None = None,
+    counts_written: int | None = None,
 ) -> None:
     """Write the state an update needs into the new directory ``root`` (the ``inputs/`` of a
     generation being staged, tiein/home.py). ``products`` are the normalised catalog rows (sales
     roles are recomputed); counts not given are computed here (:func:`tiein.mining.count_pairs`,
     ~1.3 s on Online Retail's 485k lines). ``data.meta["state_id"]`` ties the state to the graph
-    it describes."""
+    it describes. ``counts_written``: the counts are in ``root`` already (:func:`write_counts`,
+    which returned this number: the orders' returning customers)."""
     tmp = Path(root)
-    (tmp / "graph").mkdir(parents=True)
+    (tmp / "graph").mkdir(parents=True, exist_ok=counts_written is not None)
     pq.write_table(products.cast(PRODUCTS), tmp / "products.parquet")
     pq.write_table(orders.cast(ORDERS), tmp / "orders.parquet")
     pq.write_table(views.cast(VIEWS), tmp / "views.parquet")
@@ -186,10 +200,10 @@ def write_state(
         pq.write_table(sets.cast(SETS), tmp / "sets.parquet")
     if segments is not None and segments.num_rows:
         pq.write_table(segments.cast(ORDER_SEGMENTS), tmp / "segments.parquet")
-    co = counts_orders if counts_orders is not None else _count(orders, opts, views=False)
-    cv = counts_views if counts_views is not None else _count(views, opts, views=True)
-    co.save(tmp / "counts_orders.npz")
-    cv.save(tmp / "counts_views.npz")
+    if counts_written is None:
+        co = counts_orders if counts_orders is not None else _count(orders, opts, views=False)
+        cv = counts_views if counts_views is not None else _count(views, opts, views=True)
+        counts_written = write_counts(tmp, co, cv)
     for part, schema in GRAPH_PARTS.items():
         pq.write_table(getattr(data, part).cast(schema), tmp / "graph" / f"{part}.parquet")
     (tmp / "graph" / "meta.json").write_text(
@@ -203,7 +217,7 @@ def write_state(
         "source": source,
         "derived_catalog": derived_catalog,
         "options": _options_dict(opts, model),
-        "returning_customers": int(co.returning_customers),
+        "returning_customers": counts_written,
     }
     (tmp / "build.json").write_text(json.dumps(build, ensure_ascii=False, indent=1), "utf-8")
 
