@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from tiein.model import REL_TYPE
+
 EVIDENCE = pa.schema([("evidence_id", pa.int64()), ("evidence", pa.string())])
 
 
@@ -82,10 +84,27 @@ def evidence_nodes(evidence: dict[str, pa.Table]) -> pa.Table:
     return pa.concat_tables(parts) if parts else EVIDENCE.empty_table()
 
 
+_RELATION_TYPES = frozenset(REL_TYPE.values())
+
+
+def _is_relation(value: dict[str, Any]) -> bool:
+    """Whether a query value is a relation relationship with its key: a relation type's label,
+    its ends, an integer ``evidence_id`` (an analyst's own map that only looks like one, e.g.
+    ``{_START: 'x', evidence_id: 'abc'}``, is left as it is)."""
+    key = value.get("evidence_id")
+    return (
+        value.get("_LABEL") in _RELATION_TYPES
+        and "_START" in value
+        and "_END" in value
+        and isinstance(key, int)
+        and not isinstance(key, bool)
+    )
+
+
 def _relationships_with_evidence(value: Any, found: list[dict[str, Any]]) -> None:
-    """Every relationship (a dict with ``_START`` and an ``evidence_id``) inside a query value."""
+    """Every relation relationship (:func:`_is_relation`) inside a query value."""
     if isinstance(value, dict):
-        if "_START" in value and value.get("evidence_id") is not None:
+        if _is_relation(value):
             found.append(value)
         for v in value.values():
             if isinstance(v, (dict, list)):
@@ -110,9 +129,9 @@ def attach_evidence(rows: list[list[Any]], lookup: Callable[[list[int]], dict[in
     _relationships_with_evidence(rows, rels)
     if not rels:
         return
-    texts = lookup(sorted({int(r["evidence_id"]) for r in rels}))
+    texts = lookup(sorted({r["evidence_id"] for r in rels}))
     for rel in rels:
-        text = texts.get(int(rel["evidence_id"]))
+        text = texts.get(rel["evidence_id"])
         try:
             evidence = json.loads(text) if isinstance(text, str) else None
         except ValueError:

@@ -217,6 +217,10 @@ def test_evidence_is_read_from_its_node(store: GraphStore) -> None:
     assert path["_RELS"][0]["evidence"] == node["evidence"]
     with pytest.raises(CypherError, match="Evidence node"):
         run_cypher(store, "MATCH ()-[r:COMPLEMENT]->() RETURN r.evidence")
+    # an analyst's own map that looks like a relationship is returned as it is (it crashed the
+    # worker when its key was text)
+    for fake in ("{_START: 'x', evidence_id: 'abc'}", "{_START: 'x', evidence_id: 5}"):
+        assert "evidence" not in run_cypher(store, f"RETURN {fake} AS m").rows[0][0]
 
 
 def test_neo4j_values_carry_ids_and_evidence_objects() -> None:
