@@ -101,6 +101,21 @@ def _is_relation(value: dict[str, Any]) -> bool:
     )
 
 
+def evidence_object(value: Any) -> Any:
+    """Evidence stored as JSON text, as the object it holds (other text, and null, as is): what
+    every analyst answer shows, on both stores.
+
+    >>> evidence_object('{"lift": 2.5}'), evidence_object("not json {"), evidence_object(None)
+    ({'lift': 2.5}, 'not json {', None)
+    """
+    if isinstance(value, str) and value.lstrip()[:1] in ("{", "["):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
 def _relationships_with_evidence(value: Any, found: list[dict[str, Any]]) -> None:
     """Every relation relationship (:func:`_is_relation`) inside a query value."""
     if isinstance(value, dict):
@@ -131,11 +146,7 @@ def attach_evidence(rows: list[list[Any]], lookup: Callable[[list[int]], dict[in
         return
     texts = lookup(sorted({r["evidence_id"] for r in rels}))
     for rel in rels:
-        text = texts.get(rel["evidence_id"])
-        try:
-            evidence = json.loads(text) if isinstance(text, str) else None
-        except ValueError:
-            evidence = text
+        evidence = evidence_object(texts.get(rel["evidence_id"]))
         items = list(rel.items())
         rel.clear()
         for k, v in items:

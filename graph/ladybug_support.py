@@ -4,7 +4,6 @@ the writer lock (graph/ladybug_store.py)."""
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from pathlib import Path
@@ -26,6 +25,7 @@ from tiein.graph.base import (
 from tiein.graph.build import NODE_SCHEMAS, REL_SCHEMAS
 from tiein.graph.cypher_guard import parameters
 from tiein.graph.cypher_guard import refuse_writes as guard_refuse_writes
+from tiein.graph.evidence import evidence_object
 
 ANALYST = ("query", "query plan")  # what an analyst's statement is run as (every other: tiein's own)
 
@@ -176,16 +176,6 @@ def _ref(internal: Any) -> str | None:
     return None if internal is None else str(internal)
 
 
-def _evidence(value: Any) -> Any:
-    """An ``evidence`` property stored as JSON text, as the object it holds (other text as is)."""
-    if isinstance(value, str) and value.lstrip()[:1] in ("{", "["):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value
-
-
 def _clean(value: Any) -> Any:
     """A query value as plain JSON-able data: nodes and relationships become ``{"_LABEL": ...,
     property: value, ..., "_ID": id}`` with their own properties only, a relationship also with
@@ -199,7 +189,7 @@ def _clean(value: Any) -> Any:
             out = {k: _clean(v) for k, v in value.items() if k not in ("_ID", "_SRC", "_DST")}
         if "_LABEL" in value and "_ID" in value:
             if "evidence" in out:
-                out["evidence"] = _evidence(out["evidence"])
+                out["evidence"] = evidence_object(out["evidence"])
             out["_ID"] = _ref(value["_ID"])
             if "_SRC" in value and "_DST" in value:
                 out["_START"], out["_END"] = _ref(value["_SRC"]), _ref(value["_DST"])

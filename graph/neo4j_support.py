@@ -4,7 +4,6 @@ as the project's (graph/neo4j_store.py)."""
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Iterator, Mapping
@@ -27,6 +26,7 @@ from tiein.errors import (
 )
 from tiein.graph import cypher_neo4j as cy
 from tiein.graph.base import check_rules_version
+from tiein.graph.evidence import evidence_object
 
 if TYPE_CHECKING:
     from neo4j import ResultSummary
@@ -210,16 +210,6 @@ def _props(name: str | None, entity: Any) -> list[str]:
     return known + sorted(k for k in entity.keys() if k not in known)
 
 
-def _evidence(value: Any) -> Any:
-    """An ``evidence`` property stored as JSON text, as the object it holds (other text as is)."""
-    if isinstance(value, str) and value.lstrip()[:1] in ("{", "["):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value
-
-
 def _plain(value: Any) -> Any:
     """A driver value as plain JSON-able data, shaped like the embedded store's answers: a node
     or relationship becomes ``{"_LABEL": label or type, property: value, ..., "_ID": element id}``,
@@ -230,12 +220,12 @@ def _plain(value: Any) -> Any:
         label = sorted(value.labels)[0] if value.labels else None
         out = {"_LABEL": label, **{k: _plain(value.get(k)) for k in _props(label, value)}}
         if "evidence" in out:
-            out["evidence"] = _evidence(out["evidence"])
+            out["evidence"] = evidence_object(out["evidence"])
         return {**out, "_ID": value.element_id}
     if isinstance(value, Relationship):
         out = {"_LABEL": value.type, **{k: _plain(value.get(k)) for k in _props(value.type, value)}}
         if "evidence" in out:
-            out["evidence"] = _evidence(out["evidence"])
+            out["evidence"] = evidence_object(out["evidence"])
         start, end = value.start_node, value.end_node
         return {
             **out,
