@@ -94,7 +94,7 @@ def check_copy(
         return
     budget = current_budget()
     within = f" within the memory budget of {_size(budget)}" if budget is not None else ""
-    rows = (tables.nodes.get(name) or tables.rels[name]).num_rows
+    rows = (tables.nodes[name] if name in tables.nodes else tables.rels[name]).num_rows
     raise NotEnoughMemory(
         f"the embedded store cannot load this graph in the memory left: loading its {name} table "
         f"({rows:,} rows) takes about {_size(need)}, while {_size(left)} are available{within}. "

@@ -344,33 +344,31 @@ def _build(opts: BuildOptions, progress: Progress | None, scope: ExitStack) -> B
     )
     check_build(opts.floors, loaded, data.relations)
 
-    with timer.step("state"):  # the new generation's index and inputs, not yet visible
-        try:
-            if index is not None:
-                index.save(stage.path / INDEX)
-            write_state(
-                stage.path / INPUTS,
-                opts,
-                source=loaded.name,
-                derived_catalog=loaded.report.products_derived_from == "orders",
-                products=loaded.products,
-                orders=loaded.orders,
-                views=loaded.views,
-                listed_pairs=loaded.listed_pairs,
-                data=data,
-                model=model_name,
-                neighbours=neighbours,
-                counts_orders=counts_orders,
-                counts_views=counts_views,
-                sets=loaded.sets,
-                segments=loaded.segments,
-                counts_written=counts_written,
-            )
-            fault("build.after_stage")
-            stage.commit()
-        except BaseException:
-            stage.discard()
-            raise
+    # the new generation's index and inputs, not yet visible (on a failure the scope removes the
+    # staging directory, as from mining on)
+    with timer.step("state"):
+        if index is not None:
+            index.save(stage.path / INDEX)
+        write_state(
+            stage.path / INPUTS,
+            opts,
+            source=loaded.name,
+            derived_catalog=loaded.report.products_derived_from == "orders",
+            products=loaded.products,
+            orders=loaded.orders,
+            views=loaded.views,
+            listed_pairs=loaded.listed_pairs,
+            data=data,
+            model=model_name,
+            neighbours=neighbours,
+            counts_orders=counts_orders,
+            counts_views=counts_views,
+            sets=loaded.sets,
+            segments=loaded.segments,
+            counts_written=counts_written,
+        )
+        fault("build.after_stage")
+        stage.commit()
     # what the summary says of the inputs, taken now: the orders are not held through the store load
     summary = BuildSummary(source=loaded.name, store=store_url, model=model_name)
     summary.counts = {
