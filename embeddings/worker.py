@@ -62,7 +62,7 @@ def run(job: Path, out: IO[str], help_wanted: threading.Event) -> int:
     try:
         spec = json.loads((job / JOB_FILE).read_text(encoding="utf-8"))
         texts = json.loads((job / TEXTS_FILE).read_text(encoding="utf-8"))
-        encoder = load_encoder(spec["model"], threads=spec["threads"])
+        encoder = load_encoder(spec["model"], threads=spec["threads"], plain=True)
         vectors = embed_texts(
             texts,
             encoder,

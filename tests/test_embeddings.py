@@ -137,6 +137,35 @@ def test_default_model_is_a_sentence_transformer(encoder: embeddings.Encoder) ->
     assert encoder.name == embeddings.DEFAULT_MODEL
 
 
+def test_plain_default_model_gives_the_sentence_transformer_vectors_bit_for_bit(
+    encoder: embeddings.Encoder,
+) -> None:
+    """``plain=True`` (what the build and search use) runs the default model's numpy pass without
+    torch and sentence-transformers: the same vectors as the SentenceTransformer, bit for bit,
+    in batches that mix lengths, ties, empty and Chinese texts."""
+    plain = load_encoder(threads=1, plain=True)
+    assert not plain.torch and plain.name == encoder.name and plain.dim == encoder.dim
+    texts = [*TITLES, "", "x" * 300, "苹果手机壳", "iPhone case", "ab", "ba", "JUMBO BAG RED RETROSPOT"] * 3
+    for batch_size in (1, 7, 256):
+        assert np.array_equal(
+            plain.encode(texts, batch_size=batch_size), encoder.encode(texts, batch_size=batch_size)
+        )
+    assert plain.encode([]).shape == (0, encoder.dim)
+
+
+def test_plain_encoder_imports_neither_torch_nor_sentence_transformers() -> None:
+    result = _run(
+        "import sys\n"
+        "from tiein.embeddings import load_encoder\n"
+        "e = load_encoder(plain=True)\n"
+        "e.encode(['苹果手机壳', 'a tent'])\n"
+        "print(sorted(m for m in ('torch', 'sentence_transformers') if m in sys.modules))",
+        HF_HUB_OFFLINE="1",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
 @pytest.mark.parametrize("triple", TRIPLES, ids=[t[0] for t in TRIPLES])
 def test_default_model_ranks_substitute_over_complement_over_unrelated(
     encoder: embeddings.Encoder, triple: tuple[str, str, str, str]

@@ -149,7 +149,7 @@ def _embeddings(
     texts = product_texts(products)
     vectors = cached_vectors(texts, home / "cache", model)
     if vectors is None:
-        encoder = embeddings.load_encoder(model, threads=bopts.threads)
+        encoder = embeddings.load_encoder(model, threads=bopts.threads, plain=True)
         vectors = embeddings.embed_products(products, encoder, cache_dir=home / "cache")
         summary.recomputed.append("embeddings (new titles encoded)")
     ids = products.column("product_id").to_pylist()

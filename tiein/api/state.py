@@ -88,7 +88,7 @@ class Search:
                 from tiein.embeddings import load_encoder
 
                 try:
-                    encoder = load_encoder(index.model, threads=self.threads)
+                    encoder = load_encoder(index.model, threads=self.threads, plain=True)
                 except (ConfigError, MissingDependency) as exc:
                     raise ServiceUnavailable(f"search is unavailable: {exc}") from exc
                 self._encoders[index.model] = encoder

@@ -45,7 +45,7 @@ class IndexSearcher:
         from tiein.embeddings import load_encoder
 
         with spinner(f"loading the embedding model ({self.index.model})…", enabled=not self.quiet):
-            encoder = load_encoder(self.index.model, threads=self.threads)
+            encoder = load_encoder(self.index.model, threads=self.threads, plain=True)
         vector = encoder.encode([text])
         return self.index.model, self.index.search(vector, k)[0]
 
