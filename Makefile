@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e '.[embeddings,api,dev,bench,spark]'
 	# the compiled mining kernels, compiled once now rather than in the first build
-	$(BIN)/python -c 'from tiein.mining import jit, jit_keys; from tiein.next_purchase import jit as n; jit.warm(); jit_keys.warm(); n.warm()'
+	$(BIN)/python -c 'from tiein.mining import jit, jit_keys; from tiein.next_purchase import jit as n; from tiein import candidate_jit as c; jit.warm(); jit_keys.warm(); n.warm(); c.warm()'
 	touch $(STAMP)
 
 $(CYPHER_CHECK)/node_modules/.installed: $(CYPHER_CHECK)/package.json $(CYPHER_CHECK)/package-lock.json

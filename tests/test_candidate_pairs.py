@@ -211,23 +211,41 @@ def test_a_pair_table_that_repeats_a_pair_goes_to_the_query() -> None:
     assert feats.num_rows == query.num_rows
 
 
-def test_ranked_with_floats_that_share_their_top_bits_is_exact() -> None:
-    """The coarse float rank drops low mantissa bits; values differing only there must still
-    be ordered exactly where they straddle the k-th place."""
+def _brute_top(
+    lo: np.ndarray, hi: np.ndarray, v_lh: np.ndarray, v_hl: np.ndarray, valid: np.ndarray, k: int
+) -> list[tuple[int, int]]:
+    """Each src's k best (value high first, then dst low first) of the valid pairs taken both ways."""
+    by_src: dict[int, list[tuple[float, int]]] = {}
+    for a, b, x, y, ok in zip(
+        lo.tolist(), hi.tolist(), v_lh.tolist(), v_hl.tolist(), valid.tolist(), strict=True
+    ):
+        if ok:
+            by_src.setdefault(a, []).append((-x, b))
+            by_src.setdefault(b, []).append((-y, a))
+    return sorted((s, d) for s, ranked in by_src.items() for _, d in sorted(ranked)[:k])
+
+
+def test_top_partners_take_ties_at_the_cut_by_partner_and_values_ulps_apart_exactly() -> None:
+    """The kernel behind the candidates' rankings (tiein.candidate_jit): values 1-3 ulps apart,
+    many ties at the k-th place, -0.0 beside 0.0, invalid rows, both directions of a row worth
+    different amounts; the same keys as ranking every directed pair in Python."""
+    from tiein.candidate_jit import top_partners
+
     rng = np.random.default_rng(5)
-    n = 1 << 20  # 20 bits a code: 23 bits left for the float, so neighbours collide
-    src = rng.integers(0, 30, 5000)
-    dst = rng.integers(0, n, 5000)
-    keys = np.unique(src * n + dst)
-    src, dst = keys // n, keys % n
-    base = rng.choice([0.25, 0.5, 1.0, 3.0], src.size)
-    desc = base + rng.integers(0, 4, src.size) * np.spacing(base)  # 1-3 ulps apart: same top bits
-    desc[::7] = 0.0
-    desc[1::11] = -0.0
+    n = 300
+    keys = np.unique(rng.integers(0, n, 6000) * n + rng.integers(0, n, 6000))
+    lo, hi = keys // n, keys % n
+    lo, hi = lo[lo < hi], hi[lo < hi]
+    base = rng.choice([0.25, 0.5, 1.0, 3.0], (2, lo.size))
+    v = base + rng.integers(0, 4, (2, lo.size)) * np.spacing(base)
+    v[:, ::7] = 0.0
+    v[:, 1::11] = -0.0
+    valid = rng.random(lo.size) < 0.9
     for k in (1, 3, 10, 100):
-        got = np.sort(cpairs._ranked(src, dst, desc, n, k))
-        want = np.sort(cpairs._exact_top(src, dst, desc, n, k))
-        assert got.tolist() == want.tolist(), k
+        got = top_partners(lo, hi, v[0], v[1], valid, n, k)
+        want = _brute_top(lo, hi, v[0], v[1], valid, k)
+        assert sorted((int(x) // n, int(x) % n) for x in got) == want, k
+    assert top_partners(lo, hi, v[0], v[1], valid, n, 0).size == 0
 
 
 def test_top_pairs_equal_the_query() -> None:

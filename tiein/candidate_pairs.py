@@ -39,50 +39,6 @@ def _floats(table: pa.Table, name: str) -> np.ndarray:
     return cast(np.ndarray, pc.fill_null(table.column(name).cast(pa.float64()), 0.0).to_numpy())
 
 
-def _ranked(src: np.ndarray, dst: np.ndarray, desc: np.ndarray, n: int, k: int) -> np.ndarray:
-    """The pair keys ``src * n + dst`` of the ``k`` best pairs of each src by ``desc`` (high
-    first), ties by dst (low first). One sort of a packed (src, rank of desc, dst) key, rank 0 the
-    highest value: integers rank as they are, non-negative floats by the top bits of their bit
-    pattern (which orders them) and, for the few srcs where two values sharing those bits sit
-    across the k-th place, exactly again (:func:`_exact_top`)."""
-    if src.size == 0:
-        return src.astype(np.int64)
-    bits_n = max(n - 1, 1).bit_length()
-    exact = True
-    if np.issubdtype(desc.dtype, np.integer):
-        rank = int(desc.max()) - desc.astype(np.int64)
-    elif 63 - 2 * bits_n >= 24 and bool(np.all(desc >= 0)):  # NaN fails this too
-        free = 63 - 2 * bits_n
-        coarse = (desc + 0.0).view(np.int64) >> (63 - free)  # + 0.0: -0.0 is 0.0, sign bit clear
-        rank, exact = np.int64((1 << free) - 1) - coarse, False
-    else:
-        return _exact_top(src, dst, desc, n, k)
-    packed = sorted_keys([src, rank, dst])
-    if packed is None:
-        return _exact_top(src, dst, desc, n, k)
-    key, (_, bits_r, bits_d) = packed
-    s, r, d = key >> (bits_r + bits_d), (key >> bits_d) & ((1 << bits_r) - 1), key & ((1 << bits_d) - 1)
-    top, start = first_k(s, k)
-    kept: np.ndarray = s[top] * np.int64(n) + d[top]
-    if exact:
-        return kept
-    cut = start[np.diff(np.r_[start, s.size]) > k] + k  # the first row past the k-th of a src
-    unsure = s[cut][r[cut] == r[cut - 1]]  # the k-th and the next share a coarse rank
-    if unsure.size == 0:
-        return kept
-    redo = np.isin(src, unsure)
-    kept = kept[~np.isin(kept // np.int64(n), unsure)]
-    return np.concatenate([kept, _exact_top(src[redo], dst[redo], desc[redo], n, k)])
-
-
-def _exact_top(src: np.ndarray, dst: np.ndarray, desc: np.ndarray, n: int, k: int) -> np.ndarray:
-    """:func:`_ranked` by a lexsort on the exact values (NaN last)."""
-    order = np.lexsort((dst, desc_rank(desc), src))
-    s, d = src[order], dst[order]
-    top, _ = first_k(s, k)
-    return cast(np.ndarray, s[top] * np.int64(n) + d[top])
-
-
 def _found(keys: np.ndarray, rows: np.ndarray, query: np.ndarray) -> np.ndarray:
     """For each of ``query``, ``rows[i]`` where the sorted unique ``keys[i]`` equals it, else -1
     (a LEFT JOIN)."""
@@ -93,9 +49,10 @@ def _found(keys: np.ndarray, rows: np.ndarray, query: np.ndarray) -> np.ndarray:
 
 
 def _take(values: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """``values[rows]``, 0 where a row is -1 (the query's ``coalesce(…, 0)``): -1 picks the 0
-    appended at the end."""
-    return cast(np.ndarray, np.append(values, np.zeros(1, values.dtype))[rows])
+    """``values[rows]``, 0 where a row is -1 (the query's ``coalesce(…, 0)``)."""
+    if values.size == 0:
+        return np.zeros(rows.size, values.dtype)
+    return np.where(rows >= 0, values[rows], np.zeros(1, values.dtype))
 
 
 def _codes(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
@@ -311,6 +268,53 @@ def next_table(tables: dict[str, pa.Table], n: int, *, min_count: int) -> pa.Tab
     )
 
 
+class _Pairs:
+    """A pair table's rows (columns ``a``, ``b``: codes < ``n``) as undirected pairs ``lo < hi``
+    in the order of their key ``lo * n + hi`` (``order``: the table's row of each, None when the
+    table is in that order already, as mined pairs are); ``repeated``: a pair given twice, either
+    way round, or a product paired with itself (the query repeats such rows: the caller runs it)."""
+
+    def __init__(self, table: pa.Table, n: int) -> None:
+        n64 = np.int64(n)
+        self.a, b = table.column("a").to_numpy(), table.column("b").to_numpy()
+        self.swapped = self.a > b  # the row's a is its hi end
+        lo, hi = np.minimum(self.a, b), np.maximum(self.a, b)
+        key = lo * n64 + hi
+        self.order: np.ndarray | None = None
+        if key.size > 1 and not bool(np.all(key[1:] > key[:-1])):
+            self.order = np.argsort(key, kind="stable")
+            key, lo, hi = key[self.order], lo[self.order], hi[self.order]
+        self.key, self.lo, self.hi, self.n = key, lo, hi, n64
+        self.repeated = bool(np.any(key[1:] == key[:-1])) or bool(np.any(lo == hi))
+
+    def sorted(self, values: np.ndarray) -> np.ndarray:
+        """A column's values in key order."""
+        return values if self.order is None else values[self.order]
+
+    def top(self, forward: np.ndarray, backward: np.ndarray, valid: np.ndarray, k: int) -> np.ndarray:
+        """Directed keys of each product's ``k`` best partners among the ``valid`` rows, by the
+        value a row gives a → b (``forward``) and b → a (``backward``), high first, ties by
+        partner: :func:`tiein.candidate_jit.top_partners`."""
+        from tiein.candidate_jit import top_partners
+
+        v_lh, v_hl = forward, backward
+        if self.swapped.any():
+            v_lh, v_hl = np.where(self.swapped, backward, forward), np.where(self.swapped, forward, backward)
+        ok = self.sorted(valid)
+        return top_partners(self.lo, self.hi, self.sorted(v_lh), self.sorted(v_hl), ok, int(self.n), k)
+
+    def rows(self, src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For each directed pair ``src[i] → dst[i]``: the table's row holding it (-1: none), and
+        whether that row holds it as (b, a) (its reverse columns apply)."""
+        key = np.minimum(src, dst) * self.n + np.maximum(src, dst)
+        if self.key.size == 0:
+            return np.full(src.size, -1, np.int64), np.zeros(src.size, bool)
+        pos = np.minimum(np.searchsorted(self.key, key), self.key.size - 1)
+        row = pos if self.order is None else self.order[pos]
+        row = np.where(self.key[pos] == key, row, -1)
+        return row, (row >= 0) & (self.a[np.maximum(row, 0)] != src)
+
+
 def candidate_table(
     tables: dict[str, pa.Table], n: int, *, per_product: int, per_staple: int
 ) -> pa.Table | None:
@@ -318,41 +322,32 @@ def candidate_table(
     coded tables of :func:`tiein.features.candidate_features` ("prod", "cp_t", "cv_t", "lp_t",
     "nb_t"); None where the query is the only exact way (the caller runs it then): a pair table
     that repeats a pair (the query repeats rows), a NaN lift or price (DuckDB orders NaN above
-    every number and finds it above 1)."""
+    every number and finds it above 1). The pair tables stay undirected: each product's best
+    partners come from both ways of every row at once (:class:`_Pairs`), and only the candidates
+    get directed columns."""
     cp, cv, lp, nb = tables["cp_t"], tables["cv_t"], tables["lp_t"], tables["nb_t"]
     n64 = np.int64(n)
-    a, b = cp.column("a").to_numpy(), cp.column("b").to_numpy()
-    src, dst = np.concatenate([a, b]), np.concatenate([b, a])
-    cp_key = src * n64 + dst
-    cp_order = packed_order([src, dst])
-    cp_keys = cp_key[cp_order]
-    ca, cb = cv.column("a").to_numpy(), cv.column("b").to_numpy()
-    cv_src, cv_dst = np.concatenate([ca, cb]), np.concatenate([cb, ca])
-    cv_key = cv_src * n64 + cv_dst
-    cv_order = packed_order([cv_src, cv_dst])
-    cv_keys = cv_key[cv_order]
-    if np.any(cp_keys[1:] == cp_keys[:-1]) or np.any(cv_keys[1:] == cv_keys[:-1]):
+    cpp, cvp = _Pairs(cp, n), _Pairs(cv, n)
+    if cpp.repeated or cvp.repeated:
         return None
     if _has_nan(cp.column("lift")) or _has_nan(tables["prod"].column("price")):
         return None
 
-    n_ab = np.tile(_ints(cp, "n_ab"), 2)
-    n_a, n_b = _ints(cp, "n_a"), _ints(cp, "n_b")
-    n_src = np.concatenate([n_a, n_b])
-    lift = np.tile(_floats(cp, "lift"), 2)
-    lift_valid = np.tile(pc.is_valid(cp.column("lift")).to_numpy(zero_copy_only=False), 2)
-    co_view = np.tile(_ints(cv, "n_ab"), 2)
-
+    n_ab, n_a, n_b = _ints(cp, "n_ab"), _ints(cp, "n_a"), _ints(cp, "n_b")
+    lift = _floats(cp, "lift")
+    lift_valid = pc.is_valid(cp.column("lift")).to_numpy(zero_copy_only=False)
     with np.errstate(divide="ignore", invalid="ignore"):
-        shrunk = n_ab / (n_src + 5.0) * (1.0 - 1.0 / lift)
-    top = lift_valid & (lift > 1.0)
-    staple = lift_valid & (lift >= 0.8)
+        confident = 1.0 - 1.0 / lift
+        shrunk_ab, shrunk_ba = n_ab / (n_a + 5.0) * confident, n_ab / (n_b + 5.0) * confident
+    del confident
+    count = n_ab.astype(np.float64)
+    co_view = _ints(cv, "n_ab").astype(np.float64)
     picked = [
-        _ranked(src[top], dst[top], shrunk[top], n, per_product),
-        _ranked(src[staple], dst[staple], n_ab[staple], n, per_staple),
-        _ranked(cv_src, cv_dst, co_view, n, per_product),
+        cpp.top(shrunk_ab, shrunk_ba, lift_valid & (lift > 1.0), per_product),
+        cpp.top(count, count, lift_valid & (lift >= 0.8), per_staple),
+        cvp.top(co_view, co_view, np.ones(co_view.size, bool), per_product),
     ]
-    del shrunk, top, staple, lift_valid, src, dst, cp_key, cv_src, cv_dst, cv_key  # the peak
+    del shrunk_ab, shrunk_ba, count, co_view, lift_valid  # the peak
 
     # listed pairs: distinct (src, dst, kind) both ways, counted per directed pair and kind
     ls, ld = lp.column("src").to_numpy(), lp.column("dst").to_numpy()
@@ -380,30 +375,29 @@ def candidate_table(
     keep = (s != d) & prod.present[s] & prod.present[d]
     cand, s, d = cand[keep], s[keep], d[keep]
 
-    cp_row = _found(cp_keys, cp_order, cand)
-    cv_row = _found(cv_keys, cv_order, cand)
+    row, back = cpp.rows(s, d)  # back: the candidate is the row's b → a
+    cv_row, _ = cvp.rows(s, d)
     lp_row = _found(lp_keys, np.arange(lp_keys.size), cand)
 
-    def cp_col(values: np.ndarray) -> np.ndarray:
-        return _take(values, cp_row)
+    def directed(ab: np.ndarray, ba: np.ndarray) -> np.ndarray:
+        """The candidates' value of a column pair: ``ab`` of the row a → b, ``ba`` of b → a."""
+        return np.where(back, _take(ba, row), _take(ab, row))
 
-    n_b2 = np.concatenate([n_b, n_a])
-    conf = np.concatenate([_floats(cp, "conf_ab"), _floats(cp, "conf_ba")])
+    conf_ab, conf_ba = _floats(cp, "conf_ab"), _floats(cp, "conf_ba")
     after_ab, after_ba = _ints(cp, "after_ab"), _ints(cp, "after_ba")
-
     return pa.table(
         {
             "src": s,
             "dst": d,
-            "n_ab": cp_col(n_ab),
-            "n_src": cp_col(n_src),
-            "n_dst": cp_col(n_b2),
-            "n_baskets": cp_col(np.tile(_ints(cp, "n"), 2)),
-            "conf": cp_col(conf),
-            "lift": cp_col(lift),
-            "after_sd": cp_col(np.concatenate([after_ab, after_ba])),
-            "after_ds": cp_col(np.concatenate([after_ba, after_ab])),
-            "co_view": _take(co_view, cv_row),
+            "n_ab": _take(n_ab, row),
+            "n_src": directed(n_a, n_b),
+            "n_dst": directed(n_b, n_a),
+            "n_baskets": _take(_ints(cp, "n"), row),
+            "conf": directed(conf_ab, conf_ba),
+            "lift": _take(lift, row),
+            "after_sd": directed(after_ab, after_ba),
+            "after_ds": directed(after_ba, after_ab),
+            "co_view": _take(_ints(cv, "n_ab"), cv_row),
             "listed_buy": _take(listed_buy, lp_row),
             "listed_view": _take(listed_view, lp_row),
             "cat_rel": _cat_rel(prod, s, d),
