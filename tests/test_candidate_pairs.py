@@ -254,8 +254,14 @@ def test_top_pairs_equal_the_query() -> None:
     lifts = cp.column("lift").to_pylist()
     lifts[:3] = [None, None, None]  # NULLS LAST
     cp = cp.set_column(cp.column_names.index("lift"), "lift", pa.array(lifts, pa.float64()))
-    for k in (1, 2, 5, 50):
-        assert top_pairs(cp, k).equals(_query_top_pairs(cp, k)), k
+    # as mined (a < b, sorted: the kernel), shuffled (the kernel after a sort), a row given as
+    # (b, a) and a pair given twice (sorting every pair): the query's rows each time
+    shuffled = cp.take(np.random.default_rng(0).permutation(cp.num_rows))
+    swapped = cp.set_column(0, "a", pa.array(["p999", *cp.column("a").to_pylist()[1:]]))
+    repeated = pa.concat_tables([cp, cp.slice(5, 1)])
+    for table in (cp.sort_by([("a", "ascending"), ("b", "ascending")]), shuffled, swapped, repeated):
+        for k in (1, 2, 5, 50):
+            assert top_pairs(table, k).equals(_query_top_pairs(table, k)), k
     assert top_pairs(cp, 0).equals(cp)
     assert top_pairs(cp.slice(0, 0), 3).num_rows == 0
 

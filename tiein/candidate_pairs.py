@@ -410,9 +410,41 @@ def candidate_table(
 
 def top_pair_rows(a: np.ndarray, b: np.ndarray, n_ab: np.ndarray, lift: np.ndarray, k: int) -> np.ndarray:
     """Row indices of the pairs among the ``k`` strongest (n_ab, then lift, high first; ties by
-    a, b) of either of their products, in (a, b) order: :func:`tiein.features.top_pairs`."""
+    a, b) of either of their products, in (a, b) order: :func:`tiein.features.top_pairs`.
+
+    Pairs given as ``a < b`` once each (as mined): each product's ``k`` strongest come from
+    :func:`tiein.candidate_jit.top_partners` over the rows themselves (among the pairs of one
+    product, (a, b) order is partner order, the kernel's tie order), ~40 bytes a pair; others by
+    sorting every pair twice (:func:`_top_pair_rows_sorted`, ~100 bytes a pair)."""
     if a.size == 0:
         return np.zeros(0, np.int64)
+    if not bool(np.all(a < b)):
+        return _top_pair_rows_sorted(a, b, n_ab, lift, k)
+    from tiein.candidate_jit import top_partners
+
+    n = np.int64(int(b.max()) + 1)
+    key = a * n + b
+    order = None
+    if key.size > 1 and not bool(np.all(key[1:] > key[:-1])):
+        order = np.argsort(key, kind="stable")
+        key = key[order]
+    if bool(np.any(key[1:] == key[:-1])):  # a pair listed twice
+        return _top_pair_rows_sorted(a, b, n_ab, lift, k)
+    r1, r2 = desc_rank(n_ab), desc_rank(lift)
+    strength = -(r1 * np.int64(int(r2.max()) + 1) + r2).astype(np.float64)  # exact below 2**53
+    del r1, r2
+    if order is not None:
+        strength = strength[order]
+    kept = top_partners(key // n, key % n, strength, strength, np.ones(key.size, bool), int(n), k)
+    x, y = kept // n, kept % n
+    pos = np.searchsorted(key, sorted_unique(np.minimum(x, y) * n + np.maximum(x, y)))
+    return pos if order is None else order[pos]
+
+
+def _top_pair_rows_sorted(
+    a: np.ndarray, b: np.ndarray, n_ab: np.ndarray, lift: np.ndarray, k: int
+) -> np.ndarray:
+    """:func:`top_pair_rows` for any pair table, by sorting (a, b) and (end, strength)."""
     by_ab = packed_order([a, b])  # a pair's place in (a, b) order breaks ties in strength
     ab_rank = np.empty(a.size, np.int64)
     ab_rank[by_ab] = np.arange(a.size)

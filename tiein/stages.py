@@ -114,9 +114,12 @@ def graph_from_stats(
     buckets = _classify_buckets(opts, listed, set_stats, co_purchase, neighbours) if spark_why else 1
     # a shop classified all at once: its candidates' features (one core, numpy) are computed on a
     # thread of their own while the ranker is fitted on the other core; they need no ranker
-    features_job = None
+    features_job = pairs_job = None
     if spark_why is not None and buckets <= 1:
         features_job = _Beside(partial(_classify_features, opts, features_of, orders, co_purchase))
+        # then each product's strongest pair edges, on that thread once it is free (the fit
+        # outlasts the features)
+        pairs_job = _Beside(partial(_pair_edges, opts, co_purchase, co_view), after=features_job)
     with timer.step("rank"):  # complement weights fitted on a time split of the shop's own orders
         ranker, ranker_report = fit_from_orders(
             products,
@@ -181,10 +184,7 @@ def graph_from_stats(
     # order, and the store then slices its tables instead of copying the evidence (graph_tables)
     relations = in_store_order(relations)
     with timer.step("pairs"):  # the CO_PURCHASED / CO_VIEWED edges: each product's strongest partners
-        empty = PAIR_STATS.empty_table()
-        k_pairs = opts.graph_pairs_per_product
-        co_purchased = top_pairs(co_purchase, k_pairs) if co_purchase is not None else empty
-        co_viewed = top_pairs(co_view, k_pairs) if co_view is not None else empty
+        co_purchased, co_viewed = pairs_job.result() if pairs_job else _pair_edges(opts, co_purchase, co_view)
     if early is not None:  # season and segment evidence skip "next"; content sets add to every kind
         final = ("next",) if set_stats is None else ()
         rows = nxt if final else RELATIONS.empty_table()
@@ -233,6 +233,17 @@ def graph_from_stats(
         "season": season_report,
         **({"content_sets": set_report} if set_report is not None else {}),
     }
+
+
+def _pair_edges(
+    opts: BuildOptions, co_purchase: pa.Table | None, co_view: pa.Table | None
+) -> tuple[pa.Table, pa.Table]:
+    """The CO_PURCHASED and CO_VIEWED edges: each product's strongest partners (top_pairs)."""
+    k, empty = opts.graph_pairs_per_product, PAIR_STATS.empty_table()
+    return (
+        top_pairs(co_purchase, k) if co_purchase is not None else empty,
+        top_pairs(co_view, k) if co_view is not None else empty,
+    )
 
 
 def _classify_features(
@@ -327,8 +338,9 @@ class _Beside:
     """``fn()`` running on a daemon thread; :meth:`result` waits and returns or raises what it did.
     A daemon: a build failing meanwhile reports its own error at once."""
 
-    def __init__(self, fn: Callable[[], Any]) -> None:
+    def __init__(self, fn: Callable[[], Any], *, after: _Beside | None = None) -> None:
         self._fn = fn
+        self._after = after  # another job whose thread ends first (its result stays its own)
         self._value: Any = None
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="tiein-beside", daemon=True)
@@ -336,6 +348,8 @@ class _Beside:
 
     def _run(self) -> None:
         try:
+            if self._after is not None:
+                self._after._thread.join()
             self._value = self._fn()
         except BaseException as exc:  # raised in the thread that waits
             self._error = exc
