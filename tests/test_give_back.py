@@ -116,3 +116,56 @@ def test_the_pair_counts_are_written_then_let_go_after_mining(
     assert state.counts_orders.n > 0 and len(state.counts_orders.co_keys) > 0
     assert state.build["returning_customers"] == state.counts_orders.returning_customers
     assert np.array_equal(state.counts_views.co_keys, np.zeros(0, np.uint64))
+
+
+def test_the_pair_statistics_and_candidate_features_are_let_go_before_the_season_step(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The season step is the build's peak: the pair statistics (handed to the later steps,
+    tiein.basket_pairs.Handed) and the candidates' features (a job's result, handed over when
+    read: gone from classification on) are no longer alive when it runs (4M lines: ~1.3 GB
+    between them)."""
+    import gc
+    import weakref
+
+    from tiein import stages as st
+    from tiein.options import BuildOptions
+    from tiein.pipeline import build
+
+    refs: list[weakref.ref[Any]] = []  # the features (made first, on their thread), then the pairs
+    top_pairs, features, season = st.top_pairs, st._classify_features, st.season_evidence
+
+    def watched_pairs(pairs: Any, k: int) -> Any:
+        refs.append(weakref.ref(pairs))  # the pair statistics themselves
+        return top_pairs(pairs, k)
+
+    def watched_features(*args: Any, **kwargs: Any) -> Any:
+        out = features(*args, **kwargs)
+        refs.extend(weakref.ref(t) for t in out)
+        return out
+
+    alive: list[list[bool]] = []
+    types = st.type_complements
+
+    def watched_types(*args: Any, **kwargs: Any) -> Any:  # the features already, once classified
+        gc.collect()
+        alive.append([r() is not None for r in refs[:2]])
+        return types(*args, **kwargs)
+
+    def watched_season(*args: Any, **kwargs: Any) -> Any:
+        gc.collect()
+        alive.append([r() is not None for r in refs])
+        return season(*args, **kwargs)
+
+    monkeypatch.setattr(st, "top_pairs", watched_pairs)
+    monkeypatch.setattr(st, "_classify_features", watched_features)
+    monkeypatch.setattr(st, "season_evidence", watched_season)
+    monkeypatch.setattr(st, "type_complements", watched_types)
+    shop = Path(__file__).parent / "fixtures" / "shop"
+    summary = build(
+        BuildOptions(
+            catalog=shop / "catalog.csv", orders=shop / "orders.csv", home=tmp_path, embeddings=False
+        )
+    )
+    assert len(refs) == 3 and alive == [[False, False], [False, False, False]]
+    assert summary.counts["co_purchase_pairs"] > 0 and summary.relations.get("complement")

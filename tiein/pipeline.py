@@ -26,6 +26,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from tiein.basket_pairs import Handed
 from tiein.checks import check_build
 from tiein.errors import ConfigError
 from tiein.faults import fault
@@ -294,7 +295,13 @@ def _build(opts: BuildOptions, progress: Progress | None, scope: ExitStack) -> B
                 assert cached is not None
                 vectors, model_name = cached, cache_key
         with timer.step("index"):
-            index, neighbours = pending.extra if pending is not None else index_of(vectors, model_name)
+            if pending is not None:
+                (index, neighbours), pending.extra = pending.extra, None
+            else:
+                index, neighbours = index_of(vectors, model_name)
+            # into the new generation now: the search index is not held through the later steps
+            index.save(stage.path / INDEX)
+            index = None
     # the embedding worker's own peak (its process ended; not in this process's peak)
     embedding_peak = pending.peak if pending is not None else None
 
@@ -321,12 +328,16 @@ def _build(opts: BuildOptions, progress: Progress | None, scope: ExitStack) -> B
             staged.append(load)
             scope.callback(load.discard)  # a failure before the switch removes it
 
+    # handed over: let go inside once the pair edges are known (the summary keeps the count)
+    n_co_purchase = co_purchase.num_rows if co_purchase is not None else 0
+    handed_pairs = Handed(co_purchase) if co_purchase is not None else None
+    co_purchase = None
     data, report = graph_from_stats(
         opts,
         home,
         products,
         orders=loaded.orders,
-        co_purchase=co_purchase,
+        co_purchase=handed_pairs,
         co_view=co_view,
         listed=loaded.listed_pairs,
         timeline=timeline,
@@ -347,8 +358,6 @@ def _build(opts: BuildOptions, progress: Progress | None, scope: ExitStack) -> B
     # the new generation's index and inputs, not yet visible (on a failure the scope removes the
     # staging directory, as from mining on)
     with timer.step("state"):
-        if index is not None:
-            index.save(stage.path / INDEX)
         write_state(
             stage.path / INPUTS,
             opts,
@@ -375,7 +384,7 @@ def _build(opts: BuildOptions, progress: Progress | None, scope: ExitStack) -> B
         "products": products.num_rows,
         "order_lines": loaded.orders.num_rows,
         "baskets": int(mining_report.get("baskets", 0)),
-        "co_purchase_pairs": co_purchase.num_rows if co_purchase is not None else 0,
+        "co_purchase_pairs": n_co_purchase,
         "co_view_pairs": co_view.num_rows if co_view is not None else 0,
         "listed_pairs": loaded.listed_pairs.num_rows,
         "candidates": report["candidates"],

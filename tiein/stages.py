@@ -59,7 +59,7 @@ def graph_from_stats(
     products: pa.Table,
     *,
     orders: pa.Table,
-    co_purchase: pa.Table | None,
+    co_purchase: pa.Table | Handed | None,
     co_view: pa.Table | None,
     listed: pa.Table,
     timeline: pa.Table | None,
@@ -88,8 +88,13 @@ def graph_from_stats(
     computed here (step "next"). ``early``: called once, before the evidence steps, with the part of
     the graph no later step changes — the products, the pair edges and the relations of the kinds
     it names ("next" unless content sets add to its evidence) — so a store can start loading it
-    (``EmbeddedStore.stage``)."""
+    (``EmbeddedStore.stage``). ``co_purchase`` given as :class:`tiein.basket_pairs.Handed` (the
+    caller holds no other reference) is let go once the pair edges are known, before the season
+    step (4M lines: ~0.3 GB)."""
 
+    handed_pairs = None
+    if isinstance(co_purchase, Handed):
+        handed_pairs, co_purchase = co_purchase, co_purchase.table
     set_stats, set_report = None, None
     if sets is not None and sets.num_rows:
         with timer.step("sets"):
@@ -185,6 +190,9 @@ def graph_from_stats(
     relations = in_store_order(relations)
     with timer.step("pairs"):  # the CO_PURCHASED / CO_VIEWED edges: each product's strongest partners
         co_purchased, co_viewed = pairs_job.result() if pairs_job else _pair_edges(opts, co_purchase, co_view)
+    if handed_pairs is not None:  # nothing below reads the pair statistics
+        handed_pairs.take()
+        co_purchase = features_job = pairs_job = None
     if early is not None:  # season and segment evidence skip "next"; content sets add to every kind
         final = ("next",) if set_stats is None else ()
         rows = nxt if final else RELATIONS.empty_table()
@@ -355,10 +363,13 @@ class _Beside:
             self._error = exc
 
     def result(self) -> Any:
+        """What ``fn()`` returned, handed over: asked once, the job keeps no reference to it (the
+        candidates' features would otherwise stay alive through the season step: ~1 GB at 4M lines)."""
         self._thread.join()
         if self._error is not None:
             raise self._error
-        return self._value
+        value, self._value = self._value, None
+        return value
 
 
 def next_relations(
