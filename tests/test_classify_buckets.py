@@ -6,6 +6,7 @@ past ``BuildOptions.classify_rows`` gives the same graph as one classifying all 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -77,3 +78,29 @@ def test_a_build_past_classify_rows_gives_the_same_graph(tmp_path: Path) -> None
     assert whole["rel_complement"].num_rows > 3_000 and whole.keys() == buckets.keys()
     for name, table in whole.items():
         assert buckets[name].equals(table), name
+
+
+def test_the_buckets_follow_the_memory_left(retail: tuple[pa.Table, pa.Table], monkeypatch: Any) -> None:
+    """``classify_rows`` candidates a bucket, fewer when the memory the build can still take
+    (a ``--memory-budget``, the cgroup's, the machine's: tiein.sysmem.available_memory) holds
+    fewer rows of :data:`tiein.stages.CLASSIFY_BYTES_PER_ROW`, never fewer than the minimum."""
+    from tiein import stages
+    from tiein.model import LISTED_PAIRS
+
+    _, orders = retail
+    pairs = mine_pairs(orders, min_count=2, max_basket=50, threads=1).pairs
+    opts = BuildOptions()
+    estimate = estimated_candidates(pairs, None, opts.candidates_per_product)
+    monkeypatch.setattr(stages, "MIN_CLASSIFY_ROWS", 1_000)
+    assert estimate > 20_000
+
+    def buckets(left: int | None, classify_rows: int = opts.classify_rows) -> int:
+        monkeypatch.setattr(stages, "available_memory", lambda: left)
+        o = BuildOptions(classify_rows=classify_rows)
+        return stages._classify_buckets(o, LISTED_PAIRS.empty_table(), None, pairs, None)
+
+    assert buckets(None) == buckets(10**13) == 1  # unknown, or plenty: all at once
+    assert buckets(5_000 * stages.CLASSIFY_BYTES_PER_ROW) == bucket_count(estimate, 5_000) > 4
+    assert buckets(0) == bucket_count(estimate, 1_000)  # the floor
+    assert buckets(0, classify_rows=0) == 1  # 0: never split, whatever the memory
+    assert buckets(10**13, classify_rows=2_000) == bucket_count(estimate, 2_000)  # asked for fewer

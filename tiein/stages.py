@@ -32,6 +32,7 @@ from tiein.scenes import assign_members, discover_scenes, dump_scenes, empty_rol
 from tiein.season import season_evidence
 from tiein.segments import segment_evidence
 from tiein.sysmem import _TRIM as _TRIM  # tests read it here
+from tiein.sysmem import available_memory
 from tiein.sysmem import give_back_memory as give_back_memory  # the timer calls it by this name
 from tiein.type_fallback import type_complements
 from tiein.typer import type_probability
@@ -290,6 +291,12 @@ def _spark_classify_blocked(
     return _classify_at_once(listed, set_stats, co_purchase)
 
 
+# memory a candidate row takes while classifying, its features thread beside the ranker's fit
+# included: 50k products / 4M lines, 3.55M candidates at once +2.5 GB, in 1M-row buckets +1.4 GB
+CLASSIFY_BYTES_PER_ROW = 1_500
+MIN_CLASSIFY_ROWS = 250_000  # below this a bucket's fixed costs (the queries, the weights) dominate
+
+
 def _classify_buckets(
     opts: BuildOptions,
     listed: pa.Table,
@@ -298,12 +305,18 @@ def _classify_buckets(
     neighbours: pa.Table | None,
 ) -> int:
     """How many buckets of anchors the candidates are classified in on this machine
-    (tiein.classify_buckets): about ``opts.classify_rows`` candidates each; 1 (all at once) for a
-    smaller shop and where :func:`_classify_at_once` says so."""
+    (tiein.classify_buckets): about ``opts.classify_rows`` candidates each, fewer where the memory
+    this process can still take (tiein.sysmem.available_memory: the machine's, its cgroup's, or
+    what a ``--memory-budget`` leaves) holds fewer :data:`CLASSIFY_BYTES_PER_ROW`; 1 (all at
+    once) for a smaller shop and where :func:`_classify_at_once` says so."""
     if co_purchase is None or _classify_at_once(listed, set_stats, co_purchase) is not None:
         return 1
     estimate = estimated_candidates(co_purchase, neighbours, opts.candidates_per_product)
-    return bucket_count(estimate, opts.classify_rows)
+    rows = opts.classify_rows
+    left = available_memory()
+    if rows > 0 and left is not None:
+        rows = min(rows, max(left // CLASSIFY_BYTES_PER_ROW, MIN_CLASSIFY_ROWS))
+    return bucket_count(estimate, rows)
 
 
 def _classify_by_anchor_bucket(
