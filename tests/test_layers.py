@@ -31,6 +31,7 @@ LAYERS: dict[str, int] = {
     "tiein.classify_buckets": 2,
     "tiein.features": 2,
     "tiein.candidate_pairs": 2,
+    "tiein.candidate_jit": 2,
     "tiein.relations": 2,
     "tiein.content_sets": 2,
     "tiein.next_purchase": 2,
