@@ -49,7 +49,15 @@ def brute(baskets: list[list[int]]) -> Counter[tuple[int, int]]:
 
 @pytest.mark.parametrize(
     ("seed", "n_items", "n_baskets", "max_size"),
-    [(0, 3, 10, 3), (1, 64, 200, 12), (2, 65, 200, 40), (3, 1000, 400, 60), (4, 130, 50, 130)],
+    # 9,000 products: more than 64 words of 64 products, so several words of the touched-word bitmap
+    [
+        (0, 3, 10, 3),
+        (1, 64, 200, 12),
+        (2, 65, 200, 40),
+        (3, 1000, 400, 60),
+        (4, 130, 50, 130),
+        (5, 9000, 300, 60),
+    ],
 )
 def test_co_pair_counts_equal_brute_force(seed: int, n_items: int, n_baskets: int, max_size: int) -> None:
     baskets = baskets_of(seed, n_items, n_baskets, max_size)
@@ -133,13 +141,13 @@ def brute_ranges(item: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> Counter[tu
     return got
 
 
-@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("seed", range(5))
 @pytest.mark.parametrize("chunk", [3, 1 << 22])
 def test_range_pair_counts_equal_brute_force(monkeypatch: pytest.MonkeyPatch, seed: int, chunk: int) -> None:
     """Partners before and after the row, the row itself in its range, products in either
     order; every pair, then only a wanted set (some of them never seen)."""
     monkeypatch.setattr(mining_jit, "CHUNK_PAIRS", chunk)
-    n_items = [5, 70, 200, 1000][seed]
+    n_items = [5, 70, 200, 1000, 9000][seed]
     item, lo, hi = ranges_of(seed, 400, n_items)
     want = brute_ranges(item, lo, hi)
     shift = mining._bits(n_items)

@@ -9,8 +9,9 @@ Pair counting over an inverted index. Rows (basket lines, first purchases) each 
 within the window); :func:`group_lines` / :func:`group_ranges` index them by product.
 :func:`range_pair_counts` then counts every pair (a, product of a partner row) the way the C
 counting floor of bench/mining.py does: one product at a time, its partners counted in a dense
-row and read back in order from a bitmap of the touched ones, so the keys come out sorted
-with no sort and no temporary per pair instance. Unlike the floor it emits every pair, not only
+row and read back in order from a bitmap of the touched ones (and a bitmap of its touched
+words, so neither a sort of the words nor a scan of the whole bitmap: 1M lines 0.127 -> 0.091 s
+on one thread), so the keys come out sorted with no sort and no temporary per pair instance. Unlike the floor it emits every pair, not only
 the frequent ones (the mergeable counts of ``tiein update`` need them all), or the pairs of a
 given set.
 """
@@ -93,7 +94,7 @@ def _pair_rows(
     owner: Any,
     row: Any,
     bits: Any,
-    words: Any,
+    summary: Any,
     stamp: Any,
     out_keys: Any,
     out_counts: Any,
@@ -103,7 +104,7 @@ def _pair_rows(
     q = np.searchsorted(want, np.uint64(a_lo) << np.uint64(shift)) if filtered else 0
     distinct = owner.size > 0
     for a in range(a_lo, a_hi):
-        w_lo, w_hi, n_words = bits.size, -1, 0
+        s_lo, s_hi = summary.size, -1
         for s in range(head[a], head[a + 1]):
             for p in range(start[s], end[s]):
                 b = item[p]
@@ -116,41 +117,42 @@ def _pair_rows(
                     stamp[b] = o
                 if row[b] == 0:  # first time: mark b in the bitmap
                     wi = b >> 6
-                    if bits[wi] == 0:  # and its word among the touched ones
-                        words[n_words] = wi
-                        n_words += 1
+                    if bits[wi] == 0:  # and its word in the bitmap of touched words
+                        si = wi >> 6
+                        summary[si] |= one << np.uint64(wi & 63)
+                        s_lo = min(s_lo, si)
+                        s_hi = max(s_hi, si)
                     bits[wi] |= one << np.uint64(b & 63)
-                    w_lo = min(w_lo, wi)
-                    w_hi = max(w_hi, wi)
                 row[b] += 1
         base = np.uint64(a) << np.uint64(shift)
-        span = w_hi + 1 - w_lo
-        few = n_words * 8 < span  # few words touched: sort them rather than scan the span
-        if few:
-            words[:n_words].sort()
-        for k in range(n_words if few else max(span, 0)):  # the partners in order: the set bits
-            wi = words[k] if few else w_lo + k
-            x = bits[wi]
-            if x == 0:
+        for si in range(s_lo, s_hi + 1):  # the partners in order: the touched words' set bits
+            y = summary[si]
+            if y == 0:
                 continue
-            bits[wi] = 0
-            while x:
-                low = x & (~x + one)
-                x ^= low
-                b = (wi << 6) + bit_at[(low * _DE_BRUIJN) >> np.uint64(58)]
-                key = base | np.uint64(b)
-                c = row[b]
-                row[b] = 0
-                if distinct:
-                    stamp[b] = 0
-                if filtered:  # keys come in order: one pass along the wanted ones
-                    while q < want.size and want[q] < key:
-                        q += 1
-                    if q == want.size or want[q] != key:
-                        continue
-                out_keys[w] = key
-                out_counts[w] = c
-                w += 1
+            summary[si] = 0
+            while y:
+                low_word = y & (~y + one)
+                y ^= low_word
+                wi = (si << 6) + bit_at[(low_word * _DE_BRUIJN) >> np.uint64(58)]
+                x = bits[wi]
+                bits[wi] = 0
+                while x:
+                    low = x & (~x + one)
+                    x ^= low
+                    b = (wi << 6) + bit_at[(low * _DE_BRUIJN) >> np.uint64(58)]
+                    key = base | np.uint64(b)
+                    c = row[b]
+                    row[b] = 0
+                    if distinct:
+                        stamp[b] = 0
+                    if filtered:  # keys come in order: one pass along the wanted ones
+                        while q < want.size and want[q] < key:
+                            q += 1
+                        if q == want.size or want[q] != key:
+                            continue
+                    out_keys[w] = key
+                    out_counts[w] = c
+                    w += 1
     return w
 
 
@@ -221,11 +223,11 @@ def pair_counts(
     n_items = head.size - 1
     row = np.zeros(n_items, np.int32)
     bits = np.zeros((n_items + 63) >> 6, np.uint64)
-    words = np.empty(bits.size, np.int64)
+    summary = np.zeros((bits.size + 63) >> 6, np.uint64)  # which words of ``bits`` are touched
     keys = want if want is not None else np.zeros(0, np.uint64)
     owners = np.ascontiguousarray(owner, np.int64) if owner is not None else np.zeros(0, np.int64)
     stamp = np.zeros(n_items if owner is not None else 0, np.int64)
-    args = (keys, want is not None, owners, row, bits, words, stamp, out[0], out[1])
+    args = (keys, want is not None, owners, row, bits, summary, stamp, out[0], out[1])
     return int(_pair_rows(a_lo, a_hi, head, start, end, item, shift, _BIT_AT, *args))
 
 
