@@ -121,10 +121,10 @@ def test_the_pair_counts_are_written_then_let_go_after_mining(
 def test_the_pair_statistics_and_candidate_features_are_let_go_before_the_season_step(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The season step is the build's peak: the pair statistics (handed to the later steps,
-    tiein.basket_pairs.Handed) and the candidates' features (a job's result, handed over when
-    read: gone from classification on) are no longer alive when it runs (4M lines: ~1.3 GB
-    between them)."""
+    """The classification and season steps are the build's peaks: the pair statistics (handed to
+    the later steps, tiein.basket_pairs.Handed: gone once the pair edges are made beside the
+    ranker's fit) and the candidates' features (a job's result, handed over when read) are no
+    longer alive when they run (4M lines: ~1.3 GB between them)."""
     import gc
     import weakref
 
@@ -147,9 +147,9 @@ def test_the_pair_statistics_and_candidate_features_are_let_go_before_the_season
     alive: list[list[bool]] = []
     types = st.type_complements
 
-    def watched_types(*args: Any, **kwargs: Any) -> Any:  # the features already, once classified
+    def watched_types(*args: Any, **kwargs: Any) -> Any:  # right after classification
         gc.collect()
-        alive.append([r() is not None for r in refs[:2]])
+        alive.append([r() is not None for r in refs])
         return types(*args, **kwargs)
 
     def watched_season(*args: Any, **kwargs: Any) -> Any:
@@ -167,5 +167,5 @@ def test_the_pair_statistics_and_candidate_features_are_let_go_before_the_season
             catalog=shop / "catalog.csv", orders=shop / "orders.csv", home=tmp_path, embeddings=False
         )
     )
-    assert len(refs) == 3 and alive == [[False, False], [False, False, False]]
+    assert len(refs) == 3 and alive == [[False, False, False], [False, False, False]]
     assert summary.counts["co_purchase_pairs"] > 0 and summary.relations.get("complement")

@@ -143,6 +143,12 @@ def graph_from_stats(
             relation_cfg=opts.relations,
         )
     meta = {**meta, "complement_ranker": ranker_report, "ranker_config": opts.ranker.to_dict()}
+    edges = None
+    if pairs_job is not None and handed_pairs is not None and next_purchase is not None:
+        with timer.step("pairs"):  # made beside the fit: the pair statistics go before classification
+            edges = pairs_job.result()
+        handed_pairs.take()
+        co_purchase = pairs_job = handed_pairs = None
     with timer.step("classify"):
         if spark_why is None:  # features and classification on Spark (tiein.spark_classify)
             assert co_purchase is not None
@@ -189,8 +195,10 @@ def graph_from_stats(
     # sorted as the store keeps them, while the evidence is still short: the later steps keep the
     # order, and the store then slices its tables instead of copying the evidence (graph_tables)
     relations = in_store_order(relations)
-    with timer.step("pairs"):  # the CO_PURCHASED / CO_VIEWED edges: each product's strongest partners
-        co_purchased, co_viewed = pairs_job.result() if pairs_job else _pair_edges(opts, co_purchase, co_view)
+    if edges is None:
+        with timer.step("pairs"):  # the CO_PURCHASED / CO_VIEWED edges: each product's strongest partners
+            edges = pairs_job.result() if pairs_job else _pair_edges(opts, co_purchase, co_view)
+    co_purchased, co_viewed = edges
     if handed_pairs is not None:  # nothing below reads the pair statistics
         handed_pairs.take()
         co_purchase = features_job = pairs_job = None
@@ -360,7 +368,7 @@ class _Beside:
     A daemon: a build failing meanwhile reports its own error at once."""
 
     def __init__(self, fn: Callable[[], Any], *, after: _Beside | None = None) -> None:
-        self._fn = fn
+        self._fn: Callable[[], Any] | None = fn
         self._after = after  # another job whose thread ends first (its result stays its own)
         self._value: Any = None
         self._error: BaseException | None = None
@@ -371,9 +379,12 @@ class _Beside:
         try:
             if self._after is not None:
                 self._after._thread.join()
+            assert self._fn is not None
             self._value = self._fn()
         except BaseException as exc:  # raised in the thread that waits
             self._error = exc
+        finally:  # the function's arguments are not held past it (the pair statistics)
+            self._fn = self._after = None
 
     def result(self) -> Any:
         """What ``fn()`` returned, handed over: asked once, the job keeps no reference to it (the
