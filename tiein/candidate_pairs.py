@@ -40,13 +40,13 @@ def _floats(table: pa.Table, name: str) -> np.ndarray:
     return cast(np.ndarray, pc.fill_null(table.column(name).cast(pa.float64()), 0.0).to_numpy())
 
 
-def _found(keys: np.ndarray, rows: np.ndarray, query: np.ndarray) -> np.ndarray:
-    """For each of ``query``, ``rows[i]`` where the sorted unique ``keys[i]`` equals it, else -1
-    (a LEFT JOIN)."""
+def _found(keys: np.ndarray, rows: np.ndarray | None, query: np.ndarray) -> np.ndarray:
+    """For each of ``query``, ``rows[i]`` (None: ``i`` itself) where the sorted unique ``keys[i]``
+    equals it, else -1 (a LEFT JOIN)."""
     if keys.size == 0:
         return np.full(query.size, -1, np.int64)
     pos = np.minimum(np.searchsorted(keys, query), keys.size - 1)
-    return np.where(keys[pos] == query, rows[pos], -1)
+    return np.where(keys[pos] == query, pos if rows is None else rows[pos], -1)
 
 
 def _take(values: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -270,16 +270,16 @@ def next_table(tables: dict[str, pa.Table], n: int, *, min_count: int) -> pa.Tab
 
 
 class _Pairs:
-    """A pair table's rows (columns ``a``, ``b``: codes < ``n``) as undirected pairs ``lo < hi``
+    """A pair table's rows (``a[i]``, ``b[i]``: codes < ``n``) as undirected pairs ``lo < hi``
     in the order of their key ``lo * n + hi`` (``order``: the table's row of each, None when the
     table is in that order already, as mined pairs are); ``repeated``: a pair given twice, either
     way round, or a product paired with itself (the query repeats such rows: the caller runs it)."""
 
-    def __init__(self, table: pa.Table, n: int) -> None:
+    def __init__(self, a: np.ndarray, b: np.ndarray, n: int) -> None:
         n64 = np.int64(n)
-        self.a, b = table.column("a").to_numpy(), table.column("b").to_numpy()
-        self.swapped = self.a > b  # the row's a is its hi end
-        lo, hi = np.minimum(self.a, b), np.maximum(self.a, b)
+        self.a = a
+        self.swapped = a > b  # the row's a is its hi end
+        lo, hi = np.minimum(a, b), np.maximum(a, b)
         key = lo * n64 + hi
         self.order: np.ndarray | None = None
         if key.size > 1 and not bool(np.all(key[1:] > key[:-1])):
@@ -308,11 +308,9 @@ class _Pairs:
         """For each directed pair ``src[i] → dst[i]``: the table's row holding it (-1: none), and
         whether that row holds it as (b, a) (its reverse columns apply)."""
         key = np.minimum(src, dst) * self.n + np.maximum(src, dst)
+        row = _found(self.key, self.order, key)
         if self.key.size == 0:
-            return np.full(src.size, -1, np.int64), np.zeros(src.size, bool)
-        pos = np.minimum(np.searchsorted(self.key, key), self.key.size - 1)
-        row = pos if self.order is None else self.order[pos]
-        row = np.where(self.key[pos] == key, row, -1)
+            return row, np.zeros(src.size, bool)
         return row, (row >= 0) & (self.a[np.maximum(row, 0)] != src)
 
 
@@ -328,7 +326,8 @@ def candidate_table(
     get directed columns."""
     cp, cv, lp, nb = tables["cp_t"], tables["cv_t"], tables["lp_t"], tables["nb_t"]
     n64 = np.int64(n)
-    cpp, cvp = _Pairs(cp, n), _Pairs(cv, n)
+    cpp = _Pairs(cp.column("a").to_numpy(), cp.column("b").to_numpy(), n)
+    cvp = _Pairs(cv.column("a").to_numpy(), cv.column("b").to_numpy(), n)
     if cpp.repeated or cvp.repeated:
         return None
     if _has_nan(cp.column("lift")) or _has_nan(tables["prod"].column("price")):
@@ -341,14 +340,14 @@ def candidate_table(
         confident = 1.0 - 1.0 / lift
         shrunk_ab, shrunk_ba = n_ab / (n_a + 5.0) * confident, n_ab / (n_b + 5.0) * confident
     del confident
-    count = n_ab.astype(np.float64)
-    co_view = _ints(cv, "n_ab").astype(np.float64)
+    count, co_view = n_ab.astype(np.float64), _ints(cv, "n_ab")
+    viewed = co_view.astype(np.float64)
     picked = [
         cpp.top(shrunk_ab, shrunk_ba, lift_valid & (lift > 1.0), per_product),
         cpp.top(count, count, lift_valid & (lift >= 0.8), per_staple),
-        cvp.top(co_view, co_view, np.ones(co_view.size, bool), per_product),
+        cvp.top(viewed, viewed, np.ones(viewed.size, bool), per_product),
     ]
-    del shrunk_ab, shrunk_ba, count, co_view, lift_valid  # the peak
+    del shrunk_ab, shrunk_ba, count, viewed, lift_valid  # the peak
 
     # listed pairs: distinct (src, dst, kind) both ways, counted per directed pair and kind
     ls, ld = lp.column("src").to_numpy(), lp.column("dst").to_numpy()
@@ -378,7 +377,7 @@ def candidate_table(
 
     row, back = cpp.rows(s, d)  # back: the candidate is the row's b → a
     cv_row, _ = cvp.rows(s, d)
-    lp_row = _found(lp_keys, np.arange(lp_keys.size), cand)
+    lp_row = _found(lp_keys, None, cand)
 
     def directed(ab: np.ndarray, ba: np.ndarray) -> np.ndarray:
         """The candidates' value of a column pair: ``ab`` of the row a → b, ``ba`` of b → a."""
@@ -398,7 +397,7 @@ def candidate_table(
             "lift": _take(lift, row),
             "after_sd": directed(after_ab, after_ba),
             "after_ds": directed(after_ba, after_ab),
-            "co_view": _take(_ints(cv, "n_ab"), cv_row),
+            "co_view": _take(co_view, cv_row),
             "listed_buy": _take(listed_buy, lp_row),
             "listed_view": _take(listed_view, lp_row),
             "cat_rel": _cat_rel(prod, s, d),
@@ -419,27 +418,17 @@ def top_pair_rows(a: np.ndarray, b: np.ndarray, n_ab: np.ndarray, lift: np.ndarr
     sorting every pair twice (:func:`_top_pair_rows_sorted`, ~100 bytes a pair)."""
     if a.size == 0:
         return np.zeros(0, np.int64)
-    if not bool(np.all(a < b)):
-        return _top_pair_rows_sorted(a, b, n_ab, lift, k)
-    from tiein.candidate_jit import top_partners
-
-    n = np.int64(int(b.max()) + 1)
-    key = a * n + b
-    order = None
-    if key.size > 1 and not bool(np.all(key[1:] > key[:-1])):
-        order = np.argsort(key, kind="stable")
-        key = key[order]
-    if bool(np.any(key[1:] == key[:-1])):  # a pair listed twice
+    n = np.int64(int(max(a.max(), b.max())) + 1)
+    pairs = _Pairs(a, b, int(n))
+    if pairs.repeated or pairs.swapped.any():  # (a, b) order is partner order only for a < b
         return _top_pair_rows_sorted(a, b, n_ab, lift, k)
     r1, r2 = desc_rank(n_ab), desc_rank(lift)
     strength = -(r1 * np.int64(int(r2.max()) + 1) + r2).astype(np.float64)  # exact below 2**53
     del r1, r2
-    if order is not None:
-        strength = strength[order]
-    kept = top_partners(key // n, key % n, strength, strength, np.ones(key.size, bool), int(n), k)
+    kept = pairs.top(strength, strength, np.ones(a.size, bool), k)
     x, y = kept // n, kept % n
-    pos = np.searchsorted(key, sorted_unique(np.minimum(x, y) * n + np.maximum(x, y)))
-    return pos if order is None else order[pos]
+    pos = np.searchsorted(pairs.key, sorted_unique(np.minimum(x, y) * n + np.maximum(x, y)))
+    return pos if pairs.order is None else pairs.order[pos]
 
 
 def _top_pair_rows_sorted(
