@@ -149,7 +149,7 @@ def graph_from_stats(
         with timer.step("pairs"):  # made beside the fit: the pair statistics go before classification
             edges = pairs_job.result()
         handed_pairs.take()
-        co_purchase = pairs_job = handed_pairs = None
+        co_purchase = handed_pairs = None
     with timer.step("classify"):
         if spark_why is None:  # features and classification on Spark (tiein.spark_classify)
             assert co_purchase is not None
@@ -202,7 +202,7 @@ def graph_from_stats(
     co_purchased, co_viewed = edges
     if handed_pairs is not None:  # nothing below reads the pair statistics
         handed_pairs.take()
-        co_purchase = features_job = pairs_job = None
+        co_purchase = None  # the jobs hold nothing once ended and read (_Beside)
     if early is not None:  # season and segment evidence skip "next"; content sets add to every kind
         final = ("next",) if set_stats is None else ()
         rows = nxt if final else RELATIONS.empty_table()
