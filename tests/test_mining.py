@@ -106,8 +106,8 @@ def test_progress_and_untyped_null_columns() -> None:
     assert [s for i, s in enumerate(steps) if s not in steps[:i]] == [
         "encode",
         "baskets",
-        "pairs",
         "after",
+        "pairs",
         "assemble",
     ]
     assert all(0 < done <= total for _, done, total in calls)

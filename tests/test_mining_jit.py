@@ -14,6 +14,7 @@ import tiein.mining.jit as mining_jit
 import tiein.mining.kernels as mining
 from tiein.jit import Scratch
 from tiein.mining.jit import (
+    frequent_pair_counts,
     group_lines,
     group_ranges,
     pair_bound,
@@ -100,12 +101,13 @@ def test_co_counts_in_chunks_side_by_side(monkeypatch: pytest.MonkeyPatch, threa
     item, rem = lines_of(baskets)
     ticks: list[tuple[int, int]] = []
     with ThreadPoolExecutor(threads) as pool:
-        keys, counts, total = mining._co_counts(
+        keys, counts, total, distinct = mining._co_counts(
             item.astype(np.int64), rem, 300, pool, lambda step, d=1, t=1: ticks.append((d, t))
         )
     want = brute(baskets)
     shift = mining._bits(300)
     assert total == sum(want.values())
+    assert distinct == len(want)
     assert keys.tolist() == sorted((a << shift) | b for a, b in want)
     assert counts.tolist() == [want[(int(k) >> shift, int(k) & ((1 << shift) - 1))] for k in keys]
     assert ticks[-1][0] == ticks[-1][1]  # progress ends complete
@@ -167,6 +169,35 @@ def test_range_pair_counts_equal_brute_force(monkeypatch: pytest.MonkeyPatch, se
         k2, c2 = range_pair_counts(index, item, n_items, shift, pool, want=wanted)
     assert k2.tolist() == [k for k in some if k in set(keys.tolist())]
     assert c2.tolist() == [got[(k >> shift, k & ((1 << shift) - 1))] for k in k2.tolist()]
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("chunk", [3, 1 << 22])
+def test_frequent_pair_counts_write_only_the_frequent_and_wanted(
+    monkeypatch: pytest.MonkeyPatch, seed: int, chunk: int
+) -> None:
+    """Only pairs counted at least ``at_least`` times, plus the wanted keys seen (rare ones
+    among them), in key order; the distinct pairs are counted whether written or not."""
+    monkeypatch.setattr(mining_jit, "CHUNK_PAIRS", chunk)
+    n_items = [20, 130, 1000, 9000][seed]
+    baskets = baskets_of(10 + seed, n_items, 400, 30)
+    item, rem = lines_of(baskets)
+    every = brute(baskets)
+    shift = mining._bits(n_items)
+    key = {pair: (pair[0] << shift) | pair[1] for pair in every}
+    at_least = max(2, int(np.median(list(every.values()))))  # about half the pairs are rare
+    rare = sorted(key[p] for p, c in every.items() if c < at_least)
+    assert rare and any(c >= at_least for c in every.values())  # both kinds are there
+    # some rare pairs; two never seen, one of them past the last product code
+    wanted = sorted(set(rare[::3]) | {(1 << 2 * shift) - 1, (1 << shift) - 1})
+    index = group_lines(item, rem, n_items)
+    with ThreadPoolExecutor(2) as pool:
+        for want in (None, np.array(wanted, np.uint64)):
+            keys, counts, seen = frequent_pair_counts(index, item, n_items, shift, pool, at_least, want=want)
+            extra = set(wanted) if want is not None else set()
+            expect = sorted((k, every[p]) for p, k in key.items() if every[p] >= at_least or k in extra)
+            assert list(zip(keys.tolist(), counts.tolist(), strict=True)) == expect
+            assert seen == len(every)
 
 
 def test_group_ranges_leaves_out_rows_without_partners() -> None:

@@ -294,7 +294,7 @@ def count_pairs(
             sizes = sizes[~giant]
         item_n = np.bincount(line_i, minlength=n_items).astype(np.int64)
         rem = np.repeat(starts + sizes, sizes) - np.arange(line_b.size, dtype=np.int64) - 1
-        co_keys, co_counts, _ = _co_counts(line_i, rem, n_items, pool, tick)
+        co_keys, co_counts, _, _ = _co_counts(line_i, rem, n_items, pool, tick)
         tl: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         af_keys, af_counts = np.zeros(0, np.uint64), np.zeros(0, np.int64)
         report["returning_customers"] = 0

@@ -300,23 +300,39 @@ def expand(left: np.ndarray, start: np.ndarray, count: np.ndarray, right: np.nda
 
 
 def _co_counts(
-    item: np.ndarray, rem: np.ndarray, n_items: int, pool: Pool, tick: Callable[..., None]
-) -> tuple[np.ndarray, np.ndarray, int]:
+    item: np.ndarray,
+    rem: np.ndarray,
+    n_items: int,
+    pool: Pool,
+    tick: Callable[..., None],
+    at_least: int = 0,
+    want: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, int, int]:
     """Sorted pair keys ``a << B | b`` (a < b, B = bits of an item code) and their basket counts,
     counted by the compiled :func:`tiein.mining.jit.range_pair_counts` over the lines' inverted
-    index (chunks of products side by side on ``pool``)."""
-    from tiein.mining.jit import group_lines, range_pair_counts  # numba: 0.3 s to import
+    index (chunks of products side by side on ``pool``), the pair instances and the distinct
+    pairs. With ``at_least`` > 0, only the pairs of at least that count and the ``want`` keys
+    are written (:func:`tiein.mining.jit.frequent_pair_counts`)."""
+    from tiein.mining.jit import frequent_pair_counts, group_lines, range_pair_counts  # numba: 0.3 s
 
     total = int(rem.sum())
     if total == 0:
         tick("pairs")
-        return np.zeros(0, np.uint64), np.zeros(0, np.int64), 0
+        return np.zeros(0, np.uint64), np.zeros(0, np.int64), 0, 0
     item = item.astype(np.int32)  # codes of products (fewer than 2^31)
     index = group_lines(item, rem, n_items)
-    keys, counts = range_pair_counts(
-        index, item, n_items, _bits(n_items), pool, lambda done, of: tick("pairs", done, of)
-    )
-    return keys, counts, total
+    shift = _bits(n_items)
+
+    def chunk_done(done: int, of: int) -> None:
+        tick("pairs", done, of)
+
+    if at_least > 0:
+        keys, counts, seen = frequent_pair_counts(
+            index, item, n_items, shift, pool, at_least, chunk_done, want
+        )
+        return keys, counts, total, seen
+    keys, counts = range_pair_counts(index, item, n_items, shift, pool, chunk_done)
+    return keys, counts, total, int(keys.size)
 
 
 def _after_counts(

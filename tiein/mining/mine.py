@@ -69,7 +69,7 @@ def mine_pairs(
     worker threads that count chunks (default ``min(4, CPUs)``; the numpy kernels release the GIL).
     ``progress`` is called as
     ``progress(step, done, total)`` after each unit of work (steps: "encode", "baskets",
-    "pairs", "after", "assemble"; units of "pairs" and "after" are chunks).
+    "after", "pairs", "assemble"; units of "pairs" and "after" are chunks).
 
     ``report`` keys: lines, duplicate_lines (lines collapsed into an earlier identical
     (basket, product) line), baskets (distinct basket ids), giant_baskets, giant_lines (their
@@ -183,14 +183,7 @@ def _mine(
     report["items"] = int(np.count_nonzero(item_n))
     tick("baskets")
 
-    # 3. co-basket pair counts ----------------------------------------------------------------
-    # rem[i]: products after line i in its basket (lines sorted by basket, then product code).
-    rem = np.repeat(starts + sizes, sizes) - np.arange(line_b.size, dtype=np.int64) - 1
-    co_keys, co_counts, instances = _co_counts(line_i, rem, n_items, pool, tick)
-    report["pair_instances"] = instances
-    report["pairs_co"] = int(co_keys.size)
-
-    # 4. bought-after counts ----------------------------------------------------------------
+    # 3. bought-after counts ------------------------------------------------------------------
     if want_after:
         # basket codes are dense, so ``giant`` is indexed by basket code
         ok = (cust_codes >= 0) & (ts_us != np.iinfo(np.int64).min)
@@ -220,6 +213,19 @@ def _mine(
         )
         tick("after")
     report["pairs_after"] = int(af_keys.size)
+
+    # 4. co-basket pair counts ----------------------------------------------------------------
+    # rem[i]: products after line i in its basket (lines sorted by basket, then product code).
+    rem = np.repeat(starts + sizes, sizes) - np.arange(line_b.size, dtype=np.int64) - 1
+    # Without the unfiltered counts, only the pairs the table holds are written: those of at
+    # least min_count, and those an after count brings in (their n_ab is looked up).
+    at_least, hot = 0, None
+    if not keep_counts:
+        at_least = max(min_count, 1)
+        hot = sorted_unique(af_keys[af_counts >= min_count] >> np.uint64(1))
+    co_keys, co_counts, instances, distinct = _co_counts(line_i, rem, n_items, pool, tick, at_least, hot)
+    report["pair_instances"] = instances
+    report["pairs_co"] = distinct
 
     # 5. assemble -------------------------------------------------------------------------
     table = _assemble(co_keys, co_counts, af_keys, af_counts, item_n, n, n_items, names, min_count)
