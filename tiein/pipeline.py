@@ -47,7 +47,14 @@ from tiein.product_type import with_product_types
 from tiein.scenes import load_scenes
 from tiein.stages import _Timer, graph_from_stats, next_relations  # noqa: F401  (re-exported)
 from tiein.state import write_counts, write_state
-from tiein.sysmem import current_budget, give_back_memory, memory_budget, peak_memory, reset_peak_memory
+from tiein.sysmem import (
+    big_blocks_mapped,
+    current_budget,
+    give_back_memory,
+    memory_budget,
+    peak_memory,
+    reset_peak_memory,
+)
 
 
 @dataclass
@@ -126,6 +133,7 @@ def build(opts: BuildOptions, progress: Progress | None = None) -> BuildSummary:
     check_options(opts)
     with (
         memory_budget(opts.memory_budget) as budget,
+        big_blocks_mapped(),  # freed arrays go back to the system at once (lower peaks)
         home_lock(Path(opts.home)),
         ExitStack() as scope,  # scope: a Spark session, if one is started
     ):

@@ -89,6 +89,7 @@ from tiein.pipeline import _phase
 from tiein.product_type import with_product_types
 from tiein.stages import _Timer
 from tiein.state import GRAPH_PARTS, State, _options_from, load_state, write_state
+from tiein.sysmem import big_blocks_mapped
 from tiein.update_recompute import recompute
 
 if TYPE_CHECKING:
@@ -172,7 +173,7 @@ def update(opts: UpdateOptions, progress: Progress | None = None) -> UpdateSumma
     if opts.threads is not None and opts.threads < 1:
         raise ConfigError(f"--threads must be 1 or more, got {opts.threads}")
     home = Path(opts.home)
-    with home_lock(home):
+    with home_lock(home), big_blocks_mapped():  # freed arrays go back to the system at once
         recover_store(home, opts.store_url or default_store_url(home))  # what a crash left
         return _update(opts, progress)
 
