@@ -386,23 +386,27 @@ def _pairs(table: pa.Table, name: str, product_ids: pa.Array) -> pa.Table:
     return t.cast(REL_SCHEMAS["CO_PURCHASED"])
 
 
-# the order the store's relation tables follow (one table per kind, sorted by its ends): relations
-# handed to graph_tables in this order are sliced into those tables, not copied (the evidence text
-# is most of a big shop's memory at the store step: 50k products / 4M lines, ~0.9 GB)
-STORE_ORDER = ("kind", "src", "dst")
+# the order the store's relation tables follow (one table per kind, each product's relations by
+# score, best first, as the serving snapshot answers them: graph/snapshot_arrow.py): relations
+# handed to graph_tables in this order are sliced into those tables, not copied, and the snapshot
+# files take them as they are (the evidence text is most of a big shop's memory at the store step:
+# 50k products / 4M lines, ~0.9 GB; sorted by (kind, src, dst) the snapshot took it again: 12 s)
+STORE_SORT = [("kind", "ascending"), ("src", "ascending"), ("score", "descending"), ("dst", "ascending")]
 
 
 def in_store_order(relations: pa.Table) -> pa.Table:
-    """``relations`` sorted by :data:`STORE_ORDER`, every row kept (nothing copied when sorted
-    already; big text columns taken in pieces, as :func:`graph_tables` would).
+    """``relations`` sorted by :data:`STORE_SORT` (kind, src, score best first, dst), every row
+    kept (nothing copied when sorted already; big text columns taken in pieces, as
+    :func:`graph_tables` would).
 
-    >>> t = pa.table({"src": ["b", "a", "a"], "dst": ["c", "d", "c"], "kind": ["next", "next", "complement"]})
-    >>> in_store_order(t).to_pydict()
-    {'src': ['a', 'a', 'b'], 'dst': ['c', 'd', 'c'], 'kind': ['complement', 'next', 'next']}
+    >>> t = pa.table({"src": ["b", "a", "a"], "dst": ["c", "d", "c"], "kind": ["next", "next", "complement"],
+    ...               "score": [0.5, 0.9, 0.2]})
+    >>> in_store_order(t).to_pydict()["dst"], in_store_order(t).to_pydict()["kind"]
+    (['c', 'd', 'c'], ['complement', 'next', 'next'])
     """
     if relations.num_rows < 2:
         return relations
-    return _take(relations, pc.sort_indices(relations, sort_keys=[(k, "ascending") for k in STORE_ORDER]))
+    return _take(relations, pc.sort_indices(relations, sort_keys=STORE_SORT))
 
 
 def _relations(table: pa.Table, product_ids: pa.Array) -> tuple[dict[str, pa.Table], dict[str, pa.Table]]:
@@ -444,13 +448,10 @@ def _relations(table: pa.Table, product_ids: pa.Array) -> tuple[dict[str, pa.Tab
     bad = _first(pc.is_null(t.column("score")))
     if bad is not None:
         raise InputError("score is missing", file=name, row=bad + 1, column="score")
-    # sorted as the store keeps them (STORE_ORDER): each kind's rows one range of the sort, so
+    # sorted as the store keeps them (STORE_SORT): each kind's rows one range of the sort, so
     # relations that come in that order (tiein.stages) are sliced, not copied
-    order = (
-        _unique_order(t, STORE_ORDER, name, "relation", shown=("src", "dst", "kind"))
-        if t.num_rows
-        else pa.array([], pa.uint64())
-    )
+    order = pc.sort_indices(t, sort_keys=STORE_SORT) if t.num_rows else pa.array([], pa.uint64())
+    _require_unique_relations(t, product_ids, name)
     kind_of = t.column("kind").take(order)
     rows = t.select(["src", "dst", *[f.name for f in _RELATION_PROPS if f.name != "evidence_id"], "evidence"])
     out, evidence = {}, {}
@@ -463,6 +464,27 @@ def _relations(table: pa.Table, product_ids: pa.Array) -> tuple[dict[str, pa.Tab
         evidence[rt] = pa.Table.from_arrays([key, part.column("evidence")], schema=EVIDENCE)
         out[rt] = part.drop_columns(["evidence"]).append_column("evidence_id", key).cast(REL_SCHEMAS[rt])
     return out, evidence
+
+
+def _require_unique_relations(t: pa.Table, product_ids: pa.Array, name: str) -> None:
+    """InputError naming the first row (in input order) that repeats an earlier row's (src, dst,
+    kind). The ends and kinds as integer codes (every end is a product: checked before), one
+    stable sort of their packed keys."""
+    if t.num_rows < 2:
+        return
+    n = len(product_ids) + 1
+    codes = [
+        pc.index_in(t.column(c), value_set=product_ids).to_numpy(zero_copy_only=False).astype(np.int64)
+        for c in ("src", "dst")
+    ]
+    kind = pc.index_in(t.column("kind"), value_set=pa.array(RELATION_KINDS)).to_numpy(zero_copy_only=False)
+    keys = (kind.astype(np.int64) * n + codes[0]) * n + codes[1]
+    order = np.argsort(keys, kind="stable")
+    same = keys[order[1:]] == keys[order[:-1]]
+    if same.any():
+        row = int(order[1:][same].min())  # stable: the later row of each equal pair
+        values = ", ".join(repr(t.column(c)[row].as_py()) for c in ("src", "dst", "kind"))
+        raise InputError(f"duplicate relation ({values})", file=name, row=row + 1, column="src,dst,kind")
 
 
 def _json_object_like(text: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:

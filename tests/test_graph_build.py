@@ -8,6 +8,7 @@ import json
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from tiein.errors import InputError
@@ -445,8 +446,10 @@ def test_relations_in_store_order_are_sliced_not_copied() -> None:
     want = graph_tables(data)
     shuffled = data.relations.take(pa.array([4, 1, 3, 0, 2]))
     data.relations = build.in_store_order(shuffled)
-    rows = data.relations.select(["kind", "src", "dst"]).to_pylist()
-    assert [tuple(r.values()) for r in rows] == sorted(tuple(r.values()) for r in rows)
+    rows = data.relations.select(["kind", "src", "score", "dst"]).to_pylist()
+    assert [tuple(r.values()) for r in rows] == sorted(
+        (tuple(r.values()) for r in rows), key=lambda r: (r[0], r[1], -r[2], r[3])
+    )
     got = graph_tables(data)
     for rt, table in want.rels.items():
         assert got.rels[rt].equals(table), rt
@@ -498,3 +501,34 @@ def test_evidence_keys_follow_the_relation_not_the_table() -> None:
     ids = evidence_ids(same)  # a repeated key stands in for a collision of two hashes
     assert ids[1] == ids[0] + 1 and evidence_ids(same.slice(0, 1))[0] == ids[0]
     assert free_ids(np.array([(1 << 63) - 1, (1 << 63) - 1, 0])).tolist() == [(1 << 63) - 1, 1, 0]
+
+
+def test_relations_by_score_reach_the_snapshot_files_as_they_are() -> None:
+    """Each product's relations of a kind in the store's order are best score first (not by
+    dst), as the serving snapshot answers them: its tables then hold the very rows and text of
+    the build's relations, no second sort and copy of the evidence, and equal those made from
+    relations in any other order."""
+    from tiein.graph.snapshot import QUERIES, tables_reader
+    from tiein.graph.snapshot_arrow import build_tables
+
+    data = small()
+    data.relations = relations(
+        [
+            ("p1", "c1", "complement", 0.2),
+            ("p1", "t1", "complement", 0.9),
+            ("p2", "c1", "complement", 0.4),
+            ("p1", "p2", "complement", 0.5),
+            ("p2", "p1", "substitute", 0.8),
+        ]
+    )
+    shuffled = data.relations
+    data.relations = build.in_store_order(shuffled)
+    p1 = data.relations.filter(pc.equal(data.relations.column("src"), "p1"))
+    assert p1.column("dst").to_pylist() == ["t1", "p2", "c1"]  # by score, not by dst
+    snapshot = build_tables(tables_reader(graph_tables(data))[0], QUERIES)
+    assert _text_buffer(snapshot["rel_complement"]) == _text_buffer(data.relations)  # not copied
+    data.relations = shuffled
+    other = build_tables(tables_reader(graph_tables(data))[0], QUERIES)
+    assert _text_buffer(other["rel_complement"]) != _text_buffer(shuffled)  # sorted: a copy
+    for name, table in other.items():
+        assert snapshot[name].equals(table), name

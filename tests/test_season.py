@@ -486,8 +486,8 @@ def test_a_build_hands_the_store_its_relations_in_store_order(home: Path) -> Non
     graph = load_state(home).graph
     rel = graph.relations
     assert rel.num_rows > 10 and "season" in rel.column("evidence")[0].as_py()
-    keys = list(zip(*(rel.column(c).to_pylist() for c in ("kind", "src", "dst")), strict=True))
-    assert keys == sorted(keys)
+    keys = list(zip(*(rel.column(c).to_pylist() for c in ("kind", "src", "score", "dst")), strict=True))
+    assert keys == sorted(keys, key=lambda k: (k[0], k[1], -k[2], k[3]))  # best score first
     assert in_store_order(rel).equals(rel)
     text = rel.column("evidence").chunk(0).buffers()[2].address
     complements = graph_tables(graph).evidence["COMPLEMENT"]  # their Evidence nodes
