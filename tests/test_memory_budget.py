@@ -204,3 +204,20 @@ def test_big_blocks_go_back_to_the_system_when_freed() -> None:
         pytest.skip("not glibc: mallopt unavailable")
     assert given_back("default")[1] < 1 << 20  # the default keeps it: the test tells them apart
     assert mapped >= 7 << 20
+
+
+def test_small_pages_turn_numpy_huge_pages_off_and_back_on() -> None:
+    """``small_pages`` (a build, an update, mine_pairs) switches numpy's huge-page advice off for
+    its block and back to what it was after, also when the block fails."""
+    from numpy._core.multiarray import _set_madvise_hugepage as flip  # returns the old setting
+
+    before = flip(True)
+    try:
+        with sysmem.small_pages():
+            assert flip(False) is False  # off inside
+        assert flip(True) is True  # on again after
+        with pytest.raises(RuntimeError), sysmem.small_pages():
+            raise RuntimeError("a failing step")
+        assert flip(True) is True
+    finally:
+        flip(before)

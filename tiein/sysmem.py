@@ -178,6 +178,32 @@ def available_memory(
     return min(found) if found else None
 
 
+@contextmanager
+def small_pages() -> Iterator[None]:
+    """While the block runs, numpy does not ask for transparent huge pages for its big arrays
+    (it does by default where the system's setting is "madvise": ``NUMPY_MADVISE_HUGEPAGE``,
+    numpy's global state). On this machine a huge page costs far more at its first touch than
+    its 512 small pages: 1 GiB of new array written took 0.17-12.7 s with them (8.6 and 12.7 s
+    the first time in a process), a steady 0.39-0.47 s without; ``mine_pairs`` of 16M lines
+    took 4.3-8.4 s with them (its baskets step 0.5-4.9 s), 3.4 s without, three runs each.
+    ``mine_pairs`` uses it (in a build too: the 4M-line mine step took 10.5 s, as without). A
+    build does not around its other steps: within :func:`big_blocks_mapped` each big array is a
+    new map, faulted in page by page, and with small pages Online Retail's rank step took
+    8.2-8.9 s against 5.8 s (huge pages freed a moment before are quick to take again)."""
+    import numpy as np
+
+    core = getattr(np, "_core", None)  # numpy 2 (numpy 1: np.core)
+    flip = getattr(getattr(core or np.core, "multiarray", None), "_set_madvise_hugepage", None)
+    if flip is None:  # another numpy: its own default
+        yield
+        return
+    before = flip(False)
+    try:
+        yield
+    finally:
+        flip(before)
+
+
 def _libc(name: str) -> Any:
     """glibc's function ``name`` (``malloc_trim``, ``mallopt``), or None (another C library, or
     none found)."""

@@ -30,6 +30,7 @@ from tiein.mining.kernels import (
     thread_pool,
 )
 from tiein.model import MINING, PAIR_STATS, TIMELINE
+from tiein.sysmem import small_pages
 
 
 @dataclass
@@ -99,7 +100,7 @@ def mine_pairs(
     workers = threads if threads is not None else default_threads()
     if workers < 1:
         raise ConfigError(f"threads must be at least 1, got {threads}")
-    with thread_pool(workers) as pool:
+    with thread_pool(workers) as pool, small_pages():  # new big arrays: small pages (tiein.sysmem)
         return _mine(
             baskets,
             basket_col,
