@@ -1,7 +1,7 @@
 """Compiled kernels (numba, :func:`tiein.jit.compiled`) over sorted keys and lists: where keys
 are (:func:`positions`), directed pair keys in their unordered form (:func:`unordered_keys`), and
-the baskets two products share (:func:`pair_baskets`). The pair counter itself is
-:mod:`tiein.mining.jit`."""
+the baskets two products share (:func:`pair_baskets`), the summed weights of the baskets holding
+given pairs (:func:`weighted_hits`). The pair counter itself is :mod:`tiein.mining.jit`."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from tiein.jit import compiled
-from tiein.mining.jit import _chunk, in_regions
+from tiein.mining.jit import _chunk, group_lines, in_regions
 from tiein.mining.kernels import Pool, Serial
 
 
@@ -225,9 +225,61 @@ def positions_many(keys: np.ndarray, queries: list[np.ndarray]) -> list[np.ndarr
     return outs
 
 
+@compiled
+def _weighted_hits(
+    head: Any, start: Any, end: Any, item: Any, weight: Any, a: Any, b: Any, slot: Any, out: Any
+) -> None:  # pragma: no cover - compiled
+    q = 0
+    for x in range(head.size - 1):
+        q0 = q
+        while q < a.size and a[q] == x:  # x's asked partners: their slot + 1 in a flag row
+            slot[b[q]] = q + 1
+            q += 1
+        if q == q0:
+            continue
+        for s in range(head[x], head[x + 1]):
+            for p in range(start[s], end[s]):
+                k = slot[item[p]]
+                if k:
+                    out[k - 1] += weight[p]
+        for i in range(q0, q):
+            slot[b[i]] = 0
+
+
+def weighted_hits(
+    index: tuple[np.ndarray, np.ndarray, np.ndarray],
+    item: np.ndarray,
+    weight: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+    n_items: int,
+) -> np.ndarray:
+    """For each asked pair ``(a[k], b[k])`` (sorted by a, then b, distinct, ``a < b``; product
+    codes below ``n_items``), the summed ``weight`` (int64, one per line) of the lines of ``b``
+    among the partners of ``a``'s lines in ``index`` (:func:`tiein.mining.jit.group_lines` over
+    lines sorted by basket, then product: the baskets holding both, each counted once). One pass
+    over the lines of the asked pairs' first products, no pair expanded.
+
+    >>> from tiein.mining.jit import group_lines
+    >>> item, rem = np.array([0, 1, 2, 0, 2], np.int32), np.array([2, 1, 0, 1, 0])  # baskets 012, 02
+    >>> weighted_hits(group_lines(item, rem, 3), item, np.array([5, 5, 5, 7, 7]), np.array([0, 1]),
+    ...               np.array([2, 2]), 3).tolist()
+    [12, 5]
+    """
+    out = np.zeros(a.size, np.int64)
+    if a.size:
+        head, start, end = index
+        slot = np.zeros(n_items, np.int64)
+        args = (np.ascontiguousarray(weight, np.int64), np.ascontiguousarray(a, np.int64))
+        _weighted_hits(head, start, end, item, *args, np.ascontiguousarray(b, np.int64), slot, out)
+    return out
+
+
 def warm() -> None:
     """Compile (or load from the cache) the kernels of this module on a tiny input."""
     positions(np.array([1, 2], np.uint64), np.array([2], np.uint64))
     unordered_keys(np.array([1, 2], np.uint64), np.array([1, 1], np.int64), 1, 2)
     one = np.zeros(1, np.int64)
     pair_baskets(one, one + 1, np.array([0, 1, 2]), np.zeros(2, np.int64), Serial())
+    item = np.array([0, 1], np.int32)
+    weighted_hits(group_lines(item, np.array([1, 0]), 2), item, one + one, one, one + 1, 2)

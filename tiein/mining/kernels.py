@@ -42,9 +42,6 @@ def default_threads() -> int:
     return min(4, os.cpu_count() or 1)
 
 
-# A chunk whose key range is at most this many times its pair instances is counted with
-# bincount (one pass) instead of a sort (tiein.mining.weighted).
-DENSE_FACTOR = 4
 _DAY_US = 86_400_000_000
 # Bits available for packed sort keys (int64 keys must stay non-negative).
 _KEY_BITS = 63
@@ -271,32 +268,6 @@ def _distinct_rows(cols: list[np.ndarray], radices: list[int]) -> list[np.ndarra
     for c in srt:
         new |= _change(c)
     return [c[new].astype(np.int64) for c in srt]
-
-
-def expand(left: np.ndarray, start: np.ndarray, count: np.ndarray, right: np.ndarray) -> np.ndarray:
-    """For every i and d < count[i], the key ``left[i] + right[start[i] + d]`` (dtype of ``right``).
-
-    Vectorised by offset: the rows are ordered by count (descending, stable), so the rows
-    still active at offset d are a prefix; one gather per offset, never a loop over rows.
-    """
-    total = int(count.sum())
-    out = np.empty(total, right.dtype)
-    if total == 0:
-        return out
-    order = np.argsort(-count, kind="stable")
-    left, start = left[order].astype(right.dtype, copy=False), start[order]
-    # active[d] = rows with count > d
-    active = count.size - np.cumsum(np.bincount(count))
-    idx = np.empty(int(active[0]), np.int64)
-    off = 0
-    for d in range(int(count.max())):
-        m = int(active[d])
-        dst = out[off : off + m]
-        np.add(start[:m], d, out=idx[:m])
-        np.take(right, idx[:m], out=dst)
-        dst += left[:m]
-        off += m
-    return out
 
 
 def _co_counts(
