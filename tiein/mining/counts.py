@@ -24,6 +24,7 @@ from tiein.mining.kernels import (
     _timeline_table,
     _ts_column,
     default_threads,
+    partners_after,
     thread_pool,
 )
 from tiein.mining.mine import MinedPairs, _assemble
@@ -293,7 +294,7 @@ def count_pairs(
             starts = np.flatnonzero(_change(line_b)) if line_b.size else np.zeros(0, np.int64)
             sizes = sizes[~giant]
         item_n = np.bincount(line_i, minlength=n_items).astype(np.int64)
-        rem = np.repeat(starts + sizes, sizes) - np.arange(line_b.size, dtype=np.int64) - 1
+        rem = partners_after(starts, sizes)
         co_keys, co_counts, _, _ = _co_counts(line_i, rem, n_items, pool, tick)
         tl: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         af_keys, af_counts = np.zeros(0, np.uint64), np.zeros(0, np.int64)

@@ -26,6 +26,7 @@ from tiein.mining.kernels import (
     _timeline_table,
     _ts_column,
     default_threads,
+    partners_after,
     sorted_unique,
     thread_pool,
 )
@@ -217,7 +218,7 @@ def _mine(
 
     # 4. co-basket pair counts ----------------------------------------------------------------
     # rem[i]: products after line i in its basket (lines sorted by basket, then product code).
-    rem = np.repeat(starts + sizes, sizes) - np.arange(line_b.size, dtype=np.int64) - 1
+    rem = partners_after(starts, sizes)
     # Without the unfiltered counts, only the pairs the table holds are written: those of at
     # least min_count, and those an after count brings in (their n_ab is looked up).
     at_least, hot = 0, None

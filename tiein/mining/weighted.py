@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tiein.mining.kernels import _change, sorted_unique
+from tiein.mining.kernels import _change, partners_after, sorted_unique
 
 
 def distinct_lines(basket: np.ndarray, product: np.ndarray, n_items: int) -> tuple[np.ndarray, np.ndarray]:
@@ -69,9 +69,8 @@ def weighted_pair_counts(
     from tiein.mining.jit_keys import weighted_hits
 
     item = p.astype(np.int32)
-    starts = np.flatnonzero(_change(o))  # partners after each line: to the end of its basket
-    sizes = np.diff(np.append(starts, o.size))
-    rem = np.repeat(starts + sizes, sizes) - np.arange(o.size) - 1
+    starts = np.flatnonzero(_change(o))  # the baskets' first lines
+    rem = partners_after(starts, np.diff(np.append(starts, o.size)))
     index = group_lines(item, rem, n_items)
     w_pair = weighted_hits(index, item, w_basket[o], pairs // n_items, pairs % n_items, n_items)
     w_ab = np.zeros(n, np.int64)
