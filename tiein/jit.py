@@ -46,10 +46,10 @@ class Scratch:
     def __init__(self, n: int, dtype: type[np.generic]) -> None:
         size = max(int(n), 1) * np.dtype(dtype).itemsize
         # no MADV_HUGEPAGE (numpy asks it for its big arrays): the kernels write each chunk's
-        # region from its start, often a few kB, and a huge page per region made the kernel
-        # compact memory at the fault. Counting 4M lines' pairs 10 times in a row: median
-        # 418 ms with it, 215 without (max 1.39 s against 0.25 s); 1M, frequent pairs only:
-        # 56 against 32 ms
+        # region from its start, often a few kB, and each region then faulted in a whole huge
+        # page, slow at its first touch on this machine (tiein.sysmem.small_pages). Counting 4M
+        # lines' pairs 10 times in a row: median 418 ms with it, 215 without (max 1.39 s against
+        # 0.25 s); 1M, frequent pairs only: 56 against 32 ms
         self._map = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
         self.array: np.ndarray = np.frombuffer(self._map, dtype, count=int(n))
 

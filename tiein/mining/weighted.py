@@ -7,9 +7,9 @@ weight of the baskets holding both, and of those holding each product: integers 
 weights), so the numbers are exact. The distinct (basket, product) lines sorted by basket then
 product (:func:`distinct_lines`) are indexed by product, and a compiled pass
 (:func:`tiein.mining.jit_keys.weighted_hits`) over each asked pair's first product's lines adds
-up the weights of its asked partners, no pair expanded: Online Retail's 2.1M candidates 1.4 s
-when every pair instance was expanded and looked up, ~0.1 s now; the same numbers
-(tests/test_mining.py).
+up the weights of its asked partners, no pair expanded: 50k products / 4M lines, 6.1M asked
+pairs, the whole call 15.3 s when every pair instance was expanded and looked up, 7.2 s now (the
+compiled pass 0.5 s of it; both timed beside a test run); the same numbers (tests/test_mining.py).
 """
 
 from __future__ import annotations
