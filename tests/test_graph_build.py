@@ -532,3 +532,22 @@ def test_relations_by_score_reach_the_snapshot_files_as_they_are() -> None:
     assert _text_buffer(other["rel_complement"]) != _text_buffer(shuffled)  # sorted: a copy
     for name, table in other.items():
         assert snapshot[name].equals(table), name
+
+
+def test_a_relation_given_twice_with_other_scores_is_refused() -> None:
+    """The store sorts each product's relations by score, so a repeated (src, dst, kind) with a
+    different score is not next to its twin in that order: it is still refused, naming the later
+    row, and nothing is built."""
+    data = small()
+    data.relations = relations(
+        [
+            ("p1", "c1", "complement", 0.9),
+            ("p1", "p2", "complement", 0.5),
+            ("p1", "c1", "complement", 0.1),  # row 3: (p1, c1, complement) again
+            ("p2", "p1", "substitute", 0.8),
+        ]
+    )
+    with pytest.raises(InputError) as err:
+        graph_tables(data)
+    assert (err.value.row, err.value.column) == (3, "src,dst,kind")
+    assert "duplicate relation ('p1', 'c1', 'complement')" in str(err.value)
